@@ -1,0 +1,82 @@
+# meltp - build, test, bench. `make run` and `make test` are the two commands a newcomer needs.
+
+CC      ?= cc
+BUILD   ?= build
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE -Icollector -Iexporters -I$(BUILD)/gen
+LDLIBS  += -lprotobuf-c -lmicrohttpd -lsnappy -lzstd -lcurl -ljansson -lyaml -lz -lpthread -lm
+
+# Debian 12 packages the build, tests and benchmark need.
+DEPS_PKGS = gcc make pkg-config protobuf-c-compiler libprotobuf-c-dev libmicrohttpd-dev \
+            libsnappy-dev libzstd-dev libcurl4-openssl-dev libjansson-dev libyaml-dev zlib1g-dev \
+            curl python3 prometheus
+
+PROTOS   = $(wildcard proto/*.proto)
+GEN_C    = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+GEN_H    = $(GEN_C:.c=.h)
+CORE_SRC = $(filter-out collector/main.c,$(wildcard collector/*.c)) $(wildcard exporters/*.c)
+CORE_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) $(GEN_C))
+MAIN_OBJ = $(BUILD)/obj/collector/main.o
+UNIT_SRC = $(wildcard tests/unit/*.c)
+UNIT_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(UNIT_SRC))
+BENCH_BINS = $(BUILD)/loadgen $(BUILD)/sink
+
+.PHONY: all deps run test test-unit test-integration test-asan bench clean
+all: $(BUILD)/meltp
+
+deps:
+	@missing=""; for p in $(DEPS_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "deps: installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "deps: missing packages; run: sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTOS)
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen -Iproto $<
+
+$(BUILD)/obj/%.o: %.c $(GEN_H) $(wildcard collector/*.h exporters/*.h tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# generated code is not ours: don't hold it to -Werror extras
+$(BUILD)/obj/$(BUILD)/gen/%.o: $(BUILD)/gen/%.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Werror,$(CFLAGS)) -w -c -o $@ $<
+
+$(BUILD)/libmeltp.a: $(CORE_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/meltp: $(MAIN_OBJ) $(BUILD)/libmeltp.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/unit: $(UNIT_OBJ) $(BUILD)/libmeltp.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/loadgen: tests/bench/loadgen.c $(BUILD)/libmeltp.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/sink: tests/bench/sink.c $(BUILD)/libmeltp.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+run: deps $(BUILD)/meltp
+	$(BUILD)/meltp run --config configs/local.yaml
+
+# The whole suite: unit tests, then integration tests against the real binary.
+test: deps $(BUILD)/meltp $(BUILD)/unit $(BENCH_BINS)
+	@MELTP_BUILD=$(BUILD) bash tests/run.sh
+
+test-asan:
+	$(MAKE) test BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined"
+
+bench: deps $(BUILD)/meltp $(BENCH_BINS)
+	bash tests/bench/bench.sh
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,158 @@
+/*
+ * arena.c - bump allocator with chained blocks. Blocks grow geometrically so a request
+ * that decodes into 1 MB of structs costs a handful of mallocs. Not thread-safe: one
+ * arena belongs to one request at a time.
+ */
+#include "arena.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <stdint.h>
+
+typedef struct block {
+    struct block *next;
+    size_t size;
+    size_t used;
+    _Alignas(16) unsigned char data[];
+} block_t;
+
+struct arena {
+    block_t *head;       /* current block (first in chain) */
+    block_t *first;      /* the block kept by arena_reset */
+    size_t first_size;
+    size_t cap;
+    size_t reserved;
+    size_t used;
+    int over_cap;
+    ProtobufCAllocator pb;
+};
+
+static block_t *block_new(size_t size)
+{
+    block_t *b = malloc(sizeof(block_t) + size);
+    if (!b) {
+        return NULL;
+    }
+    b->next = NULL;
+    b->size = size;
+    b->used = 0;
+    return b;
+}
+
+static void *pb_alloc(void *ud, size_t n) { return arena_alloc(ud, n); }
+static void pb_free(void *ud, void *p) { (void)ud; (void)p; }
+
+arena_t *arena_create(size_t first_block, size_t cap)
+{
+    arena_t *a = calloc(1, sizeof(*a));
+    if (!a) {
+        return NULL;
+    }
+    if (first_block < 1024) {
+        first_block = 1024;
+    }
+    a->first = a->head = block_new(first_block);
+    if (!a->first) {
+        free(a);
+        return NULL;
+    }
+    a->first_size = first_block;
+    a->reserved = first_block;
+    a->cap = cap;
+    a->pb.alloc = pb_alloc;
+    a->pb.free = pb_free;
+    a->pb.allocator_data = a;
+    return a;
+}
+
+static void free_chain_except_first(arena_t *a)
+{
+    block_t *b = a->head;
+    while (b && b != a->first) {
+        block_t *n = b->next;
+        free(b);
+        b = n;
+    }
+}
+
+void arena_destroy(arena_t *a)
+{
+    if (!a) {
+        return;
+    }
+    free_chain_except_first(a);
+    free(a->first);
+    free(a);
+}
+
+void arena_reset(arena_t *a)
+{
+    free_chain_except_first(a);
+    a->head = a->first;
+    a->first->used = 0;
+    a->first->next = NULL;
+    a->reserved = a->first_size;
+    a->used = 0;
+    a->over_cap = 0;
+}
+
+void *arena_alloc(arena_t *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (n == 0) {
+        n = 16;
+    }
+    block_t *b = a->head;
+    if (b->size - b->used < n) {
+        size_t sz = b->size * 2;
+        if (sz < n) {
+            sz = n;
+        }
+        if (sz > 8u << 20 && n < (8u << 20)) {
+            sz = 8u << 20; /* stop doubling at 8 MiB blocks */
+        }
+        if (a->cap && a->reserved + sz > a->cap) {
+            if (a->reserved + n > a->cap) {
+                a->over_cap = 1;
+                return NULL;
+            }
+            sz = n;
+        }
+        block_t *nb = block_new(sz);
+        if (!nb) {
+            return NULL;
+        }
+        nb->next = b;
+        a->head = nb;
+        a->reserved += sz;
+        b = nb;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    a->used += n;
+    return p;
+}
+
+void *arena_calloc(arena_t *a, size_t n)
+{
+    void *p = arena_alloc(a, n);
+    if (p) {
+        memset(p, 0, n);
+    }
+    return p;
+}
+
+char *arena_strndup(arena_t *a, const char *s, size_t len)
+{
+    char *p = arena_alloc(a, len + 1);
+    if (p) {
+        memcpy(p, s, len);
+        p[len] = 0;
+    }
+    return p;
+}
+
+size_t arena_used(const arena_t *a) { return a->used; }
+size_t arena_reserved(const arena_t *a) { return a->reserved; }
+int arena_over_cap(const arena_t *a) { return a->over_cap; }
+ProtobufCAllocator *arena_pb_allocator(arena_t *a) { return &a->pb; }

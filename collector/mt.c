@@ -1,0 +1,83 @@
+/*
+ * mt.c - error strings, error buffer, logging and clocks shared by all modules.
+ */
+#include "mt.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <pthread.h>
+
+int mt_log_level = MT_LOG_INFO;
+
+const char *mt_strerror(int err)
+{
+    switch (err) {
+#define MT_X_CASE(name, val, msg) case name: return msg;
+        MT_ERRORS(MT_X_CASE)
+#undef MT_X_CASE
+    }
+    return "unknown error";
+}
+
+void mt_failf(mt_errbuf_t *eb, const char *fmt, ...)
+{
+    if (!eb || eb->set) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(eb->msg, sizeof(eb->msg), fmt, ap);
+    va_end(ap);
+    eb->set = 1;
+}
+
+const char *mt_signal_name(mt_signal_t s)
+{
+    static const char *n[] = {"traces", "metrics", "logs"};
+    return (unsigned)s < MT_SIG_COUNT ? n[s] : "unknown";
+}
+
+const char *mt_signal_item_name(mt_signal_t s)
+{
+    static const char *n[] = {"spans", "data_points", "log_records"};
+    return (unsigned)s < MT_SIG_COUNT ? n[s] : "items";
+}
+
+void mt_log(int level, const char *fmt, ...)
+{
+    static const char *lv[] = {"error", "warn", "info", "debug"};
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    if (level > mt_log_level) {
+        return;
+    }
+    char line[2048];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, lv[level < 0 ? 0 : level > 3 ? 3 : level]);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&mu);
+    fprintf(stderr, "%s\n", line);
+    pthread_mutex_unlock(&mu);
+}
+
+uint64_t mt_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t mt_wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

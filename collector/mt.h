@@ -1,0 +1,69 @@
+/*
+ * mt.h - project-wide basics for meltp: the one error enum, the first-error-wins
+ * error buffer, {ptr,len} string slices and logging. Every module includes this
+ * and nothing heavier, so it stays small.
+ */
+#ifndef MT_H
+#define MT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+/* One list generates the enum and mt_strerror(). 0 is success, errors are negative. */
+#define MT_ERRORS(X)                                                   \
+    X(MT_OK, 0, "ok")                                                  \
+    X(MT_ERR, -1, "error")                                             \
+    X(MT_ENOMEM, -2, "out of memory")                                  \
+    X(MT_AGAIN, -3, "try again later (back-pressure)")                 \
+    X(MT_EINVAL, -4, "invalid input")                                  \
+    X(MT_ETOOBIG, -5, "too large")                                     \
+    X(MT_EUNSUPPORTED, -6, "unsupported")                              \
+    X(MT_EIO, -7, "i/o error")                                         \
+    X(MT_ERETRY, -8, "retryable failure")                              \
+    X(MT_EPERM, -9, "permanent failure")                               \
+    X(MT_ENOTFOUND, -10, "not found")
+
+typedef enum {
+#define MT_X_ENUM(name, val, msg) name = (val),
+    MT_ERRORS(MT_X_ENUM)
+#undef MT_X_ENUM
+} mt_err_t;
+
+/* Returns a static description of an mt_err_t. */
+const char *mt_strerror(int err);
+
+/* Error buffer: the first message wins so the root cause is never overwritten. */
+#define MT_ERRBUF_SIZE 512
+typedef struct {
+    char msg[MT_ERRBUF_SIZE];
+    int set;
+} mt_errbuf_t;
+
+void mt_failf(mt_errbuf_t *eb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline void mt_errbuf_clear(mt_errbuf_t *eb) { eb->msg[0] = 0; eb->set = 0; }
+
+/* A borrowed byte range; never NUL-terminated by contract. */
+typedef struct {
+    const char *ptr;
+    size_t len;
+} mt_str_t;
+
+/* Signals carried by pipelines. */
+typedef enum { MT_SIG_TRACES = 0, MT_SIG_METRICS, MT_SIG_LOGS, MT_SIG_COUNT } mt_signal_t;
+const char *mt_signal_name(mt_signal_t s);          /* "traces" */
+const char *mt_signal_item_name(mt_signal_t s);     /* "spans", "data_points", "log_records" */
+
+/* Logging to stderr with a level; mt_log_level filters (0 error .. 3 debug). */
+enum { MT_LOG_ERROR = 0, MT_LOG_WARN, MT_LOG_INFO, MT_LOG_DEBUG };
+extern int mt_log_level;
+void mt_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Monotonic and wall clocks. */
+uint64_t mt_now_ns(void);      /* CLOCK_MONOTONIC */
+uint64_t mt_wall_ns(void);     /* CLOCK_REALTIME */
+
+#define MT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MT_UNUSED(x) ((void)(x))
+
+#endif
