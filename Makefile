@@ -4,11 +4,11 @@ CC      ?= cc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE -Icollector -Iexporters -I$(BUILD)/gen
-LDLIBS  += -lprotobuf-c -lmicrohttpd -lsnappy -lzstd -lcurl -ljansson -lyaml -lz -lpthread -lm
+LDLIBS  += -lprotobuf-c -lmicrohttpd -lsnappy -lzstd -lcurl -ljansson -lyaml -lz -lcrypto -lpthread -lm
 
 # Debian 12 packages the build, tests and benchmark need.
 DEPS_PKGS = gcc make pkg-config protobuf-c-compiler libprotobuf-c-dev libmicrohttpd-dev \
-            libsnappy-dev libzstd-dev libcurl4-openssl-dev libjansson-dev libyaml-dev zlib1g-dev \
+            libsnappy-dev libzstd-dev libcurl4-openssl-dev libjansson-dev libyaml-dev zlib1g-dev libssl-dev \
             curl python3 prometheus
 
 PROTOS   = $(wildcard proto/*.proto)

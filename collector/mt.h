@@ -63,6 +63,8 @@ void mt_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 uint64_t mt_now_ns(void);      /* CLOCK_MONOTONIC */
 uint64_t mt_wall_ns(void);     /* CLOCK_REALTIME */
 
+#define MELTP_VERSION "0.1.0"
+
 #define MT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define MT_UNUSED(x) ((void)(x))
 

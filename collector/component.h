@@ -1,0 +1,240 @@
+/*
+ * component.h - the component model. Receivers, processors, exporters and extensions are
+ * const descriptor structs (type name, config table, callbacks) listed once in
+ * component_registry.c. The service (service.c) builds instances from the config, wires
+ * receivers -> pipelines -> per-exporter queues, and owns their lifetimes.
+ */
+#ifndef COMPONENT_H
+#define COMPONENT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "mt.h"
+#include "config.h"
+#include "arena.h"
+#include "telemetry.h"
+
+typedef struct service service_t;
+typedef struct pipeline pipeline_t;
+typedef struct exporter exporter_t;
+typedef struct receiver receiver_t;
+typedef struct processor processor_t;
+typedef struct extension extension_t;
+
+#define SIG_BIT(s) (1u << (s))
+#define SIG_ALL (SIG_BIT(MT_SIG_TRACES) | SIG_BIT(MT_SIG_METRICS) | SIG_BIT(MT_SIG_LOGS))
+
+/* ---- batches: what queues hold ------------------------------------------------------- */
+
+/* An immutable, reference-counted, encoded Export<Signal>ServiceRequest. One malloc per
+ * request (never per item); fan-out to N exporters shares it. Concatenating two batches of
+ * the same signal yields a valid request (protobuf merge rule), which is how batching works
+ * without re-encoding. */
+typedef struct mt_batch {
+    _Atomic int refs;
+    mt_signal_t signal;
+    uint32_t items;
+    uint64_t created_ns;
+    size_t len;
+    uint8_t data[];
+} mt_batch_t;
+
+/* Returns a batch with refs=1 holding `len` uninitialised bytes (fill data[]), or NULL. The
+ * bytes are counted in the process memory gauge until the last unref. */
+mt_batch_t *batch_alloc(mt_signal_t s, uint32_t items, size_t len);
+void batch_ref(mt_batch_t *b);
+void batch_unref(mt_batch_t *b); /* accepts NULL */
+
+/* Process-wide bytes held by request bodies and queued batches (memory_limiter input). */
+extern _Atomic int64_t mt_mem_in_use;
+extern _Atomic int64_t mt_mem_limit; /* 0 = no limit */
+
+/* ---- exporters ------------------------------------------------------------------------ */
+
+/* Settings every exporter gets (queue, retry, timeout). Embedded first in each exporter's
+ * config struct so one table covers both. */
+typedef struct exporter_common {
+    int queue_enabled;
+    int64_t num_consumers;
+    int64_t queue_size;        /* batches (requests) */
+    int64_t queue_bytes;
+    int on_full;               /* 0 refuse, 1 drop */
+    int retry_enabled;
+    int64_t initial_interval;  /* ms */
+    int64_t max_interval;      /* ms */
+    int64_t max_elapsed_time;  /* ms, 0 = forever */
+    double multiplier;
+    double randomization_factor;
+    int64_t timeout;           /* ms */
+} exporter_common_t;
+extern const cfg_field_t exporter_common_fields[];
+extern const size_t exporter_common_nfields;
+
+typedef struct send_result {
+    int retry_after_ms;  /* > 0 when the server said when to come back */
+    int64_t rejected;    /* partial success: items the server rejected */
+    const char *reason;  /* short label for dropped/failed metrics */
+    char msg[512];       /* server's message, for the log */
+} send_result_t;
+
+typedef struct exporter_ops {
+    const char *type;
+    const cfg_field_t *fields;
+    size_t nfields;
+    size_t cfg_size;          /* sizeof the config struct (starts with exporter_common_t) */
+    unsigned signals;
+    const char *help;
+    /* validate the parsed config beyond the table (no side effects); errors via cfg_error */
+    void (*validate)(cfg_ctx_t *c, const void *cfg, const char *path, int line);
+    int (*create)(exporter_t *ex, mt_errbuf_t *eb);
+    void *(*worker_init)(exporter_t *ex);
+    void (*worker_fini)(exporter_t *ex, void *ws);
+    /* Sends one request. Returns MT_OK, MT_ERETRY (try again later) or MT_EPERM. */
+    int (*send)(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_t len,
+                uint32_t items, send_result_t *res);
+    void (*destroy)(exporter_t *ex);
+    int default_consumers;   /* 0 = use exporter_common default */
+} exporter_ops_t;
+
+struct exporter {
+    const exporter_ops_t *ops;
+    char *id;                 /* "otlphttp/tempo" */
+    void *cfg;                /* ops->cfg_size bytes, starts with exporter_common_t */
+    void *state;              /* exporter's own */
+    _Atomic uint64_t failing_since_ns; /* 0 when healthy */
+};
+
+static inline exporter_common_t *exporter_common(exporter_t *ex)
+{
+    return (exporter_common_t *)ex->cfg;
+}
+
+/* ---- exporter queues ------------------------------------------------------------------ */
+
+typedef struct exq exq_t;
+
+typedef struct batch_settings {
+    int enabled;
+    int64_t send_batch_size;      /* items */
+    int64_t send_batch_max_size;  /* items, 0 = no limit */
+    int64_t timeout_ms;
+} batch_settings_t;
+
+exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_settings_t *bs);
+int exq_start(exq_t *q);
+/* Reserves room for one batch. Returns MT_OK or MT_AGAIN when full. */
+int exq_reserve(exq_t *q, size_t bytes);
+void exq_unreserve(exq_t *q, size_t bytes);
+/* Pushes into reserved room; takes a reference on b. */
+void exq_push_reserved(exq_t *q, mt_batch_t *b);
+int exq_on_full_drop(const exq_t *q);
+exporter_t *exq_exporter(const exq_t *q);
+/* Stops accepting, lets workers drain until deadline, then counts what is left as dropped. */
+void exq_stop(exq_t *q, uint64_t deadline_ns);
+void exq_destroy(exq_t *q);
+double exq_fill_ratio(const exq_t *q);
+void exq_count_drop(exq_t *q, uint64_t items, const char *reason);
+
+/* ---- processors ----------------------------------------------------------------------- */
+
+typedef struct processor_ops {
+    const char *type;
+    const cfg_field_t *fields;
+    size_t nfields;
+    size_t cfg_size;
+    unsigned signals;
+    const char *help;
+    void (*validate)(cfg_ctx_t *c, void *cfg, const char *path, const cfg_node_t *node);
+    /* Mutating processors: change the decoded request in place (allocating from a). Returns
+     * MT_OK or an error. NULL for processors that only configure the pipeline (batch,
+     * memory_limiter). */
+    int (*process)(processor_t *pr, mt_signal_t s, ProtobufCMessage *req, arena_t *a);
+    void (*free_cfg)(void *cfg);
+} processor_ops_t;
+
+struct processor {
+    const processor_ops_t *ops;
+    char *id;
+    void *cfg;
+};
+
+/* ---- pipelines ------------------------------------------------------------------------ */
+
+struct pipeline {
+    char *id;                   /* "traces" or "traces/2" */
+    mt_signal_t signal;
+    processor_t **procs;        /* mutating ones only, in order */
+    size_t nprocs;
+    exq_t **queues;
+    size_t nqueues;
+    tm_counter_t *c_refused, *c_dropped_proc;
+};
+
+typedef struct consume_result {
+    int status;          /* MT_OK, MT_AGAIN (refused: full), MT_ENOMEM, MT_EINVAL */
+    uint64_t rejected;   /* items not taken (partial success) */
+    char msg[256];
+} consume_result_t;
+
+/* Hands one decoded request to every pipeline in `ps`. `raw` is the request's protobuf
+ * encoding (NULL if it came as JSON); it is reused as-is when no processor changed anything.
+ * All-or-nothing across refusing queues: either every queue took the batch (or counted a
+ * drop), or none did and the result is MT_AGAIN. */
+void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessage *req,
+                      const uint8_t *raw, size_t raw_len, uint64_t items, arena_t *a,
+                      consume_result_t *res);
+
+/* ---- receivers ------------------------------------------------------------------------ */
+
+typedef struct receiver_ops {
+    const char *type;
+    const cfg_field_t *fields;
+    size_t nfields;
+    size_t cfg_size;
+    unsigned signals;
+    const char *help;
+    void (*validate)(cfg_ctx_t *c, void *cfg, const char *path, const cfg_node_t *node);
+    int (*start)(receiver_t *r, mt_errbuf_t *eb);
+    void (*stop)(receiver_t *r);
+    void (*free_cfg)(void *cfg);
+} receiver_ops_t;
+
+struct receiver {
+    const receiver_ops_t *ops;
+    char *id;
+    void *cfg;
+    void *state;
+    pipeline_t **pipes[MT_SIG_COUNT];
+    size_t npipes[MT_SIG_COUNT];
+};
+
+/* ---- extensions ----------------------------------------------------------------------- */
+
+typedef struct extension_ops {
+    const char *type;
+    const cfg_field_t *fields;
+    size_t nfields;
+    size_t cfg_size;
+    const char *help;
+    int (*start)(extension_t *e, service_t *svc, mt_errbuf_t *eb);
+    void (*stop)(extension_t *e);
+} extension_ops_t;
+
+struct extension {
+    const extension_ops_t *ops;
+    char *id;
+    void *cfg;
+    void *state;
+};
+
+/* ---- registry ------------------------------------------------------------------------- */
+
+const receiver_ops_t *registry_receiver(const char *type);
+const processor_ops_t *registry_processor(const char *type);
+const exporter_ops_t *registry_exporter(const char *type);
+const extension_ops_t *registry_extension(const char *type);
+void registry_print_help(FILE *f);
+
+#endif

@@ -1,0 +1,316 @@
+/*
+ * otlp.c - see otlp.h. The wire explainer re-walks a message only after protobuf-c has
+ * already rejected it, so its cost never lands on the accepted-data path.
+ */
+#include "otlp.h"
+#include "otlp_json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef Opentelemetry__Proto__Collector__V1__ExportTraceServiceRequest trace_req_t;
+typedef Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest metrics_req_t;
+typedef Opentelemetry__Proto__Collector__V1__ExportLogsServiceRequest logs_req_t;
+
+const ProtobufCMessageDescriptor *otlp_request_desc(mt_signal_t s)
+{
+    switch (s) {
+    case MT_SIG_TRACES:
+        return &opentelemetry__proto__collector__v1__export_trace_service_request__descriptor;
+    case MT_SIG_METRICS:
+        return &opentelemetry__proto__collector__v1__export_metrics_service_request__descriptor;
+    case MT_SIG_LOGS:
+        return &opentelemetry__proto__collector__v1__export_logs_service_request__descriptor;
+    default:
+        return NULL;
+    }
+}
+
+const char *otlp_path(mt_signal_t s)
+{
+    static const char *p[] = {"/v1/traces", "/v1/metrics", "/v1/logs"};
+    return (unsigned)s < MT_SIG_COUNT ? p[s] : "/";
+}
+
+static const uint8_t *read_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (int shift = 0; shift < 70 && p < end; shift += 7) {
+        uint8_t b = *p++;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end,
+                   char *path, size_t plen, int depth, mt_errbuf_t *eb)
+{
+    if (depth > 64) {
+        mt_failf(eb, "%s: nesting deeper than 64", path[0] ? path : "(root)");
+        return MT_EINVAL;
+    }
+    unsigned counts[64] = {0};
+    while (p < end) {
+        uint64_t tag;
+        const uint8_t *q = read_varint(p, end, &tag);
+        if (!q) {
+            mt_failf(eb, "%s: truncated field tag at byte offset", path[0] ? path : "(root)");
+            return MT_EINVAL;
+        }
+        p = q;
+        unsigned fnum = (unsigned)(tag >> 3), wt = (unsigned)(tag & 7);
+        const ProtobufCFieldDescriptor *fd = fnum ? protobuf_c_message_descriptor_get_field(desc, fnum) : NULL;
+        const char *fname = fd ? fd->name : "?";
+        if (fnum == 0) {
+            mt_failf(eb, "%s: invalid field number 0", path[0] ? path : "(root)");
+            return MT_EINVAL;
+        }
+        size_t n = 0;
+        switch (wt) {
+        case 0: {
+            uint64_t v;
+            if (!(q = read_varint(p, end, &v))) {
+                mt_failf(eb, "%s%s%s: truncated varint (field %u)", path, path[0] ? "." : "", fname, fnum);
+                return MT_EINVAL;
+            }
+            n = (size_t)(q - p);
+            break;
+        }
+        case 1:
+            n = 8;
+            break;
+        case 5:
+            n = 4;
+            break;
+        case 2: {
+            uint64_t l;
+            if (!(q = read_varint(p, end, &l))) {
+                mt_failf(eb, "%s%s%s: truncated length (field %u)", path, path[0] ? "." : "", fname, fnum);
+                return MT_EINVAL;
+            }
+            if (l > (uint64_t)(end - q)) {
+                mt_failf(eb, "%s%s%s: length %llu runs past the end of the message (field %u)",
+                         path, path[0] ? "." : "", fname, (unsigned long long)l, fnum);
+                return MT_EINVAL;
+            }
+            p = q;
+            n = (size_t)l;
+            break;
+        }
+        default:
+            mt_failf(eb, "%s%s%s: invalid wire type %u (field %u)", path, path[0] ? "." : "", fname, wt, fnum);
+            return MT_EINVAL;
+        }
+        if ((size_t)(end - p) < n) {
+            mt_failf(eb, "%s%s%s: truncated value (field %u)", path, path[0] ? "." : "", fname, fnum);
+            return MT_EINVAL;
+        }
+        if (fd) {
+            int want;
+            switch (fd->type) {
+            case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_SFIXED64: case PROTOBUF_C_TYPE_DOUBLE:
+                want = 1; break;
+            case PROTOBUF_C_TYPE_FIXED32: case PROTOBUF_C_TYPE_SFIXED32: case PROTOBUF_C_TYPE_FLOAT:
+                want = 5; break;
+            case PROTOBUF_C_TYPE_STRING: case PROTOBUF_C_TYPE_BYTES: case PROTOBUF_C_TYPE_MESSAGE:
+                want = 2; break;
+            default:
+                want = 0;
+            }
+            int packed_ok = fd->label == PROTOBUF_C_LABEL_REPEATED && wt == 2 && want != 2;
+            if ((int)wt != want && !packed_ok) {
+                mt_failf(eb, "%s%s%s: wrong wire type %u for field %u (expected %d)", path,
+                         path[0] ? "." : "", fname, wt, fnum, want);
+                return MT_EINVAL;
+            }
+            if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+                size_t old = strlen(path);
+                unsigned idx = fnum < 64 ? counts[fnum]++ : 0;
+                if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+                    snprintf(path + old, plen - old, "%s%s[%u]", old ? "." : "", fname, idx);
+                } else {
+                    snprintf(path + old, plen - old, "%s%s", old ? "." : "", fname);
+                }
+                int rc = explain(fd->descriptor, p, p + n, path, plen, depth + 1, eb);
+                path[old] = 0;
+                if (rc) {
+                    return rc;
+                }
+            }
+        }
+        p += n;
+    }
+    return MT_OK;
+}
+
+int otlp_wire_explain(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                      mt_errbuf_t *eb)
+{
+    char path[1024] = "";
+    return explain(desc, data, data + len, path, sizeof(path), 0, eb);
+}
+
+ProtobufCMessage *otlp_unpack(mt_signal_t s, const uint8_t *data, size_t len, arena_t *a,
+                              mt_errbuf_t *eb)
+{
+    const ProtobufCMessageDescriptor *d = otlp_request_desc(s);
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, arena_pb_allocator(a), len, data);
+    if (!m) {
+        if (arena_over_cap(a)) {
+            mt_failf(eb, "decoded message exceeds the memory allowed for one request");
+        } else if (otlp_wire_explain(d, data, len, eb) == MT_OK) {
+            mt_failf(eb, "invalid protobuf: %s could not be decoded", d->name);
+        }
+    }
+    return m;
+}
+
+static int check_id(const ProtobufCBinaryData *id, size_t want, const char *what, const char *where,
+                    size_t i, size_t j, size_t k, mt_errbuf_t *eb)
+{
+    if (id->len != 0 && id->len != want) {
+        mt_failf(eb, "%s[%zu].%s[%zu].%s[%zu].%s: must be %zu bytes, got %zu", where, i,
+                 strcmp(where, "resourceSpans") == 0 ? "scopeSpans" : "scopeLogs", j,
+                 strcmp(where, "resourceSpans") == 0 ? "spans" : "logRecords", k, what, want,
+                 id->len);
+        return MT_EINVAL;
+    }
+    return MT_OK;
+}
+
+int otlp_check(mt_signal_t s, const ProtobufCMessage *req, uint64_t *items, mt_errbuf_t *eb)
+{
+    uint64_t n = 0;
+    if (s == MT_SIG_TRACES) {
+        const trace_req_t *r = (const trace_req_t *)req;
+        for (size_t i = 0; i < r->n_resource_spans; i++) {
+            Opentelemetry__Proto__Trace__V1__ResourceSpans *rs = r->resource_spans[i];
+            for (size_t j = 0; j < rs->n_scope_spans; j++) {
+                Opentelemetry__Proto__Trace__V1__ScopeSpans *ss = rs->scope_spans[j];
+                for (size_t k = 0; k < ss->n_spans; k++) {
+                    Opentelemetry__Proto__Trace__V1__Span *sp = ss->spans[k];
+                    if (check_id(&sp->trace_id, 16, "traceId", "resourceSpans", i, j, k, eb) ||
+                        check_id(&sp->span_id, 8, "spanId", "resourceSpans", i, j, k, eb) ||
+                        check_id(&sp->parent_span_id, 8, "parentSpanId", "resourceSpans", i, j, k, eb)) {
+                        return MT_EINVAL;
+                    }
+                }
+                n += ss->n_spans;
+            }
+        }
+    } else if (s == MT_SIG_LOGS) {
+        const logs_req_t *r = (const logs_req_t *)req;
+        for (size_t i = 0; i < r->n_resource_logs; i++) {
+            Opentelemetry__Proto__Logs__V1__ResourceLogs *rl = r->resource_logs[i];
+            for (size_t j = 0; j < rl->n_scope_logs; j++) {
+                Opentelemetry__Proto__Logs__V1__ScopeLogs *sl = rl->scope_logs[j];
+                for (size_t k = 0; k < sl->n_log_records; k++) {
+                    Opentelemetry__Proto__Logs__V1__LogRecord *lr = sl->log_records[k];
+                    if (check_id(&lr->trace_id, 16, "traceId", "resourceLogs", i, j, k, eb) ||
+                        check_id(&lr->span_id, 8, "spanId", "resourceLogs", i, j, k, eb)) {
+                        return MT_EINVAL;
+                    }
+                }
+                n += sl->n_log_records;
+            }
+        }
+    } else if (s == MT_SIG_METRICS) {
+        const metrics_req_t *r = (const metrics_req_t *)req;
+        for (size_t i = 0; i < r->n_resource_metrics; i++) {
+            Opentelemetry__Proto__Metrics__V1__ResourceMetrics *rm = r->resource_metrics[i];
+            for (size_t j = 0; j < rm->n_scope_metrics; j++) {
+                Opentelemetry__Proto__Metrics__V1__ScopeMetrics *sm = rm->scope_metrics[j];
+                for (size_t k = 0; k < sm->n_metrics; k++) {
+                    Opentelemetry__Proto__Metrics__V1__Metric *m = sm->metrics[k];
+                    switch (m->data_case) {
+                    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
+                        n += m->gauge->n_data_points;
+                        break;
+                    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
+                        n += m->sum->n_data_points;
+                        break;
+                    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
+                        n += m->histogram->n_data_points;
+                        break;
+                    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+                        n += m->exponential_histogram->n_data_points;
+                        break;
+                    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
+                        n += m->summary->n_data_points;
+                        break;
+                    default:
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    *items = n;
+    return MT_OK;
+}
+
+static uint8_t *pack_or_json(const ProtobufCMessage *m, int json, size_t *len)
+{
+    if (json) {
+        char *s = otlp_json_encode(m, len);
+        return (uint8_t *)s;
+    }
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *b = malloc(n ? n : 1);
+    if (b) {
+        *len = protobuf_c_message_pack(m, b);
+    }
+    return b;
+}
+
+uint8_t *otlp_response_body(mt_signal_t s, int json, int64_t rejected, const char *message,
+                            size_t *len)
+{
+    int partial = rejected > 0 || (message && *message);
+    char *msg = (char *)(message ? message : "");
+    switch (s) {
+    case MT_SIG_TRACES: {
+        Opentelemetry__Proto__Collector__V1__ExportTraceServiceResponse r =
+            OPENTELEMETRY__PROTO__COLLECTOR__V1__EXPORT_TRACE_SERVICE_RESPONSE__INIT;
+        Opentelemetry__Proto__Collector__V1__ExportTracePartialSuccess p =
+            OPENTELEMETRY__PROTO__COLLECTOR__V1__EXPORT_TRACE_PARTIAL_SUCCESS__INIT;
+        p.rejected_spans = rejected;
+        p.error_message = msg;
+        r.partial_success = partial ? &p : NULL;
+        return pack_or_json(&r.base, json, len);
+    }
+    case MT_SIG_METRICS: {
+        Opentelemetry__Proto__Collector__V1__ExportMetricsServiceResponse r =
+            OPENTELEMETRY__PROTO__COLLECTOR__V1__EXPORT_METRICS_SERVICE_RESPONSE__INIT;
+        Opentelemetry__Proto__Collector__V1__ExportMetricsPartialSuccess p =
+            OPENTELEMETRY__PROTO__COLLECTOR__V1__EXPORT_METRICS_PARTIAL_SUCCESS__INIT;
+        p.rejected_data_points = rejected;
+        p.error_message = msg;
+        r.partial_success = partial ? &p : NULL;
+        return pack_or_json(&r.base, json, len);
+    }
+    default: {
+        Opentelemetry__Proto__Collector__V1__ExportLogsServiceResponse r =
+            OPENTELEMETRY__PROTO__COLLECTOR__V1__EXPORT_LOGS_SERVICE_RESPONSE__INIT;
+        Opentelemetry__Proto__Collector__V1__ExportLogsPartialSuccess p =
+            OPENTELEMETRY__PROTO__COLLECTOR__V1__EXPORT_LOGS_PARTIAL_SUCCESS__INIT;
+        p.rejected_log_records = rejected;
+        p.error_message = msg;
+        r.partial_success = partial ? &p : NULL;
+        return pack_or_json(&r.base, json, len);
+    }
+    }
+}
+
+uint8_t *otlp_status_body(int json, int code, const char *message, size_t *len)
+{
+    Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+    st.code = code;
+    st.message = (char *)(message ? message : "");
+    return pack_or_json(&st.base, json, len);
+}

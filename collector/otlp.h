@@ -1,0 +1,43 @@
+/*
+ * otlp.h - OTLP message helpers shared by receivers, processors and exporters: the request
+ * descriptor per signal, arena-backed unpacking with a readable reason on failure, item
+ * counting and structural validation, and the response / google.rpc.Status bodies.
+ */
+#ifndef OTLP_H
+#define OTLP_H
+
+#include <protobuf-c/protobuf-c.h>
+#include "otlp_collector.pb-c.h"
+#include "rpc_status.pb-c.h"
+#include "arena.h"
+#include "mt.h"
+
+/* Export<Signal>ServiceRequest descriptor for a signal. */
+const ProtobufCMessageDescriptor *otlp_request_desc(mt_signal_t s);
+/* HTTP path ("/v1/traces") of a signal. */
+const char *otlp_path(mt_signal_t s);
+
+/* Unpacks an Export*ServiceRequest into the arena. On failure returns NULL and eb names the
+ * field path and what was wrong with the wire data (found by a second, explaining walk). */
+ProtobufCMessage *otlp_unpack(mt_signal_t s, const uint8_t *data, size_t len, arena_t *a,
+                              mt_errbuf_t *eb);
+
+/* Counts spans / data points / log records and checks structure (trace and span id lengths).
+ * Returns MT_OK, or MT_EINVAL with eb naming the offending item. */
+int otlp_check(mt_signal_t s, const ProtobufCMessage *req, uint64_t *items, mt_errbuf_t *eb);
+
+/* Builds the 200 response body (protobuf or JSON). rejected > 0 or a message sets
+ * partial_success. Returns a malloc'd body (may be empty: len 0, non-NULL). */
+uint8_t *otlp_response_body(mt_signal_t s, int json, int64_t rejected, const char *message,
+                            size_t *len);
+/* Builds a google.rpc.Status body for an error response. code is the gRPC code
+ * (3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 14 UNAVAILABLE, ...). */
+uint8_t *otlp_status_body(int json, int code, const char *message, size_t *len);
+
+/* Walks encoded protobuf `data` against `desc` and explains the first wire error (used when
+ * protobuf-c refuses a message; protobuf-c itself gives no reason). Returns MT_OK when it finds
+ * nothing wrong. */
+int otlp_wire_explain(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                      mt_errbuf_t *eb);
+
+#endif

@@ -1,0 +1,458 @@
+/*
+ * queue.c - one bounded queue and its worker threads per (pipeline, exporter). Receivers
+ * reserve room first, push second, so a request is either queued everywhere it must go or
+ * refused before anything was enqueued. Workers coalesce queued batches (the batch
+ * processor's size/timeout) by concatenating encoded requests, then call the exporter's send
+ * with retry and exponential backoff. Each queue has its own mutex: there is no global lock
+ * on the data path.
+ *
+ * Persistence: entries are self-contained encoded requests (mt_batch_t), so a disk-backed
+ * variant only has to replace the ring below with an append-only segment file; receivers and
+ * exporters would not change (see docs/ARCHITECTURE.md).
+ */
+#include "component.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <errno.h>
+
+_Atomic int64_t mt_mem_in_use;
+_Atomic int64_t mt_mem_limit;
+
+mt_batch_t *batch_alloc(mt_signal_t s, uint32_t items, size_t len)
+{
+    mt_batch_t *b = malloc(sizeof(*b) + len);
+    if (!b) {
+        return NULL;
+    }
+    atomic_init(&b->refs, 1);
+    b->signal = s;
+    b->items = items;
+    b->len = len;
+    b->created_ns = mt_now_ns();
+    atomic_fetch_add(&mt_mem_in_use, (int64_t)len);
+    return b;
+}
+
+void batch_ref(mt_batch_t *b)
+{
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+
+void batch_unref(mt_batch_t *b)
+{
+    if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+        atomic_fetch_sub(&mt_mem_in_use, (int64_t)b->len);
+        free(b);
+    }
+}
+
+struct exq {
+    exporter_t *ex;
+    pipeline_t *pipe;
+    mt_signal_t signal;
+    batch_settings_t bs;
+    exporter_common_t *cc;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;
+    mt_batch_t **ring;
+    size_t cap, head, count;   /* ring of queued batches */
+    size_t reserved;           /* slots promised to receivers */
+    size_t bytes;              /* queued + reserved + in flight */
+    int stopping;
+    uint64_t deadline_ns;
+    pthread_t *workers;
+    int nworkers;
+    char labels[256];
+    tm_counter_t *c_sent, *c_sent_bytes, *c_failed, *c_enqueued, *c_retries;
+    tm_hist_t *h_latency;
+};
+
+static double g_queue_len(void *arg)
+{
+    exq_t *q = arg;
+    pthread_mutex_lock(&q->mu);
+    double v = (double)q->count;
+    pthread_mutex_unlock(&q->mu);
+    return v;
+}
+
+static double g_queue_bytes(void *arg)
+{
+    exq_t *q = arg;
+    pthread_mutex_lock(&q->mu);
+    double v = (double)q->bytes;
+    pthread_mutex_unlock(&q->mu);
+    return v;
+}
+
+static double g_queue_cap(void *arg)
+{
+    return (double)((exq_t *)arg)->cap;
+}
+
+exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_settings_t *bs)
+{
+    exq_t *q = calloc(1, sizeof(*q));
+    if (!q) {
+        return NULL;
+    }
+    q->ex = ex;
+    q->pipe = p;
+    q->signal = s;
+    q->bs = *bs;
+    q->cc = exporter_common(ex);
+    q->cap = q->cc->queue_enabled && q->cc->queue_size > 0 ? (size_t)q->cc->queue_size : 1;
+    q->ring = calloc(q->cap, sizeof(*q->ring));
+    if (!q->ring) {
+        free(q);
+        return NULL;
+    }
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv_work, NULL);
+    snprintf(q->labels, sizeof(q->labels), "exporter=\"%s\",pipeline=\"%s\",signal=\"%s\"", ex->id,
+             p->id, mt_signal_name(s));
+    q->c_sent = tm_counter("meltp_exporter_sent_items_total", "Items the backend accepted.",
+                           q->labels);
+    q->c_sent_bytes = tm_counter("meltp_exporter_sent_bytes_total",
+                                 "Encoded request bytes sent (before compression).", q->labels);
+    q->c_failed = tm_counter("meltp_exporter_send_failed_requests_total",
+                             "Send attempts that failed (each retry counts).", q->labels);
+    q->c_enqueued = tm_counter("meltp_exporter_enqueued_items_total", "Items put in the queue.",
+                               q->labels);
+    q->c_retries = tm_counter("meltp_exporter_retries_total", "Send retries.", q->labels);
+    q->h_latency = tm_hist("meltp_exporter_send_duration_seconds",
+                           "Time for one send attempt to the backend.", q->labels);
+    tm_gauge("meltp_exporter_queue_length", "Batches waiting in the exporter queue.", q->labels,
+             g_queue_len, q);
+    tm_gauge("meltp_exporter_queue_bytes",
+             "Bytes queued, reserved or in flight for the exporter.", q->labels, g_queue_bytes, q);
+    tm_gauge("meltp_exporter_queue_capacity", "Queue capacity in batches.", q->labels, g_queue_cap,
+             q);
+    return q;
+}
+
+exporter_t *exq_exporter(const exq_t *q) { return q->ex; }
+int exq_on_full_drop(const exq_t *q) { return q->cc->on_full == 1; }
+
+double exq_fill_ratio(const exq_t *q)
+{
+    exq_t *mq = (exq_t *)q;
+    pthread_mutex_lock(&mq->mu);
+    double r = (double)(q->count + q->reserved) / (double)q->cap;
+    if (q->cc->queue_bytes > 0) {
+        double rb = (double)q->bytes / (double)q->cc->queue_bytes;
+        if (rb > r) {
+            r = rb;
+        }
+    }
+    pthread_mutex_unlock(&mq->mu);
+    return r;
+}
+
+void exq_count_drop(exq_t *q, uint64_t items, const char *reason)
+{
+    tm_count_reason("meltp_exporter_dropped_items_total",
+                    "Items the exporter dropped, by reason.", q->labels, reason, items);
+}
+
+int exq_reserve(exq_t *q, size_t bytes)
+{
+    int rc = MT_OK;
+    pthread_mutex_lock(&q->mu);
+    if (q->stopping || q->count + q->reserved >= q->cap ||
+        (q->cc->queue_bytes > 0 && q->bytes + bytes > (size_t)q->cc->queue_bytes &&
+         q->bytes > 0)) {
+        rc = MT_AGAIN;
+    } else {
+        q->reserved++;
+        q->bytes += bytes;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+void exq_unreserve(exq_t *q, size_t bytes)
+{
+    pthread_mutex_lock(&q->mu);
+    q->reserved--;
+    q->bytes -= bytes;
+    pthread_mutex_unlock(&q->mu);
+}
+
+void exq_push_reserved(exq_t *q, mt_batch_t *b)
+{
+    batch_ref(b);
+    tm_add(q->c_enqueued, b->items);
+    pthread_mutex_lock(&q->mu);
+    q->reserved--;
+    q->ring[(q->head + q->count) % q->cap] = b;
+    q->count++;
+    pthread_cond_signal(&q->cv_work);
+    pthread_mutex_unlock(&q->mu);
+}
+
+static mt_batch_t *pop_locked(exq_t *q)
+{
+    mt_batch_t *b = q->ring[q->head];
+    q->ring[q->head] = NULL;
+    q->head = (q->head + 1) % q->cap;
+    q->count--;
+    return b;
+}
+
+static void abs_deadline(struct timespec *ts, uint64_t mono_ns)
+{
+    ts->tv_sec = (time_t)(mono_ns / 1000000000ull);
+    ts->tv_nsec = (long)(mono_ns % 1000000000ull);
+}
+
+/* Sleeps up to ms, waking early when the queue is stopping past its deadline. */
+static void backoff_sleep(exq_t *q, int64_t ms)
+{
+    uint64_t until = mt_now_ns() + (uint64_t)ms * 1000000ull;
+    pthread_mutex_lock(&q->mu);
+    while (mt_now_ns() < until) {
+        if (q->stopping && mt_now_ns() >= q->deadline_ns) {
+            break;
+        }
+        uint64_t wake = until;
+        if (q->stopping && q->deadline_ns < wake) {
+            wake = q->deadline_ns;
+        }
+        struct timespec ts;
+        abs_deadline(&ts, wake);
+        pthread_cond_timedwait(&q->cv_work, &q->mu, &ts);
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+typedef struct worker {
+    exq_t *q;
+    void *ws;
+    uint8_t *buf;
+    size_t buf_cap;
+} worker_t;
+
+/* Sends one coalesced request, retrying per retry_on_failure. Returns items delivered. */
+static void deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items)
+{
+    exq_t *q = w->q;
+    exporter_common_t *cc = q->cc;
+    uint64_t start = mt_now_ns();
+    double interval = (double)cc->initial_interval;
+    for (int attempt = 0;; attempt++) {
+        send_result_t res;
+        memset(&res, 0, sizeof(res));
+        uint64_t t0 = mt_now_ns();
+        int rc = q->ex->ops->send(q->ex, w->ws, q->signal, data, len, items, &res);
+        tm_hist_observe(q->h_latency, (double)(mt_now_ns() - t0) / 1e9);
+        if (rc == MT_OK) {
+            atomic_store(&q->ex->failing_since_ns, 0);
+            tm_add(q->c_sent, items - (uint32_t)(res.rejected > items ? items : res.rejected));
+            tm_add(q->c_sent_bytes, len);
+            if (res.rejected > 0) {
+                exq_count_drop(q, (uint64_t)res.rejected, "rejected_by_backend");
+                mt_log(MT_LOG_WARN, "exporter %s: backend rejected %lld of %u %s: %s", q->ex->id,
+                       (long long)res.rejected, items, mt_signal_item_name(q->signal), res.msg);
+            }
+            return;
+        }
+        tm_add(q->c_failed, 1);
+        uint64_t zero = 0;
+        atomic_compare_exchange_strong(&q->ex->failing_since_ns, &zero, mt_now_ns());
+        if (rc != MT_ERETRY || !cc->retry_enabled) {
+            exq_count_drop(q, items, res.reason ? res.reason : "permanent_error");
+            mt_log(MT_LOG_ERROR, "exporter %s: dropping %u %s: %s", q->ex->id, items,
+                   mt_signal_item_name(q->signal), res.msg[0] ? res.msg : "permanent error");
+            return;
+        }
+        uint64_t now = mt_now_ns();
+        int stopping;
+        uint64_t deadline;
+        pthread_mutex_lock(&q->mu);
+        stopping = q->stopping;
+        deadline = q->deadline_ns;
+        pthread_mutex_unlock(&q->mu);
+        if ((cc->max_elapsed_time > 0 &&
+             now - start > (uint64_t)cc->max_elapsed_time * 1000000ull) ||
+            (stopping && now >= deadline)) {
+            const char *why = stopping ? "shutdown" : "retries_exhausted";
+            exq_count_drop(q, items, why);
+            mt_log(MT_LOG_ERROR, "exporter %s: dropping %u %s after %d attempts (%s): %s",
+                   q->ex->id, items, mt_signal_item_name(q->signal), attempt + 1, why, res.msg);
+            return;
+        }
+        /* exponential backoff with jitter; the server's Retry-After wins when larger */
+        double jitter = 1.0 + cc->randomization_factor * (2.0 * ((double)rand() / RAND_MAX) - 1.0);
+        int64_t wait = (int64_t)(interval * jitter);
+        if (res.retry_after_ms > wait) {
+            wait = res.retry_after_ms;
+        }
+        interval *= cc->multiplier;
+        if (interval > (double)cc->max_interval) {
+            interval = (double)cc->max_interval;
+        }
+        tm_add(q->c_retries, 1);
+        mt_log(MT_LOG_WARN, "exporter %s: send failed (%s), retrying in %lld ms", q->ex->id,
+               res.msg[0] ? res.msg : "error", (long long)wait);
+        backoff_sleep(q, wait);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    exq_t *q = w->q;
+    mt_batch_t *taken[256];
+    for (;;) {
+        size_t n = 0;
+        uint64_t items = 0;
+        size_t bytes = 0;
+        pthread_mutex_lock(&q->mu);
+        while (q->count == 0 && !q->stopping) {
+            pthread_cond_wait(&q->cv_work, &q->mu);
+        }
+        if (q->count == 0 && q->stopping) {
+            pthread_mutex_unlock(&q->mu);
+            break;
+        }
+        taken[n++] = pop_locked(q);
+        items = taken[0]->items;
+        bytes = taken[0]->len;
+        if (q->bs.enabled) {
+            uint64_t deadline = taken[0]->created_ns + (uint64_t)q->bs.timeout_ms * 1000000ull;
+            while ((int64_t)items < q->bs.send_batch_size && n < MT_ARRAY_LEN(taken)) {
+                if (q->count > 0) {
+                    mt_batch_t *nb = q->ring[q->head];
+                    if (q->bs.send_batch_max_size > 0 &&
+                        (int64_t)(items + nb->items) > q->bs.send_batch_max_size) {
+                        break;
+                    }
+                    taken[n++] = pop_locked(q);
+                    items += nb->items;
+                    bytes += nb->len;
+                    continue;
+                }
+                if (q->stopping || mt_now_ns() >= deadline) {
+                    break;
+                }
+                struct timespec ts;
+                abs_deadline(&ts, deadline);
+                pthread_cond_timedwait(&q->cv_work, &q->mu, &ts);
+            }
+        }
+        pthread_mutex_unlock(&q->mu);
+
+        const uint8_t *data = taken[0]->data;
+        if (n > 1) {
+            if (w->buf_cap < bytes) {
+                free(w->buf);
+                w->buf_cap = bytes + bytes / 4;
+                w->buf = malloc(w->buf_cap);
+            }
+            if (w->buf) {
+                size_t off = 0;
+                for (size_t i = 0; i < n; i++) {
+                    memcpy(w->buf + off, taken[i]->data, taken[i]->len);
+                    off += taken[i]->len;
+                }
+                data = w->buf;
+            } else {
+                w->buf_cap = 0;
+            }
+        }
+        if (n > 1 && !w->buf) {
+            /* no memory to coalesce: send one by one rather than lose anything */
+            for (size_t i = 0; i < n; i++) {
+                deliver(w, taken[i]->data, taken[i]->len, taken[i]->items);
+            }
+        } else {
+            deliver(w, data, bytes, (uint32_t)items);
+        }
+        /* a big coalescing buffer is not worth keeping between quiet periods */
+        if (w->buf_cap > (8u << 20)) {
+            free(w->buf);
+            w->buf = NULL;
+            w->buf_cap = 0;
+        }
+        pthread_mutex_lock(&q->mu);
+        q->bytes -= bytes;
+        pthread_mutex_unlock(&q->mu);
+        for (size_t i = 0; i < n; i++) {
+            batch_unref(taken[i]);
+        }
+    }
+    if (q->ex->ops->worker_fini) {
+        q->ex->ops->worker_fini(q->ex, w->ws);
+    }
+    free(w->buf);
+    free(w);
+    return NULL;
+}
+
+int exq_start(exq_t *q)
+{
+    exporter_common_t *cc = q->cc;
+    int n = (int)(cc->num_consumers > 0 ? cc->num_consumers : 1);
+    if (!cc->queue_enabled) {
+        n = 1;
+    }
+    q->workers = calloc((size_t)n, sizeof(pthread_t));
+    if (!q->workers) {
+        return MT_ENOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        worker_t *w = calloc(1, sizeof(*w));
+        if (!w) {
+            return MT_ENOMEM;
+        }
+        w->q = q;
+        w->ws = q->ex->ops->worker_init ? q->ex->ops->worker_init(q->ex) : NULL;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setstacksize(&at, 256 * 1024);
+        int rc = pthread_create(&q->workers[i], &at, worker_main, w);
+        pthread_attr_destroy(&at);
+        if (rc != 0) {
+            free(w);
+            return MT_ERR;
+        }
+        q->nworkers++;
+    }
+    return MT_OK;
+}
+
+void exq_stop(exq_t *q, uint64_t deadline_ns)
+{
+    pthread_mutex_lock(&q->mu);
+    q->stopping = 1;
+    q->deadline_ns = deadline_ns;
+    pthread_cond_broadcast(&q->cv_work);
+    pthread_mutex_unlock(&q->mu);
+    /* workers exit when the queue is empty; past the deadline each remaining batch fails
+     * fast (deliver() sees stopping && deadline) and is counted as dropped "shutdown" */
+    for (int i = 0; i < q->nworkers; i++) {
+        pthread_join(q->workers[i], NULL);
+    }
+    q->nworkers = 0;
+}
+
+void exq_destroy(exq_t *q)
+{
+    if (!q) {
+        return;
+    }
+    tm_gauge_remove(q);
+    while (q->count) {
+        mt_batch_t *b = pop_locked(q);
+        exq_count_drop(q, b->items, "shutdown");
+        batch_unref(b);
+    }
+    free(q->workers);
+    free(q->ring);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv_work);
+    free(q);
+}

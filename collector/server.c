@@ -1,0 +1,254 @@
+/*
+ * server.c - see server.h. libmicrohttpd runs a pool of polling threads (epoll); each request
+ * is handled entirely on the thread that read it, so there is no cross-thread hand-off
+ * before the pipeline queues.
+ */
+#include "server.h"
+#include "component.h"
+
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+struct http_server {
+    struct MHD_Daemon *d;
+    http_handler_t h;
+    size_t max_body;
+    int port;
+};
+
+int http_parse_endpoint(const char *endpoint, char *host, size_t hostlen, int *port,
+                        mt_errbuf_t *eb)
+{
+    if (!endpoint || !*endpoint) {
+        mt_failf(eb, "empty endpoint");
+        return MT_EINVAL;
+    }
+    const char *colon;
+    const char *h = endpoint;
+    size_t hl;
+    if (*endpoint == '[') {
+        const char *rb = strchr(endpoint, ']');
+        if (!rb || rb[1] != ':') {
+            mt_failf(eb, "endpoint \"%s\": expected [ipv6]:port", endpoint);
+            return MT_EINVAL;
+        }
+        h = endpoint + 1;
+        hl = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(endpoint, ':');
+        if (!colon) {
+            mt_failf(eb, "endpoint \"%s\": expected host:port", endpoint);
+            return MT_EINVAL;
+        }
+        hl = (size_t)(colon - endpoint);
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || p < 0 || p > 65535) {
+        mt_failf(eb, "endpoint \"%s\": invalid port", endpoint);
+        return MT_EINVAL;
+    }
+    if (hl >= hostlen) {
+        mt_failf(eb, "endpoint \"%s\": host too long", endpoint);
+        return MT_EINVAL;
+    }
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    *port = (int)p;
+    return MT_OK;
+}
+
+static void req_free(http_req_t *r)
+{
+    if (r->accounted) {
+        atomic_fetch_sub(&mt_mem_in_use, r->accounted);
+    }
+    free(r->body);
+    free(r);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    http_server_t *s = cls;
+    http_req_t *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r) {
+            return MHD_NO;
+        }
+        r->conn = c;
+        r->method = method;
+        r->path = url;
+        r->max_body = s->max_body;
+        r->start_ns = mt_now_ns();
+        *con_cls = r;
+        s->h.begin(s->h.arg, r);
+        if (!r->responded) {
+            const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+            if (cl) {
+                unsigned long long n = strtoull(cl, NULL, 10);
+                if (n > r->max_body) {
+                    r->too_big = 1;
+                } else if (n > 0) {
+                    r->body = malloc((size_t)n);
+                    r->cap = r->body ? (size_t)n : 0;
+                }
+            }
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->responded || r->too_big) {
+            return MHD_YES; /* discard */
+        }
+        if (r->len + n > r->max_body) {
+            r->too_big = 1;
+            return MHD_YES;
+        }
+        if (r->len + n > r->cap) {
+            size_t nc = r->cap ? r->cap * 2 : 64 * 1024;
+            while (nc < r->len + n) {
+                nc *= 2;
+            }
+            if (nc > r->max_body) {
+                nc = r->max_body;
+            }
+            uint8_t *nb = realloc(r->body, nc);
+            if (!nb) {
+                http_respond(r, 503, "text/plain", "out of memory\n", 14, "Retry-After", "1");
+                return MHD_YES;
+            }
+            atomic_fetch_add(&mt_mem_in_use, (int64_t)(nc - r->cap));
+            r->accounted += (int64_t)(nc - r->cap);
+            r->body = nb;
+            r->cap = nc;
+        } else if (r->accounted == 0 && r->cap) {
+            atomic_fetch_add(&mt_mem_in_use, (int64_t)r->cap);
+            r->accounted = (int64_t)r->cap;
+        }
+        memcpy(r->body + r->len, upload_data, n);
+        r->len += n;
+        return MHD_YES;
+    }
+    if (!r->responded) {
+        s->h.complete(s->h.arg, r);
+    }
+    if (!r->responded) {
+        http_respond(r, 500, "text/plain", "no response\n", 12, NULL, NULL);
+    }
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (*con_cls) {
+        req_free(*con_cls);
+        *con_cls = NULL;
+    }
+}
+
+http_server_t *http_server_start(const char *endpoint, int threads, size_t max_body,
+                                 const http_handler_t *h, mt_errbuf_t *eb)
+{
+    char host[256];
+    int port;
+    if (http_parse_endpoint(endpoint, host, sizeof(host), &port, eb) != MT_OK) {
+        return NULL;
+    }
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    int gr = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &ai);
+    if (gr != 0 || !ai) {
+        mt_failf(eb, "endpoint \"%s\": cannot resolve host: %s", endpoint, gai_strerror(gr));
+        return NULL;
+    }
+    http_server_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        freeaddrinfo(ai);
+        mt_failf(eb, "out of memory");
+        return NULL;
+    }
+    s->h = *h;
+    s->max_body = max_body;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+    }
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                            MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(threads > 1 ? threads : 0),
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                            MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->d) {
+        mt_failf(eb, "endpoint \"%s\": cannot listen (address in use or not permitted)", endpoint);
+        free(s);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : port;
+    return s;
+}
+
+void http_server_stop(http_server_t *s)
+{
+    if (!s) {
+        return;
+    }
+    MHD_stop_daemon(s->d);
+    free(s);
+}
+
+int http_server_port(const http_server_t *s) { return s->port; }
+
+const char *http_header(http_req_t *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+void http_respond(http_req_t *r, int status, const char *content_type, const void *body,
+                  size_t len, const char *extra_name, const char *extra_value)
+{
+    if (r->responded) {
+        return;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp) {
+        return;
+    }
+    if (content_type) {
+        MHD_add_response_header(resp, "Content-Type", content_type);
+    }
+    if (extra_name && extra_value) {
+        MHD_add_response_header(resp, extra_name, extra_value);
+    }
+    MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->responded = 1;
+}

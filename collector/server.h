@@ -1,0 +1,55 @@
+/*
+ * server.h - a thin layer over libmicrohttpd shared by the OTLP receiver, the health check
+ * and the self-metrics endpoint: endpoint parsing, request bodies collected under a cap
+ * (Content-Length checked before reading, chunked bodies checked while reading), and one
+ * call to send a response.
+ */
+#ifndef SERVER_H
+#define SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "mt.h"
+
+typedef struct http_server http_server_t;
+
+typedef struct http_req {
+    void *conn;               /* struct MHD_Connection * */
+    const char *method;
+    const char *path;
+    uint8_t *body;
+    size_t len, cap;
+    size_t max_body;
+    int too_big;              /* body passed max_body: the rest was discarded */
+    int responded;
+    int64_t accounted;        /* bytes counted in mt_mem_in_use for this body */
+    void *user;               /* handler's per-request data */
+    uint64_t start_ns;
+} http_req_t;
+
+typedef struct http_handler {
+    /* Called once when headers are in. Respond here (http_respond) to refuse early;
+     * otherwise the body is collected and complete() runs. */
+    void (*begin)(void *arg, http_req_t *r);
+    void (*complete)(void *arg, http_req_t *r);
+    void *arg;
+} http_handler_t;
+
+/* Parses "host:port" (host may be empty, "0.0.0.0", "localhost", "[::1]") and starts serving
+ * with `threads` worker threads. Returns NULL with eb filled when the address is bad or busy. */
+http_server_t *http_server_start(const char *endpoint, int threads, size_t max_body,
+                                 const http_handler_t *h, mt_errbuf_t *eb);
+void http_server_stop(http_server_t *s); /* accepts NULL; waits for handlers to return */
+/* The port actually bound (useful with port 0). */
+int http_server_port(const http_server_t *s);
+
+const char *http_header(http_req_t *r, const char *name);
+/* Queues the response. extra_name/extra_value add one header (e.g. Retry-After) when set. */
+void http_respond(http_req_t *r, int status, const char *content_type, const void *body,
+                  size_t len, const char *extra_name, const char *extra_value);
+
+/* Validates an endpoint string without binding. */
+int http_parse_endpoint(const char *endpoint, char *host, size_t hostlen, int *port,
+                        mt_errbuf_t *eb);
+
+#endif

@@ -1,0 +1,647 @@
+/*
+ * service.c - builds a running collector from a configuration document:
+ *   1. load YAML, check the top-level layout;
+ *   2. for every receivers/processors/exporters/extensions entry, find its type in the
+ *      registry and apply its config table (defaults, unknown keys, types) and validator;
+ *   3. check service.pipelines references and signal support;
+ *   4. on start: create exporters, one queue per (pipeline, exporter), start workers, start
+ *      receivers last so nothing arrives before its queues exist.
+ * Stop runs in reverse: receivers first (no new data), then queues drain until the
+ * shutdown timeout, then exporters close.
+ */
+#include "service.h"
+#include "component.h"
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <stddef.h>
+
+void processor_batch_settings(const processor_t *p, batch_settings_t *bs);
+int64_t processor_memory_limit_bytes(const processor_t *p);
+
+typedef struct svc_cfg {
+    cfg_strlist_t extensions;
+    const cfg_node_t *pipelines;
+    char *metrics_address;
+    int metrics_level;
+    int logs_level;
+    int logs_encoding;
+    int64_t shutdown_timeout;
+} svc_cfg_t;
+
+static const cfg_field_t svc_fields[] = {
+    {"extensions", CFG_T_STRLIST, NULL, 0, offsetof(svc_cfg_t, extensions), NULL,
+     "extensions to start"},
+    {"pipelines", CFG_T_NODE, NULL, CFG_REQUIRED, offsetof(svc_cfg_t, pipelines), NULL,
+     "traces / metrics / logs pipelines (type or type/name)"},
+    {"telemetry.metrics.address", CFG_T_STRING, "127.0.0.1:8888", 0,
+     offsetof(svc_cfg_t, metrics_address), NULL,
+     "host:port serving meltp's own metrics at /metrics (empty = off)"},
+    {"telemetry.metrics.level", CFG_T_ENUM, "normal", 0, offsetof(svc_cfg_t, metrics_level),
+     "none|basic|normal|detailed", "none turns the metrics endpoint off"},
+    {"telemetry.logs.level", CFG_T_ENUM, "info", 0, offsetof(svc_cfg_t, logs_level),
+     "error|warn|info|debug", "log level"},
+    {"telemetry.logs.encoding", CFG_T_ENUM, "console", 0, offsetof(svc_cfg_t, logs_encoding),
+     "console|json", "accepted for compatibility (console only)"},
+    {"shutdown_timeout", CFG_T_DURATION, "10s", 0, offsetof(svc_cfg_t, shutdown_timeout), NULL,
+     "how long SIGTERM/SIGINT wait for queues to drain (meltp extension)"},
+};
+
+struct service {
+    cfg_doc_t *doc;
+    svc_cfg_t cfg;
+    receiver_t **recvs;
+    size_t nrecvs;
+    processor_t **procs;
+    size_t nprocs;
+    exporter_t **exps;
+    size_t nexps;
+    extension_t **exts;
+    size_t nexts;
+    pipeline_t **pipes;
+    size_t npipes;
+    cfg_field_t **merged;       /* per exporter: common + own table */
+    http_server_t *metrics_srv;
+    int64_t mem_limit;
+    int started;
+};
+
+static char *idtype(const char *id)
+{
+    const char *slash = strchr(id, '/');
+    return strndup(id, slash ? (size_t)(slash - id) : strlen(id));
+}
+
+static int valid_id(const char *id)
+{
+    const char *slash = strchr(id, '/');
+    if (!*id || id == slash) {
+        return 0;
+    }
+    if (slash && (!slash[1] || strchr(slash + 1, '/'))) {
+        return 0;
+    }
+    return 1;
+}
+
+static int key_line(const cfg_node_t *map, size_t i)
+{
+    return map->key_lines ? map->key_lines[i] : map->line;
+}
+
+/* Loads one section (receivers, processors, ...) into instances. `kind` picks the registry. */
+enum { K_RECV, K_PROC, K_EXP, K_EXT };
+
+static void load_section(service_t *s, cfg_ctx_t *c, int kind, const char *section)
+{
+    const cfg_node_t *sec = cfg_map_get(s->doc->root, section);
+    if (!sec || sec->kind == CFG_NODE_NULL) {
+        return;
+    }
+    if (sec->kind != CFG_NODE_MAP) {
+        cfg_error(c, sec->line, section, "expected a map of component ids");
+        return;
+    }
+    size_t n = sec->n;
+    void **arr = calloc(n ? n : 1, sizeof(void *));
+    if (kind == K_EXP) {
+        s->merged = calloc(n ? n : 1, sizeof(cfg_field_t *));
+    }
+    size_t cnt = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *id = sec->keys[i];
+        const cfg_node_t *node = sec->children[i];
+        int line = key_line(sec, i);
+        char path[256];
+        snprintf(path, sizeof(path), "%s.%s", section, id);
+        if (!valid_id(id)) {
+            cfg_error(c, line, path, "invalid component id (use type or type/name)");
+            continue;
+        }
+        if (node->kind != CFG_NODE_MAP && node->kind != CFG_NODE_NULL) {
+            cfg_error(c, node->line, path, "expected a map");
+            continue;
+        }
+        char *type = idtype(id);
+        const cfg_field_t *fields = NULL;
+        size_t nfields = 0, cfg_size = 0;
+        const receiver_ops_t *ro = NULL;
+        const processor_ops_t *po = NULL;
+        const exporter_ops_t *eo = NULL;
+        const extension_ops_t *xo = NULL;
+        switch (kind) {
+        case K_RECV:
+            ro = registry_receiver(type);
+            if (ro) {
+                fields = ro->fields, nfields = ro->nfields, cfg_size = ro->cfg_size;
+            }
+            break;
+        case K_PROC:
+            po = registry_processor(type);
+            if (po) {
+                fields = po->fields, nfields = po->nfields, cfg_size = po->cfg_size;
+            }
+            break;
+        case K_EXP:
+            eo = registry_exporter(type);
+            if (eo) {
+                cfg_field_t *m = calloc(exporter_common_nfields + eo->nfields, sizeof(*m));
+                memcpy(m, exporter_common_fields, exporter_common_nfields * sizeof(*m));
+                memcpy(m + exporter_common_nfields, eo->fields, eo->nfields * sizeof(*m));
+                s->merged[cnt] = m;
+                fields = m, nfields = exporter_common_nfields + eo->nfields;
+                cfg_size = eo->cfg_size;
+            }
+            break;
+        default:
+            xo = registry_extension(type);
+            if (xo) {
+                fields = xo->fields, nfields = xo->nfields, cfg_size = xo->cfg_size;
+            }
+        }
+        if (!fields) {
+            cfg_error(c, line, path, "unknown %s type \"%s\"",
+                      kind == K_RECV ? "receiver" : kind == K_PROC ? "processor"
+                      : kind == K_EXP ? "exporter" : "extension", type);
+            free(type);
+            continue;
+        }
+        free(type);
+        void *cfg = calloc(1, cfg_size);
+        cfg_apply(c, fields, nfields, node, path, cfg);
+        if (kind == K_RECV) {
+            if (ro->validate) {
+                ro->validate(c, cfg, path, node);
+            }
+            receiver_t *r = calloc(1, sizeof(*r));
+            r->ops = ro, r->id = strdup(id), r->cfg = cfg;
+            arr[cnt++] = r;
+        } else if (kind == K_PROC) {
+            if (po->validate) {
+                po->validate(c, cfg, path, node);
+            }
+            processor_t *p = calloc(1, sizeof(*p));
+            p->ops = po, p->id = strdup(id), p->cfg = cfg;
+            arr[cnt++] = p;
+        } else if (kind == K_EXP) {
+            if (eo->validate) {
+                eo->validate(c, cfg, path, node->line);
+            }
+            exporter_common_t *cc = cfg;
+            const cfg_node_t *sq = cfg_map_get(node, "sending_queue");
+            if (eo->default_consumers && !cfg_map_get(sq, "num_consumers")) {
+                cc->num_consumers = eo->default_consumers;
+            }
+            if (cc->num_consumers < 1 || cc->num_consumers > 256) {
+                cfg_error(c, node->line, path, "sending_queue.num_consumers: must be 1..256");
+            }
+            if (cc->queue_size < 1) {
+                cfg_error(c, node->line, path, "sending_queue.queue_size: must be positive");
+            }
+            if (cc->multiplier < 1.0) {
+                cfg_error(c, node->line, path, "retry_on_failure.multiplier: must be >= 1");
+            }
+            if (cc->randomization_factor < 0 || cc->randomization_factor > 1) {
+                cfg_error(c, node->line, path,
+                          "retry_on_failure.randomization_factor: must be within 0..1");
+            }
+            if (cc->timeout <= 0) {
+                cfg_error(c, node->line, path, "timeout: must be positive");
+            }
+            exporter_t *e = calloc(1, sizeof(*e));
+            e->ops = eo, e->id = strdup(id), e->cfg = cfg;
+            arr[cnt++] = e;
+        } else {
+            extension_t *x = calloc(1, sizeof(*x));
+            x->ops = xo, x->id = strdup(id), x->cfg = cfg;
+            arr[cnt++] = x;
+        }
+    }
+    switch (kind) {
+    case K_RECV:
+        s->recvs = (receiver_t **)arr, s->nrecvs = cnt;
+        break;
+    case K_PROC:
+        s->procs = (processor_t **)arr, s->nprocs = cnt;
+        break;
+    case K_EXP:
+        s->exps = (exporter_t **)arr, s->nexps = cnt;
+        break;
+    default:
+        s->exts = (extension_t **)arr, s->nexts = cnt;
+    }
+}
+
+#define FIND_BY_ID(arr, n, idv)                                                           \
+    ({                                                                                   \
+        __typeof__(arr[0]) found_ = NULL;                                                \
+        const char *want_ = (idv);                                                        \
+        for (size_t i_ = 0; i_ < (n); i_++) {                                            \
+            if (want_ && strcmp((arr)[i_]->id, want_) == 0) {                            \
+                found_ = (arr)[i_];                                                      \
+            }                                                                            \
+        }                                                                                \
+        found_;                                                                          \
+    })
+
+static const cfg_node_t *list_node(cfg_ctx_t *c, const cfg_node_t *pn, const char *key,
+                                   const char *path, int required)
+{
+    const cfg_node_t *l = cfg_map_get(pn, key);
+    if (!l || l->kind == CFG_NODE_NULL || (l->kind == CFG_NODE_SEQ && l->n == 0)) {
+        if (required) {
+            cfg_error(c, pn->line, path, "%s: at least one is required", key);
+        }
+        return NULL;
+    }
+    if (l->kind != CFG_NODE_SEQ) {
+        cfg_error(c, l->line, path, "%s: expected a list", key);
+        return NULL;
+    }
+    return l;
+}
+
+static void build_pipelines(service_t *s, cfg_ctx_t *c)
+{
+    const cfg_node_t *pl = s->cfg.pipelines;
+    if (!pl) {
+        return;
+    }
+    if (pl->kind != CFG_NODE_MAP || pl->n == 0) {
+        cfg_error(c, pl->line, "service.pipelines", "expected a map of pipelines");
+        return;
+    }
+    s->pipes = calloc(pl->n, sizeof(pipeline_t *));
+    for (size_t i = 0; i < pl->n; i++) {
+        const char *id = pl->keys[i];
+        const cfg_node_t *pn = pl->children[i];
+        char path[256];
+        snprintf(path, sizeof(path), "service.pipelines.%s", id);
+        char *type = idtype(id);
+        int sig = -1;
+        for (int k = 0; k < MT_SIG_COUNT; k++) {
+            if (strcmp(type, mt_signal_name(k)) == 0) {
+                sig = k;
+            }
+        }
+        if (sig < 0) {
+            cfg_error(c, key_line(pl, i), path,
+                      "unknown pipeline type \"%s\" (valid: traces, metrics, logs)", type);
+            free(type);
+            continue;
+        }
+        free(type);
+        if (pn->kind != CFG_NODE_MAP) {
+            cfg_error(c, pn->line, path, "expected a map with receivers, processors, exporters");
+            continue;
+        }
+        for (size_t k = 0; k < pn->n; k++) {
+            if (strcmp(pn->keys[k], "receivers") && strcmp(pn->keys[k], "processors") &&
+                strcmp(pn->keys[k], "exporters")) {
+                cfg_error(c, key_line(pn, k), path, "%s: unknown key (valid: receivers, processors, exporters)",
+                          pn->keys[k]);
+            }
+        }
+        pipeline_t *p = calloc(1, sizeof(*p));
+        p->id = strdup(id);
+        p->signal = (mt_signal_t)sig;
+        s->pipes[s->npipes++] = p;
+        char lb[256];
+        snprintf(lb, sizeof(lb), "pipeline=\"%s\"", id);
+        p->c_refused = tm_counter("meltp_pipeline_refused_items_total",
+                                  "Items refused because a queue was full (on_full: refuse).", lb);
+
+        const cfg_node_t *rl = list_node(c, pn, "receivers", path, 1);
+        for (size_t k = 0; rl && k < rl->n; k++) {
+            const char *rid = rl->children[k]->value ? rl->children[k]->value : "";
+            receiver_t *r = FIND_BY_ID(s->recvs, s->nrecvs, rid);
+            if (!r) {
+                cfg_error(c, rl->children[k]->line, path, "receivers: \"%s\" is not defined under receivers", rid);
+                continue;
+            }
+            if (!(r->ops->signals & SIG_BIT(sig))) {
+                cfg_error(c, rl->children[k]->line, path, "receivers: %s does not support %s", rid, mt_signal_name(sig));
+                continue;
+            }
+            pipeline_t **np = realloc(r->pipes[sig], (r->npipes[sig] + 1) * sizeof(*np));
+            np[r->npipes[sig]++] = p;
+            r->pipes[sig] = np;
+        }
+        const cfg_node_t *prl = list_node(c, pn, "processors", path, 0);
+        for (size_t k = 0; prl && k < prl->n; k++) {
+            const char *pid = prl->children[k]->value ? prl->children[k]->value : "";
+            processor_t *pr = FIND_BY_ID(s->procs, s->nprocs, pid);
+            if (!pr) {
+                cfg_error(c, prl->children[k]->line, path, "processors: \"%s\" is not defined under processors", pid);
+                continue;
+            }
+            if (pr->ops->process) {
+                processor_t **np = realloc(p->procs, (p->nprocs + 1) * sizeof(*np));
+                np[p->nprocs++] = pr;
+                p->procs = np;
+            }
+        }
+        const cfg_node_t *el = list_node(c, pn, "exporters", path, 1);
+        for (size_t k = 0; el && k < el->n; k++) {
+            const char *eid = el->children[k]->value ? el->children[k]->value : "";
+            exporter_t *e = FIND_BY_ID(s->exps, s->nexps, eid);
+            if (!e) {
+                cfg_error(c, el->children[k]->line, path, "exporters: \"%s\" is not defined under exporters", eid);
+                continue;
+            }
+            if (!(e->ops->signals & SIG_BIT(sig))) {
+                cfg_error(c, el->children[k]->line, path, "exporters: %s does not support %s", eid, mt_signal_name(sig));
+            }
+        }
+    }
+}
+
+service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
+{
+    mt_errbuf_t eb;
+    mt_errbuf_clear(&eb);
+    service_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return NULL;
+    }
+    s->doc = text ? cfg_load_string(path, text, strlen(text), &eb) : cfg_load_file(path, &eb);
+    if (!s->doc) {
+        cfg_error(c, 0, "", "%s", eb.msg);
+        free(s);
+        return NULL;
+    }
+    const cfg_node_t *root = s->doc->root;
+    if (!root || root->kind != CFG_NODE_MAP) {
+        cfg_error(c, root ? root->line : 1, "(root)", "expected a map with receivers, exporters and service");
+        service_stop_destroy(s);
+        return NULL;
+    }
+    static const char *top[] = {"receivers", "processors", "exporters", "extensions",
+                                "connectors", "service"};
+    for (size_t i = 0; i < root->n; i++) {
+        int ok = 0;
+        for (size_t k = 0; k < MT_ARRAY_LEN(top); k++) {
+            ok |= strcmp(root->keys[i], top[k]) == 0;
+        }
+        if (!ok) {
+            cfg_error(c, key_line(root, i), root->keys[i],
+                      "unknown key (valid: receivers, processors, exporters, extensions, service)");
+        }
+    }
+    const cfg_node_t *conn = cfg_map_get(root, "connectors");
+    if (conn && conn->kind == CFG_NODE_MAP && conn->n > 0) {
+        cfg_error(c, conn->line, "connectors", "connectors are not supported yet");
+    }
+    load_section(s, c, K_RECV, "receivers");
+    load_section(s, c, K_PROC, "processors");
+    load_section(s, c, K_EXP, "exporters");
+    load_section(s, c, K_EXT, "extensions");
+    const cfg_node_t *svc = cfg_map_get(root, "service");
+    if (!svc) {
+        cfg_error(c, root->line, "service", "required");
+    } else {
+        cfg_apply(c, svc_fields, MT_ARRAY_LEN(svc_fields), svc, "service", &s->cfg);
+        build_pipelines(s, c);
+        for (size_t i = 0; i < s->cfg.extensions.n; i++) {
+            if (!FIND_BY_ID(s->exts, s->nexts, s->cfg.extensions.items[i])) {
+                cfg_error(c, svc->line, "service.extensions", "\"%s\" is not defined under extensions",
+                          s->cfg.extensions.items[i]);
+            }
+        }
+        if (s->cfg.metrics_address && *s->cfg.metrics_address && s->cfg.metrics_level != 0) {
+            char host[256];
+            int port;
+            if (http_parse_endpoint(s->cfg.metrics_address, host, sizeof(host), &port, &eb)) {
+                cfg_error(c, svc->line, "service.telemetry.metrics.address", "%s", eb.msg);
+            }
+        }
+    }
+    /* a memory_limiter in any pipeline sets the process-wide limit (the smallest wins) */
+    for (size_t i = 0; i < s->nprocs; i++) {
+        if (strcmp(s->procs[i]->ops->type, "memory_limiter") == 0) {
+            int64_t l = processor_memory_limit_bytes(s->procs[i]);
+            if (!s->mem_limit || l < s->mem_limit) {
+                s->mem_limit = l;
+            }
+        }
+    }
+    if (c->nerr) {
+        service_stop_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+int64_t service_shutdown_timeout_ms(const service_t *s) { return s->cfg.shutdown_timeout; }
+
+static void metrics_begin(void *arg, http_req_t *r)
+{
+    (void)arg;
+    if (strcmp(r->path, "/metrics") != 0) {
+        http_respond(r, 404, "text/plain", "not found; try /metrics\n", 24, NULL, NULL);
+        return;
+    }
+    size_t len = 0;
+    char *body = telemetry_render(&len);
+    http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", body ? body : "",
+                 body ? len : 0, NULL, NULL);
+    free(body);
+}
+
+static void metrics_complete(void *arg, http_req_t *r)
+{
+    (void)arg;
+    (void)r;
+}
+
+/* Finds the processor settings a pipeline's queues use. */
+static void pipeline_batch_settings(service_t *s, const char *pid, batch_settings_t *bs)
+{
+    memset(bs, 0, sizeof(*bs));
+    const cfg_node_t *pn = cfg_map_get(s->cfg.pipelines, pid);
+    const cfg_node_t *prl = cfg_map_get(pn, "processors");
+    for (size_t k = 0; prl && prl->kind == CFG_NODE_SEQ && k < prl->n; k++) {
+        processor_t *pr = FIND_BY_ID(s->procs, s->nprocs, prl->children[k]->value);
+        if (pr && strcmp(pr->ops->type, "batch") == 0) {
+            processor_batch_settings(pr, bs);
+        }
+    }
+}
+
+int service_start(service_t *s, mt_errbuf_t *eb)
+{
+    mt_log_level = s->cfg.logs_level;
+    atomic_store(&mt_mem_limit, s->mem_limit);
+    for (size_t i = 0; i < s->nexps; i++) {
+        exporter_t *e = s->exps[i];
+        if (e->ops->create && e->ops->create(e, eb) != MT_OK) {
+            mt_errbuf_t e2;
+            mt_errbuf_clear(&e2);
+            mt_failf(&e2, "exporter %s: %s", e->id, eb->msg);
+            *eb = e2;
+            return MT_ERR;
+        }
+    }
+    for (size_t i = 0; i < s->npipes; i++) {
+        pipeline_t *p = s->pipes[i];
+        batch_settings_t bs;
+        pipeline_batch_settings(s, p->id, &bs);
+        const cfg_node_t *el = cfg_map_get(cfg_map_get(s->cfg.pipelines, p->id), "exporters");
+        p->queues = calloc(el->n, sizeof(exq_t *));
+        for (size_t k = 0; k < el->n; k++) {
+            exporter_t *e = FIND_BY_ID(s->exps, s->nexps, el->children[k]->value);
+            exq_t *q = exq_create(e, p, p->signal, &bs);
+            if (!q || exq_start(q) != MT_OK) {
+                mt_failf(eb, "pipeline %s: cannot start exporter %s", p->id, e->id);
+                return MT_ERR;
+            }
+            p->queues[p->nqueues++] = q;
+        }
+    }
+    for (size_t i = 0; i < s->nexts; i++) {
+        extension_t *x = s->exts[i];
+        int listed = 0;
+        for (size_t k = 0; k < s->cfg.extensions.n; k++) {
+            listed |= strcmp(s->cfg.extensions.items[k], x->id) == 0;
+        }
+        if (listed && x->ops->start(x, s, eb) != MT_OK) {
+            return MT_ERR;
+        }
+    }
+    if (s->cfg.metrics_address && *s->cfg.metrics_address && s->cfg.metrics_level != 0) {
+        http_handler_t h = {metrics_begin, metrics_complete, s};
+        s->metrics_srv = http_server_start(s->cfg.metrics_address, 1, 4096, &h, eb);
+        if (!s->metrics_srv) {
+            return MT_ERR;
+        }
+        mt_log(MT_LOG_INFO, "self-metrics on http://%s/metrics", s->cfg.metrics_address);
+    }
+    for (size_t i = 0; i < s->nrecvs; i++) {
+        receiver_t *r = s->recvs[i];
+        int used = 0;
+        for (int k = 0; k < MT_SIG_COUNT; k++) {
+            used |= r->npipes[k] > 0;
+        }
+        if (!used) {
+            mt_log(MT_LOG_WARN, "receiver %s is not used by any pipeline; not started", r->id);
+            continue;
+        }
+        if (r->ops->start(r, eb) != MT_OK) {
+            mt_errbuf_t e2;
+            mt_errbuf_clear(&e2);
+            mt_failf(&e2, "receiver %s: %s", r->id, eb->msg);
+            *eb = e2;
+            return MT_ERR;
+        }
+    }
+    s->started = 1;
+    return MT_OK;
+}
+
+int service_ready(service_t *s, int64_t failure_ms, double full_ratio, char *why, size_t whylen)
+{
+    uint64_t now = mt_now_ns();
+    for (size_t i = 0; i < s->nexps; i++) {
+        uint64_t since = atomic_load(&s->exps[i]->failing_since_ns);
+        if (since && now - since > (uint64_t)failure_ms * 1000000ull) {
+            snprintf(why, whylen, "exporter %s has been failing for %llu s", s->exps[i]->id,
+                     (unsigned long long)((now - since) / 1000000000ull));
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < s->npipes; i++) {
+        for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
+            double r = exq_fill_ratio(s->pipes[i]->queues[k]);
+            if (r > full_ratio) {
+                snprintf(why, whylen, "exporter %s queue in pipeline %s is %.0f%% full",
+                         exq_exporter(s->pipes[i]->queues[k])->id, s->pipes[i]->id, r * 100);
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+void service_stop_destroy(service_t *s)
+{
+    if (!s) {
+        return;
+    }
+    for (size_t i = 0; i < s->nrecvs; i++) {
+        if (s->recvs[i]->state && s->recvs[i]->ops->stop) {
+            s->recvs[i]->ops->stop(s->recvs[i]);
+        }
+    }
+    uint64_t deadline = mt_now_ns() + (uint64_t)s->cfg.shutdown_timeout * 1000000ull;
+    for (size_t i = 0; i < s->npipes; i++) {
+        for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
+            exq_stop(s->pipes[i]->queues[k], deadline);
+        }
+    }
+    for (size_t i = 0; i < s->nexts; i++) {
+        if (s->exts[i]->state && s->exts[i]->ops->stop) {
+            s->exts[i]->ops->stop(s->exts[i]);
+        }
+    }
+    http_server_stop(s->metrics_srv);
+    for (size_t i = 0; i < s->npipes; i++) {
+        for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
+            exq_destroy(s->pipes[i]->queues[k]);
+        }
+        free(s->pipes[i]->queues);
+        free(s->pipes[i]->procs);
+        free(s->pipes[i]->id);
+        free(s->pipes[i]);
+    }
+    free(s->pipes);
+    for (size_t i = 0; i < s->nexps; i++) {
+        exporter_t *e = s->exps[i];
+        if (e->ops->destroy) {
+            e->ops->destroy(e);
+        }
+        cfg_free_fields(s->merged[i], exporter_common_nfields + e->ops->nfields, e->cfg);
+        free(s->merged[i]);
+        free(e->cfg);
+        free(e->id);
+        free(e);
+    }
+    free(s->exps);
+    free(s->merged);
+    for (size_t i = 0; i < s->nrecvs; i++) {
+        receiver_t *r = s->recvs[i];
+        if (r->ops->free_cfg) {
+            r->ops->free_cfg(r->cfg);
+        }
+        cfg_free_fields(r->ops->fields, r->ops->nfields, r->cfg);
+        for (int k = 0; k < MT_SIG_COUNT; k++) {
+            free(r->pipes[k]);
+        }
+        free(r->cfg);
+        free(r->id);
+        free(r);
+    }
+    free(s->recvs);
+    for (size_t i = 0; i < s->nprocs; i++) {
+        processor_t *p = s->procs[i];
+        if (p->ops->free_cfg) {
+            p->ops->free_cfg(p->cfg);
+        }
+        cfg_free_fields(p->ops->fields, p->ops->nfields, p->cfg);
+        free(p->cfg);
+        free(p->id);
+        free(p);
+    }
+    free(s->procs);
+    for (size_t i = 0; i < s->nexts; i++) {
+        extension_t *x = s->exts[i];
+        cfg_free_fields(x->ops->fields, x->ops->nfields, x->cfg);
+        free(x->cfg);
+        free(x->id);
+        free(x);
+    }
+    free(s->exts);
+    cfg_free_fields(svc_fields, MT_ARRAY_LEN(svc_fields), &s->cfg);
+    cfg_doc_destroy(s->doc);
+    free(s);
+}

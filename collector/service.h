@@ -1,0 +1,24 @@
+/*
+ * service.h - one running configuration: components built from a config file, wired into
+ * pipelines, started and stopped as a unit. SIGHUP builds a new service and swaps it in.
+ */
+#ifndef SERVICE_H
+#define SERVICE_H
+
+#include "mt.h"
+#include "config.h"
+
+typedef struct service service_t;
+
+/* Loads and validates the whole configuration (no socket bound, no file opened). Every
+ * problem is added to ctx as "FILE:LINE: path: reason". Returns NULL when there were errors.
+ * `text` may be NULL (read `path`), or hold an embedded config named `path`. */
+service_t *service_load(const char *path, const char *text, cfg_ctx_t *ctx);
+int service_start(service_t *s, mt_errbuf_t *eb);
+/* Stops receivers, drains exporter queues for up to the shutdown timeout, frees everything. */
+void service_stop_destroy(service_t *s);
+/* Fills why and returns 0 when not ready (an exporter failing too long, a queue > 90 % full). */
+int service_ready(service_t *s, int64_t failure_ms, double full_ratio, char *why, size_t whylen);
+int64_t service_shutdown_timeout_ms(const service_t *s);
+
+#endif

@@ -1,0 +1,399 @@
+/*
+ * otlphttp.c - the `otlphttp` exporter: OTLP/HTTP protobuf (or JSON) with libcurl. One easy
+ * handle per queue worker keeps its connection alive across requests. Retryable statuses
+ * (429, 502, 503, 504) and transport errors return MT_ERETRY with the server's Retry-After;
+ * other statuses are permanent and are logged with the server's google.rpc.Status message.
+ */
+#include "component.h"
+#include "otlp.h"
+#include "otlp_json.h"
+#include "codec.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <stddef.h>
+#include <time.h>
+
+typedef struct otlphttp_cfg {
+    exporter_common_t common;
+    char *endpoint;
+    char *signal_endpoint[MT_SIG_COUNT];
+    int compression;      /* 0 gzip, 1 zstd, 2 none */
+    int encoding;         /* 0 proto, 1 json */
+    cfg_strmap_t headers;
+    int tls_insecure;
+    int tls_insecure_skip_verify;
+    char *tls_ca_file;
+    int64_t max_response;
+} otlphttp_cfg_t;
+
+static const cfg_field_t otlphttp_fields[] = {
+    {"endpoint", CFG_T_STRING, NULL, 0, offsetof(otlphttp_cfg_t, endpoint), NULL,
+     "base URL; /v1/traces, /v1/metrics, /v1/logs are appended"},
+    {"traces_endpoint", CFG_T_STRING, NULL, 0,
+     offsetof(otlphttp_cfg_t, signal_endpoint[MT_SIG_TRACES]), NULL, "full URL for traces"},
+    {"metrics_endpoint", CFG_T_STRING, NULL, 0,
+     offsetof(otlphttp_cfg_t, signal_endpoint[MT_SIG_METRICS]), NULL, "full URL for metrics"},
+    {"logs_endpoint", CFG_T_STRING, NULL, 0,
+     offsetof(otlphttp_cfg_t, signal_endpoint[MT_SIG_LOGS]), NULL, "full URL for logs"},
+    {"compression", CFG_T_ENUM, "gzip", 0, offsetof(otlphttp_cfg_t, compression),
+     "gzip|zstd|none", "request body compression"},
+    {"encoding", CFG_T_ENUM, "proto", 0, offsetof(otlphttp_cfg_t, encoding), "proto|json",
+     "request encoding"},
+    {"headers", CFG_T_STRMAP, NULL, 0, offsetof(otlphttp_cfg_t, headers), NULL,
+     "extra request headers, e.g. X-Scope-OrgID"},
+    {"tls.insecure", CFG_T_BOOL, "false", 0, offsetof(otlphttp_cfg_t, tls_insecure), NULL,
+     "accepted for compatibility (plain http:// URLs never use TLS)"},
+    {"tls.insecure_skip_verify", CFG_T_BOOL, "false", 0,
+     offsetof(otlphttp_cfg_t, tls_insecure_skip_verify), NULL, "do not verify the server certificate"},
+    {"tls.ca_file", CFG_T_STRING, NULL, 0, offsetof(otlphttp_cfg_t, tls_ca_file), NULL,
+     "CA bundle for https"},
+    {"max_response_size", CFG_T_BYTES, "4MiB", 0, offsetof(otlphttp_cfg_t, max_response), NULL,
+     "largest response body read"},
+};
+
+static void otlphttp_validate(cfg_ctx_t *c, const void *cfgp, const char *path, int line)
+{
+    const otlphttp_cfg_t *cfg = cfgp;
+    int any = cfg->endpoint != NULL;
+    for (int s = 0; s < MT_SIG_COUNT; s++) {
+        const char *u = cfg->signal_endpoint[s];
+        any |= u != NULL;
+        if (u && strncmp(u, "http://", 7) && strncmp(u, "https://", 8)) {
+            cfg_error(c, line, path, "%s_endpoint: \"%s\" is not an http:// or https:// URL",
+                      mt_signal_name(s), u);
+        }
+    }
+    if (cfg->endpoint && strncmp(cfg->endpoint, "http://", 7) &&
+        strncmp(cfg->endpoint, "https://", 8)) {
+        cfg_error(c, line, path, "endpoint: \"%s\" is not an http:// or https:// URL",
+                  cfg->endpoint);
+    }
+    if (!any) {
+        cfg_error(c, line, path, "endpoint: required (or traces_endpoint/metrics_endpoint/logs_endpoint)");
+    }
+}
+
+typedef struct ohstate {
+    char *url[MT_SIG_COUNT];
+    struct curl_slist *hdrs[2]; /* [0] proto, [1] json, each with compression and user headers */
+} ohstate_t;
+
+typedef struct ohworker {
+    CURL *curl;
+    char *resp;
+    size_t resp_len, resp_cap, resp_max;
+    int retry_after_s;
+} ohworker_t;
+
+static int otlphttp_create(exporter_t *ex, mt_errbuf_t *eb)
+{
+    otlphttp_cfg_t *cfg = ex->cfg;
+    ohstate_t *st = calloc(1, sizeof(*st));
+    if (!st) {
+        mt_failf(eb, "out of memory");
+        return MT_ENOMEM;
+    }
+    for (int s = 0; s < MT_SIG_COUNT; s++) {
+        if (cfg->signal_endpoint[s]) {
+            st->url[s] = strdup(cfg->signal_endpoint[s]);
+        } else if (cfg->endpoint) {
+            size_t n = strlen(cfg->endpoint);
+            int slash = n && cfg->endpoint[n - 1] == '/';
+            if (asprintf(&st->url[s], "%s%s", cfg->endpoint, otlp_path(s) + slash) < 0) {
+                st->url[s] = NULL;
+            }
+        }
+    }
+    const char *ce = cfg->compression == 0 ? "Content-Encoding: gzip"
+                   : cfg->compression == 1 ? "Content-Encoding: zstd" : NULL;
+    for (int j = 0; j < 2; j++) {
+        struct curl_slist *h = NULL;
+        h = curl_slist_append(h, j ? "Content-Type: application/json"
+                                   : "Content-Type: application/x-protobuf");
+        if (ce) {
+            h = curl_slist_append(h, ce);
+        }
+        h = curl_slist_append(h, "User-Agent: meltp/" MELTP_VERSION);
+        h = curl_slist_append(h, "Expect:");
+        for (size_t i = 0; i < cfg->headers.n; i++) {
+            char line[1024];
+            snprintf(line, sizeof(line), "%s: %s", cfg->headers.keys[i], cfg->headers.vals[i]);
+            h = curl_slist_append(h, line);
+        }
+        st->hdrs[j] = h;
+    }
+    ex->state = st;
+    return MT_OK;
+}
+
+static void otlphttp_destroy(exporter_t *ex)
+{
+    ohstate_t *st = ex->state;
+    if (!st) {
+        return;
+    }
+    for (int s = 0; s < MT_SIG_COUNT; s++) {
+        free(st->url[s]);
+    }
+    curl_slist_free_all(st->hdrs[0]);
+    curl_slist_free_all(st->hdrs[1]);
+    free(st);
+    ex->state = NULL;
+}
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    ohworker_t *w = ud;
+    size_t len = sz * n;
+    if (w->resp_len + len > w->resp_max) {
+        return 0; /* oversize response: treated as a permanent failure */
+    }
+    if (w->resp_len + len + 1 > w->resp_cap) {
+        size_t nc = (w->resp_len + len + 1) * 2;
+        char *np = realloc(w->resp, nc);
+        if (!np) {
+            return 0;
+        }
+        w->resp = np;
+        w->resp_cap = nc;
+    }
+    memcpy(w->resp + w->resp_len, p, len);
+    w->resp_len += len;
+    w->resp[w->resp_len] = 0;
+    return len;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    ohworker_t *w = ud;
+    size_t len = sz * n;
+    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+        char v[128];
+        size_t vl = len - 12 < sizeof(v) - 1 ? len - 12 : sizeof(v) - 1;
+        memcpy(v, p + 12, vl);
+        v[vl] = 0;
+        char *s = v;
+        while (*s == ' ') {
+            s++;
+        }
+        char *end;
+        long secs = strtol(s, &end, 10);
+        if (end != s && (*end == 0 || *end == '\r' || *end == '\n')) {
+            w->retry_after_s = (int)(secs > 3600 ? 3600 : secs < 0 ? 0 : secs);
+        } else {
+            /* HTTP-date */
+            time_t t = curl_getdate(s, NULL);
+            time_t now = time(NULL);
+            if (t > now) {
+                w->retry_after_s = (int)(t - now > 3600 ? 3600 : t - now);
+            }
+        }
+    }
+    return len;
+}
+
+static void *otlphttp_worker_init(exporter_t *ex)
+{
+    otlphttp_cfg_t *cfg = ex->cfg;
+    ohworker_t *w = calloc(1, sizeof(*w));
+    if (!w) {
+        return NULL;
+    }
+    w->curl = curl_easy_init();
+    w->resp_max = (size_t)cfg->max_response;
+    return w;
+}
+
+static void otlphttp_worker_fini(exporter_t *ex, void *ws)
+{
+    (void)ex;
+    ohworker_t *w = ws;
+    if (w) {
+        curl_easy_cleanup(w->curl);
+        free(w->resp);
+        free(w);
+    }
+}
+
+/* Pulls google.rpc.Status.message out of an error body, if it is one. */
+static void status_message(const char *body, size_t len, int json, char *out, size_t outlen)
+{
+    out[0] = 0;
+    if (!len) {
+        return;
+    }
+    if (!json) {
+        Google__Rpc__Status *st =
+            google__rpc__status__unpack(NULL, len, (const uint8_t *)body);
+        if (st) {
+            snprintf(out, outlen, "%s", st->message ? st->message : "");
+            google__rpc__status__free_unpacked(st, NULL);
+            if (out[0]) {
+                return;
+            }
+        }
+    }
+    snprintf(out, outlen, "%.*s", (int)(len > 300 ? 300 : len), body);
+}
+
+static int64_t partial_rejected(mt_signal_t s, const char *body, size_t len, char *msg,
+                                size_t msglen)
+{
+    int64_t rej = 0;
+    if (!len) {
+        return 0;
+    }
+    ProtobufCMessage *m = NULL;
+    const ProtobufCMessageDescriptor *d =
+        s == MT_SIG_TRACES ? &opentelemetry__proto__collector__v1__export_trace_service_response__descriptor
+        : s == MT_SIG_METRICS ? &opentelemetry__proto__collector__v1__export_metrics_service_response__descriptor
+        : &opentelemetry__proto__collector__v1__export_logs_service_response__descriptor;
+    m = protobuf_c_message_unpack(d, NULL, len, (const uint8_t *)body);
+    if (!m) {
+        return 0;
+    }
+    if (s == MT_SIG_TRACES) {
+        Opentelemetry__Proto__Collector__V1__ExportTraceServiceResponse *r = (void *)m;
+        if (r->partial_success) {
+            rej = r->partial_success->rejected_spans;
+            snprintf(msg, msglen, "%s", r->partial_success->error_message);
+        }
+    } else if (s == MT_SIG_METRICS) {
+        Opentelemetry__Proto__Collector__V1__ExportMetricsServiceResponse *r = (void *)m;
+        if (r->partial_success) {
+            rej = r->partial_success->rejected_data_points;
+            snprintf(msg, msglen, "%s", r->partial_success->error_message);
+        }
+    } else {
+        Opentelemetry__Proto__Collector__V1__ExportLogsServiceResponse *r = (void *)m;
+        if (r->partial_success) {
+            rej = r->partial_success->rejected_log_records;
+            snprintf(msg, msglen, "%s", r->partial_success->error_message);
+        }
+    }
+    protobuf_c_message_free_unpacked(m, NULL);
+    return rej;
+}
+
+static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data,
+                         size_t len, uint32_t items, send_result_t *res)
+{
+    (void)items;
+    otlphttp_cfg_t *cfg = ex->cfg;
+    ohstate_t *st = ex->state;
+    ohworker_t *w = ws;
+    if (!w || !w->curl) {
+        snprintf(res->msg, sizeof(res->msg), "no HTTP client (out of memory)");
+        res->reason = "out_of_memory";
+        return MT_ERETRY;
+    }
+    if (!st->url[s]) {
+        snprintf(res->msg, sizeof(res->msg), "no endpoint for %s", mt_signal_name(s));
+        res->reason = "no_endpoint";
+        return MT_EPERM;
+    }
+    const uint8_t *body = data;
+    size_t blen = len;
+    uint8_t *owned = NULL, *json = NULL;
+    if (cfg->encoding == 1) {
+        arena_t *a = arena_create(len * 4 + 4096, 0);
+        ProtobufCMessage *m = a ? protobuf_c_message_unpack(otlp_request_desc(s),
+                                                            arena_pb_allocator(a), len, data)
+                                : NULL;
+        size_t jl = 0;
+        json = m ? (uint8_t *)otlp_json_encode(m, &jl) : NULL;
+        arena_destroy(a);
+        if (!json) {
+            snprintf(res->msg, sizeof(res->msg), "cannot encode batch as JSON");
+            res->reason = "encode_error";
+            return MT_EPERM;
+        }
+        body = json;
+        blen = jl;
+    }
+    if (cfg->compression != 2) {
+        if (codec_compress(cfg->compression == 0 ? CODEC_GZIP : CODEC_ZSTD, body, blen, 0, &owned,
+                           &blen) != MT_OK) {
+            free(json);
+            snprintf(res->msg, sizeof(res->msg), "compression failed");
+            res->reason = "out_of_memory";
+            return MT_ERETRY;
+        }
+        body = owned;
+    }
+    CURL *c = w->curl;
+    w->resp_len = 0;
+    w->retry_after_s = 0;
+    curl_easy_setopt(c, CURLOPT_URL, st->url[s]);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, st->hdrs[cfg->encoding]);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, w);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->common.timeout);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(cfg->common.timeout < 10000 ? cfg->common.timeout : 10000));
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (cfg->tls_insecure_skip_verify) {
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (cfg->tls_ca_file) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->tls_ca_file);
+    }
+    CURLcode cr = curl_easy_perform(c);
+    free(owned);
+    free(json);
+    if (cr != CURLE_OK) {
+        snprintf(res->msg, sizeof(res->msg), "%s: %s", st->url[s], curl_easy_strerror(cr));
+        res->reason = "transport_error";
+        if (cr == CURLE_WRITE_ERROR) {
+            res->reason = "response_too_large";
+            return MT_EPERM;
+        }
+        return MT_ERETRY;
+    }
+    long code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    char smsg[400];
+    if (code >= 200 && code < 300) {
+        res->rejected = partial_rejected(s, w->resp, w->resp_len, smsg, sizeof(smsg));
+        if (res->rejected > 0) {
+            snprintf(res->msg, sizeof(res->msg), "%s", smsg);
+        }
+        return MT_OK;
+    }
+    const char *ct = NULL;
+    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+    status_message(w->resp, w->resp_len, ct && strstr(ct, "json") != NULL, smsg, sizeof(smsg));
+    snprintf(res->msg, sizeof(res->msg), "%s: HTTP %ld: %s", st->url[s], code, smsg);
+    res->retry_after_ms = w->retry_after_s * 1000;
+    if (code == 429 || code == 502 || code == 503 || code == 504) {
+        res->reason = "http_retryable";
+        return MT_ERETRY;
+    }
+    res->reason = code == 400 ? "http_400" : code == 401 ? "http_401" : code == 403 ? "http_403"
+                : code == 404 ? "http_404" : code == 413 ? "http_413" : "http_error";
+    return MT_EPERM;
+}
+
+const exporter_ops_t exporter_otlphttp_ops = {
+    .type = "otlphttp",
+    .fields = otlphttp_fields,
+    .nfields = MT_ARRAY_LEN(otlphttp_fields),
+    .cfg_size = sizeof(otlphttp_cfg_t),
+    .signals = SIG_ALL,
+    .help = "OTLP/HTTP exporter (protobuf or JSON; gzip, zstd)",
+    .validate = otlphttp_validate,
+    .create = otlphttp_create,
+    .worker_init = otlphttp_worker_init,
+    .worker_fini = otlphttp_worker_fini,
+    .send = otlphttp_send,
+    .destroy = otlphttp_destroy,
+};
