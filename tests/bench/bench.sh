@@ -1,0 +1,363 @@
+#!/usr/bin/env bash
+# bench.sh - meltp's throughput benchmark, run by `make bench`. For each phase it starts a
+# counting sink and a fresh meltp (otlp -> batch -> otlphttp -> sink) on free loopback ports,
+# drives meltp with build/loadgen, waits until the sink has every span, and reports spans/s,
+# CPU-seconds per million spans, request latency, peak RSS and cores used, with PASS/MISS
+# against the targets in docs/BENCHMARKS.md. It is a benchmark, not a test: it exits non-zero
+# only when the run itself broke (missing binary, a process that would not start or died).
+#
+# Knobs (environment): BUILD or MELTP_BUILD (build dir, default build), BENCH_PHASES ("A B"),
+# BENCH_RATE (phase A spans/s, 100000), BENCH_DURATION_A (20), BENCH_DURATION_B (15),
+# BENCH_TARGET=sink (baseline: loadgen straight into the sink, no meltp), BENCH_KEEP=1 (keep
+# the temp dir with configs and logs).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD_DIR=${MELTP_BUILD:-${BUILD:-build}}
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
+MELTP=$BUILD_DIR/meltp
+LOADGEN=$BUILD_DIR/loadgen
+SINK=$BUILD_DIR/sink
+TARGET=${BENCH_TARGET:-meltp}
+PHASES=${BENCH_PHASES:-A B}
+RATE_A=${BENCH_RATE:-100000}
+DUR_A=${BENCH_DURATION_A:-20}
+DUR_B=${BENCH_DURATION_B:-15}
+SPANS_PER_REQ=1000
+CONN_A=4
+CONN_B=8
+# Bounds on every wait, in seconds.
+START_TIMEOUT=10
+DELIVERY_TIMEOUT=30
+STOP_TIMEOUT=10
+# Targets (docs/BENCHMARKS.md).
+TARGET_CPU_PER_M=1.5
+TARGET_RSS_MIB=40
+# The sink walks the protobuf wire format to count spans and fully decodes one request in this
+# many: the full decode costs ~2 CPU-s per million spans, CPU that meltp would lose.
+SINK_VERIFY_EVERY=50
+
+CLK_TCK=$(getconf CLK_TCK)
+NCPU=$(nproc)
+TMP=$(mktemp -d /tmp/meltp-bench.XXXXXX)
+PIDS=()
+
+log() { echo "bench: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# Stops one process politely, then firmly; returns its exit status (or 137 if killed).
+stop_pid() {
+    local pid=$1 i rc=0
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || rc=$?; return $rc; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "pid $pid ignored SIGTERM for ${STOP_TIMEOUT}s; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || rc=$?
+    return $rc
+}
+
+# Forgets a child that has been reaped, so the exit trap never signals a recycled pid.
+forget_pid() {
+    local p keep=()
+    for p in "${PIDS[@]}"; do
+        [ "$p" = "$1" ] || keep+=("$p")
+    done
+    PIDS=("${keep[@]}")
+}
+
+stop_child() {
+    local rc=0
+    stop_pid "$1" || rc=$?
+    forget_pid "$1"
+    return $rc
+}
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        stop_pid "$pid" || true
+    done
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+        log "logs and configs kept in $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A loopback port nothing listens on. Racy by nature (someone may take it before we bind), but
+# each port is used within a second of being picked.
+USED_PORTS=" "
+free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % 40000))
+        case "$USED_PORTS" in *" $p "*) continue ;; esac
+        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            continue
+        fi
+        USED_PORTS="$USED_PORTS$p "
+        echo "$p"
+        return 0
+    done
+    die "no free loopback port found"
+}
+
+# Waits until 127.0.0.1:$1 accepts connections while pid $2 lives.
+wait_listening() {
+    local port=$1 pid=$2 i
+    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# utime+stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat; the command
+# name in field 2 may hold spaces, so count from the closing parenthesis).
+cpu_ticks() {
+    local s f
+    s=$(<"/proc/$1/stat")
+    read -r -a f <<<"${s##*) }"
+    echo $((f[11] + f[12]))
+}
+
+# Busy and total ticks of the whole machine, from the first line of /proc/stat.
+machine_ticks() {
+    local _cpu user nice sys idle iowait irq softirq steal rest
+    read -r _cpu user nice sys idle iowait irq softirq steal rest </proc/stat
+    echo "$((user + nice + sys + irq + softirq + steal)) $((user + nice + sys + idle + iowait + irq + softirq + steal))"
+}
+
+vm_hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+now() { date +%s.%N; }
+# jget FILE KEY: a number from a flat one-line JSON object.
+jget() { sed -n "s/.*\"$2\":\([-0-9.eE+]*\).*/\1/p" "$1" | head -n1; }
+sink_spans() {
+    curl -s --max-time 2 "http://127.0.0.1:$1/stats" | sed -n 's/.*"spans":\([0-9]*\).*/\1/p'
+}
+# calc FORMAT EXPR: float arithmetic. The parentheses matter: a bare `a > b` after printf's
+# comma would be an output redirection in awk.
+calc() { awk "BEGIN { printf \"$1\", ($2) }"; }
+
+write_config() {
+    cat >"$1" <<EOF
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:$2
+processors:
+  batch: {}
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:$3
+    compression: none
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlphttp]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:$4
+EOF
+}
+
+# Per-thread CPU of a process, busiest first: shows whether the work is spread over threads.
+thread_report() {
+    local pid=$1 t comm
+    for t in /proc/"$pid"/task/*; do
+        comm=$(<"$t/comm") || continue
+        echo "$(cpu_ticks "$pid/task/${t##*/}") $comm"
+    done | sort -rn | head -n 6 | awk -v hz="$CLK_TCK" '{ printf "%s %.1fs", (NR > 1 ? "," : ""), $1 / hz; $1 = ""; printf "%s", $0 } END { print "" }'
+}
+
+# run_phase NAME RATE CONNECTIONS DURATION: one measured phase; appends a row to $TMP/rows.
+run_phase() {
+    local name=$1 rate=$2 conns=$3 dur=$4
+    local sink_port sink_pid recv_port metrics_port pid url out i
+    local spans_sent delivered cpu0 cpu1 cpu_mid m0 m1 t0 t_mid t1 rss_kib rc
+
+    sink_port=$(free_port)
+    "$SINK" --port "$sink_port" --verify-every "$SINK_VERIFY_EVERY" >"$TMP/sink-$name.out" 2>"$TMP/sink-$name.err" &
+    sink_pid=$!
+    PIDS+=("$sink_pid")
+    wait_listening "$sink_port" "$sink_pid" || die "sink did not start: $(tail -n 5 "$TMP/sink-$name.err")"
+
+    if [ "$TARGET" = meltp ]; then
+        recv_port=$(free_port)
+        metrics_port=$(free_port)
+        write_config "$TMP/meltp-$name.yaml" "$recv_port" "$sink_port" "$metrics_port"
+        "$MELTP" run --config "$TMP/meltp-$name.yaml" >"$TMP/meltp-$name.log" 2>&1 &
+        pid=$!
+        PIDS+=("$pid")
+        if ! wait_listening "$recv_port" "$pid"; then
+            log "meltp did not start listening on 127.0.0.1:$recv_port within ${START_TIMEOUT}s:"
+            tail -n 20 "$TMP/meltp-$name.log" >&2
+            exit 1
+        fi
+        url="http://127.0.0.1:$recv_port/v1/traces"
+    else
+        pid=$sink_pid
+        url="http://127.0.0.1:$sink_port/v1/traces"
+    fi
+
+    local args=(--url "$url" --connections "$conns" --spans-per-request "$SPANS_PER_REQ" --duration "$dur")
+    if [ "$rate" != 0 ]; then
+        args+=(--rate "$rate")
+    fi
+    log "phase $name: loadgen ${args[*]}"
+    out=$TMP/loadgen-$name.json
+    cpu0=$(cpu_ticks "$pid")
+    m0=$(machine_ticks)
+    t0=$(now)
+    rc=0
+    timeout $((${dur%.*} + 60)) "$LOADGEN" "${args[@]}" >"$out" 2>"$TMP/loadgen-$name.err" &
+    local lg_pid=$!
+    PIDS+=("$lg_pid")
+    # Per-thread CPU is read just before the load ends, while every worker thread still lives.
+    local threads="" snap_at
+    snap_at=$(awk -v d="$dur" 'BEGIN { print (d > 2 ? d - 1 : d / 2) }')
+    sleep "$snap_at"
+    kill -0 "$pid" 2>/dev/null && threads=$(thread_report "$pid" 2>/dev/null || true)
+    wait "$lg_pid" || rc=$?
+    forget_pid "$lg_pid"
+    t_mid=$(now)
+    m1=$(machine_ticks)
+    if ! kill -0 "$pid" 2>/dev/null; then
+        log "the process under test died during phase $name:"
+        tail -n 20 "$TMP/meltp-$name.log" "$TMP/sink-$name.err" 2>/dev/null >&2
+        exit 1
+    fi
+    cpu_mid=$(cpu_ticks "$pid")
+    spans_sent=$(jget "$out" spans_sent)
+    if [ "$rc" != 0 ] || [ -z "$spans_sent" ]; then
+        log "loadgen failed (exit $rc):"
+        cat "$TMP/loadgen-$name.err" >&2
+        exit 1
+    fi
+    grep -v '^loadgen: [0-9]* bodies' "$TMP/loadgen-$name.err" >&2 || true
+
+    # Delivery: the batch processor holds spans for a moment; wait until the sink has them all.
+    delivered=0
+    for ((i = 0; i < DELIVERY_TIMEOUT * 10; i++)); do
+        delivered=$(sink_spans "$sink_port")
+        delivered=${delivered:-0}
+        [ "$delivered" -ge "$spans_sent" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    t1=$(now)
+    cpu1=$(cpu_ticks "$pid" 2>/dev/null || echo "$cpu_mid")
+    rss_kib=$(vm_hwm_kib "$pid" 2>/dev/null || echo 0)
+
+    local telemetry=""
+    if [ "$TARGET" = meltp ]; then
+        curl -s --max-time 2 "http://127.0.0.1:$metrics_port/metrics" >"$TMP/metrics-$name.txt" || true
+        # Non-zero counters that mean data was lost or refused.
+        telemetry=$(grep -Ei '(refus|drop|fail|reject|discard)' "$TMP/metrics-$name.txt" 2>/dev/null |
+            grep -v '^#' | awk '$NF != 0' | head -n 8 || true)
+        rc=0
+        stop_child "$pid" || rc=$?
+        if [ "$rc" != 0 ] && [ "$rc" != 143 ]; then
+            log "meltp exited with status $rc after SIGTERM in phase $name"
+        fi
+        local problems
+        problems=$(grep -Eic '(error|warn|fail)' "$TMP/meltp-$name.log" || true)
+        if [ "${problems:-0}" != 0 ]; then
+            log "meltp logged $problems error/warning lines in phase $name, first ones:"
+            grep -Ei '(error|warn|fail)' "$TMP/meltp-$name.log" | head -n 5 >&2
+        fi
+    fi
+    stop_child "$sink_pid" || true
+
+    local load_s
+    load_s=$(awk -v a="$t0" -v b="$t_mid" 'BEGIN { print b - a }')
+    local mb0 mt0 mb1 mt1
+    read -r mb0 mt0 <<<"$m0"
+    read -r mb1 mt1 <<<"$m1"
+    # One tab-separated row; the table and the verdicts are printed from these at the end.
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$name" "$rate" "$conns" "$(jget "$out" spans_per_sec)" \
+        "$(calc '%.3f' "($cpu1 - $cpu0) / $CLK_TCK / ($spans_sent > 0 ? $spans_sent : 1) * 1e6")" \
+        "$(calc '%.2f' "($cpu_mid - $cpu0) / $CLK_TCK / $load_s")" \
+        "$(jget "$out" p50_ms)" "$(jget "$out" p99_ms)" "$(calc '%.1f' "$rss_kib / 1024")" \
+        "$delivered" "$spans_sent" "$(jget "$out" refused)" "$(jget "$out" errors)" \
+        "$(calc '%.0f' "100 * ($mb1 - $mb0) / (($mt1 - $mt0) > 0 ? ($mt1 - $mt0) : 1)")" \
+        "$(jget "$out" loadgen_cpu_s)" "$(calc '%.1f' "$t1 - $t_mid")" "$(jget "$out" max_lag_ms)" \
+        >>"$TMP/rows"
+    {
+        [ -n "$threads" ] && echo "  phase $name, busiest threads (CPU s):$threads"
+        [ -n "$telemetry" ] && echo "  phase $name, non-zero loss counters in meltp's /metrics:" &&
+            while IFS= read -r line; do echo "    $line"; done <<<"$telemetry"
+    } >>"$TMP/notes" || true
+}
+
+verdict() { if [ "$1" = 1 ]; then echo PASS; else echo MISS; fi; }
+
+report() {
+    local under="meltp (otlp -> batch -> otlphttp -> sink)"
+    [ "$TARGET" = sink ] && under="sink only (harness baseline, no meltp)"
+    echo
+    echo "meltp benchmark - $(date -u +%Y-%m-%dT%H:%MZ), $NCPU cores, $(uname -m), under test: $under"
+    echo "1000-span requests of ~245 bytes/span; CPU, RSS and cores are the process under test's own"
+    echo
+    printf '%-22s %10s %9s %6s %7s %7s %8s %23s %8s %7s %6s\n' phase spans/s CPU-s/M cores \
+        p50_ms p99_ms RSS_MiB delivered/sent refused errors host%
+    local name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag label
+    local who=meltp
+    [ "$TARGET" = sink ] && who=sink
+    while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag; do
+        if [ "$rate" = 0 ]; then
+            label="B saturation, $conns conn"
+        else
+            label="A $((rate / 1000))k spans/s, $conns conn"
+        fi
+        printf '%-22s %10s %9s %6s %7s %7s %8s %23s %8s %7s %6s\n' "$label" "$sps" "$cpm" "$cores" \
+            "$p50" "$p99" "$rss" "$del/$sent" "$ref" "$err" "$host"
+    done <"$TMP/rows"
+    echo
+    [ -f "$TMP/notes" ] && cat "$TMP/notes" && echo
+    while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag; do
+        if [ "$rate" != 0 ]; then
+            echo "phase A targets (at $rate spans/s):"
+            echo "  CPU per million spans <= $TARGET_CPU_PER_M s:  $(verdict "$(calc '%d' "$cpm <= $TARGET_CPU_PER_M")") ($cpm)"
+            echo "  peak RSS <= $TARGET_RSS_MIB MiB:             $(verdict "$(calc '%d' "$rss <= $TARGET_RSS_MIB")") ($rss MiB)"
+            echo "  every span delivered:            $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, $ref refused requests, $err errors; last span arrived ${wait}s after the load ended)"
+            echo "  offered rate held:               $(verdict "$(calc '%d' "$sps >= 0.98 * $rate")") ($sps spans/s; worst request start lag ${lag} ms)"
+        else
+            echo "phase B (saturation):"
+            echo "  $(printf '%-33s' "$who uses both cores:")$(verdict "$(calc '%d' "$cores > 1.0 && $host >= 90")") ($cores cores on average while the host was ${host}% busy; loadgen used ${lg_cpu} CPU-s)"
+            echo "  every accepted span delivered:   $(verdict "$(calc '%d' "$del == $sent")") ($del of $sent; $ref refused requests, $err errors)"
+        fi
+    done <"$TMP/rows"
+}
+
+for bin in "$LOADGEN" "$SINK"; do
+    [ -x "$bin" ] || die "$bin not built; run: make bench (or make $bin)"
+done
+if [ "$TARGET" = meltp ]; then
+    [ -x "$MELTP" ] || die "$MELTP not built; run: make bench"
+fi
+command -v curl >/dev/null || die "curl is needed to read the sink's /stats"
+
+for phase in $PHASES; do
+    case "$phase" in
+    A) run_phase A "$RATE_A" "$CONN_A" "$DUR_A" ;;
+    B) run_phase B 0 "$CONN_B" "$DUR_B" ;;
+    *) die "unknown phase '$phase' (phases are A and B)" ;;
+    esac
+done
+report
