@@ -33,6 +33,8 @@ const char *otlp_path(mt_signal_t s)
     return (unsigned)s < MT_SIG_COUNT ? p[s] : "/";
 }
 
+#define OTLP_MAX_DEPTH 64
+
 static const uint8_t *read_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
 {
     uint64_t r = 0;
@@ -50,8 +52,8 @@ static const uint8_t *read_varint(const uint8_t *p, const uint8_t *end, uint64_t
 static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end,
                    char *path, size_t plen, int depth, mt_errbuf_t *eb)
 {
-    if (depth > 64) {
-        mt_failf(eb, "%s: nesting deeper than 64", path[0] ? path : "(root)");
+    if (depth > OTLP_MAX_DEPTH) {
+        mt_failf(eb, "nesting deeper than %d levels at %.200s...", OTLP_MAX_DEPTH, path);
         return MT_EINVAL;
     }
     unsigned counts[64] = {0};
@@ -155,10 +157,65 @@ int otlp_wire_explain(const ProtobufCMessageDescriptor *desc, const uint8_t *dat
     return explain(desc, data, data + len, path, sizeof(path), 0, eb);
 }
 
+/* Checks nesting depth before protobuf-c (which recurses without a limit) sees the data:
+ * AnyValue -> ArrayValue -> AnyValue ... can nest as deep as the body is long, and a deep
+ * enough message would overflow the thread's stack. Only message-typed LEN fields are
+ * followed; anything malformed is left for protobuf-c and the explainer to report. */
+static int depth_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end,
+                    int depth)
+{
+    if (depth > OTLP_MAX_DEPTH) {
+        return 0;
+    }
+    while (p < end) {
+        uint64_t tag, v;
+        const uint8_t *q = read_varint(p, end, &tag);
+        if (!q) {
+            return 1;
+        }
+        p = q;
+        switch (tag & 7) {
+        case 0:
+            if (!(p = read_varint(p, end, &v))) {
+                return 1;
+            }
+            break;
+        case 1:
+            p += 8;
+            break;
+        case 5:
+            p += 4;
+            break;
+        case 2: {
+            if (!(q = read_varint(p, end, &v)) || v > (uint64_t)(end - q)) {
+                return 1;
+            }
+            const ProtobufCFieldDescriptor *fd =
+                protobuf_c_message_descriptor_get_field(desc, (unsigned)(tag >> 3));
+            if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE &&
+                !depth_ok(fd->descriptor, q, q + v, depth + 1)) {
+                return 0;
+            }
+            p = q + v;
+            break;
+        }
+        default:
+            return 1;
+        }
+    }
+    return 1;
+}
+
 ProtobufCMessage *otlp_unpack(mt_signal_t s, const uint8_t *data, size_t len, arena_t *a,
                               mt_errbuf_t *eb)
 {
     const ProtobufCMessageDescriptor *d = otlp_request_desc(s);
+    if (!depth_ok(d, data, data + len, 0)) {
+        if (otlp_wire_explain(d, data, len, eb) == MT_OK) {
+            mt_failf(eb, "message nesting deeper than %d", OTLP_MAX_DEPTH);
+        }
+        return NULL;
+    }
     ProtobufCMessage *m = protobuf_c_message_unpack(d, arena_pb_allocator(a), len, data);
     if (!m) {
         if (arena_over_cap(a)) {

@@ -195,12 +195,14 @@ static void otlp_begin(void *arg, http_req_t *r)
     }
     const char *cl = http_header(r, "Content-Length");
     unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
-    if (clen > (unsigned long long)cfg->max_body) {
+    if (clen / 16 > (unsigned long long)cfg->max_body) {
         reply_error(st, r, sig, json, 413, "too_large", NULL,
                     "request body of %llu bytes exceeds max_request_body_size %lld", clen,
                     (long long)cfg->max_body);
         return;
     }
+    /* a smaller oversize body is read and discarded by the server layer, then answered
+     * 413 in otlp_complete, so the client reliably gets the status */
     int64_t limit = atomic_load(&mt_mem_limit);
     if (limit > 0 && atomic_load(&mt_mem_in_use) + (int64_t)clen > limit) {
         reply_error(st, r, sig, json, 503, "memory_limit", "1",
@@ -286,8 +288,14 @@ static void otlp_complete(void *arg, http_req_t *r)
     }
     tm_add(st->c_items_in[sig], items);
     consume_result_t res;
-    pipeline_consume(st->r->pipes[sig], st->r->npipes[sig], sig, msg, json ? NULL : data, len,
-                     items, a, &res);
+    memset(&res, 0, sizeof(res));
+    if (items == 0) {
+        /* an empty request (or envelopes without items) is valid and carries nothing */
+        res.status = MT_OK;
+    } else {
+        pipeline_consume(st->r->pipes[sig], st->r->npipes[sig], sig, msg, json ? NULL : data,
+                         len, items, a, &res);
+    }
     if (res.status == MT_AGAIN) {
         reply_error(st, r, sig, json, 429, "queue_full", "1", "%s", res.msg);
         tm_count_reason("meltp_receiver_refused_items_total",

@@ -99,7 +99,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             if (cl) {
                 unsigned long long n = strtoull(cl, NULL, 10);
                 if (n > r->max_body) {
+                    /* read and discard (bounded) so the client sees the 413 instead of a
+                     * reset; far bigger bodies are refused at once */
                     r->too_big = 1;
+                    if (n / 16 > r->max_body) {
+                        http_respond(r, 413, "text/plain", "request body too large\n", 23, NULL,
+                                     NULL);
+                    }
                 } else if (n > 0) {
                     r->body = malloc((size_t)n);
                     r->cap = r->body ? (size_t)n : 0;
