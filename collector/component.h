@@ -87,7 +87,7 @@ typedef struct exporter_ops {
     unsigned signals;
     const char *help;
     /* validate the parsed config beyond the table (no side effects); errors via cfg_error */
-    void (*validate)(cfg_ctx_t *c, const void *cfg, const char *path, int line);
+    void (*validate)(cfg_ctx_t *c, const void *cfg, const char *path, const cfg_node_t *node);
     int (*create)(exporter_t *ex, mt_errbuf_t *eb);
     void *(*worker_init)(exporter_t *ex);
     void (*worker_fini)(exporter_t *ex, void *ws);

@@ -1604,3 +1604,38 @@ void cfg_print_help(FILE *f, const cfg_field_t *fields, size_t nfields)
         fprintf(f, "): %s\n", fd->desc ? fd->desc : "");
     }
 }
+
+int cfg_key_line(const cfg_node_t *map, const char *dotted)
+{
+    int line = map ? map->line : 0;
+    const cfg_node_t *cur = map;
+    char part[128];
+    while (cur && *dotted) {
+        const char *dot = strchr(dotted, '.');
+        size_t n = dot ? (size_t)(dot - dotted) : strlen(dotted);
+        if (n >= sizeof(part)) {
+            break;
+        }
+        memcpy(part, dotted, n);
+        part[n] = 0;
+        cur = cfg_map_get(cur, part);
+        if (!cur) {
+            break;
+        }
+        line = cur->line;
+        dotted = dot ? dot + 1 : "";
+    }
+    return line;
+}
+
+void cfg_error_key(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const char *key,
+                   const char *fmt, ...)
+{
+    char reason[768], full[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof(full), "%s%s%s", path ? path : "", path && *path ? "." : "", key);
+    cfg_error(c, cfg_key_line(node, key), full, "%s", reason);
+}

@@ -81,6 +81,11 @@ void cfg_ctx_fini(cfg_ctx_t *c);
 void cfg_error(cfg_ctx_t *c, int line, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Writes each collected error on its own line to f. */
+/* Line of the value at dotted `key` inside map `node` (or of the deepest map found). */
+int cfg_key_line(const cfg_node_t *node, const char *key);
+/* cfg_error for "path.key: reason" at the line of that key inside `node`. */
+void cfg_error_key(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const char *key,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void cfg_ctx_print(const cfg_ctx_t *c, FILE *f);
 
 typedef enum {

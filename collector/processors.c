@@ -47,13 +47,12 @@ static const cfg_field_t batch_fields[] = {
 static void batch_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_node_t *node)
 {
     batch_cfg_t *b = cfgp;
-    int line = node ? node->line : 0;
     if (b->send_batch_size < 0) {
-        cfg_error(c, line, path, "send_batch_size: must not be negative");
+        cfg_error_key(c, node, path, "send_batch_size", "must not be negative");
     }
     if (b->send_batch_max_size < 0 ||
         (b->send_batch_max_size > 0 && b->send_batch_max_size < b->send_batch_size)) {
-        cfg_error(c, line, path, "send_batch_max_size: must be 0 or >= send_batch_size");
+        cfg_error_key(c, node, path, "send_batch_max_size", "must be 0 or >= send_batch_size");
     }
 }
 
@@ -102,15 +101,14 @@ static const cfg_field_t memlim_fields[] = {
 static void memlim_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_node_t *node)
 {
     memlim_cfg_t *m = cfgp;
-    int line = node ? node->line : 0;
     if (m->limit_mib <= 0 && m->limit_percentage <= 0) {
-        cfg_error(c, line, path, "limit_mib: one of limit_mib, limit_percentage must be > 0");
+        cfg_error_key(c, node, path, "limit_mib", "one of limit_mib, limit_percentage must be > 0");
     }
     if (m->spike_limit_mib < 0 || (m->limit_mib > 0 && m->spike_limit_mib >= m->limit_mib)) {
-        cfg_error(c, line, path, "spike_limit_mib: must be >= 0 and below limit_mib");
+        cfg_error_key(c, node, path, "spike_limit_mib", "must be >= 0 and below limit_mib");
     }
     if (m->limit_percentage < 0 || m->limit_percentage > 100) {
-        cfg_error(c, line, path, "limit_percentage: must be 0..100");
+        cfg_error_key(c, node, path, "limit_percentage", "must be 0..100");
     }
 }
 
@@ -198,7 +196,7 @@ static void actions_validate(cfg_ctx_t *c, void *cfgp, const char *path, const c
         return; /* required-key error already reported */
     }
     if (l->kind != CFG_NODE_SEQ) {
-        cfg_error(c, l->line, path, "%s: expected a list of actions", lname);
+        cfg_error_key(c, node, path, lname, "expected a list of actions");
         return;
     }
     a->acts = calloc(l->n ? l->n : 1, sizeof(action_t));
@@ -208,10 +206,10 @@ static void actions_validate(cfg_ctx_t *c, void *cfgp, const char *path, const c
     static const char *ops[] = {"insert", "update", "upsert", "delete", "hash"};
     for (size_t i = 0; i < l->n; i++) {
         const cfg_node_t *it = l->children[i];
-        char p2[256];
-        snprintf(p2, sizeof(p2), "%s[%zu]", lname, i);
+        char p2[512], p3[600];
+        snprintf(p2, sizeof(p2), "%s.%s[%zu]", path, lname, i);
         if (it->kind != CFG_NODE_MAP) {
-            cfg_error(c, it->line, path, "%s: expected a map", p2);
+            cfg_error(c, it->line, p2, "expected a map");
             continue;
         }
         action_t *ac = &a->acts[a->nacts++];
@@ -221,11 +219,13 @@ static void actions_validate(cfg_ctx_t *c, void *cfgp, const char *path, const c
             const cfg_node_t *v = it->children[k];
             if (strcmp(key, "key") && strcmp(key, "action") && strcmp(key, "value") &&
                 strcmp(key, "from_attribute")) {
-                cfg_error(c, it->key_lines[k], path, "%s.%s: unknown key (valid: key, action, value, from_attribute)", p2, key);
+                snprintf(p3, sizeof(p3), "%s.%s", p2, key);
+                cfg_error(c, it->key_lines[k], p3, "unknown key (valid: key, action, value, from_attribute)");
                 continue;
             }
             if (v->kind != CFG_NODE_SCALAR) {
-                cfg_error(c, v->line, path, "%s.%s: expected a scalar", p2, key);
+                snprintf(p3, sizeof(p3), "%s.%s", p2, key);
+                cfg_error(c, v->line, p3, "expected a scalar");
                 continue;
             }
             if (!strcmp(key, "key")) {
@@ -237,9 +237,10 @@ static void actions_validate(cfg_ctx_t *c, void *cfgp, const char *path, const c
                     }
                 }
                 if (ac->op < 0) {
-                    cfg_error(c, v->line, path,
-                              "%s.action: \"%s\" is not one of insert, update, upsert, delete, hash",
-                              p2, v->value);
+                    snprintf(p3, sizeof(p3), "%s.action", p2);
+                    cfg_error(c, v->line, p3,
+                              "\"%s\" is not one of insert, update, upsert, delete, hash",
+                              v->value);
                     ac->op = ACT_DELETE;
                 }
             } else if (!strcmp(key, "value")) {
@@ -250,14 +251,15 @@ static void actions_validate(cfg_ctx_t *c, void *cfgp, const char *path, const c
             }
         }
         if (!ac->key || !*ac->key) {
-            cfg_error(c, it->line, path, "%s.key: required", p2);
+            snprintf(p3, sizeof(p3), "%s.key", p2);
+            cfg_error(c, it->line, p3, "required");
         }
         if (ac->op < 0) {
-            cfg_error(c, it->line, path, "%s.action: required", p2);
+            snprintf(p3, sizeof(p3), "%s.action", p2);
+            cfg_error(c, it->line, p3, "required");
         } else if ((ac->op == ACT_INSERT || ac->op == ACT_UPDATE || ac->op == ACT_UPSERT) &&
                    !ac->has_value && !ac->from_attribute) {
-            cfg_error(c, it->line, path, "%s: action %s needs value or from_attribute", p2,
-                      ops[ac->op]);
+            cfg_error(c, it->line, p2, "action %s needs value or from_attribute", ops[ac->op]);
         }
     }
 }

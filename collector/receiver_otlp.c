@@ -55,7 +55,7 @@ static void otlp_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_
     cfg->http_enabled = cfg_map_get(protos, "http") != NULL;
     cfg->grpc_present = cfg_map_get(protos, "grpc") != NULL;
     if (!cfg->http_enabled && !cfg->grpc_present) {
-        cfg_error(c, node ? node->line : 0, path, "protocols: at least one of http, grpc is required");
+        cfg_error_key(c, node, path, "protocols", "at least one of http, grpc is required");
     }
     char host[256];
     int port;
@@ -63,21 +63,21 @@ static void otlp_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_
     mt_errbuf_clear(&eb);
     if (cfg->http_enabled &&
         http_parse_endpoint(cfg->endpoint, host, sizeof(host), &port, &eb) != MT_OK) {
-        const cfg_node_t *ep = cfg_map_get(cfg_map_get(protos, "http"), "endpoint");
-        cfg_error(c, ep ? ep->line : node->line, path, "protocols.http.endpoint: %s", eb.msg);
+        cfg_error_key(c, node, path, "protocols.http.endpoint", "%s", eb.msg);
     }
     if (cfg->max_body <= 0) {
-        cfg_error(c, node ? node->line : 0, path,
-                  "protocols.http.max_request_body_size: must be positive");
+        cfg_error_key(c, node, path,
+                  "protocols.http.max_request_body_size", "must be positive");
     }
     for (int s = 0; s < MT_SIG_COUNT; s++) {
         if (!cfg->paths[s] || cfg->paths[s][0] != '/') {
-            cfg_error(c, node ? node->line : 0, path, "protocols.http.%s_url_path: must start with /",
-                      mt_signal_name(s));
+            char key[64];
+            snprintf(key, sizeof(key), "protocols.http.%s_url_path", mt_signal_name(s));
+            cfg_error_key(c, node, path, key, "must start with /");
         }
     }
     if (cfg->threads < 1 || cfg->threads > 64) {
-        cfg_error(c, node ? node->line : 0, path, "protocols.http.threads: must be 1..64");
+        cfg_error_key(c, node, path, "protocols.http.threads", "must be 1..64");
     }
 }
 

@@ -186,7 +186,7 @@ static void load_section(service_t *s, cfg_ctx_t *c, int kind, const char *secti
             arr[cnt++] = p;
         } else if (kind == K_EXP) {
             if (eo->validate) {
-                eo->validate(c, cfg, path, node->line);
+                eo->validate(c, cfg, path, node);
             }
             exporter_common_t *cc = cfg;
             const cfg_node_t *sq = cfg_map_get(node, "sending_queue");
@@ -194,20 +194,20 @@ static void load_section(service_t *s, cfg_ctx_t *c, int kind, const char *secti
                 cc->num_consumers = eo->default_consumers;
             }
             if (cc->num_consumers < 1 || cc->num_consumers > 256) {
-                cfg_error(c, node->line, path, "sending_queue.num_consumers: must be 1..256");
+                cfg_error_key(c, node, path, "sending_queue.num_consumers", "must be 1..256");
             }
             if (cc->queue_size < 1) {
-                cfg_error(c, node->line, path, "sending_queue.queue_size: must be positive");
+                cfg_error_key(c, node, path, "sending_queue.queue_size", "must be positive");
             }
             if (cc->multiplier < 1.0) {
-                cfg_error(c, node->line, path, "retry_on_failure.multiplier: must be >= 1");
+                cfg_error_key(c, node, path, "retry_on_failure.multiplier", "must be >= 1");
             }
             if (cc->randomization_factor < 0 || cc->randomization_factor > 1) {
-                cfg_error(c, node->line, path,
-                          "retry_on_failure.randomization_factor: must be within 0..1");
+                cfg_error_key(c, node, path,
+                          "retry_on_failure.randomization_factor", "must be within 0..1");
             }
             if (cc->timeout <= 0) {
-                cfg_error(c, node->line, path, "timeout: must be positive");
+                cfg_error_key(c, node, path, "timeout", "must be positive");
             }
             exporter_t *e = calloc(1, sizeof(*e));
             e->ops = eo, e->id = strdup(id), e->cfg = cfg;
@@ -251,12 +251,12 @@ static const cfg_node_t *list_node(cfg_ctx_t *c, const cfg_node_t *pn, const cha
     const cfg_node_t *l = cfg_map_get(pn, key);
     if (!l || l->kind == CFG_NODE_NULL || (l->kind == CFG_NODE_SEQ && l->n == 0)) {
         if (required) {
-            cfg_error(c, pn->line, path, "%s: at least one is required", key);
+            cfg_error_key(c, pn, path, key, "at least one is required");
         }
         return NULL;
     }
     if (l->kind != CFG_NODE_SEQ) {
-        cfg_error(c, l->line, path, "%s: expected a list", key);
+        cfg_error_key(c, pn, path, key, "expected a list");
         return NULL;
     }
     return l;
@@ -303,6 +303,10 @@ static void build_pipelines(service_t *s, cfg_ctx_t *c)
                           pn->keys[k]);
             }
         }
+        char path_r[300], path_p[300], path_e[300];
+        snprintf(path_r, sizeof(path_r), "%s.receivers", path);
+        snprintf(path_p, sizeof(path_p), "%s.processors", path);
+        snprintf(path_e, sizeof(path_e), "%s.exporters", path);
         pipeline_t *p = calloc(1, sizeof(*p));
         p->id = strdup(id);
         p->signal = (mt_signal_t)sig;
@@ -317,11 +321,11 @@ static void build_pipelines(service_t *s, cfg_ctx_t *c)
             const char *rid = rl->children[k]->value ? rl->children[k]->value : "";
             receiver_t *r = FIND_BY_ID(s->recvs, s->nrecvs, rid);
             if (!r) {
-                cfg_error(c, rl->children[k]->line, path, "receivers: \"%s\" is not defined under receivers", rid);
+                cfg_error(c, rl->children[k]->line, path_r, "\"%s\" is not defined under receivers", rid);
                 continue;
             }
             if (!(r->ops->signals & SIG_BIT(sig))) {
-                cfg_error(c, rl->children[k]->line, path, "receivers: %s does not support %s", rid, mt_signal_name(sig));
+                cfg_error(c, rl->children[k]->line, path_r, "%s does not support %s", rid, mt_signal_name(sig));
                 continue;
             }
             pipeline_t **np = realloc(r->pipes[sig], (r->npipes[sig] + 1) * sizeof(*np));
@@ -333,7 +337,7 @@ static void build_pipelines(service_t *s, cfg_ctx_t *c)
             const char *pid = prl->children[k]->value ? prl->children[k]->value : "";
             processor_t *pr = FIND_BY_ID(s->procs, s->nprocs, pid);
             if (!pr) {
-                cfg_error(c, prl->children[k]->line, path, "processors: \"%s\" is not defined under processors", pid);
+                cfg_error(c, prl->children[k]->line, path_p, "\"%s\" is not defined under processors", pid);
                 continue;
             }
             if (pr->ops->process) {
@@ -347,11 +351,11 @@ static void build_pipelines(service_t *s, cfg_ctx_t *c)
             const char *eid = el->children[k]->value ? el->children[k]->value : "";
             exporter_t *e = FIND_BY_ID(s->exps, s->nexps, eid);
             if (!e) {
-                cfg_error(c, el->children[k]->line, path, "exporters: \"%s\" is not defined under exporters", eid);
+                cfg_error(c, el->children[k]->line, path_e, "\"%s\" is not defined under exporters", eid);
                 continue;
             }
             if (!(e->ops->signals & SIG_BIT(sig))) {
-                cfg_error(c, el->children[k]->line, path, "exporters: %s does not support %s", eid, mt_signal_name(sig));
+                cfg_error(c, el->children[k]->line, path_e, "%s does not support %s", eid, mt_signal_name(sig));
             }
         }
     }

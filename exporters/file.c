@@ -43,14 +43,14 @@ static const cfg_field_t file_fields[] = {
      "accepted for compatibility: meltp flushes every line"},
 };
 
-static void file_validate(cfg_ctx_t *c, const void *cfgp, const char *path, int line)
+static void file_validate(cfg_ctx_t *c, const void *cfgp, const char *path, const cfg_node_t *node)
 {
     const file_cfg_t *cfg = cfgp;
     if (cfg->path && !*cfg->path) {
-        cfg_error(c, line, path, "path: must not be empty");
+        cfg_error_key(c, node, path, "path", "must not be empty");
     }
     if (cfg->max_megabytes <= 0) {
-        cfg_error(c, line, path, "rotation.max_megabytes: must be positive");
+        cfg_error_key(c, node, path, "rotation.max_megabytes", "must be positive");
     }
 }
 

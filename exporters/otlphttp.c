@@ -54,7 +54,7 @@ static const cfg_field_t otlphttp_fields[] = {
      "largest response body read"},
 };
 
-static void otlphttp_validate(cfg_ctx_t *c, const void *cfgp, const char *path, int line)
+static void otlphttp_validate(cfg_ctx_t *c, const void *cfgp, const char *path, const cfg_node_t *node)
 {
     const otlphttp_cfg_t *cfg = cfgp;
     int any = cfg->endpoint != NULL;
@@ -62,17 +62,18 @@ static void otlphttp_validate(cfg_ctx_t *c, const void *cfgp, const char *path, 
         const char *u = cfg->signal_endpoint[s];
         any |= u != NULL;
         if (u && strncmp(u, "http://", 7) && strncmp(u, "https://", 8)) {
-            cfg_error(c, line, path, "%s_endpoint: \"%s\" is not an http:// or https:// URL",
-                      mt_signal_name(s), u);
+            char key[64];
+            snprintf(key, sizeof(key), "%s_endpoint", mt_signal_name(s));
+            cfg_error_key(c, node, path, key, "\"%s\" is not an http:// or https:// URL", u);
         }
     }
     if (cfg->endpoint && strncmp(cfg->endpoint, "http://", 7) &&
         strncmp(cfg->endpoint, "https://", 8)) {
-        cfg_error(c, line, path, "endpoint: \"%s\" is not an http:// or https:// URL",
+        cfg_error_key(c, node, path, "endpoint", "\"%s\" is not an http:// or https:// URL",
                   cfg->endpoint);
     }
     if (!any) {
-        cfg_error(c, line, path, "endpoint: required (or traces_endpoint/metrics_endpoint/logs_endpoint)");
+        cfg_error_key(c, node, path, "endpoint", "required (or traces_endpoint/metrics_endpoint/logs_endpoint)");
     }
 }
 
