@@ -3,11 +3,12 @@
 CC      ?= cc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE -Icollector -Iexporters -I$(BUILD)/gen
+# project flags live apart from CFLAGS so `make CFLAGS=...` (test-asan) keeps them
+MT_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE -Icollector -Iexporters -I$(BUILD)/gen $(CFLAGS)
 LDLIBS  += -lprotobuf-c -lmicrohttpd -lsnappy -lzstd -lcurl -ljansson -lyaml -lz -lcrypto -lpthread -lm
 
 # Debian 12 packages the build, tests and benchmark need.
-DEPS_PKGS = gcc make pkg-config protobuf-c-compiler libprotobuf-c-dev libmicrohttpd-dev \
+DEPS_PKGS = gcc make pkg-config zstd protobuf-c-compiler libprotobuf-c-dev libmicrohttpd-dev \
             libsnappy-dev libzstd-dev libcurl4-openssl-dev libjansson-dev libyaml-dev zlib1g-dev libssl-dev \
             curl python3 prometheus
 
@@ -20,6 +21,9 @@ MAIN_OBJ = $(BUILD)/obj/collector/main.o
 UNIT_SRC = $(wildcard tests/unit/*.c)
 UNIT_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(UNIT_SRC))
 BENCH_BINS = $(BUILD)/loadgen $(BUILD)/sink
+
+# generated sources are real outputs, not intermediates to delete
+.SECONDARY: $(GEN_C) $(GEN_H)
 
 .PHONY: all deps run test test-unit test-integration test-asan bench clean
 all: $(BUILD)/meltp
@@ -43,27 +47,27 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTOS)
 
 $(BUILD)/obj/%.o: %.c $(GEN_H) $(wildcard collector/*.h exporters/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(MT_CFLAGS) -c -o $@ $<
 
 # generated code is not ours: don't hold it to -Werror extras
 $(BUILD)/obj/$(BUILD)/gen/%.o: $(BUILD)/gen/%.c $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -Werror,$(CFLAGS)) -w -c -o $@ $<
+	$(CC) $(filter-out -Werror,$(MT_CFLAGS)) -w -c -o $@ $<
 
 $(BUILD)/libmeltp.a: $(CORE_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/meltp: $(MAIN_OBJ) $(BUILD)/libmeltp.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(MT_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/unit: $(UNIT_OBJ) $(BUILD)/libmeltp.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(MT_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/loadgen: tests/bench/loadgen.c $(BUILD)/libmeltp.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(MT_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/sink: tests/bench/sink.c $(BUILD)/libmeltp.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(MT_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 run: deps $(BUILD)/meltp
 	$(BUILD)/meltp run --config configs/local.yaml
