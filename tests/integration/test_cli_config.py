@@ -264,3 +264,13 @@ service:
     rc, _, err = run("run", "--config", path)
     s.close()
     assert rc == 1 and "cannot listen" in err, (rc, err)
+
+
+def test_shipped_configs_are_valid():
+    import glob
+    from harness import ROOT
+    paths = sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml")))
+    assert len(paths) >= 2
+    for p in paths:
+        rc, _, err = run("check-config", "--config", p)
+        assert rc == 0, "%s: %s" % (p, err)
