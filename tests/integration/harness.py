@@ -350,9 +350,10 @@ class FakeOtlp:
     """A strict OTLP/HTTP backend: checks method, path, content type and encoding, decodes
     protobuf bodies with the independent decoder, and answers with `status` (settable)."""
 
-    def __init__(self, port=None, status=200, retry_after=None):
+    def __init__(self, port=None, status=200, retry_after=None, resp_body=b""):
         self.port = port or free_port()
         self.status = status
+        self.resp_body = resp_body
         self.retry_after = retry_after
         self.requests = []   # (path, headers, decoded body bytes)
         self.errors = []
@@ -395,8 +396,10 @@ class FakeOtlp:
                 self.send_header("Content-Type", "application/x-protobuf")
                 if outer.retry_after is not None and st != 200:
                     self.send_header("Retry-After", str(outer.retry_after))
-                self.send_header("Content-Length", "0")
+                rb = outer.resp_body if st == 200 else b""
+                self.send_header("Content-Length", str(len(rb)))
                 self.end_headers()
+                self.wfile.write(rb)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
         self.server.daemon_threads = True

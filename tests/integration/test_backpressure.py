@@ -180,3 +180,34 @@ service:
     assert 1 <= retries <= 3, "Retry-After: 1 must space retries ~1s apart, saw %s" % retries
     backend.status = 200
     wait_until(lambda: len(backend.spans()) == 4, 5, what="delivery after 503s")
+
+
+def test_partial_success_is_counted_not_retried():
+    from harness import pb_len, pb_varint
+    # ExportTraceServiceResponse{partial_success{rejected_spans: 2, error_message: "bad spans"}}
+    resp = pb_len(1, pb_varint(1, 2) + pb_len(2, b"bad spans"))
+    backend = FakeOtlp(resp_body=resp)
+    m = Meltp("""
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:%d
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [otlphttp]}}
+""" % backend.port)
+    st, _, _ = m.post("/v1/traces", make_traces(span_ids(3, 5)), PB)
+    assert st == 200
+    wait_until(lambda: m.metric("meltp_exporter_dropped_items_total",
+                                reason="rejected_by_backend") == 2, 5, what="partial success count")
+    assert m.metric("meltp_exporter_sent_items_total", exporter="otlphttp") == 3
+    time.sleep(0.3)
+    assert len(backend.requests) == 1, "partial success must not be retried"
+    assert "bad spans" in m.logtext()
