@@ -16,7 +16,14 @@ typedef struct block {
     _Alignas(16) unsigned char data[];
 } block_t;
 
+typedef struct cleanup {
+    struct cleanup *next;
+    void (*fn)(void *);
+    void *arg;
+} cleanup_t;
+
 struct arena {
+    cleanup_t *cleanups; /* run (newest first) by reset and destroy */
     block_t *head;       /* current block (first in chain) */
     block_t *first;      /* the block kept by arena_reset */
     size_t first_size;
@@ -75,11 +82,36 @@ static void free_chain_except_first(arena_t *a)
     }
 }
 
+static void run_cleanups(arena_t *a)
+{
+    cleanup_t *c = a->cleanups;
+    a->cleanups = NULL;
+    while (c) {
+        cleanup_t *n = c->next;
+        c->fn(c->arg);
+        c = n;
+    }
+}
+
+int arena_on_release(arena_t *a, void (*fn)(void *), void *arg)
+{
+    cleanup_t *c = arena_alloc(a, sizeof(*c));
+    if (!c) {
+        return -1;
+    }
+    c->fn = fn;
+    c->arg = arg;
+    c->next = a->cleanups;
+    a->cleanups = c;
+    return 0;
+}
+
 void arena_destroy(arena_t *a)
 {
     if (!a) {
         return;
     }
+    run_cleanups(a);
     free_chain_except_first(a);
     free(a->first);
     free(a);
@@ -87,6 +119,7 @@ void arena_destroy(arena_t *a)
 
 void arena_reset(arena_t *a)
 {
+    run_cleanups(a);
     free_chain_except_first(a);
     a->head = a->first;
     a->first->used = 0;
@@ -98,6 +131,9 @@ void arena_reset(arena_t *a)
 
 void *arena_alloc(arena_t *a, size_t n)
 {
+    if (n > SIZE_MAX / 4) {
+        return NULL; /* no request is that big; refusing here keeps the arithmetic below safe */
+    }
     n = (n + 15) & ~(size_t)15;
     if (n == 0) {
         n = 16;

@@ -24,6 +24,10 @@ void *arena_alloc(arena_t *a, size_t n);
 void *arena_calloc(arena_t *a, size_t n);
 /* Copies `len` bytes and appends a NUL. */
 char *arena_strndup(arena_t *a, const char *s, size_t len);
+/* Registers fn(arg) to run when the arena is reset or destroyed (newest first): for memory or
+ * handles that cannot come from the arena itself. Returns 0, or -1 when out of memory (then
+ * the caller still owns arg). */
+int arena_on_release(arena_t *a, void (*fn)(void *), void *arg);
 /* Bytes handed out so far, and bytes reserved from malloc. */
 size_t arena_used(const arena_t *a);
 size_t arena_reserved(const arena_t *a);

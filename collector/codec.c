@@ -35,8 +35,10 @@ const char *codec_name(codec_t c)
     return n[c <= CODEC_UNKNOWN ? c : CODEC_UNKNOWN];
 }
 
-/* Grows an arena-backed output buffer to at least `need` bytes, capped. */
-static int grow(arena_t *a, uint8_t **buf, size_t *cap_now, size_t used, size_t need, size_t cap)
+/* Grows the heap output buffer to at least `need` bytes, never past cap + 1 (one extra byte
+ * lets us see "more than cap"). realloc gives the old block back, so a bomb costs at most
+ * about cap bytes; the finished buffer is handed to the arena (freed on reset). */
+static int grow(uint8_t **buf, size_t *cap_now, size_t need, size_t cap)
 {
     if (need <= *cap_now) {
         return MT_OK;
@@ -46,20 +48,32 @@ static int grow(arena_t *a, uint8_t **buf, size_t *cap_now, size_t used, size_t 
         nc *= 2;
     }
     if (nc > cap + 1) {
-        nc = cap + 1; /* one extra byte lets us detect "more than cap" */
+        nc = cap + 1;
     }
     if (nc < need) {
         return MT_ETOOBIG;
     }
-    uint8_t *nb = arena_alloc(a, nc);
+    uint8_t *nb = realloc(*buf, nc);
     if (!nb) {
-        return arena_over_cap(a) ? MT_ETOOBIG : MT_ENOMEM;
-    }
-    if (used) {
-        memcpy(nb, *buf, used);
+        return MT_ENOMEM;
     }
     *buf = nb;
     *cap_now = nc;
+    return MT_OK;
+}
+
+/* Hands a finished heap buffer to the arena, or frees it on failure. */
+static int finish(arena_t *a, int rc, uint8_t *buf, size_t used, uint8_t **out, size_t *out_len)
+{
+    if (rc == MT_OK && arena_on_release(a, free, buf) != 0) {
+        rc = MT_ENOMEM;
+    }
+    if (rc != MT_OK) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *out_len = used;
     return MT_OK;
 }
 
@@ -74,13 +88,13 @@ static int gunzip(const uint8_t *in, size_t in_len, size_t cap, arena_t *a, uint
     uint8_t *buf = NULL;
     size_t bcap = 0, used = 0;
     size_t guess = in_len * 4 < cap ? in_len * 4 : cap;
-    int rc = grow(a, &buf, &bcap, 0, guess ? guess : 1, cap);
+    int rc = grow(&buf, &bcap, guess ? guess : 1, cap);
     zs.next_in = (Bytef *)in;
     zs.avail_in = (uInt)in_len;
     int zr = Z_OK;
     while (rc == MT_OK) {
         if (used == bcap) {
-            rc = grow(a, &buf, &bcap, used, used + 1, cap);
+            rc = grow(&buf, &bcap, used + 1, cap);
             if (rc != MT_OK) {
                 break;
             }
@@ -113,11 +127,7 @@ static int gunzip(const uint8_t *in, size_t in_len, size_t cap, arena_t *a, uint
         }
     }
     inflateEnd(&zs);
-    if (rc == MT_OK) {
-        *out = buf;
-        *out_len = used;
-    }
-    return rc;
+    return finish(a, rc, buf, used, out, out_len);
 }
 
 static int unzstd(const uint8_t *in, size_t in_len, size_t cap, arena_t *a, uint8_t **out,
@@ -132,13 +142,13 @@ static int unzstd(const uint8_t *in, size_t in_len, size_t cap, arena_t *a, uint
     uint8_t *buf = NULL;
     size_t bcap = 0;
     size_t guess = in_len * 4 < cap ? in_len * 4 : cap;
-    int rc = grow(a, &buf, &bcap, 0, guess ? guess : 1, cap);
+    int rc = grow(&buf, &bcap, guess ? guess : 1, cap);
     ZSTD_inBuffer ib = {in, in_len, 0};
     ZSTD_outBuffer ob = {buf, bcap, 0};
     size_t zr = 1;
     while (rc == MT_OK) {
         if (ob.pos == ob.size) {
-            rc = grow(a, &buf, &bcap, ob.pos, ob.pos + 1, cap);
+            rc = grow(&buf, &bcap, ob.pos + 1, cap);
             if (rc != MT_OK) {
                 break;
             }
@@ -165,11 +175,7 @@ static int unzstd(const uint8_t *in, size_t in_len, size_t cap, arena_t *a, uint
         }
     }
     ZSTD_freeDCtx(dc);
-    if (rc == MT_OK) {
-        *out = buf;
-        *out_len = ob.pos;
-    }
-    return rc;
+    return finish(a, rc, buf, ob.pos, out, out_len);
 }
 
 static int unsnappy(const uint8_t *in, size_t in_len, size_t cap, arena_t *a, uint8_t **out,

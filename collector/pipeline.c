@@ -39,7 +39,10 @@ void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessa
     int req_dirty = 0;
     memset(res, 0, sizeof(*res));
     if (nps > MAX_TARGETS) {
-        nps = MAX_TARGETS;
+        /* the service refuses such configs; never truncate silently */
+        res->status = MT_EINVAL;
+        snprintf(res->msg, sizeof(res->msg), "more than %d pipelines for one signal", MAX_TARGETS);
+        return;
     }
 
     /* 1. one encoded batch per pipeline (shared when unchanged) */
@@ -107,15 +110,12 @@ void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessa
         pipeline_t *p = ps[i];
         for (size_t k = 0; k < p->nqueues; k++) {
             exq_t *q = p->queues[k];
-            if (exq_reserve(q, per_pipe[i]->len) == MT_OK) {
-                if (nres < MAX_TARGETS) {
-                    reserved[nres] = q;
-                    rbytes[nres++] = i;
-                }
-            } else if (exq_on_full_drop(q)) {
-                if (ndrop < MAX_TARGETS) {
-                    dropped[ndrop++] = q;
-                }
+            int full = nres == MAX_TARGETS || ndrop == MAX_TARGETS;
+            if (!full && exq_reserve(q, per_pipe[i]->len) == MT_OK) {
+                reserved[nres] = q;
+                rbytes[nres++] = i;
+            } else if (!full && exq_on_full_drop(q)) {
+                dropped[ndrop++] = q;
             } else {
                 for (size_t r = 0; r < nres; r++) {
                     exq_unreserve(reserved[r], per_pipe[rbytes[r]]->len);

@@ -110,7 +110,13 @@ exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_sett
         return NULL;
     }
     pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->cv_work, NULL);
+    /* deadlines are CLOCK_MONOTONIC (mt_now_ns): the condvar must use the same clock, or
+     * every timed wait returns at once and the worker spins */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->cv_work, &ca);
+    pthread_condattr_destroy(&ca);
     snprintf(q->labels, sizeof(q->labels), "exporter=\"%s\",pipeline=\"%s\",signal=\"%s\"", ex->id,
              p->id, mt_signal_name(s));
     q->c_sent = tm_counter("meltp_exporter_sent_items_total", "Items the backend accepted.",

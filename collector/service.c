@@ -75,6 +75,11 @@ static char *idtype(const char *id)
 
 static int valid_id(const char *id)
 {
+    /* ids end up in metric labels and log lines: keep them to a safe alphabet */
+    if (strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./") !=
+        strlen(id) || strlen(id) > 100) {
+        return 0;
+    }
     const char *slash = strchr(id, '/');
     if (!*id || id == slash) {
         return 0;
@@ -116,7 +121,8 @@ static void load_section(service_t *s, cfg_ctx_t *c, int kind, const char *secti
         char path[256];
         snprintf(path, sizeof(path), "%s.%s", section, id);
         if (!valid_id(id)) {
-            cfg_error(c, line, path, "invalid component id (use type or type/name)");
+            cfg_error(c, line, path,
+                      "invalid component id (use type or type/name; letters, digits, _ - . only)");
             continue;
         }
         if (node->kind != CFG_NODE_MAP && node->kind != CFG_NODE_NULL) {
@@ -347,6 +353,9 @@ static void build_pipelines(service_t *s, cfg_ctx_t *c)
             }
         }
         const cfg_node_t *el = list_node(c, pn, "exporters", path, 1);
+        if (el && el->n > 64) {
+            cfg_error_key(c, pn, path, "exporters", "at most 64 exporters per pipeline");
+        }
         for (size_t k = 0; el && k < el->n; k++) {
             const char *eid = el->children[k]->value ? el->children[k]->value : "";
             exporter_t *e = FIND_BY_ID(s->exps, s->nexps, eid);
@@ -407,6 +416,22 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
     } else {
         cfg_apply(c, svc_fields, MT_ARRAY_LEN(svc_fields), svc, "service", &s->cfg);
         build_pipelines(s, c);
+        /* pipeline_consume reserves in at most 64 queues per request */
+        for (size_t i = 0; i < s->nrecvs; i++) {
+            for (int k = 0; k < MT_SIG_COUNT; k++) {
+                size_t total = 0;
+                for (size_t j = 0; j < s->recvs[i]->npipes[k]; j++) {
+                    const cfg_node_t *el = cfg_map_get(
+                        cfg_map_get(s->cfg.pipelines, s->recvs[i]->pipes[k][j]->id), "exporters");
+                    total += el && el->kind == CFG_NODE_SEQ ? el->n : 0;
+                }
+                if (total > 64) {
+                    cfg_error(c, svc->line, "service.pipelines",
+                              "receiver %s feeds %zu %s exporters; at most 64", s->recvs[i]->id,
+                              total, mt_signal_name(k));
+                }
+            }
+        }
         for (size_t i = 0; i < s->cfg.extensions.n; i++) {
             if (!FIND_BY_ID(s->exts, s->nexts, s->cfg.extensions.items[i])) {
                 cfg_error(c, svc->line, "service.extensions", "\"%s\" is not defined under extensions",

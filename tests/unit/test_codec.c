@@ -174,8 +174,9 @@ static void bomb(int *unit_failed_, codec_t c)
     CHECK(rc == MT_ETOOBIG);
     CHECK(out == NULL);
     CHECK(dt_ms < 500);
-    /* never anywhere near the 64 MiB the bomb expands to. (Tighter, ~3x the cap, is what
-     * codec.h promises but not what happens today: see the report of this test suite.) */
+    /* never anywhere near the 64 MiB the bomb expands to. These bounds are loose on purpose:
+     * each growth copies into a fresh arena buffer and arena blocks double, so today a 1 MiB
+     * cap costs ~3 MiB used and 4-8 MiB reserved, more than codec.h's "at most cap bytes". */
     CHECK(arena_reserved(a) < (16u << 20));
     CHECK(arena_used(a) < (4u << 20));
     arena_destroy(a);
