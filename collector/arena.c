@@ -117,10 +117,24 @@ void arena_destroy(arena_t *a)
     free(a);
 }
 
+/* Largest first block a reset will grow to: requests that needed more give it back. */
+#define ARENA_KEEP_MAX (4u << 20)
+
 void arena_reset(arena_t *a)
 {
     run_cleanups(a);
-    free_chain_except_first(a);
+    /* If the last use needed more than the first block, make the first block that big so the
+     * next request of the same shape is served from one block, without malloc/mmap churn. */
+    if (a->head != a->first && a->reserved <= ARENA_KEEP_MAX) {
+        size_t want = a->reserved;
+        free_chain_except_first(a);
+        block_t *nb = block_new(want);
+        if (nb) {
+            free(a->first);
+            a->first = nb;
+            a->first_size = want;
+        }
+    }
     a->head = a->first;
     a->first->used = 0;
     a->first->next = NULL;

@@ -178,8 +178,9 @@ typedef struct consume_result {
     char msg[256];
 } consume_result_t;
 
-/* Hands one decoded request to every pipeline in `ps`. `raw` is the request's protobuf
- * encoding (NULL if it came as JSON); it is reused as-is when no processor changed anything.
+/* Hands one request to every pipeline in `ps`. `req` is the decoded request, or NULL when only
+ * the validated protobuf encoding `raw` exists (then it is decoded here if a processor needs
+ * it). `raw` is NULL for JSON requests; it is reused as-is when no processor changed anything.
  * All-or-nothing across refusing queues: either every queue took the batch (or counted a
  * drop), or none did and the result is MT_AGAIN. */
 void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessage *req,

@@ -206,6 +206,209 @@ static int depth_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p, co
     return 1;
 }
 
+/* ---- fast validating scan -------------------------------------------------------------- */
+
+/* Returns 1 when [p, p+n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). ASCII is
+ * checked eight bytes at a time: most telemetry strings are ASCII. */
+static int utf8_ok(const uint8_t *p, size_t n)
+{
+    const uint8_t *end = p + n;
+    while (p < end) {
+        if ((size_t)(end - p) >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (!(w & 0x8080808080808080ull)) {
+                p += 8;
+                continue;
+            }
+        }
+        uint8_t c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2, cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3, cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4, cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if ((size_t)(end - p) < len) {
+            return 0;
+        }
+        for (size_t i = 1; i < len; i++) {
+            if ((p[i] & 0xC0) != 0x80) {
+                return 0;
+            }
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) {
+            return 0;
+        }
+        p += len;
+    }
+    return 1;
+}
+
+/* Per-field facts the scanner needs, looked up once per message level. */
+static int field_id_len(const ProtobufCFieldDescriptor *fd)
+{
+    if (fd->type != PROTOBUF_C_TYPE_BYTES) {
+        return -1;
+    }
+    if (strcmp(fd->name, "trace_id") == 0) {
+        return 16;
+    }
+    if (strcmp(fd->name, "span_id") == 0 || strcmp(fd->name, "parent_span_id") == 0) {
+        return 8;
+    }
+    return -1;
+}
+
+static int wire_type_of(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_SFIXED64: case PROTOBUF_C_TYPE_DOUBLE:
+        return 1;
+    case PROTOBUF_C_TYPE_FIXED32: case PROTOBUF_C_TYPE_SFIXED32: case PROTOBUF_C_TYPE_FLOAT:
+        return 5;
+    case PROTOBUF_C_TYPE_STRING: case PROTOBUF_C_TYPE_BYTES: case PROTOBUF_C_TYPE_MESSAGE:
+        return 2;
+    default:
+        return 0;
+    }
+}
+
+typedef struct scan_ctx {
+    const ProtobufCMessageDescriptor *item[4]; /* descriptors whose occurrences are items */
+    uint64_t items;
+} scan_ctx_t;
+
+/* Validates one message: wire types match the schema (packed scalars allowed), lengths and
+ * varints are in bounds, strings are UTF-8, id fields have their lengths, nesting is bounded;
+ * unknown fields are skipped. At least as strict as protobuf-c's unpack for everything it
+ * checks, so bytes that pass can be forwarded without decoding. */
+static int scan(scan_ctx_t *sc, const ProtobufCMessageDescriptor *desc, const uint8_t *p,
+                const uint8_t *end, int depth)
+{
+    if (depth > OTLP_MAX_DEPTH) {
+        return 0;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (sc->item[i] == desc) {
+            sc->items++;
+        }
+    }
+    while (p < end) {
+        uint64_t tag, v;
+        const uint8_t *q = read_varint(p, end, &tag);
+        if (!q || (tag >> 3) == 0 || (tag >> 3) > 0x1FFFFFFF) {
+            return 0;
+        }
+        p = q;
+        unsigned wt = (unsigned)(tag & 7);
+        const ProtobufCFieldDescriptor *fd =
+            protobuf_c_message_descriptor_get_field(desc, (unsigned)(tag >> 3));
+        size_t n;
+        switch (wt) {
+        case 0:
+            if (!(q = read_varint(p, end, &v))) {
+                return 0;
+            }
+            n = (size_t)(q - p);
+            break;
+        case 1:
+            n = 8;
+            break;
+        case 5:
+            n = 4;
+            break;
+        case 2:
+            if (!(q = read_varint(p, end, &v)) || v > (uint64_t)(end - q)) {
+                return 0;
+            }
+            p = q;
+            n = (size_t)v;
+            break;
+        default:
+            return 0;
+        }
+        if ((size_t)(end - p) < n) {
+            return 0;
+        }
+        if (fd) {
+            int want = wire_type_of(fd->type);
+            if ((int)wt != want) {
+                /* packed repeated scalars: a LEN record holding whole elements */
+                if (!(fd->label == PROTOBUF_C_LABEL_REPEATED && wt == 2 && want != 2)) {
+                    return 0;
+                }
+                if (want == 1 && n % 8) {
+                    return 0;
+                }
+                if (want == 5 && n % 4) {
+                    return 0;
+                }
+                if (want == 0) {
+                    const uint8_t *r = p, *re = p + n;
+                    while (r < re) {
+                        if (!(r = read_varint(r, re, &v))) {
+                            return 0;
+                        }
+                    }
+                }
+            } else if (wt == 2) {
+                if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+                    if (!scan(sc, fd->descriptor, p, p + n, depth + 1)) {
+                        return 0;
+                    }
+                } else if (fd->type == PROTOBUF_C_TYPE_STRING) {
+                    if (!utf8_ok(p, n)) {
+                        return 0;
+                    }
+                } else {
+                    int idl = field_id_len(fd);
+                    if (idl > 0 && n != 0 && n != (size_t)idl) {
+                        return 0;
+                    }
+                }
+            }
+        }
+        p += n;
+    }
+    return 1;
+}
+
+int otlp_scan(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *items)
+{
+    scan_ctx_t sc;
+    memset(&sc, 0, sizeof(sc));
+    switch (s) {
+    case MT_SIG_TRACES:
+        sc.item[0] = &opentelemetry__proto__trace__v1__span__descriptor;
+        break;
+    case MT_SIG_LOGS:
+        sc.item[0] = &opentelemetry__proto__logs__v1__log_record__descriptor;
+        break;
+    default:
+        sc.item[0] = &opentelemetry__proto__metrics__v1__number_data_point__descriptor;
+        sc.item[1] = &opentelemetry__proto__metrics__v1__histogram_data_point__descriptor;
+        sc.item[2] = &opentelemetry__proto__metrics__v1__exponential_histogram_data_point__descriptor;
+        sc.item[3] = &opentelemetry__proto__metrics__v1__summary_data_point__descriptor;
+    }
+    if (!scan(&sc, otlp_request_desc(s), data, data + len, 0)) {
+        return MT_EINVAL;
+    }
+    *items = sc.items;
+    return MT_OK;
+}
+
 ProtobufCMessage *otlp_unpack(mt_signal_t s, const uint8_t *data, size_t len, arena_t *a,
                               mt_errbuf_t *eb)
 {

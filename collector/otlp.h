@@ -22,6 +22,11 @@ const char *otlp_path(mt_signal_t s);
 ProtobufCMessage *otlp_unpack(mt_signal_t s, const uint8_t *data, size_t len, arena_t *a,
                               mt_errbuf_t *eb);
 
+/* Validates an encoded Export*ServiceRequest without decoding it (wire structure against the
+ * schema, UTF-8, id lengths, nesting) and counts its items. MT_OK or MT_EINVAL (no reason:
+ * call otlp_unpack + otlp_validate_utf8 + otlp_check for one). */
+int otlp_scan(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *items);
+
 /* Counts spans / data points / log records and checks structure (trace and span id lengths).
  * Returns MT_OK, or MT_EINVAL with eb naming the offending item. */
 int otlp_check(mt_signal_t s, const ProtobufCMessage *req, uint64_t *items, mt_errbuf_t *eb);

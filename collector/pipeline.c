@@ -60,6 +60,15 @@ void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessa
             per_pipe[i] = plain;
             continue;
         }
+        if (!req) {
+            /* the receiver forwarded validated bytes without decoding: decode now */
+            req = protobuf_c_message_unpack(otlp_request_desc(s), arena_pb_allocator(a), raw_len,
+                                            raw);
+            if (!req) {
+                res->status = MT_ENOMEM;
+                goto out;
+            }
+        }
         ProtobufCMessage *m = req;
         if (req_dirty) {
             /* an earlier pipeline changed req: start again from its encoding */

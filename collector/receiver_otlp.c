@@ -266,25 +266,36 @@ static void otlp_complete(void *arg, http_req_t *r)
                     eb.set ? eb.msg : mt_strerror(rcode));
         goto done;
     }
-    ProtobufCMessage *msg;
-    if (json) {
-        msg = otlp_json_decode(otlp_request_desc(sig), (const char *)data, len, a, &eb);
-    } else {
-        msg = otlp_unpack(sig, data, len, a, &eb);
-        if (msg && otlp_validate_utf8(msg, &eb) != MT_OK) {
-            msg = NULL;
-        }
-    }
-    if (!msg) {
-        reply_error(st, r, sig, json, 400, json ? "bad_json" : "bad_protobuf", NULL, "%s%s",
-                    json ? "invalid OTLP/JSON: " : "invalid OTLP/protobuf: ", eb.msg);
-        goto done;
-    }
+    ProtobufCMessage *msg = NULL;
     uint64_t items = 0;
-    if (otlp_check(sig, msg, &items, &eb) != MT_OK) {
-        reply_error(st, r, sig, json, 400, "invalid_data", NULL, "invalid %s: %s",
-                    mt_signal_name(sig), eb.msg);
-        goto done;
+    if (!json && otlp_scan(sig, data, len, &items) == MT_OK) {
+        /* fast path: valid protobuf is forwarded as it came, decoded only if a processor
+         * needs to change it */
+    } else {
+        /* JSON, or protobuf the scanner refused: decode in full; for bad protobuf this
+         * finds the reason and the field path */
+        if (json) {
+            msg = otlp_json_decode(otlp_request_desc(sig), (const char *)data, len, a, &eb);
+        } else {
+            msg = otlp_unpack(sig, data, len, a, &eb);
+            if (msg && otlp_validate_utf8(msg, &eb) != MT_OK) {
+                msg = NULL;
+            }
+        }
+        if (!msg) {
+            reply_error(st, r, sig, json, 400, json ? "bad_json" : "bad_protobuf", NULL, "%s%s",
+                        json ? "invalid OTLP/JSON: " : "invalid OTLP/protobuf: ", eb.msg);
+            goto done;
+        }
+        if (otlp_check(sig, msg, &items, &eb) != MT_OK) {
+            reply_error(st, r, sig, json, 400, "invalid_data", NULL, "invalid %s: %s",
+                        mt_signal_name(sig), eb.msg);
+            goto done;
+        }
+        if (!json) {
+            mt_log(MT_LOG_WARN, "receiver %s: scanner refused a %s request the decoder accepts",
+                   st->r->id, mt_signal_name(sig));
+        }
     }
     tm_add(st->c_items_in[sig], items);
     consume_result_t res;

@@ -79,9 +79,10 @@ stop_child() {
 }
 
 cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        stop_pid "$pid" || true
+    local i
+    # Newest first: loadgen, then meltp (which can still deliver to the sink), then the sink.
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        stop_pid "${PIDS[i]}" || true
     done
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
         log "logs and configs kept in $TMP"
@@ -230,7 +231,12 @@ run_phase() {
     # Per-thread CPU is read just before the load ends, while every worker thread still lives.
     local threads="" snap_at
     snap_at=$(awk -v d="$dur" 'BEGIN { print (d > 2 ? d - 1 : d / 2) }')
-    sleep "$snap_at"
+    # In the background so that a signal runs the exit trap at once: bash defers traps until a
+    # foreground command ends, but interrupts `wait`.
+    sleep "$snap_at" &
+    PIDS+=("$!")
+    wait $! || true
+    forget_pid "$!"
     kill -0 "$pid" 2>/dev/null && threads=$(thread_report "$pid" 2>/dev/null || true)
     wait "$lg_pid" || rc=$?
     forget_pid "$lg_pid"
