@@ -60,6 +60,7 @@ typedef struct exporter_common {
     int64_t num_consumers;
     int64_t queue_size;        /* batches (requests) */
     int64_t queue_bytes;
+    int64_t queue_items;       /* spans / data points / log records queued, 0 = no bound */
     int on_full;               /* 0 refuse, 1 drop */
     int retry_enabled;
     int64_t initial_interval;  /* ms */
@@ -124,9 +125,9 @@ typedef struct batch_settings {
 
 exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_settings_t *bs);
 int exq_start(exq_t *q);
-/* Reserves room for one batch. Returns MT_OK or MT_AGAIN when full. */
-int exq_reserve(exq_t *q, size_t bytes);
-void exq_unreserve(exq_t *q, size_t bytes);
+/* Reserves room for one batch of `bytes` and `items`. Returns MT_OK or MT_AGAIN when full. */
+int exq_reserve(exq_t *q, size_t bytes, uint64_t items);
+void exq_unreserve(exq_t *q, size_t bytes, uint64_t items);
 /* Pushes into reserved room; takes a reference on b. */
 void exq_push_reserved(exq_t *q, mt_batch_t *b);
 int exq_on_full_drop(const exq_t *q);

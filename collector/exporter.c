@@ -16,6 +16,9 @@ const cfg_field_t exporter_common_fields[] = {
     {"sending_queue.queue_bytes", CFG_T_BYTES, "256MiB", 0,
      offsetof(exporter_common_t, queue_bytes), NULL,
      "queue capacity in bytes, counting queued and in-flight requests"},
+    {"sending_queue.queue_items", CFG_T_INT, "2000000", 0,
+     offsetof(exporter_common_t, queue_items), NULL,
+     "capacity in items (spans, data points, log records); 0 = no item bound"},
     {"sending_queue.on_full", CFG_T_ENUM, "refuse", 0, offsetof(exporter_common_t, on_full),
      "refuse|drop",
      "refuse: the client gets 429 + Retry-After and nothing is enqueued anywhere; "

@@ -50,16 +50,51 @@ static const char *parse_config_flag(int argc, char **argv)
     return cfg;
 }
 
-static service_t *load(const char *path)
+/* Reads the whole config file (the text is kept so a failed reload can restart it). */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (cap - n - 1 == 0) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = 0;
+    }
+    return buf;
+}
+
+static service_t *load_text(const char *path, const char *text)
 {
     cfg_ctx_t c;
     cfg_ctx_init(&c, path);
-    service_t *s = service_load(path, NULL, &c);
+    service_t *s = service_load(path, text, &c);
     for (size_t i = 0; i < c.nerr; i++) {
         fprintf(stderr, "%s\n", c.errs[i]);
     }
     cfg_ctx_fini(&c);
     return s;
+}
+
+static service_t *load(const char *path)
+{
+    return load_text(path, NULL);
 }
 
 static int cmd_check(const char *path)
@@ -84,8 +119,10 @@ static int cmd_run(const char *path)
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
-    service_t *s = load(path);
+    char *text = slurp(path);
+    service_t *s = text ? load_text(path, text) : load(path);
     if (!s) {
+        free(text);
         return 1;
     }
     mt_errbuf_t eb;
@@ -93,6 +130,7 @@ static int cmd_run(const char *path)
     if (service_start(s, &eb) != MT_OK) {
         mt_log(MT_LOG_ERROR, "start failed: %s", eb.msg);
         service_stop_destroy(s);
+        free(text);
         return 1;
     }
     mt_log(MT_LOG_INFO, "meltp %s running with %s", MELTP_VERSION, path);
@@ -103,27 +141,44 @@ static int cmd_run(const char *path)
         }
         if (sig == SIGHUP) {
             mt_log(MT_LOG_INFO, "SIGHUP: reloading %s", path);
-            service_t *ns = load(path);
+            char *ntext = slurp(path);
+            service_t *ns = ntext ? load_text(path, ntext) : NULL;
             if (!ns) {
-                mt_log(MT_LOG_ERROR, "reload: new configuration is invalid; keeping the old one");
+                mt_log(MT_LOG_ERROR, "reload: %s; keeping the old one",
+                       ntext ? "new configuration is invalid" : "cannot read the file");
+                free(ntext);
                 continue;
             }
             /* stop the old one first: the new one usually binds the same ports */
             service_stop_destroy(s);
             mt_errbuf_clear(&eb);
             if (service_start(ns, &eb) != MT_OK) {
-                mt_log(MT_LOG_ERROR, "reload: start failed (%s); restarting the previous configuration is not possible once replaced, exiting", eb.msg);
+                mt_log(MT_LOG_ERROR, "reload: start failed (%s); going back to the previous configuration",
+                       eb.msg);
                 service_stop_destroy(ns);
-                curl_global_cleanup();
-                return 1;
+                free(ntext);
+                s = load_text(path, text);
+                mt_errbuf_clear(&eb);
+                if (!s || service_start(s, &eb) != MT_OK) {
+                    mt_log(MT_LOG_ERROR, "reload: the previous configuration failed too (%s); exiting",
+                           eb.msg);
+                    service_stop_destroy(s);
+                    free(text);
+                    curl_global_cleanup();
+                    return 1;
+                }
+                continue;
             }
             s = ns;
+            free(text);
+            text = ntext;
             mt_log(MT_LOG_INFO, "reload: done");
             continue;
         }
         mt_log(MT_LOG_INFO, "%s: draining queues (up to %lld ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                (long long)service_shutdown_timeout_ms(s));
         service_stop_destroy(s);
+        free(text);
         mt_log(MT_LOG_INFO, "stopped");
         curl_global_cleanup();
         return 0;

@@ -120,14 +120,14 @@ void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessa
         for (size_t k = 0; k < p->nqueues; k++) {
             exq_t *q = p->queues[k];
             int full = nres == MAX_TARGETS || ndrop == MAX_TARGETS;
-            if (!full && exq_reserve(q, per_pipe[i]->len) == MT_OK) {
+            if (!full && exq_reserve(q, per_pipe[i]->len, items) == MT_OK) {
                 reserved[nres] = q;
                 rbytes[nres++] = i;
             } else if (!full && exq_on_full_drop(q)) {
                 dropped[ndrop++] = q;
             } else {
                 for (size_t r = 0; r < nres; r++) {
-                    exq_unreserve(reserved[r], per_pipe[rbytes[r]]->len);
+                    exq_unreserve(reserved[r], per_pipe[rbytes[r]]->len, items);
                 }
                 tm_add(p->c_refused, items);
                 res->status = MT_AGAIN;

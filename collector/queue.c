@@ -60,6 +60,7 @@ struct exq {
     size_t cap, head, count;   /* ring of queued batches */
     size_t reserved;           /* slots promised to receivers */
     size_t bytes;              /* queued + reserved + in flight */
+    uint64_t items;            /* items queued + reserved + in flight */
     int stopping;
     uint64_t deadline_ns;
     pthread_t *workers;
@@ -153,6 +154,12 @@ double exq_fill_ratio(const exq_t *q)
             r = rb;
         }
     }
+    if (q->cc->queue_items > 0) {
+        double ri = (double)q->items / (double)q->cc->queue_items;
+        if (ri > r) {
+            r = ri;
+        }
+    }
     pthread_mutex_unlock(&mq->mu);
     return r;
 }
@@ -163,27 +170,31 @@ void exq_count_drop(exq_t *q, uint64_t items, const char *reason)
                     "Items the exporter dropped, by reason.", q->labels, reason, items);
 }
 
-int exq_reserve(exq_t *q, size_t bytes)
+int exq_reserve(exq_t *q, size_t bytes, uint64_t items)
 {
     int rc = MT_OK;
     pthread_mutex_lock(&q->mu);
+    /* an empty queue always takes one batch, however big, so nothing is refused forever */
+    int busy = q->count + q->reserved > 0 || q->bytes > 0;
     if (q->stopping || q->count + q->reserved >= q->cap ||
-        (q->cc->queue_bytes > 0 && q->bytes + bytes > (size_t)q->cc->queue_bytes &&
-         q->bytes > 0)) {
+        (busy && q->cc->queue_bytes > 0 && q->bytes + bytes > (size_t)q->cc->queue_bytes) ||
+        (busy && q->cc->queue_items > 0 && q->items + items > (uint64_t)q->cc->queue_items)) {
         rc = MT_AGAIN;
     } else {
         q->reserved++;
         q->bytes += bytes;
+        q->items += items;
     }
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
 
-void exq_unreserve(exq_t *q, size_t bytes)
+void exq_unreserve(exq_t *q, size_t bytes, uint64_t items)
 {
     pthread_mutex_lock(&q->mu);
     q->reserved--;
     q->bytes -= bytes;
+    q->items -= items;
     pthread_mutex_unlock(&q->mu);
 }
 
@@ -385,6 +396,7 @@ static void *worker_main(void *arg)
         }
         pthread_mutex_lock(&q->mu);
         q->bytes -= bytes;
+        q->items -= items;
         pthread_mutex_unlock(&q->mu);
         for (size_t i = 0; i < n; i++) {
             batch_unref(taken[i]);

@@ -274,3 +274,18 @@ def test_shipped_configs_are_valid():
     for p in paths:
         rc, _, err = run("check-config", "--config", p)
         assert rc == 0, "%s: %s" % (p, err)
+
+
+def test_sighup_reload_that_cannot_start_falls_back():
+    m = Meltp(CFG % "a.jsonl")
+    good = open(m.config_path).read()
+    with open(m.config_path, "w") as f:
+        f.write(good.replace("{dir}/a.jsonl".format(dir=m.dir), "/proc/meltp-cannot/b.jsonl"))
+    m.signal(signal.SIGHUP)
+    wait_until(lambda: "going back to the previous configuration" in m.logtext(), 10,
+               what="fallback after a failed start")
+    wait_until(lambda: m._up(), 5, what="receiver back")
+    st, _, _ = m.post("/v1/traces", make_traces([b"\x31" * 8]), PB)
+    assert st == 200
+    assert m.stop() == 0
+    assert [s["spanId"] for s in _spans(m, "a.jsonl")] == ["3131313131313131"]

@@ -167,7 +167,7 @@ static int push(exq_t *q, const char *bytes, uint32_t items)
     if (!b) {
         return MT_ENOMEM;
     }
-    int rc = exq_reserve(q, b->len);
+    int rc = exq_reserve(q, b->len, items);
     if (rc == MT_OK) {
         exq_push_reserved(q, b);
     }
@@ -275,22 +275,22 @@ UNIT_TEST(reserve_refuses_when_full)
     REQUIRE(q);
     /* count + reserved is what counts: 1 queued + 2 reserved = full */
     CHECK(push(q, "x", 1) == MT_OK);
-    CHECK(exq_reserve(q, 10) == MT_OK);
-    CHECK(exq_reserve(q, 10) == MT_OK);
-    CHECK(exq_reserve(q, 10) == MT_AGAIN);
+    CHECK(exq_reserve(q, 10, 1) == MT_OK);
+    CHECK(exq_reserve(q, 10, 1) == MT_OK);
+    CHECK(exq_reserve(q, 10, 1) == MT_AGAIN);
     CHECK(exq_fill_ratio(q) == 1.0);
     /* giving a reservation back makes room for exactly one more */
-    exq_unreserve(q, 10);
-    CHECK(exq_reserve(q, 10) == MT_OK);
-    CHECK(exq_reserve(q, 10) == MT_AGAIN);
-    exq_unreserve(q, 10);
-    exq_unreserve(q, 10);
+    exq_unreserve(q, 10, 1);
+    CHECK(exq_reserve(q, 10, 1) == MT_OK);
+    CHECK(exq_reserve(q, 10, 1) == MT_AGAIN);
+    exq_unreserve(q, 10, 1);
+    exq_unreserve(q, 10, 1);
     CHECK(exq_fill_ratio(q) > 0.3 && exq_fill_ratio(q) < 0.4);
     /* once stopping, nothing more is accepted */
     REQUIRE(exq_start(q) == MT_OK);
     exq_stop(q, mt_now_ns() + 1000000000ull);
     CHECK(fake_nsent(f) == 1); /* the queued batch was delivered before stop returned */
-    CHECK(exq_reserve(q, 10) == MT_AGAIN);
+    CHECK(exq_reserve(q, 10, 1) == MT_AGAIN);
     exq_destroy(q);
     pipe_free(p);
     fake_free(f);
@@ -303,15 +303,35 @@ UNIT_TEST(queue_bytes_limit)
     pipeline_t *p = pipe_new("p");
     exq_t *q = exq_create(&f->ex, p, MT_SIG_TRACES, &no_batching);
     REQUIRE(q);
-    CHECK(exq_reserve(q, 60) == MT_OK);
-    CHECK(exq_reserve(q, 60) == MT_AGAIN); /* 120 > 100 */
-    CHECK(exq_reserve(q, 40) == MT_OK);    /* exactly 100 */
+    CHECK(exq_reserve(q, 60, 1) == MT_OK);
+    CHECK(exq_reserve(q, 60, 1) == MT_AGAIN); /* 120 > 100 */
+    CHECK(exq_reserve(q, 40, 1) == MT_OK);    /* exactly 100 */
     CHECK(exq_fill_ratio(q) == 1.0);       /* by bytes, not by slots */
-    exq_unreserve(q, 60);
-    exq_unreserve(q, 40);
+    exq_unreserve(q, 60, 1);
+    exq_unreserve(q, 40, 1);
     /* an empty queue takes one oversized batch rather than refusing it forever */
-    CHECK(exq_reserve(q, 500) == MT_OK);
-    exq_unreserve(q, 500);
+    CHECK(exq_reserve(q, 500, 1) == MT_OK);
+    exq_unreserve(q, 500, 1);
+    exq_destroy(q);
+    pipe_free(p);
+    fake_free(f);
+}
+
+UNIT_TEST(queue_items_limit)
+{
+    fake_t *f = fake_new("fake/items", 100, 0);
+    f->cc.queue_items = 10;
+    pipeline_t *p = pipe_new("p");
+    exq_t *q = exq_create(&f->ex, p, MT_SIG_TRACES, &no_batching);
+    REQUIRE(q);
+    CHECK(exq_reserve(q, 1, 6) == MT_OK);
+    CHECK(exq_reserve(q, 1, 6) == MT_AGAIN); /* 12 items > 10 */
+    CHECK(exq_reserve(q, 1, 4) == MT_OK);    /* exactly 10 */
+    CHECK(exq_fill_ratio(q) == 1.0);
+    exq_unreserve(q, 1, 6);
+    exq_unreserve(q, 1, 4);
+    CHECK(exq_reserve(q, 1, 50) == MT_OK);   /* an empty queue takes one big batch */
+    exq_unreserve(q, 1, 50);
     exq_destroy(q);
     pipe_free(p);
     fake_free(f);
@@ -623,7 +643,7 @@ UNIT_TEST(consume_refusing_full_queue_is_all_or_nothing)
     REQUIRE(qok && qfull);
     attach(p1, qok);
     attach(p2, qfull);
-    CHECK(exq_reserve(qfull, 1) == MT_OK); /* now full */
+    CHECK(exq_reserve(qfull, 1, 1) == MT_OK); /* now full */
     uint64_t refused0 = tm_get(p2->c_refused);
     pipeline_t *ps[] = {p1, p2}; /* the queue with room is reserved first */
     consume_result_t res;
@@ -636,7 +656,7 @@ UNIT_TEST(consume_refusing_full_queue_is_all_or_nothing)
     CHECK(tm_get(p2->c_refused) == refused0 + r.items);
     CHECK(dropped(ffull->id, "p2", "queue_full") == 0);
     /* room again: the same request now goes everywhere */
-    exq_unreserve(qfull, 1);
+    exq_unreserve(qfull, 1, 1);
     pipeline_consume(ps, 2, MT_SIG_TRACES, r.req, r.raw, r.raw_len, r.items, r.a, &res);
     CHECK(res.status == MT_OK);
     CHECK(counter("meltp_exporter_enqueued_items_total", fok->id, "p", NULL) == r.items);
@@ -672,7 +692,7 @@ UNIT_TEST(consume_dropping_full_queue_counts_drop)
     CHECK(exq_on_full_drop(qdrop) == 1);
     attach(p1, qok);
     attach(p2, qdrop);
-    CHECK(exq_reserve(qdrop, 1) == MT_OK); /* full */
+    CHECK(exq_reserve(qdrop, 1, 1) == MT_OK); /* full */
     uint64_t refused0 = tm_get(p2->c_refused);
     pipeline_t *ps[] = {p2, p1}; /* the dropping queue first: it must not stop the other */
     consume_result_t res;
@@ -683,7 +703,7 @@ UNIT_TEST(consume_dropping_full_queue_counts_drop)
     CHECK(counter("meltp_exporter_enqueued_items_total", fok->id, "p", NULL) == r.items);
     CHECK(counter("meltp_exporter_enqueued_items_total", fdrop->id, "p2", NULL) == 0);
     CHECK(exq_fill_ratio(qok) > 0.3 && exq_fill_ratio(qok) < 0.4);
-    exq_unreserve(qdrop, 1);
+    exq_unreserve(qdrop, 1, 1);
     /* without the raw bytes (a JSON request) the batch is the packed message */
     REQUIRE(exq_start(qok) == MT_OK);
     CHECK(wait_sent(fok, 1, 1000) == 1);
