@@ -243,6 +243,28 @@ const char *http_header(http_req_t *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+void http_respond_headers(http_req_t *r, int status, const char *content_type, const void *body,
+                          size_t len, const char *const *hdrs)
+{
+    if (r->responded) {
+        return;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp) {
+        return;
+    }
+    if (content_type) {
+        MHD_add_response_header(resp, "Content-Type", content_type);
+    }
+    for (size_t i = 0; hdrs && hdrs[i] && hdrs[i + 1]; i += 2) {
+        MHD_add_response_header(resp, hdrs[i], hdrs[i + 1]);
+    }
+    MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->responded = 1;
+}
+
 void http_respond(http_req_t *r, int status, const char *content_type, const void *body,
                   size_t len, const char *extra_name, const char *extra_value)
 {

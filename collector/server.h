@@ -48,6 +48,11 @@ const char *http_header(http_req_t *r, const char *name);
 void http_respond(http_req_t *r, int status, const char *content_type, const void *body,
                   size_t len, const char *extra_name, const char *extra_value);
 
+/* Like http_respond with any number of extra headers: `hdrs` is name, value, name, value, ...,
+ * NULL (NULL itself means none). */
+void http_respond_headers(http_req_t *r, int status, const char *content_type, const void *body,
+                          size_t len, const char *const *hdrs);
+
 /* Validates an endpoint string without binding. */
 int http_parse_endpoint(const char *endpoint, char *host, size_t hostlen, int *port,
                         mt_errbuf_t *eb);

@@ -1,0 +1,52 @@
+/*
+ * prw_decode.h - Prometheus remote-write (1.0 `prometheus.WriteRequest` and 2.0
+ * `io.prometheus.write.v2.Request`) -> OTLP ExportMetricsServiceRequest, the conversion half of
+ * the `prometheusremotewrite` receiver, kept apart from HTTP so it can be unit tested.
+ *
+ * Mapping (the reverse of protocols.md §4, chosen so that RW -> meltp -> RW keeps the series
+ * names, see prw_decode.c for the details):
+ *   - one ResourceMetrics per (job, instance); job "ns/name" -> service.namespace +
+ *     service.name, otherwise service.name = job; instance -> service.instance.id; the labels
+ *     of a `target_info` series of the same (job, instance) become resource attributes and the
+ *     series itself is not emitted;
+ *   - one scope "meltp/prometheusremotewrite";
+ *   - type from metadata when sent (RW1 WriteRequest.metadata by family name, RW2 per series),
+ *     else from the name: `_total` -> monotonic cumulative Sum without the suffix, `_bucket{le}`
+ *     + `_sum` + `_count` -> one Histogram point per (labels, timestamp), `{quantile}` + `_sum` +
+ *     `_count` -> Summary, anything else -> Gauge under its own name; OTLP unit stays empty;
+ *   - native histograms -> exponential histograms (schema -53 / NHCB -> explicit buckets);
+ *   - stale markers -> points flagged NO_RECORDED_VALUE; timestamps ms -> ns.
+ */
+#ifndef PRW_DECODE_H
+#define PRW_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "mt.h"
+#include "otlp_collector.pb-c.h"
+
+/* What one request carried, for the receiver's counters and the RW 2.0 response headers. */
+typedef struct prw_stats {
+    uint64_t series;      /* TimeSeries entries in the request */
+    uint64_t samples;     /* float samples accepted (incl. classic histogram / summary parts) */
+    uint64_t histograms;  /* native histogram samples accepted */
+    uint64_t exemplars;   /* exemplars attached to a data point (others are dropped) */
+    uint64_t points;      /* OTLP data points produced (the pipeline's item count) */
+} prw_stats_t;
+
+/* The stale-marker bit pattern (a NaN); compare bits, never isnan(). */
+#define PRW_STALE_NAN_BITS 0x7ff0000000000002ULL
+
+/* Decodes one uncompressed remote-write body (`version` 1 or 2) and converts it. On MT_OK *out
+ * is a request allocated in `a` (it lives as long as the arena; it may hold zero resources, e.g.
+ * a metadata-only RW1 request) and *stats is filled. Returns MT_EINVAL with eb saying why for
+ * bad protobuf or invalid content (unsorted / duplicate / empty label names, invalid UTF-8, bad
+ * symbol references, malformed histograms), MT_ENOMEM when the arena cannot grow. `stats` may
+ * be NULL. */
+int prw_to_otlp(int version, const uint8_t *pb, size_t len, arena_t *a,
+                Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest **out,
+                prw_stats_t *stats, mt_errbuf_t *eb);
+
+#endif

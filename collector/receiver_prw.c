@@ -1,0 +1,412 @@
+/*
+ * receiver_prw.c - the `prometheusremotewrite` receiver: POST /api/v1/write with a snappy
+ * (block format) body holding a remote-write 1.0 `prometheus.WriteRequest` or, when the
+ * Content-Type says `proto=io.prometheus.write.v2.Request`, a 2.0 Request. The body is
+ * converted to OTLP metrics (prw_decode.c) and handed to the receiver's metrics pipelines;
+ * 204 means every exporter queue took it. Errors answer in plain text (senders log the body
+ * verbatim), are counted by reason, and follow the spec's retry contract: 400/413/415 are
+ * final, 429/503 carry Retry-After. RW 2.0 requests always get the *-Written headers.
+ */
+#include "component.h"
+#include "server.h"
+#include "codec.h"
+#include "prw_decode.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <stddef.h>
+
+typedef struct prw_rcfg {
+    char *endpoint;
+    int64_t max_body;
+    int64_t threads;
+    char *path;
+} prw_rcfg_t;
+
+static const cfg_field_t prw_fields[] = {
+    {"endpoint", CFG_T_STRING, "127.0.0.1:19291", 0, offsetof(prw_rcfg_t, endpoint), NULL,
+     "host:port to serve remote write on"},
+    {"max_request_body_size", CFG_T_BYTES, "20MiB", 0, offsetof(prw_rcfg_t, max_body), NULL,
+     "largest body accepted, on the wire and after snappy decompression (413 above)"},
+    {"threads", CFG_T_INT, "2", 0, offsetof(prw_rcfg_t, threads), NULL,
+     "HTTP worker threads"},
+    {"path", CFG_T_STRING, "/api/v1/write", 0, offsetof(prw_rcfg_t, path), NULL,
+     "URL path senders POST to"},
+};
+
+static void prw_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_node_t *node)
+{
+    prw_rcfg_t *cfg = cfgp;
+    char host[256];
+    int port;
+    mt_errbuf_t eb;
+    mt_errbuf_clear(&eb);
+    if (http_parse_endpoint(cfg->endpoint, host, sizeof(host), &port, &eb) != MT_OK) {
+        cfg_error_key(c, node, path, "endpoint", "%s", eb.msg);
+    }
+    if (cfg->max_body <= 0) {
+        cfg_error_key(c, node, path, "max_request_body_size", "must be positive");
+    }
+    if (cfg->threads < 1 || cfg->threads > 64) {
+        cfg_error_key(c, node, path, "threads", "must be 1..64");
+    }
+    if (!cfg->path || cfg->path[0] != '/') {
+        cfg_error_key(c, node, path, "path", "must start with /");
+    }
+}
+
+typedef struct prw_state {
+    http_server_t *srv;
+    receiver_t *r;
+    char labels[128];
+    tm_counter_t *c_items_in, *c_items_ok, *c_bytes;
+} prw_state_t;
+
+/* Per request: the schema picked from Content-Type (1 or 2); 2 answers with *-Written. */
+typedef struct prw_req {
+    int version;
+    prw_stats_t written;
+} prw_req_t;
+
+/* One arena per HTTP thread, reused across requests; destroyed with the thread. */
+static pthread_key_t arena_key;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+static void arena_key_dtor(void *p) { arena_destroy(p); }
+static void arena_key_init(void) { pthread_key_create(&arena_key, arena_key_dtor); }
+
+static void count_request(prw_state_t *st, int code, const char *reason, uint64_t items)
+{
+    char lb[256];
+    snprintf(lb, sizeof(lb), "%s,code=\"%d\"", st->labels, code);
+    tm_add(tm_counter("meltp_receiver_requests_total", "HTTP requests by status code.", lb), 1);
+    if (reason) {
+        tm_count_reason("meltp_receiver_refused_items_total",
+                        "Items refused (not acknowledged), by reason.", st->labels, reason,
+                        items);
+        char lb2[256];
+        snprintf(lb2, sizeof(lb2), "receiver=\"%s\"", st->r->id);
+        tm_count_reason("meltp_receiver_refused_requests_total", "Requests refused, by reason.",
+                        lb2, reason, 1);
+    }
+}
+
+/* Sends status + body with Retry-After (when set) and, for RW 2.0 requests, the three
+ * X-Prometheus-Remote-Write-*-Written headers. */
+static void respond(http_req_t *r, int status, const char *body, size_t len,
+                    const char *retry_after, const prw_req_t *rq)
+{
+    char s[24], h[24], e[24];
+    const char *hdrs[10];
+    size_t n = 0;
+    if (retry_after) {
+        hdrs[n++] = "Retry-After";
+        hdrs[n++] = retry_after;
+    }
+    if (rq && rq->version == 2) {
+        snprintf(s, sizeof(s), "%llu", (unsigned long long)rq->written.samples);
+        snprintf(h, sizeof(h), "%llu", (unsigned long long)rq->written.histograms);
+        snprintf(e, sizeof(e), "%llu", (unsigned long long)rq->written.exemplars);
+        hdrs[n++] = "X-Prometheus-Remote-Write-Samples-Written";
+        hdrs[n++] = s;
+        hdrs[n++] = "X-Prometheus-Remote-Write-Histograms-Written";
+        hdrs[n++] = h;
+        hdrs[n++] = "X-Prometheus-Remote-Write-Exemplars-Written";
+        hdrs[n++] = e;
+    }
+    hdrs[n] = NULL;
+    http_respond_headers(r, status, len ? "text/plain; charset=utf-8" : NULL, body, len, hdrs);
+}
+
+static void reply_error(prw_state_t *st, http_req_t *r, const prw_req_t *rq, int status,
+                        const char *reason, const char *retry_after, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+static void reply_error(prw_state_t *st, http_req_t *r, const prw_req_t *rq, int status,
+                        const char *reason, const char *retry_after, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg) - 1, fmt, ap);
+    va_end(ap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) - 1 ? (size_t)n : sizeof(msg) - 2;
+    msg[len++] = '\n';
+    msg[len] = 0;
+    respond(r, status, msg, len, retry_after, rq);
+    count_request(st, status, reason, 0);
+    mt_log(MT_LOG_DEBUG, "receiver %s: %s %s -> %d %s", st->r->id, r->method, r->path, status,
+           msg);
+}
+
+/* Case-insensitive compare of a header token [p, p+n) with `want`. */
+static int token_is(const char *p, size_t n, const char *want)
+{
+    return strlen(want) == n && strncasecmp(p, want, n) == 0;
+}
+
+static void trim(const char **p, size_t *n)
+{
+    while (*n && (**p == ' ' || **p == '\t')) {
+        (*p)++, (*n)--;
+    }
+    while (*n && ((*p)[*n - 1] == ' ' || (*p)[*n - 1] == '\t')) {
+        (*n)--;
+    }
+}
+
+/* Picks the remote-write version from Content-Type: `application/x-protobuf` (1.0), with
+ * `proto=prometheus.WriteRequest` (1.0) or `proto=io.prometheus.write.v2.Request` (2.0).
+ * Returns 0 for anything else (-> 415). */
+static int version_from_ctype(const char *ct)
+{
+    if (!ct) {
+        return 0;
+    }
+    const char *semi = strchr(ct, ';');
+    const char *p = ct;
+    size_t n = semi ? (size_t)(semi - ct) : strlen(ct);
+    trim(&p, &n);
+    if (!token_is(p, n, "application/x-protobuf")) {
+        return 0;
+    }
+    int version = 1;
+    while (semi) {
+        const char *param = semi + 1;
+        semi = strchr(param, ';');
+        size_t pn = semi ? (size_t)(semi - param) : strlen(param);
+        trim(&param, &pn);
+        if (pn > 6 && strncasecmp(param, "proto=", 6) == 0) {
+            const char *v = param + 6;
+            size_t vn = pn - 6;
+            trim(&v, &vn);
+            if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
+                v++, vn -= 2;
+            }
+            if (token_is(v, vn, "prometheus.WriteRequest")) {
+                version = 1;
+            } else if (token_is(v, vn, "io.prometheus.write.v2.Request")) {
+                version = 2;
+            } else {
+                return 0;
+            }
+        }
+        /* other parameters (charset, ...) are ignored */
+    }
+    return version;
+}
+
+static void prw_begin(void *arg, http_req_t *r)
+{
+    prw_state_t *st = arg;
+    prw_rcfg_t *cfg = st->r->cfg;
+    if (strcmp(r->path, cfg->path) != 0) {
+        reply_error(st, r, NULL, 404, "not_found", NULL,
+                    "no remote-write endpoint at %s (use %s)", r->path, cfg->path);
+        return;
+    }
+    if (strcmp(r->method, "POST") != 0) {
+        char msg[128];
+        int n = snprintf(msg, sizeof(msg), "method %s not allowed; use POST\n", r->method);
+        const char *hdrs[] = {"Allow", "POST", NULL};
+        http_respond_headers(r, 405, "text/plain; charset=utf-8", msg,
+                             n > 0 && (size_t)n < sizeof(msg) ? (size_t)n : 0, hdrs);
+        count_request(st, 405, "method_not_allowed", 0);
+        return;
+    }
+    const char *ct = http_header(r, "Content-Type");
+    int version = version_from_ctype(ct);
+    prw_req_t probe = {version, {0, 0, 0, 0, 0}};
+    if (!version) {
+        reply_error(st, r, NULL, 415, "unsupported_media_type", NULL,
+                    "unsupported Content-Type \"%.200s\"; use application/x-protobuf "
+                    "(proto=prometheus.WriteRequest or proto=io.prometheus.write.v2.Request)",
+                    ct ? ct : "");
+        return;
+    }
+    const char *ce = http_header(r, "Content-Encoding");
+    if (!ce || codec_from_name(ce) != CODEC_SNAPPY) {
+        reply_error(st, r, &probe, 415, "unsupported_encoding", NULL,
+                    "unsupported Content-Encoding \"%.100s\"; remote write requires snappy",
+                    ce ? ce : "");
+        return;
+    }
+    if (st->r->npipes[MT_SIG_METRICS] == 0) {
+        reply_error(st, r, &probe, 404, "no_pipeline", NULL,
+                    "receiver %s is not part of any metrics pipeline", st->r->id);
+        return;
+    }
+    const char *cl = http_header(r, "Content-Length");
+    unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
+    if (clen / 16 > (unsigned long long)cfg->max_body) {
+        reply_error(st, r, &probe, 413, "too_large", NULL,
+                    "request body of %llu bytes exceeds max_request_body_size %lld", clen,
+                    (long long)cfg->max_body);
+        return;
+    }
+    int64_t limit = atomic_load(&mt_mem_limit);
+    if (limit > 0 && atomic_load(&mt_mem_in_use) + (int64_t)clen > limit) {
+        reply_error(st, r, &probe, 503, "memory_limit", "1",
+                    "memory limit reached (%lld bytes in use); retry later",
+                    (long long)atomic_load(&mt_mem_in_use));
+        return;
+    }
+    prw_req_t *rq = calloc(1, sizeof(*rq));
+    if (!rq) {
+        reply_error(st, r, &probe, 503, "out_of_memory", "1", "out of memory");
+        return;
+    }
+    rq->version = version;
+    r->user = rq;
+}
+
+static const uint8_t framed_magic[10] = {0xff, 0x06, 0x00, 0x00, 0x73,
+                                         0x4e, 0x61, 0x50, 0x70, 0x59};
+
+static void prw_complete(void *arg, http_req_t *r)
+{
+    prw_state_t *st = arg;
+    prw_rcfg_t *cfg = st->r->cfg;
+    prw_req_t req = *(prw_req_t *)r->user;
+    free(r->user);
+    r->user = NULL;
+    prw_req_t *rq = &req;
+    if (r->too_big) {
+        reply_error(st, r, rq, 413, "too_large", NULL,
+                    "request body exceeds max_request_body_size %lld bytes",
+                    (long long)cfg->max_body);
+        return;
+    }
+    tm_add(st->c_bytes, r->len);
+    if (r->len >= sizeof(framed_magic) &&
+        memcmp(r->body, framed_magic, sizeof(framed_magic)) == 0) {
+        reply_error(st, r, rq, 400, "bad_compression", NULL,
+                    "framed snappy is not supported; remote write uses the snappy block format");
+        return;
+    }
+    pthread_once(&arena_once, arena_key_init);
+    arena_t *a = pthread_getspecific(arena_key);
+    if (!a) {
+        a = arena_create(256 * 1024, 0);
+        pthread_setspecific(arena_key, a);
+        if (!a) {
+            reply_error(st, r, rq, 503, "out_of_memory", "1", "out of memory");
+            return;
+        }
+    }
+    mt_errbuf_t eb;
+    mt_errbuf_clear(&eb);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    /* the snappy header states the decompressed size: checked against the cap before any
+     * allocation (codec.c), so a small body cannot claim gigabytes */
+    int rcode = codec_decompress(CODEC_SNAPPY, r->body ? r->body : (uint8_t *)"", r->len,
+                                 (size_t)cfg->max_body, a, &data, &len, &eb);
+    if (rcode == MT_ETOOBIG) {
+        reply_error(st, r, rq, 413, "too_large", NULL,
+                    "decompressed body exceeds max_request_body_size %lld bytes",
+                    (long long)cfg->max_body);
+        goto done;
+    } else if (rcode != MT_OK) {
+        reply_error(st, r, rq, rcode == MT_ENOMEM ? 503 : 400,
+                    rcode == MT_ENOMEM ? "out_of_memory" : "bad_compression",
+                    rcode == MT_ENOMEM ? "1" : NULL, "%s",
+                    eb.set ? eb.msg : mt_strerror(rcode));
+        goto done;
+    }
+    Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest *msg = NULL;
+    prw_stats_t stats;
+    rcode = prw_to_otlp(rq->version, data, len, a, &msg, &stats, &eb);
+    if (rcode != MT_OK) {
+        int oom = rcode == MT_ENOMEM;
+        reply_error(st, r, rq, oom ? 503 : 400, oom ? "out_of_memory" : "invalid_data",
+                    oom ? "1" : NULL, "%s", eb.set ? eb.msg : mt_strerror(rcode));
+        goto done;
+    }
+    uint64_t items = stats.points;
+    tm_add(st->c_items_in, items);
+    consume_result_t res;
+    memset(&res, 0, sizeof(res));
+    if (items == 0) {
+        /* metadata-only requests (and target_info-only ones) carry no data points */
+        res.status = MT_OK;
+    } else {
+        pipeline_consume(st->r->pipes[MT_SIG_METRICS], st->r->npipes[MT_SIG_METRICS],
+                         MT_SIG_METRICS, &msg->base, NULL, 0, items, a, &res);
+    }
+    if (res.status == MT_AGAIN) {
+        reply_error(st, r, rq, 429, "queue_full", "1", "%s", res.msg);
+        tm_count_reason("meltp_receiver_refused_items_total",
+                        "Items refused (not acknowledged), by reason.", st->labels,
+                        "queue_full", items);
+        goto done;
+    }
+    if (res.status != MT_OK) {
+        reply_error(st, r, rq, 503, res.status == MT_ENOMEM ? "out_of_memory" : "pipeline_error",
+                    "1", "%s", res.msg[0] ? res.msg : mt_strerror(res.status));
+        goto done;
+    }
+    tm_add(st->c_items_ok, items);
+    rq->written = stats;
+    respond(r, 204, NULL, 0, NULL, rq);
+    count_request(st, 204, NULL, 0);
+done:
+    /* keep one modest arena per thread; give back what a huge request needed */
+    if (arena_reserved(a) > (4u << 20)) {
+        arena_destroy(a);
+        pthread_setspecific(arena_key, NULL);
+    } else {
+        arena_reset(a);
+    }
+}
+
+static int prw_start(receiver_t *rv, mt_errbuf_t *eb)
+{
+    prw_rcfg_t *cfg = rv->cfg;
+    prw_state_t *st = calloc(1, sizeof(*st));
+    if (!st) {
+        mt_failf(eb, "out of memory");
+        return MT_ENOMEM;
+    }
+    st->r = rv;
+    snprintf(st->labels, sizeof(st->labels), "receiver=\"%s\",signal=\"metrics\"", rv->id);
+    st->c_items_in = tm_counter("meltp_receiver_received_items_total",
+                                "Items decoded from valid requests.", st->labels);
+    st->c_items_ok = tm_counter("meltp_receiver_accepted_items_total",
+                                "Items acknowledged to the client.", st->labels);
+    st->c_bytes = tm_counter("meltp_receiver_received_bytes_total",
+                             "Request body bytes received (on the wire).", st->labels);
+    rv->state = st;
+    http_handler_t h = {prw_begin, prw_complete, st};
+    st->srv = http_server_start(cfg->endpoint, (int)cfg->threads, (size_t)cfg->max_body, &h, eb);
+    if (!st->srv) {
+        free(st);
+        rv->state = NULL;
+        return MT_ERR;
+    }
+    mt_log(MT_LOG_INFO, "receiver %s: Prometheus remote write on %s%s", rv->id, cfg->endpoint,
+           cfg->path);
+    return MT_OK;
+}
+
+static void prw_stop(receiver_t *rv)
+{
+    prw_state_t *st = rv->state;
+    if (st) {
+        http_server_stop(st->srv);
+        free(st);
+        rv->state = NULL;
+    }
+}
+
+const receiver_ops_t receiver_prometheusremotewrite_ops = {
+    .type = "prometheusremotewrite",
+    .fields = prw_fields,
+    .nfields = MT_ARRAY_LEN(prw_fields),
+    .cfg_size = sizeof(prw_rcfg_t),
+    .signals = SIG_BIT(MT_SIG_METRICS),
+    .help = "Prometheus remote write 1.0 and 2.0 receiver (snappy; -> OTLP metrics)",
+    .validate = prw_validate,
+    .start = prw_start,
+    .stop = prw_stop,
+};
