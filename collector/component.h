@@ -105,6 +105,8 @@ struct exporter {
     void *cfg;                /* ops->cfg_size bytes, starts with exporter_common_t */
     void *state;              /* exporter's own */
     _Atomic uint64_t failing_since_ns; /* 0 when healthy */
+    _Atomic uint64_t stop_deadline_ns; /* set by shutdown: exporters with their own retry loops
+                                        * give up at this time */
 };
 
 static inline exporter_common_t *exporter_common(exporter_t *ex)

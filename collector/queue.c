@@ -447,6 +447,7 @@ void exq_stop(exq_t *q, uint64_t deadline_ns)
     pthread_mutex_lock(&q->mu);
     q->stopping = 1;
     q->deadline_ns = deadline_ns;
+    atomic_store(&q->ex->stop_deadline_ns, deadline_ns);
     pthread_cond_broadcast(&q->cv_work);
     pthread_mutex_unlock(&q->mu);
     /* workers exit when the queue is empty; past the deadline each remaining batch fails

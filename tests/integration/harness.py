@@ -456,3 +456,58 @@ def make_traces(span_ids, service="svc", trace_id=b"\x01" * 16, name="op"):
     resource = pb_len(1, pb_len(1, pb_kv_str("service.name", service)))
     scope = pb_len(1, pb_len(1, b"test-scope"))
     return pb_len(1, resource + pb_len(2, scope + spans))
+
+
+# ---- a real Prometheus server (Debian's `prometheus` package) ------------------------------
+
+class Prometheus:
+    """Starts `prometheus` on a free loopback port with a temporary data dir."""
+
+    def __init__(self, config="global: {}\n", features=("native-histograms", "exemplar-storage"),
+                 remote_write_receiver=True):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="meltp-prom-")
+        cfg = os.path.join(self.dir, "prometheus.yml")
+        with open(cfg, "w") as f:
+            f.write(config)
+        args = ["prometheus", "--config.file=" + cfg, "--storage.tsdb.path=" + self.dir + "/data",
+                "--web.listen-address=127.0.0.1:%d" % self.port, "--log.level=warn"]
+        if remote_write_receiver:
+            args.append("--web.enable-remote-write-receiver")
+        if features:
+            args.append("--enable-feature=" + ",".join(features))
+        self.log = open(os.path.join(self.dir, "prometheus.log"), "wb")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        _procs.append(self.proc)
+        wait_until(self._ready, 30, what="prometheus to be ready")
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("prometheus exited: " + open(self.log.name).read()[-2000:])
+        try:
+            st, _, _ = http_request("http://127.0.0.1:%d/-/ready" % self.port, method="GET")
+            return st == 200
+        except OSError:
+            return False
+
+    @property
+    def write_url(self):
+        return "http://127.0.0.1:%d/api/v1/write" % self.port
+
+    def api(self, path, **params):
+        import urllib.parse
+        url = "http://127.0.0.1:%d%s?%s" % (self.port, path, urllib.parse.urlencode(params))
+        st, _, body = http_request(url, method="GET")
+        assert st == 200, (st, body[:500])
+        doc = json.loads(body)
+        assert doc["status"] == "success", doc
+        return doc["data"]
+
+    def query(self, q, t=None):
+        params = {"query": q}
+        if t is not None:
+            params["time"] = "%.3f" % t
+        return self.api("/api/v1/query", **params)["result"]
+
+    def series(self, match):
+        return self.api("/api/v1/series", **{"match[]": match})
