@@ -1923,7 +1923,8 @@ static int conv_histograms(pc_ctx_t *c, pc_metric_t *pm, histdp_t *const *pts, s
         }
         int64_t ts = ts_ms(c, pm->r, p->time_unix_nano);
         int stale = (p->flags & NO_RECORDED_VALUE) != 0;
-        int has_sum = p->sum__case == OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT__SUM__SUM;
+        int has_sum =
+            p->sum__case == OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT__SUM__SUM;
         size_t nb = p->n_explicit_bounds;
         const double *bounds = p->explicit_bounds;
         const uint64_t *counts = p->bucket_counts;
@@ -2109,8 +2110,10 @@ static int exp_accumulate(dc_entry_t *e, int fresh, const expdp_t *p)
     }
     for (;;) {
         int ds = e->scale - target, dp = ps - target;
-        int64_t wp = bk_merged_width(&e->pos, pos ? pos->offset : 0, pos ? pos->n_bucket_counts : 0, dp);
-        int64_t wn = bk_merged_width(&e->neg, neg ? neg->offset : 0, neg ? neg->n_bucket_counts : 0, dp);
+        int64_t wp = bk_merged_width(&e->pos, pos ? pos->offset : 0,
+                                     pos ? pos->n_bucket_counts : 0, dp);
+        int64_t wn = bk_merged_width(&e->neg, neg ? neg->offset : 0,
+                                     neg ? neg->n_bucket_counts : 0, dp);
         /* the state's own width only shrinks when downscaled, so checking after the point's
          * merge at `target` is enough once the state is at `target` too */
         if (ds == 0 && wp <= DC_MAX_EXP_BUCKETS && wn <= DC_MAX_EXP_BUCKETS) {
@@ -2288,7 +2291,8 @@ static int type_hint(const metric_t *m)
     for (size_t i = 0; i < m->n_metadata; i++) {
         const kv_t *kv = m->metadata[i];
         if (!kv || !kv->key || strcmp(kv->key, "prometheus.type") != 0 || !kv->value ||
-            kv->value->value_case != OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
+            kv->value->value_case !=
+                OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
             continue;
         }
         const char *v = kv->value->string_value;

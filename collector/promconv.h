@@ -48,15 +48,29 @@ typedef struct promconv_out {
     size_t cap_series, cap_metadata;
 } promconv_out_t;
 
-/* Converts one request. Everything in `out` lives in `a`. `dc` may be NULL: then delta points
- * are dropped (counted, reason "delta_without_state"). Returns MT_OK or MT_ENOMEM. */
+/* Converts one request. `out` is reset first; everything in it (label strings included) lives in
+ * `a`, so the request itself may be freed afterwards. Points with identical label sets share one
+ * TimeSeries, whose samples are in time order. `dc` may be NULL: then delta points are dropped
+ * (counted, reason "delta_without_state"). Other drop reasons: "invalid_name",
+ * "invalid_temporality" (sum/histogram with UNSPECIFIED temporality), "no_sum",
+ * "scale_too_small", "delta_state_full", "delta_state_oom".
+ * Label precedence, lowest first (as Prometheus's createAttributes): point attributes (colliding
+ * keys joined with `;`), promoted / resource_to_telemetry attributes (only where absent), scope
+ * labels and job / instance (override), external labels (only where absent), then __name__ / le
+ * / quantile (override). target_info needs service.name or service.instance.id AND at least one
+ * other resource attribute; it is deduplicated per (job, instance) within the request and its
+ * timestamp is the resource's latest point (now_ms when it has none). now_ms = 0 means "use the
+ * wall clock"; it also stamps points with time 0 and drives delta-state expiry.
+ * Returns MT_OK or MT_ENOMEM (check arena_over_cap(a) to tell a cap from real OOM). */
 int promconv_convert(const promconv_opts_t *o, deltacum_t *dc,
                      const Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest *req,
                      arena_t *a, promconv_out_t *out);
 
 /* Name and label helpers, exposed for tests and for the pull exporter. Results are written to
  * `buf` (NUL-terminated); they return the length, or -1 when the result would be empty/invalid
- * or does not fit. */
+ * or does not fit. kind_counter: monotonic sum (gets _total); kind_gauge_ratio: a gauge, which
+ * gets _ratio when the unit is exactly "1". Histograms and summaries pass 0, 0 and append
+ * _bucket / _sum / _count themselves. A label name of only underscores is invalid. */
 int promconv_metric_name(const char *otel_name, const char *unit, int kind_counter,
                          int kind_gauge_ratio, int add_suffixes, const char *ns, char *buf,
                          size_t buflen);
@@ -68,9 +82,11 @@ int promconv_format_float(double v, char *buf, size_t buflen);
 double promconv_stale_nan(void);
 int promconv_is_stale(double v);
 
-/* Delta -> cumulative state: per series (metric identity + attributes) running totals.
- * Bounded: at most max_series entries (new series beyond it are dropped and counted) and
- * entries idle for longer than expiry_ms are forgotten. Thread-safe. */
+/* Delta -> cumulative state: per series (family name + kind + final labels) running totals for
+ * sums, classic histograms (a changed bucket layout restarts the total) and exponential
+ * histograms (merged at the coarser scale). Bounded: at most max_series entries (0 = 100000;
+ * new series beyond it are dropped and counted) and entries idle for longer than expiry_ms
+ * (<= 0: never) are forgotten. Thread-safe (one mutex). */
 deltacum_t *deltacum_create(size_t max_series, int64_t expiry_ms);
 void deltacum_destroy(deltacum_t *dc);
 size_t deltacum_size(deltacum_t *dc);

@@ -204,21 +204,78 @@ static void count_drop(prw_state_t *st, const char *reason, uint64_t n)
                     "Remote-write samples not delivered, by reason.", st->labels, reason, n);
 }
 
+static uint64_t fnv(uint64_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
 /* FNV-1a over the label set: stable shard for a series. */
 static uint64_t series_hash(const Prometheus__TimeSeries *ts)
 {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < ts->n_labels; i++) {
-        for (const char *p = ts->labels[i]->name; *p; p++) {
-            h = (h ^ (uint8_t)*p) * 1099511628211ull;
-        }
+        h = fnv(h, ts->labels[i]->name, strlen(ts->labels[i]->name));
         h = (h ^ 0xff) * 1099511628211ull;
-        for (const char *p = ts->labels[i]->value; *p; p++) {
-            h = (h ^ (uint8_t)*p) * 1099511628211ull;
-        }
+        h = fnv(h, ts->labels[i]->value, strlen(ts->labels[i]->value));
         h = (h ^ 0xfe) * 1099511628211ull;
     }
     return h;
+}
+
+/* Hash of the metric point a series belongs to: labels without le / quantile and the name
+ * without _bucket / _sum / _count. All series of one classic histogram or summary point share
+ * it, so they travel in the same shard and request and a receiver can put them back together
+ * (each series still always maps to the same shard, so per-series order holds). */
+static uint64_t group_hash(const Prometheus__TimeSeries *ts)
+{
+    static const char *sfx[] = {"_bucket", "_sum", "_count"};
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < ts->n_labels; i++) {
+        const char *n = ts->labels[i]->name, *v = ts->labels[i]->value;
+        if (!strcmp(n, "le") || !strcmp(n, "quantile")) {
+            continue;
+        }
+        size_t vl = strlen(v);
+        if (!strcmp(n, "__name__")) {
+            for (size_t k = 0; k < 3; k++) {
+                size_t sl = strlen(sfx[k]);
+                if (vl > sl && !strcmp(v + vl - sl, sfx[k])) {
+                    vl -= sl;
+                    break;
+                }
+            }
+        }
+        h = fnv(h, n, strlen(n));
+        h = (h ^ 0xff) * 1099511628211ull;
+        h = fnv(h, v, vl);
+        h = (h ^ 0xfe) * 1099511628211ull;
+    }
+    return h;
+}
+
+static const char *label_value(const Prometheus__TimeSeries *ts, const char *name)
+{
+    for (size_t l = 0; l < ts->n_labels; l++) {
+        if (!strcmp(ts->labels[l]->name, name)) {
+            return ts->labels[l]->value;
+        }
+    }
+    return NULL;
+}
+
+static int same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* Same (job, instance): a series of the resource a target_info describes. */
+static int same_target(const Prometheus__TimeSeries *a, const Prometheus__TimeSeries *b)
+{
+    return same_str(label_value(a, "job"), label_value(b, "job")) &&
+           same_str(label_value(a, "instance"), label_value(b, "instance"));
 }
 
 static size_t series_weight(const Prometheus__TimeSeries *ts)
@@ -439,12 +496,23 @@ static int build_chunks(prw_cfg_t *cfg, int v2, Prometheus__TimeSeries **list, s
     while (i < n || with_meta) {
         size_t j = i, w = 0;
         uint64_t samples = 0, hists = 0, exs = 0;
-        while (j < n && (j == i || w + series_weight(list[j]) <= (size_t)cfg->max_samples_per_send)) {
-            w += series_weight(list[j]);
-            samples += list[j]->n_samples;
-            hists += list[j]->n_histograms;
-            exs += list[j]->n_exemplars;
-            j++;
+        while (j < n) {
+            /* take the whole run of series of one point (histogram / summary) at once */
+            size_t g = j + 1, gw = series_weight(list[j]);
+            uint64_t gh = group_hash(list[j]);
+            while (g < n && group_hash(list[g]) == gh) {
+                gw += series_weight(list[g]);
+                g++;
+            }
+            if (j > i && w + gw > (size_t)cfg->max_samples_per_send) {
+                break;
+            }
+            for (; j < g; j++) {
+                samples += list[j]->n_samples;
+                hists += list[j]->n_histograms;
+                exs += list[j]->n_exemplars;
+            }
+            w += gw;
         }
         uint8_t *pb;
         size_t pl = 0;
@@ -832,7 +900,10 @@ static int prw_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data
     }
     out.n_series = keep;
     int nshards = (int)cfg->shards;
-    /* distribute series to shards */
+    /* Distribute series to shards by label hash. A target_info series goes into the same
+     * shard and request as the first series of its (job, instance), right after it: a
+     * receiver (meltp, or anything that maps target_info to resource attributes) then sees
+     * the resource attributes together with data of that resource. */
     size_t *counts = calloc((size_t)nshards, sizeof(size_t));
     Prometheus__TimeSeries ***lists = calloc((size_t)nshards, sizeof(*lists));
     int rc = MT_OK;
@@ -840,20 +911,46 @@ static int prw_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data
         rc = MT_ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < out.n_series; i++) {
-        counts[series_hash(out.series[i]) % (uint64_t)nshards]++;
-    }
     for (int k = 0; k < nshards; k++) {
-        lists[k] = arena_alloc(a, (counts[k] ? counts[k] : 1) * sizeof(Prometheus__TimeSeries *));
+        lists[k] = arena_alloc(a, (out.n_series + 1) * sizeof(Prometheus__TimeSeries *));
         if (!lists[k]) {
             rc = MT_ENOMEM;
             goto out;
         }
-        counts[k] = 0;
+    }
+    uint8_t *is_ti = arena_calloc(a, out.n_series + 1);
+    uint8_t *placed = arena_calloc(a, out.n_series + 1);
+    if (!is_ti || !placed) {
+        rc = MT_ENOMEM;
+        goto out;
+    }
+    size_t nti = 0;
+    for (size_t i = 0; i < out.n_series; i++) {
+        const char *n = label_value(out.series[i], "__name__");
+        if (n && !strcmp(n, "target_info")) {
+            is_ti[i] = 1;
+            nti++;
+        }
     }
     for (size_t i = 0; i < out.n_series; i++) {
-        int k = (int)(series_hash(out.series[i]) % (uint64_t)nshards);
+        if (is_ti[i]) {
+            continue;
+        }
+        int k = (int)(group_hash(out.series[i]) % (uint64_t)nshards);
         lists[k][counts[k]++] = out.series[i];
+        for (size_t j = 0; nti && j < out.n_series; j++) {
+            if (is_ti[j] && !placed[j] && same_target(out.series[i], out.series[j])) {
+                lists[k][counts[k]++] = out.series[j];
+                placed[j] = 1;
+                nti--;
+            }
+        }
+    }
+    for (size_t j = 0; nti && j < out.n_series; j++) {
+        if (is_ti[j] && !placed[j]) {
+            int k = (int)(group_hash(out.series[j]) % (uint64_t)nshards);
+            lists[k][counts[k]++] = out.series[j];
+        }
     }
     int v2 = !atomic_load(&st->use_v1);
     for (int k = 0; k < nshards; k++) {

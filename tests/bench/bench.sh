@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # bench.sh - meltp's throughput benchmark, run by `make bench`. For each phase it starts a
-# counting sink and a fresh meltp (otlp -> batch -> otlphttp -> sink) on free loopback ports,
-# drives meltp with build/loadgen, waits until the sink has every span, and reports spans/s,
-# CPU-seconds per million spans, request latency, peak RSS and cores used, with PASS/MISS
-# against the targets in docs/BENCHMARKS.md. It is a benchmark, not a test: it exits non-zero
-# only when the run itself broke (missing binary, a process that would not start or died).
+# counting sink and a fresh meltp on free loopback ports, drives meltp with build/loadgen,
+# waits until the sink has everything, and reports items/s, CPU-seconds per million items,
+# request latency, peak RSS and cores used, with PASS/MISS against the targets in
+# docs/BENCHMARKS.md. Phases A (fixed rate) and B (saturation) relay traces (otlp -> batch ->
+# otlphttp -> sink); phases C (fixed rate) and D (saturation) relay Prometheus remote write
+# (prometheusremotewrite -> batch -> prometheusremotewrite -> sink) and also report the RSS
+# each active series costs. It is a benchmark, not a test: it exits non-zero only when the run
+# itself broke (missing binary, a process that would not start or died).
 #
-# Knobs (environment): BUILD or MELTP_BUILD (build dir, default build), BENCH_PHASES ("A B"),
-# BENCH_RATE (phase A spans/s, 100000), BENCH_DURATION_A (20), BENCH_DURATION_B (15),
+# Knobs (environment): BUILD or MELTP_BUILD (build dir, default build), BENCH_PHASES ("A B C";
+# D is the remote-write saturation run), BENCH_RATE (phase A spans/s, 100000),
+# BENCH_DURATION_A (20), BENCH_DURATION_B (15), BENCH_RW_RATE (phase C samples/s, 100000),
+# BENCH_ACTIVE_SERIES (100000), BENCH_DURATION_C (20), BENCH_DURATION_D (15),
 # BENCH_TARGET=sink (baseline: loadgen straight into the sink, no meltp), BENCH_KEEP=1 (keep
 # the temp dir with configs and logs).
 set -euo pipefail
@@ -19,13 +24,23 @@ MELTP=$BUILD_DIR/meltp
 LOADGEN=$BUILD_DIR/loadgen
 SINK=$BUILD_DIR/sink
 TARGET=${BENCH_TARGET:-meltp}
-PHASES=${BENCH_PHASES:-A B}
+PHASES=${BENCH_PHASES:-A B C}
 RATE_A=${BENCH_RATE:-100000}
 DUR_A=${BENCH_DURATION_A:-20}
 DUR_B=${BENCH_DURATION_B:-15}
 SPANS_PER_REQ=1000
 CONN_A=4
 CONN_B=8
+RATE_C=${BENCH_RW_RATE:-100000}
+DUR_C=${BENCH_DURATION_C:-20}
+DUR_D=${BENCH_DURATION_D:-15}
+ACTIVE_SERIES=${BENCH_ACTIVE_SERIES:-100000}
+SERIES_PER_REQ=2000
+CONN_C=4
+CONN_D=8
+# How long an idle meltp settles after it starts listening before its RSS is read as the
+# baseline of the bytes-per-active-series figure.
+IDLE_SETTLE=1
 # Bounds on every wait, in seconds.
 START_TIMEOUT=10
 DELIVERY_TIMEOUT=30
@@ -33,6 +48,8 @@ STOP_TIMEOUT=10
 # Targets (docs/BENCHMARKS.md).
 TARGET_CPU_PER_M=1.5
 TARGET_RSS_MIB=40
+TARGET_RW_CPU_PER_M=2
+TARGET_RW_BYTES_PER_SERIES=1024
 # The sink walks the protobuf wire format to count spans and fully decodes one request in this
 # many: the full decode costs ~2 CPU-s per million spans, CPU that meltp would lose.
 SINK_VERIFY_EVERY=50
@@ -140,12 +157,30 @@ machine_ticks() {
     echo "$((user + nice + sys + irq + softirq + steal)) $((user + nice + sys + idle + iowait + irq + softirq + steal))"
 }
 
+# Percent of the whole machine busy over one second. Taken before a phase starts: other work
+# on the host (a build, another test run) takes CPU from meltp and skews every figure.
+host_busy_pct() {
+    local b0 t0 b1 t1
+    read -r b0 t0 <<<"$(machine_ticks)"
+    sleep 1
+    read -r b1 t1 <<<"$(machine_ticks)"
+    echo $((100 * (b1 - b0) / ((t1 - t0) > 0 ? (t1 - t0) : 1)))
+}
+
 vm_hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+vm_rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 now() { date +%s.%N; }
 # jget FILE KEY: a number from a flat one-line JSON object.
 jget() { sed -n "s/.*\"$2\":\([-0-9.eE+]*\).*/\1/p" "$1" | head -n1; }
 sink_spans() {
     curl -s --max-time 2 "http://127.0.0.1:$1/stats" | sed -n 's/.*"spans":\([0-9]*\).*/\1/p'
+}
+# Samples the sink counted, without those of target_info series (meltp's exporter adds one
+# per job/instance and batch; the sender never sent them), then the target_info samples.
+sink_samples() {
+    curl -s --max-time 2 "http://127.0.0.1:$1/stats" |
+        sed -n 's/.*"samples":\([0-9]*\).*"target_info_samples":\([0-9]*\).*/\1 \2/p' |
+        awk '{ print $1 - $2, $2 }'
 }
 # calc FORMAT EXPR: float arithmetic. The parentheses matter: a bare `a > b` after printf's
 # comma would be an output redirection in awk.
@@ -176,6 +211,28 @@ service:
 EOF
 }
 
+write_rw_config() {
+    cat >"$1" <<EOF
+receivers:
+  prometheusremotewrite:
+    endpoint: 127.0.0.1:$2
+processors:
+  batch: {}
+exporters:
+  prometheusremotewrite:
+    endpoint: http://127.0.0.1:$3/api/v1/write
+service:
+  pipelines:
+    metrics:
+      receivers: [prometheusremotewrite]
+      processors: [batch]
+      exporters: [prometheusremotewrite]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:$4
+EOF
+}
+
 # Per-thread CPU of a process, busiest first: shows whether the work is spread over threads.
 thread_report() {
     local pid=$1 t comm
@@ -185,22 +242,50 @@ thread_report() {
     done | sort -rn | head -n 6 | awk -v hz="$CLK_TCK" '{ printf "%s %.1fs", (NR > 1 ? "," : ""), $1 / hz; $1 = ""; printf "%s", $0 } END { print "" }'
 }
 
-# run_phase NAME RATE CONNECTIONS DURATION: one measured phase; appends a row to $TMP/rows.
+# run_phase NAME RATE CONNECTIONS DURATION [otlp|rw]: one measured phase; appends a row to
+# $TMP/rows (otlp) or $TMP/rows-rw (remote write).
 run_phase() {
-    local name=$1 rate=$2 conns=$3 dur=$4
+    local name=$1 rate=$2 conns=$3 dur=$4 kind=${5:-otlp}
     local sink_port sink_pid recv_port metrics_port pid url out i
     local spans_sent delivered cpu0 cpu1 cpu_mid m0 m1 t0 t_mid t1 rss_kib rc
+    local idle_kib=0 target_info=0 pre_busy
 
+    if [ "$kind" = rw ] && [ "$TARGET" = meltp ]; then
+        # A meltp built without the remote-write components cannot run this phase; say so in
+        # the report instead of losing the phases that did run.
+        write_rw_config "$TMP/check-$name.yaml" "$(free_port)" "$(free_port)" "$(free_port)"
+        if ! "$MELTP" check-config --config "$TMP/check-$name.yaml" >"$TMP/check-$name.log" 2>&1; then
+            log "phase $name skipped: $MELTP check-config rejects the remote-write config:"
+            head -n 5 "$TMP/check-$name.log" >&2
+            {
+                echo "  phase $name SKIPPED: meltp check-config rejected the remote-write config:"
+                head -n 3 "$TMP/check-$name.log" | sed 's/^/    /'
+            } >>"$TMP/notes"
+            return 0
+        fi
+    fi
+
+    pre_busy=$(host_busy_pct)
+    if [ "$pre_busy" -gt 15 ]; then
+        log "phase $name: the host was ${pre_busy}% busy before the phase started; other processes skew its figures"
+        echo "  phase $name: the host was ${pre_busy}% busy just before it started (other processes): its figures may be skewed" >>"$TMP/notes"
+    fi
     sink_port=$(free_port)
     "$SINK" --port "$sink_port" --verify-every "$SINK_VERIFY_EVERY" >"$TMP/sink-$name.out" 2>"$TMP/sink-$name.err" &
     sink_pid=$!
     PIDS+=("$sink_pid")
     wait_listening "$sink_port" "$sink_pid" || die "sink did not start: $(tail -n 5 "$TMP/sink-$name.err")"
 
+    local path=/v1/traces
+    [ "$kind" = rw ] && path=/api/v1/write
     if [ "$TARGET" = meltp ]; then
         recv_port=$(free_port)
         metrics_port=$(free_port)
-        write_config "$TMP/meltp-$name.yaml" "$recv_port" "$sink_port" "$metrics_port"
+        if [ "$kind" = rw ]; then
+            write_rw_config "$TMP/meltp-$name.yaml" "$recv_port" "$sink_port" "$metrics_port"
+        else
+            write_config "$TMP/meltp-$name.yaml" "$recv_port" "$sink_port" "$metrics_port"
+        fi
         "$MELTP" run --config "$TMP/meltp-$name.yaml" >"$TMP/meltp-$name.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
@@ -209,13 +294,23 @@ run_phase() {
             tail -n 20 "$TMP/meltp-$name.log" >&2
             exit 1
         fi
-        url="http://127.0.0.1:$recv_port/v1/traces"
+        url="http://127.0.0.1:$recv_port$path"
     else
         pid=$sink_pid
-        url="http://127.0.0.1:$sink_port/v1/traces"
+        url="http://127.0.0.1:$sink_port$path"
+    fi
+    if [ "$kind" = rw ]; then
+        # The baseline of "RSS per active series": the same process, same config, idle.
+        sleep "$IDLE_SETTLE"
+        idle_kib=$(vm_rss_kib "$pid" 2>/dev/null || echo 0)
     fi
 
-    local args=(--url "$url" --connections "$conns" --spans-per-request "$SPANS_PER_REQ" --duration "$dur")
+    local args=(--url "$url" --connections "$conns" --duration "$dur")
+    if [ "$kind" = rw ]; then
+        args=(--mode rw "${args[@]}" --series-per-request "$SERIES_PER_REQ" --active-series "$ACTIVE_SERIES")
+    else
+        args+=(--spans-per-request "$SPANS_PER_REQ")
+    fi
     if [ "$rate" != 0 ]; then
         args+=(--rate "$rate")
     fi
@@ -248,18 +343,28 @@ run_phase() {
         exit 1
     fi
     cpu_mid=$(cpu_ticks "$pid")
-    spans_sent=$(jget "$out" spans_sent)
+    # spans_sent: spans, or samples in remote-write phases.
+    if [ "$kind" = rw ]; then
+        spans_sent=$(jget "$out" samples_sent)
+    else
+        spans_sent=$(jget "$out" spans_sent)
+    fi
     if [ "$rc" != 0 ] || [ -z "$spans_sent" ]; then
         log "loadgen failed (exit $rc):"
         cat "$TMP/loadgen-$name.err" >&2
         exit 1
     fi
-    grep -v '^loadgen: [0-9]* bodies' "$TMP/loadgen-$name.err" >&2 || true
+    grep -Ev '^loadgen: [0-9]* (bodies|templates)' "$TMP/loadgen-$name.err" >&2 || true
 
-    # Delivery: the batch processor holds spans for a moment; wait until the sink has them all.
+    # Delivery: the batch processor holds items for a moment; wait until the sink has them all.
     delivered=0
     for ((i = 0; i < DELIVERY_TIMEOUT * 10; i++)); do
-        delivered=$(sink_spans "$sink_port")
+        if [ "$kind" = rw ]; then
+            read -r delivered target_info <<<"$(sink_samples "$sink_port")"
+            target_info=${target_info:-0}
+        else
+            delivered=$(sink_spans "$sink_port")
+        fi
         delivered=${delivered:-0}
         [ "$delivered" -ge "$spans_sent" ] && break
         kill -0 "$pid" 2>/dev/null || break
@@ -294,16 +399,33 @@ run_phase() {
     local mb0 mt0 mb1 mt1
     read -r mb0 mt0 <<<"$m0"
     read -r mb1 mt1 <<<"$m1"
-    # One tab-separated row; the table and the verdicts are printed from these at the end.
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-        "$name" "$rate" "$conns" "$(jget "$out" spans_per_sec)" \
-        "$(calc '%.3f' "($cpu1 - $cpu0) / $CLK_TCK / ($spans_sent > 0 ? $spans_sent : 1) * 1e6")" \
-        "$(calc '%.2f' "($cpu_mid - $cpu0) / $CLK_TCK / $load_s")" \
-        "$(jget "$out" p50_ms)" "$(jget "$out" p99_ms)" "$(calc '%.1f' "$rss_kib / 1024")" \
-        "$delivered" "$spans_sent" "$(jget "$out" refused)" "$(jget "$out" errors)" \
-        "$(calc '%.0f' "100 * ($mb1 - $mb0) / (($mt1 - $mt0) > 0 ? ($mt1 - $mt0) : 1)")" \
-        "$(jget "$out" loadgen_cpu_s)" "$(calc '%.1f' "$t1 - $t_mid")" "$(jget "$out" max_lag_ms)" \
-        >>"$TMP/rows"
+    # One tab-separated row; the tables and the verdicts are printed from these at the end.
+    # Remote-write rows add: idle RSS MiB, bytes of RSS per active series, target_info samples
+    # the sink got, compressed bytes per request.
+    if [ "$kind" = rw ]; then
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+            "$name" "$rate" "$conns" "$(jget "$out" samples_per_sec)" \
+            "$(calc '%.3f' "($cpu1 - $cpu0) / $CLK_TCK / ($spans_sent > 0 ? $spans_sent : 1) * 1e6")" \
+            "$(calc '%.2f' "($cpu_mid - $cpu0) / $CLK_TCK / $load_s")" \
+            "$(jget "$out" p50_ms)" "$(jget "$out" p99_ms)" "$(calc '%.1f' "$rss_kib / 1024")" \
+            "$delivered" "$spans_sent" "$(jget "$out" refused)" "$(jget "$out" errors)" \
+            "$(calc '%.0f' "100 * ($mb1 - $mb0) / (($mt1 - $mt0) > 0 ? ($mt1 - $mt0) : 1)")" \
+            "$(jget "$out" loadgen_cpu_s)" "$(calc '%.1f' "$t1 - $t_mid")" "$(jget "$out" max_lag_ms)" \
+            "$(calc '%.1f' "$idle_kib / 1024")" \
+            "$(calc '%.0f' "($rss_kib - $idle_kib) * 1024 / $ACTIVE_SERIES")" \
+            "$target_info" "$(jget "$out" bytes_per_request)" \
+            >>"$TMP/rows-rw"
+    else
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+            "$name" "$rate" "$conns" "$(jget "$out" spans_per_sec)" \
+            "$(calc '%.3f' "($cpu1 - $cpu0) / $CLK_TCK / ($spans_sent > 0 ? $spans_sent : 1) * 1e6")" \
+            "$(calc '%.2f' "($cpu_mid - $cpu0) / $CLK_TCK / $load_s")" \
+            "$(jget "$out" p50_ms)" "$(jget "$out" p99_ms)" "$(calc '%.1f' "$rss_kib / 1024")" \
+            "$delivered" "$spans_sent" "$(jget "$out" refused)" "$(jget "$out" errors)" \
+            "$(calc '%.0f' "100 * ($mb1 - $mb0) / (($mt1 - $mt0) > 0 ? ($mt1 - $mt0) : 1)")" \
+            "$(jget "$out" loadgen_cpu_s)" "$(calc '%.1f' "$t1 - $t_mid")" "$(jget "$out" max_lag_ms)" \
+            >>"$TMP/rows"
+    fi
     {
         [ -n "$threads" ] && echo "  phase $name, busiest threads (CPU s):$threads"
         [ -n "$telemetry" ] && echo "  phase $name, non-zero loss counters in meltp's /metrics:" &&
@@ -314,41 +436,85 @@ run_phase() {
 verdict() { if [ "$1" = 1 ]; then echo PASS; else echo MISS; fi; }
 
 report() {
-    local under="meltp (otlp -> batch -> otlphttp -> sink)"
+    local under="meltp"
     [ "$TARGET" = sink ] && under="sink only (harness baseline, no meltp)"
     echo
     echo "meltp benchmark - $(date -u +%Y-%m-%dT%H:%MZ), $NCPU cores, $(uname -m), under test: $under"
-    echo "1000-span requests of ~245 bytes/span; CPU, RSS and cores are the process under test's own"
-    echo
-    printf '%-22s %10s %9s %6s %7s %7s %8s %23s %8s %7s %6s\n' phase spans/s CPU-s/M cores \
-        p50_ms p99_ms RSS_MiB delivered/sent refused errors host%
     local name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag label
+    local idle bps tinfo bpr
     local who=meltp
     [ "$TARGET" = sink ] && who=sink
-    while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag; do
-        if [ "$rate" = 0 ]; then
-            label="B saturation, $conns conn"
-        else
-            label="A $((rate / 1000))k spans/s, $conns conn"
-        fi
-        printf '%-22s %10s %9s %6s %7s %7s %8s %23s %8s %7s %6s\n' "$label" "$sps" "$cpm" "$cores" \
-            "$p50" "$p99" "$rss" "$del/$sent" "$ref" "$err" "$host"
-    done <"$TMP/rows"
-    echo
+    if [ -s "$TMP/rows" ]; then
+        [ "$TARGET" = meltp ] && echo "traces: otlp -> batch -> otlphttp -> sink"
+        echo "1000-span requests of ~245 bytes/span; CPU, RSS and cores are the process under test's own"
+        echo
+        printf '%-22s %10s %9s %6s %7s %7s %8s %23s %8s %7s %6s\n' phase spans/s CPU-s/M cores \
+            p50_ms p99_ms RSS_MiB delivered/sent refused errors host%
+        while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag; do
+            if [ "$rate" = 0 ]; then
+                label="B saturation, $conns conn"
+            else
+                label="A $((rate / 1000))k spans/s, $conns conn"
+            fi
+            printf '%-22s %10s %9s %6s %7s %7s %8s %23s %8s %7s %6s\n' "$label" "$sps" "$cpm" "$cores" \
+                "$p50" "$p99" "$rss" "$del/$sent" "$ref" "$err" "$host"
+        done <"$TMP/rows"
+        echo
+    fi
+    if [ -s "$TMP/rows-rw" ]; then
+        [ "$TARGET" = meltp ] && echo "remote write: prometheusremotewrite -> batch -> prometheusremotewrite -> sink"
+        echo "1.0 requests of $SERIES_PER_REQ series x 1 sample (7 labels), $ACTIVE_SERIES active series;" \
+            "delivered excludes target_info samples (+tinfo)"
+        echo
+        printf '%-24s %10s %8s %6s %7s %7s %8s %8s %8s %23s %7s %7s %6s %5s\n' phase samples/s \
+            CPU-s/M cores p50_ms p99_ms RSS_MiB idle_MiB B/series delivered/sent +tinfo refused \
+            errors host%
+        while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag idle bps tinfo bpr; do
+            if [ "$rate" = 0 ]; then
+                label="D saturation, $conns conn"
+            else
+                label="C $((rate / 1000))k samples/s, $conns conn"
+            fi
+            printf '%-24s %10s %8s %6s %7s %7s %8s %8s %8s %23s %7s %7s %6s %5s\n' "$label" "$sps" \
+                "$cpm" "$cores" "$p50" "$p99" "$rss" "$idle" "$bps" "$del/$sent" "$tinfo" "$ref" \
+                "$err" "$host"
+        done <"$TMP/rows-rw"
+        echo
+    fi
     [ -f "$TMP/notes" ] && cat "$TMP/notes" && echo
-    while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag; do
-        if [ "$rate" != 0 ]; then
-            echo "phase A targets (at $rate spans/s):"
-            echo "  CPU per million spans <= $TARGET_CPU_PER_M s:  $(verdict "$(calc '%d' "$cpm <= $TARGET_CPU_PER_M")") ($cpm)"
-            echo "  peak RSS <= $TARGET_RSS_MIB MiB:             $(verdict "$(calc '%d' "$rss <= $TARGET_RSS_MIB")") ($rss MiB)"
-            echo "  every span delivered:            $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, $ref refused requests, $err errors; last span arrived ${wait}s after the load ended)"
-            echo "  offered rate held:               $(verdict "$(calc '%d' "$sps >= 0.98 * $rate")") ($sps spans/s; worst request start lag ${lag} ms)"
-        else
-            echo "phase B (saturation):"
-            echo "  $(printf '%-33s' "$who uses both cores:")$(verdict "$(calc '%d' "$cores > 1.0 && $host >= 90")") ($cores cores on average while the host was ${host}% busy; loadgen used ${lg_cpu} CPU-s)"
-            echo "  every accepted span delivered:   $(verdict "$(calc '%d' "$del == $sent")") ($del of $sent; $ref refused requests, $err errors)"
-        fi
-    done <"$TMP/rows"
+    if [ -s "$TMP/rows" ]; then
+        while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag; do
+            if [ "$rate" != 0 ]; then
+                echo "phase A targets (at $rate spans/s):"
+                echo "  CPU per million spans <= $TARGET_CPU_PER_M s:  $(verdict "$(calc '%d' "$cpm <= $TARGET_CPU_PER_M")") ($cpm)"
+                echo "  peak RSS <= $TARGET_RSS_MIB MiB:             $(verdict "$(calc '%d' "$rss <= $TARGET_RSS_MIB")") ($rss MiB)"
+                echo "  every span delivered:            $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, $ref refused requests, $err errors; last span arrived ${wait}s after the load ended)"
+                echo "  offered rate held:               $(verdict "$(calc '%d' "$sps >= 0.98 * $rate")") ($sps spans/s; worst request start lag ${lag} ms)"
+            else
+                echo "phase B (saturation):"
+                echo "  $(printf '%-33s' "$who uses both cores:")$(verdict "$(calc '%d' "$cores > 1.0 && $host >= 90")") ($cores cores on average while the host was ${host}% busy; loadgen used ${lg_cpu} CPU-s)"
+                echo "  every accepted span delivered:   $(verdict "$(calc '%d' "$del == $sent")") ($del of $sent; $ref refused requests, $err errors)"
+            fi
+        done <"$TMP/rows"
+    fi
+    if [ -s "$TMP/rows-rw" ]; then
+        while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag idle bps tinfo bpr; do
+            if [ "$rate" != 0 ]; then
+                echo "phase C targets (at $rate samples/s, $ACTIVE_SERIES active series):"
+                echo "  CPU per million samples <= $TARGET_RW_CPU_PER_M s:     $(verdict "$(calc '%d' "$cpm <= $TARGET_RW_CPU_PER_M")") ($cpm; loadgen used ${lg_cpu} CPU-s)"
+                echo "  RSS per active series <= $TARGET_RW_BYTES_PER_SERIES B:   $(verdict "$(calc '%d' "$bps <= $TARGET_RW_BYTES_PER_SERIES")") ($bps B: peak $rss MiB - idle $idle MiB, over $ACTIVE_SERIES series)"
+                echo "  every sample delivered:              $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, plus $tinfo target_info samples; $ref refused requests, $err errors; last sample arrived ${wait}s after the load ended)"
+                echo "  offered rate held:                   $(verdict "$(calc '%d' "$sps >= 0.98 * $rate")") ($sps samples/s; worst request start lag ${lag} ms; $bpr bytes/request)"
+            else
+                echo "phase D (remote-write saturation):"
+                echo "  $(printf '%-37s' "$who uses both cores:")$(verdict "$(calc '%d' "$cores > 1.0 && $host >= 90")") ($cores cores on average while the host was ${host}% busy; loadgen used ${lg_cpu} CPU-s)"
+                echo "  every accepted sample delivered:     $(verdict "$(calc '%d' "$del == $sent")") ($del of $sent, plus $tinfo target_info samples; $ref refused requests, $err errors)"
+            fi
+        done <"$TMP/rows-rw"
+    fi
+    if [ ! -s "$TMP/rows" ] && [ ! -s "$TMP/rows-rw" ]; then
+        echo "no phase ran"
+    fi
 }
 
 for bin in "$LOADGEN" "$SINK"; do
@@ -363,7 +529,9 @@ for phase in $PHASES; do
     case "$phase" in
     A) run_phase A "$RATE_A" "$CONN_A" "$DUR_A" ;;
     B) run_phase B 0 "$CONN_B" "$DUR_B" ;;
-    *) die "unknown phase '$phase' (phases are A and B)" ;;
+    C) run_phase C "$RATE_C" "$CONN_C" "$DUR_C" rw ;;
+    D) run_phase D 0 "$CONN_D" "$DUR_D" rw ;;
+    *) die "unknown phase '$phase' (phases are A, B, C and D)" ;;
     esac
 done
 report

@@ -7,12 +7,25 @@
  * with --rate it paces requests open-loop on a schedule shared by all connections. At the end it
  * prints one JSON line with counts, throughput and request latency percentiles.
  *
+ * With --mode rw it speaks Prometheus remote-write 1.0 instead: --active-series distinct series
+ * spread over active-series / series-per-request request templates, sent in turn, one sample
+ * per series per request. Each template is packed once with protobuf-c; before each send the
+ * connection copies it, patches every sample's value (8 fixed bytes) and timestamp (a varint
+ * of constant length, 6 bytes for any millisecond time between 1971 and 2109) in place to the
+ * send time, and snappy-compresses the result. That costs a memcpy and one snappy pass per
+ * request instead of a protobuf encode, and keeps the bodies honest (fresh timestamps, counters
+ * that grow). --rate then counts samples per second.
+ *
  *   loadgen --url http://127.0.0.1:4318/v1/traces --connections 4 --spans-per-request 1000
  *           --duration 20 [--rate 100000] [--requests N] [--bodies 8]
+ *   loadgen --mode rw --url http://127.0.0.1:9201/api/v1/write --connections 4
+ *           --series-per-request 2000 --active-series 100000 --duration 20 [--rate 100000]
  */
 #include "arena.h"
+#include "codec.h"
 #include "mt.h"
 #include "otlp_collector.pb-c.h"
+#include "prom_rw1.pb-c.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -36,15 +49,27 @@
 #define LG_CONNECT_TIMEOUT_MS 5000
 /* How many error messages to print to stderr before only counting them. */
 #define LG_MAX_ERROR_LOGS 5
+/* Remote-write mode: ~175 bytes per packed series, so the cap keeps the templates under
+ * about 350 MB. */
+#define LG_MAX_ACTIVE_SERIES 2000000
+#define LG_MAX_SERIES_PER_REQUEST 100000
+
+typedef enum { LG_MODE_OTLP = 0, LG_MODE_RW } lg_mode_t;
 
 typedef struct {
     const char *url;
+    lg_mode_t mode;
     int connections;
     int spans_per_request;
     double duration_s;
-    double rate;            /* spans per second over all connections; 0 = closed loop */
+    double rate;            /* spans (rw: samples) per second over all connections; 0 = closed loop */
     long long max_requests; /* 0 = no limit */
     int n_bodies;
+    /* remote-write mode */
+    int series_per_request;
+    int active_series;
+    int series_per_target;   /* series one scrape target exposes */
+    int targets_per_request; /* targets one request mixes (Prometheus shards by series) */
 } lg_opts_t;
 
 typedef struct {
@@ -61,8 +86,14 @@ typedef struct {
     uint32_t *lat_us; /* latency of each successful request, microseconds */
     size_t n_lat, cap_lat;
     long long requests, ok, refused, errors;
-    long long spans_sent;
-    double max_lag_ms; /* paced mode: worst delay between a request's slot and its start */
+    long long items_sent; /* spans, or samples in rw mode, of 2xx-answered requests */
+    double max_lag_ms;    /* paced mode: worst delay between a request's slot and its start */
+    /* remote-write mode: the patched body and its compressed form, reused per request */
+    uint8_t *rw_raw;
+    uint8_t *rw_body;
+    size_t rw_body_len;
+    uint64_t encode_ns;        /* time spent patching and compressing */
+    long long body_bytes_sent; /* compressed bytes of every request sent */
 } lg_conn_t;
 
 static lg_opts_t g_opts = {
@@ -73,6 +104,10 @@ static lg_opts_t g_opts = {
     .rate = 0,
     .max_requests = 0,
     .n_bodies = 8,
+    .series_per_request = 2000,
+    .active_series = 100000,
+    .series_per_target = 500,
+    .targets_per_request = 20,
 };
 static lg_body_t g_bodies[LG_MAX_BODIES];
 static uint64_t g_t0_ns;       /* monotonic start of the run */
@@ -369,6 +404,325 @@ static lg_body_t lg_encode_body(int idx, size_t n_spans)
     return out;
 }
 
+/* ---- remote-write request templates -------------------------------------------------------- */
+
+/* Where one sample sits in a packed template, and how its value moves from send to send. */
+typedef struct {
+    uint32_t val_off; /* the 8 little-endian bytes of Sample.value */
+    uint32_t ts_off;  /* the varint of Sample.timestamp, g_rw_ts_len bytes */
+    double base;      /* value on the first send */
+    double step;      /* counters: added per send; gauges: size of the wobble */
+    int counter;
+} lg_rw_slot_t;
+
+typedef struct {
+    uint8_t *raw; /* packed prometheus.WriteRequest, timestamps and values as placeholders */
+    size_t len;
+    size_t n_slots;
+    lg_rw_slot_t *slots;
+} lg_rw_tmpl_t;
+
+static lg_rw_tmpl_t *g_rw;
+static size_t g_rw_n;       /* templates */
+static size_t g_rw_max_len; /* largest template, the size of each connection's scratch copy */
+static size_t g_rw_ts_len;  /* bytes of every timestamp varint in the templates */
+static int64_t g_rw_t0_ms;  /* the placeholder timestamp */
+
+/* Metric families of a web service and its node, as node_exporter, the Go client and an HTTP
+ * middleware expose them. Counters end in _total (meltp's receiver turns those into monotonic
+ * sums and its exporter adds the suffix back); the rest are gauges. No _bucket / _sum / _count
+ * names: those would be regrouped into histograms, and this benchmark is about plain samples. */
+static const struct {
+    const char *name;
+    int counter;
+    double base, step; /* integral values stay integral, as they are in the real exporters */
+} lg_rw_metrics[] = {
+    {"http_requests_total", 1, 120000, 37},
+    {"http_request_errors_total", 1, 800, 1},
+    {"http_response_size_bytes_total", 1, 4.2e9, 131072},
+    {"process_cpu_seconds_total", 1, 5412.37, 0.41},
+    {"node_network_receive_bytes_total", 1, 8.7e11, 2.5e6},
+    {"grpc_server_handled_total", 1, 56000, 12},
+    {"node_memory_Active_bytes", 0, 3.4e9, 2.0e7},
+    {"process_resident_memory_bytes", 0, 2.1e8, 4.0e6},
+    {"go_goroutines", 0, 180, 20},
+    {"http_requests_in_flight", 0, 12, 6},
+};
+static const char *const lg_rw_jobs[] = {"patient-api", "scheduler", "billing", "gateway",
+                                         "notifications"};
+static const char *const lg_rw_methods[] = {"GET", "POST", "PUT", "DELETE"};
+static const char *const lg_rw_statuses[] = {"200", "201", "204", "400", "404", "500"};
+static const char *const lg_rw_routes[] = {
+    "/api/patients/:id",    "/api/patients",      "/api/doctors/:id/schedule",
+    "/api/appointments",    "/api/appointments/:id", "/api/invoices/:id",
+    "/api/invoices",        "/api/insurance/coverage/:id", "/healthz",
+    "/metrics",
+};
+
+static Prometheus__Label *lg_rw_label(arena_t *a, const char *name, const char *value)
+{
+    Prometheus__Label *l = lg_need(arena_alloc(a, sizeof(*l)));
+    prometheus__label__init(l);
+    l->name = (char *)name;
+    l->value = (char *)value;
+    return l;
+}
+
+/* Global series s (0 <= s < active series) is series k of scrape target s / series_per_target.
+ * Fills ts (labels sorted by name, as remote-write requires) and its slot's value model. */
+static void lg_rw_series(arena_t *a, size_t s, Prometheus__TimeSeries *ts, Prometheus__Sample *smp,
+                         lg_rw_slot_t *slot)
+{
+    char buf[96];
+    size_t target = s / (size_t)g_opts.series_per_target;
+    size_t k = s % (size_t)g_opts.series_per_target;
+    const char *job = lg_rw_jobs[target % MT_ARRAY_LEN(lg_rw_jobs)];
+    size_t metric = k % MT_ARRAY_LEN(lg_rw_metrics);
+    size_t rest = k / MT_ARRAY_LEN(lg_rw_metrics);
+    size_t route = rest % MT_ARRAY_LEN(lg_rw_routes);
+    rest /= MT_ARRAY_LEN(lg_rw_routes);
+    size_t status = rest % MT_ARRAY_LEN(lg_rw_statuses);
+    rest /= MT_ARRAY_LEN(lg_rw_statuses);
+    size_t method = rest % MT_ARRAY_LEN(lg_rw_methods);
+    rest /= MT_ARRAY_LEN(lg_rw_methods);
+    uint64_t h = 0x9E3779B97F4A7C15ULL * (uint64_t)(s + 1);
+    h ^= h >> 29;
+
+    Prometheus__Label **l = lg_need(arena_alloc(a, 7 * sizeof(*l)));
+    l[0] = lg_rw_label(a, "__name__", lg_rw_metrics[metric].name);
+    snprintf(buf, sizeof(buf), "10.0.%zu.%zu:8080", target / 250, target % 250 + 2);
+    l[1] = lg_rw_label(a, "instance", lg_need(arena_strndup(a, buf, strlen(buf))));
+    l[2] = lg_rw_label(a, "job", job);
+    l[3] = lg_rw_label(a, "method", lg_rw_methods[method]);
+    snprintf(buf, sizeof(buf), "%s-7d9f8b6c5d-%05zx", job, (target * 2654435761u) % 0xfffff);
+    l[4] = lg_rw_label(a, "pod", lg_need(arena_strndup(a, buf, strlen(buf))));
+    if (rest == 0) {
+        l[5] = lg_rw_label(a, "route", lg_rw_routes[route]);
+    } else {
+        /* Only past 2400 series per target: more routes, so label sets stay distinct. */
+        snprintf(buf, sizeof(buf), "/v%zu%s", rest + 1, lg_rw_routes[route]);
+        l[5] = lg_rw_label(a, "route", lg_need(arena_strndup(a, buf, strlen(buf))));
+    }
+    l[6] = lg_rw_label(a, "status", lg_rw_statuses[status]);
+    ts->labels = l;
+    ts->n_labels = 7;
+
+    slot->counter = lg_rw_metrics[metric].counter;
+    /* Each series its own magnitude, 0.5x to 1.5x the family's. */
+    double scale = 0.5 + (double)(h % 1000) / 1000.0;
+    slot->base = lg_rw_metrics[metric].base * scale;
+    slot->step = lg_rw_metrics[metric].step * scale;
+    if (lg_rw_metrics[metric].step >= 1) {
+        slot->base = floor(slot->base) + 1; /* never 0: proto3 would leave the field out */
+        slot->step = floor(slot->step) + 1;
+    }
+    prometheus__sample__init(smp);
+    smp->value = slot->base;
+    smp->timestamp = g_rw_t0_ms;
+    ts->samples = lg_need(arena_alloc(a, sizeof(*ts->samples)));
+    ts->samples[0] = smp;
+    ts->n_samples = 1;
+}
+
+static int lg_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static size_t lg_put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Finds every Sample's value and timestamp in the packed template, in series order. The
+ * layout is what protobuf-c writes for the structs above: WriteRequest.timeseries (1) ->
+ * TimeSeries.samples (2) -> Sample.value (1, fixed64) and .timestamp (2, varint). */
+static int lg_rw_index(lg_rw_tmpl_t *t)
+{
+    const uint8_t *p = t->raw, *end = t->raw + t->len;
+    size_t n = 0;
+    uint64_t key, len;
+    while (p < end) {
+        if (lg_get_varint(&p, end, &key) < 0 || key != ((1 << 3) | 2) ||
+            lg_get_varint(&p, end, &len) < 0 || len > (uint64_t)(end - p)) {
+            return -1;
+        }
+        const uint8_t *q = p, *qend = p + len;
+        p = qend;
+        int found = 0;
+        while (q < qend) {
+            uint64_t k2, l2;
+            if (lg_get_varint(&q, qend, &k2) < 0 || (k2 & 7) != 2 ||
+                lg_get_varint(&q, qend, &l2) < 0 || l2 > (uint64_t)(qend - q)) {
+                return -1;
+            }
+            if ((k2 >> 3) == 2) {
+                const uint8_t *r = q, *rend = q + l2;
+                if (n >= t->n_slots || rend - r < 9 || r[0] != ((1 << 3) | 1)) {
+                    return -1;
+                }
+                t->slots[n].val_off = (uint32_t)(r + 1 - t->raw);
+                r += 9;
+                if (r >= rend || r[0] != ((2 << 3) | 0)) {
+                    return -1;
+                }
+                t->slots[n].ts_off = (uint32_t)(r + 1 - t->raw);
+                r++;
+                const uint8_t *ts = r;
+                uint64_t v;
+                if (lg_get_varint(&r, rend, &v) < 0 || r != rend || (int64_t)v != g_rw_t0_ms) {
+                    return -1;
+                }
+                g_rw_ts_len = (size_t)(r - ts);
+                found++;
+                n++;
+            }
+            q += l2;
+        }
+        if (found != 1) {
+            return -1;
+        }
+    }
+    return n == t->n_slots ? 0 : -1;
+}
+
+/* The value series slot takes on send number `cycle` of its template. */
+static double lg_rw_value(const lg_rw_slot_t *sl, uint64_t cycle, size_t i)
+{
+    if (sl->counter) {
+        return sl->base + (double)cycle * sl->step;
+    }
+    uint64_t h = (cycle + 1) * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(i + 1) * 0xC2B2AE3D27D4EB4FULL;
+    h ^= h >> 31;
+    double v = sl->base + (double)(h % 2001) / 1000.0 * sl->step - sl->step;
+    if (sl->step >= 1) {
+        v = floor(v);
+    }
+    return v > 0 ? v : sl->step; /* gauges of counts and bytes stay positive */
+}
+
+/* Writes template t as it is sent for the cycle'th time at time now_ms into raw (t->len
+ * bytes). Returns -1 only if now_ms needs another varint length than the placeholder. */
+static int lg_rw_patch(const lg_rw_tmpl_t *t, uint64_t cycle, int64_t now_ms, uint8_t *raw)
+{
+    uint8_t tsb[10];
+    size_t tsn = lg_put_varint(tsb, (uint64_t)now_ms);
+    if (tsn != g_rw_ts_len) {
+        return -1;
+    }
+    memcpy(raw, t->raw, t->len);
+    for (size_t i = 0; i < t->n_slots; i++) {
+        /* protobuf doubles are little-endian IEEE 754, as the hosts this runs on. */
+        double v = lg_rw_value(&t->slots[i], cycle, i);
+        memcpy(raw + t->slots[i].val_off, &v, 8);
+        memcpy(raw + t->slots[i].ts_off, tsb, tsn);
+    }
+    return 0;
+}
+
+/* Unpacks a patched template and checks every sample and the label order: the patching must
+ * not be what the benchmark measures the receiver rejecting. Start-up only. */
+static int lg_rw_verify(const lg_rw_tmpl_t *t, uint64_t cycle, int64_t now_ms)
+{
+    uint8_t *raw = lg_need(malloc(t->len));
+    int ok = lg_rw_patch(t, cycle, now_ms, raw) == 0;
+    Prometheus__WriteRequest *wr = ok ? prometheus__write_request__unpack(NULL, t->len, raw) : NULL;
+    ok = wr && wr->n_timeseries == t->n_slots;
+    for (size_t i = 0; ok && i < wr->n_timeseries; i++) {
+        const Prometheus__TimeSeries *ts = wr->timeseries[i];
+        ok = ts->n_samples == 1 && ts->samples[0]->timestamp == now_ms &&
+             ts->samples[0]->value == lg_rw_value(&t->slots[i], cycle, i);
+        for (size_t j = 1; ok && j < ts->n_labels; j++) {
+            ok = strcmp(ts->labels[j - 1]->name, ts->labels[j]->name) < 0 && *ts->labels[j]->value;
+        }
+    }
+    if (wr) {
+        prometheus__write_request__free_unpacked(wr, NULL);
+    }
+    free(raw);
+    return ok ? 0 : -1;
+}
+
+/* Builds the templates: series s goes to template (s / chunk) % n_templates, with chunk =
+ * series_per_request / targets_per_request, so each request carries chunk-sized runs of
+ * series from targets_per_request different targets, like one shard of a Prometheus remote
+ * write queue, and every series is in exactly one template. */
+static void lg_rw_build(void)
+{
+    size_t m = (size_t)g_opts.active_series, per = (size_t)g_opts.series_per_request;
+    size_t chunk = per / (size_t)g_opts.targets_per_request;
+    if (chunk == 0) {
+        chunk = 1;
+    }
+    g_rw_n = m / per;
+    g_rw = lg_need(calloc(g_rw_n, sizeof(*g_rw)));
+    g_rw_t0_ms = (int64_t)(mt_wall_ns() / 1000000ULL);
+    for (size_t t = 0; t < g_rw_n; t++) {
+        arena_t *a = lg_need(arena_create(4 << 20, 0));
+        Prometheus__TimeSeries **series = lg_need(arena_alloc(a, per * sizeof(*series)));
+        lg_rw_tmpl_t *tp = &g_rw[t];
+        tp->slots = lg_need(calloc(per, sizeof(*tp->slots)));
+        size_t n = 0;
+        /* chunk q = t, t + n_templates, ...: its series are q * chunk .. q * chunk + chunk - 1 */
+        for (size_t q = t; q * chunk < m && n < per; q += g_rw_n) {
+            for (size_t s = q * chunk; s < (q + 1) * chunk && s < m && n < per; s++) {
+                Prometheus__TimeSeries *ts = lg_need(arena_alloc(a, sizeof(*ts)));
+                Prometheus__Sample *smp = lg_need(arena_alloc(a, sizeof(*smp)));
+                prometheus__time_series__init(ts);
+                lg_rw_series(a, s, ts, smp, &tp->slots[n]);
+                series[n++] = ts;
+            }
+        }
+        tp->n_slots = n;
+        Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
+        wr.timeseries = series;
+        wr.n_timeseries = n;
+        tp->len = prometheus__write_request__get_packed_size(&wr);
+        tp->raw = lg_need(malloc(tp->len));
+        prometheus__write_request__pack(&wr, tp->raw);
+        arena_destroy(a);
+        if (lg_rw_index(tp) < 0 || lg_rw_verify(tp, 1, g_rw_t0_ms + 15000) < 0) {
+            fprintf(stderr, "loadgen: remote-write template %zu does not have the expected "
+                            "layout\n", t);
+            exit(2);
+        }
+        if (tp->len > g_rw_max_len) {
+            g_rw_max_len = tp->len;
+        }
+    }
+}
+
+/* Prepares request k of a connection in c->rw_body. Returns 0, or -1 on failure. */
+static int lg_rw_prepare(lg_conn_t *c, long long k)
+{
+    const lg_rw_tmpl_t *t = &g_rw[(size_t)k % g_rw_n];
+    uint64_t cycle = (uint64_t)k / g_rw_n;
+    int64_t now_ms = (int64_t)(mt_wall_ns() / 1000000ULL);
+    free(c->rw_body);
+    c->rw_body = NULL;
+    if (lg_rw_patch(t, cycle, now_ms, c->rw_raw) < 0) {
+        return -1;
+    }
+    return codec_compress(CODEC_SNAPPY, c->rw_raw, t->len, 0, &c->rw_body, &c->rw_body_len) ==
+                   MT_OK
+               ? 0
+               : -1;
+}
+
 /* ---- sending ------------------------------------------------------------------------------ */
 
 static size_t lg_discard(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -449,9 +803,32 @@ static void *lg_conn_main(void *arg)
             }
         }
 
-        const lg_body_t *b = &g_bodies[k % g_opts.n_bodies];
-        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, (const char *)b->data);
-        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
+        const uint8_t *data;
+        size_t len, items;
+        if (g_opts.mode == LG_MODE_RW) {
+            /* The encode happens inside the request's slot: it is part of what the client
+             * spends, not of the request's latency, which starts below. */
+            if (lg_rw_prepare(c, k) < 0) {
+                c->requests++;
+                c->errors++;
+                lg_log_error(c, "cannot encode the remote-write request");
+                continue;
+            }
+            data = c->rw_body;
+            len = c->rw_body_len;
+            items = g_rw[(size_t)k % g_rw_n].n_slots;
+            uint64_t encoded = mt_now_ns();
+            c->encode_ns += encoded - start;
+            start = encoded;
+        } else {
+            const lg_body_t *b = &g_bodies[k % g_opts.n_bodies];
+            data = b->data;
+            len = b->len;
+            items = (size_t)g_opts.spans_per_request;
+        }
+        c->body_bytes_sent += (long long)len;
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, (const char *)data);
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         errbuf[0] = 0;
         CURLcode rc = curl_easy_perform(c->curl);
         uint64_t done = mt_now_ns();
@@ -469,7 +846,7 @@ static void *lg_conn_main(void *arg)
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
         if (status >= 200 && status < 300) {
             c->ok++;
-            c->spans_sent += g_opts.spans_per_request;
+            c->items_sent += (long long)items;
             lg_record_latency(c, done - start);
         } else if (status == 429 || status == 503) {
             /* Back-pressure: the collector refused the data, the client would retry later. */
@@ -506,10 +883,15 @@ static double lg_pct_ms(const uint32_t *v, size_t n, double p)
 static void lg_usage(FILE *f)
 {
     fprintf(f,
-            "usage: loadgen --url URL [--connections N] [--spans-per-request N] [--duration S]\n"
-            "               [--rate SPANS_PER_SEC] [--requests N] [--bodies N]\n"
-            "Sends pre-encoded OTLP/HTTP protobuf trace requests over N keep-alive connections,\n"
-            "closed-loop (saturation) or paced at --rate, and prints one JSON line of results.\n");
+            "usage: loadgen --url URL [--mode otlp|rw] [--connections N] [--duration S]\n"
+            "               [--rate ITEMS_PER_SEC] [--requests N]\n"
+            "  otlp (default): [--spans-per-request N (1000)] [--bodies N (8)]\n"
+            "  rw:             [--series-per-request N (2000)] [--active-series M (100000)]\n"
+            "                  [--series-per-target N (500)] [--targets-per-request N (20)]\n"
+            "Sends OTLP/HTTP protobuf trace requests (otlp) or Prometheus remote-write 1.0\n"
+            "requests, one sample per series, timestamped at send time (rw) over N keep-alive\n"
+            "connections, closed-loop (saturation) or paced at --rate spans or samples per\n"
+            "second, and prints one JSON line of results.\n");
 }
 
 static int lg_parse_args(int argc, char **argv)
@@ -522,6 +904,11 @@ static int lg_parse_args(int argc, char **argv)
         {"rate", required_argument, NULL, 'r'},
         {"requests", required_argument, NULL, 'n'},
         {"bodies", required_argument, NULL, 'b'},
+        {"mode", required_argument, NULL, 'm'},
+        {"series-per-request", required_argument, NULL, 'S'},
+        {"active-series", required_argument, NULL, 'A'},
+        {"series-per-target", required_argument, NULL, 'T'},
+        {"targets-per-request", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -549,6 +936,28 @@ static int lg_parse_args(int argc, char **argv)
         case 'b':
             g_opts.n_bodies = atoi(optarg);
             break;
+        case 'm':
+            if (strcmp(optarg, "otlp") == 0) {
+                g_opts.mode = LG_MODE_OTLP;
+            } else if (strcmp(optarg, "rw") == 0) {
+                g_opts.mode = LG_MODE_RW;
+            } else {
+                fprintf(stderr, "loadgen: --mode is otlp or rw\n");
+                return -1;
+            }
+            break;
+        case 'S':
+            g_opts.series_per_request = atoi(optarg);
+            break;
+        case 'A':
+            g_opts.active_series = atoi(optarg);
+            break;
+        case 'T':
+            g_opts.series_per_target = atoi(optarg);
+            break;
+        case 'R':
+            g_opts.targets_per_request = atoi(optarg);
+            break;
         case 'h':
             lg_usage(stdout);
             exit(0);
@@ -570,6 +979,19 @@ static int lg_parse_args(int argc, char **argv)
                 LG_MAX_CONNECTIONS, LG_MAX_SPANS_PER_REQUEST, LG_MAX_DURATION_S, LG_MAX_BODIES);
         return -1;
     }
+    if (g_opts.mode == LG_MODE_RW &&
+        (g_opts.series_per_request < 1 || g_opts.series_per_request > LG_MAX_SERIES_PER_REQUEST ||
+         g_opts.active_series < g_opts.series_per_request ||
+         g_opts.active_series > LG_MAX_ACTIVE_SERIES ||
+         g_opts.active_series % g_opts.series_per_request != 0 || g_opts.series_per_target < 1 ||
+         g_opts.targets_per_request < 1 ||
+         g_opts.targets_per_request > g_opts.series_per_request)) {
+        fprintf(stderr, "loadgen: remote-write arguments out of range (series-per-request 1..%d, "
+                        "active-series a multiple of it up to %d, series-per-target >= 1, "
+                        "targets-per-request 1..series-per-request)\n",
+                LG_MAX_SERIES_PER_REQUEST, LG_MAX_ACTIVE_SERIES);
+        return -1;
+    }
     return 0;
 }
 
@@ -583,17 +1005,37 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    int rw = g_opts.mode == LG_MODE_RW;
     size_t body_bytes = 0;
-    for (int i = 0; i < g_opts.n_bodies; i++) {
-        g_bodies[i] = lg_encode_body(i, (size_t)g_opts.spans_per_request);
-        body_bytes += g_bodies[i].len;
+    double avg_body = 0; /* rw: the uncompressed protobuf; what is sent is measured later */
+    if (rw) {
+        uint64_t b0 = mt_now_ns();
+        lg_rw_build();
+        for (size_t i = 0; i < g_rw_n; i++) {
+            body_bytes += g_rw[i].len;
+        }
+        avg_body = (double)body_bytes / (double)g_rw_n;
+        fprintf(stderr, "loadgen: %zu templates of %d series (%d active series, %d per target, "
+                        "%d targets per request), %.0f bytes each before snappy (%.0f "
+                        "bytes/series), built and checked in %.2f s, %d connections, %s\n",
+                g_rw_n, g_opts.series_per_request, g_opts.active_series,
+                g_opts.series_per_target, g_opts.targets_per_request, avg_body,
+                avg_body / g_opts.series_per_request, (double)(mt_now_ns() - b0) / 1e9,
+                g_opts.connections, g_opts.rate > 0 ? "paced" : "closed loop");
+    } else {
+        for (int i = 0; i < g_opts.n_bodies; i++) {
+            g_bodies[i] = lg_encode_body(i, (size_t)g_opts.spans_per_request);
+            body_bytes += g_bodies[i].len;
+        }
+        avg_body = (double)body_bytes / g_opts.n_bodies;
+        fprintf(stderr, "loadgen: %d bodies of %d spans, %.0f bytes each (%.0f bytes/span), "
+                        "%d connections, %s\n",
+                g_opts.n_bodies, g_opts.spans_per_request, avg_body,
+                avg_body / g_opts.spans_per_request, g_opts.connections,
+                g_opts.rate > 0 ? "paced" : "closed loop");
     }
-    double avg_body = (double)body_bytes / g_opts.n_bodies;
-    fprintf(stderr, "loadgen: %d bodies of %d spans, %.0f bytes each (%.0f bytes/span), "
-                    "%d connections, %s\n",
-            g_opts.n_bodies, g_opts.spans_per_request, avg_body,
-            avg_body / g_opts.spans_per_request, g_opts.connections,
-            g_opts.rate > 0 ? "paced" : "closed loop");
+    struct rusage ru0;
+    getrusage(RUSAGE_SELF, &ru0); /* building the bodies is not part of the load's cost */
 
     lg_conn_t *conns = lg_need(calloc((size_t)g_opts.connections, sizeof(*conns)));
     pthread_t *threads = lg_need(calloc((size_t)g_opts.connections, sizeof(*threads)));
@@ -602,16 +1044,34 @@ int main(int argc, char **argv)
         conns[i].curl = curl_easy_init();
         /* An empty "Expect:" stops curl from waiting for 100-continue before large bodies,
          * which would add a round trip to every request. */
-        conns[i].headers = curl_slist_append(NULL, "Content-Type: application/x-protobuf");
-        conns[i].headers = curl_slist_append(conns[i].headers, "Expect:");
-        if (!conns[i].curl || !conns[i].headers) {
-            fprintf(stderr, "loadgen: curl_easy_init failed\n");
+        static const char *const otlp_hdrs[] = {"Content-Type: application/x-protobuf",
+                                                 "Expect:", NULL};
+        /* The reserved headers of remote-write 1.0 (protocols.md 3.1); curl sends the
+         * User-Agent set below. */
+        static const char *const rw_hdrs[] = {"Content-Type: application/x-protobuf",
+                                              "Content-Encoding: snappy",
+                                              "X-Prometheus-Remote-Write-Version: 0.1.0",
+                                              "Expect:", NULL};
+        int failed = !conns[i].curl;
+        for (const char *const *h = rw ? rw_hdrs : otlp_hdrs; *h && !failed; h++) {
+            struct curl_slist *l = curl_slist_append(conns[i].headers, *h);
+            failed = !l;
+            conns[i].headers = l ? l : conns[i].headers;
+        }
+        if (rw && !failed) {
+            conns[i].rw_raw = malloc(g_rw_max_len);
+            failed = !conns[i].rw_raw ||
+                     curl_easy_setopt(conns[i].curl, CURLOPT_USERAGENT, "meltp-loadgen/1") != CURLE_OK;
+        }
+        if (failed) {
+            fprintf(stderr, "loadgen: cannot set up connection %d\n", i);
             return 2;
         }
     }
 
     if (g_opts.rate > 0) {
-        g_interval_ns = (uint64_t)(1e9 * g_opts.spans_per_request / g_opts.rate);
+        int per = rw ? g_opts.series_per_request : g_opts.spans_per_request;
+        g_interval_ns = (uint64_t)(1e9 * per / g_opts.rate);
         if (g_interval_ns == 0) {
             g_interval_ns = 1;
         }
@@ -629,7 +1089,8 @@ int main(int argc, char **argv)
     }
     double seconds = (double)(mt_now_ns() - g_t0_ns) / 1e9;
 
-    long long requests = 0, ok = 0, refused = 0, errors = 0, spans = 0;
+    long long requests = 0, ok = 0, refused = 0, errors = 0, spans = 0, sent_bytes = 0;
+    uint64_t encode_ns = 0;
     double max_lag = 0;
     size_t n_lat = 0;
     for (int i = 0; i < g_opts.connections; i++) {
@@ -637,7 +1098,9 @@ int main(int argc, char **argv)
         ok += conns[i].ok;
         refused += conns[i].refused;
         errors += conns[i].errors;
-        spans += conns[i].spans_sent;
+        spans += conns[i].items_sent;
+        sent_bytes += conns[i].body_bytes_sent;
+        encode_ns += conns[i].encode_ns;
         n_lat += conns[i].n_lat;
         if (conns[i].max_lag_ms > max_lag) {
             max_lag = conns[i].max_lag_ms;
@@ -657,25 +1120,50 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
                  (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    double setup_cpu = (double)ru0.ru_utime.tv_sec + ru0.ru_utime.tv_usec / 1e6 +
+                       (double)ru0.ru_stime.tv_sec + ru0.ru_stime.tv_usec / 1e6;
 
     /* One line, flat, numbers only: bench.sh reads it with sed, no JSON parser needed. */
-    printf("{\"requests\":%lld,\"ok\":%lld,\"spans_sent\":%lld,\"refused\":%lld,\"errors\":%lld,"
-           "\"seconds\":%.3f,\"spans_per_sec\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
-           "\"max_ms\":%.2f,\"max_lag_ms\":%.2f,\"bytes_per_request\":%.0f,"
-           "\"loadgen_cpu_s\":%.2f}\n",
-           requests, ok, spans, refused, errors, seconds, seconds > 0 ? spans / seconds : 0,
-           lg_pct_ms(lat, n_lat, 50), lg_pct_ms(lat, n_lat, 99), lg_pct_ms(lat, n_lat, 100),
-           max_lag, avg_body, cpu);
+    if (rw) {
+        /* loadgen_cpu_s is the whole process, as in otlp mode; the load alone is
+         * loadgen_cpu_s - setup_cpu_s, and encode_ms the patch + snappy time per request. */
+        printf("{\"requests\":%lld,\"ok\":%lld,\"samples_sent\":%lld,\"refused\":%lld,"
+               "\"errors\":%lld,\"seconds\":%.3f,\"samples_per_sec\":%.0f,\"p50_ms\":%.2f,"
+               "\"p99_ms\":%.2f,\"max_ms\":%.2f,\"max_lag_ms\":%.2f,"
+               "\"bytes_per_request\":%.0f,\"raw_bytes_per_request\":%.0f,"
+               "\"active_series\":%d,\"series_per_request\":%d,\"templates\":%zu,"
+               "\"encode_ms\":%.3f,\"setup_cpu_s\":%.2f,\"loadgen_cpu_s\":%.2f}\n",
+               requests, ok, spans, refused, errors, seconds, seconds > 0 ? spans / seconds : 0,
+               lg_pct_ms(lat, n_lat, 50), lg_pct_ms(lat, n_lat, 99), lg_pct_ms(lat, n_lat, 100),
+               max_lag, requests > 0 ? (double)sent_bytes / (double)requests : 0, avg_body,
+               g_opts.active_series, g_opts.series_per_request, g_rw_n,
+               requests > 0 ? (double)encode_ns / 1e6 / (double)requests : 0, setup_cpu, cpu);
+    } else {
+        printf("{\"requests\":%lld,\"ok\":%lld,\"spans_sent\":%lld,\"refused\":%lld,\"errors\":%lld,"
+               "\"seconds\":%.3f,\"spans_per_sec\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
+               "\"max_ms\":%.2f,\"max_lag_ms\":%.2f,\"bytes_per_request\":%.0f,"
+               "\"loadgen_cpu_s\":%.2f}\n",
+               requests, ok, spans, refused, errors, seconds, seconds > 0 ? spans / seconds : 0,
+               lg_pct_ms(lat, n_lat, 50), lg_pct_ms(lat, n_lat, 99), lg_pct_ms(lat, n_lat, 100),
+               max_lag, avg_body, cpu);
+    }
     fflush(stdout);
 
     for (int i = 0; i < g_opts.connections; i++) {
         curl_easy_cleanup(conns[i].curl);
         curl_slist_free_all(conns[i].headers);
         free(conns[i].lat_us);
+        free(conns[i].rw_raw);
+        free(conns[i].rw_body);
     }
     for (int i = 0; i < g_opts.n_bodies; i++) {
-        free(g_bodies[i].data);
+        free(g_bodies[i].data); /* NULL in rw mode */
     }
+    for (size_t i = 0; i < g_rw_n; i++) {
+        free(g_rw[i].raw);
+        free(g_rw[i].slots);
+    }
+    free(g_rw);
     free(lat);
     free(conns);
     free(threads);

@@ -1,8 +1,11 @@
 /*
- * sink.c - a counting OTLP/HTTP backend for the benchmark and integration tests. It accepts
- * POST /v1/traces, /v1/metrics and /v1/logs (protobuf or JSON, optionally gzip- or
- * zstd-compressed), counts spans, data points and log records, and answers 200 with an empty
- * Export*ServiceResponse. GET /stats returns the running totals as JSON.
+ * sink.c - a counting OTLP/HTTP and Prometheus remote-write backend for the benchmark and
+ * integration tests. It accepts POST /v1/traces, /v1/metrics and /v1/logs (protobuf or JSON,
+ * optionally gzip- or zstd-compressed), counts spans, data points and log records, and answers
+ * 200 with an empty Export*ServiceResponse. It also accepts POST /api/v1/write (remote write
+ * 1.0 or 2.0, chosen by Content-Type, snappy), counts series, samples, histograms, exemplars
+ * and, apart, the samples of `target_info` series, and answers 204 (for 2.0 with the
+ * X-Prometheus-Remote-Write-*-Written headers). GET /stats returns the running totals as JSON.
  *
  * It must never be the bottleneck of a benchmark, and on a 2-core machine every CPU cycle it
  * spends is taken from meltp. A full protobuf-c unpack costs about 2 CPU-s per million spans,
@@ -10,13 +13,18 @@
  * (the envelope levels only, spans are skipped by length) and only every --verify-every'th
  * request is also unpacked in full with plain protobuf-c (no arena: the sink shares no code
  * with what it measures), checking the two counts agree. The default verifies every request,
- * which is what integration tests want; bench.sh samples. One thread per connection.
+ * which is what integration tests want; bench.sh samples. Remote-write bodies are counted the
+ * same way: libsnappy (not meltp's codec) inflates them, a walk counts each series' samples and
+ * reads its labels only up to __name__ (to tell target_info apart), and every N'th is unpacked
+ * with protobuf-c too. One thread per connection.
  *
  *   sink --port PORT [--verify-every N] [--delay-ms N] [--status CODE]
  *
  * With --port 0 it picks a free port. Either way the first line on stdout is "port N".
  */
 #include "otlp_collector.pb-c.h"
+#include "prom_rw1.pb-c.h"
+#include "prom_rw2.pb-c.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +34,7 @@
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <signal.h>
+#include <snappy-c.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +50,14 @@
 /* Idle keep-alive connections are closed after this, so a dead client cannot pin a thread. */
 #define SINK_IDLE_TIMEOUT_S 120
 
-typedef enum { SINK_TRACES = 0, SINK_METRICS, SINK_LOGS, SINK_STATS, SINK_OTHER } sink_route_t;
+typedef enum {
+    SINK_TRACES = 0,
+    SINK_METRICS,
+    SINK_LOGS,
+    SINK_RW, /* POST /api/v1/write */
+    SINK_STATS,
+    SINK_OTHER
+} sink_route_t;
 
 typedef struct {
     sink_route_t route;
@@ -58,6 +74,9 @@ static struct {
     atomic_llong items[3]; /* spans, data points, log records */
     atomic_llong bytes;    /* wire bytes of export bodies */
     atomic_llong decoded_bytes;
+    /* remote write */
+    atomic_llong series, samples, histograms, exemplars;
+    atomic_llong target_info_samples; /* included in samples */
 } g_stats;
 
 static int g_delay_ms;
@@ -167,11 +186,12 @@ static int sink_varint(sink_pbw_t *w, uint64_t *v)
     return -1;
 }
 
-/* Advances to the next field. Returns 1 with its number (and, for length-delimited fields, its
- * bytes in *sub), 0 at the end, -1 on malformed input. */
-static int sink_pbw_next(sink_pbw_t *w, uint32_t *field, sink_pbw_t *sub)
+/* Advances to the next field. Returns 1 with its number, its wire type in *wt, for
+ * length-delimited fields its bytes in *sub and for varints its value in *v; 0 at the end, -1
+ * on malformed input. */
+static int sink_pbw_next_v(sink_pbw_t *w, uint32_t *field, sink_pbw_t *sub, uint64_t *v, int *wt)
 {
-    uint64_t key, v;
+    uint64_t key;
     if (w->p == w->end) {
         return 0;
     }
@@ -179,10 +199,12 @@ static int sink_pbw_next(sink_pbw_t *w, uint32_t *field, sink_pbw_t *sub)
         return -1;
     }
     *field = (uint32_t)(key >> 3);
+    *wt = (int)(key & 7);
+    *v = 0;
     sub->p = sub->end = NULL;
     switch (key & 7) {
     case 0:
-        return sink_varint(w, &v) < 0 ? -1 : 1;
+        return sink_varint(w, v) < 0 ? -1 : 1;
     case 1:
         if (w->end - w->p < 8) {
             return -1;
@@ -190,12 +212,12 @@ static int sink_pbw_next(sink_pbw_t *w, uint32_t *field, sink_pbw_t *sub)
         w->p += 8;
         return 1;
     case 2:
-        if (sink_varint(w, &v) < 0 || v > (uint64_t)(w->end - w->p)) {
+        if (sink_varint(w, v) < 0 || *v > (uint64_t)(w->end - w->p)) {
             return -1;
         }
         sub->p = w->p;
-        sub->end = w->p + v;
-        w->p += v;
+        sub->end = w->p + *v;
+        w->p += *v;
         return 1;
     case 5:
         if (w->end - w->p < 4) {
@@ -204,8 +226,16 @@ static int sink_pbw_next(sink_pbw_t *w, uint32_t *field, sink_pbw_t *sub)
         w->p += 4;
         return 1;
     default:
-        return -1; /* groups (3, 4) are not used by OTLP */
+        return -1; /* groups (3, 4) are not used by OTLP or remote write */
     }
+}
+
+/* The same, for callers that need only the number and the bytes. */
+static int sink_pbw_next(sink_pbw_t *w, uint32_t *field, sink_pbw_t *sub)
+{
+    uint64_t v;
+    int wt;
+    return sink_pbw_next_v(w, field, sub, &v, &wt);
 }
 
 /* Counts fields number `path[depth]` found by descending through the length-delimited fields
@@ -399,10 +429,12 @@ static enum MHD_Result sink_reply(struct MHD_Connection *conn, unsigned status, 
 
 static enum MHD_Result sink_stats(struct MHD_Connection *conn)
 {
-    char buf[512];
+    char buf[768];
     int n = snprintf(buf, sizeof(buf),
                      "{\"requests\":%lld,\"spans\":%lld,\"data_points\":%lld,\"log_records\":%lld,"
-                     "\"bytes\":%lld,\"decoded_bytes\":%lld,\"rejected\":%lld,\"errors\":%lld}\n",
+                     "\"bytes\":%lld,\"decoded_bytes\":%lld,\"rejected\":%lld,\"errors\":%lld,"
+                     "\"series\":%lld,\"samples\":%lld,\"histograms\":%lld,\"exemplars\":%lld,"
+                     "\"target_info_samples\":%lld}\n",
                      (long long)atomic_load(&g_stats.requests),
                      (long long)atomic_load(&g_stats.items[SINK_TRACES]),
                      (long long)atomic_load(&g_stats.items[SINK_METRICS]),
@@ -410,7 +442,12 @@ static enum MHD_Result sink_stats(struct MHD_Connection *conn)
                      (long long)atomic_load(&g_stats.bytes),
                      (long long)atomic_load(&g_stats.decoded_bytes),
                      (long long)atomic_load(&g_stats.rejected),
-                     (long long)atomic_load(&g_stats.errors));
+                     (long long)atomic_load(&g_stats.errors),
+                     (long long)atomic_load(&g_stats.series),
+                     (long long)atomic_load(&g_stats.samples),
+                     (long long)atomic_load(&g_stats.histograms),
+                     (long long)atomic_load(&g_stats.exemplars),
+                     (long long)atomic_load(&g_stats.target_info_samples));
     return sink_reply(conn, MHD_HTTP_OK, "application/json", buf, (size_t)n);
 }
 
@@ -485,6 +522,337 @@ static enum MHD_Result sink_export(struct MHD_Connection *conn, sink_req_t *rq)
     return sink_reply(conn, (unsigned)g_status, "application/x-protobuf", "", 0);
 }
 
+/* ---- remote write -------------------------------------------------------------------------- */
+
+/* What one remote-write body carried. target_info series are counted apart: meltp's exporter
+ * adds one per (job, instance) and batch, which a sender never sent. */
+typedef struct {
+    long long series, samples, histograms, exemplars, target_info_samples;
+} sink_rw_count_t;
+
+static int sink_bytes_eq(const sink_pbw_t *s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return (size_t)(s->end - s->p) == n && memcmp(s->p, lit, n) == 0;
+}
+
+/* RW 1.0 prometheus.WriteRequest: timeseries (1) -> labels (1: name 1, value 2), samples (2),
+ * exemplars (3), histograms (4). Returns 0, or -1 when malformed. */
+static int sink_rw1_walk(const uint8_t *p, size_t n, sink_rw_count_t *c)
+{
+    sink_pbw_t w = {p, p + n}, ts, sub;
+    uint32_t f;
+    int rc;
+    while ((rc = sink_pbw_next(&w, &f, &ts)) == 1) {
+        if (f != 1) {
+            continue; /* metadata (3) */
+        }
+        if (!ts.p) {
+            return -1;
+        }
+        long long samples = 0;
+        int is_ti = 0, named = 0, rc2;
+        c->series++;
+        while ((rc2 = sink_pbw_next(&ts, &f, &sub)) == 1) {
+            if (f == 1 && !named) {
+                /* Labels until __name__: sorted senders put it first or nearly. */
+                sink_pbw_t lab = sub, part, name = {NULL, NULL}, value = {NULL, NULL};
+                uint32_t lf;
+                int rc3;
+                if (!lab.p) {
+                    return -1;
+                }
+                while ((rc3 = sink_pbw_next(&lab, &lf, &part)) == 1) {
+                    if (lf == 1) {
+                        name = part;
+                    } else if (lf == 2) {
+                        value = part;
+                    }
+                }
+                if (rc3 < 0) {
+                    return -1;
+                }
+                if (name.p && sink_bytes_eq(&name, "__name__")) {
+                    named = 1;
+                    is_ti = value.p && sink_bytes_eq(&value, "target_info");
+                }
+            } else if (f == 2) {
+                samples++;
+            } else if (f == 3) {
+                c->exemplars++;
+            } else if (f == 4) {
+                c->histograms++;
+            }
+        }
+        if (rc2 < 0) {
+            return -1;
+        }
+        c->samples += samples;
+        if (is_ti) {
+            c->target_info_samples += samples;
+        }
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* RW 2.0 io.prometheus.write.v2.Request: symbols (4), timeseries (5) -> labels_refs (1, packed
+ * or not), samples (2), histograms (3), exemplars (4). A first pass finds the symbol numbers of
+ * "__name__" and "target_info" (symbols may come in any order relative to the series). */
+static int sink_rw2_walk(const uint8_t *p, size_t n, sink_rw_count_t *c)
+{
+    sink_pbw_t w = {p, p + n}, sub;
+    uint32_t f;
+    int rc;
+    uint64_t sym = 0, name_ref = UINT64_MAX, ti_ref = UINT64_MAX, v;
+    int wt;
+    while ((rc = sink_pbw_next_v(&w, &f, &sub, &v, &wt)) == 1) {
+        if (f == 4) {
+            if (!sub.p) {
+                return -1;
+            }
+            if (sink_bytes_eq(&sub, "__name__")) {
+                name_ref = sym;
+            } else if (sink_bytes_eq(&sub, "target_info")) {
+                ti_ref = sym;
+            }
+            sym++;
+        }
+    }
+    if (rc < 0) {
+        return -1;
+    }
+    w.p = p;
+    while ((rc = sink_pbw_next_v(&w, &f, &sub, &v, &wt)) == 1) {
+        if (f != 5) {
+            continue;
+        }
+        if (!sub.p) {
+            return -1;
+        }
+        sink_pbw_t ts = sub;
+        long long samples = 0;
+        int is_ti = 0, rc2;
+        /* labels_refs as a flat list of name, value, name, value, ...; packed runs and single
+         * varints may be mixed, so the position in the list carries over. */
+        uint64_t n_refs = 0, prev = 0;
+        c->series++;
+        while ((rc2 = sink_pbw_next_v(&ts, &f, &sub, &v, &wt)) == 1) {
+            if (f == 1) {
+                if (wt != 0 && wt != 2) {
+                    return -1;
+                }
+                sink_pbw_t packed = sub;
+                int single = wt == 0;
+                while (single || packed.p < packed.end) {
+                    if (!single && sink_varint(&packed, &v) < 0) {
+                        return -1;
+                    }
+                    if (n_refs % 2 == 1 && prev == name_ref && v == ti_ref) {
+                        is_ti = 1;
+                    }
+                    prev = v;
+                    n_refs++;
+                    if (single) {
+                        break;
+                    }
+                }
+            } else if (f == 2) {
+                samples++;
+            } else if (f == 3) {
+                c->histograms++;
+            } else if (f == 4) {
+                c->exemplars++;
+            }
+        }
+        if (rc2 < 0) {
+            return -1;
+        }
+        c->samples += samples;
+        if (is_ti) {
+            c->target_info_samples += samples;
+        }
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* The same counts from a full protobuf-c unpack; -1 when the body does not decode. */
+static int sink_rw_full(int version, const uint8_t *p, size_t n, sink_rw_count_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    if (version == 1) {
+        Prometheus__WriteRequest *m = prometheus__write_request__unpack(NULL, n, p);
+        if (!m) {
+            return -1;
+        }
+        for (size_t i = 0; i < m->n_timeseries; i++) {
+            const Prometheus__TimeSeries *ts = m->timeseries[i];
+            int is_ti = 0;
+            for (size_t j = 0; j < ts->n_labels; j++) {
+                if (strcmp(ts->labels[j]->name, "__name__") == 0) {
+                    is_ti = strcmp(ts->labels[j]->value, "target_info") == 0;
+                    break;
+                }
+            }
+            c->series++;
+            c->samples += (long long)ts->n_samples;
+            c->histograms += (long long)ts->n_histograms;
+            c->exemplars += (long long)ts->n_exemplars;
+            c->target_info_samples += is_ti ? (long long)ts->n_samples : 0;
+        }
+        prometheus__write_request__free_unpacked(m, NULL);
+        return 0;
+    }
+    Io__Prometheus__Write__V2__Request *m = io__prometheus__write__v2__request__unpack(NULL, n, p);
+    if (!m) {
+        return -1;
+    }
+    for (size_t i = 0; i < m->n_timeseries; i++) {
+        const Io__Prometheus__Write__V2__TimeSeries *ts = m->timeseries[i];
+        int is_ti = 0;
+        for (size_t j = 0; j + 1 < ts->n_labels_refs; j += 2) {
+            uint32_t nr = ts->labels_refs[j], vr = ts->labels_refs[j + 1];
+            if (nr < m->n_symbols && vr < m->n_symbols && strcmp(m->symbols[nr], "__name__") == 0) {
+                is_ti = strcmp(m->symbols[vr], "target_info") == 0;
+            }
+        }
+        c->series++;
+        c->samples += (long long)ts->n_samples;
+        c->histograms += (long long)ts->n_histograms;
+        c->exemplars += (long long)ts->n_exemplars;
+        c->target_info_samples += is_ti ? (long long)ts->n_samples : 0;
+    }
+    io__prometheus__write__v2__request__free_unpacked(m, NULL);
+    return 0;
+}
+
+/* Remote-write version from Content-Type (protocols.md 3.4): 1, 2, or 0 when unsupported.
+ * No Content-Type at all is taken as 1.0, as Prometheus does. */
+static int sink_rw_version(const char *ctype)
+{
+    if (!ctype || !*ctype) {
+        return 1;
+    }
+    if (strncasecmp(ctype, "application/x-protobuf", 22) != 0) {
+        return 0;
+    }
+    const char *rest = ctype + 22;
+    while (*rest == ' ' || *rest == '\t') {
+        rest++;
+    }
+    if (!*rest) {
+        return 1;
+    }
+    if (*rest++ != ';') {
+        return 0;
+    }
+    while (*rest == ' ' || *rest == '\t') {
+        rest++;
+    }
+    if (strncasecmp(rest, "proto=", 6) != 0) {
+        return 0;
+    }
+    rest += 6;
+    sink_pbw_t msg = {(const uint8_t *)rest, (const uint8_t *)rest + strcspn(rest, " \t;")};
+    if (sink_bytes_eq(&msg, "prometheus.WriteRequest")) {
+        return 1;
+    }
+    return sink_bytes_eq(&msg, "io.prometheus.write.v2.Request") ? 2 : 0;
+}
+
+/* Answers a remote-write request: 204 and, for 2.0, the written counts (protocols.md 3.4). */
+static enum MHD_Result sink_rw_reply(struct MHD_Connection *conn, unsigned status, int version,
+                                     const sink_rw_count_t *c, const char *msg)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(msg ? strlen(msg) : 0, (void *)msg,
+                                                             MHD_RESPMEM_MUST_COPY);
+    if (!r) {
+        return MHD_NO;
+    }
+    if (msg) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+    }
+    if (version == 2) {
+        char v[32];
+        snprintf(v, sizeof(v), "%lld", c ? c->samples : 0);
+        MHD_add_response_header(r, "X-Prometheus-Remote-Write-Samples-Written", v);
+        snprintf(v, sizeof(v), "%lld", c ? c->histograms : 0);
+        MHD_add_response_header(r, "X-Prometheus-Remote-Write-Histograms-Written", v);
+        snprintf(v, sizeof(v), "%lld", c ? c->exemplars : 0);
+        MHD_add_response_header(r, "X-Prometheus-Remote-Write-Exemplars-Written", v);
+    }
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result sink_rw_export(struct MHD_Connection *conn, sink_req_t *rq)
+{
+    const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
+    const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    int version = sink_rw_version(ctype);
+    size_t len = 0;
+    sink_rw_count_t c = {0, 0, 0, 0, 0};
+
+    atomic_fetch_add(&g_stats.bytes, (long long)rq->len);
+    if (version == 0 || !enc || strcasecmp(enc, "snappy") != 0) {
+        atomic_fetch_add(&g_stats.errors, 1);
+        return sink_rw_reply(conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, version, NULL,
+                             "remote write needs Content-Encoding: snappy and Content-Type: "
+                             "application/x-protobuf[;proto=prometheus.WriteRequest|"
+                             "io.prometheus.write.v2.Request]\n");
+    }
+    uint8_t *raw = NULL;
+    if (snappy_uncompressed_length((const char *)rq->body, rq->len, &len) == SNAPPY_OK &&
+        len <= SINK_MAX_DECODED) {
+        raw = malloc(len ? len : 1);
+        if (raw && snappy_uncompress((const char *)rq->body, rq->len, (char *)raw, &len) !=
+                       SNAPPY_OK) {
+            free(raw);
+            raw = NULL;
+        }
+    }
+    if (!raw) {
+        atomic_fetch_add(&g_stats.errors, 1);
+        return sink_rw_reply(conn, MHD_HTTP_BAD_REQUEST, version, NULL,
+                             "bad snappy block (or over the size cap)\n");
+    }
+    int ok = (version == 1 ? sink_rw1_walk(raw, len, &c) : sink_rw2_walk(raw, len, &c)) == 0;
+    if (ok && atomic_fetch_add(&g_export_seq, 1) % g_verify_every == 0) {
+        sink_rw_count_t full;
+        if (sink_rw_full(version, raw, len, &full) < 0 || memcmp(&full, &c, sizeof(c)) != 0) {
+            fprintf(stderr, "sink: remote-write %d.0 body of %zu bytes: full decode counts "
+                            "%lld series %lld samples %lld target_info samples, wire walk %lld "
+                            "%lld %lld\n",
+                    version, len, full.series, full.samples, full.target_info_samples, c.series,
+                    c.samples, c.target_info_samples);
+            ok = 0;
+        }
+    }
+    free(raw);
+    if (!ok) {
+        atomic_fetch_add(&g_stats.errors, 1);
+        return sink_rw_reply(conn, MHD_HTTP_BAD_REQUEST, version, NULL, "undecodable body\n");
+    }
+    atomic_fetch_add(&g_stats.decoded_bytes, (long long)len);
+    if (g_delay_ms > 0) {
+        struct timespec ts = {g_delay_ms / 1000, (long)(g_delay_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+        }
+    }
+    if (g_status < 200 || g_status >= 300) {
+        atomic_fetch_add(&g_stats.rejected, 1);
+        return sink_rw_reply(conn, (unsigned)g_status, version, NULL, "rejected by --status\n");
+    }
+    atomic_fetch_add(&g_stats.requests, 1);
+    atomic_fetch_add(&g_stats.series, c.series);
+    atomic_fetch_add(&g_stats.samples, c.samples);
+    atomic_fetch_add(&g_stats.histograms, c.histograms);
+    atomic_fetch_add(&g_stats.exemplars, c.exemplars);
+    atomic_fetch_add(&g_stats.target_info_samples, c.target_info_samples);
+    /* 204 whatever --status says among the 2xx: remote write answers success with no body. */
+    return sink_rw_reply(conn, MHD_HTTP_NO_CONTENT, version, &c, NULL);
+}
+
 static enum MHD_Result sink_handler(void *cls, struct MHD_Connection *conn, const char *url,
                                     const char *method, const char *version,
                                     const char *upload_data, size_t *upload_data_size,
@@ -507,6 +875,8 @@ static enum MHD_Result sink_handler(void *cls, struct MHD_Connection *conn, cons
             rq->route = SINK_METRICS;
         } else if (strcmp(url, "/v1/logs") == 0) {
             rq->route = SINK_LOGS;
+        } else if (strcmp(url, "/api/v1/write") == 0) {
+            rq->route = SINK_RW;
         } else if (strcmp(url, "/stats") == 0) {
             rq->route = SINK_STATS;
         } else {
@@ -553,6 +923,9 @@ static enum MHD_Result sink_handler(void *cls, struct MHD_Connection *conn, cons
         atomic_fetch_add(&g_stats.errors, 1);
         return sink_reply(conn, MHD_HTTP_CONTENT_TOO_LARGE, "text/plain", "body too large\n", 15);
     }
+    if (rq->route == SINK_RW) {
+        return sink_rw_export(conn, rq);
+    }
     return sink_export(conn, rq);
 }
 
@@ -573,8 +946,9 @@ static void sink_completed(void *cls, struct MHD_Connection *conn, void **con_cl
 static void sink_usage(FILE *f)
 {
     fprintf(f, "usage: sink --port PORT [--verify-every N] [--delay-ms N] [--status CODE]\n"
-               "Counting OTLP/HTTP sink on 127.0.0.1. PORT 0 picks a free port; the first line\n"
-               "on stdout is \"port N\". GET /stats returns the totals as JSON.\n"
+               "Counting OTLP/HTTP (/v1/traces|metrics|logs) and Prometheus remote-write\n"
+               "(/api/v1/write, 1.0 and 2.0) sink on 127.0.0.1. PORT 0 picks a free port; the\n"
+               "first line on stdout is \"port N\". GET /stats returns the totals as JSON.\n"
                "  --verify-every N  fully decode 1 protobuf request in N (default 1: all)\n"
                "  --delay-ms N      wait N ms before answering each export\n"
                "  --status CODE     answer exports with CODE (e.g. 503) and count them as rejected\n");

@@ -469,7 +469,7 @@ class Prometheus:
         self.dir = tempfile.mkdtemp(prefix="meltp-prom-")
         cfg = os.path.join(self.dir, "prometheus.yml")
         with open(cfg, "w") as f:
-            f.write(config)
+            f.write(config.replace("$PORT", str(self.port)))
         args = ["prometheus", "--config.file=" + cfg, "--storage.tsdb.path=" + self.dir + "/data",
                 "--web.listen-address=127.0.0.1:%d" % self.port, "--log.level=warn"]
         if remote_write_receiver:

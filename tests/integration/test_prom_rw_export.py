@@ -181,3 +181,55 @@ def test_prometheus_rejects_are_counted_not_retried():
     wait_until(lambda: m.metric("meltp_prw_samples_dropped_total", reason="http_400") >= 1, 20,
                what="the 400 to be counted")
     assert m.metric("meltp_exporter_retries_total", exporter="prometheusremotewrite") == 0
+
+
+def test_rw2_to_meltp_and_fallback_to_rw1_for_prometheus_2():
+    prom = Prometheus()
+    gw = Meltp("""
+receivers:
+  prometheusremotewrite:
+    endpoint: 127.0.0.1:{otlp}
+exporters:
+  file:
+    path: {dir}/m.jsonl
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    metrics: {{receivers: [prometheusremotewrite], exporters: [file]}}
+""")
+    m = Meltp("""
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+exporters:
+  prometheusremotewrite/v2meltp:
+    endpoint: http://127.0.0.1:%d/api/v1/write
+    protobuf_message: io.prometheus.write.v2.Request
+  prometheusremotewrite/v2prom:
+    endpoint: %s
+    protobuf_message: io.prometheus.write.v2.Request
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    metrics: {{receivers: [otlp], exporters: [prometheusremotewrite/v2meltp, prometheusremotewrite/v2prom]}}
+""" % (gw.otlp, prom.write_url))
+    t_ns = int((time.time() - 5) * 1e9)
+    st, _, _ = m.post("/v1/metrics", json.dumps(request(all_types(t_ns, t_ns - 10**9), t_ns)).encode(), JS)
+    assert st == 200
+    t = t_ns / 1e9
+    # Prometheus 2.42 only speaks 1.0: meltp notices and sends the same data as 1.0
+    wait_until(lambda: prom.query("http_server_requests_total", t), 20, what="fallback delivery")
+    assert "using 1.0" in m.logtext()
+    # meltp's own receiver takes 2.0 as is
+    wait_until(lambda: gw.file_lines("m.jsonl"), 10, what="2.0 delivery to meltp")
+    names = {mm["name"] for l in gw.file_lines("m.jsonl") for rm in l["resourceMetrics"]
+             for sm in rm["scopeMetrics"] for mm in sm["metrics"]}
+    assert {"http_server_requests", "http_server_duration_seconds", "payload_size_bytes"} <= names, names
+    assert gw.metric("meltp_receiver_refused_requests_total") == 0
+    assert m.metric("meltp_prw_samples_dropped_total", exporter="prometheusremotewrite/v2meltp") == 0

@@ -155,10 +155,11 @@ static metric_t *m_hist(arena_t *a, const char *name, const char *unit, int temp
     return m;
 }
 
+#define EBK_INIT opentelemetry__proto__metrics__v1__exponential_histogram_data_point__buckets__init
+
 static ebk_t *ebk(arena_t *a, int32_t off, const uint64_t *counts, size_t n)
 {
-    ebk_t *b = NEW(a, ebk_t,
-                   opentelemetry__proto__metrics__v1__exponential_histogram_data_point__buckets__init);
+    ebk_t *b = NEW(a, ebk_t, EBK_INIT);
     b->offset = off;
     b->bucket_counts = (uint64_t *)counts;
     b->n_bucket_counts = n;
@@ -174,7 +175,8 @@ static edp_t *edp(arena_t *a, uint64_t t, int32_t scale, uint64_t count, int has
     p->scale = scale;
     p->count = count;
     if (has_sum) {
-        p->sum__case = OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__SUM__SUM;
+        p->sum__case =
+            OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__SUM__SUM;
         p->sum = sum;
     }
     p->positive = pos;
@@ -213,9 +215,11 @@ static rm_t *rmetrics(arena_t *a, kv_t **attrs, size_t nattrs, metric_t **ms, si
     return rm;
 }
 
+#define REQ_INIT opentelemetry__proto__collector__v1__export_metrics_service_request__init
+
 static req_t *request(arena_t *a, rm_t *rm)
 {
-    req_t *r = NEW(a, req_t, opentelemetry__proto__collector__v1__export_metrics_service_request__init);
+    req_t *r = NEW(a, req_t, REQ_INIT);
     r->resource_metrics = (rm_t **)LIST(a, &r->n_resource_metrics, rm);
     return r;
 }
@@ -484,10 +488,11 @@ UNIT_TEST(point_attributes_sanitised_joined_and_stringified)
     bl->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
     bl->bool_value = 1;
     /* "a_b", "a.b" and "a-b" collide: values joined in byte order of the original keys */
-    p->attributes = (kv_t **)LIST(a, &p->n_attributes, kv_s(a, "a_b", "under"), kv_s(a, "a.b", "dot"),
-                                  kv_i(a, "a-b", 42), kv_any(a, "arr", arr), kv_any(a, "map", map),
-                                  kv_any(a, "d", dbl), kv_any(a, "tiny", tiny), kv_any(a, "flag", bl),
-                                  kv_s(a, "empty", ""), kv_s(a, "1st", "digit"), kv_s(a, "__name__", "evil"));
+    p->attributes = (kv_t **)LIST(
+        a, &p->n_attributes, kv_s(a, "a_b", "under"), kv_s(a, "a.b", "dot"), kv_i(a, "a-b", 42),
+        kv_any(a, "arr", arr), kv_any(a, "map", map), kv_any(a, "d", dbl),
+        kv_any(a, "tiny", tiny), kv_any(a, "flag", bl), kv_s(a, "empty", ""),
+        kv_s(a, "1st", "digit"), kv_s(a, "__name__", "evil"));
     req_t *r = req_of(a, m_gauge(a, "g", "", p));
     promconv_opts_t o = opts();
     promconv_out_t out;
@@ -526,7 +531,7 @@ UNIT_TEST(job_instance_target_info_promote_scope_external)
                                   kv_s(a, "service.namespace", "shop"),
                                   kv_s(a, "service.instance.id", "i-1"), kv_s(a, "other", "x"));
     metric_t **ms2 = (metric_t **)LIST(a, &nm2, m_gauge(a, "three", "", ndp(a, 3, T0)));
-    req_t *r = NEW(a, req_t, opentelemetry__proto__collector__v1__export_metrics_service_request__init);
+    req_t *r = NEW(a, req_t, REQ_INIT);
     r->resource_metrics = (rm_t **)LIST(a, &r->n_resource_metrics, rmetrics(a, attrs, na, ms, nm),
                                         rmetrics(a, attrs2, na2, ms2, nm2));
 
@@ -798,7 +803,8 @@ UNIT_TEST(exponential_downscale_and_drops)
     CHECK_STR(out.last_drop_reason, "scale_too_small");
     CHECK(find(&out, "lat_seconds", NULL) == NULL);
     p->scale = 0;
-    p->sum__case = OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__SUM___NOT_SET;
+    p->sum__case =
+        OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__SUM___NOT_SET;
     REQUIRE(promconv_convert(&o, NULL, r, a, &out) == MT_OK);
     CHECK(out.dropped_points == 1);
     CHECK_STR(out.last_drop_reason, "no_sum");
@@ -935,8 +941,9 @@ UNIT_TEST(same_labels_share_one_series_in_time_order)
 {
     arena_t *a = arena_create(65536, 0);
     metric_t *m = m_gauge(a, "g", "", ndp(a, 2, T0 + 2000000000ull));
-    m->gauge->data_points = (ndp_t **)LIST(a, &m->gauge->n_data_points, ndp(a, 2, T0 + 2000000000ull),
-                                           ndp(a, 1, T0), ndp(a, 3, T0 + 4000000000ull));
+    m->gauge->data_points =
+        (ndp_t **)LIST(a, &m->gauge->n_data_points, ndp(a, 2, T0 + 2000000000ull), ndp(a, 1, T0),
+                       ndp(a, 3, T0 + 4000000000ull));
     req_t *r = req_of(a, m);
     promconv_opts_t o = opts();
     promconv_out_t out;
