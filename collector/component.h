@@ -24,7 +24,8 @@ typedef struct processor processor_t;
 typedef struct extension extension_t;
 
 #define SIG_BIT(s) (1u << (s))
-#define SIG_ALL (SIG_BIT(MT_SIG_TRACES) | SIG_BIT(MT_SIG_METRICS) | SIG_BIT(MT_SIG_LOGS))
+#define SIG_TML (SIG_BIT(MT_SIG_TRACES) | SIG_BIT(MT_SIG_METRICS) | SIG_BIT(MT_SIG_LOGS))
+#define SIG_ALL (SIG_TML | SIG_BIT(MT_SIG_PROFILES))
 
 /* ---- batches: what queues hold ------------------------------------------------------- */
 

@@ -34,13 +34,13 @@ void mt_failf(mt_errbuf_t *eb, const char *fmt, ...)
 
 const char *mt_signal_name(mt_signal_t s)
 {
-    static const char *n[] = {"traces", "metrics", "logs"};
+    static const char *n[] = {"traces", "metrics", "logs", "profiles"};
     return (unsigned)s < MT_SIG_COUNT ? n[s] : "unknown";
 }
 
 const char *mt_signal_item_name(mt_signal_t s)
 {
-    static const char *n[] = {"spans", "data_points", "log_records"};
+    static const char *n[] = {"spans", "data_points", "log_records", "profiles"};
     return (unsigned)s < MT_SIG_COUNT ? n[s] : "items";
 }
 

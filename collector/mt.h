@@ -50,9 +50,15 @@ typedef struct {
 } mt_str_t;
 
 /* Signals carried by pipelines. */
-typedef enum { MT_SIG_TRACES = 0, MT_SIG_METRICS, MT_SIG_LOGS, MT_SIG_COUNT } mt_signal_t;
+typedef enum {
+    MT_SIG_TRACES = 0,
+    MT_SIG_METRICS,
+    MT_SIG_LOGS,
+    MT_SIG_PROFILES, /* OTLP profiles v1development */
+    MT_SIG_COUNT
+} mt_signal_t;
 const char *mt_signal_name(mt_signal_t s);          /* "traces" */
-const char *mt_signal_item_name(mt_signal_t s);     /* "spans", "data_points", "log_records" */
+const char *mt_signal_item_name(mt_signal_t s);     /* "spans", "data_points", "log_records", "profiles" */
 
 /* Logging to stderr with a level; mt_log_level filters (0 error .. 3 debug). */
 enum { MT_LOG_ERROR = 0, MT_LOG_WARN, MT_LOG_INFO, MT_LOG_DEBUG };

@@ -22,6 +22,8 @@ const ProtobufCMessageDescriptor *otlp_request_desc(mt_signal_t s)
         return &opentelemetry__proto__collector__v1__export_metrics_service_request__descriptor;
     case MT_SIG_LOGS:
         return &opentelemetry__proto__collector__v1__export_logs_service_request__descriptor;
+    case MT_SIG_PROFILES:
+        return &opentelemetry__proto__collector__v1__export_profiles_service_request__descriptor;
     default:
         return NULL;
     }
@@ -29,7 +31,7 @@ const ProtobufCMessageDescriptor *otlp_request_desc(mt_signal_t s)
 
 const char *otlp_path(mt_signal_t s)
 {
-    static const char *p[] = {"/v1/traces", "/v1/metrics", "/v1/logs"};
+    static const char *p[] = {"/v1/traces", "/v1/metrics", "/v1/logs", "/v1development/profiles"};
     return (unsigned)s < MT_SIG_COUNT ? p[s] : "/";
 }
 
@@ -396,6 +398,9 @@ int otlp_scan(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *items)
     case MT_SIG_LOGS:
         sc.item[0] = &opentelemetry__proto__logs__v1__log_record__descriptor;
         break;
+    case MT_SIG_PROFILES:
+        sc.item[0] = &opentelemetry__proto__profiles__v1development__profile__descriptor;
+        break;
     default:
         sc.item[0] = &opentelemetry__proto__metrics__v1__number_data_point__descriptor;
         sc.item[1] = &opentelemetry__proto__metrics__v1__histogram_data_point__descriptor;
@@ -479,6 +484,13 @@ int otlp_check(mt_signal_t s, const ProtobufCMessage *req, uint64_t *items, mt_e
                 n += sl->n_log_records;
             }
         }
+    } else if (s == MT_SIG_PROFILES) {
+        const Opentelemetry__Proto__Collector__V1__ExportProfilesServiceRequest *r = (const void *)req;
+        for (size_t i = 0; i < r->n_resource_profiles; i++) {
+            for (size_t j = 0; j < r->resource_profiles[i]->n_scope_profiles; j++) {
+                n += r->resource_profiles[i]->scope_profiles[j]->n_profiles;
+            }
+        }
     } else if (s == MT_SIG_METRICS) {
         const metrics_req_t *r = (const metrics_req_t *)req;
         for (size_t i = 0; i < r->n_resource_metrics; i++) {
@@ -550,6 +562,16 @@ uint8_t *otlp_response_body(mt_signal_t s, int json, int64_t rejected, const cha
         Opentelemetry__Proto__Collector__V1__ExportMetricsPartialSuccess p =
             OPENTELEMETRY__PROTO__COLLECTOR__V1__EXPORT_METRICS_PARTIAL_SUCCESS__INIT;
         p.rejected_data_points = rejected;
+        p.error_message = msg;
+        r.partial_success = partial ? &p : NULL;
+        return pack_or_json(&r.base, json, len);
+    }
+    case MT_SIG_PROFILES: {
+        Opentelemetry__Proto__Collector__V1__ExportProfilesServiceResponse r =
+            OPENTELEMETRY__PROTO__COLLECTOR__V1__EXPORT_PROFILES_SERVICE_RESPONSE__INIT;
+        Opentelemetry__Proto__Collector__V1__ExportProfilesPartialSuccess p =
+            OPENTELEMETRY__PROTO__COLLECTOR__V1__EXPORT_PROFILES_PARTIAL_SUCCESS__INIT;
+        p.rejected_profiles = rejected;
         p.error_message = msg;
         r.partial_success = partial ? &p : NULL;
         return pack_or_json(&r.base, json, len);

@@ -455,6 +455,15 @@ static int resource_process(processor_t *pr, mt_signal_t s, ProtobufCMessage *re
             }
             APPLY((*res[0])->n_attributes, (*res[0])->attributes);
         }
+    } else if (s == MT_SIG_PROFILES) {
+        Opentelemetry__Proto__Collector__V1__ExportProfilesServiceRequest *r = (void *)req;
+        for (size_t i = 0; i < r->n_resource_profiles; i++) {
+            res[0] = &r->resource_profiles[i]->resource;
+            if (!ensure_resource(res[0], a)) {
+                return MT_ENOMEM;
+            }
+            APPLY((*res[0])->n_attributes, (*res[0])->attributes);
+        }
     } else {
         Opentelemetry__Proto__Collector__V1__ExportLogsServiceRequest *r = (void *)req;
         for (size_t i = 0; i < r->n_resource_logs; i++) {
@@ -491,7 +500,7 @@ static int attributes_process(processor_t *pr, mt_signal_t s, ProtobufCMessage *
                 }
             }
         }
-    } else {
+    } else if (s == MT_SIG_METRICS) {
         Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest *r = (void *)req;
         for (size_t i = 0; i < r->n_resource_metrics; i++) {
             for (size_t j = 0; j < r->resource_metrics[i]->n_scope_metrics; j++) {
@@ -554,7 +563,7 @@ const processor_ops_t processor_attributes_ops = {
     .fields = attributes_fields,
     .nfields = MT_ARRAY_LEN(attributes_fields),
     .cfg_size = sizeof(actions_cfg_t),
-    .signals = SIG_ALL,
+    .signals = SIG_TML, /* profile attributes live in the dictionary */
     .help = "insert/update/upsert/delete/hash span, log and data point attributes",
     .validate = actions_validate,
     .process = attributes_process,

@@ -293,7 +293,7 @@ static void build_pipelines(service_t *s, cfg_ctx_t *c)
         }
         if (sig < 0) {
             cfg_error(c, key_line(pl, i), path,
-                      "unknown pipeline type \"%s\" (valid: traces, metrics, logs)", type);
+                      "unknown pipeline type \"%s\" (valid: traces, metrics, logs, profiles)", type);
             free(type);
             continue;
         }

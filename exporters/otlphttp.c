@@ -38,6 +38,8 @@ static const cfg_field_t otlphttp_fields[] = {
      offsetof(otlphttp_cfg_t, signal_endpoint[MT_SIG_METRICS]), NULL, "full URL for metrics"},
     {"logs_endpoint", CFG_T_STRING, NULL, 0,
      offsetof(otlphttp_cfg_t, signal_endpoint[MT_SIG_LOGS]), NULL, "full URL for logs"},
+    {"profiles_endpoint", CFG_T_STRING, NULL, 0,
+     offsetof(otlphttp_cfg_t, signal_endpoint[MT_SIG_PROFILES]), NULL, "full URL for profiles"},
     {"compression", CFG_T_ENUM, "gzip", 0, offsetof(otlphttp_cfg_t, compression),
      "gzip|zstd|none", "request body compression"},
     {"encoding", CFG_T_ENUM, "proto", 0, offsetof(otlphttp_cfg_t, encoding), "proto|json",
@@ -251,6 +253,7 @@ static int64_t partial_rejected(mt_signal_t s, const char *body, size_t len, cha
     const ProtobufCMessageDescriptor *d =
         s == MT_SIG_TRACES ? &opentelemetry__proto__collector__v1__export_trace_service_response__descriptor
         : s == MT_SIG_METRICS ? &opentelemetry__proto__collector__v1__export_metrics_service_response__descriptor
+        : s == MT_SIG_PROFILES ? &opentelemetry__proto__collector__v1__export_profiles_service_response__descriptor
         : &opentelemetry__proto__collector__v1__export_logs_service_response__descriptor;
     m = protobuf_c_message_unpack(d, NULL, len, (const uint8_t *)body);
     if (!m) {
@@ -266,6 +269,12 @@ static int64_t partial_rejected(mt_signal_t s, const char *body, size_t len, cha
         Opentelemetry__Proto__Collector__V1__ExportMetricsServiceResponse *r = (void *)m;
         if (r->partial_success) {
             rej = r->partial_success->rejected_data_points;
+            snprintf(msg, msglen, "%s", r->partial_success->error_message);
+        }
+    } else if (s == MT_SIG_PROFILES) {
+        Opentelemetry__Proto__Collector__V1__ExportProfilesServiceResponse *r = (void *)m;
+        if (r->partial_success) {
+            rej = r->partial_success->rejected_profiles;
             snprintf(msg, msglen, "%s", r->partial_success->error_message);
         }
     } else {

@@ -105,7 +105,10 @@ def test_otlp_to_prometheus_exact_series():
     st, _, _ = m.post("/v1/metrics", json.dumps(request(delta(t_ns, t_ns - 10 * 10**9, 5), 0)).encode(), JS)
     assert st == 200
     t = t_ns / 1e9
-    wait_until(lambda: prom.query("jobs_processed_total", t), 20, what="series in Prometheus")
+    # every request is exported in order: once the last one's sample (at t) is in, all are
+    t_ms = t_ns // 10**6  # Prometheus keeps milliseconds (truncated)
+    wait_until(lambda: prom.query("timestamp(jobs_processed_total) == %d.%03d" % divmod(t_ms, 1000), t), 20,
+               what="series in Prometheus")
 
     names = set(prom.api("/api/v1/label/__name__/values"))
     want_names = {"http_server_requests_total", "system_memory_utilization_ratio", "queue_depth",
