@@ -38,9 +38,12 @@ typedef struct mt_batch {
     mt_signal_t signal;
     uint32_t items;
     uint64_t created_ns;
+    char tenant[64];     /* X-Scope-OrgID of the request ("" = none); never coalesced across */
     size_t len;
     uint8_t data[];
 } mt_batch_t;
+
+#define MT_TENANT_MAX 63
 
 /* Returns a batch with refs=1 holding `len` uninitialised bytes (fill data[]), or NULL. The
  * bytes are counted in the process memory gauge until the last unref. */
@@ -75,6 +78,7 @@ extern const cfg_field_t exporter_common_fields[];
 extern const size_t exporter_common_nfields;
 
 typedef struct send_result {
+    const char *tenant;  /* in: the batch's tenant (X-Scope-OrgID), "" when none */
     int retry_after_ms;  /* > 0 when the server said when to come back */
     int64_t rejected;    /* partial success: items the server rejected */
     const char *reason;  /* short label for dropped/failed metrics */
@@ -143,6 +147,13 @@ void exq_count_drop(exq_t *q, uint64_t items, const char *reason);
 
 /* ---- processors ----------------------------------------------------------------------- */
 
+/* What a mutating processor did besides changing data. */
+typedef struct proc_result {
+    uint64_t dropped;    /* items it removed: counted, the client sees partial_success */
+    int reject;          /* refuse the whole request: 400 with msg */
+    char msg[256];       /* first reason (for partial_success / the 400 body) */
+} proc_result_t;
+
 typedef struct processor_ops {
     const char *type;
     const cfg_field_t *fields;
@@ -154,7 +165,8 @@ typedef struct processor_ops {
     /* Mutating processors: change the decoded request in place (allocating from a). Returns
      * MT_OK or an error. NULL for processors that only configure the pipeline (batch,
      * memory_limiter). */
-    int (*process)(processor_t *pr, mt_signal_t s, ProtobufCMessage *req, arena_t *a);
+    int (*process)(processor_t *pr, mt_signal_t s, ProtobufCMessage *req, arena_t *a,
+                   proc_result_t *r);
     void (*free_cfg)(void *cfg);
 } processor_ops_t;
 
@@ -177,10 +189,18 @@ struct pipeline {
 };
 
 typedef struct consume_result {
-    int status;          /* MT_OK, MT_AGAIN (refused: full), MT_ENOMEM, MT_EINVAL */
+    int status;          /* MT_OK, MT_AGAIN (refused: full), MT_ENOMEM, MT_EINVAL (rejected) */
     uint64_t rejected;   /* items not taken (partial success) */
     char msg[256];
 } consume_result_t;
+
+/* Observers see every accepted request once, after the processors of its first pipeline, as
+ * an encoded Export<Signal>ServiceRequest (the SLO engine, validation mode). They run on the
+ * receiving thread: they must be quick and never block. Register before receivers start. */
+typedef void (*pipeline_observer_fn)(void *arg, mt_signal_t s, const uint8_t *pb, size_t len,
+                                     uint64_t items, const char *tenant);
+int pipeline_add_observer(pipeline_observer_fn fn, void *arg);
+void pipeline_remove_observer(pipeline_observer_fn fn, void *arg);
 
 /* Hands one request to every pipeline in `ps`. `req` is the decoded request, or NULL when only
  * the validated protobuf encoding `raw` exists (then it is decoded here if a processor needs
@@ -188,8 +208,8 @@ typedef struct consume_result {
  * All-or-nothing across refusing queues: either every queue took the batch (or counted a
  * drop), or none did and the result is MT_AGAIN. */
 void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessage *req,
-                      const uint8_t *raw, size_t raw_len, uint64_t items, arena_t *a,
-                      consume_result_t *res);
+                      const uint8_t *raw, size_t raw_len, uint64_t items, const char *tenant,
+                      arena_t *a, consume_result_t *res);
 
 /* ---- receivers ------------------------------------------------------------------------ */
 

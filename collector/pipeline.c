@@ -3,6 +3,7 @@
  * processor changes is forwarded as the exact bytes the client sent (protobuf) or as one
  * packing of the decoded message (JSON): one malloc, shared by every queue. Processors that
  * change data work on the decoded message in the request arena and the result is packed once.
+ * Processors may drop items (the client then sees partial_success) or reject the request (400).
  */
 #include "component.h"
 #include "otlp.h"
@@ -10,34 +11,79 @@
 #include <string.h>
 
 #define MAX_TARGETS 64
+#define MAX_OBSERVERS 8
 
-static mt_batch_t *pack_batch(mt_signal_t s, const ProtobufCMessage *m, uint64_t items)
+static struct {
+    pipeline_observer_fn fn;
+    void *arg;
+} observers[MAX_OBSERVERS];
+static _Atomic int nobservers;
+
+int pipeline_add_observer(pipeline_observer_fn fn, void *arg)
+{
+    int n = atomic_load(&nobservers);
+    if (n >= MAX_OBSERVERS) {
+        return MT_ERR;
+    }
+    observers[n].fn = fn;
+    observers[n].arg = arg;
+    atomic_store(&nobservers, n + 1);
+    return MT_OK;
+}
+
+void pipeline_remove_observer(pipeline_observer_fn fn, void *arg)
+{
+    int n = atomic_load(&nobservers);
+    for (int i = 0; i < n; i++) {
+        if (observers[i].fn == fn && observers[i].arg == arg) {
+            observers[i] = observers[n - 1];
+            atomic_store(&nobservers, n - 1);
+            return;
+        }
+    }
+}
+
+static void set_tenant(mt_batch_t *b, const char *tenant)
+{
+    size_t n = tenant ? strlen(tenant) : 0;
+    if (n > MT_TENANT_MAX) {
+        n = MT_TENANT_MAX;
+    }
+    memcpy(b->tenant, tenant ? tenant : "", n);
+    b->tenant[n] = 0;
+}
+
+static mt_batch_t *pack_batch(mt_signal_t s, const ProtobufCMessage *m, uint64_t items,
+                              const char *tenant)
 {
     size_t n = protobuf_c_message_get_packed_size(m);
     mt_batch_t *b = batch_alloc(s, (uint32_t)items, n);
     if (b) {
         protobuf_c_message_pack(m, b->data);
+        set_tenant(b, tenant);
     }
     return b;
 }
 
-static mt_batch_t *raw_batch(mt_signal_t s, const uint8_t *raw, size_t len, uint64_t items)
+static mt_batch_t *raw_batch(mt_signal_t s, const uint8_t *raw, size_t len, uint64_t items,
+                             const char *tenant)
 {
     mt_batch_t *b = batch_alloc(s, (uint32_t)items, len);
     if (b) {
         memcpy(b->data, raw, len);
+        set_tenant(b, tenant);
     }
     return b;
 }
 
 void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessage *req,
-                      const uint8_t *raw, size_t raw_len, uint64_t items, arena_t *a,
-                      consume_result_t *res)
+                      const uint8_t *raw, size_t raw_len, uint64_t items, const char *tenant,
+                      arena_t *a, consume_result_t *res)
 {
     mt_batch_t *per_pipe[MAX_TARGETS] = {0};
     mt_batch_t *plain = NULL;
     int req_dirty = 0;
-    memset(res, 0, sizeof(*res));
+    memset(res, 0, sizeof(res[0]));
     if (nps > MAX_TARGETS) {
         /* the service refuses such configs; never truncate silently */
         res->status = MT_EINVAL;
@@ -50,7 +96,8 @@ void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessa
         pipeline_t *p = ps[i];
         if (p->nprocs == 0) {
             if (!plain) {
-                plain = raw ? raw_batch(s, raw, raw_len, items) : pack_batch(s, req, items);
+                plain = raw ? raw_batch(s, raw, raw_len, items, tenant)
+                            : pack_batch(s, req, items, tenant);
                 if (!plain) {
                     res->status = MT_ENOMEM;
                     goto out;
@@ -73,7 +120,7 @@ void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessa
         if (req_dirty) {
             /* an earlier pipeline changed req: start again from its encoding */
             if (!plain) {
-                plain = raw ? raw_batch(s, raw, raw_len, items) : NULL;
+                plain = raw ? raw_batch(s, raw, raw_len, items, tenant) : NULL;
             }
             if (!plain) {
                 res->status = MT_ENOMEM;
@@ -88,22 +135,44 @@ void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessa
         } else if (!raw && !plain) {
             /* keep an unchanged encoding around in case another pipeline needs one */
             if (nps > 1) {
-                plain = pack_batch(s, req, items);
+                plain = pack_batch(s, req, items, tenant);
             }
         }
+        uint64_t dropped = 0;
         for (size_t k = 0; k < p->nprocs; k++) {
-            int rc = p->procs[k]->ops->process(p->procs[k], s, m, a);
+            proc_result_t pr;
+            memset(&pr, 0, sizeof(pr));
+            int rc = p->procs[k]->ops->process(p->procs[k], s, m, a, &pr);
             if (rc != MT_OK) {
                 res->status = rc;
                 snprintf(res->msg, sizeof(res->msg), "processor %s failed: %s", p->procs[k]->id,
                          mt_strerror(rc));
                 goto out;
             }
+            if (pr.reject) {
+                res->status = MT_EINVAL;
+                snprintf(res->msg, sizeof(res->msg), "%s", pr.msg);
+                goto out;
+            }
+            if (pr.dropped) {
+                dropped += pr.dropped;
+                tm_add(p->c_dropped_proc, pr.dropped);
+                if (!res->msg[0]) {
+                    snprintf(res->msg, sizeof(res->msg), "%s", pr.msg);
+                }
+            }
         }
         if (m == req) {
             req_dirty = 1;
         }
-        per_pipe[i] = pack_batch(s, m, items);
+        if (dropped > res->rejected) {
+            res->rejected = dropped;
+        }
+        uint64_t left = dropped < items ? items - dropped : 0;
+        if (left == 0) {
+            continue; /* nothing left for this pipeline */
+        }
+        per_pipe[i] = pack_batch(s, m, left, tenant);
         if (!per_pipe[i]) {
             res->status = MT_ENOMEM;
             goto out;
@@ -113,21 +182,28 @@ void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessa
     /* 2. reserve in every queue; refusing queues make it all-or-nothing */
     exq_t *reserved[MAX_TARGETS];
     size_t rbytes[MAX_TARGETS];
-    exq_t *dropped[MAX_TARGETS];
+    exq_t *dropped_q[MAX_TARGETS];
+    uint64_t dropped_items[MAX_TARGETS];
     size_t nres = 0, ndrop = 0;
     for (size_t i = 0; i < nps; i++) {
         pipeline_t *p = ps[i];
+        if (!per_pipe[i]) {
+            continue;
+        }
+        uint64_t n = per_pipe[i]->items;
         for (size_t k = 0; k < p->nqueues; k++) {
             exq_t *q = p->queues[k];
             int full = nres == MAX_TARGETS || ndrop == MAX_TARGETS;
-            if (!full && exq_reserve(q, per_pipe[i]->len, items) == MT_OK) {
+            if (!full && exq_reserve(q, per_pipe[i]->len, n) == MT_OK) {
                 reserved[nres] = q;
                 rbytes[nres++] = i;
             } else if (!full && exq_on_full_drop(q)) {
-                dropped[ndrop++] = q;
+                dropped_items[ndrop] = n;
+                dropped_q[ndrop++] = q;
             } else {
                 for (size_t r = 0; r < nres; r++) {
-                    exq_unreserve(reserved[r], per_pipe[rbytes[r]]->len, items);
+                    exq_unreserve(reserved[r], per_pipe[rbytes[r]]->len,
+                                  per_pipe[rbytes[r]]->items);
                 }
                 tm_add(p->c_refused, items);
                 res->status = MT_AGAIN;
@@ -142,9 +218,20 @@ void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessa
         exq_push_reserved(reserved[r], per_pipe[rbytes[r]]);
     }
     for (size_t d = 0; d < ndrop; d++) {
-        exq_count_drop(dropped[d], items, "queue_full");
+        exq_count_drop(dropped_q[d], dropped_items[d], "queue_full");
     }
     res->status = MT_OK;
+    /* 4. observers see the request once, as the first pipeline delivered it */
+    int nobs = atomic_load(&nobservers);
+    if (nobs > 0) {
+        mt_batch_t *b = NULL;
+        for (size_t i = 0; i < nps && !b; i++) {
+            b = per_pipe[i];
+        }
+        for (int o = 0; b && o < nobs; o++) {
+            observers[o].fn(observers[o].arg, s, b->data, b->len, b->items, b->tenant);
+        }
+    }
 out:
     for (size_t i = 0; i < nps; i++) {
         batch_unref(per_pipe[i]);

@@ -433,9 +433,11 @@ static Opentelemetry__Proto__Resource__V1__Resource *ensure_resource(
     return *rp;
 }
 
-static int resource_process(processor_t *pr, mt_signal_t s, ProtobufCMessage *req, arena_t *a)
+static int resource_process(processor_t *pr, mt_signal_t s, ProtobufCMessage *req, arena_t *a,
+                            proc_result_t *r)
 {
     const actions_cfg_t *cfg = pr->cfg;
+    (void)r;
     Opentelemetry__Proto__Resource__V1__Resource **res[1];
     if (s == MT_SIG_TRACES) {
         Opentelemetry__Proto__Collector__V1__ExportTraceServiceRequest *r = (void *)req;
@@ -477,9 +479,11 @@ static int resource_process(processor_t *pr, mt_signal_t s, ProtobufCMessage *re
     return MT_OK;
 }
 
-static int attributes_process(processor_t *pr, mt_signal_t s, ProtobufCMessage *req, arena_t *a)
+static int attributes_process(processor_t *pr, mt_signal_t s, ProtobufCMessage *req,
+                              arena_t *a, proc_result_t *r)
 {
     const actions_cfg_t *cfg = pr->cfg;
+    (void)r;
     if (s == MT_SIG_TRACES) {
         Opentelemetry__Proto__Collector__V1__ExportTraceServiceRequest *r = (void *)req;
         for (size_t i = 0; i < r->n_resource_spans; i++) {

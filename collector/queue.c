@@ -31,6 +31,7 @@ mt_batch_t *batch_alloc(mt_signal_t s, uint32_t items, size_t len)
     b->items = items;
     b->len = len;
     b->created_ns = mt_now_ns();
+    b->tenant[0] = 0;
     atomic_fetch_add(&mt_mem_in_use, (int64_t)len);
     return b;
 }
@@ -253,7 +254,8 @@ typedef struct worker {
 } worker_t;
 
 /* Sends one coalesced request, retrying per retry_on_failure. Returns items delivered. */
-static void deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items)
+static void deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items,
+                    const char *tenant)
 {
     exq_t *q = w->q;
     exporter_common_t *cc = q->cc;
@@ -262,6 +264,7 @@ static void deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items
     for (int attempt = 0;; attempt++) {
         send_result_t res;
         memset(&res, 0, sizeof(res));
+        res.tenant = tenant;
         uint64_t t0 = mt_now_ns();
         int rc = q->ex->ops->send(q->ex, w->ws, q->signal, data, len, items, &res);
         tm_hist_observe(q->h_latency, (double)(mt_now_ns() - t0) / 1e9);
@@ -343,6 +346,9 @@ static void *worker_main(void *arg)
             while ((int64_t)items < q->bs.send_batch_size && n < MT_ARRAY_LEN(taken)) {
                 if (q->count > 0) {
                     mt_batch_t *nb = q->ring[q->head];
+                    if (strcmp(nb->tenant, taken[0]->tenant) != 0) {
+                        break; /* each tenant in its own request */
+                    }
                     if (q->bs.send_batch_max_size > 0 &&
                         (int64_t)(items + nb->items) > q->bs.send_batch_max_size) {
                         break;
@@ -383,10 +389,10 @@ static void *worker_main(void *arg)
         if (n > 1 && !w->buf) {
             /* no memory to coalesce: send one by one rather than lose anything */
             for (size_t i = 0; i < n; i++) {
-                deliver(w, taken[i]->data, taken[i]->len, taken[i]->items);
+                deliver(w, taken[i]->data, taken[i]->len, taken[i]->items, taken[i]->tenant);
             }
         } else {
-            deliver(w, data, bytes, (uint32_t)items);
+            deliver(w, data, bytes, (uint32_t)items, taken[0]->tenant);
         }
         /* a big coalescing buffer is not worth keeping between quiet periods */
         if (w->buf_cap > (8u << 20)) {

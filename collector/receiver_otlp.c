@@ -95,6 +95,7 @@ typedef struct req_ctx {
     mt_signal_t sig;
     int json;
     codec_t codec;
+    char tenant[MT_TENANT_MAX + 1];
 } req_ctx_t;
 
 /* One arena per HTTP thread, reused across requests; destroyed with the thread. */
@@ -221,6 +222,21 @@ static void otlp_begin(void *arg, http_req_t *r)
     rc->sig = (mt_signal_t)sig;
     rc->json = json;
     rc->codec = codec;
+    const char *org = http_header(r, "X-Scope-OrgID");
+    if (org) {
+        size_t n = strlen(org);
+        if (n > MT_TENANT_MAX || strspn(org, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                               "0123456789!-_.*'()|") != n) {
+            /* Loki/Tempo/Mimir tenant ids: at most a safe alphabet; anything else is refused
+             * rather than forwarded as a header */
+            free(rc);
+            reply_error(st, r, sig, json, 400, "bad_tenant", NULL,
+                        "invalid X-Scope-OrgID (at most %d characters of [A-Za-z0-9!-_.*'()|])",
+                        MT_TENANT_MAX);
+            return;
+        }
+        memcpy(rc->tenant, org, n + 1);
+    }
     r->user = rc;
 }
 
@@ -232,6 +248,8 @@ static void otlp_complete(void *arg, http_req_t *r)
     mt_signal_t sig = rc->sig;
     int json = rc->json;
     codec_t codec = rc->codec;
+    char tenant[MT_TENANT_MAX + 1];
+    memcpy(tenant, rc->tenant, sizeof(tenant));
     free(rc);
     r->user = NULL;
     if (r->too_big) {
@@ -308,7 +326,7 @@ static void otlp_complete(void *arg, http_req_t *r)
         res.status = MT_OK;
     } else {
         pipeline_consume(st->r->pipes[sig], st->r->npipes[sig], sig, msg, json ? NULL : data,
-                         len, items, a, &res);
+                         len, items, tenant, a, &res);
     }
     if (res.status == MT_AGAIN) {
         reply_error(st, r, sig, json, 429, "queue_full", "1", "%s", res.msg);
@@ -317,15 +335,24 @@ static void otlp_complete(void *arg, http_req_t *r)
                         "queue_full", items);
         goto done;
     }
+    if (res.status == MT_EINVAL) {
+        reply_error(st, r, sig, json, 400, "rejected_by_processor", NULL, "rejected: %s",
+                    res.msg);
+        tm_count_reason("meltp_receiver_refused_items_total",
+                        "Items refused (not acknowledged), by reason.", st->labels[sig],
+                        "rejected_by_processor", items);
+        goto done;
+    }
     if (res.status != MT_OK) {
         reply_error(st, r, sig, json, res.status == MT_ENOMEM ? 503 : 500,
                     res.status == MT_ENOMEM ? "out_of_memory" : "pipeline_error", "1", "%s",
                     res.msg[0] ? res.msg : mt_strerror(res.status));
         goto done;
     }
-    tm_add(st->c_items_ok[sig], items);
+    tm_add(st->c_items_ok[sig], items - res.rejected);
     size_t blen = 0;
-    uint8_t *body = otlp_response_body(sig, json, 0, NULL, &blen);
+    uint8_t *body = otlp_response_body(sig, json, (int64_t)res.rejected,
+                                       res.rejected ? res.msg : NULL, &blen);
     http_respond(r, 200, json ? "application/json" : "application/x-protobuf", body, blen, NULL,
                  NULL);
     free(body);

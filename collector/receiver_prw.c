@@ -331,8 +331,15 @@ static void prw_complete(void *arg, http_req_t *r)
         /* metadata-only requests (and target_info-only ones) carry no data points */
         res.status = MT_OK;
     } else {
+        /* multi-tenant senders (Mimir/Cortex style) name the tenant in X-Scope-OrgID */
+        const char *org = http_header(r, "X-Scope-OrgID");
+        if (org && (strlen(org) > MT_TENANT_MAX ||
+                    strspn(org, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789!-_.*'()|") != strlen(org))) {
+            org = NULL; /* not a valid tenant id: not forwarded */
+        }
         pipeline_consume(st->r->pipes[MT_SIG_METRICS], st->r->npipes[MT_SIG_METRICS],
-                         MT_SIG_METRICS, &msg->base, NULL, 0, items, a, &res);
+                         MT_SIG_METRICS, &msg->base, NULL, 0, items, org ? org : "", a, &res);
     }
     if (res.status == MT_AGAIN) {
         reply_error(st, r, rq, 429, "queue_full", "1", "%s", res.msg);

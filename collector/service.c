@@ -321,6 +321,9 @@ static void build_pipelines(service_t *s, cfg_ctx_t *c)
         snprintf(lb, sizeof(lb), "pipeline=\"%s\"", id);
         p->c_refused = tm_counter("meltp_pipeline_refused_items_total",
                                   "Items refused because a queue was full (on_full: refuse).", lb);
+        p->c_dropped_proc = tm_counter("meltp_pipeline_processor_dropped_items_total",
+                                       "Items processors removed (clients saw partial_success).",
+                                       lb);
 
         const cfg_node_t *rl = list_node(c, pn, "receivers", path, 1);
         for (size_t k = 0; rl && k < rl->n; k++) {

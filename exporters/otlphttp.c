@@ -80,6 +80,7 @@ static void otlphttp_validate(cfg_ctx_t *c, const void *cfgp, const char *path, 
 }
 
 typedef struct ohstate {
+    int static_tenant;          /* headers set X-Scope-OrgID: it wins over the request's */
     char *url[MT_SIG_COUNT];
     struct curl_slist *hdrs[2]; /* [0] proto, [1] json, each with compression and user headers */
 } ohstate_t;
@@ -125,6 +126,9 @@ static int otlphttp_create(exporter_t *ex, mt_errbuf_t *eb)
             char line[1024];
             snprintf(line, sizeof(line), "%s: %s", cfg->headers.keys[i], cfg->headers.vals[i]);
             h = curl_slist_append(h, line);
+            if (strcasecmp(cfg->headers.keys[i], "X-Scope-OrgID") == 0) {
+                st->static_tenant = 1;
+            }
         }
         st->hdrs[j] = h;
     }
@@ -341,7 +345,17 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, st->hdrs[cfg->encoding]);
+    /* a gateway forwards the client's tenant unless the config pins one */
+    struct curl_slist *tenant_hdrs = NULL;
+    if (res->tenant && *res->tenant && !st->static_tenant) {
+        for (struct curl_slist *h = st->hdrs[cfg->encoding]; h; h = h->next) {
+            tenant_hdrs = curl_slist_append(tenant_hdrs, h->data);
+        }
+        char line[128];
+        snprintf(line, sizeof(line), "X-Scope-OrgID: %s", res->tenant);
+        tenant_hdrs = curl_slist_append(tenant_hdrs, line);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, tenant_hdrs ? tenant_hdrs : st->hdrs[cfg->encoding]);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -358,6 +372,7 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
         curl_easy_setopt(c, CURLOPT_CAINFO, cfg->tls_ca_file);
     }
     CURLcode cr = curl_easy_perform(c);
+    curl_slist_free_all(tenant_hdrs);
     free(owned);
     free(json);
     if (cr != CURLE_OK) {

@@ -124,3 +124,42 @@ service:
     assert gw.stop() == 0
     lines = gw.file_lines("t.jsonl")
     assert len(lines) == 2 and lines[0] == lines[1], lines
+
+
+def test_tenant_header_forwarded_and_never_mixed():
+    backend = FakeOtlp()
+    m = Meltp("""
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+processors:
+  batch:
+    timeout: 300ms
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:%d
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    traces: {{receivers: [otlp], processors: [batch], exporters: [otlphttp]}}
+""" % backend.port)
+    for i, tenant in enumerate(["lab-dev", "lab-stage", "lab-dev", None]):
+        hdr = {"X-Scope-OrgID": tenant} if tenant else {}
+        st, _, _ = m.post("/v1/traces", make_traces([bytes([0x40 + i]) * 8]), PB, headers=hdr)
+        assert st == 200
+    st, _, body = m.post("/v1/traces", make_traces([b"\x50" * 8]), PB,
+                         headers={"X-Scope-OrgID": "bad tenant/../"})
+    assert st == 400 and b"X-Scope-OrgID" in body, (st, body)
+    wait_until(lambda: sum(len(x) for x in [backend.spans()]) == 4, 5, what="all spans")
+    by_tenant = {}
+    from harness import pb_traces
+    for path, headers, body in backend.requests:
+        ids = [s["spanId"] for s in pb_traces(body)]
+        by_tenant.setdefault(headers.get("X-Scope-OrgID"), []).extend(ids)
+    assert sorted(by_tenant["lab-dev"]) == ["4040404040404040", "4242424242424242"], by_tenant
+    assert by_tenant["lab-stage"] == ["4141414141414141"], by_tenant
+    assert by_tenant[None] == ["4343434343434343"], by_tenant

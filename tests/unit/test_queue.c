@@ -647,7 +647,7 @@ UNIT_TEST(consume_refusing_full_queue_is_all_or_nothing)
     uint64_t refused0 = tm_get(p2->c_refused);
     pipeline_t *ps[] = {p1, p2}; /* the queue with room is reserved first */
     consume_result_t res;
-    pipeline_consume(ps, 2, MT_SIG_TRACES, r.req, r.raw, r.raw_len, r.items, r.a, &res);
+    pipeline_consume(ps, 2, MT_SIG_TRACES, r.req, r.raw, r.raw_len, r.items, "", r.a, &res);
     CHECK(res.status == MT_AGAIN);
     CHECK(strstr(res.msg, "fake/c-refuse") != NULL);
     /* the reservation in the other queue was given back: nothing enqueued anywhere */
@@ -657,7 +657,7 @@ UNIT_TEST(consume_refusing_full_queue_is_all_or_nothing)
     CHECK(dropped(ffull->id, "p2", "queue_full") == 0);
     /* room again: the same request now goes everywhere */
     exq_unreserve(qfull, 1, 1);
-    pipeline_consume(ps, 2, MT_SIG_TRACES, r.req, r.raw, r.raw_len, r.items, r.a, &res);
+    pipeline_consume(ps, 2, MT_SIG_TRACES, r.req, r.raw, r.raw_len, r.items, "", r.a, &res);
     CHECK(res.status == MT_OK);
     CHECK(counter("meltp_exporter_enqueued_items_total", fok->id, "p", NULL) == r.items);
     CHECK(counter("meltp_exporter_enqueued_items_total", ffull->id, "p2", NULL) == r.items);
@@ -696,7 +696,7 @@ UNIT_TEST(consume_dropping_full_queue_counts_drop)
     uint64_t refused0 = tm_get(p2->c_refused);
     pipeline_t *ps[] = {p2, p1}; /* the dropping queue first: it must not stop the other */
     consume_result_t res;
-    pipeline_consume(ps, 2, MT_SIG_TRACES, r.req, r.raw, r.raw_len, r.items, r.a, &res);
+    pipeline_consume(ps, 2, MT_SIG_TRACES, r.req, r.raw, r.raw_len, r.items, "", r.a, &res);
     CHECK(res.status == MT_OK);
     CHECK(dropped(fdrop->id, "p2", "queue_full") == r.items);
     CHECK(tm_get(p2->c_refused) == refused0); /* dropped, not refused */
@@ -707,7 +707,7 @@ UNIT_TEST(consume_dropping_full_queue_counts_drop)
     /* without the raw bytes (a JSON request) the batch is the packed message */
     REQUIRE(exq_start(qok) == MT_OK);
     CHECK(wait_sent(fok, 1, 1000) == 1);
-    pipeline_consume(&p1, 1, MT_SIG_TRACES, r.req, NULL, 0, r.items, r.a, &res);
+    pipeline_consume(&p1, 1, MT_SIG_TRACES, r.req, NULL, 0, r.items, "", r.a, &res);
     CHECK(res.status == MT_OK);
     CHECK(wait_sent(fok, 2, 1000) == 2);
     pthread_mutex_lock(&fok->mu);
@@ -737,7 +737,7 @@ UNIT_TEST(consume_empty_request_built_by_hand)
     attach(p, q);
     arena_t *a = arena_create(1024, 0);
     consume_result_t res;
-    pipeline_consume(&p, 1, MT_SIG_TRACES, &empty.base, NULL, 0, 0, a, &res);
+    pipeline_consume(&p, 1, MT_SIG_TRACES, &empty.base, NULL, 0, 0, "", a, &res);
     CHECK(res.status == MT_OK);
     CHECK(exq_fill_ratio(q) > 0.3);
     REQUIRE(exq_start(q) == MT_OK);
