@@ -4,7 +4,8 @@ CC      ?= cc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
 # project flags live apart from CFLAGS so `make CFLAGS=...` (test-asan) keeps them
-MT_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE -Icollector -Iexporters -I$(BUILD)/gen $(CFLAGS)
+MT_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE -Icollector -Iexporters -Islo -Irules \
+            -I$(BUILD)/gen $(CFLAGS)
 LDLIBS  += -lprotobuf-c -lmicrohttpd -lsnappy -lzstd -lcurl -ljansson -lyaml -lz -lcrypto -lpthread -lm
 
 # Debian 12 packages the build, tests and benchmark need.
@@ -15,7 +16,8 @@ DEPS_PKGS = gcc make pkg-config zstd protobuf-c-compiler libprotobuf-c-dev libmi
 PROTOS   = $(wildcard proto/*.proto)
 GEN_C    = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 GEN_H    = $(GEN_C:.c=.h)
-CORE_SRC = $(filter-out collector/main.c,$(wildcard collector/*.c)) $(wildcard exporters/*.c)
+CORE_SRC = $(filter-out collector/main.c,$(wildcard collector/*.c)) $(wildcard exporters/*.c) \
+           $(wildcard slo/*.c) $(wildcard rules/*.c)
 CORE_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) $(GEN_C))
 MAIN_OBJ = $(BUILD)/obj/collector/main.o
 UNIT_SRC = $(wildcard tests/unit/*.c)
@@ -45,7 +47,7 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTOS)
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen -Iproto $<
 
-$(BUILD)/obj/%.o: %.c $(GEN_H) $(wildcard collector/*.h exporters/*.h tests/unit/*.h)
+$(BUILD)/obj/%.o: %.c $(GEN_H) $(wildcard collector/*.h exporters/*.h slo/*.h rules/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(MT_CFLAGS) -c -o $@ $<
 

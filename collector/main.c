@@ -6,6 +6,8 @@
  */
 #include "service.h"
 #include "component.h"
+#include "slo.h"
+#include "validate_mode.h"
 
 #include <curl/curl.h>
 #include <signal.h>
@@ -23,6 +25,11 @@ static void usage(FILE *f)
             "                                 validate the configuration without binding sockets;\n"
             "                                 prints FILE:LINE: path.to.key: reason, exit 1 on error\n"
             "  meltp help-config              list every component and its settings\n"
+            "  meltp validate --config FILE [--input PATH...] [--listen DURATION] [--policy FILE]\n"
+            "                 [--format text|json|markdown|junit|html] [--output FILE]\n"
+            "                                 audit MELTP coverage per service (exit 1 on gaps)\n"
+            "  meltp slo explain|rules|dashboards|test-notify ...\n"
+            "                                 SLO tooling (see docs)\n"
             "  meltp version                  print the version\n"
             "  meltp help | --help            this text\n",
             MELTP_VERSION);
@@ -207,8 +214,14 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run")) {
         return cmd_run(parse_config_flag(argc, argv));
     }
-    if (!strcmp(cmd, "check-config") || !strcmp(cmd, "validate")) {
+    if (!strcmp(cmd, "check-config")) {
         return cmd_check(parse_config_flag(argc, argv));
+    }
+    if (!strcmp(cmd, "validate")) {
+        return validate_main(argc - 1, argv + 1);
+    }
+    if (!strcmp(cmd, "slo")) {
+        return slo_cli_main(argc - 1, argv + 1);
     }
     fprintf(stderr, "meltp: unknown command or flag \"%s\"\n\n", cmd);
     usage(stderr);

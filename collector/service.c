@@ -12,6 +12,7 @@
 #include "service.h"
 #include "component.h"
 #include "server.h"
+#include "slo.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ struct service {
     size_t npipes;
     cfg_field_t **merged;       /* per exporter: common + own table */
     http_server_t *metrics_srv;
+    slo_engine_t *slo;
     int64_t mem_limit;
     int started;
 };
@@ -394,7 +396,7 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
         return NULL;
     }
     static const char *top[] = {"receivers", "processors", "exporters", "extensions",
-                                "connectors", "service"};
+                                "connectors", "service", "slo"};
     for (size_t i = 0; i < root->n; i++) {
         int ok = 0;
         for (size_t k = 0; k < MT_ARRAY_LEN(top); k++) {
@@ -402,7 +404,7 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
         }
         if (!ok) {
             cfg_error(c, key_line(root, i), root->keys[i],
-                      "unknown key (valid: receivers, processors, exporters, extensions, service)");
+                      "unknown key (valid: receivers, processors, exporters, extensions, service, slo)");
         }
     }
     const cfg_node_t *conn = cfg_map_get(root, "connectors");
@@ -449,6 +451,10 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
             }
         }
     }
+    const cfg_node_t *slo_node = cfg_map_get(root, "slo");
+    if (slo_node && slo_node->kind != CFG_NODE_NULL) {
+        s->slo = slo_engine_load(slo_node, path, c);
+    }
     /* a memory_limiter in any pipeline sets the process-wide limit (the smallest wins) */
     for (size_t i = 0; i < s->nprocs; i++) {
         if (strcmp(s->procs[i]->ops->type, "memory_limiter") == 0) {
@@ -467,9 +473,45 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
 
 int64_t service_shutdown_timeout_ms(const service_t *s) { return s->cfg.shutdown_timeout; }
 
+exq_t *service_exporter_queue(service_t *s, const char *exporter_id, mt_signal_t sig)
+{
+    for (size_t i = 0; i < s->npipes; i++) {
+        if (s->pipes[i]->signal != sig) {
+            continue;
+        }
+        for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
+            if (strcmp(exq_exporter(s->pipes[i]->queues[k])->id, exporter_id) == 0) {
+                return s->pipes[i]->queues[k];
+            }
+        }
+    }
+    return NULL;
+}
+
+int service_has_exporter(const service_t *s, const char *exporter_id)
+{
+    for (size_t i = 0; i < s->nexps; i++) {
+        if (strcmp(s->exps[i]->id, exporter_id) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void metrics_begin(void *arg, http_req_t *r)
 {
-    (void)arg;
+    service_t *s = arg;
+    if (strcmp(r->path, "/api/v1/slos") == 0) {
+        size_t len = 0;
+        char *body = s->slo ? slo_engine_api_json(s->slo, &len) : NULL;
+        if (!body) {
+            http_respond(r, 200, "application/json", "{\"slos\":[]}", 11, NULL, NULL);
+        } else {
+            http_respond(r, 200, "application/json", body, len, NULL, NULL);
+        }
+        free(body);
+        return;
+    }
     if (strcmp(r->path, "/metrics") != 0) {
         http_respond(r, 404, "text/plain", "not found; try /metrics\n", 24, NULL, NULL);
         return;
@@ -549,6 +591,9 @@ int service_start(service_t *s, mt_errbuf_t *eb)
         }
         mt_log(MT_LOG_INFO, "self-metrics on http://%s/metrics", s->cfg.metrics_address);
     }
+    if (s->slo && slo_engine_start(s->slo, s, eb) != MT_OK) {
+        return MT_ERR;
+    }
     for (size_t i = 0; i < s->nrecvs; i++) {
         receiver_t *r = s->recvs[i];
         int used = 0;
@@ -605,6 +650,10 @@ void service_stop_destroy(service_t *s)
             s->recvs[i]->ops->stop(s->recvs[i]);
         }
     }
+    /* receivers are down: the SLO engine sees no more data; it saves its state and may
+     * still push final SLO series into the queues drained below */
+    slo_engine_stop_destroy(s->slo);
+    s->slo = NULL;
     uint64_t deadline = mt_now_ns() + (uint64_t)s->cfg.shutdown_timeout * 1000000ull;
     for (size_t i = 0; i < s->npipes; i++) {
         for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {

@@ -21,4 +21,11 @@ void service_stop_destroy(service_t *s);
 int service_ready(service_t *s, int64_t failure_ms, double full_ratio, char *why, size_t whylen);
 int64_t service_shutdown_timeout_ms(const service_t *s);
 
+/* The queue of exporter `exporter_id` in the first pipeline of signal `sig`, or NULL (for
+ * components that produce data themselves, like the SLO engine's series). Push into it with
+ * exq_reserve + exq_push_reserved (component.h). Valid while the service runs. */
+struct exq;
+struct exq *service_exporter_queue(service_t *s, const char *exporter_id, mt_signal_t sig);
+int service_has_exporter(const service_t *s, const char *exporter_id);
+
 #endif
