@@ -408,7 +408,7 @@ service:
     path = os.path.join(d, "bad.yaml")
     with open(path, "w") as f:
         f.write(bad)
-    p = subprocess.run([harness.MELTP, "validate", "--config", path], capture_output=True,
+    p = subprocess.run([harness.MELTP, "check-config", "--config", path], capture_output=True,
                        timeout=30)
     err = (p.stdout + p.stderr).decode()
     assert p.returncode != 0, err
