@@ -658,16 +658,14 @@ static int lg_rw_verify(const lg_rw_tmpl_t *t, uint64_t cycle, int64_t now_ms)
 }
 
 /* Builds the templates: series s goes to template (s / chunk) % n_templates, with chunk =
- * series_per_request / targets_per_request, so each request carries chunk-sized runs of
- * series from targets_per_request different targets, like one shard of a Prometheus remote
- * write queue, and every series is in exactly one template. */
+ * series_per_request / targets_per_request, so every series is in exactly one template and
+ * each request carries targets_per_request chunk-sized runs of series, from as many different
+ * targets when chunk divides series_per_target (the defaults: 20 runs of 100 series from 20 of
+ * the 200 targets), like one shard of a Prometheus remote-write queue. */
 static void lg_rw_build(void)
 {
     size_t m = (size_t)g_opts.active_series, per = (size_t)g_opts.series_per_request;
-    size_t chunk = per / (size_t)g_opts.targets_per_request;
-    if (chunk == 0) {
-        chunk = 1;
-    }
+    size_t chunk = per / (size_t)g_opts.targets_per_request; /* divides per, so divides m */
     g_rw_n = m / per;
     g_rw = lg_need(calloc(g_rw_n, sizeof(*g_rw)));
     g_rw_t0_ms = (int64_t)(mt_wall_ns() / 1000000ULL);
@@ -687,7 +685,7 @@ static void lg_rw_build(void)
                 series[n++] = ts;
             }
         }
-        tp->n_slots = n;
+        tp->n_slots = n; /* per: the chunks t, t + n_templates, ... are targets_per_request */
         Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
         wr.timeseries = series;
         wr.n_timeseries = n;
@@ -702,6 +700,11 @@ static void lg_rw_build(void)
         }
         if (tp->len > g_rw_max_len) {
             g_rw_max_len = tp->len;
+        }
+        if (n != per) {
+            fprintf(stderr, "loadgen: remote-write template %zu has %zu series, not %zu\n", t, n,
+                    per);
+            exit(2);
         }
     }
 }
@@ -985,10 +988,12 @@ static int lg_parse_args(int argc, char **argv)
          g_opts.active_series > LG_MAX_ACTIVE_SERIES ||
          g_opts.active_series % g_opts.series_per_request != 0 || g_opts.series_per_target < 1 ||
          g_opts.targets_per_request < 1 ||
-         g_opts.targets_per_request > g_opts.series_per_request)) {
+         g_opts.series_per_request % g_opts.targets_per_request != 0)) {
+        /* The divisibility makes every template exactly series-per-request series and every
+         * active series part of exactly one template (see lg_rw_build). */
         fprintf(stderr, "loadgen: remote-write arguments out of range (series-per-request 1..%d, "
                         "active-series a multiple of it up to %d, series-per-target >= 1, "
-                        "targets-per-request 1..series-per-request)\n",
+                        "targets-per-request a divisor of series-per-request)\n",
                 LG_MAX_SERIES_PER_REQUEST, LG_MAX_ACTIVE_SERIES);
         return -1;
     }

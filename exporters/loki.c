@@ -1,0 +1,2105 @@
+/*
+ * loki.c - the `loki` exporter: OTLP logs -> Loki's push API (POST /loki/api/v1/push),
+ * protobuf + snappy by default or JSON (gzip) by option (protocols.md §5).
+ *
+ * One label policy, configured once, decides what becomes an index label, what goes to
+ * structured metadata and how the body becomes the line:
+ *   labels.resource     resource attributes -> labels; an entry is `attr` (label = the
+ *                       sanitised name) or `attr=label`; for one label the first present
+ *                       attribute wins (deployment.environment, then .name)
+ *   labels.attributes   log record attributes -> labels (same syntax); keep these bounded
+ *   labels.level        `level` from severity_number, else severity_text:
+ *                       trace|debug|info|warn|error|fatal (|unknown for unrecognised text)
+ *   labels.event_kind   `kind="event"` on events (event_name field or `event.name` attribute)
+ *   structured_metadata trace_id, span_id, event_name and the attributes not used as labels
+ *   structured_metadata_resource  also the resource attributes not used as labels (as
+ *                       Loki's own OTLP endpoint does; off by default: it repeats per line)
+ *   line_format         raw (body as text) | json | logfmt; json and logfmt also carry the
+ *                       attributes, trace_id and span_id when structured_metadata is off
+ * Label names are sanitised like Prometheus's ([a-zA-Z_][a-zA-Z0-9_]*, `__` prefix reserved),
+ * values longer than Loki's 2048 bytes are cut at a UTF-8 boundary, and never more than
+ * max_labels (<= 15, Loki's max_label_names_per_series) names are configured. A stream with no
+ * label at all gets service_name="unknown_service", as Loki's discover_service_name would.
+ *
+ * Batching: the queue hands one batch of one request tenant. Records are grouped into streams
+ * by (tenant, label set); entries are sorted by timestamp per stream (stable, so equal
+ * timestamps keep arrival order) and one push is sent per tenant. Timestamps are
+ * time_unix_nano, else observed_time_unix_nano, else the time of the send.
+ * Tenant (X-Scope-OrgID): the resource attribute `tenant_from_attribute` when present, else
+ * the static `tenant_id`, else the incoming request's X-Scope-OrgID, else none. A batch that
+ * spans tenants becomes one push per tenant; a retry resends only the pushes that did not
+ * finish (a per-worker memo of the last batch), so a 429 for one tenant does not duplicate
+ * the others.
+ *
+ * Status handling (protocols.md §5.4, §9): 2xx delivered; 429, 5xx and transport errors
+ * MT_ERETRY (the queue backs off, honouring Retry-After); 400 is permanent: Loki's message is
+ * parsed for the reason (too_far_behind, out_of_order, line_too_long, ...) and for how many
+ * entries it ignored ("total ignored: N out of M", "N errors like: ..."), which are counted in
+ * meltp_loki_entries_dropped_total{reason} and logged; Loki stores the rest of a 400 push, so
+ * those are counted as sent. Other 4xx drop the push (reason http_401, http_413, ...).
+ *
+ * Events are also counted per service: meltp_events_received_total{exporter,service}, once
+ * per batch (not per retry).
+ */
+#include "component.h"
+#include "otlp.h"
+#include "codec.h"
+#include "promconv.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <snappy-c.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <stddef.h>
+#include <time.h>
+
+typedef Opentelemetry__Proto__Common__V1__AnyValue anyvalue_t;
+typedef Opentelemetry__Proto__Common__V1__KeyValue keyvalue_t;
+typedef Opentelemetry__Proto__Logs__V1__LogRecord logrecord_t;
+typedef Opentelemetry__Proto__Collector__V1__ExportLogsServiceRequest logs_req_t;
+
+#define LK_MAX_LABELS 15            /* Loki's max_label_names_per_series default */
+#define LK_LABEL_VALUE_MAX 2048     /* Loki's max_label_value_length default */
+#define LK_MAX_TENANTS 64           /* distinct tenants in one batch (more are dropped) */
+#define LK_TENANT_MAX 150           /* Loki's tenant id length limit */
+#define LK_MAX_DEPTH 16             /* AnyValue nesting rendered into text */
+#define LK_EVENT_SERVICES 256       /* distinct services with their own events counter */
+#define LK_TEXT_MAX (64u << 20)     /* one rendered line / request body */
+
+typedef struct loki_cfg {
+    exporter_common_t common;
+    char *endpoint;
+    int encoding;                 /* 0 protobuf, 1 json */
+    int json_compression;         /* 0 gzip, 1 none */
+    char *tenant_id;
+    char *tenant_attr;
+    cfg_strlist_t res_labels;
+    cfg_strlist_t attr_labels;
+    int level_label;
+    int event_label;
+    int sm;
+    int sm_resource;
+    int line_format;              /* 0 raw, 1 json, 2 logfmt */
+    cfg_strmap_t headers;
+    int64_t max_labels;
+    int64_t max_response;
+    int tls_insecure_skip_verify;
+    char *tls_ca_file;
+} loki_cfg_t;
+
+static const cfg_field_t loki_fields[] = {
+    {"endpoint", CFG_T_STRING, NULL, CFG_REQUIRED, offsetof(loki_cfg_t, endpoint), NULL,
+     "full push URL, e.g. http://loki:3100/loki/api/v1/push"},
+    {"encoding", CFG_T_ENUM, "protobuf", 0, offsetof(loki_cfg_t, encoding), "protobuf|json",
+     "protobuf (snappy) or JSON"},
+    {"json_compression", CFG_T_ENUM, "gzip", 0, offsetof(loki_cfg_t, json_compression),
+     "gzip|none", "body compression for encoding: json (protobuf is always snappy)"},
+    {"tenant_id", CFG_T_STRING, NULL, 0, offsetof(loki_cfg_t, tenant_id), NULL,
+     "static X-Scope-OrgID; wins over the incoming request's"},
+    {"tenant_from_attribute", CFG_T_STRING, NULL, 0, offsetof(loki_cfg_t, tenant_attr), NULL,
+     "resource attribute naming the tenant (falls back to tenant_id, then the request's)"},
+    {"labels.resource", CFG_T_STRLIST,
+     "[service.name, service.namespace, deployment.environment, "
+     "deployment.environment.name=deployment_environment, k8s.namespace.name]",
+     0, offsetof(loki_cfg_t, res_labels), NULL,
+     "resource attributes that become index labels: `attr` or `attr=label_name`"},
+    {"labels.attributes", CFG_T_STRLIST, NULL, 0, offsetof(loki_cfg_t, attr_labels), NULL,
+     "log record attributes that become index labels (bounded values only)"},
+    {"labels.level", CFG_T_BOOL, "true", 0, offsetof(loki_cfg_t, level_label), NULL,
+     "`level` label from severity: trace|debug|info|warn|error|fatal|unknown"},
+    {"labels.event_kind", CFG_T_BOOL, "true", 0, offsetof(loki_cfg_t, event_label), NULL,
+     "`kind=\"event\"` label on events (event_name or an event.name attribute)"},
+    {"structured_metadata", CFG_T_BOOL, "true", 0, offsetof(loki_cfg_t, sm), NULL,
+     "trace_id, span_id, event_name and non-label attributes as structured metadata"},
+    {"structured_metadata_resource", CFG_T_BOOL, "false", 0, offsetof(loki_cfg_t, sm_resource),
+     NULL, "also non-label resource attributes as structured metadata"},
+    {"line_format", CFG_T_ENUM, "raw", 0, offsetof(loki_cfg_t, line_format), "raw|json|logfmt",
+     "the line: body as text, or a JSON / logfmt record (with attributes when "
+     "structured_metadata is off)"},
+    {"headers", CFG_T_STRMAP, NULL, 0, offsetof(loki_cfg_t, headers), NULL,
+     "extra request headers (not X-Scope-OrgID: use tenant_id)"},
+    {"max_labels", CFG_T_INT, "15", 0, offsetof(loki_cfg_t, max_labels), NULL,
+     "most label names a stream may carry (1..15)"},
+    {"max_response_size", CFG_T_BYTES, "64KiB", 0, offsetof(loki_cfg_t, max_response), NULL,
+     "largest response body read"},
+    {"tls.insecure_skip_verify", CFG_T_BOOL, "false", 0,
+     offsetof(loki_cfg_t, tls_insecure_skip_verify), NULL, "do not verify the server certificate"},
+    {"tls.ca_file", CFG_T_STRING, NULL, 0, offsetof(loki_cfg_t, tls_ca_file), NULL,
+     "CA bundle for https"},
+};
+
+/* ---- label plan: which label names exist and where their values come from ------------- */
+
+typedef struct lk_spec {
+    char key[256];        /* attribute key */
+    int slot;
+} lk_spec_t;
+
+typedef struct lk_plan {
+    char names[LK_MAX_LABELS + 1][128]; /* label names, sorted: slot order = selector order */
+    int nslots;
+    lk_spec_t res[64], attr[64];
+    int nres, nattr;
+    int level_slot, kind_slot, svc_slot;
+} lk_plan_t;
+
+/* Loki (and Prometheus) label name rule; `__` is reserved for Loki itself. */
+static int label_name_ok(const char *s)
+{
+    if (!s || !*s || !(isalpha((unsigned char)*s) || *s == '_') || strncmp(s, "__", 2) == 0) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (!(isalnum((unsigned char)*s) || *s == '_')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Sanitised label name of an attribute key into buf; -1 when nothing usable is left. */
+static int sanitize_name(const char *key, size_t klen, char *buf, size_t buflen)
+{
+    char tmp[256];
+    if (klen >= sizeof(tmp)) {
+        return -1;
+    }
+    memcpy(tmp, key, klen);
+    tmp[klen] = 0;
+    int n = promconv_label_name(tmp, buf, buflen);
+    if (n > 0 && buf[0] == '_' && buf[1] == '_') {
+        /* reserved prefix: keep the name visible instead of dropping it */
+        if ((size_t)n + 4 > buflen) {
+            return -1;
+        }
+        memmove(buf + 3, buf, (size_t)n + 1);
+        memcpy(buf, "key", 3);
+        n += 3;
+    }
+    return n;
+}
+
+static int plan_slot(lk_plan_t *p, const char *name)
+{
+    for (int i = 0; i < p->nslots; i++) {
+        if (strcmp(p->names[i], name) == 0) {
+            return i;
+        }
+    }
+    if (p->nslots > LK_MAX_LABELS) {
+        return -1;
+    }
+    snprintf(p->names[p->nslots], sizeof(p->names[0]), "%s", name);
+    return p->nslots++;
+}
+
+/* Parses `attr` / `attr=label` entries into specs. Returns 0 or -1 with why filled. */
+static int plan_specs(lk_plan_t *p, const cfg_strlist_t *l, lk_spec_t *out, int *n,
+                      char *why, size_t whylen)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const char *item = l->items[i];
+        const char *eq = strrchr(item, '=');
+        char name[128];
+        if (eq) {
+            snprintf(name, sizeof(name), "%s", eq + 1);
+            if (!label_name_ok(name)) {
+                snprintf(why, whylen, "\"%s\" is not a valid Loki label name", name);
+                return -1;
+            }
+        } else if (sanitize_name(item, strlen(item), name, sizeof(name)) < 0) {
+            snprintf(why, whylen, "\"%s\" gives no usable label name", item);
+            return -1;
+        }
+        if ((eq && eq == item) || !*item) {
+            snprintf(why, whylen, "\"%s\": empty attribute name", item);
+            return -1;
+        }
+        if (*n >= 64) {
+            snprintf(why, whylen, "more than 64 entries");
+            return -1;
+        }
+        int slot = plan_slot(p, name);
+        if (slot < 0 || p->nslots > LK_MAX_LABELS) {
+            snprintf(why, whylen, "more than %d distinct label names", LK_MAX_LABELS);
+            return -1;
+        }
+        size_t kl = eq ? (size_t)(eq - item) : strlen(item);
+        if (kl >= sizeof(out[*n].key)) {
+            snprintf(why, whylen, "\"%.64s...\": attribute name too long", item);
+            return -1;
+        }
+        memcpy(out[*n].key, item, kl);
+        out[*n].key[kl] = 0;
+        out[*n].slot = slot;
+        (*n)++;
+    }
+    return 0;
+}
+
+/* Builds the plan from the config. *bad_key names the offending key on failure. */
+static int plan_build(const loki_cfg_t *cfg, lk_plan_t *p, const char **bad_key, char *why,
+                      size_t whylen)
+{
+    memset(p, 0, sizeof(*p));
+    *bad_key = "labels.resource";
+    if (plan_specs(p, &cfg->res_labels, p->res, &p->nres, why, whylen) < 0) {
+        return -1;
+    }
+    *bad_key = "labels.attributes";
+    if (plan_specs(p, &cfg->attr_labels, p->attr, &p->nattr, why, whylen) < 0) {
+        return -1;
+    }
+    *bad_key = "max_labels";
+    if ((cfg->level_label && plan_slot(p, "level") < 0) ||
+        (cfg->event_label && plan_slot(p, "kind") < 0) || p->nslots > LK_MAX_LABELS) {
+        snprintf(why, whylen, "more than %d label names configured", LK_MAX_LABELS);
+        return -1;
+    }
+    if (p->nslots > cfg->max_labels) {
+        snprintf(why, whylen, "%d label names configured (labels.resource, labels.attributes, "
+                 "level, kind), more than max_labels %lld", p->nslots,
+                 (long long)cfg->max_labels);
+        return -1;
+    }
+    /* sort names; remap slots */
+    int order[LK_MAX_LABELS + 1], remap[LK_MAX_LABELS + 1];
+    for (int i = 0; i < p->nslots; i++) {
+        order[i] = i;
+    }
+    for (int i = 1; i < p->nslots; i++) {
+        for (int j = i; j > 0 && strcmp(p->names[order[j - 1]], p->names[order[j]]) > 0; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    }
+    char sorted[LK_MAX_LABELS + 1][128];
+    for (int i = 0; i < p->nslots; i++) {
+        remap[order[i]] = i;
+        memcpy(sorted[i], p->names[order[i]], sizeof(sorted[i]));
+    }
+    memcpy(p->names, sorted, sizeof(sorted[0]) * (size_t)p->nslots);
+    for (int i = 0; i < p->nres; i++) {
+        p->res[i].slot = remap[p->res[i].slot];
+    }
+    for (int i = 0; i < p->nattr; i++) {
+        p->attr[i].slot = remap[p->attr[i].slot];
+    }
+    p->level_slot = p->kind_slot = p->svc_slot = -1;
+    for (int i = 0; i < p->nslots; i++) {
+        if (cfg->level_label && !strcmp(p->names[i], "level")) {
+            p->level_slot = i;
+        }
+        if (cfg->event_label && !strcmp(p->names[i], "kind")) {
+            p->kind_slot = i;
+        }
+        if (!strcmp(p->names[i], "service_name")) {
+            p->svc_slot = i;
+        }
+    }
+    return 0;
+}
+
+/* Loki: tenant ids are at most 150 bytes of [a-zA-Z0-9!._*'()-], not "." or "..". */
+static int tenant_ok(const char *t, size_t n)
+{
+    if (n == 0 || n > LK_TENANT_MAX || (n == 1 && t[0] == '.') ||
+        (n == 2 && t[0] == '.' && t[1] == '.')) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (!(isalnum(c) || strchr("!-_.*'()", c))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void loki_validate(cfg_ctx_t *c, const void *cfgp, const char *path,
+                          const cfg_node_t *node)
+{
+    const loki_cfg_t *cfg = cfgp;
+    if (cfg->endpoint && strncmp(cfg->endpoint, "http://", 7) &&
+        strncmp(cfg->endpoint, "https://", 8)) {
+        cfg_error_key(c, node, path, "endpoint", "\"%s\" is not an http:// or https:// URL",
+                      cfg->endpoint);
+    }
+    if (cfg->max_labels < 1 || cfg->max_labels > LK_MAX_LABELS) {
+        cfg_error_key(c, node, path, "max_labels", "must be 1..%d (Loki's limit)",
+                      LK_MAX_LABELS);
+    }
+    lk_plan_t p;
+    const char *bad = NULL;
+    char why[256];
+    if (cfg->max_labels >= 1 && cfg->max_labels <= LK_MAX_LABELS &&
+        plan_build(cfg, &p, &bad, why, sizeof(why)) < 0) {
+        cfg_error_key(c, node, path, bad, "%s", why);
+    }
+    if (cfg->tenant_id && !tenant_ok(cfg->tenant_id, strlen(cfg->tenant_id))) {
+        cfg_error_key(c, node, path, "tenant_id",
+                      "\"%s\" is not a valid Loki tenant (1..150 of [a-zA-Z0-9!._*'()-])",
+                      cfg->tenant_id);
+    }
+    if (cfg->tenant_attr && !*cfg->tenant_attr) {
+        cfg_error_key(c, node, path, "tenant_from_attribute", "empty attribute name");
+    }
+    static const char *reserved[] = {"content-type", "content-encoding", "x-scope-orgid"};
+    for (size_t i = 0; i < cfg->headers.n; i++) {
+        for (size_t k = 0; k < MT_ARRAY_LEN(reserved); k++) {
+            if (strcasecmp(cfg->headers.keys[i], reserved[k]) == 0) {
+                cfg_error_key(c, node, path, "headers", "%s is set by the exporter%s",
+                              cfg->headers.keys[i], k == 2 ? " (use tenant_id)" : "");
+            }
+        }
+    }
+}
+
+/* ---- state ------------------------------------------------------------------------------ */
+
+typedef struct lk_svc_counter {
+    char *service;
+    tm_counter_t *c;
+} lk_svc_counter_t;
+
+typedef struct loki_state {
+    lk_plan_t plan;
+    struct curl_slist *hdrs;
+    char labels[256];                 /* exporter="..." */
+    tm_counter_t *c_sent, *c_requests, *c_events_total;
+    pthread_mutex_t ev_mu;
+    lk_svc_counter_t ev[LK_EVENT_SERVICES];
+    int nev;
+    tm_counter_t *ev_other;
+} loki_state_t;
+
+static int loki_create(exporter_t *ex, mt_errbuf_t *eb)
+{
+    loki_cfg_t *cfg = ex->cfg;
+    loki_state_t *st = calloc(1, sizeof(*st));
+    if (!st) {
+        mt_failf(eb, "out of memory");
+        return MT_ENOMEM;
+    }
+    const char *bad;
+    char why[256];
+    if (plan_build(cfg, &st->plan, &bad, why, sizeof(why)) < 0) {
+        mt_failf(eb, "%s: %s", bad, why);
+        free(st);
+        return MT_EINVAL;
+    }
+    struct curl_slist *h = NULL;
+    h = curl_slist_append(h, cfg->encoding ? "Content-Type: application/json"
+                                           : "Content-Type: application/x-protobuf");
+    if (cfg->encoding == 0) {
+        h = curl_slist_append(h, "Content-Encoding: snappy");
+    } else if (cfg->json_compression == 0) {
+        h = curl_slist_append(h, "Content-Encoding: gzip");
+    }
+    h = curl_slist_append(h, "User-Agent: meltp/" MELTP_VERSION);
+    h = curl_slist_append(h, "Expect:");
+    for (size_t i = 0; i < cfg->headers.n; i++) {
+        char line[1024];
+        snprintf(line, sizeof(line), "%s: %s", cfg->headers.keys[i], cfg->headers.vals[i]);
+        h = curl_slist_append(h, line);
+    }
+    st->hdrs = h;
+    pthread_mutex_init(&st->ev_mu, NULL);
+    snprintf(st->labels, sizeof(st->labels), "exporter=\"%s\"", ex->id ? ex->id : "loki");
+    st->c_sent = tm_counter("meltp_loki_entries_sent_total",
+                            "Log entries Loki accepted.", st->labels);
+    st->c_requests = tm_counter("meltp_loki_requests_total", "Loki push requests sent.",
+                                st->labels);
+    ex->state = st;
+    return MT_OK;
+}
+
+static void loki_destroy(exporter_t *ex)
+{
+    loki_state_t *st = ex ? ex->state : NULL;
+    if (!st) {
+        return;
+    }
+    curl_slist_free_all(st->hdrs);
+    for (int i = 0; i < st->nev; i++) {
+        free(st->ev[i].service);
+    }
+    pthread_mutex_destroy(&st->ev_mu);
+    free(st);
+    ex->state = NULL;
+}
+
+static void count_drop(loki_state_t *st, const char *reason, uint64_t n)
+{
+    if (n) {
+        tm_count_reason("meltp_loki_entries_dropped_total",
+                        "Log entries Loki did not store, by reason (from its 400 message).",
+                        st->labels, reason, n);
+    }
+}
+
+/* Events per service; the first LK_EVENT_SERVICES services get their own series, the rest
+ * share service="_other" so a hostile sender cannot grow the registry without bound. */
+static void count_events(loki_state_t *st, const char *svc, size_t n, uint64_t events)
+{
+    tm_counter_t *c = NULL;
+    pthread_mutex_lock(&st->ev_mu);
+    for (int i = 0; i < st->nev; i++) {
+        if (strlen(st->ev[i].service) == n && memcmp(st->ev[i].service, svc, n) == 0) {
+            c = st->ev[i].c;
+            break;
+        }
+    }
+    if (!c) {
+        char val[128];
+        size_t k = 0;
+        for (size_t i = 0; i < n && k < sizeof(val) - 1; i++) {
+            char ch = svc[i];
+            val[k++] = (ch == '"' || ch == '\\' || ch == '\n') ? '_' : ch;
+        }
+        val[k] = 0;
+        char labels[512];
+        const char *help = "Log records that are events (event_name or event.name), by service.";
+        if (st->nev < LK_EVENT_SERVICES && (st->ev[st->nev].service = strndup(svc, n))) {
+            snprintf(labels, sizeof(labels), "%s,service=\"%s\"", st->labels, val);
+            c = st->ev[st->nev].c = tm_counter("meltp_events_received_total", help, labels);
+            st->nev++;
+        } else {
+            if (!st->ev_other) {
+                snprintf(labels, sizeof(labels), "%s,service=\"_other\"", st->labels);
+                st->ev_other = tm_counter("meltp_events_received_total", help, labels);
+            }
+            c = st->ev_other;
+        }
+    }
+    pthread_mutex_unlock(&st->ev_mu);
+    tm_add(c, events);
+}
+
+/* ---- text buffers ----------------------------------------------------------------------- */
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int err;
+} sbuf_t;
+
+static int sb_grow(sbuf_t *b, size_t n)
+{
+    if (b->err) {
+        return -1;
+    }
+    if (b->len + n + 1 <= b->cap) {
+        return 0;
+    }
+    size_t nc = b->cap ? b->cap : 256;
+    while (nc < b->len + n + 1) {
+        nc *= 2;
+    }
+    char *np = nc > LK_TEXT_MAX ? NULL : realloc(b->p, nc);
+    if (!np) {
+        b->err = 1;
+        return -1;
+    }
+    b->p = np;
+    b->cap = nc;
+    return 0;
+}
+
+static void sb_put(sbuf_t *b, const char *s, size_t n)
+{
+    if (sb_grow(b, n) == 0) {
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        b->p[b->len] = 0;
+    }
+}
+
+static void sb_putc(sbuf_t *b, char c)
+{
+    if (sb_grow(b, 1) == 0) {
+        b->p[b->len++] = c;
+        b->p[b->len] = 0;
+    }
+}
+
+static void sb_puts(sbuf_t *b, const char *s)
+{
+    sb_put(b, s, strlen(s));
+}
+
+static void sb_u64(sbuf_t *b, uint64_t v)
+{
+    char t[24];
+    int n = 0;
+    do {
+        t[23 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    sb_put(b, t + 24 - n, (size_t)n);
+}
+
+static void sb_i64(sbuf_t *b, int64_t v)
+{
+    if (v < 0) {
+        sb_putc(b, '-');
+        sb_u64(b, (uint64_t)0 - (uint64_t)v);
+    } else {
+        sb_u64(b, (uint64_t)v);
+    }
+}
+
+/* JSON string body (no quotes); control characters escaped, UTF-8 passed through. */
+static void sb_json_esc(sbuf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        sb_put(b, s + run, i - run);
+        run = i + 1;
+        char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        if (c == '"' || c == '\\') {
+            char q[2] = {'\\', (char)c};
+            sb_put(b, q, 2);
+        } else if (c == '\n') {
+            sb_put(b, "\\n", 2);
+        } else if (c == '\r') {
+            sb_put(b, "\\r", 2);
+        } else if (c == '\t') {
+            sb_put(b, "\\t", 2);
+        } else {
+            sb_put(b, e, 6);
+        }
+    }
+    sb_put(b, s + run, n - run);
+}
+
+static void sb_json_str(sbuf_t *b, const char *s, size_t n)
+{
+    sb_putc(b, '"');
+    sb_json_esc(b, s, n);
+    sb_putc(b, '"');
+}
+
+static void sb_base64(sbuf_t *b, const uint8_t *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=',
+                     i + 2 < n ? tab[v & 63] : '='};
+        sb_put(b, q, 4);
+    }
+}
+
+static void sb_double(sbuf_t *b, double v)
+{
+    char t[64];
+    int n = promconv_format_float(v, t, sizeof(t));
+    if (n > 0) {
+        sb_put(b, t, (size_t)n);
+    } else {
+        sb_puts(b, "0");
+    }
+}
+
+static void any_json(sbuf_t *b, const anyvalue_t *v, int depth);
+
+static void kvlist_json(sbuf_t *b, keyvalue_t **kv, size_t n, int depth)
+{
+    sb_putc(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            sb_putc(b, ',');
+        }
+        sb_json_str(b, kv[i]->key ? kv[i]->key : "", kv[i]->key ? strlen(kv[i]->key) : 0);
+        sb_putc(b, ':');
+        any_json(b, kv[i]->value, depth + 1);
+    }
+    sb_putc(b, '}');
+}
+
+/* AnyValue as a JSON value (Go's json.Marshal of pdata's AsRaw, as Loki stringifies). */
+static void any_json(sbuf_t *b, const anyvalue_t *v, int depth)
+{
+    if (!v || depth > LK_MAX_DEPTH) {
+        sb_puts(b, "null");
+        return;
+    }
+    switch (v->value_case) {
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+        sb_json_str(b, v->string_value, strlen(v->string_value));
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
+        sb_puts(b, v->bool_value ? "true" : "false");
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
+        sb_i64(b, v->int_value);
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
+        if (v->double_value != v->double_value || v->double_value > 1.7976931348623157e308 ||
+            v->double_value < -1.7976931348623157e308) {
+            sb_putc(b, '"');
+            sb_double(b, v->double_value);
+            sb_putc(b, '"');
+        } else {
+            sb_double(b, v->double_value);
+        }
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
+        sb_putc(b, '[');
+        for (size_t i = 0; v->array_value && i < v->array_value->n_values; i++) {
+            if (i) {
+                sb_putc(b, ',');
+            }
+            any_json(b, v->array_value->values[i], depth + 1);
+        }
+        sb_putc(b, ']');
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
+        kvlist_json(b, v->kvlist_value ? v->kvlist_value->values : NULL,
+                    v->kvlist_value ? v->kvlist_value->n_values : 0, depth);
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
+        sb_putc(b, '"');
+        sb_base64(b, v->bytes_value.data, v->bytes_value.len);
+        sb_putc(b, '"');
+        break;
+    default:
+        sb_puts(b, "null");
+    }
+}
+
+/* AnyValue as text (pdata's AsString): strings as they are, scalars formatted, maps and
+ * arrays as JSON, bytes as base64, nothing as "". */
+static void any_text(sbuf_t *b, const anyvalue_t *v)
+{
+    if (!v) {
+        return;
+    }
+    switch (v->value_case) {
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+        sb_puts(b, v->string_value);
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
+        sb_double(b, v->double_value);
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
+        sb_base64(b, v->bytes_value.data, v->bytes_value.len);
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE__NOT_SET:
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE_STRINDEX:
+        break;
+    default:
+        any_json(b, v, 0);
+    }
+}
+
+/* ---- building pushes ---------------------------------------------------------------------- */
+
+typedef struct lk_pair {
+    const char *name, *val;
+    uint32_t nlen, vlen;
+} lk_pair_t;
+
+typedef struct lk_entry {
+    uint64_t ts;
+    uint32_t seq, stream;
+    const char *line;
+    uint32_t llen, nsm;
+    lk_pair_t *sm;
+    uint32_t esz;         /* encoded EntryAdapter size (protobuf) */
+} lk_entry_t;
+
+typedef struct lk_stream {
+    const char *sel;      /* selector text {a="b", c="d"} */
+    uint32_t sel_len, tenant, count, first;
+    uint64_t hash;
+    size_t enc;           /* encoded StreamAdapter size (protobuf) */
+    lk_pair_t labels[LK_MAX_LABELS + 1];
+    int nlabels;
+} lk_stream_t;
+
+/* Memory a worker keeps between batches: a batch's arena (reset, not freed, so steady state
+ * takes no page faults) and the protobuf body buffer. */
+typedef struct lk_scratch {
+    arena_t *a;
+    size_t arena_first;     /* first block size; grows to what a batch needed */
+    uint8_t *pb;
+    size_t pb_cap;
+    sbuf_t tmp, val;
+} lk_scratch_t;
+
+static void scratch_fini(lk_scratch_t *sc)
+{
+    arena_destroy(sc->a);
+    free(sc->pb);
+    free(sc->tmp.p);
+    free(sc->val.p);
+    memset(sc, 0, sizeof(*sc));
+}
+
+typedef struct lk_build {
+    exporter_t *ex;
+    lk_scratch_t *sc;
+    arena_t *a;
+    sbuf_t tmp;             /* scratch for a selector or a line */
+    sbuf_t val;             /* scratch for one value (value_text) */
+    lk_entry_t *e;
+    size_t ne;
+    lk_stream_t *s;
+    size_t ns;
+    uint32_t *ht;           /* stream hash table: index+1, 0 empty */
+    size_t htmask;
+    const char *tenants[LK_MAX_TENANTS];
+    size_t tlen[LK_MAX_TENANTS];
+    size_t ntenants;
+    uint64_t dropped;       /* records dropped while building (bad tenants) */
+    const char *drop_reason;
+} lk_build_t;
+
+static const char *arena_text(lk_build_t *b, const char *s, size_t n)
+{
+    return arena_strndup(b->a, s, n);
+}
+
+/* Renders a value as text into the arena; strings are borrowed from the request (no copy). */
+static const char *value_text(lk_build_t *b, const anyvalue_t *v, size_t *len)
+{
+    if (v && v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
+        *len = strlen(v->string_value);
+        return v->string_value;
+    }
+    b->val.len = 0;
+    any_text(&b->val, v);
+    if (b->val.err) {
+        return NULL;
+    }
+    *len = b->val.len;
+    return arena_text(b, b->val.p ? b->val.p : "", b->val.len);
+}
+
+/* Cuts a label value to Loki's limit without splitting a UTF-8 character. */
+static size_t cut_utf8(const char *s, size_t n, size_t max)
+{
+    if (n <= max) {
+        return n;
+    }
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) {
+        max--;
+    }
+    return max;
+}
+
+/* Maps severity to Loki's level names. */
+const char *loki_level(int sevnum, const char *text);
+const char *loki_level(int sevnum, const char *text)
+{
+    static const char *lv[] = {"trace", "debug", "info", "warn", "error", "fatal"};
+    if (sevnum >= 1 && sevnum <= 24) {
+        return lv[(sevnum - 1) / 4];
+    }
+    if (!text || !*text) {
+        return NULL;
+    }
+    static const struct {
+        const char *p;
+        int lv;
+    } map[] = {{"trace", 0}, {"debug", 1}, {"dbg", 1}, {"info", 2}, {"notice", 2},
+               {"warn", 3},  {"err", 4},   {"fatal", 5}, {"crit", 5}, {"emerg", 5},
+               {"alert", 5}, {"panic", 5}};
+    for (size_t i = 0; i < MT_ARRAY_LEN(map); i++) {
+        if (strncasecmp(text, map[i].p, strlen(map[i].p)) == 0) {
+            return lv[map[i].lv];
+        }
+    }
+    return "unknown";
+}
+
+static int tenant_index(lk_build_t *b, const char *t, size_t n)
+{
+    for (size_t i = 0; i < b->ntenants; i++) {
+        if (b->tlen[i] == n && memcmp(b->tenants[i], t, n) == 0) {
+            return (int)i;
+        }
+    }
+    if (b->ntenants >= LK_MAX_TENANTS) {
+        return -1;
+    }
+    b->tenants[b->ntenants] = t;
+    b->tlen[b->ntenants] = n;
+    return (int)b->ntenants++;
+}
+
+/* Selector text of a label set (sorted by name: slot order is sorted order). */
+static void selector(sbuf_t *sb, const lk_plan_t *p, const mt_str_t *vals)
+{
+    sb->len = 0;
+    sb_putc(sb, '{');
+    int first = 1;
+    for (int i = 0; i < p->nslots; i++) {
+        if (!vals[i].len) {
+            continue;
+        }
+        if (!first) {
+            sb_put(sb, ", ", 2);
+        }
+        first = 0;
+        sb_puts(sb, p->names[i]);
+        sb_put(sb, "=\"", 2);
+        /* Go string-literal escapes, as Loki's selector parser reads them */
+        const char *s = vals[i].ptr;
+        size_t run = 0;
+        for (size_t k = 0; k < vals[i].len; k++) {
+            unsigned char c = (unsigned char)s[k];
+            if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) {
+                continue;
+            }
+            sb_put(sb, s + run, k - run);
+            run = k + 1;
+            if (c == '"' || c == '\\') {
+                char q[2] = {'\\', (char)c};
+                sb_put(sb, q, 2);
+            } else if (c == '\n') {
+                sb_put(sb, "\\n", 2);
+            } else if (c == '\t') {
+                sb_put(sb, "\\t", 2);
+            } else if (c == '\r') {
+                sb_put(sb, "\\r", 2);
+            } else {
+                char x[5];
+                snprintf(x, sizeof(x), "\\x%02x", c);
+                sb_put(sb, x, 4);
+            }
+        }
+        sb_put(sb, s + run, vals[i].len - run);
+        sb_putc(sb, '"');
+    }
+    sb_putc(sb, '}');
+}
+
+static uint64_t fnv1a(uint64_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* Finds or adds the stream for (tenant, label values). Returns its index or -1 (OOM). */
+static int stream_for(lk_build_t *b, int tenant, const mt_str_t *vals)
+{
+    const lk_plan_t *p = &((loki_state_t *)b->ex->state)->plan;
+    selector(&b->tmp, p, vals);
+    if (b->tmp.err) {
+        return -1;
+    }
+    uint64_t h = fnv1a(1469598103934665603ull ^ (uint64_t)tenant, b->tmp.p, b->tmp.len);
+    size_t i = (size_t)h & b->htmask;
+    while (b->ht[i]) {
+        lk_stream_t *s = &b->s[b->ht[i] - 1];
+        if (s->hash == h && s->tenant == (uint32_t)tenant && s->sel_len == b->tmp.len &&
+            memcmp(s->sel, b->tmp.p, b->tmp.len) == 0) {
+            return (int)(b->ht[i] - 1);
+        }
+        i = (i + 1) & b->htmask;
+    }
+    lk_stream_t *s = &b->s[b->ns];
+    memset(s, 0, sizeof(*s));
+    s->sel = arena_text(b, b->tmp.p, b->tmp.len);
+    if (!s->sel) {
+        return -1;
+    }
+    s->sel_len = (uint32_t)b->tmp.len;
+    s->tenant = (uint32_t)tenant;
+    s->hash = h;
+    for (int k = 0; k < p->nslots; k++) {
+        if (vals[k].len) {
+            s->labels[s->nlabels].name = p->names[k];
+            s->labels[s->nlabels].nlen = (uint32_t)strlen(p->names[k]);
+            s->labels[s->nlabels].val = vals[k].ptr;
+            s->labels[s->nlabels].vlen = (uint32_t)vals[k].len;
+            s->nlabels++;
+        }
+    }
+    b->ht[i] = (uint32_t)++b->ns;
+    return (int)(b->ns - 1);
+}
+
+/* The stream {service_name="unknown_service"} of a tenant, for records with no label. */
+static int unknown_stream(lk_build_t *b, int tenant)
+{
+    static const char sel[] = "{service_name=\"unknown_service\"}";
+    uint64_t h = fnv1a(1469598103934665603ull ^ (uint64_t)tenant, sel, sizeof(sel) - 1);
+    size_t i = (size_t)h & b->htmask;
+    while (b->ht[i]) {
+        lk_stream_t *s = &b->s[b->ht[i] - 1];
+        if (s->hash == h && s->tenant == (uint32_t)tenant && s->sel_len == sizeof(sel) - 1 &&
+            memcmp(s->sel, sel, sizeof(sel) - 1) == 0) {
+            return (int)(b->ht[i] - 1);
+        }
+        i = (i + 1) & b->htmask;
+    }
+    lk_stream_t *s = &b->s[b->ns];
+    memset(s, 0, sizeof(*s));
+    s->sel = sel;
+    s->sel_len = sizeof(sel) - 1;
+    s->tenant = (uint32_t)tenant;
+    s->hash = h;
+    s->labels[0] = (lk_pair_t){"service_name", "unknown_service", 12, 15};
+    s->nlabels = 1;
+    b->ht[i] = (uint32_t)++b->ns;
+    return (int)(b->ns - 1);
+}
+
+static const keyvalue_t *find_attr(keyvalue_t **kv, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (kv[i]->key && strcmp(kv[i]->key, key) == 0) {
+            return kv[i];
+        }
+    }
+    return NULL;
+}
+
+static void hex(char *out, const uint8_t *p, size_t n)
+{
+    static const char h[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = h[p[i] >> 4];
+        out[2 * i + 1] = h[p[i] & 15];
+    }
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Appends attribute `kv` as structured metadata (sanitised name, text value). */
+static int add_sm(lk_build_t *b, lk_pair_t *sm, uint32_t *n, const keyvalue_t *kv)
+{
+    char name[256];
+    int nl = kv->key ? sanitize_name(kv->key, strlen(kv->key), name, sizeof(name)) : -1;
+    if (nl <= 0) {
+        return 0; /* no usable name: skipped (Loki would reject the entry) */
+    }
+    size_t vl = 0;
+    const char *v = value_text(b, kv->value, &vl);
+    const char *nm = arena_text(b, name, (size_t)nl);
+    if (!v || !nm) {
+        return -1;
+    }
+    sm[*n].name = nm;
+    sm[*n].nlen = (uint32_t)nl;
+    sm[*n].val = v;
+    sm[*n].vlen = (uint32_t)vl;
+    (*n)++;
+    return 0;
+}
+
+/* logfmt value: bare when safe, else quoted with \" \\ \n escapes. */
+static void sb_logfmt_val(sbuf_t *sb, const char *v, size_t n)
+{
+    int quote = n == 0;
+    for (size_t i = 0; i < n && !quote; i++) {
+        unsigned char c = (unsigned char)v[i];
+        quote = c <= ' ' || c == '=' || c == '"' || c == '\\';
+    }
+    if (!quote) {
+        sb_put(sb, v, n);
+        return;
+    }
+    sb_putc(sb, '"');
+    sb_json_esc(sb, v, n);
+    sb_putc(sb, '"');
+}
+
+/* Builds the line of one record into b->tmp (json / logfmt formats). */
+static void render_line(lk_build_t *b, const loki_cfg_t *cfg, const logrecord_t *r,
+                        const uint8_t *used, const char *tid, const char *sid, const char *ev)
+{
+    sbuf_t *sb = &b->tmp;
+    const anyvalue_t *body = r->body;
+    int kv_body = body && body->value_case ==
+                              OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE &&
+                  body->kvlist_value;
+    int extras = !cfg->sm;
+    int first = 1;
+    sb->len = 0;
+    if (cfg->line_format == 1) {
+        sb_putc(sb, '{');
+        if (kv_body) {
+            for (size_t i = 0; i < body->kvlist_value->n_values; i++) {
+                const keyvalue_t *kv = body->kvlist_value->values[i];
+                if (!first) {
+                    sb_putc(sb, ',');
+                }
+                first = 0;
+                sb_json_str(sb, kv->key ? kv->key : "", kv->key ? strlen(kv->key) : 0);
+                sb_putc(sb, ':');
+                any_json(sb, kv->value, 1);
+            }
+        } else {
+            sb_puts(sb, "\"body\":");
+            any_json(sb, body, 0);
+            first = 0;
+        }
+        if (extras) {
+            for (size_t i = 0; i < r->n_attributes; i++) {
+                if (i < 64 && used[i]) {
+                    continue;
+                }
+                const keyvalue_t *kv = r->attributes[i];
+                if (!first) {
+                    sb_putc(sb, ',');
+                }
+                first = 0;
+                sb_json_str(sb, kv->key ? kv->key : "", kv->key ? strlen(kv->key) : 0);
+                sb_putc(sb, ':');
+                any_json(sb, kv->value, 0);
+            }
+            const char *k[3] = {"trace_id", "span_id", "event_name"};
+            const char *v[3] = {tid, sid, ev};
+            for (int j = 0; j < 3; j++) {
+                if (v[j]) {
+                    if (!first) {
+                    sb_putc(sb, ',');
+                }
+                    first = 0;
+                    sb_json_str(sb, k[j], strlen(k[j]));
+                    sb_putc(sb, ':');
+                    sb_json_str(sb, v[j], strlen(v[j]));
+                }
+            }
+        }
+        sb_putc(sb, '}');
+        return;
+    }
+    /* logfmt */
+    if (kv_body) {
+        for (size_t i = 0; i < body->kvlist_value->n_values; i++) {
+            const keyvalue_t *kv = body->kvlist_value->values[i];
+            char name[256];
+            if (!kv->key || sanitize_name(kv->key, strlen(kv->key), name, sizeof(name)) <= 0) {
+                continue;
+            }
+            if (!first) {
+                sb_putc(sb, ' ');
+            }
+            first = 0;
+            sb_puts(sb, name);
+            sb_putc(sb, '=');
+            size_t start = sb->len;
+            any_text(sb, kv->value);
+            /* re-quote what any_text wrote, if it needs it */
+            size_t n = sb->len - start;
+            const char *copy = n ? arena_text(b, sb->p + start, n) : NULL;
+            sb->len = start;
+            sb_logfmt_val(sb, copy ? copy : "", n);
+        }
+    } else {
+        sb_puts(sb, "msg=");
+        size_t start = sb->len;
+        any_text(sb, body);
+        size_t n = sb->len - start;
+        const char *copy = n ? arena_text(b, sb->p + start, n) : NULL;
+        sb->len = start;
+        sb_logfmt_val(sb, copy ? copy : "", n);
+        first = 0;
+    }
+    if (extras) {
+        for (size_t i = 0; i < r->n_attributes; i++) {
+            if (i < 64 && used[i]) {
+                continue;
+            }
+            const keyvalue_t *kv = r->attributes[i];
+            char name[256];
+            if (!kv->key || sanitize_name(kv->key, strlen(kv->key), name, sizeof(name)) <= 0) {
+                continue;
+            }
+            size_t vl = 0;
+            const char *v = value_text(b, kv->value, &vl);
+            if (!first) {
+                sb_putc(sb, ' ');
+            }
+            first = 0;
+            sb_puts(sb, name);
+            sb_putc(sb, '=');
+            sb_logfmt_val(sb, v ? v : "", v ? vl : 0);
+        }
+        const char *k[3] = {"trace_id", "span_id", "event_name"};
+        const char *v[3] = {tid, sid, ev};
+        for (int j = 0; j < 3; j++) {
+            if (v[j]) {
+                sb_putc(sb, ' ');
+                sb_puts(sb, k[j]);
+                sb_putc(sb, '=');
+                sb_logfmt_val(sb, v[j], strlen(v[j]));
+            }
+        }
+    }
+}
+
+/* Turns one decoded request into entries and streams. Returns MT_OK or MT_ENOMEM. */
+static int build_entries(lk_build_t *b, const logs_req_t *req, const char *req_tenant,
+                         uint64_t now_ns, int first)
+{
+    exporter_t *ex = b->ex;
+    const loki_cfg_t *cfg = ex->cfg;
+    loki_state_t *st = ex->state;
+    const lk_plan_t *p = &st->plan;
+    size_t total = 0;
+    for (size_t i = 0; i < req->n_resource_logs; i++) {
+        for (size_t j = 0; j < req->resource_logs[i]->n_scope_logs; j++) {
+            total += req->resource_logs[i]->scope_logs[j]->n_log_records;
+        }
+    }
+    size_t htsize = 16;
+    while (htsize < total * 2) {
+        htsize *= 2;
+    }
+    b->e = arena_alloc(b->a, (total + 1) * sizeof(lk_entry_t));
+    b->s = arena_alloc(b->a, (total + 1) * sizeof(lk_stream_t));
+    b->ht = arena_calloc(b->a, htsize * sizeof(uint32_t));
+    b->htmask = htsize - 1;
+    if (!b->e || !b->s || !b->ht) {
+        return MT_ENOMEM;
+    }
+    const char *fallback = cfg->tenant_id ? cfg->tenant_id : req_tenant ? req_tenant : "";
+    uint32_t seq = 0;
+    for (size_t i = 0; i < req->n_resource_logs; i++) {
+        const Opentelemetry__Proto__Logs__V1__ResourceLogs *rl = req->resource_logs[i];
+        keyvalue_t **ra = rl->resource ? rl->resource->attributes : NULL;
+        size_t nra = rl->resource ? rl->resource->n_attributes : 0;
+        size_t nrec = 0;
+        for (size_t j = 0; j < rl->n_scope_logs; j++) {
+            nrec += rl->scope_logs[j]->n_log_records;
+        }
+        if (!nrec) {
+            continue;
+        }
+        /* tenant of this resource */
+        const char *tn = fallback;
+        size_t tl = strlen(fallback);
+        if (cfg->tenant_attr) {
+            const keyvalue_t *kv = find_attr(ra, nra, cfg->tenant_attr);
+            if (kv && kv->value && kv->value->value_case ==
+                                       OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
+                *kv->value->string_value) {
+                tn = kv->value->string_value;
+                tl = strlen(tn);
+            }
+        }
+        if (tl && !tenant_ok(tn, tl)) {
+            /* Loki takes exactly one tenant of its alphabet: a `a|b` list or anything else
+             * would be refused as a whole push */
+            b->dropped += nrec;
+            b->drop_reason = "invalid_tenant";
+            if (first) {
+                count_drop(st, "invalid_tenant", nrec);
+                mt_log(MT_LOG_ERROR, "exporter %s: dropping %zu log records: tenant \"%.160s\" "
+                       "is not a valid Loki tenant", ex->id, nrec, tn);
+            }
+            continue;
+        }
+        int ti = tenant_index(b, tn, tl);
+        if (ti < 0) {
+            b->dropped += nrec;
+            b->drop_reason = "too_many_tenants";
+            if (first) {
+                count_drop(st, "too_many_tenants", nrec);
+            }
+            continue;
+        }
+        /* resource label values */
+        mt_str_t rvals[LK_MAX_LABELS + 1];
+        memset(rvals, 0, sizeof(rvals));
+        uint8_t rused[64];
+        memset(rused, 0, sizeof(rused));
+        for (int k = 0; k < p->nres; k++) {
+            if (rvals[p->res[k].slot].len) {
+                continue;
+            }
+            for (size_t a = 0; a < nra; a++) {
+                if (ra[a]->key && strcmp(ra[a]->key, p->res[k].key) == 0) {
+                    size_t vl = 0;
+                    const char *v = value_text(b, ra[a]->value, &vl);
+                    if (!v) {
+                        return MT_ENOMEM;
+                    }
+                    if (vl) {
+                        rvals[p->res[k].slot].ptr = v;
+                        rvals[p->res[k].slot].len = cut_utf8(v, vl, LK_LABEL_VALUE_MAX);
+                    }
+                    if (a < 64) {
+                        rused[a] = 1;
+                    }
+                    break;
+                }
+            }
+        }
+        if (p->svc_slot >= 0 && !rvals[p->svc_slot].len) {
+            rvals[p->svc_slot].ptr = "unknown_service";
+            rvals[p->svc_slot].len = 15;
+        }
+        const keyvalue_t *svc_kv = find_attr(ra, nra, "service.name");
+        const char *svc = svc_kv && svc_kv->value && svc_kv->value->value_case ==
+                                  OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE
+                              ? svc_kv->value->string_value : "unknown_service";
+        uint64_t nevents = 0;
+        for (size_t j = 0; j < rl->n_scope_logs; j++) {
+            const Opentelemetry__Proto__Logs__V1__ScopeLogs *sl = rl->scope_logs[j];
+            for (size_t r = 0; r < sl->n_log_records; r++) {
+                const logrecord_t *lr = sl->log_records[r];
+                mt_str_t vals[LK_MAX_LABELS + 1];
+                memcpy(vals, rvals, sizeof(vals));
+                uint8_t used[64];
+                memset(used, 0, sizeof(used));
+                const char *ev = lr->event_name && *lr->event_name ? lr->event_name : NULL;
+                int ev_from_attr = 0;
+                for (size_t a = 0; a < lr->n_attributes; a++) {
+                    const keyvalue_t *kv = lr->attributes[a];
+                    if (!kv->key) {
+                        continue;
+                    }
+                    if (!ev && kv->value && !strcmp(kv->key, "event.name") &&
+                        kv->value->value_case ==
+                            OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
+                        *kv->value->string_value) {
+                        ev = kv->value->string_value;
+                        ev_from_attr = 1;
+                    }
+                    for (int k = 0; k < p->nattr; k++) {
+                        if (strcmp(kv->key, p->attr[k].key) == 0) {
+                            if (a < 64) {
+                                used[a] = 1;
+                            }
+                            if (!vals[p->attr[k].slot].len) {
+                                size_t vl = 0;
+                                const char *v = value_text(b, kv->value, &vl);
+                                if (!v) {
+                                    return MT_ENOMEM;
+                                }
+                                vals[p->attr[k].slot].ptr = v;
+                                vals[p->attr[k].slot].len = cut_utf8(v, vl, LK_LABEL_VALUE_MAX);
+                            }
+                            break;
+                        }
+                    }
+                }
+                if (p->level_slot >= 0) {
+                    const char *lv = loki_level((int)lr->severity_number, lr->severity_text);
+                    if (lv) {
+                        vals[p->level_slot].ptr = lv;
+                        vals[p->level_slot].len = strlen(lv);
+                    }
+                }
+                if (ev) {
+                    nevents++;
+                    if (p->kind_slot >= 0) {
+                        vals[p->kind_slot].ptr = "event";
+                        vals[p->kind_slot].len = 5;
+                    }
+                }
+                int any = 0;
+                for (int k = 0; k < p->nslots; k++) {
+                    any |= vals[k].len != 0;
+                }
+                /* Loki refuses a stream without labels: mirror its discover_service_name */
+                int si = any ? stream_for(b, ti, vals) : unknown_stream(b, ti);
+                if (si < 0) {
+                    return MT_ENOMEM;
+                }
+                lk_entry_t *e = &b->e[b->ne++];
+                memset(e, 0, sizeof(*e));
+                e->ts = lr->time_unix_nano ? lr->time_unix_nano
+                      : lr->observed_time_unix_nano ? lr->observed_time_unix_nano : now_ns;
+                e->seq = seq++;
+                e->stream = (uint32_t)si;
+                /* structured metadata */
+                char tid[33], sid[17];
+                int has_tid = lr->trace_id.len == 16 && !all_zero(lr->trace_id.data, 16);
+                int has_sid = lr->span_id.len == 8 && !all_zero(lr->span_id.data, 8);
+                if (has_tid) {
+                    hex(tid, lr->trace_id.data, 16);
+                    tid[32] = 0;
+                }
+                if (has_sid) {
+                    hex(sid, lr->span_id.data, 8);
+                    sid[16] = 0;
+                }
+                if (cfg->sm) {
+                    size_t cap = lr->n_attributes + 3 + (cfg->sm_resource ? nra : 0);
+                    e->sm = arena_alloc(b->a, cap * sizeof(lk_pair_t));
+                    if (!e->sm) {
+                        return MT_ENOMEM;
+                    }
+                    if (has_tid) {
+                        e->sm[e->nsm++] = (lk_pair_t){"trace_id", arena_text(b, tid, 32), 8, 32};
+                    }
+                    if (has_sid) {
+                        e->sm[e->nsm++] = (lk_pair_t){"span_id", arena_text(b, sid, 16), 7, 16};
+                    }
+                    if (ev && !ev_from_attr) {
+                        e->sm[e->nsm++] = (lk_pair_t){"event_name", ev, 10, (uint32_t)strlen(ev)};
+                    }
+                    for (size_t a = 0; a < lr->n_attributes; a++) {
+                        if (!(a < 64 && used[a]) && add_sm(b, e->sm, &e->nsm, lr->attributes[a]) < 0) {
+                            return MT_ENOMEM;
+                        }
+                    }
+                    for (size_t a = 0; cfg->sm_resource && a < nra; a++) {
+                        int is_label = a < 64 && rused[a];
+                        if (!is_label && add_sm(b, e->sm, &e->nsm, ra[a]) < 0) {
+                            return MT_ENOMEM;
+                        }
+                    }
+                    for (uint32_t k = 0; k < e->nsm; k++) {
+                        if (!e->sm[k].val) {
+                            return MT_ENOMEM;
+                        }
+                    }
+                }
+                /* line */
+                if (cfg->line_format == 0) {
+                    size_t ll = 0;
+                    e->line = value_text(b, lr->body, &ll);
+                    e->llen = (uint32_t)ll;
+                } else {
+                    render_line(b, cfg, lr, used, has_tid ? tid : NULL, has_sid ? sid : NULL,
+                                ev_from_attr ? NULL : ev);
+                    e->line = b->tmp.err ? NULL : arena_text(b, b->tmp.p, b->tmp.len);
+                    e->llen = (uint32_t)b->tmp.len;
+                }
+                if (!e->line) {
+                    return MT_ENOMEM;
+                }
+            }
+        }
+        if (first && nevents) {
+            count_events(st, svc, strlen(svc), nevents);
+        }
+    }
+    return MT_OK;
+}
+
+static int cmp_entry(const void *x, const void *y)
+{
+    const lk_entry_t *a = x, *b = y;
+    if (a->ts != b->ts) {
+        return a->ts < b->ts ? -1 : 1;
+    }
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Groups entries by stream (counting sort, keeps arrival order) and sorts each stream by
+ * timestamp; streams already in order (the common case) cost one pass. */
+static int sort_entries(lk_build_t *b)
+{
+    lk_entry_t *out = arena_alloc(b->a, (b->ne + 1) * sizeof(lk_entry_t));
+    if (!out) {
+        return MT_ENOMEM;
+    }
+    uint32_t off = 0;
+    for (size_t s = 0; s < b->ns; s++) {
+        b->s[s].count = 0;
+    }
+    for (size_t i = 0; i < b->ne; i++) {
+        b->s[b->e[i].stream].count++;
+    }
+    for (size_t s = 0; s < b->ns; s++) {
+        b->s[s].first = off;
+        off += b->s[s].count;
+        b->s[s].count = 0;
+    }
+    for (size_t i = 0; i < b->ne; i++) {
+        lk_stream_t *s = &b->s[b->e[i].stream];
+        out[s->first + s->count++] = b->e[i];
+    }
+    for (size_t s = 0; s < b->ns; s++) {
+        lk_entry_t *run = out + b->s[s].first;
+        for (uint32_t i = 1; i < b->s[s].count; i++) {
+            if (run[i].ts < run[i - 1].ts) {
+                qsort(run, b->s[s].count, sizeof(*run), cmp_entry);
+                break;
+            }
+        }
+    }
+    b->e = out;
+    return MT_OK;
+}
+
+/* ---- encoders ------------------------------------------------------------------------------ */
+
+static size_t vsz(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static uint8_t *put_len(uint8_t *p, uint8_t tag, size_t n)
+{
+    *p++ = tag;
+    return put_varint(p, n);
+}
+
+static size_t ts_inner(uint64_t ts)
+{
+    uint64_t sec = ts / 1000000000ull, ns = ts % 1000000000ull;
+    return (sec ? 1 + vsz(sec) : 0) + (ns ? 1 + vsz(ns) : 0);
+}
+
+static size_t pair_inner(const lk_pair_t *p)
+{
+    return (p->nlen ? 1 + vsz(p->nlen) + p->nlen : 0) + (p->vlen ? 1 + vsz(p->vlen) + p->vlen : 0);
+}
+
+static size_t entry_size(lk_entry_t *e)
+{
+    size_t ti = ts_inner(e->ts);
+    size_t n = 1 + vsz(ti) + ti;
+    if (e->llen) {
+        n += 1 + vsz(e->llen) + e->llen;
+    }
+    for (uint32_t k = 0; k < e->nsm; k++) {
+        size_t pi = pair_inner(&e->sm[k]);
+        n += 1 + vsz(pi) + pi;
+    }
+    e->esz = (uint32_t)n;
+    return n;
+}
+
+/* logproto.PushRequest for one tenant, encoded by hand in two passes (sizes, then bytes):
+ * no per-entry allocation. Returns the scratch buffer (valid until the next call) or NULL. */
+static uint8_t *encode_pb(lk_build_t *b, uint32_t tenant, size_t *len, uint64_t *entries)
+{
+    size_t total = 0;
+    *entries = 0;
+    for (size_t s = 0; s < b->ns; s++) {
+        lk_stream_t *st = &b->s[s];
+        if (st->tenant != tenant) {
+            continue;
+        }
+        size_t inner = 1 + vsz(st->sel_len) + st->sel_len;
+        for (uint32_t i = 0; i < st->count; i++) {
+            size_t es = entry_size(&b->e[st->first + i]);
+            inner += 1 + vsz(es) + es;
+        }
+        st->enc = inner;
+        total += 1 + vsz(inner) + inner;
+        *entries += st->count;
+    }
+    if (total > b->sc->pb_cap) {
+        size_t nc = total + total / 4 + 4096;
+        uint8_t *np = realloc(b->sc->pb, nc);
+        if (!np) {
+            return NULL;
+        }
+        b->sc->pb = np;
+        b->sc->pb_cap = nc;
+    }
+    uint8_t *buf = b->sc->pb, *p = buf;
+    for (size_t s = 0; s < b->ns; s++) {
+        lk_stream_t *st = &b->s[s];
+        if (st->tenant != tenant) {
+            continue;
+        }
+        p = put_len(p, 0x0a, st->enc);
+        p = put_len(p, 0x0a, st->sel_len);
+        memcpy(p, st->sel, st->sel_len);
+        p += st->sel_len;
+        for (uint32_t i = 0; i < st->count; i++) {
+            const lk_entry_t *e = &b->e[st->first + i];
+            p = put_len(p, 0x12, e->esz);
+            uint64_t sec = e->ts / 1000000000ull, ns = e->ts % 1000000000ull;
+            p = put_len(p, 0x0a, ts_inner(e->ts));
+            if (sec) {
+                *p++ = 0x08;
+                p = put_varint(p, sec);
+            }
+            if (ns) {
+                *p++ = 0x10;
+                p = put_varint(p, ns);
+            }
+            if (e->llen) {
+                p = put_len(p, 0x12, e->llen);
+                memcpy(p, e->line, e->llen);
+                p += e->llen;
+            }
+            for (uint32_t k = 0; k < e->nsm; k++) {
+                const lk_pair_t *sp = &e->sm[k];
+                p = put_len(p, 0x1a, pair_inner(sp));
+                if (sp->nlen) {
+                    p = put_len(p, 0x0a, sp->nlen);
+                    memcpy(p, sp->name, sp->nlen);
+                    p += sp->nlen;
+                }
+                if (sp->vlen) {
+                    p = put_len(p, 0x12, sp->vlen);
+                    memcpy(p, sp->val, sp->vlen);
+                    p += sp->vlen;
+                }
+            }
+        }
+    }
+    *len = (size_t)(p - buf);
+    return buf;
+}
+
+/* The JSON push body for one tenant. Returns a malloc'd buffer or NULL. */
+static uint8_t *encode_json(lk_build_t *b, uint32_t tenant, size_t *len, uint64_t *entries)
+{
+    sbuf_t sb = {0};
+    int first_s = 1;
+    *entries = 0;
+    sb_puts(&sb, "{\"streams\":[");
+    for (size_t s = 0; s < b->ns; s++) {
+        const lk_stream_t *st = &b->s[s];
+        if (st->tenant != tenant) {
+            continue;
+        }
+        sb_puts(&sb, first_s ? "{\"stream\":{" : ",{\"stream\":{");
+        first_s = 0;
+        for (int k = 0; k < st->nlabels; k++) {
+            if (k) {
+                sb_putc(&sb, ',');
+            }
+            sb_json_str(&sb, st->labels[k].name, st->labels[k].nlen);
+            sb_putc(&sb, ':');
+            sb_json_str(&sb, st->labels[k].val, st->labels[k].vlen);
+        }
+        sb_puts(&sb, "},\"values\":[");
+        for (uint32_t i = 0; i < st->count; i++) {
+            const lk_entry_t *e = &b->e[st->first + i];
+            sb_puts(&sb, i ? ",[\"" : "[\"");
+            sb_u64(&sb, e->ts);
+            sb_puts(&sb, "\",");
+            sb_json_str(&sb, e->line, e->llen);
+            if (e->nsm) {
+                sb_puts(&sb, ",{");
+                for (uint32_t k = 0; k < e->nsm; k++) {
+                    if (k) {
+                        sb_putc(&sb, ',');
+                    }
+                    sb_json_str(&sb, e->sm[k].name, e->sm[k].nlen);
+                    sb_putc(&sb, ':');
+                    sb_json_str(&sb, e->sm[k].val, e->sm[k].vlen);
+                }
+                sb_putc(&sb, '}');
+            }
+            sb_putc(&sb, ']');
+        }
+        sb_puts(&sb, "]}");
+        *entries += st->count;
+    }
+    sb_puts(&sb, "]}");
+    if (sb.err) {
+        free(sb.p);
+        return NULL;
+    }
+    *len = sb.len;
+    return (uint8_t *)sb.p;
+}
+
+/* ---- the build/push driver (shared by send() and the unit tests) ------------------------- */
+
+/* Called once per tenant push with the uncompressed body. Returns MT_OK (delivered or
+ * permanently settled) or MT_ERETRY (stop: the batch is retried). */
+typedef int (*loki_push_fn)(void *arg, size_t index, const char *tenant, const uint8_t *body,
+                            size_t len, uint64_t entries);
+
+/* Decodes `data` (an ExportLogsServiceRequest), builds every push and hands each one to fn,
+ * skipping the pushes whose bit is set in skip (index < 64). Pushes go out in order of the
+ * tenant's first appearance, so indexes are stable across retries of the same batch.
+ * *dropped gets the records dropped while building (invalid tenants), *npushes the number
+ * of pushes. Returns MT_OK, MT_ERETRY (fn asked to stop), MT_EINVAL (undecodable) or
+ * MT_ENOMEM. */
+int loki_build(exporter_t *ex, const uint8_t *data, size_t len, const char *req_tenant,
+               uint64_t now_ns, int count_events_, uint64_t skip, loki_push_fn fn, void *arg,
+               uint64_t *dropped, size_t *npushes);
+static int build_with(exporter_t *ex, lk_scratch_t *sc, const uint8_t *data, size_t len,
+                      const char *req_tenant, uint64_t now_ns, int count_events_, uint64_t skip,
+                      loki_push_fn fn, void *arg, uint64_t *dropped, size_t *npushes)
+{
+    loki_cfg_t *cfg = ex->cfg;
+    *dropped = 0;
+    *npushes = 0;
+    size_t want = len * 4 + 65536;
+    if (!sc->a || sc->arena_first < want) {
+        arena_destroy(sc->a);
+        sc->arena_first = want > sc->arena_first ? want : sc->arena_first;
+        sc->a = arena_create(sc->arena_first, 0);
+        if (!sc->a) {
+            sc->arena_first = 0;
+            return MT_ENOMEM;
+        }
+    }
+    arena_t *a = sc->a;
+    lk_build_t b;
+    memset(&b, 0, sizeof(b));
+    b.ex = ex;
+    b.sc = sc;
+    b.a = a;
+    b.tmp = sc->tmp;
+    b.val = sc->val;
+    b.tmp.err = b.val.err = 0;
+    const logs_req_t *req = (const logs_req_t *)protobuf_c_message_unpack(
+        otlp_request_desc(MT_SIG_LOGS), arena_pb_allocator(a), len, data);
+    int rc = MT_OK;
+    if (!req) {
+        rc = MT_EINVAL;
+        goto out;
+    }
+    rc = build_entries(&b, req, req_tenant, now_ns, count_events_);
+    if (rc == MT_OK) {
+        rc = sort_entries(&b);
+    }
+    *dropped = b.dropped;
+    if (rc != MT_OK) {
+        goto out;
+    }
+    *npushes = b.ntenants;
+    for (size_t t = 0; t < b.ntenants; t++) {
+        if (t < 64 && (skip >> t & 1)) {
+            continue;
+        }
+        size_t blen = 0;
+        uint64_t entries = 0;
+        uint8_t *body = cfg->encoding == 0 ? encode_pb(&b, (uint32_t)t, &blen, &entries)
+                                           : encode_json(&b, (uint32_t)t, &blen, &entries);
+        if (!body) {
+            rc = MT_ENOMEM;
+            break;
+        }
+        if (entries) {
+            char tenant[LK_TENANT_MAX + 1];
+            snprintf(tenant, sizeof(tenant), "%.*s", (int)b.tlen[t], b.tenants[t]);
+            rc = fn(arg, t, tenant, body, blen, entries);
+        }
+        if (cfg->encoding != 0) {
+            free(body);
+        }
+        if (rc != MT_OK) {
+            break;
+        }
+    }
+out:
+    sc->tmp = b.tmp;
+    sc->val = b.val;
+    /* keep the next batch in one block: grow the first block to what this one needed */
+    size_t used = arena_reserved(a);
+    if (used > sc->arena_first && used < (256u << 20)) {
+        sc->arena_first = used + used / 4;
+        arena_destroy(sc->a);
+        sc->a = NULL;
+    } else {
+        arena_reset(a);
+    }
+    return rc;
+}
+
+int loki_build(exporter_t *ex, const uint8_t *data, size_t len, const char *req_tenant,
+               uint64_t now_ns, int count_events_, uint64_t skip, loki_push_fn fn, void *arg,
+               uint64_t *dropped, size_t *npushes)
+{
+    lk_scratch_t sc;
+    memset(&sc, 0, sizeof(sc));
+    int rc = build_with(ex, &sc, data, len, req_tenant, now_ns, count_events_, skip, fn, arg,
+                        dropped, npushes);
+    scratch_fini(&sc);
+    return rc;
+}
+
+/* ---- Loki's answers ----------------------------------------------------------------------- */
+
+/* Reason label of a Loki error message (validation reasons as Loki names them). */
+const char *loki_reason(const char *msg, size_t len, uint64_t *ignored);
+const char *loki_reason(const char *msg, size_t len, uint64_t *ignored)
+{
+    static const struct {
+        const char *needle, *reason;
+    } map[] = {
+        {"too far behind", "too_far_behind"},
+        {"out of order", "out_of_order"},
+        {"per stream rate limit", "per_stream_rate_limit"},
+        {"rate limit", "rate_limited"},
+        {"stream limit", "stream_limit"},
+        {"max entry size", "line_too_long"},
+        {"line too long", "line_too_long"},
+        {"timestamp too old", "greater_than_max_sample_age"},
+        {"timestamp too new", "too_far_in_future"},
+        {"label names; limit", "max_label_names_per_series"},
+        {"label name too long", "label_name_too_long"},
+        {"label value too long", "label_value_too_long"},
+        {"duplicate label name", "duplicate_label_names"},
+        {"at least one label pair", "missing_labels"},
+        {"error parsing labels", "invalid_labels"},
+        {"structured metadata", "disallowed_structured_metadata"},
+        {"exceeds", "line_too_long"},
+    };
+    char low[2048];
+    size_t n = len < sizeof(low) - 1 ? len : sizeof(low) - 1;
+    for (size_t i = 0; i < n; i++) {
+        low[i] = (char)tolower((unsigned char)msg[i]);
+    }
+    low[n] = 0;
+    /* how many entries Loki says it ignored: ingester "total ignored: N out of M" (one per
+     * failing stream) and distributor "N errors like: ..." / one line per validation error */
+    uint64_t count = 0;
+    for (const char *q = low; (q = strstr(q, "total ignored: ")); q += 15) {
+        count += strtoull(q + 15, NULL, 10);
+    }
+    if (!count) {
+        const char *q = strstr(low, " errors like: ");
+        if (q) {
+            const char *d = q;
+            while (d > low && isdigit((unsigned char)d[-1])) {
+                d--;
+            }
+            count = strtoull(d, NULL, 10);
+        }
+    }
+    if (ignored) {
+        *ignored = count;
+    }
+    for (size_t i = 0; i < MT_ARRAY_LEN(map); i++) {
+        if (strstr(low, map[i].needle)) {
+            return map[i].reason;
+        }
+    }
+    return "http_400";
+}
+
+/* ---- HTTP --------------------------------------------------------------------------------- */
+
+typedef struct lk_worker {
+    CURL *curl;
+    char *resp;
+    size_t resp_len, resp_cap, resp_max;
+    int retry_after_s;
+    /* the last batch, so a retry only resends the pushes that did not finish */
+    const uint8_t *memo_data;
+    size_t memo_len;
+    uint64_t memo_sig, memo_done, memo_dropped;
+    const char *memo_reason;
+    lk_scratch_t sc;
+    char *z;                /* compressed body buffer */
+    size_t z_cap;
+} lk_worker_t;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    lk_worker_t *w = ud;
+    size_t len = sz * n;
+    if (w->resp_len + len > w->resp_max) {
+        len = w->resp_max - w->resp_len; /* keep the start of an oversize message */
+        if (!len) {
+            return sz * n;
+        }
+    }
+    if (w->resp_len + len + 1 > w->resp_cap) {
+        size_t nc = (w->resp_len + len + 1) * 2;
+        char *np = realloc(w->resp, nc);
+        if (!np) {
+            return 0;
+        }
+        w->resp = np;
+        w->resp_cap = nc;
+    }
+    memcpy(w->resp + w->resp_len, p, len);
+    w->resp_len += len;
+    w->resp[w->resp_len] = 0;
+    return sz * n;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    lk_worker_t *w = ud;
+    size_t len = sz * n;
+    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+        char v[128];
+        size_t vl = len - 12 < sizeof(v) - 1 ? len - 12 : sizeof(v) - 1;
+        memcpy(v, p + 12, vl);
+        v[vl] = 0;
+        char *s = v;
+        while (*s == ' ') {
+            s++;
+        }
+        char *end;
+        long secs = strtol(s, &end, 10);
+        if (end != s && (*end == 0 || *end == '\r' || *end == '\n')) {
+            w->retry_after_s = (int)(secs > 3600 ? 3600 : secs < 0 ? 0 : secs);
+        } else {
+            time_t t = curl_getdate(s, NULL), now = time(NULL);
+            if (t > now) {
+                w->retry_after_s = (int)(t - now > 3600 ? 3600 : t - now);
+            }
+        }
+    }
+    return len;
+}
+
+static void *loki_worker_init(exporter_t *ex)
+{
+    loki_cfg_t *cfg = ex->cfg;
+    lk_worker_t *w = calloc(1, sizeof(*w));
+    if (!w) {
+        return NULL;
+    }
+    w->curl = curl_easy_init();
+    w->resp_max = (size_t)(cfg->max_response > 0 ? cfg->max_response : 65536);
+    return w;
+}
+
+static void loki_worker_fini(exporter_t *ex, void *ws)
+{
+    (void)ex;
+    lk_worker_t *w = ws;
+    if (w) {
+        curl_easy_cleanup(w->curl);
+        scratch_fini(&w->sc);
+        free(w->z);
+        free(w->resp);
+        free(w);
+    }
+}
+
+typedef struct lk_send {
+    exporter_t *ex;
+    lk_worker_t *w;
+    send_result_t *res;
+    uint64_t sent, dropped;
+    const char *drop_reason;
+} lk_send_t;
+
+static int push_http(void *arg, size_t index, const char *tenant, const uint8_t *body,
+                     size_t len, uint64_t entries)
+{
+    lk_send_t *ss = arg;
+    exporter_t *ex = ss->ex;
+    loki_cfg_t *cfg = ex->cfg;
+    loki_state_t *st = ex->state;
+    lk_worker_t *w = ss->w;
+    send_result_t *res = ss->res;
+    uint8_t *z = NULL;
+    const uint8_t *out = body;
+    size_t zlen = len;
+    if (cfg->encoding == 0) {
+        /* snappy straight into the worker's buffer: no allocation per push */
+        size_t need = snappy_max_compressed_length(len);
+        if (need > w->z_cap) {
+            char *np = realloc(w->z, need);
+            if (!np) {
+                snprintf(res->msg, sizeof(res->msg), "out of memory compressing the push");
+                res->reason = "out_of_memory";
+                return MT_ERETRY;
+            }
+            w->z = np;
+            w->z_cap = need;
+        }
+        zlen = need;
+        if (snappy_compress((const char *)body, len, w->z, &zlen) != SNAPPY_OK) {
+            snprintf(res->msg, sizeof(res->msg), "snappy compression failed");
+            res->reason = "internal";
+            return MT_ERETRY;
+        }
+        out = (const uint8_t *)w->z;
+    } else if (cfg->json_compression == 0) {
+        if (codec_compress(CODEC_GZIP, body, len, 0, &z, &zlen) != MT_OK) {
+            snprintf(res->msg, sizeof(res->msg), "compression failed");
+            res->reason = "out_of_memory";
+            return MT_ERETRY;
+        }
+        out = z;
+    }
+    CURL *c = w->curl;
+    w->resp_len = 0;
+    w->retry_after_s = 0;
+    struct curl_slist *hdrs = NULL;
+    if (*tenant) {
+        for (struct curl_slist *h = st->hdrs; h; h = h->next) {
+            hdrs = curl_slist_append(hdrs, h->data);
+        }
+        char line[LK_TENANT_MAX + 32];
+        snprintf(line, sizeof(line), "X-Scope-OrgID: %s", tenant);
+        hdrs = curl_slist_append(hdrs, line);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, cfg->endpoint);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)out);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)zlen);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs ? hdrs : st->hdrs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, w);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->common.timeout);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(cfg->common.timeout < 10000 ? cfg->common.timeout : 10000));
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (cfg->tls_insecure_skip_verify) {
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (cfg->tls_ca_file) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->tls_ca_file);
+    }
+    tm_add(st->c_requests, 1);
+    CURLcode cr = curl_easy_perform(c);
+    curl_slist_free_all(hdrs);
+    free(z);
+    if (cr != CURLE_OK) {
+        snprintf(res->msg, sizeof(res->msg), "%s: %s", cfg->endpoint, curl_easy_strerror(cr));
+        res->reason = "transport_error";
+        return MT_ERETRY;
+    }
+    long code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    const char *body_txt = w->resp ? w->resp : "";
+    if (code >= 200 && code < 300) {
+        tm_add(st->c_sent, entries);
+        ss->sent += entries;
+        w->memo_done |= index < 64 ? 1ull << index : 0;
+        return MT_OK;
+    }
+    snprintf(res->msg, sizeof(res->msg), "%s%s%s: HTTP %ld: %.300s", cfg->endpoint,
+             *tenant ? " tenant " : "", tenant, code, body_txt);
+    if (code == 429 || code >= 500) {
+        res->retry_after_ms = w->retry_after_s * 1000;
+        res->reason = code == 429 ? "http_429" : "http_5xx";
+        return MT_ERETRY;
+    }
+    uint64_t n = entries;
+    const char *reason;
+    if (code == 400) {
+        uint64_t ignored = 0;
+        reason = loki_reason(body_txt, w->resp_len, &ignored);
+        if (ignored && ignored < entries) {
+            n = ignored; /* Loki stored the rest */
+        }
+    } else {
+        reason = code == 401 ? "http_401" : code == 403 ? "http_403" : code == 404 ? "http_404"
+               : code == 413 ? "http_413" : "http_4xx";
+    }
+    count_drop(st, reason, n);
+    tm_add(st->c_sent, entries - n);
+    ss->sent += entries - n;
+    ss->dropped += n;
+    ss->drop_reason = reason;
+    w->memo_dropped += n;
+    w->memo_reason = reason;
+    w->memo_done |= index < 64 ? 1ull << index : 0;
+    mt_log(MT_LOG_ERROR, "exporter %s: Loki refused %llu of %llu entries%s%s (%s): HTTP %ld: %.400s",
+           ex->id, (unsigned long long)n, (unsigned long long)entries,
+           *tenant ? " for tenant " : "", tenant, reason, code, body_txt);
+    return MT_OK;
+}
+
+static uint64_t batch_sig(const uint8_t *data, size_t len)
+{
+    uint64_t h = fnv1a(1469598103934665603ull, (const char *)data, len < 256 ? len : 256);
+    return fnv1a(h, (const char *)data + (len > 256 ? len - 256 : 0), len < 256 ? 0 : 256) ^ len;
+}
+
+static int loki_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_t len,
+                     uint32_t items, send_result_t *res)
+{
+    loki_state_t *st = ex->state;
+    lk_worker_t *w = ws;
+    if (s != MT_SIG_LOGS || !w || !w->curl) {
+        snprintf(res->msg, sizeof(res->msg), "cannot send (no HTTP client)");
+        res->reason = "internal";
+        return w && w->curl ? MT_EPERM : MT_ERETRY;
+    }
+    uint64_t sig = batch_sig(data, len);
+    int retry = w->memo_data == data && w->memo_len == len && w->memo_sig == sig;
+    if (!retry) {
+        w->memo_data = data;
+        w->memo_len = len;
+        w->memo_sig = sig;
+        w->memo_done = 0;
+        w->memo_dropped = 0;
+        w->memo_reason = NULL;
+    }
+    lk_send_t ss = {.ex = ex, .w = w, .res = res};
+    uint64_t dropped = 0;
+    size_t npushes = 0;
+    int rc = build_with(ex, &w->sc, data, len, res->tenant, mt_wall_ns(), !retry,
+                        w->memo_done, push_http, &ss, &dropped, &npushes);
+    if (rc == MT_EINVAL) {
+        snprintf(res->msg, sizeof(res->msg), "undecodable logs batch");
+        res->reason = "decode_error";
+        count_drop(st, "decode_error", items);
+        w->memo_data = NULL;
+        return MT_EPERM;
+    }
+    if (rc == MT_ENOMEM) {
+        snprintf(res->msg, sizeof(res->msg), "out of memory building the Loki push");
+        res->reason = "out_of_memory";
+        return MT_ERETRY;
+    }
+    if (rc == MT_ERETRY) {
+        return MT_ERETRY;
+    }
+    /* every push settled: delivered, or refused for good. Build-time drops (bad tenants) are
+     * re-derived identically on each attempt, counted once. */
+    uint64_t lost = w->memo_dropped + dropped;
+    const char *reason = w->memo_reason ? w->memo_reason : dropped ? "invalid_tenant" : NULL;
+    w->memo_data = NULL;
+    if (!lost) {
+        return MT_OK;
+    }
+    if (lost >= items) {
+        res->reason = reason ? reason : "http_400";
+        return MT_EPERM;
+    }
+    res->rejected = (int64_t)lost;
+    if (!res->msg[0]) {
+        snprintf(res->msg, sizeof(res->msg), "%s", reason ? reason : "rejected");
+    }
+    return MT_OK;
+}
+
+const exporter_ops_t exporter_loki_ops = {
+    .type = "loki",
+    .fields = loki_fields,
+    .nfields = MT_ARRAY_LEN(loki_fields),
+    .cfg_size = sizeof(loki_cfg_t),
+    .signals = SIG_BIT(MT_SIG_LOGS),
+    .help = "Loki push API (protobuf+snappy or JSON): label policy, structured metadata, tenants",
+    .validate = loki_validate,
+    .create = loki_create,
+    .worker_init = loki_worker_init,
+    .worker_fini = loki_worker_fini,
+    .send = loki_send,
+    .destroy = loki_destroy,
+};

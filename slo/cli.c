@@ -1,0 +1,322 @@
+/*
+ * cli.c - `meltp slo SUBCOMMAND`: explain (what each alert tier means for a spec: detection
+ * and reset times from slo.md 2.3), rules (Sloth-compatible Prometheus rules, optionally with
+ * promtool unit tests), dashboards (Grafana JSON) and test-notify (slo/notify.c). Specs are
+ * loaded and linted exactly as the engine loads them, so errors read the same.
+ */
+#include "model.h"
+#include "slo.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* notify.c provides it; weak so a build without notify.c still links (then test-notify says
+ * it is unavailable). */
+extern int slo_notify_test_main(int argc, char **argv) __attribute__((weak));
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: meltp slo explain [--eval-interval DUR] SPEC...\n"
+            "       meltp slo rules [--out RULES.yml] [--tests TESTS.yml] SPEC...\n"
+            "       meltp slo dashboards [--out DIR] SPEC...\n"
+            "       meltp slo test-notify ...\n"
+            "\n"
+            "SPEC files may be native meltp (version: meltp/v1), Sloth (version: prometheus/v1)\n"
+            "or OpenSLO v1 (apiVersion: openslo/v1), detected per YAML document.\n"
+            "rules: writes Prometheus recording and alerting rules to stdout (or --out);\n"
+            "  --tests FILE also writes promtool unit tests for them (needs --out: the tests\n"
+            "  refer to the rules file by its path relative to FILE).\n"
+            "dashboards: writes one Grafana dashboard per service to DIR (default dashboards/).\n");
+}
+
+/* Loads every spec file; prints errors to stderr. Returns the set or NULL. */
+static slo_set_t *load(char **files, int n, int64_t eval_ms)
+{
+    cfg_ctx_t c;
+    cfg_ctx_init(&c, "meltp slo");
+    slo_set_t *set = NULL;
+    int rc = slo_specs_load((const char *const *)files, (size_t)n, NULL, eval_ms, &c, &set);
+    if (rc != MT_OK) {
+        cfg_ctx_print(&c, stderr);
+        if (c.nerr == 0) {
+            fprintf(stderr, "meltp slo: %s\n", mt_strerror(rc));
+        }
+    }
+    cfg_ctx_fini(&c);
+    return set;
+}
+
+static const char *period_text(const slo_spec_t *s, char *buf, size_t len)
+{
+    char d[32];
+    if (s->period_kind == SLO_PERIOD_CALENDAR_MONTH) {
+        snprintf(buf, len, "calendar month (%s)", s->time_zone);
+    } else if (s->period_kind == SLO_PERIOD_CALENDAR_WEEK) {
+        snprintf(buf, len, "calendar week (%s)", s->time_zone);
+    } else {
+        snprintf(buf, len, "%s rolling", slo_fmt_duration(s->period_ms, d, sizeof(d)));
+    }
+    return buf;
+}
+
+/* Human durations for explain: "51.8s", "2.2m", "3.1h". */
+static const char *human(int64_t ms, char *buf, size_t len)
+{
+    double s = (double)ms / 1000.0;
+    if (ms < 0) {
+        snprintf(buf, len, "never");
+    } else if (s < 120) {
+        snprintf(buf, len, "%.1fs", s);
+    } else if (s < 7200) {
+        snprintf(buf, len, "%.1fm", s / 60);
+    } else if (s < 172800) {
+        snprintf(buf, len, "%.1fh", s / 3600);
+    } else {
+        snprintf(buf, len, "%.1fd", s / 86400);
+    }
+    return buf;
+}
+
+static void explain_one(const slo_spec_t *s, int64_t eval_ms)
+{
+    char pb[96], d1[32], d2[32], h1[32], h2[32], h3[32];
+    const double B = 1.0 - s->objective;
+    printf("SLO %s (%s, %s:%d)\n", s->id, slo_format_name(s->format), s->file, s->line);
+    printf("  objective %.10g%%  error budget %.10g%%  period %s  budgeting %s\n",
+           s->objective * 100, B * 100, period_text(s, pb, sizeof(pb)),
+           slo_budgeting_name(s->budgeting));
+    printf("  sli %s  no_data %s  min_events %llu", slo_sli_kind_name(s->sli.kind),
+           slo_nodata_name(s->nodata), (unsigned long long)s->min_events);
+    if (s->ngroup_by) {
+        printf("  group_by");
+        for (size_t i = 0; i < s->ngroup_by; i++) {
+            printf("%s%s", i ? "," : " ", s->group_by[i]);
+        }
+        printf(" (max %zu groups)", s->max_groups);
+    }
+    printf("\n");
+    printf("  allowed bad time over the period at 100%% errors: %s\n",
+           human((int64_t)((double)s->period_ms * B), h1, sizeof(h1)));
+    printf("  %-14s %-8s %-6s %-6s %-9s %-11s %-9s %-11s %-11s %s\n", "tier", "severity", "long",
+           "short", "factor", "threshold", "budget%", "detect", "reset", "exhausts");
+    for (size_t i = 0; i < s->ntiers; i++) {
+        const slo_tier_t *t = &s->tiers[i];
+        int64_t det = slo_tier_detection_ms(s, t, 1.0);
+        int64_t rst = slo_tier_reset_ms(s, t);
+        /* time to spend the whole budget at exactly this burn rate: P / factor */
+        int64_t tte = (int64_t)((double)s->period_ms / t->factor);
+        printf("  %-14s %-8s %-6s %-6s %-9.6g %-11.6g %-9.4g %-11s %-11s %s%s\n", t->name,
+               t->severity, slo_fmt_duration(t->long_ms, d1, sizeof(d1)),
+               slo_fmt_duration(t->short_ms, d2, sizeof(d2)), t->factor,
+               slo_tier_threshold(s, t), t->budget_percent, human(det, h1, sizeof(h1)),
+               human(rst, h2, sizeof(h2)), human(tte, h3, sizeof(h3)),
+               t->enabled ? "" : "  (disabled)");
+        printf("    detect_ms=%lld reset_ms=%lld alert=%s\n", (long long)det, (long long)rst,
+               t->alert_name);
+    }
+    printf("  detect: time for a full outage (100%% errors) to fire = long x factor x (1 - "
+           "objective) + for");
+    if (eval_ms > 0) {
+        printf(", plus up to one evaluation interval (%s)", slo_fmt_duration(eval_ms, d1, sizeof(d1)));
+    }
+    printf("\n  reset: time after the outage ends until the alert clears = short x (1 - "
+           "threshold) + keep_firing_for\n\n");
+}
+
+static int cmd_explain(int argc, char **argv)
+{
+    int64_t eval_ms = 0;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--eval-interval") && i + 1 < argc) {
+            if (cfg_parse_duration_ms(argv[++i], &eval_ms) != MT_OK) {
+                fprintf(stderr, "meltp slo explain: bad --eval-interval\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--")) {
+            i++;
+            break;
+        } else {
+            fprintf(stderr, "meltp slo explain: unknown flag %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    slo_set_t *set = load(argv + i, argc - i, eval_ms);
+    if (!set) {
+        return 1;
+    }
+    for (size_t k = 0; k < set->n; k++) {
+        explain_one(&set->slos[k], eval_ms);
+    }
+    slo_set_destroy(set);
+    return 0;
+}
+
+/* Path of `target` relative to the directory of `from` (both as given; absolute-ised). */
+static char *relative_to(const char *target, const char *from)
+{
+    char *t = realpath(target, NULL);
+    char *fdup = strdup(from);
+    char *slash = fdup ? strrchr(fdup, '/') : NULL;
+    char *fdir = NULL;
+    if (fdup) {
+        if (slash) {
+            *slash = 0;
+            fdir = realpath(slash == fdup ? "/" : fdup, NULL);
+        } else {
+            fdir = realpath(".", NULL);
+        }
+    }
+    char *out = NULL;
+    if (t && fdir) {
+        size_t n = strlen(fdir);
+        if (!strncmp(t, fdir, n) && t[n] == '/') {
+            out = strdup(t + n + 1);
+        } else {
+            out = strdup(t);
+        }
+    }
+    free(t);
+    free(fdup);
+    free(fdir);
+    return out ? out : strdup(target);
+}
+
+static int cmd_rules(int argc, char **argv)
+{
+    const char *out = NULL, *tests = NULL;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if ((!strcmp(argv[i], "--out") || !strcmp(argv[i], "-o")) && i + 1 < argc) {
+            out = argv[++i];
+        } else if (!strcmp(argv[i], "--tests") && i + 1 < argc) {
+            tests = argv[++i];
+        } else if (!strcmp(argv[i], "--")) {
+            i++;
+            break;
+        } else {
+            fprintf(stderr, "meltp slo rules: unknown flag %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (tests && !out) {
+        fprintf(stderr, "meltp slo rules: --tests needs --out (the tests load the rules file)\n");
+        return 2;
+    }
+    slo_set_t *set = load(argv + i, argc - i, 0);
+    if (!set) {
+        return 1;
+    }
+    mt_errbuf_t eb;
+    mt_errbuf_clear(&eb);
+    int rc = 0;
+    FILE *f = out ? fopen(out, "w") : stdout;
+    if (!f) {
+        perror(out);
+        slo_set_destroy(set);
+        return 1;
+    }
+    if (slo_rules_write(f, set, &eb) != MT_OK) {
+        fprintf(stderr, "meltp slo rules: %s\n", eb.msg);
+        rc = 1;
+    }
+    if (out && fclose(f) != 0) {
+        perror(out);
+        rc = 1;
+    }
+    if (rc == 0 && tests) {
+        FILE *tf = fopen(tests, "w");
+        if (!tf) {
+            perror(tests);
+            rc = 1;
+        } else {
+            char *rel = relative_to(out, tests);
+            if (slo_rules_tests_write(tf, set, rel, &eb) != MT_OK) {
+                fprintf(stderr, "meltp slo rules: %s\n", eb.msg);
+                rc = 1;
+            }
+            free(rel);
+            if (fclose(tf) != 0) {
+                perror(tests);
+                rc = 1;
+            }
+        }
+    }
+    slo_set_destroy(set);
+    return rc;
+}
+
+static int cmd_dashboards(int argc, char **argv)
+{
+    const char *dir = "dashboards";
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if ((!strcmp(argv[i], "--out") || !strcmp(argv[i], "-o")) && i + 1 < argc) {
+            dir = argv[++i];
+        } else if (!strcmp(argv[i], "--")) {
+            i++;
+            break;
+        } else {
+            fprintf(stderr, "meltp slo dashboards: unknown flag %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    slo_set_t *set = load(argv + i, argc - i, 0);
+    if (!set) {
+        return 1;
+    }
+    mt_errbuf_t eb;
+    mt_errbuf_clear(&eb);
+    int rc = 0;
+    if (slo_dashboards_write(dir, set, stdout, &eb) != MT_OK) {
+        fprintf(stderr, "meltp slo dashboards: %s\n", eb.msg);
+        rc = 1;
+    }
+    slo_set_destroy(set);
+    return rc;
+}
+
+int slo_cli_main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "explain")) {
+        return cmd_explain(argc - 1, argv + 1);
+    }
+    if (!strcmp(cmd, "rules")) {
+        return cmd_rules(argc - 1, argv + 1);
+    }
+    if (!strcmp(cmd, "dashboards")) {
+        return cmd_dashboards(argc - 1, argv + 1);
+    }
+    if (!strcmp(cmd, "test-notify")) {
+        if (!slo_notify_test_main) {
+            fprintf(stderr, "meltp slo test-notify: notifiers are not available in this build\n");
+            return 2;
+        }
+        return slo_notify_test_main(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "meltp slo: unknown subcommand \"%s\"\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,166 @@
+"""`meltp slo rules|explain|dashboards` against the example specs in rules/slos/: generated rule
+files pass `promtool check rules`, the generated promtool unit tests pass and really assert
+alert behaviour (a full outage pages, healthy traffic fires nothing; sabotaged rules fail them),
+explain prints the slo.md 2.3 numbers, dashboards are valid Grafana JSON, and lint errors
+reach the command line as FILE:LINE: path: reason."""
+import glob
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+from harness import MELTP, ROOT
+
+SPECS = sorted(glob.glob(os.path.join(ROOT, "rules", "slos", "*.yaml")))
+
+
+def run(*args, cwd=None):
+    p = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
+                       cwd=cwd)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def have_promtool():
+    return shutil.which("promtool") is not None
+
+
+def gen(specs, d):
+    rules, tests = os.path.join(d, "rules.yml"), os.path.join(d, "tests.yml")
+    rc, out, err = run(MELTP, "slo", "rules", "--out", rules, "--tests", tests, *specs)
+    assert rc == 0, err
+    return rules, tests
+
+
+def test_rules_promtool_check_and_unit_tests_all_specs():
+    assert len(SPECS) >= 3, SPECS
+    assert have_promtool(), "promtool is required (Debian package prometheus)"
+    d = tempfile.mkdtemp(prefix="meltp-slo-")
+    rules, tests = gen(SPECS, d)
+    rc, out, err = run("promtool", "check", "rules", rules)
+    assert rc == 0, out + err
+    assert "SUCCESS" in out
+    rc, out, err = run("promtool", "test", "rules", tests)
+    assert rc == 0, out + err
+    text = open(tests).read()
+    # every SLO of the examples got an outage and a healthy test that assert alerts
+    for sid in ("patient-api-availability", "patient-api-latency", "billing-requests-availability",
+                "billing-invoice-jobs", "scheduling-booking-availability",
+                "scheduling-search-latency"):
+        assert "'%s full outage pages'" % sid in text, sid
+        assert "'%s healthy fires nothing'" % sid in text, sid
+    assert "sloth_severity: 'page'" in text and "exp_alerts: []" in text
+
+
+def test_rules_each_spec_file_checks():
+    for spec in SPECS:
+        d = tempfile.mkdtemp(prefix="meltp-slo-")
+        rules, tests = gen([spec], d)
+        rc, out, err = run("promtool", "check", "rules", rules)
+        assert rc == 0, spec + out + err
+        rc, out, err = run("promtool", "test", "rules", tests)
+        assert rc == 0, spec + out + err
+
+
+def test_generated_tests_catch_broken_rules():
+    """The promtool tests are not vacuous: rules that can never page make them fail, and so do
+    rules that always page."""
+    d = tempfile.mkdtemp(prefix="meltp-slo-")
+    rules, tests = gen([os.path.join(ROOT, "rules", "slos", "sloth-billing.yaml")], d)
+    good = open(rules).read()
+    never = good.replace("> (14.4 * 0.001)", "> (1e9 * 0.001)").replace(
+        "> (6 * 0.001)", "> (1e9 * 0.001)")
+    assert never != good
+    open(rules, "w").write(never)
+    rc, out, err = run("promtool", "test", "rules", tests)
+    assert rc != 0, "tests passed with rules that never page"
+    always = good.replace("> (14.4 * 0.001)", ">= (0 * 0.001)").replace(
+        "> (6 * 0.001)", ">= (0 * 0.001)")
+    open(rules, "w").write(always)
+    rc, out, err = run("promtool", "test", "rules", tests)
+    assert rc != 0, "tests passed with rules that always page"
+
+
+def test_rules_stdout_sloth_names_and_labels():
+    rc, out, err = run(MELTP, "slo", "rules", os.path.join(ROOT, "rules", "slos", "sloth-billing.yaml"))
+    assert rc == 0, err
+    for name in ("slo:sli_error:ratio_rate5m", "slo:sli_error:ratio_rate30m",
+                 "slo:sli_error:ratio_rate1h", "slo:sli_error:ratio_rate2h",
+                 "slo:sli_error:ratio_rate6h", "slo:sli_error:ratio_rate1d",
+                 "slo:sli_error:ratio_rate3d", "slo:sli_error:ratio_rate30d",
+                 "slo:objective:ratio", "slo:error_budget:ratio", "slo:time_period:days",
+                 "slo:current_burn_rate:ratio", "slo:period_burn_rate:ratio",
+                 "slo:period_error_budget_remaining:ratio", "sloth_slo_info"):
+        assert "record: " + name + "\n" in out, name
+    assert "- name: sloth-slo-sli-recordings-billing-requests-availability" in out
+    assert "- name: sloth-slo-alerts-billing-requests-availability" in out
+    assert "alert: BillingHighErrorRate" in out
+    assert "sloth_severity: 'page'" in out and "routing_key: 'billing-oncall'" in out
+    assert "slack_channel: '#alerts-billing'" in out
+    # Sloth's queries are kept, with the window filled in
+    assert 'sum(rate(http_requests_total{job="billing",code=~"(5..|429)"}[5m]))' in out
+    # invoice-jobs has its page alert disabled: only a ticket rule
+    grp = out.split("- name: sloth-slo-alerts-billing-invoice-jobs")[1]
+    assert "sloth_severity: 'ticket'" in grp and "sloth_severity: 'page'" not in grp
+    assert "sum by (queue) (increase(invoice_jobs_failed_total" in out
+
+
+def test_explain_matches_slo_md_formulas():
+    rc, out, err = run(MELTP, "slo", "explain", os.path.join(ROOT, "rules", "slos", "sloth-billing.yaml"))
+    assert rc == 0, err
+    block = out.split("SLO billing-requests-availability")[1].split("\nSLO ")[0]
+    lines = [l.strip() for l in block.splitlines() if "detect_ms=" in l]
+    got = [dict(kv.split("=") for kv in l.split() if "=" in kv) for l in lines]
+    B = 1 - 0.999
+    tiers = [(3600, 300, 14.4), (6 * 3600, 1800, 6), (86400, 7200, 3), (3 * 86400, 6 * 3600, 1)]
+    assert len(got) == 4
+    for g, (lw, sw, f) in zip(got, tiers):
+        detect = lw * f * B / 1.0 * 1000          # W_long x factor x B / e, e = 1
+        reset = sw * (1 - f * B) * 1000           # W_short x (1 - threshold)
+        assert abs(int(g["detect_ms"]) - detect) <= 1, (g, detect)
+        assert abs(int(g["reset_ms"]) - reset) <= 1, (g, reset)
+    # slo.md: 1h/14.4 fires after about 52s, 6h/6 about 130s, 3d/1 about 260s
+    assert [round(int(g["detect_ms"]) / 1000) for g in got] == [52, 130, 259, 259]
+
+
+def test_dashboards_written_and_valid():
+    d = tempfile.mkdtemp(prefix="meltp-dash-")
+    rc, out, err = run(MELTP, "slo", "dashboards", "--out", d, *SPECS)
+    assert rc == 0, err
+    files = sorted(os.listdir(d))
+    assert files == ["slo-billing.json", "slo-patient-api.json", "slo-scheduling.json"], files
+    dash = json.load(open(os.path.join(d, "slo-billing.json")))
+    assert dash["title"] == "SLOs / billing" and dash["uid"].startswith("meltp-slo-")
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    titles = [p["title"] for p in dash["panels"]]
+    assert "Burn rate per window (x budget)" in titles
+    assert "Error budget remaining over the period" in titles
+    assert any("slo:period_error_budget_remaining:ratio" in e for e in exprs)
+    assert any("slo:sli_error:ratio_rate1h" in e for e in exprs)
+    # deterministic: a second run writes the same bytes
+    d2 = tempfile.mkdtemp(prefix="meltp-dash-")
+    run(MELTP, "slo", "dashboards", "--out", d2, *SPECS)
+    for f in files:
+        assert open(os.path.join(d, f)).read() == open(os.path.join(d2, f)).read()
+
+
+def test_lint_errors_on_the_command_line():
+    d = tempfile.mkdtemp(prefix="meltp-slo-")
+    spec = os.path.join(d, "bad.yaml")
+    open(spec, "w").write(
+        "service: svc\n"
+        "slos:\n"
+        "  - name: a\n"
+        "    objective: 90\n"
+        "    sli:\n"
+        "      ratio:\n"
+        "        bad: 'x_total{code=~\"5(\"}'\n"
+        "        total: x_total\n")
+    for sub in ("rules", "explain", "dashboards"):
+        rc, out, err = run(MELTP, "slo", sub, spec)
+        assert rc == 1, (sub, rc, err)
+        assert spec + ":7: slos[0].sli.ratio.bad: label code: regex \"5(\" does not compile" in err, err
+    rc, out, err = run(MELTP, "slo", "rules", spec.replace("bad", "missing"))
+    assert rc == 1 and "matches no file" in err, err
+    rc, out, err = run(MELTP, "slo", "frobnicate")
+    assert rc == 2
