@@ -150,7 +150,8 @@ typedef struct {
     int enabled;
     int64_t for_ms;          /* 0 = none */
     int64_t keep_firing_for_ms;
-    char *alert_name;        /* alertname (Sloth alerting.name) */
+    char *alert_name;        /* alertname: Sloth alerting.name / native alerting.name; default
+                              * CamelCase(service)+CamelCase(name)+"BurnRate" */
     slo_kv_t labels;         /* full alert labels: sloth_severity + alert-wide + tier labels */
     slo_kv_t annotations;    /* full annotations (title, runbook_url, ...) */
 } slo_tier_t;

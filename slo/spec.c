@@ -1130,8 +1130,7 @@ static void native_sli(ld_t *L, slo_spec_t *s, const cfg_node_t *sli, const char
         q->has_good = sel_from_node(L, m, p, "good", &q->good) > 0;
         q->has_bad = sel_from_node(L, m, p, "bad", &q->bad) > 0;
         q->has_total = sel_from_node(L, m, p, "total", &q->total) > 0;
-        if (q->has_good + q->has_bad + q->has_total != 2
-            || (q->has_good && q->has_bad && !q->has_total && 0)) {
+        if (q->has_good + q->has_bad + q->has_total != 2) {
             cfg_error(L->c, m->line, p, "give exactly two of good, bad, total");
         }
     } else if (want_map(L, sli, path, "latency", &m) > 0) {
@@ -1742,8 +1741,6 @@ static void oslo_sli(ld_t *L, slo_spec_t *s, const cfg_node_t *sli_spec, const c
          * threshold (lte/lt: good when at or below value). */
         char *p = xprintf("%s", path);
         q->kind = SLO_SLI_LATENCY;
-        cfg_node_t holder = {0};
-        (void)holder;
         if (oslo_metric(L, sli_spec, p, "thresholdMetric", &q->histogram, &q->total_query, NULL,
                         NULL)
             > 0) {
