@@ -503,7 +503,9 @@ report() {
                 echo "phase C targets (at $rate samples/s, $ACTIVE_SERIES active series):"
                 echo "  CPU per million samples <= $TARGET_RW_CPU_PER_M s:     $(verdict "$(calc '%d' "$cpm <= $TARGET_RW_CPU_PER_M")") ($cpm; loadgen used ${lg_cpu} CPU-s)"
                 echo "  RSS per active series <= $TARGET_RW_BYTES_PER_SERIES B:   $(verdict "$(calc '%d' "$bps <= $TARGET_RW_BYTES_PER_SERIES")") ($bps B: peak $rss MiB - idle $idle MiB, over $ACTIVE_SERIES series)"
-                echo "  every sample delivered:              $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, plus $tinfo target_info samples; $ref refused requests, $err errors; last sample arrived ${wait}s after the load ended)"
+                local waited="the last sample arrived ${wait}s after the load ended"
+                [ "$del" -lt "$sent" ] && waited="bench.sh gave up waiting ${wait}s after the load ended"
+                echo "  every sample delivered:              $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, plus $tinfo target_info samples; $ref refused requests, $err errors; $waited)"
                 echo "  offered rate held:                   $(verdict "$(calc '%d' "$sps >= 0.98 * $rate")") ($sps samples/s; worst request start lag ${lag} ms; $bpr bytes/request)"
             else
                 echo "phase D (remote-write saturation):"

@@ -224,6 +224,16 @@ def test_fixtures_scraped_as_text_and_checked_by_promtool():
                                and "fixture-metrics-3" in t else None)(body()), 10,
                       what="fixture series on /metrics")
     promtool_check(text)
+
+    # the exporter works asynchronously: wait (bounded) until the last file's points are in
+    def all_in():
+        sm = parse(body())
+        return sm if all(find(sm, n, **l) == [v] for n, l, v in want) else None
+    try:
+        wait_until(all_in, 10, what="every fixture value on /metrics")
+    except AssertionError:
+        pass
+    text = body()
     samples = parse(text)
     for name, labels, value in want:
         got = find(samples, name, **labels)
