@@ -8,6 +8,7 @@
 #include "otlp.h"
 #include "otlp_json.h"
 #include "codec.h"
+#include "httpc.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>
@@ -87,9 +88,7 @@ typedef struct ohstate {
 
 typedef struct ohworker {
     CURL *curl;
-    char *resp;
-    size_t resp_len, resp_cap, resp_max;
-    int retry_after_s;
+    httpc_resp_t resp;
 } ohworker_t;
 
 static int otlphttp_create(exporter_t *ex, mt_errbuf_t *eb)
@@ -151,57 +150,6 @@ static void otlphttp_destroy(exporter_t *ex)
     ex->state = NULL;
 }
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    ohworker_t *w = ud;
-    size_t len = sz * n;
-    if (w->resp_len + len > w->resp_max) {
-        return 0; /* oversize response: treated as a permanent failure */
-    }
-    if (w->resp_len + len + 1 > w->resp_cap) {
-        size_t nc = (w->resp_len + len + 1) * 2;
-        char *np = realloc(w->resp, nc);
-        if (!np) {
-            return 0;
-        }
-        w->resp = np;
-        w->resp_cap = nc;
-    }
-    memcpy(w->resp + w->resp_len, p, len);
-    w->resp_len += len;
-    w->resp[w->resp_len] = 0;
-    return len;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-    ohworker_t *w = ud;
-    size_t len = sz * n;
-    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-        char v[128];
-        size_t vl = len - 12 < sizeof(v) - 1 ? len - 12 : sizeof(v) - 1;
-        memcpy(v, p + 12, vl);
-        v[vl] = 0;
-        char *s = v;
-        while (*s == ' ') {
-            s++;
-        }
-        char *end;
-        long secs = strtol(s, &end, 10);
-        if (end != s && (*end == 0 || *end == '\r' || *end == '\n')) {
-            w->retry_after_s = (int)(secs > 3600 ? 3600 : secs < 0 ? 0 : secs);
-        } else {
-            /* HTTP-date */
-            time_t t = curl_getdate(s, NULL);
-            time_t now = time(NULL);
-            if (t > now) {
-                w->retry_after_s = (int)(t - now > 3600 ? 3600 : t - now);
-            }
-        }
-    }
-    return len;
-}
-
 static void *otlphttp_worker_init(exporter_t *ex)
 {
     otlphttp_cfg_t *cfg = ex->cfg;
@@ -210,7 +158,7 @@ static void *otlphttp_worker_init(exporter_t *ex)
         return NULL;
     }
     w->curl = curl_easy_init();
-    w->resp_max = (size_t)cfg->max_response;
+    w->resp.max = (size_t)cfg->max_response;
     return w;
 }
 
@@ -220,7 +168,7 @@ static void otlphttp_worker_fini(exporter_t *ex, void *ws)
     ohworker_t *w = ws;
     if (w) {
         curl_easy_cleanup(w->curl);
-        free(w->resp);
+        httpc_resp_free(&w->resp);
         free(w);
     }
 }
@@ -339,8 +287,7 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
         body = owned;
     }
     CURL *c = w->curl;
-    w->resp_len = 0;
-    w->retry_after_s = 0;
+    httpc_resp_reset(&w->resp);
     curl_easy_setopt(c, CURLOPT_URL, st->url[s]);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)body);
@@ -356,10 +303,10 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
         tenant_hdrs = curl_slist_append(tenant_hdrs, line);
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, tenant_hdrs ? tenant_hdrs : st->hdrs[cfg->encoding]);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, w);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, httpc_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &w->resp);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, httpc_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &w->resp);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->common.timeout);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(cfg->common.timeout < 10000 ? cfg->common.timeout : 10000));
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -387,8 +334,15 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     char smsg[400];
+    if (code >= 200 && code < 300 && w->resp.truncated) {
+        /* a response we cannot read whole cannot be trusted (partial_success): permanent */
+        snprintf(res->msg, sizeof(res->msg), "%s: response larger than max_response_size",
+                 st->url[s]);
+        res->reason = "response_too_large";
+        return MT_EPERM;
+    }
     if (code >= 200 && code < 300) {
-        res->rejected = partial_rejected(s, w->resp, w->resp_len, smsg, sizeof(smsg));
+        res->rejected = partial_rejected(s, w->resp.body, w->resp.len, smsg, sizeof(smsg));
         if (res->rejected > 0) {
             snprintf(res->msg, sizeof(res->msg), "%s", smsg);
         }
@@ -396,9 +350,9 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
     }
     const char *ct = NULL;
     curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
-    status_message(w->resp, w->resp_len, ct && strstr(ct, "json") != NULL, smsg, sizeof(smsg));
+    status_message(w->resp.body, w->resp.len, ct && strstr(ct, "json") != NULL, smsg, sizeof(smsg));
     snprintf(res->msg, sizeof(res->msg), "%s: HTTP %ld: %s", st->url[s], code, smsg);
-    res->retry_after_ms = w->retry_after_s * 1000;
+    res->retry_after_ms = w->resp.retry_after_s * 1000;
     if (code == 429 || code == 502 || code == 503 || code == 504) {
         res->reason = "http_retryable";
         return MT_ERETRY;

@@ -15,6 +15,7 @@
 #include "otlp.h"
 #include "promconv.h"
 #include "codec.h"
+#include "httpc.h"
 #include "prom_rw2.pb-c.h"
 
 #include <curl/curl.h>
@@ -601,15 +602,9 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
         size_t vl = len - 12 < sizeof(v) - 1 ? len - 12 : sizeof(v) - 1;
         memcpy(v, p + 12, vl);
         v[vl] = 0;
-        char *e;
-        long s = strtol(v, &e, 10);
-        if (e != v) {
-            sh->retry_after_s = (int)(s < 0 ? 0 : s > 3600 ? 3600 : s);
-        } else {
-            time_t t = curl_getdate(v, NULL), now = time(NULL);
-            if (t > now) {
-                sh->retry_after_s = (int)(t - now > 3600 ? 3600 : t - now);
-            }
+        int secs = httpc_retry_after(v);
+        if (secs > 0) {
+            sh->retry_after_s = secs;
         }
     }
     if (len > 29 && strncasecmp(p, "X-Prometheus-Remote-Write-", 26) == 0) {

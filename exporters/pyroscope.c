@@ -14,6 +14,7 @@
 #include "component.h"
 #include "otlp.h"
 #include "codec.h"
+#include "httpc.h"
 #include "pprof_conv.h"
 
 #include <curl/curl.h>
@@ -107,9 +108,7 @@ typedef struct pstate {
 
 typedef struct pworker {
     CURL *curl;
-    char *resp;
-    size_t resp_len, resp_cap, resp_max;
-    int retry_after_s;
+    httpc_resp_t resp;
 } pworker_t;
 
 static int pyro_create(exporter_t *ex, mt_errbuf_t *eb)
@@ -160,59 +159,6 @@ static void pyro_destroy(exporter_t *ex)
     }
 }
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    pworker_t *w = ud;
-    size_t len = sz * n;
-    if (w->resp_len + len > w->resp_max) {
-        len = w->resp_max - w->resp_len; /* keep the head of an oversize message */
-        if (!len) {
-            return sz * n;
-        }
-    }
-    if (w->resp_len + len + 1 > w->resp_cap) {
-        size_t nc = (w->resp_len + len + 1) * 2;
-        char *np = realloc(w->resp, nc);
-        if (!np) {
-            return 0;
-        }
-        w->resp = np;
-        w->resp_cap = nc;
-    }
-    memcpy(w->resp + w->resp_len, p, len);
-    w->resp_len += len;
-    w->resp[w->resp_len] = 0;
-    return sz * n;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-    pworker_t *w = ud;
-    size_t len = sz * n;
-    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-        char v[128];
-        size_t vl = len - 12 < sizeof(v) - 1 ? len - 12 : sizeof(v) - 1;
-        memcpy(v, p + 12, vl);
-        v[vl] = 0;
-        char *s = v;
-        while (*s == ' ') {
-            s++;
-        }
-        char *end;
-        long secs = strtol(s, &end, 10);
-        if (end != s && (*end == 0 || *end == '\r' || *end == '\n')) {
-            w->retry_after_s = (int)(secs > 3600 ? 3600 : secs < 0 ? 0 : secs);
-        } else {
-            time_t t = curl_getdate(s, NULL);
-            time_t now = time(NULL);
-            if (t > now) {
-                w->retry_after_s = (int)(t - now > 3600 ? 3600 : t - now);
-            }
-        }
-    }
-    return len;
-}
-
 static void *pyro_worker_init(exporter_t *ex)
 {
     pyro_cfg_t *cfg = ex->cfg;
@@ -221,7 +167,7 @@ static void *pyro_worker_init(exporter_t *ex)
         return NULL;
     }
     w->curl = curl_easy_init();
-    w->resp_max = (size_t)cfg->max_response;
+    w->resp.max = (size_t)cfg->max_response;
     return w;
 }
 
@@ -231,7 +177,7 @@ static void pyro_worker_fini(exporter_t *ex, void *ws)
     pworker_t *w = ws;
     if (w) {
         curl_easy_cleanup(w->curl);
-        free(w->resp);
+        httpc_resp_free(&w->resp);
         free(w);
     }
 }
@@ -419,17 +365,16 @@ static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *
         snprintf(line, sizeof(line), "X-Scope-OrgID: %s", res->tenant);
         hdrs = curl_slist_append(hdrs, line);
     }
-    w->resp_len = 0;
-    w->retry_after_s = 0;
+    httpc_resp_reset(&w->resp);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, w);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, httpc_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &w->resp);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, httpc_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &w->resp);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->common.timeout);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(cfg->common.timeout < 10000 ? cfg->common.timeout : 10000));
@@ -459,16 +404,16 @@ static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *
     }
     /* Pyroscope answers errors as text or Connect JSON: keep the head of it, on one line */
     char smsg[300];
-    size_t sl = w->resp_len < sizeof(smsg) - 1 ? w->resp_len : sizeof(smsg) - 1;
+    size_t sl = w->resp.len < sizeof(smsg) - 1 ? w->resp.len : sizeof(smsg) - 1;
     for (size_t i = 0; i < sl; i++) {
-        smsg[i] = w->resp[i] == '\n' || w->resp[i] == '\r' ? ' ' : w->resp[i];
+        smsg[i] = w->resp.body[i] == '\n' || w->resp.body[i] == '\r' ? ' ' : w->resp.body[i];
     }
     while (sl && smsg[sl - 1] == ' ') {
         sl--;
     }
     smsg[sl] = 0;
     snprintf(res->msg, sizeof(res->msg), "%s: HTTP %ld: %s", st->url, code, smsg);
-    res->retry_after_ms = w->retry_after_s * 1000;
+    res->retry_after_ms = w->resp.retry_after_s * 1000;
     if (code == 429 || code >= 500) {
         res->reason = code == 429 ? "http_429" : "http_5xx";
         return MT_ERETRY;

@@ -383,3 +383,33 @@ UNIT_TEST(codec_names)
     CHECK_STR(codec_name(CODEC_UNKNOWN), "unknown");
     CHECK_STR(codec_name((codec_t)42), "unknown");
 }
+
+/* ---- collector/httpc.c: Retry-After and capped response bodies ------------------------------ */
+#include "httpc.h"
+
+UNIT_TEST(httpc_retry_after_forms)
+{
+    CHECK(httpc_retry_after("120") == 120);
+    CHECK(httpc_retry_after("  7\r\n") == 7);
+    CHECK(httpc_retry_after("999999") == 3600);
+    CHECK(httpc_retry_after("-5") == 0);
+    CHECK(httpc_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0); /* in the past */
+    CHECK(httpc_retry_after("Wed, 21 Oct 2099 07:28:00 GMT") == 3600);
+    CHECK(httpc_retry_after("soon") == -1);
+}
+
+UNIT_TEST(httpc_body_keeps_head_under_cap)
+{
+    httpc_resp_t r = {0};
+    r.max = 8;
+    char hdr[] = "Retry-After: 3\r\n";
+    CHECK(httpc_on_header(hdr, 1, sizeof(hdr) - 1, &r) == sizeof(hdr) - 1);
+    CHECK(r.retry_after_s == 3);
+    CHECK(httpc_on_body((char *)"hello ", 1, 6, &r) == 6);
+    CHECK(httpc_on_body((char *)"world", 1, 5, &r) == 5); /* consumed, but only 2 kept */
+    CHECK(r.len == 8 && r.truncated);
+    CHECK_STR(r.body, "hello wo");
+    httpc_resp_reset(&r);
+    CHECK(r.len == 0 && !r.truncated && r.retry_after_s == 0);
+    httpc_resp_free(&r);
+}

@@ -1,0 +1,87 @@
+/*
+ * httpc.c - see httpc.h.
+ */
+#include "httpc.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+void httpc_resp_reset(httpc_resp_t *r)
+{
+    r->len = 0;
+    r->truncated = 0;
+    r->retry_after_s = 0;
+    if (r->body) {
+        r->body[0] = 0;
+    }
+}
+
+void httpc_resp_free(httpc_resp_t *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = r->cap = 0;
+}
+
+size_t httpc_on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    httpc_resp_t *r = ud;
+    size_t len = sz * n, take = len;
+    if (r->len + take > r->max) {
+        take = r->max > r->len ? r->max - r->len : 0;
+        r->truncated = 1;
+    }
+    if (take && r->len + take + 1 > r->cap) {
+        size_t nc = (r->len + take + 1) * 2;
+        char *np = realloc(r->body, nc);
+        if (!np) {
+            return 0; /* curl reports a write error */
+        }
+        r->body = np;
+        r->cap = nc;
+    }
+    if (take) {
+        memcpy(r->body + r->len, p, take);
+        r->len += take;
+        r->body[r->len] = 0;
+    }
+    return len;
+}
+
+int httpc_retry_after(const char *value)
+{
+    while (*value == ' ' || *value == '\t') {
+        value++;
+    }
+    char *end;
+    long secs = strtol(value, &end, 10);
+    if (end != value && (*end == 0 || *end == '\r' || *end == '\n' || *end == ' ')) {
+        return (int)(secs > 3600 ? 3600 : secs < 0 ? 0 : secs);
+    }
+    time_t t = curl_getdate(value, NULL);
+    if (t < 0) {
+        return -1;
+    }
+    time_t now = time(NULL);
+    return t > now ? (int)(t - now > 3600 ? 3600 : t - now) : 0;
+}
+
+size_t httpc_on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    httpc_resp_t *r = ud;
+    size_t len = sz * n;
+    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+        char v[128];
+        size_t vl = len - 12 < sizeof(v) - 1 ? len - 12 : sizeof(v) - 1;
+        memcpy(v, p + 12, vl);
+        v[vl] = 0;
+        int s = httpc_retry_after(v);
+        if (s > 0) {
+            r->retry_after_s = s;
+        }
+    }
+    return len;
+}
