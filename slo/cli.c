@@ -22,13 +22,17 @@ static void usage(FILE *f)
             "       meltp slo rules [--out RULES.yml] [--tests TESTS.yml] SPEC...\n"
             "       meltp slo dashboards [--out DIR] SPEC...\n"
             "       meltp slo test-notify ...\n"
+            "       meltp slo simulate --series SERIES.json SPEC...\n"
             "\n"
             "SPEC files may be native meltp (version: meltp/v1), Sloth (version: prometheus/v1)\n"
             "or OpenSLO v1 (apiVersion: openslo/v1), detected per YAML document.\n"
             "rules: writes Prometheus recording and alerting rules to stdout (or --out);\n"
             "  --tests FILE also writes promtool unit tests for them (needs --out: the tests\n"
             "  refer to the rules file by its path relative to FILE).\n"
-            "dashboards: writes one Grafana dashboard per service to DIR (default dashboards/).\n");
+            "dashboards: writes one Grafana dashboard per service to DIR (default dashboards/).\n"
+            "simulate: feeds the metric series in SERIES.json through the engine with a\n"
+            "  simulated clock and prints its ratios and alert states as JSON lines (for\n"
+            "  parity tests against the generated rules; format in slo/model.h).\n");
 }
 
 /* Loads every spec file; prints errors to stderr. Returns the set or NULL. */
@@ -293,6 +297,65 @@ static int cmd_dashboards(int argc, char **argv)
     return rc;
 }
 
+static int cmd_simulate(int argc, char **argv)
+{
+    const char *series = NULL;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--series") && i + 1 < argc) {
+            series = argv[++i];
+        } else if (!strcmp(argv[i], "--")) {
+            i++;
+            break;
+        } else {
+            fprintf(stderr, "meltp slo simulate: unknown flag %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!series || i >= argc) {
+        fprintf(stderr, "meltp slo simulate: needs --series FILE and at least one SPEC\n");
+        return 2;
+    }
+    FILE *f = fopen(series, "rb");
+    if (!f) {
+        perror(series);
+        return 1;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0, n;
+    char buf[65536];
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+        if (len + n > cap) {
+            cap = (len + n) * 2;
+            char *t = realloc(text, cap);
+            if (!t) {
+                free(text);
+                fclose(f);
+                fprintf(stderr, "meltp: out of memory\n");
+                return 1;
+            }
+            text = t;
+        }
+        memcpy(text + len, buf, n);
+        len += n;
+    }
+    fclose(f);
+    slo_set_t *set = load(argv + i, argc - i, 0);
+    if (!set) {
+        free(text);
+        return 1;
+    }
+    mt_errbuf_t eb;
+    mt_errbuf_clear(&eb);
+    int rc = slo_simulate(stdout, set, text ? text : "", len, &eb);
+    if (rc != MT_OK) {
+        fprintf(stderr, "meltp slo simulate: %s: %s\n", series, eb.msg);
+    }
+    slo_set_destroy(set);
+    free(text);
+    return rc == MT_OK ? 0 : 1;
+}
+
 int slo_cli_main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -308,6 +371,9 @@ int slo_cli_main(int argc, char **argv)
     }
     if (!strcmp(cmd, "dashboards")) {
         return cmd_dashboards(argc - 1, argv + 1);
+    }
+    if (!strcmp(cmd, "simulate")) {
+        return cmd_simulate(argc - 1, argv + 1);
     }
     if (!strcmp(cmd, "test-notify")) {
         if (!slo_notify_test_main) {

@@ -6,6 +6,8 @@
  * evaluation_interval, drives alert notifications (group_wait, repeat_interval, resolve
  * notices; only the most severe firing tier of an SLO notifies), pushes Sloth-named SLO
  * series into metrics exporter queues, serves GET /api/v1/slos and saves its state.
+ * slo_simulate() runs the same observer and evaluator without threads on a simulated clock
+ * (`meltp slo simulate`, used by the Prometheus parity test).
  *
  * Locking: one engine mutex guards instances, the counter table and change events. The
  * observer holds it while it adds one request's counts (no I/O under it); the evaluator holds
@@ -375,6 +377,16 @@ static int64_t ns_to_ms(uint64_t ns)
     return (int64_t)(ns / 1000000ull);
 }
 
+/* Event time of a metric point's increment. A cumulative or delta point at time t reports
+ * what happened in (previous point or start, t], so its events are placed 1 ms before t:
+ * a window [now - W, now] then holds exactly the increments of the points in (now - W, now],
+ * as Prometheus' increase()/rate() over [W] does on aligned samples (slo_parity tests).
+ * Placed at t, the point at now - W would add the increment of the step before the window. */
+static int64_t point_ms(uint64_t tns, int64_t now)
+{
+    return tns ? ns_to_ms(tns) - 1 : now;
+}
+
 static void observe_traces(slo_engine_t *e, const trace_req_t *req, int64_t now)
 {
     for (size_t i = 0; i < req->n_resource_spans; i++) {
@@ -590,7 +602,10 @@ static void observe_ratio(slo_engine_t *e, size_t di, const metric_t *m, const r
         }
         for (size_t i = 0; i < m->sum->n_data_points; i++) {
             const ndp_t *p = m->sum->data_points[i];
-            lookup_t l = {p->attributes, p->n_attributes, res, m->name, ""};
+            /* the name already matched (with or without _total): let the selector see the
+             * spelling it asks for, or slo_selector_match's exact compare undoes name_matches */
+            lookup_t l = {p->attributes, p->n_attributes, res,
+                          sel[role]->metric ? sel[role]->metric : m->name, ""};
             if (!slo_selector_match(sel[role], lookup_get, &l)) {
                 continue;
             }
@@ -610,7 +625,7 @@ static void observe_ratio(slo_engine_t *e, size_t di, const metric_t *m, const r
             if (!c) {
                 continue;
             }
-            int64_t t = p->time_unix_nano ? ns_to_ms(p->time_unix_nano) : now;
+            int64_t t = point_ms(p->time_unix_nano, now);
             /* a = bad when a bad counter is given, else good; total from the total counter,
              * or good + bad when there is none */
             if (role == 2) {
@@ -712,7 +727,7 @@ static void observe_latency(slo_engine_t *e, size_t di, const metric_t *m, const
         }
         uint64_t total = to_count(dv[1]), good = to_count(dv[0]);
         if (total || good) {
-            rec_add(e, d, r, tns ? ns_to_ms(tns) : now, good, total, now);
+            rec_add(e, d, r, point_ms(tns, now), good, total, now);
         }
     }
 }
@@ -830,6 +845,35 @@ static void eng_free(slo_engine_t *e)
     free(e);
 }
 
+/* Builds one def per SLO of e->set (and the instance of every ungrouped SLO) and the counter
+ * table. Returns MT_OK or MT_ENOMEM (the caller frees with eng_free). */
+static int eng_defs_init(slo_engine_t *e)
+{
+    e->defs = calloc(e->set->n ? e->set->n : 1, sizeof(*e->defs));
+    e->changes = calloc(ENG_MAX_CHANGE_SERVICES, sizeof(*e->changes));
+    if (!e->defs || !e->changes ||
+        slo_ctr_init(&e->ctr, (size_t)(e->cfg.max_series > 0 ? e->cfg.max_series : 65536) * 4 / 3) !=
+            MT_OK) {
+        return MT_ENOMEM;
+    }
+    e->ndefs = e->set->n;
+    for (size_t i = 0; i < e->ndefs; i++) {
+        def_t *d = &e->defs[i];
+        d->spec = &e->set->slos[i];
+        params_from_spec(d->spec, &d->p);
+        const slo_sli_t *sli = &d->spec->sli;
+        d->counts_bad = sli->kind == SLO_SLI_SPANS || sli->kind == SLO_SLI_LOGS ||
+                        (sli->kind == SLO_SLI_RATIO && sli->has_bad);
+        e->signals |= sli->kind == SLO_SLI_SPANS  ? SIG_BIT(MT_SIG_TRACES)
+                      : sli->kind == SLO_SLI_LOGS ? SIG_BIT(MT_SIG_LOGS)
+                                                  : SIG_BIT(MT_SIG_METRICS);
+        if (!d->spec->ngroup_by && !rec_new(e, d, d->spec->id, NULL)) {
+            return MT_ENOMEM;
+        }
+    }
+    return MT_OK;
+}
+
 slo_engine_t *slo_engine_load(const cfg_node_t *node, const char *config_path, cfg_ctx_t *c)
 {
     slo_engine_t *e = calloc(1, sizeof(*e));
@@ -866,31 +910,10 @@ slo_engine_t *slo_engine_load(const cfg_node_t *node, const char *config_path, c
         eng_free(e);
         return NULL;
     }
-    e->defs = calloc(e->set->n ? e->set->n : 1, sizeof(*e->defs));
-    e->changes = calloc(ENG_MAX_CHANGE_SERVICES, sizeof(*e->changes));
-    if (!e->defs || !e->changes ||
-        slo_ctr_init(&e->ctr, (size_t)(e->cfg.max_series > 0 ? e->cfg.max_series : 65536) * 4 / 3) !=
-            MT_OK) {
+    if (eng_defs_init(e) != MT_OK) {
         cfg_error(c, node->line, "slo", "out of memory");
         eng_free(e);
         return NULL;
-    }
-    e->ndefs = e->set->n;
-    for (size_t i = 0; i < e->ndefs; i++) {
-        def_t *d = &e->defs[i];
-        d->spec = &e->set->slos[i];
-        params_from_spec(d->spec, &d->p);
-        const slo_sli_t *sli = &d->spec->sli;
-        d->counts_bad = sli->kind == SLO_SLI_SPANS || sli->kind == SLO_SLI_LOGS ||
-                        (sli->kind == SLO_SLI_RATIO && sli->has_bad);
-        e->signals |= sli->kind == SLO_SLI_SPANS  ? SIG_BIT(MT_SIG_TRACES)
-                      : sli->kind == SLO_SLI_LOGS ? SIG_BIT(MT_SIG_LOGS)
-                                                  : SIG_BIT(MT_SIG_METRICS);
-        if (!d->spec->ngroup_by && !rec_new(e, d, d->spec->id, NULL)) {
-            cfg_error(c, node->line, "slo", "out of memory");
-            eng_free(e);
-            return NULL;
-        }
     }
     if (slo_notifiers_count(e->notifiers)) {
         e->signals |= SIG_BIT(MT_SIG_LOGS); /* change events for the notices */
@@ -1520,4 +1543,198 @@ char *slo_engine_api_json(slo_engine_t *e, size_t *len)
         *len = strlen(s);
     }
     return s;
+}
+
+/* ---- simulation (meltp slo simulate) ----------------------------------------------------- */
+
+/* One input series of the simulation, as the OTLP message the observer reads. */
+typedef struct {
+    metric_t m;
+    Opentelemetry__Proto__Metrics__V1__Sum sum;
+    ndp_t p;
+    ndp_t *pp;
+    kv_t *kv;
+    anyv_t *av;
+    kv_t **kvp;
+    const json_t *values;
+} sim_series_t;
+
+static void sim_eval_line(FILE *out, slo_engine_t *e, int64_t now)
+{
+    json_t *slos = json_array();
+    int events[SLO_EV_MAX_TIERS];
+    for (size_t i = 0; i < e->ndefs; i++) {
+        def_t *d = &e->defs[i];
+        char pw[16];
+        slo_fmt_duration(d->p.period_ms, pw, sizeof(pw));
+        for (size_t k = 0; k < d->n; k++) {
+            inst_rec_t *r = d->insts[k];
+            slo_result_t res;
+            slo_eval_run(&r->in, &d->p, now, &res, events);
+            json_t *wins = json_object();
+            for (int w = 0; w < SLO_NWIN; w++) {
+                json_object_set_new(wins, w == SLO_W_PERIOD ? pw : slo_win_name[w],
+                                    json_pack("{s:I, s:I, s:o}", "good",
+                                              (json_int_t)res.w[w].good, "total",
+                                              (json_int_t)res.w[w].total, "error_ratio",
+                                              jnum(res.w[w].error_ratio)));
+            }
+            json_t *tiers = json_object();
+            for (size_t t = 0; t < d->p.ntiers; t++) {
+                const slo_tier_t *st = &d->spec->tiers[t];
+                json_object_set_new(tiers, st->name ? st->name : "",
+                                    json_pack("{s:s, s:s, s:s}", "state",
+                                              slo_alert_state_name(r->in.alerts[t].state),
+                                              "alert", st->alert_name ? st->alert_name : "",
+                                              "severity", st->severity ? st->severity : ""));
+            }
+            json_array_append_new(slos, json_pack("{s:s, s:s, s:o, s:o}", "id", r->id, "state",
+                                                  slo_state_name(res.state), "windows", wins,
+                                                  "tiers", tiers));
+        }
+    }
+    json_t *line = json_pack("{s:I, s:o}", "t_ms", (json_int_t)now, "slos", slos);
+    char *txt = json_dumps(line, JSON_COMPACT);
+    if (txt) {
+        fprintf(out, "%s\n", txt);
+        free(txt);
+    }
+    json_decref(line);
+}
+
+int slo_simulate(FILE *out, const slo_set_t *set, const char *text, size_t len, mt_errbuf_t *eb)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(text, len, 0, &jerr);
+    if (!doc) {
+        mt_failf(eb, "series: line %d: %s", jerr.line, jerr.text);
+        return MT_EINVAL;
+    }
+    json_int_t start = json_integer_value(json_object_get(doc, "start_ms"));
+    json_int_t step = json_integer_value(json_object_get(doc, "step_ms"));
+    json_int_t every = json_integer_value(json_object_get(doc, "eval_every_ms"));
+    const json_t *jser = json_object_get(doc, "series");
+    const char *temp = json_string_value(json_object_get(doc, "temporality"));
+    int delta = temp && !strcmp(temp, "delta");
+    if (step <= 0 || !json_is_array(jser) || !json_array_size(jser)) {
+        mt_failf(eb, "series: needs step_ms > 0 and a non-empty series array");
+        json_decref(doc);
+        return MT_EINVAL;
+    }
+    if (every <= 0) {
+        every = step;
+    }
+    size_t ns = json_array_size(jser), steps = 0;
+    sim_series_t *sv = calloc(ns, sizeof(*sv));
+    metric_t **mp = calloc(ns, sizeof(*mp));
+    slo_engine_t *e = calloc(1, sizeof(*e));
+    int rc = MT_ENOMEM;
+    if (!sv || !mp || !e) {
+        mt_failf(eb, "out of memory");
+        goto out;
+    }
+    /* an engine without threads, observer, notifiers or state: the simulated clock drives it */
+    e->set = (slo_set_t *)set;
+    e->cfg.max_series = 65536;
+    static tm_counter_t sim_drops; /* the CLI has no self-telemetry to report drops to */
+    e->c_old = e->c_future = e->c_groups = e->c_series = e->c_series_dropped = &sim_drops;
+    if (eng_defs_init(e) != MT_OK) {
+        mt_failf(eb, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < ns; i++) {
+        const json_t *js = json_array_get(jser, i);
+        sim_series_t *s = &sv[i];
+        const char *name = json_string_value(json_object_get(js, "metric"));
+        const json_t *labels = json_object_get(js, "labels");
+        s->values = json_object_get(js, "values");
+        if (!name || !json_is_array(s->values)) {
+            mt_failf(eb, "series[%zu]: needs metric and values", i);
+            rc = MT_EINVAL;
+            goto out;
+        }
+        if (json_array_size(s->values) > steps) {
+            steps = json_array_size(s->values);
+        }
+        size_t nl = json_is_object(labels) ? json_object_size(labels) : 0;
+        s->kv = calloc(nl ? nl : 1, sizeof(*s->kv));
+        s->av = calloc(nl ? nl : 1, sizeof(*s->av));
+        s->kvp = calloc(nl ? nl : 1, sizeof(*s->kvp));
+        if (!s->kv || !s->av || !s->kvp) {
+            mt_failf(eb, "out of memory");
+            goto out;
+        }
+        const char *k;
+        const json_t *v;
+        size_t j = 0;
+        json_object_foreach((json_t *)labels, k, v) {
+            opentelemetry__proto__common__v1__key_value__init(&s->kv[j]);
+            opentelemetry__proto__common__v1__any_value__init(&s->av[j]);
+            s->kv[j].key = (char *)k;
+            s->av[j].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+            s->av[j].string_value = (char *)(json_string_value(v) ? json_string_value(v) : "");
+            s->kv[j].value = &s->av[j];
+            s->kvp[j] = &s->kv[j];
+            j++;
+        }
+        opentelemetry__proto__metrics__v1__metric__init(&s->m);
+        opentelemetry__proto__metrics__v1__sum__init(&s->sum);
+        opentelemetry__proto__metrics__v1__number_data_point__init(&s->p);
+        s->m.name = (char *)name;
+        s->m.data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM;
+        s->m.sum = &s->sum;
+        s->sum.is_monotonic = 1;
+        s->sum.aggregation_temporality =
+            delta ? OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_DELTA
+                  : OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE;
+        s->pp = &s->p;
+        s->sum.data_points = &s->pp;
+        s->p.attributes = s->kvp;
+        s->p.n_attributes = j;
+        s->p.value_case = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE;
+        mp[i] = &s->m;
+    }
+    Opentelemetry__Proto__Metrics__V1__ScopeMetrics sm;
+    opentelemetry__proto__metrics__v1__scope_metrics__init(&sm);
+    sm.metrics = mp;
+    sm.n_metrics = ns;
+    Opentelemetry__Proto__Metrics__V1__ScopeMetrics *smp = &sm;
+    Opentelemetry__Proto__Metrics__V1__ResourceMetrics rm;
+    opentelemetry__proto__metrics__v1__resource_metrics__init(&rm);
+    rm.scope_metrics = &smp;
+    rm.n_scope_metrics = 1;
+    Opentelemetry__Proto__Metrics__V1__ResourceMetrics *rmp = &rm;
+    metrics_req_t req;
+    opentelemetry__proto__collector__v1__export_metrics_service_request__init(&req);
+    req.resource_metrics = &rmp;
+    req.n_resource_metrics = 1;
+    for (size_t i = 0; i < steps; i++) {
+        int64_t t = (int64_t)start + (int64_t)i * (int64_t)step;
+        for (size_t k = 0; k < ns; k++) {
+            const json_t *v = json_array_get(sv[k].values, i);
+            sv[k].sum.n_data_points = json_is_number(v) ? 1 : 0; /* null or short: no sample */
+            sv[k].p.as_double = json_number_value(v);
+            /* time 0 would mean "now" to the observer; t is Unix ms, possibly 0 */
+            sv[k].p.time_unix_nano = (uint64_t)t * 1000000ull;
+        }
+        observe_metrics(e, &req, t);
+        if (((int64_t)i * (int64_t)step) % every == 0) {
+            sim_eval_line(out, e, t);
+        }
+    }
+    rc = MT_OK;
+out:
+    if (e) {
+        e->set = NULL; /* the caller's */
+        eng_free(e);
+    }
+    for (size_t i = 0; sv && i < ns; i++) {
+        free(sv[i].kv);
+        free(sv[i].av);
+        free(sv[i].kvp);
+    }
+    free(sv);
+    free(mp);
+    json_decref(doc);
+    return rc;
 }

@@ -266,4 +266,16 @@ int slo_rules_tests_write(FILE *f, const slo_set_t *set, const char *rules_file,
  * written are printed to `log` when not NULL. */
 int slo_dashboards_write(const char *dir, const slo_set_t *set, FILE *log, mt_errbuf_t *eb);
 
+/* `meltp slo simulate` (slo/engine.c): feeds metric series given as JSON
+ *   {"start_ms": T0, "step_ms": S, "eval_every_ms": E (default S),
+ *    "temporality": "cumulative" (default) | "delta",
+ *    "series": [{"metric": NAME, "labels": {k: v}, "values": [v0, v1, null, ...]}]}
+ * (value i is a Sum point at T0 + i*S; null = no sample) through the engine's own observer
+ * code with a simulated clock, evaluating every SLO at T0 + k*E after that step's samples.
+ * Writes one JSON line per evaluation to `out`: {"t_ms", "slos": [{"id", "state",
+ * "windows": {W: {good, total, error_ratio}}, "tiers": {NAME: {state, alert, severity}}}]}.
+ * The first cumulative sample of a series is its baseline. Returns MT_OK or an error in eb. */
+int slo_simulate(FILE *out, const slo_set_t *set, const char *json, size_t len,
+                 mt_errbuf_t *eb);
+
 #endif

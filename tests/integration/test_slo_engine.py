@@ -1,7 +1,10 @@
 """SLO engine end to end: meltp with an `slo:` section and a native spans spec; OTLP/JSON spans
 with errors go in, /api/v1/slos reports exact counts and burn rates, a webhook sink receives the
 Alertmanager v4 alert, SLO series reach a metrics exporter, the state survives a restart and the
-webhook URL (a secret) never appears in the log."""
+webhook URL (a secret) never appears in the log. A second meltp counts metric SLIs (cumulative
+counters with a reset, names with and without _total, delta sums), latency SLIs (explicit
+buckets with the threshold on a bound, an exponential histogram), a log severity SLI and a
+grouped SLO over its cardinality cap, with exact good/total counts per window."""
 import http.server
 import json
 import os
@@ -265,3 +268,181 @@ def test_slack_teams_shapes_retry_after_and_test_notify():
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(sink.bodies) - n0 == 3, r.stdout
     assert "XXXSECRETXXX" not in r.stdout + r.stderr
+
+
+# ---- metric, latency, log and grouped SLIs through the engine ------------------------------
+
+SPEC_MIX = """version: meltp/v1
+service: shop
+slos:
+  # cumulative counters; the spec names carry _total, the errors arrive with it and the
+  # requests without it (as remote-write input reaches the pipeline)
+  - name: cum
+    objective: 99
+    period: 30d
+    sli:
+      ratio:
+        bad: 'app_errors_total{job="api"}'
+        total: 'app_requests_total{job="api"}'
+  - name: delta
+    objective: 99
+    period: 30d
+    sli:
+      ratio:
+        good: 'jobs_ok'
+        total: 'jobs_all'
+  - name: lat
+    objective: 99
+    period: 30d
+    sli:
+      latency:
+        histogram: 'http_dur{route="/a"}'
+        threshold: 0.25
+  - name: explat
+    objective: 99
+    period: 30d
+    sli:
+      latency:
+        histogram: 'rpc_dur'
+        threshold: 1
+  - name: logs
+    objective: 99
+    period: 30d
+    sli:
+      logs:
+        service: shop
+        min_severity: ERROR
+  - name: grp
+    objective: 99
+    period: 30d
+    sli:
+      ratio:
+        bad: 'grp_bad'
+        total: 'grp_all'
+    group_by: [route]
+    max_groups: 2
+"""
+
+CFG_MIX = """
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+exporters:
+  file/m:
+    path: {dir}/m.jsonl
+  file/l:
+    path: {dir}/l.jsonl
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      exporters: [file/m]
+    logs:
+      receivers: [otlp]
+      exporters: [file/l]
+slo:
+  specs: [SPECDIR/*.yaml]
+  evaluation_interval: 1s
+  state_dir: {dir}/state
+"""
+
+ATTR = lambda k, v: {"key": k, "value": {"stringValue": v}}  # noqa: E731
+
+
+def metrics_json(metrics):
+    return json.dumps({"resourceMetrics": [{
+        "resource": {"attributes": [ATTR("service.name", "shop")]},
+        "scopeMetrics": [{"scope": {"name": "t"}, "metrics": metrics}]}]}).encode()
+
+
+def sum_metric(name, points, delta=False):
+    return {"name": name, "sum": {"aggregationTemporality": 1 if delta else 2,
+                                  "isMonotonic": True, "dataPoints": points}}
+
+
+def npoint(value, t_ns, start_ns, attrs):
+    return {"attributes": attrs, "startTimeUnixNano": str(start_ns), "timeUnixNano": str(t_ns),
+            "asInt": str(value)}
+
+
+def test_metric_latency_log_and_grouped_slis_exact_counts():
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="meltp-slo-")
+    os.makedirs(os.path.join(tmp, "slos"))
+    with open(os.path.join(tmp, "slos", "shop.yaml"), "w") as f:
+        f.write(SPEC_MIX)
+    m = Meltp(CFG_MIX.replace("SPECDIR", tmp + "/slos"))
+    now = time.time_ns()
+    old = now - 3600 * 10**9          # counters started before meltp: first point = baseline
+    t1, t2, t3 = now - 30 * 10**9, now - 20 * 10**9, now - 10 * 10**9
+    job = [ATTR("job", "api")]
+
+    def post(metrics):
+        st, _, body = m.post("/v1/metrics", metrics_json(metrics), "application/json")
+        assert st == 200, body
+
+    # cumulative: baseline, +100/+4, then a reset (new start time): the new values count whole
+    post([sum_metric("app_requests", [npoint(1000, t1, old, job)]),
+          sum_metric("app_errors_total", [npoint(10, t1, old, job)])])
+    post([sum_metric("app_requests", [npoint(1100, t2, old, job)]),
+          sum_metric("app_errors_total", [npoint(14, t2, old, job)])])
+    post([sum_metric("app_requests", [npoint(50, t3, t3 - 10**9, job)]),
+          sum_metric("app_errors_total", [npoint(3, t3, t3 - 10**9, job)])])
+    # a series the selector rejects (job="batch") counts nothing
+    post([sum_metric("app_requests", [npoint(5, t3, t3 - 10**9, [ATTR("job", "batch")])])])
+    # delta sums add directly, the first point included
+    post([sum_metric("jobs_ok", [npoint(5, t1, t1 - 10**9, [])], True),
+          sum_metric("jobs_all", [npoint(8, t1, t1 - 10**9, [])], True)])
+    post([sum_metric("jobs_ok", [npoint(7, t2, t1, [])], True),
+          sum_metric("jobs_all", [npoint(10, t2, t1, [])], True)])
+    # explicit-bucket histogram, cumulative, threshold 0.25 equal to a bound: the le=0.25
+    # bucket is good. Baseline then +5/+10/+4/+1 per bucket -> good 15 of 20
+    def hist(counts, t):
+        return {"name": "http_dur", "histogram": {"aggregationTemporality": 2, "dataPoints": [{
+            "attributes": [ATTR("route", "/a")], "startTimeUnixNano": str(old),
+            "timeUnixNano": str(t), "count": str(sum(counts)),
+            "bucketCounts": [str(c) for c in counts], "explicitBounds": [0.1, 0.25, 0.5]}]}}
+    post([hist([10, 20, 5, 1], t1)])
+    post([hist([15, 30, 9, 2], t2)])
+    # exponential histogram, delta, scale 0 offset -2: buckets (0.25,0.5] (0.5,1] (1,2] (2,4]
+    # hold 1, 2, 3, 4 and the zero bucket 1; threshold 1 -> good = 1 + 1 + 2 = 4 of 11
+    post([{"name": "rpc_dur", "exponentialHistogram": {"aggregationTemporality": 1, "dataPoints": [{
+        "startTimeUnixNano": str(t1), "timeUnixNano": str(t2), "count": "11", "scale": 0,
+        "zeroCount": "1", "positive": {"offset": -2, "bucketCounts": ["1", "2", "3", "4"]}}]}}])
+    # grouped by route, at most 2 groups: /c is the third and is dropped (both of its points)
+    def grp(name, route, v):
+        return sum_metric(name, [npoint(v, t2, t1, [ATTR("route", route)])], True)
+    post([grp("grp_bad", "/a", 1), grp("grp_all", "/a", 10), grp("grp_all", "/b", 5),
+          grp("grp_bad", "/c", 3), grp("grp_all", "/c", 3)])
+    # logs: severity >= ERROR (17) is bad; unspecified (0) counts as good
+    recs = [{"timeUnixNano": str(t2), "severityNumber": s, "body": {"stringValue": "x"}}
+            for s in (9, 13, 17, 21, 0, 5)]
+    st, _, _ = m.post("/v1/logs", json.dumps({"resourceLogs": [{
+        "resource": {"attributes": [ATTR("service.name", "shop")]},
+        "scopeLogs": [{"scope": {"name": "t"}, "logRecords": recs}]}]}).encode(),
+        "application/json")
+    assert st == 200
+
+    want = {"shop-cum": (143, 150), "shop-delta": (12, 18), "shop-lat": (15, 20),
+            "shop-explat": (4, 11), "shop-logs": (4, 6),
+            'shop-grp{route="/a"}': (9, 10), 'shop-grp{route="/b"}': (5, 5)}
+
+    def got():
+        d = {s["id"]: s for s in api(m)["slos"]}
+        ok = all(k in d and d[k]["windows"]["30d"]["total"] == v[1] for k, v in want.items())
+        return d if ok else None
+    d = wait_until(got, 10, what="every SLO to count its events")
+    assert set(d) == set(want), sorted(d)
+    for sid, (good, total) in want.items():
+        for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"):
+            win = d[sid]["windows"][w]
+            assert (win["good"], win["total"]) == (good, total), (sid, w, win)
+            assert abs(win["error_ratio"] - (total - good) / total) < 1e-12, (sid, w, win)
+            assert abs(win["burn_rate"] - (total - good) / total / 0.01) < 1e-9, (sid, w, win)
+    assert m.metric("meltp_slo_events_dropped_total", reason="max_groups") == 2
+    assert m.stop() == 0
