@@ -55,10 +55,6 @@
 #include <stddef.h>
 #include <time.h>
 
-typedef Opentelemetry__Proto__Common__V1__AnyValue anyvalue_t;
-typedef Opentelemetry__Proto__Common__V1__KeyValue keyvalue_t;
-typedef Opentelemetry__Proto__Logs__V1__LogRecord logrecord_t;
-typedef Opentelemetry__Proto__Collector__V1__ExportLogsServiceRequest logs_req_t;
 
 #define LK_MAX_LABELS 15            /* Loki's max_label_names_per_series default */
 #define LK_LABEL_VALUE_MAX 2048     /* Loki's max_label_value_length default */
@@ -485,6 +481,7 @@ typedef struct sbuf {
     char *p;
     size_t len, cap;
     int err;
+    int bad;              /* malformed wire data met while rendering */
 } sbuf_t;
 
 static int sb_grow(sbuf_t *b, size_t n)
@@ -611,66 +608,303 @@ static void sb_double(sbuf_t *b, double v)
     }
 }
 
-static void any_json(sbuf_t *b, const anyvalue_t *v, int depth);
+/* ---- the OTLP wire: a zero-copy walk of the encoded batch --------------------------------- */
 
-static void kvlist_json(sbuf_t *b, keyvalue_t **kv, size_t n, int depth)
+/* The batch is an ExportLogsServiceRequest the receiver already accepted. Instead of
+ * unpacking it with protobuf-c (a copy of every string and an object per value), the exporter
+ * walks the bytes and reads strings as {ptr,len} slices into them. As protobuf-c's
+ * NUL-terminated copies were read with strlen, a string slice ends at its first NUL byte. A
+ * malformed field the walk meets (bad varint, length past the end, known field with the wrong
+ * wire type, groups) makes the batch undecodable, as protobuf_c_message_unpack did; repeated
+ * singular fields keep the last one (for oneof members too). */
+
+typedef struct wf {
+    uint32_t num, wt;
+    uint64_t v;            /* varint, fixed64 or fixed32 value */
+    const uint8_t *p;      /* length-delimited payload */
+    size_t n;
+} wf_t;
+
+static inline const uint8_t *wvarint(const uint8_t *p, const uint8_t *end, uint64_t *v)
 {
+    if (p < end && *p < 0x80) {
+        *v = *p;
+        return p + 1;
+    }
+    uint64_t r = 0;
+    for (int shift = 0; shift < 70 && p < end; shift += 7) {
+        uint8_t c = *p++;
+        r |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = r;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* Next field of a message: 1 (read into *f), 0 at the end, -1 malformed. */
+static inline __attribute__((always_inline)) int wnext(const uint8_t **pp, const uint8_t *end, wf_t *f)
+{
+    const uint8_t *p = *pp;
+    if (p >= end) {
+        return 0;
+    }
+    uint64_t tag;
+    if (!(p = wvarint(p, end, &tag)) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffffu) {
+        return -1;
+    }
+    f->num = (uint32_t)(tag >> 3);
+    f->wt = (uint32_t)(tag & 7);
+    f->v = 0;
+    f->p = NULL;
+    f->n = 0;
+    switch (f->wt) {
+    case 0:
+        if (!(p = wvarint(p, end, &f->v))) {
+            return -1;
+        }
+        break;
+    case 1:
+        if (end - p < 8) {
+            return -1;
+        }
+        f->v = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
+               (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 |
+               (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+        p += 8;
+        break;
+    case 5:
+        if (end - p < 4) {
+            return -1;
+        }
+        f->v = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24;
+        p += 4;
+        break;
+    case 2: {
+        uint64_t l;
+        if (!(p = wvarint(p, end, &l)) || l > (uint64_t)(end - p)) {
+            return -1;
+        }
+        f->p = p;
+        f->n = (size_t)l;
+        p += l;
+        break;
+    }
+    default:
+        return -1; /* groups (3, 4) and invalid wire types: protobuf-c refuses them too */
+    }
+    *pp = p;
+    return 1;
+}
+
+/* Length of a string field as protobuf-c's copy read with strlen would give it. */
+static inline size_t wstrlen(const uint8_t *p, size_t n)
+{
+    if (n <= 32) {
+        for (size_t i = 0; i < n; i++) {
+            if (!p[i]) {
+                return i;
+            }
+        }
+        return n;
+    }
+    const uint8_t *z = memchr(p, 0, n);
+    return z ? (size_t)(z - p) : n;
+}
+
+/* AnyValue: kinds are the oneof field numbers. */
+enum { AV_NONE, AV_STR, AV_BOOL, AV_INT, AV_DOUBLE, AV_ARRAY, AV_KVLIST, AV_BYTES, AV_STRINDEX };
+
+typedef struct av {
+    int kind;
+    const uint8_t *p;      /* string (NUL-cut), bytes, array or kvlist payload */
+    size_t n;
+    uint64_t v;            /* bool, int, double bits */
+} av_t;
+
+static int av_parse(const uint8_t *p, size_t n, av_t *a)
+{
+    static const uint8_t want[9] = {0, 2, 0, 0, 1, 2, 2, 2, 0};
+    const uint8_t *end = p + n;
+    wf_t f;
+    int r;
+    a->kind = AV_NONE;
+    a->p = NULL;
+    a->n = 0;
+    a->v = 0;
+    while ((r = wnext(&p, end, &f)) > 0) {
+        if (f.num > 8) {
+            continue;
+        }
+        if (f.wt != want[f.num]) {
+            return -1;
+        }
+        a->kind = (int)f.num;
+        a->p = f.p;
+        a->n = f.num == AV_STR ? wstrlen(f.p, f.n) : f.n;
+        a->v = f.v;
+    }
+    return r;
+}
+
+/* KeyValue: key slice and the encoded value (empty when absent). */
+static int kv_parse(const uint8_t *p, size_t n, const char **k, size_t *kl, const uint8_t **v,
+                    size_t *vl)
+{
+    const uint8_t *end = p + n;
+    wf_t f;
+    int r;
+    *k = "";
+    *kl = 0;
+    *v = NULL;
+    *vl = 0;
+    while ((r = wnext(&p, end, &f)) > 0) {
+        if (f.num == 1) {
+            if (f.wt != 2) {
+                return -1;
+            }
+            *k = (const char *)f.p;
+            *kl = wstrlen(f.p, f.n);
+        } else if (f.num == 2) {
+            if (f.wt != 2) {
+                return -1;
+            }
+            *v = f.p;
+            *vl = f.n;
+        } else if (f.num == 3 && f.wt != 0) {
+            return -1;
+        }
+    }
+    return r;
+}
+
+/* One attribute, zero-copy; a string value is resolved once. */
+typedef struct wkv {
+    const char *key;
+    const uint8_t *v;
+    const char *s;         /* the value when it is a string */
+    uint32_t klen, vlen, slen;
+    int is_str, kind;
+    uint64_t iv;           /* bool / int value */
+} wkv_t;
+
+static int wkv_parse(const uint8_t *p, size_t n, wkv_t *kv)
+{
+    size_t kl, vl;
+    if (kv_parse(p, n, &kv->key, &kl, &kv->v, &vl) < 0) {
+        return -1;
+    }
+    kv->klen = (uint32_t)kl;
+    kv->vlen = (uint32_t)vl;
+    av_t a;
+    if (av_parse(kv->v, vl, &a) < 0) {
+        return -1;
+    }
+    kv->kind = a.kind;
+    kv->iv = a.v;
+    kv->is_str = a.kind == AV_STR;
+    kv->s = kv->is_str ? (const char *)a.p : NULL;
+    kv->slen = kv->is_str ? (uint32_t)a.n : 0;
+    return 0;
+}
+
+static void any_json(sbuf_t *b, const uint8_t *p, size_t n, int depth);
+
+static void kvlist_json(sbuf_t *b, const uint8_t *p, size_t n, int depth)
+{
+    const uint8_t *end = p + n;
+    wf_t f;
+    int r, i = 0;
     sb_putc(b, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i) {
+    while ((r = wnext(&p, end, &f)) > 0) {
+        if (f.num != 1) {
+            continue;
+        }
+        const char *k;
+        const uint8_t *v;
+        size_t kl, vl;
+        if (f.wt != 2 || kv_parse(f.p, f.n, &k, &kl, &v, &vl) < 0) {
+            b->bad = 1;
+            return;
+        }
+        if (i++) {
             sb_putc(b, ',');
         }
-        sb_json_str(b, kv[i]->key ? kv[i]->key : "", kv[i]->key ? strlen(kv[i]->key) : 0);
+        sb_json_str(b, k, kl);
         sb_putc(b, ':');
-        any_json(b, kv[i]->value, depth + 1);
+        any_json(b, v, vl, depth + 1);
+    }
+    if (r < 0) {
+        b->bad = 1;
     }
     sb_putc(b, '}');
 }
 
 /* AnyValue as a JSON value (Go's json.Marshal of pdata's AsRaw, as Loki stringifies). */
-static void any_json(sbuf_t *b, const anyvalue_t *v, int depth)
+static void any_json(sbuf_t *b, const uint8_t *p, size_t n, int depth)
 {
-    if (!v || depth > LK_MAX_DEPTH) {
+    av_t a;
+    if (depth > LK_MAX_DEPTH) {
         sb_puts(b, "null");
         return;
     }
-    switch (v->value_case) {
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-        sb_json_str(b, v->string_value, strlen(v->string_value));
+    if (av_parse(p, n, &a) < 0) {
+        b->bad = 1;
+        return;
+    }
+    switch (a.kind) {
+    case AV_STR:
+        sb_json_str(b, (const char *)a.p, a.n);
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
-        sb_puts(b, v->bool_value ? "true" : "false");
+    case AV_BOOL:
+        sb_puts(b, a.v ? "true" : "false");
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
-        sb_i64(b, v->int_value);
+    case AV_INT:
+        sb_i64(b, (int64_t)a.v);
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-        if (v->double_value != v->double_value || v->double_value > 1.7976931348623157e308 ||
-            v->double_value < -1.7976931348623157e308) {
+    case AV_DOUBLE: {
+        double d;
+        memcpy(&d, &a.v, sizeof(d));
+        if (d != d || d > 1.7976931348623157e308 || d < -1.7976931348623157e308) {
             sb_putc(b, '"');
-            sb_double(b, v->double_value);
+            sb_double(b, d);
             sb_putc(b, '"');
         } else {
-            sb_double(b, v->double_value);
+            sb_double(b, d);
         }
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
+    }
+    case AV_ARRAY: {
+        const uint8_t *q = a.p, *end = a.p + a.n;
+        wf_t f;
+        int r, i = 0;
         sb_putc(b, '[');
-        for (size_t i = 0; v->array_value && i < v->array_value->n_values; i++) {
-            if (i) {
+        while ((r = wnext(&q, end, &f)) > 0) {
+            if (f.num != 1) {
+                continue;
+            }
+            if (f.wt != 2) {
+                b->bad = 1;
+                return;
+            }
+            if (i++) {
                 sb_putc(b, ',');
             }
-            any_json(b, v->array_value->values[i], depth + 1);
+            any_json(b, f.p, f.n, depth + 1);
+        }
+        if (r < 0) {
+            b->bad = 1;
         }
         sb_putc(b, ']');
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
-        kvlist_json(b, v->kvlist_value ? v->kvlist_value->values : NULL,
-                    v->kvlist_value ? v->kvlist_value->n_values : 0, depth);
+    }
+    case AV_KVLIST:
+        kvlist_json(b, a.p, a.n, depth);
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
+    case AV_BYTES:
         sb_putc(b, '"');
-        sb_base64(b, v->bytes_value.data, v->bytes_value.len);
+        sb_base64(b, a.p, a.n);
         sb_putc(b, '"');
         break;
     default:
@@ -680,26 +914,31 @@ static void any_json(sbuf_t *b, const anyvalue_t *v, int depth)
 
 /* AnyValue as text (pdata's AsString): strings as they are, scalars formatted, maps and
  * arrays as JSON, bytes as base64, nothing as "". */
-static void any_text(sbuf_t *b, const anyvalue_t *v)
+static void any_text(sbuf_t *b, const uint8_t *p, size_t n)
 {
-    if (!v) {
+    av_t a;
+    if (av_parse(p, n, &a) < 0) {
+        b->bad = 1;
         return;
     }
-    switch (v->value_case) {
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-        sb_puts(b, v->string_value);
+    switch (a.kind) {
+    case AV_STR:
+        sb_put(b, (const char *)a.p, a.n);
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-        sb_double(b, v->double_value);
+    case AV_DOUBLE: {
+        double d;
+        memcpy(&d, &a.v, sizeof(d));
+        sb_double(b, d);
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
-        sb_base64(b, v->bytes_value.data, v->bytes_value.len);
+    }
+    case AV_BYTES:
+        sb_base64(b, a.p, a.n);
         break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE__NOT_SET:
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE_STRINDEX:
+    case AV_NONE:
+    case AV_STRINDEX:
         break;
     default:
-        any_json(b, v, 0);
+        any_json(b, p, n, 0);
     }
 }
 
@@ -728,14 +967,44 @@ typedef struct lk_stream {
     int nlabels;
 } lk_stream_t;
 
+/* Sanitised label names of attribute keys, kept across batches: keyed by the raw key bytes,
+ * names in a fixed pool (pointers stay valid until the cache is cleared, which only happens
+ * between batches, when it is full). */
+#define LK_NC_SLOTS 2048u
+#define LK_NC_MAX 1536u
+#define LK_NC_POOL (64u << 10)
+
+typedef struct lk_nc_ent {
+    uint64_t h;
+    uint32_t off, rlen;   /* raw key in the pool */
+    int32_t nlen;         /* sanitised name follows the raw key; <= 0 no usable name */
+    uint32_t used;
+} lk_nc_ent_t;
+
+typedef struct lk_names {
+    lk_nc_ent_t *t;
+    char *pool;
+    size_t pool_len, n;
+} lk_names_t;
+
 /* Memory a worker keeps between batches: a batch's arena (reset, not freed, so steady state
- * takes no page faults) and the protobuf body buffer. */
+ * takes no page faults), the entry / stream / hash arrays, attribute views, the name cache and
+ * the protobuf body buffer. Buffers grown by an unusually big batch are shrunk afterwards. */
 typedef struct lk_scratch {
     arena_t *a;
     size_t arena_first;     /* first block size; grows to what a batch needed */
     uint8_t *pb;
     size_t pb_cap;
     sbuf_t tmp, val;
+    lk_entry_t *e;
+    size_t e_cap;
+    lk_stream_t *s;
+    size_t s_cap;
+    uint32_t *ht;           /* stream hash table: index+1, 0 empty */
+    size_t ht_size;
+    wkv_t *rkv, *akv;       /* resource / record attributes */
+    size_t rkv_cap, akv_cap;
+    lk_names_t names;
 } lk_scratch_t;
 
 static void scratch_fini(lk_scratch_t *sc)
@@ -744,6 +1013,13 @@ static void scratch_fini(lk_scratch_t *sc)
     free(sc->pb);
     free(sc->tmp.p);
     free(sc->val.p);
+    free(sc->e);
+    free(sc->s);
+    free(sc->ht);
+    free(sc->rkv);
+    free(sc->akv);
+    free(sc->names.t);
+    free(sc->names.pool);
     memset(sc, 0, sizeof(*sc));
 }
 
@@ -764,6 +1040,7 @@ typedef struct lk_build {
     size_t ntenants;
     uint64_t dropped;       /* records dropped while building (bad tenants) */
     const char *drop_reason;
+    int bad;                /* malformed wire data met */
 } lk_build_t;
 
 static const char *arena_text(lk_build_t *b, const char *s, size_t n)
@@ -771,20 +1048,142 @@ static const char *arena_text(lk_build_t *b, const char *s, size_t n)
     return arena_strndup(b->a, s, n);
 }
 
-/* Renders a value as text into the arena; strings are borrowed from the request (no copy). */
-static const char *value_text(lk_build_t *b, const anyvalue_t *v, size_t *len)
+/* Grows a scratch array to hold at least n items. */
+static int grow(void **p, size_t *cap, size_t n, size_t item)
 {
-    if (v && v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
-        *len = strlen(v->string_value);
-        return v->string_value;
+    if (n <= *cap) {
+        return 0;
+    }
+    size_t nc = *cap ? *cap : 64;
+    while (nc < n) {
+        nc *= 2;
+    }
+    void *np = realloc(*p, nc * item);
+    if (!np) {
+        return -1;
+    }
+    *p = np;
+    *cap = nc;
+    return 0;
+}
+
+static inline uint64_t key_hash(const char *p, size_t n)
+{
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull, w;
+    while (n >= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    if (n) {
+        w = 0;
+        memcpy(&w, p, n);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+/* Sanitised label name of an attribute key (see sanitize_name), cached. Returns the name (valid
+ * for the batch) with *nl its length, or NULL with *nl <= 0 when no usable name is left, or
+ * NULL with *nl = 1 when out of memory. */
+static const char *attr_name(lk_build_t *b, const char *key, size_t klen, int *nl)
+{
+    lk_names_t *nc = &b->sc->names;
+    uint64_t h = key_hash(key, klen);
+    size_t i = 0;
+    if (nc->t) {
+        i = (size_t)h & (LK_NC_SLOTS - 1);
+        while (nc->t[i].used) {
+            const lk_nc_ent_t *c = &nc->t[i];
+            if (c->h == h && c->rlen == klen && memcmp(nc->pool + c->off, key, klen) == 0) {
+                *nl = c->nlen;
+                return c->nlen > 0 ? nc->pool + c->off + c->rlen : NULL;
+            }
+            i = (i + 1) & (LK_NC_SLOTS - 1);
+        }
+    }
+    char name[256];
+    int n = sanitize_name(key, klen, name, sizeof(name));
+    *nl = n;
+    if (nc->t && nc->n < LK_NC_MAX &&
+        nc->pool_len + klen + (n > 0 ? (size_t)n : 0) + 1 <= LK_NC_POOL) {
+        lk_nc_ent_t *c = &nc->t[i];
+        c->h = h;
+        c->off = (uint32_t)nc->pool_len;
+        c->rlen = (uint32_t)klen;
+        c->nlen = n;
+        c->used = 1;
+        memcpy(nc->pool + nc->pool_len, key, klen);
+        if (n > 0) {
+            memcpy(nc->pool + nc->pool_len + klen, name, (size_t)n);
+        }
+        nc->pool_len += klen + (n > 0 ? (size_t)n : 0);
+        nc->n++;
+        return n > 0 ? nc->pool + c->off + klen : NULL;
+    }
+    if (n <= 0) {
+        return NULL;
+    }
+    const char *nm = arena_text(b, name, (size_t)n);
+    if (!nm) {
+        *nl = 1;
+    }
+    return nm;
+}
+
+/* Renders an encoded AnyValue as text into the arena; strings are borrowed from the batch. */
+static const char *value_text(lk_build_t *b, const uint8_t *p, size_t n, size_t *len)
+{
+    av_t a;
+    if (av_parse(p, n, &a) < 0) {
+        b->bad = 1;
+        return NULL;
+    }
+    if (a.kind == AV_STR) {
+        *len = a.n;
+        return (const char *)a.p;
     }
     b->val.len = 0;
-    any_text(&b->val, v);
+    any_text(&b->val, p, n);
+    if (b->val.bad) {
+        b->bad = 1;
+        return NULL;
+    }
     if (b->val.err) {
         return NULL;
     }
     *len = b->val.len;
     return arena_text(b, b->val.p ? b->val.p : "", b->val.len);
+}
+
+static const char *kv_text(lk_build_t *b, const wkv_t *kv, size_t *len)
+{
+    if (kv->is_str) {
+        *len = kv->slen;
+        return kv->s;
+    }
+    if (kv->kind == AV_BOOL) {
+        *len = kv->iv ? 4 : 5;
+        return kv->iv ? "true" : "false";
+    }
+    if (kv->kind == AV_INT) {
+        /* as any_text renders it (sb_i64), without the detour */
+        char t[24], *q = t + sizeof(t);
+        uint64_t u = (int64_t)kv->iv < 0 ? (uint64_t)0 - kv->iv : kv->iv;
+        do {
+            *--q = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if ((int64_t)kv->iv < 0) {
+            *--q = '-';
+        }
+        *len = (size_t)(t + sizeof(t) - q);
+        return arena_text(b, q, *len);
+    }
+    return value_text(b, kv->v, kv->vlen, len);
 }
 
 /* Cuts a label value to Loki's limit without splitting a UTF-8 character. */
@@ -799,29 +1198,38 @@ static size_t cut_utf8(const char *s, size_t n, size_t max)
     return max;
 }
 
+/* Severity as a level code: 0 none, 1..6 trace..fatal, 7 unknown (text not recognised). */
+static const char *const lk_levels[8] = {NULL, "trace", "debug", "info", "warn", "error", "fatal",
+                                         "unknown"};
+static const uint8_t lk_level_len[8] = {0, 5, 5, 4, 4, 5, 5, 7};
+
+static int level_code(int sevnum, const char *text, size_t n)
+{
+    if (sevnum >= 1 && sevnum <= 24) {
+        return 1 + (sevnum - 1) / 4;
+    }
+    if (!n) {
+        return 0;
+    }
+    static const struct {
+        const char *p;
+        uint8_t len, lv;
+    } map[] = {{"trace", 5, 1}, {"debug", 5, 2}, {"dbg", 3, 2}, {"info", 4, 3},
+               {"notice", 6, 3}, {"warn", 4, 4}, {"err", 3, 5}, {"fatal", 5, 6},
+               {"crit", 4, 6}, {"emerg", 5, 6}, {"alert", 5, 6}, {"panic", 5, 6}};
+    for (size_t i = 0; i < MT_ARRAY_LEN(map); i++) {
+        if (n >= map[i].len && strncasecmp(text, map[i].p, map[i].len) == 0) {
+            return map[i].lv;
+        }
+    }
+    return 7;
+}
+
 /* Maps severity to Loki's level names. */
 const char *loki_level(int sevnum, const char *text);
 const char *loki_level(int sevnum, const char *text)
 {
-    static const char *lv[] = {"trace", "debug", "info", "warn", "error", "fatal"};
-    if (sevnum >= 1 && sevnum <= 24) {
-        return lv[(sevnum - 1) / 4];
-    }
-    if (!text || !*text) {
-        return NULL;
-    }
-    static const struct {
-        const char *p;
-        int lv;
-    } map[] = {{"trace", 0}, {"debug", 1}, {"dbg", 1}, {"info", 2}, {"notice", 2},
-               {"warn", 3},  {"err", 4},   {"fatal", 5}, {"crit", 5}, {"emerg", 5},
-               {"alert", 5}, {"panic", 5}};
-    for (size_t i = 0; i < MT_ARRAY_LEN(map); i++) {
-        if (strncasecmp(text, map[i].p, strlen(map[i].p)) == 0) {
-            return lv[map[i].lv];
-        }
-    }
-    return "unknown";
+    return lk_levels[level_code(sevnum, text, text ? strlen(text) : 0)];
 }
 
 static int tenant_index(lk_build_t *b, const char *t, size_t n)
@@ -894,12 +1302,41 @@ static uint64_t fnv1a(uint64_t h, const char *p, size_t n)
     return h;
 }
 
+/* Room for one more stream: grows the stream array and (at half load) the hash table. */
+static int stream_room(lk_build_t *b)
+{
+    lk_scratch_t *sc = b->sc;
+    if (grow((void **)&sc->s, &sc->s_cap, b->ns + 1, sizeof(lk_stream_t)) < 0) {
+        return -1;
+    }
+    b->s = sc->s;
+    if ((b->ns + 1) * 2 > sc->ht_size) {
+        size_t nsz = sc->ht_size * 2;
+        uint32_t *nt = calloc(nsz, sizeof(uint32_t));
+        if (!nt) {
+            return -1;
+        }
+        for (size_t k = 0; k < b->ns; k++) {
+            size_t i = (size_t)b->s[k].hash & (nsz - 1);
+            while (nt[i]) {
+                i = (i + 1) & (nsz - 1);
+            }
+            nt[i] = (uint32_t)(k + 1);
+        }
+        free(sc->ht);
+        sc->ht = b->ht = nt;
+        sc->ht_size = nsz;
+        b->htmask = nsz - 1;
+    }
+    return 0;
+}
+
 /* Finds or adds the stream for (tenant, label values). Returns its index or -1 (OOM). */
 static int stream_for(lk_build_t *b, int tenant, const mt_str_t *vals)
 {
     const lk_plan_t *p = &((loki_state_t *)b->ex->state)->plan;
     selector(&b->tmp, p, vals);
-    if (b->tmp.err) {
+    if (b->tmp.err || stream_room(b) < 0) {
         return -1;
     }
     uint64_t h = fnv1a(1469598103934665603ull ^ (uint64_t)tenant, b->tmp.p, b->tmp.len);
@@ -938,6 +1375,9 @@ static int stream_for(lk_build_t *b, int tenant, const mt_str_t *vals)
 static int unknown_stream(lk_build_t *b, int tenant)
 {
     static const char sel[] = "{service_name=\"unknown_service\"}";
+    if (stream_room(b) < 0) {
+        return -1;
+    }
     uint64_t h = fnv1a(1469598103934665603ull ^ (uint64_t)tenant, sel, sizeof(sel) - 1);
     size_t i = (size_t)h & b->htmask;
     while (b->ht[i]) {
@@ -960,11 +1400,17 @@ static int unknown_stream(lk_build_t *b, int tenant)
     return (int)(b->ns - 1);
 }
 
-static const keyvalue_t *find_attr(keyvalue_t **kv, size_t n, const char *key)
+static int key_is(const wkv_t *kv, const char *key, size_t klen)
 {
+    return kv->klen == klen && memcmp(kv->key, key, klen) == 0;
+}
+
+static const wkv_t *find_attr(const wkv_t *kv, size_t n, const char *key)
+{
+    size_t kl = strlen(key);
     for (size_t i = 0; i < n; i++) {
-        if (kv[i]->key && strcmp(kv[i]->key, key) == 0) {
-            return kv[i];
+        if (key_is(&kv[i], key, kl)) {
+            return &kv[i];
         }
     }
     return NULL;
@@ -990,17 +1436,16 @@ static int all_zero(const uint8_t *p, size_t n)
 }
 
 /* Appends attribute `kv` as structured metadata (sanitised name, text value). */
-static int add_sm(lk_build_t *b, lk_pair_t *sm, uint32_t *n, const keyvalue_t *kv)
+static int add_sm(lk_build_t *b, lk_pair_t *sm, uint32_t *n, const wkv_t *kv)
 {
-    char name[256];
-    int nl = kv->key ? sanitize_name(kv->key, strlen(kv->key), name, sizeof(name)) : -1;
-    if (nl <= 0) {
-        return 0; /* no usable name: skipped (Loki would reject the entry) */
+    int nl;
+    const char *nm = attr_name(b, kv->key, kv->klen, &nl);
+    if (!nm) {
+        return nl > 0 ? -1 : 0; /* no usable name: skipped (Loki would reject the entry) */
     }
     size_t vl = 0;
-    const char *v = value_text(b, kv->value, &vl);
-    const char *nm = arena_text(b, name, (size_t)nl);
-    if (!v || !nm) {
+    const char *v = kv_text(b, kv, &vl);
+    if (!v) {
         return -1;
     }
     sm[*n].name = nm;
@@ -1028,61 +1473,93 @@ static void sb_logfmt_val(sbuf_t *sb, const char *v, size_t n)
     sb_putc(sb, '"');
 }
 
+/* One log record, zero-copy. */
+typedef struct wrec {
+    uint64_t t, obs;
+    int sev;
+    const char *sevtext, *ev;
+    size_t sevlen, evlen;
+    const uint8_t *body, *tid, *sid;
+    size_t blen, tidlen, sidlen;
+    size_t nattr;           /* in sc->akv */
+} wrec_t;
+
 /* Builds the line of one record into b->tmp (json / logfmt formats). */
-static void render_line(lk_build_t *b, const loki_cfg_t *cfg, const logrecord_t *r,
-                        const uint8_t *used, const char *tid, const char *sid, const char *ev)
+static void render_line(lk_build_t *b, const loki_cfg_t *cfg, const wrec_t *r, const wkv_t *attrs,
+                        const uint8_t *used, const char *tid, const char *sid, const char *ev,
+                        size_t evlen)
 {
     sbuf_t *sb = &b->tmp;
-    const anyvalue_t *body = r->body;
-    int kv_body = body && body->value_case ==
-                              OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE &&
-                  body->kvlist_value;
+    av_t body;
+    if (av_parse(r->body, r->blen, &body) < 0) {
+        sb->bad = 1;
+        return;
+    }
+    int kv_body = body.kind == AV_KVLIST;
     int extras = !cfg->sm;
     int first = 1;
+    const uint8_t *q, *end;
+    wf_t f;
+    int rc;
     sb->len = 0;
     if (cfg->line_format == 1) {
         sb_putc(sb, '{');
         if (kv_body) {
-            for (size_t i = 0; i < body->kvlist_value->n_values; i++) {
-                const keyvalue_t *kv = body->kvlist_value->values[i];
+            q = body.p;
+            end = body.p + body.n;
+            while ((rc = wnext(&q, end, &f)) > 0) {
+                const char *k;
+                const uint8_t *v;
+                size_t kl, vl;
+                if (f.num != 1) {
+                    continue;
+                }
+                if (f.wt != 2 || kv_parse(f.p, f.n, &k, &kl, &v, &vl) < 0) {
+                    sb->bad = 1;
+                    return;
+                }
                 if (!first) {
                     sb_putc(sb, ',');
                 }
                 first = 0;
-                sb_json_str(sb, kv->key ? kv->key : "", kv->key ? strlen(kv->key) : 0);
+                sb_json_str(sb, k, kl);
                 sb_putc(sb, ':');
-                any_json(sb, kv->value, 1);
+                any_json(sb, v, vl, 1);
+            }
+            if (rc < 0) {
+                sb->bad = 1;
             }
         } else {
             sb_puts(sb, "\"body\":");
-            any_json(sb, body, 0);
+            any_json(sb, r->body, r->blen, 0);
             first = 0;
         }
         if (extras) {
-            for (size_t i = 0; i < r->n_attributes; i++) {
+            for (size_t i = 0; i < r->nattr; i++) {
                 if (i < 64 && used[i]) {
                     continue;
                 }
-                const keyvalue_t *kv = r->attributes[i];
+                const wkv_t *kv = &attrs[i];
                 if (!first) {
                     sb_putc(sb, ',');
                 }
                 first = 0;
-                sb_json_str(sb, kv->key ? kv->key : "", kv->key ? strlen(kv->key) : 0);
+                sb_json_str(sb, kv->key, kv->klen);
                 sb_putc(sb, ':');
-                any_json(sb, kv->value, 0);
+                any_json(sb, kv->v, kv->vlen, 0);
             }
             const char *k[3] = {"trace_id", "span_id", "event_name"};
             const char *v[3] = {tid, sid, ev};
+            size_t vl[3] = {tid ? 32 : 0, sid ? 16 : 0, evlen};
             for (int j = 0; j < 3; j++) {
                 if (v[j]) {
                     if (!first) {
-                    sb_putc(sb, ',');
-                }
+                        sb_putc(sb, ',');
+                    }
                     first = 0;
                     sb_json_str(sb, k[j], strlen(k[j]));
                     sb_putc(sb, ':');
-                    sb_json_str(sb, v[j], strlen(v[j]));
+                    sb_json_str(sb, v[j], vl[j]);
                 }
             }
         }
@@ -1091,30 +1568,49 @@ static void render_line(lk_build_t *b, const loki_cfg_t *cfg, const logrecord_t 
     }
     /* logfmt */
     if (kv_body) {
-        for (size_t i = 0; i < body->kvlist_value->n_values; i++) {
-            const keyvalue_t *kv = body->kvlist_value->values[i];
-            char name[256];
-            if (!kv->key || sanitize_name(kv->key, strlen(kv->key), name, sizeof(name)) <= 0) {
+        q = body.p;
+        end = body.p + body.n;
+        while ((rc = wnext(&q, end, &f)) > 0) {
+            const char *k;
+            const uint8_t *v;
+            size_t kl, vl;
+            if (f.num != 1) {
+                continue;
+            }
+            if (f.wt != 2 || kv_parse(f.p, f.n, &k, &kl, &v, &vl) < 0) {
+                sb->bad = 1;
+                return;
+            }
+            int nl;
+            const char *name = attr_name(b, k, kl, &nl);
+            if (!name) {
+                if (nl > 0) {
+                    sb->err = 1;
+                    return;
+                }
                 continue;
             }
             if (!first) {
                 sb_putc(sb, ' ');
             }
             first = 0;
-            sb_puts(sb, name);
+            sb_put(sb, name, (size_t)nl);
             sb_putc(sb, '=');
             size_t start = sb->len;
-            any_text(sb, kv->value);
+            any_text(sb, v, vl);
             /* re-quote what any_text wrote, if it needs it */
             size_t n = sb->len - start;
             const char *copy = n ? arena_text(b, sb->p + start, n) : NULL;
             sb->len = start;
             sb_logfmt_val(sb, copy ? copy : "", n);
         }
+        if (rc < 0) {
+            sb->bad = 1;
+        }
     } else {
         sb_puts(sb, "msg=");
         size_t start = sb->len;
-        any_text(sb, body);
+        any_text(sb, r->body, r->blen);
         size_t n = sb->len - start;
         const char *copy = n ? arena_text(b, sb->p + start, n) : NULL;
         sb->len = start;
@@ -1122,279 +1618,545 @@ static void render_line(lk_build_t *b, const loki_cfg_t *cfg, const logrecord_t 
         first = 0;
     }
     if (extras) {
-        for (size_t i = 0; i < r->n_attributes; i++) {
+        for (size_t i = 0; i < r->nattr; i++) {
             if (i < 64 && used[i]) {
                 continue;
             }
-            const keyvalue_t *kv = r->attributes[i];
-            char name[256];
-            if (!kv->key || sanitize_name(kv->key, strlen(kv->key), name, sizeof(name)) <= 0) {
+            const wkv_t *kv = &attrs[i];
+            int nl;
+            const char *name = attr_name(b, kv->key, kv->klen, &nl);
+            if (!name) {
+                if (nl > 0) {
+                    sb->err = 1;
+                    return;
+                }
                 continue;
             }
             size_t vl = 0;
-            const char *v = value_text(b, kv->value, &vl);
+            const char *v = kv_text(b, kv, &vl);
             if (!first) {
                 sb_putc(sb, ' ');
             }
             first = 0;
-            sb_puts(sb, name);
+            sb_put(sb, name, (size_t)nl);
             sb_putc(sb, '=');
             sb_logfmt_val(sb, v ? v : "", v ? vl : 0);
         }
         const char *k[3] = {"trace_id", "span_id", "event_name"};
         const char *v[3] = {tid, sid, ev};
+        size_t vl[3] = {tid ? 32 : 0, sid ? 16 : 0, evlen};
         for (int j = 0; j < 3; j++) {
             if (v[j]) {
                 sb_putc(sb, ' ');
                 sb_puts(sb, k[j]);
                 sb_putc(sb, '=');
-                sb_logfmt_val(sb, v[j], strlen(v[j]));
+                sb_logfmt_val(sb, v[j], vl[j]);
             }
         }
     }
 }
 
-/* Turns one decoded request into entries and streams. Returns MT_OK or MT_ENOMEM. */
-static int build_entries(lk_build_t *b, const logs_req_t *req, const char *req_tenant,
-                         uint64_t now_ns, int first)
+/* Reads one LogRecord's fields; attributes go to sc->akv. Returns 0 or -1 (malformed/OOM,
+ * b->bad tells which). */
+static int read_record(lk_build_t *b, const uint8_t *p, size_t n, wrec_t *r)
+{
+    lk_scratch_t *sc = b->sc;
+    const uint8_t *end = p + n;
+    wf_t f;
+    int rc;
+    memset(r, 0, sizeof(*r));
+    r->sevtext = r->ev = "";
+    while ((rc = wnext(&p, end, &f)) > 0) {
+        switch (f.num) {
+        case 1:
+            if (f.wt != 1) {
+                goto bad;
+            }
+            r->t = f.v;
+            break;
+        case 11:
+            if (f.wt != 1) {
+                goto bad;
+            }
+            r->obs = f.v;
+            break;
+        case 2:
+            if (f.wt != 0) {
+                goto bad;
+            }
+            r->sev = (int)(int32_t)(uint32_t)f.v;
+            break;
+        case 3:
+            if (f.wt != 2) {
+                goto bad;
+            }
+            r->sevtext = (const char *)f.p;
+            r->sevlen = wstrlen(f.p, f.n);
+            break;
+        case 5:
+            if (f.wt != 2) {
+                goto bad;
+            }
+            r->body = f.p;
+            r->blen = f.n;
+            break;
+        case 6:
+            if (f.wt != 2) {
+                goto bad;
+            }
+            if (grow((void **)&sc->akv, &sc->akv_cap, r->nattr + 1, sizeof(wkv_t)) < 0) {
+                return -1;
+            }
+            if (wkv_parse(f.p, f.n, &sc->akv[r->nattr]) < 0) {
+                goto bad;
+            }
+            r->nattr++;
+            break;
+        case 7:
+            if (f.wt != 0) {
+                goto bad;
+            }
+            break;
+        case 8:
+            if (f.wt != 5) {
+                goto bad;
+            }
+            break;
+        case 9:
+            if (f.wt != 2) {
+                goto bad;
+            }
+            r->tid = f.p;
+            r->tidlen = f.n;
+            break;
+        case 10:
+            if (f.wt != 2) {
+                goto bad;
+            }
+            r->sid = f.p;
+            r->sidlen = f.n;
+            break;
+        case 12:
+            if (f.wt != 2) {
+                goto bad;
+            }
+            r->ev = (const char *)f.p;
+            r->evlen = wstrlen(f.p, f.n);
+            break;
+        default:
+            break;
+        }
+    }
+    if (rc == 0) {
+        return 0;
+    }
+bad:
+    b->bad = 1;
+    return -1;
+}
+
+/* Reads a Resource's attributes (appended to sc->rkv at *nra). */
+static int read_resource(lk_build_t *b, const uint8_t *p, size_t n, size_t *nra)
+{
+    lk_scratch_t *sc = b->sc;
+    const uint8_t *end = p + n;
+    wf_t f;
+    int rc;
+    while ((rc = wnext(&p, end, &f)) > 0) {
+        if (f.num == 1) {
+            if (f.wt != 2) {
+                break;
+            }
+            if (grow((void **)&sc->rkv, &sc->rkv_cap, *nra + 1, sizeof(wkv_t)) < 0) {
+                return -1;
+            }
+            if (wkv_parse(f.p, f.n, &sc->rkv[*nra]) < 0) {
+                break;
+            }
+            (*nra)++;
+        } else if (f.num == 2 && f.wt != 0) {
+            break;
+        }
+    }
+    if (rc == 0) {
+        return 0;
+    }
+    b->bad = 1;
+    return -1;
+}
+
+/* Records in a ScopeLogs (field 2 occurrences), or -1 when malformed. */
+static long count_records(const uint8_t *p, size_t n)
+{
+    const uint8_t *end = p + n;
+    wf_t f;
+    int rc;
+    long c = 0;
+    while ((rc = wnext(&p, end, &f)) > 0) {
+        if (f.num == 2) {
+            if (f.wt != 2) {
+                return -1;
+            }
+            c++;
+        } else if ((f.num == 1 || f.num == 3) && f.wt != 2) {
+            return -1;
+        }
+    }
+    return rc < 0 ? -1 : c;
+}
+
+static int build_fail(const lk_build_t *b)
+{
+    return b->bad ? MT_EINVAL : MT_ENOMEM;
+}
+
+/* One log record into an entry. */
+static int build_record(lk_build_t *b, const uint8_t *rp, size_t rn, int ti, const mt_str_t *rvals,
+                        const uint8_t *rused, size_t nra, int *scache, uint64_t now_ns,
+                        uint32_t *seq, uint64_t *nevents)
 {
     exporter_t *ex = b->ex;
     const loki_cfg_t *cfg = ex->cfg;
     loki_state_t *st = ex->state;
     const lk_plan_t *p = &st->plan;
-    size_t total = 0;
-    for (size_t i = 0; i < req->n_resource_logs; i++) {
-        for (size_t j = 0; j < req->resource_logs[i]->n_scope_logs; j++) {
-            total += req->resource_logs[i]->scope_logs[j]->n_log_records;
+    lk_scratch_t *sc = b->sc;
+    wrec_t lr;
+    if (read_record(b, rp, rn, &lr) < 0) {
+        return build_fail(b);
+    }
+    const wkv_t *attrs = sc->akv;
+    uint8_t used[64];
+    memset(used, 0, sizeof(used));
+    const char *ev = lr.evlen ? lr.ev : NULL;
+    size_t evlen = lr.evlen;
+    int ev_from_attr = 0;
+    mt_str_t vals[LK_MAX_LABELS + 1];
+    if (p->nattr) {
+        memcpy(vals, rvals, sizeof(vals));
+    }
+    for (size_t a = 0; a < lr.nattr; a++) {
+        const wkv_t *kv = &attrs[a];
+        if (!ev && kv->is_str && kv->slen && key_is(kv, "event.name", 10)) {
+            ev = kv->s;
+            evlen = kv->slen;
+            ev_from_attr = 1;
+        }
+        for (int k = 0; k < p->nattr; k++) {
+            if (key_is(kv, p->attr[k].key, strlen(p->attr[k].key))) {
+                if (a < 64) {
+                    used[a] = 1;
+                }
+                if (!vals[p->attr[k].slot].len) {
+                    size_t vl = 0;
+                    const char *v = kv_text(b, kv, &vl);
+                    if (!v) {
+                        return build_fail(b);
+                    }
+                    vals[p->attr[k].slot].ptr = v;
+                    vals[p->attr[k].slot].len = cut_utf8(v, vl, LK_LABEL_VALUE_MAX);
+                }
+                break;
+            }
         }
     }
-    size_t htsize = 16;
-    while (htsize < total * 2) {
-        htsize *= 2;
+    int lv = p->level_slot >= 0 ? level_code(lr.sev, lr.sevtext, lr.sevlen) : 0;
+    if (ev) {
+        (*nevents)++;
     }
-    b->e = arena_alloc(b->a, (total + 1) * sizeof(lk_entry_t));
-    b->s = arena_alloc(b->a, (total + 1) * sizeof(lk_stream_t));
-    b->ht = arena_calloc(b->a, htsize * sizeof(uint32_t));
-    b->htmask = htsize - 1;
-    if (!b->e || !b->s || !b->ht) {
+    int isev = ev && p->kind_slot >= 0;
+    int si;
+    int *cached = p->nattr ? NULL : &scache[lv * 2 + isev];
+    if (cached && *cached >= 0) {
+        si = *cached;
+    } else {
+        if (!p->nattr) {
+            memcpy(vals, rvals, sizeof(vals));
+        }
+        if (lv) {
+            vals[p->level_slot].ptr = lk_levels[lv];
+            vals[p->level_slot].len = lk_level_len[lv];
+        }
+        if (isev) {
+            vals[p->kind_slot].ptr = "event";
+            vals[p->kind_slot].len = 5;
+        }
+        int any = 0;
+        for (int k = 0; k < p->nslots; k++) {
+            any |= vals[k].len != 0;
+        }
+        /* Loki refuses a stream without labels: mirror its discover_service_name */
+        si = any ? stream_for(b, ti, vals) : unknown_stream(b, ti);
+        if (si < 0) {
+            return MT_ENOMEM;
+        }
+        if (cached) {
+            *cached = si;
+        }
+    }
+    if (grow((void **)&sc->e, &sc->e_cap, b->ne + 1, sizeof(lk_entry_t)) < 0) {
         return MT_ENOMEM;
     }
-    const char *fallback = cfg->tenant_id ? cfg->tenant_id : req_tenant ? req_tenant : "";
-    uint32_t seq = 0;
-    for (size_t i = 0; i < req->n_resource_logs; i++) {
-        const Opentelemetry__Proto__Logs__V1__ResourceLogs *rl = req->resource_logs[i];
-        keyvalue_t **ra = rl->resource ? rl->resource->attributes : NULL;
-        size_t nra = rl->resource ? rl->resource->n_attributes : 0;
-        size_t nrec = 0;
-        for (size_t j = 0; j < rl->n_scope_logs; j++) {
-            nrec += rl->scope_logs[j]->n_log_records;
+    b->e = sc->e;
+    lk_entry_t *e = &b->e[b->ne++];
+    memset(e, 0, sizeof(*e));
+    e->ts = lr.t ? lr.t : lr.obs ? lr.obs : now_ns;
+    e->seq = (*seq)++;
+    e->stream = (uint32_t)si;
+    /* structured metadata */
+    char tid[33], sid[17];
+    int has_tid = lr.tidlen == 16 && !all_zero(lr.tid, 16);
+    int has_sid = lr.sidlen == 8 && !all_zero(lr.sid, 8);
+    if (cfg->sm) {
+        size_t cap = lr.nattr + 3 + (cfg->sm_resource ? nra : 0);
+        e->sm = arena_alloc(b->a, cap * sizeof(lk_pair_t) + (has_tid ? 32 : 0) +
+                                      (has_sid ? 16 : 0));
+        if (!e->sm) {
+            return MT_ENOMEM;
         }
-        if (!nrec) {
-            continue;
+        char *ids = (char *)(e->sm + cap);
+        if (has_tid) {
+            hex(ids, lr.tid, 16);
+            e->sm[e->nsm++] = (lk_pair_t){"trace_id", ids, 8, 32};
+            ids += 32;
         }
-        /* tenant of this resource */
-        const char *tn = fallback;
-        size_t tl = strlen(fallback);
-        if (cfg->tenant_attr) {
-            const keyvalue_t *kv = find_attr(ra, nra, cfg->tenant_attr);
-            if (kv && kv->value && kv->value->value_case ==
-                                       OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
-                *kv->value->string_value) {
-                tn = kv->value->string_value;
-                tl = strlen(tn);
+        if (has_sid) {
+            hex(ids, lr.sid, 8);
+            e->sm[e->nsm++] = (lk_pair_t){"span_id", ids, 7, 16};
+        }
+        if (ev && !ev_from_attr) {
+            e->sm[e->nsm++] = (lk_pair_t){"event_name", ev, 10, (uint32_t)evlen};
+        }
+        for (size_t a = 0; a < lr.nattr; a++) {
+            if (!(a < 64 && used[a]) && add_sm(b, e->sm, &e->nsm, &attrs[a]) < 0) {
+                return build_fail(b);
             }
         }
-        if (tl && !tenant_ok(tn, tl)) {
-            /* Loki takes exactly one tenant of its alphabet: a `a|b` list or anything else
-             * would be refused as a whole push */
-            b->dropped += nrec;
-            b->drop_reason = "invalid_tenant";
-            if (first) {
-                count_drop(st, "invalid_tenant", nrec);
-                mt_log(MT_LOG_ERROR, "exporter %s: dropping %zu log records: tenant \"%.160s\" "
-                       "is not a valid Loki tenant", ex->id, nrec, tn);
+        for (size_t a = 0; cfg->sm_resource && a < nra; a++) {
+            int is_label = a < 64 && rused[a];
+            if (!is_label && add_sm(b, e->sm, &e->nsm, &sc->rkv[a]) < 0) {
+                return build_fail(b);
             }
+        }
+    }
+    /* line */
+    if (cfg->line_format == 0) {
+        size_t ll = 0;
+        e->line = value_text(b, lr.body, lr.blen, &ll);
+        e->llen = (uint32_t)ll;
+    } else {
+        if (has_tid) {
+            hex(tid, lr.tid, 16);
+            tid[32] = 0;
+        }
+        if (has_sid) {
+            hex(sid, lr.sid, 8);
+            sid[16] = 0;
+        }
+        render_line(b, cfg, &lr, attrs, used, has_tid ? tid : NULL, has_sid ? sid : NULL,
+                    ev_from_attr ? NULL : ev, evlen);
+        if (b->tmp.bad) {
+            b->bad = 1;
+        }
+        e->line = b->tmp.err || b->tmp.bad ? NULL : arena_text(b, b->tmp.p, b->tmp.len);
+        e->llen = (uint32_t)b->tmp.len;
+    }
+    if (!e->line) {
+        return build_fail(b);
+    }
+    return MT_OK;
+}
+
+/* One ResourceLogs into entries and streams. */
+static int build_resource(lk_build_t *b, const uint8_t *p, size_t n, const char *fallback,
+                          uint64_t now_ns, int first, uint32_t *seq)
+{
+    exporter_t *ex = b->ex;
+    const loki_cfg_t *cfg = ex->cfg;
+    loki_state_t *st = ex->state;
+    const lk_plan_t *p_ = &st->plan;
+    lk_scratch_t *sc = b->sc;
+    const uint8_t *q, *end = p + n;
+    wf_t f;
+    int rc;
+    size_t nra = 0, nrec = 0;
+    /* pass 1: the resource (every occurrence: protobuf merges them) and the record count */
+    q = p;
+    while ((rc = wnext(&q, end, &f)) > 0) {
+        if (f.num == 1) {
+            if (f.wt != 2 || read_resource(b, f.p, f.n, &nra) < 0) {
+                b->bad |= f.wt != 2;
+                return build_fail(b);
+            }
+        } else if (f.num == 2) {
+            long c = f.wt == 2 ? count_records(f.p, f.n) : -1;
+            if (c < 0) {
+                b->bad = 1;
+                return MT_EINVAL;
+            }
+            nrec += (size_t)c;
+        } else if (f.num == 3 && f.wt != 2) {
+            rc = -1;
+            break;
+        }
+    }
+    if (rc < 0) {
+        b->bad = 1;
+        return MT_EINVAL;
+    }
+    if (!nrec) {
+        return MT_OK;
+    }
+    const wkv_t *ra = sc->rkv;
+    /* tenant of this resource */
+    const char *tn = fallback;
+    size_t tl = strlen(fallback);
+    if (cfg->tenant_attr) {
+        const wkv_t *kv = find_attr(ra, nra, cfg->tenant_attr);
+        if (kv && kv->is_str && kv->slen) {
+            tn = kv->s;
+            tl = kv->slen;
+        }
+    }
+    if (tl && !tenant_ok(tn, tl)) {
+        /* Loki takes exactly one tenant of its alphabet: a `a|b` list or anything else
+         * would be refused as a whole push */
+        b->dropped += nrec;
+        b->drop_reason = "invalid_tenant";
+        if (first) {
+            count_drop(st, "invalid_tenant", nrec);
+            mt_log(MT_LOG_ERROR, "exporter %s: dropping %zu log records: tenant \"%.*s\" "
+                   "is not a valid Loki tenant", ex->id, nrec, (int)(tl < 160 ? tl : 160), tn);
+        }
+        return MT_OK;
+    }
+    int ti = tenant_index(b, tn, tl);
+    if (ti < 0) {
+        b->dropped += nrec;
+        b->drop_reason = "too_many_tenants";
+        if (first) {
+            count_drop(st, "too_many_tenants", nrec);
+        }
+        return MT_OK;
+    }
+    /* resource label values */
+    mt_str_t rvals[LK_MAX_LABELS + 1];
+    memset(rvals, 0, sizeof(rvals));
+    uint8_t rused[64];
+    memset(rused, 0, sizeof(rused));
+    for (int k = 0; k < p_->nres; k++) {
+        if (rvals[p_->res[k].slot].len) {
             continue;
         }
-        int ti = tenant_index(b, tn, tl);
-        if (ti < 0) {
-            b->dropped += nrec;
-            b->drop_reason = "too_many_tenants";
-            if (first) {
-                count_drop(st, "too_many_tenants", nrec);
+        size_t kl = strlen(p_->res[k].key);
+        for (size_t a = 0; a < nra; a++) {
+            if (key_is(&ra[a], p_->res[k].key, kl)) {
+                size_t vl = 0;
+                const char *v = kv_text(b, &ra[a], &vl);
+                if (!v) {
+                    return build_fail(b);
+                }
+                if (vl) {
+                    rvals[p_->res[k].slot].ptr = v;
+                    rvals[p_->res[k].slot].len = cut_utf8(v, vl, LK_LABEL_VALUE_MAX);
+                }
+                if (a < 64) {
+                    rused[a] = 1;
+                }
+                break;
             }
+        }
+    }
+    if (p_->svc_slot >= 0 && !rvals[p_->svc_slot].len) {
+        rvals[p_->svc_slot].ptr = "unknown_service";
+        rvals[p_->svc_slot].len = 15;
+    }
+    /* stream per (level, kind) of this resource, when no record attribute is a label */
+    int scache[16];
+    for (int k = 0; k < 16; k++) {
+        scache[k] = -1;
+    }
+    uint64_t nevents = 0;
+    /* pass 2: the records, in order */
+    q = p;
+    while (wnext(&q, end, &f) > 0) {
+        if (f.num != 2) {
             continue;
         }
-        /* resource label values */
-        mt_str_t rvals[LK_MAX_LABELS + 1];
-        memset(rvals, 0, sizeof(rvals));
-        uint8_t rused[64];
-        memset(rused, 0, sizeof(rused));
-        for (int k = 0; k < p->nres; k++) {
-            if (rvals[p->res[k].slot].len) {
+        const uint8_t *s = f.p, *send = f.p + f.n;
+        wf_t g;
+        while (wnext(&s, send, &g) > 0) {
+            if (g.num != 2) {
                 continue;
             }
-            for (size_t a = 0; a < nra; a++) {
-                if (ra[a]->key && strcmp(ra[a]->key, p->res[k].key) == 0) {
-                    size_t vl = 0;
-                    const char *v = value_text(b, ra[a]->value, &vl);
-                    if (!v) {
-                        return MT_ENOMEM;
-                    }
-                    if (vl) {
-                        rvals[p->res[k].slot].ptr = v;
-                        rvals[p->res[k].slot].len = cut_utf8(v, vl, LK_LABEL_VALUE_MAX);
-                    }
-                    if (a < 64) {
-                        rused[a] = 1;
-                    }
-                    break;
-                }
+            rc = build_record(b, g.p, g.n, ti, rvals, rused, nra, scache, now_ns, seq,
+                              &nevents);
+            if (rc != MT_OK) {
+                return rc;
             }
         }
-        if (p->svc_slot >= 0 && !rvals[p->svc_slot].len) {
-            rvals[p->svc_slot].ptr = "unknown_service";
-            rvals[p->svc_slot].len = 15;
-        }
-        const keyvalue_t *svc_kv = find_attr(ra, nra, "service.name");
-        const char *svc = svc_kv && svc_kv->value && svc_kv->value->value_case ==
-                                  OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE
-                              ? svc_kv->value->string_value : "unknown_service";
-        uint64_t nevents = 0;
-        for (size_t j = 0; j < rl->n_scope_logs; j++) {
-            const Opentelemetry__Proto__Logs__V1__ScopeLogs *sl = rl->scope_logs[j];
-            for (size_t r = 0; r < sl->n_log_records; r++) {
-                const logrecord_t *lr = sl->log_records[r];
-                mt_str_t vals[LK_MAX_LABELS + 1];
-                memcpy(vals, rvals, sizeof(vals));
-                uint8_t used[64];
-                memset(used, 0, sizeof(used));
-                const char *ev = lr->event_name && *lr->event_name ? lr->event_name : NULL;
-                int ev_from_attr = 0;
-                for (size_t a = 0; a < lr->n_attributes; a++) {
-                    const keyvalue_t *kv = lr->attributes[a];
-                    if (!kv->key) {
-                        continue;
-                    }
-                    if (!ev && kv->value && !strcmp(kv->key, "event.name") &&
-                        kv->value->value_case ==
-                            OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
-                        *kv->value->string_value) {
-                        ev = kv->value->string_value;
-                        ev_from_attr = 1;
-                    }
-                    for (int k = 0; k < p->nattr; k++) {
-                        if (strcmp(kv->key, p->attr[k].key) == 0) {
-                            if (a < 64) {
-                                used[a] = 1;
-                            }
-                            if (!vals[p->attr[k].slot].len) {
-                                size_t vl = 0;
-                                const char *v = value_text(b, kv->value, &vl);
-                                if (!v) {
-                                    return MT_ENOMEM;
-                                }
-                                vals[p->attr[k].slot].ptr = v;
-                                vals[p->attr[k].slot].len = cut_utf8(v, vl, LK_LABEL_VALUE_MAX);
-                            }
-                            break;
-                        }
-                    }
-                }
-                if (p->level_slot >= 0) {
-                    const char *lv = loki_level((int)lr->severity_number, lr->severity_text);
-                    if (lv) {
-                        vals[p->level_slot].ptr = lv;
-                        vals[p->level_slot].len = strlen(lv);
-                    }
-                }
-                if (ev) {
-                    nevents++;
-                    if (p->kind_slot >= 0) {
-                        vals[p->kind_slot].ptr = "event";
-                        vals[p->kind_slot].len = 5;
-                    }
-                }
-                int any = 0;
-                for (int k = 0; k < p->nslots; k++) {
-                    any |= vals[k].len != 0;
-                }
-                /* Loki refuses a stream without labels: mirror its discover_service_name */
-                int si = any ? stream_for(b, ti, vals) : unknown_stream(b, ti);
-                if (si < 0) {
-                    return MT_ENOMEM;
-                }
-                lk_entry_t *e = &b->e[b->ne++];
-                memset(e, 0, sizeof(*e));
-                e->ts = lr->time_unix_nano ? lr->time_unix_nano
-                      : lr->observed_time_unix_nano ? lr->observed_time_unix_nano : now_ns;
-                e->seq = seq++;
-                e->stream = (uint32_t)si;
-                /* structured metadata */
-                char tid[33], sid[17];
-                int has_tid = lr->trace_id.len == 16 && !all_zero(lr->trace_id.data, 16);
-                int has_sid = lr->span_id.len == 8 && !all_zero(lr->span_id.data, 8);
-                if (has_tid) {
-                    hex(tid, lr->trace_id.data, 16);
-                    tid[32] = 0;
-                }
-                if (has_sid) {
-                    hex(sid, lr->span_id.data, 8);
-                    sid[16] = 0;
-                }
-                if (cfg->sm) {
-                    size_t cap = lr->n_attributes + 3 + (cfg->sm_resource ? nra : 0);
-                    e->sm = arena_alloc(b->a, cap * sizeof(lk_pair_t));
-                    if (!e->sm) {
-                        return MT_ENOMEM;
-                    }
-                    if (has_tid) {
-                        e->sm[e->nsm++] = (lk_pair_t){"trace_id", arena_text(b, tid, 32), 8, 32};
-                    }
-                    if (has_sid) {
-                        e->sm[e->nsm++] = (lk_pair_t){"span_id", arena_text(b, sid, 16), 7, 16};
-                    }
-                    if (ev && !ev_from_attr) {
-                        e->sm[e->nsm++] = (lk_pair_t){"event_name", ev, 10, (uint32_t)strlen(ev)};
-                    }
-                    for (size_t a = 0; a < lr->n_attributes; a++) {
-                        if (!(a < 64 && used[a]) && add_sm(b, e->sm, &e->nsm, lr->attributes[a]) < 0) {
-                            return MT_ENOMEM;
-                        }
-                    }
-                    for (size_t a = 0; cfg->sm_resource && a < nra; a++) {
-                        int is_label = a < 64 && rused[a];
-                        if (!is_label && add_sm(b, e->sm, &e->nsm, ra[a]) < 0) {
-                            return MT_ENOMEM;
-                        }
-                    }
-                    for (uint32_t k = 0; k < e->nsm; k++) {
-                        if (!e->sm[k].val) {
-                            return MT_ENOMEM;
-                        }
-                    }
-                }
-                /* line */
-                if (cfg->line_format == 0) {
-                    size_t ll = 0;
-                    e->line = value_text(b, lr->body, &ll);
-                    e->llen = (uint32_t)ll;
-                } else {
-                    render_line(b, cfg, lr, used, has_tid ? tid : NULL, has_sid ? sid : NULL,
-                                ev_from_attr ? NULL : ev);
-                    e->line = b->tmp.err ? NULL : arena_text(b, b->tmp.p, b->tmp.len);
-                    e->llen = (uint32_t)b->tmp.len;
-                }
-                if (!e->line) {
-                    return MT_ENOMEM;
-                }
-            }
-        }
-        if (first && nevents) {
-            count_events(st, svc, strlen(svc), nevents);
+    }
+    if (first && nevents) {
+        const wkv_t *svc_kv = find_attr(ra, nra, "service.name");
+        if (svc_kv && svc_kv->is_str) {
+            count_events(st, svc_kv->s, svc_kv->slen, nevents);
+        } else {
+            count_events(st, "unknown_service", 15, nevents);
         }
     }
     return MT_OK;
+}
+
+/* Turns one encoded request into entries and streams. Returns MT_OK, MT_EINVAL or
+ * MT_ENOMEM. */
+static int build_entries(lk_build_t *b, const uint8_t *data, size_t len, const char *req_tenant,
+                         uint64_t now_ns, int first)
+{
+    const loki_cfg_t *cfg = b->ex->cfg;
+    lk_scratch_t *sc = b->sc;
+    if (!sc->ht) {
+        sc->ht = calloc(64, sizeof(uint32_t));
+        if (!sc->ht) {
+            return MT_ENOMEM;
+        }
+        sc->ht_size = 64;
+    } else {
+        memset(sc->ht, 0, sc->ht_size * sizeof(uint32_t));
+    }
+    b->ht = sc->ht;
+    b->htmask = sc->ht_size - 1;
+    b->e = sc->e;
+    b->s = sc->s;
+    lk_names_t *nc = &sc->names;
+    if (!nc->t) {
+        nc->t = calloc(LK_NC_SLOTS, sizeof(lk_nc_ent_t));
+        nc->pool = malloc(LK_NC_POOL);
+        if (!nc->t || !nc->pool) {
+            free(nc->t);
+            free(nc->pool);
+            memset(nc, 0, sizeof(*nc));
+        }
+    } else if (nc->n >= LK_NC_MAX || nc->pool_len + 1024 > LK_NC_POOL) {
+        memset(nc->t, 0, LK_NC_SLOTS * sizeof(lk_nc_ent_t));
+        nc->n = nc->pool_len = 0;
+    }
+    const char *fallback = cfg->tenant_id ? cfg->tenant_id : req_tenant ? req_tenant : "";
+    uint32_t seq = 0;
+    const uint8_t *p = data, *end = data + len;
+    wf_t f;
+    int rc;
+    while ((rc = wnext(&p, end, &f)) > 0) {
+        if (f.num != 1) {
+            continue;
+        }
+        if (f.wt != 2) {
+            return MT_EINVAL;
+        }
+        int r = build_resource(b, f.p, f.n, fallback, now_ns, first, &seq);
+        if (r != MT_OK) {
+            return r;
+        }
+    }
+    return rc < 0 ? MT_EINVAL : MT_OK;
 }
 
 static int cmp_entry(const void *x, const void *y)
@@ -1445,8 +2207,14 @@ static int sort_entries(lk_build_t *b)
 
 /* ---- encoders ------------------------------------------------------------------------------ */
 
-static size_t vsz(uint64_t v)
+static inline size_t vsz(uint64_t v)
 {
+    if (v < 0x80) {
+        return 1;
+    }
+    if (v < 0x4000) {
+        return 2;
+    }
     size_t n = 1;
     while (v >= 0x80) {
         v >>= 7;
@@ -1455,8 +2223,12 @@ static size_t vsz(uint64_t v)
     return n;
 }
 
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
+static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
 {
+    if (v < 0x80) {
+        *p++ = (uint8_t)v;
+        return p;
+    }
     while (v >= 0x80) {
         *p++ = (uint8_t)(v | 0x80);
         v >>= 7;
@@ -1477,7 +2249,7 @@ static size_t ts_inner(uint64_t ts)
     return (sec ? 1 + vsz(sec) : 0) + (ns ? 1 + vsz(ns) : 0);
 }
 
-static size_t pair_inner(const lk_pair_t *p)
+static inline size_t pair_inner(const lk_pair_t *p)
 {
     return (p->nlen ? 1 + vsz(p->nlen) + p->nlen : 0) + (p->vlen ? 1 + vsz(p->vlen) + p->vlen : 0);
 }
@@ -1652,7 +2424,7 @@ static int build_with(exporter_t *ex, lk_scratch_t *sc, const uint8_t *data, siz
     loki_cfg_t *cfg = ex->cfg;
     *dropped = 0;
     *npushes = 0;
-    size_t want = len * 4 + 65536;
+    size_t want = len * 2 + 65536;
     if (!sc->a || sc->arena_first < want) {
         arena_destroy(sc->a);
         sc->arena_first = want > sc->arena_first ? want : sc->arena_first;
@@ -1671,14 +2443,8 @@ static int build_with(exporter_t *ex, lk_scratch_t *sc, const uint8_t *data, siz
     b.tmp = sc->tmp;
     b.val = sc->val;
     b.tmp.err = b.val.err = 0;
-    const logs_req_t *req = (const logs_req_t *)protobuf_c_message_unpack(
-        otlp_request_desc(MT_SIG_LOGS), arena_pb_allocator(a), len, data);
-    int rc = MT_OK;
-    if (!req) {
-        rc = MT_EINVAL;
-        goto out;
-    }
-    rc = build_entries(&b, req, req_tenant, now_ns, count_events_);
+    b.tmp.bad = b.val.bad = 0;
+    int rc = build_entries(&b, data, len, req_tenant, now_ns, count_events_);
     if (rc == MT_OK) {
         rc = sort_entries(&b);
     }
@@ -1720,8 +2486,23 @@ out:
         sc->arena_first = used + used / 4;
         arena_destroy(sc->a);
         sc->a = NULL;
+    } else if (sc->arena_first > (16u << 20) && arena_used(a) * 4 < sc->arena_first) {
+        /* an unusually big batch does not pin its memory: start smaller next time */
+        sc->arena_first = want;
+        arena_destroy(sc->a);
+        sc->a = NULL;
     } else {
         arena_reset(a);
+    }
+    if (sc->e_cap > 65536 && sc->e_cap > 4 * b.ne) {
+        free(sc->e);
+        sc->e = NULL;
+        sc->e_cap = 0;
+    }
+    if (sc->pb_cap > (16u << 20) && sc->pb_cap > 4 * len) {
+        free(sc->pb);
+        sc->pb = NULL;
+        sc->pb_cap = 0;
     }
     return rc;
 }
@@ -2095,6 +2876,7 @@ const exporter_ops_t exporter_loki_ops = {
     .nfields = MT_ARRAY_LEN(loki_fields),
     .cfg_size = sizeof(loki_cfg_t),
     .signals = SIG_BIT(MT_SIG_LOGS),
+    .default_consumers = 2, /* a push is one HTTP request per batch: 2 keep up, each holds buffers */
     .help = "Loki push API (protobuf+snappy or JSON): label policy, structured metadata, tenants",
     .validate = loki_validate,
     .create = loki_create,

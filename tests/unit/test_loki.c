@@ -694,3 +694,62 @@ UNIT_TEST(levels)
     CHECK_STR(loki_level(0, "verbose"), "unknown");
     CHECK(loki_level(0, "") == NULL);
 }
+
+/* ---- the exporter walks the OTLP wire itself (no protobuf-c decode) ------------------------ */
+
+/* Appends a length-delimited field (payload < 128 bytes) to buf at *n. */
+static void w_ld(uint8_t *buf, size_t *n, unsigned field, const void *p, size_t len)
+{
+    buf[(*n)++] = (uint8_t)(field << 3 | 2);
+    buf[(*n)++] = (uint8_t)len;
+    memcpy(buf + *n, p, len);
+    *n += len;
+}
+
+UNIT_TEST(wire_walk_field_order_nul_strings_and_bad_input)
+{
+    /* Resource after its ScopeLogs, a body string with a NUL (protobuf-c's copy ended there),
+     * an int attribute, severity 17, time_unix_nano; then the same batch truncated. */
+    uint8_t av[64], kv[64], res[64], attr[64], rec[128], sl[160], rl[255], req[260];
+    size_t nav = 0, nkv = 0, nres = 0, nattr = 0, nrec = 0, nsl = 0, nrl = 0, nreq = 0;
+    w_ld(av, &nav, 1, "wire-svc", 8);
+    w_ld(kv, &nkv, 1, "service.name", 12);
+    w_ld(kv, &nkv, 2, av, nav);
+    w_ld(res, &nres, 1, kv, nkv);
+    uint8_t ival[2] = {3 << 3, 42};
+    nav = 0;
+    w_ld(av, &nav, 1, "ab\0cd", 5);
+    nkv = 0;
+    w_ld(attr, &nattr, 1, "n.v", 3);
+    w_ld(attr, &nattr, 2, ival, 2);
+    uint64_t ts = 1700000000123456789ull;
+    rec[nrec++] = 1 << 3 | 1;
+    for (int i = 0; i < 8; i++) {
+        rec[nrec++] = (uint8_t)(ts >> (8 * i));
+    }
+    w_ld(rec, &nrec, 5, av, nav);
+    w_ld(rec, &nrec, 6, attr, nattr);
+    rec[nrec++] = 2 << 3;
+    rec[nrec++] = 17;
+    w_ld(sl, &nsl, 2, rec, nrec);
+    w_ld(rl, &nrl, 2, sl, nsl);
+    w_ld(rl, &nrl, 1, res, nres);
+    w_ld(req, &nreq, 1, rl, nrl);
+    tex_t t;
+    REQUIRE(tex_open(&t, CFG_BASE, 1) == 0);
+    pushes_t p;
+    CHECK(run(&t, req, nreq, "", &p) == MT_OK);
+    REQUIRE(p.n == 1 && p.pr[0] && p.pr[0]->n_streams == 1);
+    const Logproto__StreamAdapter *st = p.pr[0]->streams[0];
+    CHECK_STR(st->labels, "{level=\"error\", service_name=\"wire-svc\"}");
+    REQUIRE(st->n_entries == 1);
+    CHECK_STR(st->entries[0]->line, "ab");
+    CHECK_STR(sm_get(st->entries[0], "n_v"), "42");
+    CHECK(ts_of(st->entries[0]) == ts);
+    pushes_free(&p);
+    /* truncated: undecodable, nothing pushed */
+    CHECK(run(&t, req, nreq - 1, "", &p) == MT_EINVAL);
+    CHECK(p.n == 0);
+    pushes_free(&p);
+    tex_close(&t);
+}
