@@ -11,7 +11,10 @@
  *
  * Locking: one engine mutex guards instances, the counter table and change events. The
  * observer holds it while it adds one request's counts (no I/O under it); the evaluator holds
- * it while computing and building messages and series, then sends outside it.
+ * it while computing and building messages and series, then sends outside it. A state save
+ * holds it only to copy the instances into a reusable buffer (and only when an instance's gen
+ * moved since the last save); checksum, write, fsync and rename happen outside it, under
+ * save_mu, which is never taken while mu is held.
  */
 #include "slo.h"
 #include "model.h"
@@ -43,7 +46,9 @@ typedef Opentelemetry__Proto__Metrics__V1__Metric metric_t;
 typedef Opentelemetry__Proto__Metrics__V1__NumberDataPoint ndp_t;
 
 #define ENG_MAX_CHANGE_SERVICES 256   /* services whose change events we remember */
-#define ENG_STATE_EVERY 6             /* save state every N evaluations (and at stop) */
+#define ENG_STATE_EVERY 6             /* save state every N evaluations (and at stop) ... */
+#define ENG_STATE_PER_EVERY 1000      /* ... times one per started thousand instances */
+#define ENG_MAX_ZONES 64              /* distinct calendar time zones */
 #define ENG_STATE_FILE "slo-state.bin"
 
 /* ---- configuration ---------------------------------------------------------------------- */
@@ -92,6 +97,8 @@ typedef struct inst_rec {
     int notified_tier;        /* tier last notified, -1 = none */
     int64_t first_fire_ms;
     int64_t last_sent_ms;
+    int64_t nodata_sent_ms;   /* last no-data alert notice, 0 = none outstanding */
+    uint64_t saved_gen;       /* in.gen at the last state save */
     double budget_at_fire;
     uint64_t cum[3];          /* good, bad, total since start (meltp_slo_events_total) */
     char traces[SLO_MSG_MAX_TRACES][33];
@@ -144,6 +151,14 @@ struct slo_engine {
     pending_t *pending;
     char state_path[4096];
     uint64_t ticks;
+    unsigned char *state_buf; /* reusable state image (slo_state_image) */
+    size_t state_cap;
+    pthread_mutex_t save_mu;  /* one writer of the state file at a time */
+    struct {
+        char *name;
+        slo_tz_t *tz;
+    } zones[ENG_MAX_ZONES];
+    size_t nzones;
     tm_counter_t *c_old, *c_future, *c_groups, *c_series, *c_series_dropped;
 };
 
@@ -250,6 +265,7 @@ static inst_rec_t *rec_new(slo_engine_t *e, def_t *d, const char *id, char **gva
         if (!strcmp((*pp)->id, id)) {
             pending_t *p = *pp;
             r->in = *p->in;
+            r->in.first_eval_ms = 0;
             *pp = p->next;
             free(p->id);
             free(p->in);
@@ -798,9 +814,46 @@ static int severity_rank(const char *s)
     return 2;
 }
 
-static void params_from_spec(const slo_spec_t *s, slo_ev_params_t *p)
+/* The parsed zone of a calendar SLO, shared by every SLO naming it (NULL = UTC; an unknown
+ * zone is a spec lint error, so failing here only means the file went away: UTC, warned). */
+static const slo_tz_t *eng_zone(slo_engine_t *e, const char *name)
+{
+    if (!name || !strcmp(name, "UTC")) {
+        return NULL;
+    }
+    for (size_t i = 0; i < e->nzones; i++) {
+        if (!strcmp(e->zones[i].name, name)) {
+            return e->zones[i].tz;
+        }
+    }
+    slo_tz_t *tz = NULL;
+    if (slo_tz_load(name, &tz) != MT_OK) {
+        mt_log(MT_LOG_WARN, "slo: cannot read time zone %s; calendar periods use UTC", name);
+    }
+    if (e->nzones < ENG_MAX_ZONES && (e->zones[e->nzones].name = strdup(name))) {
+        e->zones[e->nzones++].tz = tz;
+    } else {
+        slo_tz_free(tz);
+        tz = NULL;
+    }
+    return tz;
+}
+
+static void params_from_spec(slo_engine_t *e, const slo_spec_t *s, slo_ev_params_t *p)
 {
     memset(p, 0, sizeof(*p));
+    if (s->period_kind != SLO_PERIOD_ROLLING) {
+        p->tz = eng_zone(e, s->time_zone);
+    }
+    p->budgeting = s->budgeting == SLO_BUDGET_TIMESLICES         ? SLO_BG_TIMESLICES
+                   : s->budgeting == SLO_BUDGET_RATIO_TIMESLICES ? SLO_BG_RATIO_TIMESLICES
+                                                                 : SLO_BG_OCCURRENCES;
+    p->slice_ms = s->timeslice_ms;
+    p->slice_target = s->timeslice_target;
+    /* late events (batching, export intervals): a slice closes one evaluation (at least 10 s)
+     * after its end; the simulation (no interval) closes it at once */
+    int64_t iv = e->cfg.interval_ms;
+    p->slice_grace_ms = iv > 0 ? (iv > 10000 ? iv : 10000) : 0;
     p->objective = s->objective;
     p->period_kind = s->period_kind == SLO_PERIOD_CALENDAR_MONTH  ? SLO_PK_MONTH
                      : s->period_kind == SLO_PERIOD_CALENDAR_WEEK ? SLO_PK_WEEK
@@ -837,6 +890,11 @@ static void eng_free(slo_engine_t *e)
     }
     free(e->defs);
     free(e->changes);
+    free(e->state_buf);
+    for (size_t i = 0; i < e->nzones; i++) {
+        free(e->zones[i].name);
+        slo_tz_free(e->zones[i].tz);
+    }
     free(e->queues);
     slo_notifiers_destroy(e->notifiers);
     slo_set_destroy(e->set);
@@ -860,7 +918,7 @@ static int eng_defs_init(slo_engine_t *e)
     for (size_t i = 0; i < e->ndefs; i++) {
         def_t *d = &e->defs[i];
         d->spec = &e->set->slos[i];
-        params_from_spec(d->spec, &d->p);
+        params_from_spec(e, d->spec, &d->p);
         const slo_sli_t *sli = &d->spec->sli;
         d->counts_bad = sli->kind == SLO_SLI_SPANS || sli->kind == SLO_SLI_LOGS ||
                         (sli->kind == SLO_SLI_RATIO && sli->has_bad);
@@ -939,6 +997,9 @@ static void on_restore(void *arg, const char *id, const slo_inst_t *in)
         if (!d->spec->ngroup_by) {
             if (!strcmp(d->spec->id, id) && d->n) {
                 d->insts[0]->in = *in;
+                /* no-data grace restarts with the process: it was not watching meanwhile */
+                d->insts[0]->in.first_eval_ms = 0;
+                d->insts[0]->saved_gen = in->gen;
                 return;
             }
             continue;
@@ -959,14 +1020,25 @@ static void on_restore(void *arg, const char *id, const slo_inst_t *in)
     }
 }
 
-static void save_state(slo_engine_t *e)
+/* Copies every instance into e->state_buf when one changed since the last save (or `force`).
+ * Called with e->mu held: only memcpy happens under it (~27 KB per instance). Returns the
+ * image length, 0 = nothing to write. */
+static size_t state_snapshot(slo_engine_t *e, int force)
 {
     size_t n = 0;
+    int dirty = force;
     for (size_t i = 0; i < e->ndefs; i++) {
         n += e->defs[i].n;
+        for (size_t j = 0; j < e->defs[i].n && !dirty; j++) {
+            dirty = e->defs[i].insts[j]->in.gen != e->defs[i].insts[j]->saved_gen;
+        }
+    }
+    if (!dirty) {
+        return 0;
     }
     const char **ids = calloc(n ? n : 1, sizeof(*ids));
     const slo_inst_t **insts = calloc(n ? n : 1, sizeof(*insts));
+    size_t len = 0;
     if (ids && insts) {
         size_t k = 0;
         for (size_t i = 0; i < e->ndefs; i++) {
@@ -975,13 +1047,35 @@ static void save_state(slo_engine_t *e)
                 insts[k++] = &e->defs[i].insts[j]->in;
             }
         }
-        if (slo_state_save(e->state_path, ids, insts, n) != MT_OK) {
-            mt_log(MT_LOG_WARN, "slo: cannot save state to %s: %s", e->state_path,
-                   strerror(errno));
+        len = slo_state_image(&e->state_buf, &e->state_cap, ids, insts, n);
+    }
+    if (len) {
+        for (size_t i = 0; i < e->ndefs; i++) {
+            for (size_t j = 0; j < e->defs[i].n; j++) {
+                e->defs[i].insts[j]->saved_gen = e->defs[i].insts[j]->in.gen;
+            }
         }
+    } else {
+        mt_log(MT_LOG_WARN, "slo: out of memory saving state");
     }
     free(ids);
     free(insts);
+    return len;
+}
+
+/* Saves the state if something changed: snapshot under e->mu, then checksum, write, fsync
+ * and rename without it, so the observer never waits for the disk. e->save_mu keeps the
+ * buffer and the file to one writer (the evaluation thread, and the final save at stop). */
+static void save_state(slo_engine_t *e, int force)
+{
+    pthread_mutex_lock(&e->save_mu);
+    pthread_mutex_lock(&e->mu);
+    size_t len = state_snapshot(e, force);
+    pthread_mutex_unlock(&e->mu);
+    if (len && slo_state_write(e->state_path, e->state_buf, len) != MT_OK) {
+        mt_log(MT_LOG_WARN, "slo: cannot save state to %s: %s", e->state_path, strerror(errno));
+    }
+    pthread_mutex_unlock(&e->save_mu);
 }
 
 static int mkdir_p(const char *dir)
@@ -1121,6 +1215,79 @@ static void notify_step(slo_engine_t *e, const def_t *d, inst_rec_t *r, int best
     }
     r->notified_tier = -1;
     r->first_fire_ms = 0;
+}
+
+/* The no-data alert of `no_data: alert` SLOs (eval.c: no event for the shortest long window).
+ * alertname: the burn alert's name with its "BurnRate"/"Burn" suffix replaced by "NoData"
+ * (CheckoutAvailabilityBurnRate -> CheckoutAvailabilityNoData), severity ticket, tier
+ * "no-data", its own group key; notified at once (a data gap is already an hour old), repeated
+ * every repeat_interval and resolved when data returns. */
+static void nodata_notify(slo_engine_t *e, const def_t *d, inst_rec_t *r,
+                          const slo_result_t *res, int64_t now, msgs_t *ms)
+{
+    const slo_spec_t *s = d->spec;
+    const slo_alert_t *al = &r->in.nodata_alert;
+    int resolved;
+    if (al->state == SLO_AL_FIRING) {
+        if (r->nodata_sent_ms && now - r->nodata_sent_ms < e->cfg.repeat_interval_ms) {
+            return;
+        }
+        resolved = 0;
+    } else if (r->nodata_sent_ms) {
+        resolved = 1;
+    } else {
+        return;
+    }
+    slo_alert_msg_t *m = msgs_add(ms);
+    if (!m) {
+        return;
+    }
+    memset(m, 0, sizeof(*m));
+    m->resolved = resolved;
+    char base[128];
+    const char *an = s->ntiers && s->tiers[0].alert_name ? s->tiers[0].alert_name : s->id;
+    snprintf(base, sizeof(base), "%s", an);
+    size_t bl = strlen(base);
+    if (bl > 8 && !strcmp(base + bl - 8, "BurnRate")) {
+        base[bl - 8] = 0;
+    } else if (bl > 4 && !strcmp(base + bl - 4, "Burn")) {
+        base[bl - 4] = 0;
+    }
+    snprintf(m->alert_name, sizeof(m->alert_name), "%.100sNoData", base);
+    snprintf(m->group_key, sizeof(m->group_key), "{}:{alertname=\"%.100s\",sloth_id=\"%.120s\"}",
+             m->alert_name, r->id);
+    snprintf(m->slo_id, sizeof(m->slo_id), "%s", r->id);
+    snprintf(m->service, sizeof(m->service), "%s", s->service ? s->service : "");
+    snprintf(m->slo, sizeof(m->slo), "%s", s->name ? s->name : "");
+    snprintf(m->severity, sizeof(m->severity), "ticket");
+    snprintf(m->tier, sizeof(m->tier), "no-data");
+    m->objective = s->objective;
+    m->budget_remaining = res->budget_remaining;
+    m->tte_s = -1;
+    m->starts_ms = al->fired_at_ms ? al->fired_at_ms : now;
+    m->ends_ms = resolved ? now : 0;
+    snprintf(m->runbook_url, sizeof(m->runbook_url), "%s", s->runbook_url ? s->runbook_url : "");
+    snprintf(m->dashboard_url, sizeof(m->dashboard_url), "%s",
+             s->dashboard_url ? s->dashboard_url : "");
+    if (e->cfg.external_url) {
+        snprintf(m->generator_url, sizeof(m->generator_url), "%s/api/v1/slos",
+                 e->cfg.external_url);
+    }
+    /* the alert-wide labels of the first tier (not its severity), then the group labels */
+    for (size_t i = 0; s->ntiers && i < s->tiers[0].labels.n && m->nlabels < SLO_MSG_MAX_LABELS;
+         i++) {
+        if (!strcmp(s->tiers[0].labels.keys[i], "sloth_severity")) {
+            continue;
+        }
+        snprintf(m->lk[m->nlabels], sizeof(m->lk[0]), "%s", s->tiers[0].labels.keys[i]);
+        snprintf(m->lv[m->nlabels++], sizeof(m->lv[0]), "%s", s->tiers[0].labels.vals[i]);
+    }
+    for (size_t i = 0; r->gvals && i < s->ngroup_by && m->nlabels < SLO_MSG_MAX_LABELS;
+         i++, m->nlabels++) {
+        snprintf(m->lk[m->nlabels], sizeof(m->lk[0]), "%s", s->group_by[i]);
+        snprintf(m->lv[m->nlabels], sizeof(m->lv[0]), "%s", r->gvals[i]);
+    }
+    r->nodata_sent_ms = resolved ? 0 : now;
 }
 
 /* ---- evaluation: SLO series ------------------------------------------------------------- */
@@ -1349,16 +1516,25 @@ static void tick(slo_engine_t *e, int64_t now)
             int best = slo_eval_run(&r->in, &d->p, now, &res, events);
             if (e->notifiers && slo_notifiers_count(e->notifiers)) {
                 notify_step(e, d, r, best, &res, now, &ms);
+                if (d->p.nodata == SLO_ND_ALERT) {
+                    nodata_notify(e, d, r, &res, now, &ms);
+                }
             }
             if (s.a) {
                 series_inst(&s, d, r, &res);
             }
         }
     }
-    if (++e->ticks % ENG_STATE_EVERY == 0) {
-        save_state(e);
+    size_t ninst = 0;
+    for (size_t i = 0; i < e->ndefs; i++) {
+        ninst += e->defs[i].n;
     }
     pthread_mutex_unlock(&e->mu);
+    /* large SLO sets save less often: the image is ~27 KB per instance */
+    uint64_t every = ENG_STATE_EVERY * (1 + ninst / ENG_STATE_PER_EVERY);
+    if (++e->ticks % every == 0 && e->state_path[0]) {
+        save_state(e, 0);
+    }
     for (size_t i = 0; i < ms.n; i++) {
         mt_log(MT_LOG_INFO, "slo %s: %s alert (%s)", ms.v[i].slo_id,
                ms.v[i].resolved ? "resolved" : "firing", ms.v[i].tier);
@@ -1445,6 +1621,7 @@ int slo_engine_start(slo_engine_t *e, struct service *svc, mt_errbuf_t *eb)
         return MT_ERR;
     }
     pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->save_mu, NULL);
     pthread_cond_init(&e->cv, NULL);
     if (pthread_create(&e->thr, NULL, eval_main, e) != 0) {
         mt_failf(eb, "slo: cannot start the evaluation thread");
@@ -1476,9 +1653,8 @@ void slo_engine_stop_destroy(slo_engine_t *e)
         pthread_mutex_unlock(&e->mu);
         pthread_join(e->thr, NULL);
         tick(e, wall_ms()); /* final series and notices */
-        pthread_mutex_lock(&e->mu);
-        save_state(e);
-        pthread_mutex_unlock(&e->mu);
+        save_state(e, 0);
+        pthread_mutex_destroy(&e->save_mu);
         pthread_mutex_destroy(&e->mu);
         pthread_cond_destroy(&e->cv);
     }

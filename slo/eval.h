@@ -68,6 +68,21 @@ void slo_store_sum(const slo_store_t *s, int64_t from_ms, int64_t to_ms, uint64_
 
 enum { SLO_PK_ROLLING = 0, SLO_PK_MONTH, SLO_PK_WEEK };
 enum { SLO_ND_GOOD = 0, SLO_ND_BAD, SLO_ND_FREEZE, SLO_ND_ALERT };
+enum { SLO_BG_OCCURRENCES = 0, SLO_BG_TIMESLICES, SLO_BG_RATIO_TIMESLICES };
+
+/* ---- time zones (calendar periods) --------------------------------------------------------
+ * A zone read from a TZif file (v2+, 64-bit transitions) plus its POSIX TZ footer rule
+ * (Mm.w.d form) for instants after the last transition, so that slim zone files work too.
+ * Parsed by us rather than through setenv("TZ") + localtime_r: setenv races getenv() in other
+ * threads (libcurl reads proxy variables on every request), and the rules are immutable data
+ * that every thread may read without a lock. */
+typedef struct slo_tz slo_tz_t;
+/* Loads /usr/share/zoneinfo/NAME (or $TZDIR/NAME). "UTC" and NULL give NULL (= UTC, no file).
+ * Returns MT_OK (with *out, NULL for UTC), MT_ENOTFOUND or MT_EINVAL (not a TZif file). */
+int slo_tz_load(const char *name, slo_tz_t **out);
+void slo_tz_free(slo_tz_t *tz);
+/* UTC offset in seconds (east positive) at the instant t_s (Unix seconds). NULL = UTC. */
+int32_t slo_tz_offset(const slo_tz_t *tz, int64_t t_s);
 
 typedef struct {
     int64_t long_ms, short_ms;
@@ -79,13 +94,32 @@ typedef struct {
 
 typedef struct {
     double objective;        /* (0,1) */
-    int period_kind;         /* SLO_PK_* (calendar periods are in UTC) */
+    int period_kind;         /* SLO_PK_* (calendar periods in tz, below) */
     int64_t period_ms;       /* rolling length; nominal length for calendar periods */
     uint64_t min_events;     /* tiers need >= this many events in their long window */
     int nodata;              /* SLO_ND_* */
     size_t ntiers;
     slo_ev_tier_t tiers[SLO_EV_MAX_TIERS];
+    /* Added after the first version (fields left 0 keep the old behaviour). */
+    const slo_tz_t *tz;      /* calendar periods start at local midnight here; NULL = UTC */
+    int budgeting;           /* SLO_BG_* */
+    int64_t slice_ms;        /* time slice width (Timeslices, RatioTimeslices); 0 = 1m */
+    double slice_target;     /* Timeslices: a slice is good when good/total >= this */
+    int64_t slice_grace_ms;  /* a slice closes this long after its end (late events) */
+    int64_t nodata_after_ms; /* no_data: alert fires after this long without events; 0 = the
+                              * shortest enabled tier's long window (1h without tiers) */
 } slo_ev_params_t;
+
+/* Timeslices (slo.md 2.3): the store holds closed slices instead of events. Each slice with
+ * data adds one unit: total 1, bad 1 when good/total < slice_target (Timeslices), or total
+ * SLO_SLICE_SCALE and bad = round(bad/total x SLO_SLICE_SCALE) (RatioTimeslices, so window
+ * sums are the mean of the per-slice ratios). Window counts then read as slices: total = slices
+ * with data, good = good slices (RatioTimeslices: sum of per-slice good ratios, rounded).
+ * Slices without events are not counted (neither good nor bad: the ratio is bad slices over
+ * slices with data), except under no_data: bad, where each empty slice after the first data
+ * counts as one bad slice. A window without any slice follows the no-data policy as before. */
+#define SLO_SLICE_SCALE 1000000ULL
+#define SLO_OPEN_SLICES 8 /* slices accumulating events at once (late + future events) */
 
 /* ---- data states and results ------------------------------------------------------------ */
 enum { SLO_ST_OK = 0, SLO_ST_INSUFFICIENT, SLO_ST_NO_DATA, SLO_ST_INVALID };
@@ -105,6 +139,7 @@ typedef struct {
     double budget_remaining; /* 1 - period burn rate; 1 with no data; may go negative */
     double tte_s;            /* remaining * P / burn_rate(5m); -1 = not burning (never) */
     int state;               /* SLO_ST_* */
+    int nodata_event;        /* slo_eval_run, no_data: alert: SLO_EVT_* of the no-data alert */
 } slo_result_t;
 
 /* ---- alerts ----------------------------------------------------------------------------- */
@@ -138,10 +173,22 @@ typedef struct {
     uint64_t dropped_old, dropped_future;
     slo_result_t last;       /* result of the last evaluation (FREEZE policy, API) */
     int has_last;
+    /* time slices being filled (Timeslices budgeting); idx = slice start / slice_ms */
+    struct {
+        int64_t idx;         /* SLO_HEAD_EMPTY = free */
+        uint64_t a, total;
+    } open[SLO_OPEN_SLICES];
+    int64_t slice_closed;    /* last closed slice index, SLO_HEAD_EMPTY before the first */
+    /* no_data: alert */
+    slo_alert_t nodata_alert;
+    int64_t last_data_ms;    /* arrival time (now_ms) of the last counted event, 0 = never */
+    int64_t first_eval_ms;   /* first evaluation, 0 = never */
+    uint64_t gen;            /* bumped on every change worth saving (events, slices, alerts) */
 } slo_inst_t;
 
 void slo_inst_init(slo_inst_t *in, const slo_ev_params_t *p, int counts_bad);
-/* Adds events at t_ms (see slo_store_add); counts drops. */
+/* Adds events at t_ms (see slo_store_add); counts drops. With time slices the events go to
+ * their open slice (SLO_ADD_TOO_OLD once the slice has closed). */
 int slo_inst_add(slo_inst_t *in, const slo_ev_params_t *p, int64_t t_ms, uint64_t a,
                  uint64_t total, int64_t now_ms);
 /* Notes a counter reset (reset storms make the instance invalid). */
@@ -154,7 +201,11 @@ void slo_eval_compute(const slo_inst_t *in, const slo_ev_params_t *p, int64_t no
  * tier i. Returns the index of the most severe firing tier, or -1. */
 int slo_eval_run(slo_inst_t *in, const slo_ev_params_t *p, int64_t now_ms, slo_result_t *r,
                  int *events);
-/* Period bounds at now_ms: [*start, *start + *len). */
+/* Closes every time slice that ended before now_ms - slice_grace_ms (slo_eval_run does it
+ * first). Returns the number of slices closed. No-op for Occurrences. */
+int slo_inst_close_slices(slo_inst_t *in, const slo_ev_params_t *p, int64_t now_ms);
+/* Period bounds at now_ms: [*start, *start + *len). Calendar periods start at local midnight
+ * of the 1st (month) or of Monday (week) in p->tz. */
 void slo_eval_period(const slo_ev_params_t *p, int64_t now_ms, int64_t *start, int64_t *len);
 
 /* ---- counter reset tracking for cumulative OTLP sums and histograms ---------------------
@@ -195,6 +246,13 @@ uint64_t slo_hash(uint64_t h, const void *p, size_t n);
  * PATH.tmp, fsync'd and renamed over PATH so a crash leaves the old or the new file. */
 int slo_state_save(const char *path, const char *const *ids, const slo_inst_t *const *insts,
                    size_t n);
+/* The same in two steps, so that the engine copies under its lock and writes outside it:
+ * slo_state_image fills a reusable buffer (*buf grown with realloc, capacity in *cap) with the
+ * file body (everything but the checksum) and returns its length, or 0 on out of memory;
+ * slo_state_write appends the checksum, writes PATH.tmp, fsyncs and renames it over PATH. */
+size_t slo_state_image(unsigned char **buf, size_t *cap, const char *const *ids,
+                       const slo_inst_t *const *insts, size_t n);
+int slo_state_write(const char *path, const unsigned char *body, size_t len);
 /* Calls fn(arg, id, inst) for every instance in the file. Returns MT_OK, MT_ENOTFOUND (no
  * file) or MT_EINVAL (corrupt or from another build: ignored by the caller). */
 int slo_state_load(const char *path, void (*fn)(void *arg, const char *id, const slo_inst_t *in),

@@ -446,3 +446,56 @@ def test_metric_latency_log_and_grouped_slis_exact_counts():
             assert abs(win["burn_rate"] - (total - good) / total / 0.01) < 1e-9, (sid, w, win)
     assert m.metric("meltp_slo_events_dropped_total", reason="max_groups") == 2
     assert m.stop() == 0
+
+
+NODATA_SPEC = """version: meltp/v1
+service: checkout
+slos:
+  - name: latency
+    objective: 99
+    period: 30d
+    no_data: alert
+    sli:
+      spans:
+        service: checkout
+        type: errors
+    alerting:
+      name: CheckoutLatencyBurn
+      tiers:
+        - {name: page-quick, severity: page, long: 3s, short: 1s, factor: 14.4}
+"""
+
+
+def test_no_data_alert_fires_and_resolves_through_the_webhook():
+    """`no_data: alert`: with no span for the shortest long window (3s here) the webhook gets a
+    separate CheckoutLatencyNoData alert (severity ticket), resolved once spans arrive."""
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="meltp-slo-")
+    os.makedirs(os.path.join(tmp, "slos"))
+    with open(os.path.join(tmp, "slos", "nodata.yaml"), "w") as f:
+        f.write(NODATA_SPEC)
+    sink = Sink()
+    m = start(tmp, sink)
+    try:
+        def nodata(status):
+            for b in sink.bodies:
+                a = b["alerts"][0]
+                if a["labels"]["alertname"] == "CheckoutLatencyNoData" and b["status"] == status:
+                    return b
+            return None
+        b = wait_until(lambda: nodata("firing"), 15, what="the no-data alert")
+        a = b["alerts"][0]
+        assert a["labels"]["sloth_id"] == "checkout-latency"
+        assert a["labels"]["sloth_severity"] == "ticket"
+        assert a["labels"]["burnrate_tier"] == "no-data"
+        assert b["groupKey"] != '{}:{sloth_id="checkout-latency"}'  # not the burn alert's group
+        assert not nodata("resolved")
+        st, _, _ = m.post("/v1/traces", spans_json(20, 0), "application/json")
+        assert st == 200
+        r = wait_until(lambda: nodata("resolved"), 10, what="the no-data alert to resolve")
+        assert r["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
+        # spans without errors: no burn-rate alert was ever sent
+        assert all(b["alerts"][0]["labels"]["alertname"] == "CheckoutLatencyNoData"
+                   for b in sink.bodies)
+    finally:
+        assert m.stop() == 0

@@ -1,6 +1,8 @@
 /*
  * test_slo_eval.c - slo/eval.c driven by a simulated clock: exact burn rates, detection and
- * reset times of the MWMBR tiers, low traffic, counter resets, state file round trip.
+ * reset times of the MWMBR tiers, low traffic, counter resets, state file round trip,
+ * Timeslices and RatioTimeslices budgeting, calendar periods in a time zone (TZif reader), the
+ * no-data alert and the two-step state save.
  */
 #include "unit.h"
 #include "eval.h"
@@ -332,6 +334,224 @@ UNIT_TEST(restart_keeps_the_budget)
     CHECK(slo_state_load(path, on_restore, NULL) == MT_EINVAL);
     unlink(path);
     CHECK(slo_state_load(path, on_restore, NULL) == MT_ENOTFOUND);
+    free(a);
+    free(b);
+}
+
+/* minute m of the run gets `n` events, `bad` of them bad, at second 30 of the minute */
+static void minute(slo_inst_t *in, const slo_ev_params_t *p, int m, uint64_t n, uint64_t bad)
+{
+    int64_t t = T0 + m * MIN_MS + 30000;
+    slo_inst_add(in, p, t, bad, n, t);
+}
+
+UNIT_TEST(timeslices_count_bad_slices_over_slices_with_data)
+{
+    slo_ev_params_t p;
+    sloth_params(&p);
+    p.budgeting = SLO_BG_TIMESLICES;
+    p.slice_ms = MIN_MS;
+    p.slice_target = 0.99; /* a minute is good at >= 99 % good events */
+    slo_inst_t *in = malloc(sizeof(*in));
+    REQUIRE(in);
+    for (int pass = 0; pass < 2; pass++) {
+        p.nodata = pass ? SLO_ND_BAD : SLO_ND_GOOD;
+        slo_inst_init(in, &p, 1);
+        /* minutes 0-9, minute 8 without data; 2 and 5 at 5 % errors (bad), 7 at 0.5 % (good) */
+        for (int m = 0; m < 10; m++) {
+            if (m != 8) {
+                minute(in, &p, m, 200, m == 2 || m == 5 ? 10 : m == 7 ? 1 : 0);
+            }
+        }
+        int ev[SLO_EV_MAX_TIERS];
+        slo_result_t r;
+        /* before the grace, minute 9 is still open */
+        p.slice_grace_ms = 20000;
+        slo_eval_run(in, &p, T0 + 10 * MIN_MS - 5000, &r, ev);
+        CHECK(r.w[SLO_W_PERIOD].total == (pass ? 9u : 8u));
+        p.slice_grace_ms = 0;
+        slo_eval_run(in, &p, T0 + 10 * MIN_MS, &r, ev);
+        /* period: 9 slices with data, 2 bad; under no_data: bad minute 8 is a 10th, bad one */
+        CHECK(r.w[SLO_W_PERIOD].total == (pass ? 10u : 9u));
+        CHECK(r.w[SLO_W_PERIOD].bad == (pass ? 3u : 2u));
+        CHECK(r.w[SLO_W_PERIOD].good == 7);
+        CHECK(fabs(r.w[SLO_W_PERIOD].error_ratio - (pass ? 0.3 : 2.0 / 9.0)) < 1e-12);
+        CHECK(fabs(r.w[SLO_W_PERIOD].burn_rate - (pass ? 300.0 : 2000.0 / 9.0)) < 1e-6);
+        /* 5m window = minutes 5..9: slice 5 bad, 8 empty */
+        CHECK(r.w[SLO_W_5M].total == (pass ? 5u : 4u));
+        CHECK(r.w[SLO_W_5M].bad == (pass ? 2u : 1u));
+        /* a late event for a judged slice is dropped, not counted into another slice */
+        CHECK(slo_inst_add(in, &p, T0 + 3 * MIN_MS, 1, 1, T0 + 10 * MIN_MS + 2) ==
+              SLO_ADD_TOO_OLD);
+        CHECK(in->dropped_old == 1);
+    }
+    free(in);
+}
+
+UNIT_TEST(ratio_timeslices_mean_of_slice_ratios)
+{
+    slo_ev_params_t p;
+    sloth_params(&p);
+    p.budgeting = SLO_BG_RATIO_TIMESLICES;
+    p.slice_ms = MIN_MS;
+    slo_inst_t *in = malloc(sizeof(*in));
+    REQUIRE(in);
+    slo_inst_init(in, &p, 0); /* good counts: per-slice good ratios 0.9, 1, 0.5 */
+    minute(in, &p, 0, 10, 9);
+    minute(in, &p, 1, 1000, 1000);
+    minute(in, &p, 2, 4, 2);
+    int ev[SLO_EV_MAX_TIERS];
+    slo_result_t r;
+    slo_eval_run(in, &p, T0 + 3 * MIN_MS, &r, ev);
+    /* mean of the bad ratios (0.1 + 0 + 0.5) / 3 = 0.2, whatever each slice's traffic */
+    CHECK(fabs(r.w[SLO_W_PERIOD].error_ratio - 0.2) < 1e-12);
+    CHECK(r.w[SLO_W_PERIOD].total == 3);
+    CHECK(r.w[SLO_W_PERIOD].good == 2); /* 2.4 good slices, rounded */
+    CHECK(r.state != SLO_ST_INVALID);
+    free(in);
+}
+
+UNIT_TEST(timeslices_full_outage_pages)
+{
+    slo_ev_params_t p;
+    sloth_params(&p);
+    p.objective = 0.99; /* 1 % of 1-minute slices: the 1000-slice minimum is not needed */
+    p.budgeting = SLO_BG_TIMESLICES;
+    p.slice_ms = MIN_MS;
+    p.slice_target = 0.95;
+    slo_inst_t *in = malloc(sizeof(*in));
+    REQUIRE(in);
+    slo_inst_init(in, &p, 1);
+    int ev[SLO_EV_MAX_TIERS], fired_at = -1;
+    slo_result_t r;
+    for (int m = 0; m < 4 * 60; m++) {
+        minute(in, &p, m, 100, m >= 3 * 60 ? 100 : 0);
+        if (slo_eval_run(in, &p, T0 + (m + 1) * MIN_MS, &r, ev) == 0 && fired_at < 0) {
+            fired_at = m;
+        }
+    }
+    /* page tier: 14.4 x 1 % = 14.4 % of the 1h and 5m windows' slices bad; the 5m window is
+     * exceeded at the first bad slice, the 1h one at slice 9 (9/60 > 0.144) */
+    CHECK(fired_at == 3 * 60 + 8);
+    CHECK(r.w[SLO_W_1H].total == 60 && r.w[SLO_W_1H].bad == 60);
+    free(in);
+}
+
+UNIT_TEST(calendar_periods_in_a_time_zone)
+{
+    slo_tz_t *tz = NULL;
+    REQUIRE(slo_tz_load("Europe/Berlin", &tz) == MT_OK);
+    REQUIRE(tz);
+    slo_ev_params_t p;
+    sloth_params(&p);
+    p.period_kind = SLO_PK_MONTH;
+    p.tz = tz;
+    int64_t s, l;
+    /* winter: January 2024 starts 2023-12-31 23:00 UTC */
+    slo_eval_period(&p, 1705312800000LL, &s, &l); /* 2024-01-15 10:00 UTC */
+    CHECK(s == 1704063600000LL);
+    CHECK(l == 31 * DAY_MS);
+    /* summer: July 2024 starts 2024-06-30 22:00 UTC */
+    slo_eval_period(&p, 1721037600000LL, &s, &l); /* 2024-07-15 10:00 UTC */
+    CHECK(s == 1719784800000LL);
+    /* 2024-02-29 23:30 UTC is already 1 March in Berlin; March is 31 days less the DST hour */
+    slo_eval_period(&p, 1709249400000LL, &s, &l);
+    CHECK(s == 1709247600000LL);
+    CHECK(l == 31 * DAY_MS - HOUR_MS);
+    /* after the zone file's last transition the POSIX footer rule applies: July 2040 */
+    slo_eval_period(&p, 2224706400000LL + 5 * DAY_MS, &s, &l);
+    CHECK(s == 2224706400000LL);
+    CHECK(l == 2227384800000LL - 2224706400000LL);
+    /* ISO week: Monday 2024-07-15 00:00 CEST = 2024-07-14 22:00 UTC */
+    p.period_kind = SLO_PK_WEEK;
+    slo_eval_period(&p, 1721037600000LL, &s, &l);
+    CHECK(s == 1720994400000LL);
+    CHECK(l == 7 * DAY_MS);
+    CHECK(slo_tz_offset(tz, 1705312800) == 3600 && slo_tz_offset(tz, 1721037600) == 7200);
+    slo_tz_free(tz);
+    /* UTC needs no file; an unknown zone is refused (and a spec lint error, test_slo_spec) */
+    CHECK(slo_tz_load("UTC", &tz) == MT_OK && tz == NULL);
+    CHECK(slo_tz_load("Mars/Olympus", &tz) == MT_ENOTFOUND);
+    CHECK(slo_tz_load("../etc/passwd", &tz) == MT_ENOTFOUND);
+}
+
+UNIT_TEST(no_data_alert_fires_after_the_shortest_long_window_and_resolves)
+{
+    slo_ev_params_t p;
+    sloth_params(&p);
+    p.nodata = SLO_ND_ALERT;
+    slo_inst_t *in = malloc(sizeof(*in));
+    REQUIRE(in);
+    slo_inst_init(in, &p, 1);
+    int ev[SLO_EV_MAX_TIERS];
+    slo_result_t r;
+    /* no data from the first evaluation on: fires after 1h (page-quick's long window) */
+    slo_eval_run(in, &p, T0, &r, ev);
+    CHECK(r.nodata_event == SLO_EVT_NONE);
+    slo_eval_run(in, &p, T0 + HOUR_MS - 1000, &r, ev);
+    CHECK(r.nodata_event == SLO_EVT_NONE);
+    slo_eval_run(in, &p, T0 + HOUR_MS, &r, ev);
+    CHECK(r.nodata_event == SLO_EVT_FIRING);
+    CHECK(in->nodata_alert.state == SLO_AL_FIRING);
+    slo_eval_run(in, &p, T0 + HOUR_MS + 10000, &r, ev);
+    CHECK(r.nodata_event == SLO_EVT_NONE);
+    /* data returns: resolved at the next evaluation */
+    slo_inst_add(in, &p, T0 + HOUR_MS + 15000, 0, 10, T0 + HOUR_MS + 15000);
+    slo_eval_run(in, &p, T0 + HOUR_MS + 20000, &r, ev);
+    CHECK(r.nodata_event == SLO_EVT_RESOLVED);
+    /* and fires again an hour after the last event */
+    slo_eval_run(in, &p, T0 + 2 * HOUR_MS + 14000, &r, ev);
+    CHECK(r.nodata_event == SLO_EVT_NONE);
+    slo_eval_run(in, &p, T0 + 2 * HOUR_MS + 15000, &r, ev);
+    CHECK(r.nodata_event == SLO_EVT_FIRING);
+    /* other policies never raise it */
+    p.nodata = SLO_ND_FREEZE;
+    slo_inst_init(in, &p, 1);
+    slo_eval_run(in, &p, T0, &r, ev);
+    slo_eval_run(in, &p, T0 + 2 * HOUR_MS, &r, ev);
+    CHECK(r.nodata_event == SLO_EVT_NONE && in->nodata_alert.state == SLO_AL_INACTIVE);
+    free(in);
+}
+
+/* The engine copies the image under its lock and writes it after releasing the lock: what is
+ * written is the snapshot, whatever happens to the instances meanwhile. gen tells the engine
+ * whether anything changed since the last save. */
+UNIT_TEST(state_image_is_a_snapshot_written_without_the_instances)
+{
+    slo_ev_params_t p;
+    sloth_params(&p);
+    slo_inst_t *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
+    REQUIRE(a && b);
+    slo_inst_init(a, &p, 1);
+    feed(a, &p, T0, T0 + HOUR_MS, 10, 0.001);
+    int ev[SLO_EV_MAX_TIERS];
+    slo_result_t r;
+    slo_eval_run(a, &p, T0 + HOUR_MS, &r, ev);
+    uint64_t g = a->gen;
+    slo_eval_run(a, &p, T0 + HOUR_MS + 10000, &r, ev); /* nothing new: nothing to save */
+    slo_eval_compute(a, &p, T0 + HOUR_MS + 20000, &r);
+    CHECK(a->gen == g);
+    const char *ids[] = {"svc-avail"};
+    const slo_inst_t *insts[] = {a};
+    unsigned char *buf = NULL;
+    size_t cap = 0, len = slo_state_image(&buf, &cap, ids, insts, 1);
+    REQUIRE(len > sizeof(slo_inst_t));
+    CHECK(slo_state_image(&buf, &cap, ids, insts, 1) == len); /* the buffer is reused */
+    feed(a, &p, T0 + HOUR_MS, T0 + 2 * HOUR_MS, 10, 0.001); /* after the snapshot */
+    CHECK(a->gen != g);
+    char path[] = "/tmp/slo-state-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    REQUIRE(slo_state_write(path, buf, len) == MT_OK);
+    restore_into = b;
+    restored = 0;
+    REQUIRE(slo_state_load(path, on_restore, NULL) == MT_OK);
+    CHECK(restored == 1);
+    slo_eval_compute(b, &p, T0 + HOUR_MS, &r);
+    CHECK(r.w[SLO_W_PERIOD].total == 3600ull * 10);
+    unlink(path);
+    free(buf);
     free(a);
     free(b);
 }
