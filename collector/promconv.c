@@ -1396,13 +1396,15 @@ static pc_series_t *intern_series(pc_ctx_t *c, plabel_t *const *v, size_t n)
     s->ts.labels = lv;
     s->ts.n_labels = n;
     s->hash = h;
+    /* link into the table first: a rehash re-links every series in out->series, so the new
+     * one must not be appended before it is linked (it would be linked twice, into a cycle) */
+    size_t b = (size_t)(h & (c->tab_cap - 1));
+    s->next = c->tab[b];
+    c->tab[b] = s;
     out->series[out->n_series++] = &s->ts;
     if (out->n_series > c->tab_cap && rehash_series(c, c->tab_cap * 2) != 0) {
         return NULL;
     }
-    size_t b = (size_t)(h & (c->tab_cap - 1));
-    s->next = c->tab[b];
-    c->tab[b] = s;
     return s;
 }
 
