@@ -2503,6 +2503,11 @@ static int scope_setup(pc_ctx_t *c, const smetrics_t *sm)
     if (!c->o->scope_labels || !sc) {
         return 0;
     }
+    /* data that came in through meltp's remote-write receiver has no instrumentation scope:
+     * labelling it with our receiver's name would change every relayed series' identity */
+    if (sc->name && strcmp(sc->name, "meltp/prometheusremotewrite") == 0) {
+        return 0;
+    }
     static const char *const fixed[] = {"otel_scope_name", "otel_scope_version",
                                         "otel_scope_schema_url", NULL};
     const char *vals[3] = {sc->name, sc->version, sm->schema_url};

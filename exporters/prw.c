@@ -489,9 +489,10 @@ static uint8_t *pack_v2(Prometheus__TimeSeries **list, size_t n, const promconv_
 }
 
 /* Builds the chunks of one shard: consecutive series up to max_samples_per_send each. */
-static int build_chunks(prw_cfg_t *cfg, int v2, Prometheus__TimeSeries **list, size_t n,
-                        const promconv_out_t *out, int with_meta, arena_t *a, chunk_t **chunks,
-                        size_t *nchunks, size_t *capchunks)
+static int build_chunks(prw_cfg_t *cfg, int v2, Prometheus__TimeSeries **list,
+                        const uint64_t *ghash, size_t n, const promconv_out_t *out,
+                        int with_meta, arena_t *a, chunk_t **chunks, size_t *nchunks,
+                        size_t *capchunks)
 {
     size_t i = 0;
     while (i < n || with_meta) {
@@ -500,8 +501,8 @@ static int build_chunks(prw_cfg_t *cfg, int v2, Prometheus__TimeSeries **list, s
         while (j < n) {
             /* take the whole run of series of one point (histogram / summary) at once */
             size_t g = j + 1, gw = series_weight(list[j]);
-            uint64_t gh = group_hash(list[j]);
-            while (g < n && group_hash(list[g]) == gh) {
+            uint64_t gh = ghash[j];
+            while (g < n && ghash[g] == gh) {
                 gw += series_weight(list[g]);
                 g++;
             }
@@ -914,36 +915,58 @@ static int prw_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data
         }
     }
     uint8_t *is_ti = arena_calloc(a, out.n_series + 1);
-    uint8_t *placed = arena_calloc(a, out.n_series + 1);
-    if (!is_ti || !placed) {
+    if (!is_ti) {
         rc = MT_ENOMEM;
         goto out;
     }
-    size_t nti = 0;
-    for (size_t i = 0; i < out.n_series; i++) {
-        const char *n = label_value(out.series[i], "__name__");
-        if (n && !strcmp(n, "target_info")) {
-            is_ti[i] = 1;
-            nti++;
+    /* one group hash per series (shard, and chunk boundaries: a point's series stay together) */
+    uint64_t *gh = arena_alloc(a, (out.n_series + 1) * sizeof(uint64_t));
+    uint64_t **hl = arena_alloc(a, (size_t)nshards * sizeof(uint64_t *));
+    size_t *follow = arena_alloc(a, (out.n_series + 1) * sizeof(size_t)); /* ti -> series */
+    size_t *ti_next = arena_alloc(a, (out.n_series + 1) * sizeof(size_t));
+    size_t *ti_head = arena_alloc(a, (out.n_series + 1) * sizeof(size_t));
+    if (!gh || !hl || !follow || !ti_next || !ti_head) {
+        rc = MT_ENOMEM;
+        goto out;
+    }
+    for (int k = 0; k < nshards; k++) {
+        hl[k] = arena_alloc(a, (out.n_series + 1) * sizeof(uint64_t));
+        if (!hl[k]) {
+            rc = MT_ENOMEM;
+            goto out;
         }
     }
+    const size_t NONE = (size_t)-1;
     for (size_t i = 0; i < out.n_series; i++) {
-        if (is_ti[i]) {
+        gh[i] = group_hash(out.series[i]);
+        const char *n = label_value(out.series[i], "__name__");
+        is_ti[i] = n && !strcmp(n, "target_info");
+        ti_head[i] = NONE;
+    }
+    /* each target_info follows the first series of its (job, instance); O(targets x series) */
+    for (size_t j = 0; j < out.n_series; j++) {
+        follow[j] = NONE;
+        if (!is_ti[j]) {
             continue;
         }
-        int k = (int)(group_hash(out.series[i]) % (uint64_t)nshards);
-        lists[k][counts[k]++] = out.series[i];
-        for (size_t j = 0; nti && j < out.n_series; j++) {
-            if (is_ti[j] && !placed[j] && same_target(out.series[i], out.series[j])) {
-                lists[k][counts[k]++] = out.series[j];
-                placed[j] = 1;
-                nti--;
+        for (size_t i = 0; i < out.n_series; i++) {
+            if (!is_ti[i] && same_target(out.series[i], out.series[j])) {
+                follow[j] = i;
+                ti_next[j] = ti_head[i];
+                ti_head[i] = j;
+                break;
             }
         }
     }
-    for (size_t j = 0; nti && j < out.n_series; j++) {
-        if (is_ti[j] && !placed[j]) {
-            int k = (int)(group_hash(out.series[j]) % (uint64_t)nshards);
+    for (size_t i = 0; i < out.n_series; i++) {
+        if (is_ti[i] && follow[i] != NONE) {
+            continue; /* placed right after its series below */
+        }
+        int k = (int)(gh[i] % (uint64_t)nshards);
+        hl[k][counts[k]] = gh[i];
+        lists[k][counts[k]++] = out.series[i];
+        for (size_t j = ti_head[i]; j != NONE; j = ti_next[j]) {
+            hl[k][counts[k]] = gh[j];
             lists[k][counts[k]++] = out.series[j];
         }
     }
@@ -954,8 +977,8 @@ static int prw_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data
         sh->retry_at_ns = sh->first_fail_ns = 0;
         int meta = !v2 && k == 0 && cfg->send_metadata && out.n_metadata > 0;
         if (counts[k] || meta) {
-            rc = build_chunks(cfg, v2, lists[k], counts[k], &out, meta, a, &sh->chunks, &sh->n,
-                              &sh->cap);
+            rc = build_chunks(cfg, v2, lists[k], hl[k], counts[k], &out, meta, a, &sh->chunks,
+                              &sh->n, &sh->cap);
             if (rc != MT_OK) {
                 goto out;
             }
@@ -970,8 +993,8 @@ static int prw_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data
             sh->n = sh->next = 0;
             int meta = k == 0 && cfg->send_metadata && out.n_metadata > 0;
             if (counts[k] || meta) {
-                rc = build_chunks(cfg, 0, lists[k], counts[k], &out, meta, a, &sh->chunks, &sh->n,
-                                  &sh->cap);
+                rc = build_chunks(cfg, 0, lists[k], hl[k], counts[k], &out, meta, a, &sh->chunks,
+                                  &sh->n, &sh->cap);
                 if (rc != MT_OK) {
                     goto out;
                 }

@@ -138,7 +138,6 @@ receivers:
 exporters:
   prometheusremotewrite:
     endpoint: %s
-    add_scope_labels: false
 service:
   telemetry:
     metrics:
