@@ -937,20 +937,39 @@ static int prw_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data
         }
     }
     const size_t NONE = (size_t)-1;
+    size_t nti = 0;
+    uint64_t *th = arena_alloc(a, (out.n_series + 1) * sizeof(uint64_t)); /* (job, instance) */
+    if (!th) {
+        rc = MT_ENOMEM;
+        goto out;
+    }
     for (size_t i = 0; i < out.n_series; i++) {
         gh[i] = group_hash(out.series[i]);
-        const char *n = label_value(out.series[i], "__name__");
+        const char *n = NULL, *job = "", *inst = "";
+        const Prometheus__TimeSeries *ts = out.series[i];
+        for (size_t l = 0; l < ts->n_labels; l++) {
+            const char *ln = ts->labels[l]->name;
+            if (!strcmp(ln, "__name__")) {
+                n = ts->labels[l]->value;
+            } else if (!strcmp(ln, "job")) {
+                job = ts->labels[l]->value;
+            } else if (!strcmp(ln, "instance")) {
+                inst = ts->labels[l]->value;
+            }
+        }
         is_ti[i] = n && !strcmp(n, "target_info");
+        nti += is_ti[i];
+        th[i] = fnv(fnv(1469598103934665603ull, job, strlen(job)) ^ 0xff, inst, strlen(inst));
         ti_head[i] = NONE;
     }
     /* each target_info follows the first series of its (job, instance); O(targets x series) */
     for (size_t j = 0; j < out.n_series; j++) {
         follow[j] = NONE;
-        if (!is_ti[j]) {
+        if (!nti || !is_ti[j]) {
             continue;
         }
         for (size_t i = 0; i < out.n_series; i++) {
-            if (!is_ti[i] && same_target(out.series[i], out.series[j])) {
+            if (!is_ti[i] && th[i] == th[j] && same_target(out.series[i], out.series[j])) {
                 follow[j] = i;
                 ti_next[j] = ti_head[i];
                 ti_head[i] = j;
