@@ -167,6 +167,10 @@ typedef struct processor_ops {
      * memory_limiter). */
     int (*process)(processor_t *pr, mt_signal_t s, ProtobufCMessage *req, arena_t *a,
                    proc_result_t *r);
+    /* Optional: looks at the encoded request and returns 0 when process() would change
+     * nothing, so a pipeline whose processors all say 0 forwards the bytes undecoded. Must
+     * never return 0 when process() would act: when unsure, return 1. */
+    int (*inspect)(processor_t *pr, mt_signal_t s, const uint8_t *pb, size_t len);
     void (*free_cfg)(void *cfg);
 } processor_ops_t;
 

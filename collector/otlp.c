@@ -387,6 +387,73 @@ static int scan(scan_ctx_t *sc, const ProtobufCMessageDescriptor *desc, const ui
     return 1;
 }
 
+static int walk_values(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
+                       const uint8_t *end, int depth,
+                       int (*cb)(void *arg, const char *p, size_t n), void *arg)
+{
+    if (depth > OTLP_MAX_DEPTH) {
+        return 1; /* cannot vouch for it: let the caller decode */
+    }
+    int is_kv = desc == &opentelemetry__proto__common__v1__key_value__descriptor;
+    int is_any = desc == &opentelemetry__proto__common__v1__any_value__descriptor;
+    while (p < end) {
+        uint64_t tag, v;
+        const uint8_t *q = read_varint(p, end, &tag);
+        if (!q) {
+            return 1;
+        }
+        p = q;
+        unsigned fnum = (unsigned)(tag >> 3);
+        switch (tag & 7) {
+        case 0:
+            if (!(q = read_varint(p, end, &v))) {
+                return 1;
+            }
+            if (is_any && fnum == 3) {
+                char num[24];
+                int n = snprintf(num, sizeof(num), "%lld", (long long)v);
+                if (cb(arg, num, (size_t)n)) {
+                    return 1;
+                }
+            }
+            p = q;
+            break;
+        case 1:
+            p += 8;
+            break;
+        case 5:
+            p += 4;
+            break;
+        case 2: {
+            if (!(q = read_varint(p, end, &v)) || v > (uint64_t)(end - q)) {
+                return 1;
+            }
+            const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, fnum);
+            if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+                if (walk_values(fd->descriptor, q, q + v, depth + 1, cb, arg)) {
+                    return 1;
+                }
+            } else if (fd && fd->type == PROTOBUF_C_TYPE_STRING && !(is_kv && fnum == 1)) {
+                if (cb(arg, (const char *)q, (size_t)v)) {
+                    return 1;
+                }
+            }
+            p = q + v;
+            break;
+        }
+        default:
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int otlp_walk_values(mt_signal_t s, const uint8_t *data, size_t len,
+                     int (*cb)(void *arg, const char *p, size_t n), void *arg)
+{
+    return walk_values(otlp_request_desc(s), data, data + len, 0, cb, arg);
+}
+
 int otlp_scan(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *items)
 {
     scan_ctx_t sc;

@@ -27,6 +27,12 @@ ProtobufCMessage *otlp_unpack(mt_signal_t s, const uint8_t *data, size_t len, ar
  * call otlp_unpack + otlp_validate_utf8 + otlp_check for one). */
 int otlp_scan(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *items);
 
+/* Calls cb(arg, text, len) for every string value in an encoded (already validated) request
+ * and for every AnyValue int_value as decimal text, skipping KeyValue keys. Returns 1 as soon
+ * as cb returns nonzero, else 0. Lets processors look at bytes before anything is decoded. */
+int otlp_walk_values(mt_signal_t s, const uint8_t *data, size_t len,
+                     int (*cb)(void *arg, const char *p, size_t n), void *arg);
+
 /* Counts spans / data points / log records and checks structure (trace and span id lengths).
  * Returns MT_OK, or MT_EINVAL with eb naming the offending item. */
 int otlp_check(mt_signal_t s, const ProtobufCMessage *req, uint64_t *items, mt_errbuf_t *eb);

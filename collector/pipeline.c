@@ -94,7 +94,17 @@ void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessa
     /* 1. one encoded batch per pipeline (shared when unchanged) */
     for (size_t i = 0; i < nps; i++) {
         pipeline_t *p = ps[i];
-        if (p->nprocs == 0) {
+        int untouched = p->nprocs == 0;
+        if (!untouched && raw && !req_dirty) {
+            /* processors that can tell from the bytes that they would change nothing spare
+             * the decode / re-encode (e.g. synthetic_guard on data without personal data) */
+            untouched = 1;
+            for (size_t k = 0; k < p->nprocs && untouched; k++) {
+                untouched = p->procs[k]->ops->inspect &&
+                            !p->procs[k]->ops->inspect(p->procs[k], s, raw, raw_len);
+            }
+        }
+        if (untouched) {
             if (!plain) {
                 plain = raw ? raw_batch(s, raw, raw_len, items, tenant)
                             : pack_batch(s, req, items, tenant);

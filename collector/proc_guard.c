@@ -721,6 +721,26 @@ static int guard_process(processor_t *pr, mt_signal_t s, ProtobufCMessage *req, 
     return MT_OK;
 }
 
+static int inspect_cb(void *arg, const char *s, size_t n)
+{
+    pii_finding_t f;
+    return pii_scan(arg, s, n, &f, 1) > 0;
+}
+
+/* The common case is data without personal data: find that out on the wire, without
+ * decoding. Any finding (in any string, a superset of what process() scans) means decode. */
+static int guard_inspect(processor_t *pr, mt_signal_t s, const uint8_t *pb, size_t len)
+{
+    const guard_cfg_t *cfg = pr->cfg;
+    if (!cfg->pii) {
+        return 0;
+    }
+    if (cfg->req_envs.n > 0) {
+        return 1; /* the synthetic=true requirement needs the resource: decode */
+    }
+    return otlp_walk_values(s, pb, len, inspect_cb, cfg->pii);
+}
+
 const processor_ops_t processor_synthetic_guard_ops = {
     .type = "synthetic_guard",
     .fields = guard_fields,
@@ -731,5 +751,6 @@ const processor_ops_t processor_synthetic_guard_ops = {
             "drop or flag it; optionally require synthetic=true resources",
     .validate = guard_validate,
     .process = guard_process,
+    .inspect = guard_inspect,
     .free_cfg = guard_free,
 };

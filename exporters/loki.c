@@ -482,6 +482,7 @@ typedef struct sbuf {
     size_t len, cap;
     int err;
     int bad;              /* malformed wire data met while rendering */
+    int nolimit;          /* may grow past LK_TEXT_MAX (the batch's encoded entries) */
 } sbuf_t;
 
 static int sb_grow(sbuf_t *b, size_t n)
@@ -496,7 +497,7 @@ static int sb_grow(sbuf_t *b, size_t n)
     while (nc < b->len + n + 1) {
         nc *= 2;
     }
-    char *np = nc > LK_TEXT_MAX ? NULL : realloc(b->p, nc);
+    char *np = nc > LK_TEXT_MAX && !b->nolimit ? NULL : realloc(b->p, nc);
     if (!np) {
         b->err = 1;
         return -1;
@@ -702,7 +703,28 @@ static inline __attribute__((always_inline)) int wnext(const uint8_t **pp, const
 static inline size_t wstrlen(const uint8_t *p, size_t n)
 {
     if (n <= 32) {
-        for (size_t i = 0; i < n; i++) {
+        size_t i = 0;
+        if (n >= 8) {
+            /* a word at a time (the last one overlapping) until one holds a zero byte */
+            uint64_t w;
+            for (; i + 8 <= n; i += 8) {
+                memcpy(&w, p + i, 8);
+                if ((w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull) {
+                    break;
+                }
+            }
+            if (i == n) {
+                return n;
+            }
+            if (i + 8 > n) {
+                i = n - 8;
+                memcpy(&w, p + i, 8);
+                if (!((w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull)) {
+                    return n;
+                }
+            }
+        }
+        for (; i < n; i++) {
             if (!p[i]) {
                 return i;
             }
@@ -791,6 +813,38 @@ typedef struct wkv {
 
 static int wkv_parse(const uint8_t *p, size_t n, wkv_t *kv)
 {
+    /* the usual shape first: {1: key, 2: {1: string | 3: int}}, one-byte lengths, nothing
+     * else; read exactly as the general walk below would */
+    if (n >= 4 && p[0] == 0x0a && p[1] < 0x80 && (size_t)p[1] + 4 <= n && p[2 + p[1]] == 0x12 &&
+        (size_t)p[3 + p[1]] + p[1] + 4 == n && p[3 + p[1]] >= 2) {
+        size_t kl = p[1], vl = p[3 + kl];
+        const uint8_t *v = p + 4 + kl;
+        if (v[0] == 0x0a && (size_t)v[1] + 2 == vl) {
+            kv->key = (const char *)p + 2;
+            kv->klen = (uint32_t)wstrlen(p + 2, kl);
+            kv->v = v;
+            kv->vlen = (uint32_t)vl;
+            kv->kind = AV_STR;
+            kv->is_str = 1;
+            kv->iv = 0;
+            kv->s = (const char *)v + 2;
+            kv->slen = (uint32_t)wstrlen(v + 2, v[1]);
+            return 0;
+        }
+        uint64_t iv;
+        if (v[0] == 0x18 && wvarint(v + 1, v + vl, &iv) == v + vl) {
+            kv->key = (const char *)p + 2;
+            kv->klen = (uint32_t)wstrlen(p + 2, kl);
+            kv->v = v;
+            kv->vlen = (uint32_t)vl;
+            kv->kind = AV_INT;
+            kv->is_str = 0;
+            kv->iv = iv;
+            kv->s = NULL;
+            kv->slen = 0;
+            return 0;
+        }
+    }
     size_t kl, vl;
     if (kv_parse(p, n, &kv->key, &kl, &kv->v, &vl) < 0) {
         return -1;
@@ -949,20 +1003,20 @@ typedef struct lk_pair {
     uint32_t nlen, vlen;
 } lk_pair_t;
 
+/* An entry, already encoded (protobuf: the whole `entries` field of its stream, tag and
+ * length included; JSON: its `[ts, line, {metadata}]` value) at off in the entry buffer. */
 typedef struct lk_entry {
     uint64_t ts;
-    uint32_t seq, stream;
-    const char *line;
-    uint32_t llen, nsm;
-    lk_pair_t *sm;
-    uint32_t esz;         /* encoded EntryAdapter size (protobuf) */
+    size_t off;
+    uint32_t stream, len;
 } lk_entry_t;
 
 typedef struct lk_stream {
     const char *sel;      /* selector text {a="b", c="d"} */
-    uint32_t sel_len, tenant, count, first;
-    uint64_t hash;
-    size_t enc;           /* encoded StreamAdapter size (protobuf) */
+    uint32_t sel_len, tenant, count, first, fill;
+    int unsorted;         /* an entry came with a timestamp older than the one before */
+    uint64_t hash, last_ts;
+    size_t bytes;         /* its entries' encoded bytes */
     lk_pair_t labels[LK_MAX_LABELS + 1];
     int nlabels;
 } lk_stream_t;
@@ -996,6 +1050,7 @@ typedef struct lk_scratch {
     uint8_t *pb;
     size_t pb_cap;
     sbuf_t tmp, val;
+    sbuf_t eb;              /* the batch's encoded entries, in arrival order */
     lk_entry_t *e;
     size_t e_cap;
     lk_stream_t *s;
@@ -1013,6 +1068,7 @@ static void scratch_fini(lk_scratch_t *sc)
     free(sc->pb);
     free(sc->tmp.p);
     free(sc->val.p);
+    free(sc->eb.p);
     free(sc->e);
     free(sc->s);
     free(sc->ht);
@@ -1029,6 +1085,7 @@ typedef struct lk_build {
     arena_t *a;
     sbuf_t tmp;             /* scratch for a selector or a line */
     sbuf_t val;             /* scratch for one value (value_text) */
+    sbuf_t eb;              /* encoded entries (see lk_entry_t) */
     lk_entry_t *e;
     size_t ne;
     lk_stream_t *s;
@@ -1041,6 +1098,7 @@ typedef struct lk_build {
     uint64_t dropped;       /* records dropped while building (bad tenants) */
     const char *drop_reason;
     int bad;                /* malformed wire data met */
+    uint32_t name_memo[16]; /* name cache slot + 1 of the last key of each length % 16 */
 } lk_build_t;
 
 static const char *arena_text(lk_build_t *b, const char *s, size_t n)
@@ -1092,6 +1150,16 @@ static inline uint64_t key_hash(const char *p, size_t n)
 static const char *attr_name(lk_build_t *b, const char *key, size_t klen, int *nl)
 {
     lk_names_t *nc = &b->sc->names;
+    /* records of a batch mostly repeat the same keys: the last name found for a key of this
+     * length is checked before hashing */
+    uint32_t *memo = &b->name_memo[klen & 15];
+    if (*memo) {
+        const lk_nc_ent_t *c = &nc->t[*memo - 1];
+        if (c->rlen == klen && memcmp(nc->pool + c->off, key, klen) == 0) {
+            *nl = c->nlen;
+            return c->nlen > 0 ? nc->pool + c->off + c->rlen : NULL;
+        }
+    }
     uint64_t h = key_hash(key, klen);
     size_t i = 0;
     if (nc->t) {
@@ -1099,6 +1167,7 @@ static const char *attr_name(lk_build_t *b, const char *key, size_t klen, int *n
         while (nc->t[i].used) {
             const lk_nc_ent_t *c = &nc->t[i];
             if (c->h == h && c->rlen == klen && memcmp(nc->pool + c->off, key, klen) == 0) {
+                *memo = (uint32_t)i + 1;
                 *nl = c->nlen;
                 return c->nlen > 0 ? nc->pool + c->off + c->rlen : NULL;
             }
@@ -1122,6 +1191,7 @@ static const char *attr_name(lk_build_t *b, const char *key, size_t klen, int *n
         }
         nc->pool_len += klen + (n > 0 ? (size_t)n : 0);
         nc->n++;
+        *memo = (uint32_t)i + 1;
         return n > 0 ? nc->pool + c->off + klen : NULL;
     }
     if (n <= 0) {
@@ -1134,8 +1204,10 @@ static const char *attr_name(lk_build_t *b, const char *key, size_t klen, int *n
     return nm;
 }
 
-/* Renders an encoded AnyValue as text into the arena; strings are borrowed from the batch. */
-static const char *value_text(lk_build_t *b, const uint8_t *p, size_t n, size_t *len)
+/* Renders an encoded AnyValue as text; strings are borrowed from the batch, anything else is
+ * rendered into b->val (valid until the next call) or, with keep, copied into the arena. */
+static const char *value_text_in(lk_build_t *b, const uint8_t *p, size_t n, size_t *len,
+                                 int keep)
 {
     av_t a;
     if (av_parse(p, n, &a) < 0) {
@@ -1156,7 +1228,15 @@ static const char *value_text(lk_build_t *b, const uint8_t *p, size_t n, size_t 
         return NULL;
     }
     *len = b->val.len;
+    if (!keep) {
+        return b->val.p ? b->val.p : "";
+    }
     return arena_text(b, b->val.p ? b->val.p : "", b->val.len);
+}
+
+static const char *value_text(lk_build_t *b, const uint8_t *p, size_t n, size_t *len)
+{
+    return value_text_in(b, p, n, len, 1);
 }
 
 static const char *kv_text(lk_build_t *b, const wkv_t *kv, size_t *len)
@@ -1184,6 +1264,33 @@ static const char *kv_text(lk_build_t *b, const wkv_t *kv, size_t *len)
         return arena_text(b, q, *len);
     }
     return value_text(b, kv->v, kv->vlen, len);
+}
+
+/* kv_text for a value copied right away: ints into ibuf, others into b->val, no arena. */
+static const char *kv_text_tmp(lk_build_t *b, const wkv_t *kv, size_t *len, char ibuf[24])
+{
+    if (kv->is_str) {
+        *len = kv->slen;
+        return kv->s;
+    }
+    if (kv->kind == AV_BOOL) {
+        *len = kv->iv ? 4 : 5;
+        return kv->iv ? "true" : "false";
+    }
+    if (kv->kind == AV_INT) {
+        char *q = ibuf + 24;
+        uint64_t u = (int64_t)kv->iv < 0 ? (uint64_t)0 - kv->iv : kv->iv;
+        do {
+            *--q = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if ((int64_t)kv->iv < 0) {
+            *--q = '-';
+        }
+        *len = (size_t)(ibuf + 24 - q);
+        return q;
+    }
+    return value_text_in(b, kv->v, kv->vlen, len, 0);
 }
 
 /* Cuts a label value to Loki's limit without splitting a UTF-8 character. */
@@ -1418,10 +1525,17 @@ static const wkv_t *find_attr(const wkv_t *kv, size_t n, const char *key)
 
 static void hex(char *out, const uint8_t *p, size_t n)
 {
-    static const char h[] = "0123456789abcdef";
+    static const char h[513] =
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+        "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+        "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+        "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+        "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+        "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+        "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
     for (size_t i = 0; i < n; i++) {
-        out[2 * i] = h[p[i] >> 4];
-        out[2 * i + 1] = h[p[i] & 15];
+        memcpy(out + 2 * i, h + 2 * p[i], 2);
     }
 }
 
@@ -1435,8 +1549,176 @@ static int all_zero(const uint8_t *p, size_t n)
     return 1;
 }
 
-/* Appends attribute `kv` as structured metadata (sanitised name, text value). */
-static int add_sm(lk_build_t *b, lk_pair_t *sm, uint32_t *n, const wkv_t *kv)
+static inline size_t vsz(uint64_t v)
+{
+    if (v < 0x80) {
+        return 1;
+    }
+    if (v < 0x4000) {
+        return 2;
+    }
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    if (v < 0x80) {
+        *p++ = (uint8_t)v;
+        return p;
+    }
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static uint8_t *put_len(uint8_t *p, uint8_t tag, size_t n)
+{
+    *p++ = tag;
+    return put_varint(p, n);
+}
+
+static size_t ts_inner(uint64_t ts)
+{
+    uint64_t sec = ts / 1000000000ull, ns = ts % 1000000000ull;
+    return (sec ? 1 + vsz(sec) : 0) + (ns ? 1 + vsz(ns) : 0);
+}
+
+/* ---- one entry, encoded straight into the entry buffer (b->eb) ----------------------------
+ * protobuf: the stream's `entries` field (0x12, length, EntryAdapter{timestamp, line,
+ * structuredMetadata...}); the length gets two bytes up front and is fixed at the end (the
+ * rare entry under 128 or over 16383 bytes moves once). JSON: ["ts","line",{"k":"v",...}]. */
+
+static void ent_begin(lk_build_t *b, int json, uint64_t ts)
+{
+    sbuf_t *eb = &b->eb;
+    if (json) {
+        sb_put(eb, "[\"", 2);
+        sb_u64(eb, ts);
+        sb_put(eb, "\",", 2);
+        return;
+    }
+    if (eb->len + 33 > eb->cap && sb_grow(eb, 32) < 0) {
+        return;
+    }
+    uint8_t *p = (uint8_t *)eb->p + eb->len;
+    *p = 0x12;
+    p += 3;
+    uint64_t sec = ts / 1000000000ull, ns = ts % 1000000000ull;
+    p = put_len(p, 0x0a, ts_inner(ts));
+    if (sec) {
+        *p++ = 0x08;
+        p = put_varint(p, sec);
+    }
+    if (ns) {
+        *p++ = 0x10;
+        p = put_varint(p, ns);
+    }
+    eb->len = (size_t)(p - (uint8_t *)eb->p);
+}
+
+static void ent_line(lk_build_t *b, int json, const char *line, size_t n)
+{
+    sbuf_t *eb = &b->eb;
+    if (json) {
+        sb_json_str(eb, line, n);
+        return;
+    }
+    if (!n || (eb->len + n + 12 > eb->cap && sb_grow(eb, n + 11) < 0)) {
+        return;
+    }
+    uint8_t *p = put_len((uint8_t *)eb->p + eb->len, 0x12, n);
+    memcpy(p, line, n);
+    eb->len = (size_t)(p + n - (uint8_t *)eb->p);
+}
+
+static inline void ent_pair(lk_build_t *b, int json, const char *name, size_t nl, const char *v,
+                     size_t vl, int *npairs)
+{
+    sbuf_t *eb = &b->eb;
+    if (json) {
+        sb_put(eb, *npairs ? "," : ",{", *npairs ? 1 : 2);
+        (*npairs)++;
+        sb_json_str(eb, name, nl);
+        sb_putc(eb, ':');
+        sb_json_str(eb, v, vl);
+        return;
+    }
+    if (nl && nl < 128 && vl < 128 && nl + vl + 4 < 128) {
+        /* the usual short pair: every length one byte */
+        size_t pi = 2 + nl + (vl ? 2 + vl : 0);
+        if (eb->len + pi + 3 > eb->cap && sb_grow(eb, pi + 2) < 0) {
+            return;
+        }
+        uint8_t *p = (uint8_t *)eb->p + eb->len;
+        p[0] = 0x1a;
+        p[1] = (uint8_t)pi;
+        p[2] = 0x0a;
+        p[3] = (uint8_t)nl;
+        memcpy(p + 4, name, nl);
+        p += 4 + nl;
+        if (vl) {
+            p[0] = 0x12;
+            p[1] = (uint8_t)vl;
+            memcpy(p + 2, v, vl);
+        }
+        eb->len += 2 + pi;
+        (*npairs)++;
+        return;
+    }
+    size_t pi = (nl ? 1 + vsz(nl) + nl : 0) + (vl ? 1 + vsz(vl) + vl : 0);
+    if (eb->len + pi + 12 > eb->cap && sb_grow(eb, pi + 11) < 0) {
+        return;
+    }
+    uint8_t *p = put_len((uint8_t *)eb->p + eb->len, 0x1a, pi);
+    if (nl) {
+        p = put_len(p, 0x0a, nl);
+        memcpy(p, name, nl);
+        p += nl;
+    }
+    if (vl) {
+        p = put_len(p, 0x12, vl);
+        memcpy(p, v, vl);
+        p += vl;
+    }
+    eb->len = (size_t)(p - (uint8_t *)eb->p);
+    (*npairs)++;
+}
+
+/* Closes the entry begun at start; returns its encoded size (0 when out of memory). */
+static size_t ent_end(lk_build_t *b, int json, size_t start, int npairs)
+{
+    sbuf_t *eb = &b->eb;
+    if (json) {
+        if (npairs) {
+            sb_putc(eb, '}');
+        }
+        sb_putc(eb, ']');
+        return eb->err ? 0 : eb->len - start;
+    }
+    if (eb->err || sb_grow(eb, 8) < 0) {
+        return 0;
+    }
+    size_t n = eb->len - start - 3;
+    size_t k = vsz(n);
+    uint8_t *p = (uint8_t *)eb->p + start;
+    if (k != 2) {
+        memmove(p + 1 + k, p + 3, n);
+    }
+    put_varint(p + 1, n);
+    eb->len = start + 1 + k + n;
+    return 1 + k + n;
+}
+
+/* Attribute `kv` as structured metadata (sanitised name, text value). */
+static int ent_attr(lk_build_t *b, int json, const wkv_t *kv, int *npairs)
 {
     int nl;
     const char *nm = attr_name(b, kv->key, kv->klen, &nl);
@@ -1444,15 +1726,12 @@ static int add_sm(lk_build_t *b, lk_pair_t *sm, uint32_t *n, const wkv_t *kv)
         return nl > 0 ? -1 : 0; /* no usable name: skipped (Loki would reject the entry) */
     }
     size_t vl = 0;
-    const char *v = kv_text(b, kv, &vl);
+    char ibuf[24];
+    const char *v = kv_text_tmp(b, kv, &vl, ibuf);
     if (!v) {
         return -1;
     }
-    sm[*n].name = nm;
-    sm[*n].nlen = (uint32_t)nl;
-    sm[*n].val = v;
-    sm[*n].vlen = (uint32_t)vl;
-    (*n)++;
+    ent_pair(b, json, nm, (size_t)nl, v, vl, npairs);
     return 0;
 }
 
@@ -1897,72 +2176,81 @@ static int build_record(lk_build_t *b, const uint8_t *rp, size_t rn, int ti, con
         return MT_ENOMEM;
     }
     b->e = sc->e;
-    lk_entry_t *e = &b->e[b->ne++];
-    memset(e, 0, sizeof(*e));
-    e->ts = lr.t ? lr.t : lr.obs ? lr.obs : now_ns;
-    e->seq = (*seq)++;
-    e->stream = (uint32_t)si;
-    /* structured metadata */
+    uint64_t ts = lr.t ? lr.t : lr.obs ? lr.obs : now_ns;
+    (*seq)++;
+    int json = cfg->encoding != 0;
+    size_t start = b->eb.len;
+    ent_begin(b, json, ts);
+    /* line */
     char tid[33], sid[17];
     int has_tid = lr.tidlen == 16 && !all_zero(lr.tid, 16);
     int has_sid = lr.sidlen == 8 && !all_zero(lr.sid, 8);
-    if (cfg->sm) {
-        size_t cap = lr.nattr + 3 + (cfg->sm_resource ? nra : 0);
-        e->sm = arena_alloc(b->a, cap * sizeof(lk_pair_t) + (has_tid ? 32 : 0) +
-                                      (has_sid ? 16 : 0));
-        if (!e->sm) {
-            return MT_ENOMEM;
-        }
-        char *ids = (char *)(e->sm + cap);
-        if (has_tid) {
-            hex(ids, lr.tid, 16);
-            e->sm[e->nsm++] = (lk_pair_t){"trace_id", ids, 8, 32};
-            ids += 32;
-        }
-        if (has_sid) {
-            hex(ids, lr.sid, 8);
-            e->sm[e->nsm++] = (lk_pair_t){"span_id", ids, 7, 16};
-        }
-        if (ev && !ev_from_attr) {
-            e->sm[e->nsm++] = (lk_pair_t){"event_name", ev, 10, (uint32_t)evlen};
-        }
-        for (size_t a = 0; a < lr.nattr; a++) {
-            if (!(a < 64 && used[a]) && add_sm(b, e->sm, &e->nsm, &attrs[a]) < 0) {
-                return build_fail(b);
-            }
-        }
-        for (size_t a = 0; cfg->sm_resource && a < nra; a++) {
-            int is_label = a < 64 && rused[a];
-            if (!is_label && add_sm(b, e->sm, &e->nsm, &sc->rkv[a]) < 0) {
-                return build_fail(b);
-            }
-        }
+    if (has_tid) {
+        hex(tid, lr.tid, 16);
+        tid[32] = 0;
     }
-    /* line */
+    if (has_sid) {
+        hex(sid, lr.sid, 8);
+        sid[16] = 0;
+    }
     if (cfg->line_format == 0) {
         size_t ll = 0;
-        e->line = value_text(b, lr.body, lr.blen, &ll);
-        e->llen = (uint32_t)ll;
+        const char *line = value_text_in(b, lr.body, lr.blen, &ll, 0);
+        if (!line) {
+            return build_fail(b);
+        }
+        ent_line(b, json, line, ll);
     } else {
-        if (has_tid) {
-            hex(tid, lr.tid, 16);
-            tid[32] = 0;
-        }
-        if (has_sid) {
-            hex(sid, lr.sid, 8);
-            sid[16] = 0;
-        }
         render_line(b, cfg, &lr, attrs, used, has_tid ? tid : NULL, has_sid ? sid : NULL,
                     ev_from_attr ? NULL : ev, evlen);
         if (b->tmp.bad) {
             b->bad = 1;
         }
-        e->line = b->tmp.err || b->tmp.bad ? NULL : arena_text(b, b->tmp.p, b->tmp.len);
-        e->llen = (uint32_t)b->tmp.len;
+        if (b->tmp.err || b->tmp.bad) {
+            return build_fail(b);
+        }
+        ent_line(b, json, b->tmp.p ? b->tmp.p : "", b->tmp.len);
     }
-    if (!e->line) {
-        return build_fail(b);
+    /* structured metadata */
+    int npairs = 0;
+    if (cfg->sm) {
+        if (has_tid) {
+            ent_pair(b, json, "trace_id", 8, tid, 32, &npairs);
+        }
+        if (has_sid) {
+            ent_pair(b, json, "span_id", 7, sid, 16, &npairs);
+        }
+        if (ev && !ev_from_attr) {
+            ent_pair(b, json, "event_name", 10, ev, evlen, &npairs);
+        }
+        for (size_t a = 0; a < lr.nattr; a++) {
+            if (!(a < 64 && used[a]) && ent_attr(b, json, &attrs[a], &npairs) < 0) {
+                return build_fail(b);
+            }
+        }
+        for (size_t a = 0; cfg->sm_resource && a < nra; a++) {
+            int is_label = a < 64 && rused[a];
+            if (!is_label && ent_attr(b, json, &sc->rkv[a], &npairs) < 0) {
+                return build_fail(b);
+            }
+        }
     }
+    size_t elen = ent_end(b, json, start, npairs);
+    if (!elen || elen > UINT32_MAX) {
+        return MT_ENOMEM;
+    }
+    lk_entry_t *e = &b->e[b->ne++];
+    e->ts = ts;
+    e->off = start;
+    e->stream = (uint32_t)si;
+    e->len = (uint32_t)elen;
+    lk_stream_t *st_ = &b->s[si];
+    if (st_->count && ts < st_->last_ts) {
+        st_->unsorted = 1;
+    }
+    st_->last_ts = ts;
+    st_->count++;
+    st_->bytes += elen;
     return MT_OK;
 }
 
@@ -2159,17 +2447,54 @@ static int build_entries(lk_build_t *b, const uint8_t *data, size_t len, const c
     return rc < 0 ? MT_EINVAL : MT_OK;
 }
 
-static int cmp_entry(const void *x, const void *y)
+/* Stable sort of a stream's entries by timestamp: a natural merge sort, as a stream is a few
+ * ordered runs (one per request of the batch) far more often than shuffled. Equal timestamps
+ * keep arrival order (the left run wins ties). tmp holds n entries. */
+static void sort_stream(lk_entry_t *a, size_t n, lk_entry_t *tmp)
 {
-    const lk_entry_t *a = x, *b = y;
-    if (a->ts != b->ts) {
-        return a->ts < b->ts ? -1 : 1;
+    lk_entry_t *src = a, *dst = tmp;
+    for (;;) {
+        size_t i = 0, runs = 0;
+        while (i < n) {
+            size_t m = i + 1;
+            while (m < n && src[m].ts >= src[m - 1].ts) {
+                m++;
+            }
+            size_t j = m;
+            if (j < n) {
+                j++;
+                while (j < n && src[j].ts >= src[j - 1].ts) {
+                    j++;
+                }
+            }
+            /* merge src[i..m) and src[m..j) into dst[i..j) */
+            size_t l = i, r = m, o = i;
+            while (l < m && r < j) {
+                dst[o++] = src[r].ts < src[l].ts ? src[r++] : src[l++];
+            }
+            while (l < m) {
+                dst[o++] = src[l++];
+            }
+            while (r < j) {
+                dst[o++] = src[r++];
+            }
+            runs++;
+            i = j;
+        }
+        lk_entry_t *t = src;
+        src = dst;
+        dst = t;
+        if (runs <= 1) {
+            break;
+        }
     }
-    return a->seq < b->seq ? -1 : a->seq > b->seq;
+    if (src != a) {
+        memcpy(a, src, n * sizeof(*a));
+    }
 }
 
-/* Groups entries by stream (counting sort, keeps arrival order) and sorts each stream by
- * timestamp; streams already in order (the common case) cost one pass. */
+/* Groups entries by stream (counting sort, keeps arrival order) and sorts the streams whose
+ * timestamps went backwards; streams already in order (the common case) are not looked at. */
 static int sort_entries(lk_build_t *b)
 {
     lk_entry_t *out = arena_alloc(b->a, (b->ne + 1) * sizeof(lk_entry_t));
@@ -2178,27 +2503,20 @@ static int sort_entries(lk_build_t *b)
     }
     uint32_t off = 0;
     for (size_t s = 0; s < b->ns; s++) {
-        b->s[s].count = 0;
-    }
-    for (size_t i = 0; i < b->ne; i++) {
-        b->s[b->e[i].stream].count++;
-    }
-    for (size_t s = 0; s < b->ns; s++) {
         b->s[s].first = off;
+        b->s[s].fill = off;
         off += b->s[s].count;
-        b->s[s].count = 0;
     }
     for (size_t i = 0; i < b->ne; i++) {
-        lk_stream_t *s = &b->s[b->e[i].stream];
-        out[s->first + s->count++] = b->e[i];
+        out[b->s[b->e[i].stream].fill++] = b->e[i];
     }
+    lk_entry_t *tmp = NULL;
     for (size_t s = 0; s < b->ns; s++) {
-        lk_entry_t *run = out + b->s[s].first;
-        for (uint32_t i = 1; i < b->s[s].count; i++) {
-            if (run[i].ts < run[i - 1].ts) {
-                qsort(run, b->s[s].count, sizeof(*run), cmp_entry);
-                break;
+        if (b->s[s].unsorted) {
+            if (!tmp && !(tmp = arena_alloc(b->a, (b->ne + 1) * sizeof(lk_entry_t)))) {
+                return MT_ENOMEM;
             }
+            sort_stream(out + b->s[s].first, b->s[s].count, tmp);
         }
     }
     b->e = out;
@@ -2207,70 +2525,8 @@ static int sort_entries(lk_build_t *b)
 
 /* ---- encoders ------------------------------------------------------------------------------ */
 
-static inline size_t vsz(uint64_t v)
-{
-    if (v < 0x80) {
-        return 1;
-    }
-    if (v < 0x4000) {
-        return 2;
-    }
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    if (v < 0x80) {
-        *p++ = (uint8_t)v;
-        return p;
-    }
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-static uint8_t *put_len(uint8_t *p, uint8_t tag, size_t n)
-{
-    *p++ = tag;
-    return put_varint(p, n);
-}
-
-static size_t ts_inner(uint64_t ts)
-{
-    uint64_t sec = ts / 1000000000ull, ns = ts % 1000000000ull;
-    return (sec ? 1 + vsz(sec) : 0) + (ns ? 1 + vsz(ns) : 0);
-}
-
-static inline size_t pair_inner(const lk_pair_t *p)
-{
-    return (p->nlen ? 1 + vsz(p->nlen) + p->nlen : 0) + (p->vlen ? 1 + vsz(p->vlen) + p->vlen : 0);
-}
-
-static size_t entry_size(lk_entry_t *e)
-{
-    size_t ti = ts_inner(e->ts);
-    size_t n = 1 + vsz(ti) + ti;
-    if (e->llen) {
-        n += 1 + vsz(e->llen) + e->llen;
-    }
-    for (uint32_t k = 0; k < e->nsm; k++) {
-        size_t pi = pair_inner(&e->sm[k]);
-        n += 1 + vsz(pi) + pi;
-    }
-    e->esz = (uint32_t)n;
-    return n;
-}
-
-/* logproto.PushRequest for one tenant, encoded by hand in two passes (sizes, then bytes):
- * no per-entry allocation. Returns the scratch buffer (valid until the next call) or NULL. */
+/* logproto.PushRequest for one tenant: the streams' headers around their entries, already
+ * encoded (one copy each). Returns the scratch buffer (valid until the next call) or NULL. */
 static uint8_t *encode_pb(lk_build_t *b, uint32_t tenant, size_t *len, uint64_t *entries)
 {
     size_t total = 0;
@@ -2280,12 +2536,7 @@ static uint8_t *encode_pb(lk_build_t *b, uint32_t tenant, size_t *len, uint64_t 
         if (st->tenant != tenant) {
             continue;
         }
-        size_t inner = 1 + vsz(st->sel_len) + st->sel_len;
-        for (uint32_t i = 0; i < st->count; i++) {
-            size_t es = entry_size(&b->e[st->first + i]);
-            inner += 1 + vsz(es) + es;
-        }
-        st->enc = inner;
+        size_t inner = 1 + vsz(st->sel_len) + st->sel_len + st->bytes;
         total += 1 + vsz(inner) + inner;
         *entries += st->count;
     }
@@ -2298,48 +2549,26 @@ static uint8_t *encode_pb(lk_build_t *b, uint32_t tenant, size_t *len, uint64_t 
         b->sc->pb = np;
         b->sc->pb_cap = nc;
     }
+    const uint8_t *eb = (const uint8_t *)b->eb.p;
     uint8_t *buf = b->sc->pb, *p = buf;
     for (size_t s = 0; s < b->ns; s++) {
         lk_stream_t *st = &b->s[s];
         if (st->tenant != tenant) {
             continue;
         }
-        p = put_len(p, 0x0a, st->enc);
+        p = put_len(p, 0x0a, 1 + vsz(st->sel_len) + st->sel_len + st->bytes);
         p = put_len(p, 0x0a, st->sel_len);
         memcpy(p, st->sel, st->sel_len);
         p += st->sel_len;
-        for (uint32_t i = 0; i < st->count; i++) {
-            const lk_entry_t *e = &b->e[st->first + i];
-            p = put_len(p, 0x12, e->esz);
-            uint64_t sec = e->ts / 1000000000ull, ns = e->ts % 1000000000ull;
-            p = put_len(p, 0x0a, ts_inner(e->ts));
-            if (sec) {
-                *p++ = 0x08;
-                p = put_varint(p, sec);
+        const lk_entry_t *e = &b->e[st->first], *ee = e + st->count;
+        while (e < ee) {
+            /* entries that sit back to back in the buffer go in one copy */
+            size_t off = e->off, n = e->len;
+            for (e++; e < ee && e->off == off + n; e++) {
+                n += e->len;
             }
-            if (ns) {
-                *p++ = 0x10;
-                p = put_varint(p, ns);
-            }
-            if (e->llen) {
-                p = put_len(p, 0x12, e->llen);
-                memcpy(p, e->line, e->llen);
-                p += e->llen;
-            }
-            for (uint32_t k = 0; k < e->nsm; k++) {
-                const lk_pair_t *sp = &e->sm[k];
-                p = put_len(p, 0x1a, pair_inner(sp));
-                if (sp->nlen) {
-                    p = put_len(p, 0x0a, sp->nlen);
-                    memcpy(p, sp->name, sp->nlen);
-                    p += sp->nlen;
-                }
-                if (sp->vlen) {
-                    p = put_len(p, 0x12, sp->vlen);
-                    memcpy(p, sp->val, sp->vlen);
-                    p += sp->vlen;
-                }
-            }
+            memcpy(p, eb + off, n);
+            p += n;
         }
     }
     *len = (size_t)(p - buf);
@@ -2371,23 +2600,10 @@ static uint8_t *encode_json(lk_build_t *b, uint32_t tenant, size_t *len, uint64_
         sb_puts(&sb, "},\"values\":[");
         for (uint32_t i = 0; i < st->count; i++) {
             const lk_entry_t *e = &b->e[st->first + i];
-            sb_puts(&sb, i ? ",[\"" : "[\"");
-            sb_u64(&sb, e->ts);
-            sb_puts(&sb, "\",");
-            sb_json_str(&sb, e->line, e->llen);
-            if (e->nsm) {
-                sb_puts(&sb, ",{");
-                for (uint32_t k = 0; k < e->nsm; k++) {
-                    if (k) {
-                        sb_putc(&sb, ',');
-                    }
-                    sb_json_str(&sb, e->sm[k].name, e->sm[k].nlen);
-                    sb_putc(&sb, ':');
-                    sb_json_str(&sb, e->sm[k].val, e->sm[k].vlen);
-                }
-                sb_putc(&sb, '}');
+            if (i) {
+                sb_putc(&sb, ',');
             }
-            sb_putc(&sb, ']');
+            sb_put(&sb, b->eb.p + e->off, e->len);
         }
         sb_puts(&sb, "]}");
         *entries += st->count;
@@ -2442,6 +2658,15 @@ static int build_with(exporter_t *ex, lk_scratch_t *sc, const uint8_t *data, siz
     b.a = a;
     b.tmp = sc->tmp;
     b.val = sc->val;
+    b.eb = sc->eb;
+    b.eb.len = 0;
+    b.eb.err = b.eb.bad = 0;
+    b.eb.nolimit = 1;
+    /* the encoded entries come to about the input's size: one allocation, no regrowth */
+    if (b.eb.cap < len + len / 2 + 4096) {
+        sb_grow(&b.eb, len + len / 2 + 4096);
+        b.eb.err = 0;
+    }
     b.tmp.err = b.val.err = 0;
     b.tmp.bad = b.val.bad = 0;
     int rc = build_entries(&b, data, len, req_tenant, now_ns, count_events_);
@@ -2480,6 +2705,7 @@ static int build_with(exporter_t *ex, lk_scratch_t *sc, const uint8_t *data, siz
 out:
     sc->tmp = b.tmp;
     sc->val = b.val;
+    sc->eb = b.eb;
     /* keep the next batch in one block: grow the first block to what this one needed */
     size_t used = arena_reserved(a);
     if (used > sc->arena_first && used < (256u << 20)) {
@@ -2498,6 +2724,10 @@ out:
         free(sc->e);
         sc->e = NULL;
         sc->e_cap = 0;
+    }
+    if (sc->eb.cap > (16u << 20) && sc->eb.cap > 4 * len) {
+        free(sc->eb.p);
+        memset(&sc->eb, 0, sizeof(sc->eb));
     }
     if (sc->pb_cap > (16u << 20) && sc->pb_cap > 4 * len) {
         free(sc->pb);

@@ -24,7 +24,7 @@ MELTP=$BUILD_DIR/meltp
 LOADGEN=$BUILD_DIR/loadgen
 SINK=$BUILD_DIR/sink
 TARGET=${BENCH_TARGET:-meltp}
-PHASES=${BENCH_PHASES:-A B C}
+PHASES=${BENCH_PHASES:-A B C G}
 RATE_A=${BENCH_RATE:-100000}
 DUR_A=${BENCH_DURATION_A:-20}
 DUR_B=${BENCH_DURATION_B:-15}
@@ -186,7 +186,11 @@ sink_samples() {
 # comma would be an output redirection in awk.
 calc() { awk "BEGIN { printf \"$1\", ($2) }"; }
 
+# write_config FILE RECV SINK METRICS [guard]: the traces relay; with "guard" the pipeline
+# also runs synthetic_guard (phases G and H: what PII scanning costs).
 write_config() {
+    local procs="[batch]"
+    [ "${5:-}" = guard ] && procs="[synthetic_guard, batch]"
     cat >"$1" <<EOF
 receivers:
   otlp:
@@ -195,6 +199,8 @@ receivers:
         endpoint: 127.0.0.1:$2
 processors:
   batch: {}
+  synthetic_guard:
+    action: redact
 exporters:
   otlphttp:
     endpoint: http://127.0.0.1:$3
@@ -203,7 +209,7 @@ service:
   pipelines:
     traces:
       receivers: [otlp]
-      processors: [batch]
+      processors: $procs
       exporters: [otlphttp]
   telemetry:
     metrics:
@@ -284,7 +290,7 @@ run_phase() {
         if [ "$kind" = rw ]; then
             write_rw_config "$TMP/meltp-$name.yaml" "$recv_port" "$sink_port" "$metrics_port"
         else
-            write_config "$TMP/meltp-$name.yaml" "$recv_port" "$sink_port" "$metrics_port"
+            write_config "$TMP/meltp-$name.yaml" "$recv_port" "$sink_port" "$metrics_port" "$kind"
         fi
         "$MELTP" run --config "$TMP/meltp-$name.yaml" >"$TMP/meltp-$name.log" 2>&1 &
         pid=$!
@@ -358,7 +364,8 @@ run_phase() {
 
     # Delivery: the batch processor holds items for a moment; wait until the sink has them all.
     delivered=0
-    for ((i = 0; i < DELIVERY_TIMEOUT * 10; i++)); do
+    local give_up=$((SECONDS + DELIVERY_TIMEOUT))
+    for ((i = 0; i < DELIVERY_TIMEOUT * 10 && SECONDS < give_up; i++)); do
         if [ "$kind" = rw ]; then
             read -r delivered target_info <<<"$(sink_samples "$sink_port")"
             target_info=${target_info:-0}
@@ -451,10 +458,12 @@ report() {
         printf '%-22s %10s %9s %6s %7s %7s %8s %23s %8s %7s %6s\n' phase spans/s CPU-s/M cores \
             p50_ms p99_ms RSS_MiB delivered/sent refused errors host%
         while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag; do
+            local guard=""
+            case "$name" in G | H) guard=" +guard" ;; esac
             if [ "$rate" = 0 ]; then
-                label="B saturation, $conns conn"
+                label="$name saturation$guard, $conns conn"
             else
-                label="A $((rate / 1000))k spans/s, $conns conn"
+                label="$name $((rate / 1000))k spans/s$guard, $conns conn"
             fi
             printf '%-22s %10s %9s %6s %7s %7s %8s %23s %8s %7s %6s\n' "$label" "$sps" "$cpm" "$cores" \
                 "$p50" "$p99" "$rss" "$del/$sent" "$ref" "$err" "$host"
@@ -483,7 +492,24 @@ report() {
     fi
     [ -f "$TMP/notes" ] && cat "$TMP/notes" && echo
     if [ -s "$TMP/rows" ]; then
+        local b_sps="" a_cpm=""
         while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag; do
+            [ "$name" = B ] && b_sps=$sps
+            [ "$name" = A ] && a_cpm=$cpm
+        done <"$TMP/rows"
+        while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag; do
+            if [ "$name" = G ] || [ "$name" = H ]; then
+                echo "phase $name (synthetic_guard in the pipeline):"
+                if [ "$name" = G ] && [ -n "$b_sps" ]; then
+                    echo "  guard does not halve throughput:  $(verdict "$(calc '%d' "$sps >= 0.5 * $b_sps")") ($sps spans/s with the guard, $b_sps without (phase B))"
+                elif [ "$name" = H ] && [ -n "$a_cpm" ]; then
+                    echo "  CPU cost of the guard:            $cpm CPU-s per million spans with it, $a_cpm without (phase A)"
+                else
+                    echo "  (run phase B with G, or A with H, to compare)"
+                fi
+                echo "  every span delivered:             $(verdict "$(calc '%d' "$del == $sent")") ($del of $sent)"
+                continue
+            fi
             if [ "$rate" != 0 ]; then
                 echo "phase A targets (at $rate spans/s):"
                 echo "  CPU per million spans <= $TARGET_CPU_PER_M s:  $(verdict "$(calc '%d' "$cpm <= $TARGET_CPU_PER_M")") ($cpm)"
@@ -533,7 +559,9 @@ for phase in $PHASES; do
     B) run_phase B 0 "$CONN_B" "$DUR_B" ;;
     C) run_phase C "$RATE_C" "$CONN_C" "$DUR_C" rw ;;
     D) run_phase D 0 "$CONN_D" "$DUR_D" rw ;;
-    *) die "unknown phase '$phase' (phases are A, B, C and D)" ;;
+    G) run_phase G 0 "$CONN_B" "$DUR_B" guard ;;
+    H) run_phase H "$RATE_A" "$CONN_A" "$DUR_A" guard ;;
+    *) die "unknown phase '$phase' (phases are A, B, C, D, G and H)" ;;
     esac
 done
 report

@@ -753,3 +753,71 @@ UNIT_TEST(wire_walk_field_order_nul_strings_and_bad_input)
     pushes_free(&p);
     tex_close(&t);
 }
+
+/* Entries are encoded as they arrive and their length prefix fixed afterwards: entries under
+ * 128 bytes, over 16383 bytes (a 3-byte length) and in between must all decode, and a batch
+ * made of several requests (each in order, overlapping in time) must come out merged by
+ * timestamp with arrival order kept on ties, in both encodings. */
+#define B2 "b2: a line of more than 128 bytes, so that its entry needs a two-byte length " \
+           "prefix ..................................................................."
+UNIT_TEST(entry_lengths_and_merged_requests)
+{
+    char *big = malloc(20001);
+    REQUIRE(big);
+    memset(big, 'x', 20000);
+    big[20000] = 0;
+    rec_t ra[] = {
+        {.t = 1000, .sev = 9, .body = "a1"},
+        {.t = 3000, .sev = 9, .body = big, .attr_k = "k.a", .attr_v = "v"},
+    };
+    rec_t rb[] = {
+        {.t = 1000, .sev = 9, .body = "b1", .attr_k = "k.b", .attr_v = "w"},
+        {.t = 2000, .sev = 9, .body = B2},
+        {.t = 3000, .sev = 9, .body = ""},
+    };
+    res_spec_t rsa = {"svc", NULL, ra, 2}, rsb = {"svc", NULL, rb, 3};
+    size_t la, lb;
+    uint8_t *da = make_req(&rsa, 1, &la), *db = make_req(&rsb, 1, &lb);
+    uint8_t *data = malloc(la + lb);
+    REQUIRE(data);
+    memcpy(data, da, la);
+    memcpy(data + la, db, lb);
+    const char *want[] = {"a1", "b1", B2, big, ""};
+    tex_t t;
+    REQUIRE(tex_open(&t, CFG_BASE, 1) == 0);
+    pushes_t p;
+    CHECK(run(&t, data, la + lb, "", &p) == MT_OK);
+    REQUIRE(p.n == 1 && p.pr[0] && p.pr[0]->n_streams == 1);
+    const Logproto__StreamAdapter *st = p.pr[0]->streams[0];
+    REQUIRE(st->n_entries == 5);
+    for (int i = 0; i < 5; i++) {
+        CHECK_STR(st->entries[i]->line, want[i]);
+    }
+    CHECK(ts_of(st->entries[3]) == 3000 && ts_of(st->entries[4]) == 3000);
+    CHECK_STR(sm_get(st->entries[1], "k_b"), "w");
+    CHECK_STR(sm_get(st->entries[3], "k_a"), "v");
+    CHECK(sm_get(st->entries[0], "k_a") == NULL);
+    pushes_free(&p);
+    tex_close(&t);
+    char cfg[512];
+    snprintf(cfg, sizeof(cfg), "%sencoding: json\njson_compression: none\n", CFG_BASE);
+    REQUIRE(tex_open(&t, cfg, 1) == 0);
+    CHECK(run(&t, data, la + lb, "", &p) == MT_OK);
+    REQUIRE(p.n == 1 && p.js[0]);
+    json_t *vals = json_object_get(json_array_get(json_object_get(p.js[0], "streams"), 0),
+                                   "values");
+    REQUIRE(json_array_size(vals) == 5);
+    for (size_t i = 0; i < 5; i++) {
+        CHECK_STR(json_string_value(json_array_get(json_array_get(vals, i), 1)), want[i]);
+    }
+    CHECK_STR(json_string_value(json_array_get(json_array_get(vals, 0), 0)), "1000");
+    CHECK(json_array_size(json_array_get(vals, 0)) == 2); /* no metadata: no object */
+    CHECK_STR(json_string_value(json_object_get(json_array_get(json_array_get(vals, 1), 2),
+                                                "k_b")), "w");
+    pushes_free(&p);
+    tex_close(&t);
+    free(data);
+    free(da);
+    free(db);
+    free(big);
+}
