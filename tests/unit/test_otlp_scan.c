@@ -240,3 +240,40 @@ UNIT_TEST(scan_is_never_more_lenient_than_the_decoder)
     CHECK(refused > 100);
     arena_destroy(a);
 }
+
+typedef struct walk_count {
+    int strings;
+    int has_needle;
+    const char *needle;
+} walk_count_t;
+
+static int walk_cb(void *arg, const char *p, size_t n)
+{
+    walk_count_t *w = arg;
+    w->strings++;
+    if (w->needle && n == strlen(w->needle) && memcmp(p, w->needle, n) == 0) {
+        w->has_needle = 1;
+        return 1; /* stop */
+    }
+    return 0;
+}
+
+UNIT_TEST(walk_values_sees_values_not_keys)
+{
+    uint8_t req[512];
+    /* span name (5) "op" and attribute k = "v" / n = 4111111111111111 (int) */
+    const uint8_t span[] = {0x2a, 0x02, 'o', 'p',
+                            0x4a, 0x08, 0x0a, 0x01, 'k', 0x12, 0x03, 0x0a, 0x01, 'v',
+                            0x4a, 0x0e, 0x0a, 0x01, 'n', 0x12, 0x09, 0x18, 0xc7, 0xe3, 0xa3,
+                            0xab, 0x8a, 0xe1, 0xa6, 0x07};
+    size_t n = wrap_span(span, sizeof(span), req);
+    uint64_t items;
+    REQUIRE(otlp_scan(MT_SIG_TRACES, req, n, &items) == MT_OK);
+    walk_count_t w = {0, 0, NULL};
+    CHECK(otlp_walk_values(MT_SIG_TRACES, req, n, walk_cb, &w) == 0);
+    CHECK(w.strings == 3); /* "op", "v", the int as text; keys "k" and "n" are skipped */
+    walk_count_t k = {0, 0, "k"};
+    CHECK(otlp_walk_values(MT_SIG_TRACES, req, n, walk_cb, &k) == 0 && !k.has_needle);
+    walk_count_t i = {0, 0, "4111111111111111"};
+    CHECK(otlp_walk_values(MT_SIG_TRACES, req, n, walk_cb, &i) == 1 && i.has_needle);
+}
