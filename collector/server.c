@@ -15,8 +15,14 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#define HTTP_MAX_DAEMONS 64
+
 struct http_server {
-    struct MHD_Daemon *d;
+    /* one single-threaded daemon per thread, all on the same port with SO_REUSEPORT: the
+     * kernel spreads connections over them by hash, where an MHD thread pool lets whichever
+     * thread wakes first accept, often one thread taking every connection */
+    struct MHD_Daemon *d[HTTP_MAX_DAEMONS];
+    int nd;
     http_handler_t h;
     size_t max_body;
     int port;
@@ -202,28 +208,44 @@ http_server_t *http_server_start(const char *endpoint, int threads, size_t max_b
     if (ai->ai_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
-    /* a pool of one is no pool (MHD warns about it): only pass the option for two or more */
-    struct MHD_OptionItem opts[8];
-    int no = 0;
-    opts[no++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr};
-    opts[no++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
-    opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL};
-    opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 4096, NULL};
-    opts[no++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
-    if (threads > 1) {
-        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, threads, NULL};
+    if (threads < 1) {
+        threads = 1;
     }
-    opts[no++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
-                            MHD_OPTION_END);
+    if (threads > HTTP_MAX_DAEMONS) {
+        threads = HTTP_MAX_DAEMONS;
+    }
+    struct sockaddr_storage sa;
+    memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
     freeaddrinfo(ai);
-    if (!s->d) {
-        mt_failf(eb, "endpoint \"%s\": cannot listen (address in use or not permitted)", endpoint);
-        free(s);
-        return NULL;
+    for (int i = 0; i < threads; i++) {
+        struct MHD_OptionItem opts[8];
+        int no = 0;
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &sa};
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL};
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 4096, NULL};
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+        s->d[i] = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
+                                   MHD_OPTION_END);
+        if (!s->d[i]) {
+            mt_failf(eb, "endpoint \"%s\": cannot listen (address in use or not permitted)",
+                     endpoint);
+            http_server_stop(s);
+            return NULL;
+        }
+        s->nd = i + 1;
+        if (i == 0) {
+            const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d[0], MHD_DAEMON_INFO_BIND_PORT);
+            s->port = di ? di->port : port;
+            /* port 0 picked a free port: the other daemons join that one */
+            if (sa.ss_family == AF_INET) {
+                ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)s->port);
+            } else {
+                ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)s->port);
+            }
+        }
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : port;
     return s;
 }
 
@@ -232,7 +254,9 @@ void http_server_stop(http_server_t *s)
     if (!s) {
         return;
     }
-    MHD_stop_daemon(s->d);
+    for (int i = 0; i < s->nd; i++) {
+        MHD_stop_daemon(s->d[i]);
+    }
     free(s);
 }
 
