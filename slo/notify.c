@@ -481,6 +481,8 @@ typedef struct {
     char *type;
     char *webhook_url;
     char *url;
+    char *url_file;
+    char *url_from_file; /* read from url_file at load (malloc'd, secret) */
     int format;
     int64_t timeout_ms;
     int64_t max_retries;
@@ -496,6 +498,8 @@ static const cfg_field_t notifier_fields[] = {
      "Slack or Teams webhook URL (secret)"},
     {"url", CFG_T_STRING, NULL, CFG_SECRET, offsetof(notifier_cfg_t, url), NULL,
      "generic webhook URL (secret); also accepted for slack and teams"},
+    {"url_file", CFG_T_STRING, NULL, 0, offsetof(notifier_cfg_t, url_file), NULL,
+     "file holding the webhook URL (first line), e.g. a mounted Kubernetes secret"},
     {"format", CFG_T_ENUM, "auto", 0, offsetof(notifier_cfg_t, format),
      "auto|adaptive|messagecard", "teams: Adaptive Card (Workflows) or legacy MessageCard; auto "
      "picks MessageCard for *.webhook.office.com URLs"},
@@ -581,9 +585,27 @@ slo_notifiers_t *slo_notifiers_load(const cfg_node_t *node, const char *path, cf
             continue;
         }
         nt->url = nt->cfg.webhook_url && *nt->cfg.webhook_url ? nt->cfg.webhook_url : nt->cfg.url;
+        if ((!nt->url || !*nt->url) && nt->cfg.url_file && *nt->cfg.url_file) {
+            /* the URL is a secret: read it from a file, never echo it */
+            FILE *f = fopen(nt->cfg.url_file, "r");
+            char line[2048];
+            if (!f || !fgets(line, sizeof(line), f)) {
+                cfg_error_key(c, item, p, "url_file", "cannot read \"%s\"", nt->cfg.url_file);
+                if (f) {
+                    fclose(f);
+                }
+                errs++;
+                continue;
+            }
+            fclose(f);
+            line[strcspn(line, "\r\n")] = 0;
+            nt->cfg.url_from_file = strdup(line);
+            nt->url = nt->cfg.url_from_file;
+        }
         if (!nt->url || !*nt->url) {
-            cfg_error(c, item->line, p, "%s is required (it may be empty when an ${env:...} "
-                      "variable is unset)", nt->type == SLO_NT_WEBHOOK ? "url" : "webhook_url");
+            cfg_error(c, item->line, p, "%s (or url_file) is required (it may be empty when an "
+                      "${env:...} variable is unset)",
+                      nt->type == SLO_NT_WEBHOOK ? "url" : "webhook_url");
             errs++;
             continue;
         }
@@ -898,6 +920,7 @@ void slo_notifiers_destroy(slo_notifiers_t *ns)
             pthread_mutex_destroy(&nt->mu);
             pthread_cond_destroy(&nt->cv);
         }
+        free(nt->cfg.url_from_file);
         cfg_free_fields(notifier_fields, MT_ARRAY_LEN(notifier_fields), &nt->cfg);
         free(nt);
     }

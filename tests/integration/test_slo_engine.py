@@ -499,3 +499,34 @@ def test_no_data_alert_fires_and_resolves_through_the_webhook():
                    for b in sink.bodies)
     finally:
         assert m.stop() == 0
+
+
+def test_webhook_url_from_a_file_is_used_and_never_printed():
+    import subprocess
+    import tempfile
+    from harness import MELTP, free_port
+    tmp = tempfile.mkdtemp(prefix="meltp-slo-")
+    write_spec(tmp)
+    sink = Sink()
+    secret = "http://127.0.0.1:%d/hook/FILESECRET123" % sink.port
+    url_file = os.path.join(tmp, "hook-url")
+    with open(url_file, "w") as f:
+        f.write(secret + "\n")
+    cfg = CFG.replace('{{type: webhook, url: "${{env:SLO_HOOK_URL}}"}}',
+                      '{{type: webhook, url_file: "%s"}}' % url_file)
+    cfg = cfg.format(otlp=free_port(), metrics=free_port(), dir=tmp)
+    path = os.path.join(tmp, "config.yaml")
+    with open(path, "w") as f:
+        f.write(cfg)
+    r = subprocess.run([MELTP, "slo", "test-notify", "--config", path], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(sink.bodies) == 1 and sink.paths[0] == "/hook/FILESECRET123", sink.paths
+    assert "FILESECRET123" not in r.stdout + r.stderr
+    # an unreadable file is a config error naming the key, not the secret
+    bad = cfg.replace(url_file, url_file + ".missing")
+    with open(path, "w") as f:
+        f.write(bad)
+    r = subprocess.run([MELTP, "check-config", "--config", path], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and "url_file" in r.stderr, r.stderr
