@@ -81,8 +81,14 @@ test: deps $(BUILD)/meltp $(BUILD)/unit $(BENCH_BINS)
 test-asan:
 	$(MAKE) test BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined"
 
-bench: deps $(BUILD)/meltp $(BENCH_BINS)
-	bash tests/bench/bench.sh
+$(BUILD)/slo_bench: tests/bench/slo_bench.c $(BUILD)/libmeltp.a
+	$(CC) $(MT_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+# Traces and remote-write relays (+ the synthetic_guard cost), logs -> Loki, SLO evaluation.
+bench: deps $(BUILD)/meltp $(BENCH_BINS) $(BUILD)/slo_bench
+	MELTP_BUILD=$(BUILD) bash tests/bench/bench.sh
+	MELTP_BUILD=$(BUILD) BENCH_LOGS_PHASES=L1 bash tests/bench/bench_logs.sh
+	$(BUILD)/slo_bench 10000 20
 
 clean:
 	rm -rf build build-asan

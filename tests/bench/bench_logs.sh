@@ -3,7 +3,7 @@
 # snappy) -> a counting Loki sink. Phase L1 sends a fixed rate (default 100k records/s) and
 # reports records/s delivered, meltp CPU-seconds per million records (target <= 1.0), peak RSS
 # and cores used; phase L2 saturates (no rate limit) for the ceiling. Kept apart from bench.sh
-# (run by `make bench`) while that script is being reworked; it builds its own load generator
+# (`make bench` runs both) ; it builds its own load generator
 # and sink (tests/bench/loadgen_logs.c, tests/bench/loki_sink.c) with the Makefile's flags,
 # because the Makefile has no rules for them. A benchmark, not a test: it exits non-zero only
 # when the run itself broke.
