@@ -44,6 +44,7 @@
 #include "component.h"
 #include "otlp.h"
 #include "codec.h"
+#include "httpc.h"
 #include "promconv.h"
 
 #include <ctype.h>
@@ -2813,9 +2814,7 @@ const char *loki_reason(const char *msg, size_t len, uint64_t *ignored)
 
 typedef struct lk_worker {
     CURL *curl;
-    char *resp;
-    size_t resp_len, resp_cap, resp_max;
-    int retry_after_s;
+    httpc_resp_t resp;
     /* the last batch, so a retry only resends the pushes that did not finish */
     const uint8_t *memo_data;
     size_t memo_len;
@@ -2826,58 +2825,6 @@ typedef struct lk_worker {
     size_t z_cap;
 } lk_worker_t;
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    lk_worker_t *w = ud;
-    size_t len = sz * n;
-    if (w->resp_len + len > w->resp_max) {
-        len = w->resp_max - w->resp_len; /* keep the start of an oversize message */
-        if (!len) {
-            return sz * n;
-        }
-    }
-    if (w->resp_len + len + 1 > w->resp_cap) {
-        size_t nc = (w->resp_len + len + 1) * 2;
-        char *np = realloc(w->resp, nc);
-        if (!np) {
-            return 0;
-        }
-        w->resp = np;
-        w->resp_cap = nc;
-    }
-    memcpy(w->resp + w->resp_len, p, len);
-    w->resp_len += len;
-    w->resp[w->resp_len] = 0;
-    return sz * n;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-    lk_worker_t *w = ud;
-    size_t len = sz * n;
-    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-        char v[128];
-        size_t vl = len - 12 < sizeof(v) - 1 ? len - 12 : sizeof(v) - 1;
-        memcpy(v, p + 12, vl);
-        v[vl] = 0;
-        char *s = v;
-        while (*s == ' ') {
-            s++;
-        }
-        char *end;
-        long secs = strtol(s, &end, 10);
-        if (end != s && (*end == 0 || *end == '\r' || *end == '\n')) {
-            w->retry_after_s = (int)(secs > 3600 ? 3600 : secs < 0 ? 0 : secs);
-        } else {
-            time_t t = curl_getdate(s, NULL), now = time(NULL);
-            if (t > now) {
-                w->retry_after_s = (int)(t - now > 3600 ? 3600 : t - now);
-            }
-        }
-    }
-    return len;
-}
-
 static void *loki_worker_init(exporter_t *ex)
 {
     loki_cfg_t *cfg = ex->cfg;
@@ -2886,7 +2833,7 @@ static void *loki_worker_init(exporter_t *ex)
         return NULL;
     }
     w->curl = curl_easy_init();
-    w->resp_max = (size_t)(cfg->max_response > 0 ? cfg->max_response : 65536);
+    w->resp.max = (size_t)(cfg->max_response > 0 ? cfg->max_response : 65536);
     return w;
 }
 
@@ -2898,7 +2845,7 @@ static void loki_worker_fini(exporter_t *ex, void *ws)
         curl_easy_cleanup(w->curl);
         scratch_fini(&w->sc);
         free(w->z);
-        free(w->resp);
+        httpc_resp_free(&w->resp);
         free(w);
     }
 }
@@ -2952,8 +2899,7 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
         out = z;
     }
     CURL *c = w->curl;
-    w->resp_len = 0;
-    w->retry_after_s = 0;
+    httpc_resp_reset(&w->resp);
     struct curl_slist *hdrs = NULL;
     if (*tenant) {
         for (struct curl_slist *h = st->hdrs; h; h = h->next) {
@@ -2968,10 +2914,10 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)out);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)zlen);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs ? hdrs : st->hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, w);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, httpc_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &w->resp);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, httpc_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &w->resp);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->common.timeout);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(cfg->common.timeout < 10000 ? cfg->common.timeout : 10000));
@@ -2995,7 +2941,7 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
     }
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    const char *body_txt = w->resp ? w->resp : "";
+    const char *body_txt = w->resp.body ? w->resp.body : "";
     if (code >= 200 && code < 300) {
         tm_add(st->c_sent, entries);
         ss->sent += entries;
@@ -3005,7 +2951,7 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
     snprintf(res->msg, sizeof(res->msg), "%s%s%s: HTTP %ld: %.300s", cfg->endpoint,
              *tenant ? " tenant " : "", tenant, code, body_txt);
     if (code == 429 || code >= 500) {
-        res->retry_after_ms = w->retry_after_s * 1000;
+        res->retry_after_ms = w->resp.retry_after_s * 1000;
         res->reason = code == 429 ? "http_429" : "http_5xx";
         return MT_ERETRY;
     }
@@ -3013,7 +2959,7 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
     const char *reason;
     if (code == 400) {
         uint64_t ignored = 0;
-        reason = loki_reason(body_txt, w->resp_len, &ignored);
+        reason = loki_reason(body_txt, w->resp.len, &ignored);
         if (ignored && ignored < entries) {
             n = ignored; /* Loki stored the rest */
         }
