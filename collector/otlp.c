@@ -290,7 +290,34 @@ static int wire_type_of(ProtobufCType t)
 typedef struct scan_ctx {
     const ProtobufCMessageDescriptor *item[4]; /* descriptors whose occurrences are items */
     uint64_t items;
+    otlp_events_t *ev;          /* logs: where events go, else NULL */
+    const uint8_t *svc;         /* service.name of the ResourceLogs being scanned */
+    size_t svcn;
+    uint64_t res_events;
 } scan_ctx_t;
+
+/* KeyValue bytes "service.name" = AnyValue{string_value}: the value, the way every SDK
+ * encodes it (key first); anything else is not recognised (and not needed to be). */
+static int service_name_kv(const uint8_t *p, size_t n, const uint8_t **v, size_t *vn)
+{
+    const uint8_t *end = p + n;
+    uint64_t l;
+    if (n < 16 || p[0] != 0x0a || p[1] != 12 || memcmp(p + 2, "service.name", 12) != 0 ||
+        p[14] != 0x12) {
+        return 0;
+    }
+    const uint8_t *q = read_varint(p + 15, end, &l);
+    if (!q || l > (uint64_t)(end - q) || l < 2 || q[0] != 0x0a) {
+        return 0;
+    }
+    const uint8_t *r = read_varint(q + 1, q + l, &l);
+    if (!r || l > (uint64_t)(end - r)) {
+        return 0;
+    }
+    *v = r;
+    *vn = (size_t)l;
+    return 1;
+}
 
 /* Validates one message: wire types match the schema (packed scalars allowed), lengths and
  * varints are in bounds, strings are UTF-8, id fields have their lengths, nesting is bounded;
@@ -306,6 +333,16 @@ static int scan(scan_ctx_t *sc, const ProtobufCMessageDescriptor *desc, const ui
         if (sc->item[i] == desc) {
             sc->items++;
         }
+    }
+    /* events ride along for free: event_name (12), or an attribute (6) keyed event.name */
+    int is_lr = sc->ev && desc == &opentelemetry__proto__logs__v1__log_record__descriptor;
+    int is_rl = sc->ev && desc == &opentelemetry__proto__logs__v1__resource_logs__descriptor;
+    int is_res = sc->ev && desc == &opentelemetry__proto__resource__v1__resource__descriptor;
+    int is_event = 0;
+    if (is_rl) {
+        sc->svc = NULL;
+        sc->svcn = 0;
+        sc->res_events = 0;
     }
     while (p < end) {
         uint64_t tag, v;
@@ -343,6 +380,16 @@ static int scan(scan_ctx_t *sc, const ProtobufCMessageDescriptor *desc, const ui
         }
         if ((size_t)(end - p) < n) {
             return 0;
+        }
+        if (is_res && wt == 2 && (tag >> 3) == 1) {
+            service_name_kv(p, n, &sc->svc, &sc->svcn);
+        }
+        if (is_lr && wt == 2 && n > 0) {
+            unsigned fno = (unsigned)(tag >> 3);
+            if (fno == 12 || (fno == 6 && n > 12 && p[0] == 0x0a && p[1] == 10 &&
+                              memcmp(p + 2, "event.name", 10) == 0)) {
+                is_event = 1;
+            }
         }
         if (fd) {
             int want = wire_type_of(fd->type);
@@ -383,6 +430,19 @@ static int scan(scan_ctx_t *sc, const ProtobufCMessageDescriptor *desc, const ui
             }
         }
         p += n;
+    }
+    if (is_event) {
+        sc->ev->total++;
+        sc->res_events++;
+    }
+    if (is_rl && sc->res_events) {
+        if (sc->ev->n < OTLP_EVENT_RESOURCES) {
+            sc->ev->r[sc->ev->n].svc = sc->svc;
+            sc->ev->r[sc->ev->n].svcn = sc->svcn;
+            sc->ev->r[sc->ev->n++].count = sc->res_events;
+        } else {
+            sc->ev->overflow = 1;
+        }
     }
     return 1;
 }
@@ -456,8 +516,18 @@ int otlp_walk_values(mt_signal_t s, const uint8_t *data, size_t len,
 
 int otlp_scan(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *items)
 {
+    return otlp_scan_events(s, data, len, items, NULL);
+}
+
+int otlp_scan_events(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *items,
+                     otlp_events_t *ev)
+{
     scan_ctx_t sc;
     memset(&sc, 0, sizeof(sc));
+    if (ev) {
+        memset(ev, 0, sizeof(*ev));
+        sc.ev = s == MT_SIG_LOGS ? ev : NULL;
+    }
     switch (s) {
     case MT_SIG_TRACES:
         sc.item[0] = &opentelemetry__proto__trace__v1__span__descriptor;

@@ -26,6 +26,23 @@ ProtobufCMessage *otlp_unpack(mt_signal_t s, const uint8_t *data, size_t len, ar
  * schema, UTF-8, id lengths, nesting) and counts its items. MT_OK or MT_EINVAL (no reason:
  * call otlp_unpack + otlp_validate_utf8 + otlp_check for one). */
 int otlp_scan(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *items);
+/* Events found by the scan (log records with an event name or an `event.name` attribute),
+ * per resource with the resource's service.name as a slice of the request bytes. */
+#define OTLP_EVENT_RESOURCES 32
+typedef struct otlp_events {
+    uint64_t total;
+    size_t n;
+    int overflow; /* more resources with events than fit: count them with a walk instead */
+    struct {
+        const uint8_t *svc; /* NULL: no service.name */
+        size_t svcn;
+        uint64_t count;
+    } r[OTLP_EVENT_RESOURCES];
+} otlp_events_t;
+
+/* The same, for logs also finding events in the same pass. */
+int otlp_scan_events(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *items,
+                     otlp_events_t *ev);
 
 /* Calls cb(arg, text, len) for every string value in an encoded (already validated) request
  * and for every AnyValue int_value as decimal text, skipping KeyValue keys. Returns 1 as soon

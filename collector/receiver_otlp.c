@@ -10,6 +10,7 @@
 #include "otlp.h"
 #include "otlp_json.h"
 #include "codec.h"
+#include "events.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -289,7 +290,9 @@ static void otlp_complete(void *arg, http_req_t *r)
     }
     ProtobufCMessage *msg = NULL;
     uint64_t items = 0;
-    if (!json && otlp_scan(sig, data, len, &items) == MT_OK) {
+    otlp_events_t ev;
+    ev.total = 0;
+    if (!json && otlp_scan_events(sig, data, len, &items, &ev) == MT_OK) {
         /* fast path: valid protobuf is forwarded as it came, decoded only if a processor
          * needs to change it */
     } else {
@@ -350,6 +353,24 @@ static void otlp_complete(void *arg, http_req_t *r)
         goto done;
     }
     tm_add(st->c_items_ok[sig], items - res.rejected);
+    if (sig == MT_SIG_LOGS && !msg && ev.total && !ev.overflow) {
+        /* events per service, found by the scan itself */
+        for (size_t i = 0; i < ev.n; i++) {
+            events_add(ev.r[i].svc, ev.r[i].svcn, ev.r[i].count);
+        }
+    } else if (sig == MT_SIG_LOGS && (ev.total || msg)) {
+        /* JSON (decoded anyway) or many resources: walk the request for their services */
+        if (msg) {
+            size_t pl = protobuf_c_message_get_packed_size(msg);
+            uint8_t *pb = arena_alloc(a, pl ? pl : 1);
+            if (pb) {
+                protobuf_c_message_pack(msg, pb);
+                events_count_logs(pb, pl);
+            }
+        } else {
+            events_count_logs(data, len);
+        }
+    }
     size_t blen = 0;
     uint8_t *body = otlp_response_body(sig, json, (int64_t)res.rejected,
                                        res.rejected ? res.msg : NULL, &blen);

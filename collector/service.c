@@ -594,6 +594,7 @@ int service_start(service_t *s, mt_errbuf_t *eb)
     if (s->slo && slo_engine_start(s->slo, s, eb) != MT_OK) {
         return MT_ERR;
     }
+
     for (size_t i = 0; i < s->nrecvs; i++) {
         receiver_t *r = s->recvs[i];
         int used = 0;
