@@ -5,6 +5,7 @@
 #include "otlp.h"
 #include "otlp_json.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,16 +320,114 @@ static int service_name_kv(const uint8_t *p, size_t n, const uint8_t **v, size_t
     return 1;
 }
 
+/* Per-descriptor facts for the scanner, computed once: the field descriptor, expected wire
+ * type, id length and child info for every field number below SI_FIELDS, so the hot loop does
+ * no descriptor searches and no string compares. Built for every message reachable from the
+ * request descriptors (recursive types included) on first use. */
+#define SI_FIELDS 32
+#define SI_MAX 128 /* the OTLP protos have 60 message types */
+enum { SI_SCALAR, SI_MESSAGE, SI_STRING, SI_BYTES };
+
+typedef struct sinfo sinfo_t;
+typedef struct finfo {
+    const ProtobufCFieldDescriptor *fd; /* NULL: unknown field */
+    int8_t want;                        /* wire type */
+    int8_t idlen;                       /* trace/span id length, -1 otherwise */
+    uint8_t repeated;
+    uint8_t kind;                       /* SI_* */
+    const sinfo_t *child;               /* SI_MESSAGE */
+} finfo_t;
+
+struct sinfo {
+    const ProtobufCMessageDescriptor *desc;
+    finfo_t f[SI_FIELDS];
+    int has_high;                       /* fields numbered >= SI_FIELDS exist */
+};
+
+static sinfo_t sinfos[SI_MAX];
+static int nsinfos;
+static pthread_once_t sinfo_once = PTHREAD_ONCE_INIT;
+
+static sinfo_t *sinfo_lookup(const ProtobufCMessageDescriptor *d)
+{
+    for (int i = 0; i < nsinfos; i++) {
+        if (sinfos[i].desc == d) {
+            return &sinfos[i];
+        }
+    }
+    return NULL;
+}
+
+static sinfo_t *sinfo_build(const ProtobufCMessageDescriptor *d)
+{
+    sinfo_t *si = sinfo_lookup(d);
+    if (si || nsinfos == SI_MAX) {
+        return si;
+    }
+    si = &sinfos[nsinfos++];
+    si->desc = d; /* registered before the children: recursive types terminate */
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[i];
+        sinfo_t *child = fd->type == PROTOBUF_C_TYPE_MESSAGE ? sinfo_build(fd->descriptor) : NULL;
+        if (fd->id >= SI_FIELDS) {
+            si->has_high = 1;
+            continue;
+        }
+        finfo_t *f = &si->f[fd->id];
+        f->fd = fd;
+        f->want = (int8_t)wire_type_of(fd->type);
+        f->idlen = (int8_t)field_id_len(fd);
+        f->repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
+        f->kind = fd->type == PROTOBUF_C_TYPE_MESSAGE ? SI_MESSAGE
+                : fd->type == PROTOBUF_C_TYPE_STRING ? SI_STRING
+                : fd->type == PROTOBUF_C_TYPE_BYTES ? SI_BYTES : SI_SCALAR;
+        f->child = child;
+    }
+    return si;
+}
+
+static void sinfo_init(void)
+{
+    for (int s = 0; s < MT_SIG_COUNT; s++) {
+        sinfo_build(otlp_request_desc((mt_signal_t)s));
+    }
+}
+
+/* Field facts for a field number, also above SI_FIELDS (rare: built on the fly, not cached). */
+static const finfo_t *field_info(const sinfo_t *si, unsigned fnum, finfo_t *tmp)
+{
+    if (fnum < SI_FIELDS) {
+        return si->f[fnum].fd ? &si->f[fnum] : NULL;
+    }
+    if (!si->has_high) {
+        return NULL;
+    }
+    const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(si->desc, fnum);
+    if (!fd) {
+        return NULL;
+    }
+    tmp->fd = fd;
+    tmp->want = (int8_t)wire_type_of(fd->type);
+    tmp->idlen = (int8_t)field_id_len(fd);
+    tmp->repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
+    tmp->kind = fd->type == PROTOBUF_C_TYPE_MESSAGE ? SI_MESSAGE
+              : fd->type == PROTOBUF_C_TYPE_STRING ? SI_STRING
+              : fd->type == PROTOBUF_C_TYPE_BYTES ? SI_BYTES : SI_SCALAR;
+    tmp->child = fd->type == PROTOBUF_C_TYPE_MESSAGE ? sinfo_lookup(fd->descriptor) : NULL;
+    return tmp;
+}
+
 /* Validates one message: wire types match the schema (packed scalars allowed), lengths and
  * varints are in bounds, strings are UTF-8, id fields have their lengths, nesting is bounded;
  * unknown fields are skipped. At least as strict as protobuf-c's unpack for everything it
  * checks, so bytes that pass can be forwarded without decoding. */
-static int scan(scan_ctx_t *sc, const ProtobufCMessageDescriptor *desc, const uint8_t *p,
-                const uint8_t *end, int depth)
+static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8_t *end,
+                int depth)
 {
-    if (depth > OTLP_MAX_DEPTH) {
+    if (depth > OTLP_MAX_DEPTH || !si) {
         return 0;
     }
+    const ProtobufCMessageDescriptor *desc = si->desc;
     for (int i = 0; i < 4; i++) {
         if (sc->item[i] == desc) {
             sc->items++;
@@ -346,14 +445,22 @@ static int scan(scan_ctx_t *sc, const ProtobufCMessageDescriptor *desc, const ui
     }
     while (p < end) {
         uint64_t tag, v;
-        const uint8_t *q = read_varint(p, end, &tag);
-        if (!q || (tag >> 3) == 0 || (tag >> 3) > 0x1FFFFFFF) {
+        const uint8_t *q;
+        /* one-byte tags are nearly all of them */
+        if (*p < 0x80) {
+            tag = *p;
+            q = p + 1;
+        } else if (!(q = read_varint(p, end, &tag))) {
+            return 0;
+        }
+        if ((tag >> 3) == 0 || (tag >> 3) > 0x1FFFFFFF) {
             return 0;
         }
         p = q;
         unsigned wt = (unsigned)(tag & 7);
-        const ProtobufCFieldDescriptor *fd =
-            protobuf_c_message_descriptor_get_field(desc, (unsigned)(tag >> 3));
+        unsigned fnum = (unsigned)(tag >> 3);
+        finfo_t tmp;
+        const finfo_t *fi = field_info(si, fnum, &tmp);
         size_t n;
         switch (wt) {
         case 0:
@@ -369,7 +476,13 @@ static int scan(scan_ctx_t *sc, const ProtobufCMessageDescriptor *desc, const ui
             n = 4;
             break;
         case 2:
-            if (!(q = read_varint(p, end, &v)) || v > (uint64_t)(end - q)) {
+            if (p < end && *p < 0x80) {
+                v = *p;
+                q = p + 1;
+            } else if (!(q = read_varint(p, end, &v))) {
+                return 0;
+            }
+            if (v > (uint64_t)(end - q)) {
                 return 0;
             }
             p = q;
@@ -381,21 +494,20 @@ static int scan(scan_ctx_t *sc, const ProtobufCMessageDescriptor *desc, const ui
         if ((size_t)(end - p) < n) {
             return 0;
         }
-        if (is_res && wt == 2 && (tag >> 3) == 1) {
+        if (is_res && wt == 2 && fnum == 1) {
             service_name_kv(p, n, &sc->svc, &sc->svcn);
         }
         if (is_lr && wt == 2 && n > 0) {
-            unsigned fno = (unsigned)(tag >> 3);
-            if (fno == 12 || (fno == 6 && n > 12 && p[0] == 0x0a && p[1] == 10 &&
-                              memcmp(p + 2, "event.name", 10) == 0)) {
+            if (fnum == 12 || (fnum == 6 && n > 12 && p[0] == 0x0a && p[1] == 10 &&
+                               memcmp(p + 2, "event.name", 10) == 0)) {
                 is_event = 1;
             }
         }
-        if (fd) {
-            int want = wire_type_of(fd->type);
+        if (fi) {
+            int want = fi->want;
             if ((int)wt != want) {
                 /* packed repeated scalars: a LEN record holding whole elements */
-                if (!(fd->label == PROTOBUF_C_LABEL_REPEATED && wt == 2 && want != 2)) {
+                if (!(fi->repeated && wt == 2 && want != 2)) {
                     return 0;
                 }
                 if (want == 1 && n % 8) {
@@ -413,19 +525,16 @@ static int scan(scan_ctx_t *sc, const ProtobufCMessageDescriptor *desc, const ui
                     }
                 }
             } else if (wt == 2) {
-                if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
-                    if (!scan(sc, fd->descriptor, p, p + n, depth + 1)) {
+                if (fi->kind == SI_MESSAGE) {
+                    if (!scan(sc, fi->child, p, p + n, depth + 1)) {
                         return 0;
                     }
-                } else if (fd->type == PROTOBUF_C_TYPE_STRING) {
+                } else if (fi->kind == SI_STRING) {
                     if (!utf8_ok(p, n)) {
                         return 0;
                     }
-                } else {
-                    int idl = field_id_len(fd);
-                    if (idl > 0 && n != 0 && n != (size_t)idl) {
-                        return 0;
-                    }
+                } else if (fi->idlen > 0 && n != 0 && n != (size_t)fi->idlen) {
+                    return 0;
                 }
             }
         }
@@ -544,7 +653,8 @@ int otlp_scan_events(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *i
         sc.item[2] = &opentelemetry__proto__metrics__v1__exponential_histogram_data_point__descriptor;
         sc.item[3] = &opentelemetry__proto__metrics__v1__summary_data_point__descriptor;
     }
-    if (!scan(&sc, otlp_request_desc(s), data, data + len, 0)) {
+    pthread_once(&sinfo_once, sinfo_init);
+    if (!scan(&sc, sinfo_lookup(otlp_request_desc(s)), data, data + len, 0)) {
         return MT_EINVAL;
     }
     *items = sc.items;
