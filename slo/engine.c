@@ -1700,11 +1700,15 @@ char *slo_engine_api_json(slo_engine_t *e, size_t *len)
                                               jnum(res.w[w].burn_rate)));
             }
             json_array_append_new(
-                arr, json_pack("{s:s, s:s, s:s, s:f, s:s, s:s, s:o, s:o, s:o}", "id", r->id,
+                arr, json_pack("{s:s, s:s, s:s, s:f, s:s, s:s, s:s, s:o, s:o, s:o}", "id", r->id,
                                "service", d->spec->service ? d->spec->service : "", "slo",
                                d->spec->name ? d->spec->name : "", "objective",
                                d->spec->objective, "state", slo_state_name(res.state),
-                               "alert_state", slo_alert_state_name(ast), "budget_remaining",
+                               "alert_state", slo_alert_state_name(ast),
+                               /* no_data: alert only; it has no `for`, so never pending */
+                               "no_data_alert_state",
+                               r->in.nodata_alert.state == SLO_AL_FIRING ? "firing" : "inactive",
+                               "budget_remaining",
                                jnum(res.budget_remaining), "time_to_exhaustion_s",
                                res.tte_s < 0 ? json_null() : jnum(res.tte_s), "windows", wins));
         }

@@ -5,7 +5,11 @@
  * promtool unit tests that drive a full outage and a healthy series through those rules.
  * Differences from Sloth, on purpose: the period SLI is the exact event ratio over the period
  * (meltp counts events exactly; Sloth's default averages 5m ratios, slok/sloth#241), and tiers
- * carry `for` / `keep_firing_for` when the spec sets them.
+ * carry `for` / `keep_firing_for` when the spec sets them. Engine parity: `min_events` adds
+ * slo:sli_total:count<long window> recordings that gate each tier; `no_data: alert` gets the
+ * engine's <name>NoData alert after the engine's delay (the other policies get a comment, as
+ * Prometheus sees missing data as no error); calendar periods keep the nominal window and get
+ * a WARNING comment.
  */
 #include "model.h"
 
@@ -252,6 +256,109 @@ static void error_ratio(sb_t *b, const slo_spec_t *s, const char *w)
     }
 }
 
+/* The total event rate over window w: the denominator of error_ratio. */
+static void total_rate(sb_t *b, const slo_spec_t *s, const char *w)
+{
+    const slo_sli_t *q = &s->sli;
+    if (s->format == SLO_FMT_SLOTH && q->error_query && q->total_query) {
+        sb_printf(b, "(");
+        tpl(b, q->total_query, w);
+        sb_printf(b, ")");
+        return;
+    }
+    switch (q->kind) {
+    case SLO_SLI_RATIO:
+        if (q->has_total) {
+            agg(b, s, &q->total, NULL, NULL, w);
+        } else {
+            sb_printf(b, "(");
+            agg(b, s, &q->bad, NULL, NULL, w);
+            sb_printf(b, " + ");
+            agg(b, s, &q->good, NULL, NULL, w);
+            sb_printf(b, ")");
+        }
+        break;
+    case SLO_SLI_LATENCY:
+        agg(b, s, &q->histogram, "_count", NULL, w);
+        break;
+    case SLO_SLI_SPANS:
+    case SLO_SLI_LOGS:
+        events_sel(b, s, "total", w);
+        break;
+    }
+}
+
+/* The number of events over window w (rate x seconds; a Sloth query written with increase()
+ * already counts events). */
+static void total_count(sb_t *b, const slo_spec_t *s, const char *w, int64_t w_ms)
+{
+    const slo_sli_t *q = &s->sli;
+    total_rate(b, s, w);
+    if (!(s->format == SLO_FMT_SLOTH && q->error_query && q->total_query
+          && strstr(q->total_query, "increase("))) {
+        sb_printf(b, " * %lld", (long long)(w_ms / 1000));
+    }
+}
+
+/* The engine's no-data delay (eval.c nodata_after): the shortest enabled long window, 1h
+ * without tiers. */
+static int64_t nodata_after(const slo_spec_t *s)
+{
+    int64_t m = 0;
+    for (size_t i = 0; i < s->ntiers; i++) {
+        if (s->tiers[i].enabled && (m == 0 || s->tiers[i].long_ms < m)) {
+            m = s->tiers[i].long_ms;
+        }
+    }
+    return m > 0 ? m : 3600000LL;
+}
+
+/* The engine's no-data alert name (engine.c nodata_notify): the first tier's alert name with
+ * its "BurnRate"/"Burn" suffix replaced by "NoData". */
+static void nodata_name(const slo_spec_t *s, char *buf, size_t len)
+{
+    char base[128];
+    snprintf(base, sizeof(base), "%s",
+             s->ntiers && s->tiers[0].alert_name ? s->tiers[0].alert_name : s->id);
+    size_t bl = strlen(base);
+    if (bl > 8 && !strcmp(base + bl - 8, "BurnRate")) {
+        base[bl - 8] = 0;
+    } else if (bl > 4 && !strcmp(base + bl - 4, "Burn")) {
+        base[bl - 4] = 0;
+    }
+    snprintf(buf, len, "%.100sNoData", base);
+}
+
+/* Labels of the no-data alert, as the engine sends them: the SLO labels, the first tier's
+ * alert-wide labels without its severity, sloth_severity ticket, burnrate_tier no-data. */
+static size_t nodata_labels(const slo_spec_t *s, const char **k, const char **v, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->labels.n && n + 2 < cap; i++) {
+        k[n] = s->labels.keys[i];
+        v[n++] = s->labels.vals[i];
+    }
+    for (size_t i = 0; s->ntiers && i < s->tiers[0].labels.n && n + 2 < cap; i++) {
+        const char *key = s->tiers[0].labels.keys[i];
+        if (!strcmp(key, "sloth_severity") || !strcmp(key, "burnrate_tier")) {
+            continue;
+        }
+        size_t j = 0;
+        for (; j < n && strcmp(k[j], key) != 0; j++) {
+        }
+        k[j] = key;
+        v[j] = s->tiers[0].labels.vals[i];
+        if (j == n) {
+            n++;
+        }
+    }
+    k[n] = "sloth_severity";
+    v[n++] = "ticket";
+    k[n] = "burnrate_tier";
+    v[n++] = "no-data";
+    return n;
+}
+
 /* Windows to record: every tier window, 5m (current burn rate) and the period; sorted. */
 static size_t windows(const slo_spec_t *s, int64_t *out, size_t cap)
 {
@@ -347,6 +454,23 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
     char ws[32], ps[32];
     slo_fmt_duration(s->period_ms, ps, sizeof(ps));
 
+    if (s->period_kind != SLO_PERIOD_ROLLING) {
+        sb_printf(b,
+                  "# WARNING: %s has a calendar %s period (%s); PromQL windows\n# cannot "
+                  "follow calendar boundaries, so the period rules below use the nominal\n# "
+                  "rolling %s window. meltp's engine and GET /api/v1/slos report the calendar\n"
+                  "# period; these rules do not.\n",
+                  s->id, s->period_kind == SLO_PERIOD_CALENDAR_MONTH ? "month" : "week",
+                  s->time_zone ? s->time_zone : "UTC", ps);
+    }
+    if (s->nodata != SLO_NODATA_ALERT) {
+        sb_printf(b,
+                  "# %s: no_data: %s. Prometheus evaluates missing data as no error "
+                  "(good):\n# windows without events give no ratio and no alert%s.\n",
+                  s->id, slo_nodata_name(s->nodata),
+                  s->nodata == SLO_NODATA_GOOD ? ", as the engine does"
+                                               : "; only the engine applies this policy");
+    }
     sb_printf(b, "- name: sloth-slo-sli-recordings-%s\n  rules:\n", s->id);
     for (size_t i = 0; i < nw; i++) {
         slo_fmt_duration(w[i], ws, sizeof(ws));
@@ -354,6 +478,23 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         error_ratio(&e, s, ws);
         char name[64];
         snprintf(name, sizeof(name), "slo:sli_error:ratio_rate%s", ws);
+        record(b, name, sb_str(&e), &s->labels, ws);
+        sb_free(&e);
+    }
+    /* min_events: event counts over each long window gate the alerts, as in the engine */
+    for (size_t i = 0; s->min_events > 0 && i < s->ntiers; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < i; j++) {
+            dup |= s->tiers[j].enabled && s->tiers[j].long_ms == s->tiers[i].long_ms;
+        }
+        if (!s->tiers[i].enabled || dup) {
+            continue;
+        }
+        slo_fmt_duration(s->tiers[i].long_ms, ws, sizeof(ws));
+        sb_t e = {0};
+        total_count(&e, s, ws, s->tiers[i].long_ms);
+        char name[64];
+        snprintf(name, sizeof(name), "slo:sli_total:count%s", ws);
         record(b, name, sb_str(&e), &s->labels, ws);
         sb_free(&e);
     }
@@ -445,6 +586,15 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                       "%.10g)) without (sloth_window)\n)",
                       nterm ? "\nor\n" : "", sw, sb_str(&id), u->factor, 1.0 - s->objective, lw,
                       sb_str(&id), u->factor, 1.0 - s->objective);
+            if (s->min_events > 0) {
+                /* low traffic is not a page: the long window needs min_events events */
+                e.n -= 2;
+                e.p[e.n] = 0;
+                sb_printf(&e,
+                          "\n    and\n    max(slo:sli_total:count%s%s >= %llu) without "
+                          "(sloth_window)\n)",
+                          lw, sb_str(&id), (unsigned long long)s->min_events);
+            }
             nterm++;
         }
         sb_printf(b, "  - alert: %s\n    expr: |\n", t->alert_name);
@@ -470,6 +620,36 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             yq(b, t->annotations.vals[k]);
             sb_printf(b, "\n");
         }
+    }
+    if (s->nodata == SLO_NODATA_ALERT) {
+        /* no_data: alert: no event over the engine's delay (absent_over_time of the total
+         * counter, or a total that stopped growing) */
+        any = 1;
+        char an[160], aw[32];
+        nodata_name(s, an, sizeof(an));
+        slo_fmt_duration(nodata_after(s), aw, sizeof(aw));
+        e.n = 0;
+        sb_printf(&e, "absent(\n    ");
+        total_rate(&e, s, aw);
+        sb_printf(&e, "\n)\nor\nsum(\n    ");
+        total_rate(&e, s, aw);
+        sb_printf(&e, "\n) == 0");
+        sb_printf(b, "  - alert: %s\n    expr: |\n", an);
+        indent_block(b, sb_str(&e), 6);
+        const char *k[160], *v[160];
+        size_t n = nodata_labels(s, k, v, MT_ARRAY_LEN(k));
+        sb_printf(b, "    labels:\n");
+        for (size_t i = 0; i < n; i++) {
+            sb_printf(b, "      %s: ", k[i]);
+            yq(b, v[i]);
+            sb_printf(b, "\n");
+        }
+        sb_printf(b, "    annotations:\n      title: ");
+        sb_t t = {0};
+        sb_printf(&t, "%s: no events for %s", s->id, aw);
+        yq(b, sb_str(&t));
+        sb_free(&t);
+        sb_printf(b, "\n");
     }
     if (!any) {
         /* promtool rejects a group without rules */
@@ -894,6 +1074,8 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
     long samples = eval_min + 5;
     sb_t id = {0};
     ids(&id, s);
+    /* events per minute: enough that the 10 minutes before eval_time reach min_events */
+    double inc = s->min_events > 60 ? (double)s->min_events : 60.0;
 
     for (int mode = 0; mode < 2; mode++) { /* 0 outage, 1 healthy */
         sb_printf(b, "  - name: '%s %s'\n    interval: 1m\n    input_series:\n", s->id,
@@ -902,7 +1084,7 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
             int grows = in.always[i] || (mode == 0 ? in.bad_in_outage[i] : !in.bad_in_outage[i]);
             sb_printf(b, "      - series: ");
             yq(b, sb_str(&in.name[i]));
-            sb_printf(b, "\n        values: '0+%dx%ld'\n", grows ? 60 : 0, samples);
+            sb_printf(b, "\n        values: '0+%.10gx%ld'\n", grows ? inc : 0.0, samples);
         }
         sb_printf(b, "    promql_expr_test:\n      - expr: 'slo:sli_error:ratio_rate5m%s'\n",
                   sb_str(&id));
@@ -992,6 +1174,75 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
                 }
             }
         }
+    }
+    if (s->min_events > 0) {
+        /* 100% errors at a trickle: every long window stays below min_events, so no tier
+         * fires although the error ratio is 1 */
+        double low = (double)s->min_events / (4.0 * (double)samples);
+        sb_printf(b, "  - name: '%s low traffic below min_events fires nothing'\n"
+                     "    interval: 1m\n    input_series:\n", s->id);
+        for (int i = 0; i < in.n; i++) {
+            int grows = in.always[i] || in.bad_in_outage[i];
+            sb_printf(b, "      - series: ");
+            yq(b, sb_str(&in.name[i]));
+            sb_printf(b, "\n        values: '0+%.10gx%ld'\n", grows ? low : 0.0, samples);
+        }
+        sb_printf(b, "    promql_expr_test:\n      - expr: 'max(slo:sli_error:ratio_rate5m%s)'\n"
+                     "        eval_time: %ldm\n        exp_samples:\n          - labels: '{}'\n"
+                     "            value: 1\n    alert_rule_test:\n",
+                  sb_str(&id), eval_min);
+        for (size_t i = 0; i < s->ntiers; i++) {
+            const slo_tier_t *t = &s->tiers[i];
+            int seen = 0;
+            for (size_t j = 0; j < i; j++) {
+                seen |= s->tiers[j].enabled && !strcmp(s->tiers[j].alert_name, t->alert_name);
+            }
+            if (t->enabled && !seen) {
+                sb_printf(b, "      - eval_time: %ldm\n        alertname: %s\n"
+                             "        exp_alerts: []\n",
+                          eval_min, t->alert_name);
+            }
+        }
+    }
+    if (s->nodata == SLO_NODATA_ALERT) {
+        /* events for 10 minutes, then the series disappear: the NoData alert stays quiet
+         * until the engine's delay has passed since the last sample, then fires */
+        char an[160], aw[32];
+        nodata_name(s, an, sizeof(an));
+        int64_t after = nodata_after(s);
+        long after_min = (long)((after + 59999) / 60000);
+        sb_printf(b, "  - name: '%s no data alerts after %s'\n    interval: 1m\n"
+                     "    input_series:\n", s->id, slo_fmt_duration(after, aw, sizeof(aw)));
+        for (int i = 0; i < in.n; i++) {
+            int grows = in.always[i] || !in.bad_in_outage[i];
+            sb_printf(b, "      - series: ");
+            yq(b, sb_str(&in.name[i]));
+            sb_printf(b, "\n        values: '0+%.10gx10'\n", grows ? inc : 0.0);
+        }
+        sb_printf(b, "    alert_rule_test:\n");
+        long quiet[2] = {10, 10 + after_min - 2};
+        for (int q = 0; q < 2; q++) {
+            if (q == 1 && quiet[1] <= quiet[0]) {
+                continue;
+            }
+            sb_printf(b, "      - eval_time: %ldm\n        alertname: %s\n"
+                         "        exp_alerts: []\n", quiet[q], an);
+        }
+        sb_printf(b, "      - eval_time: %ldm\n        alertname: %s\n        exp_alerts:\n"
+                     "          - exp_labels:\n", 10 + after_min + 1, an);
+        const char *k[160], *v[160];
+        size_t n = nodata_labels(s, k, v, MT_ARRAY_LEN(k));
+        for (size_t i = 0; i < n; i++) {
+            sb_printf(b, "              %s: ", k[i]);
+            yq(b, v[i]);
+            sb_printf(b, "\n");
+        }
+        sb_t t = {0};
+        sb_printf(&t, "%s: no events for %s", s->id, aw);
+        sb_printf(b, "            exp_annotations:\n              title: ");
+        yq(b, sb_str(&t));
+        sb_printf(b, "\n");
+        sb_free(&t);
     }
     sb_free(&id);
     inputs_free(&in);

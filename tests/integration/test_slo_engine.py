@@ -154,7 +154,9 @@ def test_spans_slo_api_webhook_series_restart():
                               else None)(api(m)), 10, what="the SLO to count 200 spans")
     s = doc["slos"][0]
     assert set(s) == {"id", "service", "slo", "objective", "state", "alert_state",
-                      "budget_remaining", "time_to_exhaustion_s", "windows"}, s
+                      "no_data_alert_state", "budget_remaining", "time_to_exhaustion_s",
+                      "windows"}, s
+    assert s["no_data_alert_state"] == "inactive"
     assert s["id"] == "checkout-availability" and s["service"] == "checkout"
     assert s["slo"] == "availability" and abs(s["objective"] - 0.99) < 1e-12
     for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"):
@@ -490,10 +492,12 @@ def test_no_data_alert_fires_and_resolves_through_the_webhook():
         assert a["labels"]["burnrate_tier"] == "no-data"
         assert b["groupKey"] != '{}:{sloth_id="checkout-latency"}'  # not the burn alert's group
         assert not nodata("resolved")
+        assert api(m)["slos"][0]["no_data_alert_state"] == "firing"
         st, _, _ = m.post("/v1/traces", spans_json(20, 0), "application/json")
         assert st == 200
         r = wait_until(lambda: nodata("resolved"), 10, what="the no-data alert to resolve")
         assert r["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
+        assert api(m)["slos"][0]["no_data_alert_state"] == "inactive"
         # spans without errors: no burn-rate alert was ever sent
         assert all(b["alerts"][0]["labels"]["alertname"] == "CheckoutLatencyNoData"
                    for b in sink.bodies)

@@ -164,3 +164,84 @@ def test_lint_errors_on_the_command_line():
     assert rc == 1 and "matches no file" in err, err
     rc, out, err = run(MELTP, "slo", "frobnicate")
     assert rc == 2
+
+
+def test_min_events_gates_alerts_in_rules_and_tests():
+    """min_events (patient-api availability: 100) gates every tier on the event count of its
+    long window, as the engine does; the generated low-traffic test (100% errors at a trickle)
+    fails when the gate is removed."""
+    d = tempfile.mkdtemp(prefix="meltp-slo-")
+    rules, tests = gen([os.path.join(ROOT, "rules", "slos", "patient-api.yaml")], d)
+    good = open(rules).read()
+    for w in ("1h", "6h", "1d", "3d"):
+        assert "record: slo:sli_total:count%s\n" % w in good, w
+    grp = good.split("- name: sloth-slo-alerts-patient-api-availability")[1].split("- name:")[0]
+    assert grp.count(">= 100) without (sloth_window)") == 4, grp
+    # the latency SLO has no min_events: no count rules, no gate
+    lat = good.split("- name: sloth-slo-alerts-patient-api-latency")[1]
+    assert "sli_total" not in lat
+    text = open(tests).read()
+    assert "'patient-api-availability low traffic below min_events fires nothing'" in text
+    rc, out, err = run("promtool", "test", "rules", tests)
+    assert rc == 0, out + err
+    open(rules, "w").write(good.replace(">= 100) without", ">= 0) without"))
+    rc, out, err = run("promtool", "test", "rules", tests)
+    assert rc != 0, "low-traffic test passed without the min_events gate"
+
+
+def test_calendar_and_no_data_comments():
+    rc, out, err = run(MELTP, "slo", "rules", *SPECS)
+    assert rc == 0, err
+    head = out.split("- name: sloth-slo-sli-recordings-patient-api-latency")[0].split(
+        "sloth-slo-alerts-patient-api-availability")[1]
+    assert "# WARNING: patient-api-latency has a calendar month period (Europe/Berlin)" in head
+    assert "nominal\n# rolling 30d window" in head
+    assert "# patient-api-availability: no_data: freeze. Prometheus evaluates missing data as " \
+        "no error" in out
+    assert "# WARNING: scheduling-search-latency has a calendar week period" in out
+    assert "WARNING: billing-requests-availability" not in out
+
+
+NODATA_SPEC = """version: meltp/v1
+service: checkout
+slos:
+  - name: latency
+    objective: 99
+    period: 30d
+    no_data: alert
+    min_events: 20
+    sli:
+      ratio:
+        bad: 'http_requests_total{job="checkout",code=~"5.."}'
+        total: 'http_requests_total{job="checkout"}'
+    alerting:
+      name: CheckoutLatencyBurn
+      labels: {team: shop}
+"""
+
+
+def test_no_data_alert_rule_matches_engine():
+    """`no_data: alert` gets a CheckoutLatencyNoData rule (the engine's name: Burn suffix ->
+    NoData) that fires once the series have been absent for the shortest long window (1h, the
+    engine's delay); the generated test catches a rule that never fires."""
+    d = tempfile.mkdtemp(prefix="meltp-slo-")
+    spec = os.path.join(d, "nodata.yaml")
+    open(spec, "w").write(NODATA_SPEC)
+    rules, tests = gen([spec], d)
+    good = open(rules).read()
+    assert "- alert: CheckoutLatencyNoData\n" in good
+    assert 'absent(\n          sum (rate(http_requests_total{job="checkout"}[1h]))' in good, good
+    assert "sloth_severity: 'ticket'" in good and "burnrate_tier: 'no-data'" in good
+    assert "no_data: alert. Prometheus" not in good
+    rc, out, err = run("promtool", "check", "rules", rules)
+    assert rc == 0, out + err
+    text = open(tests).read()
+    assert "'checkout-latency no data alerts after 1h'" in text
+    assert "eval_time: 68m\n        alertname: CheckoutLatencyNoData\n        exp_alerts: []" in text
+    assert "eval_time: 71m\n        alertname: CheckoutLatencyNoData\n        exp_alerts:\n" in text
+    assert "'checkout-latency low traffic below min_events fires nothing'" in text
+    rc, out, err = run("promtool", "test", "rules", tests)
+    assert rc == 0, out + err
+    open(rules, "w").write(good.replace("absent(\n", "absent(vector(1)) and absent(\n"))
+    rc, out, err = run("promtool", "test", "rules", tests)
+    assert rc != 0, "no-data test passed with a rule that never fires"

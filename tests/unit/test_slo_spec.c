@@ -541,3 +541,43 @@ UNIT_TEST(native_custom_tiers_and_multi_doc)
     slo_set_destroy(set);
     cfg_ctx_fini(&c);
 }
+
+/* `meltp slo rules` mirrors the engine: min_events gates every tier on the long-window event
+ * count, no_data: alert gets the engine's NoData alert after the shortest enabled long window,
+ * calendar periods and other no_data policies get comments. */
+UNIT_TEST(rules_min_events_nodata_calendar)
+{
+    cfg_ctx_t c;
+    slo_set_t *set = load_str("service: shop\nslos:\n  - name: cart\n    objective: 99\n"
+                              "    period: {calendar: week}\n    min_events: 42\n"
+                              "    no_data: alert\n    sli: {spans: {}}\n"
+                              "    alerting:\n      name: ShopCartBurnRate\n      tiers:\n"
+                              "        - {name: slow, severity: ticket, long: 6h, short: 30m, "
+                              "factor: 6}\n"
+                              "        - {name: fast, severity: page, long: 30m, short: 5m, "
+                              "factor: 14.4}\n",
+                              &c, 0);
+    REQUIRE(set);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    REQUIRE(f);
+    mt_errbuf_t eb = {0};
+    CHECK(slo_rules_write(f, set, &eb) == MT_OK);
+    fclose(f);
+    REQUIRE(buf);
+    CHECK(strstr(buf, "- record: slo:sli_total:count6h\n") != NULL);
+    CHECK(strstr(buf, "- record: slo:sli_total:count30m\n") != NULL);
+    CHECK(strstr(buf, "[30m])) * 1800\n") != NULL);
+    CHECK(strstr(buf, "max(slo:sli_total:count30m{sloth_id=\"shop-cart\", sloth_service=\"shop\", "
+                      "sloth_slo=\"cart\"} >= 42) without (sloth_window)") != NULL);
+    /* NoData: the engine's name and delay (shortest long window: 30m) */
+    CHECK(strstr(buf, "- alert: ShopCartNoData\n") != NULL);
+    CHECK(strstr(buf, "event=\"total\"}[30m]))\n      )\n      or\n") != NULL);
+    CHECK(strstr(buf, "burnrate_tier: 'no-data'") != NULL);
+    CHECK(strstr(buf, "# WARNING: shop-cart has a calendar week period (UTC)") != NULL);
+    CHECK(strstr(buf, "no_data: alert. Prometheus") == NULL);
+    free(buf);
+    slo_set_destroy(set);
+    cfg_ctx_fini(&c);
+}
