@@ -544,9 +544,8 @@ static void traces(gctx_t *g, Opentelemetry__Proto__Collector__V1__ExportTraceSe
                 scan_kvs(g, sp->attributes, sp->n_attributes, 0);
                 for (size_t e = 0; e < sp->n_events && !g->drop; e++) {
                     Opentelemetry__Proto__Trace__V1__Span__Event *ev = sp->events[e];
-                    if (scan_kvs(g, ev->attributes, ev->n_attributes, 0)) {
-                        (void)0; /* entries were replaced in the request's own array */
-                    }
+                    /* findings are replaced in the event's own attribute array */
+                    scan_kvs(g, ev->attributes, ev->n_attributes, 0);
                 }
                 if (g->drop) {
                     g->dropped++;
