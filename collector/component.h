@@ -33,9 +33,18 @@ typedef struct extension extension_t;
  * request (never per item); fan-out to N exporters shares it. Concatenating two batches of
  * the same signal yields a valid request (protobuf merge rule), which is how batching works
  * without re-encoding. */
+/* How a batch's bytes are encoded. OTLP is the internal model; the others are pass-through
+ * forms a receiver may keep when every consumer of its pipelines reads them natively
+ * (pipeline_accepts_format), so a relay does not translate there and back. */
+enum {
+    MT_FMT_OTLP = 0,  /* Export<Signal>ServiceRequest */
+    MT_FMT_PRW1 = 1,  /* prometheus.WriteRequest (remote-write 1.0), validated, uncompressed */
+};
+
 typedef struct mt_batch {
     _Atomic int refs;
     mt_signal_t signal;
+    uint8_t format;      /* MT_FMT_*; batches of different formats are never coalesced */
     uint32_t items;
     uint64_t created_ns;
     char tenant[64];     /* X-Scope-OrgID of the request ("" = none); never coalesced across */
@@ -79,6 +88,7 @@ extern const size_t exporter_common_nfields;
 
 typedef struct send_result {
     const char *tenant;  /* in: the batch's tenant (X-Scope-OrgID), "" when none */
+    int format;          /* in: MT_FMT_* of data (only formats accepts_format allowed) */
     int retry_after_ms;  /* > 0 when the server said when to come back */
     int64_t rejected;    /* partial success: items the server rejected */
     const char *reason;  /* short label for dropped/failed metrics */
@@ -102,6 +112,9 @@ typedef struct exporter_ops {
                 uint32_t items, send_result_t *res);
     void (*destroy)(exporter_t *ex);
     int default_consumers;   /* 0 = use exporter_common default */
+    /* Optional: nonzero when send() takes batches in `format` (an MT_FMT_* other than OTLP)
+     * and the result is what the OTLP form would have given. */
+    int (*accepts_format)(exporter_t *ex, int format);
 } exporter_ops_t;
 
 struct exporter {
@@ -205,6 +218,20 @@ typedef void (*pipeline_observer_fn)(void *arg, mt_signal_t s, const uint8_t *pb
                                      uint64_t items, const char *tenant);
 int pipeline_add_observer(pipeline_observer_fn fn, void *arg);
 void pipeline_remove_observer(pipeline_observer_fn fn, void *arg);
+int pipeline_observer_count(void);
+
+/* Nonzero when every pipeline in `ps` can carry batches in `format` (MT_FMT_*) as they are:
+ * no data processors, and every exporter accepts the format. Fixed once the service started. */
+int pipeline_accepts_format(pipeline_t *const *ps, size_t nps, int format);
+
+/* Hands an already validated encoding in a pass-through `format` to every pipeline in `ps`
+ * (which must accept it), all-or-nothing like pipeline_consume. Observers see `otlp` (the
+ * same data as OTLP, packed here) when it is given; callers pass it when
+ * pipeline_observer_count() > 0. */
+void pipeline_consume_encoded(pipeline_t **ps, size_t nps, mt_signal_t s, int format,
+                              const uint8_t *data, size_t len, uint64_t items,
+                              const char *tenant, const ProtobufCMessage *otlp,
+                              consume_result_t *res);
 
 /* Hands one request to every pipeline in `ps`. `req` is the decoded request, or NULL when only
  * the validated protobuf encoding `raw` exists (then it is decoded here if a processor needs

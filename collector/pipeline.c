@@ -8,6 +8,7 @@
 #include "component.h"
 #include "otlp.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_TARGETS 64
@@ -74,6 +75,123 @@ static mt_batch_t *raw_batch(mt_signal_t s, const uint8_t *raw, size_t len, uint
         set_tenant(b, tenant);
     }
     return b;
+}
+
+/* Observers see the request once, as the first pipeline delivered it. */
+static void notify_observers(mt_signal_t s, const uint8_t *pb, size_t len, uint64_t items,
+                             const char *tenant)
+{
+    int nobs = atomic_load(&nobservers);
+    for (int o = 0; o < nobs; o++) {
+        observers[o].fn(observers[o].arg, s, pb, len, items, tenant);
+    }
+}
+
+/* Reserves room in every queue of every pipeline that has a batch (refusing queues make it
+ * all-or-nothing; queues that drop when full count the drop), then commits. MT_OK when
+ * queued (res filled), otherwise res says why. */
+static int enqueue_all(pipeline_t **ps, size_t nps, mt_batch_t **per_pipe, uint64_t items,
+                       consume_result_t *res)
+{
+    exq_t *reserved[MAX_TARGETS];
+    size_t rbytes[MAX_TARGETS];
+    exq_t *dropped_q[MAX_TARGETS];
+    uint64_t dropped_items[MAX_TARGETS];
+    size_t nres = 0, ndrop = 0;
+    for (size_t i = 0; i < nps; i++) {
+        pipeline_t *p = ps[i];
+        if (!per_pipe[i]) {
+            continue;
+        }
+        uint64_t n = per_pipe[i]->items;
+        for (size_t k = 0; k < p->nqueues; k++) {
+            exq_t *q = p->queues[k];
+            int full = nres == MAX_TARGETS || ndrop == MAX_TARGETS;
+            if (!full && exq_reserve(q, per_pipe[i]->len, n) == MT_OK) {
+                reserved[nres] = q;
+                rbytes[nres++] = i;
+            } else if (!full && exq_on_full_drop(q)) {
+                dropped_items[ndrop] = n;
+                dropped_q[ndrop++] = q;
+            } else {
+                for (size_t r = 0; r < nres; r++) {
+                    exq_unreserve(reserved[r], per_pipe[rbytes[r]]->len,
+                                  per_pipe[rbytes[r]]->items);
+                }
+                tm_add(p->c_refused, items);
+                res->status = MT_AGAIN;
+                snprintf(res->msg, sizeof(res->msg),
+                         "exporter %s queue is full; retry later", exq_exporter(q)->id);
+                return MT_AGAIN;
+            }
+        }
+    }
+    for (size_t r = 0; r < nres; r++) {
+        exq_push_reserved(reserved[r], per_pipe[rbytes[r]]);
+    }
+    for (size_t d = 0; d < ndrop; d++) {
+        exq_count_drop(dropped_q[d], dropped_items[d], "queue_full");
+    }
+    res->status = MT_OK;
+    return MT_OK;
+}
+
+int pipeline_observer_count(void)
+{
+    return atomic_load(&nobservers);
+}
+
+int pipeline_accepts_format(pipeline_t *const *ps, size_t nps, int format)
+{
+    if (format == MT_FMT_OTLP) {
+        return 1;
+    }
+    for (size_t i = 0; i < nps; i++) {
+        if (ps[i]->nprocs > 0) {
+            return 0;
+        }
+        for (size_t k = 0; k < ps[i]->nqueues; k++) {
+            exporter_t *ex = exq_exporter(ps[i]->queues[k]);
+            if (!ex->ops->accepts_format || !ex->ops->accepts_format(ex, format)) {
+                return 0;
+            }
+        }
+    }
+    return nps > 0;
+}
+
+void pipeline_consume_encoded(pipeline_t **ps, size_t nps, mt_signal_t s, int format,
+                              const uint8_t *data, size_t len, uint64_t items,
+                              const char *tenant, const ProtobufCMessage *otlp,
+                              consume_result_t *res)
+{
+    mt_batch_t *per_pipe[MAX_TARGETS] = {0};
+    memset(res, 0, sizeof(res[0]));
+    if (nps > MAX_TARGETS) {
+        res->status = MT_EINVAL;
+        snprintf(res->msg, sizeof(res->msg), "more than %d pipelines for one signal", MAX_TARGETS);
+        return;
+    }
+    mt_batch_t *b = raw_batch(s, data, len, items, tenant);
+    if (!b) {
+        res->status = MT_ENOMEM;
+        return;
+    }
+    b->format = (uint8_t)format;
+    for (size_t i = 0; i < nps; i++) {
+        per_pipe[i] = b; /* no processors: every pipeline shares the one batch */
+    }
+    if (enqueue_all(ps, nps, per_pipe, items, res) == MT_OK && otlp &&
+        atomic_load(&nobservers) > 0) {
+        size_t n = protobuf_c_message_get_packed_size(otlp);
+        uint8_t *pb = malloc(n ? n : 1);
+        if (pb) {
+            protobuf_c_message_pack(otlp, pb);
+            notify_observers(s, pb, n, items, tenant);
+            free(pb);
+        }
+    }
+    batch_unref(b);
 }
 
 void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessage *req,
@@ -189,57 +307,15 @@ void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessa
         }
     }
 
-    /* 2. reserve in every queue; refusing queues make it all-or-nothing */
-    exq_t *reserved[MAX_TARGETS];
-    size_t rbytes[MAX_TARGETS];
-    exq_t *dropped_q[MAX_TARGETS];
-    uint64_t dropped_items[MAX_TARGETS];
-    size_t nres = 0, ndrop = 0;
-    for (size_t i = 0; i < nps; i++) {
-        pipeline_t *p = ps[i];
-        if (!per_pipe[i]) {
-            continue;
-        }
-        uint64_t n = per_pipe[i]->items;
-        for (size_t k = 0; k < p->nqueues; k++) {
-            exq_t *q = p->queues[k];
-            int full = nres == MAX_TARGETS || ndrop == MAX_TARGETS;
-            if (!full && exq_reserve(q, per_pipe[i]->len, n) == MT_OK) {
-                reserved[nres] = q;
-                rbytes[nres++] = i;
-            } else if (!full && exq_on_full_drop(q)) {
-                dropped_items[ndrop] = n;
-                dropped_q[ndrop++] = q;
-            } else {
-                for (size_t r = 0; r < nres; r++) {
-                    exq_unreserve(reserved[r], per_pipe[rbytes[r]]->len,
-                                  per_pipe[rbytes[r]]->items);
-                }
-                tm_add(p->c_refused, items);
-                res->status = MT_AGAIN;
-                snprintf(res->msg, sizeof(res->msg),
-                         "exporter %s queue is full; retry later", exq_exporter(q)->id);
-                goto out;
-            }
-        }
-    }
-    /* 3. commit */
-    for (size_t r = 0; r < nres; r++) {
-        exq_push_reserved(reserved[r], per_pipe[rbytes[r]]);
-    }
-    for (size_t d = 0; d < ndrop; d++) {
-        exq_count_drop(dropped_q[d], dropped_items[d], "queue_full");
-    }
-    res->status = MT_OK;
-    /* 4. observers see the request once, as the first pipeline delivered it */
-    int nobs = atomic_load(&nobservers);
-    if (nobs > 0) {
+    /* 2.-4. queue it everywhere or nowhere, then show it to the observers */
+    if (enqueue_all(ps, nps, per_pipe, items, res) == MT_OK) {
+        int nobs = atomic_load(&nobservers);
         mt_batch_t *b = NULL;
-        for (size_t i = 0; i < nps && !b; i++) {
+        for (size_t i = 0; i < nps && !b && nobs > 0; i++) {
             b = per_pipe[i];
         }
-        for (int o = 0; b && o < nobs; o++) {
-            observers[o].fn(observers[o].arg, s, b->data, b->len, b->items, b->tenant);
+        if (b) {
+            notify_observers(s, b->data, b->len, b->items, b->tenant);
         }
     }
 out:

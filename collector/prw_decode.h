@@ -49,4 +49,25 @@ int prw_to_otlp(int version, const uint8_t *pb, size_t len, arena_t *a,
                 Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest **out,
                 prw_stats_t *stats, mt_errbuf_t *eb);
 
+/* ---- remote-write 1.0 on the wire (prw_wire.c): the pass-through path ---------------------- */
+
+/* One Label as slices into the encoding (not NUL-terminated). */
+typedef struct prw_wlabel {
+    const uint8_t *name, *value;
+    size_t name_len, value_len;
+} prw_wlabel_t;
+
+/* Reads one encoded Label message; 0, or -1 when malformed. */
+int prw_wire_label(const uint8_t *p, size_t n, prw_wlabel_t *l);
+
+typedef struct prw_wire_stats {
+    uint64_t series, samples, histograms, exemplars, metadata;
+    int complex; /* holds native histograms, exemplars or le / quantile parts: the rest of its
+                  * validation is prw_to_otlp's */
+} prw_wire_stats_t;
+
+/* Validates an uncompressed remote-write 1.0 body for forwarding as it is: MT_OK (stats
+ * filled), MT_EINVAL with eb saying why (the messages prw_to_otlp gives), MT_ENOMEM. */
+int prw_wire_check(const uint8_t *pb, size_t len, prw_wire_stats_t *st, mt_errbuf_t *eb);
+
 #endif

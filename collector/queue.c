@@ -28,6 +28,7 @@ mt_batch_t *batch_alloc(mt_signal_t s, uint32_t items, size_t len)
     }
     atomic_init(&b->refs, 1);
     b->signal = s;
+    b->format = MT_FMT_OTLP;
     b->items = items;
     b->len = len;
     b->created_ns = mt_now_ns();
@@ -255,7 +256,7 @@ typedef struct worker {
 
 /* Sends one coalesced request, retrying per retry_on_failure. Returns items delivered. */
 static void deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items,
-                    const char *tenant)
+                    const char *tenant, int format)
 {
     exq_t *q = w->q;
     exporter_common_t *cc = q->cc;
@@ -265,6 +266,7 @@ static void deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items
         send_result_t res;
         memset(&res, 0, sizeof(res));
         res.tenant = tenant;
+        res.format = format;
         uint64_t t0 = mt_now_ns();
         int rc = q->ex->ops->send(q->ex, w->ws, q->signal, data, len, items, &res);
         tm_hist_observe(q->h_latency, (double)(mt_now_ns() - t0) / 1e9);
@@ -346,8 +348,9 @@ static void *worker_main(void *arg)
             while ((int64_t)items < q->bs.send_batch_size && n < MT_ARRAY_LEN(taken)) {
                 if (q->count > 0) {
                     mt_batch_t *nb = q->ring[q->head];
-                    if (strcmp(nb->tenant, taken[0]->tenant) != 0) {
-                        break; /* each tenant in its own request */
+                    if (strcmp(nb->tenant, taken[0]->tenant) != 0 ||
+                        nb->format != taken[0]->format) {
+                        break; /* each tenant (and encoding) in its own request */
                     }
                     if (q->bs.send_batch_max_size > 0 &&
                         (int64_t)(items + nb->items) > q->bs.send_batch_max_size) {
@@ -389,10 +392,11 @@ static void *worker_main(void *arg)
         if (n > 1 && !w->buf) {
             /* no memory to coalesce: send one by one rather than lose anything */
             for (size_t i = 0; i < n; i++) {
-                deliver(w, taken[i]->data, taken[i]->len, taken[i]->items, taken[i]->tenant);
+                deliver(w, taken[i]->data, taken[i]->len, taken[i]->items, taken[i]->tenant,
+                        taken[i]->format);
             }
         } else {
-            deliver(w, data, bytes, (uint32_t)items, taken[0]->tenant);
+            deliver(w, data, bytes, (uint32_t)items, taken[0]->tenant, taken[0]->format);
         }
         /* a big coalescing buffer is not worth keeping between quiet periods */
         if (w->buf_cap > (8u << 20)) {

@@ -22,6 +22,7 @@ typedef struct prw_rcfg {
     int64_t max_body;
     int64_t threads;
     char *path;
+    int passthrough;
 } prw_rcfg_t;
 
 static const cfg_field_t prw_fields[] = {
@@ -33,6 +34,10 @@ static const cfg_field_t prw_fields[] = {
      "HTTP worker threads"},
     {"path", CFG_T_STRING, "/api/v1/write", 0, offsetof(prw_rcfg_t, path), NULL,
      "URL path senders POST to"},
+    {"passthrough", CFG_T_BOOL, "true", 0, offsetof(prw_rcfg_t, passthrough), NULL,
+     "forward remote-write 1.0 requests as they came (validated) when every pipeline of this "
+     "receiver has no data processors and only exporters that read remote-write natively; "
+     "false always converts to OTLP"},
 };
 
 static void prw_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_node_t *node)
@@ -59,6 +64,7 @@ static void prw_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_n
 typedef struct prw_state {
     http_server_t *srv;
     receiver_t *r;
+    int native;          /* RW 1.0 requests travel as MT_FMT_PRW1 (see prw_start) */
     char labels[128];
     tm_counter_t *c_items_in, *c_items_ok, *c_bytes;
 } prw_state_t;
@@ -316,7 +322,24 @@ static void prw_complete(void *arg, http_req_t *r)
     }
     Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest *msg = NULL;
     prw_stats_t stats;
-    rcode = prw_to_otlp(rq->version, data, len, a, &msg, &stats, &eb);
+    memset(&stats, 0, sizeof(stats));
+    int native = st->native && rq->version == 1;
+    prw_wire_stats_t ws;
+    if (native) {
+        /* pass-through: validate on the wire; convert only when the rules for histograms,
+         * exemplars and classic parts apply, or an observer (the SLO engine) needs OTLP */
+        rcode = prw_wire_check(data, len, &ws, &eb);
+        if (rcode == MT_OK && (ws.complex || pipeline_observer_count() > 0)) {
+            rcode = prw_to_otlp(1, data, len, a, &msg, &stats, &eb);
+        }
+        stats.series = ws.series;
+        stats.samples = ws.samples;
+        stats.histograms = ws.histograms;
+        /* the items of a pass-through batch are its samples and native histograms */
+        stats.points = ws.samples + ws.histograms;
+    } else {
+        rcode = prw_to_otlp(rq->version, data, len, a, &msg, &stats, &eb);
+    }
     if (rcode != MT_OK) {
         int oom = rcode == MT_ENOMEM;
         reply_error(st, r, rq, oom ? 503 : 400, oom ? "out_of_memory" : "invalid_data",
@@ -327,8 +350,9 @@ static void prw_complete(void *arg, http_req_t *r)
     tm_add(st->c_items_in, items);
     consume_result_t res;
     memset(&res, 0, sizeof(res));
-    if (items == 0) {
-        /* metadata-only requests (and target_info-only ones) carry no data points */
+    if (items == 0 && !(native && ws.metadata > 0)) {
+        /* metadata-only requests (and target_info-only ones) carry no data points; passed
+         * through, metadata travels on as it came */
         res.status = MT_OK;
     } else {
         /* multi-tenant senders (Mimir/Cortex style) name the tenant in X-Scope-OrgID */
@@ -338,8 +362,16 @@ static void prw_complete(void *arg, http_req_t *r)
                                 "0123456789!-_.*'()|") != strlen(org))) {
             org = NULL; /* not a valid tenant id: not forwarded */
         }
-        pipeline_consume(st->r->pipes[MT_SIG_METRICS], st->r->npipes[MT_SIG_METRICS],
-                         MT_SIG_METRICS, &msg->base, NULL, 0, items, org ? org : "", a, &res);
+        if (native) {
+            pipeline_consume_encoded(st->r->pipes[MT_SIG_METRICS],
+                                     st->r->npipes[MT_SIG_METRICS], MT_SIG_METRICS, MT_FMT_PRW1,
+                                     data, len, items, org ? org : "",
+                                     msg ? &msg->base : NULL, &res);
+        } else {
+            pipeline_consume(st->r->pipes[MT_SIG_METRICS], st->r->npipes[MT_SIG_METRICS],
+                             MT_SIG_METRICS, &msg->base, NULL, 0, items, org ? org : "", a,
+                             &res);
+        }
     }
     if (res.status == MT_AGAIN) {
         reply_error(st, r, rq, 429, "queue_full", "1", "%s", res.msg);
@@ -384,6 +416,10 @@ static int prw_start(receiver_t *rv, mt_errbuf_t *eb)
     st->c_bytes = tm_counter("meltp_receiver_received_bytes_total",
                              "Request body bytes received (on the wire).", st->labels);
     rv->state = st;
+    /* the queues exist and observers registered before receivers start: this is final */
+    st->native = cfg->passthrough && pipeline_accepts_format(rv->pipes[MT_SIG_METRICS],
+                                                             rv->npipes[MT_SIG_METRICS],
+                                                             MT_FMT_PRW1);
     http_handler_t h = {prw_begin, prw_complete, st};
     st->srv = http_server_start(cfg->endpoint, (int)cfg->threads, (size_t)cfg->max_body, &h, eb);
     if (!st->srv) {
@@ -391,8 +427,8 @@ static int prw_start(receiver_t *rv, mt_errbuf_t *eb)
         rv->state = NULL;
         return MT_ERR;
     }
-    mt_log(MT_LOG_INFO, "receiver %s: Prometheus remote write on %s%s", rv->id, cfg->endpoint,
-           cfg->path);
+    mt_log(MT_LOG_INFO, "receiver %s: Prometheus remote write on %s%s%s", rv->id, cfg->endpoint,
+           cfg->path, st->native ? " (1.0 passed through as received)" : "");
     return MT_OK;
 }
 
