@@ -201,14 +201,20 @@ static int check_series(wctx_t *c, const uint8_t *p, size_t n, size_t idx, prw_w
             return MT_EINVAL;
         }
         if (!utf8_nonul(l->name, l->name_len)) {
-            mt_failf(c->eb, "%s: label %zu: name is not valid UTF-8 (or holds a NUL byte)",
-                     desc(name, idx, d, sizeof(d)), i);
+            if (memchr(l->name, 0, l->name_len)) {
+                mt_failf(c->eb, "%s: label %zu: name holds a NUL byte",
+                         desc(name, idx, d, sizeof(d)), i);
+            } else {
+                mt_failf(c->eb, "%s: label %zu: name is not valid UTF-8",
+                         desc(name, idx, d, sizeof(d)), i);
+            }
             return MT_EINVAL;
         }
         if (!utf8_nonul(l->value, l->value_len)) {
-            mt_failf(c->eb, "%s: label \"%.*s\": value is not valid UTF-8 (or holds a NUL byte)",
-                     desc(name, idx, d, sizeof(d)), (int)(l->name_len < 80 ? l->name_len : 80),
-                     l->name);
+            int nul = memchr(l->value, 0, l->value_len) != NULL;
+            mt_failf(c->eb, "%s: label \"%.*s\": value %s", desc(name, idx, d, sizeof(d)),
+                     (int)(l->name_len < 80 ? l->name_len : 80), l->name,
+                     nul ? "holds a NUL byte" : "is not valid UTF-8");
             return MT_EINVAL;
         }
         if (i > 0) {
@@ -250,7 +256,8 @@ static int check_metadata(wctx_t *c, const uint8_t *p, size_t n, size_t idx)
             return malformed(c);
         }
         if ((f.num == 2 || f.num == 4 || f.num == 5) && !utf8_nonul(f.p, f.n)) {
-            mt_failf(c->eb, "metadata[%zu]: invalid UTF-8", idx);
+            mt_failf(c->eb, "metadata[%zu]: %s", idx,
+                     memchr(f.p, 0, f.n) ? "a NUL byte" : "invalid UTF-8");
             return MT_EINVAL;
         }
     }

@@ -129,12 +129,23 @@ remote_write:
 
 
 def test_round_trip_through_two_meltps_gives_the_same_series():
+    round_trip(passthrough=True)
+
+
+def test_round_trip_converting_relay_gives_the_same_series():
+    round_trip(passthrough=False)
+
+
+def round_trip(passthrough):
+    """OTLP -> meltp a -> remote write -> meltp b -> Prometheus equals OTLP -> meltp a ->
+    Prometheus; b either forwards remote write as received or converts it to OTLP and back."""
     direct = Prometheus()
     relayed = Prometheus()
     b = Meltp("""
 receivers:
   prometheusremotewrite:
     endpoint: 127.0.0.1:{otlp}
+    passthrough: %s
 exporters:
   prometheusremotewrite:
     endpoint: %s
@@ -144,7 +155,8 @@ service:
       address: 127.0.0.1:{metrics}
   pipelines:
     metrics: {{receivers: [prometheusremotewrite], exporters: [prometheusremotewrite]}}
-""" % relayed.write_url)
+""" % ("true" if passthrough else "false", relayed.write_url))
+    assert ("1.0 passed through as received" in b.logtext()) == passthrough
     a = Meltp("""
 receivers:
   otlp:

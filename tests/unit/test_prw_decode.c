@@ -789,3 +789,153 @@ UNIT_TEST(rw2_symbols_and_refs)
     CHECK(strstr(eb.msg, "UTF-8") != NULL);
     arena_destroy(a);
 }
+
+/* ---- the pass-through's wire check agrees with the conversion ------------------------------- */
+
+/* What the receiver decides in pass-through mode: the wire check, plus the conversion when
+ * the wire check says the request is complex. Returns the wire check's result code and
+ * whether a NUL byte was the reason (the one rule the conversion's C strings cannot see). */
+static int passthrough_verdict(const uint8_t *pb, size_t len, arena_t *a, prw_wire_stats_t *ws,
+                               mt_errbuf_t *eb, int *nul)
+{
+    mt_errbuf_clear(eb);
+    int rc = prw_wire_check(pb, len, ws, eb);
+    *nul = rc == MT_EINVAL && strstr(eb->msg, "NUL") != NULL;
+    if (rc == MT_OK && ws->complex) {
+        mreq_t *r;
+        rc = prw_to_otlp(1, pb, len, a, &r, NULL, eb);
+    }
+    return rc;
+}
+
+static uint8_t *fixture_body(arena_t *a, int idx, size_t *len)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/promrw/promrw-proto-snappy-%d.bin", unit_fixtures_dir(),
+             idx);
+    size_t zlen = 0;
+    unsigned char *z = unit_read_file(path, &zlen);
+    if (!z) {
+        return NULL;
+    }
+    uint8_t *pb = NULL;
+    mt_errbuf_t eb;
+    int rc = codec_decompress(CODEC_SNAPPY, z, zlen, 20 << 20, a, &pb, len, &eb);
+    free(z);
+    return rc == MT_OK ? pb : NULL;
+}
+
+UNIT_TEST(wire_check_accepts_fixtures_with_the_conversion_counts)
+{
+    for (int idx = 1; idx <= 3; idx++) {
+        arena_t *a = arena_create(64 * 1024, 0);
+        size_t len = 0;
+        uint8_t *pb = fixture_body(a, idx, &len);
+        REQUIRE(pb);
+        prw_wire_stats_t ws;
+        mt_errbuf_t eb;
+        mt_errbuf_clear(&eb);
+        CHECK(prw_wire_check(pb, len, &ws, &eb) == MT_OK);
+        mreq_t *r;
+        prw_stats_t st;
+        CHECK(prw_to_otlp(1, pb, len, a, &r, &st, &eb) == MT_OK);
+        CHECK(ws.series == st.series);
+        CHECK(ws.samples == st.samples);
+        CHECK(ws.histograms == st.histograms);
+        /* the data batches hold classic histograms and summaries: le / quantile parts */
+        CHECK(ws.complex == (idx != 1));
+        CHECK(idx != 1 || ws.metadata > 0);
+        arena_destroy(a);
+    }
+}
+
+UNIT_TEST(wire_check_refuses_like_the_conversion)
+{
+    static const char *const cases[][8] = {
+        {"__name__", "x", "b", "1", "a", "2", NULL},
+        {"__name__", "x", "a", "1", "a", "2", NULL},
+        {"", "v", "__name__", "x", NULL},
+        {"__name__", "x", "a", "\xff\xfe", NULL},
+        {"__name__", "x", "a", "\xed\xa0\x80", NULL},
+        {"\xc0\xaf", "x", "__name__", "x", NULL},
+        {"a", "1", NULL},
+        {"__name__", "", "a", "1", NULL},
+        {"__name__", "h_bucket", "le", "abc", NULL},
+        {"__name__", "s", "quantile", "x", NULL},
+    };
+    for (size_t i = 0; i < MT_ARRAY_LEN(cases); i++) {
+        arena_t *a = arena_create(4096, 0);
+        Prometheus__TimeSeries *ts[] = {one(a, cases[i], 1, 1000)};
+        Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
+        wr.timeseries = ts;
+        wr.n_timeseries = 1;
+        size_t len;
+        uint8_t *pb = pack_msg(a, &wr.base, &len);
+        mreq_t *r;
+        mt_errbuf_t want, got;
+        mt_errbuf_clear(&want);
+        CHECK(prw_to_otlp(1, pb, len, a, &r, NULL, &want) == MT_EINVAL);
+        prw_wire_stats_t ws;
+        int nul;
+        CHECK(passthrough_verdict(pb, len, a, &ws, &got, &nul) == MT_EINVAL);
+        if (strcmp(want.msg, got.msg) != 0) {
+            fprintf(stderr, "    case %zu: conversion says \"%s\", wire check \"%s\"\n", i,
+                    want.msg, got.msg);
+            *unit_failed_ = 1;
+        }
+        arena_destroy(a);
+    }
+}
+
+/* Thousands of corruptions of a real request (truncations, byte flips, inserted bytes): the
+ * pass-through accepts exactly what the conversion accepts, NUL bytes in labels aside (the
+ * pass-through refuses them; the conversion reads the label up to the NUL). */
+UNIT_TEST(wire_check_agrees_with_conversion_on_corrupted_requests)
+{
+    arena_t *fa = arena_create(64 * 1024, 0);
+    size_t len = 0;
+    uint8_t *orig = fixture_body(fa, 2, &len);
+    REQUIRE(orig && len > 100);
+    uint8_t *buf = malloc(len + 8);
+    REQUIRE(buf);
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    int disagree = 0, refused = 0, runs = 3000;
+    for (int i = 0; i < runs; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        size_t n = len, at = (size_t)(seed % len);
+        memcpy(buf, orig, len);
+        switch (i % 3) {
+        case 0:
+            n = at; /* truncated */
+            break;
+        case 1:
+            buf[at] ^= (uint8_t)(1u << ((seed >> 32) % 8)); /* one bit flipped */
+            break;
+        default:
+            memmove(buf + at + 1, buf + at, len - at); /* one byte inserted */
+            buf[at] = (uint8_t)(seed >> 40);
+            n = len + 1;
+            break;
+        }
+        arena_t *a = arena_create(64 * 1024, 0);
+        mreq_t *r;
+        mt_errbuf_t e1, e2;
+        mt_errbuf_clear(&e1);
+        int conv = prw_to_otlp(1, buf, n, a, &r, NULL, &e1);
+        prw_wire_stats_t ws;
+        int nul;
+        int pt = passthrough_verdict(buf, n, a, &ws, &e2, &nul);
+        refused += pt != MT_OK;
+        if ((conv == MT_OK) != (pt == MT_OK) && !(nul && conv == MT_OK)) {
+            if (disagree++ < 3) {
+                fprintf(stderr, "    mutation %d: conversion %d \"%s\", pass-through %d \"%s\"\n",
+                        i, conv, e1.msg, pt, e2.msg);
+            }
+        }
+        arena_destroy(a);
+    }
+    CHECK(disagree == 0);
+    CHECK(refused > runs / 4); /* the corruptions did reach the checks */
+    free(buf);
+    arena_destroy(fa);
+}
