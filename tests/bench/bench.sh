@@ -5,12 +5,14 @@
 # request latency, peak RSS and cores used, with PASS/MISS against the targets in
 # docs/BENCHMARKS.md. Phases A (fixed rate) and B (saturation) relay traces (otlp -> batch ->
 # otlphttp -> sink); phases C (fixed rate) and D (saturation) relay Prometheus remote write
-# (prometheusremotewrite -> batch -> prometheusremotewrite -> sink) and also report the RSS
+# (prometheusremotewrite -> batch -> prometheusremotewrite -> sink, which the receiver passes
+# through without translation; phase E converts the same load) and also report the RSS
 # each active series costs. It is a benchmark, not a test: it exits non-zero only when the run
 # itself broke (missing binary, a process that would not start or died).
 #
-# Knobs (environment): BUILD or MELTP_BUILD (build dir, default build), BENCH_PHASES ("A B C";
-# D is the remote-write saturation run), BENCH_RATE (phase A spans/s, 100000),
+# Knobs (environment): BUILD or MELTP_BUILD (build dir, default build), BENCH_PHASES ("A B C E
+# G"; D is the remote-write saturation run; E is phase C with the receiver's pass-through off,
+# i.e. RW -> OTLP -> RW, for comparison), BENCH_RATE (phase A spans/s, 100000),
 # BENCH_DURATION_A (20), BENCH_DURATION_B (15), BENCH_RW_RATE (phase C samples/s, 100000),
 # BENCH_ACTIVE_SERIES (100000), BENCH_DURATION_C (20), BENCH_DURATION_D (15),
 # BENCH_TARGET=sink (baseline: loadgen straight into the sink, no meltp), BENCH_KEEP=1 (keep
@@ -24,7 +26,7 @@ MELTP=$BUILD_DIR/meltp
 LOADGEN=$BUILD_DIR/loadgen
 SINK=$BUILD_DIR/sink
 TARGET=${BENCH_TARGET:-meltp}
-PHASES=${BENCH_PHASES:-A B C G}
+PHASES=${BENCH_PHASES:-A B C E G}
 RATE_A=${BENCH_RATE:-100000}
 DUR_A=${BENCH_DURATION_A:-20}
 DUR_B=${BENCH_DURATION_B:-15}
@@ -222,6 +224,7 @@ write_rw_config() {
 receivers:
   prometheusremotewrite:
     endpoint: 127.0.0.1:$2
+    passthrough: ${RW_PASSTHROUGH:-true}
 processors:
   batch: {}
 exporters:
@@ -482,7 +485,7 @@ report() {
             if [ "$rate" = 0 ]; then
                 label="D saturation, $conns conn"
             else
-                label="C $((rate / 1000))k samples/s, $conns conn"
+                label="$name $((rate / 1000))k samples/s, $conns conn"
             fi
             printf '%-24s %10s %8s %6s %7s %7s %8s %8s %8s %23s %7s %7s %6s %5s\n' "$label" "$sps" \
                 "$cpm" "$cores" "$p50" "$p99" "$rss" "$idle" "$bps" "$del/$sent" "$tinfo" "$ref" \
@@ -525,7 +528,11 @@ report() {
     fi
     if [ -s "$TMP/rows-rw" ]; then
         while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag idle bps tinfo bpr; do
-            if [ "$rate" != 0 ]; then
+            if [ "$rate" != 0 ] && [ "$name" = E ]; then
+                echo "phase E (the same load converted RW -> OTLP -> RW, passthrough: false; for comparison, no target):"
+                echo "  CPU per million samples:             $cpm (loadgen used ${lg_cpu} CPU-s)"
+                echo "  every sample delivered:              $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent; $ref refused requests, $err errors)"
+            elif [ "$rate" != 0 ]; then
                 echo "phase C targets (at $rate samples/s, $ACTIVE_SERIES active series):"
                 echo "  CPU per million samples <= $TARGET_RW_CPU_PER_M s:     $(verdict "$(calc '%d' "$cpm <= $TARGET_RW_CPU_PER_M")") ($cpm; loadgen used ${lg_cpu} CPU-s)"
                 echo "  RSS per active series <= $TARGET_RW_BYTES_PER_SERIES B:   $(verdict "$(calc '%d' "$bps <= $TARGET_RW_BYTES_PER_SERIES")") ($bps B: peak $rss MiB - idle $idle MiB, over $ACTIVE_SERIES series)"
@@ -558,10 +565,11 @@ for phase in $PHASES; do
     A) run_phase A "$RATE_A" "$CONN_A" "$DUR_A" ;;
     B) run_phase B 0 "$CONN_B" "$DUR_B" ;;
     C) run_phase C "$RATE_C" "$CONN_C" "$DUR_C" rw ;;
+    E) RW_PASSTHROUGH=false run_phase E "$RATE_C" "$CONN_C" "$DUR_C" rw ;;
     D) run_phase D 0 "$CONN_D" "$DUR_D" rw ;;
     G) run_phase G 0 "$CONN_B" "$DUR_B" guard ;;
     H) run_phase H "$RATE_A" "$CONN_A" "$DUR_A" guard ;;
-    *) die "unknown phase '$phase' (phases are A, B, C, D, G and H)" ;;
+    *) die "unknown phase '$phase' (phases are A, B, C, D, E, G and H)" ;;
     esac
 done
 report
