@@ -5,10 +5,11 @@
  *
  * The check refuses what prw_to_otlp refuses for plain float series (malformed protobuf,
  * empty / unsorted / duplicate label names, invalid UTF-8, no __name__, bad metadata) with the
- * same messages, plus NUL bytes in labels (which protobuf-c's C strings would cut short). A
- * request with native histograms, exemplars or classic-histogram / summary parts (a non-empty
- * `le` or `quantile`) is marked `complex`: its remaining rules live in the conversion, so the
- * receiver runs prw_to_otlp on it too.
+ * same messages, plus NUL bytes in labels (which protobuf-c's C strings would cut short).
+ * Classic-histogram and summary parts pass when their `le` / `quantile` is a number the
+ * conversion would read, exemplars when their labels are valid. A request with native
+ * histograms, or a bound that only the conversion can judge (it depends on how the series is
+ * classified), is marked `complex`: the receiver then runs prw_to_otlp on it too.
  */
 #include "prw_decode.h"
 #include "pbwire.h"
@@ -139,12 +140,70 @@ static const char *desc(const prw_wlabel_t *name, size_t idx, char *buf, size_t 
     return buf;
 }
 
+/* A classic part's `le` / `quantile` that the conversion's parse accepts whatever the series
+ * turns out to be (a bucket, a quantile, or a plain gauge with that attribute): a number
+ * strtod reads completely, not NaN, and for `le` not -Inf. */
+static int part_bound_ok(const prw_wlabel_t *l)
+{
+    char buf[64];
+    if (l->value_len >= sizeof(buf)) {
+        return 0;
+    }
+    memcpy(buf, l->value, l->value_len);
+    buf[l->value_len] = 0;
+    char *end = NULL;
+    double d = strtod(buf, &end);
+    if (*end || d != d) {
+        return 0;
+    }
+    return !(l->name_len == 2 && d < 0 && d * 0.5 == d); /* le=-Inf */
+}
+
+/* An Exemplar: labels (non-empty names, UTF-8 as the conversion checks them), value, time. */
+static int check_exemplar(wctx_t *c, const uint8_t *p, size_t n, size_t idx,
+                          const prw_wlabel_t *name)
+{
+    const uint8_t *end = p + n;
+    wf_t f;
+    int r;
+    size_t i = 0;
+    while ((r = wnext(&p, end, &f)) > 0) {
+        if (!wt_ok(&f, 1, 2) || !wt_ok(&f, 2, 1) || !wt_ok(&f, 3, 0)) {
+            return malformed(c);
+        }
+        if (f.num != 1) {
+            continue;
+        }
+        prw_wlabel_t l;
+        if (prw_wire_label(f.p, f.n, &l) < 0) {
+            return malformed(c);
+        }
+        if (!l.name_len || !utf8_nonul(l.name, l.name_len) || !utf8_nonul(l.value, l.value_len)) {
+            char d[160];
+            if (memchr(l.name, 0, l.name_len) || memchr(l.value, 0, l.value_len)) {
+                mt_failf(c->eb, "%s: exemplar label %zu holds a NUL byte",
+                         desc(name, idx, d, sizeof(d)), i);
+            } else {
+                mt_failf(c->eb, "%s: exemplar label %zu: empty name or invalid UTF-8",
+                         desc(name, idx, d, sizeof(d)), i);
+            }
+            return MT_EINVAL;
+        }
+        i++;
+    }
+    return r < 0 ? malformed(c) : MT_OK;
+}
+
 static int check_series(wctx_t *c, const uint8_t *p, size_t n, size_t idx, prw_wire_stats_t *st)
 {
     const uint8_t *end = p + n;
     wf_t f;
     int r;
-    size_t nl = 0;
+    size_t nl = 0, nex = 0;
+    struct {
+        const uint8_t *p;
+        size_t n;
+    } ex[8];
     while ((r = wnext(&p, end, &f)) > 0) {
         if (!wt_ok(&f, 1, 2) || !wt_ok(&f, 2, 2) || !wt_ok(&f, 3, 2) || !wt_ok(&f, 4, 2)) {
             return malformed(c);
@@ -178,7 +237,11 @@ static int check_series(wctx_t *c, const uint8_t *p, size_t n, size_t idx, prw_w
             st->samples++;
         } else if (f.num == 3) {
             st->exemplars++;
-            st->complex = 1;
+            if (nex < MT_ARRAY_LEN(ex)) {
+                ex[nex].p = f.p, ex[nex++].n = f.n;
+            } else {
+                st->complex = 1; /* more than we keep track of: the conversion checks them */
+            }
         } else if (f.num == 4) {
             st->histograms++;
             st->complex = 1;
@@ -235,13 +298,20 @@ static int check_series(wctx_t *c, const uint8_t *p, size_t n, size_t idx, prw_w
             }
         }
         if (l->value_len && (is(l->name, l->name_len, "le", 2) ||
-                             is(l->name, l->name_len, "quantile", 8))) {
-            st->complex = 1; /* a classic histogram / summary part: le / quantile must parse */
+                             is(l->name, l->name_len, "quantile", 8)) &&
+            !part_bound_ok(l)) {
+            st->complex = 1; /* whether it is refused depends on how the conversion reads it */
         }
     }
     if (!name || !name->value_len) {
         mt_failf(c->eb, "timeseries[%zu]: no __name__ label (or an empty one)", idx);
         return MT_EINVAL;
+    }
+    for (size_t i = 0; i < nex; i++) {
+        int rc = check_exemplar(c, ex[i].p, ex[i].n, idx, name);
+        if (rc != MT_OK) {
+            return rc;
+        }
     }
     return MT_OK;
 }

@@ -842,8 +842,8 @@ UNIT_TEST(wire_check_accepts_fixtures_with_the_conversion_counts)
         CHECK(ws.series == st.series);
         CHECK(ws.samples == st.samples);
         CHECK(ws.histograms == st.histograms);
-        /* the data batches hold classic histograms and summaries: le / quantile parts */
-        CHECK(ws.complex == (idx != 1));
+        /* classic histograms and summaries with numeric bounds need no conversion */
+        CHECK(!ws.complex);
         CHECK(idx != 1 || ws.metadata > 0);
         arena_destroy(a);
     }
@@ -883,6 +883,49 @@ UNIT_TEST(wire_check_refuses_like_the_conversion)
                     want.msg, got.msg);
             *unit_failed_ = 1;
         }
+        arena_destroy(a);
+    }
+}
+
+UNIT_TEST(wire_check_exemplars_like_the_conversion)
+{
+    static const char *const ex_labels[][4] = {
+        {"trace_id", "0123456789abcdef0123456789abcdef", NULL, NULL}, /* fine */
+        {"", "x", NULL, NULL},                                        /* empty name */
+        {"a", "\xff", NULL, NULL},                                    /* bad UTF-8 */
+    };
+    for (size_t i = 0; i < MT_ARRAY_LEN(ex_labels); i++) {
+        arena_t *a = arena_create(4096, 0);
+        Prometheus__TimeSeries *t = one(a, (const char *[]){"__name__", "x_total", NULL}, 1, 1000);
+        Prometheus__Exemplar *e = NEW(a, Prometheus__Exemplar, PROMETHEUS__EXEMPLAR__INIT);
+        Prometheus__Label *l = NEW(a, Prometheus__Label, PROMETHEUS__LABEL__INIT);
+        l->name = (char *)ex_labels[i][0];
+        l->value = (char *)ex_labels[i][1];
+        e->labels = arena_alloc(a, sizeof(void *));
+        e->labels[0] = l;
+        e->n_labels = 1;
+        e->value = 1;
+        e->timestamp = 1000;
+        t->exemplars = arena_alloc(a, sizeof(void *));
+        t->exemplars[0] = e;
+        t->n_exemplars = 1;
+        Prometheus__TimeSeries *ts[] = {t};
+        Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
+        wr.timeseries = ts;
+        wr.n_timeseries = 1;
+        size_t len;
+        uint8_t *pb = pack_msg(a, &wr.base, &len);
+        mreq_t *r;
+        mt_errbuf_t want, got;
+        mt_errbuf_clear(&want);
+        int conv = prw_to_otlp(1, pb, len, a, &r, NULL, &want);
+        prw_wire_stats_t ws;
+        mt_errbuf_clear(&got);
+        int wire = prw_wire_check(pb, len, &ws, &got);
+        CHECK(conv == (i == 0 ? MT_OK : MT_EINVAL));
+        CHECK(wire == conv);
+        CHECK(!ws.complex || wire != MT_OK);
+        CHECK(i == 0 || strcmp(want.msg, got.msg) == 0);
         arena_destroy(a);
     }
 }
