@@ -207,7 +207,31 @@ typedef struct {
     const resource_t *res;
     const char *name;
     char buf[64];
+    char jbuf[256];
 } lookup_t;
+
+/* `job` and `instance` as Prometheus sees an OTLP resource (protocols.md §4): job is
+ * service.namespace/service.name (or service.name), instance is service.instance.id. The
+ * remote-write receiver puts a series' job and instance there, so selectors on them match
+ * remote-write input too. */
+static const char *res_job_instance(lookup_t *l, const char *key)
+{
+    if (!strcmp(key, "instance")) {
+        return res_get(l->res, "service.instance.id", l->buf, sizeof(l->buf));
+    }
+    char nb[64];
+    const char *name = res_get(l->res, "service.name", nb, sizeof(nb));
+    if (!name) {
+        return NULL;
+    }
+    const char *ns = res_get(l->res, "service.namespace", l->buf, sizeof(l->buf));
+    if (ns && *ns) {
+        snprintf(l->jbuf, sizeof(l->jbuf), "%s/%s", ns, name);
+    } else {
+        snprintf(l->jbuf, sizeof(l->jbuf), "%s", name);
+    }
+    return l->jbuf;
+}
 
 static const char *lookup_get(void *ctx, const char *key)
 {
@@ -216,7 +240,13 @@ static const char *lookup_get(void *ctx, const char *key)
         return l->name;
     }
     const char *v = kv_get(l->kvs, l->n, key, l->buf, sizeof(l->buf));
-    return v ? v : res_get(l->res, key, l->buf, sizeof(l->buf));
+    if (!v) {
+        v = res_get(l->res, key, l->buf, sizeof(l->buf));
+    }
+    if (!v && (!strcmp(key, "job") || !strcmp(key, "instance"))) {
+        v = res_job_instance(l, key);
+    }
+    return v;
 }
 
 /* Metric names match with or without Prometheus' _total suffix (remote-write input arrives
@@ -425,7 +455,7 @@ static void observe_traces(slo_engine_t *e, const trace_req_t *req, int64_t now)
                     if (sli->span_name && strcmp(sli->span_name, sp->name) != 0) {
                         continue;
                     }
-                    lookup_t l = {sp->attributes, sp->n_attributes, rs->resource, sp->name, ""};
+                    lookup_t l = {sp->attributes, sp->n_attributes, rs->resource, sp->name, "", ""};
                     if (sli->route) {
                         const char *rt = lookup_get(&l, "http.route");
                         if (!rt || strcmp(rt, sli->route) != 0) {
@@ -510,7 +540,7 @@ static void observe_logs(slo_engine_t *e, const logs_req_t *req, int64_t now)
                 const Opentelemetry__Proto__Logs__V1__LogRecord *lr = sl->log_records[m];
                 uint64_t tns = lr->time_unix_nano ? lr->time_unix_nano : lr->observed_time_unix_nano;
                 int64_t t = tns ? ns_to_ms(tns) : now;
-                lookup_t l = {lr->attributes, lr->n_attributes, rl->resource, NULL, ""};
+                lookup_t l = {lr->attributes, lr->n_attributes, rl->resource, NULL, "", ""};
                 const char *ev = lr->event_name && *lr->event_name ? lr->event_name : NULL;
                 char evb[64];
                 if (!ev) {
@@ -621,7 +651,7 @@ static void observe_ratio(slo_engine_t *e, size_t di, const metric_t *m, const r
             /* the name already matched (with or without _total): let the selector see the
              * spelling it asks for, or slo_selector_match's exact compare undoes name_matches */
             lookup_t l = {p->attributes, p->n_attributes, res,
-                          sel[role]->metric ? sel[role]->metric : m->name, ""};
+                          sel[role]->metric ? sel[role]->metric : m->name, "", ""};
             if (!slo_selector_match(sel[role], lookup_get, &l)) {
                 continue;
             }
@@ -728,7 +758,7 @@ static void observe_latency(slo_engine_t *e, size_t di, const metric_t *m, const
             v[0] = exp_good(p, sli->threshold);
             v[1] = (double)p->count;
         }
-        lookup_t l = {kvs, nkv, res, m->name, ""};
+        lookup_t l = {kvs, nkv, res, m->name, "", ""};
         if (!slo_selector_match(&sli->histogram, lookup_get, &l)) {
             continue;
         }

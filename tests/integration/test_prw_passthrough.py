@@ -329,3 +329,72 @@ remote_write:
     got = at(relayed, t)
     assert len(want) > 50, len(want)
     assert got == want, "differ: %s" % [k for k in want if want.get(k) != got.get(k)][:3]
+
+
+def test_slo_engine_sees_passed_through_data():
+    slo_on_remote_write(True)
+
+
+def test_slo_engine_sees_converted_remote_write():
+    slo_on_remote_write(False)
+
+
+def slo_on_remote_write(passthrough):
+    """The SLO engine observes the pipelines as OTLP: with the pass-through on it still gets
+    every request (converted for it) and counts exactly; a `job` selector matches the series'
+    job, which the conversion keeps as service.name."""
+    import json
+    import os
+    import tempfile
+    from harness import http_request
+    tmp = tempfile.mkdtemp(prefix="meltp-slo-")
+    os.makedirs(os.path.join(tmp, "slos"))
+    with open(os.path.join(tmp, "slos", "api.yaml"), "w") as f:
+        f.write("""version: meltp/v1
+service: api
+slos:
+  - name: errors
+    objective: 99
+    period: 30d
+    sli:
+      ratio:
+        bad: 'app_errors_total{job="api"}'
+        total: 'app_requests_total{job="api"}'
+""")
+    sink = FakeRemoteWrite()
+    m = Meltp("""
+receivers:
+  prometheusremotewrite:
+    endpoint: 127.0.0.1:{otlp}
+    passthrough: PT
+exporters:
+  prometheusremotewrite:
+    endpoint: %s
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    metrics: {{receivers: [prometheusremotewrite], exporters: [prometheusremotewrite]}}
+slo:
+  specs: [%s/slos/*.yaml]
+  evaluation_interval: 1s
+  state_dir: {dir}/state
+""".replace("PT", "true" if passthrough else "false") % (sink.url, tmp))
+    assert passes_through(m) == passthrough
+    now = int(time.time() * 1000)
+    for i, (req, err) in enumerate(((1000, 10), (1100, 14), (1250, 20))):
+        t = now - (30 - 10 * i) * 1000
+        body = rx.rw1_series([("__name__", "app_errors_total"), ("job", "api")], [(err, t)])
+        body += rx.rw1_series([("__name__", "app_requests_total"), ("job", "api")], [(req, t)])
+        st, _, resp = m.post(PATH, rx.snappy_encode(body), V1, "snappy")
+        assert st == 204, (st, resp)
+
+    def counted():
+        _, _, b = http_request("http://127.0.0.1:%d/api/v1/slos" % m.metrics, method="GET")
+        s = json.loads(b)["slos"]
+        return s if s and s[0]["windows"]["30d"]["total"] == 250 else None
+    s = wait_until(counted, 10, what="the SLO to count the remote-write counters")
+    assert s[0]["windows"]["30d"]["good"] == 240, s[0]["windows"]["30d"]
+    wait_until(lambda: sink.samples() >= 6, 10, what="the samples at the sink")
+    assert not sink.errors
