@@ -1317,10 +1317,7 @@ static int attrs_to_lset(pc_ctx_t *c, kv_t *const *attrs, size_t n, const char *
 
 static uint64_t fnv_str(uint64_t h, const char *s)
 {
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
+    h = mt_hash_bytes(h, s, strlen(s));
     h ^= 0xff; /* terminator so ("ab","c") and ("a","bc") differ */
     h *= 1099511628211ull;
     return h;
@@ -1499,12 +1496,7 @@ static int add_exemplar(pc_ctx_t *c, pc_series_t *s, Prometheus__Exemplar *e)
 
 static uint64_t str_hash(const char *s, size_t n)
 {
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
+    return mt_hash_bytes(14695981039346656037ull, s, n);
 }
 
 /* The value slot for key (NUL-separated pairs allowed: klen gives the length), created empty

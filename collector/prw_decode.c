@@ -303,12 +303,7 @@ static void sb_adds(sb_t *b, const char *s) { sb_add(b, s, strlen(s) + 1); }
 
 static uint64_t hash_bytes(const void *p, size_t n)
 {
-    const unsigned char *s = p;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ s[i]) * 1099511628211ULL;
-    }
-    return h ^ (h >> 29);
+    return mt_hash_bytes(1469598103934665603ULL, p, n);
 }
 
 /* Finds key's value slot; with `create` inserts it (value NULL). Returns NULL when absent

@@ -79,13 +79,7 @@ struct promstore {
 
 static uint64_t fnv1a(const void *p, size_t n)
 {
-    const unsigned char *s = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
+    return mt_hash_bytes(1469598103934665603ull, p, n);
 }
 
 /* Doubles the bucket array once the load factor passes 1. Failure to grow is harmless (the

@@ -209,13 +209,10 @@ static void count_drop(prw_state_t *st, const char *reason, uint64_t n)
 
 static uint64_t fnv(uint64_t h, const char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
-    }
-    return h;
+    return mt_hash_bytes(h, p, n);
 }
 
-/* FNV-1a over the label set: stable shard for a series. */
+/* Hash of the label set: stable shard for a series (within one process). */
 static uint64_t series_hash(const Prometheus__TimeSeries *ts)
 {
     uint64_t h = 1469598103934665603ull;
@@ -1046,6 +1043,16 @@ static int chunk_add(chunk_t **chunks, size_t *nchunks, size_t *capchunks, const
     return MT_OK;
 }
 
+static int in_run(nser_t *const *list, size_t from, size_t to, uint64_t sh)
+{
+    for (size_t i = from; i < to; i++) {
+        if (list[i]->sh == sh) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The chunks of one shard: runs of series up to max_samples_per_send (a point's series
  * together), metadata ahead of the first one when `meta` is given. */
 static int native_chunks(const prw_cfg_t *cfg, nser_t *const *list, size_t n,
@@ -1058,12 +1065,14 @@ static int native_chunks(const prw_cfg_t *cfg, nser_t *const *list, size_t n,
         size_t j = i, w = 0, bytes = 0;
         uint64_t samples = 0, hists = 0, exs = 0;
         while (j < n) {
+            /* a run of one point's series (same group hash); the same series again (the
+             * next request's sample of it, after coalescing) starts a new run */
             size_t g = j, gw = 0;
             do {
                 size_t sw = list[g]->samples + list[g]->hists;
                 gw += sw ? sw : 1;
                 g++;
-            } while (g < n && list[g]->gh == list[j]->gh);
+            } while (g < n && list[g]->gh == list[j]->gh && !in_run(list, j, g, list[g]->sh));
             if (j > i && w + gw > (size_t)cfg->max_samples_per_send) {
                 break;
             }
