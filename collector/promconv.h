@@ -91,4 +91,10 @@ deltacum_t *deltacum_create(size_t max_series, int64_t expiry_ms);
 void deltacum_destroy(deltacum_t *dc);
 size_t deltacum_size(deltacum_t *dc);
 
+/* The remote-write exporter's hand-written WriteRequest encoder (exporters/prw.c): n series
+ * and nmd metadata entries packed into the arena, the same wire content protobuf-c gives.
+ * NULL when the arena cannot grow. */
+uint8_t *prw_pack_v1(Prometheus__TimeSeries **list, size_t n, Prometheus__MetricMetadata **md,
+                     size_t nmd, arena_t *a, size_t *len);
+
 #endif

@@ -487,6 +487,134 @@ static uint8_t *pack_v2(Prometheus__TimeSeries **list, size_t n, const promconv_
     return buf;
 }
 
+/* ---- RW 1.0 encoding ------------------------------------------------------------------------
+ * The WriteRequest is written by hand: labels and samples are nearly all of it, and
+ * protobuf-c's generic packer (a size pass and a pack pass over descriptors) cost more than the
+ * translation. Exemplars, native histograms and metadata, rarer and more involved, are packed
+ * by protobuf-c one sub-message at a time. Same wire content as protobuf-c: proto3 defaults
+ * (0 value, 0 timestamp, empty strings) are left out. */
+
+static size_t str_field(const char *s)
+{
+    size_t n = strlen(s);
+    return n ? wlen_field(n) : 0;
+}
+
+static size_t label_size(const Prometheus__Label *l)
+{
+    return str_field(l->name) + str_field(l->value);
+}
+
+/* A value equal to 0 (-0 too) is left out, as protobuf-c does. */
+static size_t sample_size(const Prometheus__Sample *sm)
+{
+    return (sm->value != 0 ? 9 : 0) + (sm->timestamp ? 1 + vsz((uint64_t)sm->timestamp) : 0);
+}
+
+static size_t series_size(const Prometheus__TimeSeries *ts)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ts->n_labels; i++) {
+        n += wlen_field(label_size(ts->labels[i]));
+    }
+    for (size_t i = 0; i < ts->n_samples; i++) {
+        n += wlen_field(sample_size(ts->samples[i]));
+    }
+    for (size_t i = 0; i < ts->n_exemplars; i++) {
+        n += wlen_field(protobuf_c_message_get_packed_size(&ts->exemplars[i]->base));
+    }
+    for (size_t i = 0; i < ts->n_histograms; i++) {
+        n += wlen_field(protobuf_c_message_get_packed_size(&ts->histograms[i]->base));
+    }
+    return n;
+}
+
+static uint8_t *put_str(uint8_t *p, uint8_t tag, const char *s)
+{
+    size_t n = strlen(s);
+    if (!n) {
+        return p;
+    }
+    *p++ = tag;
+    p = put_varint(p, n);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static uint8_t *put_msg(uint8_t *p, uint8_t tag, const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    *p++ = tag;
+    p = put_varint(p, n);
+    return p + protobuf_c_message_pack(m, p);
+}
+
+static uint8_t *put_series(uint8_t *p, const Prometheus__TimeSeries *ts, size_t size)
+{
+    *p++ = 0x0a;
+    p = put_varint(p, size);
+    for (size_t i = 0; i < ts->n_labels; i++) {
+        *p++ = 0x0a;
+        p = put_varint(p, label_size(ts->labels[i]));
+        p = put_str(p, 0x0a, ts->labels[i]->name);
+        p = put_str(p, 0x12, ts->labels[i]->value);
+    }
+    for (size_t i = 0; i < ts->n_samples; i++) {
+        const Prometheus__Sample *sm = ts->samples[i];
+        *p++ = 0x12;
+        p = put_varint(p, sample_size(sm));
+        if (sm->value != 0) {
+            uint64_t bits;
+            memcpy(&bits, &sm->value, 8);
+            *p++ = 0x09;
+            for (int b = 0; b < 8; b++) {
+                *p++ = (uint8_t)(bits >> (8 * b));
+            }
+        }
+        if (sm->timestamp) {
+            *p++ = 0x10;
+            p = put_varint(p, (uint64_t)sm->timestamp);
+        }
+    }
+    for (size_t i = 0; i < ts->n_exemplars; i++) {
+        p = put_msg(p, 0x1a, &ts->exemplars[i]->base);
+    }
+    for (size_t i = 0; i < ts->n_histograms; i++) {
+        p = put_msg(p, 0x22, &ts->histograms[i]->base);
+    }
+    return p;
+}
+
+/* A WriteRequest of n series and nmeta metadata entries, in the arena. */
+uint8_t *prw_pack_v1(Prometheus__TimeSeries **list, size_t n, Prometheus__MetricMetadata **md,
+                     size_t nmd, arena_t *a, size_t *len)
+{
+    size_t total = 0;
+    size_t *sz = arena_alloc(a, (n + 1) * sizeof(size_t));
+    if (!sz) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sz[i] = series_size(list[i]);
+        total += wlen_field(sz[i]);
+    }
+    for (size_t i = 0; i < nmd; i++) {
+        total += wlen_field(protobuf_c_message_get_packed_size(&md[i]->base));
+    }
+    uint8_t *buf = arena_alloc(a, total ? total : 1), *p = buf;
+    if (!buf) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        p = put_series(p, list[i], sz[i]);
+    }
+    for (size_t i = 0; i < nmd; i++) {
+        p = put_msg(p, 0x1a, &md[i]->base);
+    }
+    *len = (size_t)(p - buf);
+    return buf;
+}
+
 /* Builds the chunks of one shard: consecutive series up to max_samples_per_send each. */
 static int build_chunks(prw_cfg_t *cfg, int v2, Prometheus__TimeSeries **list,
                         const uint64_t *ghash, size_t n, const promconv_out_t *out,
@@ -520,18 +648,8 @@ static int build_chunks(prw_cfg_t *cfg, int v2, Prometheus__TimeSeries **list,
         if (v2) {
             pb = pack_v2(list + i, j - i, cfg->send_metadata ? out : NULL, a, &pl);
         } else {
-            Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
-            wr.n_timeseries = j - i;
-            wr.timeseries = list + i;
-            if (with_meta) {
-                wr.n_metadata = out->n_metadata;
-                wr.metadata = out->metadata;
-            }
-            pl = prometheus__write_request__get_packed_size(&wr);
-            pb = arena_alloc(a, pl ? pl : 1);
-            if (pb) {
-                pl = prometheus__write_request__pack(&wr, pb);
-            }
+            pb = prw_pack_v1(list + i, j - i, with_meta ? out->metadata : NULL,
+                             with_meta ? out->n_metadata : 0, a, &pl);
         }
         with_meta = 0;
         if (!pb) {

@@ -1074,6 +1074,68 @@ UNIT_TEST(delta_histograms_accumulate)
 
 /* ---- fixtures ---- */
 
+/* The exporter's hand-written WriteRequest encoder gives protobuf-c's bytes. */
+static int pack_matches_protobuf_c(const promconv_out_t *out, arena_t *a)
+{
+    Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
+    wr.timeseries = out->series;
+    wr.n_timeseries = out->n_series;
+    wr.metadata = out->metadata;
+    wr.n_metadata = out->n_metadata;
+    size_t want_len = prometheus__write_request__get_packed_size(&wr);
+    uint8_t *want = arena_alloc(a, want_len + 1);
+    prometheus__write_request__pack(&wr, want);
+    size_t got_len = 0;
+    uint8_t *got = prw_pack_v1(out->series, out->n_series, out->metadata, out->n_metadata, a,
+                               &got_len);
+    if (got && got_len == want_len && memcmp(got, want, want_len) == 0) {
+        return 1;
+    }
+    fprintf(stderr, "    hand-packed %zu bytes, protobuf-c %zu", got_len, want_len);
+    for (size_t i = 0; got && i < want_len && i < got_len; i++) {
+        if (got[i] != want[i]) {
+            fprintf(stderr, "; first difference at byte %zu: %02x vs %02x", i, got[i], want[i]);
+            break;
+        }
+    }
+    fprintf(stderr, "\n");
+    return 0;
+}
+
+UNIT_TEST(hand_packed_write_request_edge_values)
+{
+    arena_t *a = arena_create(65536, 0);
+    REQUIRE(a);
+    static const double vals[] = {0.0, -0.0, 1.5, -2, 1e300};
+    static const int64_t tss[] = {0, 1, -5, 1700000000000LL, 127};
+    Prometheus__TimeSeries *ts = NEW(a, Prometheus__TimeSeries, prometheus__time_series__init);
+    Prometheus__Label *l[3];
+    const char *kv[3][2] = {{"__name__", "x"}, {"empty", ""}, {"k", "v\xc3\xa9"}};
+    for (int i = 0; i < 3; i++) {
+        l[i] = NEW(a, Prometheus__Label, prometheus__label__init);
+        l[i]->name = (char *)kv[i][0];
+        l[i]->value = (char *)kv[i][1];
+    }
+    ts->labels = l;
+    ts->n_labels = 3;
+    Prometheus__Sample *sm[5];
+    for (int i = 0; i < 5; i++) {
+        sm[i] = NEW(a, Prometheus__Sample, prometheus__sample__init);
+        sm[i]->value = vals[i];
+        sm[i]->timestamp = tss[i];
+    }
+    ts->samples = sm;
+    ts->n_samples = 5;
+    Prometheus__TimeSeries *list[2] = {ts, NEW(a, Prometheus__TimeSeries,
+                                               prometheus__time_series__init)};
+    promconv_out_t out;
+    memset(&out, 0, sizeof(out));
+    out.series = list;
+    out.n_series = 2;
+    CHECK(pack_matches_protobuf_c(&out, a));
+    arena_destroy(a);
+}
+
 UNIT_TEST(every_metrics_fixture_converts_cleanly)
 {
     static const char *const files[] = {
@@ -1108,6 +1170,7 @@ UNIT_TEST(every_metrics_fixture_converts_cleanly)
             CHECK(out.n_series > 0);
             CHECK(out.n_metadata > 0);
             CHECK(violations(&out) == 0);
+            CHECK(pack_matches_protobuf_c(&out, a));
             if (out.dropped_points) {
                 fprintf(stderr, "    %s: %llu dropped (%s)\n", files[i],
                         (unsigned long long)out.dropped_points, out.last_drop_reason);
