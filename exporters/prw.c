@@ -1269,12 +1269,14 @@ static int prw_send_native(exporter_t *ex, prw_worker_t *w, const uint8_t *data,
                 goto out;
             }
             if (ns->is_ti && !cfg->target_info) {
+                count_drop(st, "target_info_disabled", ns->samples);
                 continue;
             }
             if (ns->is_ti && ns->samples == 1) {
                 /* target_info must not go back in time for its (job, instance) */
                 ti_slot_t *slot = &st->ti[ns->sh % TI_SLOTS];
                 if (slot->key == ns->sh && ns->ts0 <= slot->ts) {
+                    count_drop(st, "target_info_not_newer", 1);
                     continue;
                 }
                 slot->key = ns->sh;

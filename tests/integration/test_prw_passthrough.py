@@ -235,6 +235,7 @@ def test_passthrough_keeps_series_order_dedups_metadata_and_target_info():
         per.setdefault(labels, []).extend(t for t, _ in samples)
     tis = [k for k in per if dict(k)["__name__"] == "target_info"]
     assert len(tis) == 1 and per[tis[0]] == [1000], per.get(tis[0] if tis else None)
+    assert m.metric("meltp_prw_samples_dropped_total", reason="target_info_not_newer") == 1
     for k, ts in per.items():
         assert ts == sorted(ts), "series %s out of order: %s" % (k, ts)
     assert sum(len(v) for v in per.values()) == 201
