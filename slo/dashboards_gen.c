@@ -69,7 +69,12 @@ static void slo_row(json_t *panels, const slo_spec_t *s, int *y, int *id)
                                             "gridPos", "x", 0, "y", (*y)++, "w", 24, "h", 1));
     /* overview */
     json_t *p = panel("stat", "SLI over the period", 0, *y, 6, 6, id);
-    snprintf(expr, sizeof(expr), "1 - slo:sli_error:ratio_rate%s%s", ps, sel);
+    /* calendar periods have no fixed window: the rules record slo:sli_error:ratio_period */
+    if (s->period_kind != SLO_PERIOD_ROLLING) {
+        snprintf(expr, sizeof(expr), "1 - slo:sli_error:ratio_period%s", sel);
+    } else {
+        snprintf(expr, sizeof(expr), "1 - slo:sli_error:ratio_rate%s%s", ps, sel);
+    }
     add_target(p, expr, "{{sloth_slo}}");
     unit(p, "percentunit", 0, 1, 0);
     json_array_append_new(panels, p);

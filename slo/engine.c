@@ -1798,9 +1798,10 @@ static void sim_eval_line(FILE *out, slo_engine_t *e, int64_t now)
                                               "alert", st->alert_name ? st->alert_name : "",
                                               "severity", st->severity ? st->severity : ""));
             }
-            json_array_append_new(slos, json_pack("{s:s, s:s, s:o, s:o}", "id", r->id, "state",
+            json_array_append_new(slos, json_pack("{s:s, s:s, s:o, s:o, s:s}", "id", r->id, "state",
                                                   slo_state_name(res.state), "windows", wins,
-                                                  "tiers", tiers));
+                                                  "tiers", tiers, "nodata_alert",
+                                                  slo_alert_state_name(r->in.nodata_alert.state)));
         }
     }
     json_t *line = json_pack("{s:I, s:o}", "t_ms", (json_int_t)now, "slos", slos);

@@ -273,7 +273,8 @@ int slo_dashboards_write(const char *dir, const slo_set_t *set, FILE *log, mt_er
  * (value i is a Sum point at T0 + i*S; null = no sample) through the engine's own observer
  * code with a simulated clock, evaluating every SLO at T0 + k*E after that step's samples.
  * Writes one JSON line per evaluation to `out`: {"t_ms", "slos": [{"id", "state",
- * "windows": {W: {good, total, error_ratio}}, "tiers": {NAME: {state, alert, severity}}}]}.
+ * "windows": {W: {good, total, error_ratio}}, "tiers": {NAME: {state, alert, severity}},
+ * "nodata_alert": "inactive" | "firing"}]}.
  * The first cumulative sample of a series is its baseline. Returns MT_OK or an error in eb. */
 int slo_simulate(FILE *out, const slo_set_t *set, const char *json, size_t len,
                  mt_errbuf_t *eb);

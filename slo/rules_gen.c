@@ -5,13 +5,23 @@
  * promtool unit tests that drive a full outage and a healthy series through those rules.
  * Differences from Sloth, on purpose: the period SLI is the exact event ratio over the period
  * (meltp counts events exactly; Sloth's default averages 5m ratios, slok/sloth#241), and tiers
- * carry `for` / `keep_firing_for` when the spec sets them. Engine parity: `min_events` adds
- * slo:sli_total:count<long window> recordings that gate each tier; `no_data: alert` gets the
- * engine's <name>NoData alert after the engine's delay (the other policies get a comment, as
- * Prometheus sees missing data as no error); calendar periods keep the nominal window and get
- * a WARNING comment.
+ * carry `for` / `keep_firing_for` when the spec sets them. Engine parity (each checked by
+ * tests/integration/test_slo_parity.py against `meltp slo simulate` under promtool):
+ *  - the engine's data-state gate: slo:sli_total:count_period and, with min_events,
+ *    slo:sli_total:count<long window> gate every tier; with time slice budgeting both count
+ *    time slices with events, as eval.c does;
+ *  - calendar periods: the period rules count from the local start of the month or ISO week
+ *    (calendar_count: hour chunks summed per period class in a subquery, plus the tail since
+ *    the last chunk boundary), in the spec's zone (tz_plan: exact for fixed offsets; DST zones
+ *    are checked against the zone and get a NOT EXACT comment where the check fails);
+ *  - `no_data: alert`: the engine's <name>NoData alert per group, with its start-up grace
+ *    (slo:nodata_watch_start:time, a rule that keeps its own first value per group).
+ * The other no-data policies get a comment, as Prometheus sees missing data as no error.
+ * Exactness holds for samples and evaluations aligned to the evaluation interval with
+ * Prometheus 2.x range semantics (both ends inclusive), the assumption of the parity tests.
  */
 #include "model.h"
+#include "eval.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -19,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A growable string; generation runs in a CLI, so out of memory exits (craft convention 11). */
 typedef struct {
@@ -52,6 +63,19 @@ static void sb_printf(sb_t *b, const char *fmt, ...)
     memcpy(b->p + b->n, t, (size_t)n + 1);
     b->n += (size_t)n;
     free(t);
+}
+
+/* The shortest decimal that reads back as exactly x: thresholds compare like the engine's
+ * doubles (1 - 0.999 is 0.0010000000000000009, and 2 x (1 - 0.9) < 0.2). */
+static const char *rt(double x, char *buf, size_t len)
+{
+    for (int p = 10; p <= 17; p++) {
+        snprintf(buf, len, "%.*g", p, x);
+        if (strtod(buf, NULL) == x) {
+            break;
+        }
+    }
+    return buf;
 }
 
 static void sb_free(sb_t *b)
@@ -149,15 +173,22 @@ static void by_clause(sb_t *b, const slo_spec_t *s)
     sb_printf(b, ")");
 }
 
+/* sum [by (g)] (FN(SEL[W])) */
+static void agg_fn(sb_t *b, const slo_spec_t *s, const slo_selector_t *sel, const char *suffix,
+                   const char *extra, const char *w, const char *fn)
+{
+    sb_printf(b, "sum");
+    by_clause(b, s);
+    sb_printf(b, " (%s(", fn);
+    selector(b, sel, suffix, extra);
+    sb_printf(b, "[%s]))", w);
+}
+
 /* sum [by (g)] (rate(SEL[W])) */
 static void agg(sb_t *b, const slo_spec_t *s, const slo_selector_t *sel, const char *suffix,
                 const char *extra, const char *w)
 {
-    sb_printf(b, "sum");
-    by_clause(b, s);
-    sb_printf(b, " (rate(");
-    selector(b, sel, suffix, extra);
-    sb_printf(b, "[%s]))", w);
+    agg_fn(b, s, sel, suffix, extra, w, "rate");
 }
 
 /* Sloth query with {{.window}} (any spacing inside the braces) replaced by w. */
@@ -300,6 +331,519 @@ static void total_count(sb_t *b, const slo_spec_t *s, const char *w, int64_t w_m
     }
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Event counts, calendar periods, time slices                                               */
+
+static void events_fn(sb_t *b, const slo_spec_t *s, const char *event, const char *w,
+                      const char *fn)
+{
+    slo_selector_t sel = {.metric = (char *)SLO_EVENTS_METRIC};
+    sb_t extra = {0};
+    sb_printf(&extra, "sloth_id=");
+    pq(&extra, s->id);
+    sb_printf(&extra, ",event=\"%s\"", event);
+    agg_fn(b, s, &sel, NULL, sb_str(&extra), w, fn);
+    sb_free(&extra);
+}
+
+/* The number of bad (bad = 1) or of all events in window w, per group, with increase(): on
+ * samples aligned with the window it is the exact difference of the samples at both ends. */
+static void count_expr(sb_t *b, const slo_spec_t *s, int bad, const char *w, int64_t w_ms)
+{
+    const slo_sli_t *q = &s->sli;
+    const char *inc = "increase";
+    if (s->format == SLO_FMT_SLOTH && q->error_query && q->total_query) {
+        const char *qq = bad ? q->error_query : q->total_query;
+        sb_printf(b, "(");
+        tpl(b, qq, w);
+        sb_printf(b, ")");
+        if (!strstr(qq, "increase(")) {
+            sb_printf(b, " * %lld", (long long)(w_ms / 1000));
+        }
+        return;
+    }
+    switch (q->kind) {
+    case SLO_SLI_RATIO:
+        if (bad && q->has_bad) {
+            agg_fn(b, s, &q->bad, NULL, NULL, w, inc);
+        } else if (bad) { /* good + total: bad = total - good */
+            sb_printf(b, "(");
+            agg_fn(b, s, &q->total, NULL, NULL, w, inc);
+            sb_printf(b, " - ");
+            agg_fn(b, s, &q->good, NULL, NULL, w, inc);
+            sb_printf(b, ")");
+        } else if (q->has_total) {
+            agg_fn(b, s, &q->total, NULL, NULL, w, inc);
+        } else {
+            sb_printf(b, "(");
+            agg_fn(b, s, &q->bad, NULL, NULL, w, inc);
+            sb_printf(b, " + ");
+            agg_fn(b, s, &q->good, NULL, NULL, w, inc);
+            sb_printf(b, ")");
+        }
+        break;
+    case SLO_SLI_LATENCY:
+        if (bad) {
+            char le[64];
+            snprintf(le, sizeof(le), "le=\"%.15g\"", q->threshold);
+            sb_printf(b, "(");
+            agg_fn(b, s, &q->histogram, "_count", NULL, w, inc);
+            sb_printf(b, " - ");
+            agg_fn(b, s, &q->histogram, "_bucket", le, w, inc);
+            sb_printf(b, ")");
+        } else {
+            agg_fn(b, s, &q->histogram, "_count", NULL, w, inc);
+        }
+        break;
+    case SLO_SLI_SPANS:
+    case SLO_SLI_LOGS:
+        events_fn(b, s, bad ? "bad" : "total", w, inc);
+        break;
+    }
+}
+
+/* One series per group the engine knows: it creates a group's instance at the first point of
+ * any series the SLI reads (engine.c rec_for), baseline samples included. */
+static void present_expr(sb_t *b, const slo_spec_t *s)
+{
+    const slo_sli_t *q = &s->sli;
+    sb_printf(b, "group");
+    by_clause(b, s);
+    sb_printf(b, " (");
+    switch (q->kind) {
+    case SLO_SLI_RATIO: {
+        const slo_selector_t *sel[3];
+        int n = 0;
+        if (q->has_total) {
+            sel[n++] = &q->total;
+        }
+        if (q->has_bad) {
+            sel[n++] = &q->bad;
+        }
+        if (q->has_good) {
+            sel[n++] = &q->good;
+        }
+        for (int i = 0; i < n; i++) {
+            sb_printf(b, "%s", i ? " or " : "");
+            selector(b, sel[i], NULL, NULL);
+        }
+        break;
+    }
+    case SLO_SLI_LATENCY:
+        selector(b, &q->histogram, "_count", NULL);
+        break;
+    case SLO_SLI_SPANS:
+    case SLO_SLI_LOGS: {
+        slo_selector_t sel = {.metric = (char *)SLO_EVENTS_METRIC};
+        sb_t extra = {0};
+        sb_printf(&extra, "sloth_id=");
+        pq(&extra, s->id);
+        selector(b, &sel, NULL, sb_str(&extra));
+        sb_free(&extra);
+        break;
+    }
+    }
+    sb_printf(b, ")");
+}
+
+/* Prometheus durations in milliseconds are exact for any length ("3599999ms"). */
+static const char *ms_dur(int64_t ms, char *buf, size_t len)
+{
+    if (ms % 60000 == 0) {
+        return slo_fmt_duration(ms, buf, len);
+    }
+    snprintf(buf, len, "%lldms", (long long)ms);
+    return buf;
+}
+
+/* How a calendar period's time zone becomes PromQL. Prometheus' date functions work in UTC,
+ * so local time is time() shifted by the zone's offset: `lo` for a fixed offset; for a zone
+ * with DST `lo + delta` in the months whose END falls in DST (dst_end_month[m]), chosen from
+ * the month of time() + lo. That is exact for month boundaries when no transition lies within
+ * `delta` of a local midnight of the 1st and the months are the same every year (checked for
+ * 2010-2069 below: true for the EU, US, Australian rules and most others). Week boundaries
+ * (Monday midnight) in a month with a DST change take the month-end offset even when they
+ * fall before the change, so their period starts one `delta` early or late: not exact. */
+typedef struct {
+    int dst;               /* 0: one fixed offset */
+    int32_t lo, delta;     /* seconds east of UTC; delta > 0 when dst */
+    int dst_end_month[13]; /* 1..12 */
+    int month_exact;       /* months exact (fixed offsets always) */
+    int64_t chunk_s;       /* sum chunk: 1h, or what divides every offset (30m, 15m) */
+    const char *problem;   /* why not exact (NULL = exact for the period kind) */
+} tz_plan_t;
+
+static int32_t tz_off(const slo_tz_t *z, int64_t t)
+{
+    return slo_tz_offset(z, t);
+}
+
+/* UTC instant of local wall time l (as eval.c places period starts). */
+static int64_t tz_utc(const slo_tz_t *z, int64_t l)
+{
+    int64_t u = l - tz_off(z, l);
+    return l - tz_off(z, u);
+}
+
+static int64_t gcd64(int64_t a, int64_t b)
+{
+    a = a < 0 ? -a : a;
+    b = b < 0 ? -b : b;
+    while (b) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+static void tz_plan(const slo_spec_t *s, tz_plan_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->chunk_s = 3600;
+    p->month_exact = 1;
+    slo_tz_t *z = NULL;
+    if (s->time_zone && strcmp(s->time_zone, "UTC") != 0
+        && slo_tz_load(s->time_zone, &z) != MT_OK) {
+        p->problem = "the zone file cannot be read here, so UTC is used";
+        return;
+    }
+    /* offsets in force 2010-2069 (every 6 hours catches every transition of real zones) */
+    const int64_t from = 1262304000LL, to = 3155760000LL;
+    int32_t offs[4];
+    int n = 0, many = 0;
+    for (int64_t t = from; t < to; t += 6 * 3600) {
+        int32_t o = tz_off(z, t);
+        int k = 0;
+        while (k < n && offs[k] != o) {
+            k++;
+        }
+        if (k == n) {
+            if (n == 4) {
+                many = 1;
+                break;
+            }
+            offs[n++] = o;
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        p->chunk_s = gcd64(p->chunk_s, offs[k]);
+    }
+    if (p->chunk_s < 60) {
+        p->chunk_s = 60;
+    }
+    p->lo = n ? offs[0] : 0;
+    if (n <= 1) {
+        slo_tz_free(z);
+        return;
+    }
+    if (n > 2 || many) {
+        p->problem = "it has used more than two UTC offsets since 2010";
+    }
+    p->dst = 1;
+    int32_t hi = offs[0];
+    for (int k = 1; k < n; k++) {
+        p->lo = offs[k] < p->lo ? offs[k] : p->lo;
+        hi = offs[k] > hi ? offs[k] : hi;
+    }
+    p->delta = hi - p->lo;
+    /* the offset at local midnight of the 1st of month m + 1 says how month m ends */
+    for (int m = 1; m <= 12; m++) {
+        struct tm tm = {0};
+        tm.tm_year = 2030 - 1900 + (m == 12);
+        tm.tm_mon = m % 12;
+        tm.tm_mday = 1;
+        p->dst_end_month[m] = tz_off(z, tz_utc(z, (int64_t)timegm(&tm))) == hi;
+    }
+    /* then check the PromQL reading against the zone around every period boundary of
+     * 2010-2069, minute by minute: the period of each instant must come out the same */
+    int week = s->period_kind == SLO_PERIOD_CALENDAR_WEEK, bad = 0;
+    for (int y = 2010; y < 2070 && !bad; y++) {
+        for (int k = 0; k < (week ? 53 : 12) && !bad; k++) {
+            struct tm tm = {0};
+            tm.tm_year = y - 1900;
+            tm.tm_mon = week ? 0 : k;
+            tm.tm_mday = 1 + (week ? 7 * k : 0);
+            int64_t l = (int64_t)timegm(&tm);
+            if (week) { /* the Monday of that week */
+                int64_t days = l / 86400;
+                l = (days - ((days + 3) % 7)) * 86400;
+            }
+            int64_t bd = tz_utc(z, l);
+            for (int64_t t = bd - p->delta - 7200; t <= bd + p->delta + 7200; t += 60) {
+                int64_t tl = t + tz_off(z, t), pl;
+                time_t tt = (time_t)(t + p->lo);
+                struct tm g;
+                gmtime_r(&tt, &g);
+                pl = t + p->lo + (p->dst_end_month[g.tm_mon + 1] ? p->delta : 0);
+                if (week) {
+                    bad |= (tl + 259200) / 604800 != (pl + 259200) / 604800;
+                } else {
+                    time_t a1 = (time_t)tl, a2 = (time_t)pl;
+                    struct tm m1, m2;
+                    gmtime_r(&a1, &m1);
+                    gmtime_r(&a2, &m2);
+                    bad |= m1.tm_mon != m2.tm_mon;
+                }
+            }
+        }
+    }
+    int runs = 0, n1 = 0;
+    for (int m = 1; m <= 12; m++) {
+        runs += p->dst_end_month[m] && !p->dst_end_month[m == 1 ? 12 : m - 1];
+        n1 += p->dst_end_month[m];
+    }
+    if ((runs != 1 && n1 != 0) || bad) {
+        p->month_exact = 0;
+        if (!p->problem) {
+            p->problem = week ? "a week boundary falls in a month with a DST change before "
+                                "that change (the offset is the one at the month's end)"
+                              : "a DST change falls within the offset change of a month "
+                                "boundary";
+        }
+    }
+    slo_tz_free(z);
+}
+
+/* Local time as a one-element vector for the PromQL scalar expression `t`. */
+static void local_vec(sb_t *b, const tz_plan_t *p, const char *t)
+{
+    if (!p->dst) {
+        if (p->lo) {
+            sb_printf(b, "vector(%s + %d)", t, (int)p->lo);
+        } else {
+            sb_printf(b, "vector(%s)", t);
+        }
+        return;
+    }
+    /* no scalar() and no number on the left of `*`: Prometheus 2.42 refuses both inside a
+     * subquery here ("would load too many samples") */
+    sb_printf(b, "(vector(%s + %d) + (", t, (int)p->lo);
+    /* the DST months form a circular range (or its complement does): one month() call */
+    int a = 0, n = 0;
+    for (int m = 1; m <= 12; m++) {
+        n += p->dst_end_month[m];
+        if (p->dst_end_month[m] && !p->dst_end_month[m == 1 ? 12 : m - 1]) {
+            a = m;
+        }
+    }
+    int runs = 0;
+    for (int m = 1; m <= 12; m++) {
+        runs += p->dst_end_month[m] && !p->dst_end_month[m == 1 ? 12 : m - 1];
+    }
+    int inv = 0;
+    if (runs == 1 && a + n - 1 > 12) { /* wraps: use the complement, which does not */
+        inv = 1;
+        a = (a + n - 1) % 12 + 1;
+        n = 12 - n;
+    }
+    if (runs != 1 || n == 0) {
+        sb_printf(b, "vector(0)"); /* not a range: tz_plan reports it as not exact */
+    } else {
+        sb_printf(b, "%s(abs(month(vector(%s + %d)) - %.1f) <= bool %.1f)", inv ? "1 - " : "", t,
+                  (int)p->lo, a + (n - 1) / 2.0, (n - 1) / 2.0);
+    }
+    sb_printf(b, ") * %d)", (int)p->delta);
+}
+
+/* The period class of the instant `t` (0, 1, 2): month number or ISO week number mod 3. A
+ * sum window of 32 days (8 for weeks) reaches at most three periods, so the classes tell
+ * them apart. */
+static void period_class(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, const char *t)
+{
+    if (s->period_kind == SLO_PERIOD_CALENDAR_MONTH) {
+        sb_printf(b, "month(");
+        local_vec(b, p, t);
+        sb_printf(b, ") %% 3");
+    } else {
+        /* 1970-01-05 was a Monday: weeks start at 4 days + k x 7 days of local time */
+        sb_printf(b, "floor((");
+        local_vec(b, p, t);
+        sb_printf(b, " + 259200) / 604800) %% 3");
+    }
+}
+
+/* Sum (fn = sum_over_time) or count (count_over_time) of `inner`, evaluated at every multiple
+ * of step_s over the last range_s, for the steps whose chunk (t - step, t] lies in the current
+ * calendar period: one subquery per period class, the current class picked at time(). */
+static void calendar_over(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, const char *inner,
+                          int64_t step_s, int64_t range_s, const char *fn)
+{
+    char st[32], rg[32], tm[48];
+    ms_dur(step_s * 1000, st, sizeof(st));
+    ms_dur(range_s * 1000, rg, sizeof(rg));
+    snprintf(tm, sizeof(tm), "time() - %lld", (long long)step_s);
+    sb_printf(b, "(");
+    for (int k = 0; k < 3; k++) {
+        sb_printf(b, "%s(\n  %s((\n    %s\n    and on() (", k ? "\nor\n" : "", fn, inner);
+        period_class(b, s, p, tm);
+        sb_printf(b, " == %d)\n  )[%s:%s])\n  and on() (", k, rg, st);
+        period_class(b, s, p, "time()");
+        sb_printf(b, " == %d)\n)", k);
+    }
+    sb_printf(b, ")");
+}
+
+/* Events (bad = 1) or all events since the start of the current calendar period: whole chunks
+ * (1h, or 30m/15m for zones offset by half or quarter hours) from the period start to the
+ * last chunk boundary, plus the tail since that boundary in steps of the evaluation interval
+ * (class = chunk number mod 2). Exact against the engine when samples and evaluations are
+ * aligned to the evaluation interval (Prometheus 2.x ranges include both ends, so adjacent
+ * increase() windows share their boundary samples and add up without extrapolation). */
+static void calendar_count(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, int bad,
+                           int64_t tail_ms)
+{
+    int64_t c = p->chunk_s;
+    char cs[32], ts[32], rg[32];
+    ms_dur(c * 1000, cs, sizeof(cs));
+    ms_dur(tail_ms, ts, sizeof(ts));
+    ms_dur(c * 1000 - 1, rg, sizeof(rg));
+    int64_t range = s->period_kind == SLO_PERIOD_CALENDAR_MONTH ? 32 * 86400 : 8 * 86400;
+    sb_t in = {0}, zero = {0};
+    count_expr(&in, s, bad, cs, c * 1000);
+    sb_printf(&zero, "0 * ");
+    count_expr(&zero, s, 0, cs, c * 1000);
+    sb_printf(b, "(\n");
+    calendar_over(b, s, p, sb_str(&in), c, range, "sum_over_time");
+    sb_printf(b, "\nor\n%s\n)\n+\n(\n", sb_str(&zero));
+    in.n = 0;
+    count_expr(&in, s, bad, ts, tail_ms);
+    for (int k = 0; k < 2; k++) {
+        sb_printf(b, "%s(\n  sum_over_time((\n    %s\n    and on() (floor(vector((time() - %lld) / "
+                     "%lld)) %% 2 == %d)\n  )[%s:%s])\n  and on() (floor(vector(time() / %lld)) "
+                     "%% 2 == %d)\n)",
+                  k ? "\nor\n" : "", sb_str(&in), (long long)(tail_ms / 1000), (long long)c, k,
+                  rg, ts, (long long)c, k);
+    }
+    sb_printf(b, "\nor\n%s\n)", sb_str(&zero));
+    sb_free(&in);
+    sb_free(&zero);
+}
+
+static int timeslices(const slo_spec_t *s)
+{
+    return s->budgeting != SLO_BUDGET_OCCURRENCES;
+}
+
+static int64_t slice_ms(const slo_spec_t *s)
+{
+    return s->timeslice_ms > 0 ? s->timeslice_ms : 60000;
+}
+
+/* Time slices with events in the last w_ms, as the engine counts them for min_events and the
+ * data state (eval.c: with time slices the store holds one unit per closed slice with data):
+ * slice k is [k x slice, (k+1) x slice); its events are the increase over the range ending at
+ * its end; the window [now - w, now] holds the slices closed in it. */
+static void slice_count(sb_t *b, const slo_spec_t *s, int64_t w_ms)
+{
+    /* a subquery of more than a few thousand steps exceeds promtool's 10000-sample limit:
+     * long windows are summed from pieces of at most SLICE_PIECE steps (with offsets) */
+    enum { SLICE_PIECE = 2400 };
+    int64_t w = slice_ms(s), piece = SLICE_PIECE * w;
+    char sw[32], rg[32], of[32];
+    ms_dur(w, sw, sizeof(sw));
+    sb_t zero = {0};
+    sb_printf(&zero, "0 * ");
+    count_expr(&zero, s, 0, sw, w);
+    int n = 0;
+    for (int64_t off = 0; off < w_ms; off += piece, n++) {
+        int64_t len = w_ms - off < piece ? w_ms - off : piece;
+        ms_dur(len - 1, rg, sizeof(rg));
+        sb_printf(b, "%s(count_over_time((\n  ", n ? "\n+\n" : w_ms > piece ? "(" : "");
+        count_expr(b, s, 0, sw, w);
+        sb_printf(b, " > 0\n)[%s:%s]", rg, sw);
+        if (off) {
+            sb_printf(b, " offset %s", ms_dur(off, of, sizeof(of)));
+        }
+        sb_printf(b, ")");
+        if (w_ms > piece) {
+            sb_printf(b, " or %s)", sb_str(&zero));
+        } else {
+            sb_printf(b, ")");
+        }
+    }
+    if (w_ms > piece) {
+        sb_printf(b, ")");
+    }
+    sb_free(&zero);
+}
+
+/* The event (or, with time slices, slice) count the engine's data state reads over the
+ * period: the engine holds every tier when 0 < count < max(min_events, 1 / (1 - objective))
+ * (eval.c: state insufficient_data). */
+static void period_total(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, int64_t tail_ms)
+{
+    if (s->period_kind == SLO_PERIOD_ROLLING) {
+        if (timeslices(s)) {
+            slice_count(b, s, s->period_ms);
+        } else {
+            char ps[32];
+            count_expr(b, s, 0, slo_fmt_duration(s->period_ms, ps, sizeof(ps)), s->period_ms);
+        }
+        return;
+    }
+    if (!timeslices(s)) {
+        calendar_count(b, s, p, 0, tail_ms);
+        return;
+    }
+    /* closed slices in the period (the open slice is not counted yet) */
+    char sw[32], rg[32];
+    int64_t w = slice_ms(s), c = p->chunk_s * 1000;
+    ms_dur(w, sw, sizeof(sw));
+    int64_t range = s->period_kind == SLO_PERIOD_CALENDAR_MONTH ? 32 * 86400 : 8 * 86400;
+    sb_t in = {0};
+    sb_printf(&in, "(");
+    count_expr(&in, s, 0, sw, w);
+    sb_printf(&in, " > 0)");
+    sb_printf(b, "(\n");
+    if (w >= c || c % w != 0) {
+        calendar_over(b, s, p, sb_str(&in), w / 1000, range, "count_over_time");
+    } else {
+        /* slices per chunk, then chunks by class (a flat [32d:1m] subquery holds too many
+         * samples at once for promtool's 10000-sample limit), plus the chunk in progress */
+        sb_t per = {0};
+        ms_dur(c - 1, rg, sizeof(rg));
+        sb_printf(&per, "count_over_time(%s[%s:%s])", sb_str(&in), rg, sw);
+        sb_printf(b, "(\n");
+        calendar_over(b, s, p, sb_str(&per), p->chunk_s, range, "sum_over_time");
+        sb_printf(b, "\nor\n0 * ");
+        count_expr(b, s, 0, sw, w);
+        sb_printf(b, "\n)\n+\n(\n");
+        for (int k = 0; k < 2; k++) {
+            sb_printf(b, "%s(\n  count_over_time((\n    %s\n    and on() (floor(vector((time() - "
+                         "%lld) / %lld)) %% 2 == %d)\n  )[%s:%s])\n  and on() (floor(vector("
+                         "time() / %lld)) %% 2 == %d)\n)",
+                      k ? "\nor\n" : "", sb_str(&in), (long long)(w / 1000),
+                      (long long)p->chunk_s, k, rg, sw, (long long)p->chunk_s, k);
+        }
+        sb_printf(b, "\nor\n0 * ");
+        count_expr(b, s, 0, sw, w);
+        sb_printf(b, "\n)");
+        sb_free(&per);
+    }
+    sb_printf(b, "\nor\n0 * ");
+    count_expr(b, s, 0, sw, w);
+    sb_printf(b, "\n)");
+    sb_free(&in);
+}
+
+/* The smallest event count n with (1 - objective) x n >= 1, as eval.c tests it in doubles. */
+static uint64_t min_period_events(const slo_spec_t *s)
+{
+    double bfr = 1.0 - s->objective;
+    if (bfr < 1e-12) {
+        bfr = 1e-12;
+    }
+    uint64_t n = (uint64_t)ceil(1.0 / bfr);
+    while (n > 0 && bfr * (double)(n - 1) >= 1.0) {
+        n--;
+    }
+    while (bfr * (double)n < 1.0) {
+        n++;
+    }
+    return n > s->min_events ? n : s->min_events;
+}
+
 /* The engine's no-data delay (eval.c nodata_after): the shortest enabled long window, 1h
  * without tiers. */
 static int64_t nodata_after(const slo_spec_t *s)
@@ -370,7 +914,9 @@ static size_t windows(const slo_spec_t *s, int64_t *out, size_t cap)
         cand[nc++] = s->tiers[i].short_ms;
         cand[nc++] = s->tiers[i].long_ms;
     }
-    cand[nc++] = s->period_ms;
+    if (s->period_kind == SLO_PERIOD_ROLLING) {
+        cand[nc++] = s->period_ms; /* calendar periods get slo:sli_error:ratio_period */
+    }
     for (size_t i = 0; i < nc; i++) {
         int dup = 0;
         for (size_t j = 0; j < n; j++) {
@@ -454,14 +1000,30 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
     char ws[32], ps[32];
     slo_fmt_duration(s->period_ms, ps, sizeof(ps));
 
+    tz_plan_t tzp;
+    memset(&tzp, 0, sizeof(tzp));
+    const char *pk = s->period_kind == SLO_PERIOD_CALENDAR_MONTH ? "month" : "week";
+    const char *zone = s->time_zone ? s->time_zone : "UTC";
+    /* the tail of a calendar period is summed in steps of the evaluation interval */
+    int64_t tail_ms = 60000;
     if (s->period_kind != SLO_PERIOD_ROLLING) {
+        tz_plan(s, &tzp);
+        if (tzp.chunk_s % 60 != 0) {
+            tzp.chunk_s = 3600; /* offsets in seconds: no such zone since 2000, but be safe */
+        }
         sb_printf(b,
-                  "# WARNING: %s has a calendar %s period (%s); PromQL windows\n# cannot "
-                  "follow calendar boundaries, so the period rules below use the nominal\n# "
-                  "rolling %s window. meltp's engine and GET /api/v1/slos report the calendar\n"
-                  "# period; these rules do not.\n",
-                  s->id, s->period_kind == SLO_PERIOD_CALENDAR_MONTH ? "month" : "week",
-                  s->time_zone ? s->time_zone : "UTC", ps);
+                  "# %s: calendar %s in %s. The period rules count events from the\n"
+                  "# local midnight that starts the %s: whole %llds chunks by period class\n"
+                  "# (subqueries), plus the tail since the last chunk boundary in %llds steps.\n",
+                  s->id, pk, zone, pk, (long long)tzp.chunk_s, (long long)(tail_ms / 1000));
+        if (tzp.problem) {
+            sb_printf(b,
+                      "# NOT EXACT: %s: %s has DST (offsets %+d s and %+d s) and %s; events\n"
+                      "# within %d s of such a period boundary may count in the neighbouring "
+                      "period.\n",
+                      s->id, zone, (int)tzp.lo, (int)(tzp.lo + tzp.delta), tzp.problem,
+                      (int)tzp.delta);
+        }
     }
     if (s->nodata != SLO_NODATA_ALERT) {
         sb_printf(b,
@@ -481,7 +1043,8 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         record(b, name, sb_str(&e), &s->labels, ws);
         sb_free(&e);
     }
-    /* min_events: event counts over each long window gate the alerts, as in the engine */
+    /* min_events: event counts (time slices with data, under time slice budgeting) over each
+     * long window gate the alerts, as in the engine (eval.c slo_eval_run) */
     for (size_t i = 0; s->min_events > 0 && i < s->ntiers; i++) {
         int dup = 0;
         for (size_t j = 0; j < i; j++) {
@@ -492,10 +1055,65 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         }
         slo_fmt_duration(s->tiers[i].long_ms, ws, sizeof(ws));
         sb_t e = {0};
-        total_count(&e, s, ws, s->tiers[i].long_ms);
+        if (timeslices(s)) {
+            slice_count(&e, s, s->tiers[i].long_ms);
+        } else {
+            total_count(&e, s, ws, s->tiers[i].long_ms);
+        }
         char name[64];
         snprintf(name, sizeof(name), "slo:sli_total:count%s", ws);
         record(b, name, sb_str(&e), &s->labels, ws);
+        sb_free(&e);
+    }
+
+    /* the period: events (slices) for the data-state gate; calendar periods also bad
+     * events and the error ratio since the period start */
+    const char *pw = s->period_kind == SLO_PERIOD_ROLLING ? ps : pk;
+    {
+        sb_t e = {0};
+        period_total(&e, s, &tzp, tail_ms);
+        record(b, "slo:sli_total:count_period", sb_str(&e), &s->labels, pw);
+        if (s->period_kind != SLO_PERIOD_ROLLING) {
+            e.n = 0;
+            calendar_count(&e, s, &tzp, 1, tail_ms);
+            record(b, "slo:sli_bad:count_period", sb_str(&e), &s->labels, pw);
+            /* the ratio reads the counts recorded just above (same group, in order) */
+            const char *tot = "slo:sli_total:count_period";
+            if (timeslices(s)) { /* count_period counts slices there: events separately */
+                e.n = 0;
+                calendar_count(&e, s, &tzp, 0, tail_ms);
+                record(b, "slo:sli_events:count_period", sb_str(&e), &s->labels, pw);
+                tot = "slo:sli_events:count_period";
+            }
+            sb_t i2 = {0};
+            ids(&i2, s);
+            e.n = 0;
+            sb_printf(&e, "slo:sli_bad:count_period%s\n/\n%s%s", sb_str(&i2), tot, sb_str(&i2));
+            sb_free(&i2);
+            record(b, "slo:sli_error:ratio_period", sb_str(&e), &s->labels, pw);
+        }
+        if (s->nodata == SLO_NODATA_ALERT) {
+            /* when the engine started watching each group (its no-data grace): the first
+             * evaluation that saw the group, kept by reading the rule's own last value */
+            sb_t i2 = {0};
+            ids(&i2, s);
+            e.n = 0;
+            sb_printf(&e, "slo:nodata_watch_start:time%s\nor", sb_str(&i2));
+            if (s->ngroup_by) {
+                sb_printf(&e, " on(");
+                for (size_t g = 0; g < s->ngroup_by; g++) {
+                    sb_printf(&e, "%s", g ? ", " : "");
+                    label_name(&e, s->group_by[g]);
+                }
+                sb_printf(&e, ")\n(time() + 0 * ");
+                present_expr(&e, s);
+                sb_printf(&e, ")");
+            } else {
+                sb_printf(&e, " on()\nvector(time())");
+            }
+            sb_free(&i2);
+            record(b, "slo:nodata_watch_start:time", sb_str(&e), &s->labels, NULL);
+        }
         sb_free(&e);
     }
 
@@ -509,7 +1127,13 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
     sb_printf(&e, "vector(1-%.10g)", s->objective);
     record(b, "slo:error_budget:ratio", sb_str(&e), &s->labels, NULL);
     e.n = 0;
-    sb_printf(&e, "vector(%.10g)", (double)s->period_ms / 86400000.0);
+    if (s->period_kind == SLO_PERIOD_CALENDAR_MONTH) {
+        sb_printf(&e, "days_in_month(");
+        local_vec(&e, &tzp, "time()");
+        sb_printf(&e, ")");
+    } else {
+        sb_printf(&e, "vector(%.10g)", (double)s->period_ms / 86400000.0);
+    }
     record(b, "slo:time_period:days", sb_str(&e), &s->labels, NULL);
     e.n = 0;
     sb_printf(&e,
@@ -519,9 +1143,10 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
     record(b, "slo:current_burn_rate:ratio", sb_str(&e), &s->labels, NULL);
     e.n = 0;
     sb_printf(&e,
-              "slo:sli_error:ratio_rate%s%s\n/ on(sloth_id, sloth_slo, sloth_service) "
+              "slo:sli_error:ratio_%s%s%s\n/ on(sloth_id, sloth_slo, sloth_service) "
               "group_left\nslo:error_budget:ratio%s",
-              ps, sb_str(&id), sb_str(&id));
+              s->period_kind == SLO_PERIOD_ROLLING ? "rate" : "", 
+              s->period_kind == SLO_PERIOD_ROLLING ? ps : "period", sb_str(&id), sb_str(&id));
     record(b, "slo:period_burn_rate:ratio", sb_str(&e), &s->labels, NULL);
     e.n = 0;
     sb_printf(&e, "1 - slo:period_burn_rate:ratio%s", sb_str(&id));
@@ -577,24 +1202,31 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             if (!u->enabled || !same_rule(u, t)) {
                 continue;
             }
-            char sw[32], lw[32];
+            char sw[32], lw[32], fs[40], bs[40];
             slo_fmt_duration(u->short_ms, sw, sizeof(sw));
             slo_fmt_duration(u->long_ms, lw, sizeof(lw));
+            rt(u->factor, fs, sizeof(fs));
+            rt(1.0 - s->objective, bs, sizeof(bs));
             sb_printf(&e,
-                      "%s(\n    max(slo:sli_error:ratio_rate%s%s > (%.10g * %.10g)) without "
-                      "(sloth_window)\n    and\n    max(slo:sli_error:ratio_rate%s%s > (%.10g * "
-                      "%.10g)) without (sloth_window)\n)",
-                      nterm ? "\nor\n" : "", sw, sb_str(&id), u->factor, 1.0 - s->objective, lw,
-                      sb_str(&id), u->factor, 1.0 - s->objective);
+                      "%s(\n    max(slo:sli_error:ratio_rate%s%s > (%s * %s)) without "
+                      "(sloth_window)\n    and\n    max(slo:sli_error:ratio_rate%s%s > (%s * "
+                      "%s)) without (sloth_window)\n)",
+                      nterm ? "\nor\n" : "", sw, sb_str(&id), fs, bs, lw, sb_str(&id), fs, bs);
+            e.n -= 2;
+            e.p[e.n] = 0;
             if (s->min_events > 0) {
                 /* low traffic is not a page: the long window needs min_events events */
-                e.n -= 2;
-                e.p[e.n] = 0;
                 sb_printf(&e,
                           "\n    and\n    max(slo:sli_total:count%s%s >= %llu) without "
-                          "(sloth_window)\n)",
+                          "(sloth_window)",
                           lw, sb_str(&id), (unsigned long long)s->min_events);
             }
+            /* the engine's data state: insufficient_data (0 < period count <
+             * max(min_events, 1/(1-objective))) holds every tier */
+            sb_printf(&e,
+                      "\n    and\n    max(slo:sli_total:count_period%s >= %llu or "
+                      "slo:sli_total:count_period%s == 0) without (sloth_window)\n)",
+                      sb_str(&id), (unsigned long long)min_period_events(s), sb_str(&id));
             nterm++;
         }
         sb_printf(b, "  - alert: %s\n    expr: |\n", t->alert_name);
@@ -628,12 +1260,19 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         char an[160], aw[32];
         nodata_name(s, an, sizeof(an));
         slo_fmt_duration(nodata_after(s), aw, sizeof(aw));
+        /* per group: watched for at least the delay (the engine's start-up grace), and no
+         * event in the last delay (rate() needs two samples of the window to see growth,
+         * so an increment whose sample is `after` old no longer counts, as in the engine) */
         e.n = 0;
-        sb_printf(&e, "absent(\n    ");
+        sb_printf(&e, "(time() - slo:nodata_watch_start:time%s) >= %lld\nunless on(", sb_str(&id),
+                  (long long)(nodata_after(s) / 1000));
+        for (size_t g = 0; g < s->ngroup_by; g++) {
+            sb_printf(&e, "%s", g ? ", " : "");
+            label_name(&e, s->group_by[g]);
+        }
+        sb_printf(&e, ")\n(");
         total_rate(&e, s, aw);
-        sb_printf(&e, "\n)\nor\nsum(\n    ");
-        total_rate(&e, s, aw);
-        sb_printf(&e, "\n) == 0");
+        sb_printf(&e, " > 0)");
         sb_printf(b, "  - alert: %s\n    expr: |\n", an);
         indent_block(b, sb_str(&e), 6);
         const char *k[160], *v[160];
@@ -1071,11 +1710,23 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
         }
     }
     long eval_min = 10 + (long)((max_for + 59999) / 60000);
+    /* the engine's data state holds every tier until the period has max(min_events,
+     * 1/(1-objective)) events, or closed time slices: with time slices, wait for them */
+    uint64_t need = min_period_events(s);
+    if (timeslices(s)) {
+        long m = (long)(((int64_t)need * slice_ms(s) + 59999) / 60000) + 2
+                 + (long)((max_for + 59999) / 60000);
+        eval_min = m > eval_min ? m : eval_min;
+    }
     long samples = eval_min + 5;
     sb_t id = {0};
     ids(&id, s);
-    /* events per minute: enough that the 10 minutes before eval_time reach min_events */
+    /* events per minute: enough that the minute before eval_time reaches min_events and
+     * the period's event count the engine's data state needs */
     double inc = s->min_events > 60 ? (double)s->min_events : 60.0;
+    if (!timeslices(s) && (double)need > inc) {
+        inc = (double)need;
+    }
 
     for (int mode = 0; mode < 2; mode++) { /* 0 outage, 1 healthy */
         sb_printf(b, "  - name: '%s %s'\n    interval: 1m\n    input_series:\n", s->id,
@@ -1118,7 +1769,10 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
                 pq(&l, s->labels.vals[i]);
             }
             char ps[32];
-            sb_printf(&l, ", sloth_window=\"%s\"}", slo_fmt_duration(s->period_ms, ps, sizeof(ps)));
+            sb_printf(&l, ", sloth_window=\"%s\"}",
+                      s->period_kind == SLO_PERIOD_CALENDAR_MONTH  ? "month"
+                      : s->period_kind == SLO_PERIOD_CALENDAR_WEEK ? "week"
+                                                                   : slo_fmt_duration(s->period_ms, ps, sizeof(ps)));
             yq(b, sb_str(&l));
             sb_free(&l);
             sb_printf(b, "\n            value: 1\n");
@@ -1235,6 +1889,13 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
         for (size_t i = 0; i < n; i++) {
             sb_printf(b, "              %s: ", k[i]);
             yq(b, v[i]);
+            sb_printf(b, "\n");
+        }
+        for (size_t g = 0; g < s->ngroup_by; g++) {
+            sb_printf(b, "              ");
+            label_name(b, s->group_by[g]);
+            sb_printf(b, ": ");
+            yq(b, in.gv.v[g]);
             sb_printf(b, "\n");
         }
         sb_t t = {0};

@@ -176,3 +176,323 @@ def test_engine_matches_promtool_on_the_generated_rules():
     rc, out, err = run("promtool", "test", "rules", tfile)
     assert rc == 0, (out + err)[-4000:]
     assert "SUCCESS" in out + err
+
+
+# ---- helpers for the parity tests below ------------------------------------------------------
+
+def _simulate(d, spec_text, series, minutes, every_min=1):
+    """Writes the spec, runs `meltp slo simulate` on `series` ([(metric, labels, values)],
+    values None = no sample), returns (spec path, {minute: {instance id: slo}})."""
+    spec = os.path.join(d, "spec.yaml")
+    with open(spec, "w") as f:
+        f.write(spec_text)
+    doc = {"start_ms": 0, "step_ms": 60000, "eval_every_ms": every_min * 60000,
+           "series": [{"metric": m, "labels": l, "values": v} for m, l, v in series]}
+    sfile = os.path.join(d, "series.json")
+    with open(sfile, "w") as f:
+        json.dump(doc, f)
+    rc, out, err = run(MELTP, "slo", "simulate", "--series", sfile, spec)
+    assert rc == 0, err
+    by_min = {}
+    for line in out.splitlines():
+        if line.strip():
+            e = json.loads(line)
+            by_min[e["t_ms"] // 60000] = {s["id"]: s for s in e["slos"]}
+    assert len(by_min) == (minutes + every_min - 1) // every_min
+    return spec, by_min
+
+
+def _promtool(d, spec, series, expr_tests, alert_tests, every_min=1):
+    rules = os.path.join(d, "rules.yml")
+    rc, _, err = run(MELTP, "slo", "rules", "--out", rules, spec)
+    assert rc == 0, err
+    rc, out, err = run("promtool", "check", "rules", rules)
+    assert rc == 0, out + err
+    with open(rules) as f:
+        groups = yaml.safe_load(f)["groups"]
+    order = [g["name"] for g in groups if "recordings" in g["name"]] + \
+            [g["name"] for g in groups if "recordings" not in g["name"]]
+
+    def lab(m, l):
+        return m + "{" + ",".join('%s="%s"' % kv for kv in sorted(l.items())) + "}"
+
+    def vals(v):
+        return " ".join("_" if x is None else str(x) for x in v)
+    test = {"rule_files": [rules], "evaluation_interval": "%dm" % every_min,
+            "group_eval_order": order,
+            "tests": [{"name": "engine parity", "interval": "1m",
+                       "input_series": [{"series": lab(m, l), "values": vals(v)}
+                                        for m, l, v in series],
+                       "promql_expr_test": expr_tests, "alert_rule_test": alert_tests}]}
+    tfile = os.path.join(d, "parity_test.yml")
+    with open(tfile, "w") as f:
+        yaml.safe_dump(test, f, sort_keys=False)
+    rc, out, err = run("promtool", "test", "rules", tfile)
+    return rc, out + err, groups, rules, tfile
+
+
+def _close(expr, v, labels, t, tol=1e-9):
+    return {"expr": "abs(%s - %r) < bool %g" % (expr, v, tol), "eval_time": "%dm" % t,
+            "exp_samples": [{"labels": labels, "value": 1}]}
+
+
+def _ident(sid, service, slo):
+    return {"sloth_id": sid, "sloth_service": service, "sloth_slo": slo}
+
+
+def _labels(d):
+    return "{" + ",".join('%s="%s"' % kv for kv in sorted(d.items())) + "}"
+
+
+# ---- 1. calendar periods ---------------------------------------------------------------------
+
+CAL_SPEC = """version: meltp/v1
+service: shop
+slos:
+  - name: cart
+    objective: 99
+    period:
+      calendar: %s
+      time_zone: %s
+    sli:
+      ratio:
+        bad: 'cart_errors_total{job="api"}'
+        total: 'cart_requests_total{job="api"}'
+    alerting:
+      name: ShopCartBurn
+      tiers:
+        - {name: page, severity: page, long: 1h, short: 5m, factor: 10}
+"""
+
+
+def _cal_series(minutes, outage):
+    tot, bad = [5_000_000], [40_000]
+    for m in range(1, minutes):
+        tot.append(tot[-1] + 1000)
+        bad.append(bad[-1] + (300 if outage[0] < m <= outage[1] else 3))
+    return tot, bad
+
+
+def _check_calendar(kind, zone, minutes, boundary, every_min, outage):
+    """The period rules (slo:sli_total:count_period, slo:sli_bad:count_period,
+    slo:sli_error:ratio_period, slo:period_error_budget_remaining:ratio) equal the engine's
+    calendar period numbers at every evaluation, across a period boundary, and (with a 1m
+    evaluation interval) the page alert fires at the same minutes."""
+    assert shutil.which("promtool"), "promtool is required (Debian package prometheus)"
+    d = tempfile.mkdtemp(prefix="meltp-parity-cal-")
+    tot, bad = _cal_series(minutes, outage)
+    series = [("cart_requests_total", {"job": "api"}, tot),
+              ("cart_errors_total", {"job": "api"}, bad)]
+    spec, by_min = _simulate(d, CAL_SPEC % (kind, zone), series, minutes, every_min)
+    pw = "30d" if kind == "month" else "1w"
+    ident = _ident("shop-cart", "shop", "cart")
+    # the engine itself: the period holds the increments of the samples in (start, t]
+    for t in range(every_min, minutes, every_min):
+        w = by_min[t]["shop-cart"]["windows"][pw]
+        lo = boundary if t >= boundary else 0
+        assert w["total"] == tot[t] - tot[lo], (t, w)
+        assert w["total"] - w["good"] == bad[t] - bad[lo], (t, w)
+    exprs, alerts, fired = [], [], []
+    sel = '{sloth_id="shop-cart"}'
+    for t in range(every_min, minutes, every_min):
+        w = by_min[t]["shop-cart"]["windows"][pw]
+        lab = _labels(dict(ident, sloth_window=kind))
+        exprs.append(_close("slo:sli_total:count_period" + sel, float(w["total"]), lab, t))
+        exprs.append(_close("slo:sli_bad:count_period" + sel, float(w["total"] - w["good"]),
+                            lab, t))
+        if w["total"]:
+            exprs.append(_close("slo:sli_error:ratio_period" + sel, w["error_ratio"], lab, t))
+            exprs.append(_close("slo:period_error_budget_remaining:ratio" + sel,
+                                1 - w["error_ratio"] / (1 - 0.99), lab, t, 1e-6))
+        if every_min == 1:
+            tier = by_min[t]["shop-cart"]["tiers"]["page"]
+            exp = []
+            if tier["state"] == "firing":
+                fired.append(t)
+                exp = [{"exp_labels": dict(ident, sloth_severity="page"), "exp_annotations": {
+                    "title": "(page) shop cart SLO error budget burn rate is too fast.",
+                    "summary": "shop cart SLO error budget burn rate is over expected."}}]
+            alerts.append({"eval_time": "%dm" % t, "alertname": "ShopCartBurn",
+                           "exp_alerts": exp})
+    if every_min == 1:
+        assert fired and fired[0] > outage[0], fired
+    rc, out, groups, rules, tfile = _promtool(d, spec, series, exprs, alerts, every_min)
+    assert rc == 0, out[-4000:]
+    text = open(rules).read()
+    assert "WARNING" not in text and "NOT EXACT" not in text
+    assert "ratio_rate30d" not in text and "ratio_rate1w" not in text
+    # sabotage: the nominal rolling window instead of the calendar period fails the test
+    grp = [g for g in groups if "sli-recordings" in g["name"]][0]
+    for r in grp["rules"]:
+        if r.get("record") == "slo:sli_bad:count_period":
+            r["expr"] = 'sum(increase(cart_errors_total{job="api"}[%s]))' % pw
+    with open(rules, "w") as f:
+        yaml.safe_dump({"groups": groups}, f, sort_keys=False)
+    rc, out = run("promtool", "test", "rules", tfile)[:2]
+    assert rc != 0, "calendar parity passed with a rolling period count"
+
+
+def test_calendar_month_fixed_offset_zone_matches_engine():
+    # Etc/GMT+12 is UTC-12: the local month starts (1970-01-01 00:00 local) at minute 720
+    _check_calendar("month", "Etc/GMT+12", 900, 720, 1, (600, 690))
+
+
+def test_calendar_week_matches_engine_across_the_boundary():
+    # Etc/GMT-14 is UTC+14: the ISO week starts (Monday 1970-01-05 00:00 local) at 3d10h;
+    # evaluated every 7 minutes, so the chunk tail (since the last hour boundary) is exercised
+    _check_calendar("week", "Etc/GMT-14", 5100, 4920, 7, (4700, 4760))
+
+
+# ---- 2. no-data alerts per group -------------------------------------------------------------
+
+NODATA_GROUP_SPEC = """version: meltp/v1
+service: shop
+slos:
+  - name: pay
+    objective: 99
+    period: 30d
+    no_data: alert
+    group_by: [route]
+    sli:
+      ratio:
+        bad: 'pay_errors_total{job="api"}'
+        total: 'pay_requests_total{job="api"}'
+    alerting:
+      name: ShopPayBurn
+      tiers:
+        - {name: page, severity: page, long: 1h, short: 5m, factor: 10}
+"""
+
+
+def test_nodata_alert_per_group_matches_engine():
+    """Per group, the generated ShopPayNoData fires at the same minutes as the engine's
+    no-data alert: route a reports last at 199m (fires at 259m) while b keeps reporting
+    (never fires); c appears at 100m and its counters grow last at 149m (fires at 209m,
+    resolves when they grow again at 330m); d appears at 300m and never grows (the engine's
+    grace: fires one delay after it was first seen, 360m, not at once)."""
+    assert shutil.which("promtool"), "promtool is required (Debian package prometheus)"
+    d = tempfile.mkdtemp(prefix="meltp-parity-nodata-")
+    minutes = 420
+
+    def counter(start, stop, flat_from=None, grow_again=None, base=1000, step=100):
+        v, x = [], base
+        for m in range(minutes):
+            if m < start or m >= stop:
+                v.append(None)
+                continue
+            if m > start and (flat_from is None or m < flat_from or
+                              (grow_again is not None and m >= grow_again)):
+                x += step
+            v.append(x)
+        return v
+    spec_series = {"a": (0, 200, None, None), "b": (0, minutes, None, None),
+                   "c": (100, minutes, 150, 330), "d": (300, minutes, 300, None)}
+    series = []
+    for r, (a, b, f, g) in spec_series.items():
+        series.append(("pay_requests_total", {"job": "api", "route": r},
+                       counter(a, b, f, g)))
+        series.append(("pay_errors_total", {"job": "api", "route": r},
+                       counter(a, b, f, g, base=10, step=1)))
+    spec, by_min = _simulate(d, NODATA_GROUP_SPEC, series, minutes)
+    ident = _ident("shop-pay", "shop", "pay")
+    alerts, fired = [], {}
+    for t in range(1, minutes):
+        exp = []
+        for r in sorted(spec_series):
+            inst = by_min[t].get('shop-pay{route="%s"}' % r)
+            if inst and inst["nodata_alert"] == "firing":
+                fired.setdefault(r, []).append(t)
+                exp.append({"exp_labels": dict(ident, route=r, sloth_severity="ticket",
+                                               burnrate_tier="no-data"),
+                            "exp_annotations": {"title": "shop-pay: no events for 1h"}})
+        alerts.append({"eval_time": "%dm" % t, "alertname": "ShopPayNoData", "exp_alerts": exp})
+    # the scenario as described, from the engine
+    assert fired["a"][0] == 259 and fired["a"][-1] == minutes - 1, fired["a"]
+    assert "b" not in fired, fired
+    assert fired["c"][0] == 209 and fired["c"][-1] == 329, fired["c"]
+    assert fired["d"][0] == 360, fired["d"]
+    rc, out, groups, rules, tfile = _promtool(d, spec, series, [], alerts)
+    assert rc == 0, out[-4000:]
+    # without the grace (watched since 0), d fires at once: the test catches it
+    text = open(rules).read()
+    assert "slo:nodata_watch_start:time" in text
+    for g in groups:
+        for r in g["rules"]:
+            if r.get("alert") == "ShopPayNoData":
+                r["expr"] = r["expr"].replace("(time() - slo:nodata_watch_start:time",
+                                              "(time() + 0 * slo:nodata_watch_start:time")
+    with open(rules, "w") as f:
+        yaml.safe_dump({"groups": groups}, f, sort_keys=False)
+    rc, out = run("promtool", "test", "rules", tfile)[:2]
+    assert rc != 0, "no-data parity passed without the start-up grace"
+
+
+# ---- 3. min_events with time slice budgeting -------------------------------------------------
+
+SLICES_SPEC = """version: meltp/v1
+service: shop
+slos:
+  - name: search
+    objective: 90
+    period: 7d
+    budgeting: timeslices
+    timeslice: {window: 1m, target: 0.9}
+    min_events: 30
+    sli:
+      ratio:
+        bad: 'search_errors_total{job="api"}'
+        total: 'search_requests_total{job="api"}'
+    alerting:
+      name: ShopSearchBurn
+      tiers:
+        - {name: page, severity: page, long: 1h, short: 5m, factor: 2}
+"""
+
+
+def test_min_events_counts_time_slices_like_the_engine():
+    """With time slice budgeting the engine's min_events gate (and its insufficient_data
+    state) count time slices with data, not events: at 50 events a minute the long window
+    holds 30 slices only after 30 minutes. The generated rules gate on slo:sli_total:count1h
+    = slices with events (equal to the engine's 1h window total at every minute), and the page
+    fires at the same minutes as the engine's; counting raw events instead fires earlier."""
+    assert shutil.which("promtool"), "promtool is required (Debian package prometheus)"
+    d = tempfile.mkdtemp(prefix="meltp-parity-slices-")
+    minutes = 200
+    tot, bad = [100], [0]
+    for m in range(1, minutes):
+        tot.append(tot[-1] + 50)
+        bad.append(bad[-1] + (50 if 5 < m <= 80 else 0))   # all-bad or all-good minutes
+    series = [("search_requests_total", {"job": "api"}, tot),
+              ("search_errors_total", {"job": "api"}, bad)]
+    spec, by_min = _simulate(d, SLICES_SPEC, series, minutes)
+    ident = _ident("shop-search", "shop", "search")
+    exprs, alerts, fired = [], [], []
+    for t in range(1, minutes):
+        s = by_min[t]["shop-search"]
+        lab = _labels(dict(ident, sloth_window="1h"))
+        if s["windows"]["1h"]["total"]:
+            exprs.append(_close('slo:sli_total:count1h{sloth_id="shop-search"}',
+                                float(s["windows"]["1h"]["total"]), lab, t))
+            exprs.append(_close('slo:sli_total:count_period{sloth_id="shop-search"}',
+                                float(s["windows"]["1w"]["total"]),
+                                _labels(dict(ident, sloth_window="1w")), t))
+        exp = []
+        if s["tiers"]["page"]["state"] == "firing":
+            fired.append(t)
+            exp = [{"exp_labels": dict(ident, sloth_severity="page"), "exp_annotations": {
+                "title": "(page) shop search SLO error budget burn rate is too fast.",
+                "summary": "shop search SLO error budget burn rate is over expected."}}]
+        alerts.append({"eval_time": "%dm" % t, "alertname": "ShopSearchBurn", "exp_alerts": exp})
+    # the engine waits for 30 slices (minute 30), not for 30 events (the first bad minute)
+    assert fired and fired[0] == 30, fired
+    rc, out, groups, rules, tfile = _promtool(d, spec, series, exprs, alerts)
+    assert rc == 0, out[-4000:]
+    # the old gate (raw events in the long window) fails the same test
+    for g in groups:
+        for r in g["rules"]:
+            if r.get("record") == "slo:sli_total:count1h":
+                r["expr"] = 'sum(increase(search_requests_total{job="api"}[1h]))'
+    with open(rules, "w") as f:
+        yaml.safe_dump({"groups": groups}, f, sort_keys=False)
+    rc, out = run("promtool", "test", "rules", tfile)[:2]
+    assert rc != 0, "time slice parity passed with an event-count gate"

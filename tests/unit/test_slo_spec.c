@@ -543,8 +543,10 @@ UNIT_TEST(native_custom_tiers_and_multi_doc)
 }
 
 /* `meltp slo rules` mirrors the engine: min_events gates every tier on the long-window event
- * count, no_data: alert gets the engine's NoData alert after the shortest enabled long window,
- * calendar periods and other no_data policies get comments. */
+ * count and the period count gates them all (data state), no_data: alert gets the engine's
+ * NoData alert per group after the shortest enabled long window, calendar periods get
+ * calendar period rules (exact in UTC: no WARNING, no NOT EXACT), other no_data policies get
+ * comments. */
 UNIT_TEST(rules_min_events_nodata_calendar)
 {
     cfg_ctx_t c;
@@ -573,9 +575,18 @@ UNIT_TEST(rules_min_events_nodata_calendar)
                       "sloth_slo=\"cart\"} >= 42) without (sloth_window)") != NULL);
     /* NoData: the engine's name and delay (shortest long window: 30m) */
     CHECK(strstr(buf, "- alert: ShopCartNoData\n") != NULL);
-    CHECK(strstr(buf, "event=\"total\"}[30m]))\n      )\n      or\n") != NULL);
+    CHECK(strstr(buf, "(time() - slo:nodata_watch_start:time{sloth_id=\"shop-cart\", "
+                      "sloth_service=\"shop\", sloth_slo=\"cart\"}) >= 1800\n") != NULL);
+    CHECK(strstr(buf, "event=\"total\"}[30m])) > 0)\n") != NULL);
+    CHECK(strstr(buf, "- record: slo:nodata_watch_start:time\n") != NULL);
+    /* data state: at least 1/(1 - 0.99) = 100 events in the period (min_events is 42) */
+    CHECK(strstr(buf, "slo:sli_total:count_period{sloth_id=\"shop-cart\", sloth_service=\"shop\", "
+                      "sloth_slo=\"cart\"} >= 100 or ") != NULL);
     CHECK(strstr(buf, "burnrate_tier: 'no-data'") != NULL);
-    CHECK(strstr(buf, "# WARNING: shop-cart has a calendar week period (UTC)") != NULL);
+    CHECK(strstr(buf, "# shop-cart: calendar week in UTC.") != NULL);
+    CHECK(strstr(buf, "WARNING") == NULL && strstr(buf, "NOT EXACT") == NULL);
+    CHECK(strstr(buf, "- record: slo:sli_error:ratio_period\n") != NULL);
+    CHECK(strstr(buf, "ratio_rate1w") == NULL);
     CHECK(strstr(buf, "no_data: alert. Prometheus") == NULL);
     free(buf);
     slo_set_destroy(set);
