@@ -15,8 +15,12 @@
  *    the last chunk boundary), in the spec's zone (tz_plan: exact for fixed offsets; DST zones
  *    are checked against the zone and get a NOT EXACT comment where the check fails);
  *  - `no_data: alert`: the engine's <name>NoData alert per group, with its start-up grace
- *    (slo:nodata_watch_start:time, a rule that keeps its own first value per group).
- * The other no-data policies get a comment, as Prometheus sees missing data as no error.
+ *    (slo:nodata_watch_start:time, a rule that keeps its own first value per group);
+ *  - time slice budgeting: every window's error ratio and the calendar period ratio are slice
+ *    ratios (bad slices over slices with events, or the mean of the per-slice ratios), from
+ *    subqueries at the slice step (slice_ratio, calendar_slices).
+ * no_data: bad and freeze (and the freeze part of alert) get a comment saying what differs:
+ * Prometheus sees missing data as no ratio, and these rules raise nothing then.
  * Exactness holds for samples and evaluations aligned to the evaluation interval with
  * Prometheus 2.x range semantics (both ends inclusive), the assumption of the parity tests.
  */
@@ -667,17 +671,41 @@ static void period_class(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, const
  * of step_s over the last range_s, for the steps whose chunk (t - step, t] lies in the current
  * calendar period: one subquery per period class, the current class picked at time(). */
 static void calendar_over(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, const char *inner,
-                          int64_t step_s, int64_t range_s, const char *fn)
+                          int64_t step_s, int64_t range_s, const char *fn, int64_t piece_steps,
+                          const char *zero)
 {
-    char st[32], rg[32], tm[48];
+    char st[32], rg[32], of[32], tm[48];
     ms_dur(step_s * 1000, st, sizeof(st));
-    ms_dur(range_s * 1000, rg, sizeof(rg));
     snprintf(tm, sizeof(tm), "time() - %lld", (long long)step_s);
+    /* an inner expression with its own subquery is evaluated over the whole range at once:
+     * with piece_steps > 0 the range is summed from pieces of at most that many steps (with
+     * offsets, each `or zero`), for promtool's 10000-sample limit */
+    int many = piece_steps > 0 && range_s >= piece_steps * step_s;
+    int64_t plen = many ? (piece_steps - 1) * step_s : range_s;
     sb_printf(b, "(");
     for (int k = 0; k < 3; k++) {
-        sb_printf(b, "%s(\n  %s((\n    %s\n    and on() (", k ? "\nor\n" : "", fn, inner);
-        period_class(b, s, p, tm);
-        sb_printf(b, " == %d)\n  )[%s:%s])\n  and on() (", k, rg, st);
+        sb_printf(b, "%s(\n  (", k ? "\nor\n" : "");
+        int n = 0;
+        for (int64_t off = 0; off <= range_s; n++) {
+            int64_t len = range_s - off < plen ? range_s - off : plen;
+            ms_dur((len > 0 ? len : 1) * 1000, rg, sizeof(rg));
+            sb_printf(b, "%s%s%s((\n    %s\n    and on() (", n ? "\n  +\n  " : "",
+                      many ? "(" : "", fn, inner);
+            period_class(b, s, p, tm);
+            sb_printf(b, " == %d)\n  )[%s:%s]", k, rg, st);
+            if (off) {
+                sb_printf(b, " offset %s", ms_dur(off * 1000, of, sizeof(of)));
+            }
+            sb_printf(b, ")");
+            if (many) {
+                sb_printf(b, " or %s)", zero);
+            }
+            if (!many) {
+                break;
+            }
+            off += len + step_s;
+        }
+        sb_printf(b, ")\n  and on() (");
         period_class(b, s, p, "time()");
         sb_printf(b, " == %d)\n)", k);
     }
@@ -704,7 +732,7 @@ static void calendar_count(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, int
     sb_printf(&zero, "0 * ");
     count_expr(&zero, s, 0, cs, c * 1000);
     sb_printf(b, "(\n");
-    calendar_over(b, s, p, sb_str(&in), c, range, "sum_over_time");
+    calendar_over(b, s, p, sb_str(&in), c, range, "sum_over_time", 0, NULL);
     sb_printf(b, "\nor\n%s\n)\n+\n(\n", sb_str(&zero));
     in.n = 0;
     count_expr(&in, s, bad, ts, tail_ms);
@@ -730,42 +758,201 @@ static int64_t slice_ms(const slo_spec_t *s)
     return s->timeslice_ms > 0 ? s->timeslice_ms : 60000;
 }
 
-/* Time slices with events in the last w_ms, as the engine counts them for min_events and the
- * data state (eval.c: with time slices the store holds one unit per closed slice with data):
- * slice k is [k x slice, (k+1) x slice); its events are the increase over the range ending at
- * its end; the window [now - w, now] holds the slices closed in it. */
-static void slice_count(sb_t *b, const slo_spec_t *s, int64_t w_ms)
+/* What one time slice contributes, as a PromQL expression evaluated at the slice's end
+ * (slice k is [k x slice, (k+1) x slice); the engine places a sample's increment 1 ms before
+ * the sample, so the slice holds the increments of the samples in (k x slice, (k+1) x slice],
+ * which is increase(...[slice]) at its end on aligned samples: exact integer differences):
+ *  SL_EVENTS  the slice has events: (total > 0), counted with count_over_time;
+ *  SL_BAD     Timeslices: 1 when good < timeslice_target x total (eval.c slice_emit, the same
+ *             double comparison; a slice without events gives 0), summed with sum_over_time;
+ *             RatioTimeslices: the slice's error ratio in millionths, rounded as the engine
+ *             stores it (llround(bad / total x 1e6); PromQL round() is floor(x + 0.5), the
+ *             same for these non-negative values), only for slices with events. */
+enum { SL_EVENTS = 0, SL_BAD };
+
+/* The number of good events in window w: the good counter where the SLI has one (fewer
+ * selectors in the slice subqueries), else total - bad; exact integers either way. */
+static void good_count(sb_t *b, const slo_spec_t *s, const char *w, int64_t w_ms)
 {
-    /* a subquery of more than a few thousand steps exceeds promtool's 10000-sample limit:
-     * long windows are summed from pieces of at most SLICE_PIECE steps (with offsets) */
-    enum { SLICE_PIECE = 2400 };
-    int64_t w = slice_ms(s), piece = SLICE_PIECE * w;
+    const slo_sli_t *q = &s->sli;
+    int sloth = s->format == SLO_FMT_SLOTH && q->error_query && q->total_query;
+    if (!sloth && q->kind == SLO_SLI_RATIO && q->has_good) {
+        agg_fn(b, s, &q->good, NULL, NULL, w, "increase");
+    } else if (!sloth && q->kind == SLO_SLI_LATENCY) {
+        char le[64];
+        snprintf(le, sizeof(le), "le=\"%.15g\"", q->threshold);
+        agg_fn(b, s, &q->histogram, "_bucket", le, w, "increase");
+    } else {
+        sb_printf(b, "(");
+        count_expr(b, s, 0, w, w_ms);
+        sb_printf(b, " - ");
+        count_expr(b, s, 1, w, w_ms);
+        sb_printf(b, ")");
+    }
+}
+
+static void slice_inner(sb_t *b, const slo_spec_t *s, int what)
+{
+    char sw[32], tg[40];
+    int64_t w = slice_ms(s);
+    ms_dur(w, sw, sizeof(sw));
+    if (what == SL_EVENTS) {
+        sb_printf(b, "(");
+        count_expr(b, s, 0, sw, w);
+        sb_printf(b, " > 0)");
+    } else if (s->budgeting == SLO_BUDGET_RATIO_TIMESLICES) {
+        sb_printf(b, "round((");
+        count_expr(b, s, 1, sw, w);
+        sb_printf(b, ") / (");
+        count_expr(b, s, 0, sw, w);
+        sb_printf(b, " > 0) * %llu)", (unsigned long long)SLO_SLICE_SCALE);
+    } else {
+        /* the number stays on the right of `*` (see local_vec) */
+        double target = s->timeslice_target > 0 ? s->timeslice_target : s->objective;
+        sb_printf(b, "(");
+        good_count(b, s, sw, w);
+        sb_printf(b, " < bool (");
+        count_expr(b, s, 0, sw, w);
+        sb_printf(b, " * %s))", rt(target, tg, sizeof(tg)));
+    }
+}
+
+/* fn (count_over_time or sum_over_time) of `inner` over the time slices the engine's window
+ * [now - w_ms, now] holds: its store keeps a closed slice at the slice's start, so the window
+ * holds the slices that start at or after now - w_ms and have ended by now, i.e. whose end lies
+ * in [now - w_ms + slice, now]: a subquery [w_ms - slice:slice]. (Exact for windows summed
+ * from minute buckets, up to 6h; longer windows sum 10-minute or hour buckets, exact at
+ * evaluations aligned to those, as for event counts.) A subquery of more than a few thousand
+ * steps exceeds promtool's 10000-sample limit: long windows are summed from pieces of at most
+ * SLICE_PIECE steps (with offsets), each `or 0` (`zero`) so that an empty piece adds 0. */
+static void slice_over(sb_t *b, const slo_spec_t *s, const char *inner, const char *fn,
+                       int64_t w_ms)
+{
+    enum { SLICE_PIECE = 1200 };
+    int64_t w = slice_ms(s), span = w_ms - w; /* slice ends in [now - span, now] */
     char sw[32], rg[32], of[32];
     ms_dur(w, sw, sizeof(sw));
+    if (span < 0) {
+        /* a window shorter than a slice never holds a closed slice: no value, as the engine's
+         * window has no slices (the expression keeps the rule's type and selectors) */
+        sb_printf(b, "(%s((\n  %s\n)[1ms:%s]) and on() (vector(1) < 0))", fn, inner, sw);
+        return;
+    }
     sb_t zero = {0};
     sb_printf(&zero, "0 * ");
     count_expr(&zero, s, 0, sw, w);
+    int many = span >= (int64_t)SLICE_PIECE * w;
     int n = 0;
-    for (int64_t off = 0; off < w_ms; off += piece, n++) {
-        int64_t len = w_ms - off < piece ? w_ms - off : piece;
-        ms_dur(len - 1, rg, sizeof(rg));
-        sb_printf(b, "%s(count_over_time((\n  ", n ? "\n+\n" : w_ms > piece ? "(" : "");
-        count_expr(b, s, 0, sw, w);
-        sb_printf(b, " > 0\n)[%s:%s]", rg, sw);
+    for (int64_t off = 0; off <= span; n++) {
+        int64_t len = span - off < (SLICE_PIECE - 1) * w ? span - off : (SLICE_PIECE - 1) * w;
+        /* a zero range would not parse: 1ms holds the same single step on aligned times */
+        ms_dur(len > 0 ? len : 1, rg, sizeof(rg));
+        sb_printf(b, "%s%s%s(", n ? "\n+\n" : "", many ? "(" : "", fn);
+        sb_printf(b, "(\n  %s\n)[%s:%s]", inner, rg, sw);
         if (off) {
             sb_printf(b, " offset %s", ms_dur(off, of, sizeof(of)));
         }
         sb_printf(b, ")");
-        if (w_ms > piece) {
+        if (many) {
             sb_printf(b, " or %s)", sb_str(&zero));
-        } else {
-            sb_printf(b, ")");
         }
-    }
-    if (w_ms > piece) {
-        sb_printf(b, ")");
+        off += len + w;
     }
     sb_free(&zero);
+}
+
+/* Time slices with events in the last w_ms, as the engine counts them for min_events and the
+ * data state (eval.c: with time slices the store holds one unit per closed slice with data). */
+static void slice_count(sb_t *b, const slo_spec_t *s, int64_t w_ms)
+{
+    sb_t in = {0};
+    slice_inner(&in, s, SL_EVENTS);
+    sb_printf(b, "(");
+    slice_over(b, s, sb_str(&in), "count_over_time", w_ms);
+    sb_printf(b, ")");
+    sb_free(&in);
+}
+
+/* The engine's error ratio over the last w_ms under time slice budgeting: bad slices over
+ * slices with events (Timeslices), or the sum of the per-slice error ratios in millionths over
+ * slices with events x 1e6 (RatioTimeslices: the mean of the slice ratios, divided in the
+ * same integer units as eval.c). No slice with events gives no value (0/0), as the
+ * Occurrences rules give none without events. */
+static void slice_ratio(sb_t *b, const slo_spec_t *s, int64_t w_ms, const char *den)
+{
+    sb_t in = {0}, cnt = {0};
+    slice_inner(&in, s, SL_BAD);
+    sb_printf(b, "(\n");
+    slice_over(b, s, sb_str(&in), "sum_over_time", w_ms);
+    sb_printf(b, "\n)\n/");
+    if (den) { /* the slice count recorded already (the rolling period's count_period) */
+        sb_printf(b, " on(");
+        for (size_t g = 0; g < s->ngroup_by; g++) {
+            sb_printf(b, "%s", g ? ", " : "");
+            label_name(b, s->group_by[g]);
+        }
+        sb_printf(b, ")");
+        sb_printf(&cnt, "%s", den);
+    } else {
+        slice_count(&cnt, s, w_ms);
+    }
+    if (s->budgeting == SLO_BUDGET_RATIO_TIMESLICES) {
+        sb_printf(b, "\n(%s * %llu)", sb_str(&cnt), (unsigned long long)SLO_SLICE_SCALE);
+    } else {
+        sb_printf(b, "\n%s", sb_str(&cnt));
+    }
+    sb_free(&in);
+    sb_free(&cnt);
+}
+
+/* Slices per piece of a calendar period sum: the per-chunk subqueries of all chunk steps of a
+ * piece are evaluated at once (a month of 1m slices in one piece exceeds promtool's limit; 9300
+ * did too for a RatioTimeslices expression, 4800 passes). A month of 5m slices is two pieces. */
+#define CAL_PIECE_SLICES 4800
+
+/* fn (count_over_time or sum_over_time) of a per-slice `in` over the closed slices of the
+ * current calendar period: slices whose start lies in it and whose end is at most now. */
+static void calendar_slices(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, const char *in,
+                            const char *fn)
+{
+    char sw[32], rg[32];
+    int64_t w = slice_ms(s), c = p->chunk_s * 1000;
+    ms_dur(w, sw, sizeof(sw));
+    int64_t range = s->period_kind == SLO_PERIOD_CALENDAR_MONTH ? 32 * 86400 : 8 * 86400;
+    sb_printf(b, "(\n");
+    if (w >= c || c % w != 0) {
+        calendar_over(b, s, p, in, w / 1000, range, fn, 0, NULL);
+    } else {
+        /* slices per chunk, then chunks by class (a flat [32d:1m] subquery holds too many
+         * samples at once for promtool's 10000-sample limit), plus the chunk in progress */
+        sb_t per = {0};
+        ms_dur(c - 1, rg, sizeof(rg));
+        sb_printf(&per, "%s(%s[%s:%s])", fn, in, rg, sw);
+        sb_printf(b, "(\n");
+        sb_t zero = {0};
+        sb_printf(&zero, "0 * ");
+        count_expr(&zero, s, 0, sw, w);
+        calendar_over(b, s, p, sb_str(&per), p->chunk_s, range, "sum_over_time",
+                      CAL_PIECE_SLICES * w / c, sb_str(&zero));
+        sb_free(&zero);
+        sb_printf(b, "\nor\n0 * ");
+        count_expr(b, s, 0, sw, w);
+        sb_printf(b, "\n)\n+\n(\n");
+        for (int k = 0; k < 2; k++) {
+            sb_printf(b, "%s(\n  %s((\n    %s\n    and on() (floor(vector((time() - "
+                         "%lld) / %lld)) %% 2 == %d)\n  )[%s:%s])\n  and on() (floor(vector("
+                         "time() / %lld)) %% 2 == %d)\n)",
+                      k ? "\nor\n" : "", fn, in, (long long)(w / 1000),
+                      (long long)p->chunk_s, k, rg, sw, (long long)p->chunk_s, k);
+        }
+        sb_printf(b, "\nor\n0 * ");
+        count_expr(b, s, 0, sw, w);
+        sb_printf(b, "\n)");
+        sb_free(&per);
+    }
+    sb_printf(b, "\nor\n0 * ");
+    count_expr(b, s, 0, sw, w);
+    sb_printf(b, "\n)");
 }
 
 /* The event (or, with time slices, slice) count the engine's data state reads over the
@@ -786,44 +973,10 @@ static void period_total(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, int64
         calendar_count(b, s, p, 0, tail_ms);
         return;
     }
-    /* closed slices in the period (the open slice is not counted yet) */
-    char sw[32], rg[32];
-    int64_t w = slice_ms(s), c = p->chunk_s * 1000;
-    ms_dur(w, sw, sizeof(sw));
-    int64_t range = s->period_kind == SLO_PERIOD_CALENDAR_MONTH ? 32 * 86400 : 8 * 86400;
+    /* closed slices with events in the period (the open slice is not counted yet) */
     sb_t in = {0};
-    sb_printf(&in, "(");
-    count_expr(&in, s, 0, sw, w);
-    sb_printf(&in, " > 0)");
-    sb_printf(b, "(\n");
-    if (w >= c || c % w != 0) {
-        calendar_over(b, s, p, sb_str(&in), w / 1000, range, "count_over_time");
-    } else {
-        /* slices per chunk, then chunks by class (a flat [32d:1m] subquery holds too many
-         * samples at once for promtool's 10000-sample limit), plus the chunk in progress */
-        sb_t per = {0};
-        ms_dur(c - 1, rg, sizeof(rg));
-        sb_printf(&per, "count_over_time(%s[%s:%s])", sb_str(&in), rg, sw);
-        sb_printf(b, "(\n");
-        calendar_over(b, s, p, sb_str(&per), p->chunk_s, range, "sum_over_time");
-        sb_printf(b, "\nor\n0 * ");
-        count_expr(b, s, 0, sw, w);
-        sb_printf(b, "\n)\n+\n(\n");
-        for (int k = 0; k < 2; k++) {
-            sb_printf(b, "%s(\n  count_over_time((\n    %s\n    and on() (floor(vector((time() - "
-                         "%lld) / %lld)) %% 2 == %d)\n  )[%s:%s])\n  and on() (floor(vector("
-                         "time() / %lld)) %% 2 == %d)\n)",
-                      k ? "\nor\n" : "", sb_str(&in), (long long)(w / 1000),
-                      (long long)p->chunk_s, k, rg, sw, (long long)p->chunk_s, k);
-        }
-        sb_printf(b, "\nor\n0 * ");
-        count_expr(b, s, 0, sw, w);
-        sb_printf(b, "\n)");
-        sb_free(&per);
-    }
-    sb_printf(b, "\nor\n0 * ");
-    count_expr(b, s, 0, sw, w);
-    sb_printf(b, "\n)");
+    slice_inner(&in, s, SL_EVENTS);
+    calendar_slices(b, s, p, sb_str(&in), "count_over_time");
     sb_free(&in);
 }
 
@@ -1025,19 +1178,54 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                       (int)tzp.delta);
         }
     }
-    if (s->nodata != SLO_NODATA_ALERT) {
-        sb_printf(b,
-                  "# %s: no_data: %s. Prometheus evaluates missing data as no error "
-                  "(good):\n# windows without events give no ratio and no alert%s.\n",
-                  s->id, slo_nodata_name(s->nodata),
-                  s->nodata == SLO_NODATA_GOOD ? ", as the engine does"
-                                               : "; only the engine applies this policy");
+    /* what the engine does with windows without events (eval.c fill_ratios, slo_eval_run,
+     * slice_emit) and the rules do not: they see no events as no ratio (0/0) and no alert */
+    switch (s->nodata) {
+    case SLO_NODATA_GOOD:
+        sb_printf(b, "# %s: no_data: good. Windows without events give no ratio and no alert; "
+                     "the engine\n# reports ratio 0 there and raises nothing either.\n",
+                  s->id);
+        break;
+    case SLO_NODATA_BAD:
+        sb_printf(b, "# %s: no_data: bad. NOT EQUIVALENT: the engine gives a window without "
+                     "events error\n# ratio 1 (so a short window without events is over any "
+                     "threshold) and fires a tier\n# whose long window has no events;%s these "
+                     "rules give no ratio and no alert there.\n",
+                  s->id, timeslices(s) ? " with time slices it also counts every empty slice "
+                                         "after the group's first\n# data as a bad slice;"
+                                       : "");
+        break;
+    case SLO_NODATA_FREEZE:
+    case SLO_NODATA_ALERT:
+        sb_printf(b, "# %s: no_data: %s. NOT EQUIVALENT while there are no events: the engine "
+                     "keeps the\n# last reported window ratios and holds (does not step) a "
+                     "tier whose long window has\n# no events, so a firing alert keeps "
+                     "firing; these rules give no ratio and resolve it.\n",
+                  s->id, slo_nodata_name(s->nodata));
+        break;
     }
     sb_printf(b, "- name: sloth-slo-sli-recordings-%s\n  rules:\n", s->id);
+    /* rolling period under time slices: the period's slice count first, so that the period's
+     * ratio divides by it instead of counting the period's slices a second time */
+    int early_total = timeslices(s) && s->period_kind == SLO_PERIOD_ROLLING;
+    const char *pw = s->period_kind == SLO_PERIOD_ROLLING ? ps : pk;
+    sb_t den = {0};
+    if (early_total) {
+        sb_t e = {0};
+        period_total(&e, s, &tzp, tail_ms);
+        record(b, "slo:sli_total:count_period", sb_str(&e), &s->labels, pw);
+        sb_free(&e);
+        sb_printf(&den, "slo:sli_total:count_period");
+        ids(&den, s);
+    }
     for (size_t i = 0; i < nw; i++) {
         slo_fmt_duration(w[i], ws, sizeof(ws));
         sb_t e = {0};
-        error_ratio(&e, s, ws);
+        if (timeslices(s)) { /* slice ratios, as eval.c under time slices */
+            slice_ratio(&e, s, w[i], early_total && w[i] == s->period_ms ? sb_str(&den) : NULL);
+        } else {
+            error_ratio(&e, s, ws);
+        }
         char name[64];
         snprintf(name, sizeof(name), "slo:sli_error:ratio_rate%s", ws);
         record(b, name, sb_str(&e), &s->labels, ws);
@@ -1068,29 +1256,60 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
 
     /* the period: events (slices) for the data-state gate; calendar periods also bad
      * events and the error ratio since the period start */
-    const char *pw = s->period_kind == SLO_PERIOD_ROLLING ? ps : pk;
+    sb_free(&den);
     {
         sb_t e = {0};
-        period_total(&e, s, &tzp, tail_ms);
-        record(b, "slo:sli_total:count_period", sb_str(&e), &s->labels, pw);
-        if (s->period_kind != SLO_PERIOD_ROLLING) {
+        if (!early_total) {
+            period_total(&e, s, &tzp, tail_ms);
+            record(b, "slo:sli_total:count_period", sb_str(&e), &s->labels, pw);
+        }
+        if (s->period_kind != SLO_PERIOD_ROLLING && !timeslices(s)) {
             e.n = 0;
             calendar_count(&e, s, &tzp, 1, tail_ms);
             record(b, "slo:sli_bad:count_period", sb_str(&e), &s->labels, pw);
             /* the ratio reads the counts recorded just above (same group, in order) */
-            const char *tot = "slo:sli_total:count_period";
-            if (timeslices(s)) { /* count_period counts slices there: events separately */
-                e.n = 0;
-                calendar_count(&e, s, &tzp, 0, tail_ms);
-                record(b, "slo:sli_events:count_period", sb_str(&e), &s->labels, pw);
-                tot = "slo:sli_events:count_period";
-            }
             sb_t i2 = {0};
             ids(&i2, s);
             e.n = 0;
-            sb_printf(&e, "slo:sli_bad:count_period%s\n/\n%s%s", sb_str(&i2), tot, sb_str(&i2));
+            sb_printf(&e, "slo:sli_bad:count_period%s\n/\nslo:sli_total:count_period%s",
+                      sb_str(&i2), sb_str(&i2));
             sb_free(&i2);
             record(b, "slo:sli_error:ratio_period", sb_str(&e), &s->labels, pw);
+        } else if (s->period_kind != SLO_PERIOD_ROLLING) {
+            /* time slices: count_period counts the closed slices with events in the period;
+             * the ratio is over those slices, as eval.c computes it */
+            sb_t i2 = {0}, in = {0}, on = {0};
+            ids(&i2, s);
+            slice_inner(&in, s, SL_BAD);
+            sb_printf(&on, "on(");
+            for (size_t g = 0; g < s->ngroup_by; g++) {
+                sb_printf(&on, "%s", g ? ", " : "");
+                label_name(&on, s->group_by[g]);
+            }
+            sb_printf(&on, ")");
+            e.n = 0;
+            calendar_slices(&e, s, &tzp, sb_str(&in), "sum_over_time");
+            if (s->budgeting == SLO_BUDGET_TIMESLICES) {
+                record(b, "slo:sli_bad:count_period", sb_str(&e), &s->labels, pw);
+                e.n = 0;
+                sb_printf(&e, "slo:sli_bad:count_period%s\n/\nslo:sli_total:count_period%s",
+                          sb_str(&i2), sb_str(&i2));
+                record(b, "slo:sli_error:ratio_period", sb_str(&e), &s->labels, pw);
+            } else {
+                /* RatioTimeslices: sum of the slice ratios in millionths over slices x 1e6
+                 * (eval.c's integer units, so the division is the engine's); the bad count
+                 * (the sum of the slice error ratios) follows from it */
+                sb_printf(&e, "\n/ %s\n(slo:sli_total:count_period%s * %llu)", sb_str(&on),
+                          sb_str(&i2), (unsigned long long)SLO_SLICE_SCALE);
+                record(b, "slo:sli_error:ratio_period", sb_str(&e), &s->labels, pw);
+                e.n = 0;
+                sb_printf(&e, "slo:sli_error:ratio_period%s\n*\nslo:sli_total:count_period%s",
+                          sb_str(&i2), sb_str(&i2));
+                record(b, "slo:sli_bad:count_period", sb_str(&e), &s->labels, pw);
+            }
+            sb_free(&i2);
+            sb_free(&in);
+            sb_free(&on);
         }
         if (s->nodata == SLO_NODATA_ALERT) {
             /* when the engine started watching each group (its no-data grace): the first
@@ -1717,6 +1936,10 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
         long m = (long)(((int64_t)need * slice_ms(s) + 59999) / 60000) + 2
                  + (long)((max_for + 59999) / 60000);
         eval_min = m > eval_min ? m : eval_min;
+        /* the 5m window holds a slice only when it ends on a slice boundary (eval.c keeps
+         * closed slices at their start): evaluate on one */
+        long sm = (long)((slice_ms(s) + 59999) / 60000);
+        eval_min = (eval_min + sm - 1) / sm * sm;
     }
     long samples = eval_min + 5;
     sb_t id = {0};

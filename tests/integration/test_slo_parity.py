@@ -496,3 +496,169 @@ def test_min_events_counts_time_slices_like_the_engine():
         yaml.safe_dump({"groups": groups}, f, sort_keys=False)
     rc, out = run("promtool", "test", "rules", tfile)[:2]
     assert rc != 0, "time slice parity passed with an event-count gate"
+
+
+# ---- 4. error ratios under time slice budgeting ----------------------------------------------
+
+SLICES_CAL_SPEC = """version: meltp/v1
+service: shop
+slos:
+  - name: slices
+    objective: 90
+    period:
+      calendar: month
+      time_zone: Etc/GMT+6
+    budgeting: timeslices
+    timeslice: {window: 5m, target: 0.95}
+    sli:
+      ratio:
+        bad: 'q_errors_total{job="api"}'
+        total: 'q_requests_total{job="api"}'
+    alerting:
+      name: ShopSlicesBurn
+      tiers:
+        - {name: page, severity: page, long: 1h, short: 30m, factor: 3}
+"""
+
+RATIO_SLICES_SPEC = """version: meltp/v1
+service: shop
+slos:
+  - name: ratios
+    objective: 90
+    period: 1d
+    budgeting: ratio_timeslices
+    timeslice: {window: 1m}
+    sli:
+      ratio:
+        good: 'q_ok_total{job="api"}'
+        total: 'q_requests_total{job="api"}'
+    alerting:
+      name: ShopRatiosBurn
+      tiers:
+        - {name: page, severity: page, long: 1h, short: 5m, factor: 2}
+"""
+
+
+def _uneven_series(minutes, outages):
+    """Even minutes carry 1000 requests, odd minutes 20. In an outage heavy minutes have 4 %
+    errors and light minutes 60 %, otherwise 0.2 % and none: the event ratio (~5 %) stays far
+    below the slice ratios (5m slices alternate good and bad around the 95 % slice target;
+    the mean of the 1m slice ratios is 32 %)."""
+    tot, bad = [1_000_000], [10_000]
+    for m in range(1, minutes):
+        heavy = m % 2 == 0
+        out = any(a < m <= b for a, b in outages)
+        tot.append(tot[-1] + (1000 if heavy else 20))
+        bad.append(bad[-1] + ((40 if heavy else 12) if out else (2 if heavy else 0)))
+    return tot, bad
+
+
+def _check_slice_ratios(spec_text, sid, alert, wins, cal, every_min, minutes, outages, series):
+    """The generated slo:sli_error:ratio_rate<W> (wins; windows over 6h only at the engine's
+    10-minute bucket times), the calendar slo:sli_total:count_period / slo:sli_error:ratio_period
+    (cal), the current burn rate and the budget remaining equal the engine's at every
+    evaluation, and the page fires at the same evaluations. Returns the page's firing minutes.
+    Then the old rules (event ratios under time slices) must fail the same window checks."""
+    assert shutil.which("promtool"), "promtool is required (Debian package prometheus)"
+    d = tempfile.mkdtemp(prefix="meltp-parity-sliceratio-")
+    tot = series[0][2]
+    bad = [t - g for t, g in zip(tot, series[1][2])] if series[1][0] == "q_ok_total" \
+        else series[1][2]
+    spec, by_min = _simulate(d, spec_text, series, minutes, every_min)
+    ident = _ident(sid, "shop", sid.split("-")[1])
+    sel = '{sloth_id="%s"}' % sid
+    pw_name = "month" if cal else wins[-1]
+    exprs, win_exprs, alerts, fired, far = [], [], [], [], 0
+    for t in range(every_min, minutes, every_min):
+        s = by_min[t][sid]
+        for wn in wins:
+            w = s["windows"][wn]
+            if w["total"] == 0 or (wn in ("1d", "3d") and t % 10):
+                continue
+            win_exprs.append(_close("slo:sli_error:ratio_rate%s%s" % (wn, sel), w["error_ratio"],
+                                    _labels(dict(ident, sloth_window=wn)), t))
+            lo = max(t - WINDOWS[wn], 0)   # the event ratio of the same window
+            far += abs((bad[t] - bad[lo]) / (tot[t] - tot[lo]) - w["error_ratio"]) > 0.1
+        if s["windows"]["5m"]["total"]:
+            exprs.append(_close("slo:current_burn_rate:ratio" + sel,
+                                s["windows"]["5m"]["error_ratio"] / (1 - 0.9),
+                                _labels(dict(ident, sloth_window="5m")), t, 1e-6))
+        pw = s["windows"]["30d" if cal else wins[-1]]
+        if pw["total"] and (cal or t % 10 == 0):
+            lab = _labels(dict(ident, sloth_window=pw_name))
+            if cal:
+                exprs.append(_close("slo:sli_total:count_period" + sel, float(pw["total"]),
+                                    lab, t))
+                exprs.append(_close("slo:sli_error:ratio_period" + sel, pw["error_ratio"],
+                                    lab, t))
+            exprs.append(_close("slo:period_error_budget_remaining:ratio" + sel,
+                                1 - pw["error_ratio"] / (1 - 0.9), lab, t, 1e-6))
+        exp = []
+        if s["tiers"]["page"]["state"] == "firing":
+            fired.append(t)
+            slo = ident["sloth_slo"]
+            exp = [{"exp_labels": dict(ident, sloth_severity="page"), "exp_annotations": {
+                "title": "(page) shop %s SLO error budget burn rate is too fast." % slo,
+                "summary": "shop %s SLO error budget burn rate is over expected." % slo}}]
+        alerts.append({"eval_time": "%dm" % t, "alertname": alert, "exp_alerts": exp})
+    # the scenario: slice ratios far from event ratios, the page fires in both outages
+    assert far > 50, far
+    assert fired and outages[0][0] < fired[0] < outages[0][1], fired
+    assert any(outages[1][0] < x < minutes for x in fired), fired
+    rc, out, groups, rules, tfile = _promtool(d, spec, series, exprs + win_exprs, alerts,
+                                              every_min)
+    assert rc == 0, out[-4000:]
+    assert "NOT EXACT" not in open(rules).read()
+    # the old rules (event ratios under time slices) fail the window checks; the period
+    # rules are left out of this run, which only checks the windows
+    num = ('sum(rate(q_errors_total{job="api"}[%s]))' if bad is series[1][2] else
+           '(sum(rate(q_requests_total{job="api"}[%s])) - sum(rate(q_ok_total{job="api"}[%s])))')
+    for g in groups:
+        g["rules"] = [r for r in g["rules"] if "alert" not in r and
+                      not r.get("record", "").endswith("_period")]
+        for r in g["rules"]:
+            if r.get("record", "").startswith("slo:sli_error:ratio_rate"):
+                wn = r["record"][len("slo:sli_error:ratio_rate"):]
+                r["expr"] = (num.replace("%s", wn) +
+                             ' / sum(rate(q_requests_total{job="api"}[%s]))' % wn)
+    with open(rules, "w") as f:
+        yaml.safe_dump({"groups": groups}, f, sort_keys=False)
+    with open(tfile) as f:
+        test = yaml.safe_load(f)
+    test["tests"][0]["promql_expr_test"] = win_exprs
+    test["tests"][0]["alert_rule_test"] = []
+    with open(tfile, "w") as f:
+        yaml.safe_dump(test, f, sort_keys=False)
+    rc, out = run("promtool", "test", "rules", tfile)[:2]
+    assert rc != 0, "time slice parity passed with event-ratio rules"
+    return fired
+
+
+def test_timeslices_calendar_error_ratios_match_engine():
+    """Timeslices (5m slices, good when >= 95 % good) under a calendar month in Etc/GMT+6
+    (the month starts at minute 360): the engine's window and period error ratios are bad
+    slices over slices with events, not event ratios; evaluated every 3 minutes, so windows
+    end both on and between slice boundaries. The month boundary restarts the period's slice
+    count, and with it the data-state gate (10 slices): the second outage pages only once 10
+    slices have closed in the new month."""
+    minutes = 560
+    tot, bad = _uneven_series(minutes, [(150, 250), (400, 480)])
+    series = [("q_requests_total", {"job": "api"}, tot),
+              ("q_errors_total", {"job": "api"}, bad)]
+    fired = _check_slice_ratios(SLICES_CAL_SPEC, "shop-slices", "ShopSlicesBurn",
+                                ["5m", "30m", "1h"], True, 3, minutes,
+                                [(150, 250), (400, 480)], series)
+    assert min(x for x in fired if x > 360) >= 410, fired
+
+
+def test_ratio_timeslices_error_ratios_match_engine():
+    """RatioTimeslices (1m slices, good + total counters, rolling 1d): every window's error
+    ratio is the mean of the per-slice error ratios (as the engine stores them, in millionths),
+    at every minute; the 1d window is summed in pieces (promtool's sample limit)."""
+    minutes = 560
+    tot, bad = _uneven_series(minutes, [(150, 250), (400, 480)])
+    ok = [t - b for t, b in zip(tot, bad)]
+    series = [("q_requests_total", {"job": "api"}, tot),
+              ("q_ok_total", {"job": "api"}, ok)]
+    _check_slice_ratios(RATIO_SLICES_SPEC, "shop-ratios", "ShopRatiosBurn",
+                        ["5m", "1h", "1d"], False, 1, minutes, [(150, 250), (400, 480)], series)

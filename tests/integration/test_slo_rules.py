@@ -210,8 +210,8 @@ def test_calendar_and_no_data_comments():
     lat = out.split("- name: sloth-slo-sli-recordings-patient-api-latency")[1].split("- name:")[0]
     assert "record: slo:sli_error:ratio_period\n" in lat and "sloth_window: 'month'" in lat
     assert "ratio_rate30d" not in lat
-    assert "# patient-api-availability: no_data: freeze. Prometheus evaluates missing data as " \
-        "no error" in out
+    assert "# patient-api-availability: no_data: freeze. NOT EQUIVALENT while there are no " \
+        "events" in out
     # New York weeks: a Monday before the March or November change takes the month-end offset
     assert "# scheduling-search-latency: calendar week in America/New_York." in out
     assert "# NOT EXACT: scheduling-search-latency: America/New_York has DST" in out
