@@ -941,6 +941,18 @@ static void send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t
     }
 }
 
+/* Frees the chunks a send left unsent (on error) and empties every shard. */
+static void drop_chunks(prw_worker_t *w, int nshards)
+{
+    for (int k = 0; k < nshards; k++) {
+        shard_t *sh = &w->shards[k];
+        for (size_t i = sh->next; i < sh->n; i++) {
+            free(sh->chunks[i].body);
+        }
+        sh->n = sh->next = 0;
+    }
+}
+
 /* ---- pass-through: remote-write 1.0 batches forwarded as they came ------------------------
  * A prometheusremotewrite receiver whose pipelines end only in exporters like this one hands
  * over the validated WriteRequest bytes (MT_FMT_PRW1; coalesced batches are concatenated
@@ -1360,13 +1372,7 @@ static int prw_send_native(exporter_t *ex, prw_worker_t *w, const uint8_t *data,
         res->reason = "all_samples_failed";
     }
 out:
-    for (int k = 0; k < nshards; k++) {
-        shard_t *sh = &w->shards[k];
-        for (size_t i = sh->next; i < sh->n; i++) {
-            free(sh->chunks[i].body);
-        }
-        sh->n = sh->next = 0;
-    }
+    drop_chunks(w, nshards);
     free(lab);
     arena_destroy(a);
     if (rc == MT_EINVAL) {
@@ -1587,13 +1593,7 @@ static int prw_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data
         res->reason = "all_samples_failed";
     }
 out:
-    for (int k = 0; k < nshards; k++) {
-        shard_t *sh = &w->shards[k];
-        for (size_t i = sh->next; i < sh->n; i++) {
-            free(sh->chunks[i].body);
-        }
-        sh->n = sh->next = 0;
-    }
+    drop_chunks(w, nshards);
     free(counts);
     free(lists);
     arena_destroy(a);
