@@ -19,8 +19,13 @@
  *  - time slice budgeting: every window's error ratio and the calendar period ratio are slice
  *    ratios (bad slices over slices with events, or the mean of the per-slice ratios), from
  *    subqueries at the slice step (slice_ratio, calendar_slices).
- * no_data: bad and freeze (and the freeze part of alert) get a comment saying what differs:
- * Prometheus sees missing data as no ratio, and these rules raise nothing then.
+ *  - `no_data: bad | freeze | alert` under occurrence budgeting (nd_fill, nd_ratio): window
+ *    ratios without events are 1 (bad) or the rule's own previous value (freeze, alert; 0
+ *    before one), for every group seen (slo:nodata_watch_start:time); bad fires a tier whose
+ *    long window has no events; freeze/alert tiers read only windows with events and a
+ *    firing single-tier rule is held (ALERTS) while its long window has none.
+ * Under time slices, bad and freeze (and the freeze part of alert) get a comment saying what
+ * differs: Prometheus sees missing data as no ratio, and these rules raise nothing then.
  * Exactness holds for samples and evaluations aligned to the evaluation interval with
  * Prometheus 2.x range semantics (both ends inclusive), the assumption of the parity tests.
  */
@@ -1146,6 +1151,64 @@ static int needs_tier_label(const slo_spec_t *s, size_t i)
     return 0;
 }
 
+/* on(<group labels>): matches one series per group whatever else the series carry. */
+static void on_groups(sb_t *b, const slo_spec_t *s)
+{
+    sb_printf(b, "on(");
+    for (size_t g = 0; g < s->ngroup_by; g++) {
+        sb_printf(b, "%s", g ? ", " : "");
+        label_name(b, s->group_by[g]);
+    }
+    sb_printf(b, ")");
+}
+
+/* no_data: bad / freeze / alert on occurrence budgeting: the window ratios the rules record
+ * are the engine's for windows without events too (eval.c fill_ratios): 1 (bad), or the
+ * previous evaluation's value (freeze, alert; 0 before the group had one), for every group
+ * the engine knows (slo:nodata_watch_start:time). Time slice budgeting keeps the comment. */
+static int nd_fill(const slo_spec_t *s)
+{
+    return !timeslices(s) && s->nodata != SLO_NODATA_GOOD;
+}
+
+/* Whether a tier's labels are templated (then ALERTS cannot be matched on them). */
+static int labels_templated(const slo_tier_t *t)
+{
+    for (size_t i = 0; i < t->labels.n; i++) {
+        if (strstr(t->labels.vals[i], "{{")) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* no_data: bad / freeze / alert (nd_fill): `expr` with a defined value (0/0 gives NaN, which
+ * `>= -Inf` drops), else, for freeze/alert, the rule's own previous value (name + window:
+ * exactly the series this rule writes), else, for every group the engine knows, 1 (bad) or
+ * 0 (freeze, alert: eval.c's ratio before the instance has a last result). */
+static void nd_ratio(sb_t *b, const slo_spec_t *s, const char *name, const char *window,
+                     const char *expr)
+{
+    sb_t id = {0};
+    ids(&id, s);
+    sb_printf(b, "(\n%s\n) >= -Inf", expr);
+    if (s->nodata != SLO_NODATA_BAD) {
+        sb_printf(b, "\nor ");
+        on_groups(b, s);
+        sb_printf(b, "\n%s", name);
+        id.n -= 1; /* drop "}" */
+        id.p[id.n] = 0;
+        sb_printf(b, "%s, sloth_window=\"%s\"}", sb_str(&id), window);
+        id.n = 0;
+        ids(&id, s);
+    }
+    sb_printf(b, "\nor ");
+    on_groups(b, s);
+    sb_printf(b, "\n(slo:nodata_watch_start:time%s * 0 + %d)", sb_str(&id),
+              s->nodata == SLO_NODATA_BAD ? 1 : 0);
+    sb_free(&id);
+}
+
 static void spec_rules(sb_t *b, const slo_spec_t *s)
 {
     int64_t w[2 * SLO_MAX_TIERS + 2];
@@ -1187,6 +1250,13 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                   s->id);
         break;
     case SLO_NODATA_BAD:
+        if (nd_fill(s)) {
+            sb_printf(b, "# %s: no_data: bad. A window without events has error ratio 1 for "
+                         "every group seen\n# (slo:nodata_watch_start:time), and a tier whose "
+                         "long window has no events fires,\n# as in the engine.\n",
+                      s->id);
+            break;
+        }
         sb_printf(b, "# %s: no_data: bad. NOT EQUIVALENT: the engine gives a window without "
                      "events error\n# ratio 1 (so a short window without events is over any "
                      "threshold) and fires a tier\n# whose long window has no events;%s these "
@@ -1197,6 +1267,16 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         break;
     case SLO_NODATA_FREEZE:
     case SLO_NODATA_ALERT:
+        if (nd_fill(s)) {
+            sb_printf(b, "# %s: no_data: %s. A window without events keeps the previous "
+                         "evaluation's ratio\n# (0 before the group had one), the rule reading "
+                         "its own last value; tiers read only\n# windows with events, and a "
+                         "firing single-tier rule without for/keep_firing_for is\n# held while "
+                         "its long window has no events, as in the engine (a rule that\n# "
+                         "cannot hold where the hold can matter says so below).\n",
+                      s->id, slo_nodata_name(s->nodata));
+            break;
+        }
         sb_printf(b, "# %s: no_data: %s. NOT EQUIVALENT while there are no events: the engine "
                      "keeps the\n# last reported window ratios and holds (does not step) a "
                      "tier whose long window has\n# no events, so a firing alert keeps "
@@ -1205,6 +1285,27 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         break;
     }
     sb_printf(b, "- name: sloth-slo-sli-recordings-%s\n  rules:\n", s->id);
+    if (s->nodata == SLO_NODATA_ALERT || nd_fill(s)) {
+        /* when the engine started watching each group (its no-data grace; with bad/freeze
+         * the groups whose empty windows get a ratio): the first evaluation that saw the
+         * group, kept by reading the rule's own last value; first in the group, so that the
+         * window ratios below see a group at its first evaluation */
+        sb_t e = {0}, i2 = {0};
+        ids(&i2, s);
+        sb_printf(&e, "slo:nodata_watch_start:time%s\nor", sb_str(&i2));
+        if (s->ngroup_by) {
+            sb_printf(&e, " ");
+            on_groups(&e, s);
+            sb_printf(&e, "\n(time() + 0 * ");
+            present_expr(&e, s);
+            sb_printf(&e, ")");
+        } else {
+            sb_printf(&e, " on()\nvector(time())");
+        }
+        record(b, "slo:nodata_watch_start:time", sb_str(&e), &s->labels, NULL);
+        sb_free(&i2);
+        sb_free(&e);
+    }
     /* rolling period under time slices: the period's slice count first, so that the period's
      * ratio divides by it instead of counting the period's slices a second time */
     int early_total = timeslices(s) && s->period_kind == SLO_PERIOD_ROLLING;
@@ -1228,7 +1329,14 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         }
         char name[64];
         snprintf(name, sizeof(name), "slo:sli_error:ratio_rate%s", ws);
-        record(b, name, sb_str(&e), &s->labels, ws);
+        if (nd_fill(s)) {
+            sb_t f = {0};
+            nd_ratio(&f, s, name, ws, sb_str(&e));
+            record(b, name, sb_str(&f), &s->labels, ws);
+            sb_free(&f);
+        } else {
+            record(b, name, sb_str(&e), &s->labels, ws);
+        }
         sb_free(&e);
     }
     /* min_events: event counts (time slices with data, under time slice budgeting) over each
@@ -1274,6 +1382,13 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             sb_printf(&e, "slo:sli_bad:count_period%s\n/\nslo:sli_total:count_period%s",
                       sb_str(&i2), sb_str(&i2));
             sb_free(&i2);
+            if (nd_fill(s)) {
+                sb_t f = {0};
+                nd_ratio(&f, s, "slo:sli_error:ratio_period", pw, sb_str(&e));
+                e.n = 0;
+                sb_printf(&e, "%s", sb_str(&f));
+                sb_free(&f);
+            }
             record(b, "slo:sli_error:ratio_period", sb_str(&e), &s->labels, pw);
         } else if (s->period_kind != SLO_PERIOD_ROLLING) {
             /* time slices: count_period counts the closed slices with events in the period;
@@ -1310,28 +1425,6 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             sb_free(&i2);
             sb_free(&in);
             sb_free(&on);
-        }
-        if (s->nodata == SLO_NODATA_ALERT) {
-            /* when the engine started watching each group (its no-data grace): the first
-             * evaluation that saw the group, kept by reading the rule's own last value */
-            sb_t i2 = {0};
-            ids(&i2, s);
-            e.n = 0;
-            sb_printf(&e, "slo:nodata_watch_start:time%s\nor", sb_str(&i2));
-            if (s->ngroup_by) {
-                sb_printf(&e, " on(");
-                for (size_t g = 0; g < s->ngroup_by; g++) {
-                    sb_printf(&e, "%s", g ? ", " : "");
-                    label_name(&e, s->group_by[g]);
-                }
-                sb_printf(&e, ")\n(time() + 0 * ");
-                present_expr(&e, s);
-                sb_printf(&e, ")");
-            } else {
-                sb_printf(&e, " on()\nvector(time())");
-            }
-            sb_free(&i2);
-            record(b, "slo:nodata_watch_start:time", sb_str(&e), &s->labels, NULL);
         }
         sb_free(&e);
     }
@@ -1415,12 +1508,18 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         }
         any = 1;
         e.n = 0;
-        int nterm = 0;
+        int nterm = 0, holds = 0;
         for (size_t j = i; j < s->ntiers; j++) {
             const slo_tier_t *u = &s->tiers[j];
             if (!u->enabled || !same_rule(u, t)) {
                 continue;
             }
+            /* freeze / alert: the engine's hold (cond -1 while the long window is empty) can
+             * change the alert only if it was firing or pending at the previous evaluation
+             * with an empty long window now: after keep_firing_for kept it, or when the short
+             * window reaches back over the long one's start (short > long - interval; never
+             * with short <= long / 2 and an interval up to long / 2) */
+            holds |= u->keep_firing_for_ms > 0 || u->short_ms * 2 > u->long_ms;
             char sw[32], lw[32], fs[40], bs[40];
             slo_fmt_duration(u->short_ms, sw, sizeof(sw));
             slo_fmt_duration(u->long_ms, lw, sizeof(lw));
@@ -1440,13 +1539,69 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                           "(sloth_window)",
                           lw, sb_str(&id), (unsigned long long)s->min_events);
             }
+            if (nd_fill(s) && s->nodata != SLO_NODATA_BAD) {
+                /* freeze / alert: the recorded ratios keep their last value, but the engine's
+                 * tiers read windows without events as ratio 0 (window_ratio): the short
+                 * window needs events (then so has the long one, which contains it) */
+                sb_printf(&e, "\n    and ");
+                on_groups(&e, s);
+                sb_printf(&e, "\n    (");
+                total_rate(&e, s, sw);
+                sb_printf(&e, " > 0)");
+            }
             /* the engine's data state: insufficient_data (0 < period count <
              * max(min_events, 1/(1-objective))) holds every tier */
             sb_printf(&e,
                       "\n    and\n    max(slo:sli_total:count_period%s >= %llu or "
                       "slo:sli_total:count_period%s == 0) without (sloth_window)\n)",
                       sb_str(&id), (unsigned long long)min_period_events(s), sb_str(&id));
+            if (nd_fill(s) && s->nodata == SLO_NODATA_BAD) {
+                /* bad: a long window without events fires the tier, whatever the data state
+                 * (eval.c slo_eval_run: cond = 1 before the low-traffic checks) */
+                sb_printf(&e, "\nor\n(\n    max(slo:sli_error:ratio_rate%s%s) without "
+                              "(sloth_window)\n    unless ",
+                          lw, sb_str(&id));
+                on_groups(&e, s);
+                sb_printf(&e, "\n    (");
+                total_rate(&e, s, lw);
+                sb_printf(&e, " > 0)\n)");
+            }
             nterm++;
+        }
+        if (nd_fill(s) && s->nodata != SLO_NODATA_BAD) {
+            if (nterm == 1 && t->for_ms == 0 && t->keep_firing_for_ms == 0 &&
+                !labels_templated(t) && !needs_tier_label(s, i)) {
+                /* freeze / alert: a tier whose long window has no events is held (eval.c:
+                 * cond -1); held firing = this rule's alert firing at the previous
+                 * evaluation (ALERTS), without labels the rule sets anew */
+                char lw[32];
+                slo_fmt_duration(t->long_ms, lw, sizeof(lw));
+                sb_printf(&e, "\nor ");
+                on_groups(&e, s);
+                sb_printf(&e, "\n(\n    max without (alertname, alertstate) (ALERTS{alertname=");
+                pq(&e, t->alert_name);
+                sb_printf(&e, ", alertstate=\"firing\", sloth_id=");
+                pq(&e, s->id);
+                for (size_t k = 0; k < t->labels.n; k++) {
+                    sb_printf(&e, ", ");
+                    label_name(&e, t->labels.keys[k]);
+                    sb_printf(&e, "=");
+                    pq(&e, t->labels.vals[k]);
+                }
+                sb_printf(&e, "})\n    unless ");
+                on_groups(&e, s);
+                sb_printf(&e, "\n    (");
+                total_rate(&e, s, lw);
+                sb_printf(&e, " > 0)\n)");
+            } else if (holds) {
+                sb_printf(b, "# NOT EQUIVALENT: %s (%s): the engine holds a tier whose long "
+                             "window has no\n# events (a firing alert keeps firing, a pending "
+                             "one stays pending), which\n# keep_firing_for or a short window "
+                             "over half the long one can reach; this\n# rule (several tiers, "
+                             "for, keep_firing_for or templated labels) cannot\n# hold, so it "
+                             "resolves there.\n",
+                          t->alert_name, t->severity);
+            }
         }
         sb_printf(b, "  - alert: %s\n    expr: |\n", t->alert_name);
         indent_block(b, sb_str(&e), 6);

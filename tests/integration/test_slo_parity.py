@@ -19,6 +19,7 @@ point's timestamp, so its window [T-W, T] holds the increments of the points in 
 the same samples Prometheus 2.x differences over [T-W, T]."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -662,3 +663,151 @@ def test_ratio_timeslices_error_ratios_match_engine():
               ("q_ok_total", {"job": "api"}, ok)]
     _check_slice_ratios(RATIO_SLICES_SPEC, "shop-ratios", "ShopRatiosBurn",
                         ["5m", "1h", "1d"], False, 1, minutes, [(150, 250), (400, 480)], series)
+
+
+# ---- 5. no_data: freeze / bad ----------------------------------------------------------------
+
+NODATA_POLICY_SPEC = """version: meltp/v1
+service: shop
+slos:
+  - name: %(name)s
+    objective: 99
+    period: 30d
+    no_data: %(policy)s
+    group_by: [route]
+    sli:
+      ratio:
+        bad: '%(name)s_errors_total{job="api"}'
+        total: '%(name)s_requests_total{job="api"}'
+    alerting:
+      name: Shop%(cap)sBurn
+      tiers:
+        - {name: page, severity: page, long: 1h, short: 5m, factor: 5}
+        - {name: ticket, severity: ticket, long: 30m, short: 30m, factor: 2}
+"""
+NODATA_WINS = ("5m", "30m", "1h", "30d")
+
+
+def _check_nodata_policy(policy, name):
+    """Route a reports (0.5 % errors, 20 % from 101m), stops after 149m (while both tiers
+    fire), stays silent for 150 minutes (longer than every tier window), then resumes at 300m
+    with its last values and grows healthily; route b reports healthily throughout. At every
+    minute the generated window ratios, current burn rate and budget remaining equal the
+    engine's (also for windows without events) and exactly the engine's alerts fire. Then the
+    rules without the no-data handling (ratios without the fill, tiers without the hold/fire
+    terms) must fail the same test. Returns ({tier: firing minutes of a}, by_min)."""
+    assert shutil.which("promtool"), "promtool is required (Debian package prometheus)"
+    d = tempfile.mkdtemp(prefix="meltp-parity-%s-" % policy)
+    minutes, stop, resume = 380, 150, 300
+    cap = name.capitalize()
+
+    def counter(route, base, step, outage_step):
+        v, x = [], base
+        for m in range(minutes):
+            if route == "a" and stop <= m < resume:
+                v.append(None)
+                continue
+            if m > 0 and not (route == "a" and m == resume):
+                x += outage_step if (route == "a" and 100 < m < stop) else step
+            v.append(x)
+        return v
+    series = []
+    for r in ("a", "b"):
+        series.append(("%s_requests_total" % name, {"job": "api", "route": r},
+                       counter(r, 100000, 1000, 1000)))
+        series.append(("%s_errors_total" % name, {"job": "api", "route": r},
+                       counter(r, 500, 5, 200)))
+    spec_text = NODATA_POLICY_SPEC % {"name": name, "policy": policy, "cap": cap}
+    spec, by_min = _simulate(d, spec_text, series, minutes)
+    sid = "shop-" + name
+    ident = _ident(sid, "shop", name)
+    exprs, alerts, fired = [], [], {}
+    for t in range(0, minutes):
+        for r in ("a", "b"):
+            s = by_min[t].get('%s{route="%s"}' % (sid, r))
+            assert s, (t, r)
+            sel = '{sloth_id="%s",route="%s"}' % (sid, r)
+            for wn in NODATA_WINS:
+                exprs.append(_close("slo:sli_error:ratio_rate%s%s" % (wn, sel),
+                                    s["windows"][wn]["error_ratio"],
+                                    _labels(dict(ident, route=r, sloth_window=wn)), t))
+            exprs.append(_close("slo:current_burn_rate:ratio" + sel,
+                                s["windows"]["5m"]["error_ratio"] / 0.01,
+                                _labels(dict(ident, route=r, sloth_window="5m")), t, 1e-6))
+            exprs.append(_close("slo:period_error_budget_remaining:ratio" + sel,
+                                1 - s["windows"]["30d"]["error_ratio"] / 0.01,
+                                _labels(dict(ident, route=r, sloth_window="30d")), t, 1e-6))
+        exp = []
+        for tier in ("page", "ticket"):
+            for r in ("a", "b"):
+                s = by_min[t]['%s{route="%s"}' % (sid, r)]
+                if s["tiers"][tier]["state"] == "firing":
+                    fired.setdefault((r, tier), []).append(t)
+                    exp.append({"exp_labels": dict(ident, route=r, sloth_severity=tier),
+                                "exp_annotations": {
+                                    "title": "(%s) shop %s SLO error budget burn rate is too "
+                                             "fast." % (tier, name),
+                                    "summary": "shop %s SLO error budget burn rate is over "
+                                               "expected." % name}})
+        alerts.append({"eval_time": "%dm" % t, "alertname": "Shop%sBurn" % cap,
+                       "exp_alerts": exp})
+    rc, out, groups, rules, tfile = _promtool(d, spec, series, exprs, alerts)
+    assert rc == 0, out[-4000:]
+    text = open(rules).read()
+    assert "NOT EQUIVALENT" not in text, text
+    # the old rules: plain ratios (no fill), tiers without the no-data terms
+    for g in groups:
+        for r in g["rules"]:
+            if r.get("record", "").startswith("slo:sli_error:ratio_"):
+                assert r["expr"].startswith("(\n") and "\n) >= -Inf" in r["expr"]
+                r["expr"] = r["expr"].split("\n) >= -Inf")[0][2:]
+            if "alert" in r:
+                r["expr"] = r["expr"].split("\nor on(route)\n(\n    max without")[0]
+                r["expr"] = "\nor\n".join(x for x in r["expr"].split("\nor\n")
+                                          if "unless on(route)" not in x)
+                r["expr"] = re.sub(r"\n    and on\(route\)\n    \(sum by \(route\) "
+                                   r"\(rate\([^\n]*\) > 0\)", "", r["expr"])
+    with open(rules, "w") as f:
+        yaml.safe_dump({"groups": groups}, f, sort_keys=False)
+    with open(tfile) as f:
+        test = yaml.safe_load(f)
+    # each half on its own: the old ratios fail the ratio checks, the old alerts the alerts
+    for what, keep in (("ratios", "promql_expr_test"), ("alerts", "alert_rule_test")):
+        t = json.loads(json.dumps(test))
+        for k in ("promql_expr_test", "alert_rule_test"):
+            if k != keep:
+                t["tests"][0][k] = []
+        with open(tfile, "w") as f:
+            yaml.safe_dump(t, f, sort_keys=False)
+        rc, out = run("promtool", "test", "rules", tfile)[:2]
+        assert rc != 0, "no_data: %s %s parity passed with the old rules" % (policy, what)
+    return fired, by_min
+
+
+def test_nodata_freeze_keeps_ratios_and_holds_alerts_like_the_engine():
+    """no_data: freeze: while route a is silent its window ratios keep their last values
+    (budget and burn rate too); the page (5m/1h) resolves once its short window is empty, as in
+    the engine; the 30m/30m ticket, firing when its window empties, is held until a reports
+    again."""
+    fired, by_min = _check_nodata_policy("freeze", "cart")
+    assert fired[("a", "page")][-1] < 160, fired
+    tk = fired[("a", "ticket")]
+    assert tk[0] < 150 and 299 <= tk[-1] < 310 and len(tk) == tk[-1] - tk[0] + 1, tk
+    assert ("b", "page") not in fired and ("b", "ticket") not in fired, fired
+    s = by_min[250]['shop-cart{route="a"}']["windows"]
+    assert s["1h"]["total"] == 0 and s["1h"]["error_ratio"] > 0.1, s
+
+
+def test_nodata_bad_counts_empty_windows_as_errors_like_the_engine():
+    """no_data: bad: while route a is silent its empty windows have error ratio 1 and both
+    tiers fire (the long window without events fires the tier) until a reports again and the
+    short windows see healthy data. At 0m (the baseline samples: no events yet) both tiers of
+    both routes fire for one evaluation, in the engine and in the rules."""
+    fired, by_min = _check_nodata_policy("bad", "pay")
+    for tier in ("page", "ticket"):
+        f = fired[("a", tier)]
+        assert f[0] == 0 and 100 < f[1] < 150 and 299 <= f[-1] < 350, (tier, f)
+        assert all(x in f for x in range(150, 300)), (tier, f)
+        assert fired[("b", tier)] == [0], fired
+    s = by_min[250]['shop-pay{route="a"}']["windows"]
+    assert s["1h"]["total"] == 0 and s["1h"]["error_ratio"] == 1, s

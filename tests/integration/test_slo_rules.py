@@ -210,8 +210,14 @@ def test_calendar_and_no_data_comments():
     lat = out.split("- name: sloth-slo-sli-recordings-patient-api-latency")[1].split("- name:")[0]
     assert "record: slo:sli_error:ratio_period\n" in lat and "sloth_window: 'month'" in lat
     assert "ratio_rate30d" not in lat
-    assert "# patient-api-availability: no_data: freeze. NOT EQUIVALENT while there are no " \
-        "events" in out
+    # no_data: freeze on occurrences: ratios keep their last value; its tiers (1m for, no
+    # keep_firing_for, short = long / 12) cannot be changed by the engine's hold
+    assert "# patient-api-availability: no_data: freeze. A window without events keeps the " \
+        "previous evaluation's ratio" in out
+    assert "NOT EQUIVALENT" not in out
+    assert ') >= -Inf\n      or on()\n      slo:sli_error:ratio_rate5m{sloth_id="patient-api-' \
+        'availability", sloth_service="patient-api", sloth_slo="availability", ' \
+        'sloth_window="5m"}\n' in out
     # New York weeks: a Monday before the March or November change takes the month-end offset
     assert "# scheduling-search-latency: calendar week in America/New_York." in out
     assert "# NOT EXACT: scheduling-search-latency: America/New_York has DST" in out
