@@ -24,7 +24,12 @@
  *    before one), for every group seen (slo:nodata_watch_start:time); bad fires a tier whose
  *    long window has no events; freeze/alert tiers read only windows with events and a
  *    firing single-tier rule is held (ALERTS) while its long window has none.
- * Under time slices, bad and freeze (and the freeze part of alert) get a comment saying what
+ *    Under time slices with a rolling period, freeze/alert do the same with closed slices
+ *    with events in place of events (window_events).
+ *  - the engine's `invalid` data state (occurrence budgeting): slo:sli_invalid:flag per group
+ *    while some window's error ratio is outside [0, 1]; every alert is gated on it and a
+ *    firing one is held (ALERTS), as the engine holds every tier.
+ * Under time slices, bad (and freeze / alert with a calendar period) get a comment saying what
  * differs: Prometheus sees missing data as no ratio, and these rules raise nothing then.
  * Exactness holds for samples and evaluations aligned to the evaluation interval with
  * Prometheus 2.x range semantics (both ends inclusive), the assumption of the parity tests.
@@ -843,27 +848,34 @@ static void slice_over(sb_t *b, const slo_spec_t *s, const char *inner, const ch
         sb_printf(b, "(%s((\n  %s\n)[1ms:%s]) and on() (vector(1) < 0))", fn, inner, sw);
         return;
     }
-    sb_t zero = {0};
-    sb_printf(&zero, "0 * ");
-    count_expr(&zero, s, 0, sw, w);
+    /* pieces: each tagged with its own slo_piece label, then summed per group, so that the
+     * sum has a value whenever any piece has one (a group silent now still has its older
+     * slices; a `+` of the pieces would need a zero that exists then) */
     int many = span >= (int64_t)SLICE_PIECE * w;
     int n = 0;
+    if (many) {
+        sb_printf(b, "sum");
+        by_clause(b, s);
+        sb_printf(b, " (\n");
+    }
     for (int64_t off = 0; off <= span; n++) {
         int64_t len = span - off < (SLICE_PIECE - 1) * w ? span - off : (SLICE_PIECE - 1) * w;
         /* a zero range would not parse: 1ms holds the same single step on aligned times */
         ms_dur(len > 0 ? len : 1, rg, sizeof(rg));
-        sb_printf(b, "%s%s%s(", n ? "\n+\n" : "", many ? "(" : "", fn);
+        sb_printf(b, "%s%s%s(", n ? "\nor\n" : "", many ? "label_replace(" : "", fn);
         sb_printf(b, "(\n  %s\n)[%s:%s]", inner, rg, sw);
         if (off) {
             sb_printf(b, " offset %s", ms_dur(off, of, sizeof(of)));
         }
         sb_printf(b, ")");
         if (many) {
-            sb_printf(b, " or %s)", sb_str(&zero));
+            sb_printf(b, ", \"slo_piece\", \"%d\", \"\", \"\")", n);
         }
         off += len + w;
     }
-    sb_free(&zero);
+    if (many) {
+        sb_printf(b, "\n)");
+    }
 }
 
 /* Time slices with events in the last w_ms, as the engine counts them for min_events and the
@@ -1165,10 +1177,24 @@ static void on_groups(sb_t *b, const slo_spec_t *s)
 /* no_data: bad / freeze / alert on occurrence budgeting: the window ratios the rules record
  * are the engine's for windows without events too (eval.c fill_ratios): 1 (bad), or the
  * previous evaluation's value (freeze, alert; 0 before the group had one), for every group
- * the engine knows (slo:nodata_watch_start:time). Time slice budgeting keeps the comment. */
+ * the engine knows (slo:nodata_watch_start:time). Time slice budgeting: freeze / alert on
+ * rolling periods only; bad and calendar periods keep the comment. */
 static int nd_fill(const slo_spec_t *s)
 {
-    return !timeslices(s) && s->nodata != SLO_NODATA_GOOD;
+    return s->nodata != SLO_NODATA_GOOD &&
+           (!timeslices(s) ||
+            (s->nodata != SLO_NODATA_BAD && s->period_kind == SLO_PERIOD_ROLLING));
+}
+
+/* What "the window has events" means to the engine's tiers (window total > 0): events in
+ * the window, or, under time slice budgeting, closed slices with events in it. */
+static void window_events(sb_t *b, const slo_spec_t *s, const char *w, int64_t w_ms)
+{
+    if (timeslices(s)) {
+        slice_count(b, s, w_ms);
+    } else {
+        total_rate(b, s, w);
+    }
 }
 
 /* Whether a tier's labels are templated (then ALERTS cannot be matched on them). */
@@ -1207,6 +1233,32 @@ static void nd_ratio(sb_t *b, const slo_spec_t *s, const char *name, const char 
     sb_printf(b, "\n(slo:nodata_watch_start:time%s * 0 + %d)", sb_str(&id),
               s->nodata == SLO_NODATA_BAD ? 1 : 0);
     sb_free(&id);
+}
+
+/* The engine's `invalid` data state (eval.c slo_eval_compute): some window (5m, 30m, 1h, 2h,
+ * 6h, 1d, 3d or the period) holds more good (or bad) events than events in total. Modelled
+ * for occurrence budgeting and the SLIs that can be inconsistent (a total counter beside a
+ * good or bad one, a histogram, Sloth queries); the engine's counter-reset storm (more than
+ * 10 resets in the current and previous clock hour) is not. */
+static int invalid_flag(const slo_spec_t *s)
+{
+    const slo_sli_t *q = &s->sli;
+    if (timeslices(s)) {
+        return 0;
+    }
+    if (s->format == SLO_FMT_SLOTH && q->error_query && q->total_query) {
+        return 1;
+    }
+    return (q->kind == SLO_SLI_RATIO && q->has_total) || q->kind == SLO_SLI_LATENCY;
+}
+
+/* An error ratio over w outside [0, 1], computed once: |ratio - 0.5| > 0.5 (x/0 with x != 0
+ * is +-Inf: outside; 0/0 is NaN: not). */
+static void invalid_term(sb_t *b, const slo_spec_t *s, const char *w)
+{
+    sb_printf(b, "  abs((\n");
+    error_ratio(b, s, w);
+    sb_printf(b, "\n  ) - 0.5) > 0.5");
 }
 
 static void spec_rules(sb_t *b, const slo_spec_t *s)
@@ -1409,6 +1461,13 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                 e.n = 0;
                 sb_printf(&e, "slo:sli_bad:count_period%s\n/\nslo:sli_total:count_period%s",
                           sb_str(&i2), sb_str(&i2));
+                if (nd_fill(s)) { /* freeze / alert: a period without slices keeps its ratio */
+                    sb_t f = {0};
+                    nd_ratio(&f, s, "slo:sli_error:ratio_period", pw, sb_str(&e));
+                    e.n = 0;
+                    sb_printf(&e, "%s", sb_str(&f));
+                    sb_free(&f);
+                }
                 record(b, "slo:sli_error:ratio_period", sb_str(&e), &s->labels, pw);
             } else {
                 /* RatioTimeslices: sum of the slice ratios in millionths over slices x 1e6
@@ -1416,6 +1475,13 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                  * (the sum of the slice error ratios) follows from it */
                 sb_printf(&e, "\n/ %s\n(slo:sli_total:count_period%s * %llu)", sb_str(&on),
                           sb_str(&i2), (unsigned long long)SLO_SLICE_SCALE);
+                if (nd_fill(s)) { /* freeze / alert: a period without slices keeps its ratio */
+                    sb_t f = {0};
+                    nd_ratio(&f, s, "slo:sli_error:ratio_period", pw, sb_str(&e));
+                    e.n = 0;
+                    sb_printf(&e, "%s", sb_str(&f));
+                    sb_free(&f);
+                }
                 record(b, "slo:sli_error:ratio_period", sb_str(&e), &s->labels, pw);
                 e.n = 0;
                 sb_printf(&e, "slo:sli_error:ratio_period%s\n*\nslo:sli_total:count_period%s",
@@ -1463,6 +1529,28 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
     e.n = 0;
     sb_printf(&e, "1 - slo:period_burn_rate:ratio%s", sb_str(&id));
     record(b, "slo:period_error_budget_remaining:ratio", sb_str(&e), &s->labels, NULL);
+    if (invalid_flag(s)) {
+        /* 1 per group whose data the engine calls invalid: it holds every tier then */
+        e.n = 0;
+        sb_printf(&e, "max");
+        by_clause(&e, s);
+        sb_printf(&e, " (\n");
+        static const char *const iw[] = {"5m", "30m", "1h", "2h", "6h", "1d", "3d"};
+        for (size_t k = 0; k < MT_ARRAY_LEN(iw); k++) {
+            invalid_term(&e, s, iw[k]);
+            sb_printf(&e, "\n  or\n");
+        }
+        if (s->period_kind == SLO_PERIOD_ROLLING) {
+            invalid_term(&e, s, ps);
+        } else {
+            sb_printf(&e, "  max without (sloth_window) (\n    slo:sli_bad:count_period%s > "
+                          "slo:sli_total:count_period%s\n    or\n    "
+                          "slo:sli_bad:count_period%s < 0\n  )",
+                      sb_str(&id), sb_str(&id), sb_str(&id));
+        }
+        sb_printf(&e, "\n) * 0 + 1");
+        record(b, "slo:sli_invalid:flag", sb_str(&e), &s->labels, NULL);
+    }
     {
         slo_kv_t info = {0};
         /* sloth_slo_info carries the identity plus mode/spec/objective, as Sloth writes it */
@@ -1546,7 +1634,7 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                 sb_printf(&e, "\n    and ");
                 on_groups(&e, s);
                 sb_printf(&e, "\n    (");
-                total_rate(&e, s, sw);
+                window_events(&e, s, sw, u->short_ms);
                 sb_printf(&e, " > 0)");
             }
             /* the engine's data state: insufficient_data (0 < period count <
@@ -1563,7 +1651,7 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                           lw, sb_str(&id));
                 on_groups(&e, s);
                 sb_printf(&e, "\n    (");
-                total_rate(&e, s, lw);
+                window_events(&e, s, lw, u->long_ms);
                 sb_printf(&e, " > 0)\n)");
             }
             nterm++;
@@ -1591,7 +1679,7 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                 sb_printf(&e, "})\n    unless ");
                 on_groups(&e, s);
                 sb_printf(&e, "\n    (");
-                total_rate(&e, s, lw);
+                window_events(&e, s, lw, t->long_ms);
                 sb_printf(&e, " > 0)\n)");
             } else if (holds) {
                 sb_printf(b, "# NOT EQUIVALENT: %s (%s): the engine holds a tier whose long "
@@ -1602,6 +1690,49 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                              "resolves there.\n",
                           t->alert_name, t->severity);
             }
+        }
+        if (invalid_flag(s)) {
+            /* the engine's invalid state holds every tier (eval.c: cond -1): no new alert,
+             * and a firing one keeps firing (ALERTS of the previous evaluation); a pending
+             * one, or keep_firing_for's clock, cannot be held by a rule */
+            int hold = !labels_templated(t) && !needs_tier_label(s, i);
+            for (size_t j = i; j < s->ntiers; j++) {
+                const slo_tier_t *u = &s->tiers[j];
+                if (u->enabled && same_rule(u, t) && (u->for_ms > 0 || u->keep_firing_for_ms > 0)) {
+                    hold = 0;
+                }
+            }
+            sb_t f = {0};
+            sb_printf(&f, "(\n%s\n)\nunless ", sb_str(&e));
+            on_groups(&f, s);
+            sb_printf(&f, "\nslo:sli_invalid:flag%s", sb_str(&id));
+            if (hold) {
+                sb_printf(&f, "\nor ");
+                on_groups(&f, s);
+                sb_printf(&f, "\n(\n    max without (alertname, alertstate) (ALERTS{alertname=");
+                pq(&f, t->alert_name);
+                sb_printf(&f, ", alertstate=\"firing\", sloth_id=");
+                pq(&f, s->id);
+                for (size_t k = 0; k < t->labels.n; k++) {
+                    sb_printf(&f, ", ");
+                    label_name(&f, t->labels.keys[k]);
+                    sb_printf(&f, "=");
+                    pq(&f, t->labels.vals[k]);
+                }
+                sb_printf(&f, "})\n    and ");
+                on_groups(&f, s);
+                sb_printf(&f, "\n    slo:sli_invalid:flag%s\n)", sb_str(&id));
+            } else {
+                sb_printf(b, "# NOT EQUIVALENT: %s (%s) while the data is invalid: the engine "
+                             "holds every tier\n# (a firing alert keeps firing, a pending one "
+                             "stays pending); this rule (for,\n# keep_firing_for, templated or "
+                             "tier labels) only stops new alerts, so it\n# resolves or drops "
+                             "them there.\n",
+                          t->alert_name, t->severity);
+            }
+            e.n = 0;
+            sb_printf(&e, "%s", sb_str(&f));
+            sb_free(&f);
         }
         sb_printf(b, "  - alert: %s\n    expr: |\n", t->alert_name);
         indent_block(b, sb_str(&e), 6);

@@ -672,8 +672,8 @@ service: shop
 slos:
   - name: %(name)s
     objective: 99
-    period: 30d
-    no_data: %(policy)s
+    period: %(period)s
+%(budgeting)s    no_data: %(policy)s
     group_by: [route]
     sli:
       ratio:
@@ -688,14 +688,16 @@ slos:
 NODATA_WINS = ("5m", "30m", "1h", "30d")
 
 
-def _check_nodata_policy(policy, name):
+def _check_nodata_policy(policy, name, slices=False):
     """Route a reports (0.5 % errors, 20 % from 101m), stops after 149m (while both tiers
     fire), stays silent for 150 minutes (longer than every tier window), then resumes at 300m
     with its last values and grows healthily; route b reports healthily throughout. At every
     minute the generated window ratios, current burn rate and budget remaining equal the
     engine's (also for windows without events) and exactly the engine's alerts fire. Then the
     rules without the no-data handling (ratios without the fill, tiers without the hold/fire
-    terms) must fail the same test. Returns ({tier: firing minutes of a}, by_min)."""
+    terms) must fail the same test. With `slices`, the same under time slice budgeting (1m
+    slices, a 1d period: "events" are closed slices with events). Returns
+    ({tier: firing minutes of a}, by_min)."""
     assert shutil.which("promtool"), "promtool is required (Debian package prometheus)"
     d = tempfile.mkdtemp(prefix="meltp-parity-%s-" % policy)
     minutes, stop, resume = 380, 150, 300
@@ -717,7 +719,11 @@ def _check_nodata_policy(policy, name):
                        counter(r, 100000, 1000, 1000)))
         series.append(("%s_errors_total" % name, {"job": "api", "route": r},
                        counter(r, 500, 5, 200)))
-    spec_text = NODATA_POLICY_SPEC % {"name": name, "policy": policy, "cap": cap}
+    pw = "1d" if slices else "30d"
+    wins = NODATA_WINS[:-1] + (pw,)
+    spec_text = NODATA_POLICY_SPEC % {
+        "name": name, "policy": policy, "cap": cap, "period": pw,
+        "budgeting": "    budgeting: timeslices\n    timeslice: {window: 1m}\n" if slices else ""}
     spec, by_min = _simulate(d, spec_text, series, minutes)
     sid = "shop-" + name
     ident = _ident(sid, "shop", name)
@@ -727,7 +733,7 @@ def _check_nodata_policy(policy, name):
             s = by_min[t].get('%s{route="%s"}' % (sid, r))
             assert s, (t, r)
             sel = '{sloth_id="%s",route="%s"}' % (sid, r)
-            for wn in NODATA_WINS:
+            for wn in wins:
                 exprs.append(_close("slo:sli_error:ratio_rate%s%s" % (wn, sel),
                                     s["windows"][wn]["error_ratio"],
                                     _labels(dict(ident, route=r, sloth_window=wn)), t))
@@ -735,8 +741,8 @@ def _check_nodata_policy(policy, name):
                                 s["windows"]["5m"]["error_ratio"] / 0.01,
                                 _labels(dict(ident, route=r, sloth_window="5m")), t, 1e-6))
             exprs.append(_close("slo:period_error_budget_remaining:ratio" + sel,
-                                1 - s["windows"]["30d"]["error_ratio"] / 0.01,
-                                _labels(dict(ident, route=r, sloth_window="30d")), t, 1e-6))
+                                1 - s["windows"][pw]["error_ratio"] / 0.01,
+                                _labels(dict(ident, route=r, sloth_window=pw)), t, 1e-6))
         exp = []
         for tier in ("page", "ticket"):
             for r in ("a", "b"):
@@ -762,11 +768,17 @@ def _check_nodata_policy(policy, name):
                 assert r["expr"].startswith("(\n") and "\n) >= -Inf" in r["expr"]
                 r["expr"] = r["expr"].split("\n) >= -Inf")[0][2:]
             if "alert" in r:
+                i = r["expr"].find("\n)\nunless on(route)\nslo:sli_invalid:flag")
+                if i >= 0:  # the invalid-data gate (its own test), around the tier terms
+                    r["expr"] = r["expr"][2:i]
                 r["expr"] = r["expr"].split("\nor on(route)\n(\n    max without")[0]
                 r["expr"] = "\nor\n".join(x for x in r["expr"].split("\nor\n")
                                           if "unless on(route)" not in x)
                 r["expr"] = re.sub(r"\n    and on\(route\)\n    \(sum by \(route\) "
                                    r"\(rate\([^\n]*\) > 0\)", "", r["expr"])
+                r["expr"] = re.sub(r"\n    and on\(route\)\n    \(\(count_over_time\(.*?"
+                                   r"\)\[[0-9a-z]+:[0-9a-z]+\]\)\) > 0\)", "", r["expr"],
+                                   flags=re.S)
     with open(rules, "w") as f:
         yaml.safe_dump({"groups": groups}, f, sort_keys=False)
     with open(tfile) as f:
@@ -811,3 +823,120 @@ def test_nodata_bad_counts_empty_windows_as_errors_like_the_engine():
         assert fired[("b", tier)] == [0], fired
     s = by_min[250]['shop-pay{route="a"}']["windows"]
     assert s["1h"]["total"] == 0 and s["1h"]["error_ratio"] == 1, s
+
+
+# ---- invalid data: good events overtaking the total ------------------------------------------
+
+INVALID_SPEC = """version: meltp/v1
+service: shop
+slos:
+  - name: inv
+    objective: 99
+    period: 30d
+    group_by: [route]
+    sli:
+      ratio:
+        good: 'inv_ok_total{job="api"}'
+        total: 'inv_requests_total{job="api"}'
+    alerting:
+      name: ShopInvBurn
+      tiers:
+        - {name: page, severity: page, long: 1h, short: 5m, factor: 5}
+        - {name: ticket, severity: ticket, long: 30m, short: 30m, factor: 2}
+"""
+
+
+def test_invalid_data_holds_alerts_like_the_engine():
+    """The engine calls an instance's data invalid while any window (5m ... 3d, the period)
+    holds more good events than events in total, and then holds every tier. Route a: 0.5 %
+    errors, 20 % from 101m to 180m (both tiers fire), and from 131m to 140m the good counter
+    grows faster than the total (the 5m window turns invalid): the engine keeps the page
+    firing where its short window's ratio is negative. Route b: the good counter overtakes the
+    total by 20,000 from 100m to 104m, then 20 % errors from 110m: every window over the
+    overtaking (3d too) stays invalid until the errors outweigh it, and the engine fires
+    nothing until then although the 30m and 1h windows alone burn. At every minute the rules'
+    slo:sli_invalid:flag is set exactly when the engine's state is invalid, and exactly the
+    engine's alerts fire; the rules without the invalid gate fail the alert comparison."""
+    assert shutil.which("promtool"), "promtool is required (Debian package prometheus)"
+    d = tempfile.mkdtemp(prefix="meltp-parity-invalid-")
+    minutes = 260
+
+    def route(r):
+        tot, ok = [100000], [99000]
+        for m in range(1, minutes):
+            tot.append(tot[-1] + 1000)
+            if r == "a":
+                g = 2000 if 131 <= m <= 140 else 800 if 101 <= m <= 180 else 995
+            else:
+                g = 5000 if 100 <= m <= 104 else 800 if m >= 110 else 995
+            ok.append(ok[-1] + g)
+        return tot, ok
+    series = []
+    for r in ("a", "b"):
+        tot, ok = route(r)
+        series.append(("inv_requests_total", {"job": "api", "route": r}, tot))
+        series.append(("inv_ok_total", {"job": "api", "route": r}, ok))
+    spec, by_min = _simulate(d, INVALID_SPEC, series, minutes)
+    sid = "shop-inv"
+    ident = _ident(sid, "shop", "inv")
+    exprs, alerts, fired, invalid = [], [], {}, {}
+    for t in range(minutes):
+        exp = []
+        for r in ("a", "b"):
+            s = by_min[t]['%s{route="%s"}' % (sid, r)]
+            bad = s["state"] == "invalid"
+            if bad:
+                invalid.setdefault(r, []).append(t)
+            exprs.append({"expr": 'slo:sli_invalid:flag{sloth_id="%s",route="%s"}' % (sid, r),
+                          "eval_time": "%dm" % t,
+                          "exp_samples": [{"labels": "slo:sli_invalid:flag" +
+                                           _labels(dict(ident, route=r)), "value": 1}]
+                          if bad else []})
+            for tier in ("page", "ticket"):
+                if s["tiers"][tier]["state"] == "firing":
+                    fired.setdefault((r, tier), []).append(t)
+                    exp.append({"exp_labels": dict(ident, route=r, sloth_severity=tier),
+                                "exp_annotations": {
+                                    "title": "(%s) shop inv SLO error budget burn rate is too "
+                                             "fast." % tier,
+                                    "summary": "shop inv SLO error budget burn rate is over "
+                                               "expected."}})
+        alerts.append({"eval_time": "%dm" % t, "alertname": "ShopInvBurn", "exp_alerts": exp})
+    # the scenario does what it says in the engine
+    assert invalid["a"][0] == 131 and 140 in invalid["a"], invalid
+    assert invalid["b"][0] == 100 and invalid["b"][-1] > 150, invalid
+    pa = fired[("a", "page")]
+    assert all(x in pa for x in range(131, 165)) and all(x in invalid["a"] for x in range(131, 165)), pa
+    assert all(x > invalid["b"][-1] for k, v in fired.items() if k[0] == "b" for x in v), fired
+    assert fired.get(("b", "ticket")), fired
+    rc, out, groups, rules, tfile = _promtool(d, spec, series, exprs, alerts)
+    assert rc == 0, out[-4000:]
+    assert "NOT EQUIVALENT" not in open(rules).read()
+    # the old rules: alerts without the invalid gate
+    for g in groups:
+        for r in g["rules"]:
+            if "alert" in r:
+                i = r["expr"].index("\n)\nunless on(route)\nslo:sli_invalid:flag")
+                r["expr"] = r["expr"][2:i]
+    with open(rules, "w") as f:
+        yaml.safe_dump({"groups": groups}, f, sort_keys=False)
+    with open(tfile) as f:
+        test = yaml.safe_load(f)
+    test["tests"][0]["promql_expr_test"] = []
+    with open(tfile, "w") as f:
+        yaml.safe_dump(test, f, sort_keys=False)
+    rc, out = run("promtool", "test", "rules", tfile)[:2]
+    assert rc != 0, "invalid-data parity passed with the old rules"
+
+
+def test_nodata_freeze_under_time_slices_keeps_ratios_and_holds_alerts_like_the_engine():
+    """no_data: freeze under time slice budgeting (1m slices): while route a is silent its
+    window ratios (bad slices over slices with events) keep their last values, tiers whose
+    short window has no slice with events resolve, and the 30m/30m ticket, firing when its
+    window runs out of slices, is held until a reports again, as in the engine."""
+    fired, by_min = _check_nodata_policy("freeze", "slc", slices=True)
+    tk = fired[("a", "ticket")]
+    assert tk[0] < 150 and tk[-1] >= 299 and len(tk) == tk[-1] - tk[0] + 1, tk
+    assert ("b", "page") not in fired and ("b", "ticket") not in fired, fired
+    s = by_min[250]['shop-slc{route="a"}']["windows"]
+    assert s["1h"]["total"] == 0 and s["1h"]["error_ratio"] > 0.1, s
