@@ -610,7 +610,7 @@ static uint64_t to_count(double v)
 
 /* Deltas of up to two cumulative values (or the values themselves for delta temporality). */
 static int deltas(slo_engine_t *e, inst_rec_t *r, uint64_t key, int cumulative, uint64_t start_ns,
-                  const double *v, int nv, double *d, int64_t now)
+                  const double *v, int nv, double *d, int64_t now, int64_t t)
 {
     if (!cumulative) {
         for (int i = 0; i < nv; i++) {
@@ -624,7 +624,7 @@ static int deltas(slo_engine_t *e, inst_rec_t *r, uint64_t key, int cumulative, 
         return 0;
     }
     if (rc == SLO_CTR_RESET) {
-        slo_inst_note_reset(&r->in, now);
+        slo_inst_note_reset(&r->in, t); /* at the sample's time, like its counts */
     }
     return 1;
 }
@@ -664,14 +664,14 @@ static void observe_ratio(slo_engine_t *e, size_t di, const metric_t *m, const r
                            ? (double)p->as_int
                            : p->as_double, dv;
             uint64_t key = series_key(di, role, m, res, p->attributes, p->n_attributes);
-            if (!deltas(e, r, key, cumulative, p->start_time_unix_nano, &v, 1, &dv, now)) {
+            int64_t t = point_ms(p->time_unix_nano, now);
+            if (!deltas(e, r, key, cumulative, p->start_time_unix_nano, &v, 1, &dv, now, t)) {
                 continue;
             }
             uint64_t c = to_count(dv);
             if (!c) {
                 continue;
             }
-            int64_t t = point_ms(p->time_unix_nano, now);
             /* a = bad when a bad counter is given, else good; total from the total counter,
              * or good + bad when there is none */
             if (role == 2) {
@@ -768,7 +768,7 @@ static void observe_latency(slo_engine_t *e, size_t di, const metric_t *m, const
         }
         double dv[2];
         uint64_t key = series_key(di, 3, m, res, kvs, nkv);
-        if (!deltas(e, r, key, cumulative, start, v, 2, dv, now)) {
+        if (!deltas(e, r, key, cumulative, start, v, 2, dv, now, point_ms(tns, now))) {
             continue;
         }
         uint64_t total = to_count(dv[1]), good = to_count(dv[0]);

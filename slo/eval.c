@@ -536,8 +536,7 @@ void slo_eval_compute(const slo_inst_t *in, const slo_ev_params_t *p, int64_t no
         r->tte_s = r->budget_remaining * ((double)plen / 1000.0) / br;
     }
     double b = budget_fraction(p);
-    uint32_t resets = in->resets + in->resets_prev;
-    if (inconsistent || resets > SLO_RESET_STORM) {
+    if (inconsistent || slo_inst_resets(in, now_ms) > SLO_RESET_STORM) {
         r->state = SLO_ST_INVALID;
     } else if (pw->total == 0) {
         r->state = SLO_ST_NO_DATA;
@@ -554,10 +553,14 @@ int slo_alert_step(slo_alert_t *a, const slo_ev_tier_t *t, int cond, int64_t now
                    double budget_remaining)
 {
     if (cond < 0) {
-        return SLO_EVT_NONE;
+        /* held: an active alert stays active (a pending one still fires once `for` has
+         * passed, a firing one's keep_firing_for restarts), an inactive one stays inactive:
+         * what a Prometheus rule does whose expression returns its own ALERTS series while
+         * the hold lasts, so generated rules can do the same (rules_gen.c own_alerts) */
+        cond = a->state != SLO_AL_INACTIVE;
     }
     if (cond) {
-        a->last_true_ms = now_ms;
+        a->keep_since_ms = 0;
         if (a->state == SLO_AL_INACTIVE) {
             a->pending_since_ms = now_ms;
             a->state = SLO_AL_PENDING;
@@ -573,9 +576,17 @@ int slo_alert_step(slo_alert_t *a, const slo_ev_tier_t *t, int cond, int64_t now
     if (a->state == SLO_AL_PENDING) {
         a->state = SLO_AL_INACTIVE;
     } else if (a->state == SLO_AL_FIRING) {
-        if (t->keep_firing_for_ms > 0 && now_ms - a->last_true_ms < t->keep_firing_for_ms) {
-            return SLO_EVT_NONE;
+        /* keep_firing_for runs from the first evaluation that found the condition false,
+         * as Prometheus counts it (rules/alerting.go KeepFiringSince) */
+        if (t->keep_firing_for_ms > 0) {
+            if (!a->keep_since_ms) {
+                a->keep_since_ms = now_ms;
+            }
+            if (now_ms - a->keep_since_ms < t->keep_firing_for_ms) {
+                return SLO_EVT_NONE;
+            }
         }
+        a->keep_since_ms = 0;
         a->state = SLO_AL_INACTIVE;
         a->resolved_at_ms = now_ms;
         return SLO_EVT_RESOLVED;
@@ -861,15 +872,52 @@ int slo_inst_add(slo_inst_t *in, const slo_ev_params_t *p, int64_t t_ms, uint64_
     return rc;
 }
 
-void slo_inst_note_reset(slo_inst_t *in, int64_t now_ms)
+/* The minute m whose interval (m - 1, m] min holds t: a sample's counts end at its time. */
+static int64_t reset_minute(int64_t t_ms)
 {
-    int64_t h = floor_div(now_ms, 3600000LL);
-    if (h != in->reset_hour) {
-        in->resets_prev = h == in->reset_hour + 1 ? in->resets : 0;
-        in->resets = 0;
-        in->reset_hour = h;
+    return -floor_div(-t_ms, 60000);
+}
+
+static size_t reset_slot(int64_t m)
+{
+    return (size_t)(m - floor_div(m, SLO_RESET_SLOTS) * SLO_RESET_SLOTS);
+}
+
+/* A rolling hour, not clock hours: Prometheus' resets(counter[1h]) counts the same resets
+ * (rules_gen.c reset_count), so the generated rules see the same storms. */
+void slo_inst_note_reset(slo_inst_t *in, int64_t t_ms)
+{
+    int64_t m = reset_minute(t_ms);
+    if (m > in->reset_min) {
+        int64_t k = in->reset_min + 1 > m - SLO_RESET_SLOTS + 1 ? in->reset_min + 1
+                                                               : m - SLO_RESET_SLOTS + 1;
+        for (; k <= m; k++) {
+            in->reset_ring[reset_slot(k)] = 0;
+        }
+        in->reset_min = m;
+    } else if (m <= in->reset_min - SLO_RESET_SLOTS) {
+        return; /* older than the ring: outside every hour still evaluated */
     }
-    in->resets++;
+    uint16_t *c = &in->reset_ring[reset_slot(m)];
+    if (*c < UINT16_MAX) {
+        (*c)++;
+    }
+}
+
+uint32_t slo_inst_resets(const slo_inst_t *in, int64_t now_ms)
+{
+    int64_t hi = reset_minute(now_ms), lo = reset_minute(now_ms - 3600000LL) + 1;
+    if (hi > in->reset_min) {
+        hi = in->reset_min;
+    }
+    if (lo < in->reset_min - SLO_RESET_SLOTS + 1) {
+        lo = in->reset_min - SLO_RESET_SLOTS + 1;
+    }
+    uint32_t n = 0;
+    for (int64_t k = lo; k <= hi; k++) {
+        n += in->reset_ring[reset_slot(k)];
+    }
+    return n;
 }
 
 /* ---- counter tracking ------------------------------------------------------------------- */

@@ -64,7 +64,8 @@ void slo_store_sum(const slo_store_t *s, int64_t from_ms, int64_t to_ms, uint64_
 
 /* ---- evaluation parameters (filled from the model's slo_spec_t by the engine) ----------- */
 #define SLO_EV_MAX_TIERS 16
-#define SLO_RESET_STORM 10 /* more counter resets than this within an hour -> invalid */
+#define SLO_RESET_STORM 10 /* more counter resets than this in the last hour -> invalid */
+#define SLO_RESET_SLOTS 60 /* one per minute of that hour */
 
 enum { SLO_PK_ROLLING = 0, SLO_PK_MONTH, SLO_PK_WEEK };
 enum { SLO_ND_GOOD = 0, SLO_ND_BAD, SLO_ND_FREEZE, SLO_ND_ALERT };
@@ -151,13 +152,14 @@ typedef struct {
     int state;
     int64_t pending_since_ms;
     int64_t fired_at_ms;
-    int64_t last_true_ms;
+    int64_t keep_since_ms;   /* firing, condition false since (keep_firing_for), 0 = not */
     int64_t resolved_at_ms;
     double budget_at_fire;   /* budget_remaining when it fired (resolve notice: budget spent) */
     double short_br, long_br;/* burn rates at the last evaluation */
 } slo_alert_t;
 
-/* Steps one tier's state machine. cond: 1 true, 0 false, -1 frozen (no transition).
+/* Steps one tier's state machine. cond: 1 true, 0 false, -1 held (true while the alert is
+ * pending or firing, else false: an active alert stays active, time still runs).
  * Returns SLO_EVT_FIRING when it starts firing, SLO_EVT_RESOLVED when it stops. */
 int slo_alert_step(slo_alert_t *a, const slo_ev_tier_t *t, int cond, int64_t now_ms,
                    double budget_remaining);
@@ -167,9 +169,10 @@ int slo_alert_step(slo_alert_t *a, const slo_ev_tier_t *t, int cond, int64_t now
 typedef struct {
     slo_store_t store;
     slo_alert_t alerts[SLO_EV_MAX_TIERS];
-    int64_t reset_hour;      /* hour index of reset_count */
-    uint32_t resets;         /* counter resets seen in reset_hour */
-    uint32_t resets_prev;    /* ... in the hour before */
+    /* counter resets per minute of the last hour, by the reset sample's time: slot m % 60
+     * counts minute m = (m - 1, m] min; reset_min is the newest minute written */
+    int64_t reset_min;
+    uint16_t reset_ring[SLO_RESET_SLOTS];
     uint64_t dropped_old, dropped_future;
     slo_result_t last;       /* result of the last evaluation (FREEZE policy, API) */
     int has_last;
@@ -191,8 +194,10 @@ void slo_inst_init(slo_inst_t *in, const slo_ev_params_t *p, int counts_bad);
  * their open slice (SLO_ADD_TOO_OLD once the slice has closed). */
 int slo_inst_add(slo_inst_t *in, const slo_ev_params_t *p, int64_t t_ms, uint64_t a,
                  uint64_t total, int64_t now_ms);
-/* Notes a counter reset (reset storms make the instance invalid). */
-void slo_inst_note_reset(slo_inst_t *in, int64_t now_ms);
+/* Notes a counter reset seen on a sample at t_ms (reset storms make the instance invalid). */
+void slo_inst_note_reset(slo_inst_t *in, int64_t t_ms);
+/* Counter resets whose sample time lies in (now - 1h, now] (to the minute). */
+uint32_t slo_inst_resets(const slo_inst_t *in, int64_t now_ms);
 
 /* Computes every window, budget, time to exhaustion and the data state at now_ms. */
 void slo_eval_compute(const slo_inst_t *in, const slo_ev_params_t *p, int64_t now_ms,

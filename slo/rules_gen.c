@@ -22,13 +22,17 @@
  *  - `no_data: bad | freeze | alert` under occurrence budgeting (nd_fill, nd_ratio): window
  *    ratios without events are 1 (bad) or the rule's own previous value (freeze, alert; 0
  *    before one), for every group seen (slo:nodata_watch_start:time); bad fires a tier whose
- *    long window has no events; freeze/alert tiers read only windows with events and a
- *    firing single-tier rule is held (ALERTS) while its long window has none.
- *    Under time slices with a rolling period, freeze/alert do the same with closed slices
- *    with events in place of events (window_events).
- *  - the engine's `invalid` data state (occurrence budgeting): slo:sli_invalid:flag per group
- *    while some window's error ratio is outside [0, 1]; every alert is gated on it and a
- *    firing one is held (ALERTS), as the engine holds every tier.
+ *    long window has no events; freeze/alert tiers read only windows with events and a tier
+ *    whose long window has none is held. Under time slices with a rolling period,
+ *    freeze/alert do the same with closed slices with events in place of events
+ *    (window_events).
+ *  - the engine's `invalid` data state: slo:sli_invalid:flag per group while some window's
+ *    error ratio is outside [0, 1] (occurrence budgeting; the recorded ratios are clamped to
+ *    [0, 1] as the engine's are) or more than 10 counter resets fall in the last hour
+ *    (resets(), any budgeting); every alert is gated and held on it.
+ *  - holds (eval.c slo_alert_step): a held rule returns its own ALERTS series (own_alerts), so
+ *    a pending alert matures and a firing one keeps firing; tiers whose own pending /
+ *    keep-firing clock or hold matters get a rule each (mergeable).
  * Under time slices, bad (and freeze / alert with a calendar period) get a comment saying what
  * differs: Prometheus sees missing data as no ratio, and these rules raise nothing then.
  * Exactness holds for samples and evaluations aligned to the evaluation interval with
@@ -890,6 +894,49 @@ static void slice_count(sb_t *b, const slo_spec_t *s, int64_t w_ms)
     sb_free(&in);
 }
 
+static void on_groups(sb_t *b, const slo_spec_t *s);
+
+/* no_data: bad under time slice budgeting (rolling periods; eval.c close_upto): from a group's
+ * first slice with events on, every closed slice counts, an empty one as a bad slice. */
+static int slices_bad(const slo_spec_t *s)
+{
+    return timeslices(s) && s->nodata == SLO_NODATA_BAD && s->period_kind == SLO_PERIOD_ROLLING;
+}
+
+/* slices_bad: the slices the engine counts in the last w_ms, per group: min(w / slice, the
+ * slices since the end of the group's first slice with events + 1), from
+ * slo:first_slice_end:time (recorded first); 0 for a window shorter than a slice. */
+static void slice_n(sb_t *b, const slo_spec_t *s, int64_t w_ms)
+{
+    sb_t id = {0};
+    ids(&id, s);
+    int64_t w = slice_ms(s);
+    sb_printf(b, "sum");
+    by_clause(b, s);
+    sb_printf(b, " (clamp_max(floor((time() - slo:first_slice_end:time%s) / %lld) + 1, %lld))",
+              sb_str(&id), (long long)(w / 1000), (long long)(w_ms / w));
+    sb_free(&id);
+}
+
+/* slices_bad: the end of each group's first slice with events (the engine walks every slice
+ * from there), kept by reading the rule's own last value; else the earliest slice end with
+ * events among the last few (a lookback of at least 5m, so no evaluation interval misses one). */
+static void first_slice_end(sb_t *b, const slo_spec_t *s)
+{
+    sb_t id = {0}, in = {0};
+    ids(&id, s);
+    int64_t w = slice_ms(s), r = w > 300000 ? w : 300000;
+    char sw[32], rg[32];
+    ms_dur(w, sw, sizeof(sw));
+    ms_dur(r, rg, sizeof(rg));
+    slice_inner(&in, s, SL_EVENTS);
+    sb_printf(b, "slo:first_slice_end:time%s\nor ", sb_str(&id));
+    on_groups(b, s);
+    sb_printf(b, "\nmin_over_time((\n  time() + 0 * %s\n)[%s:%s])", sb_str(&in), rg, sw);
+    sb_free(&id);
+    sb_free(&in);
+}
+
 /* The engine's error ratio over the last w_ms under time slice budgeting: bad slices over
  * slices with events (Timeslices), or the sum of the per-slice error ratios in millionths over
  * slices with events x 1e6 (RatioTimeslices: the mean of the slice ratios, divided in the
@@ -899,6 +946,35 @@ static void slice_ratio(sb_t *b, const slo_spec_t *s, int64_t w_ms, const char *
 {
     sb_t in = {0}, cnt = {0};
     slice_inner(&in, s, SL_BAD);
+    if (slices_bad(s)) {
+        /* (bad slices with events + empty slices) / slices counted, each empty slice a whole
+         * bad unit; no slice with events in the window: no sum, so `or 0` per counted group */
+        int ratio = s->budgeting == SLO_BUDGET_RATIO_TIMESLICES;
+        sb_t n = {0}, ev = {0};
+        slice_n(&n, s, w_ms);
+        slice_inner(&ev, s, SL_EVENTS);
+        sb_printf(b, "(\n(\n");
+        slice_over(b, s, sb_str(&in), "sum_over_time", w_ms);
+        sb_printf(b, "\nor ");
+        on_groups(b, s);
+        sb_printf(b, " 0 * %s\n)\n+\n(\n%s\n-\n(\n", sb_str(&n), sb_str(&n));
+        slice_over(b, s, sb_str(&ev), "count_over_time", w_ms);
+        sb_printf(b, "\nor ");
+        on_groups(b, s);
+        sb_printf(b, " 0 * %s\n)\n)", sb_str(&n));
+        if (ratio) {
+            sb_printf(b, " * %llu", (unsigned long long)SLO_SLICE_SCALE);
+        }
+        sb_printf(b, "\n)\n/\n(%s", sb_str(&n));
+        if (ratio) {
+            sb_printf(b, " * %llu", (unsigned long long)SLO_SLICE_SCALE);
+        }
+        sb_printf(b, ")");
+        sb_free(&n);
+        sb_free(&ev);
+        sb_free(&in);
+        return;
+    }
     sb_printf(b, "(\n");
     slice_over(b, s, sb_str(&in), "sum_over_time", w_ms);
     sb_printf(b, "\n)\n/");
@@ -978,7 +1054,9 @@ static void calendar_slices(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, co
 static void period_total(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, int64_t tail_ms)
 {
     if (s->period_kind == SLO_PERIOD_ROLLING) {
-        if (timeslices(s)) {
+        if (slices_bad(s)) {
+            slice_n(b, s, s->period_ms);
+        } else if (timeslices(s)) {
             slice_count(b, s, s->period_ms);
         } else {
             char ps[32];
@@ -1139,11 +1217,27 @@ static void record(sb_t *b, const char *name, const char *expr, const slo_kv_t *
     labels_block(b, labels, window, 4);
 }
 
-/* Tiers that form one alerting rule: same alert name, severity, for and keep_firing_for. */
-static int same_rule(const slo_tier_t *a, const slo_tier_t *b)
+static int nd_fill(const slo_spec_t *s);
+
+/* Whether a tier may share an alerting rule with others. A rule's state is its own: with
+ * `for` or keep_firing_for Prometheus keeps one pending / keep-firing clock per rule where
+ * the engine keeps one per tier, and the engine's hold (eval.c slo_alert_step) is per tier:
+ * under no_data freeze / alert a tier whose short window is over half its long one can be
+ * active when its long window empties. Without those the rule fires exactly when one of its
+ * tiers does (the union of the engine's per-tier states), so such tiers merge. */
+static int mergeable(const slo_spec_t *s, const slo_tier_t *t)
 {
-    return !strcmp(a->alert_name, b->alert_name) && !strcmp(a->severity, b->severity)
-           && a->for_ms == b->for_ms && a->keep_firing_for_ms == b->keep_firing_for_ms;
+    int nd_hold = nd_fill(s) && s->nodata != SLO_NODATA_BAD;
+    return t->for_ms == 0 && t->keep_firing_for_ms == 0 &&
+           !(nd_hold && t->short_ms * 2 > t->long_ms);
+}
+
+/* Tiers that form one alerting rule: the same tier, or mergeable tiers with the same alert
+ * name and severity. */
+static int same_rule(const slo_spec_t *s, const slo_tier_t *a, const slo_tier_t *b)
+{
+    return a == b || (!strcmp(a->alert_name, b->alert_name) &&
+                      !strcmp(a->severity, b->severity) && mergeable(s, a) && mergeable(s, b));
 }
 
 /* Whether two rules of this SLO share alert name + severity (then a slo_tier label tells
@@ -1156,7 +1250,7 @@ static int needs_tier_label(const slo_spec_t *s, size_t i)
         }
         if (!strcmp(s->tiers[j].alert_name, s->tiers[i].alert_name)
             && !strcmp(s->tiers[j].severity, s->tiers[i].severity)
-            && !same_rule(&s->tiers[i], &s->tiers[j])) {
+            && !same_rule(s, &s->tiers[i], &s->tiers[j])) {
             return 1;
         }
     }
@@ -1182,30 +1276,72 @@ static void on_groups(sb_t *b, const slo_spec_t *s)
 static int nd_fill(const slo_spec_t *s)
 {
     return s->nodata != SLO_NODATA_GOOD &&
-           (!timeslices(s) ||
-            (s->nodata != SLO_NODATA_BAD && s->period_kind == SLO_PERIOD_ROLLING));
+           (!timeslices(s) || s->period_kind == SLO_PERIOD_ROLLING);
 }
 
 /* What "the window has events" means to the engine's tiers (window total > 0): events in
  * the window, or, under time slice budgeting, closed slices with events in it. */
 static void window_events(sb_t *b, const slo_spec_t *s, const char *w, int64_t w_ms)
 {
-    if (timeslices(s)) {
+    if (slices_bad(s)) {
+        slice_n(b, s, w_ms);
+    } else if (timeslices(s)) {
         slice_count(b, s, w_ms);
     } else {
         total_rate(b, s, w);
     }
 }
 
-/* Whether a tier's labels are templated (then ALERTS cannot be matched on them). */
-static int labels_templated(const slo_tier_t *t)
+/* Whether a tier label renders from the alert's value (then a held alert, whose value is its
+ * ALERTS sample, gets other labels). */
+static int labels_use_value(const slo_tier_t *t)
 {
     for (size_t i = 0; i < t->labels.n; i++) {
-        if (strstr(t->labels.vals[i], "{{")) {
+        const char *v = t->labels.vals[i];
+        if (strstr(v, "{{") && (strstr(v, "$value") || strstr(v, ".Value"))) {
             return 1;
         }
     }
     return 0;
+}
+
+/* The rule's own alert at the previous evaluation, pending or firing, as one series per
+ * group: ALERTS matched on the labels the rule sets (templated ones render from the same
+ * group labels, so they are left out of the match). */
+static void own_alerts(sb_t *b, const slo_spec_t *s, const slo_tier_t *t, int tier_label)
+{
+    sb_printf(b, "max without (alertname, alertstate) (ALERTS{alertname=");
+    pq(b, t->alert_name);
+    sb_printf(b, ", sloth_id=");
+    pq(b, s->id);
+    for (size_t k = 0; k < t->labels.n; k++) {
+        if (strstr(t->labels.vals[k], "{{")) {
+            continue;
+        }
+        sb_printf(b, ", ");
+        label_name(b, t->labels.keys[k]);
+        sb_printf(b, "=");
+        pq(b, t->labels.vals[k]);
+    }
+    if (tier_label) {
+        sb_printf(b, ", slo_tier=");
+        pq(b, t->name);
+    }
+    sb_printf(b, "})");
+}
+
+/* The hold appended to a rule's expression: `or` its own alerts (own_alerts) `and` (held
+ * while) or `unless` (held until) `cond`, per group. */
+static void hold_term(sb_t *b, const slo_spec_t *s, const slo_tier_t *t, int tier_label,
+                      const char *op, const char *cond)
+{
+    sb_printf(b, "\nor ");
+    on_groups(b, s);
+    sb_printf(b, "\n(\n    ");
+    own_alerts(b, s, t, tier_label);
+    sb_printf(b, "\n    %s ", op);
+    on_groups(b, s);
+    sb_printf(b, "\n    %s\n)", cond);
 }
 
 /* no_data: bad / freeze / alert (nd_fill): `expr` with a defined value (0/0 gives NaN, which
@@ -1235,12 +1371,11 @@ static void nd_ratio(sb_t *b, const slo_spec_t *s, const char *name, const char 
     sb_free(&id);
 }
 
-/* The engine's `invalid` data state (eval.c slo_eval_compute): some window (5m, 30m, 1h, 2h,
- * 6h, 1d, 3d or the period) holds more good (or bad) events than events in total. Modelled
- * for occurrence budgeting and the SLIs that can be inconsistent (a total counter beside a
- * good or bad one, a histogram, Sloth queries); the engine's counter-reset storm (more than
- * 10 resets in the current and previous clock hour) is not. */
-static int invalid_flag(const slo_spec_t *s)
+/* The engine's `invalid` data state (eval.c slo_eval_compute), part one: some window (5m, 30m,
+ * 1h, 2h, 6h, 1d, 3d or the period) holds more good (or bad) events than events in total.
+ * Modelled for occurrence budgeting and the SLIs that can be inconsistent (a total counter
+ * beside a good or bad one, a histogram, Sloth queries). */
+static int invalid_counts(const slo_spec_t *s)
 {
     const slo_sli_t *q = &s->sli;
     if (timeslices(s)) {
@@ -1252,6 +1387,76 @@ static int invalid_flag(const slo_spec_t *s)
     return (q->kind == SLO_SLI_RATIO && q->has_total) || q->kind == SLO_SLI_LATENCY;
 }
 
+/* Part two: a counter-reset storm (more than SLO_RESET_STORM resets in the last hour), for
+ * every SLI read from counters, under any budgeting. */
+static int invalid_resets(const slo_spec_t *s)
+{
+    const slo_sli_t *q = &s->sli;
+    return (s->format == SLO_FMT_SLOTH && q->error_query && q->total_query) ||
+           q->kind == SLO_SLI_RATIO || q->kind == SLO_SLI_LATENCY;
+}
+
+/* Whether the rules keep slo:sli_invalid:flag (then every alert is gated and held on it). */
+static int invalid_flag(const slo_spec_t *s)
+{
+    return invalid_counts(s) || invalid_resets(s);
+}
+
+/* A Sloth query over 1h with its rate() / increase() turned into resets(). */
+static void query_resets(sb_t *b, const char *q)
+{
+    sb_t t = {0};
+    tpl(&t, q, "1h");
+    const char *p = sb_str(&t);
+    while (*p) {
+        int boundary = p == sb_str(&t) || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        if (boundary && !strncmp(p, "rate(", 5)) {
+            sb_printf(b, "resets(");
+            p += 5;
+        } else if (boundary && !strncmp(p, "increase(", 9)) {
+            sb_printf(b, "resets(");
+            p += 9;
+        } else {
+            sb_printf(b, "%c", *p++);
+        }
+    }
+    sb_free(&t);
+}
+
+/* Counter resets over the last hour per group, as the engine counts them (eval.c
+ * slo_inst_resets: every counter series the SLI reads, at the reset sample's time; a
+ * histogram by its _count): one term per counter, told apart by a meltp_role label so `or`
+ * keeps them all, then summed. */
+static void reset_count(sb_t *b, const slo_spec_t *s)
+{
+    const slo_sli_t *q = &s->sli;
+    sb_t t[3] = {{0}, {0}, {0}};
+    size_t n = 0;
+    if (s->format == SLO_FMT_SLOTH && q->error_query && q->total_query) {
+        query_resets(&t[n++], q->error_query);
+        query_resets(&t[n++], q->total_query);
+    } else if (q->kind == SLO_SLI_LATENCY) {
+        agg_fn(&t[n++], s, &q->histogram, "_count", NULL, "1h", "resets");
+    } else {
+        if (q->has_good) {
+            agg_fn(&t[n++], s, &q->good, NULL, NULL, "1h", "resets");
+        }
+        if (q->has_bad) {
+            agg_fn(&t[n++], s, &q->bad, NULL, NULL, "1h", "resets");
+        }
+        if (q->has_total) {
+            agg_fn(&t[n++], s, &q->total, NULL, NULL, "1h", "resets");
+        }
+    }
+    sb_printf(b, "  sum without (meltp_role) (\n");
+    for (size_t i = 0; i < n; i++) {
+        sb_printf(b, "%s    label_replace(%s, \"meltp_role\", \"%zu\", \"\", \"\")",
+                  i ? "\n    or\n" : "", sb_str(&t[i]), i);
+        sb_free(&t[i]);
+    }
+    sb_printf(b, "\n  ) > %d", SLO_RESET_STORM);
+}
+
 /* An error ratio over w outside [0, 1], computed once: |ratio - 0.5| > 0.5 (x/0 with x != 0
  * is +-Inf: outside; 0/0 is NaN: not). */
 static void invalid_term(sb_t *b, const slo_spec_t *s, const char *w)
@@ -1259,6 +1464,23 @@ static void invalid_term(sb_t *b, const slo_spec_t *s, const char *w)
     sb_printf(b, "  abs((\n");
     error_ratio(b, s, w);
     sb_printf(b, "\n  ) - 0.5) > 0.5");
+}
+
+/* While the data is invalid the engine's window ratios are clamped to [0, 1] (eval.c
+ * split_counts: more good than total counts as no errors, more bad as all errors), and a
+ * window without events has no ratio of its own (x/0 = +-Inf is dropped like 0/0 = NaN,
+ * then filled by nd_ratio where the no-data policy says so). slo:sli_invalid:flag reads the
+ * unclamped ratios. */
+static void clamp_invalid(sb_t *e, const slo_spec_t *s)
+{
+    if (!invalid_counts(s)) {
+        return;
+    }
+    sb_t f = {0};
+    sb_printf(&f, "clamp(\n(\n%s\n) > -Inf < +Inf,\n0, 1)", sb_str(e));
+    e->n = 0;
+    sb_printf(e, "%s", sb_str(&f));
+    sb_free(&f);
 }
 
 static void spec_rules(sb_t *b, const slo_spec_t *s)
@@ -1358,6 +1580,12 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         sb_free(&i2);
         sb_free(&e);
     }
+    if (slices_bad(s)) {
+        sb_t e = {0};
+        first_slice_end(&e, s);
+        record(b, "slo:first_slice_end:time", sb_str(&e), &s->labels, NULL);
+        sb_free(&e);
+    }
     /* rolling period under time slices: the period's slice count first, so that the period's
      * ratio divides by it instead of counting the period's slices a second time */
     int early_total = timeslices(s) && s->period_kind == SLO_PERIOD_ROLLING;
@@ -1378,6 +1606,7 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             slice_ratio(&e, s, w[i], early_total && w[i] == s->period_ms ? sb_str(&den) : NULL);
         } else {
             error_ratio(&e, s, ws);
+            clamp_invalid(&e, s);
         }
         char name[64];
         snprintf(name, sizeof(name), "slo:sli_error:ratio_rate%s", ws);
@@ -1403,7 +1632,9 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         }
         slo_fmt_duration(s->tiers[i].long_ms, ws, sizeof(ws));
         sb_t e = {0};
-        if (timeslices(s)) {
+        if (slices_bad(s)) {
+            slice_n(&e, s, s->tiers[i].long_ms);
+        } else if (timeslices(s)) {
             slice_count(&e, s, s->tiers[i].long_ms);
         } else {
             total_count(&e, s, ws, s->tiers[i].long_ms);
@@ -1434,6 +1665,7 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             sb_printf(&e, "slo:sli_bad:count_period%s\n/\nslo:sli_total:count_period%s",
                       sb_str(&i2), sb_str(&i2));
             sb_free(&i2);
+            clamp_invalid(&e, s);
             if (nd_fill(s)) {
                 sb_t f = {0};
                 nd_ratio(&f, s, "slo:sli_error:ratio_period", pw, sb_str(&e));
@@ -1536,17 +1768,23 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         by_clause(&e, s);
         sb_printf(&e, " (\n");
         static const char *const iw[] = {"5m", "30m", "1h", "2h", "6h", "1d", "3d"};
-        for (size_t k = 0; k < MT_ARRAY_LEN(iw); k++) {
+        for (size_t k = 0; invalid_counts(s) && k < MT_ARRAY_LEN(iw); k++) {
             invalid_term(&e, s, iw[k]);
             sb_printf(&e, "\n  or\n");
         }
-        if (s->period_kind == SLO_PERIOD_ROLLING) {
+        if (!invalid_counts(s)) {
+            /* no inconsistent counts possible: the reset storm alone */
+        } else if (s->period_kind == SLO_PERIOD_ROLLING) {
             invalid_term(&e, s, ps);
         } else {
             sb_printf(&e, "  max without (sloth_window) (\n    slo:sli_bad:count_period%s > "
                           "slo:sli_total:count_period%s\n    or\n    "
                           "slo:sli_bad:count_period%s < 0\n  )",
                       sb_str(&id), sb_str(&id), sb_str(&id));
+        }
+        if (invalid_resets(s)) {
+            sb_printf(&e, "%s", invalid_counts(s) ? "\n  or\n" : "");
+            reset_count(&e, s);
         }
         sb_printf(&e, "\n) * 0 + 1");
         record(b, "slo:sli_invalid:flag", sb_str(&e), &s->labels, NULL);
@@ -1587,7 +1825,7 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         }
         int first = 1;
         for (size_t j = 0; j < i; j++) {
-            if (s->tiers[j].enabled && same_rule(&s->tiers[j], t)) {
+            if (s->tiers[j].enabled && same_rule(s, &s->tiers[j], t)) {
                 first = 0;
             }
         }
@@ -1596,18 +1834,12 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         }
         any = 1;
         e.n = 0;
-        int nterm = 0, holds = 0;
+        int nterm = 0;
         for (size_t j = i; j < s->ntiers; j++) {
             const slo_tier_t *u = &s->tiers[j];
-            if (!u->enabled || !same_rule(u, t)) {
+            if (!u->enabled || !same_rule(s, u, t)) {
                 continue;
             }
-            /* freeze / alert: the engine's hold (cond -1 while the long window is empty) can
-             * change the alert only if it was firing or pending at the previous evaluation
-             * with an empty long window now: after keep_firing_for kept it, or when the short
-             * window reaches back over the long one's start (short > long - interval; never
-             * with short <= long / 2 and an interval up to long / 2) */
-            holds |= u->keep_firing_for_ms > 0 || u->short_ms * 2 > u->long_ms;
             char sw[32], lw[32], fs[40], bs[40];
             slo_fmt_duration(u->short_ms, sw, sizeof(sw));
             slo_fmt_duration(u->long_ms, lw, sizeof(lw));
@@ -1656,83 +1888,41 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             }
             nterm++;
         }
-        if (nd_fill(s) && s->nodata != SLO_NODATA_BAD) {
-            if (nterm == 1 && t->for_ms == 0 && t->keep_firing_for_ms == 0 &&
-                !labels_templated(t) && !needs_tier_label(s, i)) {
-                /* freeze / alert: a tier whose long window has no events is held (eval.c:
-                 * cond -1); held firing = this rule's alert firing at the previous
-                 * evaluation (ALERTS), without labels the rule sets anew */
-                char lw[32];
-                slo_fmt_duration(t->long_ms, lw, sizeof(lw));
-                sb_printf(&e, "\nor ");
-                on_groups(&e, s);
-                sb_printf(&e, "\n(\n    max without (alertname, alertstate) (ALERTS{alertname=");
-                pq(&e, t->alert_name);
-                sb_printf(&e, ", alertstate=\"firing\", sloth_id=");
-                pq(&e, s->id);
-                for (size_t k = 0; k < t->labels.n; k++) {
-                    sb_printf(&e, ", ");
-                    label_name(&e, t->labels.keys[k]);
-                    sb_printf(&e, "=");
-                    pq(&e, t->labels.vals[k]);
-                }
-                sb_printf(&e, "})\n    unless ");
-                on_groups(&e, s);
-                sb_printf(&e, "\n    (");
-                window_events(&e, s, lw, t->long_ms);
-                sb_printf(&e, " > 0)\n)");
-            } else if (holds) {
-                sb_printf(b, "# NOT EQUIVALENT: %s (%s): the engine holds a tier whose long "
-                             "window has no\n# events (a firing alert keeps firing, a pending "
-                             "one stays pending), which\n# keep_firing_for or a short window "
-                             "over half the long one can reach; this\n# rule (several tiers, "
-                             "for, keep_firing_for or templated labels) cannot\n# hold, so it "
-                             "resolves there.\n",
-                          t->alert_name, t->severity);
-            }
-        }
+        /* the engine's hold (eval.c slo_alert_step, cond -1): an active tier stays active,
+         * an inactive one inactive. A held rule returns its own ALERTS series of the previous
+         * evaluation, so Prometheus keeps it pending (its `for` still running) or firing */
+        int tier_label = needs_tier_label(s, i);
         if (invalid_flag(s)) {
-            /* the engine's invalid state holds every tier (eval.c: cond -1): no new alert,
-             * and a firing one keeps firing (ALERTS of the previous evaluation); a pending
-             * one, or keep_firing_for's clock, cannot be held by a rule */
-            int hold = !labels_templated(t) && !needs_tier_label(s, i);
-            for (size_t j = i; j < s->ntiers; j++) {
-                const slo_tier_t *u = &s->tiers[j];
-                if (u->enabled && same_rule(u, t) && (u->for_ms > 0 || u->keep_firing_for_ms > 0)) {
-                    hold = 0;
-                }
-            }
-            sb_t f = {0};
+            /* invalid data holds every tier: no tier term counts then */
+            sb_t f = {0}, c = {0};
             sb_printf(&f, "(\n%s\n)\nunless ", sb_str(&e));
             on_groups(&f, s);
             sb_printf(&f, "\nslo:sli_invalid:flag%s", sb_str(&id));
-            if (hold) {
-                sb_printf(&f, "\nor ");
-                on_groups(&f, s);
-                sb_printf(&f, "\n(\n    max without (alertname, alertstate) (ALERTS{alertname=");
-                pq(&f, t->alert_name);
-                sb_printf(&f, ", alertstate=\"firing\", sloth_id=");
-                pq(&f, s->id);
-                for (size_t k = 0; k < t->labels.n; k++) {
-                    sb_printf(&f, ", ");
-                    label_name(&f, t->labels.keys[k]);
-                    sb_printf(&f, "=");
-                    pq(&f, t->labels.vals[k]);
-                }
-                sb_printf(&f, "})\n    and ");
-                on_groups(&f, s);
-                sb_printf(&f, "\n    slo:sli_invalid:flag%s\n)", sb_str(&id));
-            } else {
-                sb_printf(b, "# NOT EQUIVALENT: %s (%s) while the data is invalid: the engine "
-                             "holds every tier\n# (a firing alert keeps firing, a pending one "
-                             "stays pending); this rule (for,\n# keep_firing_for, templated or "
-                             "tier labels) only stops new alerts, so it\n# resolves or drops "
-                             "them there.\n",
-                          t->alert_name, t->severity);
-            }
+            sb_printf(&c, "slo:sli_invalid:flag%s", sb_str(&id));
+            hold_term(&f, s, t, tier_label, "and", sb_str(&c));
             e.n = 0;
             sb_printf(&e, "%s", sb_str(&f));
             sb_free(&f);
+            sb_free(&c);
+        }
+        if (nd_fill(s) && s->nodata != SLO_NODATA_BAD && !mergeable(s, t)) {
+            /* freeze / alert: a tier whose long window has no events is held (a merged rule's
+             * tiers are inactive whenever that happens: see mergeable) */
+            char lw[32];
+            sb_t c = {0};
+            slo_fmt_duration(t->long_ms, lw, sizeof(lw));
+            sb_printf(&c, "(");
+            window_events(&c, s, lw, t->long_ms);
+            sb_printf(&c, " > 0)");
+            hold_term(&e, s, t, tier_label, "unless", sb_str(&c));
+            sb_free(&c);
+        }
+        if ((invalid_flag(s) || (nd_fill(s) && s->nodata != SLO_NODATA_BAD)) &&
+            labels_use_value(t)) {
+            sb_printf(b, "# NOT EQUIVALENT: %s (%s): a label templated on $value renders anew "
+                         "while the\n# engine holds the alert, so the held alert is a new one "
+                         "to Prometheus.\n",
+                      t->alert_name, t->severity);
         }
         sb_printf(b, "  - alert: %s\n    expr: |\n", t->alert_name);
         indent_block(b, sb_str(&e), 6);
@@ -2330,7 +2520,7 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
                 }
                 int dup = 0;
                 for (size_t k = i; k < j; k++) {
-                    dup |= s->tiers[k].enabled && same_rule(&s->tiers[k], u);
+                    dup |= s->tiers[k].enabled && same_rule(s, &s->tiers[k], u);
                 }
                 if (!dup) {
                     exp_alert(b, s, u, needs_tier_label(s, j), &in.gv);

@@ -241,6 +241,14 @@ def _ident(sid, service, slo):
     return {"sloth_id": sid, "sloth_service": service, "sloth_slo": slo}
 
 
+def _flag_test(sid, ident, r, t, invalid):
+    """slo:sli_invalid:flag of group route=r at minute t: 1 when the engine says invalid."""
+    return {"expr": 'slo:sli_invalid:flag{sloth_id="%s",route="%s"}' % (sid, r),
+            "eval_time": "%dm" % t,
+            "exp_samples": [{"labels": "slo:sli_invalid:flag" + _labels(dict(ident, route=r)),
+                             "value": 1}] if invalid else []}
+
+
 def _labels(d):
     return "{" + ",".join('%s="%s"' % kv for kv in sorted(d.items())) + "}"
 
@@ -688,7 +696,7 @@ slos:
 NODATA_WINS = ("5m", "30m", "1h", "30d")
 
 
-def _check_nodata_policy(policy, name, slices=False):
+def _check_nodata_policy(policy, name, slices=False, old_good=False):
     """Route a reports (0.5 % errors, 20 % from 101m), stops after 149m (while both tiers
     fire), stays silent for 150 minutes (longer than every tier window), then resumes at 300m
     with its last values and grows healthily; route b reports healthily throughout. At every
@@ -723,7 +731,8 @@ def _check_nodata_policy(policy, name, slices=False):
     wins = NODATA_WINS[:-1] + (pw,)
     spec_text = NODATA_POLICY_SPEC % {
         "name": name, "policy": policy, "cap": cap, "period": pw,
-        "budgeting": "    budgeting: timeslices\n    timeslice: {window: 1m}\n" if slices else ""}
+        "budgeting": "    budgeting: %s\n    timeslice: {window: 1m}\n" %
+        (slices if isinstance(slices, str) else "timeslices") if slices else ""}
     spec, by_min = _simulate(d, spec_text, series, minutes)
     sid = "shop-" + name
     ident = _ident(sid, "shop", name)
@@ -761,8 +770,16 @@ def _check_nodata_policy(policy, name, slices=False):
     assert rc == 0, out[-4000:]
     text = open(rules).read()
     assert "NOT EQUIVALENT" not in text, text
+    if old_good:
+        # the old rules: those of the same spec with no_data: good
+        gspec = os.path.join(d, "good.yaml")
+        with open(gspec, "w") as f:
+            f.write(spec_text.replace("no_data: %s" % policy, "no_data: good"))
+        rc, _, err = run(MELTP, "slo", "rules", "--out", rules, gspec)
+        assert rc == 0, err
+        groups = yaml.safe_load(open(rules))["groups"]
     # the old rules: plain ratios (no fill), tiers without the no-data terms
-    for g in groups:
+    for g in groups if not old_good else []:
         for r in g["rules"]:
             if r.get("record", "").startswith("slo:sli_error:ratio_"):
                 assert r["expr"].startswith("(\n") and "\n) >= -Inf" in r["expr"]
@@ -887,11 +904,17 @@ def test_invalid_data_holds_alerts_like_the_engine():
             bad = s["state"] == "invalid"
             if bad:
                 invalid.setdefault(r, []).append(t)
-            exprs.append({"expr": 'slo:sli_invalid:flag{sloth_id="%s",route="%s"}' % (sid, r),
-                          "eval_time": "%dm" % t,
-                          "exp_samples": [{"labels": "slo:sli_invalid:flag" +
-                                           _labels(dict(ident, route=r)), "value": 1}]
-                          if bad else []})
+            # the window ratios, clamped to [0, 1] while invalid as the engine's are
+            sel = '{sloth_id="%s",route="%s"}' % (sid, r)
+            for wn in ("5m", "30m", "1h", "30d"):
+                w = s["windows"][wn]
+                name = "slo:sli_error:ratio_rate%s%s" % (wn, sel)
+                if w["total"] == 0:
+                    exprs.append({"expr": name, "eval_time": "%dm" % t, "exp_samples": []})
+                else:
+                    exprs.append(_close(name, w["error_ratio"],
+                                        _labels(dict(ident, route=r, sloth_window=wn)), t))
+            exprs.append(_flag_test(sid, ident, r, t, bad))
             for tier in ("page", "ticket"):
                 if s["tiers"][tier]["state"] == "firing":
                     fired.setdefault((r, tier), []).append(t)
@@ -909,9 +932,27 @@ def test_invalid_data_holds_alerts_like_the_engine():
     assert all(x in pa for x in range(131, 165)) and all(x in invalid["a"] for x in range(131, 165)), pa
     assert all(x > invalid["b"][-1] for k, v in fired.items() if k[0] == "b" for x in v), fired
     assert fired.get(("b", "ticket")), fired
+    # ... and clamps: route a's 5m window holds more good than total events
+    assert by_min[133]['%s{route="a"}' % sid]["windows"]["5m"]["error_ratio"] == 0
     rc, out, groups, rules, tfile = _promtool(d, spec, series, exprs, alerts)
     assert rc == 0, out[-4000:]
     assert "NOT EQUIVALENT" not in open(rules).read()
+    # the old rules: unclamped ratios fail the ratio checks
+    with open(tfile) as f:
+        orig_test = yaml.safe_load(f)
+    test = json.loads(json.dumps(orig_test))
+    test["tests"][0]["alert_rule_test"] = []
+    with open(tfile, "w") as f:
+        yaml.safe_dump(test, f, sort_keys=False)
+    for g in groups:
+        for r in g["rules"]:
+            if r.get("record", "").startswith("slo:sli_error:ratio_rate"):
+                assert r["expr"].startswith("clamp(\n(\n"), r["expr"]
+                r["expr"] = r["expr"][len("clamp(\n(\n"):].split("\n) > -Inf < +Inf")[0]
+    with open(rules, "w") as f:
+        yaml.safe_dump({"groups": groups}, f, sort_keys=False)
+    rc, out = run("promtool", "test", "rules", tfile)[:2]
+    assert rc != 0, "invalid-data ratio parity passed with unclamped ratios"
     # the old rules: alerts without the invalid gate
     for g in groups:
         for r in g["rules"]:
@@ -920,13 +961,37 @@ def test_invalid_data_holds_alerts_like_the_engine():
                 r["expr"] = r["expr"][2:i]
     with open(rules, "w") as f:
         yaml.safe_dump({"groups": groups}, f, sort_keys=False)
-    with open(tfile) as f:
-        test = yaml.safe_load(f)
-    test["tests"][0]["promql_expr_test"] = []
+    orig_test["tests"][0]["promql_expr_test"] = []
     with open(tfile, "w") as f:
-        yaml.safe_dump(test, f, sort_keys=False)
+        yaml.safe_dump(orig_test, f, sort_keys=False)
     rc, out = run("promtool", "test", "rules", tfile)[:2]
     assert rc != 0, "invalid-data parity passed with the old rules"
+
+
+def test_nodata_bad_under_time_slices_counts_empty_slices_like_the_engine():
+    """no_data: bad under time slice budgeting (1m slices, 1d period): from a group's first
+    slice with events on, every closed slice counts and an empty one is a bad slice. While
+    route a is silent its windows fill with bad slices (ratio 1 once a window holds only empty
+    ones) and both tiers fire; after a reports again the empty slices leave the short windows
+    first. Window ratios, burn rate, budget and alerts equal the engine's minute by minute;
+    the rules of the same spec with no_data: good fail both halves."""
+    fired, by_min = _check_nodata_policy("bad", "sbad", slices=True, old_good=True)
+    for tier in ("page", "ticket"):
+        f = fired[("a", tier)]
+        assert all(x in f for x in range(160, 300)), (tier, f)
+    s = by_min[250]['shop-sbad{route="a"}']["windows"]
+    assert s["1h"]["total"] == 60 and s["1h"]["error_ratio"] == 1, s
+    p = by_min[250]['shop-sbad{route="a"}']["windows"]["1d"]
+    assert p["total"] == 250 and p["error_ratio"] == 0.6, p
+
+
+def test_nodata_bad_under_ratio_timeslices_counts_empty_slices_like_the_engine():
+    """The same under ratio_timeslices: an empty slice has error ratio 1 in the mean."""
+    fired, by_min = _check_nodata_policy("bad", "rbad", slices="ratio_timeslices",
+                                         old_good=True)
+    assert all(x in fired[("a", "page")] for x in range(160, 300)), fired
+    p = by_min[250]['shop-rbad{route="a"}']["windows"]["1d"]
+    assert p["total"] == 250 and 0.44 < p["error_ratio"] < 0.45, p
 
 
 def test_nodata_freeze_under_time_slices_keeps_ratios_and_holds_alerts_like_the_engine():
@@ -940,3 +1005,216 @@ def test_nodata_freeze_under_time_slices_keeps_ratios_and_holds_alerts_like_the_
     assert ("b", "page") not in fired and ("b", "ticket") not in fired, fired
     s = by_min[250]['shop-slc{route="a"}']["windows"]
     assert s["1h"]["total"] == 0 and s["1h"]["error_ratio"] > 0.1, s
+
+
+# ---- the hold with for, keep_firing_for and tiers sharing a severity -------------------------
+
+HOLD_SPEC = """version: meltp/v1
+service: shop
+slos:
+  - name: hold
+    objective: 99
+    period: 30d
+    no_data: freeze
+    group_by: [route]
+    sli:
+      ratio:
+        good: 'hold_ok_total{job="api"}'
+        total: 'hold_requests_total{job="api"}'
+    alerting:
+      name: ShopHoldBurn
+      tiers:
+        - {name: page-quick, severity: page, long: 1h, short: 5m, factor: 5, for: 4m}
+        - {name: page-slow, severity: page, long: 2h, short: 10m, factor: 3, for: 4m}
+        - {name: ticket, severity: ticket, long: 30m, short: 30m, factor: 2, keep_firing_for: 20m}
+"""
+
+
+def test_hold_with_for_keep_firing_for_and_shared_severity_matches_engine():
+    """The engine's hold (invalid data; no_data: freeze with an empty long window) keeps an
+    active tier active and an inactive one inactive, while time runs: a pending tier still
+    fires once `for` has passed, a firing one's keep_firing_for restarts. Route a: 0.5 %
+    errors, 20 % from 101m; both page tiers (for: 4m, one rule each: a slo_tier label tells
+    them apart) go pending, and from 118m to 121m the good counter overtakes the total, so the
+    data is invalid while they mature and fire; the ticket (30m/30m, keep_firing_for: 20m)
+    fires and a goes silent from 200m to 349m: the ticket is held through the silence and
+    resolves 20 minutes after a reports again. Route b is healthy. At every minute exactly
+    the engine's alerts fire under promtool, with the engine's labels; the rules without their
+    hold terms fail."""
+    assert shutil.which("promtool"), "promtool is required (Debian package prometheus)"
+    d = tempfile.mkdtemp(prefix="meltp-parity-hold-")
+    minutes, stop, resume = 420, 200, 350
+
+    def route(r):
+        tot, ok, lt, lo = [], [], 100000, 99000
+        for m in range(minutes):
+            if r == "a" and stop <= m < resume:
+                tot.append(None)
+                ok.append(None)
+                continue
+            if m > 0 and not (r == "a" and m == resume):
+                lt += 1000
+                if r == "a":
+                    lo += 2000 if 118 <= m <= 121 else 800 if 101 <= m < stop else 995
+                else:
+                    lo += 995
+            tot.append(lt)
+            ok.append(lo)
+        return tot, ok
+    series = []
+    for r in ("a", "b"):
+        tot, ok = route(r)
+        series.append(("hold_requests_total", {"job": "api", "route": r}, tot))
+        series.append(("hold_ok_total", {"job": "api", "route": r}, ok))
+    spec, by_min = _simulate(d, HOLD_SPEC, series, minutes)
+    sid = "shop-hold"
+    ident = _ident(sid, "shop", "hold")
+    tiers = {"page-quick": "page", "page-slow": "page", "ticket": "ticket"}
+    alerts, states = [], {}
+    for t in range(minutes):
+        exp = []
+        for r in ("a", "b"):
+            s = by_min[t]['%s{route="%s"}' % (sid, r)]
+            for tier, sev in tiers.items():
+                st = s["tiers"][tier]["state"]
+                states.setdefault((r, tier), []).append(st)
+                if st == "firing":
+                    lab = dict(ident, route=r, sloth_severity=sev)
+                    if sev == "page":
+                        lab["slo_tier"] = tier
+                    exp.append({"exp_labels": lab})
+            if r == "a":
+                states.setdefault("a-state", []).append(s["state"])
+        alerts.append({"eval_time": "%dm" % t, "alertname": "ShopHoldBurn", "exp_alerts": exp})
+    # the scenario does what it says in the engine: pending tiers fire while invalid ...
+    inv = states["a-state"]
+    for tier in ("page-quick", "page-slow"):
+        st = states[("a", tier)]
+        f = st.index("firing")
+        assert st[f - 1] == "pending" and inv[f] == "invalid" and inv[f - 4] == "ok", (tier, f)
+    assert states[("a", "page-quick")].index("firing") != states[("a", "page-slow")].index("firing")
+    # ... and the ticket is held through the silence, then keep_firing_for runs from the resume
+    tk = states[("a", "ticket")]
+    assert all(x == "firing" for x in tk[stop:resume + 1]), tk[stop:resume + 1]
+    assert tk[resume + 19] == "firing" and tk[resume + 21] == "inactive", tk[resume:]
+    assert all(x == "inactive" for k, v in states.items() if k[0] == "b" for x in v)
+    for t in (x for x in alerts if x["exp_alerts"]):
+        for a in t["exp_alerts"]:
+            a["exp_annotations"] = {
+                "title": "(%s) shop hold SLO error budget burn rate is too fast." %
+                         a["exp_labels"]["sloth_severity"],
+                "summary": "shop hold SLO error budget burn rate is over expected."}
+    rc, out, groups, rules, tfile = _promtool(d, spec, series, [], alerts)
+    assert rc == 0, out[-4000:]
+    text = open(rules).read()
+    assert "NOT EQUIVALENT" not in text, text
+    assert text.count("- alert: ShopHoldBurn") == 3, text
+    # the old rules: no hold terms (the invalid gate alone; nothing for the silence)
+    for g in groups:
+        for r in g["rules"]:
+            if "alert" in r:
+                assert "\nor on(route)\n(\n    max without (alertname" in r["expr"], r["expr"]
+                r["expr"] = r["expr"].split("\nor on(route)\n(\n    max without (alertname")[0]
+    with open(rules, "w") as f:
+        yaml.safe_dump({"groups": groups}, f, sort_keys=False)
+    rc, out = run("promtool", "test", "rules", tfile)[:2]
+    assert rc != 0, "hold parity passed with the old rules"
+
+
+# ---- invalid data: a counter-reset storm -----------------------------------------------------
+
+RESET_SPEC = """version: meltp/v1
+service: shop
+slos:
+  - name: rst
+    objective: 99
+    period: 30d
+    group_by: [route]
+    sli:
+      ratio:
+        bad: 'rst_errors_total{job="api"}'
+        total: 'rst_requests_total{job="api"}'
+    alerting:
+      name: ShopRstBurn
+      tiers:
+        - {name: page, severity: page, long: 1h, short: 5m, factor: 5}
+"""
+
+
+def test_counter_reset_storm_holds_alerts_like_the_engine():
+    """More than 10 counter resets within the last hour (by the samples' own times, a rolling
+    hour) make the engine call the data invalid and hold every tier. Route a: 0.5 % errors,
+    20 % from 101m to 160m (the page fires); both counters restart from zero every 5 minutes
+    from 130m to 155m (12 resets by 155m), so the page is held firing after the errors stop,
+    until the first resets leave the hour (190m). Route b: healthy, one reset of each counter
+    at 150m: not a storm. At every minute the rules' error ratios (resets handled by rate())
+    and slo:sli_invalid:flag equal the engine's, and exactly the engine's alerts fire; the
+    rules without the reset term fail."""
+    assert shutil.which("promtool"), "promtool is required (Debian package prometheus)"
+    d = tempfile.mkdtemp(prefix="meltp-parity-resets-")
+    minutes = 260
+    storm = set(range(130, 156, 5))
+
+    def route(r):
+        tot, bad, lt, lb = [], [], 1_000_000, 5000
+        for m in range(minutes):
+            if m > 0:
+                e = 200 if r == "a" and 101 <= m <= 160 else 5
+                if (r == "a" and m in storm) or (r == "b" and m == 150):
+                    lt, lb = 1000, e  # restarted: the increment since the restart
+                else:
+                    lt, lb = lt + 1000, lb + e
+            tot.append(lt)
+            bad.append(lb)
+        return tot, bad
+    series = []
+    for r in ("a", "b"):
+        tot, bad = route(r)
+        series.append(("rst_requests_total", {"job": "api", "route": r}, tot))
+        series.append(("rst_errors_total", {"job": "api", "route": r}, bad))
+    spec, by_min = _simulate(d, RESET_SPEC, series, minutes)
+    sid = "shop-rst"
+    ident = _ident(sid, "shop", "rst")
+    exprs, alerts, fired, invalid = [], [], {}, {}
+    for t in range(minutes):
+        exp = []
+        for r in ("a", "b"):
+            s = by_min[t]['%s{route="%s"}' % (sid, r)]
+            sel = '{sloth_id="%s",route="%s"}' % (sid, r)
+            for wn in ("5m", "1h"):
+                w = s["windows"][wn]
+                name = "slo:sli_error:ratio_rate%s%s" % (wn, sel)
+                if w["total"]:
+                    exprs.append(_close(name, w["error_ratio"],
+                                        _labels(dict(ident, route=r, sloth_window=wn)), t))
+            bad = s["state"] == "invalid"
+            if bad:
+                invalid.setdefault(r, []).append(t)
+            exprs.append(_flag_test(sid, ident, r, t, bad))
+            if s["tiers"]["page"]["state"] == "firing":
+                fired.setdefault(r, []).append(t)
+                exp.append({"exp_labels": dict(ident, route=r, sloth_severity="page"),
+                            "exp_annotations": {
+                                "title": "(page) shop rst SLO error budget burn rate is too "
+                                         "fast.",
+                                "summary": "shop rst SLO error budget burn rate is over "
+                                           "expected."}})
+        alerts.append({"eval_time": "%dm" % t, "alertname": "ShopRstBurn", "exp_alerts": exp})
+    # the scenario in the engine: invalid from the 11th reset for exactly the rolling hour,
+    # the page held firing through it, route b never invalid
+    assert invalid.get("a") == list(range(155, 190)), invalid
+    assert "b" not in invalid and "b" not in fired, (invalid, fired)
+    assert all(x in fired["a"] for x in range(120, 190)) and 190 not in fired["a"], fired
+    rc, out, groups, rules, tfile = _promtool(d, spec, series, exprs, alerts)
+    assert rc == 0, out[-4000:]
+    assert "NOT EQUIVALENT" not in open(rules).read()
+    # the old rules: the flag without the reset term
+    for g in groups:
+        for r in g["rules"]:
+            if r.get("record") == "slo:sli_invalid:flag":
+                i = r["expr"].index("\n  or\n  sum without (meltp_role)")
+                r["expr"] = r["expr"][:i] + "\n) * 0 + 1"
+    with open(rules, "w") as f:
+        yaml.safe_dump({"groups": groups}, f, sort_keys=False)
+    rc, out = run("promtool", "test", "rules", tfile)[:2]
+    assert rc != 0, "reset-storm parity passed without the reset term"

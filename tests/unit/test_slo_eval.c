@@ -181,12 +181,26 @@ UNIT_TEST(pending_for_and_keep_firing_for)
     CHECK(a.budget_at_fire == 0.9);
     CHECK(slo_alert_step(&a, &t, 0, 3 * MIN_MS, 1) == SLO_EVT_NONE); /* kept firing */
     CHECK(a.state == SLO_AL_FIRING);
-    CHECK(slo_alert_step(&a, &t, -1, 4 * MIN_MS, 1) == SLO_EVT_NONE); /* frozen */
-    CHECK(slo_alert_step(&a, &t, 0, 5 * MIN_MS, 1) == SLO_EVT_RESOLVED);
-    CHECK(a.state == SLO_AL_INACTIVE);
-    /* a pending alert whose condition clears goes back to inactive without an event */
-    CHECK(slo_alert_step(&a, &t, 1, 6 * MIN_MS, 1) == SLO_EVT_NONE);
+    CHECK(slo_alert_step(&a, &t, -1, 4 * MIN_MS, 1) == SLO_EVT_NONE); /* held */
+    CHECK(a.state == SLO_AL_FIRING);
+    /* the hold counts as true: keep_firing_for runs from the first false evaluation, 5 min */
+    CHECK(slo_alert_step(&a, &t, 0, 5 * MIN_MS, 1) == SLO_EVT_NONE);
     CHECK(slo_alert_step(&a, &t, 0, 7 * MIN_MS, 1) == SLO_EVT_NONE);
+    CHECK(slo_alert_step(&a, &t, 0, 8 * MIN_MS, 1) == SLO_EVT_RESOLVED);
+    CHECK(a.state == SLO_AL_INACTIVE);
+    /* held inactive stays inactive */
+    CHECK(slo_alert_step(&a, &t, -1, 8 * MIN_MS + 1, 1) == SLO_EVT_NONE);
+    CHECK(a.state == SLO_AL_INACTIVE);
+    /* held pending still fires once `for` has passed */
+    CHECK(slo_alert_step(&a, &t, 1, 9 * MIN_MS, 1) == SLO_EVT_NONE);
+    CHECK(slo_alert_step(&a, &t, -1, 10 * MIN_MS, 1) == SLO_EVT_NONE);
+    CHECK(a.state == SLO_AL_PENDING);
+    CHECK(slo_alert_step(&a, &t, -1, 11 * MIN_MS, 1) == SLO_EVT_FIRING);
+    CHECK(slo_alert_step(&a, &t, 0, 14 * MIN_MS, 1) == SLO_EVT_NONE);
+    CHECK(slo_alert_step(&a, &t, 0, 17 * MIN_MS, 1) == SLO_EVT_RESOLVED);
+    /* a pending alert whose condition clears goes back to inactive without an event */
+    CHECK(slo_alert_step(&a, &t, 1, 16 * MIN_MS, 1) == SLO_EVT_NONE);
+    CHECK(slo_alert_step(&a, &t, 0, 17 * MIN_MS, 1) == SLO_EVT_NONE);
     CHECK(a.state == SLO_AL_INACTIVE);
 }
 
@@ -232,6 +246,18 @@ UNIT_TEST(counter_reset_is_not_errors)
     }
     slo_eval_compute(in, &p, T0 + 4000, &r);
     CHECK(r.state == SLO_ST_INVALID); /* reset storm */
+    /* a rolling hour by the resets' own times: still within it half an hour later, gone an
+     * hour later */
+    CHECK(slo_inst_resets(in, T0 + 3000 + 30 * MIN_MS) == SLO_RESET_STORM + 1);
+    slo_eval_compute(in, &p, T0 + 3000 + 30 * MIN_MS, &r);
+    CHECK(r.state == SLO_ST_INVALID);
+    CHECK(slo_inst_resets(in, T0 + 3000 + HOUR_MS) == 0);
+    slo_eval_compute(in, &p, T0 + 3000 + HOUR_MS, &r);
+    CHECK(r.state != SLO_ST_INVALID);
+    /* a reset older than the ring is ignored; the ring wraps without stale counts */
+    slo_inst_note_reset(in, T0 - 2 * HOUR_MS);
+    slo_inst_note_reset(in, T0 + 3 * HOUR_MS);
+    CHECK(slo_inst_resets(in, T0 + 3 * HOUR_MS) == 1);
     free(in);
 }
 
