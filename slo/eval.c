@@ -536,7 +536,8 @@ void slo_eval_compute(const slo_inst_t *in, const slo_ev_params_t *p, int64_t no
         r->tte_s = r->budget_remaining * ((double)plen / 1000.0) / br;
     }
     double b = budget_fraction(p);
-    if (inconsistent || slo_inst_resets(in, now_ms) > SLO_RESET_STORM) {
+    if (inconsistent || slo_inst_resets(in, now_ms) > SLO_RESET_STORM ||
+        now_ms < in->invalid_until_ms) {
         r->state = SLO_ST_INVALID;
     } else if (pw->total == 0) {
         r->state = SLO_ST_NO_DATA;
@@ -725,8 +726,16 @@ static void slice_emit(slo_inst_t *in, const slo_ev_params_t *p, int64_t idx, ui
     uint64_t unit = ratio ? SLO_SLICE_SCALE : 1, ra;
     int cb = in->store.counts_bad;
     if (a > total) {
-        ra = unit + 1; /* keep "more good than total" visible: the window turns invalid */
-    } else if (total == 0) {
+        /* inconsistent counts (more good, or bad, events than events in total): the data is
+         * invalid for the hour after the slice, which counts as all good (all bad), or, with
+         * no events in total, as empty */
+        int64_t until = (idx + 1) * slice_width(p) + SLO_INVALID_SLICE_MS;
+        if (until > in->invalid_until_ms) {
+            in->invalid_until_ms = until;
+        }
+        a = total;
+    }
+    if (total == 0) {
         if (p->nodata != SLO_ND_BAD) {
             return; /* empty slices are not counted */
         }

@@ -66,6 +66,7 @@ void slo_store_sum(const slo_store_t *s, int64_t from_ms, int64_t to_ms, uint64_
 #define SLO_EV_MAX_TIERS 16
 #define SLO_RESET_STORM 10 /* more counter resets than this in the last hour -> invalid */
 #define SLO_RESET_SLOTS 60 /* one per minute of that hour */
+#define SLO_INVALID_SLICE_MS 3600000LL /* a slice with inconsistent counts: invalid this long */
 
 enum { SLO_PK_ROLLING = 0, SLO_PK_MONTH, SLO_PK_WEEK };
 enum { SLO_ND_GOOD = 0, SLO_ND_BAD, SLO_ND_FREEZE, SLO_ND_ALERT };
@@ -186,6 +187,7 @@ typedef struct {
     slo_alert_t nodata_alert;
     int64_t last_data_ms;    /* arrival time (now_ms) of the last counted event, 0 = never */
     int64_t first_eval_ms;   /* first evaluation, 0 = never */
+    int64_t invalid_until_ms;/* time slices: an inconsistent slice ended an hour before this */
     uint64_t gen;            /* bumped on every change worth saving (events, slices, alerts) */
 } slo_inst_t;
 

@@ -23,9 +23,9 @@
  *    ratios without events are 1 (bad) or the rule's own previous value (freeze, alert; 0
  *    before one), for every group seen (slo:nodata_watch_start:time); bad fires a tier whose
  *    long window has no events; freeze/alert tiers read only windows with events and a tier
- *    whose long window has none is held. Under time slices with a rolling period,
- *    freeze/alert do the same with closed slices with events in place of events
- *    (window_events).
+ *    whose long window has none is held. Under time slices freeze/alert do the same with
+ *    closed slices with events in place of events (window_events; calendar sums fall back
+ *    to 0 per known group: slice_zero).
  *  - the engine's `invalid` data state: slo:sli_invalid:flag per group while some window's
  *    error ratio is outside [0, 1] (occurrence budgeting; the recorded ratios are clamped to
  *    [0, 1] as the engine's are) or more than 10 counter resets fall in the last hour
@@ -33,8 +33,8 @@
  *  - holds (eval.c slo_alert_step): a held rule returns its own ALERTS series (own_alerts), so
  *    a pending alert matures and a firing one keeps firing; tiers whose own pending /
  *    keep-firing clock or hold matters get a rule each (mergeable).
- * Under time slices, bad (and freeze / alert with a calendar period) get a comment saying what
- * differs: Prometheus sees missing data as no ratio, and these rules raise nothing then.
+ *  - no_data: bad under time slices: every empty slice after a group's first slice with events
+ *    is a bad slice (slo:first_slice_end:time, slice_n), for rolling and calendar periods.
  * Exactness holds for samples and evaluations aligned to the evaluation interval with
  * Prometheus 2.x range semantics (both ends inclusive), the assumption of the parity tests.
  */
@@ -805,6 +805,41 @@ static void good_count(sb_t *b, const slo_spec_t *s, const char *w, int64_t w_ms
     }
 }
 
+/* Whether an SLI's counts can be inconsistent (more good, or bad, events than events in
+ * total): a total counter beside a good or bad one, a histogram, Sloth queries. */
+static int can_be_inconsistent(const slo_spec_t *s)
+{
+    const slo_sli_t *q = &s->sli;
+    if (s->format == SLO_FMT_SLOTH && q->error_query && q->total_query) {
+        return 1;
+    }
+    return (q->kind == SLO_SLI_RATIO && q->has_total) || q->kind == SLO_SLI_LATENCY;
+}
+
+/* Time slice budgeting with such an SLI: eval.c slice_emit counts an inconsistent slice as a
+ * whole good (bad) slice (as empty without events in total) and calls the data invalid for
+ * the hour after it. */
+static int invalid_slices(const slo_spec_t *s)
+{
+    return timeslices(s) && can_be_inconsistent(s);
+}
+
+/* An inconsistent slice, evaluated at its end: bad events below 0 (more good than total) or
+ * above the total. */
+static void slice_inconsistent(sb_t *b, const slo_spec_t *s)
+{
+    char sw[32];
+    int64_t w = slice_ms(s);
+    ms_dur(w, sw, sizeof(sw));
+    sb_printf(b, "(");
+    count_expr(b, s, 1, sw, w);
+    sb_printf(b, " < 0 or ");
+    count_expr(b, s, 1, sw, w);
+    sb_printf(b, " > ");
+    count_expr(b, s, 0, sw, w);
+    sb_printf(b, ")");
+}
+
 static void slice_inner(sb_t *b, const slo_spec_t *s, int what)
 {
     char sw[32], tg[40];
@@ -814,6 +849,14 @@ static void slice_inner(sb_t *b, const slo_spec_t *s, int what)
         sb_printf(b, "(");
         count_expr(b, s, 0, sw, w);
         sb_printf(b, " > 0)");
+    } else if (s->budgeting == SLO_BUDGET_RATIO_TIMESLICES && invalid_slices(s)) {
+        /* an inconsistent slice's ratio is clamped to 0 or 1 */
+        sb_printf(b, "clamp(round((");
+        count_expr(b, s, 1, sw, w);
+        sb_printf(b, ") / (");
+        count_expr(b, s, 0, sw, w);
+        sb_printf(b, " > 0) * %llu), 0, %llu)", (unsigned long long)SLO_SLICE_SCALE,
+                  (unsigned long long)SLO_SLICE_SCALE);
     } else if (s->budgeting == SLO_BUDGET_RATIO_TIMESLICES) {
         sb_printf(b, "round((");
         count_expr(b, s, 1, sw, w);
@@ -900,7 +943,7 @@ static void on_groups(sb_t *b, const slo_spec_t *s);
  * first slice with events on, every closed slice counts, an empty one as a bad slice. */
 static int slices_bad(const slo_spec_t *s)
 {
-    return timeslices(s) && s->nodata == SLO_NODATA_BAD && s->period_kind == SLO_PERIOD_ROLLING;
+    return timeslices(s) && s->nodata == SLO_NODATA_BAD;
 }
 
 /* slices_bad: the slices the engine counts in the last w_ms, per group: min(w / slice, the
@@ -913,8 +956,41 @@ static void slice_n(sb_t *b, const slo_spec_t *s, int64_t w_ms)
     int64_t w = slice_ms(s);
     sb_printf(b, "sum");
     by_clause(b, s);
-    sb_printf(b, " (clamp_max(floor((time() - slo:first_slice_end:time%s) / %lld) + 1, %lld))",
-              sb_str(&id), (long long)(w / 1000), (long long)(w_ms / w));
+    /* slice ends in [now - w_ms + slice, now] (slice_over): w_ms / slice of them when now is
+     * on a slice boundary, one fewer between boundaries */
+    long long ws = (long long)(w / 1000), wl = (long long)(w_ms / 1000);
+    sb_printf(b, " (clamp_max(floor((time() - slo:first_slice_end:time%s) / %lld) + 1, "
+                 "scalar(clamp_min(floor(vector(time() / %lld)) - ceil(vector((time() - %lld) / "
+                 "%lld)) + 1, 0))))",
+              sb_str(&id), ws, ws, wl - ws, ws);
+    sb_free(&id);
+}
+
+/* slices_bad with a calendar period: slice_n over the period, at most the slices since the
+ * local start of the month or ISO week (whole seconds of local time since then, from
+ * day_of_month or the week number's remainder; offsets keep the remainders positive). */
+static void slice_n_calendar(sb_t *b, const slo_spec_t *s, const tz_plan_t *p)
+{
+    sb_t id = {0};
+    ids(&id, s);
+    int64_t w = slice_ms(s) / 1000;
+    sb_printf(b, "clamp_max(\nsum");
+    by_clause(b, s);
+    sb_printf(b, " (floor((time() - slo:first_slice_end:time%s) / %lld) + 1),\nscalar(floor((",
+              sb_str(&id), (long long)w);
+    if (s->period_kind == SLO_PERIOD_CALENDAR_MONTH) {
+        sb_printf(b, "(day_of_month(");
+        local_vec(b, p, "time()");
+        sb_printf(b, ") - 1) * 86400 + (");
+        local_vec(b, p, "time()");
+        sb_printf(b, " + 864000000) %% 86400");
+    } else {
+        /* 1970-01-05 was a Monday (period_class) */
+        sb_printf(b, "(");
+        local_vec(b, p, "time()");
+        sb_printf(b, " + 259200 + 604800000) %% 604800");
+    }
+    sb_printf(b, ") / %lld))\n)", (long long)w);
     sb_free(&id);
 }
 
@@ -1003,6 +1079,28 @@ static void slice_ratio(sb_t *b, const slo_spec_t *s, int64_t w_ms, const char *
  * did too for a RatioTimeslices expression, 4800 passes). A month of 5m slices is two pieces. */
 #define CAL_PIECE_SLICES 4800
 
+static int nd_fill(const slo_spec_t *s);
+
+/* The 0 a calendar slice sum falls back to for a group without slices in it: per group the
+ * engine knows (slo:nodata_watch_start:time, recorded under no_data bad / freeze / alert), so
+ * a group silent for longer than a chunk keeps its count; else per group reporting now. */
+static void slice_zero(sb_t *b, const slo_spec_t *s)
+{
+    if (nd_fill(s)) {
+        sb_t id = {0};
+        ids(&id, s);
+        sb_printf(b, "sum");
+        by_clause(b, s);
+        sb_printf(b, " (0 * slo:nodata_watch_start:time%s)", sb_str(&id));
+        sb_free(&id);
+        return;
+    }
+    char sw[32];
+    ms_dur(slice_ms(s), sw, sizeof(sw));
+    sb_printf(b, "0 * ");
+    count_expr(b, s, 0, sw, slice_ms(s));
+}
+
 /* fn (count_over_time or sum_over_time) of a per-slice `in` over the closed slices of the
  * current calendar period: slices whose start lies in it and whose end is at most now. */
 static void calendar_slices(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, const char *in,
@@ -1023,14 +1121,10 @@ static void calendar_slices(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, co
         sb_printf(&per, "%s(%s[%s:%s])", fn, in, rg, sw);
         sb_printf(b, "(\n");
         sb_t zero = {0};
-        sb_printf(&zero, "0 * ");
-        count_expr(&zero, s, 0, sw, w);
+        slice_zero(&zero, s);
         calendar_over(b, s, p, sb_str(&per), p->chunk_s, range, "sum_over_time",
                       CAL_PIECE_SLICES * w / c, sb_str(&zero));
-        sb_free(&zero);
-        sb_printf(b, "\nor\n0 * ");
-        count_expr(b, s, 0, sw, w);
-        sb_printf(b, "\n)\n+\n(\n");
+        sb_printf(b, "\nor\n%s\n)\n+\n(\n", sb_str(&zero));
         for (int k = 0; k < 2; k++) {
             sb_printf(b, "%s(\n  %s((\n    %s\n    and on() (floor(vector((time() - "
                          "%lld) / %lld)) %% 2 == %d)\n  )[%s:%s])\n  and on() (floor(vector("
@@ -1038,14 +1132,14 @@ static void calendar_slices(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, co
                       k ? "\nor\n" : "", fn, in, (long long)(w / 1000),
                       (long long)p->chunk_s, k, rg, sw, (long long)p->chunk_s, k);
         }
-        sb_printf(b, "\nor\n0 * ");
-        count_expr(b, s, 0, sw, w);
-        sb_printf(b, "\n)");
+        sb_printf(b, "\nor\n%s\n)", sb_str(&zero));
+        sb_free(&zero);
         sb_free(&per);
     }
-    sb_printf(b, "\nor\n0 * ");
-    count_expr(b, s, 0, sw, w);
-    sb_printf(b, "\n)");
+    sb_t zero = {0};
+    slice_zero(&zero, s);
+    sb_printf(b, "\nor\n%s\n)", sb_str(&zero));
+    sb_free(&zero);
 }
 
 /* The event (or, with time slices, slice) count the engine's data state reads over the
@@ -1066,6 +1160,10 @@ static void period_total(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, int64
     }
     if (!timeslices(s)) {
         calendar_count(b, s, p, 0, tail_ms);
+        return;
+    }
+    if (slices_bad(s)) {
+        slice_n_calendar(b, s, p);
         return;
     }
     /* closed slices with events in the period (the open slice is not counted yet) */
@@ -1268,15 +1366,14 @@ static void on_groups(sb_t *b, const slo_spec_t *s)
     sb_printf(b, ")");
 }
 
-/* no_data: bad / freeze / alert on occurrence budgeting: the window ratios the rules record
- * are the engine's for windows without events too (eval.c fill_ratios): 1 (bad), or the
- * previous evaluation's value (freeze, alert; 0 before the group had one), for every group
- * the engine knows (slo:nodata_watch_start:time). Time slice budgeting: freeze / alert on
- * rolling periods only; bad and calendar periods keep the comment. */
+/* no_data: bad / freeze / alert: the window ratios the rules record are the engine's for
+ * windows without events too (eval.c fill_ratios): 1 (bad), or the previous evaluation's value
+ * (freeze, alert; 0 before the group had one), for every group the engine knows
+ * (slo:nodata_watch_start:time); under time slices "events" are closed slices with events, and
+ * bad also counts every empty slice after the group's first (slices_bad). */
 static int nd_fill(const slo_spec_t *s)
 {
-    return s->nodata != SLO_NODATA_GOOD &&
-           (!timeslices(s) || s->period_kind == SLO_PERIOD_ROLLING);
+    return s->nodata != SLO_NODATA_GOOD;
 }
 
 /* What "the window has events" means to the engine's tiers (window total > 0): events in
@@ -1373,18 +1470,11 @@ static void nd_ratio(sb_t *b, const slo_spec_t *s, const char *name, const char 
 
 /* The engine's `invalid` data state (eval.c slo_eval_compute), part one: some window (5m, 30m,
  * 1h, 2h, 6h, 1d, 3d or the period) holds more good (or bad) events than events in total.
- * Modelled for occurrence budgeting and the SLIs that can be inconsistent (a total counter
- * beside a good or bad one, a histogram, Sloth queries). */
+ * Modelled for occurrence budgeting and the SLIs that can be inconsistent; under time slices
+ * the same SLIs give invalid_slices. */
 static int invalid_counts(const slo_spec_t *s)
 {
-    const slo_sli_t *q = &s->sli;
-    if (timeslices(s)) {
-        return 0;
-    }
-    if (s->format == SLO_FMT_SLOTH && q->error_query && q->total_query) {
-        return 1;
-    }
-    return (q->kind == SLO_SLI_RATIO && q->has_total) || q->kind == SLO_SLI_LATENCY;
+    return !timeslices(s) && can_be_inconsistent(s);
 }
 
 /* Part two: a counter-reset storm (more than SLO_RESET_STORM resets in the last hour), for
@@ -1399,7 +1489,7 @@ static int invalid_resets(const slo_spec_t *s)
 /* Whether the rules keep slo:sli_invalid:flag (then every alert is gated and held on it). */
 static int invalid_flag(const slo_spec_t *s)
 {
-    return invalid_counts(s) || invalid_resets(s);
+    return invalid_counts(s) || invalid_slices(s) || invalid_resets(s);
 }
 
 /* A Sloth query over 1h with its rate() / increase() turned into resets(). */
@@ -1524,37 +1614,19 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                   s->id);
         break;
     case SLO_NODATA_BAD:
-        if (nd_fill(s)) {
-            sb_printf(b, "# %s: no_data: bad. A window without events has error ratio 1 for "
-                         "every group seen\n# (slo:nodata_watch_start:time), and a tier whose "
-                         "long window has no events fires,\n# as in the engine.\n",
-                      s->id);
-            break;
-        }
-        sb_printf(b, "# %s: no_data: bad. NOT EQUIVALENT: the engine gives a window without "
-                     "events error\n# ratio 1 (so a short window without events is over any "
-                     "threshold) and fires a tier\n# whose long window has no events;%s these "
-                     "rules give no ratio and no alert there.\n",
-                  s->id, timeslices(s) ? " with time slices it also counts every empty slice "
-                                         "after the group's first\n# data as a bad slice;"
+        sb_printf(b, "# %s: no_data: bad. A window without events has error ratio 1 for every "
+                     "group seen\n# (slo:nodata_watch_start:time), and a tier whose long window "
+                     "has no events fires,\n# as in the engine.%s\n",
+                  s->id, timeslices(s) ? " Every empty slice after a group's first slice with "
+                                         "events is a bad\n# slice (slo:first_slice_end:time)."
                                        : "");
         break;
     case SLO_NODATA_FREEZE:
     case SLO_NODATA_ALERT:
-        if (nd_fill(s)) {
-            sb_printf(b, "# %s: no_data: %s. A window without events keeps the previous "
-                         "evaluation's ratio\n# (0 before the group had one), the rule reading "
-                         "its own last value; tiers read only\n# windows with events, and a "
-                         "firing single-tier rule without for/keep_firing_for is\n# held while "
-                         "its long window has no events, as in the engine (a rule that\n# "
-                         "cannot hold where the hold can matter says so below).\n",
-                      s->id, slo_nodata_name(s->nodata));
-            break;
-        }
-        sb_printf(b, "# %s: no_data: %s. NOT EQUIVALENT while there are no events: the engine "
-                     "keeps the\n# last reported window ratios and holds (does not step) a "
-                     "tier whose long window has\n# no events, so a firing alert keeps "
-                     "firing; these rules give no ratio and resolve it.\n",
+        sb_printf(b, "# %s: no_data: %s. A window without events keeps the previous "
+                     "evaluation's ratio\n# (0 before the group had one), the rule reading its "
+                     "own last value; tiers read only\n# windows with events, and a tier whose "
+                     "long window has no events is held, as in\n# the engine.\n",
                   s->id, slo_nodata_name(s->nodata));
         break;
     }
@@ -1688,6 +1760,23 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             sb_printf(&on, ")");
             e.n = 0;
             calendar_slices(&e, s, &tzp, sb_str(&in), "sum_over_time");
+            if (slices_bad(s)) {
+                /* no_data: bad: the period's empty slices (counted minus with events) are bad
+                 * slices too, each a whole unit */
+                sb_t ev = {0}, f = {0};
+                slice_inner(&ev, s, SL_EVENTS);
+                sb_printf(&f, "(\n%s\n)\n+ %s\n(\n  slo:sli_total:count_period%s\n  - %s\n",
+                          sb_str(&e), sb_str(&on), sb_str(&i2), sb_str(&on));
+                calendar_slices(&f, s, &tzp, sb_str(&ev), "count_over_time");
+                sb_printf(&f, "\n)");
+                if (s->budgeting == SLO_BUDGET_RATIO_TIMESLICES) {
+                    sb_printf(&f, " * %llu", (unsigned long long)SLO_SLICE_SCALE);
+                }
+                e.n = 0;
+                sb_printf(&e, "%s", sb_str(&f));
+                sb_free(&f);
+                sb_free(&ev);
+            }
             if (s->budgeting == SLO_BUDGET_TIMESLICES) {
                 record(b, "slo:sli_bad:count_period", sb_str(&e), &s->labels, pw);
                 e.n = 0;
@@ -1782,8 +1871,19 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                           "slo:sli_bad:count_period%s < 0\n  )",
                       sb_str(&id), sb_str(&id), sb_str(&id));
         }
+        if (invalid_slices(s)) {
+            /* a slice with inconsistent counts ended within the last hour */
+            char sw[32], rg[32];
+            sb_t in = {0};
+            ms_dur(slice_ms(s), sw, sizeof(sw));
+            ms_dur(SLO_INVALID_SLICE_MS - 1, rg, sizeof(rg));
+            slice_inconsistent(&in, s);
+            sb_printf(&e, "%s  count_over_time(%s[%s:%s]) > 0", invalid_counts(s) ? "\n  or\n" : "",
+                      sb_str(&in), rg, sw);
+            sb_free(&in);
+        }
         if (invalid_resets(s)) {
-            sb_printf(&e, "%s", invalid_counts(s) ? "\n  or\n" : "");
+            sb_printf(&e, "%s", invalid_counts(s) || invalid_slices(s) ? "\n  or\n" : "");
             reset_count(&e, s);
         }
         sb_printf(&e, "\n) * 0 + 1");

@@ -249,6 +249,34 @@ def _flag_test(sid, ident, r, t, invalid):
                              "value": 1}] if invalid else []}
 
 
+def _ratio_and_flag_tests(s, sid, ident, r, t, wins, exprs, invalid):
+    """The engine's instance `s` (route=r) at minute t: its window error ratios (windows with
+    events) and invalid state as promtool tests; notes the minute in invalid[r] if invalid."""
+    sel = '{sloth_id="%s",route="%s"}' % (sid, r)
+    for wn in wins:
+        w = s["windows"][wn]
+        if w["total"]:
+            exprs.append(_close("slo:sli_error:ratio_rate%s%s" % (wn, sel), w["error_ratio"],
+                                _labels(dict(ident, route=r, sloth_window=wn)), t))
+    bad = s["state"] == "invalid"
+    if bad:
+        invalid.setdefault(r, []).append(t)
+    exprs.append(_flag_test(sid, ident, r, t, bad))
+
+
+def _without_flag_term(groups, rules, tfile, edit, what):
+    """The same promtool test against the rules with slo:sli_invalid:flag's expression passed
+    through edit() (a term left out) must fail."""
+    for g in groups:
+        for r in g["rules"]:
+            if r.get("record") == "slo:sli_invalid:flag":
+                r["expr"] = edit(r["expr"])
+    with open(rules, "w") as f:
+        yaml.safe_dump({"groups": groups}, f, sort_keys=False)
+    rc, out = run("promtool", "test", "rules", tfile)[:2]
+    assert rc != 0, "invalid-data parity passed without %s" % what
+
+
 def _labels(d):
     return "{" + ",".join('%s="%s"' % kv for kv in sorted(d.items())) + "}"
 
@@ -696,7 +724,8 @@ slos:
 NODATA_WINS = ("5m", "30m", "1h", "30d")
 
 
-def _check_nodata_policy(policy, name, slices=False, old_good=False):
+def _check_nodata_policy(policy, name, slices=False, old_good=False, cal_zone=None,
+                         slice_w="1m", every_min=1, objective=99):
     """Route a reports (0.5 % errors, 20 % from 101m), stops after 149m (while both tiers
     fire), stays silent for 150 minutes (longer than every tier window), then resumes at 300m
     with its last values and grows healthily; route b reports healthily throughout. At every
@@ -704,8 +733,9 @@ def _check_nodata_policy(policy, name, slices=False, old_good=False):
     engine's (also for windows without events) and exactly the engine's alerts fire. Then the
     rules without the no-data handling (ratios without the fill, tiers without the hold/fire
     terms) must fail the same test. With `slices`, the same under time slice budgeting (1m
-    slices, a 1d period: "events" are closed slices with events). Returns
-    ({tier: firing minutes of a}, by_min)."""
+    slices, a 1d period: "events" are closed slices with events). With `cal_zone`, the period
+    is the calendar month in that zone (ratio, burn rate and budget of the month checked).
+    Returns ({tier: firing minutes of a}, by_min)."""
     assert shutil.which("promtool"), "promtool is required (Debian package prometheus)"
     d = tempfile.mkdtemp(prefix="meltp-parity-%s-" % policy)
     minutes, stop, resume = 380, 150, 300
@@ -727,17 +757,21 @@ def _check_nodata_policy(policy, name, slices=False, old_good=False):
                        counter(r, 100000, 1000, 1000)))
         series.append(("%s_errors_total" % name, {"job": "api", "route": r},
                        counter(r, 500, 5, 200)))
-    pw = "1d" if slices else "30d"
-    wins = NODATA_WINS[:-1] + (pw,)
+    pw = "1d" if slices and not cal_zone else "30d"
+    wins = NODATA_WINS[:-1] + (() if cal_zone else (pw,))
+    pwl = "month" if cal_zone else pw  # the period's sloth_window
     spec_text = NODATA_POLICY_SPEC % {
-        "name": name, "policy": policy, "cap": cap, "period": pw,
-        "budgeting": "    budgeting: %s\n    timeslice: {window: 1m}\n" %
-        (slices if isinstance(slices, str) else "timeslices") if slices else ""}
-    spec, by_min = _simulate(d, spec_text, series, minutes)
+        "name": name, "policy": policy, "cap": cap,
+        "period": "\n      calendar: month\n      time_zone: %s" % cal_zone if cal_zone else pw,
+        "budgeting": "    budgeting: %s\n    timeslice: {window: %s}\n" %
+        (slices if isinstance(slices, str) else "timeslices", slice_w) if slices else ""}
+    spec_text = spec_text.replace("objective: 99", "objective: %s" % objective)
+    bf = 1 - objective / 100.0
+    spec, by_min = _simulate(d, spec_text, series, minutes, every_min)
     sid = "shop-" + name
     ident = _ident(sid, "shop", name)
     exprs, alerts, fired = [], [], {}
-    for t in range(0, minutes):
+    for t in range(0, minutes, every_min):
         for r in ("a", "b"):
             s = by_min[t].get('%s{route="%s"}' % (sid, r))
             assert s, (t, r)
@@ -746,12 +780,16 @@ def _check_nodata_policy(policy, name, slices=False, old_good=False):
                 exprs.append(_close("slo:sli_error:ratio_rate%s%s" % (wn, sel),
                                     s["windows"][wn]["error_ratio"],
                                     _labels(dict(ident, route=r, sloth_window=wn)), t))
+            if cal_zone:
+                exprs.append(_close("slo:sli_error:ratio_period" + sel,
+                                    s["windows"][pw]["error_ratio"],
+                                    _labels(dict(ident, route=r, sloth_window=pwl)), t))
             exprs.append(_close("slo:current_burn_rate:ratio" + sel,
-                                s["windows"]["5m"]["error_ratio"] / 0.01,
+                                s["windows"]["5m"]["error_ratio"] / bf,
                                 _labels(dict(ident, route=r, sloth_window="5m")), t, 1e-6))
             exprs.append(_close("slo:period_error_budget_remaining:ratio" + sel,
-                                1 - s["windows"][pw]["error_ratio"] / 0.01,
-                                _labels(dict(ident, route=r, sloth_window=pw)), t, 1e-6))
+                                1 - s["windows"][pw]["error_ratio"] / bf,
+                                _labels(dict(ident, route=r, sloth_window=pwl)), t, 1e-6))
         exp = []
         for tier in ("page", "ticket"):
             for r in ("a", "b"):
@@ -766,7 +804,7 @@ def _check_nodata_policy(policy, name, slices=False, old_good=False):
                                                "expected." % name}})
         alerts.append({"eval_time": "%dm" % t, "alertname": "Shop%sBurn" % cap,
                        "exp_alerts": exp})
-    rc, out, groups, rules, tfile = _promtool(d, spec, series, exprs, alerts)
+    rc, out, groups, rules, tfile = _promtool(d, spec, series, exprs, alerts, every_min)
     assert rc == 0, out[-4000:]
     text = open(rules).read()
     assert "NOT EQUIVALENT" not in text, text
@@ -1180,17 +1218,7 @@ def test_counter_reset_storm_holds_alerts_like_the_engine():
         exp = []
         for r in ("a", "b"):
             s = by_min[t]['%s{route="%s"}' % (sid, r)]
-            sel = '{sloth_id="%s",route="%s"}' % (sid, r)
-            for wn in ("5m", "1h"):
-                w = s["windows"][wn]
-                name = "slo:sli_error:ratio_rate%s%s" % (wn, sel)
-                if w["total"]:
-                    exprs.append(_close(name, w["error_ratio"],
-                                        _labels(dict(ident, route=r, sloth_window=wn)), t))
-            bad = s["state"] == "invalid"
-            if bad:
-                invalid.setdefault(r, []).append(t)
-            exprs.append(_flag_test(sid, ident, r, t, bad))
+            _ratio_and_flag_tests(s, sid, ident, r, t, ("5m", "1h"), exprs, invalid)
             if s["tiers"]["page"]["state"] == "firing":
                 fired.setdefault(r, []).append(t)
                 exp.append({"exp_labels": dict(ident, route=r, sloth_severity="page"),
@@ -1209,12 +1237,128 @@ def test_counter_reset_storm_holds_alerts_like_the_engine():
     assert rc == 0, out[-4000:]
     assert "NOT EQUIVALENT" not in open(rules).read()
     # the old rules: the flag without the reset term
-    for g in groups:
-        for r in g["rules"]:
-            if r.get("record") == "slo:sli_invalid:flag":
-                i = r["expr"].index("\n  or\n  sum without (meltp_role)")
-                r["expr"] = r["expr"][:i] + "\n) * 0 + 1"
-    with open(rules, "w") as f:
-        yaml.safe_dump({"groups": groups}, f, sort_keys=False)
-    rc, out = run("promtool", "test", "rules", tfile)[:2]
-    assert rc != 0, "reset-storm parity passed without the reset term"
+    def no_resets(x):
+        return x[:x.index("\n  or\n  sum without (meltp_role)")] + "\n) * 0 + 1"
+    _without_flag_term(groups, rules, tfile, no_resets, "the reset term")
+
+
+def test_nodata_under_time_slices_with_a_calendar_month_like_the_engine():
+    """no_data: freeze and bad under time slice budgeting (5m slices, objective 90 % so that
+    the data state needs only 10 slices) with a calendar month in Etc/GMT+4, which starts at
+    minute 240, while route a is silent: the month's slice count restarts there. Freeze: a's
+    window ratios and the month's ratio keep their last values (also across the month
+    boundary), the ticket is held. Bad: every empty slice after a's first counts as bad, in
+    the windows and in the new month, which starts with only empty slices for a (and too few
+    of them for the data state: nothing fires until 10 have closed). Evaluated every 3
+    minutes (windows end on and between slice boundaries): window and month ratios, burn
+    rate, budget and alerts equal the engine's; the rules of the same specs with no_data: good
+    fail."""
+    fired, by_min = _check_nodata_policy("freeze", "cfz", slices=True, old_good=True,
+                                         cal_zone="Etc/GMT+4", slice_w="5m", objective=90,
+                                         every_min=3)
+    tk = fired[("a", "ticket")]
+    assert tk[0] < 150 and tk[-1] >= 297 and len(tk) == (tk[-1] - tk[0]) // 3 + 1, tk
+    before, after = (by_min[t]['shop-cfz{route="a"}']["windows"]["30d"] for t in (234, 252))
+    assert after["total"] == 0 and after["error_ratio"] == before["error_ratio"] > 0, after
+    fired, by_min = _check_nodata_policy("bad", "cbd", slices=True, old_good=True,
+                                         cal_zone="Etc/GMT+4", slice_w="5m", objective=90,
+                                         every_min=3)
+    pa = fired[("a", "page")]
+    assert all(x in pa for x in range(162, 240, 3)) and not any(245 < x < 285 for x in pa), pa
+    m = by_min[261]['shop-cbd{route="a"}']["windows"]["30d"]
+    assert m["total"] == 4 and m["error_ratio"] == 1, m
+
+
+# ---- invalid data under time slices: a slice with more good (or bad) than total events ------
+
+INV_SLICE_SPEC = """version: meltp/v1
+service: shop
+slos:
+  - name: %(name)s
+    objective: 99
+    period: 1d
+    budgeting: %(budgeting)s
+    timeslice: {window: 1m}
+    group_by: [route]
+    sli:
+      ratio:
+        %(counted)s: '%(name)s_%(counted)s_total{job="api"}'
+        total: '%(name)s_requests_total{job="api"}'
+    alerting:
+      name: Shop%(cap)sBurn
+      tiers:
+        - {name: page, severity: page, long: 1h, short: 5m, factor: 5}
+"""
+
+
+def _check_inconsistent_slices(name, budgeting, counted):
+    """Route a: 0.5 % errors, 20 % from 101m to 160m (the page fires); at 131m-133m the
+    counted counter (good, or bad) grows faster than the total: those slices count as whole
+    good (bad) slices and the data is invalid for the hour after the last one, so the page is
+    held firing after the errors stop, until 193m. Route b: one inconsistent slice at 100m,
+    errors from 110m: nothing fires while b is invalid (to 160m), then the page does. Window
+    ratios, slo:sli_invalid:flag and alerts equal the engine's at every minute; without the
+    flag's slice term the alerts differ."""
+    assert shutil.which("promtool"), "promtool is required (Debian package prometheus)"
+    d = tempfile.mkdtemp(prefix="meltp-parity-invslice-")
+    minutes = 230
+
+    def route(r):
+        tot, cnt, lt, lc = [], [], 100000, (99000 if counted == "good" else 500)
+        for m in range(minutes):
+            if m > 0:
+                err = 200 if ((r == "a" and 101 <= m <= 160) or (r == "b" and m >= 110)) else 5
+                inc = (r == "a" and 131 <= m <= 133) or (r == "b" and m == 100)
+                lt += 1000
+                if counted == "good":
+                    lc += 2000 if inc else 1000 - err
+                else:
+                    lc += 2000 if inc else err
+            tot.append(lt)
+            cnt.append(lc)
+        return tot, cnt
+    series = []
+    for r in ("a", "b"):
+        tot, cnt = route(r)
+        series.append(("%s_requests_total" % name, {"job": "api", "route": r}, tot))
+        series.append(("%s_%s_total" % (name, counted), {"job": "api", "route": r}, cnt))
+    spec_text = INV_SLICE_SPEC % {"name": name, "budgeting": budgeting, "counted": counted,
+                                  "cap": name.capitalize()}
+    spec, by_min = _simulate(d, spec_text, series, minutes)
+    sid = "shop-" + name
+    ident = _ident(sid, "shop", name)
+    exprs, alerts, fired, invalid = [], [], {}, {}
+    for t in range(minutes):
+        exp = []
+        for r in ("a", "b"):
+            s = by_min[t]['%s{route="%s"}' % (sid, r)]
+            _ratio_and_flag_tests(s, sid, ident, r, t, ("5m", "1h", "1d"), exprs, invalid)
+            if s["tiers"]["page"]["state"] == "firing":
+                fired.setdefault(r, []).append(t)
+                exp.append({"exp_labels": dict(ident, route=r, sloth_severity="page")})
+        alerts.append({"eval_time": "%dm" % t, "alertname": "Shop%sBurn" % name.capitalize(),
+                       "exp_alerts": exp})
+    for a in alerts:
+        for x in a["exp_alerts"]:
+            x["exp_annotations"] = {
+                "title": "(page) shop %s SLO error budget burn rate is too fast." % name,
+                "summary": "shop %s SLO error budget burn rate is over expected." % name}
+    assert invalid["a"] == list(range(131, 193)), invalid
+    assert invalid["b"] == list(range(100, 160)), invalid
+    assert all(x in fired["a"] for x in range(140, 193)) and 193 not in fired["a"], fired
+    assert min(fired["b"]) >= 160, fired
+    rc, out, groups, rules, tfile = _promtool(d, spec, series, exprs, alerts)
+    assert rc == 0, out[-4000:]
+    assert "NOT EQUIVALENT" not in open(rules).read()
+    def no_slices(x):
+        i, j = x.index("\n  count_over_time("), x.index("\n  or\n  sum without (meltp_role)")
+        return x[:i] + x[j + len("\n  or"):]
+    _without_flag_term(groups, rules, tfile, no_slices, "the slice term")
+
+
+def test_inconsistent_slices_under_timeslices_hold_alerts_like_the_engine():
+    _check_inconsistent_slices("islc", "timeslices", "good")
+
+
+def test_inconsistent_slices_under_ratio_timeslices_hold_alerts_like_the_engine():
+    _check_inconsistent_slices("irat", "ratio_timeslices", "bad")

@@ -437,6 +437,37 @@ UNIT_TEST(ratio_timeslices_mean_of_slice_ratios)
     free(in);
 }
 
+UNIT_TEST(inconsistent_slice_counts_whole_and_is_invalid_for_an_hour)
+{
+    for (int ratio = 0; ratio < 2; ratio++) {
+        for (int cb = 0; cb < 2; cb++) {
+            slo_ev_params_t p;
+            sloth_params(&p);
+            p.budgeting = ratio ? SLO_BG_RATIO_TIMESLICES : SLO_BG_TIMESLICES;
+            p.slice_ms = MIN_MS;
+            slo_inst_t *in = malloc(sizeof(*in));
+            REQUIRE(in);
+            slo_inst_init(in, &p, cb);
+            minute(in, &p, 0, 10, 10); /* all good, or all bad */
+            minute(in, &p, 1, 4, 10);  /* more counted than total: inconsistent */
+            minute(in, &p, 2, 10, 10);
+            int ev[SLO_EV_MAX_TIERS];
+            slo_result_t r;
+            slo_eval_run(in, &p, T0 + 3 * MIN_MS, &r, ev);
+            /* the inconsistent slice counts as a whole good (bad) slice: no bias either way */
+            CHECK(r.w[SLO_W_PERIOD].total == 3);
+            CHECK(r.w[SLO_W_PERIOD].error_ratio == (cb ? 1.0 : 0.0));
+            CHECK(r.state == SLO_ST_INVALID);
+            /* invalid until an hour after the slice's end (2 min) */
+            slo_eval_compute(in, &p, T0 + 62 * MIN_MS - 1, &r);
+            CHECK(r.state == SLO_ST_INVALID);
+            slo_eval_compute(in, &p, T0 + 62 * MIN_MS, &r);
+            CHECK(r.state != SLO_ST_INVALID);
+            free(in);
+        }
+    }
+}
+
 UNIT_TEST(timeslices_full_outage_pages)
 {
     slo_ev_params_t p;
