@@ -884,7 +884,7 @@ int slo_inst_add(slo_inst_t *in, const slo_ev_params_t *p, int64_t t_ms, uint64_
 /* The minute m whose interval (m - 1, m] min holds t: a sample's counts end at its time. */
 static int64_t reset_minute(int64_t t_ms)
 {
-    return -floor_div(-t_ms, 60000);
+    return ceil_div(t_ms, 60000);
 }
 
 static size_t reset_slot(int64_t m)

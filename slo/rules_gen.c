@@ -107,6 +107,14 @@ static const char *sb_str(sb_t *b)
     return b->p ? b->p : "";
 }
 
+/* dst takes src's text (dst's old text is freed); src is left empty. */
+static void sb_move(sb_t *dst, sb_t *src)
+{
+    free(dst->p);
+    *dst = *src;
+    memset(src, 0, sizeof(*src));
+}
+
 /* YAML single-quoted scalar: only ' needs doubling. */
 static void yq(sb_t *b, const char *s)
 {
@@ -939,8 +947,8 @@ static void slice_count(sb_t *b, const slo_spec_t *s, int64_t w_ms)
 
 static void on_groups(sb_t *b, const slo_spec_t *s);
 
-/* no_data: bad under time slice budgeting (rolling periods; eval.c close_upto): from a group's
- * first slice with events on, every closed slice counts, an empty one as a bad slice. */
+/* no_data: bad under time slice budgeting (eval.c close_upto): from a group's first slice with
+ * events on, every closed slice counts, an empty one as a bad slice. */
 static int slices_bad(const slo_spec_t *s)
 {
     return timeslices(s) && s->nodata == SLO_NODATA_BAD;
@@ -1468,6 +1476,20 @@ static void nd_ratio(sb_t *b, const slo_spec_t *s, const char *name, const char 
     sb_free(&id);
 }
 
+/* Records an error ratio `expr` under `name`, through nd_ratio where the no-data policy
+ * fills windows without events. */
+static void record_ratio(sb_t *b, const slo_spec_t *s, const char *name, const char *window,
+                         const char *expr)
+{
+    sb_t f = {0};
+    if (nd_fill(s)) {
+        nd_ratio(&f, s, name, window, expr);
+        expr = sb_str(&f);
+    }
+    record(b, name, expr, &s->labels, window);
+    sb_free(&f);
+}
+
 /* The engine's `invalid` data state (eval.c slo_eval_compute), part one: some window (5m, 30m,
  * 1h, 2h, 6h, 1d, 3d or the period) holds more good (or bad) events than events in total.
  * Modelled for occurrence budgeting and the SLIs that can be inconsistent; under time slices
@@ -1568,9 +1590,7 @@ static void clamp_invalid(sb_t *e, const slo_spec_t *s)
     }
     sb_t f = {0};
     sb_printf(&f, "clamp(\n(\n%s\n) > -Inf < +Inf,\n0, 1)", sb_str(e));
-    e->n = 0;
-    sb_printf(e, "%s", sb_str(&f));
-    sb_free(&f);
+    sb_move(e, &f);
 }
 
 static void spec_rules(sb_t *b, const slo_spec_t *s)
@@ -1682,14 +1702,7 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         }
         char name[64];
         snprintf(name, sizeof(name), "slo:sli_error:ratio_rate%s", ws);
-        if (nd_fill(s)) {
-            sb_t f = {0};
-            nd_ratio(&f, s, name, ws, sb_str(&e));
-            record(b, name, sb_str(&f), &s->labels, ws);
-            sb_free(&f);
-        } else {
-            record(b, name, sb_str(&e), &s->labels, ws);
-        }
+        record_ratio(b, s, name, ws, sb_str(&e));
         sb_free(&e);
     }
     /* min_events: event counts (time slices with data, under time slice budgeting) over each
@@ -1738,26 +1751,14 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                       sb_str(&i2), sb_str(&i2));
             sb_free(&i2);
             clamp_invalid(&e, s);
-            if (nd_fill(s)) {
-                sb_t f = {0};
-                nd_ratio(&f, s, "slo:sli_error:ratio_period", pw, sb_str(&e));
-                e.n = 0;
-                sb_printf(&e, "%s", sb_str(&f));
-                sb_free(&f);
-            }
-            record(b, "slo:sli_error:ratio_period", sb_str(&e), &s->labels, pw);
+            record_ratio(b, s, "slo:sli_error:ratio_period", pw, sb_str(&e));
         } else if (s->period_kind != SLO_PERIOD_ROLLING) {
             /* time slices: count_period counts the closed slices with events in the period;
              * the ratio is over those slices, as eval.c computes it */
             sb_t i2 = {0}, in = {0}, on = {0};
             ids(&i2, s);
             slice_inner(&in, s, SL_BAD);
-            sb_printf(&on, "on(");
-            for (size_t g = 0; g < s->ngroup_by; g++) {
-                sb_printf(&on, "%s", g ? ", " : "");
-                label_name(&on, s->group_by[g]);
-            }
-            sb_printf(&on, ")");
+            on_groups(&on, s);
             e.n = 0;
             calendar_slices(&e, s, &tzp, sb_str(&in), "sum_over_time");
             if (slices_bad(s)) {
@@ -1772,9 +1773,7 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                 if (s->budgeting == SLO_BUDGET_RATIO_TIMESLICES) {
                     sb_printf(&f, " * %llu", (unsigned long long)SLO_SLICE_SCALE);
                 }
-                e.n = 0;
-                sb_printf(&e, "%s", sb_str(&f));
-                sb_free(&f);
+                sb_move(&e, &f);
                 sb_free(&ev);
             }
             if (s->budgeting == SLO_BUDGET_TIMESLICES) {
@@ -1782,28 +1781,14 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                 e.n = 0;
                 sb_printf(&e, "slo:sli_bad:count_period%s\n/\nslo:sli_total:count_period%s",
                           sb_str(&i2), sb_str(&i2));
-                if (nd_fill(s)) { /* freeze / alert: a period without slices keeps its ratio */
-                    sb_t f = {0};
-                    nd_ratio(&f, s, "slo:sli_error:ratio_period", pw, sb_str(&e));
-                    e.n = 0;
-                    sb_printf(&e, "%s", sb_str(&f));
-                    sb_free(&f);
-                }
-                record(b, "slo:sli_error:ratio_period", sb_str(&e), &s->labels, pw);
+                record_ratio(b, s, "slo:sli_error:ratio_period", pw, sb_str(&e));
             } else {
                 /* RatioTimeslices: sum of the slice ratios in millionths over slices x 1e6
                  * (eval.c's integer units, so the division is the engine's); the bad count
                  * (the sum of the slice error ratios) follows from it */
                 sb_printf(&e, "\n/ %s\n(slo:sli_total:count_period%s * %llu)", sb_str(&on),
                           sb_str(&i2), (unsigned long long)SLO_SLICE_SCALE);
-                if (nd_fill(s)) { /* freeze / alert: a period without slices keeps its ratio */
-                    sb_t f = {0};
-                    nd_ratio(&f, s, "slo:sli_error:ratio_period", pw, sb_str(&e));
-                    e.n = 0;
-                    sb_printf(&e, "%s", sb_str(&f));
-                    sb_free(&f);
-                }
-                record(b, "slo:sli_error:ratio_period", sb_str(&e), &s->labels, pw);
+                record_ratio(b, s, "slo:sli_error:ratio_period", pw, sb_str(&e));
                 e.n = 0;
                 sb_printf(&e, "slo:sli_error:ratio_period%s\n*\nslo:sli_total:count_period%s",
                           sb_str(&i2), sb_str(&i2));
@@ -2000,9 +1985,7 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             sb_printf(&f, "\nslo:sli_invalid:flag%s", sb_str(&id));
             sb_printf(&c, "slo:sli_invalid:flag%s", sb_str(&id));
             hold_term(&f, s, t, tier_label, "and", sb_str(&c));
-            e.n = 0;
-            sb_printf(&e, "%s", sb_str(&f));
-            sb_free(&f);
+            sb_move(&e, &f);
             sb_free(&c);
         }
         if (nd_fill(s) && s->nodata != SLO_NODATA_BAD && !mergeable(s, t)) {
