@@ -6,7 +6,7 @@ set -u
 cd "$(dirname "$0")/.."
 BUILD=${MELTP_BUILD:-build}
 export MELTP_BUILD=$BUILD
-export MELTP_FIXTURES=${MELTP_FIXTURES:-$(cd .. && pwd)/shared/fixtures}
+export MELTP_FIXTURES=${MELTP_FIXTURES:-$PWD/tests/fixtures}
 filter=${1:-}
 passed=0
 failed=0

@@ -19,7 +19,7 @@ import urllib.request
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("MELTP_BUILD", "build")
 MELTP = os.path.join(ROOT, BUILD, "meltp")
-FIXTURES = os.environ.get("MELTP_FIXTURES", os.path.join(ROOT, "..", "shared", "fixtures"))
+FIXTURES = os.environ.get("MELTP_FIXTURES", os.path.join(ROOT, "tests", "fixtures"))
 
 _procs = []
 _servers = []

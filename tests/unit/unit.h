@@ -46,7 +46,7 @@ void unit_register(const char *file, const char *name, unit_fn fn);
         }                                                                      \
     } while (0)
 
-/* Directory of ../shared/fixtures (env MELTP_FIXTURES overrides). */
+/* Directory of tests/fixtures (env MELTP_FIXTURES overrides). */
 const char *unit_fixtures_dir(void);
 /* Reads a whole file into malloc'd memory; NULL on error. */
 unsigned char *unit_read_file(const char *path, size_t *len);

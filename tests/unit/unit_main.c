@@ -25,7 +25,7 @@ void unit_register(const char *file, const char *name, unit_fn fn)
 const char *unit_fixtures_dir(void)
 {
     const char *e = getenv("MELTP_FIXTURES");
-    return e && *e ? e : "../shared/fixtures";
+    return e && *e ? e : "tests/fixtures";
 }
 
 unsigned char *unit_read_file(const char *path, size_t *len)
