@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests (build/unit), then integration tests that start the real
-# build/meltp on free loopback ports. Ends with "N passed, N failed".
-# Usage: tests/run.sh [filter]   (filter picks unit tests and integration tests by name)
+# The whole test suite: unit tests (build/unit), then integration tests (pytest, in parallel on
+# MELTP_TEST_JOBS workers, default 2) that start the real build/meltp on free loopback ports.
+# Each result prints as it finishes; the last line is "N passed, N failed, N skipped".
+# Usage: tests/run.sh [filter]   (filter picks unit tests and integration tests by name;
+#        for integration tests "module:name" parts, e.g. test_profiles or test_loki:test_push)
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${MELTP_BUILD:-build}
 export MELTP_BUILD=$BUILD
 export MELTP_FIXTURES=${MELTP_FIXTURES:-$PWD/tests/fixtures}
 filter=${1:-}
+jobs=${MELTP_TEST_JOBS:-2}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 passed=0
 failed=0
+skipped=0
 
 echo "== unit tests ($BUILD/unit)"
-out=$("$BUILD/unit" $filter 2>&1)
-echo "$out" | grep -v '^ok ' || true
-line=$(echo "$out" | grep -E '^unit: [0-9]+ passed, [0-9]+ failed$' | tail -1)
+"$BUILD/unit" $filter >"$log" 2>&1
+grep -v '^ok ' "$log"
+line=$(grep -E '^unit: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
 if [ -n "$line" ]; then
   passed=$((passed + $(echo "$line" | awk '{print $2}')))
   failed=$((failed + $(echo "$line" | awk '{print $4}')))
@@ -23,17 +29,24 @@ else
   failed=$((failed + 1))
 fi
 
-echo "== integration tests"
-out=$(python3 tests/integration/runner.py $filter 2>&1)
-echo "$out"
-line=$(echo "$out" | grep -E '^integration: [0-9]+ passed, [0-9]+ failed$' | tail -1)
-if [ -n "$line" ]; then
-  passed=$((passed + $(echo "$line" | awk '{print $2}')))
-  failed=$((failed + $(echo "$line" | awk '{print $4}')))
+echo "== integration tests (pytest, $jobs workers)"
+args=(-v -n "$jobs")
+[ "$jobs" = 0 ] && args=(-v)
+if [ -n "$filter" ]; then
+  args+=(-k "${filter//:/ and }")
+fi
+"${MELTP_PYTHON:-/usr/bin/python3}" -m pytest -c tests/integration/pytest.ini --rootdir tests/integration "${args[@]}" \
+  tests/integration 2>&1 | tee "$log"
+summary=$(grep -E '^=+ .*(passed|failed|skipped|error|no tests ran).* in [0-9.]+s' "$log" | tail -1)
+count() { echo "$summary" | grep -oE "[0-9]+ $1" | awk '{s+=$1} END {print s+0}'; }
+if [ -n "$summary" ]; then
+  passed=$((passed + $(count passed)))
+  failed=$((failed + $(count failed) + $(count error)))
+  skipped=$((skipped + $(count skipped)))
 else
   echo "integration test runner crashed"
   failed=$((failed + 1))
 fi
 
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -37,12 +37,43 @@ def cleanup():
     _servers.clear()
 
 
+# Ports for the processes a test starts. Each pytest-xdist worker takes ports from its own
+# slice of 20000-32767 (below Linux's ephemeral range, so no outgoing connection holds one),
+# walking up from a random start: two workers never hand out the same port, and the window in
+# which a port is free but not yet bound by the process that will use it cannot be raced by
+# another worker of the same run.
+_PORT_LO, _PORT_HI = 20000, 32768
+
+
+def _port_slice():
+    w = os.environ.get("PYTEST_XDIST_WORKER", "")
+    n = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    i = int(w[2:]) if w.startswith("gw") and w[2:].isdigit() else 0
+    size = (_PORT_HI - _PORT_LO) // max(n, 1)
+    lo = _PORT_LO + i * size
+    return lo, lo + size
+
+
+_port_next = None
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    global _port_next
+    lo, hi = _port_slice()
+    if _port_next is None:
+        _port_next = lo + (os.getpid() * 7919) % (hi - lo)
+    for _ in range(hi - lo):
+        port = _port_next
+        _port_next = lo + (_port_next + 1 - lo) % (hi - lo)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        return port
+    raise AssertionError("no free loopback port in %d-%d" % (lo, hi))
 
 
 def wait_until(cond, timeout=10.0, step=0.05, what="condition"):

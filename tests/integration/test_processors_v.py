@@ -145,7 +145,11 @@ def test_normalize_renames_defaults_units_truncation_timestamps():
             for mm in sm["metrics"]]
     assert mets[0]["unit"] == "s"
     assert j_attrs(mets[0]["gauge"]["dataPoints"][0]["attributes"]) == {"db.system.name": "pg"}
-    rattrs = j_attrs(lines[-1]["resourceMetrics"][0]["resource"]["attributes"])
+    # four exporter workers write the traces and metrics batches in either order: find the
+    # metrics line by its key, never by its position
+    mline = [l for l in lines if "resourceMetrics" in l]
+    assert len(mline) == 1, lines
+    rattrs = j_attrs(mline[0]["resourceMetrics"][0]["resource"]["attributes"])
     assert rattrs["deployment.environment.name"] == "lab"
 
 
