@@ -30,10 +30,10 @@
 #include "promconv.h"
 #include "schema.h"
 #include "pii.h"
+#include "model.h"
 
 #include <errno.h>
 #include <fnmatch.h>
-#include <glob.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -100,6 +100,7 @@ typedef struct vm {
     pii_t *pii;
     deltacum_t *dc;
     vr_strset_t series_seen;                /* Prometheus and OTel metric names seen */
+    slo_set_t *slos;                        /* the SLO specs audited, or NULL */
     arena_t *scratch;                       /* promconv output, per request */
     pthread_mutex_t mu;                     /* listen mode: observers run on many threads */
     arena_t *listen_arena;
@@ -403,117 +404,105 @@ static void sli_series_from_text(vr_strset_t *out, const char *q)
     }
 }
 
-static void sli_walk(vr_strset_t *out, const cfg_node_t *n, const char *key, int depth)
+/* The series an SLO reads, by name: the query texts imported specs carry (Sloth events,
+ * OpenSLO Prometheus queries) and the metric names of the selectors (a histogram is read as
+ * NAME_bucket and NAME_count, as the generated rules read it). Span and log SLIs read no
+ * Prometheus series: the engine counts those items itself. */
+static void sel_series(vr_strset_t *out, const slo_selector_t *sel, const char *suffix)
 {
-    if (!n || depth > 16) {
-        return;
-    }
-    if (n->kind == CFG_NODE_SCALAR) {
-        /* names and queries; skip prose and numbers */
-        if (key && (strcmp(key, "description") == 0 || strcmp(key, "objective") == 0 ||
-                    strcmp(key, "target") == 0 || strcmp(key, "threshold") == 0)) {
-            return;
+    const char *name = sel->metric;
+    for (size_t i = 0; !name && i < sel->nm; i++) {
+        if (strcmp(sel->m[i].name, "__name__") == 0 && sel->m[i].op == SLO_MATCH_EQ) {
+            name = sel->m[i].value;
         }
-        sli_series_from_text(out, n->value);
-        return;
     }
-    for (size_t i = 0; i < n->n; i++) {
-        sli_walk(out, n->children[i], n->kind == CFG_NODE_MAP ? n->keys[i] : key, depth + 1);
+    char buf[512];
+    if (name && (size_t)snprintf(buf, sizeof(buf), "%s%s", name, suffix) < sizeof(buf)) {
+        vr_strset_add(out, buf);
+    }
+}
+
+static void slo_series(vr_strset_t *out, const slo_spec_t *s)
+{
+    const slo_sli_t *q = &s->sli;
+    const char *texts[] = {q->error_query, q->total_query, q->good_query};
+    for (size_t i = 0; i < MT_ARRAY_LEN(texts); i++) {
+        if (texts[i]) {
+            sli_series_from_text(out, texts[i]);
+        }
+    }
+    if (q->kind == SLO_SLI_RATIO) {
+        if (q->has_good) {
+            sel_series(out, &q->good, "");
+        }
+        if (q->has_bad) {
+            sel_series(out, &q->bad, "");
+        }
+        if (q->has_total) {
+            sel_series(out, &q->total, "");
+        }
+    } else if (q->kind == SLO_SLI_LATENCY) {
+        sel_series(out, &q->histogram, "_bucket");
+        sel_series(out, &q->histogram, "_count");
     }
 }
 
 typedef struct slo_owner {
-    char *service;
+    const char *service; /* borrowed from v->slos */
     vr_slo_t *slo;
 } slo_owner_t;
 
-/* Reads one spec file: `service: NAME` and `slos: [{name, sli: {...}}]` (Sloth style). */
-static void slo_spec_load(vm_t *v, const char *file, int *errs, slo_owner_t **own,
-                          size_t *nown)
-{
-    mt_errbuf_t eb;
-    mt_errbuf_clear(&eb);
-    cfg_doc_t *doc = cfg_load_file(file, &eb);
-    if (!doc) {
-        fprintf(stderr, "%s\n", eb.msg);
-        (*errs)++;
-        return;
-    }
-    cfg_ctx_t sc;
-    cfg_ctx_init(&sc, doc->file);
-    const cfg_node_t *root = doc->root;
-    const cfg_node_t *svc = cfg_map_get(root, "service");
-    const cfg_node_t *slos = cfg_map_get(root, "slos");
-    if (root->kind != CFG_NODE_MAP) {
-        cfg_error(&sc, root->line, "(root)", "expected a map with service and slos");
-    } else if (!svc || svc->kind != CFG_NODE_SCALAR || !*svc->value) {
-        cfg_error(&sc, svc ? svc->line : root->line, "service", "required: the service name");
-    } else if (!slos || slos->kind != CFG_NODE_SEQ) {
-        cfg_error(&sc, slos ? slos->line : root->line, "slos", "required: a list of SLOs");
-    } else {
-        for (size_t i = 0; i < slos->n; i++) {
-            const cfg_node_t *s = slos->children[i];
-            const cfg_node_t *name = cfg_map_get(s, "name");
-            char path[64];
-            snprintf(path, sizeof(path), "slos[%zu]", i);
-            if (s->kind != CFG_NODE_MAP || !name || name->kind != CFG_NODE_SCALAR) {
-                cfg_error(&sc, s->line, path, "expected a map with name and sli");
-                continue;
-            }
-            vr_slo_t *slo = vr_slo_add(&v->rep, name->value, file);
-            slo_owner_t *no = slo ? realloc(*own, (*nown + 1) * sizeof(**own)) : NULL;
-            if (!no) {
-                continue;
-            }
-            *own = no;
-            no[*nown].service = strdup(svc->value);
-            no[(*nown)++].slo = slo;
-            slo->series.limit = 64;
-            sli_walk(&slo->series, cfg_map_get(s, "sli"), NULL, 0);
-        }
-    }
-    *errs += (int)sc.nerr; /* SPEC_FILE:LINE: path: reason */
-    cfg_ctx_print(&sc, stderr);
-    cfg_ctx_fini(&sc);
-    cfg_doc_destroy(doc);
-}
-
 /* Spec globs: the policy's slo_specs plus `slo.specs` of the config (when the config has one).
- * Config errors go to c; spec file errors are printed with their own file:line and counted. */
-static void slo_specs_load(vm_t *v, cfg_ctx_t *c, int *errs, slo_owner_t **own, size_t *nown)
+ * They load through slo/spec.c, the loader the SLO engine uses, so every dialect it reads
+ * (meltp/v1, Sloth prometheus/v1, OpenSLO v1, refs across files) is audited the same way.
+ * Every problem goes to c, spec problems as SPEC_FILE:LINE: path: reason. */
+static void slo_specs_audit(vm_t *v, cfg_ctx_t *c, slo_owner_t **own, size_t *nown)
 {
     char **globs = NULL;
     size_t nglobs = 0;
     const cfg_node_t *specs = cfg_map_get(cfg_map_get(v->doc->root, "slo"), "specs");
-    if (specs) {
-        size_t n = 0;
-        char **rel = node_strings(c, specs, "slo.specs", &n);
-        globs = calloc(n + v->pol.nslo_specs + 1, sizeof(char *));
-        for (size_t i = 0; globs && i < n; i++) {
-            globs[nglobs++] = resolve_rel(v->config_path, rel[i]);
-        }
-        free_strv(rel, n);
-    } else {
-        globs = calloc(v->pol.nslo_specs + 1, sizeof(char *));
+    size_t nrel = 0;
+    char **rel = specs ? node_strings(c, specs, "slo.specs", &nrel) : NULL;
+    globs = calloc(nrel + v->pol.nslo_specs + 1, sizeof(char *));
+    for (size_t i = 0; globs && i < nrel; i++) {
+        globs[nglobs++] = resolve_rel(v->config_path, rel[i]);
     }
+    free_strv(rel, nrel);
     for (size_t i = 0; globs && i < v->pol.nslo_specs; i++) {
         globs[nglobs++] = strdup(v->pol.slo_specs[i]);
     }
     for (size_t i = 0; i < nglobs; i++) {
-        v->rep.have_slo_specs = 1;
-        glob_t g;
-        int rc = glob(globs[i], 0, NULL, &g);
-        if (rc != 0) {
-            fprintf(stderr, "%s: no SLO spec file matches\n", globs[i]);
-            (*errs)++;
-            continue;
+        if (!globs[i]) {
+            cfg_error(c, 0, "slo.specs", "out of memory");
         }
-        for (size_t k = 0; k < g.gl_pathc; k++) {
-            slo_spec_load(v, g.gl_pathv[k], errs, own, nown);
-        }
-        globfree(&g);
+    }
+    if (!nglobs || c->nerr) {
+        free_strv(globs, nglobs);
+        return;
+    }
+    v->rep.have_slo_specs = 1;
+    /* paths are already resolved (relative ones against the working directory) */
+    if (slo_specs_load((const char *const *)globs, nglobs, NULL, 0, c, &v->slos) != MT_OK) {
+        free_strv(globs, nglobs);
+        return;
     }
     free_strv(globs, nglobs);
+    *own = calloc(v->slos->n ? v->slos->n : 1, sizeof(**own));
+    if (!*own) {
+        cfg_error(c, 0, "slo.specs", "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < v->slos->n; i++) {
+        const slo_spec_t *s = &v->slos->slos[i];
+        vr_slo_t *slo = vr_slo_add(&v->rep, s->name, s->file);
+        if (!slo) {
+            continue;
+        }
+        (*own)[*nown].service = s->service;
+        (*own)[(*nown)++].slo = slo;
+        slo->series.limit = 64;
+        slo_series(&slo->series, s);
+    }
 }
 
 /* ---- processors ---------------------------------------------------------------------------- */
@@ -1826,6 +1815,7 @@ static void vm_fini(vm_t *v)
     pii_destroy(v->pii);
     deltacum_destroy(v->dc);
     vr_strset_fini(&v->series_seen);
+    slo_set_destroy(v->slos);
     arena_destroy(v->scratch);
     arena_destroy(v->listen_arena);
     cfg_doc_destroy(v->doc);
@@ -1897,7 +1887,7 @@ int validate_main(int argc, char **argv)
         v->extra_schema = schema_load(args.schema, &c);
     }
     if (!c.nerr && !other_errs) {
-        slo_specs_load(v, &c, &other_errs, &own, &nown);
+        slo_specs_audit(v, &c, &own, &nown);
     }
     if (!c.nerr && !other_errs) {
         pii_config_t pc;
@@ -1964,9 +1954,6 @@ int validate_main(int argc, char **argv)
     exit_code = v->rep.ok ? 0 : 1;
 out:
     service_stop_destroy(svc);
-    for (size_t i = 0; i < nown; i++) {
-        free(own[i].service);
-    }
     free(own);
     vm_fini(v);
     free(v);

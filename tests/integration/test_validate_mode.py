@@ -151,6 +151,57 @@ def test_policy_met_exits_zero():
     assert rep["violations"] and rep["pii"]
 
 
+# ---- SLO specs: every dialect the SLO engine reads ------------------------------------------
+
+SLOS = os.path.join(harness.ROOT, "rules", "slos")
+
+
+def test_slo_specs_of_every_dialect_in_rules_slos():
+    """Each spec of rules/slos (OpenSLO, native meltp/v1, Sloth) loads through the SLO engine's
+    loader: no exit 2, its SLOs are listed under their service with the series they read."""
+    expect = {
+        "openslo-scheduling.yaml": ("scheduling", {
+            "booking-availability": ["bookings_total"],
+            "search-latency": ["slot_search_duration_seconds_bucket",
+                               "slot_search_duration_seconds_count"]}),
+        "patient-api.yaml": ("patient-api", {
+            "availability": [],   # a spans SLI: no Prometheus series
+            "latency": ["http_server_request_duration_seconds_bucket",
+                        "http_server_request_duration_seconds_count"]}),
+        "sloth-billing.yaml": ("billing", {
+            "requests-availability": ["http_requests_total"],
+            "invoice-jobs": ["invoice_jobs_failed_total", "invoice_jobs_total"]}),
+    }
+    assert sorted(expect) == sorted(f for f in os.listdir(SLOS) if f.endswith(".yaml"))
+    with tempfile.TemporaryDirectory() as d:
+        for name, (service, slos) in sorted(expect.items()):
+            pol = os.path.join(d, "policy.yaml")
+            with open(pol, "w") as f:
+                f.write("slo_specs: [%s]\n" % os.path.join(SLOS, name))
+            rc, out, err = validate("--config", "config.yaml", "--input", "telemetry.jsonl",
+                                    "--policy", pol, "--format", "json")
+            assert rc == 1, (name, rc, err)
+            cov = {c["service"]: c for c in json.loads(out)["slo_coverage"]}
+            got = {s["name"]: s["sli_series"] for s in cov[service]["slos"]}
+            assert got == slos, (name, got)
+            assert all(s["file"].endswith(name) for s in cov[service]["slos"])
+
+
+def test_slo_spec_errors_name_the_spec_file_and_line():
+    with tempfile.TemporaryDirectory() as d:
+        spec = os.path.join(d, "bad.yaml")
+        with open(spec, "w") as f:
+            f.write("version: prometheus/v1\nservice: x\nslos:\n  - name: a\n"
+                    "    objective: 250\n")
+        pol = os.path.join(d, "policy.yaml")
+        with open(pol, "w") as f:
+            f.write("slo_specs: [%s]\n" % spec)
+        rc, out, err = validate("--config", "config.yaml", "--input", "telemetry.jsonl",
+                                "--policy", pol)
+        assert rc == 2 and out == "", (rc, err)
+        assert spec + ":4:" in err or spec + ":5:" in err, err
+
+
 # ---- exit code 2: usage and configuration errors ------------------------------------------
 
 def test_bad_policy_file_line():
