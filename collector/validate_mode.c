@@ -19,6 +19,7 @@
  */
 #include "validate_mode.h"
 #include "validate_report.h"
+#include "validate_pii.h"
 
 #include "component.h"
 #include "service.h"
@@ -50,8 +51,6 @@
 #define VM_MAX_REQUEST_ARENA ((size_t)1 << 30)   /* arena for one decoded request */
 #define VM_MAX_INPUTS 4096
 #define VM_MAX_STAGES 32                         /* processors per pipeline we mirror */
-#define VM_MAX_PII_FINDINGS 16                   /* per scanned string */
-#define VM_MAX_ANY_DEPTH 16                      /* nested AnyValue levels scanned for PII */
 #define VM_MAX_SERIES_SEEN 200000                /* Prometheus names remembered for SLO checks */
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
@@ -687,65 +686,6 @@ static void seen(vr_service_t *s, int sig, uint64_t ts, uint64_t n)
     s->count[sig] += n;
 }
 
-/* PII: scans a string; counts one finding per (string, detector). Never copies the value. */
-static void pii_str(vm_t *v, const char *str, size_t len, const char *service, const char *where)
-{
-    if (!v->pii || !str || !len) {
-        return;
-    }
-    pii_finding_t f[VM_MAX_PII_FINDINGS];
-    size_t n = pii_scan(v->pii, str, len, f, VM_MAX_PII_FINDINGS);
-    unsigned kinds = 0;
-    for (size_t i = 0; i < n; i++) {
-        kinds |= 1u << f[i].kind;
-    }
-    for (int k = 0; k < PII_KIND_COUNT; k++) {
-        if (kinds & (1u << k)) {
-            vr_pii_t *p = vr_pii_get(&v->rep, pii_kind_name((pii_kind_t)k), service, where);
-            if (p) {
-                p->count++;
-            }
-        }
-    }
-}
-
-static void pii_any(vm_t *v, const av_t *a, const char *service, const char *where, int depth)
-{
-    if (!a || depth > VM_MAX_ANY_DEPTH) {
-        return;
-    }
-    switch (a->value_case) {
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-        if (a->string_value) {
-            pii_str(v, a->string_value, strlen(a->string_value), service, where);
-        }
-        break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
-        for (size_t i = 0; a->array_value && i < a->array_value->n_values; i++) {
-            pii_any(v, a->array_value->values[i], service, where, depth + 1);
-        }
-        break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
-        for (size_t i = 0; a->kvlist_value && i < a->kvlist_value->n_values; i++) {
-            pii_any(v, a->kvlist_value->values[i]->value, service, where, depth + 1);
-        }
-        break;
-    default:
-        break;
-    }
-}
-
-/* `prefix`.attributes[key] for every attribute. */
-static void pii_attrs(vm_t *v, kv_t **kvs, size_t n, const char *service, const char *prefix)
-{
-    for (size_t i = 0; v->pii && i < n; i++) {
-        char where[320];
-        snprintf(where, sizeof(where), "%s.attributes[%.256s]", prefix,
-                 kvs[i]->key ? kvs[i]->key : "");
-        pii_any(v, kvs[i]->value, service, where, 0);
-    }
-}
-
 static void analyze_traces(vm_t *v, Opentelemetry__Proto__Collector__V1__ExportTraceServiceRequest *req)
 {
     for (size_t i = 0; i < req->n_resource_spans; i++) {
@@ -764,22 +704,11 @@ static void analyze_traces(vm_t *v, Opentelemetry__Proto__Collector__V1__ExportT
             continue;
         }
         check_resource(v, s, rs->resource);
-        if (rs->resource) {
-            pii_attrs(v, rs->resource->attributes, rs->resource->n_attributes, svc, "resource");
-        }
         for (size_t j = 0; j < rs->n_scope_spans; j++) {
             const Opentelemetry__Proto__Trace__V1__ScopeSpans *ss = rs->scope_spans[j];
             for (size_t k = 0; k < ss->n_spans; k++) {
                 const Opentelemetry__Proto__Trace__V1__Span *sp = ss->spans[k];
                 seen(s, VR_TRACES, sp->start_time_unix_nano, 1);
-                if (sp->name) {
-                    pii_str(v, sp->name, strlen(sp->name), svc, "span.name");
-                }
-                pii_attrs(v, sp->attributes, sp->n_attributes, svc, "span");
-                for (size_t e = 0; e < sp->n_events; e++) {
-                    pii_attrs(v, sp->events[e]->attributes, sp->events[e]->n_attributes, svc,
-                              "span.events");
-                }
             }
         }
     }
@@ -825,7 +754,6 @@ static void analyze_logs(vm_t *v, Opentelemetry__Proto__Collector__V1__ExportLog
         check_resource(v, s, rl->resource);
         kv_t **rkv = rl->resource ? rl->resource->attributes : NULL;
         size_t rn = rl->resource ? rl->resource->n_attributes : 0;
-        pii_attrs(v, rkv, rn, svc, "resource");
         vr_log_preview_t *lp = vr_log_get(&v->rep, svc, env);
         if (lp) {
             vr_strset_add(&lp->index_labels, "service_name"); /* Loki: unknown_service if unset */
@@ -854,8 +782,6 @@ static void analyze_logs(vm_t *v, Opentelemetry__Proto__Collector__V1__ExportLog
                             attr_get(lr->attributes, lr->n_attributes, "event.name");
                 uint64_t ts = lr->time_unix_nano ? lr->time_unix_nano : lr->observed_time_unix_nano;
                 seen(s, event ? VR_EVENTS : VR_LOGS, ts, 1);
-                pii_any(v, lr->body, svc, event ? "event.body" : "log.body", 0);
-                pii_attrs(v, lr->attributes, lr->n_attributes, svc, event ? "event" : "log");
                 if (!lp) {
                     continue;
                 }
@@ -898,9 +824,6 @@ static void analyze_profiles(vm_t *v,
             continue;
         }
         check_resource(v, s, rp->resource);
-        if (rp->resource) {
-            pii_attrs(v, rp->resource->attributes, rp->resource->n_attributes, svc, "resource");
-        }
         for (size_t j = 0; j < rp->n_scope_profiles; j++) {
             const Opentelemetry__Proto__Profiles__V1development__ScopeProfiles *sp =
                 rp->scope_profiles[j];
@@ -999,38 +922,6 @@ static size_t metric_points(const Opentelemetry__Proto__Metrics__V1__Metric *m, 
     return 0;
 }
 
-static void metric_point_pii(vm_t *v, const Opentelemetry__Proto__Metrics__V1__Metric *m,
-                             const char *svc)
-{
-#define PII_PTS(field)                                                                    \
-    do {                                                                                  \
-        for (size_t p_ = 0; m->field && p_ < m->field->n_data_points; p_++) {             \
-            pii_attrs(v, m->field->data_points[p_]->attributes,                           \
-                      m->field->data_points[p_]->n_attributes, svc, "metric");            \
-        }                                                                                 \
-    } while (0)
-    switch (m->data_case) {
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
-        PII_PTS(gauge);
-        break;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
-        PII_PTS(sum);
-        break;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
-        PII_PTS(histogram);
-        break;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
-        PII_PTS(exponential_histogram);
-        break;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
-        PII_PTS(summary);
-        break;
-    default:
-        break;
-    }
-#undef PII_PTS
-}
-
 static void analyze_metrics(vm_t *v,
                             Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest *req)
 {
@@ -1088,13 +979,8 @@ static void analyze_metrics(vm_t *v,
                         return;
                     }
                     check_resource(v, s, rm->resource);
-                    if (rm->resource) {
-                        pii_attrs(v, rm->resource->attributes, rm->resource->n_attributes, svc,
-                                  "resource");
-                    }
                 }
                 seen(s, VR_METRICS, ts, n);
-                metric_point_pii(v, m, svc);
                 const char *name = m->name ? m->name : "";
                 vr_strset_add(&v->series_seen, name);
                 vr_metric_preview_t *mp = vr_metric_get(&v->rep, name, metric_type(m),
@@ -1231,6 +1117,12 @@ static void run_request(vm_t *v, mt_signal_t s, ProtobufCMessage *req, uint64_t 
 {
     v->rep.requests++;
     v->rep.items += items;
+    /* PII as it arrived: after the processors a redacting guard would hide it */
+    processor_t *procs[VM_MAX_STAGES];
+    for (size_t i = 0; i < v->nstages[s]; i++) {
+        procs[i] = v->stages[s][i].pr;
+    }
+    vp_scan_request(v->pii, &v->rep, s, req, procs, v->nstages[s]);
     for (size_t i = 0; i < v->nstages[s]; i++) {
         vm_stage_t *st = &v->stages[s][i];
         check_schema(v, st->schema, s, req);
@@ -1557,6 +1449,8 @@ static void listen_observer(void *arg, mt_signal_t s, const uint8_t *pb, size_t 
             check_schema(v, v->stages[s][i].schema, s, msg);
         }
         check_schema(v, v->extra_schema, s, msg);
+        /* what the pipeline delivered: findings its guards removed are not seen here */
+        vp_scan_request(v->pii, &v->rep, s, msg, NULL, 0);
         analyze(v, s, msg);
     } else {
         vr_input_error(&v->rep, "listen", eb.msg);
