@@ -8,9 +8,7 @@
  * Findings are counted in meltp_guard_findings_total{detector, service, action}; values are
  * never logged.
  */
-#include "component.h"
-#include "otlp.h"
-#include "pii.h"
+#include "proc_guard.h"
 
 #include <openssl/evp.h>
 #include <stddef.h>
@@ -21,8 +19,14 @@ typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
 typedef Opentelemetry__Proto__Common__V1__AnyValue av_t;
 typedef Opentelemetry__Proto__Resource__V1__Resource resource_t;
 
-enum { GA_REDACT, GA_HASH, GA_DROP, GA_FLAG, GA_COUNT };
-static const char *const ga_names[GA_COUNT] = {"redact", "hash", "drop", "flag"};
+enum {
+    GA_REDACT = GUARD_REDACT,
+    GA_HASH = GUARD_HASH,
+    GA_DROP = GUARD_DROP,
+    GA_FLAG = GUARD_FLAG,
+    GA_COUNT = GUARD_NONE
+};
+static const char *const ga_names[GA_COUNT + 1] = {"redact", "hash", "drop", "flag", "none"};
 
 #define GUARD_MAX_FINDINGS 32 /* per value; more are handled on the next pass of the caller */
 #define GUARD_MAX_DEPTH 8     /* nested arrays / maps scanned */
@@ -78,7 +82,7 @@ static const cfg_field_t guard_fields[] = {
 
 static int parse_ga(const char *s)
 {
-    for (int i = 0; i < GA_COUNT; i++) {
+    for (int i = 0; i < GA_COUNT; i++) { /* "none" is not an action one can configure */
         if (!strcmp(s, ga_names[i])) {
             return i;
         }
@@ -738,6 +742,51 @@ static int guard_inspect(processor_t *pr, mt_signal_t s, const uint8_t *pb, size
         return 1; /* the synthetic=true requirement needs the resource: decode */
     }
     return otlp_walk_values(s, pb, len, inspect_cb, cfg->pii);
+}
+
+/* ---- questions from validation mode (proc_guard.h) ------------------------------------------ */
+
+extern const processor_ops_t processor_synthetic_guard_ops; /* defined below */
+
+const char *guard_action_name(guard_action_t a)
+{
+    return (unsigned)a <= GA_COUNT ? ga_names[a] : "none";
+}
+
+int guard_is(const processor_t *pr)
+{
+    return pr && pr->ops == &processor_synthetic_guard_ops && pr->cfg;
+}
+
+/* Mirrors where traces(), logs(), points() and scan_value() look: item attributes always,
+ * resource attributes and log bodies when configured, nested values to GUARD_MAX_DEPTH. */
+unsigned guard_finds(const processor_t *pr, guard_at_t at, int depth, const char *s, size_t n)
+{
+    const guard_cfg_t *cfg = guard_is(pr) ? pr->cfg : NULL;
+    if (!cfg || !cfg->pii || depth > GUARD_MAX_DEPTH || at == GUARD_AT_OTHER ||
+        (at == GUARD_AT_RESOURCE && !cfg->scan_resource) ||
+        (at == GUARD_AT_LOG_BODY && !cfg->scan_log_bodies)) {
+        return 0;
+    }
+    pii_finding_t f[GUARD_MAX_FINDINGS];
+    size_t nf = pii_scan(cfg->pii, s, n, f, GUARD_MAX_FINDINGS);
+    unsigned kinds = 0;
+    for (size_t i = 0; i < nf; i++) {
+        kinds |= PII_BIT(f[i].kind);
+    }
+    return kinds;
+}
+
+guard_action_t guard_action(const processor_t *pr, pii_kind_t k)
+{
+    const guard_cfg_t *cfg = guard_is(pr) ? pr->cfg : NULL;
+    return cfg && (unsigned)k < PII_KIND_COUNT ? (guard_action_t)cfg->act[k] : GUARD_NONE;
+}
+
+int guard_drops_resource(const processor_t *pr, const resource_t *r)
+{
+    const guard_cfg_t *cfg = guard_is(pr) ? pr->cfg : NULL;
+    return cfg && !synthetic_ok(cfg, r);
 }
 
 const processor_ops_t processor_synthetic_guard_ops = {

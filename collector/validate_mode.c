@@ -19,6 +19,7 @@
  */
 #include "validate_mode.h"
 #include "validate_report.h"
+#include "validate_pii.h"
 
 #include "component.h"
 #include "service.h"
@@ -30,10 +31,10 @@
 #include "promconv.h"
 #include "schema.h"
 #include "pii.h"
+#include "model.h"
 
 #include <errno.h>
 #include <fnmatch.h>
-#include <glob.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -50,8 +51,6 @@
 #define VM_MAX_REQUEST_ARENA ((size_t)1 << 30)   /* arena for one decoded request */
 #define VM_MAX_INPUTS 4096
 #define VM_MAX_STAGES 32                         /* processors per pipeline we mirror */
-#define VM_MAX_PII_FINDINGS 16                   /* per scanned string */
-#define VM_MAX_ANY_DEPTH 16                      /* nested AnyValue levels scanned for PII */
 #define VM_MAX_SERIES_SEEN 200000                /* Prometheus names remembered for SLO checks */
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
@@ -100,6 +99,7 @@ typedef struct vm {
     pii_t *pii;
     deltacum_t *dc;
     vr_strset_t series_seen;                /* Prometheus and OTel metric names seen */
+    slo_set_t *slos;                        /* the SLO specs audited, or NULL */
     arena_t *scratch;                       /* promconv output, per request */
     pthread_mutex_t mu;                     /* listen mode: observers run on many threads */
     arena_t *listen_arena;
@@ -403,117 +403,105 @@ static void sli_series_from_text(vr_strset_t *out, const char *q)
     }
 }
 
-static void sli_walk(vr_strset_t *out, const cfg_node_t *n, const char *key, int depth)
+/* The series an SLO reads, by name: the query texts imported specs carry (Sloth events,
+ * OpenSLO Prometheus queries) and the metric names of the selectors (a histogram is read as
+ * NAME_bucket and NAME_count, as the generated rules read it). Span and log SLIs read no
+ * Prometheus series: the engine counts those items itself. */
+static void sel_series(vr_strset_t *out, const slo_selector_t *sel, const char *suffix)
 {
-    if (!n || depth > 16) {
-        return;
-    }
-    if (n->kind == CFG_NODE_SCALAR) {
-        /* names and queries; skip prose and numbers */
-        if (key && (strcmp(key, "description") == 0 || strcmp(key, "objective") == 0 ||
-                    strcmp(key, "target") == 0 || strcmp(key, "threshold") == 0)) {
-            return;
+    const char *name = sel->metric;
+    for (size_t i = 0; !name && i < sel->nm; i++) {
+        if (strcmp(sel->m[i].name, "__name__") == 0 && sel->m[i].op == SLO_MATCH_EQ) {
+            name = sel->m[i].value;
         }
-        sli_series_from_text(out, n->value);
-        return;
     }
-    for (size_t i = 0; i < n->n; i++) {
-        sli_walk(out, n->children[i], n->kind == CFG_NODE_MAP ? n->keys[i] : key, depth + 1);
+    char buf[512];
+    if (name && (size_t)snprintf(buf, sizeof(buf), "%s%s", name, suffix) < sizeof(buf)) {
+        vr_strset_add(out, buf);
+    }
+}
+
+static void slo_series(vr_strset_t *out, const slo_spec_t *s)
+{
+    const slo_sli_t *q = &s->sli;
+    const char *texts[] = {q->error_query, q->total_query, q->good_query};
+    for (size_t i = 0; i < MT_ARRAY_LEN(texts); i++) {
+        if (texts[i]) {
+            sli_series_from_text(out, texts[i]);
+        }
+    }
+    if (q->kind == SLO_SLI_RATIO) {
+        if (q->has_good) {
+            sel_series(out, &q->good, "");
+        }
+        if (q->has_bad) {
+            sel_series(out, &q->bad, "");
+        }
+        if (q->has_total) {
+            sel_series(out, &q->total, "");
+        }
+    } else if (q->kind == SLO_SLI_LATENCY) {
+        sel_series(out, &q->histogram, "_bucket");
+        sel_series(out, &q->histogram, "_count");
     }
 }
 
 typedef struct slo_owner {
-    char *service;
+    const char *service; /* borrowed from v->slos */
     vr_slo_t *slo;
 } slo_owner_t;
 
-/* Reads one spec file: `service: NAME` and `slos: [{name, sli: {...}}]` (Sloth style). */
-static void slo_spec_load(vm_t *v, const char *file, int *errs, slo_owner_t **own,
-                          size_t *nown)
-{
-    mt_errbuf_t eb;
-    mt_errbuf_clear(&eb);
-    cfg_doc_t *doc = cfg_load_file(file, &eb);
-    if (!doc) {
-        fprintf(stderr, "%s\n", eb.msg);
-        (*errs)++;
-        return;
-    }
-    cfg_ctx_t sc;
-    cfg_ctx_init(&sc, doc->file);
-    const cfg_node_t *root = doc->root;
-    const cfg_node_t *svc = cfg_map_get(root, "service");
-    const cfg_node_t *slos = cfg_map_get(root, "slos");
-    if (root->kind != CFG_NODE_MAP) {
-        cfg_error(&sc, root->line, "(root)", "expected a map with service and slos");
-    } else if (!svc || svc->kind != CFG_NODE_SCALAR || !*svc->value) {
-        cfg_error(&sc, svc ? svc->line : root->line, "service", "required: the service name");
-    } else if (!slos || slos->kind != CFG_NODE_SEQ) {
-        cfg_error(&sc, slos ? slos->line : root->line, "slos", "required: a list of SLOs");
-    } else {
-        for (size_t i = 0; i < slos->n; i++) {
-            const cfg_node_t *s = slos->children[i];
-            const cfg_node_t *name = cfg_map_get(s, "name");
-            char path[64];
-            snprintf(path, sizeof(path), "slos[%zu]", i);
-            if (s->kind != CFG_NODE_MAP || !name || name->kind != CFG_NODE_SCALAR) {
-                cfg_error(&sc, s->line, path, "expected a map with name and sli");
-                continue;
-            }
-            vr_slo_t *slo = vr_slo_add(&v->rep, name->value, file);
-            slo_owner_t *no = slo ? realloc(*own, (*nown + 1) * sizeof(**own)) : NULL;
-            if (!no) {
-                continue;
-            }
-            *own = no;
-            no[*nown].service = strdup(svc->value);
-            no[(*nown)++].slo = slo;
-            slo->series.limit = 64;
-            sli_walk(&slo->series, cfg_map_get(s, "sli"), NULL, 0);
-        }
-    }
-    *errs += (int)sc.nerr; /* SPEC_FILE:LINE: path: reason */
-    cfg_ctx_print(&sc, stderr);
-    cfg_ctx_fini(&sc);
-    cfg_doc_destroy(doc);
-}
-
 /* Spec globs: the policy's slo_specs plus `slo.specs` of the config (when the config has one).
- * Config errors go to c; spec file errors are printed with their own file:line and counted. */
-static void slo_specs_load(vm_t *v, cfg_ctx_t *c, int *errs, slo_owner_t **own, size_t *nown)
+ * They load through slo/spec.c, the loader the SLO engine uses, so every dialect it reads
+ * (meltp/v1, Sloth prometheus/v1, OpenSLO v1, refs across files) is audited the same way.
+ * Every problem goes to c, spec problems as SPEC_FILE:LINE: path: reason. */
+static void slo_specs_audit(vm_t *v, cfg_ctx_t *c, slo_owner_t **own, size_t *nown)
 {
     char **globs = NULL;
     size_t nglobs = 0;
     const cfg_node_t *specs = cfg_map_get(cfg_map_get(v->doc->root, "slo"), "specs");
-    if (specs) {
-        size_t n = 0;
-        char **rel = node_strings(c, specs, "slo.specs", &n);
-        globs = calloc(n + v->pol.nslo_specs + 1, sizeof(char *));
-        for (size_t i = 0; globs && i < n; i++) {
-            globs[nglobs++] = resolve_rel(v->config_path, rel[i]);
-        }
-        free_strv(rel, n);
-    } else {
-        globs = calloc(v->pol.nslo_specs + 1, sizeof(char *));
+    size_t nrel = 0;
+    char **rel = specs ? node_strings(c, specs, "slo.specs", &nrel) : NULL;
+    globs = calloc(nrel + v->pol.nslo_specs + 1, sizeof(char *));
+    for (size_t i = 0; globs && i < nrel; i++) {
+        globs[nglobs++] = resolve_rel(v->config_path, rel[i]);
     }
+    free_strv(rel, nrel);
     for (size_t i = 0; globs && i < v->pol.nslo_specs; i++) {
         globs[nglobs++] = strdup(v->pol.slo_specs[i]);
     }
     for (size_t i = 0; i < nglobs; i++) {
-        v->rep.have_slo_specs = 1;
-        glob_t g;
-        int rc = glob(globs[i], 0, NULL, &g);
-        if (rc != 0) {
-            fprintf(stderr, "%s: no SLO spec file matches\n", globs[i]);
-            (*errs)++;
-            continue;
+        if (!globs[i]) {
+            cfg_error(c, 0, "slo.specs", "out of memory");
         }
-        for (size_t k = 0; k < g.gl_pathc; k++) {
-            slo_spec_load(v, g.gl_pathv[k], errs, own, nown);
-        }
-        globfree(&g);
+    }
+    if (!nglobs || c->nerr) {
+        free_strv(globs, nglobs);
+        return;
+    }
+    v->rep.have_slo_specs = 1;
+    /* paths are already resolved (relative ones against the working directory) */
+    if (slo_specs_load((const char *const *)globs, nglobs, NULL, 0, c, &v->slos) != MT_OK) {
+        free_strv(globs, nglobs);
+        return;
     }
     free_strv(globs, nglobs);
+    *own = calloc(v->slos->n ? v->slos->n : 1, sizeof(**own));
+    if (!*own) {
+        cfg_error(c, 0, "slo.specs", "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < v->slos->n; i++) {
+        const slo_spec_t *s = &v->slos->slos[i];
+        vr_slo_t *slo = vr_slo_add(&v->rep, s->name, s->file);
+        if (!slo) {
+            continue;
+        }
+        (*own)[*nown].service = s->service;
+        (*own)[(*nown)++].slo = slo;
+        slo->series.limit = 64;
+        slo_series(&slo->series, s);
+    }
 }
 
 /* ---- processors ---------------------------------------------------------------------------- */
@@ -698,65 +686,6 @@ static void seen(vr_service_t *s, int sig, uint64_t ts, uint64_t n)
     s->count[sig] += n;
 }
 
-/* PII: scans a string; counts one finding per (string, detector). Never copies the value. */
-static void pii_str(vm_t *v, const char *str, size_t len, const char *service, const char *where)
-{
-    if (!v->pii || !str || !len) {
-        return;
-    }
-    pii_finding_t f[VM_MAX_PII_FINDINGS];
-    size_t n = pii_scan(v->pii, str, len, f, VM_MAX_PII_FINDINGS);
-    unsigned kinds = 0;
-    for (size_t i = 0; i < n; i++) {
-        kinds |= 1u << f[i].kind;
-    }
-    for (int k = 0; k < PII_KIND_COUNT; k++) {
-        if (kinds & (1u << k)) {
-            vr_pii_t *p = vr_pii_get(&v->rep, pii_kind_name((pii_kind_t)k), service, where);
-            if (p) {
-                p->count++;
-            }
-        }
-    }
-}
-
-static void pii_any(vm_t *v, const av_t *a, const char *service, const char *where, int depth)
-{
-    if (!a || depth > VM_MAX_ANY_DEPTH) {
-        return;
-    }
-    switch (a->value_case) {
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-        if (a->string_value) {
-            pii_str(v, a->string_value, strlen(a->string_value), service, where);
-        }
-        break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
-        for (size_t i = 0; a->array_value && i < a->array_value->n_values; i++) {
-            pii_any(v, a->array_value->values[i], service, where, depth + 1);
-        }
-        break;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
-        for (size_t i = 0; a->kvlist_value && i < a->kvlist_value->n_values; i++) {
-            pii_any(v, a->kvlist_value->values[i]->value, service, where, depth + 1);
-        }
-        break;
-    default:
-        break;
-    }
-}
-
-/* `prefix`.attributes[key] for every attribute. */
-static void pii_attrs(vm_t *v, kv_t **kvs, size_t n, const char *service, const char *prefix)
-{
-    for (size_t i = 0; v->pii && i < n; i++) {
-        char where[320];
-        snprintf(where, sizeof(where), "%s.attributes[%.256s]", prefix,
-                 kvs[i]->key ? kvs[i]->key : "");
-        pii_any(v, kvs[i]->value, service, where, 0);
-    }
-}
-
 static void analyze_traces(vm_t *v, Opentelemetry__Proto__Collector__V1__ExportTraceServiceRequest *req)
 {
     for (size_t i = 0; i < req->n_resource_spans; i++) {
@@ -775,22 +704,11 @@ static void analyze_traces(vm_t *v, Opentelemetry__Proto__Collector__V1__ExportT
             continue;
         }
         check_resource(v, s, rs->resource);
-        if (rs->resource) {
-            pii_attrs(v, rs->resource->attributes, rs->resource->n_attributes, svc, "resource");
-        }
         for (size_t j = 0; j < rs->n_scope_spans; j++) {
             const Opentelemetry__Proto__Trace__V1__ScopeSpans *ss = rs->scope_spans[j];
             for (size_t k = 0; k < ss->n_spans; k++) {
                 const Opentelemetry__Proto__Trace__V1__Span *sp = ss->spans[k];
                 seen(s, VR_TRACES, sp->start_time_unix_nano, 1);
-                if (sp->name) {
-                    pii_str(v, sp->name, strlen(sp->name), svc, "span.name");
-                }
-                pii_attrs(v, sp->attributes, sp->n_attributes, svc, "span");
-                for (size_t e = 0; e < sp->n_events; e++) {
-                    pii_attrs(v, sp->events[e]->attributes, sp->events[e]->n_attributes, svc,
-                              "span.events");
-                }
             }
         }
     }
@@ -836,7 +754,6 @@ static void analyze_logs(vm_t *v, Opentelemetry__Proto__Collector__V1__ExportLog
         check_resource(v, s, rl->resource);
         kv_t **rkv = rl->resource ? rl->resource->attributes : NULL;
         size_t rn = rl->resource ? rl->resource->n_attributes : 0;
-        pii_attrs(v, rkv, rn, svc, "resource");
         vr_log_preview_t *lp = vr_log_get(&v->rep, svc, env);
         if (lp) {
             vr_strset_add(&lp->index_labels, "service_name"); /* Loki: unknown_service if unset */
@@ -865,8 +782,6 @@ static void analyze_logs(vm_t *v, Opentelemetry__Proto__Collector__V1__ExportLog
                             attr_get(lr->attributes, lr->n_attributes, "event.name");
                 uint64_t ts = lr->time_unix_nano ? lr->time_unix_nano : lr->observed_time_unix_nano;
                 seen(s, event ? VR_EVENTS : VR_LOGS, ts, 1);
-                pii_any(v, lr->body, svc, event ? "event.body" : "log.body", 0);
-                pii_attrs(v, lr->attributes, lr->n_attributes, svc, event ? "event" : "log");
                 if (!lp) {
                     continue;
                 }
@@ -909,9 +824,6 @@ static void analyze_profiles(vm_t *v,
             continue;
         }
         check_resource(v, s, rp->resource);
-        if (rp->resource) {
-            pii_attrs(v, rp->resource->attributes, rp->resource->n_attributes, svc, "resource");
-        }
         for (size_t j = 0; j < rp->n_scope_profiles; j++) {
             const Opentelemetry__Proto__Profiles__V1development__ScopeProfiles *sp =
                 rp->scope_profiles[j];
@@ -1010,38 +922,6 @@ static size_t metric_points(const Opentelemetry__Proto__Metrics__V1__Metric *m, 
     return 0;
 }
 
-static void metric_point_pii(vm_t *v, const Opentelemetry__Proto__Metrics__V1__Metric *m,
-                             const char *svc)
-{
-#define PII_PTS(field)                                                                    \
-    do {                                                                                  \
-        for (size_t p_ = 0; m->field && p_ < m->field->n_data_points; p_++) {             \
-            pii_attrs(v, m->field->data_points[p_]->attributes,                           \
-                      m->field->data_points[p_]->n_attributes, svc, "metric");            \
-        }                                                                                 \
-    } while (0)
-    switch (m->data_case) {
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
-        PII_PTS(gauge);
-        break;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
-        PII_PTS(sum);
-        break;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
-        PII_PTS(histogram);
-        break;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
-        PII_PTS(exponential_histogram);
-        break;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
-        PII_PTS(summary);
-        break;
-    default:
-        break;
-    }
-#undef PII_PTS
-}
-
 static void analyze_metrics(vm_t *v,
                             Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest *req)
 {
@@ -1099,13 +979,8 @@ static void analyze_metrics(vm_t *v,
                         return;
                     }
                     check_resource(v, s, rm->resource);
-                    if (rm->resource) {
-                        pii_attrs(v, rm->resource->attributes, rm->resource->n_attributes, svc,
-                                  "resource");
-                    }
                 }
                 seen(s, VR_METRICS, ts, n);
-                metric_point_pii(v, m, svc);
                 const char *name = m->name ? m->name : "";
                 vr_strset_add(&v->series_seen, name);
                 vr_metric_preview_t *mp = vr_metric_get(&v->rep, name, metric_type(m),
@@ -1242,6 +1117,12 @@ static void run_request(vm_t *v, mt_signal_t s, ProtobufCMessage *req, uint64_t 
 {
     v->rep.requests++;
     v->rep.items += items;
+    /* PII as it arrived: after the processors a redacting guard would hide it */
+    processor_t *procs[VM_MAX_STAGES];
+    for (size_t i = 0; i < v->nstages[s]; i++) {
+        procs[i] = v->stages[s][i].pr;
+    }
+    vp_scan_request(v->pii, &v->rep, s, req, procs, v->nstages[s]);
     for (size_t i = 0; i < v->nstages[s]; i++) {
         vm_stage_t *st = &v->stages[s][i];
         check_schema(v, st->schema, s, req);
@@ -1568,6 +1449,8 @@ static void listen_observer(void *arg, mt_signal_t s, const uint8_t *pb, size_t 
             check_schema(v, v->stages[s][i].schema, s, msg);
         }
         check_schema(v, v->extra_schema, s, msg);
+        /* what the pipeline delivered: findings its guards removed are not seen here */
+        vp_scan_request(v->pii, &v->rep, s, msg, NULL, 0);
         analyze(v, s, msg);
     } else {
         vr_input_error(&v->rep, "listen", eb.msg);
@@ -1826,6 +1709,7 @@ static void vm_fini(vm_t *v)
     pii_destroy(v->pii);
     deltacum_destroy(v->dc);
     vr_strset_fini(&v->series_seen);
+    slo_set_destroy(v->slos);
     arena_destroy(v->scratch);
     arena_destroy(v->listen_arena);
     cfg_doc_destroy(v->doc);
@@ -1897,7 +1781,7 @@ int validate_main(int argc, char **argv)
         v->extra_schema = schema_load(args.schema, &c);
     }
     if (!c.nerr && !other_errs) {
-        slo_specs_load(v, &c, &other_errs, &own, &nown);
+        slo_specs_audit(v, &c, &own, &nown);
     }
     if (!c.nerr && !other_errs) {
         pii_config_t pc;
@@ -1964,9 +1848,6 @@ int validate_main(int argc, char **argv)
     exit_code = v->rep.ok ? 0 : 1;
 out:
     service_stop_destroy(svc);
-    for (size_t i = 0; i < nown; i++) {
-        free(own[i].service);
-    }
     free(own);
     vm_fini(v);
     free(v);

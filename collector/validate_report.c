@@ -194,11 +194,13 @@ void vr_violation_example(vr_violation_t *v, const char *example)
 }
 
 vr_pii_t *vr_pii_get(vr_report_t *r, const char *detector, const char *service,
-                     const char *where)
+                     const char *where, const char *action)
 {
+    action = action ? action : "none";
     for (size_t i = 0; i < r->npii; i++) {
         vr_pii_t *p = r->pii[i];
-        if (streq(p->detector, detector) && streq(p->service, service) && streq(p->where, where)) {
+        if (streq(p->detector, detector) && streq(p->service, service) && streq(p->where, where) &&
+            streq(p->action, action)) {
             return p;
         }
     }
@@ -209,6 +211,7 @@ vr_pii_t *vr_pii_get(vr_report_t *r, const char *detector, const char *service,
     p->detector = strdup(detector ? detector : "");
     p->service = strdup(service ? service : "");
     p->where = strdup(where ? where : "");
+    p->action = action;
     if (!p->detector || !p->service || !p->where || PUSH(r, pii, VR_MAX_PII, p) != 0) {
         free(p->detector);
         free(p->service);
@@ -411,7 +414,8 @@ static int cmp_pii(const void *a, const void *b)
     const vr_pii_t *x = *(vr_pii_t *const *)a, *y = *(vr_pii_t *const *)b;
     int c = strcmp(x->detector, y->detector);
     c = c ? c : strcmp(x->service, y->service);
-    return c ? c : strcmp(x->where, y->where);
+    c = c ? c : strcmp(x->where, y->where);
+    return c ? c : strcmp(x->action, y->action);
 }
 
 static int cmp_slo_cov(const void *a, const void *b)
@@ -607,6 +611,7 @@ static json_t *build_json(const vr_report_t *r)
         json_object_set_new(o, "detector", json_string(p->detector));
         json_object_set_new(o, "service", json_string(p->service));
         json_object_set_new(o, "where", json_string(p->where));
+        json_object_set_new(o, "action", json_string(p->action));
         json_object_set_new(o, "count", json_integer((json_int_t)p->count));
         json_array_append_new(pii, o);
     }
@@ -736,8 +741,8 @@ static int write_text(const vr_report_t *r, FILE *f)
     fprintf(f, "\nPII findings (values are never shown)\n");
     for (size_t i = 0; i < r->npii; i++) {
         const vr_pii_t *p = r->pii[i];
-        fprintf(f, "  %s  service=%s  where=%s  count=%llu\n", p->detector, p->service, p->where,
-                (unsigned long long)p->count);
+        fprintf(f, "  %s  service=%s  where=%s  action=%s  count=%llu\n", p->detector, p->service,
+                p->where, p->action, (unsigned long long)p->count);
     }
     if (!r->npii) {
         fputs("  none\n", f);
@@ -870,7 +875,7 @@ static int write_markdown(const vr_report_t *r, FILE *f)
     if (!r->npii) {
         fputs("None.\n", f);
     } else {
-        fputs("| detector | service | where | count |\n|---|---|---|---:|\n", f);
+        fputs("| detector | service | where | action | count |\n|---|---|---|---|---:|\n", f);
         for (size_t i = 0; i < r->npii; i++) {
             fputs("| ", f);
             md(f, r->pii[i]->detector);
@@ -878,6 +883,8 @@ static int write_markdown(const vr_report_t *r, FILE *f)
             md(f, r->pii[i]->service);
             fputs(" | ", f);
             md(f, r->pii[i]->where);
+            fputs(" | ", f);
+            md(f, r->pii[i]->action);
             fprintf(f, " | %llu |\n", (unsigned long long)r->pii[i]->count);
         }
     }
@@ -1039,8 +1046,8 @@ static int write_junit(const vr_report_t *r, FILE *f)
         xml(f, p->service);
         fputs(" ", f);
         xml(f, p->where);
-        fprintf(f, "\"><failure message=\"%llu findings\"/></testcase>\n",
-                (unsigned long long)p->count);
+        fprintf(f, "\"><failure message=\"%llu findings, action %s\"/></testcase>\n",
+                (unsigned long long)p->count, p->action);
     }
     fputs("  </testsuite>\n", f);
     fprintf(f, "  <testsuite name=\"slo_coverage\" tests=\"%zu\" failures=\"%zu\">\n",
@@ -1140,7 +1147,7 @@ static int write_html(const vr_report_t *r, FILE *f)
     fputs("</tbody>\n</table>\n", f);
 
     fputs("<h2 id=\"pii\">PII findings</h2>\n<table class=\"pii\">\n<thead><tr><th>detector</th>"
-          "<th>service</th><th>where</th><th>count</th></tr></thead>\n<tbody>\n", f);
+          "<th>service</th><th>where</th><th>action</th><th>count</th></tr></thead>\n<tbody>\n", f);
     for (size_t i = 0; i < r->npii; i++) {
         fputs("<tr><td>", f);
         xml(f, r->pii[i]->detector);
@@ -1148,6 +1155,8 @@ static int write_html(const vr_report_t *r, FILE *f)
         xml(f, r->pii[i]->service);
         fputs("</td><td>", f);
         xml(f, r->pii[i]->where);
+        fputs("</td><td>", f);
+        xml(f, r->pii[i]->action);
         fprintf(f, "</td><td>%llu</td></tr>\n", (unsigned long long)r->pii[i]->count);
     }
     fputs("</tbody>\n</table>\n", f);

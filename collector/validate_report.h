@@ -66,6 +66,8 @@ typedef struct vr_pii {
     char *detector;
     char *service;
     char *where;    /* e.g. "log.body", "span.attributes[user.ssn]"; never the value */
+    const char *action; /* what the pipeline's synthetic_guard stages do with it: "redact",
+                         * "hash", "drop", "flag" or "none" (a static string) */
     uint64_t count;
 } vr_pii_t;
 
@@ -146,7 +148,7 @@ void vr_report_fini(vr_report_t *r);
 vr_service_t *vr_service_get(vr_report_t *r, const char *service, const char *environment);
 vr_violation_t *vr_violation_get(vr_report_t *r, const char *rule, const char *service);
 vr_pii_t *vr_pii_get(vr_report_t *r, const char *detector, const char *service,
-                     const char *where);
+                     const char *where, const char *action);
 vr_metric_preview_t *vr_metric_get(vr_report_t *r, const char *name, const char *type,
                                    const char *unit);
 vr_log_preview_t *vr_log_get(vr_report_t *r, const char *service, const char *environment);

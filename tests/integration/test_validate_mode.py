@@ -96,9 +96,11 @@ def test_report_json_field_by_field():
     for v in rep["violations"]:
         assert 1 <= len(v["examples"]) <= 3
 
-    assert rep["pii"] == [
-        {"detector": "card", "service": "checkout", "where": "log.body", "count": 1},
-        {"detector": "ssn", "service": "payments", "where": "span.attributes[user.ssn]", "count": 1},
+    assert rep["pii"] == [   # no synthetic_guard in these pipelines: nothing acts on them
+        {"detector": "card", "service": "checkout", "where": "log.body", "action": "none",
+         "count": 1},
+        {"detector": "ssn", "service": "payments", "where": "span.attributes[user.ssn]",
+         "action": "none", "count": 1},
     ], rep["pii"]
 
     slo = {c["service"]: c for c in rep["slo_coverage"]}
@@ -149,6 +151,115 @@ def test_policy_met_exits_zero():
     rep = report("--config", "config.yaml", "--input", "telemetry.jsonl")
     assert all(s["missing"] == [] and s["policy"] is None for s in rep["services"])
     assert rep["violations"] and rep["pii"]
+
+
+# ---- SLO specs: every dialect the SLO engine reads ------------------------------------------
+
+SLOS = os.path.join(harness.ROOT, "rules", "slos")
+
+
+def test_slo_specs_of_every_dialect_in_rules_slos():
+    """Each spec of rules/slos (OpenSLO, native meltp/v1, Sloth) loads through the SLO engine's
+    loader: no exit 2, its SLOs are listed under their service with the series they read."""
+    expect = {
+        "openslo-scheduling.yaml": ("scheduling", {
+            "booking-availability": ["bookings_total"],
+            "search-latency": ["slot_search_duration_seconds_bucket",
+                               "slot_search_duration_seconds_count"]}),
+        "patient-api.yaml": ("patient-api", {
+            "availability": [],   # a spans SLI: no Prometheus series
+            "latency": ["http_server_request_duration_seconds_bucket",
+                        "http_server_request_duration_seconds_count"]}),
+        "sloth-billing.yaml": ("billing", {
+            "requests-availability": ["http_requests_total"],
+            "invoice-jobs": ["invoice_jobs_failed_total", "invoice_jobs_total"]}),
+    }
+    assert sorted(expect) == sorted(f for f in os.listdir(SLOS) if f.endswith(".yaml"))
+    with tempfile.TemporaryDirectory() as d:
+        for name, (service, slos) in sorted(expect.items()):
+            pol = os.path.join(d, "policy.yaml")
+            with open(pol, "w") as f:
+                f.write("slo_specs: [%s]\n" % os.path.join(SLOS, name))
+            rc, out, err = validate("--config", "config.yaml", "--input", "telemetry.jsonl",
+                                    "--policy", pol, "--format", "json")
+            assert rc == 1, (name, rc, err)
+            cov = {c["service"]: c for c in json.loads(out)["slo_coverage"]}
+            got = {s["name"]: s["sli_series"] for s in cov[service]["slos"]}
+            assert got == slos, (name, got)
+            assert all(s["file"].endswith(name) for s in cov[service]["slos"])
+
+
+def test_slo_spec_errors_name_the_spec_file_and_line():
+    with tempfile.TemporaryDirectory() as d:
+        spec = os.path.join(d, "bad.yaml")
+        with open(spec, "w") as f:
+            f.write("version: prometheus/v1\nservice: x\nslos:\n  - name: a\n"
+                    "    objective: 250\n")
+        pol = os.path.join(d, "policy.yaml")
+        with open(pol, "w") as f:
+            f.write("slo_specs: [%s]\n" % spec)
+        rc, out, err = validate("--config", "config.yaml", "--input", "telemetry.jsonl",
+                                "--policy", pol)
+        assert rc == 2 and out == "", (rc, err)
+        assert spec + ":4:" in err or spec + ":5:" in err, err
+
+
+# ---- PII behind a synthetic_guard ----------------------------------------------------------
+
+GUARD = os.path.join(harness.ROOT, "tests", "fixtures", "validate", "guard")
+SSN, CARD = "536-22-8190", "4539 1488 0343 6467"
+
+
+def test_pii_found_before_a_redacting_guard():
+    """The guard (action redact, the default) rewrites the log body before anything else looks:
+    the audit scans what arrived and says what the pipeline did."""
+    rc, out, err = validate("--config", "config.yaml", "--input", "guard.jsonl", "--format",
+                            "json", cwd=GUARD)
+    assert rc == 1, (rc, err)
+    rep = json.loads(out)
+    assert rep["pii"] == [
+        {"detector": "card", "service": "signup", "where": "log.body", "action": "redact",
+         "count": 1},
+        {"detector": "ssn", "service": "signup", "where": "log.body", "action": "redact",
+         "count": 1},
+    ], rep["pii"]
+    assert rep["ok"] is False
+
+
+def test_pii_action_per_guard_and_detector():
+    rep = json.loads(validate("--config", "config-actions.yaml", "--input", "actions.jsonl",
+                              "--format", "json", cwd=GUARD)[1])
+    got = {(p["detector"], p["service"], p["where"]): (p["action"], p["count"])
+           for p in rep["pii"]}
+    assert got == {
+        ("ssn", "signup", "log.body"): ("hash", 1),                     # detector_actions
+        ("card", "signup", "log.body"): ("drop", 1),
+        ("ssn", "signup", "span.attributes[user.ssn]"): ("flag", 1),    # action: flag
+        ("ssn", "signup", "span.name"): ("none", 1),                    # guards skip names
+        ("ssn", "legacy", "span.attributes[user.ssn]"): ("drop", 1),    # no synthetic marker
+        ("card", "signup", "metric.attributes[card]"): ("none", 1),     # no guard in metrics
+    }, got
+    assert rep["summary"]["dropped_by_processors"] == 2, rep["summary"]
+
+
+def test_guarded_pii_values_never_printed():
+    """Neither the report (every format, stdout or --output) nor the log shows the raw SSN or
+    card number, although the audit now sees them before the guard masks them."""
+    with tempfile.TemporaryDirectory() as d:
+        for cfg, inp in (("config.yaml", "guard.jsonl"), ("config-actions.yaml", "actions.jsonl")):
+            for fmt in ("text", "json", "markdown", "junit", "html"):
+                dest = os.path.join(d, "report." + fmt)
+                rc, out, err = validate("--config", cfg, "--input", inp, "--format", fmt,
+                                        cwd=GUARD)
+                rc2, out2, err2 = validate("--config", cfg, "--input", inp, "--format", fmt,
+                                           "--output", dest, cwd=GUARD)
+                assert rc == 1 and rc2 == 1, (cfg, fmt, rc, rc2, err, err2)
+                with open(dest) as f:
+                    written = f.read()
+                assert "redact" in out or "hash" in out, (cfg, fmt, out[:500])
+                for text in (out, err, written, out2, err2):
+                    for secret in (SSN, CARD, CARD.replace(" ", ""), "4539", "8190"):
+                        assert secret not in text, (cfg, fmt, secret)
 
 
 # ---- exit code 2: usage and configuration errors ------------------------------------------
