@@ -636,6 +636,11 @@ def test_prw_compliance_exemplars_without_data():
                     exemplars=[(basic("orphan_metric"), trace("t"), 1.0, 0)], unsafe=True)
     st, hdrs, resp = m.post(PATH, rx.snappy_encode(body), V2, "snappy", headers=H2)
     assert st == 400 and b"orphan_metric" in resp, (st, resp)
+    # a summary quantile has no OTLP exemplars either
+    q = {"__name__": "rpc_seconds", "quantile": "0.5"}
+    body = rw2_body(samples=[S(q, 0.2)], exemplars=[(q, trace("t"), 0.2, 0)])
+    st, hdrs, resp = m.post(PATH, rx.snappy_encode(body), V2, "snappy", headers=H2)
+    assert st == 400 and b"on a summary" in resp, (st, resp)
     # RW 1.0 senders queue exemplars apart from their samples: 1.0 keeps dropping them
     st, _, resp = m.post(PATH, rx.snappy_encode(rw1_body(
         exemplars=[(basic("orphan_metric"), trace("t"), 1.0)])), V1, "snappy")
