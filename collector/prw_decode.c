@@ -489,15 +489,15 @@ static int take_labels(ctx_t *c, ser_t *s)
         }
         for (size_t i = 0; i < s->nl; i++) {
             const lbl_t *l = &s->l[i];
-            if (!l->name[0]) {
+            if (pass == 0 && !l->name[0]) {
                 return fail(c, "%s: label %zu has an empty name",
                             series_desc(c, s, d, sizeof(d)), i);
             }
-            if (!utf8_valid(l->name)) {
+            if (pass == 0 && !utf8_valid(l->name)) {
                 return fail(c, "%s: label %zu: name is not valid UTF-8",
                             series_desc(c, s, d, sizeof(d)), i);
             }
-            if (!utf8_valid(l->value)) {
+            if (pass == 0 && !utf8_valid(l->value)) {
                 return fail(c, "%s: label \"%.80s\": value is not valid UTF-8",
                             series_desc(c, s, d, sizeof(d)), l->name);
             }
