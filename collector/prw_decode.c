@@ -22,6 +22,7 @@
 #include "otlp.h"
 #include "prom_rw1.pb-c.h"
 #include "prom_rw2.pb-c.h"
+#include "prw_valid.h"
 
 typedef Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest metrics_req_t;
 typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
@@ -57,35 +58,10 @@ enum { R_NUM = 0, R_BUCKET, R_SUM, R_COUNT, R_QUANTILE };
 
 /* ---- neutral series form ------------------------------------------------------------- */
 
-typedef struct lbl {
-    const char *name, *value;
-} lbl_t;
-
-typedef struct span {
-    int32_t off;
-    uint32_t len;
-} span_t;
-
-typedef struct hist {
-    int is_float;
-    uint64_t count_i;
-    double count_f;
-    double sum;
-    int32_t schema;
-    double zero_threshold;
-    int zc_float;
-    uint64_t zc_i;
-    double zc_f;
-    span_t *pspans, *nspans;
-    size_t n_pspans, n_nspans;
-    const int64_t *pdeltas, *ndeltas;
-    size_t n_pdeltas, n_ndeltas;
-    const double *pcounts, *ncounts;
-    size_t n_pcounts, n_ncounts;
-    const double *custom;
-    size_t n_custom;
-    int64_t ts, start;
-} hist_t;
+/* the neutral label and native histogram forms are prw_valid.h's, whose checks read them */
+typedef prw_label_t lbl_t;
+typedef prw_span_t span_t;
+typedef prw_hist_t hist_t;
 
 typedef struct smp {
     double v;
@@ -491,8 +467,9 @@ static int mk_attrs(ctx_t *c, const ser_t *s, const char *skip, kv_t ***out, siz
 
 /* ---- labels ------------------------------------------------------------------------------ */
 
-/* Checks one series' labels (sorted by byte order, unique, non-empty names, UTF-8) and picks
- * out the names the conversion needs. */
+/* Checks one series' labels (unique, non-empty names, UTF-8; messages number them as sent),
+ * sorts them by name when the sender did not (as Prometheus does; counted) and picks out the
+ * names the conversion needs. */
 static int take_labels(ctx_t *c, ser_t *s)
 {
     char d[160];
@@ -501,30 +478,37 @@ static int take_labels(ctx_t *c, ser_t *s)
             s->name = s->l[i].value;
         }
     }
-    for (size_t i = 0; i < s->nl; i++) {
-        const lbl_t *l = &s->l[i];
-        if (!l->name[0]) {
-            return fail(c, "%s: label %zu has an empty name", series_desc(c, s, d, sizeof(d)), i);
+    for (size_t pass = 0; pass < 2; pass++) {
+        /* pass 0 in the order sent (adjacent duplicates are found in the order the wire check
+         * reports them), pass 1 sorted: the duplicates sorting brings together */
+        if (pass == 1) {
+            if (!prw_valid_sort_labels(s->l, s->nl)) {
+                break;
+            }
+            c->st.unsorted++;
         }
-        if (!utf8_valid(l->name)) {
-            return fail(c, "%s: label %zu: name is not valid UTF-8",
-                        series_desc(c, s, d, sizeof(d)), i);
-        }
-        if (!utf8_valid(l->value)) {
-            return fail(c, "%s: label \"%.80s\": value is not valid UTF-8",
-                        series_desc(c, s, d, sizeof(d)), l->name);
-        }
-        if (i > 0) {
-            int cmp = strcmp(s->l[i - 1].name, l->name);
-            if (cmp == 0) {
+        for (size_t i = 0; i < s->nl; i++) {
+            const lbl_t *l = &s->l[i];
+            if (pass == 0 && !l->name[0]) {
+                return fail(c, "%s: label %zu has an empty name",
+                            series_desc(c, s, d, sizeof(d)), i);
+            }
+            if (pass == 0 && !utf8_valid(l->name)) {
+                return fail(c, "%s: label %zu: name is not valid UTF-8",
+                            series_desc(c, s, d, sizeof(d)), i);
+            }
+            if (pass == 0 && !utf8_valid(l->value)) {
+                return fail(c, "%s: label \"%.80s\": value is not valid UTF-8",
+                            series_desc(c, s, d, sizeof(d)), l->name);
+            }
+            if (i > 0 && strcmp(s->l[i - 1].name, l->name) == 0) {
                 return fail(c, "%s: duplicate label name \"%.80s\"",
                             series_desc(c, s, d, sizeof(d)), l->name);
             }
-            if (cmp > 0) {
-                return fail(c, "%s: labels are not sorted by name: \"%.80s\" after \"%.80s\"",
-                            series_desc(c, s, d, sizeof(d)), l->name, s->l[i - 1].name);
-            }
         }
+    }
+    for (size_t i = 0; i < s->nl; i++) {
+        const lbl_t *l = &s->l[i];
         if (!l->value[0]) {
             continue;
         }
@@ -1467,7 +1451,11 @@ static int exp_side(ctx_t *c, const ser_t *s, const hist_t *h, int positive, exp
 
 static int emit_native(ctx_t *c, ser_t *s, const hist_t *h, res_t *r)
 {
-    char d[160];
+    char d[160], why[160];
+    /* OTLP requires count = zero count + bucket counts; a point that breaks it is refused */
+    if (prw_valid_hist_count(h, why, sizeof(why)) != 0) {
+        return fail(c, "%s: native histogram %s", series_desc(c, s, d, sizeof(d)), why);
+    }
     if (h->schema == -53) {
         macc_t *m = get_metric(c, r, s->name, K_HIST, s->help, NULL);
         if (!m) {
@@ -1553,10 +1541,17 @@ static int attach_exemplars(ctx_t *c, const ser_t *s)
         return OOM(c);
     }
     /* RW senders put exemplars in their own TimeSeries entries; they belong to the latest
-     * point of the series with the same labels. Without one (or on a summary) they are
-     * dropped and not counted as written. */
+     * point of the series with the same labels. Without one (or on a summary) they cannot be
+     * written: RW 2.0 must not then answer 2xx, so it refuses; RW 1.0 (no written counts, and
+     * Prometheus 1.0 senders queue exemplars apart from their samples) drops them uncounted. */
     void **slot = map_slot(c->a, &c->srefs, c->key.p, c->key.n, 0);
     const sref_t *r = slot ? *slot : NULL;
+    if ((!r || r->kind == K_SUMMARY) && c->version == 2) {
+        char d[160];
+        return fail(c, "%s: %zu exemplar(s) %s; they cannot be written", series_desc(c, s, d,
+                    sizeof(d)), s->nx, r ? "on a summary (OTLP summaries carry none)"
+                                         : "but no sample or histogram of this series");
+    }
     if (!r || r->kind == K_SUMMARY) {
         return MT_OK;
     }

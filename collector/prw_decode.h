@@ -34,6 +34,7 @@ typedef struct prw_stats {
     uint64_t histograms;  /* native histogram samples accepted */
     uint64_t exemplars;   /* exemplars attached to a data point (others are dropped) */
     uint64_t points;      /* OTLP data points produced (the pipeline's item count) */
+    uint64_t unsorted;    /* series whose label names came out of order and were sorted */
 } prw_stats_t;
 
 /* The stale-marker bit pattern (a NaN); compare bits, never isnan(). */
@@ -42,9 +43,10 @@ typedef struct prw_stats {
 /* Decodes one uncompressed remote-write body (`version` 1 or 2) and converts it. On MT_OK *out
  * is a request allocated in `a` (it lives as long as the arena; it may hold zero resources, e.g.
  * a metadata-only RW1 request) and *stats is filled. Returns MT_EINVAL with eb saying why for
- * bad protobuf or invalid content (unsorted / duplicate / empty label names, invalid UTF-8, bad
- * symbol references, malformed histograms), MT_ENOMEM when the arena cannot grow. `stats` may
- * be NULL. */
+ * bad protobuf or invalid content (duplicate / empty label names, invalid UTF-8, bad symbol
+ * references, malformed histograms or a count that disagrees with the buckets, RW 2.0
+ * exemplars with no point to attach to), MT_ENOMEM when the arena cannot grow. Label names out
+ * of order are sorted (stats->unsorted counts those series). `stats` may be NULL. */
 int prw_to_otlp(int version, const uint8_t *pb, size_t len, arena_t *a,
                 Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest **out,
                 prw_stats_t *stats, mt_errbuf_t *eb);
@@ -62,6 +64,8 @@ int prw_wire_label(const uint8_t *p, size_t n, prw_wlabel_t *l);
 
 typedef struct prw_wire_stats {
     uint64_t series, samples, histograms, exemplars, metadata;
+    uint64_t unsorted; /* series with label names out of order: such a request cannot be
+                        * forwarded as it is; the receiver converts it (prw_to_otlp sorts) */
     int complex; /* holds native histograms, exemplars or le / quantile parts: the rest of its
                   * validation is prw_to_otlp's */
 } prw_wire_stats_t;

@@ -4,8 +4,10 @@
  * Label reader the exporter's pass-through shares. See prw_decode.h for the contract.
  *
  * The check refuses what prw_to_otlp refuses for plain float series (malformed protobuf,
- * empty / unsorted / duplicate label names, invalid UTF-8, no __name__, bad metadata) with the
- * same messages, plus NUL bytes in labels (which protobuf-c's C strings would cut short).
+ * empty / duplicate label names, invalid UTF-8, no __name__, bad metadata) with the same
+ * messages, plus NUL bytes in labels (which protobuf-c's C strings would cut short). Label
+ * names out of order are counted, not refused: forwarded bytes must carry sorted labels, so the
+ * receiver converts such a request (prw_to_otlp sorts, and finds duplicates among them).
  * Classic-histogram and summary parts pass when their `le` / `quantile` is a number the
  * conversion would read, exemplars when their labels are valid. A request with native
  * histograms, or a bound that only the conversion can judge (it depends on how the series is
@@ -257,6 +259,7 @@ static int check_series(wctx_t *c, const uint8_t *p, size_t n, size_t idx, prw_w
         }
     }
     char d[160];
+    int sorted = 1;
     for (size_t i = 0; i < nl; i++) {
         const prw_wlabel_t *l = &c->lab[i];
         if (!l->name_len) {
@@ -280,7 +283,7 @@ static int check_series(wctx_t *c, const uint8_t *p, size_t n, size_t idx, prw_w
                      nul ? "holds a NUL byte" : "is not valid UTF-8");
             return MT_EINVAL;
         }
-        if (i > 0) {
+        if (i > 0 && sorted) {
             const prw_wlabel_t *pl = &c->lab[i - 1];
             int cmp = slice_cmp(pl->name, pl->name_len, l->name, l->name_len);
             if (cmp == 0) {
@@ -290,11 +293,9 @@ static int check_series(wctx_t *c, const uint8_t *p, size_t n, size_t idx, prw_w
                 return MT_EINVAL;
             }
             if (cmp > 0) {
-                mt_failf(c->eb, "%s: labels are not sorted by name: \"%.*s\" after \"%.*s\"",
-                         desc(name, idx, d, sizeof(d)),
-                         (int)(l->name_len < 80 ? l->name_len : 80), l->name,
-                         (int)(pl->name_len < 80 ? pl->name_len : 80), pl->name);
-                return MT_EINVAL;
+                /* duplicates are no longer adjacent: the conversion, which sorts, finds them */
+                sorted = 0;
+                st->unsorted++;
             }
         }
         if (l->value_len && (is(l->name, l->name_len, "le", 2) ||

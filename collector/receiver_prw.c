@@ -66,7 +66,7 @@ typedef struct prw_state {
     receiver_t *r;
     int native;          /* RW 1.0 requests travel as MT_FMT_PRW1 (see prw_start) */
     char labels[128];
-    tm_counter_t *c_items_in, *c_items_ok, *c_bytes;
+    tm_counter_t *c_items_in, *c_items_ok, *c_bytes, *c_unsorted;
 } prw_state_t;
 
 /* Per request: the schema picked from Content-Type (1 or 2); 2 answers with *-Written. */
@@ -222,7 +222,7 @@ static void prw_begin(void *arg, http_req_t *r)
     }
     const char *ct = http_header(r, "Content-Type");
     int version = version_from_ctype(ct);
-    prw_req_t probe = {version, {0, 0, 0, 0, 0}};
+    prw_req_t probe = {version, {0, 0, 0, 0, 0, 0}};
     if (!version) {
         reply_error(st, r, NULL, 415, "unsupported_media_type", NULL,
                     "unsupported Content-Type \"%.200s\"; use application/x-protobuf "
@@ -325,10 +325,16 @@ static void prw_complete(void *arg, http_req_t *r)
     memset(&stats, 0, sizeof(stats));
     int native = st->native && rq->version == 1;
     prw_wire_stats_t ws;
+    memset(&ws, 0, sizeof(ws));
+    if (native && (rcode = prw_wire_check(data, len, &ws, &eb)) == MT_OK && ws.unsorted) {
+        /* labels out of order: the bytes cannot go on as they came (receivers downstream
+         * refuse them), so this request takes the converting path, which sorts; rare
+         * enough that re-encoding the series in place is not worth its code */
+        native = 0;
+    }
     if (native) {
         /* pass-through: validate on the wire; convert only when the rules for histograms,
          * exemplars and classic parts apply, or an observer (the SLO engine) needs OTLP */
-        rcode = prw_wire_check(data, len, &ws, &eb);
         if (rcode == MT_OK && (ws.complex || pipeline_observer_count() > 0)) {
             rcode = prw_to_otlp(1, data, len, a, &msg, &stats, &eb);
         }
@@ -348,6 +354,7 @@ static void prw_complete(void *arg, http_req_t *r)
     }
     uint64_t items = stats.points;
     tm_add(st->c_items_in, items);
+    tm_add(st->c_unsorted, stats.unsorted);
     consume_result_t res;
     memset(&res, 0, sizeof(res));
     if (items == 0 && !(native && ws.metadata > 0)) {
@@ -415,6 +422,10 @@ static int prw_start(receiver_t *rv, mt_errbuf_t *eb)
                                 "Items acknowledged to the client.", st->labels);
     st->c_bytes = tm_counter("meltp_receiver_received_bytes_total",
                              "Request body bytes received (on the wire).", st->labels);
+    st->c_unsorted = tm_counter("meltp_receiver_prw_unsorted_labels_total",
+                                "Remote-write series whose label names came out of order and "
+                                "were sorted (such a request is converted, not passed through).",
+                                st->labels);
     rv->state = st;
     /* the queues exist and observers registered before receivers start: this is final */
     st->native = cfg->passthrough && pipeline_accepts_format(rv->pipes[MT_SIG_METRICS],

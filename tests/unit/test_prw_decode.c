@@ -397,7 +397,7 @@ UNIT_TEST(native_histogram_integer)
     Prometheus__BucketSpan *nsp[] = {span(a, -2, 2)};
     int64_t ndeltas[] = {1, 1};
     h->count_case = PROMETHEUS__HISTOGRAM__COUNT_COUNT_INT;
-    h->count_int = 44;
+    h->count_int = 42; /* 2 zero + 37 positive + 3 negative */
     h->zero_count_case = PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_INT;
     h->zero_count_int = 2;
     h->zero_threshold = 1e-128;
@@ -436,12 +436,25 @@ UNIT_TEST(native_histogram_integer)
     REQUIRE(p->negative && p->negative->n_bucket_counts == 2);
     CHECK(p->negative->offset == -3);
     CHECK(p->negative->bucket_counts[0] == 1 && p->negative->bucket_counts[1] == 2);
-    CHECK(p->count == 44 && p->zero_count == 2 && p->zero_threshold == 1e-128);
+    CHECK(p->count == 42 && p->zero_count == 2 && p->zero_threshold == 1e-128);
     CHECK(p->sum__case ==
               OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__SUM__SUM &&
           p->sum == 1.5);
     CHECK(p->time_unix_nano == 5000000000ULL);
     CHECK(st.histograms == 1 && st.samples == 0 && st.points == 1);
+
+    /* a count that disagrees with the buckets (OTLP forbids it); with a NaN sum the count
+     * may exceed them (NaN observations count but fall in no bucket), not fall short */
+    h->count_int = 99;
+    CHECK(conv1(a, ts, 1, NULL, 0, &r, &st, &eb) == MT_EINVAL);
+    CHECK(strstr(eb.msg, "count 99 but its buckets hold 42") != NULL);
+    h->sum = NAN;
+    CHECK(conv1(a, ts, 1, NULL, 0, &r, &st, &eb) == MT_OK);
+    h->count_int = 41;
+    CHECK(conv1(a, ts, 1, NULL, 0, &r, &st, &eb) == MT_EINVAL);
+    CHECK(strstr(eb.msg, "count 41 but its buckets hold 42") != NULL);
+    h->sum = 1.5;
+    h->count_int = 42;
 
     /* deltas that do not match the spans, and deltas that go negative */
     h->n_positive_deltas = 3;
@@ -494,6 +507,13 @@ UNIT_TEST(native_histogram_float_stale_and_nhcb)
     CHECK(p->positive->offset == -1);
     CHECK(p->positive->bucket_counts[0] == 1 && p->positive->bucket_counts[1] == 3);
     CHECK(p->count == 4);
+    /* float counts are checked too, up to rounding */
+    h->count_float = 4.5;
+    CHECK(conv1(a, ts, 1, NULL, 0, &r, &st, &eb) == MT_EINVAL);
+    CHECK(strstr(eb.msg, "count 4.5 but its buckets hold 4") != NULL);
+    h->count_float = 4 * (1 + 1e-12);
+    CHECK(conv1(a, ts, 1, NULL, 0, &r, &st, &eb) == MT_OK);
+    h->count_float = 4;
 
     /* stale native histogram: sum carries the marker */
     h->sum = stale_nan();
@@ -529,6 +549,10 @@ UNIT_TEST(native_histogram_float_stale_and_nhcb)
     CHECK(hp->bucket_counts[0] == 3 && hp->bucket_counts[1] == 2 && hp->bucket_counts[2] == 0 &&
           hp->bucket_counts[3] == 4);
     CHECK(hp->count == 9 && hp->sum == 20);
+    c->count_int = 8; /* custom buckets: count = sum of the buckets */
+    CHECK(conv1(a, ts, 1, NULL, 0, &r, &st, &eb) == MT_EINVAL);
+    CHECK(strstr(eb.msg, "count 8 but its buckets hold 9") != NULL);
+    c->count_int = 9;
     cv[1] = 0.5; /* bounds must increase */
     CHECK(conv1(a, ts, 1, NULL, 0, &r, &st, &eb) == MT_EINVAL);
     CHECK(strstr(eb.msg, "increasing") != NULL);
@@ -666,11 +690,33 @@ static void expect_invalid(int *unit_failed_, const char *const *lbl, const char
     arena_destroy(a);
 }
 
+UNIT_TEST(unsorted_labels_sorted_and_counted)
+{
+    arena_t *a = arena_create(4096, 0);
+    Prometheus__TimeSeries *ts[] = {
+        one(a, (const char *[]){"b", "1", "__name__", "x", "a", "2", NULL}, 1, 1000),
+        one(a, (const char *[]){"__name__", "y", "a", "1", NULL}, 1, 1000),
+    };
+    mreq_t *r;
+    prw_stats_t st;
+    mt_errbuf_t eb;
+    REQUIRE(conv1(a, ts, 2, NULL, 0, &r, &st, &eb) == MT_OK);
+    CHECK(st.unsorted == 1 && st.samples == 2);
+    metric_t *m = find_metric(r, "x", GAUGE);
+    REQUIRE(m && m->gauge->n_data_points == 1);
+    Opentelemetry__Proto__Metrics__V1__NumberDataPoint *p = m->gauge->data_points[0];
+    REQUIRE(p->n_attributes == 2);
+    CHECK_STR(p->attributes[0]->key, "a");
+    CHECK_STR(p->attributes[1]->key, "b");
+    arena_destroy(a);
+}
+
 UNIT_TEST(invalid_labels_refused)
 {
-    expect_invalid(unit_failed_, (const char *[]){"__name__", "x", "b", "1", "a", "2", NULL},
-                   "not sorted");
     expect_invalid(unit_failed_, (const char *[]){"__name__", "x", "a", "1", "a", "2", NULL},
+                   "duplicate label name \"a\"");
+    /* out of order, the duplicate is still found (after sorting) */
+    expect_invalid(unit_failed_, (const char *[]){"a", "1", "__name__", "x", "a", "2", NULL},
                    "duplicate label name \"a\"");
     expect_invalid(unit_failed_, (const char *[]){"", "v", "__name__", "x", NULL}, "empty name");
     expect_invalid(unit_failed_, (const char *[]){"__name__", "x", "a", "\xff\xfe", NULL},
@@ -779,10 +825,10 @@ UNIT_TEST(rw2_symbols_and_refs)
     uint32_t r3[] = {1, 2};
     CHECK(conv2(a, nonempty, 3, r3, 2, NULL, &r, &st, &eb) == MT_EINVAL);
     CHECK(strstr(eb.msg, "symbols[0]") != NULL);
-    /* unsorted via refs: code before __name__ is fine, __name__ after job is not */
+    /* unsorted via refs (__name__ after job): sorted and counted */
     uint32_t uns[] = {5, 6, 1, 2};
-    CHECK(conv2(a, syms, 11, uns, 4, NULL, &r, &st, &eb) == MT_EINVAL);
-    CHECK(strstr(eb.msg, "not sorted") != NULL);
+    REQUIRE(conv2(a, syms, 11, uns, 4, NULL, &r, &st, &eb) == MT_OK);
+    CHECK(st.unsorted == 1 && find_metric(r, "reqs", SUM));
     /* invalid UTF-8 in a symbol */
     char *badsym[] = {"", "__name__", "up\xc3"};
     CHECK(conv2(a, badsym, 3, r3, 2, NULL, &r, &st, &eb) == MT_EINVAL);
@@ -801,7 +847,7 @@ static int passthrough_verdict(const uint8_t *pb, size_t len, arena_t *a, prw_wi
     mt_errbuf_clear(eb);
     int rc = prw_wire_check(pb, len, ws, eb);
     *nul = rc == MT_EINVAL && strstr(eb->msg, "NUL") != NULL;
-    if (rc == MT_OK && ws->complex) {
+    if (rc == MT_OK && (ws->complex || ws->unsorted)) {
         mreq_t *r;
         rc = prw_to_otlp(1, pb, len, a, &r, NULL, eb);
     }
@@ -852,8 +898,8 @@ UNIT_TEST(wire_check_accepts_fixtures_with_the_conversion_counts)
 UNIT_TEST(wire_check_refuses_like_the_conversion)
 {
     static const char *const cases[][8] = {
-        {"__name__", "x", "b", "1", "a", "2", NULL},
         {"__name__", "x", "a", "1", "a", "2", NULL},
+        {"a", "1", "__name__", "x", "a", "2", NULL}, /* unsorted: found by the conversion */
         {"", "v", "__name__", "x", NULL},
         {"__name__", "x", "a", "\xff\xfe", NULL},
         {"__name__", "x", "a", "\xed\xa0\x80", NULL},
@@ -885,6 +931,26 @@ UNIT_TEST(wire_check_refuses_like_the_conversion)
         }
         arena_destroy(a);
     }
+}
+
+UNIT_TEST(wire_check_counts_unsorted_series)
+{
+    arena_t *a = arena_create(4096, 0);
+    Prometheus__TimeSeries *ts[] = {
+        one(a, (const char *[]){"__name__", "x", "b", "1", "a", "2", NULL}, 1, 1000),
+        one(a, (const char *[]){"__name__", "y", NULL}, 1, 1000),
+    };
+    Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
+    wr.timeseries = ts;
+    wr.n_timeseries = 2;
+    size_t len;
+    uint8_t *pb = pack_msg(a, &wr.base, &len);
+    prw_wire_stats_t ws;
+    mt_errbuf_t eb;
+    mt_errbuf_clear(&eb);
+    CHECK(prw_wire_check(pb, len, &ws, &eb) == MT_OK);
+    CHECK(ws.unsorted == 1 && ws.series == 2 && ws.samples == 2);
+    arena_destroy(a);
 }
 
 UNIT_TEST(wire_check_exemplars_like_the_conversion)
