@@ -1,8 +1,8 @@
 /*
  * model.h - the one internal SLO model. Native meltp specs, Sloth `prometheus/v1` files and
  * OpenSLO v1 documents all load (slo/spec.c) into the structs below, after lint; the in-process
- * engine (slo/engine.c), the rule generator (slo/rules_gen.c), the dashboard generator
- * (slo/dashboards_gen.c) and `meltp slo explain` (slo/cli.c) all read the same structs, so
+ * engine (slo/engine.c), the rule generator (rules/rules_gen.c), the dashboard generator
+ * (rules/dashboards_gen.c) and `meltp slo explain` (rules/slo_cli.c) all read the same structs, so
  * what Prometheus evaluates and what meltp evaluates come from one definition.
  *
  * Structs, outermost first:
@@ -256,7 +256,7 @@ const char *slo_fmt_duration(int64_t ms, char *buf, size_t len);
  * "test-notify". Returns the process exit code. */
 int slo_notify_test_main(int argc, char **argv);
 
-/* Generators (slo/rules_gen.c, slo/dashboards_gen.c). Return MT_OK or an error in eb. */
+/* Generators (rules/rules_gen.c, rules/dashboards_gen.c). Return MT_OK or an error in eb. */
 #include <stdio.h>
 int slo_rules_write(FILE *f, const slo_set_t *set, mt_errbuf_t *eb);
 /* promtool unit tests for the rules written by slo_rules_write to `rules_file`. */

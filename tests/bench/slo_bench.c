@@ -2,7 +2,7 @@
  * slo_bench.c - SLO evaluation cost: N SLO instances (default 10,000) with 31 days of data,
  * each evaluated (7 windows + period, 4 MWMBR tiers) as the engine does every
  * evaluation_interval. Prints CPU per round, the CPU share at a 10 s interval and RSS per SLO.
- * Build: cc -O2 -D_GNU_SOURCE -Icollector -Islo tests/bench/slo_bench.c slo/eval.c collector/mt.c -lm
+ * Build: cc -O2 -D_GNU_SOURCE -Icollector -Islo tests/bench/slo_bench.c slo/eval.c collector/core/mt.c -lm
  */
 #include "eval.h"
 

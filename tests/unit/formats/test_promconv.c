@@ -1,5 +1,5 @@
 /*
- * test_promconv.c - tests for collector/promconv.c against protocols.md §4: the metric-name
+ * test_promconv.c - tests for collector/formats/promconv.c against protocols.md §4: the metric-name
  * examples and unit maps, label sanitising and collision joining, job / instance / target_info,
  * promoted, scope and external labels, classic histograms (cumulative buckets, le text), the
  * exponential -> native example and downscaling, summaries, stale markers, delta -> cumulative

@@ -1,5 +1,5 @@
 /*
- * test_config.c - tests for collector/config.c: YAML loading (env substitution, aliases,
+ * test_config.c - tests for collector/core/config.c: YAML loading (env substitution, aliases,
  * duplicate keys, syntax errors with lines), cfg_apply against a small table, and the
  * duration/size/bool parsers.
  */

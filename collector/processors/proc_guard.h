@@ -2,7 +2,7 @@
  * proc_guard.h - questions other modules may ask a `synthetic_guard` processor instance without
  * running it: would it find personal data in this value at this place, and what would it do
  * with it. Validation mode scans requests before the processors run and reports, per finding,
- * the action the pipeline's guards take (collector/validate_pii.c). The processor itself is
+ * the action the pipeline's guards take (collector/validate/validate_pii.c). The processor itself is
  * registered as processor_synthetic_guard_ops (component.h).
  */
 #ifndef PROC_GUARD_H

@@ -1,5 +1,5 @@
 /*
- * test_schema.c - tests for collector/schema.c: bad schema files give FILE:LINE errors, rules
+ * test_schema.c - tests for collector/processors/schema.c: bad schema files give FILE:LINE errors, rules
  * fire with the right action and counts, check and apply agree, cardinality overflow.
  */
 #include "unit.h"

@@ -1,5 +1,5 @@
 /*
- * test_pprof_conv.c - tests for collector/pprof_conv.c: Pyroscope app names with labels, a
+ * test_pprof_conv.c - tests for collector/formats/pprof_conv.c: Pyroscope app names with labels, a
  * two-sample-type pprof -> OTLP (dictionary, stacks leaf first, labels as attributes, times,
  * original payload) and back to pprof (string_table[0] = "", ids 1..n consistent, values and
  * labels), folded text (merge, root-first order, errors), multipart bodies (good and broken),

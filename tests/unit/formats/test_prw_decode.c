@@ -1,5 +1,5 @@
 /*
- * test_prw_decode.c - tests for collector/prw_decode.c: the recorded Prometheus 2.42 requests
+ * test_prw_decode.c - tests for collector/formats/prw_decode.c: the recorded Prometheus 2.42 requests
  * (metadata-only and two data batches), type from metadata vs from the name suffix, classic
  * histogram and summary reassembly, native histograms (integer, float, custom buckets) with
  * the bucket index shift, stale markers, exemplars, job/instance/target_info -> resource, RW

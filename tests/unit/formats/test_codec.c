@@ -1,5 +1,5 @@
 /*
- * test_codec.c - tests for collector/codec.c: gzip, zstd and snappy round trips, the recorded
+ * test_codec.c - tests for collector/formats/codec.c: gzip, zstd and snappy round trips, the recorded
  * gzip fixture, compression bombs stopped at the cap without inflating everything, truncated
  * and garbage input rejected with a reason, and Content-Encoding name mapping.
  */
@@ -384,7 +384,7 @@ UNIT_TEST(codec_names)
     CHECK_STR(codec_name((codec_t)42), "unknown");
 }
 
-/* ---- collector/httpc.c: Retry-After and capped response bodies ------------------------------ */
+/* ---- collector/core/httpc.c: Retry-After and capped response bodies ------------------------------ */
 #include "httpc.h"
 
 UNIT_TEST(httpc_retry_after_forms)

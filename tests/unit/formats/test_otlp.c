@@ -1,5 +1,5 @@
 /*
- * test_otlp.c - tests for collector/otlp.c: unpacking every recorded fixture with item counts
+ * test_otlp.c - tests for collector/formats/otlp.c: unpacking every recorded fixture with item counts
  * checked against MANIFEST.json, readable reasons for truncated and mistyped wire data, the
  * nesting guard against a hand-built 100000-deep AnyValue, id length checks, and the
  * response / google.rpc.Status bodies in protobuf and JSON.

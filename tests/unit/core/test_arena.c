@@ -1,5 +1,5 @@
 /*
- * test_arena.c - tests for collector/arena.c: 16-byte alignment, growth across blocks,
+ * test_arena.c - tests for collector/core/arena.c: 16-byte alignment, growth across blocks,
  * allocations bigger than a block, arena_reset reusing the first block, the byte cap, and
  * the protobuf-c allocator adapter over a recorded fixture.
  */

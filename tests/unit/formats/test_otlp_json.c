@@ -1,5 +1,5 @@
 /*
- * test_otlp_json.c - tests for collector/otlp_json.c: protobuf -> JSON -> protobuf round
+ * test_otlp_json.c - tests for collector/formats/otlp_json.c: protobuf -> JSON -> protobuf round
  * trips over the recorded JavaScript-SDK fixtures, item counts of the JSON fixtures against
  * MANIFEST.json, the OTLP/JSON mapping rules, error paths, and that hostile input fails
  * cleanly (run under ASan+UBSan too).

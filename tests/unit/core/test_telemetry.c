@@ -1,5 +1,5 @@
 /*
- * test_telemetry.c - tests for collector/telemetry.c: counter identity by name and labels,
+ * test_telemetry.c - tests for collector/core/telemetry.c: counter identity by name and labels,
  * tm_count_reason, histogram bucketing (le is inclusive), gauge callbacks and their removal,
  * and the Prometheus text rendering (HELP/TYPE once per family, sample lines).
  * The registry is process-wide, so every metric here has a name no other suite uses.

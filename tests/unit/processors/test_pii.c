@@ -1,5 +1,5 @@
 /*
- * test_pii.c - tests for collector/pii.c: each detector's positives and near-misses, overlap
+ * test_pii.c - tests for collector/processors/pii.c: each detector's positives and near-misses, overlap
  * rules, masking, MRN patterns, and a throughput figure for the scanner.
  */
 #include "unit.h"

@@ -1,5 +1,5 @@
 /*
- * test_queue.c - tests for collector/queue.c and pipeline_consume() in collector/pipeline.c,
+ * test_queue.c - tests for collector/core/queue.c and pipeline_consume() in collector/core/pipeline.c,
  * driven through a fake exporter whose send() records what it got and can be told to fail
  * (retryable or permanent). Covers reserve/push/deliver order, the capacity limit,
  * coalescing by the batch settings, retry with backoff, drops by reason, draining on stop,
