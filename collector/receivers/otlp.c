@@ -11,6 +11,7 @@
 #include "otlp_json.h"
 #include "codec.h"
 #include "events.h"
+#include "recv.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,7 @@ typedef struct otlp_state {
     receiver_t *r;
     char labels[MT_SIG_COUNT][128];
     tm_counter_t *c_items_in[MT_SIG_COUNT], *c_items_ok[MT_SIG_COUNT], *c_bytes[MT_SIG_COUNT];
+    recv_counters_t c_requests[MT_SIG_COUNT];
 } otlp_state_t;
 
 typedef struct req_ctx {
@@ -99,18 +101,9 @@ typedef struct req_ctx {
     char tenant[MT_TENANT_MAX + 1];
 } req_ctx_t;
 
-/* One arena per HTTP thread, reused across requests; destroyed with the thread. */
-static pthread_key_t arena_key;
-static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
-static void arena_key_dtor(void *p) { arena_destroy(p); }
-static void arena_key_init(void) { pthread_key_create(&arena_key, arena_key_dtor); }
-
 static void count_request(otlp_state_t *st, int sig, int code, const char *reason, uint64_t items)
 {
-    char lb[256];
-    snprintf(lb, sizeof(lb), "%s,code=\"%d\"",
-             sig >= 0 ? st->labels[sig] : st->labels[0], code);
-    tm_add(tm_counter("meltp_receiver_requests_total", "HTTP requests by status code.", lb), 1);
+    recv_count_code(&st->c_requests[sig >= 0 ? sig : 0], code);
     if (reason && sig >= 0) {
         tm_count_reason("meltp_receiver_refused_items_total",
                         "Items refused (not acknowledged), by reason.", st->labels[sig], reason,
@@ -223,20 +216,10 @@ static void otlp_begin(void *arg, http_req_t *r)
     rc->sig = (mt_signal_t)sig;
     rc->json = json;
     rc->codec = codec;
-    const char *org = http_header(r, "X-Scope-OrgID");
-    if (org) {
-        size_t n = strlen(org);
-        if (n > MT_TENANT_MAX || strspn(org, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                               "0123456789!-_.*'()|") != n) {
-            /* Loki/Tempo/Mimir tenant ids: at most a safe alphabet; anything else is refused
-             * rather than forwarded as a header */
-            free(rc);
-            reply_error(st, r, sig, json, 400, "bad_tenant", NULL,
-                        "invalid X-Scope-OrgID (at most %d characters of [A-Za-z0-9!-_.*'()|])",
-                        MT_TENANT_MAX);
-            return;
-        }
-        memcpy(rc->tenant, org, n + 1);
+    if (recv_tenant(http_header(r, "X-Scope-OrgID"), rc->tenant) == RECV_TENANT_BAD) {
+        free(rc);
+        reply_error(st, r, sig, json, 400, "bad_tenant", NULL, "%s", RECV_TENANT_ERR);
+        return;
     }
     r->user = rc;
 }
@@ -260,15 +243,10 @@ static void otlp_complete(void *arg, http_req_t *r)
         return;
     }
     tm_add(st->c_bytes[sig], r->len);
-    pthread_once(&arena_once, arena_key_init);
-    arena_t *a = pthread_getspecific(arena_key);
+    arena_t *a = recv_arena();
     if (!a) {
-        a = arena_create(256 * 1024, 0);
-        pthread_setspecific(arena_key, a);
-        if (!a) {
-            reply_error(st, r, sig, json, 503, "out_of_memory", "1", "out of memory");
-            return;
-        }
+        reply_error(st, r, sig, json, 503, "out_of_memory", "1", "out of memory");
+        return;
     }
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
@@ -379,13 +357,7 @@ static void otlp_complete(void *arg, http_req_t *r)
     free(body);
     count_request(st, sig, 200, NULL, 0);
 done:
-    /* keep one modest arena per thread; give back what a huge request needed */
-    if (arena_reserved(a) > (4u << 20)) {
-        arena_destroy(a);
-        pthread_setspecific(arena_key, NULL);
-    } else {
-        arena_reset(a);
-    }
+    recv_arena_done(a);
 }
 
 static int otlp_start(receiver_t *rv, mt_errbuf_t *eb)
@@ -406,6 +378,7 @@ static int otlp_start(receiver_t *rv, mt_errbuf_t *eb)
                                        "Items acknowledged to the client.", st->labels[s]);
         st->c_bytes[s] = tm_counter("meltp_receiver_received_bytes_total",
                                     "Request body bytes received (on the wire).", st->labels[s]);
+        recv_counters_init(&st->c_requests[s], st->labels[s]);
     }
     rv->state = st;
     if (cfg->grpc_present) {

@@ -11,6 +11,7 @@
 #include "server.h"
 #include "codec.h"
 #include "prw_decode.h"
+#include "recv.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -67,25 +68,19 @@ typedef struct prw_state {
     int native;          /* RW 1.0 requests travel as MT_FMT_PRW1 (see prw_start) */
     char labels[128];
     tm_counter_t *c_items_in, *c_items_ok, *c_bytes, *c_unsorted;
+    recv_counters_t c_requests;
 } prw_state_t;
 
 /* Per request: the schema picked from Content-Type (1 or 2); 2 answers with *-Written. */
 typedef struct prw_req {
     int version;
     prw_stats_t written;
+    char tenant[MT_TENANT_MAX + 1]; /* X-Scope-OrgID, checked in prw_begin ("" = none) */
 } prw_req_t;
-
-/* One arena per HTTP thread, reused across requests; destroyed with the thread. */
-static pthread_key_t arena_key;
-static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
-static void arena_key_dtor(void *p) { arena_destroy(p); }
-static void arena_key_init(void) { pthread_key_create(&arena_key, arena_key_dtor); }
 
 static void count_request(prw_state_t *st, int code, const char *reason, uint64_t items)
 {
-    char lb[256];
-    snprintf(lb, sizeof(lb), "%s,code=\"%d\"", st->labels, code);
-    tm_add(tm_counter("meltp_receiver_requests_total", "HTTP requests by status code.", lb), 1);
+    recv_count_code(&st->c_requests, code);
     if (reason) {
         tm_count_reason("meltp_receiver_refused_items_total",
                         "Items refused (not acknowledged), by reason.", st->labels, reason,
@@ -222,7 +217,7 @@ static void prw_begin(void *arg, http_req_t *r)
     }
     const char *ct = http_header(r, "Content-Type");
     int version = version_from_ctype(ct);
-    prw_req_t probe = {version, {0, 0, 0, 0, 0, 0}};
+    prw_req_t probe = {version, {0, 0, 0, 0, 0, 0}, ""};
     if (!version) {
         reply_error(st, r, NULL, 415, "unsupported_media_type", NULL,
                     "unsupported Content-Type \"%.200s\"; use application/x-protobuf "
@@ -257,12 +252,16 @@ static void prw_begin(void *arg, http_req_t *r)
                     (long long)atomic_load(&mt_mem_in_use));
         return;
     }
+    if (recv_tenant(http_header(r, "X-Scope-OrgID"), probe.tenant) == RECV_TENANT_BAD) {
+        reply_error(st, r, &probe, 400, "bad_tenant", NULL, "%s", RECV_TENANT_ERR);
+        return;
+    }
     prw_req_t *rq = calloc(1, sizeof(*rq));
     if (!rq) {
         reply_error(st, r, &probe, 503, "out_of_memory", "1", "out of memory");
         return;
     }
-    rq->version = version;
+    *rq = probe;
     r->user = rq;
 }
 
@@ -290,15 +289,10 @@ static void prw_complete(void *arg, http_req_t *r)
                     "framed snappy is not supported; remote write uses the snappy block format");
         return;
     }
-    pthread_once(&arena_once, arena_key_init);
-    arena_t *a = pthread_getspecific(arena_key);
+    arena_t *a = recv_arena();
     if (!a) {
-        a = arena_create(256 * 1024, 0);
-        pthread_setspecific(arena_key, a);
-        if (!a) {
-            reply_error(st, r, rq, 503, "out_of_memory", "1", "out of memory");
-            return;
-        }
+        reply_error(st, r, rq, 503, "out_of_memory", "1", "out of memory");
+        return;
     }
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
@@ -363,20 +357,15 @@ static void prw_complete(void *arg, http_req_t *r)
         res.status = MT_OK;
     } else {
         /* multi-tenant senders (Mimir/Cortex style) name the tenant in X-Scope-OrgID */
-        const char *org = http_header(r, "X-Scope-OrgID");
-        if (org && (strlen(org) > MT_TENANT_MAX ||
-                    strspn(org, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                "0123456789!-_.*'()|") != strlen(org))) {
-            org = NULL; /* not a valid tenant id: not forwarded */
-        }
+        const char *org = rq->tenant;
         if (native) {
             pipeline_consume_encoded(st->r->pipes[MT_SIG_METRICS],
                                      st->r->npipes[MT_SIG_METRICS], MT_SIG_METRICS, MT_FMT_PRW1,
-                                     data, len, items, org ? org : "",
+                                     data, len, items, org,
                                      msg ? &msg->base : NULL, &res);
         } else {
             pipeline_consume(st->r->pipes[MT_SIG_METRICS], st->r->npipes[MT_SIG_METRICS],
-                             MT_SIG_METRICS, &msg->base, NULL, 0, items, org ? org : "", a,
+                             MT_SIG_METRICS, &msg->base, NULL, 0, items, org, a,
                              &res);
         }
     }
@@ -397,13 +386,7 @@ static void prw_complete(void *arg, http_req_t *r)
     respond(r, 204, NULL, 0, NULL, rq);
     count_request(st, 204, NULL, 0);
 done:
-    /* keep one modest arena per thread; give back what a huge request needed */
-    if (arena_reserved(a) > (4u << 20)) {
-        arena_destroy(a);
-        pthread_setspecific(arena_key, NULL);
-    } else {
-        arena_reset(a);
-    }
+    recv_arena_done(a);
 }
 
 static int prw_start(receiver_t *rv, mt_errbuf_t *eb)
@@ -422,6 +405,7 @@ static int prw_start(receiver_t *rv, mt_errbuf_t *eb)
                                 "Items acknowledged to the client.", st->labels);
     st->c_bytes = tm_counter("meltp_receiver_received_bytes_total",
                              "Request body bytes received (on the wire).", st->labels);
+    recv_counters_init(&st->c_requests, st->labels);
     st->c_unsorted = tm_counter("meltp_receiver_prw_unsorted_labels_total",
                                 "Remote-write series whose label names came out of order and "
                                 "were sorted (such a request is converted, not passed through).",

@@ -1,0 +1,50 @@
+/*
+ * recv.h - the scaffolding every receiver shares: the per-thread decode arena, the request
+ * counters (resolved once, bumped lock-free), and the one tenant check.
+ *
+ * Tenant policy (every receiver, every transport): a request without X-Scope-OrgID has no
+ * tenant; one whose X-Scope-OrgID is not a valid tenant id is refused with 400 "bad_tenant"
+ * and never reaches a queue. A valid id follows Loki's and Mimir's rules: 1 to MT_TENANT_MAX
+ * characters of [A-Za-z0-9!-_.*'()|], and not "." or "..".
+ */
+#ifndef RECV_H
+#define RECV_H
+
+#include "arena.h"
+#include "component.h"
+#include "telemetry.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+/* HTTP status codes a receiver can answer: 100..599 */
+#define RECV_CODE_MIN 100
+#define RECV_CODE_MAX 599
+
+/* meltp_receiver_requests_total{<labels>,code="..."} for one label set: each code's counter
+ * is looked up in the registry on its first use only, then published for lock-free bumps. */
+typedef struct recv_counters {
+    char labels[160];
+    _Atomic(tm_counter_t *) by_code[RECV_CODE_MAX - RECV_CODE_MIN + 1];
+} recv_counters_t;
+
+void recv_counters_init(recv_counters_t *c, const char *labels);
+void recv_count_code(recv_counters_t *c, int code);
+
+/* The calling HTTP thread's decode arena (created on first use; NULL when out of memory). */
+arena_t *recv_arena(void);
+/* After a request: keep one modest arena per thread, give back what a huge request needed. */
+void recv_arena_done(arena_t *a);
+
+typedef enum {
+    RECV_TENANT_NONE = 0, /* no X-Scope-OrgID */
+    RECV_TENANT_OK,       /* out holds the tenant id */
+    RECV_TENANT_BAD,      /* not a valid tenant id: answer 400 "bad_tenant" (RECV_TENANT_ERR) */
+} recv_tenant_t;
+
+#define RECV_TENANT_ERR "invalid X-Scope-OrgID (1 to 63 characters of [A-Za-z0-9!-_.*'()|], not . or ..)"
+
+/* Checks a request's X-Scope-OrgID value (org may be NULL); copies a valid id into out. */
+recv_tenant_t recv_tenant(const char *org, char out[MT_TENANT_MAX + 1]);
+
+#endif
