@@ -38,11 +38,12 @@ const pyro_legacy_type_t *pyro_legacy_by_display(const char *s, size_t len);
 void pyro_legacy_folded_type(const char *app, const char *units, const char **type,
                              const char **unit);
 
-/* What to send for one pprof: the app name app[0..*app_len) cut to *app_len (its `.<display>` suffix dropped
- * when the server will append that suffix again) and a sample_type_config JSON object naming
- * every type that keeps its own display name (the first of two types with the same display
- * wins, as the server would mix them), all non-cumulative (meltp sends deltas, never a
- * prev_profile). Returns the JSON (malloc'd, caller frees) or NULL when out of memory. */
+/* What to send for one pprof whose sample types are types[0..ntypes): the app name
+ * app[0..*app_len), cut in *app_len when it ends in `.<display>` of a type the server will
+ * append again, and a sample_type_config JSON object naming every type with its display name
+ * (the first of two types with one display name wins, as the server would mix them), none
+ * cumulative (meltp sends deltas, never a prev_profile). Returns the JSON (malloc'd, caller
+ * frees) or NULL when out of memory. */
 char *pyro_legacy_plan(const char *app, size_t *app_len, const char *const *types,
                        size_t ntypes);
 

@@ -577,10 +577,12 @@ static int pyro_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *dat
                 const char *types[PYRO_LEGACY_MAX_TYPES];
                 size_t nt = 0;
                 types[nt++] = type_name(req->dictionary, p);
-                for (size_t k2 = k + 1; last_orig == p->original_payload.data &&
-                                        k2 < sp->n_profiles && nt < PYRO_LEGACY_MAX_TYPES &&
-                                        same_payload(sp->profiles[k2], last_orig, last_orig_len);
+                int orig = p->original_payload.len && last_orig == p->original_payload.data;
+                for (size_t k2 = k + 1; orig && k2 < sp->n_profiles && nt < PYRO_LEGACY_MAX_TYPES;
                      k2++) {
+                    if (!same_payload(sp->profiles[k2], last_orig, last_orig_len)) {
+                        break;
+                    }
                     types[nt++] = type_name(req->dictionary, sp->profiles[k2]);
                 }
                 size_t cut = name.app_len;

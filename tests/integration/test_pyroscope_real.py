@@ -46,6 +46,11 @@ class FakeBackend:
 
     def check(self):
         assert not self.fake.errors, self.fake.errors
+        for rec in self.fake.got():
+            # sample_type_config names only the types of the pprof it came with
+            types = {t for t, _ in rec["pprof"]["sample_types"]}
+            assert rec["config"] is not None and set(rec["config"]) <= types, \
+                (rec["config"], types)
 
 
 class RealBackend:
