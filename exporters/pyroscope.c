@@ -1,7 +1,15 @@
 /*
  * pyroscope.c - the `pyroscope` exporter: OTLP profiles -> pprof (profile.proto, gzip) pushed
- * to Pyroscope's `POST <endpoint>/ingest?name=<service.name>{labels}&from=&until=&format=pprof`
- * as multipart/form-data (field `profile`, filename profile.pprof), one request per profile.
+ * to Pyroscope's `POST <endpoint>/ingest?name=<app>{labels}&from=&until=&spyName=` as
+ * multipart/form-data (file fields `profile` and `sample_type_config`), one request per pprof.
+ * No `format` parameter: with format=pprof the server reads the whole body as a raw pprof and
+ * refuses a multipart one (422 "proto: wrong wireType"); the multipart form is chosen over a
+ * raw body because only it carries sample_type_config, without which the server drops every
+ * sample type outside its own table (cpu/nanoseconds, wall, ...) and, for want of a previous
+ * profile, the cumulative ones (alloc_*, contentions, delay). The server stores each type as
+ * `<app>.<display>` (samples -> cpu, ...): an app name that already ends in that suffix
+ * (`app.cpu` from a folded client) loses it on the way so it is stored as the client named it
+ * (pyro_legacy.c). App names are cut to Pyroscope's [A-Za-z0-9_.-], label names to [A-Za-z0-9_].
  * Profiles that arrived through a pyroscope receiver carry their pprof in original_payload and
  * are forwarded byte for byte (gzipped first if they came in raw); one pprof with several
  * sample types became several OTLP profiles with the same payload and is sent once.
@@ -16,6 +24,7 @@
 #include "codec.h"
 #include "httpc.h"
 #include "pprof_conv.h"
+#include "pyro_legacy.h"
 
 #include <curl/curl.h>
 #include <ctype.h>
@@ -187,6 +196,7 @@ static void pyro_worker_fini(exporter_t *ex, void *ws)
 typedef struct namebuf {
     char s[4096];
     size_t n;
+    size_t app_len; /* s[0..app_len) is the app name, the labels follow */
     int nlabels;
     int overflow;
 } namebuf_t;
@@ -285,7 +295,15 @@ static void build_name(const pyro_cfg_t *cfg, const Opentelemetry__Proto__Resour
             *spy = kv->value->string_value;
         }
     }
-    nb_put(b, service ? service : "unknown_service", strlen(service ? service : "unknown_service"));
+    if (!service || !*service) {
+        service = "unknown_service";
+    }
+    /* Pyroscope refuses an app name with anything but [A-Za-z0-9_.-] (400) */
+    for (const char *c = service; *c; c++) {
+        char ch = isalnum((unsigned char)*c) || *c == '_' || *c == '.' || *c == '-' ? *c : '_';
+        nb_put(b, &ch, 1);
+    }
+    b->app_len = b->n;
     for (size_t i = 0; i < na; i++) {
         const Opentelemetry__Proto__Common__V1__KeyValue *kv = res->attributes[i];
         if (!kv->key || strcmp(kv->key, "service.name") == 0 ||
@@ -314,7 +332,7 @@ static const char BOUNDARY[] = "meltp-pprof-7d1f3b9a2c";
 /* POSTs one gzipped pprof. Returns MT_OK, MT_ERETRY or MT_EPERM with res filled. */
 static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *spy,
                     uint64_t t_ns, uint64_t dur_ns, const uint8_t *gz, size_t gzlen,
-                    send_result_t *res)
+                    const char *stc, send_result_t *res)
 {
     pyro_cfg_t *cfg = ex->cfg;
     pstate_t *st = ex->state;
@@ -328,7 +346,7 @@ static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *
     }
     char *url = NULL;
     if (!ename || !espy ||
-        asprintf(&url, "%s?name=%s&from=%llu&until=%llu&format=pprof&spyName=%s", st->url,
+        asprintf(&url, "%s?name=%s&from=%llu&until=%llu&spyName=%s", st->url,
                  ename, (unsigned long long)from, (unsigned long long)until, espy) < 0) {
         url = NULL;
     }
@@ -339,9 +357,16 @@ static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *
                       "--%s\r\nContent-Disposition: form-data; name=\"profile\"; "
                       "filename=\"profile.pprof\"\r\nContent-Type: application/octet-stream\r\n\r\n",
                       BOUNDARY);
+    /* parts without a filename are ignored by the server: both are files */
+    char mid[256];
+    int ml = snprintf(mid, sizeof(mid),
+                      "\r\n--%s\r\nContent-Disposition: form-data; name=\"sample_type_config\"; "
+                      "filename=\"sample_type_config.json\"\r\nContent-Type: application/json"
+                      "\r\n\r\n", BOUNDARY);
+    size_t sl = strlen(stc);
     char tail[64];
     int tl = snprintf(tail, sizeof(tail), "\r\n--%s--\r\n", BOUNDARY);
-    size_t blen = (size_t)hl + gzlen + (size_t)tl;
+    size_t blen = (size_t)hl + gzlen + (size_t)ml + sl + (size_t)tl;
     uint8_t *body = malloc(blen);
     if (!url || !body) {
         free(url);
@@ -352,7 +377,9 @@ static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *
     }
     memcpy(body, head, (size_t)hl);
     memcpy(body + hl, gz, gzlen);
-    memcpy(body + hl + gzlen, tail, (size_t)tl);
+    memcpy(body + hl + gzlen, mid, (size_t)ml);
+    memcpy(body + hl + gzlen + ml, stc, sl);
+    memcpy(body + hl + gzlen + ml + sl, tail, (size_t)tl);
     struct curl_slist *hdrs = NULL;
     for (struct curl_slist *h = st->hdrs; h; h = h->next) {
         hdrs = curl_slist_append(hdrs, h->data);
@@ -404,7 +431,7 @@ static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *
     }
     /* Pyroscope answers errors as text or Connect JSON: keep the head of it, on one line */
     char smsg[300];
-    size_t sl = w->resp.len < sizeof(smsg) - 1 ? w->resp.len : sizeof(smsg) - 1;
+    sl = w->resp.len < sizeof(smsg) - 1 ? w->resp.len : sizeof(smsg) - 1;
     for (size_t i = 0; i < sl; i++) {
         smsg[i] = w->resp.body[i] == '\n' || w->resp.body[i] == '\r' ? ' ' : w->resp.body[i];
     }
@@ -425,6 +452,18 @@ static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *
 }
 
 static int is_gzip(const uint8_t *p, size_t n) { return n >= 2 && p[0] == 0x1f && p[1] == 0x8b; }
+
+static const char *type_name(const pprof_otlp_dict_t *d, const pprof_otlp_profile_t *p)
+{
+    int32_t i = p->sample_type ? p->sample_type->type_strindex : -1;
+    return d && i >= 0 && (size_t)i < d->n_string_table ? d->string_table[i] : NULL;
+}
+
+static int same_payload(const pprof_otlp_profile_t *p, const uint8_t *data, size_t len)
+{
+    return p->original_payload.len == len &&
+           (p->original_payload.data == data || memcmp(p->original_payload.data, data, len) == 0);
+}
 
 static int pyro_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_t len,
                      uint32_t items, send_result_t *res)
@@ -533,8 +572,32 @@ static int pyro_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *dat
                     free(gz);
                     continue;
                 }
-                rc = post_one(ex, w, name.s, spy, p->time_unix_nano, p->duration_nano, send,
-                              sendlen, res);
+                /* the sample types of this pprof: one, or those of the OTLP profiles the
+                 * receiver made from the same payload (they follow this one) */
+                const char *types[PYRO_LEGACY_MAX_TYPES];
+                size_t nt = 0;
+                types[nt++] = type_name(req->dictionary, p);
+                int orig = p->original_payload.len && last_orig == p->original_payload.data;
+                for (size_t k2 = k + 1; orig && k2 < sp->n_profiles && nt < PYRO_LEGACY_MAX_TYPES;
+                     k2++) {
+                    if (!same_payload(sp->profiles[k2], last_orig, last_orig_len)) {
+                        break;
+                    }
+                    types[nt++] = type_name(req->dictionary, sp->profiles[k2]);
+                }
+                size_t cut = name.app_len;
+                char *stc = pyro_legacy_plan(name.s, &cut, types, nt);
+                char sendname[sizeof(name.s)];
+                snprintf(sendname, sizeof(sendname), "%.*s%s", (int)cut, name.s,
+                         name.s + name.app_len);
+                rc = stc ? post_one(ex, w, sendname, spy, p->time_unix_nano, p->duration_nano,
+                                    send, sendlen, stc, res)
+                         : MT_ERETRY;
+                if (!stc) {
+                    res->reason = "out_of_memory";
+                    snprintf(res->msg, sizeof(res->msg), "out of memory");
+                }
+                free(stc);
                 free(gz);
             }
         }
@@ -555,7 +618,8 @@ const exporter_ops_t exporter_pyroscope_ops = {
     .nfields = MT_ARRAY_LEN(pyro_fields),
     .cfg_size = sizeof(pyro_cfg_t),
     .signals = SIG_BIT(MT_SIG_PROFILES),
-    .help = "Pyroscope exporter: OTLP profiles -> gzipped pprof, multipart POST /ingest",
+    .help = "Pyroscope exporter: OTLP profiles -> gzipped pprof + sample_type_config, "
+            "multipart POST /ingest",
     .validate = pyro_validate,
     .create = pyro_create,
     .worker_init = pyro_worker_init,

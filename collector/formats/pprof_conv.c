@@ -6,6 +6,7 @@
  * conversion is linear in its input.
  */
 #include "pprof_conv.h"
+#include "pyro_legacy.h"
 #include "otlp.h"
 
 #include <ctype.h>
@@ -944,10 +945,9 @@ int pprof_folded_to_otlp(const char *text, size_t len, int lines, const pprof_me
         s->n_values = 1;
         s->stack_index = sidx;
     }
-    /* sample type from units; CPU samples carry their period (1/sampleRate) */
-    const char *type = !strcmp(units, "samples") ? "samples"
-                     : !strcmp(units, "objects") ? "objects" : "space";
-    const char *unit = !strcmp(units, "bytes") ? "bytes" : "count";
+    /* sample type from the name's suffix or units; CPU samples carry their period */
+    const char *type, *unit;
+    pyro_legacy_folded_type(m->app, units, &type, &unit);
     int32_t ti = str_intern(a, &st, type, strlen(type));
     int32_t ui = str_intern(a, &st, unit, strlen(unit));
     int32_t pti = str_intern(a, &st, "cpu", 3);
@@ -976,7 +976,7 @@ int pprof_folded_to_otlp(const char *text, size_t len, int lines, const pprof_me
         return MT_ENOMEM;
     }
     op->sample_type = vt_new(a, ti, ui);
-    if (!strcmp(units, "samples")) {
+    if (!strcmp(type, "samples")) {
         int64_t rate = m->sample_rate > 0 ? m->sample_rate : 100;
         op->period_type = vt_new(a, pti, pui);
         op->period = 1000000000 / rate;

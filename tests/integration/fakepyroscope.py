@@ -1,13 +1,45 @@
-"""A strict fake Pyroscope for integration tests: serves POST /ingest, checks the query
-parameters (name with {labels}, from <= until, format=pprof), parses the multipart/form-data
-body by hand (boundary, CRLFs, Content-Disposition, the `profile` field), gunzips it, decodes
-the pprof with harness.pb_fields (independent of meltp's C code) and validates it:
-string_table[0] == "", every id nonzero and unique, every reference resolvable, one value per
-sample type. Valid profiles are recorded decoded; anything wrong is recorded in `errors` and
-answered 400. `status` makes it answer 429/500/400 instead (without recording)."""
+"""A strict fake Pyroscope (legacy server 0.37 `/ingest`) for integration tests. It answers
+what the real server answers for every rule below and models how the server stores what it
+accepts, so tests can ask for ticks under a name the way they would query the real one.
+
+Rules, from the v0.37.2 sources (pkg/server/ingest.go, pkg/storage/segment/key.go,
+pkg/flameql/flameql.go, pkg/util/attime, pkg/util/form, pkg/convert/pprof/profile.go,
+pkg/convert/pprof/streaming, pkg/storage/tree/pprof.go) and checked case by case against the
+real binary (status codes noted; the probe cases are test_pyroscope_real.py's
+REFUSAL_CASES, replayed against both):
+- Only POST /ingest: another method -> 405, another path -> 404.
+- name (segment.ParseKey): `app{k=v,...}`. The app name (trimmed) is required and only
+  [A-Za-z0-9_.-] -> else 400 "invalid parameter: name: ...". Label keys (trimmed) are required
+  and only [A-Za-z0-9_] -> else 400; values are anything but `,` and `}` (trimmed, may be
+  empty); `__name__=x` replaces the app name; a label without `=`, an unterminated `{`, and
+  anything after `}` are ignored (200).
+- from/until (attime.Parse) never fail: digits are seconds (13/16/19 digits: ms/us/ns), any
+  other text means now; until < from is accepted. sampleRate that is not a number falls back
+  to 100; units and aggregationType are not checked.
+- format -> parser: trie/tree (or Content-Type binary/octet-stream+trie/+tree), lines, jfr,
+  pprof, speedscope; otherwise a multipart/form-data Content-Type -> pprof form; otherwise
+  groups (folded). Parse failures are 422 "error happened while parsing request body: ...".
+- format=pprof: the body itself is the pprof (gzip or not). A multipart body is then parsed as
+  protobuf -> 422 "proto: wrong wireType ..." (the field-test bug). Empty body -> 200.
+- pprof form (no format): the Content-Type needs a boundary (422); fields are read only from
+  file parts (a part without filename is ignored): `profile`, `prev_profile`,
+  `sample_type_config` (JSON object of {type: {units, display-name, aggregation, cumulative,
+  sampled}}, else 422). No `profile` -> 200, nothing stored.
+- pprof storage: each sample type of the mapping (sample_type_config replaces the default
+  table: samples->cpu, inuse_*/alloc_*, goroutine->goroutines, contentions->mutex_count,
+  delay->mutex_duration) is stored as `<app>.<display-name or type>`; types outside it are
+  dropped; cumulative types are dropped without a previous profile. Two types with one
+  display name land in one series. String sample labels become labels of the series.
+- groups (folded): `stack count` lines, a count that is not an integer -> 422, a line without
+  a count is skipped; stored under `name` verbatim. lines: one stack per line counts 1.
+- trie/tree/jfr/speedscope are not decoded here: 422 always (the real server takes valid ones).
+Accepted requests answer 200 with an empty body. `status` makes the fake answer 429/500/400
+after the checks instead (without storing)."""
 import gzip
 import http.server
+import json
 import re
+import struct
 import threading
 import urllib.parse
 
@@ -54,7 +86,13 @@ def decode_pprof(b):
                 u = v
         return t, u
 
-    for f, wt, v in pb_fields(b):
+    names = {1: "SampleType", 2: "Sample", 3: "Mapping", 4: "Location", 5: "Function",
+             6: "StringTable", 11: "PeriodType"}
+    fields = pb_fields(b)
+    for f, wt, v in fields:
+        if f in names and wt != 2:
+            raise ValueError("wrong wireType = %d for field %s" % (wt, names[f]))
+    for f, wt, v in fields:
         if f == 1:
             sample_types.append(vt(v))
         elif f == 2:
@@ -162,50 +200,164 @@ def decode_pprof(b):
     }
 
 
+class Refused(Exception):
+    def __init__(self, code, msg):
+        Exception.__init__(self, msg)
+        self.code = code
+
+
+def _bad_param(msg):
+    return Refused(400, 'invalid parameter: "name: %s"' % msg)
+
+
+def _bad_body(msg):
+    return Refused(422, 'error happened while parsing request body: "%s"' % msg)
+
+
+_TAG_KEY = re.compile(r"^[A-Za-z0-9_]+$")
+_APP = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def parse_app_name(name):
+    """segment.ParseKey: returns (app, labels) or raises Refused(400)."""
+    labels, app = {}, None
+    state, key, value = "name", "", ""
+    for c in name + "{":
+        if state == "name":
+            if c == "{":
+                app = value.strip()
+                if not app:
+                    raise _bad_param("application name is required")
+                bad = [r for r in app if not _APP.match(r)]
+                if bad:
+                    raise _bad_param("invalid application name: %s: character is not allowed: %r"
+                                     % (app, bad[0]))
+                state = "key"
+            else:
+                value += c
+        elif state == "key":
+            if c == "}":
+                state = "done"
+            elif c == "=":
+                state, value = "value", ""
+            else:
+                key += c
+        elif state == "value":
+            if c in ",}":
+                state = "key"
+                k = key.strip()
+                if k != "__name__":
+                    if not k:
+                        raise _bad_param("tag key is required")
+                    if not _TAG_KEY.match(k):
+                        raise _bad_param("invalid tag key: %s" % k)
+                labels[k] = value.strip()
+                key = ""
+            else:
+                value += c
+    app = labels.pop("__name__", app)
+    return app, labels
+
+
 def parse_multipart(ctype, body):
-    """Strict multipart/form-data split. Returns {name: (filename, bytes)}."""
+    """multipart/form-data split, strict on CRLFs and delimiters. Returns {name: (filename or
+    None, bytes)}; raises Refused(422)."""
     m = re.match(r'multipart/form-data;\s*boundary="?([^";]+)"?$', ctype or "")
     if not m:
-        raise ValueError("bad Content-Type %r" % ctype)
+        raise _bad_body("malformed multipart content type header")
     delim = b"--" + m.group(1).encode()
     if not body.startswith(delim + b"\r\n"):
-        raise ValueError("body does not start with the boundary")
+        raise _bad_body("multipart: body does not start with the boundary")
     if not body.endswith(delim + b"--\r\n") and not body.endswith(delim + b"--"):
-        raise ValueError("no closing boundary")
+        raise _bad_body("unexpected EOF")
     parts = {}
     chunks = body.split(b"\r\n" + delim)
     first = chunks[0][len(delim) + 2:]
     for chunk in [first] + [c[2:] for c in chunks[1:-1]]:
         head, sep, data = chunk.partition(b"\r\n\r\n")
         if not sep:
-            raise ValueError("part without header end")
+            raise _bad_body("multipart: part without header end")
         disp = None
         for line in head.split(b"\r\n"):
             k, _, v = line.decode().partition(":")
             if k.strip().lower() == "content-disposition":
                 disp = v.strip()
         if not disp or not disp.startswith("form-data"):
-            raise ValueError("part without form-data Content-Disposition")
+            raise _bad_body("multipart: part without form-data Content-Disposition")
         nm = re.search(r'\bname="([^"]*)"', disp)
         fn = re.search(r'\bfilename="([^"]*)"', disp)
         if not nm:
-            raise ValueError("part without name")
-        parts[nm.group(1)] = (fn.group(1) if fn else None, data)
+            raise _bad_body("multipart: part without name")
+        parts.setdefault(nm.group(1), (fn.group(1) if fn else None, data))
     return parts
 
 
-def parse_app_name(name):
-    m = re.match(r"^([^{}]+)(?:\{([^{}]*)\})?$", name)
-    if not m:
-        raise ValueError("bad name %r" % name)
-    labels = {}
-    if m.group(2):
-        for pair in m.group(2).split(","):
-            k, eq, v = pair.partition("=")
-            if not eq or not k or not v:
-                raise ValueError("bad label %r" % pair)
-            labels[k] = v
-    return m.group(1), labels
+# tree.DefaultSampleTypeMapping (v0.37.2): type -> (display name, units, cumulative)
+DEFAULT_TYPES = {
+    "samples": ("cpu", "samples", False),
+    "inuse_objects": ("inuse_objects", "objects", False),
+    "alloc_objects": ("alloc_objects", "objects", True),
+    "inuse_space": ("inuse_space", "bytes", False),
+    "alloc_space": ("alloc_space", "bytes", True),
+    "goroutine": ("goroutines", "goroutines", False),
+    "contentions": ("mutex_count", "lock_samples", True),
+    "delay": ("mutex_duration", "lock_nanoseconds", True),
+}
+
+
+def _maybe_gunzip(b):
+    if b[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(b)
+        except (OSError, EOFError) as e:
+            raise _bad_body("unexpected EOF (%s)" % e)
+    return b
+
+
+def store_pprof(app, labels, prof, config, has_prev):
+    """What the server stores for one decoded pprof: [(name, labels, ticks, units)]."""
+    if config is None:
+        mapping = DEFAULT_TYPES
+    else:
+        mapping = {t: (c.get("display-name") or t, c.get("units", ""), bool(c.get("cumulative")))
+                   for t, c in config.items()}
+    out = []
+    for i, (t, unit) in enumerate(prof["sample_types"]):
+        if t not in mapping:
+            continue
+        display, units, cumulative = mapping[t]
+        if cumulative and not has_prev:
+            continue  # kept in the parser's cache for the next profile, never stored here
+        series = {}
+        for sm in prof["samples"]:
+            v = sm["values"][i]
+            if v == 0:
+                continue
+            lab = dict(labels)
+            lab.update({k: x for k, x in sm["labels"].items() if isinstance(x, str)})
+            key = tuple(sorted(lab.items()))
+            series[key] = series.get(key, 0) + v
+        for key, ticks in series.items():
+            out.append((app + "." + display, dict(key), ticks, units or unit))
+    return out
+
+
+def store_folded(app, labels, body, lines):
+    total = 0
+    for line in body.decode("utf-8", "replace").split("\n"):
+        if not line.strip():
+            continue
+        if lines:
+            total += 1
+            continue
+        stack, sep, count = line.rpartition(" ")
+        if not sep:
+            continue  # no count: skipped, as the real server does
+        try:
+            total += int(count)
+        except ValueError:
+            raise _bad_body('strconv.Atoi: parsing "%s": invalid syntax' % count)
+    return [(app, dict(labels), total, "samples")] if total else []
 
 
 class FakePyroscope:
@@ -214,7 +366,8 @@ class FakePyroscope:
         self.status = status
         self.retry_after = retry_after
         self.message = message
-        self.profiles = []   # dicts: app, labels, params, headers, raw (gzip bytes), pprof
+        self.profiles = []   # pprof requests: app, labels, params, headers, raw, pprof, parts
+        self.stored = []     # (name, labels, ticks, units) as the server would store them
         self.attempts = 0
         self.errors = []
         self.lock = threading.Lock()
@@ -238,49 +391,91 @@ class FakePyroscope:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # meltp stopped (end of a test) while we answered
 
+            def not_post(self):
+                n = int(self.headers.get("Content-Length", "0") or 0)
+                self.rfile.read(n)
+                self.reply(405 if urllib.parse.urlsplit(self.path).path == "/ingest" else 404)
+
+            do_GET = do_PUT = do_DELETE = not_post
+
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(n)
                 with outer.lock:
                     outer.attempts += 1
                 try:
-                    url = urllib.parse.urlsplit(self.path)
-                    if url.path != "/ingest":
-                        raise ValueError("unexpected path %s" % url.path)
-                    q = dict(urllib.parse.parse_qsl(url.query, strict_parsing=True))
-                    if q.get("format") != "pprof":
-                        raise ValueError("format=%r" % q.get("format"))
-                    app, labels = parse_app_name(q["name"])
-                    frm, until = int(q["from"]), int(q["until"])
-                    if not 0 < frm <= until:
-                        raise ValueError("from %d until %d" % (frm, until))
-                    parts = parse_multipart(self.headers.get("Content-Type"), raw)
-                    if "profile" not in parts:
-                        raise ValueError("no profile field")
-                    fname, gz = parts["profile"]
-                    if fname != "profile.pprof":
-                        raise ValueError("filename %r" % fname)
-                    if gz[:2] != b"\x1f\x8b":
-                        raise ValueError("profile is not gzip")
-                    prof = decode_pprof(gzip.decompress(gz))
-                except Exception as e:  # noqa: BLE001
+                    rec, stored = outer.ingest(self.path, self.headers, raw)
+                except Refused as e:
                     with outer.lock:
                         outer.errors.append(str(e))
-                    self.reply(400, str(e).encode())
+                    self.reply(e.code, (str(e) + "\n").encode())
                     return
                 if outer.status != 200:
                     self.reply(outer.status, outer.message)
                     return
                 with outer.lock:
-                    outer.profiles.append({"app": app, "labels": labels, "params": q,
-                                           "headers": dict(self.headers), "raw": gz,
-                                           "pprof": prof})
+                    if rec:
+                        outer.profiles.append(rec)
+                    outer.stored += stored
                 self.reply(200)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         _servers.append(self.server)
+
+    def ingest(self, path, headers, raw):
+        """Checks one request like the real server. Returns (pprof record or None, stored
+        series) or raises Refused."""
+        url = urllib.parse.urlsplit(path)
+        if url.path != "/ingest":
+            raise Refused(404, "404 page not found")
+        q = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        app, labels = parse_app_name(q.get("name", ""))
+        fmt = q.get("format", "")
+        ctype = headers.get("Content-Type") or ""
+        if fmt in ("trie", "tree", "jfr", "speedscope") or \
+                ctype in ("binary/octet-stream+trie", "binary/octet-stream+tree"):
+            raise _bad_body("format %s is not decoded by the fake" % (fmt or ctype))
+        if fmt == "lines" or (fmt != "pprof" and "multipart/form-data" not in ctype):
+            return None, store_folded(app, labels, raw, fmt == "lines")
+        parts, config, prev = {}, None, False
+        if fmt == "pprof":
+            body = raw
+        else:
+            parts = parse_multipart(ctype, raw)
+            files = {k: v[1] for k, v in parts.items() if v[0] is not None and v[1]}
+            body = files.get("profile", b"")
+            prev = bool(files.get("prev_profile"))
+            if "sample_type_config" in files:
+                try:
+                    config = json.loads(files["sample_type_config"])
+                except ValueError as e:
+                    raise _bad_body(str(e))
+                if not isinstance(config, dict) or \
+                        not all(isinstance(c, dict) for c in config.values()):
+                    raise _bad_body("json: cannot unmarshal sample_type_config")
+        if not body:
+            return None, []
+        try:
+            prof = decode_pprof(_maybe_gunzip(body))
+        except (ValueError, IndexError, UnicodeDecodeError, struct.error) as e:
+            raise _bad_body("proto: %s" % e)
+        rec = {"app": app, "labels": labels, "params": q, "headers": dict(headers),
+               "raw": parts["profile"][1] if parts else body, "pprof": prof, "parts": parts,
+               "config": config}
+        return rec, store_pprof(app, labels, prof, config, prev)
+
+    def ticks(self, name, **labels):
+        """Sum of the stored series named `name` whose labels include `labels`, like the real
+        server's /render?query=name{k="v"}."""
+        with self.lock:
+            return sum(t for n, lab, t, _ in self.stored
+                       if n == name and all(lab.get(k) == v for k, v in labels.items()))
+
+    def names(self):
+        with self.lock:
+            return sorted({n for n, _, _, _ in self.stored})
 
     @property
     def url(self):

@@ -266,7 +266,9 @@ def test_ingest_folded_to_pprof():
     got = wait_until(fake.got, 5, what="folded profile at fake")
     assert not fake.errors, fake.errors
     g = got[0]
-    assert g["app"] == "py.app.cpu" and g["labels"] == {"pod": "p1", "cluster": "lab"}
+    # sent as py.app: Pyroscope appends the sample type's `.cpu` itself (see fakepyroscope.py)
+    assert g["app"] == "py.app" and g["labels"] == {"pod": "p1", "cluster": "lab"}
+    assert fake.names() == ["py.app.cpu"] and fake.ticks("py.app.cpu", pod="p1") == 15
     assert g["params"]["spyName"] == "pyspy"
     p = g["pprof"]
     assert p["sample_types"] == [("samples", "count")]
