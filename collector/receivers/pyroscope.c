@@ -12,6 +12,7 @@
 #include "server.h"
 #include "codec.h"
 #include "pprof_conv.h"
+#include "recv.h"
 
 #include <microhttpd.h>
 #include <stdlib.h>
@@ -56,18 +57,13 @@ typedef struct pyro_state {
     receiver_t *r;
     char labels[128];
     tm_counter_t *c_items_in, *c_items_ok, *c_bytes;
+    recv_counters_t c_requests;
 } pyro_state_t;
 
-static pthread_key_t arena_key;
-static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
-static void arena_key_dtor(void *p) { arena_destroy(p); }
-static void arena_key_init(void) { pthread_key_create(&arena_key, arena_key_dtor); }
 
 static void count_request(pyro_state_t *st, int code, const char *reason)
 {
-    char lb[256];
-    snprintf(lb, sizeof(lb), "%s,code=\"%d\"", st->labels, code);
-    tm_add(tm_counter("meltp_receiver_requests_total", "HTTP requests by status code.", lb), 1);
+    recv_count_code(&st->c_requests, code);
     if (reason) {
         char lb2[256];
         snprintf(lb2, sizeof(lb2), "receiver=\"%s\"", st->r->id);
@@ -112,6 +108,11 @@ static void pyro_begin(void *arg, http_req_t *r)
         static const char msg[] = "method not allowed; use POST\n";
         http_respond_headers(r, 405, "text/plain; charset=utf-8", msg, sizeof(msg) - 1, hdrs);
         count_request(st, 405, "method_not_allowed");
+        return;
+    }
+    char tenant[MT_TENANT_MAX + 1];
+    if (recv_tenant(http_header(r, "X-Scope-OrgID"), tenant) == RECV_TENANT_BAD) {
+        reply_error(st, r, 400, "bad_tenant", NULL, "%s", RECV_TENANT_ERR);
         return;
     }
     if (st->r->npipes[MT_SIG_PROFILES] == 0) {
@@ -165,17 +166,6 @@ static int parse_time(const char *v, uint64_t *ns)
         *ns = x;
     }
     return 0;
-}
-
-static arena_t *thread_arena(void)
-{
-    pthread_once(&arena_once, arena_key_init);
-    arena_t *a = pthread_getspecific(arena_key);
-    if (!a) {
-        a = arena_create(256 * 1024, 0);
-        pthread_setspecific(arena_key, a);
-    }
-    return a;
 }
 
 static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a)
@@ -331,20 +321,13 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a)
                     oom ? "1" : NULL, "%s", eb.set ? eb.msg : mt_strerror(rc));
         return;
     }
-    const char *org = http_header(r, "X-Scope-OrgID");
-    if (org && (strlen(org) > MT_TENANT_MAX ||
-                strspn(org, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                            "0123456789!-_.*'()|") != strlen(org))) {
-        reply_error(st, r, 400, "bad_tenant", NULL,
-                    "invalid X-Scope-OrgID (at most %d characters of [A-Za-z0-9!-_.*'()|])",
-                    MT_TENANT_MAX);
-        return;
-    }
+    char org[MT_TENANT_MAX + 1] = ""; /* checked in pyro_begin, before the body */
+    (void)recv_tenant(http_header(r, "X-Scope-OrgID"), org);
     tm_add(st->c_items_in, items);
     consume_result_t res;
     memset(&res, 0, sizeof(res));
     pipeline_consume(st->r->pipes[MT_SIG_PROFILES], st->r->npipes[MT_SIG_PROFILES],
-                     MT_SIG_PROFILES, &req->base, NULL, 0, items, org ? org : "", a, &res);
+                     MT_SIG_PROFILES, &req->base, NULL, 0, items, org, a, &res);
     if (res.status == MT_AGAIN) {
         reply_error(st, r, 429, "queue_full", "1", "%s", res.msg);
         return;
@@ -366,18 +349,13 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a)
 static void pyro_complete(void *arg, http_req_t *r)
 {
     pyro_state_t *st = arg;
-    arena_t *a = thread_arena();
+    arena_t *a = recv_arena();
     if (!a) {
         reply_error(st, r, 503, "out_of_memory", "1", "out of memory");
         return;
     }
     pyro_handle(st, r, a);
-    if (arena_reserved(a) > (4u << 20)) {
-        arena_destroy(a);
-        pthread_setspecific(arena_key, NULL);
-    } else {
-        arena_reset(a);
-    }
+    recv_arena_done(a);
 }
 
 static int pyro_start(receiver_t *rv, mt_errbuf_t *eb)
@@ -394,6 +372,7 @@ static int pyro_start(receiver_t *rv, mt_errbuf_t *eb)
                                 "Items decoded from valid requests.", st->labels);
     st->c_items_ok = tm_counter("meltp_receiver_accepted_items_total",
                                 "Items acknowledged to the client.", st->labels);
+    recv_counters_init(&st->c_requests, st->labels);
     st->c_bytes = tm_counter("meltp_receiver_received_bytes_total",
                              "Request body bytes received (on the wire).", st->labels);
     rv->state = st;

@@ -1,5 +1,5 @@
 /*
- * test_pyro_legacy.c - tests for collector/pyro_legacy.c: the name and sample_type_config the
+ * test_pyro_legacy.c - tests for collector/formats/pyro_legacy.c: the name and sample_type_config the
  * pyroscope exporter sends for one pprof (suffix dropped only when the server appends it
  * again, display names from the server's table, one type per display name, never cumulative)
  * and the sample type a folded profile gets from its name.
