@@ -28,6 +28,11 @@ import yaml
 
 from harness import MELTP
 
+import pytest
+
+# promtool evaluates every case over hours of samples: `make test-slow`, not `make test`
+pytestmark = pytest.mark.slow
+
 SPEC = """version: meltp/v1
 service: shop
 slos:

@@ -10,6 +10,8 @@ import shutil
 import subprocess
 import tempfile
 
+import pytest
+
 from harness import MELTP, ROOT
 
 SPECS = sorted(glob.glob(os.path.join(ROOT, "rules", "slos", "*.yaml")))
@@ -34,6 +36,7 @@ def gen(specs, d):
     return rules, tests
 
 
+@pytest.mark.slow  # promtool runs every example spec's generated unit tests (about 2 minutes)
 def test_rules_promtool_check_and_unit_tests_all_specs():
     assert len(SPECS) >= 3, SPECS
     assert have_promtool(), "promtool is required (Debian package prometheus)"
