@@ -14,7 +14,8 @@ LDLIBS  += -lprotobuf-c -lmicrohttpd -lsnappy -lzstd -lcurl -ljansson -lyaml -lz
 # Debian 12 packages the build, tests and benchmark need.
 DEPS_PKGS = gcc make pkg-config zstd protobuf-c-compiler libprotobuf-c-dev libmicrohttpd-dev \
             libsnappy-dev libzstd-dev libcurl4-openssl-dev libjansson-dev libyaml-dev zlib1g-dev libssl-dev \
-            curl python3 python3-pytest python3-pytest-xdist prometheus xz-utils libsqlite3-0
+            curl python3 python3-pytest python3-pytest-xdist prometheus xz-utils libsqlite3-0 \
+            nanopb libnanopb-dev
 
 PROTOS   = $(wildcard proto/*.proto)
 GEN_C    = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
@@ -29,7 +30,7 @@ BENCH_BINS = $(BUILD)/loadgen $(BUILD)/sink
 # generated sources are real outputs, not intermediates to delete
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps run test test-slow test-unit test-integration test-asan bench clean
+.PHONY: all deps run test test-slow test-unit test-integration test-asan bench bench-pbscan clean
 all: $(BUILD)/meltp
 
 deps:
@@ -92,8 +93,30 @@ test-asan:
 $(BUILD)/slo_bench: tests/bench/slo_bench.c $(BUILD)/libmeltp.a
 	$(CC) $(MT_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
+# Wire scanner vs nanopb callback decoding vs protobuf-c unpack (docs/ARCHITECTURE.md, "nanopb
+# on the receive path"). The nanopb code is generated here from proto/, never committed.
+NP_PROTOS = otlp_common otlp_resource otlp_trace otlp_metrics otlp_logs otlp_profiles otlp_collector
+NP_GEN_C  = $(patsubst %,$(BUILD)/nanopb/%.pb.c,$(NP_PROTOS))
+.SECONDARY: $(NP_GEN_C) $(NP_GEN_C:.c=.h)
+
+$(BUILD)/nanopb/.stamp: $(PROTOS) tests/bench/pbscan.options
+	@mkdir -p $(BUILD)/nanopb
+	nanopb_generator.py -q -I proto -D $(BUILD)/nanopb -f tests/bench/pbscan.options \
+	  $(patsubst %,proto/%.proto,$(NP_PROTOS))
+	@touch $@
+
+$(NP_GEN_C): $(BUILD)/nanopb/.stamp
+
+$(BUILD)/pbscan_bench: tests/bench/pbscan_bench.c $(BUILD)/nanopb/.stamp $(BUILD)/libmeltp.a
+	$(CC) $(MT_CFLAGS) -I$(BUILD)/nanopb -c -o $(BUILD)/obj/pbscan_bench.o tests/bench/pbscan_bench.c
+	$(CC) $(filter-out -Werror,$(MT_CFLAGS)) -w -I$(BUILD)/nanopb -o $@ $(BUILD)/obj/pbscan_bench.o \
+	  $(NP_GEN_C) $(BUILD)/libmeltp.a $(LDFLAGS) $(LDLIBS) -lprotobuf-nanopb
+
+bench-pbscan: deps $(BUILD)/pbscan_bench
+	$(BUILD)/pbscan_bench tests/fixtures/otlp-js 9
+
 # Traces and remote-write relays (+ the synthetic_guard cost), logs -> Loki, SLO evaluation.
-bench: deps $(BUILD)/meltp $(BENCH_BINS) $(BUILD)/slo_bench
+bench: deps $(BUILD)/meltp $(BENCH_BINS) $(BUILD)/slo_bench bench-pbscan
 	MELTP_BUILD=$(BUILD) bash tests/bench/bench.sh
 	MELTP_BUILD=$(BUILD) BENCH_LOGS_PHASES=L1 bash tests/bench/bench_logs.sh
 	$(BUILD)/slo_bench 10000 20

@@ -259,6 +259,11 @@ static int utf8_ok(const uint8_t *p, size_t n)
     return 1;
 }
 
+int otlp_utf8_ok(const uint8_t *p, size_t n)
+{
+    return utf8_ok(p, n);
+}
+
 /* Per-field facts the scanner needs, looked up once per message level. */
 static int field_id_len(const ProtobufCFieldDescriptor *fd)
 {

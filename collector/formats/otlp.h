@@ -26,6 +26,9 @@ ProtobufCMessage *otlp_unpack(mt_signal_t s, const uint8_t *data, size_t len, ar
  * schema, UTF-8, id lengths, nesting) and counts its items. MT_OK or MT_EINVAL (no reason:
  * call otlp_unpack + otlp_validate_utf8 + otlp_check for one). */
 int otlp_scan(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *items);
+/* 1 when [p, p+n) is valid UTF-8 as the scanner checks it (no overlongs, no surrogates,
+ * <= U+10FFFF), else 0. The scanner's own check, for other wire readers (tests/bench). */
+int otlp_utf8_ok(const uint8_t *p, size_t n);
 /* Events found by the scan (log records with an event name or an `event.name` attribute),
  * per resource with the resource's service.name as a slice of the request bytes. */
 #define OTLP_EVENT_RESOURCES 32

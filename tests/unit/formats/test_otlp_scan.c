@@ -277,3 +277,22 @@ UNIT_TEST(walk_values_sees_values_not_keys)
     walk_count_t i = {0, 0, "4111111111111111"};
     CHECK(otlp_walk_values(MT_SIG_TRACES, req, n, walk_cb, &i) == 1 && i.has_needle);
 }
+
+UNIT_TEST(utf8_ok_is_the_scanners_check)
+{
+    /* otlp_utf8_ok is the scanner's own rule, exported for other wire readers (pbscan_bench) */
+    CHECK(otlp_utf8_ok((const uint8_t *)"", 0));
+    CHECK(otlp_utf8_ok((const uint8_t *)"GET /api/orders/{id}", 20));
+    CHECK(otlp_utf8_ok((const uint8_t *)"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14));
+    CHECK(!otlp_utf8_ok((const uint8_t *)"GET /api/\xc3\x28", 11));     /* bad continuation */
+    CHECK(!otlp_utf8_ok((const uint8_t *)"\xc0\xaf", 2));               /* overlong */
+    CHECK(!otlp_utf8_ok((const uint8_t *)"\xed\xa0\x80", 3));           /* surrogate */
+    CHECK(!otlp_utf8_ok((const uint8_t *)"\xf4\x90\x80\x80", 4));       /* > U+10FFFF */
+    CHECK(!otlp_utf8_ok((const uint8_t *)"abcdefgh\xe2\x82", 10));      /* cut short */
+    /* and the scanner refuses what it refuses */
+    uint8_t req[64];
+    const uint8_t span[] = {0x2a, 0x02, 0xc3, 0x28};
+    size_t n = wrap_span(span, sizeof(span), req);
+    uint64_t items;
+    CHECK(otlp_scan(MT_SIG_TRACES, req, n, &items) == MT_EINVAL);
+}
