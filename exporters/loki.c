@@ -66,11 +66,16 @@
 #define LK_EVENT_SERVICES 256       /* distinct services with their own events counter */
 #define LK_TEXT_MAX (64u << 20)     /* one rendered line / request body */
 
+/* CFG_T_ENUM values, in the order of their "a|b|c" lists in loki_fields */
+typedef enum { LOKI_ENC_PROTOBUF = 0, LOKI_ENC_JSON } loki_encoding_t;
+typedef enum { LOKI_JSON_GZIP = 0, LOKI_JSON_UNCOMPRESSED } loki_json_compression_t;
+typedef enum { LOKI_LINE_RAW = 0, LOKI_LINE_JSON, LOKI_LINE_LOGFMT } loki_line_format_t;
+
 typedef struct loki_cfg {
     exporter_common_t common;
     char *endpoint;
-    int encoding;                 /* 0 protobuf, 1 json */
-    int json_compression;         /* 0 gzip, 1 none */
+    loki_encoding_t encoding;                 /* "protobuf|json" */
+    loki_json_compression_t json_compression; /* "gzip|none" */
     char *tenant_id;
     char *tenant_attr;
     cfg_strlist_t res_labels;
@@ -79,7 +84,7 @@ typedef struct loki_cfg {
     int event_label;
     int sm;
     int sm_resource;
-    int line_format;              /* 0 raw, 1 json, 2 logfmt */
+    loki_line_format_t line_format;           /* "raw|json|logfmt" */
     cfg_strmap_t headers;
     int64_t max_labels;
     int64_t max_response;
@@ -390,11 +395,11 @@ static int loki_create(exporter_t *ex, mt_errbuf_t *eb)
         return MT_EINVAL;
     }
     struct curl_slist *h = NULL;
-    h = curl_slist_append(h, cfg->encoding ? "Content-Type: application/json"
+    h = curl_slist_append(h, cfg->encoding == LOKI_ENC_JSON ? "Content-Type: application/json"
                                            : "Content-Type: application/x-protobuf");
-    if (cfg->encoding == 0) {
+    if (cfg->encoding == LOKI_ENC_PROTOBUF) {
         h = curl_slist_append(h, "Content-Encoding: snappy");
-    } else if (cfg->json_compression == 0) {
+    } else if (cfg->json_compression == LOKI_JSON_GZIP) {
         h = curl_slist_append(h, "Content-Encoding: gzip");
     }
     h = curl_slist_append(h, "User-Agent: meltp/" MELTP_VERSION);
@@ -1674,7 +1679,7 @@ static void render_line(lk_build_t *b, const loki_cfg_t *cfg, const wrec_t *r, c
     wf_t f;
     int rc;
     sb->len = 0;
-    if (cfg->line_format == 1) {
+    if (cfg->line_format == LOKI_LINE_JSON) {
         sb_putc(sb, '{');
         if (kv_body) {
             q = body.p;
@@ -2071,7 +2076,7 @@ static int build_record(lk_build_t *b, const uint8_t *rp, size_t rn, int ti, con
     b->e = sc->e;
     uint64_t ts = lr.t ? lr.t : lr.obs ? lr.obs : now_ns;
     (*seq)++;
-    int json = cfg->encoding != 0;
+    int json = cfg->encoding == LOKI_ENC_JSON;
     size_t start = b->eb.len;
     ent_begin(b, json, ts);
     /* line */
@@ -2086,7 +2091,7 @@ static int build_record(lk_build_t *b, const uint8_t *rp, size_t rn, int ti, con
         hex(sid, lr.sid, 8);
         sid[16] = 0;
     }
-    if (cfg->line_format == 0) {
+    if (cfg->line_format == LOKI_LINE_RAW) {
         size_t ll = 0;
         const char *line = value_text_in(b, lr.body, lr.blen, &ll, 0);
         if (!line) {
@@ -2577,7 +2582,7 @@ static int build_with(exporter_t *ex, lk_scratch_t *sc, const uint8_t *data, siz
         }
         size_t blen = 0;
         uint64_t entries = 0;
-        uint8_t *body = cfg->encoding == 0 ? encode_pb(&b, (uint32_t)t, &blen, &entries)
+        uint8_t *body = cfg->encoding == LOKI_ENC_PROTOBUF ? encode_pb(&b, (uint32_t)t, &blen, &entries)
                                            : encode_json(&b, (uint32_t)t, &blen, &entries);
         if (!body) {
             rc = MT_ENOMEM;
@@ -2588,7 +2593,7 @@ static int build_with(exporter_t *ex, lk_scratch_t *sc, const uint8_t *data, siz
             snprintf(tenant, sizeof(tenant), "%.*s", (int)b.tlen[t], b.tenants[t]);
             rc = fn(arg, t, tenant, body, blen, entries);
         }
-        if (cfg->encoding != 0) {
+        if (cfg->encoding == LOKI_ENC_JSON) {
             free(body);
         }
         if (rc != MT_OK) {
@@ -2762,7 +2767,7 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
     uint8_t *z = NULL;
     const uint8_t *out = body;
     size_t zlen = len;
-    if (cfg->encoding == 0) {
+    if (cfg->encoding == LOKI_ENC_PROTOBUF) {
         /* snappy straight into the worker's buffer: no allocation per push */
         size_t need = snappy_max_compressed_length(len);
         if (need > w->z_cap) {
@@ -2782,7 +2787,7 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
             return MT_ERETRY;
         }
         out = (const uint8_t *)w->z;
-    } else if (cfg->json_compression == 0) {
+    } else if (cfg->json_compression == LOKI_JSON_GZIP) {
         if (codec_compress(CODEC_GZIP, body, len, 0, &z, &zlen) != MT_OK) {
             snprintf(res->msg, sizeof(res->msg), "compression failed");
             res->reason = "out_of_memory";

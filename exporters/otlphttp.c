@@ -17,12 +17,16 @@
 #include <stddef.h>
 #include <time.h>
 
+/* CFG_T_ENUM values, in the order of their "a|b|c" lists below */
+typedef enum { OH_COMP_GZIP = 0, OH_COMP_ZSTD, OH_COMP_NONE } otlphttp_compression_t;
+typedef enum { OH_ENC_PROTO = 0, OH_ENC_JSON } otlphttp_encoding_t;
+
 typedef struct otlphttp_cfg {
     exporter_common_t common;
     char *endpoint;
     char *signal_endpoint[MT_SIG_COUNT];
-    int compression;      /* 0 gzip, 1 zstd, 2 none */
-    int encoding;         /* 0 proto, 1 json */
+    otlphttp_compression_t compression; /* "gzip|zstd|none" */
+    otlphttp_encoding_t encoding;       /* "proto|json" */
     cfg_strmap_t headers;
     int tls_insecure;
     int tls_insecure_skip_verify;
@@ -110,8 +114,9 @@ static int otlphttp_create(exporter_t *ex, mt_errbuf_t *eb)
             }
         }
     }
-    const char *ce = cfg->compression == 0 ? "Content-Encoding: gzip"
-                   : cfg->compression == 1 ? "Content-Encoding: zstd" : NULL;
+    const char *ce = cfg->compression == OH_COMP_GZIP   ? "Content-Encoding: gzip"
+                   : cfg->compression == OH_COMP_ZSTD ? "Content-Encoding: zstd"
+                                                      : NULL;
     for (int j = 0; j < 2; j++) {
         struct curl_slist *h = NULL;
         h = curl_slist_append(h, j ? "Content-Type: application/json"
@@ -260,7 +265,7 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
     const uint8_t *body = data;
     size_t blen = len;
     uint8_t *owned = NULL, *json = NULL;
-    if (cfg->encoding == 1) {
+    if (cfg->encoding == OH_ENC_JSON) {
         arena_t *a = arena_create(len * 4 + 4096, 0);
         ProtobufCMessage *m = a ? protobuf_c_message_unpack(otlp_request_desc(s),
                                                             arena_pb_allocator(a), len, data)
@@ -276,8 +281,8 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
         body = json;
         blen = jl;
     }
-    if (cfg->compression != 2) {
-        if (codec_compress(cfg->compression == 0 ? CODEC_GZIP : CODEC_ZSTD, body, blen, 0, &owned,
+    if (cfg->compression != OH_COMP_NONE) {
+        if (codec_compress(cfg->compression == OH_COMP_GZIP ? CODEC_GZIP : CODEC_ZSTD, body, blen, 0, &owned,
                            &blen) != MT_OK) {
             free(json);
             snprintf(res->msg, sizeof(res->msg), "compression failed");

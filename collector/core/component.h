@@ -68,13 +68,17 @@ extern _Atomic int64_t mt_mem_limit; /* 0 = no limit */
 
 /* Settings every exporter gets (queue, retry, timeout). Embedded first in each exporter's
  * config struct so one table covers both. */
+/* sending_queue.on_full, in the order of its CFG_T_ENUM values "refuse|drop" */
+typedef enum { MT_ON_FULL_REFUSE = 0, MT_ON_FULL_DROP = 1 } mt_on_full_t;
+_Static_assert(sizeof(mt_on_full_t) == sizeof(int), "CFG_T_ENUM stores an int");
+
 typedef struct exporter_common {
     int queue_enabled;
     int64_t num_consumers;
     int64_t queue_size;        /* batches (requests) */
     int64_t queue_bytes;
     int64_t queue_items;       /* spans / data points / log records queued, 0 = no bound */
-    int on_full;               /* 0 refuse, 1 drop */
+    mt_on_full_t on_full;      /* sending_queue.on_full: "refuse|drop" */
     int retry_enabled;
     int64_t initial_interval;  /* ms */
     int64_t max_interval;      /* ms */

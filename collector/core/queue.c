@@ -143,7 +143,7 @@ exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_sett
 }
 
 exporter_t *exq_exporter(const exq_t *q) { return q->ex; }
-int exq_on_full_drop(const exq_t *q) { return q->cc->on_full == 1; }
+int exq_on_full_drop(const exq_t *q) { return q->cc->on_full == MT_ON_FULL_DROP; }
 
 double exq_fill_ratio(const exq_t *q)
 {

@@ -471,8 +471,10 @@ static int next_mrn(const pii_t *p, const char *s, size_t n, size_t pos, size_t 
 
 /* ---- merge ------------------------------------------------------------------------------- */
 
+typedef enum { PII_CAND_UNKNOWN = 0, PII_CAND_HAVE, PII_CAND_EXHAUSTED } pii_cand_state_t;
+
 typedef struct cand {
-    int state; /* 0 unknown, 1 have, 2 exhausted */
+    pii_cand_state_t state; /* the detector's next match: not looked for, found, none left */
     size_t off, len;
 } cand_t;
 
@@ -512,10 +514,10 @@ size_t pii_scan(const pii_t *p, const char *s, size_t n, pii_finding_t *out, siz
         int best = -1;
         for (int q = 0; q < PII_KIND_COUNT; q++) {
             unsigned k = (unsigned)priority[q];
-            if (k >= PII_KIND_COUNT || !(on & PII_BIT(k)) || c[k].state == 2) {
+            if (k >= PII_KIND_COUNT || !(on & PII_BIT(k)) || c[k].state == PII_CAND_EXHAUSTED) {
                 continue;
             }
-            if (c[k].state == 0 || c[k].off < pos) {
+            if (c[k].state == PII_CAND_UNKNOWN || c[k].off < pos) {
                 int ok = 0;
                 switch (k) {
                 case PII_SSN: ok = next_ssn(s, n, pos, &c[k].off, &c[k].len); break;
@@ -525,7 +527,7 @@ size_t pii_scan(const pii_t *p, const char *s, size_t n, pii_finding_t *out, siz
                 case PII_MRN: ok = next_mrn(p, s, n, pos, &c[k].off, &c[k].len); break;
                 default: break;
                 }
-                c[k].state = ok ? 1 : 2;
+                c[k].state = ok ? PII_CAND_HAVE : PII_CAND_EXHAUSTED;
                 if (!ok) {
                     continue;
                 }

@@ -1276,19 +1276,21 @@ static card_ent_t *card_ent(rule_t *r, uint64_t key)
     return &r->ents[i];
 }
 
-/* Decides whether a point's series fits rule r: 0 fits, 1 over the series limit, 2 over a label
+typedef enum { CARD_FITS = 0, CARD_OVER_SERIES, CARD_OVER_LABEL } card_verdict_t;
+
+/* Decides whether a point's series fits rule r, or is over the series limit or over a label
  * limit (*label names it). Caller holds sc->mu. */
-static int card_admit(rule_t *r, const char *service, const metric_t *m, kv_t *const *kv,
+static card_verdict_t card_admit(rule_t *r, const char *service, const metric_t *m, kv_t *const *kv,
                       size_t n, const char **label)
 {
     uint64_t mk = fnv(0xcbf29ce484222325ULL, m->name, strlen(m->name));
     card_ent_t *ce = card_ent(r, mk);
     if (!ce) {
-        return 1; /* too many metrics tracked (or no memory): treat as overflow */
+        return CARD_OVER_SERIES; /* too many metrics tracked (or no memory): treat as overflow */
     }
     uint64_t sh = fnv(mix(mk), service, strlen(service)) ^ attrs_hash(kv, n);
     if (hset_has(&ce->series, sh)) {
-        return 0;
+        return CARD_FITS;
     }
     uint64_t vh[32];
     for (size_t i = 0; i < r->nlims && i < 32; i++) {
@@ -1297,23 +1299,23 @@ static int card_admit(rule_t *r, const char *service, const metric_t *m, kv_t *c
         if (a && !hset_has(&ce->labels[i], vh[i]) &&
             ce->labels[i].n >= (size_t)r->lim_vals[i]) {
             *label = r->lim_keys[i];
-            return 2;
+            return CARD_OVER_LABEL;
         }
     }
     if (r->card_limit && ce->series.n >= (size_t)r->card_limit) {
-        return 1;
+        return CARD_OVER_SERIES;
     }
     size_t lim = r->card_limit ? (size_t)r->card_limit : SCHEMA_MAX_CARDINALITY;
     if (hset_add(&ce->series, sh, lim) != MT_OK) {
-        return 1;
+        return CARD_OVER_SERIES;
     }
     for (size_t i = 0; i < r->nlims && i < 32; i++) {
         if (kv_get(kv, n, r->lim_keys[i]) &&
             hset_add(&ce->labels[i], vh[i], (size_t)r->lim_vals[i]) != MT_OK) {
-            return 1;
+            return CARD_OVER_SERIES;
         }
     }
-    return 0;
+    return CARD_FITS;
 }
 
 void schema_reset_cardinality(schema_t *sc)
@@ -1616,14 +1618,15 @@ static void eval_cardinality(ev_t *e,
                             continue;
                         }
                         const char *label = NULL;
-                        int over = card_admit(ru, svc, m, ph->attributes, ph->n_attributes,
+                        card_verdict_t over = card_admit(ru, svc, m, ph->attributes, ph->n_attributes,
                                               &label);
-                        if (!over) {
+                        if (over == CARD_FITS) {
                             continue;
                         }
                         loc(e, (int)i, (int)j, (int)k, (int)d, svc);
-                        int act = report(e, ru, over == 2 ? "label cardinality" : "cardinality",
-                                         over == 2 ? label : m->name, 1);
+                        int act = report(e, ru, over == CARD_OVER_LABEL ? "label cardinality"
+                                                                  : "cardinality",
+                                         over == CARD_OVER_LABEL ? label : m->name, 1);
                         if (act == SCHEMA_ACT_DROP) {
                             mark(e, ord, 1);
                             break;
