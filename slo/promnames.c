@@ -86,17 +86,20 @@ const char *slo_pn_value(const anyv_t *v, char *buf, size_t blen)
     }
 }
 
-/* Does attribute key `key` become label `label`? Keys are sanitised on a stack buffer: the
- * matchers of a selector are few, attributes per point too, and this is no dearer than the
- * strcmp it replaces plus one copy. Keys too long for the buffer compare as written. */
+/* Is attribute key `key` label `label`, as written (span and log SLIs ask for http.route) or
+ * as the Prometheus label name it becomes? Keys are sanitised on a stack buffer: the matchers
+ * of a selector are few, attributes per point too, and this is no dearer than the strcmp it
+ * replaces plus one copy. Keys too long for the buffer compare only as written. */
 static int key_is(const char *key, const char *label)
 {
     char b[SLO_PN_MAX + 8];
     if (!key) {
         return 0;
     }
-    int n = promconv_label_name(key, b, sizeof(b));
-    return n < 0 ? strcmp(key, label) == 0 : strcmp(b, label) == 0;
+    if (strcmp(key, label) == 0) {
+        return 1;
+    }
+    return promconv_label_name(key, b, sizeof(b)) >= 0 && strcmp(b, label) == 0;
 }
 
 const char *slo_pn_attr(kv_t **kvs, size_t n, const char *label, char *buf, size_t blen)
