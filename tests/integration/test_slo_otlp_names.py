@@ -167,8 +167,10 @@ def test_otlp_semconv_names_match_prometheus_rules_and_engine():
         ok = all(sid in s and s[sid]["windows"]["5m"]["total"] > 0 and
                  s[sid]["alert_state"] == "firing" for sid in SLOS)
         return s if ok else None
-    eng = wait_until(engine_ready, 15, what="meltp to count the OTLP series and page: %s"
-                     % (lambda: json.dumps(slos_api(m))[:1500])())
+    try:
+        eng = wait_until(engine_ready, 15, what="meltp to count the OTLP series and page")
+    except AssertionError as e:
+        raise AssertionError("%s: %s" % (e, json.dumps(slos_api(m))[:1500]))
 
     # Prometheus: the same specs' rules over the remote-written series
     def prom_ready():
@@ -200,3 +202,60 @@ def test_otlp_semconv_names_match_prometheus_rules_and_engine():
     assert {"http_requests_total", "http_server_request_duration_seconds_bucket",
             "http_server_request_duration_seconds_count"} <= names, names
     assert m.stop() == 0
+
+
+VALIDATE_CFG = """
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:4318
+exporters:
+  file:
+    path: out.jsonl
+service:
+  pipelines:
+    metrics: {receivers: [otlp], exporters: [file]}
+"""
+
+# a latency SLI may name the histogram by its family (the engine and `meltp slo rules` add
+# _bucket / _count); Prometheus has no series of that bare name, but it is the histogram's
+VALIDATE_SPEC = """version: meltp/v1
+service: api
+slos:
+  - name: latency
+    objective: 99
+    sli:
+      latency:
+        histogram: http_server_request_duration_seconds
+        threshold: 0.3
+  - name: errors
+    objective: 99.9
+    sli:
+      ratio:
+        bad: 'http_requests_total{http_response_status_code=~"5.."}'
+        total: 'http_requests_total'
+"""
+
+
+def test_validate_slo_coverage_sees_otlp_metrics_under_prometheus_names():
+    d = tempfile.mkdtemp(prefix="meltp-slo-names-")
+    os.makedirs(os.path.join(d, "slo"))
+    files = {"config.yaml": VALIDATE_CFG, "slo/api.yaml": VALIDATE_SPEC,
+             "policy.yaml": "services:\n  api:\n    signals: [metrics]\n    require_slo: true\n"
+                            "slo_specs: [slo/*.yaml]\n",
+             "in.jsonl": json.dumps(otlp_request(time.time())) + "\n"}
+    for name, text in files.items():
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+    p = subprocess.run([MELTP, "validate", "--config", "config.yaml", "--input", "in.jsonl",
+                        "--policy", "policy.yaml", "--format", "json"], cwd=d,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    rep = json.loads(p.stdout)
+    cov = {c["service"]: c for c in rep["slo_coverage"]}
+    slos = {s["name"]: s for s in cov["api"]["slos"]}
+    assert slos["latency"]["sli_series"] == ["http_server_request_duration_seconds"], slos
+    assert slos["latency"]["missing_series"] == [], slos["latency"]
+    assert slos["errors"]["missing_series"] == [], slos["errors"]
+    assert cov["api"]["gap"] is False, cov["api"]
+    assert p.returncode == 0, (p.returncode, p.stderr.decode(), rep)
