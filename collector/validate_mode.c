@@ -1122,18 +1122,13 @@ static void analyze_metrics(vm_t *v,
                 if (promconv_family_name(m, 1, NULL, base, sizeof(base), NULL) < 0) {
                     continue;
                 }
-                /* SLI series are the names the SLO engine matches (slo/promnames.c), seen
-                 * even when this request's conversion dropped the points: the family (a
-                 * latency SLI names a histogram by it) and its _bucket / _sum / _count */
+                /* the family too: a latency SLI names a histogram by it (slo/promnames.c);
+                 * the converted series' own names were added above */
                 vr_strset_add(&v->series_seen, base);
                 int found = preview_add(mp, idx, nidx, base);
                 static const char *suffix[] = {"_bucket", "_sum", "_count"};
                 for (size_t x = 0; composite && x < MT_ARRAY_LEN(suffix); x++) {
                     snprintf(cand, sizeof(cand), "%s%s", base, suffix[x]);
-                    if (m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM ||
-                        (x > 0 && m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY)) {
-                        vr_strset_add(&v->series_seen, cand); /* exponential: native, no suffixes */
-                    }
                     found |= preview_add(mp, idx, nidx, cand);
                 }
                 if (!found) {

@@ -21,7 +21,6 @@
 #include "eval.h"
 #include "notify.h"
 #include "promnames.h"
-#include "promconv.h"
 #include "component.h"
 #include "service.h"
 #include "otlp.h"
@@ -230,8 +229,7 @@ static const char *lookup_get(void *ctx, const char *key)
     if (l->le && !strcmp(key, "le")) {
         return l->le;
     }
-    /* attribute keys as written or as Prometheus label names (http.response.status_code is
-     * http_response_status_code), joined on collisions as the remote-write exporter does */
+    /* attribute keys as written or as the exporter's label names (promnames.h) */
     const char *v = slo_pn_attr(l->kvs, l->n, key, l->jbuf, sizeof(l->jbuf));
     if (!v && l->res) {
         v = slo_pn_attr(l->res->attributes, l->res->n_attributes, key, l->jbuf, sizeof(l->jbuf));
@@ -428,7 +426,8 @@ static void observe_traces(slo_engine_t *e, const trace_req_t *req, int64_t now)
                     if (sli->span_name && strcmp(sli->span_name, sp->name) != 0) {
                         continue;
                     }
-                    lookup_t l = {sp->attributes, sp->n_attributes, rs->resource, sp->name, "", "", NULL};
+                    lookup_t l = {sp->attributes, sp->n_attributes, rs->resource, sp->name,
+                                  "", "", NULL};
                     if (sli->route) {
                         const char *rt = lookup_get(&l, "http.route");
                         if (!rt || strcmp(rt, sli->route) != 0) {
@@ -513,7 +512,8 @@ static void observe_logs(slo_engine_t *e, const logs_req_t *req, int64_t now)
                 const Opentelemetry__Proto__Logs__V1__LogRecord *lr = sl->log_records[m];
                 uint64_t tns = lr->time_unix_nano ? lr->time_unix_nano : lr->observed_time_unix_nano;
                 int64_t t = tns ? ns_to_ms(tns) : now;
-                lookup_t l = {lr->attributes, lr->n_attributes, rl->resource, NULL, "", "", NULL};
+                lookup_t l = {lr->attributes, lr->n_attributes, rl->resource, NULL, "", "",
+                              NULL};
                 const char *ev = lr->event_name && *lr->event_name ? lr->event_name : NULL;
                 char evb[64];
                 if (!ev) {
@@ -603,9 +603,7 @@ static int deltas(slo_engine_t *e, inst_rec_t *r, uint64_t key, int cumulative, 
 }
 
 /* The value a ratio selector reads from point i of m (a sum, or a classic histogram's _count,
- * _sum or _bucket series), or 0 when the point's series does not match the selector. For
- * _bucket, the buckets whose `le` the selector accepts are summed (cumulative counts, as
- * sum(rate(x_bucket{le=~...})) would); bounds are formatted on the stack, no allocation. */
+ * _sum or _bucket series), or 0 when the point's series does not match the selector. */
 static int ratio_point(const metric_t *m, size_t i, slo_pn_part_t part, const slo_selector_t *sel,
                        lookup_t *l, double *v, uint64_t *start, uint64_t *tns)
 {
@@ -615,37 +613,16 @@ static int ratio_point(const metric_t *m, size_t i, slo_pn_part_t part, const sl
         *start = p->start_time_unix_nano;
         *tns = p->time_unix_nano;
         *v = p->value_case == OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT
-                 ? (double)p->as_int
-                 : p->as_double;
+                 ? (double)p->as_int : p->as_double;
         return slo_selector_match(sel, lookup_get, l);
     }
     const Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *p = m->histogram->data_points[i];
     *l = (lookup_t){p->attributes, p->n_attributes, l->res, l->name, "", "", NULL};
     *start = p->start_time_unix_nano;
     *tns = p->time_unix_nano;
-    if (part != SLO_PN_BUCKET) {
-        *v = part == SLO_PN_COUNT ? (double)p->count : p->sum;
-        return slo_selector_match(sel, lookup_get, l);
-    }
-    double cum = 0;
-    int any = 0;
-    *v = 0;
-    for (size_t b = 0; b < p->n_bucket_counts; b++) {
-        char le[32];
-        cum += (double)p->bucket_counts[b];
-        if (b < p->n_explicit_bounds) {
-            promconv_format_float(p->explicit_bounds[b], le, sizeof(le));
-        } else {
-            snprintf(le, sizeof(le), "+Inf");
-        }
-        l->le = le;
-        if (slo_selector_match(sel, lookup_get, l)) {
-            *v += cum;
-            any = 1;
-        }
-        l->le = NULL;
-    }
-    return any;
+    *v = part == SLO_PN_COUNT ? (double)p->count : p->sum;
+    return part == SLO_PN_BUCKET ? slo_pn_buckets(p, sel, lookup_get, l, &l->le, v)
+                                 : slo_selector_match(sel, lookup_get, l);
 }
 
 static void observe_ratio(slo_engine_t *e, size_t di, const metric_t *m, const slo_pn_t *pn,

@@ -65,6 +65,31 @@ slo_pn_part_t slo_pn_match(const slo_pn_t *n, const char *want)
     return SLO_PN_NONE;
 }
 
+int slo_pn_buckets(const Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *p,
+                   const slo_selector_t *sel, const char *(*get)(void *ctx, const char *name),
+                   void *ctx, const char **le_slot, double *v)
+{
+    double cum = 0;
+    int any = 0;
+    *v = 0;
+    for (size_t b = 0; b < p->n_bucket_counts; b++) {
+        char le[400]; /* Go's 'f' format spells out large bounds in full */
+        cum += (double)p->bucket_counts[b];
+        if (b >= p->n_explicit_bounds) {
+            snprintf(le, sizeof(le), "+Inf");
+        } else if (promconv_format_float(p->explicit_bounds[b], le, sizeof(le)) < 0) {
+            continue;
+        }
+        *le_slot = le;
+        if (slo_selector_match(sel, get, ctx)) {
+            *v += cum;
+            any = 1;
+        }
+    }
+    *le_slot = NULL;
+    return any;
+}
+
 const char *slo_pn_value(const anyv_t *v, char *buf, size_t blen)
 {
     if (!v) {

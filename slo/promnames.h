@@ -9,6 +9,7 @@
 #define SLO_PROMNAMES_H
 
 #include <stddef.h>
+#include "model.h"
 #include "otlp_collector.pb-c.h"
 
 #define SLO_PN_MAX 256 /* longest family name kept; longer names match only as sent */
@@ -38,6 +39,16 @@ void slo_pn_init(slo_pn_t *n, const Opentelemetry__Proto__Metrics__V1__Metric *m
 
 /* The series of n that the selector name `want` names, or SLO_PN_NONE. */
 slo_pn_part_t slo_pn_match(const slo_pn_t *n, const char *want);
+
+/* A selector on <family>_bucket against a classic histogram point: the sum of the cumulative
+ * bucket counts whose `le` (formatted as the exporter writes it, "+Inf" last) the selector
+ * accepts, as sum(rate(x_bucket{le=~...})) reads them. *le_slot points at each bound's text
+ * while sel is matched through get(ctx, ...), which must answer "le" from it; it is NULL
+ * again on return. The bounds are formatted on the stack: no allocation. Returns 1 if any
+ * bucket matched (*v then holds the sum), else 0. */
+int slo_pn_buckets(const Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *p,
+                   const slo_selector_t *sel, const char *(*get)(void *ctx, const char *name),
+                   void *ctx, const char **le_slot, double *v);
 
 /* String form of an attribute value: strings as stored, ints, doubles (%g) and bools formatted
  * into buf; NULL for other kinds (arrays, maps, bytes). */
