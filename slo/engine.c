@@ -20,6 +20,7 @@
 #include "model.h"
 #include "eval.h"
 #include "notify.h"
+#include "promnames.h"
 #include "component.h"
 #include "service.h"
 #include "otlp.h"
@@ -173,23 +174,8 @@ static int64_t wall_ms(void)
 static const char *kv_get(kv_t **kvs, size_t n, const char *key, char *buf, size_t blen)
 {
     for (size_t i = 0; i < n; i++) {
-        if (!kvs[i]->key || strcmp(kvs[i]->key, key) != 0 || !kvs[i]->value) {
-            continue;
-        }
-        const anyv_t *v = kvs[i]->value;
-        switch (v->value_case) {
-        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-            return v->string_value;
-        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
-            snprintf(buf, blen, "%lld", (long long)v->int_value);
-            return buf;
-        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
-            return v->bool_value ? "true" : "false";
-        case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-            snprintf(buf, blen, "%g", v->double_value);
-            return buf;
-        default:
-            return NULL;
+        if (kvs[i]->key && strcmp(kvs[i]->key, key) == 0) {
+            return slo_pn_value(kvs[i]->value, buf, blen);
         }
     }
     return NULL;
@@ -208,6 +194,7 @@ typedef struct {
     const char *name;
     char buf[64];
     char jbuf[256];
+    const char *le;           /* a histogram bucket's `le` (selectors on _bucket series) */
 } lookup_t;
 
 /* `job` and `instance` as Prometheus sees an OTLP resource (protocols.md §4): job is
@@ -239,34 +226,18 @@ static const char *lookup_get(void *ctx, const char *key)
     if (!strcmp(key, "__name__")) {
         return l->name;
     }
-    const char *v = kv_get(l->kvs, l->n, key, l->buf, sizeof(l->buf));
-    if (!v) {
-        v = res_get(l->res, key, l->buf, sizeof(l->buf));
+    if (l->le && !strcmp(key, "le")) {
+        return l->le;
+    }
+    /* attribute keys as written or as the exporter's label names (promnames.h) */
+    const char *v = slo_pn_attr(l->kvs, l->n, key, l->jbuf, sizeof(l->jbuf));
+    if (!v && l->res) {
+        v = slo_pn_attr(l->res->attributes, l->res->n_attributes, key, l->jbuf, sizeof(l->jbuf));
     }
     if (!v && (!strcmp(key, "job") || !strcmp(key, "instance"))) {
         v = res_job_instance(l, key);
     }
     return v;
-}
-
-/* Metric names match with or without Prometheus' _total suffix (remote-write input arrives
- * as OTLP with the suffix stripped, OTLP input may carry it in the name). */
-static int name_matches(const char *want, const char *have)
-{
-    if (!want || !have) {
-        return 0;
-    }
-    size_t lw = strlen(want), lh = strlen(have);
-    if (lw == lh) {
-        return memcmp(want, have, lw) == 0;
-    }
-    if (lw == lh + 6 && !strcmp(want + lh, "_total")) {
-        return memcmp(want, have, lh) == 0;
-    }
-    if (lh == lw + 6 && !strcmp(have + lw, "_total")) {
-        return memcmp(want, have, lw) == 0;
-    }
-    return 0;
 }
 
 /* ---- instances -------------------------------------------------------------------------- */
@@ -455,7 +426,8 @@ static void observe_traces(slo_engine_t *e, const trace_req_t *req, int64_t now)
                     if (sli->span_name && strcmp(sli->span_name, sp->name) != 0) {
                         continue;
                     }
-                    lookup_t l = {sp->attributes, sp->n_attributes, rs->resource, sp->name, "", ""};
+                    lookup_t l = {sp->attributes, sp->n_attributes, rs->resource, sp->name,
+                                  "", "", NULL};
                     if (sli->route) {
                         const char *rt = lookup_get(&l, "http.route");
                         if (!rt || strcmp(rt, sli->route) != 0) {
@@ -540,7 +512,8 @@ static void observe_logs(slo_engine_t *e, const logs_req_t *req, int64_t now)
                 const Opentelemetry__Proto__Logs__V1__LogRecord *lr = sl->log_records[m];
                 uint64_t tns = lr->time_unix_nano ? lr->time_unix_nano : lr->observed_time_unix_nano;
                 int64_t t = tns ? ns_to_ms(tns) : now;
-                lookup_t l = {lr->attributes, lr->n_attributes, rl->resource, NULL, "", ""};
+                lookup_t l = {lr->attributes, lr->n_attributes, rl->resource, NULL, "", "",
+                              NULL};
                 const char *ev = lr->event_name && *lr->event_name ? lr->event_name : NULL;
                 char evb[64];
                 if (!ev) {
@@ -629,43 +602,67 @@ static int deltas(slo_engine_t *e, inst_rec_t *r, uint64_t key, int cumulative, 
     return 1;
 }
 
-static void observe_ratio(slo_engine_t *e, size_t di, const metric_t *m, const resource_t *res,
-                          int64_t now)
+/* The value a ratio selector reads from point i of m (a sum, or a classic histogram's _count,
+ * _sum or _bucket series), or 0 when the point's series does not match the selector. */
+static int ratio_point(const metric_t *m, size_t i, slo_pn_part_t part, const slo_selector_t *sel,
+                       lookup_t *l, double *v, uint64_t *start, uint64_t *tns)
+{
+    if (part == SLO_PN_SERIES) {
+        const ndp_t *p = m->sum->data_points[i];
+        *l = (lookup_t){p->attributes, p->n_attributes, l->res, l->name, "", "", NULL};
+        *start = p->start_time_unix_nano;
+        *tns = p->time_unix_nano;
+        *v = p->value_case == OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT
+                 ? (double)p->as_int : p->as_double;
+        return slo_selector_match(sel, lookup_get, l);
+    }
+    const Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *p = m->histogram->data_points[i];
+    *l = (lookup_t){p->attributes, p->n_attributes, l->res, l->name, "", "", NULL};
+    *start = p->start_time_unix_nano;
+    *tns = p->time_unix_nano;
+    *v = part == SLO_PN_COUNT ? (double)p->count : p->sum;
+    return part == SLO_PN_BUCKET ? slo_pn_buckets(p, sel, lookup_get, l, &l->le, v)
+                                 : slo_selector_match(sel, lookup_get, l);
+}
+
+static void observe_ratio(slo_engine_t *e, size_t di, const metric_t *m, const slo_pn_t *pn,
+                          const resource_t *res, int64_t now)
 {
     def_t *d = &e->defs[di];
     const slo_sli_t *sli = &d->spec->sli;
-    if (m->data_case != OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM || !m->sum) {
+    int hist = m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM &&
+               m->histogram;
+    if (!hist && (m->data_case != OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM || !m->sum)) {
         return;
     }
     const slo_selector_t *sel[3] = {sli->has_good ? &sli->good : NULL,
                                     sli->has_bad ? &sli->bad : NULL,
                                     sli->has_total ? &sli->total : NULL};
-    int cumulative = m->sum->aggregation_temporality !=
+    int cumulative = (hist ? m->histogram->aggregation_temporality
+                           : m->sum->aggregation_temporality) !=
                      OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_DELTA;
+    size_t np = hist ? m->histogram->n_data_points : m->sum->n_data_points;
     for (int role = 0; role < 3; role++) {
-        if (!sel[role] || !name_matches(sel[role]->metric, m->name)) {
+        slo_pn_part_t part = sel[role] ? slo_pn_match(pn, sel[role]->metric) : SLO_PN_NONE;
+        if (part == SLO_PN_NONE || (hist != (part != SLO_PN_SERIES))) {
             continue;
         }
-        for (size_t i = 0; i < m->sum->n_data_points; i++) {
-            const ndp_t *p = m->sum->data_points[i];
-            /* the name already matched (with or without _total): let the selector see the
-             * spelling it asks for, or slo_selector_match's exact compare undoes name_matches */
-            lookup_t l = {p->attributes, p->n_attributes, res,
-                          sel[role]->metric ? sel[role]->metric : m->name, "", ""};
-            if (!slo_selector_match(sel[role], lookup_get, &l)) {
+        for (size_t i = 0; i < np; i++) {
+            /* the name already matched (raw, Prometheus or _total spelling): the selector sees
+             * the spelling it asks for, or slo_selector_match's exact compare undoes it */
+            lookup_t l = {NULL, 0, res, sel[role]->metric, "", "", NULL};
+            double v, dv;
+            uint64_t start, tns;
+            if (!ratio_point(m, i, part, sel[role], &l, &v, &start, &tns)) {
                 continue;
             }
             inst_rec_t *r = rec_for(e, d, &l);
             if (!r) {
                 continue;
             }
-            double v = p->value_case ==
-                               OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT
-                           ? (double)p->as_int
-                           : p->as_double, dv;
-            uint64_t key = series_key(di, role, m, res, p->attributes, p->n_attributes);
-            int64_t t = point_ms(p->time_unix_nano, now);
-            if (!deltas(e, r, key, cumulative, p->start_time_unix_nano, &v, 1, &dv, now, t)) {
+            uint64_t key = series_key(di, role, m, res, l.kvs, l.n);
+            int64_t t = point_ms(tns, now);
+            if (!deltas(e, r, key, cumulative, start, &v, 1, &dv, now, t)) {
                 continue;
             }
             uint64_t c = to_count(dv);
@@ -712,8 +709,8 @@ static double exp_good(const Opentelemetry__Proto__Metrics__V1__ExponentialHisto
     return good;
 }
 
-static void observe_latency(slo_engine_t *e, size_t di, const metric_t *m, const resource_t *res,
-                            int64_t now)
+static void observe_latency(slo_engine_t *e, size_t di, const metric_t *m, const slo_pn_t *pn,
+                            const resource_t *res, int64_t now)
 {
     def_t *d = &e->defs[di];
     const slo_sli_t *sli = &d->spec->sli;
@@ -721,7 +718,7 @@ static void observe_latency(slo_engine_t *e, size_t di, const metric_t *m, const
     int hist = m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM && m->histogram;
     int expo = m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM &&
                m->exponential_histogram;
-    if ((!hist && !expo) || !base || strcmp(base, m->name) != 0) {
+    if ((!hist && !expo) || slo_pn_match(pn, base) != SLO_PN_SERIES) {
         return;
     }
     int temporality = hist ? (int)m->histogram->aggregation_temporality
@@ -758,7 +755,7 @@ static void observe_latency(slo_engine_t *e, size_t di, const metric_t *m, const
             v[0] = exp_good(p, sli->threshold);
             v[1] = (double)p->count;
         }
-        lookup_t l = {kvs, nkv, res, m->name, "", ""};
+        lookup_t l = {kvs, nkv, res, base, "", "", NULL};
         if (!slo_selector_match(&sli->histogram, lookup_get, &l)) {
             continue;
         }
@@ -785,12 +782,15 @@ static void observe_metrics(slo_engine_t *e, const metrics_req_t *req, int64_t n
         for (size_t j = 0; j < rm->n_scope_metrics; j++) {
             const Opentelemetry__Proto__Metrics__V1__ScopeMetrics *sm = rm->scope_metrics[j];
             for (size_t m = 0; m < sm->n_metrics; m++) {
+                /* the Prometheus names, once per metric for all its points and every SLO */
+                slo_pn_t pn;
+                slo_pn_init(&pn, sm->metrics[m]);
                 for (size_t k = 0; k < e->ndefs; k++) {
                     slo_sli_kind_t kind = e->defs[k].spec->sli.kind;
                     if (kind == SLO_SLI_RATIO) {
-                        observe_ratio(e, k, sm->metrics[m], rm->resource, now);
+                        observe_ratio(e, k, sm->metrics[m], &pn, rm->resource, now);
                     } else if (kind == SLO_SLI_LATENCY) {
-                        observe_latency(e, k, sm->metrics[m], rm->resource, now);
+                        observe_latency(e, k, sm->metrics[m], &pn, rm->resource, now);
                     }
                 }
             }

@@ -2278,34 +2278,6 @@ static int conv_summaries(pc_ctx_t *c, pc_metric_t *pm, sumdp_t *const *pts, siz
     return 0;
 }
 
-/* `prometheus.type` in Metric.metadata (set by Prometheus-aware producers) turns a gauge into
- * unknown / info / stateset; -1 when absent or unrecognised. */
-static int type_hint(const metric_t *m)
-{
-    for (size_t i = 0; i < m->n_metadata; i++) {
-        const kv_t *kv = m->metadata[i];
-        if (!kv || !kv->key || strcmp(kv->key, "prometheus.type") != 0 || !kv->value ||
-            kv->value->value_case !=
-                OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
-            continue;
-        }
-        const char *v = kv->value->string_value;
-        if (strcmp(v, "gauge") == 0) {
-            return PROMETHEUS__METRIC_METADATA__METRIC_TYPE__GAUGE;
-        }
-        if (strcmp(v, "unknown") == 0) {
-            return PROMETHEUS__METRIC_METADATA__METRIC_TYPE__UNKNOWN;
-        }
-        if (strcmp(v, "info") == 0) {
-            return PROMETHEUS__METRIC_METADATA__METRIC_TYPE__INFO;
-        }
-        if (strcmp(v, "stateset") == 0) {
-            return PROMETHEUS__METRIC_METADATA__METRIC_TYPE__STATESET;
-        }
-    }
-    return -1;
-}
-
 static size_t n_points(const metric_t *m)
 {
     switch (m->data_case) {
@@ -2330,42 +2302,27 @@ static int conv_metric(pc_ctx_t *c, pc_res_t *r, const metric_t *m)
     if (np == 0) {
         return 0;
     }
-    int temporality = TEMPO_CUMULATIVE, counter = 0, gauge = 0;
-    int type;
+    int temporality = TEMPO_CUMULATIVE, counter = 0;
     switch (m->data_case) {
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
-        gauge = 1;
-        type = PROMETHEUS__METRIC_METADATA__METRIC_TYPE__GAUGE;
         break;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
         temporality = m->sum->aggregation_temporality;
         counter = m->sum->is_monotonic;
-        gauge = !counter;
-        type = counter ? PROMETHEUS__METRIC_METADATA__METRIC_TYPE__COUNTER
-                       : PROMETHEUS__METRIC_METADATA__METRIC_TYPE__GAUGE;
         break;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
         temporality = m->histogram->aggregation_temporality;
-        type = PROMETHEUS__METRIC_METADATA__METRIC_TYPE__HISTOGRAM;
         break;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
         temporality = m->exponential_histogram->aggregation_temporality;
-        type = PROMETHEUS__METRIC_METADATA__METRIC_TYPE__HISTOGRAM;
         break;
     default:
-        type = PROMETHEUS__METRIC_METADATA__METRIC_TYPE__SUMMARY;
         break;
     }
     if (temporality != TEMPO_CUMULATIVE && temporality != TEMPO_DELTA) {
         /* Prometheus rejects these too ("invalid temporality and type combination") */
         drop_points(c, np, "invalid_temporality");
         return 0;
-    }
-    if (gauge) {
-        int hint = type_hint(m);
-        if (hint >= 0) {
-            type = hint;
-        }
     }
     const char *unit = m->unit ? m->unit : "";
     const char *name = m->name ? m->name : "";
@@ -2375,9 +2332,9 @@ static int conv_metric(pc_ctx_t *c, pc_res_t *r, const metric_t *m)
     if (!family) {
         return -1;
     }
-    int is_gauge_kind = gauge && type == PROMETHEUS__METRIC_METADATA__METRIC_TYPE__GAUGE;
-    if (promconv_metric_name(name, unit, counter, is_gauge_kind, c->o->add_metric_suffixes,
-                             c->o->namespace_, family, cap) < 0) {
+    int type;
+    if (promconv_family_name(m, c->o->add_metric_suffixes, c->o->namespace_, family, cap,
+                             &type) < 0) {
         drop_points(c, np, "invalid_name");
         return 0;
     }

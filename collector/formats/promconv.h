@@ -75,6 +75,18 @@ int promconv_metric_name(const char *otel_name, const char *unit, int kind_count
                          int kind_gauge_ratio, int add_suffixes, const char *ns, char *buf,
                          size_t buflen);
 int promconv_label_name(const char *key, char *buf, size_t buflen);
+
+/* The family an OTLP metric becomes (collector/promconv_family.c), decided once for every
+ * caller: promconv_convert, the SLO engine's selector matching and validation mode.
+ * promconv_family_type returns the PROMETHEUS__METRIC_METADATA__METRIC_TYPE__* (monotonic sum
+ * = counter; gauge and non-monotonic sum = gauge unless `prometheus.type` in the metric's
+ * metadata says unknown / info / stateset; both histogram kinds = histogram; summary).
+ * promconv_family_name writes the family name (histograms and summaries without _bucket /
+ * _sum / _count) like promconv_metric_name and returns its length or -1; *type (may be NULL)
+ * gets the type. */
+int promconv_family_type(const Opentelemetry__Proto__Metrics__V1__Metric *m);
+int promconv_family_name(const Opentelemetry__Proto__Metrics__V1__Metric *m, int add_suffixes, const char *ns, char *buf,
+                         size_t buflen, int *type);
 /* Go's strconv.FormatFloat(v, 'f', -1, 64) for le / quantile label values ("+Inf" for inf). */
 int promconv_format_float(double v, char *buf, size_t buflen);
 

@@ -988,19 +988,18 @@ static void analyze_metrics(vm_t *v,
                 if (!mp) {
                     continue;
                 }
-                int counter = m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM &&
-                              m->sum && m->sum->is_monotonic;
-                int gauge = m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE;
                 int composite =
                     m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM ||
                     m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY ||
                     m->data_case ==
                         OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM;
                 char base[512], cand[540];
-                if (promconv_metric_name(name, m->unit, counter, gauge, 1, NULL, base,
-                                         sizeof(base)) < 0) {
+                if (promconv_family_name(m, 1, NULL, base, sizeof(base), NULL) < 0) {
                     continue;
                 }
+                /* the family too: a latency SLI names a histogram by it (slo/promnames.c);
+                 * the converted series' own names were added above */
+                vr_strset_add(&v->series_seen, base);
                 int found = preview_add(mp, idx, nidx, base);
                 static const char *suffix[] = {"_bucket", "_sum", "_count"};
                 for (size_t x = 0; composite && x < MT_ARRAY_LEN(suffix); x++) {
