@@ -76,7 +76,7 @@ int promconv_metric_name(const char *otel_name, const char *unit, int kind_count
                          size_t buflen);
 int promconv_label_name(const char *key, char *buf, size_t buflen);
 
-/* The family an OTLP metric becomes (collector/promconv_family.c), decided once for every
+/* The family an OTLP metric becomes (collector/formats/promconv_family.c), decided once for every
  * caller: promconv_convert, the SLO engine's selector matching and validation mode.
  * promconv_family_type returns the PROMETHEUS__METRIC_METADATA__METRIC_TYPE__* (monotonic sum
  * = counter; gauge and non-monotonic sum = gauge unless `prometheus.type` in the metric's
