@@ -22,7 +22,6 @@
 #include "notify.h"
 #include "promnames.h"
 #include "component.h"
-#include "service.h"
 #include "otlp.h"
 #include "telemetry.h"
 
@@ -1608,7 +1607,14 @@ static void *eval_main(void *arg)
     return NULL;
 }
 
-int slo_engine_start(slo_engine_t *e, struct service *svc, mt_errbuf_t *eb)
+size_t slo_engine_exporters(const slo_engine_t *e, char *const **ids)
+{
+    *ids = e->cfg.exporters.items;
+    return e->cfg.exporters.n;
+}
+
+int slo_engine_start(slo_engine_t *e, struct exq *const *queues, size_t nqueues,
+                     mt_errbuf_t *eb)
 {
     e->counted_from_ns = mt_wall_ns();
     e->c_old = tm_counter("meltp_slo_events_dropped_total",
@@ -1621,19 +1627,13 @@ int slo_engine_start(slo_engine_t *e, struct service *svc, mt_errbuf_t *eb)
                              "SLO events not counted, by reason", "reason=\"max_series\"");
     e->c_series_dropped = tm_counter("meltp_slo_series_dropped_total",
                                      "SLO series points not queued (exporter queue full)", "");
-    e->queues = calloc(e->cfg.exporters.n ? e->cfg.exporters.n : 1, sizeof(*e->queues));
+    e->queues = calloc(nqueues ? nqueues : 1, sizeof(*e->queues));
     if (!e->queues) {
         mt_failf(eb, "slo: out of memory");
         return MT_ENOMEM;
     }
-    for (size_t i = 0; i < e->cfg.exporters.n; i++) {
-        struct exq *q = service_exporter_queue(svc, e->cfg.exporters.items[i], MT_SIG_METRICS);
-        if (!q) {
-            mt_failf(eb, "slo.exporters: \"%s\" is not an exporter of a metrics pipeline",
-                     e->cfg.exporters.items[i]);
-            return MT_EINVAL;
-        }
-        e->queues[e->nqueues++] = q;
+    for (size_t i = 0; i < nqueues; i++) {
+        e->queues[e->nqueues++] = queues[i];
     }
     if (mkdir_p(e->cfg.state_dir) != 0) {
         mt_failf(eb, "slo.state_dir: cannot create %s: %s", e->cfg.state_dir, strerror(errno));

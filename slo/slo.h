@@ -13,17 +13,23 @@
 #include "config.h"
 
 typedef struct slo_engine slo_engine_t;
-struct service;
+struct exq;
 
 /* Parses and lints the `slo:` section (node is the value of the top-level `slo` key, never
  * NULL here) and every spec file it lists. Every problem goes to `c` as FILE:LINE: path: reason.
  * `config_path` resolves relative spec paths. Returns NULL on errors (or out of memory). */
 slo_engine_t *slo_engine_load(const cfg_node_t *node, const char *config_path, cfg_ctx_t *c);
 
+/* The exporter ids `slo.exporters` names (where SLO series go): the service resolves each to
+ * its metrics queue and hands the queues to slo_engine_start(). */
+size_t slo_engine_exporters(const slo_engine_t *e, char *const **ids);
+
 /* Starts evaluation: registers the pipeline observer, restores state from state_dir, starts
- * the evaluation thread and notifiers. `svc` gives access to exporter queues through
- * service_exporter_queue(). Returns MT_OK or an error with eb filled. */
-int slo_engine_start(slo_engine_t *e, struct service *svc, mt_errbuf_t *eb);
+ * the evaluation thread and notifiers. `queues` are the exporter queues of
+ * slo_engine_exporters(), in that order; the engine calls nothing in the service.
+ * Returns MT_OK or an error with eb filled. */
+int slo_engine_start(slo_engine_t *e, struct exq *const *queues, size_t nqueues,
+                     mt_errbuf_t *eb);
 
 /* Stops (saves state) and frees. Accepts NULL. */
 void slo_engine_stop_destroy(slo_engine_t *e);

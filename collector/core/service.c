@@ -543,6 +543,29 @@ static void pipeline_batch_settings(service_t *s, const char *pid, batch_setting
     }
 }
 
+/* Hands the SLO engine the metrics queues of the exporters its `slo.exporters` names. */
+static int start_slo(service_t *s, mt_errbuf_t *eb)
+{
+    char *const *ids;
+    size_t n = slo_engine_exporters(s->slo, &ids);
+    exq_t **qs = calloc(n ? n : 1, sizeof(*qs));
+    if (!qs) {
+        mt_failf(eb, "slo: out of memory");
+        return MT_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        qs[i] = service_exporter_queue(s, ids[i], MT_SIG_METRICS);
+        if (!qs[i]) {
+            mt_failf(eb, "slo.exporters: \"%s\" is not an exporter of a metrics pipeline", ids[i]);
+            free(qs);
+            return MT_EINVAL;
+        }
+    }
+    int rc = slo_engine_start(s->slo, qs, n, eb);
+    free(qs);
+    return rc;
+}
+
 int service_start(service_t *s, mt_errbuf_t *eb)
 {
     mt_log_level = s->cfg.logs_level;
@@ -591,7 +614,7 @@ int service_start(service_t *s, mt_errbuf_t *eb)
         }
         mt_log(MT_LOG_INFO, "self-metrics on http://%s/metrics", s->cfg.metrics_address);
     }
-    if (s->slo && slo_engine_start(s->slo, s, eb) != MT_OK) {
+    if (s->slo && start_slo(s, eb) != MT_OK) {
         return MT_ERR;
     }
 

@@ -254,7 +254,9 @@ def test_validate_slo_coverage_sees_otlp_metrics_under_prometheus_names():
     rep = json.loads(p.stdout)
     cov = {c["service"]: c for c in rep["slo_coverage"]}
     slos = {s["name"]: s for s in cov["api"]["slos"]}
-    assert slos["latency"]["sli_series"] == ["http_server_request_duration_seconds"], slos
+    # the latency SLI reads the histogram's _bucket and _count series (slo/ spec loader)
+    assert slos["latency"]["sli_series"] == ["http_server_request_duration_seconds_bucket",
+                                             "http_server_request_duration_seconds_count"], slos
     assert slos["latency"]["missing_series"] == [], slos["latency"]
     assert slos["errors"]["missing_series"] == [], slos["errors"]
     assert cov["api"]["gap"] is False, cov["api"]
