@@ -488,6 +488,16 @@ exq_t *service_exporter_queue(service_t *s, const char *exporter_id, mt_signal_t
     return NULL;
 }
 
+const pipeline_t *service_first_pipeline(const service_t *s, mt_signal_t sig)
+{
+    for (size_t i = 0; i < s->npipes; i++) {
+        if (s->pipes[i]->signal == sig) {
+            return s->pipes[i];
+        }
+    }
+    return NULL;
+}
+
 int service_has_exporter(const service_t *s, const char *exporter_id)
 {
     for (size_t i = 0; i < s->nexps; i++) {

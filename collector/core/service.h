@@ -26,6 +26,9 @@ int64_t service_shutdown_timeout_ms(const service_t *s);
  * exq_reserve + exq_push_reserved (component.h). Valid while the service runs. */
 struct exq;
 struct exq *service_exporter_queue(service_t *s, const char *exporter_id, mt_signal_t sig);
+/* The first pipeline of a signal in config order (its mutating processors, in order), or NULL.
+ * Validation mode runs these instances on recorded input without starting the service. */
+const struct pipeline *service_first_pipeline(const service_t *s, mt_signal_t sig);
 int service_has_exporter(const service_t *s, const char *exporter_id);
 
 #endif

@@ -7,10 +7,10 @@
  * analysis walk.
  *
  * How processors run: the service is loaded (service_load validates everything and reports
- * FILE:LINE errors) but never started for file inputs. The service keeps its pipelines private,
- * so this file builds its own instances of the mutating processors of the FIRST pipeline of each
- * signal (config order) from the same config document and calls ops->process() on each request,
- * which is what that pipeline does before its exporter queues. `validate` processors are
+ * FILE:LINE errors) but never started for file inputs. This file takes the service's own
+ * instances of the mutating processors of the FIRST pipeline of each signal (config order,
+ * service_first_pipeline()) and calls ops->process() on each request, which is what that
+ * pipeline does before its exporter queues. `validate` processors are
  * mirrored by a private schema_t that counts violations with schema_check() just before the
  * processor applies its actions, so validation mode and the inline processor see the same data
  * and report the same counts. With --listen the service runs for real (receivers AND exporters,
@@ -84,7 +84,7 @@ typedef struct vm_policy {
 /* ---- the run ----------------------------------------------------------------------------- */
 
 typedef struct vm_stage {
-    processor_t *pr;    /* our own instance, built from the config */
+    processor_t *pr;    /* the service's instance (first pipeline of the signal) */
     schema_t *schema;   /* mirror of a `validate` processor's schema, or NULL */
 } vm_stage_t;
 
@@ -506,20 +506,6 @@ static void slo_specs_audit(vm_t *v, cfg_ctx_t *c, slo_owner_t **own, size_t *no
 
 /* ---- processors ---------------------------------------------------------------------------- */
 
-static void processor_free(processor_t *p)
-{
-    if (!p) {
-        return;
-    }
-    if (p->ops->free_cfg) {
-        p->ops->free_cfg(p->cfg);
-    }
-    cfg_free_fields(p->ops->fields, p->ops->nfields, p->cfg);
-    free(p->cfg);
-    free(p->id);
-    free(p);
-}
-
 /* The schema file a `validate` processor names (its `schema_file` key). Its config struct is
  * private to the processor, so the path is read from the document and opened exactly as the
  * processor opens it (relative to the working directory). */
@@ -529,67 +515,23 @@ static const char *validate_schema_path(const cfg_node_t *pnode)
     return n && n->kind == CFG_NODE_SCALAR && *n->value ? n->value : NULL;
 }
 
-/* Builds the processor chain of the first pipeline of every signal. The service already
- * validated the config, so errors here are unexpected but still reported. */
-static int build_stages(vm_t *v, cfg_ctx_t *c)
+/* The processor chain of the first pipeline of every signal: the service's own instances (it
+ * is loaded, never started, for file inputs), plus a schema mirror for each `validate`. */
+static int build_stages(vm_t *v, const service_t *svc, cfg_ctx_t *c)
 {
-    const cfg_node_t *root = v->doc->root;
-    const cfg_node_t *pipes = cfg_map_get(cfg_map_get(root, "service"), "pipelines");
-    const cfg_node_t *procs = cfg_map_get(root, "processors");
-    int done[MT_SIG_COUNT] = {0};
-    for (size_t i = 0; pipes && pipes->kind == CFG_NODE_MAP && i < pipes->n; i++) {
-        const char *pid = pipes->keys[i];
-        size_t tlen = strcspn(pid, "/");
-        int sig = -1;
-        for (int s = 0; s < MT_SIG_COUNT; s++) {
-            if (strlen(mt_signal_name(s)) == tlen && strncmp(pid, mt_signal_name(s), tlen) == 0) {
-                sig = s;
-            }
-        }
-        if (sig < 0 || done[sig]) {
-            continue;
-        }
-        done[sig] = 1;
-        const cfg_node_t *list = cfg_map_get(pipes->children[i], "processors");
-        for (size_t k = 0; list && list->kind == CFG_NODE_SEQ && k < list->n; k++) {
-            const char *id = list->children[k]->value;
-            const cfg_node_t *pn = id ? cfg_map_get(procs, id) : NULL;
-            if (!id) {
-                continue;
-            }
-            char type[128];
-            snprintf(type, sizeof(type), "%.*s", (int)strcspn(id, "/"), id);
-            const processor_ops_t *ops = registry_processor(type);
-            if (!ops || !ops->process) {
-                continue; /* batch, memory_limiter: nothing to do without exporters */
-            }
+    const cfg_node_t *procs = cfg_map_get(v->doc->root, "processors");
+    for (int sig = 0; sig < MT_SIG_COUNT; sig++) {
+        const pipeline_t *p = service_first_pipeline(svc, (mt_signal_t)sig);
+        for (size_t k = 0; p && k < p->nprocs; k++) {
+            processor_t *pr = p->procs[k];
             if (v->nstages[sig] == VM_MAX_STAGES) {
-                cfg_error(c, list->line, pid, "more than %d processors", VM_MAX_STAGES);
+                cfg_error(c, 0, p->id, "more than %d processors", VM_MAX_STAGES);
                 return MT_EINVAL;
             }
-            processor_t *p = calloc(1, sizeof(*p));
-            if (!p) {
-                return MT_ENOMEM;
-            }
-            p->ops = ops;
-            p->id = strdup(id);
-            p->cfg = calloc(1, ops->cfg_size ? ops->cfg_size : 1);
-            if (!p->id || !p->cfg) {
-                free(p->id);
-                free(p->cfg);
-                free(p);
-                return MT_ENOMEM;
-            }
-            char path[256];
-            snprintf(path, sizeof(path), "processors.%s", id);
-            cfg_apply(c, ops->fields, ops->nfields, pn, path, p->cfg);
-            if (ops->validate) {
-                ops->validate(c, p->cfg, path, pn);
-            }
             vm_stage_t *st = &v->stages[sig][v->nstages[sig]++];
-            st->pr = p;
-            if (strcmp(type, "validate") == 0) {
-                const char *sf = validate_schema_path(pn);
+            st->pr = pr;
+            if (strcmp(pr->ops->type, "validate") == 0) {
+                const char *sf = validate_schema_path(cfg_map_get(procs, pr->id));
                 st->schema = sf ? schema_load(sf, c) : NULL;
             }
         }
@@ -1700,7 +1642,6 @@ static void vm_fini(vm_t *v)
 {
     for (int s = 0; s < MT_SIG_COUNT; s++) {
         for (size_t i = 0; i < v->nstages[s]; i++) {
-            processor_free(v->stages[s][i].pr);
             schema_destroy(v->stages[s][i].schema);
         }
     }
@@ -1774,7 +1715,7 @@ int validate_main(int argc, char **argv)
         cfg_ctx_fini(&pc);
     }
     if (!c.nerr && !other_errs) {
-        build_stages(v, &c);
+        build_stages(v, svc, &c);
     }
     if (!c.nerr && !other_errs && args.schema) {
         v->extra_schema = schema_load(args.schema, &c);
