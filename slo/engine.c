@@ -1256,14 +1256,14 @@ static void nodata_notify(slo_engine_t *e, const def_t *d, inst_rec_t *r,
 {
     const slo_spec_t *s = d->spec;
     const slo_alert_t *al = &r->in.nodata_alert;
-    int resolved;
+    bool resolved;
     if (al->state == SLO_AL_FIRING) {
         if (r->nodata_sent_ms && now - r->nodata_sent_ms < e->cfg.repeat_interval_ms) {
             return;
         }
-        resolved = 0;
+        resolved = false;
     } else if (r->nodata_sent_ms) {
-        resolved = 1;
+        resolved = true;
     } else {
         return;
     }

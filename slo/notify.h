@@ -9,6 +9,7 @@
 #ifndef SLO_NOTIFY_H
 #define SLO_NOTIFY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,7 +24,7 @@
 /* One alert notice, self-contained (copied into queues). Strings are NUL-terminated and
  * silently truncated to their arrays. */
 typedef struct {
-    int resolved;              /* 0 firing, 1 resolved */
+    bool resolved;             /* false: firing; true: resolved */
     char group_key[256];
     char alert_name[128];
     char slo_id[256];

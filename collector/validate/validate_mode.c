@@ -1318,8 +1318,11 @@ static void input_remotewrite(vm_t *v, const char *path, const uint8_t *data, si
  * or MT_EIO (unreadable: a usage error, not a finding). */
 static int run_input(vm_t *v, const char *arg, mt_errbuf_t *eb)
 {
+    /* the first four are mt_signal_t in order; remotewrite: is a kind of its own */
+    enum { VM_INPUT_JSONL = -1, VM_INPUT_REMOTEWRITE = MT_SIG_COUNT };
     static const char *kinds[] = {"traces:", "metrics:", "logs:", "profiles:", "remotewrite:"};
-    int kind = -1;
+    _Static_assert(MT_SIG_COUNT == 4, "kinds[] lists the signals, then remotewrite:");
+    int kind = VM_INPUT_JSONL;
     const char *path = arg;
     for (int k = 0; k < (int)MT_ARRAY_LEN(kinds); k++) {
         if (strncmp(arg, kinds[k], strlen(kinds[k])) == 0) {
@@ -1342,7 +1345,7 @@ static int run_input(vm_t *v, const char *arg, mt_errbuf_t *eb)
         mt_failf(eb, "out of memory");
         return MT_ENOMEM;
     }
-    if (kind == 4) {
+    if (kind == VM_INPUT_REMOTEWRITE) {
         input_remotewrite(v, path, buf, len, a);
     } else {
         const uint8_t *data = NULL;
@@ -1351,7 +1354,7 @@ static int run_input(vm_t *v, const char *arg, mt_errbuf_t *eb)
         mt_errbuf_clear(&de);
         if (maybe_decompress(buf, len, fa, &data, &dlen, &de) != MT_OK) {
             vr_input_error(&v->rep, path, de.msg);
-        } else if (kind < 0) {
+        } else if (kind == VM_INPUT_JSONL) {
             if (dlen && !looks_json(data, dlen)) {
                 vr_input_error(&v->rep, path, "not OTLP/JSON lines; name binary request bodies "
                                "by kind (traces:PATH, metrics:PATH, logs:PATH, profiles:PATH, "

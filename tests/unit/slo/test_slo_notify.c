@@ -63,7 +63,7 @@ UNIT_TEST(slack_payload_shape_and_limits)
     json_decref(j);
     /* resolved notices are green */
     slo_notify_sample(&m);
-    m.resolved = 1;
+    m.resolved = true;
     m.ends_ms = m.starts_ms + 600000;
     m.budget_spent = 0.02;
     j = parse(slo_notify_slack_json(&m, &len), len);
@@ -149,7 +149,7 @@ UNIT_TEST(webhook_alertmanager_v4)
     CHECK_STR(json_string_value(json_object_get(l, "sloth_severity")), "page");
     CHECK(strlen(json_string_value(json_object_get(a, "fingerprint"))) == 16);
     json_decref(j);
-    m.resolved = 1;
+    m.resolved = true;
     m.ends_ms = m.starts_ms + 1000;
     j = parse(slo_notify_webhook_json(&m, &len), len);
     REQUIRE(j);
