@@ -103,18 +103,7 @@ typedef struct req_ctx {
 
 static void count_request(otlp_state_t *st, int sig, int code, const char *reason, uint64_t items)
 {
-    recv_count_code(&st->c_requests[sig >= 0 ? sig : 0], code);
-    if (reason && sig >= 0) {
-        tm_count_reason("meltp_receiver_refused_items_total",
-                        "Items refused (not acknowledged), by reason.", st->labels[sig], reason,
-                        items);
-    }
-    if (reason) {
-        char lb2[256];
-        snprintf(lb2, sizeof(lb2), "receiver=\"%s\"", st->r->id);
-        tm_count_reason("meltp_receiver_refused_requests_total", "Requests refused, by reason.",
-                        lb2, reason, 1);
-    }
+    recv_count(&st->c_requests[sig >= 0 ? sig : 0], code, reason, items, sig >= 0);
 }
 
 static void reply_error(otlp_state_t *st, http_req_t *r, int sig, int json, int status,
@@ -311,17 +300,13 @@ static void otlp_complete(void *arg, http_req_t *r)
     }
     if (res.status == MT_AGAIN) {
         reply_error(st, r, sig, json, 429, "queue_full", "1", "%s", res.msg);
-        tm_count_reason("meltp_receiver_refused_items_total",
-                        "Items refused (not acknowledged), by reason.", st->labels[sig],
-                        "queue_full", items);
+        recv_count_items(&st->c_requests[sig], "queue_full", items);
         goto done;
     }
     if (res.status == MT_EINVAL) {
         reply_error(st, r, sig, json, 400, "rejected_by_processor", NULL, "rejected: %s",
                     res.msg);
-        tm_count_reason("meltp_receiver_refused_items_total",
-                        "Items refused (not acknowledged), by reason.", st->labels[sig],
-                        "rejected_by_processor", items);
+        recv_count_items(&st->c_requests[sig], "rejected_by_processor", items);
         goto done;
     }
     if (res.status != MT_OK) {
@@ -378,7 +363,7 @@ static int otlp_start(receiver_t *rv, mt_errbuf_t *eb)
                                        "Items acknowledged to the client.", st->labels[s]);
         st->c_bytes[s] = tm_counter("meltp_receiver_received_bytes_total",
                                     "Request body bytes received (on the wire).", st->labels[s]);
-        recv_counters_init(&st->c_requests[s], st->labels[s]);
+        recv_counters_init(&st->c_requests[s], st->labels[s], rv->id);
     }
     rv->state = st;
     if (cfg->grpc_present) {
@@ -404,6 +389,9 @@ static void otlp_stop(receiver_t *rv)
     otlp_state_t *st = rv->state;
     if (st) {
         http_server_stop(st->srv);
+        for (int s = 0; s < MT_SIG_COUNT; s++) {
+            recv_counters_fini(&st->c_requests[s]);
+        }
         free(st);
         rv->state = NULL;
     }

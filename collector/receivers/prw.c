@@ -80,16 +80,7 @@ typedef struct prw_req {
 
 static void count_request(prw_state_t *st, int code, const char *reason, uint64_t items)
 {
-    recv_count_code(&st->c_requests, code);
-    if (reason) {
-        tm_count_reason("meltp_receiver_refused_items_total",
-                        "Items refused (not acknowledged), by reason.", st->labels, reason,
-                        items);
-        char lb2[256];
-        snprintf(lb2, sizeof(lb2), "receiver=\"%s\"", st->r->id);
-        tm_count_reason("meltp_receiver_refused_requests_total", "Requests refused, by reason.",
-                        lb2, reason, 1);
-    }
+    recv_count(&st->c_requests, code, reason, items, true);
 }
 
 /* Sends status + body with Retry-After (when set) and, for RW 2.0 requests, the three
@@ -371,9 +362,7 @@ static void prw_complete(void *arg, http_req_t *r)
     }
     if (res.status == MT_AGAIN) {
         reply_error(st, r, rq, 429, "queue_full", "1", "%s", res.msg);
-        tm_count_reason("meltp_receiver_refused_items_total",
-                        "Items refused (not acknowledged), by reason.", st->labels,
-                        "queue_full", items);
+        recv_count_items(&st->c_requests, "queue_full", items);
         goto done;
     }
     if (res.status != MT_OK) {
@@ -405,7 +394,7 @@ static int prw_start(receiver_t *rv, mt_errbuf_t *eb)
                                 "Items acknowledged to the client.", st->labels);
     st->c_bytes = tm_counter("meltp_receiver_received_bytes_total",
                              "Request body bytes received (on the wire).", st->labels);
-    recv_counters_init(&st->c_requests, st->labels);
+    recv_counters_init(&st->c_requests, st->labels, rv->id);
     st->c_unsorted = tm_counter("meltp_receiver_prw_unsorted_labels_total",
                                 "Remote-write series whose label names came out of order and "
                                 "were sorted (such a request is converted, not passed through).",
@@ -432,6 +421,7 @@ static void prw_stop(receiver_t *rv)
     prw_state_t *st = rv->state;
     if (st) {
         http_server_stop(st->srv);
+        recv_counters_fini(&st->c_requests);
         free(st);
         rv->state = NULL;
     }

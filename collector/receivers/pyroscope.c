@@ -63,13 +63,7 @@ typedef struct pyro_state {
 
 static void count_request(pyro_state_t *st, int code, const char *reason)
 {
-    recv_count_code(&st->c_requests, code);
-    if (reason) {
-        char lb2[256];
-        snprintf(lb2, sizeof(lb2), "receiver=\"%s\"", st->r->id);
-        tm_count_reason("meltp_receiver_refused_requests_total", "Requests refused, by reason.",
-                        lb2, reason, 1);
-    }
+    recv_count(&st->c_requests, code, reason, 0, false);
 }
 
 static void reply_error(pyro_state_t *st, http_req_t *r, int status, const char *reason,
@@ -372,7 +366,7 @@ static int pyro_start(receiver_t *rv, mt_errbuf_t *eb)
                                 "Items decoded from valid requests.", st->labels);
     st->c_items_ok = tm_counter("meltp_receiver_accepted_items_total",
                                 "Items acknowledged to the client.", st->labels);
-    recv_counters_init(&st->c_requests, st->labels);
+    recv_counters_init(&st->c_requests, st->labels, rv->id);
     st->c_bytes = tm_counter("meltp_receiver_received_bytes_total",
                              "Request body bytes received (on the wire).", st->labels);
     rv->state = st;
@@ -392,6 +386,7 @@ static void pyro_stop(receiver_t *rv)
     pyro_state_t *st = rv->state;
     if (st) {
         http_server_stop(st->srv);
+        recv_counters_fini(&st->c_requests);
         free(st);
         rv->state = NULL;
     }

@@ -13,13 +13,20 @@ _Static_assert(MT_TENANT_MAX == 63, "RECV_TENANT_ERR names the limit");
 #define RECV_ARENA_SIZE (256 * 1024)
 #define RECV_ARENA_KEEP (4u << 20)
 
-void recv_counters_init(recv_counters_t *c, const char *labels)
+void recv_counters_init(recv_counters_t *c, const char *labels, const char *receiver_id)
 {
     memset(c, 0, sizeof(*c));
     snprintf(c->labels, sizeof(c->labels), "%s", labels);
+    snprintf(c->rlabels, sizeof(c->rlabels), "receiver=\"%s\"", receiver_id);
+    pthread_mutex_init(&c->mu, NULL);
 }
 
-void recv_count_code(recv_counters_t *c, int code)
+void recv_counters_fini(recv_counters_t *c)
+{
+    pthread_mutex_destroy(&c->mu);
+}
+
+static tm_counter_t *code_counter(recv_counters_t *c, int code)
 {
     if (code < RECV_CODE_MIN || code > RECV_CODE_MAX) {
         code = 500;
@@ -34,7 +41,95 @@ void recv_count_code(recv_counters_t *c, int code)
         t = tm_counter("meltp_receiver_requests_total", "HTTP requests by status code.", lb);
         atomic_store_explicit(slot, t, memory_order_release);
     }
-    tm_add(t, 1);
+    return t;
+}
+
+static void recv_count_items_in(recv_counters_t *c, recv_reason_t *s, const char *reason,
+                                uint64_t items, bool items_too);
+
+static const char H_REQ[] = "Requests refused, by reason.";
+static const char H_ITEMS[] = "Items refused (not acknowledged), by reason.";
+
+static tm_counter_t *reason_counter(const char *name, const char *help, const char *labels,
+                                    const char *reason)
+{
+    char lb[320];
+    snprintf(lb, sizeof(lb), "%s,reason=\"%s\"", labels, reason);
+    return tm_counter(name, help, lb);
+}
+
+/* The cached slot of a reason, inserting it on first use; NULL when the cache is full. */
+static recv_reason_t *reason_slot(recv_counters_t *c, const char *reason, bool items_too)
+{
+    for (int i = 0; i < RECV_REASONS; i++) {
+        const char *r = atomic_load_explicit(&c->reasons[i].reason, memory_order_acquire);
+        if (r == reason) {
+            return &c->reasons[i];
+        }
+        if (!r) {
+            break;
+        }
+    }
+    recv_reason_t *slot = NULL;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < RECV_REASONS && !slot; i++) {
+        recv_reason_t *s = &c->reasons[i];
+        const char *r = atomic_load_explicit(&s->reason, memory_order_relaxed);
+        if (r == reason) {
+            slot = s;
+        } else if (!r) {
+            if (items_too) { /* registered first, as the receivers always did */
+                atomic_store_explicit(&s->items,
+                                      reason_counter("meltp_receiver_refused_items_total",
+                                                     H_ITEMS, c->labels, reason),
+                                      memory_order_relaxed);
+            }
+            s->requests = reason_counter("meltp_receiver_refused_requests_total", H_REQ,
+                                         c->rlabels, reason);
+            atomic_store_explicit(&s->reason, reason, memory_order_release);
+            slot = s;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return slot;
+}
+
+void recv_count(recv_counters_t *c, int code, const char *reason, uint64_t items, bool items_too)
+{
+    tm_add(code_counter(c, code), 1);
+    if (!reason) {
+        return;
+    }
+    recv_reason_t *s = reason_slot(c, reason, items_too);
+    recv_count_items_in(c, s, reason, items, items_too);
+    if (s) {
+        tm_add(s->requests, 1);
+    } else {
+        tm_count_reason("meltp_receiver_refused_requests_total", H_REQ, c->rlabels, reason, 1);
+    }
+}
+
+void recv_count_items(recv_counters_t *c, const char *reason, uint64_t items)
+{
+    recv_count_items_in(c, reason_slot(c, reason, true), reason, items, true);
+}
+
+static void recv_count_items_in(recv_counters_t *c, recv_reason_t *s, const char *reason,
+                                uint64_t items, bool items_too)
+{
+    if (!items_too) {
+        return;
+    }
+    if (!s) {
+        tm_count_reason("meltp_receiver_refused_items_total", H_ITEMS, c->labels, reason, items);
+        return;
+    }
+    tm_counter_t *t = atomic_load_explicit(&s->items, memory_order_acquire);
+    if (!t) {
+        t = reason_counter("meltp_receiver_refused_items_total", H_ITEMS, c->labels, reason);
+        atomic_store_explicit(&s->items, t, memory_order_release);
+    }
+    tm_add(t, items);
 }
 
 static pthread_key_t arena_key;

@@ -14,22 +14,43 @@
 #include "component.h"
 #include "telemetry.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* HTTP status codes a receiver can answer: 100..599 */
 #define RECV_CODE_MIN 100
 #define RECV_CODE_MAX 599
 
-/* meltp_receiver_requests_total{<labels>,code="..."} for one label set: each code's counter
- * is looked up in the registry on its first use only, then published for lock-free bumps. */
+#define RECV_REASONS 24 /* refusal reasons cached per label set (more fall back to the registry) */
+
+/* One refusal reason's counters. `reason` is the string literal the receiver passes; it is
+ * published last, so a reader that sees it sees the counters. */
+typedef struct recv_reason {
+    _Atomic(const char *) reason;
+    tm_counter_t *requests;          /* meltp_receiver_refused_requests_total{receiver,reason} */
+    _Atomic(tm_counter_t *) items;   /* meltp_receiver_refused_items_total{<labels>,reason} */
+} recv_reason_t;
+
+/* A receiver's request counters for one label set (receiver="id"[,signal="s"]): each code's
+ * and each reason's counters are looked up in the registry on first use only, then published
+ * for lock-free bumps; the data path takes no global lock. */
 typedef struct recv_counters {
-    char labels[160];
+    char labels[160];  /* receiver="id",signal="s" */
+    char rlabels[96];  /* receiver="id" */
     _Atomic(tm_counter_t *) by_code[RECV_CODE_MAX - RECV_CODE_MIN + 1];
+    recv_reason_t reasons[RECV_REASONS];
+    pthread_mutex_t mu; /* inserts into reasons[] only */
 } recv_counters_t;
 
-void recv_counters_init(recv_counters_t *c, const char *labels);
-void recv_count_code(recv_counters_t *c, int code);
+void recv_counters_init(recv_counters_t *c, const char *labels, const char *receiver_id);
+void recv_counters_fini(recv_counters_t *c);
+/* One answered request: meltp_receiver_requests_total{code}; with a reason (a string
+ * literal) also refused_requests_total{reason} and, when items_too, refused_items_total. */
+void recv_count(recv_counters_t *c, int code, const char *reason, uint64_t items, bool items_too);
+/* refused_items_total{<labels>,reason} += items, for a request already counted. */
+void recv_count_items(recv_counters_t *c, const char *reason, uint64_t items);
 
 /* The calling HTTP thread's decode arena (created on first use; NULL when out of memory). */
 arena_t *recv_arena(void);
