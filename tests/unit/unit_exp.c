@@ -85,6 +85,7 @@ struct unit_sink {
     uint8_t body[4096];
     size_t len;
     char retry_after[32];
+    int fail_left, fail_status;
 };
 
 static void copy_header(http_req_t *r, const char *name, char *out, size_t n)
@@ -137,6 +138,12 @@ static void sink_complete(void *arg, http_req_t *r)
     uint8_t body[4096];
     size_t len = s->len;
     memcpy(body, s->body, len);
+    if (s->fail_left > 0) {
+        s->fail_left--;
+        status = s->fail_status;
+        len = 0;
+        ra[0] = 0;
+    }
     pthread_mutex_unlock(&s->mu);
     http_respond(r, status, ctype, body, len, ra[0] ? "Retry-After" : NULL, ra[0] ? ra : NULL);
 }
@@ -189,6 +196,14 @@ void unit_sink_reply(unit_sink_t *s, int status, const char *content_type, const
         memcpy(s->body, body, s->len);
     }
     snprintf(s->retry_after, sizeof(s->retry_after), "%s", retry_after ? retry_after : "");
+    pthread_mutex_unlock(&s->mu);
+}
+
+void unit_sink_fail_next(unit_sink_t *s, int n, int status)
+{
+    pthread_mutex_lock(&s->mu);
+    s->fail_left = n;
+    s->fail_status = status;
     pthread_mutex_unlock(&s->mu);
 }
 

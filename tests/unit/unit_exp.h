@@ -48,6 +48,8 @@ int unit_sink_port(const unit_sink_t *s);
  * optional Retry-After value (NULL = none). */
 void unit_sink_reply(unit_sink_t *s, int status, const char *content_type, const void *body,
                      size_t len, const char *retry_after);
+/* The next `n` requests get `status` with an empty body, then unit_sink_reply's answer. */
+void unit_sink_fail_next(unit_sink_t *s, int n, int status);
 /* Requests recorded so far and the i-th one (valid until unit_sink_stop). */
 int unit_sink_count(unit_sink_t *s);
 const unit_sink_req_t *unit_sink_get(unit_sink_t *s, int i);
