@@ -5,6 +5,7 @@
 #include "codec.h"
 #include "server.h"
 
+#include <microhttpd.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,16 @@ static void copy_header(http_req_t *r, const char *name, char *out, size_t n)
     snprintf(out, n, "%s", v ? v : "");
 }
 
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+    (void)kind;
+    char *q = cls;
+    size_t n = strlen(q);
+    snprintf(q + n, 512 - n, "%s=%s&", key, value ? value : "");
+    return MHD_YES;
+}
+
 static void sink_begin(void *arg, http_req_t *r)
 {
     (void)arg;
@@ -113,6 +124,8 @@ static void sink_complete(void *arg, http_req_t *r)
         copy_header(r, "X-Scope-OrgID", q->tenant, sizeof(q->tenant));
         copy_header(r, "User-Agent", q->user_agent, sizeof(q->user_agent));
         copy_header(r, "X-Unit", q->custom, sizeof(q->custom));
+        q->query[0] = 0;
+        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_arg, q->query);
         codec_t c = codec_from_name(q->content_encoding);
         uint8_t *out = r->body;
         size_t olen = r->len;

@@ -34,6 +34,7 @@ typedef struct unit_sink_req {
     char tenant[128];
     char user_agent[128];
     char custom[128];        /* the X-Unit header, when sent */
+    char query[512];         /* decoded query arguments as "k=v&k2=v2&" in arrival order */
     uint8_t *body;           /* decompressed per Content-Encoding (gzip, zstd, snappy) */
     size_t len;
 } unit_sink_req_t;
