@@ -399,7 +399,10 @@ static int apply_actions(const actions_cfg_t *cfg, size_t *np, kv_t ***arrp, are
                 if (!na || !nkv) {
                     return MT_ENOMEM;
                 }
-                memcpy(na, arr, n * sizeof(*na));
+                if (n) {
+                    /* an empty list may be NULL, and memcpy from NULL is undefined even for 0 */
+                    memcpy(na, arr, n * sizeof(*na));
+                }
                 opentelemetry__proto__common__v1__key_value__init(nkv);
                 nkv->key = ac->key;
                 nkv->value = src;
