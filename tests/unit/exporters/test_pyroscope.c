@@ -96,9 +96,12 @@ static int profile_part(const unit_sink_req_t *q, arena_t *a, uint8_t **gz, size
     size_t n = 0;
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
-    if (pprof_multipart_parse(boundary, q->body, q->len, a, parts, &n, &eb) != MT_OK || n != 1 ||
-        strcmp(parts[0].name, "profile") || strcmp(parts[0].filename, "profile.pprof")) {
-        fprintf(stderr, "    multipart: %s\n", eb.msg);
+    /* the real /ingest reads a multipart body only without `format`: the gzipped pprof in
+     * `profile` and, beside it, the `sample_type_config` JSON (both with a filename) */
+    if (pprof_multipart_parse(boundary, q->body, q->len, a, parts, &n, &eb) != MT_OK || n != 2 ||
+        strcmp(parts[0].name, "profile") || strcmp(parts[0].filename, "profile.pprof") ||
+        strcmp(parts[1].name, "sample_type_config") || !parts[1].filename) {
+        fprintf(stderr, "    multipart: %s (%zu parts)\n", eb.msg, n);
         return -1;
     }
     *gz = (uint8_t *)parts[0].data;
@@ -116,8 +119,9 @@ UNIT_TEST(ingest_url_names_the_app_with_labels_and_time_range)
     const unit_sink_req_t *q = unit_sink_get(f.sink, 0);
     CHECK_STR(q->method, "POST");
     CHECK_STR(q->path, "/ingest");
+    /* no `format`: with format=pprof the real server reads the body as raw pprof */
     CHECK_STR(q->query, "name=shop{env=prod,region=eu,cluster=c1}&from=1700000000&until=1700000010"
-                        "&format=pprof&spyName=gospy&");
+                        "&spyName=gospy&");
     CHECK_STR(q->custom, "p");
     CHECK(strncmp(q->content_type, "multipart/form-data; boundary=", 30) == 0);
     fx_close(&f);

@@ -176,7 +176,7 @@ UNIT_TEST(counts_good_and_bad_spans_into_every_window)
     REQUIRE(e != NULL);
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
-    REQUIRE(slo_engine_start(e, NULL, &eb) == MT_OK);
+    REQUIRE(slo_engine_start(e, NULL, 0, &eb) == MT_OK);
     char s1[512], s2[512], s3[512], s4[512], all[2100];
     snprintf(all, sizeof(all), "%s,%s,%s,%s", span(s1, sizeof(s1), 1, "200", "/a"),
              span(s2, sizeof(s2), 2, "200", "/a"), span(s3, sizeof(s3), 0, "503", "/b"),
@@ -218,7 +218,7 @@ UNIT_TEST(group_by_makes_one_instance_per_value_up_to_max_groups)
     REQUIRE(e != NULL);
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
-    REQUIRE(slo_engine_start(e, NULL, &eb) == MT_OK);
+    REQUIRE(slo_engine_start(e, NULL, 0, &eb) == MT_OK);
     char s1[512], s2[512], s3[512], s4[512], all[2100];
     snprintf(all, sizeof(all), "%s,%s,%s,%s", span(s1, sizeof(s1), 2, "200", "/a"),
              span(s2, sizeof(s2), 1, "200", "/a"), span(s3, sizeof(s3), 1, "200", "/b"),
@@ -246,7 +246,7 @@ UNIT_TEST(log_records_at_or_above_min_severity_are_bad)
     REQUIRE(e != NULL);
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
-    REQUIRE(slo_engine_start(e, NULL, &eb) == MT_OK);
+    REQUIRE(slo_engine_start(e, NULL, 0, &eb) == MT_OK);
     unsigned long long now = (unsigned long long)mt_wall_ns();
     char json[1024];
     snprintf(json, sizeof(json),
@@ -297,7 +297,7 @@ UNIT_TEST(state_saved_at_stop_is_restored_by_the_next_engine)
     REQUIRE(e != NULL);
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
-    REQUIRE(slo_engine_start(e, NULL, &eb) == MT_OK);
+    REQUIRE(slo_engine_start(e, NULL, 0, &eb) == MT_OK);
     char s1[512], s2[512], s3[512], all[1600];
     snprintf(all, sizeof(all), "%s,%s,%s", span(s1, sizeof(s1), 1, "200", "/a"),
              span(s2, sizeof(s2), 2, "200", "/a"), span(s3, sizeof(s3), 1, "200", "/a"));
@@ -311,7 +311,7 @@ UNIT_TEST(state_saved_at_stop_is_restored_by_the_next_engine)
     e = env_load(&v, SPEC, NULL, 0);
     REQUIRE(e != NULL);
     mt_errbuf_clear(&eb);
-    REQUIRE(slo_engine_start(e, NULL, &eb) == MT_OK);
+    REQUIRE(slo_engine_start(e, NULL, 0, &eb) == MT_OK);
     json_t *slo;
     json_t *root = api(e, "checkout-availability", &slo);
     REQUIRE(slo != NULL);
@@ -345,7 +345,7 @@ UNIT_TEST(corrupt_state_file_is_ignored)
     mt_log_level = -1; /* the warning is expected */
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
-    CHECK(slo_engine_start(e, NULL, &eb) == MT_OK);
+    CHECK(slo_engine_start(e, NULL, 0, &eb) == MT_OK);
     mt_log_level = old;
     json_t *slo;
     json_t *root = api(e, "checkout-availability", &slo);
@@ -389,22 +389,33 @@ UNIT_TEST(unknown_exporter_for_series_fails_start)
     env_t v;
     slo_engine_t *e = env_load(&v, SPEC, "  exporters: [prometheusremotewrite/nowhere]\n", 1);
     REQUIRE(e != NULL);
-    /* a service without that exporter */
+    char *const *ids;
+    REQUIRE(slo_engine_exporters(e, &ids) == 1);
+    CHECK_STR(ids[0], "prometheusremotewrite/nowhere");
+    slo_engine_stop_destroy(e);
+    /* the service resolves the ids to queues before it starts the engine: a service without
+     * that exporter refuses to start, naming it */
+    char text[1024], path[160];
+    snprintf(path, sizeof(path), "%s/svc.yaml", v.dir);
+    snprintf(text, sizeof(text),
+             "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:0\n"
+             "exporters:\n  debug:\n"
+             "slo:\n  specs: [%s/spec.yaml]\n  state_dir: %s/state\n"
+             "  exporters: [prometheusremotewrite/nowhere]\n"
+             "service:\n  pipelines:\n    metrics:\n"
+             "      receivers: [otlp]\n      exporters: [debug]\n", v.dir, v.dir);
     cfg_ctx_t c;
-    cfg_ctx_init(&c, "svc.yaml");
-    service_t *s = service_load("svc.yaml",
-                                "receivers:\n  otlp:\n    protocols:\n      http:\n"
-                                "exporters:\n  debug:\n"
-                                "service:\n  pipelines:\n    metrics:\n"
-                                "      receivers: [otlp]\n      exporters: [debug]\n",
-                                &c);
+    cfg_ctx_init(&c, path);
+    service_t *s = service_load(path, text, &c);
+    if (!s) {
+        cfg_ctx_print(&c, stderr);
+    }
     REQUIRE(s != NULL);
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
-    CHECK(slo_engine_start(e, (struct service *)s, &eb) == MT_EINVAL);
+    CHECK(service_start(s, &eb) != MT_OK);
     CHECK_STR(eb.msg, "slo.exporters: \"prometheusremotewrite/nowhere\" is not an exporter of a "
                       "metrics pipeline");
-    slo_engine_stop_destroy(e);
     service_stop_destroy(s);
     cfg_ctx_fini(&c);
     env_fini(&v, 1);
