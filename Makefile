@@ -30,7 +30,7 @@ BENCH_BINS = $(BUILD)/loadgen $(BUILD)/sink
 # generated sources are real outputs, not intermediates to delete
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps run test test-slow test-unit test-integration test-asan bench bench-pbscan clean
+.PHONY: all deps run test test-slow test-unit test-integration test-asan bench bench-pbscan format clean
 all: $(BUILD)/meltp
 
 deps:
@@ -120,6 +120,11 @@ bench: deps $(BUILD)/meltp $(BENCH_BINS) $(BUILD)/slo_bench bench-pbscan
 	MELTP_BUILD=$(BUILD) bash tests/bench/bench.sh
 	MELTP_BUILD=$(BUILD) BENCH_LOGS_PHASES=L1 bash tests/bench/bench_logs.sh
 	$(BUILD)/slo_bench 10000 20
+
+# Style by tool (.clang-format): rewrites every C file of the project in place.
+FORMAT_SRC = $(foreach d,$(SRC_DIRS) tests/unit tests/unit/* tests/bench tests/fuzz,$(wildcard $(d)/*.[ch]))
+format:
+	clang-format -i $(FORMAT_SRC)
 
 clean:
 	rm -rf build build-asan
