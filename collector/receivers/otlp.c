@@ -90,8 +90,7 @@ typedef struct otlp_state {
     http_server_t *srv;
     receiver_t *r;
     char labels[MT_SIG_COUNT][128];
-    tm_counter_t *c_items_in[MT_SIG_COUNT], *c_items_ok[MT_SIG_COUNT], *c_bytes[MT_SIG_COUNT];
-    recv_counters_t c_requests[MT_SIG_COUNT];
+    recv_counters_t cnt[MT_SIG_COUNT];
 } otlp_state_t;
 
 typedef struct req_ctx {
@@ -103,7 +102,7 @@ typedef struct req_ctx {
 
 static void count_request(otlp_state_t *st, int sig, int code, const char *reason, uint64_t items)
 {
-    recv_count(&st->c_requests[sig >= 0 ? sig : 0], code, reason, items, sig >= 0);
+    recv_count(&st->cnt[sig >= 0 ? sig : 0], code, reason, items, sig >= 0);
 }
 
 static void reply_error(otlp_state_t *st, http_req_t *r, int sig, int json, int status,
@@ -231,7 +230,7 @@ static void otlp_complete(void *arg, http_req_t *r)
                     (long long)cfg->max_body);
         return;
     }
-    tm_add(st->c_bytes[sig], r->len);
+    tm_add(st->cnt[sig].bytes, r->len);
     arena_t *a = recv_arena();
     if (!a) {
         reply_error(st, r, sig, json, 503, "out_of_memory", "1", "out of memory");
@@ -288,7 +287,7 @@ static void otlp_complete(void *arg, http_req_t *r)
                    st->r->id, mt_signal_name(sig));
         }
     }
-    tm_add(st->c_items_in[sig], items);
+    tm_add(st->cnt[sig].items_in, items);
     consume_result_t res;
     memset(&res, 0, sizeof(res));
     if (items == 0) {
@@ -300,13 +299,13 @@ static void otlp_complete(void *arg, http_req_t *r)
     }
     if (res.status == MT_AGAIN) {
         reply_error(st, r, sig, json, 429, "queue_full", "1", "%s", res.msg);
-        recv_count_items(&st->c_requests[sig], "queue_full", items);
+        recv_count_items(&st->cnt[sig], "queue_full", items);
         goto done;
     }
     if (res.status == MT_EINVAL) {
         reply_error(st, r, sig, json, 400, "rejected_by_processor", NULL, "rejected: %s",
                     res.msg);
-        recv_count_items(&st->c_requests[sig], "rejected_by_processor", items);
+        recv_count_items(&st->cnt[sig], "rejected_by_processor", items);
         goto done;
     }
     if (res.status != MT_OK) {
@@ -315,7 +314,7 @@ static void otlp_complete(void *arg, http_req_t *r)
                     res.msg[0] ? res.msg : mt_strerror(res.status));
         goto done;
     }
-    tm_add(st->c_items_ok[sig], items - res.rejected);
+    tm_add(st->cnt[sig].items_ok, items - res.rejected);
     if (sig == MT_SIG_LOGS && !msg && ev.total && !ev.overflow) {
         /* events per service, found by the scan itself */
         for (size_t i = 0; i < ev.n; i++) {
@@ -357,13 +356,7 @@ static int otlp_start(receiver_t *rv, mt_errbuf_t *eb)
     for (int s = 0; s < MT_SIG_COUNT; s++) {
         snprintf(st->labels[s], sizeof(st->labels[s]), "receiver=\"%s\",signal=\"%s\"", rv->id,
                  mt_signal_name(s));
-        st->c_items_in[s] = tm_counter("meltp_receiver_received_items_total",
-                                       "Items decoded from valid requests.", st->labels[s]);
-        st->c_items_ok[s] = tm_counter("meltp_receiver_accepted_items_total",
-                                       "Items acknowledged to the client.", st->labels[s]);
-        st->c_bytes[s] = tm_counter("meltp_receiver_received_bytes_total",
-                                    "Request body bytes received (on the wire).", st->labels[s]);
-        recv_counters_init(&st->c_requests[s], st->labels[s], rv->id);
+        recv_counters_init(&st->cnt[s], st->labels[s], rv->id);
     }
     rv->state = st;
     if (cfg->grpc_present) {
@@ -390,7 +383,7 @@ static void otlp_stop(receiver_t *rv)
     if (st) {
         http_server_stop(st->srv);
         for (int s = 0; s < MT_SIG_COUNT; s++) {
-            recv_counters_fini(&st->c_requests[s]);
+            recv_counters_fini(&st->cnt[s]);
         }
         free(st);
         rv->state = NULL;

@@ -67,8 +67,8 @@ typedef struct prw_state {
     receiver_t *r;
     int native;          /* RW 1.0 requests travel as MT_FMT_PRW1 (see prw_start) */
     char labels[128];
-    tm_counter_t *c_items_in, *c_items_ok, *c_bytes, *c_unsorted;
-    recv_counters_t c_requests;
+    tm_counter_t *c_unsorted;
+    recv_counters_t cnt;
 } prw_state_t;
 
 /* Per request: the schema picked from Content-Type (1 or 2); 2 answers with *-Written. */
@@ -80,7 +80,7 @@ typedef struct prw_req {
 
 static void count_request(prw_state_t *st, int code, const char *reason, uint64_t items)
 {
-    recv_count(&st->c_requests, code, reason, items, true);
+    recv_count(&st->cnt, code, reason, items, true);
 }
 
 /* Sends status + body with Retry-After (when set) and, for RW 2.0 requests, the three
@@ -273,7 +273,7 @@ static void prw_complete(void *arg, http_req_t *r)
                     (long long)cfg->max_body);
         return;
     }
-    tm_add(st->c_bytes, r->len);
+    tm_add(st->cnt.bytes, r->len);
     if (r->len >= sizeof(framed_magic) &&
         memcmp(r->body, framed_magic, sizeof(framed_magic)) == 0) {
         reply_error(st, r, rq, 400, "bad_compression", NULL,
@@ -338,7 +338,7 @@ static void prw_complete(void *arg, http_req_t *r)
         goto done;
     }
     uint64_t items = stats.points;
-    tm_add(st->c_items_in, items);
+    tm_add(st->cnt.items_in, items);
     tm_add(st->c_unsorted, stats.unsorted);
     consume_result_t res;
     memset(&res, 0, sizeof(res));
@@ -362,7 +362,7 @@ static void prw_complete(void *arg, http_req_t *r)
     }
     if (res.status == MT_AGAIN) {
         reply_error(st, r, rq, 429, "queue_full", "1", "%s", res.msg);
-        recv_count_items(&st->c_requests, "queue_full", items);
+        recv_count_items(&st->cnt, "queue_full", items);
         goto done;
     }
     if (res.status != MT_OK) {
@@ -370,7 +370,7 @@ static void prw_complete(void *arg, http_req_t *r)
                     "1", "%s", res.msg[0] ? res.msg : mt_strerror(res.status));
         goto done;
     }
-    tm_add(st->c_items_ok, items);
+    tm_add(st->cnt.items_ok, items);
     rq->written = stats;
     respond(r, 204, NULL, 0, NULL, rq);
     count_request(st, 204, NULL, 0);
@@ -388,13 +388,7 @@ static int prw_start(receiver_t *rv, mt_errbuf_t *eb)
     }
     st->r = rv;
     snprintf(st->labels, sizeof(st->labels), "receiver=\"%s\",signal=\"metrics\"", rv->id);
-    st->c_items_in = tm_counter("meltp_receiver_received_items_total",
-                                "Items decoded from valid requests.", st->labels);
-    st->c_items_ok = tm_counter("meltp_receiver_accepted_items_total",
-                                "Items acknowledged to the client.", st->labels);
-    st->c_bytes = tm_counter("meltp_receiver_received_bytes_total",
-                             "Request body bytes received (on the wire).", st->labels);
-    recv_counters_init(&st->c_requests, st->labels, rv->id);
+    recv_counters_init(&st->cnt, st->labels, rv->id);
     st->c_unsorted = tm_counter("meltp_receiver_prw_unsorted_labels_total",
                                 "Remote-write series whose label names came out of order and "
                                 "were sorted (such a request is converted, not passed through).",
@@ -421,7 +415,7 @@ static void prw_stop(receiver_t *rv)
     prw_state_t *st = rv->state;
     if (st) {
         http_server_stop(st->srv);
-        recv_counters_fini(&st->c_requests);
+        recv_counters_fini(&st->cnt);
         free(st);
         rv->state = NULL;
     }

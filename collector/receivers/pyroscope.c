@@ -56,14 +56,13 @@ typedef struct pyro_state {
     http_server_t *srv;
     receiver_t *r;
     char labels[128];
-    tm_counter_t *c_items_in, *c_items_ok, *c_bytes;
-    recv_counters_t c_requests;
+    recv_counters_t cnt;
 } pyro_state_t;
 
 
 static void count_request(pyro_state_t *st, int code, const char *reason)
 {
-    recv_count(&st->c_requests, code, reason, 0, false);
+    recv_count(&st->cnt, code, reason, 0, false);
 }
 
 static void reply_error(pyro_state_t *st, http_req_t *r, int status, const char *reason,
@@ -174,7 +173,7 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a)
                     (long long)cfg->max_body);
         return;
     }
-    tm_add(st->c_bytes, r->len);
+    tm_add(st->cnt.bytes, r->len);
     pprof_meta_t m;
     memset(&m, 0, sizeof(m));
     char *app;
@@ -317,7 +316,7 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a)
     }
     char org[MT_TENANT_MAX + 1] = ""; /* checked in pyro_begin, before the body */
     (void)recv_tenant(http_header(r, "X-Scope-OrgID"), org);
-    tm_add(st->c_items_in, items);
+    tm_add(st->cnt.items_in, items);
     consume_result_t res;
     memset(&res, 0, sizeof(res));
     pipeline_consume(st->r->pipes[MT_SIG_PROFILES], st->r->npipes[MT_SIG_PROFILES],
@@ -335,7 +334,7 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a)
                     "1", "%s", res.msg[0] ? res.msg : mt_strerror(res.status));
         return;
     }
-    tm_add(st->c_items_ok, items);
+    tm_add(st->cnt.items_ok, items);
     http_respond(r, 200, NULL, "", 0, NULL, NULL);
     count_request(st, 200, NULL);
 }
@@ -362,13 +361,7 @@ static int pyro_start(receiver_t *rv, mt_errbuf_t *eb)
     }
     st->r = rv;
     snprintf(st->labels, sizeof(st->labels), "receiver=\"%s\",signal=\"profiles\"", rv->id);
-    st->c_items_in = tm_counter("meltp_receiver_received_items_total",
-                                "Items decoded from valid requests.", st->labels);
-    st->c_items_ok = tm_counter("meltp_receiver_accepted_items_total",
-                                "Items acknowledged to the client.", st->labels);
-    recv_counters_init(&st->c_requests, st->labels, rv->id);
-    st->c_bytes = tm_counter("meltp_receiver_received_bytes_total",
-                             "Request body bytes received (on the wire).", st->labels);
+    recv_counters_init(&st->cnt, st->labels, rv->id);
     rv->state = st;
     http_handler_t h = {pyro_begin, pyro_complete, st};
     st->srv = http_server_start(cfg->endpoint, (int)cfg->threads, (size_t)cfg->max_body, &h, eb);
@@ -386,7 +379,7 @@ static void pyro_stop(receiver_t *rv)
     pyro_state_t *st = rv->state;
     if (st) {
         http_server_stop(st->srv);
-        recv_counters_fini(&st->c_requests);
+        recv_counters_fini(&st->cnt);
         free(st);
         rv->state = NULL;
     }

@@ -19,6 +19,12 @@ void recv_counters_init(recv_counters_t *c, const char *labels, const char *rece
     snprintf(c->labels, sizeof(c->labels), "%s", labels);
     snprintf(c->rlabels, sizeof(c->rlabels), "receiver=\"%s\"", receiver_id);
     pthread_mutex_init(&c->mu, NULL);
+    c->items_in = tm_counter("meltp_receiver_received_items_total",
+                             "Items decoded from valid requests.", labels);
+    c->items_ok = tm_counter("meltp_receiver_accepted_items_total",
+                             "Items acknowledged to the client.", labels);
+    c->bytes = tm_counter("meltp_receiver_received_bytes_total",
+                          "Request body bytes received (on the wire).", labels);
 }
 
 void recv_counters_fini(recv_counters_t *c)

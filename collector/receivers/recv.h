@@ -37,6 +37,9 @@ typedef struct recv_reason {
  * and each reason's counters are looked up in the registry on first use only, then published
  * for lock-free bumps; the data path takes no global lock. */
 typedef struct recv_counters {
+    tm_counter_t *items_in; /* meltp_receiver_received_items_total: decoded from valid requests */
+    tm_counter_t *items_ok; /* meltp_receiver_accepted_items_total: acknowledged */
+    tm_counter_t *bytes;    /* meltp_receiver_received_bytes_total: bodies as on the wire */
     char labels[160];  /* receiver="id",signal="s" */
     char rlabels[96];  /* receiver="id" */
     _Atomic(tm_counter_t *) by_code[RECV_CODE_MAX - RECV_CODE_MIN + 1];
