@@ -29,7 +29,7 @@ BENCH_BINS = $(BUILD)/loadgen $(BUILD)/sink
 # generated sources are real outputs, not intermediates to delete
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps run test test-slow test-unit test-integration test-asan bench clean
+.PHONY: all deps run test test-slow test-unit test-integration test-asan bench docs clean
 all: $(BUILD)/meltp
 
 deps:
@@ -97,6 +97,12 @@ bench: deps $(BUILD)/meltp $(BENCH_BINS) $(BUILD)/slo_bench
 	MELTP_BUILD=$(BUILD) bash tests/bench/bench.sh
 	MELTP_BUILD=$(BUILD) BENCH_LOGS_PHASES=L1 bash tests/bench/bench_logs.sh
 	$(BUILD)/slo_bench 10000 20
+
+# docs/CONFIGURATION.md is generated from the config tables (tests/integration/test_docs.py
+# fails when the committed file and the binary differ).
+docs: $(BUILD)/meltp
+	$(BUILD)/meltp help-config --format markdown > docs/CONFIGURATION.md.tmp
+	mv docs/CONFIGURATION.md.tmp docs/CONFIGURATION.md
 
 clean:
 	rm -rf build build-asan
