@@ -138,11 +138,13 @@ static void section(FILE *f, registry_help_format_t fmt, int first, const char *
     }
 }
 
-static void component(FILE *f, registry_help_format_t fmt, const char *type, const char *help,
-                      const cfg_field_t *fields, size_t nfields)
+/* One component type. In Markdown the heading names the role too ("`loki` exporter"), so a
+ * type that is both a receiver and an exporter gets two distinct anchors. */
+static void component(FILE *f, registry_help_format_t fmt, const char *role, const char *type,
+                      const char *help, const cfg_field_t *fields, size_t nfields)
 {
     if (fmt == REGISTRY_HELP_MARKDOWN) {
-        fprintf(f, "\n### `%s`\n\n", type);
+        fprintf(f, "\n### `%s` %s\n\n", type, role);
         md_text(f, help);
         fputs("\n\n", f);
         md_table(f, fields, nfields);
@@ -159,21 +161,21 @@ void registry_print_help(FILE *f, registry_help_format_t fmt)
     }
     section(f, fmt, 1, "receivers", "Receivers", NULL);
     for (size_t i = 0; i < MT_ARRAY_LEN(receivers); i++) {
-        component(f, fmt, receivers[i]->type, receivers[i]->help, receivers[i]->fields,
-                  receivers[i]->nfields);
+        component(f, fmt, "receiver", receivers[i]->type, receivers[i]->help,
+                  receivers[i]->fields, receivers[i]->nfields);
     }
     section(f, fmt, 0, "processors", "Processors", NULL);
     for (size_t i = 0; i < MT_ARRAY_LEN(processors); i++) {
-        component(f, fmt, processors[i]->type, processors[i]->help, processors[i]->fields,
-                  processors[i]->nfields);
+        component(f, fmt, "processor", processors[i]->type, processors[i]->help,
+                  processors[i]->fields, processors[i]->nfields);
     }
     section(f, fmt, 0,
             "exporters (all also take the sending_queue/retry_on_failure/timeout keys below)",
             "Exporters",
             "Every exporter also takes the [common exporter settings](#common-exporter-settings).");
     for (size_t i = 0; i < MT_ARRAY_LEN(exporters); i++) {
-        component(f, fmt, exporters[i]->type, exporters[i]->help, exporters[i]->fields,
-                  exporters[i]->nfields);
+        component(f, fmt, "exporter", exporters[i]->type, exporters[i]->help,
+                  exporters[i]->fields, exporters[i]->nfields);
     }
     if (fmt == REGISTRY_HELP_MARKDOWN) {
         fputs("\n### Common exporter settings\n\n", f);
@@ -184,7 +186,7 @@ void registry_print_help(FILE *f, registry_help_format_t fmt)
     }
     section(f, fmt, 0, "extensions", "Extensions", NULL);
     for (size_t i = 0; i < MT_ARRAY_LEN(extensions); i++) {
-        component(f, fmt, extensions[i]->type, extensions[i]->help, extensions[i]->fields,
-                  extensions[i]->nfields);
+        component(f, fmt, "extension", extensions[i]->type, extensions[i]->help,
+                  extensions[i]->fields, extensions[i]->nfields);
     }
 }

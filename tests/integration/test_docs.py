@@ -1,7 +1,7 @@
 """The documentation against the code: docs/CONFIGURATION.md is what
 `meltp help-config --format markdown` prints (regenerate with `make docs`), the text and
-Markdown forms list the same settings, every file a README or docs/ page names exists, and
-the README's first configuration runs as written."""
+Markdown forms list the same settings, every file (and heading) a README or docs/ page names
+exists, and the README's first configuration runs as written."""
 import json
 import os
 import re
@@ -45,8 +45,13 @@ def test_docs_help_config_formats_agree():
     md_keys = re.findall(r"^\| `([^`]+)` \|", md, re.M)
     assert text_keys and text_keys == md_keys, (len(text_keys), len(md_keys))
     text_types = re.findall(r"^(\w+) - ", text, re.M)
-    md_types = re.findall(r"^### `(\w+)`$", md, re.M)
+    md_types = re.findall(r"^### `(\w+)` (?:receiver|processor|exporter|extension)$", md, re.M)
     assert text_types and text_types == md_types, (text_types, md_types)
+    # a '|' inside a description or default is escaped, so every row keeps its four cells
+    for row in re.findall(r"^\|.*\|$", md, re.M):
+        cells = re.split(r"(?<!\\)\|", row)[1:-1]
+        assert len(cells) == 4, row
+    assert "insert\\|update" in md
     rc, _, err = _help_config("--format", "yaml")
     assert rc == 2 and "unknown format yaml" in err and "usage" in err, err
     rc, _, err = _help_config("--bogus")
@@ -64,7 +69,20 @@ def _pages():
 _TOP = ("collector/", "exporters/", "slo/", "rules/", "tests/", "configs/", "docs/", "proto/",
         "dashboards/")
 _PATH = re.compile(r"`((?:%s)[^`\s]*)`" % "|".join(re.escape(t) for t in _TOP))
-_LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
+_LINK = re.compile(r"\]\(([^)\s#]*)(?:#([^)\s]*))?\)")
+
+
+def _anchors(path):
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to '-', repeats -1, -2."""
+    seen, out = {}, set()
+    with open(path, encoding="utf-8") as f:
+        text = re.sub(r"^```.*?^```", "", f.read(), flags=re.M | re.S)
+    for h in re.findall(r"^#+ (.*)$", text, re.M):
+        a = re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-")
+        n = seen.get(a, 0)
+        seen[a] = n + 1
+        out.add(a if n == 0 else "%s-%d" % (a, n))
+    return out
 
 
 def test_docs_named_files_exist():
@@ -73,11 +91,15 @@ def test_docs_named_files_exist():
         with open(page, encoding="utf-8") as f:
             text = f.read()
         base = os.path.dirname(page)
-        for target in _LINK.findall(text):
+        rel = os.path.relpath(page, harness.ROOT)
+        for target, anchor in _LINK.findall(text):
             if re.match(r"^[a-z]+:", target):
                 continue  # http:, mailto:
-            if not os.path.exists(os.path.normpath(os.path.join(base, target))):
-                missing.append("%s: link %s" % (os.path.relpath(page, harness.ROOT), target))
+            path = os.path.normpath(os.path.join(base, target)) if target else page
+            if not os.path.exists(path):
+                missing.append("%s: link %s" % (rel, target))
+            elif anchor and path.endswith(".md") and anchor not in _anchors(path):
+                missing.append("%s: link %s#%s (no such heading)" % (rel, target, anchor))
         for path in _PATH.findall(text):
             if any(c in path for c in "*<>{}[]$"):
                 continue
