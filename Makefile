@@ -30,7 +30,7 @@ BENCH_BINS = $(BUILD)/loadgen $(BUILD)/sink
 # generated sources are real outputs, not intermediates to delete
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps run test test-slow test-unit test-integration test-asan bench bench-pbscan format clean
+.PHONY: all deps run test test-slow test-unit test-integration test-asan bench bench-pbscan docs format clean
 all: $(BUILD)/meltp
 
 deps:
@@ -125,6 +125,12 @@ bench: deps $(BUILD)/meltp $(BENCH_BINS) $(BUILD)/slo_bench bench-pbscan
 FORMAT_SRC = $(foreach d,$(SRC_DIRS) tests/unit tests/unit/* tests/bench tests/fuzz,$(wildcard $(d)/*.[ch]))
 format:
 	clang-format -i $(FORMAT_SRC)
+
+# docs/CONFIGURATION.md is generated from the config tables (tests/integration/test_docs.py
+# fails when the committed file and the binary differ).
+docs: $(BUILD)/meltp
+	$(BUILD)/meltp help-config --format markdown > docs/CONFIGURATION.md.tmp
+	mv docs/CONFIGURATION.md.tmp docs/CONFIGURATION.md
 
 clean:
 	rm -rf build build-asan

@@ -295,6 +295,10 @@ const receiver_ops_t *registry_receiver(const char *type);
 const processor_ops_t *registry_processor(const char *type);
 const exporter_ops_t *registry_exporter(const char *type);
 const extension_ops_t *registry_extension(const char *type);
-void registry_print_help(FILE *f);
+/* How `meltp help-config` prints the reference: plain text, or the Markdown page that
+ * docs/CONFIGURATION.md is (`make docs`). */
+typedef enum { REGISTRY_HELP_TEXT, REGISTRY_HELP_MARKDOWN } registry_help_format_t;
+/* Prints every component type with its config table (and the common exporter keys). */
+void registry_print_help(FILE *f, registry_help_format_t fmt);
 
 #endif

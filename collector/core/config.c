@@ -1082,7 +1082,7 @@ __attribute__((format(printf, 4, 5))) static void aerr(apply_t *A, int line, con
     A->nerr++;
 }
 
-static const char *type_name(cfg_type_t t)
+const char *cfg_type_name(cfg_type_t t)
 {
     switch (t) {
     case CFG_T_STRING:
@@ -1269,7 +1269,7 @@ static void bind(apply_t *A, const cfg_field_t *f, const cfg_node_t *v, const ch
         break;
     }
     if (v->kind != CFG_NODE_SCALAR) {
-        aerr(A, v->line, key, "expected a %s value, got a %s", type_name(f->type),
+        aerr(A, v->line, key, "expected a %s value, got a %s", cfg_type_name(f->type),
              cfg_kind_name(v->kind));
         return;
     }
@@ -1590,7 +1590,7 @@ void cfg_print_help(FILE *f, const cfg_field_t *fields, size_t nfields)
         if (fd->type == CFG_T_ENUM) {
             fprintf(f, "  %s (one of %s", fd->key, fd->enums ? fd->enums : "");
         } else {
-            fprintf(f, "  %s (%s", fd->key, type_name(fd->type));
+            fprintf(f, "  %s (%s", fd->key, cfg_type_name(fd->type));
         }
         if (fd->def && !(fd->flags & CFG_SECRET)) {
             fprintf(f, ", default %s", *fd->def ? fd->def : "\"\"");

@@ -145,6 +145,8 @@ void cfg_free_fields(const cfg_field_t *fields, size_t nfields, void *out);
 /* Prints the table as "  key (type, default X[, required]): desc" lines, for --help-config.
  * Fields without a default omit ", default X"; secret fields never show their default. */
 void cfg_print_help(FILE *f, const cfg_field_t *fields, size_t nfields);
+/* The name of a field type as help-config prints it ("string", "duration", ...); static text. */
+const char *cfg_type_name(cfg_type_t t);
 
 /* Standalone parsers, also used by components: return MT_OK or MT_EINVAL (out untouched).
  * Duration: Go syntax, a sequence of decimal numbers with units ns, us (or µs), ms, s, m, h, e.g.

@@ -24,7 +24,9 @@ static void usage(FILE *f)
             "  meltp check-config --config FILE\n"
             "                                 validate the configuration without binding sockets;\n"
             "                                 prints FILE:LINE: path.to.key: reason, exit 1 on error\n"
-            "  meltp help-config              list every component and its settings\n"
+            "  meltp help-config [--format text|markdown]\n"
+            "                                 list every component and its settings (markdown:\n"
+            "                                 docs/CONFIGURATION.md, as `make docs` writes it)\n"
             "  meltp validate --config FILE [--input PATH...] [--listen DURATION] [--policy FILE]\n"
             "                 [--format text|json|markdown|junit|html] [--output FILE]\n"
             "                                 audit MELTP coverage per service (exit 1 on gaps)\n"
@@ -192,6 +194,32 @@ static int cmd_run(const char *path)
     }
 }
 
+/* meltp help-config [--format text|markdown] */
+static int cmd_help_config(int argc, char **argv)
+{
+    registry_help_format_t fmt = REGISTRY_HELP_TEXT;
+    for (int i = 2; i < argc; i++) {
+        const char *v = NULL;
+        if (!strcmp(argv[i], "--format") && i + 1 < argc) {
+            v = argv[++i];
+        } else if (!strncmp(argv[i], "--format=", 9)) {
+            v = argv[i] + 9;
+        }
+        if (v && !strcmp(v, "text")) {
+            fmt = REGISTRY_HELP_TEXT;
+        } else if (v && !strcmp(v, "markdown")) {
+            fmt = REGISTRY_HELP_MARKDOWN;
+        } else {
+            fprintf(stderr, "meltp: help-config: %s %s\n\n",
+                    v ? "unknown format" : "unknown flag", v ? v : argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    registry_print_help(stdout, fmt);
+    return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -208,8 +236,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "help-config")) {
-        registry_print_help(stdout);
-        return 0;
+        return cmd_help_config(argc, argv);
     }
     if (!strcmp(cmd, "run")) {
         return cmd_run(parse_config_flag(argc, argv));
