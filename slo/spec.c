@@ -428,7 +428,7 @@ void spec_tier_finish(slo_spec_t *s, slo_tier_t *t, const alert_opts_t *a, const
         spec_kv_copy(&t->labels, &so->labels);
     }
     char *title = spec_xprintf("(%s) %s %s SLO error budget burn rate is too fast.", t->severity,
-                          s->service, s->name);
+                               s->service, s->name);
     char *summary =
         spec_xprintf("%s %s SLO error budget burn rate is over expected.", s->service, s->name);
     kv_set(&t->annotations, "title", title);
