@@ -10,6 +10,10 @@
  * (promconv.h), which appends `_total` to monotonic cumulative sums, `_bucket/_sum/_count` to
  * histograms and summaries, and unit suffixes from the OTLP unit: so counters lose `_total`,
  * classic families lose their part suffix, gauges keep their name, and the unit stays empty.
+ *
+ * This file holds the shared helpers, resources, classification and the conversion passes;
+ * prw_decode_load.c reads the wire versions into the neutral form and prw_decode_emit.c builds
+ * the OTLP points and metrics (shared declarations: prw_decode_int.h).
  */
 #include "prw_decode.h"
 #include "prw_decode_int.h"
