@@ -1323,14 +1323,6 @@ static void selector(sbuf_t *sb, const lk_plan_t *p, const mt_str_t *vals)
     sb_putc(sb, '}');
 }
 
-static uint64_t fnv1a(uint64_t h, const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
-    }
-    return h;
-}
-
 /* Room for one more stream: grows the stream array and (at half load) the hash table. */
 static int stream_room(lk_build_t *b)
 {
@@ -1368,7 +1360,7 @@ static int stream_for(lk_build_t *b, int tenant, const mt_str_t *vals)
     if (b->tmp.err || stream_room(b) < 0) {
         return -1;
     }
-    uint64_t h = fnv1a(1469598103934665603ull ^ (uint64_t)tenant, b->tmp.p, b->tmp.len);
+    uint64_t h = mt_fnv1a(MT_FNV_BASIS ^ (uint64_t)tenant, b->tmp.p, b->tmp.len);
     size_t i = (size_t)h & b->htmask;
     while (b->ht[i]) {
         lk_stream_t *s = &b->s[b->ht[i] - 1];
@@ -1407,7 +1399,7 @@ static int unknown_stream(lk_build_t *b, int tenant)
     if (stream_room(b) < 0) {
         return -1;
     }
-    uint64_t h = fnv1a(1469598103934665603ull ^ (uint64_t)tenant, sel, sizeof(sel) - 1);
+    uint64_t h = mt_fnv1a(MT_FNV_BASIS ^ (uint64_t)tenant, sel, sizeof(sel) - 1);
     size_t i = (size_t)h & b->htmask;
     while (b->ht[i]) {
         lk_stream_t *s = &b->s[b->ht[i] - 1];
@@ -2875,8 +2867,8 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
 
 static uint64_t batch_sig(const uint8_t *data, size_t len)
 {
-    uint64_t h = fnv1a(1469598103934665603ull, (const char *)data, len < 256 ? len : 256);
-    return fnv1a(h, (const char *)data + (len > 256 ? len - 256 : 0), len < 256 ? 0 : 256) ^ len;
+    uint64_t h = mt_fnv1a(MT_FNV_BASIS, data, len < 256 ? len : 256);
+    return mt_fnv1a(h, data + (len > 256 ? len - 256 : 0), len < 256 ? 0 : 256) ^ len;
 }
 
 static int loki_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_t len,

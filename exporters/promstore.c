@@ -79,7 +79,7 @@ struct promstore {
 
 static uint64_t fnv1a(const void *p, size_t n)
 {
-    return mt_hash_bytes(1469598103934665603ull, p, n);
+    return mt_hash_bytes(MT_FNV_BASIS, p, n);
 }
 
 /* Doubles the bucket array once the load factor passes 1. Failure to grow is harmless (the

@@ -207,20 +207,15 @@ static void count_drop(prw_state_t *st, const char *reason, uint64_t n)
                     "Remote-write samples not delivered, by reason.", st->labels, reason, n);
 }
 
-static uint64_t fnv(uint64_t h, const char *p, size_t n)
-{
-    return mt_hash_bytes(h, p, n);
-}
-
 /* Hash of the label set: stable shard for a series (within one process). */
 static uint64_t series_hash(const Prometheus__TimeSeries *ts)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = MT_FNV_BASIS;
     for (size_t i = 0; i < ts->n_labels; i++) {
-        h = fnv(h, ts->labels[i]->name, strlen(ts->labels[i]->name));
-        h = (h ^ 0xff) * 1099511628211ull;
-        h = fnv(h, ts->labels[i]->value, strlen(ts->labels[i]->value));
-        h = (h ^ 0xfe) * 1099511628211ull;
+        h = mt_hash_bytes(h, ts->labels[i]->name, strlen(ts->labels[i]->name));
+        h = (h ^ 0xff) * MT_FNV_PRIME;
+        h = mt_hash_bytes(h, ts->labels[i]->value, strlen(ts->labels[i]->value));
+        h = (h ^ 0xfe) * MT_FNV_PRIME;
     }
     return h;
 }
@@ -232,7 +227,7 @@ static uint64_t series_hash(const Prometheus__TimeSeries *ts)
 static uint64_t group_hash(const Prometheus__TimeSeries *ts)
 {
     static const char *sfx[] = {"_bucket", "_sum", "_count"};
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = MT_FNV_BASIS;
     for (size_t i = 0; i < ts->n_labels; i++) {
         const char *n = ts->labels[i]->name, *v = ts->labels[i]->value;
         if (!strcmp(n, "le") || !strcmp(n, "quantile")) {
@@ -248,10 +243,10 @@ static uint64_t group_hash(const Prometheus__TimeSeries *ts)
                 }
             }
         }
-        h = fnv(h, n, strlen(n));
-        h = (h ^ 0xff) * 1099511628211ull;
-        h = fnv(h, v, vl);
-        h = (h ^ 0xfe) * 1099511628211ull;
+        h = mt_hash_bytes(h, n, strlen(n));
+        h = (h ^ 0xff) * MT_FNV_PRIME;
+        h = mt_hash_bytes(h, v, vl);
+        h = (h ^ 0xfe) * MT_FNV_PRIME;
     }
     return h;
 }
@@ -304,11 +299,7 @@ typedef struct symtab {
 
 static uint64_t str_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) {
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    }
-    return h;
+    return mt_fnv1a(MT_FNV_BASIS, s, strlen(s));
 }
 
 static int sym_init(symtab_t *t, arena_t *a, size_t expect)
@@ -998,17 +989,17 @@ static int wl_cmp(const void *a, const void *b)
 static void nser_hashes(nser_t *ns, const prw_wlabel_t *l, size_t nl)
 {
     static const char *sfx[] = {"_bucket", "_sum", "_count"};
-    uint64_t h = 1469598103934665603ull, g = h;
+    uint64_t h = MT_FNV_BASIS, g = h;
     const uint8_t *job = (const uint8_t *)"", *inst = (const uint8_t *)"";
     size_t jl = 0, il = 0;
     ns->is_ti = 0;
     for (size_t i = 0; i < nl; i++) {
         const char *n = (const char *)l[i].name, *v = (const char *)l[i].value;
         size_t nlen = l[i].name_len, vl = l[i].value_len;
-        h = fnv(h, n, nlen);
-        h = (h ^ 0xff) * 1099511628211ull;
-        h = fnv(h, v, vl);
-        h = (h ^ 0xfe) * 1099511628211ull;
+        h = mt_hash_bytes(h, n, nlen);
+        h = (h ^ 0xff) * MT_FNV_PRIME;
+        h = mt_hash_bytes(h, v, vl);
+        h = (h ^ 0xfe) * MT_FNV_PRIME;
         if (sl_is(l[i].name, nlen, "le") || sl_is(l[i].name, nlen, "quantile")) {
             continue;
         }
@@ -1026,14 +1017,14 @@ static void nser_hashes(nser_t *ns, const prw_wlabel_t *l, size_t nl)
         } else if (sl_is(l[i].name, nlen, "instance")) {
             inst = l[i].value, il = l[i].value_len;
         }
-        g = fnv(g, n, nlen);
-        g = (g ^ 0xff) * 1099511628211ull;
-        g = fnv(g, v, vl);
-        g = (g ^ 0xfe) * 1099511628211ull;
+        g = mt_hash_bytes(g, n, nlen);
+        g = (g ^ 0xff) * MT_FNV_PRIME;
+        g = mt_hash_bytes(g, v, vl);
+        g = (g ^ 0xfe) * MT_FNV_PRIME;
     }
     ns->sh = h;
     ns->gh = g;
-    ns->th = fnv(fnv(1469598103934665603ull, (const char *)job, jl) ^ 0xff, (const char *)inst,
+    ns->th = mt_hash_bytes(mt_hash_bytes(MT_FNV_BASIS, (const char *)job, jl) ^ 0xff, (const char *)inst,
                  il);
 }
 
@@ -1297,7 +1288,7 @@ static int prw_send_native(exporter_t *ex, prw_worker_t *w, const uint8_t *data,
             n++;
         } else if (f.num == 3 && f.wt == 2 && cfg->send_metadata) {
             /* coalesced requests repeat their metadata: send each entry once */
-            uint64_t h = fnv(1469598103934665603ull, (const char *)f.p, f.n) | 1;
+            uint64_t h = mt_hash_bytes(MT_FNV_BASIS, (const char *)f.p, f.n) | 1;
             size_t j = h % hcap;
             int dup = 0;
             while (meta_h[j] && !dup) {
@@ -1525,7 +1516,7 @@ static int prw_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data
         }
         is_ti[i] = n && !strcmp(n, "target_info");
         nti += is_ti[i];
-        th[i] = fnv(fnv(1469598103934665603ull, job, strlen(job)) ^ 0xff, inst, strlen(inst));
+        th[i] = mt_hash_bytes(mt_hash_bytes(MT_FNV_BASIS, job, strlen(job)) ^ 0xff, inst, strlen(inst));
         ti_head[i] = NONE;
     }
     /* each target_info follows the first series of its (job, instance); O(targets x series) */

@@ -279,7 +279,7 @@ static void sb_adds(sb_t *b, const char *s) { sb_add(b, s, strlen(s) + 1); }
 
 static uint64_t hash_bytes(const void *p, size_t n)
 {
-    return mt_hash_bytes(1469598103934665603ULL, p, n);
+    return mt_hash_bytes(MT_FNV_BASIS, p, n);
 }
 
 /* Finds key's value slot; with `create` inserts it (value NULL). Returns NULL when absent
