@@ -12,6 +12,7 @@
  * classic families lose their part suffix, gauges keep their name, and the unit stays empty.
  */
 #include "prw_decode.h"
+#include "sb.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -144,12 +145,6 @@ typedef struct map {
     size_t cap, n;
 } map_t;
 
-typedef struct sb {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sb_t;
-
 typedef struct meta {
     int type;
     const char *help;
@@ -250,32 +245,9 @@ static void *push_implied(arena_t *a, void *arr, size_t n, void *x)
         v_ ? 0 : -1;                                                                           \
     })
 
-static void sb_reset(sb_t *b) { b->n = 0; }
-
-static void sb_add(sb_t *b, const void *p, size_t n)
-{
-    if (b->oom) {
-        return;
-    }
-    if (b->n + n > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 256;
-        while (nc < b->n + n) {
-            nc *= 2;
-        }
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
-
-/* Adds a string with its terminating NUL (an unambiguous separator: strings have no NUL). */
-static void sb_adds(sb_t *b, const char *s) { sb_add(b, s, strlen(s) + 1); }
+/* Adds a string to a lookup key with its terminating NUL (an unambiguous separator: strings
+ * have no NUL). Keys are built in c->key, a core string builder (sb.h). */
+static void key_adds(sb_t *b, const char *s) { sb_put(b, s, strlen(s) + 1); }
 
 static uint64_t hash_bytes(const void *p, size_t n)
 {
@@ -788,12 +760,12 @@ static res_t *get_res(ctx_t *c, const char *job, const char *instance)
     job = job ? job : "";
     instance = instance ? instance : "";
     sb_reset(&c->key);
-    sb_adds(&c->key, job);
-    sb_adds(&c->key, instance);
-    if (c->key.oom) {
+    key_adds(&c->key, job);
+    key_adds(&c->key, instance);
+    if (c->key.err) {
         return NULL;
     }
-    void **slot = map_slot(c->a, &c->res, c->key.p, c->key.n, 1);
+    void **slot = map_slot(c->a, &c->res, c->key.p, c->key.len, 1);
     if (!slot) {
         return NULL;
     }
@@ -968,13 +940,13 @@ static macc_t *get_metric(ctx_t *c, res_t *r, const char *name, int kind, const 
                           const char *ptype)
 {
     sb_reset(&c->key);
-    sb_add(&c->key, &r, sizeof(r));
-    sb_add(&c->key, &kind, sizeof(kind));
-    sb_adds(&c->key, name);
-    if (c->key.oom) {
+    sb_put(&c->key, &r, sizeof(r));
+    sb_put(&c->key, &kind, sizeof(kind));
+    key_adds(&c->key, name);
+    if (c->key.err) {
         return NULL;
     }
-    void **slot = map_slot(c->a, &c->metrics, c->key.p, c->key.n, 1);
+    void **slot = map_slot(c->a, &c->metrics, c->key.p, c->key.len, 1);
     if (!slot) {
         return NULL;
     }
@@ -999,13 +971,13 @@ static int set_sref(ctx_t *c, const ser_t *s, void *pt, int kind)
 {
     sb_reset(&c->key);
     for (size_t i = 0; i < s->nl; i++) {
-        sb_adds(&c->key, s->l[i].name);
-        sb_adds(&c->key, s->l[i].value);
+        key_adds(&c->key, s->l[i].name);
+        key_adds(&c->key, s->l[i].value);
     }
-    if (c->key.oom) {
+    if (c->key.err) {
         return OOM(c);
     }
-    void **slot = map_slot(c->a, &c->srefs, c->key.p, c->key.n, 1);
+    void **slot = map_slot(c->a, &c->srefs, c->key.p, c->key.len, 1);
     if (!slot) {
         return OOM(c);
     }
@@ -1082,21 +1054,21 @@ static int emit_part(ctx_t *c, ser_t *s, const cls_t *k, macc_t *m)
     for (size_t i = 0; i < s->ns; i++) {
         const smp_t *sm = &s->s[i];
         sb_reset(&c->key);
-        sb_add(&c->key, &m, sizeof(m));
-        sb_add(&c->key, &sm->ts, sizeof(sm->ts));
+        sb_put(&c->key, &m, sizeof(m));
+        sb_put(&c->key, &sm->ts, sizeof(sm->ts));
         for (size_t j = 0; j < s->nl; j++) {
             const lbl_t *l = &s->l[j];
             if (!l->value[0] || strcmp(l->name, "__name__") == 0 ||
                 (skip && strcmp(l->name, skip) == 0)) {
                 continue;
             }
-            sb_adds(&c->key, l->name);
-            sb_adds(&c->key, l->value);
+            key_adds(&c->key, l->name);
+            key_adds(&c->key, l->value);
         }
-        if (c->key.oom) {
+        if (c->key.err) {
             return OOM(c);
         }
-        void **slot = map_slot(c->a, &c->groups, c->key.p, c->key.n, 1);
+        void **slot = map_slot(c->a, &c->groups, c->key.p, c->key.len, 1);
         if (!slot) {
             return OOM(c);
         }
@@ -1534,17 +1506,17 @@ static int attach_exemplars(ctx_t *c, const ser_t *s)
 {
     sb_reset(&c->key);
     for (size_t i = 0; i < s->nl; i++) {
-        sb_adds(&c->key, s->l[i].name);
-        sb_adds(&c->key, s->l[i].value);
+        key_adds(&c->key, s->l[i].name);
+        key_adds(&c->key, s->l[i].value);
     }
-    if (c->key.oom) {
+    if (c->key.err) {
         return OOM(c);
     }
     /* RW senders put exemplars in their own TimeSeries entries; they belong to the latest
      * point of the series with the same labels. Without one (or on a summary) they cannot be
      * written: RW 2.0 must not then answer 2xx, so it refuses; RW 1.0 (no written counts, and
      * Prometheus 1.0 senders queue exemplars apart from their samples) drops them uncounted. */
-    void **slot = map_slot(c->a, &c->srefs, c->key.p, c->key.n, 0);
+    void **slot = map_slot(c->a, &c->srefs, c->key.p, c->key.len, 0);
     const sref_t *r = slot ? *slot : NULL;
     if ((!r || r->kind == K_SUMMARY) && c->version == 2) {
         char d[160];
@@ -1861,10 +1833,10 @@ int prw_to_otlp(int version, const uint8_t *pb, size_t len, arena_t *a, metrics_
     if (rc == MT_OK) {
         rc = convert(&c, out);
     }
-    if (rc == MT_OK && c.key.oom) {
+    if (rc == MT_OK && c.key.err) {
         rc = OOM(&c);
     }
-    free(c.key.p);
+    sb_fini(&c.key);
     if (stats) {
         *stats = c.st;
     }
