@@ -680,9 +680,7 @@ typedef struct shard {
     uint64_t retry_at_ns;    /* > 0: waiting to retry chunk `next` */
     uint64_t first_fail_ns;
     double interval_ms;
-    char resp[512];
-    size_t resp_len;
-    int retry_after_s;
+    httpc_resp_t resp;       /* the head of the response body, Retry-After */
     int written_hdrs;        /* RW2 response carried X-Prometheus-Remote-Write-*-Written */
 } shard_t;
 
@@ -691,35 +689,13 @@ typedef struct prw_worker {
     shard_t shards[64];
 } prw_worker_t;
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+/* httpc header hook: an RW 2.0 receiver says how much it wrote in X-Prometheus-Remote-Write-*. */
+static void on_header(httpc_resp_t *r, const char *p, size_t len)
 {
-    shard_t *sh = ud;
-    size_t len = sz * n, room = sizeof(sh->resp) - 1 - sh->resp_len;
-    size_t take = len < room ? len : room;
-    memcpy(sh->resp + sh->resp_len, p, take);
-    sh->resp_len += take;
-    sh->resp[sh->resp_len] = 0;
-    return len;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-    shard_t *sh = ud;
-    size_t len = sz * n;
-    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-        char v[64];
-        size_t vl = len - 12 < sizeof(v) - 1 ? len - 12 : sizeof(v) - 1;
-        memcpy(v, p + 12, vl);
-        v[vl] = 0;
-        int secs = httpc_retry_after(v);
-        if (secs > 0) {
-            sh->retry_after_s = secs;
-        }
-    }
+    shard_t *sh = r->user;
     if (len > 29 && strncasecmp(p, "X-Prometheus-Remote-Write-", 26) == 0) {
         sh->written_hdrs = 1;
     }
-    return len;
 }
 
 static void *prw_worker_init(exporter_t *ex)
@@ -748,6 +724,7 @@ static void prw_worker_fini(exporter_t *ex, void *ws)
             curl_easy_cleanup(w->shards[i].easy);
         }
         free(w->shards[i].chunks);
+        httpc_resp_free(&w->shards[i].resp);
     }
     curl_multi_cleanup(w->multi);
     free(w);
@@ -762,19 +739,20 @@ static void start_chunk(exporter_t *ex, prw_worker_t *w, shard_t *sh)
         sh->easy = curl_easy_init();
     }
     CURL *c = sh->easy;
-    sh->resp_len = 0;
-    sh->resp[0] = 0;
-    sh->retry_after_s = 0;
+    sh->resp.max = 511; /* enough for the log line's %.300s */
+    sh->resp.on_header = on_header;
+    sh->resp.user = sh;
+    httpc_resp_reset(&sh->resp);
     sh->written_hdrs = 0;
     curl_easy_setopt(c, CURLOPT_URL, cfg->endpoint);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)ch->body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ch->len);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, st->hdrs[ch->v2]);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, sh);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, sh);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, httpc_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sh->resp);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, httpc_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &sh->resp);
     curl_easy_setopt(c, CURLOPT_PRIVATE, sh);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->common.timeout);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -885,7 +863,7 @@ static void send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t
                 retry = 1;
                 reason = "http_retryable";
                 snprintf(res->msg, sizeof(res->msg), "%s: HTTP %ld: %.300s", cfg->endpoint, code,
-                         sh->resp);
+                         httpc_resp_text(&sh->resp));
             } else {
                 static const char *names[] = {"http_400", "http_401", "http_403", "http_404",
                                               "http_413", "http_4xx"};
@@ -893,7 +871,7 @@ static void send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t
                        : code == 404 ? names[3] : code == 413 ? names[4] : names[5];
                 mt_log(MT_LOG_ERROR, "exporter %s: %s answered HTTP %ld, dropping %llu samples: %.300s",
                        ex->id, cfg->endpoint, code, (unsigned long long)(ch->samples + ch->histograms),
-                       sh->resp);
+                       httpc_resp_text(&sh->resp));
             }
             uint64_t t = mt_now_ns();
             uint64_t zero = 0;
@@ -910,8 +888,8 @@ static void send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t
                            t - sh->first_fail_ns <= (uint64_t)cc->max_elapsed_time * 1000000ull) {
                     double jitter = 1.0 + cc->randomization_factor * (2.0 * ((double)rand() / RAND_MAX) - 1.0);
                     int64_t wait = (int64_t)(sh->interval_ms * jitter);
-                    if (sh->retry_after_s * 1000 > wait) {
-                        wait = sh->retry_after_s * 1000;
+                    if (sh->resp.retry_after_s * 1000 > wait) {
+                        wait = sh->resp.retry_after_s * 1000;
                     }
                     sh->interval_ms *= cc->multiplier;
                     if (sh->interval_ms > (double)cc->max_interval) {

@@ -14,6 +14,7 @@ void httpc_resp_reset(httpc_resp_t *r)
     r->len = 0;
     r->truncated = 0;
     r->retry_after_s = 0;
+    r->retry_after[0] = 0;
     if (r->body) {
         r->body[0] = 0;
     }
@@ -74,14 +75,23 @@ size_t httpc_on_header(char *p, size_t sz, size_t n, void *ud)
     httpc_resp_t *r = ud;
     size_t len = sz * n;
     if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-        char v[128];
-        size_t vl = len - 12 < sizeof(v) - 1 ? len - 12 : sizeof(v) - 1;
-        memcpy(v, p + 12, vl);
-        v[vl] = 0;
-        int s = httpc_retry_after(v);
+        const char *v = p + 12, *end = p + len;
+        while (v < end && (*v == ' ' || *v == '\t')) {
+            v++;
+        }
+        size_t vl = (size_t)(end - v);
+        if (vl > sizeof(r->retry_after) - 1) {
+            vl = sizeof(r->retry_after) - 1;
+        }
+        memcpy(r->retry_after, v, vl);
+        r->retry_after[vl] = 0;
+        int s = httpc_retry_after(r->retry_after);
         if (s > 0) {
             r->retry_after_s = s;
         }
+    }
+    if (r->on_header) {
+        r->on_header(r, p, len);
     }
     return len;
 }

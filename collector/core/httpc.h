@@ -1,7 +1,8 @@
 /*
  * httpc.h - small pieces shared by the exporters that talk HTTP with libcurl: collecting a
  * response body under a cap (the head of an oversize body is kept for the log) and reading
- * Retry-After (seconds or an HTTP date, capped at an hour).
+ * Retry-After (seconds or an HTTP date, capped at an hour). Every libcurl client in meltp
+ * (exporters, SLO notifiers) installs these callbacks rather than writing its own.
  */
 #ifndef HTTPC_H
 #define HTTPC_H
@@ -14,11 +15,22 @@ typedef struct httpc_resp {
     size_t max;          /* keep at most this many bytes */
     int truncated;       /* the body was longer than max */
     int retry_after_s;   /* from Retry-After, 0 when absent */
+    char retry_after[128]; /* the raw Retry-After value (leading blanks skipped), "" when absent:
+                            * for callers with their own policy (the SLO notifiers) */
+    /* Optional: called for every header line as curl hands it over (CRLF included), after
+     * Retry-After was looked at; `user` is the caller's. */
+    void (*on_header)(struct httpc_resp *r, const char *line, size_t len);
+    void *user;
 } httpc_resp_t;
 
-/* Forgets the previous response (keeps the buffer). */
+/* Forgets the previous response (keeps the buffer, the hook and max). */
 void httpc_resp_reset(httpc_resp_t *r);
 void httpc_resp_free(httpc_resp_t *r);
+/* The body kept so far as a string: "" before any byte arrived. Owned by r. */
+static inline const char *httpc_resp_text(const httpc_resp_t *r)
+{
+    return r->body ? r->body : "";
+}
 
 /* CURLOPT_WRITEFUNCTION / CURLOPT_HEADERFUNCTION callbacks; userdata is an httpc_resp_t. */
 size_t httpc_on_body(char *p, size_t sz, size_t n, void *ud);
