@@ -46,6 +46,7 @@
 #include "codec.h"
 #include "httpc.h"
 #include "sb.h"
+#include "events.h"
 #include "promconv.h"
 #include "pbwire.h"
 
@@ -359,20 +360,12 @@ static void loki_validate(cfg_ctx_t *c, const void *cfgp, const char *path,
 
 /* ---- state ------------------------------------------------------------------------------ */
 
-typedef struct lk_svc_counter {
-    char *service;
-    tm_counter_t *c;
-} lk_svc_counter_t;
-
 typedef struct loki_state {
     lk_plan_t plan;
     struct curl_slist *hdrs;
     char labels[256];                 /* exporter="..." */
     tm_counter_t *c_sent, *c_requests, *c_events_total;
-    pthread_mutex_t ev_mu;
-    lk_svc_counter_t ev[LK_EVENT_SERVICES];
-    int nev;
-    tm_counter_t *ev_other;
+    events_counter_t *ev;             /* meltp_events_received_total{exporter,service} */
 } loki_state_t;
 
 static int loki_create(exporter_t *ex, mt_errbuf_t *eb)
@@ -406,8 +399,17 @@ static int loki_create(exporter_t *ex, mt_errbuf_t *eb)
         h = curl_slist_append(h, line);
     }
     st->hdrs = h;
-    pthread_mutex_init(&st->ev_mu, NULL);
     snprintf(st->labels, sizeof(st->labels), "exporter=\"%s\"", ex->id ? ex->id : "loki");
+    st->ev = events_counter_create(
+        "meltp_events_received_total",
+        "Log records that are events (event_name or event.name), by service.", st->labels,
+        LK_EVENT_SERVICES, EVENTS_LABEL_UTF8);
+    if (!st->ev) {
+        curl_slist_free_all(st->hdrs);
+        free(st);
+        mt_failf(eb, "out of memory");
+        return MT_ENOMEM;
+    }
     st->c_sent = tm_counter("meltp_loki_entries_sent_total",
                             "Log entries Loki accepted.", st->labels);
     st->c_requests = tm_counter("meltp_loki_requests_total", "Loki push requests sent.",
@@ -423,10 +425,7 @@ static void loki_destroy(exporter_t *ex)
         return;
     }
     curl_slist_free_all(st->hdrs);
-    for (int i = 0; i < st->nev; i++) {
-        free(st->ev[i].service);
-    }
-    pthread_mutex_destroy(&st->ev_mu);
+    events_counter_destroy(st->ev);
     free(st);
     ex->state = NULL;
 }
@@ -440,42 +439,11 @@ static void count_drop(loki_state_t *st, const char *reason, uint64_t n)
     }
 }
 
-/* Events per service; the first LK_EVENT_SERVICES services get their own series, the rest
- * share service="_other" so a hostile sender cannot grow the registry without bound. */
+/* Events per service (events.h): the first LK_EVENT_SERVICES services get their own series,
+ * the rest share service="_other". */
 static void count_events(loki_state_t *st, const char *svc, size_t n, uint64_t events)
 {
-    tm_counter_t *c = NULL;
-    pthread_mutex_lock(&st->ev_mu);
-    for (int i = 0; i < st->nev; i++) {
-        if (strlen(st->ev[i].service) == n && memcmp(st->ev[i].service, svc, n) == 0) {
-            c = st->ev[i].c;
-            break;
-        }
-    }
-    if (!c) {
-        char val[128];
-        size_t k = 0;
-        for (size_t i = 0; i < n && k < sizeof(val) - 1; i++) {
-            char ch = svc[i];
-            val[k++] = (ch == '"' || ch == '\\' || ch == '\n') ? '_' : ch;
-        }
-        val[k] = 0;
-        char labels[512];
-        const char *help = "Log records that are events (event_name or event.name), by service.";
-        if (st->nev < LK_EVENT_SERVICES && (st->ev[st->nev].service = strndup(svc, n))) {
-            snprintf(labels, sizeof(labels), "%s,service=\"%s\"", st->labels, val);
-            c = st->ev[st->nev].c = tm_counter("meltp_events_received_total", help, labels);
-            st->nev++;
-        } else {
-            if (!st->ev_other) {
-                snprintf(labels, sizeof(labels), "%s,service=\"_other\"", st->labels);
-                st->ev_other = tm_counter("meltp_events_received_total", help, labels);
-            }
-            c = st->ev_other;
-        }
-    }
-    pthread_mutex_unlock(&st->ev_mu);
-    tm_add(c, events);
+    events_counter_add(st->ev, svc, n, events);
 }
 
 /* ---- text buffers ----------------------------------------------------------------------- */
