@@ -8,6 +8,7 @@
  */
 #include "component.h"
 #include "events.h"
+#include "pbwire.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -127,27 +128,13 @@ static void add_total(const uint8_t *svc, size_t n, uint64_t count)
     }
 }
 
-static const uint8_t *rd_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (int sh = 0; sh < 70 && p < end; sh += 7) {
-        uint8_t b = *p++;
-        r |= (uint64_t)(b & 0x7f) << sh;
-        if (!(b & 0x80)) {
-            *v = r;
-            return p;
-        }
-    }
-    return NULL;
-}
-
 /* Iterates the fields of one message: returns the next field's number and wire type, with its
  * LEN payload in (*val, *vlen); NULL at the end or on malformed data. */
 static const uint8_t *next_field(const uint8_t *p, const uint8_t *end, unsigned *fnum,
                                  unsigned *wt, const uint8_t **val, size_t *vlen)
 {
     uint64_t tag, v;
-    if (p >= end || !(p = rd_varint(p, end, &tag))) {
+    if (p >= end || !(p = wvarint(p, end, &tag))) {
         return NULL;
     }
     *fnum = (unsigned)(tag >> 3);
@@ -156,13 +143,13 @@ static const uint8_t *next_field(const uint8_t *p, const uint8_t *end, unsigned 
     *vlen = 0;
     switch (*wt) {
     case 0:
-        return rd_varint(p, end, &v);
+        return wvarint(p, end, &v);
     case 1:
         return end - p >= 8 ? p + 8 : NULL;
     case 5:
         return end - p >= 4 ? p + 4 : NULL;
     case 2:
-        if (!(p = rd_varint(p, end, &v)) || v > (uint64_t)(end - p)) {
+        if (!(p = wvarint(p, end, &v)) || v > (uint64_t)(end - p)) {
             return NULL;
         }
         *val = p;
