@@ -303,21 +303,12 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
         tenant_hdrs = curl_slist_append(tenant_hdrs, line);
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, tenant_hdrs ? tenant_hdrs : st->hdrs[cfg->encoding]);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, httpc_on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &w->resp);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, httpc_on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &w->resp);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->common.timeout);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(cfg->common.timeout < 10000 ? cfg->common.timeout : 10000));
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    if (cfg->tls_insecure_skip_verify) {
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (cfg->tls_ca_file) {
-        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->tls_ca_file);
-    }
+    httpc_setup(c, &w->resp, &(httpc_opts_t){
+        .timeout_ms = (long)cfg->common.timeout,
+        .connect_timeout_ms = (long)(cfg->common.timeout < 10000 ? cfg->common.timeout : 10000),
+        .keepalive = 1,
+        .tls_insecure = cfg->tls_insecure_skip_verify,
+        .tls_ca_file = cfg->tls_ca_file});
     CURLcode cr = curl_easy_perform(c);
     curl_slist_free_all(tenant_hdrs);
     free(owned);

@@ -749,20 +749,10 @@ static void start_chunk(exporter_t *ex, prw_worker_t *w, shard_t *sh)
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)ch->body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ch->len);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, st->hdrs[ch->v2]);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, httpc_on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sh->resp);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, httpc_on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &sh->resp);
     curl_easy_setopt(c, CURLOPT_PRIVATE, sh);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->common.timeout);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (cfg->tls_insecure_skip_verify) {
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (cfg->tls_ca_file) {
-        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->tls_ca_file);
-    }
+    httpc_setup(c, &sh->resp, &(httpc_opts_t){.timeout_ms = (long)cfg->common.timeout,
+                                               .tls_insecure = cfg->tls_insecure_skip_verify,
+                                               .tls_ca_file = cfg->tls_ca_file});
     curl_multi_add_handle(w->multi, c);
     sh->busy = 1;
     tm_add(st->c_requests, 1);

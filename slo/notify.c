@@ -677,12 +677,7 @@ static int post_once(const notifier_t *nt, const char *body, size_t len, httpc_r
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, httpc_on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, httpc_on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)nt->cfg.timeout_ms);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    httpc_setup(c, r, &(httpc_opts_t){.timeout_ms = (long)nt->cfg.timeout_ms});
     curl_easy_setopt(c, CURLOPT_USERAGENT, "meltp/" MELTP_VERSION);
     CURLcode rc = curl_easy_perform(c);
     *status = 0;

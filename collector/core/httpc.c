@@ -95,3 +95,26 @@ size_t httpc_on_header(char *p, size_t sz, size_t n, void *ud)
     }
     return len;
 }
+
+void httpc_setup(CURL *c, httpc_resp_t *r, const httpc_opts_t *o)
+{
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, httpc_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, httpc_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+    if (o->connect_timeout_ms > 0) {
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+    }
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (o->keepalive) {
+        curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    }
+    if (o->tls_insecure) {
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (o->tls_ca_file) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, o->tls_ca_file);
+    }
+}

@@ -7,6 +7,7 @@
 #ifndef HTTPC_H
 #define HTTPC_H
 
+#include <curl/curl.h>
 #include <stddef.h>
 
 typedef struct httpc_resp {
@@ -35,6 +36,19 @@ static inline const char *httpc_resp_text(const httpc_resp_t *r)
 /* CURLOPT_WRITEFUNCTION / CURLOPT_HEADERFUNCTION callbacks; userdata is an httpc_resp_t. */
 size_t httpc_on_body(char *p, size_t sz, size_t n, void *ud);
 size_t httpc_on_header(char *p, size_t sz, size_t n, void *ud);
+
+/* What every meltp request sets on an easy handle besides URL, body and headers. */
+typedef struct httpc_opts {
+    long timeout_ms;          /* whole request; 0: none */
+    long connect_timeout_ms;  /* 0: curl's default */
+    int keepalive;            /* TCP keep-alive probes on the connection */
+    int tls_insecure;         /* skip peer and host verification */
+    const char *tls_ca_file;  /* NULL: the system's CAs */
+} httpc_opts_t;
+
+/* Installs httpc_on_body / httpc_on_header with r as their data, and o's options, plus
+ * CURLOPT_NOSIGNAL (meltp's threads must not get SIGALRM). */
+void httpc_setup(CURL *c, httpc_resp_t *r, const httpc_opts_t *o);
 
 /* Seconds to wait for a Retry-After value ("120" or an HTTP date), 0..3600; -1 if unparsable. */
 int httpc_retry_after(const char *value);
