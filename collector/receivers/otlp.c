@@ -99,12 +99,6 @@ typedef struct req_ctx {
     char tenant[MT_TENANT_MAX + 1];
 } req_ctx_t;
 
-/* One arena per HTTP thread, reused across requests; destroyed with the thread. */
-static pthread_key_t arena_key;
-static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
-static void arena_key_dtor(void *p) { arena_destroy(p); }
-static void arena_key_init(void) { pthread_key_create(&arena_key, arena_key_dtor); }
-
 static void count_request(otlp_state_t *st, int sig, int code, const char *reason, uint64_t items)
 {
     char lb[256];
@@ -260,15 +254,10 @@ static void otlp_complete(void *arg, http_req_t *r)
         return;
     }
     tm_add(st->c_bytes[sig], r->len);
-    pthread_once(&arena_once, arena_key_init);
-    arena_t *a = pthread_getspecific(arena_key);
+    arena_t *a = arena_thread();
     if (!a) {
-        a = arena_create(256 * 1024, 0);
-        pthread_setspecific(arena_key, a);
-        if (!a) {
-            reply_error(st, r, sig, json, 503, "out_of_memory", "1", "out of memory");
-            return;
-        }
+        reply_error(st, r, sig, json, 503, "out_of_memory", "1", "out of memory");
+        return;
     }
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
@@ -379,13 +368,7 @@ static void otlp_complete(void *arg, http_req_t *r)
     free(body);
     count_request(st, sig, 200, NULL, 0);
 done:
-    /* keep one modest arena per thread; give back what a huge request needed */
-    if (arena_reserved(a) > (4u << 20)) {
-        arena_destroy(a);
-        pthread_setspecific(arena_key, NULL);
-    } else {
-        arena_reset(a);
-    }
+    arena_thread_release(a);
 }
 
 static int otlp_start(receiver_t *rv, mt_errbuf_t *eb)

@@ -75,12 +75,6 @@ typedef struct prw_req {
     prw_stats_t written;
 } prw_req_t;
 
-/* One arena per HTTP thread, reused across requests; destroyed with the thread. */
-static pthread_key_t arena_key;
-static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
-static void arena_key_dtor(void *p) { arena_destroy(p); }
-static void arena_key_init(void) { pthread_key_create(&arena_key, arena_key_dtor); }
-
 static void count_request(prw_state_t *st, int code, const char *reason, uint64_t items)
 {
     char lb[256];
@@ -290,15 +284,10 @@ static void prw_complete(void *arg, http_req_t *r)
                     "framed snappy is not supported; remote write uses the snappy block format");
         return;
     }
-    pthread_once(&arena_once, arena_key_init);
-    arena_t *a = pthread_getspecific(arena_key);
+    arena_t *a = arena_thread();
     if (!a) {
-        a = arena_create(256 * 1024, 0);
-        pthread_setspecific(arena_key, a);
-        if (!a) {
-            reply_error(st, r, rq, 503, "out_of_memory", "1", "out of memory");
-            return;
-        }
+        reply_error(st, r, rq, 503, "out_of_memory", "1", "out of memory");
+        return;
     }
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
@@ -397,13 +386,7 @@ static void prw_complete(void *arg, http_req_t *r)
     respond(r, 204, NULL, 0, NULL, rq);
     count_request(st, 204, NULL, 0);
 done:
-    /* keep one modest arena per thread; give back what a huge request needed */
-    if (arena_reserved(a) > (4u << 20)) {
-        arena_destroy(a);
-        pthread_setspecific(arena_key, NULL);
-    } else {
-        arena_reset(a);
-    }
+    arena_thread_release(a);
 }
 
 static int prw_start(receiver_t *rv, mt_errbuf_t *eb)
