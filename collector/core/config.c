@@ -652,47 +652,21 @@ cfg_doc_t *cfg_load_file(const char *path, mt_errbuf_t *eb)
         return NULL;
     }
     /* Read in chunks up to the cap (+1 to detect oversize) so pipes work too. */
-    size_t cap = 0, len = 0;
-    char *buf = NULL;
-    for (;;) {
-        if (len == cap) {
-            size_t ncap = cap ? cap * 2 : 65536;
-            if (ncap > (size_t)CFG_MAX_FILE_BYTES + 1) {
-                ncap = (size_t)CFG_MAX_FILE_BYTES + 1;
-            }
-            if (ncap == cap) {
-                break;
-            }
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                mt_failf(eb, "%s: out of memory", path);
-                return NULL;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0) {
-            break;
-        }
-    }
-    int err = ferror(f);
+    sb_t b;
+    sb_init(&b, (size_t)CFG_MAX_FILE_BYTES + 1);
+    int rc = sb_fread(&b, f);
     fclose(f);
-    if (err) {
-        free(buf);
-        mt_failf(eb, "%s: read error", path);
+    if (rc != 0) {
+        sb_fini(&b);
+        if (rc == MT_ETOOBIG) {
+            mt_failf(eb, "%s: larger than %u bytes", path, CFG_MAX_FILE_BYTES);
+        } else {
+            mt_failf(eb, "%s: %s", path, rc == MT_EIO ? "read error" : "out of memory");
+        }
         return NULL;
     }
-    if (len > CFG_MAX_FILE_BYTES) {
-        free(buf);
-        mt_failf(eb, "%s: larger than %u bytes", path, CFG_MAX_FILE_BYTES);
-        return NULL;
-    }
-    cfg_doc_t *doc = cfg_load_string(path, buf, len, eb);
-    free(buf);
+    cfg_doc_t *doc = cfg_load_string(path, sb_str(&b), b.len, eb);
+    sb_fini(&b);
     return doc;
 }
 

@@ -6,7 +6,6 @@
 
 #include "mt.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 
 void sb_fini(sb_t *b)
@@ -136,4 +135,32 @@ void sb_base64(sb_t *b, const uint8_t *p, size_t n)
     }
     b->len = (size_t)(o - b->p);
     b->p[b->len] = 0;
+}
+
+int sb_fread(sb_t *b, FILE *f)
+{
+    while (!b->err) {
+        size_t want = 65536;
+        if (b->max) {
+            size_t left = b->max > b->len + 1 ? b->max - b->len - 1 : 0;
+            if (left == 0) {
+                char c; /* full: one more byte means the input does not fit */
+                if (fread(&c, 1, 1, f) == 1) {
+                    sb_fail(b, MT_ETOOBIG);
+                }
+                break;
+            }
+            want = want < left ? want : left;
+        }
+        if (sb_room(b, want) < 0) {
+            break;
+        }
+        size_t r = fread(b->p + b->len, 1, want, f);
+        b->len += r;
+        b->p[b->len] = 0;
+        if (r < want) {
+            break; /* end of input or an error: fread retries short reads itself */
+        }
+    }
+    return ferror(f) ? MT_EIO : b->err;
 }

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct sb {
@@ -97,5 +98,9 @@ void sb_u64(sb_t *b, uint64_t v);
 void sb_i64(sb_t *b, int64_t v);
 /* Standard base64 (RFC 4648 alphabet, '=' padding) of n bytes. */
 void sb_base64(sb_t *b, const uint8_t *p, size_t n);
+/* Appends what is left of f (a file or a pipe) up to the builder's cap. Returns 0, MT_EIO on a
+ * read error, or the builder's error: MT_ETOOBIG when f holds more than fits (max - 1 - len
+ * bytes), MT_ENOMEM. The caller opens and closes f. */
+int sb_fread(sb_t *b, FILE *f);
 
 #endif

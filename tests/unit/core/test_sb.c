@@ -84,3 +84,28 @@ UNIT_TEST(base64_rfc4648_vectors)
     CHECK_STR(sb_str(&b), "+/+/AA==");
     sb_fini(&b);
 }
+
+/* Reading a file under the builder's cap: exactly max - 1 bytes fit, one more does not. */
+UNIT_TEST(fread_up_to_the_cap)
+{
+    FILE *f = tmpfile();
+    REQUIRE(f);
+    for (int i = 0; i < 100000; i++) {
+        fputc('a' + i % 26, f);
+    }
+    rewind(f);
+    sb_t b;
+    sb_init(&b, 100001);
+    CHECK(sb_fread(&b, f) == 0);
+    CHECK(b.len == 100000 && b.p[99999] == 'a' + 99999 % 26 && b.p[100000] == 0);
+    sb_fini(&b);
+    rewind(f);
+    sb_init(&b, 100000);
+    CHECK(sb_fread(&b, f) == MT_ETOOBIG);
+    sb_fini(&b);
+    rewind(f);
+    sb_t u = {0}; /* no cap */
+    CHECK(sb_fread(&u, f) == 0 && u.len == 100000);
+    sb_fini(&u);
+    fclose(f);
+}
