@@ -2681,12 +2681,9 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)out);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)zlen);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs ? hdrs : st->hdrs);
-    httpc_setup(c, &w->resp, &(httpc_opts_t){
-        .timeout_ms = (long)cfg->common.timeout,
-        .connect_timeout_ms = (long)(cfg->common.timeout < 10000 ? cfg->common.timeout : 10000),
-        .keepalive = 1,
-        .tls_insecure = cfg->tls_insecure_skip_verify,
-        .tls_ca_file = cfg->tls_ca_file});
+    httpc_opts_t o = httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify,
+                                     cfg->tls_ca_file);
+    httpc_setup(c, &w->resp, &o);
     tm_add(st->c_requests, 1);
     CURLcode cr = curl_easy_perform(c);
     curl_slist_free_all(hdrs);
@@ -2721,8 +2718,7 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
             n = ignored; /* Loki stored the rest */
         }
     } else {
-        reason = code == 401 ? "http_401" : code == 403 ? "http_403" : code == 404 ? "http_404"
-               : code == 413 ? "http_413" : "http_4xx";
+        reason = httpc_status_reason(code, "http_4xx"); /* 400 is read from the body above */
     }
     count_drop(st, reason, n);
     tm_add(st->c_sent, entries - n);

@@ -855,10 +855,7 @@ static void send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t
                 snprintf(res->msg, sizeof(res->msg), "%s: HTTP %ld: %.300s", cfg->endpoint, code,
                          httpc_resp_text(&sh->resp));
             } else {
-                static const char *names[] = {"http_400", "http_401", "http_403", "http_404",
-                                              "http_413", "http_4xx"};
-                reason = code == 400 ? names[0] : code == 401 ? names[1] : code == 403 ? names[2]
-                       : code == 404 ? names[3] : code == 413 ? names[4] : names[5];
+                reason = httpc_status_reason(code, "http_4xx");
                 mt_log(MT_LOG_ERROR, "exporter %s: %s answered HTTP %ld, dropping %llu samples: %.300s",
                        ex->id, cfg->endpoint, code, (unsigned long long)(ch->samples + ch->histograms),
                        httpc_resp_text(&sh->resp));

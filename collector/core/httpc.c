@@ -118,3 +118,24 @@ void httpc_setup(CURL *c, httpc_resp_t *r, const httpc_opts_t *o)
         curl_easy_setopt(c, CURLOPT_CAINFO, o->tls_ca_file);
     }
 }
+
+httpc_opts_t httpc_opts_push(long timeout_ms, int tls_insecure, const char *tls_ca_file)
+{
+    return (httpc_opts_t){.timeout_ms = timeout_ms,
+                          .connect_timeout_ms = timeout_ms < 10000 ? timeout_ms : 10000,
+                          .keepalive = 1,
+                          .tls_insecure = tls_insecure,
+                          .tls_ca_file = tls_ca_file};
+}
+
+const char *httpc_status_reason(long code, const char *other)
+{
+    switch (code) {
+    case 400: return "http_400";
+    case 401: return "http_401";
+    case 403: return "http_403";
+    case 404: return "http_404";
+    case 413: return "http_413";
+    default: return other;
+    }
+}

@@ -46,9 +46,17 @@ typedef struct httpc_opts {
     const char *tls_ca_file;  /* NULL: the system's CAs */
 } httpc_opts_t;
 
+/* The options of an exporter that pushes batches: the request timeout, a connect timeout of
+ * at most 10 s (a dead endpoint fails fast even under a long timeout), keep-alive, and TLS. */
+httpc_opts_t httpc_opts_push(long timeout_ms, int tls_insecure, const char *tls_ca_file);
+
 /* Installs httpc_on_body / httpc_on_header with r as their data, and o's options, plus
  * CURLOPT_NOSIGNAL (meltp's threads must not get SIGALRM). */
 void httpc_setup(CURL *c, httpc_resp_t *r, const httpc_opts_t *o);
+
+/* The drop reason label for a refused request: "http_400", "http_401", "http_403", "http_404"
+ * or "http_413" for those statuses, else `other` (each exporter names the rest its own way). */
+const char *httpc_status_reason(long code, const char *other);
 
 /* Seconds to wait for a Retry-After value ("120" or an HTTP date), 0..3600; -1 if unparsable. */
 int httpc_retry_after(const char *value);

@@ -52,3 +52,19 @@ UNIT_TEST(body_kept_under_cap)
     CHECK(none.body == NULL);
     httpc_resp_free(&r);
 }
+
+UNIT_TEST(push_options_cap_the_connect_timeout)
+{
+    httpc_opts_t o = httpc_opts_push(30000, 1, "/ca.pem");
+    CHECK(o.timeout_ms == 30000 && o.connect_timeout_ms == 10000 && o.keepalive == 1);
+    CHECK(o.tls_insecure == 1 && strcmp(o.tls_ca_file, "/ca.pem") == 0);
+    o = httpc_opts_push(2500, 0, NULL);
+    CHECK(o.connect_timeout_ms == 2500 && o.tls_ca_file == NULL);
+}
+
+UNIT_TEST(status_reasons)
+{
+    CHECK_STR(httpc_status_reason(400, "x"), "http_400");
+    CHECK_STR(httpc_status_reason(413, "x"), "http_413");
+    CHECK_STR(httpc_status_reason(418, "http_4xx"), "http_4xx");
+}
