@@ -45,6 +45,8 @@
 #include "otlp.h"
 #include "codec.h"
 #include "httpc.h"
+#include "sb.h"
+#include "events.h"
 #include "promconv.h"
 #include "pbwire.h"
 
@@ -363,20 +365,12 @@ static void loki_validate(cfg_ctx_t *c, const void *cfgp, const char *path,
 
 /* ---- state ------------------------------------------------------------------------------ */
 
-typedef struct lk_svc_counter {
-    char *service;
-    tm_counter_t *c;
-} lk_svc_counter_t;
-
 typedef struct loki_state {
     lk_plan_t plan;
     struct curl_slist *hdrs;
     char labels[256];                 /* exporter="..." */
     tm_counter_t *c_sent, *c_requests, *c_events_total;
-    pthread_mutex_t ev_mu;
-    lk_svc_counter_t ev[LK_EVENT_SERVICES];
-    int nev;
-    tm_counter_t *ev_other;
+    events_counter_t *ev;             /* meltp_events_received_total{exporter,service} */
 } loki_state_t;
 
 static int loki_create(exporter_t *ex, mt_errbuf_t *eb)
@@ -410,8 +404,17 @@ static int loki_create(exporter_t *ex, mt_errbuf_t *eb)
         h = curl_slist_append(h, line);
     }
     st->hdrs = h;
-    pthread_mutex_init(&st->ev_mu, NULL);
     snprintf(st->labels, sizeof(st->labels), "exporter=\"%s\"", ex->id ? ex->id : "loki");
+    st->ev = events_counter_create(
+        "meltp_events_received_total",
+        "Log records that are events (event_name or event.name), by service.", st->labels,
+        LK_EVENT_SERVICES, EVENTS_LABEL_UTF8);
+    if (!st->ev) {
+        curl_slist_free_all(st->hdrs);
+        free(st);
+        mt_failf(eb, "out of memory");
+        return MT_ENOMEM;
+    }
     st->c_sent = tm_counter("meltp_loki_entries_sent_total",
                             "Log entries Loki accepted.", st->labels);
     st->c_requests = tm_counter("meltp_loki_requests_total", "Loki push requests sent.",
@@ -427,10 +430,7 @@ static void loki_destroy(exporter_t *ex)
         return;
     }
     curl_slist_free_all(st->hdrs);
-    for (int i = 0; i < st->nev; i++) {
-        free(st->ev[i].service);
-    }
-    pthread_mutex_destroy(&st->ev_mu);
+    events_counter_destroy(st->ev);
     free(st);
     ex->state = NULL;
 }
@@ -444,121 +444,21 @@ static void count_drop(loki_state_t *st, const char *reason, uint64_t n)
     }
 }
 
-/* Events per service; the first LK_EVENT_SERVICES services get their own series, the rest
- * share service="_other" so a hostile sender cannot grow the registry without bound. */
+/* Events per service (events.h): the first LK_EVENT_SERVICES services get their own series,
+ * the rest share service="_other". */
 static void count_events(loki_state_t *st, const char *svc, size_t n, uint64_t events)
 {
-    tm_counter_t *c = NULL;
-    pthread_mutex_lock(&st->ev_mu);
-    for (int i = 0; i < st->nev; i++) {
-        if (strlen(st->ev[i].service) == n && memcmp(st->ev[i].service, svc, n) == 0) {
-            c = st->ev[i].c;
-            break;
-        }
-    }
-    if (!c) {
-        char val[128];
-        size_t k = 0;
-        for (size_t i = 0; i < n && k < sizeof(val) - 1; i++) {
-            char ch = svc[i];
-            val[k++] = (ch == '"' || ch == '\\' || ch == '\n') ? '_' : ch;
-        }
-        val[k] = 0;
-        char labels[512];
-        const char *help = "Log records that are events (event_name or event.name), by service.";
-        if (st->nev < LK_EVENT_SERVICES && (st->ev[st->nev].service = strndup(svc, n))) {
-            snprintf(labels, sizeof(labels), "%s,service=\"%s\"", st->labels, val);
-            c = st->ev[st->nev].c = tm_counter("meltp_events_received_total", help, labels);
-            st->nev++;
-        } else {
-            if (!st->ev_other) {
-                snprintf(labels, sizeof(labels), "%s,service=\"_other\"", st->labels);
-                st->ev_other = tm_counter("meltp_events_received_total", help, labels);
-            }
-            c = st->ev_other;
-        }
-    }
-    pthread_mutex_unlock(&st->ev_mu);
-    tm_add(c, events);
+    events_counter_add(st->ev, svc, n, events);
 }
 
 /* ---- text buffers ----------------------------------------------------------------------- */
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int err;
-    int bad;              /* malformed wire data met while rendering */
-    int nolimit;          /* may grow past LK_TEXT_MAX (the batch's encoded entries) */
-} sbuf_t;
-
-static int sb_grow(sbuf_t *b, size_t n)
-{
-    if (b->err) {
-        return -1;
-    }
-    if (b->len + n + 1 <= b->cap) {
-        return 0;
-    }
-    size_t nc = b->cap ? b->cap : 256;
-    while (nc < b->len + n + 1) {
-        nc *= 2;
-    }
-    char *np = nc > LK_TEXT_MAX && !b->nolimit ? NULL : realloc(b->p, nc);
-    if (!np) {
-        b->err = 1;
-        return -1;
-    }
-    b->p = np;
-    b->cap = nc;
-    return 0;
-}
-
-static void sb_put(sbuf_t *b, const char *s, size_t n)
-{
-    if (sb_grow(b, n) == 0) {
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-        b->p[b->len] = 0;
-    }
-}
-
-static void sb_putc(sbuf_t *b, char c)
-{
-    if (sb_grow(b, 1) == 0) {
-        b->p[b->len++] = c;
-        b->p[b->len] = 0;
-    }
-}
-
-static void sb_puts(sbuf_t *b, const char *s)
-{
-    sb_put(b, s, strlen(s));
-}
-
-static void sb_u64(sbuf_t *b, uint64_t v)
-{
-    char t[24];
-    int n = 0;
-    do {
-        t[23 - n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    sb_put(b, t + 24 - n, (size_t)n);
-}
-
-static void sb_i64(sbuf_t *b, int64_t v)
-{
-    if (v < 0) {
-        sb_putc(b, '-');
-        sb_u64(b, (uint64_t)0 - (uint64_t)v);
-    } else {
-        sb_u64(b, (uint64_t)v);
-    }
-}
+/* Text is built in core string builders (sb.h) capped at LK_TEXT_MAX, except the batch's
+ * encoded entries (eb), which are unbounded. Malformed wire data met while rendering fails the
+ * builder with MT_EINVAL (sb_fail), telling it apart from out of memory. */
 
 /* JSON string body (no quotes); control characters escaped, UTF-8 passed through. */
-static void sb_json_esc(sbuf_t *b, const char *s, size_t n)
+static void sb_json_esc(sb_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     size_t run = 0;
@@ -586,26 +486,14 @@ static void sb_json_esc(sbuf_t *b, const char *s, size_t n)
     sb_put(b, s + run, n - run);
 }
 
-static void sb_json_str(sbuf_t *b, const char *s, size_t n)
+static void sb_json_str(sb_t *b, const char *s, size_t n)
 {
     sb_putc(b, '"');
     sb_json_esc(b, s, n);
     sb_putc(b, '"');
 }
 
-static void sb_base64(sbuf_t *b, const uint8_t *p, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-                     (i + 2 < n ? p[i + 2] : 0);
-        char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=',
-                     i + 2 < n ? tab[v & 63] : '='};
-        sb_put(b, q, 4);
-    }
-}
-
-static void sb_double(sbuf_t *b, double v)
+static void sb_double(sb_t *b, double v)
 {
     char t[64];
     int n = promconv_format_float(v, t, sizeof(t));
@@ -790,9 +678,9 @@ static int wkv_parse(const uint8_t *p, size_t n, wkv_t *kv)
     return 0;
 }
 
-static void any_json(sbuf_t *b, const uint8_t *p, size_t n, int depth);
+static void any_json(sb_t *b, const uint8_t *p, size_t n, int depth);
 
-static void kvlist_json(sbuf_t *b, const uint8_t *p, size_t n, int depth)
+static void kvlist_json(sb_t *b, const uint8_t *p, size_t n, int depth)
 {
     const uint8_t *end = p + n;
     wf_t f;
@@ -806,7 +694,7 @@ static void kvlist_json(sbuf_t *b, const uint8_t *p, size_t n, int depth)
         const uint8_t *v;
         size_t kl, vl;
         if (f.wt != 2 || kv_parse(f.p, f.n, &k, &kl, &v, &vl) < 0) {
-            b->bad = 1;
+            sb_fail(b, MT_EINVAL);
             return;
         }
         if (i++) {
@@ -817,13 +705,13 @@ static void kvlist_json(sbuf_t *b, const uint8_t *p, size_t n, int depth)
         any_json(b, v, vl, depth + 1);
     }
     if (r < 0) {
-        b->bad = 1;
+        sb_fail(b, MT_EINVAL);
     }
     sb_putc(b, '}');
 }
 
 /* AnyValue as a JSON value (Go's json.Marshal of pdata's AsRaw, as Loki stringifies). */
-static void any_json(sbuf_t *b, const uint8_t *p, size_t n, int depth)
+static void any_json(sb_t *b, const uint8_t *p, size_t n, int depth)
 {
     av_t a;
     if (depth > LK_MAX_DEPTH) {
@@ -831,7 +719,7 @@ static void any_json(sbuf_t *b, const uint8_t *p, size_t n, int depth)
         return;
     }
     if (av_parse(p, n, &a) < 0) {
-        b->bad = 1;
+        sb_fail(b, MT_EINVAL);
         return;
     }
     switch (a.kind) {
@@ -866,7 +754,7 @@ static void any_json(sbuf_t *b, const uint8_t *p, size_t n, int depth)
                 continue;
             }
             if (f.wt != 2) {
-                b->bad = 1;
+                sb_fail(b, MT_EINVAL);
                 return;
             }
             if (i++) {
@@ -875,7 +763,7 @@ static void any_json(sbuf_t *b, const uint8_t *p, size_t n, int depth)
             any_json(b, f.p, f.n, depth + 1);
         }
         if (r < 0) {
-            b->bad = 1;
+            sb_fail(b, MT_EINVAL);
         }
         sb_putc(b, ']');
         break;
@@ -895,11 +783,11 @@ static void any_json(sbuf_t *b, const uint8_t *p, size_t n, int depth)
 
 /* AnyValue as text (pdata's AsString): strings as they are, scalars formatted, maps and
  * arrays as JSON, bytes as base64, nothing as "". */
-static void any_text(sbuf_t *b, const uint8_t *p, size_t n)
+static void any_text(sb_t *b, const uint8_t *p, size_t n)
 {
     av_t a;
     if (av_parse(p, n, &a) < 0) {
-        b->bad = 1;
+        sb_fail(b, MT_EINVAL);
         return;
     }
     switch (a.kind) {
@@ -976,8 +864,8 @@ typedef struct lk_scratch {
     size_t arena_first;     /* first block size; grows to what a batch needed */
     uint8_t *pb;
     size_t pb_cap;
-    sbuf_t tmp, val;
-    sbuf_t eb;              /* the batch's encoded entries, in arrival order */
+    sb_t tmp, val;
+    sb_t eb;              /* the batch's encoded entries, in arrival order */
     lk_entry_t *e;
     size_t e_cap;
     lk_stream_t *s;
@@ -993,9 +881,9 @@ static void scratch_fini(lk_scratch_t *sc)
 {
     arena_destroy(sc->a);
     free(sc->pb);
-    free(sc->tmp.p);
-    free(sc->val.p);
-    free(sc->eb.p);
+    sb_fini(&sc->tmp);
+    sb_fini(&sc->val);
+    sb_fini(&sc->eb);
     free(sc->e);
     free(sc->s);
     free(sc->ht);
@@ -1010,9 +898,9 @@ typedef struct lk_build {
     exporter_t *ex;
     lk_scratch_t *sc;
     arena_t *a;
-    sbuf_t tmp;             /* scratch for a selector or a line */
-    sbuf_t val;             /* scratch for one value (value_text) */
-    sbuf_t eb;              /* encoded entries (see lk_entry_t) */
+    sb_t tmp;             /* scratch for a selector or a line */
+    sb_t val;             /* scratch for one value (value_text) */
+    sb_t eb;              /* encoded entries (see lk_entry_t) */
     lk_entry_t *e;
     size_t ne;
     lk_stream_t *s;
@@ -1147,7 +1035,7 @@ static const char *value_text_in(lk_build_t *b, const uint8_t *p, size_t n, size
     }
     b->val.len = 0;
     any_text(&b->val, p, n);
-    if (b->val.bad) {
+    if (b->val.err == MT_EINVAL) {
         b->bad = 1;
         return NULL;
     }
@@ -1282,7 +1170,7 @@ static int tenant_index(lk_build_t *b, const char *t, size_t n)
 }
 
 /* Selector text of a label set (sorted by name: slot order is sorted order). */
-static void selector(sbuf_t *sb, const lk_plan_t *p, const mt_str_t *vals)
+static void selector(sb_t *sb, const lk_plan_t *p, const mt_str_t *vals)
 {
     sb->len = 0;
     sb_putc(sb, '{');
@@ -1328,14 +1216,6 @@ static void selector(sbuf_t *sb, const lk_plan_t *p, const mt_str_t *vals)
     sb_putc(sb, '}');
 }
 
-static uint64_t fnv1a(uint64_t h, const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
-    }
-    return h;
-}
-
 /* Room for one more stream: grows the stream array and (at half load) the hash table. */
 static int stream_room(lk_build_t *b)
 {
@@ -1373,7 +1253,7 @@ static int stream_for(lk_build_t *b, int tenant, const mt_str_t *vals)
     if (b->tmp.err || stream_room(b) < 0) {
         return -1;
     }
-    uint64_t h = fnv1a(1469598103934665603ull ^ (uint64_t)tenant, b->tmp.p, b->tmp.len);
+    uint64_t h = mt_fnv1a(MT_FNV_BASIS ^ (uint64_t)tenant, b->tmp.p, b->tmp.len);
     size_t i = (size_t)h & b->htmask;
     while (b->ht[i]) {
         lk_stream_t *s = &b->s[b->ht[i] - 1];
@@ -1412,7 +1292,7 @@ static int unknown_stream(lk_build_t *b, int tenant)
     if (stream_room(b) < 0) {
         return -1;
     }
-    uint64_t h = fnv1a(1469598103934665603ull ^ (uint64_t)tenant, sel, sizeof(sel) - 1);
+    uint64_t h = mt_fnv1a(MT_FNV_BASIS ^ (uint64_t)tenant, sel, sizeof(sel) - 1);
     size_t i = (size_t)h & b->htmask;
     while (b->ht[i]) {
         lk_stream_t *s = &b->s[b->ht[i] - 1];
@@ -1496,14 +1376,14 @@ static size_t ts_inner(uint64_t ts)
 
 static void ent_begin(lk_build_t *b, int json, uint64_t ts)
 {
-    sbuf_t *eb = &b->eb;
+    sb_t *eb = &b->eb;
     if (json) {
         sb_put(eb, "[\"", 2);
         sb_u64(eb, ts);
         sb_put(eb, "\",", 2);
         return;
     }
-    if (eb->len + 33 > eb->cap && sb_grow(eb, 32) < 0) {
+    if (eb->len + 33 > eb->cap && sb_room(eb, 32) < 0) {
         return;
     }
     uint8_t *p = (uint8_t *)eb->p + eb->len;
@@ -1524,12 +1404,12 @@ static void ent_begin(lk_build_t *b, int json, uint64_t ts)
 
 static void ent_line(lk_build_t *b, int json, const char *line, size_t n)
 {
-    sbuf_t *eb = &b->eb;
+    sb_t *eb = &b->eb;
     if (json) {
         sb_json_str(eb, line, n);
         return;
     }
-    if (!n || (eb->len + n + 12 > eb->cap && sb_grow(eb, n + 11) < 0)) {
+    if (!n || (eb->len + n + 12 > eb->cap && sb_room(eb, n + 11) < 0)) {
         return;
     }
     uint8_t *p = put_len((uint8_t *)eb->p + eb->len, 0x12, n);
@@ -1540,7 +1420,7 @@ static void ent_line(lk_build_t *b, int json, const char *line, size_t n)
 static inline void ent_pair(lk_build_t *b, int json, const char *name, size_t nl, const char *v,
                      size_t vl, int *npairs)
 {
-    sbuf_t *eb = &b->eb;
+    sb_t *eb = &b->eb;
     if (json) {
         sb_put(eb, *npairs ? "," : ",{", *npairs ? 1 : 2);
         (*npairs)++;
@@ -1552,7 +1432,7 @@ static inline void ent_pair(lk_build_t *b, int json, const char *name, size_t nl
     if (nl && nl < 128 && vl < 128 && nl + vl + 4 < 128) {
         /* the usual short pair: every length one byte */
         size_t pi = 2 + nl + (vl ? 2 + vl : 0);
-        if (eb->len + pi + 3 > eb->cap && sb_grow(eb, pi + 2) < 0) {
+        if (eb->len + pi + 3 > eb->cap && sb_room(eb, pi + 2) < 0) {
             return;
         }
         uint8_t *p = (uint8_t *)eb->p + eb->len;
@@ -1572,7 +1452,7 @@ static inline void ent_pair(lk_build_t *b, int json, const char *name, size_t nl
         return;
     }
     size_t pi = (nl ? 1 + vsz(nl) + nl : 0) + (vl ? 1 + vsz(vl) + vl : 0);
-    if (eb->len + pi + 12 > eb->cap && sb_grow(eb, pi + 11) < 0) {
+    if (eb->len + pi + 12 > eb->cap && sb_room(eb, pi + 11) < 0) {
         return;
     }
     uint8_t *p = put_len((uint8_t *)eb->p + eb->len, 0x1a, pi);
@@ -1593,7 +1473,7 @@ static inline void ent_pair(lk_build_t *b, int json, const char *name, size_t nl
 /* Closes the entry begun at start; returns its encoded size (0 when out of memory). */
 static size_t ent_end(lk_build_t *b, int json, size_t start, int npairs)
 {
-    sbuf_t *eb = &b->eb;
+    sb_t *eb = &b->eb;
     if (json) {
         if (npairs) {
             sb_putc(eb, '}');
@@ -1601,7 +1481,7 @@ static size_t ent_end(lk_build_t *b, int json, size_t start, int npairs)
         sb_putc(eb, ']');
         return eb->err ? 0 : eb->len - start;
     }
-    if (eb->err || sb_grow(eb, 8) < 0) {
+    if (eb->err || sb_room(eb, 8) < 0) {
         return 0;
     }
     size_t n = eb->len - start - 3;
@@ -1634,7 +1514,7 @@ static int ent_attr(lk_build_t *b, int json, const wkv_t *kv, int *npairs)
 }
 
 /* logfmt value: bare when safe, else quoted with \" \\ \n escapes. */
-static void sb_logfmt_val(sbuf_t *sb, const char *v, size_t n)
+static void sb_logfmt_val(sb_t *sb, const char *v, size_t n)
 {
     int quote = n == 0;
     for (size_t i = 0; i < n && !quote; i++) {
@@ -1666,10 +1546,10 @@ static void render_line(lk_build_t *b, const loki_cfg_t *cfg, const wrec_t *r, c
                         const uint8_t *used, const char *tid, const char *sid, const char *ev,
                         size_t evlen)
 {
-    sbuf_t *sb = &b->tmp;
+    sb_t *sb = &b->tmp;
     av_t body;
     if (av_parse(r->body, r->blen, &body) < 0) {
-        sb->bad = 1;
+        sb_fail(sb, MT_EINVAL);
         return;
     }
     int kv_body = body.kind == AV_KVLIST;
@@ -1692,7 +1572,7 @@ static void render_line(lk_build_t *b, const loki_cfg_t *cfg, const wrec_t *r, c
                     continue;
                 }
                 if (f.wt != 2 || kv_parse(f.p, f.n, &k, &kl, &v, &vl) < 0) {
-                    sb->bad = 1;
+                    sb_fail(sb, MT_EINVAL);
                     return;
                 }
                 if (!first) {
@@ -1704,7 +1584,7 @@ static void render_line(lk_build_t *b, const loki_cfg_t *cfg, const wrec_t *r, c
                 any_json(sb, v, vl, 1);
             }
             if (rc < 0) {
-                sb->bad = 1;
+                sb_fail(sb, MT_EINVAL);
             }
         } else {
             sb_puts(sb, "\"body\":");
@@ -1755,14 +1635,14 @@ static void render_line(lk_build_t *b, const loki_cfg_t *cfg, const wrec_t *r, c
                 continue;
             }
             if (f.wt != 2 || kv_parse(f.p, f.n, &k, &kl, &v, &vl) < 0) {
-                sb->bad = 1;
+                sb_fail(sb, MT_EINVAL);
                 return;
             }
             int nl;
             const char *name = attr_name(b, k, kl, &nl);
             if (!name) {
                 if (nl > 0) {
-                    sb->err = 1;
+                    sb_fail(sb, MT_ENOMEM);
                     return;
                 }
                 continue;
@@ -1782,7 +1662,7 @@ static void render_line(lk_build_t *b, const loki_cfg_t *cfg, const wrec_t *r, c
             sb_logfmt_val(sb, copy ? copy : "", n);
         }
         if (rc < 0) {
-            sb->bad = 1;
+            sb_fail(sb, MT_EINVAL);
         }
     } else {
         sb_puts(sb, "msg=");
@@ -1804,7 +1684,7 @@ static void render_line(lk_build_t *b, const loki_cfg_t *cfg, const wrec_t *r, c
             const char *name = attr_name(b, kv->key, kv->klen, &nl);
             if (!name) {
                 if (nl > 0) {
-                    sb->err = 1;
+                    sb_fail(sb, MT_ENOMEM);
                     return;
                 }
                 continue;
@@ -2101,10 +1981,10 @@ static int build_record(lk_build_t *b, const uint8_t *rp, size_t rn, int ti, con
     } else {
         render_line(b, cfg, &lr, attrs, used, has_tid ? tid : NULL, has_sid ? sid : NULL,
                     ev_from_attr ? NULL : ev, evlen);
-        if (b->tmp.bad) {
+        if (b->tmp.err == MT_EINVAL) {
             b->bad = 1;
         }
-        if (b->tmp.err || b->tmp.bad) {
+        if (b->tmp.err) {
             return build_fail(b);
         }
         ent_line(b, json, b->tmp.p ? b->tmp.p : "", b->tmp.len);
@@ -2476,7 +2356,8 @@ static uint8_t *encode_pb(lk_build_t *b, uint32_t tenant, size_t *len, uint64_t 
 /* The JSON push body for one tenant. Returns a malloc'd buffer or NULL. */
 static uint8_t *encode_json(lk_build_t *b, uint32_t tenant, size_t *len, uint64_t *entries)
 {
-    sbuf_t sb = {0};
+    sb_t sb;
+    sb_init(&sb, LK_TEXT_MAX);
     int first_s = 1;
     *entries = 0;
     sb_puts(&sb, "{\"streams\":[");
@@ -2507,12 +2388,7 @@ static uint8_t *encode_json(lk_build_t *b, uint32_t tenant, size_t *len, uint64_
         *entries += st->count;
     }
     sb_puts(&sb, "]}");
-    if (sb.err) {
-        free(sb.p);
-        return NULL;
-    }
-    *len = sb.len;
-    return (uint8_t *)sb.p;
+    return (uint8_t *)sb_take(&sb, len); /* NULL when out of memory or too big */
 }
 
 /* ---- the build/push driver (shared by send() and the unit tests) ------------------------- */
@@ -2558,15 +2434,15 @@ static int build_with(exporter_t *ex, lk_scratch_t *sc, const uint8_t *data, siz
     b.val = sc->val;
     b.eb = sc->eb;
     b.eb.len = 0;
-    b.eb.err = b.eb.bad = 0;
-    b.eb.nolimit = 1;
+    b.eb.err = 0;
+    b.eb.max = 0; /* may grow past LK_TEXT_MAX */
     /* the encoded entries come to about the input's size: one allocation, no regrowth */
     if (b.eb.cap < len + len / 2 + 4096) {
-        sb_grow(&b.eb, len + len / 2 + 4096);
+        sb_room(&b.eb, len + len / 2 + 4096);
         b.eb.err = 0;
     }
     b.tmp.err = b.val.err = 0;
-    b.tmp.bad = b.val.bad = 0;
+    b.tmp.max = b.val.max = LK_TEXT_MAX;
     int rc = build_entries(&b, data, len, req_tenant, now_ns, count_events_);
     if (rc == MT_OK) {
         rc = sort_entries(&b);
@@ -2624,8 +2500,7 @@ out:
         sc->e_cap = 0;
     }
     if (sc->eb.cap > (16u << 20) && sc->eb.cap > 4 * len) {
-        free(sc->eb.p);
-        memset(&sc->eb, 0, sizeof(sc->eb));
+        sb_fini(&sc->eb);
     }
     if (sc->pb_cap > (16u << 20) && sc->pb_cap > 4 * len) {
         free(sc->pb);
@@ -2811,22 +2686,9 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)out);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)zlen);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs ? hdrs : st->hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, httpc_on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &w->resp);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, httpc_on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &w->resp);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->common.timeout);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(cfg->common.timeout < 10000 ? cfg->common.timeout : 10000));
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    if (cfg->tls_insecure_skip_verify) {
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (cfg->tls_ca_file) {
-        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->tls_ca_file);
-    }
+    httpc_opts_t o = httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify,
+                                     cfg->tls_ca_file);
+    httpc_setup(c, &w->resp, &o);
     tm_add(st->c_requests, 1);
     CURLcode cr = curl_easy_perform(c);
     curl_slist_free_all(hdrs);
@@ -2861,8 +2723,7 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
             n = ignored; /* Loki stored the rest */
         }
     } else {
-        reason = code == 401 ? "http_401" : code == 403 ? "http_403" : code == 404 ? "http_404"
-               : code == 413 ? "http_413" : "http_4xx";
+        reason = httpc_status_reason(code, "http_4xx"); /* 400 is read from the body above */
     }
     count_drop(st, reason, n);
     tm_add(st->c_sent, entries - n);
@@ -2880,8 +2741,8 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
 
 static uint64_t batch_sig(const uint8_t *data, size_t len)
 {
-    uint64_t h = fnv1a(1469598103934665603ull, (const char *)data, len < 256 ? len : 256);
-    return fnv1a(h, (const char *)data + (len > 256 ? len - 256 : 0), len < 256 ? 0 : 256) ^ len;
+    uint64_t h = mt_fnv1a(MT_FNV_BASIS, data, len < 256 ? len : 256);
+    return mt_fnv1a(h, data + (len > 256 ? len - 256 : 0), len < 256 ? 0 : 256) ^ len;
 }
 
 static int loki_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_t len,

@@ -15,6 +15,7 @@
  */
 #include "promstore.h"
 #include "mt.h"
+#include "sb.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -79,7 +80,7 @@ struct promstore {
 
 static uint64_t fnv1a(const void *p, size_t n)
 {
-    return mt_hash_bytes(1469598103934665603ull, p, n);
+    return mt_hash_bytes(MT_FNV_BASIS, p, n);
 }
 
 /* Doubles the bucket array once the load factor passes 1. Failure to grow is harmless (the
@@ -560,51 +561,20 @@ int promstore_format_value(double v, int openmetrics, char *buf, size_t buflen)
 
 /* ---- rendering ---------------------------------------------------------------------- */
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf_t;
-
-static void sb_add(sbuf_t *b, const char *s, size_t n)
-{
-    if (b->oom) {
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 4096;
-        while (nc < b->len + n + 1) {
-            nc *= 2;
-        }
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static void sb_str(sbuf_t *b, const char *s) { sb_add(b, s, strlen(s)); }
-
 /* Escapes \ and newline, and " when `quote` (label values, OpenMetrics HELP). */
-static void sb_escaped(sbuf_t *b, const char *s, int quote)
+static void sb_escaped(sb_t *b, const char *s, int quote)
 {
     const char *run = s;
     for (; *s; s++) {
         const char *rep = *s == '\\' ? "\\\\" : *s == '\n' ? "\\n"
                         : (*s == '"' && quote) ? "\\\"" : NULL;
         if (rep) {
-            sb_add(b, run, (size_t)(s - run));
-            sb_add(b, rep, 2);
+            sb_put(b, run, (size_t)(s - run));
+            sb_put(b, rep, 2);
             run = s + 1;
         }
     }
-    sb_add(b, run, (size_t)(s - run));
+    sb_put(b, run, (size_t)(s - run));
 }
 
 /* One series as rendered: its family and its place in it. */
@@ -781,7 +751,7 @@ static const char *text_type(int t)
 }
 
 /* Writes # HELP / # TYPE / # UNIT for the family of `e`. */
-static void write_header(sbuf_t *b, const rentry_t *e, promstore_fmt_t fmt)
+static void write_header(sb_t *b, const rentry_t *e, promstore_fmt_t fmt)
 {
     const char *help = e->meta && *e->meta->help ? e->meta->help : NULL;
     size_t fl = e->famlen, base;
@@ -818,46 +788,46 @@ static void write_header(sbuf_t *b, const rentry_t *e, promstore_fmt_t fmt)
         }
     }
     if (help) {
-        sb_str(b, "# HELP ");
-        sb_add(b, e->fam, fl);
-        sb_str(b, " ");
+        sb_puts(b, "# HELP ");
+        sb_put(b, e->fam, fl);
+        sb_puts(b, " ");
         sb_escaped(b, help, fmt == PROMSTORE_OPENMETRICS);
-        sb_str(b, "\n");
+        sb_puts(b, "\n");
     }
-    sb_str(b, "# TYPE ");
-    sb_add(b, e->fam, fl);
-    sb_str(b, " ");
-    sb_str(b, type);
-    sb_str(b, "\n");
+    sb_puts(b, "# TYPE ");
+    sb_put(b, e->fam, fl);
+    sb_puts(b, " ");
+    sb_puts(b, type);
+    sb_puts(b, "\n");
     /* OpenMetrics: a unit must be the family name's suffix; otherwise it is left out */
     const char *unit = e->meta ? e->meta->unit : "";
     if (fmt == PROMSTORE_OPENMETRICS && *unit && fl > strlen(unit) + 1 &&
         e->fam[fl - strlen(unit) - 1] == '_' &&
         memcmp(e->fam + fl - strlen(unit), unit, strlen(unit)) == 0) {
-        sb_str(b, "# UNIT ");
-        sb_add(b, e->fam, fl);
-        sb_str(b, " ");
-        sb_str(b, unit);
-        sb_str(b, "\n");
+        sb_puts(b, "# UNIT ");
+        sb_put(b, e->fam, fl);
+        sb_puts(b, " ");
+        sb_puts(b, unit);
+        sb_puts(b, "\n");
     }
 }
 
-static void write_sample(sbuf_t *b, const rentry_t *e, promstore_fmt_t fmt, int timestamps)
+static void write_sample(sb_t *b, const rentry_t *e, promstore_fmt_t fmt, int timestamps)
 {
     const pseries_t *ps = e->s;
-    sb_str(b, ps->name);
+    sb_puts(b, ps->name);
     if (ps->nlabels) {
-        sb_str(b, "{");
+        sb_puts(b, "{");
         for (size_t i = 0; i < ps->nlabels; i++) {
             if (i) {
-                sb_str(b, ",");
+                sb_puts(b, ",");
             }
-            sb_str(b, ps->lname[i]);
-            sb_str(b, "=\"");
+            sb_puts(b, ps->lname[i]);
+            sb_puts(b, "=\"");
             sb_escaped(b, ps->lval[i], 1);
-            sb_str(b, "\"");
+            sb_puts(b, "\"");
         }
-        sb_str(b, "}");
+        sb_puts(b, "}");
     }
     char v[64];
     double x = ps->value;
@@ -869,7 +839,7 @@ static void write_sample(sbuf_t *b, const rentry_t *e, promstore_fmt_t fmt, int 
         v[0] = ' ';
         promstore_format_value(x, fmt == PROMSTORE_OPENMETRICS, v + 1, sizeof(v) - 1);
     }
-    sb_str(b, v);
+    sb_puts(b, v);
     if (timestamps) {
         long long t = ps->ts_ms;
         if (fmt == PROMSTORE_TEXT) {
@@ -878,22 +848,21 @@ static void write_sample(sbuf_t *b, const rentry_t *e, promstore_fmt_t fmt, int 
             unsigned long long a = t < 0 ? (unsigned long long)-(t + 1) + 1 : (unsigned long long)t;
             snprintf(v, sizeof(v), " %s%llu.%03llu", t < 0 ? "-" : "", a / 1000, a % 1000);
         }
-        sb_str(b, v);
+        sb_puts(b, v);
     }
-    sb_str(b, "\n");
+    sb_puts(b, "\n");
 }
 
 int promstore_render(promstore_t *s, promstore_fmt_t fmt, int timestamps, int64_t now_ms,
                      char **out, size_t *out_len, promstore_stats_t *st)
 {
-    sbuf_t b = {0};
-    sb_add(&b, "", 0);
+    sb_t b = {0};
     pthread_mutex_lock(&s->mu);
     size_t gone = expire_locked(s, now_ms);
     size_t n = 0;
     rentry_t *es = s->series.n ? malloc(s->series.n * sizeof(*es)) : NULL;
     if (s->series.n && !es) {
-        b.oom = 1;
+        sb_fail(&b, MT_ENOMEM);
     }
     for (size_t i = 0; es && i < s->series.nb; i++) {
         for (hnode_t *h = s->series.b[i]; h; h = h->next) {
@@ -905,7 +874,7 @@ int promstore_render(promstore_t *s, promstore_fmt_t fmt, int timestamps, int64_
     if (n) {
         qsort(es, n, sizeof(*es), rentry_cmp);
     }
-    for (size_t i = 0; i < n && !b.oom; i++) {
+    for (size_t i = 0; i < n && !b.err; i++) {
         if (i == 0 || cmp_str(es[i].fam, es[i].famlen, es[i - 1].fam, es[i - 1].famlen)) {
             write_header(&b, &es[i], fmt);
         }
@@ -917,15 +886,8 @@ int promstore_render(promstore_t *s, promstore_fmt_t fmt, int timestamps, int64_
         st->expired += gone;
     }
     if (fmt == PROMSTORE_OPENMETRICS) {
-        sb_str(&b, "# EOF\n");
+        sb_puts(&b, "# EOF\n");
     }
-    if (b.oom) {
-        free(b.p);
-        *out = NULL;
-        *out_len = 0;
-        return MT_ENOMEM;
-    }
-    *out = b.p;
-    *out_len = b.len;
-    return MT_OK;
+    *out = sb_take(&b, out_len);
+    return *out ? MT_OK : MT_ENOMEM;
 }

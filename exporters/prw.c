@@ -207,20 +207,15 @@ static void count_drop(prw_state_t *st, const char *reason, uint64_t n)
                     "Remote-write samples not delivered, by reason.", st->labels, reason, n);
 }
 
-static uint64_t fnv(uint64_t h, const char *p, size_t n)
-{
-    return mt_hash_bytes(h, p, n);
-}
-
 /* Hash of the label set: stable shard for a series (within one process). */
 static uint64_t series_hash(const Prometheus__TimeSeries *ts)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = MT_FNV_BASIS;
     for (size_t i = 0; i < ts->n_labels; i++) {
-        h = fnv(h, ts->labels[i]->name, strlen(ts->labels[i]->name));
-        h = (h ^ 0xff) * 1099511628211ull;
-        h = fnv(h, ts->labels[i]->value, strlen(ts->labels[i]->value));
-        h = (h ^ 0xfe) * 1099511628211ull;
+        h = mt_hash_bytes(h, ts->labels[i]->name, strlen(ts->labels[i]->name));
+        h = (h ^ 0xff) * MT_FNV_PRIME;
+        h = mt_hash_bytes(h, ts->labels[i]->value, strlen(ts->labels[i]->value));
+        h = (h ^ 0xfe) * MT_FNV_PRIME;
     }
     return h;
 }
@@ -232,7 +227,7 @@ static uint64_t series_hash(const Prometheus__TimeSeries *ts)
 static uint64_t group_hash(const Prometheus__TimeSeries *ts)
 {
     static const char *sfx[] = {"_bucket", "_sum", "_count"};
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = MT_FNV_BASIS;
     for (size_t i = 0; i < ts->n_labels; i++) {
         const char *n = ts->labels[i]->name, *v = ts->labels[i]->value;
         if (!strcmp(n, "le") || !strcmp(n, "quantile")) {
@@ -248,10 +243,10 @@ static uint64_t group_hash(const Prometheus__TimeSeries *ts)
                 }
             }
         }
-        h = fnv(h, n, strlen(n));
-        h = (h ^ 0xff) * 1099511628211ull;
-        h = fnv(h, v, vl);
-        h = (h ^ 0xfe) * 1099511628211ull;
+        h = mt_hash_bytes(h, n, strlen(n));
+        h = (h ^ 0xff) * MT_FNV_PRIME;
+        h = mt_hash_bytes(h, v, vl);
+        h = (h ^ 0xfe) * MT_FNV_PRIME;
     }
     return h;
 }
@@ -304,11 +299,7 @@ typedef struct symtab {
 
 static uint64_t str_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) {
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    }
-    return h;
+    return mt_fnv1a(MT_FNV_BASIS, s, strlen(s));
 }
 
 static int sym_init(symtab_t *t, arena_t *a, size_t expect)
@@ -689,9 +680,7 @@ typedef struct shard {
     uint64_t retry_at_ns;    /* > 0: waiting to retry chunk `next` */
     uint64_t first_fail_ns;
     double interval_ms;
-    char resp[512];
-    size_t resp_len;
-    int retry_after_s;
+    httpc_resp_t resp;       /* the head of the response body, Retry-After */
     int written_hdrs;        /* RW2 response carried X-Prometheus-Remote-Write-*-Written */
 } shard_t;
 
@@ -700,35 +689,13 @@ typedef struct prw_worker {
     shard_t shards[64];
 } prw_worker_t;
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+/* httpc header hook: an RW 2.0 receiver says how much it wrote in X-Prometheus-Remote-Write-*. */
+static void on_header(httpc_resp_t *r, const char *p, size_t len)
 {
-    shard_t *sh = ud;
-    size_t len = sz * n, room = sizeof(sh->resp) - 1 - sh->resp_len;
-    size_t take = len < room ? len : room;
-    memcpy(sh->resp + sh->resp_len, p, take);
-    sh->resp_len += take;
-    sh->resp[sh->resp_len] = 0;
-    return len;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-    shard_t *sh = ud;
-    size_t len = sz * n;
-    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-        char v[64];
-        size_t vl = len - 12 < sizeof(v) - 1 ? len - 12 : sizeof(v) - 1;
-        memcpy(v, p + 12, vl);
-        v[vl] = 0;
-        int secs = httpc_retry_after(v);
-        if (secs > 0) {
-            sh->retry_after_s = secs;
-        }
-    }
+    shard_t *sh = r->user;
     if (len > 29 && strncasecmp(p, "X-Prometheus-Remote-Write-", 26) == 0) {
         sh->written_hdrs = 1;
     }
-    return len;
 }
 
 static void *prw_worker_init(exporter_t *ex)
@@ -757,6 +724,7 @@ static void prw_worker_fini(exporter_t *ex, void *ws)
             curl_easy_cleanup(w->shards[i].easy);
         }
         free(w->shards[i].chunks);
+        httpc_resp_free(&w->shards[i].resp);
     }
     curl_multi_cleanup(w->multi);
     free(w);
@@ -771,29 +739,20 @@ static void start_chunk(exporter_t *ex, prw_worker_t *w, shard_t *sh)
         sh->easy = curl_easy_init();
     }
     CURL *c = sh->easy;
-    sh->resp_len = 0;
-    sh->resp[0] = 0;
-    sh->retry_after_s = 0;
+    sh->resp.max = 511; /* enough for the log line's %.300s */
+    sh->resp.on_header = on_header;
+    sh->resp.user = sh;
+    httpc_resp_reset(&sh->resp);
     sh->written_hdrs = 0;
     curl_easy_setopt(c, CURLOPT_URL, cfg->endpoint);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)ch->body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ch->len);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, st->hdrs[ch->v2]);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, sh);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, sh);
     curl_easy_setopt(c, CURLOPT_PRIVATE, sh);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->common.timeout);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (cfg->tls_insecure_skip_verify) {
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (cfg->tls_ca_file) {
-        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->tls_ca_file);
-    }
+    httpc_setup(c, &sh->resp, &(httpc_opts_t){.timeout_ms = (long)cfg->common.timeout,
+                                               .tls_insecure = cfg->tls_insecure_skip_verify,
+                                               .tls_ca_file = cfg->tls_ca_file});
     curl_multi_add_handle(w->multi, c);
     sh->busy = 1;
     tm_add(st->c_requests, 1);
@@ -894,15 +853,12 @@ static void send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t
                 retry = 1;
                 reason = "http_retryable";
                 snprintf(res->msg, sizeof(res->msg), "%s: HTTP %ld: %.300s", cfg->endpoint, code,
-                         sh->resp);
+                         httpc_resp_text(&sh->resp));
             } else {
-                static const char *names[] = {"http_400", "http_401", "http_403", "http_404",
-                                              "http_413", "http_4xx"};
-                reason = code == 400 ? names[0] : code == 401 ? names[1] : code == 403 ? names[2]
-                       : code == 404 ? names[3] : code == 413 ? names[4] : names[5];
+                reason = httpc_status_reason(code, "http_4xx");
                 mt_log(MT_LOG_ERROR, "exporter %s: %s answered HTTP %ld, dropping %llu samples: %.300s",
                        ex->id, cfg->endpoint, code, (unsigned long long)(ch->samples + ch->histograms),
-                       sh->resp);
+                       httpc_resp_text(&sh->resp));
             }
             uint64_t t = mt_now_ns();
             uint64_t zero = 0;
@@ -919,8 +875,8 @@ static void send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t
                            t - sh->first_fail_ns <= (uint64_t)cc->max_elapsed_time * 1000000ull) {
                     double jitter = 1.0 + cc->randomization_factor * (2.0 * ((double)rand() / RAND_MAX) - 1.0);
                     int64_t wait = (int64_t)(sh->interval_ms * jitter);
-                    if (sh->retry_after_s * 1000 > wait) {
-                        wait = sh->retry_after_s * 1000;
+                    if (sh->resp.retry_after_s * 1000 > wait) {
+                        wait = sh->resp.retry_after_s * 1000;
                     }
                     sh->interval_ms *= cc->multiplier;
                     if (sh->interval_ms > (double)cc->max_interval) {
@@ -998,17 +954,17 @@ static int wl_cmp(const void *a, const void *b)
 static void nser_hashes(nser_t *ns, const prw_wlabel_t *l, size_t nl)
 {
     static const char *sfx[] = {"_bucket", "_sum", "_count"};
-    uint64_t h = 1469598103934665603ull, g = h;
+    uint64_t h = MT_FNV_BASIS, g = h;
     const uint8_t *job = (const uint8_t *)"", *inst = (const uint8_t *)"";
     size_t jl = 0, il = 0;
     ns->is_ti = 0;
     for (size_t i = 0; i < nl; i++) {
         const char *n = (const char *)l[i].name, *v = (const char *)l[i].value;
         size_t nlen = l[i].name_len, vl = l[i].value_len;
-        h = fnv(h, n, nlen);
-        h = (h ^ 0xff) * 1099511628211ull;
-        h = fnv(h, v, vl);
-        h = (h ^ 0xfe) * 1099511628211ull;
+        h = mt_hash_bytes(h, n, nlen);
+        h = (h ^ 0xff) * MT_FNV_PRIME;
+        h = mt_hash_bytes(h, v, vl);
+        h = (h ^ 0xfe) * MT_FNV_PRIME;
         if (sl_is(l[i].name, nlen, "le") || sl_is(l[i].name, nlen, "quantile")) {
             continue;
         }
@@ -1026,14 +982,14 @@ static void nser_hashes(nser_t *ns, const prw_wlabel_t *l, size_t nl)
         } else if (sl_is(l[i].name, nlen, "instance")) {
             inst = l[i].value, il = l[i].value_len;
         }
-        g = fnv(g, n, nlen);
-        g = (g ^ 0xff) * 1099511628211ull;
-        g = fnv(g, v, vl);
-        g = (g ^ 0xfe) * 1099511628211ull;
+        g = mt_hash_bytes(g, n, nlen);
+        g = (g ^ 0xff) * MT_FNV_PRIME;
+        g = mt_hash_bytes(g, v, vl);
+        g = (g ^ 0xfe) * MT_FNV_PRIME;
     }
     ns->sh = h;
     ns->gh = g;
-    ns->th = fnv(fnv(1469598103934665603ull, (const char *)job, jl) ^ 0xff, (const char *)inst,
+    ns->th = mt_hash_bytes(mt_hash_bytes(MT_FNV_BASIS, (const char *)job, jl) ^ 0xff, (const char *)inst,
                  il);
 }
 
@@ -1297,7 +1253,7 @@ static int prw_send_native(exporter_t *ex, prw_worker_t *w, const uint8_t *data,
             n++;
         } else if (f.num == 3 && f.wt == 2 && cfg->send_metadata) {
             /* coalesced requests repeat their metadata: send each entry once */
-            uint64_t h = fnv(1469598103934665603ull, (const char *)f.p, f.n) | 1;
+            uint64_t h = mt_hash_bytes(MT_FNV_BASIS, (const char *)f.p, f.n) | 1;
             size_t j = h % hcap;
             int dup = 0;
             while (meta_h[j] && !dup) {
@@ -1525,7 +1481,7 @@ static int prw_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data
         }
         is_ti[i] = n && !strcmp(n, "target_info");
         nti += is_ti[i];
-        th[i] = fnv(fnv(1469598103934665603ull, job, strlen(job)) ^ 0xff, inst, strlen(inst));
+        th[i] = mt_hash_bytes(mt_hash_bytes(MT_FNV_BASIS, job, strlen(job)) ^ 0xff, inst, strlen(inst));
         ti_head[i] = NONE;
     }
     /* each target_info follows the first series of its (job, instance); O(targets x series) */

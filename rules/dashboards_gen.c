@@ -6,6 +6,7 @@
  * period. Output is deterministic (uid from the service name) so regenerated files diff cleanly.
  */
 #include "model.h"
+#include "mt.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -14,14 +15,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* FNV-1a, for a stable dashboard uid. */
+/* FNV-1a, for a stable dashboard uid: Grafana keys dashboards by uid, so the old basis stays
+ * (MT_FNV_BASIS_V0) or re-imported dashboards would appear twice. */
 static uint64_t fnv(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    }
-    return h;
+    return mt_fnv1a(MT_FNV_BASIS_V0, s, strlen(s));
 }
 
 static json_t *target(const char *expr, const char *legend, const char *ref)

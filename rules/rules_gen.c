@@ -40,6 +40,7 @@
  */
 #include "model.h"
 #include "eval.h"
+#include "sb.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -49,38 +50,19 @@
 #include <string.h>
 #include <time.h>
 
-/* A growable string; generation runs in a CLI, so out of memory exits (craft convention 11). */
-typedef struct {
-    char *p;
-    size_t n, cap;
-} sb_t;
-
-static void sb_printf(sb_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sb_t *b, const char *fmt, ...)
+/* Text goes through the core string builder (sb.h); generation runs in a CLI, so out of
+ * memory exits (craft convention 11) instead of latching in the builder. */
+static void rg_printf(sb_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rg_printf(sb_t *b, const char *fmt, ...)
 {
-    /* vasprintf, not vsnprintf(NULL, 0, ...): GCC with -fsanitize=undefined warns on that */
     va_list ap;
-    char *t = NULL;
     va_start(ap, fmt);
-    int n = vasprintf(&t, fmt, ap);
+    sb_vprintf(b, fmt, ap);
     va_end(ap);
-    if (n < 0 || !t) {
+    if (b->err) {
         fprintf(stderr, "meltp: out of memory\n");
         exit(1);
     }
-    if (b->n + (size_t)n + 1 > b->cap) {
-        size_t cap = (b->cap ? b->cap * 2 : 256) + (size_t)n;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            fprintf(stderr, "meltp: out of memory\n");
-            exit(1);
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, t, (size_t)n + 1);
-    b->n += (size_t)n;
-    free(t);
 }
 
 /* The shortest decimal that reads back as exactly x: thresholds compare like the engine's
@@ -96,17 +78,6 @@ static const char *rt(double x, char *buf, size_t len)
     return buf;
 }
 
-static void sb_free(sb_t *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
-
-static const char *sb_str(sb_t *b)
-{
-    return b->p ? b->p : "";
-}
-
 /* dst takes src's text (dst's old text is freed); src is left empty. */
 static void sb_move(sb_t *dst, sb_t *src)
 {
@@ -118,43 +89,43 @@ static void sb_move(sb_t *dst, sb_t *src)
 /* YAML single-quoted scalar: only ' needs doubling. */
 static void yq(sb_t *b, const char *s)
 {
-    sb_printf(b, "'");
+    rg_printf(b, "'");
     for (; *s; s++) {
         if (*s == '\'') {
-            sb_printf(b, "''");
+            rg_printf(b, "''");
         } else if (*s == '\n') {
-            sb_printf(b, " ");
+            rg_printf(b, " ");
         } else {
-            sb_printf(b, "%c", *s);
+            rg_printf(b, "%c", *s);
         }
     }
-    sb_printf(b, "'");
+    rg_printf(b, "'");
 }
 
 /* PromQL double-quoted string. */
 static void pq(sb_t *b, const char *s)
 {
-    sb_printf(b, "\"");
+    rg_printf(b, "\"");
     for (; *s; s++) {
         if (*s == '"' || *s == '\\') {
-            sb_printf(b, "\\%c", *s);
+            rg_printf(b, "\\%c", *s);
         } else if (*s == '\n') {
-            sb_printf(b, "\\n");
+            rg_printf(b, "\\n");
         } else {
-            sb_printf(b, "%c", *s);
+            rg_printf(b, "%c", *s);
         }
     }
-    sb_printf(b, "\"");
+    rg_printf(b, "\"");
 }
 
 /* Attribute names (http.route) become label names (http_route) the way promconv does. */
 static void label_name(sb_t *b, const char *s)
 {
     if (isdigit((unsigned char)*s)) {
-        sb_printf(b, "_");
+        rg_printf(b, "_");
     }
     for (; *s; s++) {
-        sb_printf(b, "%c", isalnum((unsigned char)*s) || *s == '_' ? *s : '_');
+        rg_printf(b, "%c", isalnum((unsigned char)*s) || *s == '_' ? *s : '_');
     }
 }
 
@@ -162,26 +133,26 @@ static const char *OPS[] = {"=", "!=", "=~", "!~"};
 
 static void selector(sb_t *b, const slo_selector_t *s, const char *suffix, const char *extra)
 {
-    sb_printf(b, "%s%s{", s->metric ? s->metric : "", s->metric && suffix ? suffix : "");
+    rg_printf(b, "%s%s{", s->metric ? s->metric : "", s->metric && suffix ? suffix : "");
     for (size_t i = 0; i < s->nm; i++) {
-        sb_printf(b, "%s%s%s", i ? "," : "", s->m[i].name, OPS[s->m[i].op]);
+        rg_printf(b, "%s%s%s", i ? "," : "", s->m[i].name, OPS[s->m[i].op]);
         pq(b, s->m[i].value);
     }
     if (extra) {
-        sb_printf(b, "%s%s", s->nm ? "," : "", extra);
+        rg_printf(b, "%s%s", s->nm ? "," : "", extra);
     }
-    sb_printf(b, "}");
+    rg_printf(b, "}");
 }
 
 static void ids(sb_t *b, const slo_spec_t *s)
 {
-    sb_printf(b, "{sloth_id=");
+    rg_printf(b, "{sloth_id=");
     pq(b, s->id);
-    sb_printf(b, ", sloth_service=");
+    rg_printf(b, ", sloth_service=");
     pq(b, s->service);
-    sb_printf(b, ", sloth_slo=");
+    rg_printf(b, ", sloth_slo=");
     pq(b, s->name);
-    sb_printf(b, "}");
+    rg_printf(b, "}");
 }
 
 static void by_clause(sb_t *b, const slo_spec_t *s)
@@ -189,25 +160,25 @@ static void by_clause(sb_t *b, const slo_spec_t *s)
     if (!s->ngroup_by) {
         return;
     }
-    sb_printf(b, " by (");
+    rg_printf(b, " by (");
     for (size_t i = 0; i < s->ngroup_by; i++) {
         if (i) {
-            sb_printf(b, ", ");
+            rg_printf(b, ", ");
         }
         label_name(b, s->group_by[i]);
     }
-    sb_printf(b, ")");
+    rg_printf(b, ")");
 }
 
 /* sum [by (g)] (FN(SEL[W])) */
 static void agg_fn(sb_t *b, const slo_spec_t *s, const slo_selector_t *sel, const char *suffix,
                    const char *extra, const char *w, const char *fn)
 {
-    sb_printf(b, "sum");
+    rg_printf(b, "sum");
     by_clause(b, s);
-    sb_printf(b, " (%s(", fn);
+    rg_printf(b, " (%s(", fn);
     selector(b, sel, suffix, extra);
-    sb_printf(b, "[%s]))", w);
+    rg_printf(b, "[%s]))", w);
 }
 
 /* sum [by (g)] (rate(SEL[W])) */
@@ -229,13 +200,13 @@ static void tpl(sb_t *b, const char *q, const char *w)
                     k++;
                 }
                 if (!strncmp(k, ".window", 7)) {
-                    sb_printf(b, "%s", w);
+                    rg_printf(b, "%s", w);
                     q = e + 2;
                     continue;
                 }
             }
         }
-        sb_printf(b, "%c", *q == '\n' ? ' ' : *q);
+        rg_printf(b, "%c", *q == '\n' ? ' ' : *q);
         q++;
     }
 }
@@ -244,11 +215,11 @@ static void events_sel(sb_t *b, const slo_spec_t *s, const char *event, const ch
 {
     slo_selector_t sel = {.metric = (char *)SLO_EVENTS_METRIC};
     sb_t extra = {0};
-    sb_printf(&extra, "sloth_id=");
+    rg_printf(&extra, "sloth_id=");
     pq(&extra, s->id);
-    sb_printf(&extra, ",event=\"%s\"", event);
+    rg_printf(&extra, ",event=\"%s\"", event);
     agg(b, s, &sel, NULL, sb_str(&extra), w);
-    sb_free(&extra);
+    sb_fini(&extra);
 }
 
 /* The error ratio over window w, as one PromQL expression. */
@@ -256,59 +227,59 @@ static void error_ratio(sb_t *b, const slo_spec_t *s, const char *w)
 {
     const slo_sli_t *q = &s->sli;
     if (s->format == SLO_FMT_SLOTH && q->error_query && q->total_query) {
-        sb_printf(b, "(");
+        rg_printf(b, "(");
         tpl(b, q->error_query, w);
-        sb_printf(b, ")\n/\n(");
+        rg_printf(b, ")\n/\n(");
         tpl(b, q->total_query, w);
-        sb_printf(b, ")");
+        rg_printf(b, ")");
         return;
     }
     switch (q->kind) {
     case SLO_SLI_RATIO:
         if (q->has_bad && q->has_total) {
-            sb_printf(b, "(");
+            rg_printf(b, "(");
             agg(b, s, &q->bad, NULL, NULL, w);
-            sb_printf(b, ")\n/\n(");
+            rg_printf(b, ")\n/\n(");
             agg(b, s, &q->total, NULL, NULL, w);
-            sb_printf(b, ")");
+            rg_printf(b, ")");
         } else if (q->has_good && q->has_total) {
-            sb_printf(b, "(");
+            rg_printf(b, "(");
             agg(b, s, &q->total, NULL, NULL, w);
-            sb_printf(b, " - ");
+            rg_printf(b, " - ");
             agg(b, s, &q->good, NULL, NULL, w);
-            sb_printf(b, ")\n/\n(");
+            rg_printf(b, ")\n/\n(");
             agg(b, s, &q->total, NULL, NULL, w);
-            sb_printf(b, ")");
+            rg_printf(b, ")");
         } else {
             /* good + bad: total = good + bad */
-            sb_printf(b, "(");
+            rg_printf(b, "(");
             agg(b, s, &q->bad, NULL, NULL, w);
-            sb_printf(b, ")\n/\n(");
+            rg_printf(b, ")\n/\n(");
             agg(b, s, &q->bad, NULL, NULL, w);
-            sb_printf(b, " + ");
+            rg_printf(b, " + ");
             agg(b, s, &q->good, NULL, NULL, w);
-            sb_printf(b, ")");
+            rg_printf(b, ")");
         }
         break;
     case SLO_SLI_LATENCY: {
         char le[64];
         snprintf(le, sizeof(le), "le=\"%.15g\"", q->threshold);
-        sb_printf(b, "(");
+        rg_printf(b, "(");
         agg(b, s, &q->histogram, "_count", NULL, w);
-        sb_printf(b, " - ");
+        rg_printf(b, " - ");
         agg(b, s, &q->histogram, "_bucket", le, w);
-        sb_printf(b, ")\n/\n(");
+        rg_printf(b, ")\n/\n(");
         agg(b, s, &q->histogram, "_count", NULL, w);
-        sb_printf(b, ")");
+        rg_printf(b, ")");
         break;
     }
     case SLO_SLI_SPANS:
     case SLO_SLI_LOGS:
-        sb_printf(b, "(");
+        rg_printf(b, "(");
         events_sel(b, s, "bad", w);
-        sb_printf(b, ")\n/\n(");
+        rg_printf(b, ")\n/\n(");
         events_sel(b, s, "total", w);
-        sb_printf(b, ")");
+        rg_printf(b, ")");
         break;
     }
 }
@@ -318,9 +289,9 @@ static void total_rate(sb_t *b, const slo_spec_t *s, const char *w)
 {
     const slo_sli_t *q = &s->sli;
     if (s->format == SLO_FMT_SLOTH && q->error_query && q->total_query) {
-        sb_printf(b, "(");
+        rg_printf(b, "(");
         tpl(b, q->total_query, w);
-        sb_printf(b, ")");
+        rg_printf(b, ")");
         return;
     }
     switch (q->kind) {
@@ -328,11 +299,11 @@ static void total_rate(sb_t *b, const slo_spec_t *s, const char *w)
         if (q->has_total) {
             agg(b, s, &q->total, NULL, NULL, w);
         } else {
-            sb_printf(b, "(");
+            rg_printf(b, "(");
             agg(b, s, &q->bad, NULL, NULL, w);
-            sb_printf(b, " + ");
+            rg_printf(b, " + ");
             agg(b, s, &q->good, NULL, NULL, w);
-            sb_printf(b, ")");
+            rg_printf(b, ")");
         }
         break;
     case SLO_SLI_LATENCY:
@@ -353,7 +324,7 @@ static void total_count(sb_t *b, const slo_spec_t *s, const char *w, int64_t w_m
     total_rate(b, s, w);
     if (!(s->format == SLO_FMT_SLOTH && q->error_query && q->total_query
           && strstr(q->total_query, "increase("))) {
-        sb_printf(b, " * %lld", (long long)(w_ms / 1000));
+        rg_printf(b, " * %lld", (long long)(w_ms / 1000));
     }
 }
 
@@ -365,11 +336,11 @@ static void events_fn(sb_t *b, const slo_spec_t *s, const char *event, const cha
 {
     slo_selector_t sel = {.metric = (char *)SLO_EVENTS_METRIC};
     sb_t extra = {0};
-    sb_printf(&extra, "sloth_id=");
+    rg_printf(&extra, "sloth_id=");
     pq(&extra, s->id);
-    sb_printf(&extra, ",event=\"%s\"", event);
+    rg_printf(&extra, ",event=\"%s\"", event);
     agg_fn(b, s, &sel, NULL, sb_str(&extra), w, fn);
-    sb_free(&extra);
+    sb_fini(&extra);
 }
 
 /* The number of bad (bad = 1) or of all events in window w, per group, with increase(): on
@@ -380,11 +351,11 @@ static void count_expr(sb_t *b, const slo_spec_t *s, int bad, const char *w, int
     const char *inc = "increase";
     if (s->format == SLO_FMT_SLOTH && q->error_query && q->total_query) {
         const char *qq = bad ? q->error_query : q->total_query;
-        sb_printf(b, "(");
+        rg_printf(b, "(");
         tpl(b, qq, w);
-        sb_printf(b, ")");
+        rg_printf(b, ")");
         if (!strstr(qq, "increase(")) {
-            sb_printf(b, " * %lld", (long long)(w_ms / 1000));
+            rg_printf(b, " * %lld", (long long)(w_ms / 1000));
         }
         return;
     }
@@ -393,30 +364,30 @@ static void count_expr(sb_t *b, const slo_spec_t *s, int bad, const char *w, int
         if (bad && q->has_bad) {
             agg_fn(b, s, &q->bad, NULL, NULL, w, inc);
         } else if (bad) { /* good + total: bad = total - good */
-            sb_printf(b, "(");
+            rg_printf(b, "(");
             agg_fn(b, s, &q->total, NULL, NULL, w, inc);
-            sb_printf(b, " - ");
+            rg_printf(b, " - ");
             agg_fn(b, s, &q->good, NULL, NULL, w, inc);
-            sb_printf(b, ")");
+            rg_printf(b, ")");
         } else if (q->has_total) {
             agg_fn(b, s, &q->total, NULL, NULL, w, inc);
         } else {
-            sb_printf(b, "(");
+            rg_printf(b, "(");
             agg_fn(b, s, &q->bad, NULL, NULL, w, inc);
-            sb_printf(b, " + ");
+            rg_printf(b, " + ");
             agg_fn(b, s, &q->good, NULL, NULL, w, inc);
-            sb_printf(b, ")");
+            rg_printf(b, ")");
         }
         break;
     case SLO_SLI_LATENCY:
         if (bad) {
             char le[64];
             snprintf(le, sizeof(le), "le=\"%.15g\"", q->threshold);
-            sb_printf(b, "(");
+            rg_printf(b, "(");
             agg_fn(b, s, &q->histogram, "_count", NULL, w, inc);
-            sb_printf(b, " - ");
+            rg_printf(b, " - ");
             agg_fn(b, s, &q->histogram, "_bucket", le, w, inc);
-            sb_printf(b, ")");
+            rg_printf(b, ")");
         } else {
             agg_fn(b, s, &q->histogram, "_count", NULL, w, inc);
         }
@@ -433,9 +404,9 @@ static void count_expr(sb_t *b, const slo_spec_t *s, int bad, const char *w, int
 static void present_expr(sb_t *b, const slo_spec_t *s)
 {
     const slo_sli_t *q = &s->sli;
-    sb_printf(b, "group");
+    rg_printf(b, "group");
     by_clause(b, s);
-    sb_printf(b, " (");
+    rg_printf(b, " (");
     switch (q->kind) {
     case SLO_SLI_RATIO: {
         const slo_selector_t *sel[3];
@@ -450,7 +421,7 @@ static void present_expr(sb_t *b, const slo_spec_t *s)
             sel[n++] = &q->good;
         }
         for (int i = 0; i < n; i++) {
-            sb_printf(b, "%s", i ? " or " : "");
+            rg_printf(b, "%s", i ? " or " : "");
             selector(b, sel[i], NULL, NULL);
         }
         break;
@@ -462,14 +433,14 @@ static void present_expr(sb_t *b, const slo_spec_t *s)
     case SLO_SLI_LOGS: {
         slo_selector_t sel = {.metric = (char *)SLO_EVENTS_METRIC};
         sb_t extra = {0};
-        sb_printf(&extra, "sloth_id=");
+        rg_printf(&extra, "sloth_id=");
         pq(&extra, s->id);
         selector(b, &sel, NULL, sb_str(&extra));
-        sb_free(&extra);
+        sb_fini(&extra);
         break;
     }
     }
-    sb_printf(b, ")");
+    rg_printf(b, ")");
 }
 
 /* Prometheus durations in milliseconds are exact for any length ("3599999ms"). */
@@ -636,15 +607,15 @@ static void local_vec(sb_t *b, const tz_plan_t *p, const char *t)
 {
     if (!p->dst) {
         if (p->lo) {
-            sb_printf(b, "vector(%s + %d)", t, (int)p->lo);
+            rg_printf(b, "vector(%s + %d)", t, (int)p->lo);
         } else {
-            sb_printf(b, "vector(%s)", t);
+            rg_printf(b, "vector(%s)", t);
         }
         return;
     }
     /* no scalar() and no number on the left of `*`: Prometheus 2.42 refuses both inside a
      * subquery here ("would load too many samples") */
-    sb_printf(b, "(vector(%s + %d) + (", t, (int)p->lo);
+    rg_printf(b, "(vector(%s + %d) + (", t, (int)p->lo);
     /* the DST months form a circular range (or its complement does): one month() call */
     int a = 0, n = 0;
     for (int m = 1; m <= 12; m++) {
@@ -664,12 +635,12 @@ static void local_vec(sb_t *b, const tz_plan_t *p, const char *t)
         n = 12 - n;
     }
     if (runs != 1 || n == 0) {
-        sb_printf(b, "vector(0)"); /* not a range: tz_plan reports it as not exact */
+        rg_printf(b, "vector(0)"); /* not a range: tz_plan reports it as not exact */
     } else {
-        sb_printf(b, "%s(abs(month(vector(%s + %d)) - %.1f) <= bool %.1f)", inv ? "1 - " : "", t,
+        rg_printf(b, "%s(abs(month(vector(%s + %d)) - %.1f) <= bool %.1f)", inv ? "1 - " : "", t,
                   (int)p->lo, a + (n - 1) / 2.0, (n - 1) / 2.0);
     }
-    sb_printf(b, ") * %d)", (int)p->delta);
+    rg_printf(b, ") * %d)", (int)p->delta);
 }
 
 /* The period class of the instant `t` (0, 1, 2): month number or ISO week number mod 3. A
@@ -678,14 +649,14 @@ static void local_vec(sb_t *b, const tz_plan_t *p, const char *t)
 static void period_class(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, const char *t)
 {
     if (s->period_kind == SLO_PERIOD_CALENDAR_MONTH) {
-        sb_printf(b, "month(");
+        rg_printf(b, "month(");
         local_vec(b, p, t);
-        sb_printf(b, ") %% 3");
+        rg_printf(b, ") %% 3");
     } else {
         /* 1970-01-05 was a Monday: weeks start at 4 days + k x 7 days of local time */
-        sb_printf(b, "floor((");
+        rg_printf(b, "floor((");
         local_vec(b, p, t);
-        sb_printf(b, " + 259200) / 604800) %% 3");
+        rg_printf(b, " + 259200) / 604800) %% 3");
     }
 }
 
@@ -704,34 +675,34 @@ static void calendar_over(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, cons
      * offsets, each `or zero`), for promtool's 10000-sample limit */
     int many = piece_steps > 0 && range_s >= piece_steps * step_s;
     int64_t plen = many ? (piece_steps - 1) * step_s : range_s;
-    sb_printf(b, "(");
+    rg_printf(b, "(");
     for (int k = 0; k < 3; k++) {
-        sb_printf(b, "%s(\n  (", k ? "\nor\n" : "");
+        rg_printf(b, "%s(\n  (", k ? "\nor\n" : "");
         int n = 0;
         for (int64_t off = 0; off <= range_s; n++) {
             int64_t len = range_s - off < plen ? range_s - off : plen;
             ms_dur((len > 0 ? len : 1) * 1000, rg, sizeof(rg));
-            sb_printf(b, "%s%s%s((\n    %s\n    and on() (", n ? "\n  +\n  " : "",
+            rg_printf(b, "%s%s%s((\n    %s\n    and on() (", n ? "\n  +\n  " : "",
                       many ? "(" : "", fn, inner);
             period_class(b, s, p, tm);
-            sb_printf(b, " == %d)\n  )[%s:%s]", k, rg, st);
+            rg_printf(b, " == %d)\n  )[%s:%s]", k, rg, st);
             if (off) {
-                sb_printf(b, " offset %s", ms_dur(off * 1000, of, sizeof(of)));
+                rg_printf(b, " offset %s", ms_dur(off * 1000, of, sizeof(of)));
             }
-            sb_printf(b, ")");
+            rg_printf(b, ")");
             if (many) {
-                sb_printf(b, " or %s)", zero);
+                rg_printf(b, " or %s)", zero);
             }
             if (!many) {
                 break;
             }
             off += len + step_s;
         }
-        sb_printf(b, ")\n  and on() (");
+        rg_printf(b, ")\n  and on() (");
         period_class(b, s, p, "time()");
-        sb_printf(b, " == %d)\n)", k);
+        rg_printf(b, " == %d)\n)", k);
     }
-    sb_printf(b, ")");
+    rg_printf(b, ")");
 }
 
 /* Events (bad = 1) or all events since the start of the current calendar period: whole chunks
@@ -751,23 +722,23 @@ static void calendar_count(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, int
     int64_t range = s->period_kind == SLO_PERIOD_CALENDAR_MONTH ? 32 * 86400 : 8 * 86400;
     sb_t in = {0}, zero = {0};
     count_expr(&in, s, bad, cs, c * 1000);
-    sb_printf(&zero, "0 * ");
+    rg_printf(&zero, "0 * ");
     count_expr(&zero, s, 0, cs, c * 1000);
-    sb_printf(b, "(\n");
+    rg_printf(b, "(\n");
     calendar_over(b, s, p, sb_str(&in), c, range, "sum_over_time", 0, NULL);
-    sb_printf(b, "\nor\n%s\n)\n+\n(\n", sb_str(&zero));
-    in.n = 0;
+    rg_printf(b, "\nor\n%s\n)\n+\n(\n", sb_str(&zero));
+    in.len = 0;
     count_expr(&in, s, bad, ts, tail_ms);
     for (int k = 0; k < 2; k++) {
-        sb_printf(b, "%s(\n  sum_over_time((\n    %s\n    and on() (floor(vector((time() - %lld) / "
+        rg_printf(b, "%s(\n  sum_over_time((\n    %s\n    and on() (floor(vector((time() - %lld) / "
                      "%lld)) %% 2 == %d)\n  )[%s:%s])\n  and on() (floor(vector(time() / %lld)) "
                      "%% 2 == %d)\n)",
                   k ? "\nor\n" : "", sb_str(&in), (long long)(tail_ms / 1000), (long long)c, k,
                   rg, ts, (long long)c, k);
     }
-    sb_printf(b, "\nor\n%s\n)", sb_str(&zero));
-    sb_free(&in);
-    sb_free(&zero);
+    rg_printf(b, "\nor\n%s\n)", sb_str(&zero));
+    sb_fini(&in);
+    sb_fini(&zero);
 }
 
 static int timeslices(const slo_spec_t *s)
@@ -805,11 +776,11 @@ static void good_count(sb_t *b, const slo_spec_t *s, const char *w, int64_t w_ms
         snprintf(le, sizeof(le), "le=\"%.15g\"", q->threshold);
         agg_fn(b, s, &q->histogram, "_bucket", le, w, "increase");
     } else {
-        sb_printf(b, "(");
+        rg_printf(b, "(");
         count_expr(b, s, 0, w, w_ms);
-        sb_printf(b, " - ");
+        rg_printf(b, " - ");
         count_expr(b, s, 1, w, w_ms);
-        sb_printf(b, ")");
+        rg_printf(b, ")");
     }
 }
 
@@ -839,13 +810,13 @@ static void slice_inconsistent(sb_t *b, const slo_spec_t *s)
     char sw[32];
     int64_t w = slice_ms(s);
     ms_dur(w, sw, sizeof(sw));
-    sb_printf(b, "(");
+    rg_printf(b, "(");
     count_expr(b, s, 1, sw, w);
-    sb_printf(b, " < 0 or ");
+    rg_printf(b, " < 0 or ");
     count_expr(b, s, 1, sw, w);
-    sb_printf(b, " > ");
+    rg_printf(b, " > ");
     count_expr(b, s, 0, sw, w);
-    sb_printf(b, ")");
+    rg_printf(b, ")");
 }
 
 static void slice_inner(sb_t *b, const slo_spec_t *s, int what)
@@ -854,31 +825,31 @@ static void slice_inner(sb_t *b, const slo_spec_t *s, int what)
     int64_t w = slice_ms(s);
     ms_dur(w, sw, sizeof(sw));
     if (what == SL_EVENTS) {
-        sb_printf(b, "(");
+        rg_printf(b, "(");
         count_expr(b, s, 0, sw, w);
-        sb_printf(b, " > 0)");
+        rg_printf(b, " > 0)");
     } else if (s->budgeting == SLO_BUDGET_RATIO_TIMESLICES && invalid_slices(s)) {
         /* an inconsistent slice's ratio is clamped to 0 or 1 */
-        sb_printf(b, "clamp(round((");
+        rg_printf(b, "clamp(round((");
         count_expr(b, s, 1, sw, w);
-        sb_printf(b, ") / (");
+        rg_printf(b, ") / (");
         count_expr(b, s, 0, sw, w);
-        sb_printf(b, " > 0) * %llu), 0, %llu)", (unsigned long long)SLO_SLICE_SCALE,
+        rg_printf(b, " > 0) * %llu), 0, %llu)", (unsigned long long)SLO_SLICE_SCALE,
                   (unsigned long long)SLO_SLICE_SCALE);
     } else if (s->budgeting == SLO_BUDGET_RATIO_TIMESLICES) {
-        sb_printf(b, "round((");
+        rg_printf(b, "round((");
         count_expr(b, s, 1, sw, w);
-        sb_printf(b, ") / (");
+        rg_printf(b, ") / (");
         count_expr(b, s, 0, sw, w);
-        sb_printf(b, " > 0) * %llu)", (unsigned long long)SLO_SLICE_SCALE);
+        rg_printf(b, " > 0) * %llu)", (unsigned long long)SLO_SLICE_SCALE);
     } else {
         /* the number stays on the right of `*` (see local_vec) */
         double target = s->timeslice_target > 0 ? s->timeslice_target : s->objective;
-        sb_printf(b, "(");
+        rg_printf(b, "(");
         good_count(b, s, sw, w);
-        sb_printf(b, " < bool (");
+        rg_printf(b, " < bool (");
         count_expr(b, s, 0, sw, w);
-        sb_printf(b, " * %s))", rt(target, tg, sizeof(tg)));
+        rg_printf(b, " * %s))", rt(target, tg, sizeof(tg)));
     }
 }
 
@@ -900,7 +871,7 @@ static void slice_over(sb_t *b, const slo_spec_t *s, const char *inner, const ch
     if (span < 0) {
         /* a window shorter than a slice never holds a closed slice: no value, as the engine's
          * window has no slices (the expression keeps the rule's type and selectors) */
-        sb_printf(b, "(%s((\n  %s\n)[1ms:%s]) and on() (vector(1) < 0))", fn, inner, sw);
+        rg_printf(b, "(%s((\n  %s\n)[1ms:%s]) and on() (vector(1) < 0))", fn, inner, sw);
         return;
     }
     /* pieces: each tagged with its own slo_piece label, then summed per group, so that the
@@ -909,27 +880,27 @@ static void slice_over(sb_t *b, const slo_spec_t *s, const char *inner, const ch
     int many = span >= (int64_t)SLICE_PIECE * w;
     int n = 0;
     if (many) {
-        sb_printf(b, "sum");
+        rg_printf(b, "sum");
         by_clause(b, s);
-        sb_printf(b, " (\n");
+        rg_printf(b, " (\n");
     }
     for (int64_t off = 0; off <= span; n++) {
         int64_t len = span - off < (SLICE_PIECE - 1) * w ? span - off : (SLICE_PIECE - 1) * w;
         /* a zero range would not parse: 1ms holds the same single step on aligned times */
         ms_dur(len > 0 ? len : 1, rg, sizeof(rg));
-        sb_printf(b, "%s%s%s(", n ? "\nor\n" : "", many ? "label_replace(" : "", fn);
-        sb_printf(b, "(\n  %s\n)[%s:%s]", inner, rg, sw);
+        rg_printf(b, "%s%s%s(", n ? "\nor\n" : "", many ? "label_replace(" : "", fn);
+        rg_printf(b, "(\n  %s\n)[%s:%s]", inner, rg, sw);
         if (off) {
-            sb_printf(b, " offset %s", ms_dur(off, of, sizeof(of)));
+            rg_printf(b, " offset %s", ms_dur(off, of, sizeof(of)));
         }
-        sb_printf(b, ")");
+        rg_printf(b, ")");
         if (many) {
-            sb_printf(b, ", \"slo_piece\", \"%d\", \"\", \"\")", n);
+            rg_printf(b, ", \"slo_piece\", \"%d\", \"\", \"\")", n);
         }
         off += len + w;
     }
     if (many) {
-        sb_printf(b, "\n)");
+        rg_printf(b, "\n)");
     }
 }
 
@@ -939,10 +910,10 @@ static void slice_count(sb_t *b, const slo_spec_t *s, int64_t w_ms)
 {
     sb_t in = {0};
     slice_inner(&in, s, SL_EVENTS);
-    sb_printf(b, "(");
+    rg_printf(b, "(");
     slice_over(b, s, sb_str(&in), "count_over_time", w_ms);
-    sb_printf(b, ")");
-    sb_free(&in);
+    rg_printf(b, ")");
+    sb_fini(&in);
 }
 
 static void on_groups(sb_t *b, const slo_spec_t *s);
@@ -962,16 +933,16 @@ static void slice_n(sb_t *b, const slo_spec_t *s, int64_t w_ms)
     sb_t id = {0};
     ids(&id, s);
     int64_t w = slice_ms(s);
-    sb_printf(b, "sum");
+    rg_printf(b, "sum");
     by_clause(b, s);
     /* slice ends in [now - w_ms + slice, now] (slice_over): w_ms / slice of them when now is
      * on a slice boundary, one fewer between boundaries */
     long long ws = (long long)(w / 1000), wl = (long long)(w_ms / 1000);
-    sb_printf(b, " (clamp_max(floor((time() - slo:first_slice_end:time%s) / %lld) + 1, "
+    rg_printf(b, " (clamp_max(floor((time() - slo:first_slice_end:time%s) / %lld) + 1, "
                  "scalar(clamp_min(floor(vector(time() / %lld)) - ceil(vector((time() - %lld) / "
                  "%lld)) + 1, 0))))",
               sb_str(&id), ws, ws, wl - ws, ws);
-    sb_free(&id);
+    sb_fini(&id);
 }
 
 /* slices_bad with a calendar period: slice_n over the period, at most the slices since the
@@ -982,24 +953,24 @@ static void slice_n_calendar(sb_t *b, const slo_spec_t *s, const tz_plan_t *p)
     sb_t id = {0};
     ids(&id, s);
     int64_t w = slice_ms(s) / 1000;
-    sb_printf(b, "clamp_max(\nsum");
+    rg_printf(b, "clamp_max(\nsum");
     by_clause(b, s);
-    sb_printf(b, " (floor((time() - slo:first_slice_end:time%s) / %lld) + 1),\nscalar(floor((",
+    rg_printf(b, " (floor((time() - slo:first_slice_end:time%s) / %lld) + 1),\nscalar(floor((",
               sb_str(&id), (long long)w);
     if (s->period_kind == SLO_PERIOD_CALENDAR_MONTH) {
-        sb_printf(b, "(day_of_month(");
+        rg_printf(b, "(day_of_month(");
         local_vec(b, p, "time()");
-        sb_printf(b, ") - 1) * 86400 + (");
+        rg_printf(b, ") - 1) * 86400 + (");
         local_vec(b, p, "time()");
-        sb_printf(b, " + 864000000) %% 86400");
+        rg_printf(b, " + 864000000) %% 86400");
     } else {
         /* 1970-01-05 was a Monday (period_class) */
-        sb_printf(b, "(");
+        rg_printf(b, "(");
         local_vec(b, p, "time()");
-        sb_printf(b, " + 259200 + 604800000) %% 604800");
+        rg_printf(b, " + 259200 + 604800000) %% 604800");
     }
-    sb_printf(b, ") / %lld))\n)", (long long)w);
-    sb_free(&id);
+    rg_printf(b, ") / %lld))\n)", (long long)w);
+    sb_fini(&id);
 }
 
 /* slices_bad: the end of each group's first slice with events (the engine walks every slice
@@ -1014,11 +985,11 @@ static void first_slice_end(sb_t *b, const slo_spec_t *s)
     ms_dur(w, sw, sizeof(sw));
     ms_dur(r, rg, sizeof(rg));
     slice_inner(&in, s, SL_EVENTS);
-    sb_printf(b, "slo:first_slice_end:time%s\nor ", sb_str(&id));
+    rg_printf(b, "slo:first_slice_end:time%s\nor ", sb_str(&id));
     on_groups(b, s);
-    sb_printf(b, "\nmin_over_time((\n  time() + 0 * %s\n)[%s:%s])", sb_str(&in), rg, sw);
-    sb_free(&id);
-    sb_free(&in);
+    rg_printf(b, "\nmin_over_time((\n  time() + 0 * %s\n)[%s:%s])", sb_str(&in), rg, sw);
+    sb_fini(&id);
+    sb_fini(&in);
 }
 
 /* The engine's error ratio over the last w_ms under time slice budgeting: bad slices over
@@ -1037,49 +1008,49 @@ static void slice_ratio(sb_t *b, const slo_spec_t *s, int64_t w_ms, const char *
         sb_t n = {0}, ev = {0};
         slice_n(&n, s, w_ms);
         slice_inner(&ev, s, SL_EVENTS);
-        sb_printf(b, "(\n(\n");
+        rg_printf(b, "(\n(\n");
         slice_over(b, s, sb_str(&in), "sum_over_time", w_ms);
-        sb_printf(b, "\nor ");
+        rg_printf(b, "\nor ");
         on_groups(b, s);
-        sb_printf(b, " 0 * %s\n)\n+\n(\n%s\n-\n(\n", sb_str(&n), sb_str(&n));
+        rg_printf(b, " 0 * %s\n)\n+\n(\n%s\n-\n(\n", sb_str(&n), sb_str(&n));
         slice_over(b, s, sb_str(&ev), "count_over_time", w_ms);
-        sb_printf(b, "\nor ");
+        rg_printf(b, "\nor ");
         on_groups(b, s);
-        sb_printf(b, " 0 * %s\n)\n)", sb_str(&n));
+        rg_printf(b, " 0 * %s\n)\n)", sb_str(&n));
         if (ratio) {
-            sb_printf(b, " * %llu", (unsigned long long)SLO_SLICE_SCALE);
+            rg_printf(b, " * %llu", (unsigned long long)SLO_SLICE_SCALE);
         }
-        sb_printf(b, "\n)\n/\n(%s", sb_str(&n));
+        rg_printf(b, "\n)\n/\n(%s", sb_str(&n));
         if (ratio) {
-            sb_printf(b, " * %llu", (unsigned long long)SLO_SLICE_SCALE);
+            rg_printf(b, " * %llu", (unsigned long long)SLO_SLICE_SCALE);
         }
-        sb_printf(b, ")");
-        sb_free(&n);
-        sb_free(&ev);
-        sb_free(&in);
+        rg_printf(b, ")");
+        sb_fini(&n);
+        sb_fini(&ev);
+        sb_fini(&in);
         return;
     }
-    sb_printf(b, "(\n");
+    rg_printf(b, "(\n");
     slice_over(b, s, sb_str(&in), "sum_over_time", w_ms);
-    sb_printf(b, "\n)\n/");
+    rg_printf(b, "\n)\n/");
     if (den) { /* the slice count recorded already (the rolling period's count_period) */
-        sb_printf(b, " on(");
+        rg_printf(b, " on(");
         for (size_t g = 0; g < s->ngroup_by; g++) {
-            sb_printf(b, "%s", g ? ", " : "");
+            rg_printf(b, "%s", g ? ", " : "");
             label_name(b, s->group_by[g]);
         }
-        sb_printf(b, ")");
-        sb_printf(&cnt, "%s", den);
+        rg_printf(b, ")");
+        rg_printf(&cnt, "%s", den);
     } else {
         slice_count(&cnt, s, w_ms);
     }
     if (s->budgeting == SLO_BUDGET_RATIO_TIMESLICES) {
-        sb_printf(b, "\n(%s * %llu)", sb_str(&cnt), (unsigned long long)SLO_SLICE_SCALE);
+        rg_printf(b, "\n(%s * %llu)", sb_str(&cnt), (unsigned long long)SLO_SLICE_SCALE);
     } else {
-        sb_printf(b, "\n%s", sb_str(&cnt));
+        rg_printf(b, "\n%s", sb_str(&cnt));
     }
-    sb_free(&in);
-    sb_free(&cnt);
+    sb_fini(&in);
+    sb_fini(&cnt);
 }
 
 /* Slices per piece of a calendar period sum: the per-chunk subqueries of all chunk steps of a
@@ -1097,15 +1068,15 @@ static void slice_zero(sb_t *b, const slo_spec_t *s)
     if (nd_fill(s)) {
         sb_t id = {0};
         ids(&id, s);
-        sb_printf(b, "sum");
+        rg_printf(b, "sum");
         by_clause(b, s);
-        sb_printf(b, " (0 * slo:nodata_watch_start:time%s)", sb_str(&id));
-        sb_free(&id);
+        rg_printf(b, " (0 * slo:nodata_watch_start:time%s)", sb_str(&id));
+        sb_fini(&id);
         return;
     }
     char sw[32];
     ms_dur(slice_ms(s), sw, sizeof(sw));
-    sb_printf(b, "0 * ");
+    rg_printf(b, "0 * ");
     count_expr(b, s, 0, sw, slice_ms(s));
 }
 
@@ -1118,7 +1089,7 @@ static void calendar_slices(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, co
     int64_t w = slice_ms(s), c = p->chunk_s * 1000;
     ms_dur(w, sw, sizeof(sw));
     int64_t range = s->period_kind == SLO_PERIOD_CALENDAR_MONTH ? 32 * 86400 : 8 * 86400;
-    sb_printf(b, "(\n");
+    rg_printf(b, "(\n");
     if (w >= c || c % w != 0) {
         calendar_over(b, s, p, in, w / 1000, range, fn, 0, NULL);
     } else {
@@ -1126,28 +1097,28 @@ static void calendar_slices(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, co
          * samples at once for promtool's 10000-sample limit), plus the chunk in progress */
         sb_t per = {0};
         ms_dur(c - 1, rg, sizeof(rg));
-        sb_printf(&per, "%s(%s[%s:%s])", fn, in, rg, sw);
-        sb_printf(b, "(\n");
+        rg_printf(&per, "%s(%s[%s:%s])", fn, in, rg, sw);
+        rg_printf(b, "(\n");
         sb_t zero = {0};
         slice_zero(&zero, s);
         calendar_over(b, s, p, sb_str(&per), p->chunk_s, range, "sum_over_time",
                       CAL_PIECE_SLICES * w / c, sb_str(&zero));
-        sb_printf(b, "\nor\n%s\n)\n+\n(\n", sb_str(&zero));
+        rg_printf(b, "\nor\n%s\n)\n+\n(\n", sb_str(&zero));
         for (int k = 0; k < 2; k++) {
-            sb_printf(b, "%s(\n  %s((\n    %s\n    and on() (floor(vector((time() - "
+            rg_printf(b, "%s(\n  %s((\n    %s\n    and on() (floor(vector((time() - "
                          "%lld) / %lld)) %% 2 == %d)\n  )[%s:%s])\n  and on() (floor(vector("
                          "time() / %lld)) %% 2 == %d)\n)",
                       k ? "\nor\n" : "", fn, in, (long long)(w / 1000),
                       (long long)p->chunk_s, k, rg, sw, (long long)p->chunk_s, k);
         }
-        sb_printf(b, "\nor\n%s\n)", sb_str(&zero));
-        sb_free(&zero);
-        sb_free(&per);
+        rg_printf(b, "\nor\n%s\n)", sb_str(&zero));
+        sb_fini(&zero);
+        sb_fini(&per);
     }
     sb_t zero = {0};
     slice_zero(&zero, s);
-    sb_printf(b, "\nor\n%s\n)", sb_str(&zero));
-    sb_free(&zero);
+    rg_printf(b, "\nor\n%s\n)", sb_str(&zero));
+    sb_fini(&zero);
 }
 
 /* The event (or, with time slices, slice) count the engine's data state reads over the
@@ -1178,7 +1149,7 @@ static void period_total(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, int64
     sb_t in = {0};
     slice_inner(&in, s, SL_EVENTS);
     calendar_slices(b, s, p, sb_str(&in), "count_over_time");
-    sb_free(&in);
+    sb_fini(&in);
 }
 
 /* The smallest event count n with (1 - objective) x n >= 1, as eval.c tests it in doubles. */
@@ -1292,33 +1263,33 @@ static size_t windows(const slo_spec_t *s, int64_t *out, size_t cap)
 
 static void indent_block(sb_t *b, const char *text, int ind)
 {
-    sb_printf(b, "%*s", ind, "");
+    rg_printf(b, "%*s", ind, "");
     for (const char *p = text; *p; p++) {
-        sb_printf(b, "%c", *p);
+        rg_printf(b, "%c", *p);
         if (*p == '\n' && p[1]) {
-            sb_printf(b, "%*s", ind, "");
+            rg_printf(b, "%*s", ind, "");
         }
     }
-    sb_printf(b, "\n");
+    rg_printf(b, "\n");
 }
 
 static void labels_block(sb_t *b, const slo_kv_t *kv, const char *window, int ind)
 {
-    sb_printf(b, "%*slabels:\n", ind, "");
+    rg_printf(b, "%*slabels:\n", ind, "");
     for (size_t i = 0; i < kv->n; i++) {
-        sb_printf(b, "%*s%s: ", ind + 2, "", kv->keys[i]);
+        rg_printf(b, "%*s%s: ", ind + 2, "", kv->keys[i]);
         yq(b, kv->vals[i]);
-        sb_printf(b, "\n");
+        rg_printf(b, "\n");
     }
     if (window) {
-        sb_printf(b, "%*ssloth_window: '%s'\n", ind + 2, "", window);
+        rg_printf(b, "%*ssloth_window: '%s'\n", ind + 2, "", window);
     }
 }
 
 static void record(sb_t *b, const char *name, const char *expr, const slo_kv_t *labels,
                    const char *window)
 {
-    sb_printf(b, "  - record: %s\n    expr: |\n", name);
+    rg_printf(b, "  - record: %s\n    expr: |\n", name);
     indent_block(b, expr, 6);
     labels_block(b, labels, window, 4);
 }
@@ -1366,12 +1337,12 @@ static int needs_tier_label(const slo_spec_t *s, size_t i)
 /* on(<group labels>): matches one series per group whatever else the series carry. */
 static void on_groups(sb_t *b, const slo_spec_t *s)
 {
-    sb_printf(b, "on(");
+    rg_printf(b, "on(");
     for (size_t g = 0; g < s->ngroup_by; g++) {
-        sb_printf(b, "%s", g ? ", " : "");
+        rg_printf(b, "%s", g ? ", " : "");
         label_name(b, s->group_by[g]);
     }
-    sb_printf(b, ")");
+    rg_printf(b, ")");
 }
 
 /* no_data: bad / freeze / alert: the window ratios the rules record are the engine's for
@@ -1415,24 +1386,24 @@ static int labels_use_value(const slo_tier_t *t)
  * group labels, so they are left out of the match). */
 static void own_alerts(sb_t *b, const slo_spec_t *s, const slo_tier_t *t, int tier_label)
 {
-    sb_printf(b, "max without (alertname, alertstate) (ALERTS{alertname=");
+    rg_printf(b, "max without (alertname, alertstate) (ALERTS{alertname=");
     pq(b, t->alert_name);
-    sb_printf(b, ", sloth_id=");
+    rg_printf(b, ", sloth_id=");
     pq(b, s->id);
     for (size_t k = 0; k < t->labels.n; k++) {
         if (strstr(t->labels.vals[k], "{{")) {
             continue;
         }
-        sb_printf(b, ", ");
+        rg_printf(b, ", ");
         label_name(b, t->labels.keys[k]);
-        sb_printf(b, "=");
+        rg_printf(b, "=");
         pq(b, t->labels.vals[k]);
     }
     if (tier_label) {
-        sb_printf(b, ", slo_tier=");
+        rg_printf(b, ", slo_tier=");
         pq(b, t->name);
     }
-    sb_printf(b, "})");
+    rg_printf(b, "})");
 }
 
 /* The hold appended to a rule's expression: `or` its own alerts (own_alerts) `and` (held
@@ -1440,13 +1411,13 @@ static void own_alerts(sb_t *b, const slo_spec_t *s, const slo_tier_t *t, int ti
 static void hold_term(sb_t *b, const slo_spec_t *s, const slo_tier_t *t, int tier_label,
                       const char *op, const char *cond)
 {
-    sb_printf(b, "\nor ");
+    rg_printf(b, "\nor ");
     on_groups(b, s);
-    sb_printf(b, "\n(\n    ");
+    rg_printf(b, "\n(\n    ");
     own_alerts(b, s, t, tier_label);
-    sb_printf(b, "\n    %s ", op);
+    rg_printf(b, "\n    %s ", op);
     on_groups(b, s);
-    sb_printf(b, "\n    %s\n)", cond);
+    rg_printf(b, "\n    %s\n)", cond);
 }
 
 /* no_data: bad / freeze / alert (nd_fill): `expr` with a defined value (0/0 gives NaN, which
@@ -1458,22 +1429,22 @@ static void nd_ratio(sb_t *b, const slo_spec_t *s, const char *name, const char 
 {
     sb_t id = {0};
     ids(&id, s);
-    sb_printf(b, "(\n%s\n) >= -Inf", expr);
+    rg_printf(b, "(\n%s\n) >= -Inf", expr);
     if (s->nodata != SLO_NODATA_BAD) {
-        sb_printf(b, "\nor ");
+        rg_printf(b, "\nor ");
         on_groups(b, s);
-        sb_printf(b, "\n%s", name);
-        id.n -= 1; /* drop "}" */
-        id.p[id.n] = 0;
-        sb_printf(b, "%s, sloth_window=\"%s\"}", sb_str(&id), window);
-        id.n = 0;
+        rg_printf(b, "\n%s", name);
+        id.len -= 1; /* drop "}" */
+        id.p[id.len] = 0;
+        rg_printf(b, "%s, sloth_window=\"%s\"}", sb_str(&id), window);
+        id.len = 0;
         ids(&id, s);
     }
-    sb_printf(b, "\nor ");
+    rg_printf(b, "\nor ");
     on_groups(b, s);
-    sb_printf(b, "\n(slo:nodata_watch_start:time%s * 0 + %d)", sb_str(&id),
+    rg_printf(b, "\n(slo:nodata_watch_start:time%s * 0 + %d)", sb_str(&id),
               s->nodata == SLO_NODATA_BAD ? 1 : 0);
-    sb_free(&id);
+    sb_fini(&id);
 }
 
 /* Records an error ratio `expr` under `name`, through nd_ratio where the no-data policy
@@ -1487,7 +1458,7 @@ static void record_ratio(sb_t *b, const slo_spec_t *s, const char *name, const c
         expr = sb_str(&f);
     }
     record(b, name, expr, &s->labels, window);
-    sb_free(&f);
+    sb_fini(&f);
 }
 
 /* The engine's `invalid` data state (eval.c slo_eval_compute), part one: some window (5m, 30m,
@@ -1523,16 +1494,16 @@ static void query_resets(sb_t *b, const char *q)
     while (*p) {
         int boundary = p == sb_str(&t) || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
         if (boundary && !strncmp(p, "rate(", 5)) {
-            sb_printf(b, "resets(");
+            rg_printf(b, "resets(");
             p += 5;
         } else if (boundary && !strncmp(p, "increase(", 9)) {
-            sb_printf(b, "resets(");
+            rg_printf(b, "resets(");
             p += 9;
         } else {
-            sb_printf(b, "%c", *p++);
+            rg_printf(b, "%c", *p++);
         }
     }
-    sb_free(&t);
+    sb_fini(&t);
 }
 
 /* Counter resets over the last hour per group, as the engine counts them (eval.c
@@ -1560,22 +1531,22 @@ static void reset_count(sb_t *b, const slo_spec_t *s)
             agg_fn(&t[n++], s, &q->total, NULL, NULL, "1h", "resets");
         }
     }
-    sb_printf(b, "  sum without (meltp_role) (\n");
+    rg_printf(b, "  sum without (meltp_role) (\n");
     for (size_t i = 0; i < n; i++) {
-        sb_printf(b, "%s    label_replace(%s, \"meltp_role\", \"%zu\", \"\", \"\")",
+        rg_printf(b, "%s    label_replace(%s, \"meltp_role\", \"%zu\", \"\", \"\")",
                   i ? "\n    or\n" : "", sb_str(&t[i]), i);
-        sb_free(&t[i]);
+        sb_fini(&t[i]);
     }
-    sb_printf(b, "\n  ) > %d", SLO_RESET_STORM);
+    rg_printf(b, "\n  ) > %d", SLO_RESET_STORM);
 }
 
 /* An error ratio over w outside [0, 1], computed once: |ratio - 0.5| > 0.5 (x/0 with x != 0
  * is +-Inf: outside; 0/0 is NaN: not). */
 static void invalid_term(sb_t *b, const slo_spec_t *s, const char *w)
 {
-    sb_printf(b, "  abs((\n");
+    rg_printf(b, "  abs((\n");
     error_ratio(b, s, w);
-    sb_printf(b, "\n  ) - 0.5) > 0.5");
+    rg_printf(b, "\n  ) - 0.5) > 0.5");
 }
 
 /* While the data is invalid the engine's window ratios are clamped to [0, 1] (eval.c
@@ -1589,7 +1560,7 @@ static void clamp_invalid(sb_t *e, const slo_spec_t *s)
         return;
     }
     sb_t f = {0};
-    sb_printf(&f, "clamp(\n(\n%s\n) > -Inf < +Inf,\n0, 1)", sb_str(e));
+    rg_printf(&f, "clamp(\n(\n%s\n) > -Inf < +Inf,\n0, 1)", sb_str(e));
     sb_move(e, &f);
 }
 
@@ -1611,13 +1582,13 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         if (tzp.chunk_s % 60 != 0) {
             tzp.chunk_s = 3600; /* offsets in seconds: no such zone since 2000, but be safe */
         }
-        sb_printf(b,
+        rg_printf(b,
                   "# %s: calendar %s in %s. The period rules count events from the\n"
                   "# local midnight that starts the %s: whole %llds chunks by period class\n"
                   "# (subqueries), plus the tail since the last chunk boundary in %llds steps.\n",
                   s->id, pk, zone, pk, (long long)tzp.chunk_s, (long long)(tail_ms / 1000));
         if (tzp.problem) {
-            sb_printf(b,
+            rg_printf(b,
                       "# NOT EXACT: %s: %s has DST (offsets %+d s and %+d s) and %s; events\n"
                       "# within %d s of such a period boundary may count in the neighbouring "
                       "period.\n",
@@ -1629,12 +1600,12 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
      * slice_emit) and the rules do not: they see no events as no ratio (0/0) and no alert */
     switch (s->nodata) {
     case SLO_NODATA_GOOD:
-        sb_printf(b, "# %s: no_data: good. Windows without events give no ratio and no alert; "
+        rg_printf(b, "# %s: no_data: good. Windows without events give no ratio and no alert; "
                      "the engine\n# reports ratio 0 there and raises nothing either.\n",
                   s->id);
         break;
     case SLO_NODATA_BAD:
-        sb_printf(b, "# %s: no_data: bad. A window without events has error ratio 1 for every "
+        rg_printf(b, "# %s: no_data: bad. A window without events has error ratio 1 for every "
                      "group seen\n# (slo:nodata_watch_start:time), and a tier whose long window "
                      "has no events fires,\n# as in the engine.%s\n",
                   s->id, timeslices(s) ? " Every empty slice after a group's first slice with "
@@ -1643,14 +1614,14 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         break;
     case SLO_NODATA_FREEZE:
     case SLO_NODATA_ALERT:
-        sb_printf(b, "# %s: no_data: %s. A window without events keeps the previous "
+        rg_printf(b, "# %s: no_data: %s. A window without events keeps the previous "
                      "evaluation's ratio\n# (0 before the group had one), the rule reading its "
                      "own last value; tiers read only\n# windows with events, and a tier whose "
                      "long window has no events is held, as in\n# the engine.\n",
                   s->id, slo_nodata_name(s->nodata));
         break;
     }
-    sb_printf(b, "- name: sloth-slo-sli-recordings-%s\n  rules:\n", s->id);
+    rg_printf(b, "- name: sloth-slo-sli-recordings-%s\n  rules:\n", s->id);
     if (s->nodata == SLO_NODATA_ALERT || nd_fill(s)) {
         /* when the engine started watching each group (its no-data grace; with bad/freeze
          * the groups whose empty windows get a ratio): the first evaluation that saw the
@@ -1658,25 +1629,25 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
          * window ratios below see a group at its first evaluation */
         sb_t e = {0}, i2 = {0};
         ids(&i2, s);
-        sb_printf(&e, "slo:nodata_watch_start:time%s\nor", sb_str(&i2));
+        rg_printf(&e, "slo:nodata_watch_start:time%s\nor", sb_str(&i2));
         if (s->ngroup_by) {
-            sb_printf(&e, " ");
+            rg_printf(&e, " ");
             on_groups(&e, s);
-            sb_printf(&e, "\n(time() + 0 * ");
+            rg_printf(&e, "\n(time() + 0 * ");
             present_expr(&e, s);
-            sb_printf(&e, ")");
+            rg_printf(&e, ")");
         } else {
-            sb_printf(&e, " on()\nvector(time())");
+            rg_printf(&e, " on()\nvector(time())");
         }
         record(b, "slo:nodata_watch_start:time", sb_str(&e), &s->labels, NULL);
-        sb_free(&i2);
-        sb_free(&e);
+        sb_fini(&i2);
+        sb_fini(&e);
     }
     if (slices_bad(s)) {
         sb_t e = {0};
         first_slice_end(&e, s);
         record(b, "slo:first_slice_end:time", sb_str(&e), &s->labels, NULL);
-        sb_free(&e);
+        sb_fini(&e);
     }
     /* rolling period under time slices: the period's slice count first, so that the period's
      * ratio divides by it instead of counting the period's slices a second time */
@@ -1687,8 +1658,8 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         sb_t e = {0};
         period_total(&e, s, &tzp, tail_ms);
         record(b, "slo:sli_total:count_period", sb_str(&e), &s->labels, pw);
-        sb_free(&e);
-        sb_printf(&den, "slo:sli_total:count_period");
+        sb_fini(&e);
+        rg_printf(&den, "slo:sli_total:count_period");
         ids(&den, s);
     }
     for (size_t i = 0; i < nw; i++) {
@@ -1703,7 +1674,7 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         char name[64];
         snprintf(name, sizeof(name), "slo:sli_error:ratio_rate%s", ws);
         record_ratio(b, s, name, ws, sb_str(&e));
-        sb_free(&e);
+        sb_fini(&e);
     }
     /* min_events: event counts (time slices with data, under time slice budgeting) over each
      * long window gate the alerts, as in the engine (eval.c slo_eval_run) */
@@ -1727,12 +1698,12 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         char name[64];
         snprintf(name, sizeof(name), "slo:sli_total:count%s", ws);
         record(b, name, sb_str(&e), &s->labels, ws);
-        sb_free(&e);
+        sb_fini(&e);
     }
 
     /* the period: events (slices) for the data-state gate; calendar periods also bad
      * events and the error ratio since the period start */
-    sb_free(&den);
+    sb_fini(&den);
     {
         sb_t e = {0};
         if (!early_total) {
@@ -1740,16 +1711,16 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             record(b, "slo:sli_total:count_period", sb_str(&e), &s->labels, pw);
         }
         if (s->period_kind != SLO_PERIOD_ROLLING && !timeslices(s)) {
-            e.n = 0;
+            e.len = 0;
             calendar_count(&e, s, &tzp, 1, tail_ms);
             record(b, "slo:sli_bad:count_period", sb_str(&e), &s->labels, pw);
             /* the ratio reads the counts recorded just above (same group, in order) */
             sb_t i2 = {0};
             ids(&i2, s);
-            e.n = 0;
-            sb_printf(&e, "slo:sli_bad:count_period%s\n/\nslo:sli_total:count_period%s",
+            e.len = 0;
+            rg_printf(&e, "slo:sli_bad:count_period%s\n/\nslo:sli_total:count_period%s",
                       sb_str(&i2), sb_str(&i2));
-            sb_free(&i2);
+            sb_fini(&i2);
             clamp_invalid(&e, s);
             record_ratio(b, s, "slo:sli_error:ratio_period", pw, sb_str(&e));
         } else if (s->period_kind != SLO_PERIOD_ROLLING) {
@@ -1759,99 +1730,99 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             ids(&i2, s);
             slice_inner(&in, s, SL_BAD);
             on_groups(&on, s);
-            e.n = 0;
+            e.len = 0;
             calendar_slices(&e, s, &tzp, sb_str(&in), "sum_over_time");
             if (slices_bad(s)) {
                 /* no_data: bad: the period's empty slices (counted minus with events) are bad
                  * slices too, each a whole unit */
                 sb_t ev = {0}, f = {0};
                 slice_inner(&ev, s, SL_EVENTS);
-                sb_printf(&f, "(\n%s\n)\n+ %s\n(\n  slo:sli_total:count_period%s\n  - %s\n",
+                rg_printf(&f, "(\n%s\n)\n+ %s\n(\n  slo:sli_total:count_period%s\n  - %s\n",
                           sb_str(&e), sb_str(&on), sb_str(&i2), sb_str(&on));
                 calendar_slices(&f, s, &tzp, sb_str(&ev), "count_over_time");
-                sb_printf(&f, "\n)");
+                rg_printf(&f, "\n)");
                 if (s->budgeting == SLO_BUDGET_RATIO_TIMESLICES) {
-                    sb_printf(&f, " * %llu", (unsigned long long)SLO_SLICE_SCALE);
+                    rg_printf(&f, " * %llu", (unsigned long long)SLO_SLICE_SCALE);
                 }
                 sb_move(&e, &f);
-                sb_free(&ev);
+                sb_fini(&ev);
             }
             if (s->budgeting == SLO_BUDGET_TIMESLICES) {
                 record(b, "slo:sli_bad:count_period", sb_str(&e), &s->labels, pw);
-                e.n = 0;
-                sb_printf(&e, "slo:sli_bad:count_period%s\n/\nslo:sli_total:count_period%s",
+                e.len = 0;
+                rg_printf(&e, "slo:sli_bad:count_period%s\n/\nslo:sli_total:count_period%s",
                           sb_str(&i2), sb_str(&i2));
                 record_ratio(b, s, "slo:sli_error:ratio_period", pw, sb_str(&e));
             } else {
                 /* RatioTimeslices: sum of the slice ratios in millionths over slices x 1e6
                  * (eval.c's integer units, so the division is the engine's); the bad count
                  * (the sum of the slice error ratios) follows from it */
-                sb_printf(&e, "\n/ %s\n(slo:sli_total:count_period%s * %llu)", sb_str(&on),
+                rg_printf(&e, "\n/ %s\n(slo:sli_total:count_period%s * %llu)", sb_str(&on),
                           sb_str(&i2), (unsigned long long)SLO_SLICE_SCALE);
                 record_ratio(b, s, "slo:sli_error:ratio_period", pw, sb_str(&e));
-                e.n = 0;
-                sb_printf(&e, "slo:sli_error:ratio_period%s\n*\nslo:sli_total:count_period%s",
+                e.len = 0;
+                rg_printf(&e, "slo:sli_error:ratio_period%s\n*\nslo:sli_total:count_period%s",
                           sb_str(&i2), sb_str(&i2));
                 record(b, "slo:sli_bad:count_period", sb_str(&e), &s->labels, pw);
             }
-            sb_free(&i2);
-            sb_free(&in);
-            sb_free(&on);
+            sb_fini(&i2);
+            sb_fini(&in);
+            sb_fini(&on);
         }
-        sb_free(&e);
+        sb_fini(&e);
     }
 
     sb_t id = {0};
     ids(&id, s);
     sb_t e = {0};
-    sb_printf(b, "- name: sloth-slo-meta-recordings-%s\n  rules:\n", s->id);
-    sb_printf(&e, "vector(%.10g)", s->objective);
+    rg_printf(b, "- name: sloth-slo-meta-recordings-%s\n  rules:\n", s->id);
+    rg_printf(&e, "vector(%.10g)", s->objective);
     record(b, "slo:objective:ratio", sb_str(&e), &s->labels, NULL);
-    e.n = 0;
-    sb_printf(&e, "vector(1-%.10g)", s->objective);
+    e.len = 0;
+    rg_printf(&e, "vector(1-%.10g)", s->objective);
     record(b, "slo:error_budget:ratio", sb_str(&e), &s->labels, NULL);
-    e.n = 0;
+    e.len = 0;
     if (s->period_kind == SLO_PERIOD_CALENDAR_MONTH) {
-        sb_printf(&e, "days_in_month(");
+        rg_printf(&e, "days_in_month(");
         local_vec(&e, &tzp, "time()");
-        sb_printf(&e, ")");
+        rg_printf(&e, ")");
     } else {
-        sb_printf(&e, "vector(%.10g)", (double)s->period_ms / 86400000.0);
+        rg_printf(&e, "vector(%.10g)", (double)s->period_ms / 86400000.0);
     }
     record(b, "slo:time_period:days", sb_str(&e), &s->labels, NULL);
-    e.n = 0;
-    sb_printf(&e,
+    e.len = 0;
+    rg_printf(&e,
               "slo:sli_error:ratio_rate5m%s\n/ on(sloth_id, sloth_slo, sloth_service) "
               "group_left\nslo:error_budget:ratio%s",
               sb_str(&id), sb_str(&id));
     record(b, "slo:current_burn_rate:ratio", sb_str(&e), &s->labels, NULL);
-    e.n = 0;
-    sb_printf(&e,
+    e.len = 0;
+    rg_printf(&e,
               "slo:sli_error:ratio_%s%s%s\n/ on(sloth_id, sloth_slo, sloth_service) "
               "group_left\nslo:error_budget:ratio%s",
               s->period_kind == SLO_PERIOD_ROLLING ? "rate" : "", 
               s->period_kind == SLO_PERIOD_ROLLING ? ps : "period", sb_str(&id), sb_str(&id));
     record(b, "slo:period_burn_rate:ratio", sb_str(&e), &s->labels, NULL);
-    e.n = 0;
-    sb_printf(&e, "1 - slo:period_burn_rate:ratio%s", sb_str(&id));
+    e.len = 0;
+    rg_printf(&e, "1 - slo:period_burn_rate:ratio%s", sb_str(&id));
     record(b, "slo:period_error_budget_remaining:ratio", sb_str(&e), &s->labels, NULL);
     if (invalid_flag(s)) {
         /* 1 per group whose data the engine calls invalid: it holds every tier then */
-        e.n = 0;
-        sb_printf(&e, "max");
+        e.len = 0;
+        rg_printf(&e, "max");
         by_clause(&e, s);
-        sb_printf(&e, " (\n");
+        rg_printf(&e, " (\n");
         static const char *const iw[] = {"5m", "30m", "1h", "2h", "6h", "1d", "3d"};
         for (size_t k = 0; invalid_counts(s) && k < MT_ARRAY_LEN(iw); k++) {
             invalid_term(&e, s, iw[k]);
-            sb_printf(&e, "\n  or\n");
+            rg_printf(&e, "\n  or\n");
         }
         if (!invalid_counts(s)) {
             /* no inconsistent counts possible: the reset storm alone */
         } else if (s->period_kind == SLO_PERIOD_ROLLING) {
             invalid_term(&e, s, ps);
         } else {
-            sb_printf(&e, "  max without (sloth_window) (\n    slo:sli_bad:count_period%s > "
+            rg_printf(&e, "  max without (sloth_window) (\n    slo:sli_bad:count_period%s > "
                           "slo:sli_total:count_period%s\n    or\n    "
                           "slo:sli_bad:count_period%s < 0\n  )",
                       sb_str(&id), sb_str(&id), sb_str(&id));
@@ -1863,15 +1834,15 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             ms_dur(slice_ms(s), sw, sizeof(sw));
             ms_dur(SLO_INVALID_SLICE_MS - 1, rg, sizeof(rg));
             slice_inconsistent(&in, s);
-            sb_printf(&e, "%s  count_over_time(%s[%s:%s]) > 0", invalid_counts(s) ? "\n  or\n" : "",
+            rg_printf(&e, "%s  count_over_time(%s[%s:%s]) > 0", invalid_counts(s) ? "\n  or\n" : "",
                       sb_str(&in), rg, sw);
-            sb_free(&in);
+            sb_fini(&in);
         }
         if (invalid_resets(s)) {
-            sb_printf(&e, "%s", invalid_counts(s) || invalid_slices(s) ? "\n  or\n" : "");
+            rg_printf(&e, "%s", invalid_counts(s) || invalid_slices(s) ? "\n  or\n" : "");
             reset_count(&e, s);
         }
-        sb_printf(&e, "\n) * 0 + 1");
+        rg_printf(&e, "\n) * 0 + 1");
         record(b, "slo:sli_invalid:flag", sb_str(&e), &s->labels, NULL);
     }
     {
@@ -1901,7 +1872,7 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         record(b, "sloth_slo_info", "vector(1)", &info, NULL);
     }
 
-    sb_printf(b, "- name: sloth-slo-alerts-%s\n  rules:\n", s->id);
+    rg_printf(b, "- name: sloth-slo-alerts-%s\n  rules:\n", s->id);
     int any = 0;
     for (size_t i = 0; i < s->ntiers; i++) {
         const slo_tier_t *t = &s->tiers[i];
@@ -1918,7 +1889,7 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             continue;
         }
         any = 1;
-        e.n = 0;
+        e.len = 0;
         int nterm = 0;
         for (size_t j = i; j < s->ntiers; j++) {
             const slo_tier_t *u = &s->tiers[j];
@@ -1930,16 +1901,16 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             slo_fmt_duration(u->long_ms, lw, sizeof(lw));
             rt(u->factor, fs, sizeof(fs));
             rt(1.0 - s->objective, bs, sizeof(bs));
-            sb_printf(&e,
+            rg_printf(&e,
                       "%s(\n    max(slo:sli_error:ratio_rate%s%s > (%s * %s)) without "
                       "(sloth_window)\n    and\n    max(slo:sli_error:ratio_rate%s%s > (%s * "
                       "%s)) without (sloth_window)\n)",
                       nterm ? "\nor\n" : "", sw, sb_str(&id), fs, bs, lw, sb_str(&id), fs, bs);
-            e.n -= 2;
-            e.p[e.n] = 0;
+            e.len -= 2;
+            e.p[e.len] = 0;
             if (s->min_events > 0) {
                 /* low traffic is not a page: the long window needs min_events events */
-                sb_printf(&e,
+                rg_printf(&e,
                           "\n    and\n    max(slo:sli_total:count%s%s >= %llu) without "
                           "(sloth_window)",
                           lw, sb_str(&id), (unsigned long long)s->min_events);
@@ -1948,28 +1919,28 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
                 /* freeze / alert: the recorded ratios keep their last value, but the engine's
                  * tiers read windows without events as ratio 0 (window_ratio): the short
                  * window needs events (then so has the long one, which contains it) */
-                sb_printf(&e, "\n    and ");
+                rg_printf(&e, "\n    and ");
                 on_groups(&e, s);
-                sb_printf(&e, "\n    (");
+                rg_printf(&e, "\n    (");
                 window_events(&e, s, sw, u->short_ms);
-                sb_printf(&e, " > 0)");
+                rg_printf(&e, " > 0)");
             }
             /* the engine's data state: insufficient_data (0 < period count <
              * max(min_events, 1/(1-objective))) holds every tier */
-            sb_printf(&e,
+            rg_printf(&e,
                       "\n    and\n    max(slo:sli_total:count_period%s >= %llu or "
                       "slo:sli_total:count_period%s == 0) without (sloth_window)\n)",
                       sb_str(&id), (unsigned long long)min_period_events(s), sb_str(&id));
             if (nd_fill(s) && s->nodata == SLO_NODATA_BAD) {
                 /* bad: a long window without events fires the tier, whatever the data state
                  * (eval.c slo_eval_run: cond = 1 before the low-traffic checks) */
-                sb_printf(&e, "\nor\n(\n    max(slo:sli_error:ratio_rate%s%s) without "
+                rg_printf(&e, "\nor\n(\n    max(slo:sli_error:ratio_rate%s%s) without "
                               "(sloth_window)\n    unless ",
                           lw, sb_str(&id));
                 on_groups(&e, s);
-                sb_printf(&e, "\n    (");
+                rg_printf(&e, "\n    (");
                 window_events(&e, s, lw, u->long_ms);
-                sb_printf(&e, " > 0)\n)");
+                rg_printf(&e, " > 0)\n)");
             }
             nterm++;
         }
@@ -1980,13 +1951,13 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         if (invalid_flag(s)) {
             /* invalid data holds every tier: no tier term counts then */
             sb_t f = {0}, c = {0};
-            sb_printf(&f, "(\n%s\n)\nunless ", sb_str(&e));
+            rg_printf(&f, "(\n%s\n)\nunless ", sb_str(&e));
             on_groups(&f, s);
-            sb_printf(&f, "\nslo:sli_invalid:flag%s", sb_str(&id));
-            sb_printf(&c, "slo:sli_invalid:flag%s", sb_str(&id));
+            rg_printf(&f, "\nslo:sli_invalid:flag%s", sb_str(&id));
+            rg_printf(&c, "slo:sli_invalid:flag%s", sb_str(&id));
             hold_term(&f, s, t, tier_label, "and", sb_str(&c));
             sb_move(&e, &f);
-            sb_free(&c);
+            sb_fini(&c);
         }
         if (nd_fill(s) && s->nodata != SLO_NODATA_BAD && !mergeable(s, t)) {
             /* freeze / alert: a tier whose long window has no events is held (a merged rule's
@@ -1994,41 +1965,41 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             char lw[32];
             sb_t c = {0};
             slo_fmt_duration(t->long_ms, lw, sizeof(lw));
-            sb_printf(&c, "(");
+            rg_printf(&c, "(");
             window_events(&c, s, lw, t->long_ms);
-            sb_printf(&c, " > 0)");
+            rg_printf(&c, " > 0)");
             hold_term(&e, s, t, tier_label, "unless", sb_str(&c));
-            sb_free(&c);
+            sb_fini(&c);
         }
         if ((invalid_flag(s) || (nd_fill(s) && s->nodata != SLO_NODATA_BAD)) &&
             labels_use_value(t)) {
-            sb_printf(b, "# NOT EQUIVALENT: %s (%s): a label templated on $value renders anew "
+            rg_printf(b, "# NOT EQUIVALENT: %s (%s): a label templated on $value renders anew "
                          "while the\n# engine holds the alert, so the held alert is a new one "
                          "to Prometheus.\n",
                       t->alert_name, t->severity);
         }
-        sb_printf(b, "  - alert: %s\n    expr: |\n", t->alert_name);
+        rg_printf(b, "  - alert: %s\n    expr: |\n", t->alert_name);
         indent_block(b, sb_str(&e), 6);
         char d[32];
         if (t->for_ms > 0) {
-            sb_printf(b, "    for: %s\n", slo_fmt_duration(t->for_ms, d, sizeof(d)));
+            rg_printf(b, "    for: %s\n", slo_fmt_duration(t->for_ms, d, sizeof(d)));
         }
         if (t->keep_firing_for_ms > 0) {
-            sb_printf(b, "    keep_firing_for: %s\n",
+            rg_printf(b, "    keep_firing_for: %s\n",
                       slo_fmt_duration(t->keep_firing_for_ms, d, sizeof(d)));
         }
         slo_kv_t lab = t->labels;
         labels_block(b, &lab, NULL, 4);
         if (needs_tier_label(s, i)) {
-            sb_printf(b, "      slo_tier: ");
+            rg_printf(b, "      slo_tier: ");
             yq(b, t->name);
-            sb_printf(b, "\n");
+            rg_printf(b, "\n");
         }
-        sb_printf(b, "    annotations:\n");
+        rg_printf(b, "    annotations:\n");
         for (size_t k = 0; k < t->annotations.n; k++) {
-            sb_printf(b, "      %s: ", t->annotations.keys[k]);
+            rg_printf(b, "      %s: ", t->annotations.keys[k]);
             yq(b, t->annotations.vals[k]);
-            sb_printf(b, "\n");
+            rg_printf(b, "\n");
         }
     }
     if (s->nodata == SLO_NODATA_ALERT) {
@@ -2041,58 +2012,58 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         /* per group: watched for at least the delay (the engine's start-up grace), and no
          * event in the last delay (rate() needs two samples of the window to see growth,
          * so an increment whose sample is `after` old no longer counts, as in the engine) */
-        e.n = 0;
-        sb_printf(&e, "(time() - slo:nodata_watch_start:time%s) >= %lld\nunless on(", sb_str(&id),
+        e.len = 0;
+        rg_printf(&e, "(time() - slo:nodata_watch_start:time%s) >= %lld\nunless on(", sb_str(&id),
                   (long long)(nodata_after(s) / 1000));
         for (size_t g = 0; g < s->ngroup_by; g++) {
-            sb_printf(&e, "%s", g ? ", " : "");
+            rg_printf(&e, "%s", g ? ", " : "");
             label_name(&e, s->group_by[g]);
         }
-        sb_printf(&e, ")\n(");
+        rg_printf(&e, ")\n(");
         total_rate(&e, s, aw);
-        sb_printf(&e, " > 0)");
-        sb_printf(b, "  - alert: %s\n    expr: |\n", an);
+        rg_printf(&e, " > 0)");
+        rg_printf(b, "  - alert: %s\n    expr: |\n", an);
         indent_block(b, sb_str(&e), 6);
         const char *k[160], *v[160];
         size_t n = nodata_labels(s, k, v, MT_ARRAY_LEN(k));
-        sb_printf(b, "    labels:\n");
+        rg_printf(b, "    labels:\n");
         for (size_t i = 0; i < n; i++) {
-            sb_printf(b, "      %s: ", k[i]);
+            rg_printf(b, "      %s: ", k[i]);
             yq(b, v[i]);
-            sb_printf(b, "\n");
+            rg_printf(b, "\n");
         }
-        sb_printf(b, "    annotations:\n      title: ");
+        rg_printf(b, "    annotations:\n      title: ");
         sb_t t = {0};
-        sb_printf(&t, "%s: no events for %s", s->id, aw);
+        rg_printf(&t, "%s: no events for %s", s->id, aw);
         yq(b, sb_str(&t));
-        sb_free(&t);
-        sb_printf(b, "\n");
+        sb_fini(&t);
+        rg_printf(b, "\n");
     }
     if (!any) {
         /* promtool rejects a group without rules */
-        b->n -= strlen("  rules:\n");
-        b->p[b->n] = 0;
-        sb_printf(b, "  rules: []\n");
+        b->len -= strlen("  rules:\n");
+        b->p[b->len] = 0;
+        rg_printf(b, "  rules: []\n");
     }
-    sb_free(&e);
-    sb_free(&id);
+    sb_fini(&e);
+    sb_fini(&id);
 }
 
 int slo_rules_write(FILE *f, const slo_set_t *set, mt_errbuf_t *eb)
 {
     sb_t b = {0};
-    sb_printf(&b, "# Generated by meltp slo rules (meltp %s) - Sloth-compatible SLO rules.\n"
+    rg_printf(&b, "# Generated by meltp slo rules (meltp %s) - Sloth-compatible SLO rules.\n"
                   "# Do not edit: regenerate from the SLO specs.\ngroups:\n",
               MELTP_VERSION);
     for (size_t i = 0; i < set->n; i++) {
         spec_rules(&b, &set->slos[i]);
     }
     int rc = MT_OK;
-    if (fwrite(sb_str(&b), 1, b.n, f) != b.n) {
+    if (fwrite(sb_str(&b), 1, b.len, f) != b.len) {
         mt_failf(eb, "write failed");
         rc = MT_EIO;
     }
-    sb_free(&b);
+    sb_fini(&b);
     return rc;
 }
 
@@ -2109,15 +2080,15 @@ static char *pick_value(const slo_matcher_t *const *ms, const int *want, size_t 
                            "ok", "true", "false", "GET", "POST", "a", ""};
     /* candidates separated by \x01 */
     for (size_t i = 0; i < n; i++) {
-        sb_printf(&cand, "%s\x01", ms[i]->value);
+        rg_printf(&cand, "%s\x01", ms[i]->value);
         if (ms[i]->op == SLO_MATCH_RE || ms[i]->op == SLO_MATCH_NRE) {
             /* each alternative, with . -> 0 and regex syntax dropped */
             const char *v = ms[i]->value;
             sb_t alt = {0};
             for (const char *p = v;; p++) {
                 if (*p == '|' || !*p) {
-                    sb_printf(&cand, "%s\x01", sb_str(&alt));
-                    alt.n = 0;
+                    rg_printf(&cand, "%s\x01", sb_str(&alt));
+                    alt.len = 0;
                     if (alt.p) {
                         alt.p[0] = 0;
                     }
@@ -2125,22 +2096,22 @@ static char *pick_value(const slo_matcher_t *const *ms, const int *want, size_t 
                         break;
                     }
                 } else if (*p == '.') {
-                    sb_printf(&alt, "0");
+                    rg_printf(&alt, "0");
                 } else if (*p == '\\' && p[1]) {
                     p++;
-                    sb_printf(&alt, "%c", *p == 'd' ? '0' : *p);
+                    rg_printf(&alt, "%c", *p == 'd' ? '0' : *p);
                 } else if (*p == '[' && strchr(p, ']')) {
-                    sb_printf(&alt, "%c", p[1] == '^' ? 'z' : p[1]);
+                    rg_printf(&alt, "%c", p[1] == '^' ? 'z' : p[1]);
                     p = strchr(p + 1, ']');
                 } else if (!strchr("()^$*+?{}", *p)) {
-                    sb_printf(&alt, "%c", *p);
+                    rg_printf(&alt, "%c", *p);
                 }
             }
-            sb_free(&alt);
+            sb_fini(&alt);
         }
     }
     for (size_t i = 0; i < MT_ARRAY_LEN(fixed); i++) {
-        sb_printf(&cand, "%s\x01", fixed[i]);
+        rg_printf(&cand, "%s\x01", fixed[i]);
     }
     char *res = NULL;
     const char *p = sb_str(&cand);
@@ -2174,7 +2145,7 @@ static char *pick_value(const slo_matcher_t *const *ms, const int *want, size_t 
             res = calloc(1, 1);
         }
     }
-    sb_free(&cand);
+    sb_fini(&cand);
     return res;
 }
 
@@ -2191,7 +2162,7 @@ static void group_name(char *buf, size_t len, const char *attr)
     sb_t b = {0};
     label_name(&b, attr);
     snprintf(buf, len, "%s", sb_str(&b));
-    sb_free(&b);
+    sb_fini(&b);
 }
 
 static int series(sb_t *out, const char *metric, const slo_selector_t *const *match, size_t nmatch,
@@ -2225,7 +2196,7 @@ static int series(sb_t *out, const char *metric, const slo_selector_t *const *ma
     for (size_t brk = 0; brk < tries; brk++) {
         sb_t b = {0};
         int ok = 1;
-        sb_printf(&b, "%s{", metric);
+        rg_printf(&b, "%s{", metric);
         int first = 1;
         for (size_t j = 0; j < nn && ok; j++) {
             const slo_matcher_t *ms[4 * SLO_MAX_MATCHERS];
@@ -2256,7 +2227,7 @@ static int series(sb_t *out, const char *metric, const slo_selector_t *const *ma
                 break;
             }
             if (v[0]) {
-                sb_printf(&b, "%s%s=", first ? "" : ",", names[j]);
+                rg_printf(&b, "%s%s=", first ? "" : ",", names[j]);
                 pq(&b, v);
                 first = 0;
             }
@@ -2282,22 +2253,22 @@ static int series(sb_t *out, const char *metric, const slo_selector_t *const *ma
             if (set) {
                 continue;
             }
-            sb_printf(&b, "%s%s=\"g1\"", first ? "" : ",", gn);
+            rg_printf(&b, "%s%s=\"g1\"", first ? "" : ",", gn);
             if (gv) {
                 snprintf(gv->v[g], sizeof(gv->v[g]), "g1");
             }
             first = 0;
         }
         if (extra) {
-            sb_printf(&b, "%s%s", first ? "" : ",", extra);
+            rg_printf(&b, "%s%s", first ? "" : ",", extra);
         }
-        sb_printf(&b, "}");
+        rg_printf(&b, "}");
         if (ok) {
-            sb_printf(out, "%s", sb_str(&b));
-            sb_free(&b);
+            rg_printf(out, "%s", sb_str(&b));
+            sb_fini(&b);
             return 0;
         }
-        sb_free(&b);
+        sb_fini(&b);
     }
     return -1;
 }
@@ -2320,18 +2291,18 @@ static int build_inputs(const slo_spec_t *s, inputs_t *in)
         slo_selector_t sel = {.metric = (char *)SLO_EVENTS_METRIC};
         const slo_selector_t *m[1] = {&sel};
         sb_t ex = {0};
-        sb_printf(&ex, "sloth_id=");
+        rg_printf(&ex, "sloth_id=");
         pq(&ex, s->id);
-        size_t base = ex.n;
-        sb_printf(&ex, ",event=\"bad\"");
+        size_t base = ex.len;
+        rg_printf(&ex, ",event=\"bad\"");
         if (series(&in->name[0], SLO_EVENTS_METRIC, m, 1, NULL, s, sb_str(&ex), &in->gv) != 0) {
-            sb_free(&ex);
+            sb_fini(&ex);
             return -1;
         }
-        ex.n = base;
-        sb_printf(&ex, ",event=\"total\"");
+        ex.len = base;
+        rg_printf(&ex, ",event=\"total\"");
         series(&in->name[1], SLO_EVENTS_METRIC, m, 1, NULL, s, sb_str(&ex), NULL);
-        sb_free(&ex);
+        sb_fini(&ex);
         in->bad_in_outage[0] = 1;
         in->always[1] = 1;
         in->n = 2;
@@ -2401,7 +2372,7 @@ static int build_inputs(const slo_spec_t *s, inputs_t *in)
 static void inputs_free(inputs_t *in)
 {
     for (int i = 0; i < 4; i++) {
-        sb_free(&in->name[i]);
+        sb_fini(&in->name[i]);
     }
 }
 
@@ -2430,29 +2401,29 @@ static void exp_alert(sb_t *b, const slo_spec_t *s, const slo_tier_t *t, int tie
         }
     }
     (void)kv;
-    sb_printf(b, "          - exp_labels:\n");
+    rg_printf(b, "          - exp_labels:\n");
     for (size_t i = 0; i < n; i++) {
-        sb_printf(b, "              %s: ", k[i]);
+        rg_printf(b, "              %s: ", k[i]);
         yq(b, v[i]);
-        sb_printf(b, "\n");
+        rg_printf(b, "\n");
     }
     for (size_t g = 0; g < s->ngroup_by; g++) {
-        sb_printf(b, "              ");
+        rg_printf(b, "              ");
         label_name(b, s->group_by[g]);
-        sb_printf(b, ": ");
+        rg_printf(b, ": ");
         yq(b, gv->v[g]);
-        sb_printf(b, "\n");
+        rg_printf(b, "\n");
     }
     if (tier_label) {
-        sb_printf(b, "              slo_tier: ");
+        rg_printf(b, "              slo_tier: ");
         yq(b, t->name);
-        sb_printf(b, "\n");
+        rg_printf(b, "\n");
     }
-    sb_printf(b, "            exp_annotations:\n");
+    rg_printf(b, "            exp_annotations:\n");
     for (size_t i = 0; i < t->annotations.n; i++) {
-        sb_printf(b, "              %s: ", t->annotations.keys[i]);
+        rg_printf(b, "              %s: ", t->annotations.keys[i]);
         yq(b, t->annotations.vals[i]);
-        sb_printf(b, "\n");
+        rg_printf(b, "\n");
     }
 }
 
@@ -2475,7 +2446,7 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
 {
     inputs_t in;
     if (build_inputs(s, &in) != 0) {
-        sb_printf(b, "  # %s: no test: could not build input series matching the selectors\n",
+        rg_printf(b, "  # %s: no test: could not build input series matching the selectors\n",
                   s->id);
         inputs_free(&in);
         return;
@@ -2511,53 +2482,53 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
     }
 
     for (int mode = 0; mode < 2; mode++) { /* 0 outage, 1 healthy */
-        sb_printf(b, "  - name: '%s %s'\n    interval: 1m\n    input_series:\n", s->id,
+        rg_printf(b, "  - name: '%s %s'\n    interval: 1m\n    input_series:\n", s->id,
                   mode == 0 ? "full outage pages" : "healthy fires nothing");
         for (int i = 0; i < in.n; i++) {
             int grows = in.always[i] || (mode == 0 ? in.bad_in_outage[i] : !in.bad_in_outage[i]);
-            sb_printf(b, "      - series: ");
+            rg_printf(b, "      - series: ");
             yq(b, sb_str(&in.name[i]));
-            sb_printf(b, "\n        values: '0+%.10gx%ld'\n", grows ? inc : 0.0, samples);
+            rg_printf(b, "\n        values: '0+%.10gx%ld'\n", grows ? inc : 0.0, samples);
         }
-        sb_printf(b, "    promql_expr_test:\n      - expr: 'slo:sli_error:ratio_rate5m%s'\n",
+        rg_printf(b, "    promql_expr_test:\n      - expr: 'slo:sli_error:ratio_rate5m%s'\n",
                   sb_str(&id));
-        sb_printf(b, "        eval_time: %ldm\n        exp_samples:\n          - labels: ", eval_min);
+        rg_printf(b, "        eval_time: %ldm\n        exp_samples:\n          - labels: ", eval_min);
         {
             sb_t l = {0};
-            sb_printf(&l, "slo:sli_error:ratio_rate5m{");
+            rg_printf(&l, "slo:sli_error:ratio_rate5m{");
             for (size_t i = 0; i < s->labels.n; i++) {
-                sb_printf(&l, "%s%s=", i ? ", " : "", s->labels.keys[i]);
+                rg_printf(&l, "%s%s=", i ? ", " : "", s->labels.keys[i]);
                 pq(&l, s->labels.vals[i]);
             }
             for (size_t g = 0; g < s->ngroup_by; g++) {
-                sb_printf(&l, ", ");
+                rg_printf(&l, ", ");
                 label_name(&l, s->group_by[g]);
-                sb_printf(&l, "=");
+                rg_printf(&l, "=");
                 pq(&l, in.gv.v[g]);
             }
-            sb_printf(&l, ", sloth_window=\"5m\"}");
+            rg_printf(&l, ", sloth_window=\"5m\"}");
             yq(b, sb_str(&l));
-            sb_free(&l);
+            sb_fini(&l);
         }
-        sb_printf(b, "\n            value: %d\n", mode == 0 ? 1 : 0);
+        rg_printf(b, "\n            value: %d\n", mode == 0 ? 1 : 0);
         if (mode == 1 && s->ngroup_by == 0) {
-            sb_printf(b, "      - expr: 'slo:period_error_budget_remaining:ratio%s'\n", sb_str(&id));
-            sb_printf(b, "        eval_time: %ldm\n        exp_samples:\n          - labels: ",
+            rg_printf(b, "      - expr: 'slo:period_error_budget_remaining:ratio%s'\n", sb_str(&id));
+            rg_printf(b, "        eval_time: %ldm\n        exp_samples:\n          - labels: ",
                       eval_min);
             sb_t l = {0};
-            sb_printf(&l, "slo:period_error_budget_remaining:ratio{");
+            rg_printf(&l, "slo:period_error_budget_remaining:ratio{");
             for (size_t i = 0; i < s->labels.n; i++) {
-                sb_printf(&l, "%s%s=", i ? ", " : "", s->labels.keys[i]);
+                rg_printf(&l, "%s%s=", i ? ", " : "", s->labels.keys[i]);
                 pq(&l, s->labels.vals[i]);
             }
             char ps[32];
-            sb_printf(&l, ", sloth_window=\"%s\"}",
+            rg_printf(&l, ", sloth_window=\"%s\"}",
                       s->period_kind == SLO_PERIOD_CALENDAR_MONTH  ? "month"
                       : s->period_kind == SLO_PERIOD_CALENDAR_WEEK ? "week"
                                                                    : slo_fmt_duration(s->period_ms, ps, sizeof(ps)));
             yq(b, sb_str(&l));
-            sb_free(&l);
-            sb_printf(b, "\n            value: 1\n");
+            sb_fini(&l);
+            rg_printf(b, "\n            value: 1\n");
         }
         /* one alert_rule_test per alert name */
         int header = 0;
@@ -2580,21 +2551,21 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
                 }
             }
             if (mode == 0 && templ) {
-                sb_printf(b, "    # %s: annotations use templates; expected alerts not asserted\n",
+                rg_printf(b, "    # %s: annotations use templates; expected alerts not asserted\n",
                           t->alert_name);
                 continue;
             }
             if (!header) {
-                sb_printf(b, "    alert_rule_test:\n");
+                rg_printf(b, "    alert_rule_test:\n");
                 header = 1;
             }
-            sb_printf(b, "      - eval_time: %ldm\n        alertname: %s\n        exp_alerts:",
+            rg_printf(b, "      - eval_time: %ldm\n        alertname: %s\n        exp_alerts:",
                       eval_min, t->alert_name);
             if (mode == 1) {
-                sb_printf(b, " []\n");
+                rg_printf(b, " []\n");
                 continue;
             }
-            sb_printf(b, "\n");
+            rg_printf(b, "\n");
             /* one expected alert per distinct rule (same_rule group) with this name */
             for (size_t j = i; j < s->ntiers; j++) {
                 const slo_tier_t *u = &s->tiers[j];
@@ -2615,15 +2586,15 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
         /* 100% errors at a trickle: every long window stays below min_events, so no tier
          * fires although the error ratio is 1 */
         double low = (double)s->min_events / (4.0 * (double)samples);
-        sb_printf(b, "  - name: '%s low traffic below min_events fires nothing'\n"
+        rg_printf(b, "  - name: '%s low traffic below min_events fires nothing'\n"
                      "    interval: 1m\n    input_series:\n", s->id);
         for (int i = 0; i < in.n; i++) {
             int grows = in.always[i] || in.bad_in_outage[i];
-            sb_printf(b, "      - series: ");
+            rg_printf(b, "      - series: ");
             yq(b, sb_str(&in.name[i]));
-            sb_printf(b, "\n        values: '0+%.10gx%ld'\n", grows ? low : 0.0, samples);
+            rg_printf(b, "\n        values: '0+%.10gx%ld'\n", grows ? low : 0.0, samples);
         }
-        sb_printf(b, "    promql_expr_test:\n      - expr: 'max(slo:sli_error:ratio_rate5m%s)'\n"
+        rg_printf(b, "    promql_expr_test:\n      - expr: 'max(slo:sli_error:ratio_rate5m%s)'\n"
                      "        eval_time: %ldm\n        exp_samples:\n          - labels: '{}'\n"
                      "            value: 1\n    alert_rule_test:\n",
                   sb_str(&id), eval_min);
@@ -2634,7 +2605,7 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
                 seen |= s->tiers[j].enabled && !strcmp(s->tiers[j].alert_name, t->alert_name);
             }
             if (t->enabled && !seen) {
-                sb_printf(b, "      - eval_time: %ldm\n        alertname: %s\n"
+                rg_printf(b, "      - eval_time: %ldm\n        alertname: %s\n"
                              "        exp_alerts: []\n",
                           eval_min, t->alert_name);
             }
@@ -2647,47 +2618,47 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
         nodata_name(s, an, sizeof(an));
         int64_t after = nodata_after(s);
         long after_min = (long)((after + 59999) / 60000);
-        sb_printf(b, "  - name: '%s no data alerts after %s'\n    interval: 1m\n"
+        rg_printf(b, "  - name: '%s no data alerts after %s'\n    interval: 1m\n"
                      "    input_series:\n", s->id, slo_fmt_duration(after, aw, sizeof(aw)));
         for (int i = 0; i < in.n; i++) {
             int grows = in.always[i] || !in.bad_in_outage[i];
-            sb_printf(b, "      - series: ");
+            rg_printf(b, "      - series: ");
             yq(b, sb_str(&in.name[i]));
-            sb_printf(b, "\n        values: '0+%.10gx10'\n", grows ? inc : 0.0);
+            rg_printf(b, "\n        values: '0+%.10gx10'\n", grows ? inc : 0.0);
         }
-        sb_printf(b, "    alert_rule_test:\n");
+        rg_printf(b, "    alert_rule_test:\n");
         long quiet[2] = {10, 10 + after_min - 2};
         for (int q = 0; q < 2; q++) {
             if (q == 1 && quiet[1] <= quiet[0]) {
                 continue;
             }
-            sb_printf(b, "      - eval_time: %ldm\n        alertname: %s\n"
+            rg_printf(b, "      - eval_time: %ldm\n        alertname: %s\n"
                          "        exp_alerts: []\n", quiet[q], an);
         }
-        sb_printf(b, "      - eval_time: %ldm\n        alertname: %s\n        exp_alerts:\n"
+        rg_printf(b, "      - eval_time: %ldm\n        alertname: %s\n        exp_alerts:\n"
                      "          - exp_labels:\n", 10 + after_min + 1, an);
         const char *k[160], *v[160];
         size_t n = nodata_labels(s, k, v, MT_ARRAY_LEN(k));
         for (size_t i = 0; i < n; i++) {
-            sb_printf(b, "              %s: ", k[i]);
+            rg_printf(b, "              %s: ", k[i]);
             yq(b, v[i]);
-            sb_printf(b, "\n");
+            rg_printf(b, "\n");
         }
         for (size_t g = 0; g < s->ngroup_by; g++) {
-            sb_printf(b, "              ");
+            rg_printf(b, "              ");
             label_name(b, s->group_by[g]);
-            sb_printf(b, ": ");
+            rg_printf(b, ": ");
             yq(b, in.gv.v[g]);
-            sb_printf(b, "\n");
+            rg_printf(b, "\n");
         }
         sb_t t = {0};
-        sb_printf(&t, "%s: no events for %s", s->id, aw);
-        sb_printf(b, "            exp_annotations:\n              title: ");
+        rg_printf(&t, "%s: no events for %s", s->id, aw);
+        rg_printf(b, "            exp_annotations:\n              title: ");
         yq(b, sb_str(&t));
-        sb_printf(b, "\n");
-        sb_free(&t);
+        rg_printf(b, "\n");
+        sb_fini(&t);
     }
-    sb_free(&id);
+    sb_fini(&id);
     inputs_free(&in);
 }
 
@@ -2695,23 +2666,23 @@ int slo_rules_tests_write(FILE *f, const slo_set_t *set, const char *rules_file,
                           mt_errbuf_t *eb)
 {
     sb_t b = {0};
-    sb_printf(&b,
+    rg_printf(&b,
               "# Generated by meltp slo rules --tests: promtool unit tests for the generated "
               "rules.\n# Run: promtool test rules THIS_FILE\nrule_files:\n  - ");
     yq(&b, rules_file);
-    sb_printf(&b, "\nevaluation_interval: 1m\ntests:\n");
-    size_t before = b.n;
+    rg_printf(&b, "\nevaluation_interval: 1m\ntests:\n");
+    size_t before = b.len;
     for (size_t i = 0; i < set->n; i++) {
         spec_tests(&b, &set->slos[i]);
     }
-    if (b.n == before) {
-        sb_printf(&b, "  []\n");
+    if (b.len == before) {
+        rg_printf(&b, "  []\n");
     }
     int rc = MT_OK;
-    if (fwrite(sb_str(&b), 1, b.n, f) != b.n) {
+    if (fwrite(sb_str(&b), 1, b.len, f) != b.len) {
         mt_failf(eb, "write failed");
         rc = MT_EIO;
     }
-    sb_free(&b);
+    sb_fini(&b);
     return rc;
 }

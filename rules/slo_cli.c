@@ -6,6 +6,8 @@
  */
 #include "model.h"
 #include "slo.h"
+#include "sb.h"
+#include "mt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,25 +323,17 @@ static int cmd_simulate(int argc, char **argv)
         perror(series);
         return 1;
     }
-    char *text = NULL;
-    size_t len = 0, cap = 0, n;
-    char buf[65536];
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
-        if (len + n > cap) {
-            cap = (len + n) * 2;
-            char *t = realloc(text, cap);
-            if (!t) {
-                free(text);
-                fclose(f);
-                fprintf(stderr, "meltp: out of memory\n");
-                return 1;
-            }
-            text = t;
-        }
-        memcpy(text + len, buf, n);
-        len += n;
-    }
+    sb_t b = {0};
+    int rd = sb_fread(&b, f);
     fclose(f);
+    if (rd == MT_ENOMEM) {
+        sb_fini(&b);
+        fprintf(stderr, "meltp: out of memory\n");
+        return 1;
+    }
+    b.err = 0; /* a read error: what was read, as before */
+    size_t len = 0;
+    char *text = sb_take(&b, &len);
     slo_set_t *set = load(argv + i, argc - i, 0);
     if (!set) {
         free(text);

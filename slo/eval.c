@@ -933,12 +933,7 @@ uint32_t slo_inst_resets(const slo_inst_t *in, int64_t now_ms)
 
 uint64_t slo_hash(uint64_t h, const void *p, size_t n)
 {
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= c[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return mt_fnv1a(h, p, n);
 }
 
 int slo_ctr_init(slo_ctr_t *c, size_t cap)

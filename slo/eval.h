@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mt.h"
+
 /* ---- bucket store ----------------------------------------------------------------------
  * Three rings of {a, total} pairs (a = bad events or good events, see counts_bad):
  *   L0: 1-minute buckets over 6h8m   -> windows 5m, 30m, 1h, 2h, 6h (minute resolution)
@@ -243,8 +245,9 @@ void slo_ctr_fini(slo_ctr_t *c);
 int slo_ctr_update(slo_ctr_t *c, uint64_t key, uint64_t start_ns, const double *v, int nv,
                    double *d, uint64_t counted_from_ns, int64_t now_ms);
 
-/* 64-bit FNV-1a, chained: h = slo_hash(h, p, n); start with SLO_HASH_INIT. */
-#define SLO_HASH_INIT 1469598103934665603ULL
+/* 64-bit FNV-1a (mt_fnv1a), chained: h = slo_hash(h, p, n); start with SLO_HASH_INIT. The
+ * old basis stays: state-file checksums and alert fingerprints are persisted or sent. */
+#define SLO_HASH_INIT MT_FNV_BASIS_V0
 uint64_t slo_hash(uint64_t h, const void *p, size_t n);
 
 /* ---- state file ---------------------------------------------------------------------------

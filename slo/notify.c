@@ -7,6 +7,7 @@
 #include "notify.h"
 #include "telemetry.h"
 #include "eval.h"
+#include "httpc.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -646,46 +647,23 @@ static char *payload(const notifier_t *nt, const slo_alert_msg_t *m, size_t *len
     }
 }
 
-typedef struct {
-    long retry_after_ms;
-    char body[256];
-    size_t blen;
-} resp_t;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *arg)
+/* Milliseconds a notifier waits for the Retry-After value httpc collected; 0 when absent.
+ * Notifiers keep their own policy: fractional seconds count, and an HTTP date means "a while"
+ * (30 s) rather than the exporters' parsed date. */
+static long retry_after_ms(const httpc_resp_t *r)
 {
-    resp_t *r = arg;
-    size_t l = sz * n, room = sizeof(r->body) - 1 - r->blen;
-    size_t k = l < room ? l : room;
-    memcpy(r->body + r->blen, p, k);
-    r->blen += k;
-    r->body[r->blen] = 0;
-    return l;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *arg)
-{
-    resp_t *r = arg;
-    size_t l = sz * n;
-    if (l > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-        char v[64];
-        size_t k = l - 12 < sizeof(v) - 1 ? l - 12 : sizeof(v) - 1;
-        memcpy(v, p + 12, k);
-        v[k] = 0;
-        char *end;
-        double secs = strtod(v, &end);
-        if (end != v && secs >= 0) {
-            r->retry_after_ms = (long)(secs * 1000);
-        } else {
-            r->retry_after_ms = 30000; /* an HTTP date: do not parse, wait a while */
-        }
+    if (!r->retry_after[0]) {
+        return 0;
     }
-    return l;
+    char *end;
+    double secs = strtod(r->retry_after, &end);
+    return end != r->retry_after && secs >= 0 ? (long)(secs * 1000) : 30000;
 }
 
-/* One attempt. Returns 0 success, 1 retryable, 2 permanent. *status gets the HTTP status. */
-static int post_once(const notifier_t *nt, const char *body, size_t len, resp_t *r, long *status,
-                     char *why, size_t whylen)
+/* One attempt. Returns 0 success, 1 retryable, 2 permanent. *status gets the HTTP status.
+ * The response body is not kept (r->max is 0): a notifier only logs the status. */
+static int post_once(const notifier_t *nt, const char *body, size_t len, httpc_resp_t *r,
+                     long *status, char *why, size_t whylen)
 {
     CURL *c = curl_easy_init();
     if (!c) {
@@ -693,18 +671,13 @@ static int post_once(const notifier_t *nt, const char *body, size_t len, resp_t 
         return 1;
     }
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    memset(r, 0, sizeof(*r));
+    httpc_resp_reset(r);
     curl_easy_setopt(c, CURLOPT_URL, nt->url);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)nt->cfg.timeout_ms);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    httpc_setup(c, r, &(httpc_opts_t){.timeout_ms = (long)nt->cfg.timeout_ms});
     curl_easy_setopt(c, CURLOPT_USERAGENT, "meltp/" MELTP_VERSION);
     CURLcode rc = curl_easy_perform(c);
     *status = 0;
@@ -766,12 +739,13 @@ static int deliver(notifier_t *nt, const slo_alert_msg_t *m, int wait, FILE *out
     long status = 0;
     char why[160] = "";
     for (int64_t attempt = 0; attempt <= nt->cfg.max_retries; attempt++) {
-        resp_t r;
+        httpc_resp_t r = {.max = 0};
         rc = post_once(nt, body, len, &r, &status, why, sizeof(why));
         if (rc != 1 || attempt == nt->cfg.max_retries || !wait) {
             break;
         }
-        long delay = r.retry_after_ms > 0 ? r.retry_after_ms : backoff;
+        long ra = retry_after_ms(&r);
+        long delay = ra > 0 ? ra : backoff;
         if (delay > NOTIFY_MAX_RETRY_AFTER_MS) {
             delay = NOTIFY_MAX_RETRY_AFTER_MS;
         }

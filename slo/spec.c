@@ -9,6 +9,7 @@
  */
 #include "model.h"
 #include "spec_int.h"
+#include "sb.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -758,29 +759,19 @@ static void load_file(ld_t *L, const char *path, oslo_list_t *ol)
         L->c->file = saved;
         return;
     }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 65536 > cap) {
-            cap = cap ? cap * 2 : 65536;
-            if (cap > CFG_MAX_FILE_BYTES + 65536) {
-                cfg_error(L->c, 0, NULL, "file larger than %u bytes", CFG_MAX_FILE_BYTES);
-                free(buf);
-                fclose(f);
-                L->c->file = saved;
-                return;
-            }
-            buf = spec_xrealloc(buf, cap);
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0) {
-            break;
-        }
-    }
+    sb_t b;
+    sb_init(&b, (size_t)CFG_MAX_FILE_BYTES + 1);
+    int rc = sb_fread(&b, f);
     fclose(f);
-    load_text(L, path, buf ? buf : "", len, ol);
-    free(buf);
+    if (rc == MT_ETOOBIG) {
+        cfg_error(L->c, 0, NULL, "file larger than %u bytes", CFG_MAX_FILE_BYTES);
+    } else if (rc == MT_ENOMEM) {
+        fprintf(stderr, "meltp: out of memory loading SLO specs\n"); /* as spec_xrealloc */
+        exit(1);
+    } else {
+        load_text(L, path, sb_str(&b), b.len, ol); /* a read error: what was read, as before */
+    }
+    sb_fini(&b);
     L->c->file = saved;
 }
 

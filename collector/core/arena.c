@@ -5,6 +5,7 @@
  */
 #include "arena.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
@@ -206,3 +207,30 @@ size_t arena_used(const arena_t *a) { return a->used; }
 size_t arena_reserved(const arena_t *a) { return a->reserved; }
 int arena_over_cap(const arena_t *a) { return a->over_cap; }
 ProtobufCAllocator *arena_pb_allocator(arena_t *a) { return &a->pb; }
+
+static pthread_key_t thread_key;
+static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+static void thread_key_dtor(void *p) { arena_destroy(p); }
+static void thread_key_init(void) { pthread_key_create(&thread_key, thread_key_dtor); }
+
+arena_t *arena_thread(void)
+{
+    pthread_once(&thread_once, thread_key_init);
+    arena_t *a = pthread_getspecific(thread_key);
+    if (!a) {
+        a = arena_create(256 * 1024, 0);
+        pthread_setspecific(thread_key, a);
+    }
+    return a;
+}
+
+void arena_thread_release(arena_t *a)
+{
+    /* keep one modest arena per thread; give back what a huge request needed */
+    if (arena_reserved(a) > (4u << 20)) {
+        arena_destroy(a);
+        pthread_setspecific(thread_key, NULL);
+    } else {
+        arena_reset(a);
+    }
+}

@@ -33,6 +33,13 @@ size_t arena_used(const arena_t *a);
 size_t arena_reserved(const arena_t *a);
 /* Set when an allocation failed because of the cap (so callers can answer 413, not 503). */
 int arena_over_cap(const arena_t *a);
+/* The calling thread's request arena (the receivers' per-request scratch): created on first
+ * use with a 256 KiB first block and kept for the thread's next request. NULL on out of
+ * memory (answer 503). Not re-entrant: one request at a time per thread. */
+arena_t *arena_thread(void);
+/* Done with the thread's request arena: reset, or freed when a huge request made it reserve
+ * more than 4 MiB, so each thread keeps one modest arena. */
+void arena_thread_release(arena_t *a);
 /* A ProtobufCAllocator backed by this arena (free is a no-op). Valid while the arena lives. */
 ProtobufCAllocator *arena_pb_allocator(arena_t *a);
 

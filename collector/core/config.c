@@ -7,6 +7,7 @@
  * parsers are in config_apply.c; error collection (cfg_error, cfg_error_key) in config_error.c.
  */
 #include "config.h"
+#include "sb.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -164,31 +165,6 @@ static int line_of(const yaml_mark_t *m)
     return m->line >= (size_t)INT_MAX ? INT_MAX : (int)m->line + 1;
 }
 
-/* A growable byte buffer for ${...} substitution; malloc'd, copied into the pool at the end. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-} sbuf_t;
-
-static int sbuf_add(sbuf_t *b, const char *s, size_t n)
-{
-    if (b->cap - b->len < n + 1) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap - b->len < n + 1) {
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            return -1;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    return 0;
-}
-
 static size_t ident_len(const char *s, size_t len)
 {
     size_t i = 0;
@@ -202,7 +178,7 @@ static size_t ident_len(const char *s, size_t len)
 }
 
 /* Resolves one reference, the text between "${" and "}". Returns 0 and appends, or -1. */
-static int expand_ref(loader_t *L, int line, const char *r, size_t rlen, sbuf_t *b)
+static int expand_ref(loader_t *L, int line, const char *r, size_t rlen, sb_t *b)
 {
     const char *ref = r;
     size_t len = rlen;
@@ -240,13 +216,12 @@ static int expand_ref(loader_t *L, int line, const char *r, size_t rlen, sbuf_t 
     /* As in the OpenTelemetry Collector, the default applies only when the variable is unset;
      * a variable set to "" stays empty. */
     const char *v = getenv(name);
-    int rc = 0;
     if (v) {
-        rc = sbuf_add(b, v, strlen(v));
+        sb_puts(b, v);
     } else if (def) {
-        rc = sbuf_add(b, def, deflen);
+        sb_put(b, def, deflen);
     }
-    if (rc) {
+    if (b->err) {
         load_fail(L, line, "out of memory");
         return -1;
     }
@@ -260,7 +235,7 @@ static char *expand_env(loader_t *L, int line, const char *s, size_t len)
         char *p = pool_strndup(L->d, s, len);
         return p ? p : load_fail(L, line, "out of memory");
     }
-    sbuf_t b = {0};
+    sb_t b = {0}; /* malloc'd, copied into the pool at the end */
     size_t i = 0, lit = 0; /* s[lit..i) is literal text not yet copied */
     int rc = 0;
     while (i < len && rc == 0) {
@@ -268,12 +243,12 @@ static char *expand_env(loader_t *L, int line, const char *s, size_t len)
             i++;
             continue;
         }
-        rc = sbuf_add(&b, s + lit, i - lit);
-        if (rc) {
+        sb_put(&b, s + lit, i - lit);
+        if ((rc = b.err) != 0) {
             break;
         }
         if (s[i + 1] == '$') {
-            rc = sbuf_add(&b, "$", 1);
+            sb_putc(&b, '$');
             i += 2;
             lit = i;
             continue;
@@ -281,21 +256,19 @@ static char *expand_env(loader_t *L, int line, const char *s, size_t len)
         const char *start = s + i + 2;
         const char *end = memchr(start, '}', len - (i + 2));
         if (!end) {
-            free(b.p);
+            sb_fini(&b);
             return load_fail(L, line, "unterminated \"${\" (write \"$$\" for a literal \"$\")");
         }
         if (expand_ref(L, line, start, (size_t)(end - start), &b)) {
-            free(b.p);
+            sb_fini(&b);
             return NULL;
         }
         i = (size_t)(end - s) + 1;
         lit = i;
     }
-    if (rc == 0) {
-        rc = sbuf_add(&b, s + lit, len - lit);
-    }
-    char *p = rc ? NULL : pool_strndup(L->d, b.p ? b.p : "", b.len);
-    free(b.p);
+    sb_put(&b, s + lit, len - lit);
+    char *p = b.err ? NULL : pool_strndup(L->d, sb_str(&b), b.len);
+    sb_fini(&b);
     return p ? p : load_fail(L, line, "out of memory");
 }
 
@@ -678,47 +651,21 @@ cfg_doc_t *cfg_load_file(const char *path, mt_errbuf_t *eb)
         return NULL;
     }
     /* Read in chunks up to the cap (+1 to detect oversize) so pipes work too. */
-    size_t cap = 0, len = 0;
-    char *buf = NULL;
-    for (;;) {
-        if (len == cap) {
-            size_t ncap = cap ? cap * 2 : 65536;
-            if (ncap > (size_t)CFG_MAX_FILE_BYTES + 1) {
-                ncap = (size_t)CFG_MAX_FILE_BYTES + 1;
-            }
-            if (ncap == cap) {
-                break;
-            }
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                mt_failf(eb, "%s: out of memory", path);
-                return NULL;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0) {
-            break;
-        }
-    }
-    int err = ferror(f);
+    sb_t b;
+    sb_init(&b, (size_t)CFG_MAX_FILE_BYTES + 1);
+    int rc = sb_fread(&b, f);
     fclose(f);
-    if (err) {
-        free(buf);
-        mt_failf(eb, "%s: read error", path);
+    if (rc != 0) {
+        sb_fini(&b);
+        if (rc == MT_ETOOBIG) {
+            mt_failf(eb, "%s: larger than %u bytes", path, CFG_MAX_FILE_BYTES);
+        } else {
+            mt_failf(eb, "%s: %s", path, rc == MT_EIO ? "read error" : "out of memory");
+        }
         return NULL;
     }
-    if (len > CFG_MAX_FILE_BYTES) {
-        free(buf);
-        mt_failf(eb, "%s: larger than %u bytes", path, CFG_MAX_FILE_BYTES);
-        return NULL;
-    }
-    cfg_doc_t *doc = cfg_load_string(path, buf, len, eb);
-    free(buf);
+    cfg_doc_t *doc = cfg_load_string(path, sb_str(&b), b.len, eb);
+    sb_fini(&b);
     return doc;
 }
 

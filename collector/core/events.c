@@ -3,36 +3,129 @@
  * (LogRecord.event_name) or an `event.name` attribute. The receiver's wire scan notices
  * whether a request has any (at no extra cost); only then is the accepted request walked here
  * for the services of its events, bumping meltp_events_total{service}. Services beyond
- * EVENTS_MAX_SERVICES share the label service="_other" so the series count stays bounded.
+ * EVENTS_MAX_SERVICES share the label service="_other" so the series count stays bounded; the
+ * same per-service counter (events_counter_*) serves the Loki exporter.
  */
 #include "component.h"
 #include "events.h"
+#include "pbwire.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EVENTS_MAX_SERVICES 256
 
-static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
-static size_t ev_nservices;
-static struct {
-    char name[128];
-    tm_counter_t *c;
-} ev_services[EVENTS_MAX_SERVICES];
-static tm_counter_t *ev_other;
+struct events_counter {
+    const char *metric, *help;
+    char *base;             /* "" or "exporter=\"x\"" */
+    events_label_t policy;
+    pthread_mutex_t mu;
+    size_t n, max;
+    struct {
+        char name[128];     /* the label value */
+        tm_counter_t *c;
+    } *svc;
+    tm_counter_t *other;
+};
 
-static const uint8_t *rd_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+events_counter_t *events_counter_create(const char *metric, const char *help,
+                                        const char *base_labels, size_t max_services,
+                                        events_label_t policy)
 {
-    uint64_t r = 0;
-    for (int sh = 0; sh < 70 && p < end; sh += 7) {
-        uint8_t b = *p++;
-        r |= (uint64_t)(b & 0x7f) << sh;
-        if (!(b & 0x80)) {
-            *v = r;
-            return p;
+    events_counter_t *ec = calloc(1, sizeof(*ec));
+    if (!ec || !(ec->base = strdup(base_labels)) ||
+        !(ec->svc = calloc(max_services ? max_services : 1, sizeof(*ec->svc)))) {
+        events_counter_destroy(ec);
+        return NULL;
+    }
+    ec->metric = metric;
+    ec->help = help;
+    ec->policy = policy;
+    ec->max = max_services;
+    pthread_mutex_init(&ec->mu, NULL);
+    return ec;
+}
+
+void events_counter_destroy(events_counter_t *ec)
+{
+    if (!ec) {
+        return;
+    }
+    if (ec->svc) {
+        pthread_mutex_destroy(&ec->mu);
+    }
+    free(ec->svc);
+    free(ec->base);
+    free(ec);
+}
+
+static tm_counter_t *counter_for(events_counter_t *ec, const char *svc, size_t n)
+{
+    char name[128];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < sizeof(name) - 1; i++) {
+        char ch = svc[i];
+        int keep = ec->policy == EVENTS_LABEL_ASCII
+                       ? ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\'
+                       : ch != '"' && ch != '\\' && ch != '\n';
+        name[k++] = keep ? ch : '_';
+    }
+    name[k] = 0;
+    const char *sep = *ec->base ? "," : "";
+    tm_counter_t *c = NULL;
+    pthread_mutex_lock(&ec->mu);
+    for (size_t i = 0; i < ec->n; i++) {
+        if (strcmp(ec->svc[i].name, name) == 0) {
+            c = ec->svc[i].c;
+            break;
         }
     }
-    return NULL;
+    if (!c && ec->n < ec->max) {
+        char lb[512];
+        snprintf(lb, sizeof(lb), "%s%sservice=\"%s\"", ec->base, sep, name);
+        memcpy(ec->svc[ec->n].name, name, k + 1);
+        c = ec->svc[ec->n++].c = tm_counter(ec->metric, ec->help, lb);
+    }
+    if (!c) {
+        if (!ec->other) {
+            char lb[512];
+            snprintf(lb, sizeof(lb), "%s%sservice=\"_other\"", ec->base, sep);
+            ec->other = tm_counter(ec->metric, ec->help, lb);
+        }
+        c = ec->other;
+    }
+    pthread_mutex_unlock(&ec->mu);
+    return c;
+}
+
+void events_counter_add(events_counter_t *ec, const char *svc, size_t n, uint64_t count)
+{
+    if (ec) {
+        tm_add(counter_for(ec, svc, n), count);
+    }
+}
+
+/* meltp_events_total{service}, made on first use */
+static events_counter_t *ev_total;
+static pthread_once_t ev_once = PTHREAD_ONCE_INIT;
+
+static void ev_total_create(void)
+{
+    ev_total = events_counter_create("meltp_events_total",
+                                     "Log records that are events, per service.", "",
+                                     EVENTS_MAX_SERVICES, EVENTS_LABEL_ASCII);
+}
+
+static void add_total(const uint8_t *svc, size_t n, uint64_t count)
+{
+    pthread_once(&ev_once, ev_total_create);
+    if (n == 0) {
+        events_counter_add(ev_total, "unknown_service", 15, count);
+    } else {
+        events_counter_add(ev_total, (const char *)svc, n, count);
+    }
 }
 
 /* Iterates the fields of one message: returns the next field's number and wire type, with its
@@ -41,7 +134,7 @@ static const uint8_t *next_field(const uint8_t *p, const uint8_t *end, unsigned 
                                  unsigned *wt, const uint8_t **val, size_t *vlen)
 {
     uint64_t tag, v;
-    if (p >= end || !(p = rd_varint(p, end, &tag))) {
+    if (p >= end || !(p = wvarint(p, end, &tag))) {
         return NULL;
     }
     *fnum = (unsigned)(tag >> 3);
@@ -50,13 +143,13 @@ static const uint8_t *next_field(const uint8_t *p, const uint8_t *end, unsigned 
     *vlen = 0;
     switch (*wt) {
     case 0:
-        return rd_varint(p, end, &v);
+        return wvarint(p, end, &v);
     case 1:
         return end - p >= 8 ? p + 8 : NULL;
     case 5:
         return end - p >= 4 ? p + 4 : NULL;
     case 2:
-        if (!(p = rd_varint(p, end, &v)) || v > (uint64_t)(end - p)) {
+        if (!(p = wvarint(p, end, &v)) || v > (uint64_t)(end - p)) {
             return NULL;
         }
         *val = p;
@@ -94,49 +187,9 @@ static int kv_is(const uint8_t *p, size_t n, const char *key, const uint8_t **sv
     return match;
 }
 
-static tm_counter_t *counter_for(const uint8_t *svc, size_t n)
-{
-    char name[128];
-    if (n == 0) {
-        memcpy(name, "unknown_service", 16);
-    } else {
-        size_t k = 0;
-        for (size_t i = 0; i < n && k < sizeof(name) - 1; i++) {
-            /* label values: keep printable ASCII, no quotes or backslashes */
-            char ch = (char)svc[i];
-            name[k++] = (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') ? ch : '_';
-        }
-        name[k] = 0;
-    }
-    tm_counter_t *c = NULL;
-    pthread_mutex_lock(&ev_mu);
-    for (size_t i = 0; i < ev_nservices; i++) {
-        if (strcmp(ev_services[i].name, name) == 0) {
-            c = ev_services[i].c;
-            break;
-        }
-    }
-    if (!c && ev_nservices < EVENTS_MAX_SERVICES) {
-        char lb[192];
-        snprintf(lb, sizeof(lb), "service=\"%s\"", name);
-        snprintf(ev_services[ev_nservices].name, sizeof(ev_services[0].name), "%s", name);
-        c = ev_services[ev_nservices++].c =
-            tm_counter("meltp_events_total", "Log records that are events, per service.", lb);
-    }
-    if (!c) {
-        if (!ev_other) {
-            ev_other = tm_counter("meltp_events_total", "Log records that are events, per service.",
-                                  "service=\"_other\"");
-        }
-        c = ev_other;
-    }
-    pthread_mutex_unlock(&ev_mu);
-    return c;
-}
-
 void events_add(const uint8_t *svc, size_t svcn, uint64_t n)
 {
-    tm_add(counter_for(svc, svcn), n);
+    add_total(svc, svcn, n);
 }
 
 uint64_t events_count_logs(const uint8_t *pb, size_t len)
@@ -189,7 +242,7 @@ uint64_t events_count_logs(const uint8_t *pb, size_t len)
             }
         }
         if (n) {
-            tm_add(counter_for(svc, svcn), n);
+            add_total(svc, svcn, n);
             total += n;
         }
     }

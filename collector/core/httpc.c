@@ -14,6 +14,7 @@ void httpc_resp_reset(httpc_resp_t *r)
     r->len = 0;
     r->truncated = 0;
     r->retry_after_s = 0;
+    r->retry_after[0] = 0;
     if (r->body) {
         r->body[0] = 0;
     }
@@ -74,14 +75,67 @@ size_t httpc_on_header(char *p, size_t sz, size_t n, void *ud)
     httpc_resp_t *r = ud;
     size_t len = sz * n;
     if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-        char v[128];
-        size_t vl = len - 12 < sizeof(v) - 1 ? len - 12 : sizeof(v) - 1;
-        memcpy(v, p + 12, vl);
-        v[vl] = 0;
-        int s = httpc_retry_after(v);
+        const char *v = p + 12, *end = p + len;
+        while (v < end && (*v == ' ' || *v == '\t')) {
+            v++;
+        }
+        size_t vl = (size_t)(end - v);
+        if (vl > sizeof(r->retry_after) - 1) {
+            vl = sizeof(r->retry_after) - 1;
+        }
+        memcpy(r->retry_after, v, vl);
+        r->retry_after[vl] = 0;
+        int s = httpc_retry_after(r->retry_after);
         if (s > 0) {
             r->retry_after_s = s;
         }
     }
+    if (r->on_header) {
+        r->on_header(r, p, len);
+    }
     return len;
+}
+
+void httpc_setup(CURL *c, httpc_resp_t *r, const httpc_opts_t *o)
+{
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, httpc_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, httpc_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+    if (o->connect_timeout_ms > 0) {
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+    }
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (o->keepalive) {
+        curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    }
+    if (o->tls_insecure) {
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (o->tls_ca_file) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, o->tls_ca_file);
+    }
+}
+
+httpc_opts_t httpc_opts_push(long timeout_ms, int tls_insecure, const char *tls_ca_file)
+{
+    return (httpc_opts_t){.timeout_ms = timeout_ms,
+                          .connect_timeout_ms = timeout_ms < 10000 ? timeout_ms : 10000,
+                          .keepalive = 1,
+                          .tls_insecure = tls_insecure,
+                          .tls_ca_file = tls_ca_file};
+}
+
+const char *httpc_status_reason(long code, const char *other)
+{
+    switch (code) {
+    case 400: return "http_400";
+    case 401: return "http_401";
+    case 403: return "http_403";
+    case 404: return "http_404";
+    case 413: return "http_413";
+    default: return other;
+    }
 }

@@ -1,11 +1,13 @@
 /*
  * httpc.h - small pieces shared by the exporters that talk HTTP with libcurl: collecting a
  * response body under a cap (the head of an oversize body is kept for the log) and reading
- * Retry-After (seconds or an HTTP date, capped at an hour).
+ * Retry-After (seconds or an HTTP date, capped at an hour). Every libcurl client in meltp
+ * (exporters, SLO notifiers) installs these callbacks rather than writing its own.
  */
 #ifndef HTTPC_H
 #define HTTPC_H
 
+#include <curl/curl.h>
 #include <stddef.h>
 
 typedef struct httpc_resp {
@@ -14,15 +16,47 @@ typedef struct httpc_resp {
     size_t max;          /* keep at most this many bytes */
     int truncated;       /* the body was longer than max */
     int retry_after_s;   /* from Retry-After, 0 when absent */
+    char retry_after[128]; /* the raw Retry-After value (leading blanks skipped), "" when absent:
+                            * for callers with their own policy (the SLO notifiers) */
+    /* Optional: called for every header line as curl hands it over (CRLF included), after
+     * Retry-After was looked at; `user` is the caller's. */
+    void (*on_header)(struct httpc_resp *r, const char *line, size_t len);
+    void *user;
 } httpc_resp_t;
 
-/* Forgets the previous response (keeps the buffer). */
+/* Forgets the previous response (keeps the buffer, the hook and max). */
 void httpc_resp_reset(httpc_resp_t *r);
 void httpc_resp_free(httpc_resp_t *r);
+/* The body kept so far as a string: "" before any byte arrived. Owned by r. */
+static inline const char *httpc_resp_text(const httpc_resp_t *r)
+{
+    return r->body ? r->body : "";
+}
 
 /* CURLOPT_WRITEFUNCTION / CURLOPT_HEADERFUNCTION callbacks; userdata is an httpc_resp_t. */
 size_t httpc_on_body(char *p, size_t sz, size_t n, void *ud);
 size_t httpc_on_header(char *p, size_t sz, size_t n, void *ud);
+
+/* What every meltp request sets on an easy handle besides URL, body and headers. */
+typedef struct httpc_opts {
+    long timeout_ms;          /* whole request; 0: none */
+    long connect_timeout_ms;  /* 0: curl's default */
+    int keepalive;            /* TCP keep-alive probes on the connection */
+    int tls_insecure;         /* skip peer and host verification */
+    const char *tls_ca_file;  /* NULL: the system's CAs */
+} httpc_opts_t;
+
+/* The options of an exporter that pushes batches: the request timeout, a connect timeout of
+ * at most 10 s (a dead endpoint fails fast even under a long timeout), keep-alive, and TLS. */
+httpc_opts_t httpc_opts_push(long timeout_ms, int tls_insecure, const char *tls_ca_file);
+
+/* Installs httpc_on_body / httpc_on_header with r as their data, and o's options, plus
+ * CURLOPT_NOSIGNAL (meltp's threads must not get SIGALRM). */
+void httpc_setup(CURL *c, httpc_resp_t *r, const httpc_opts_t *o);
+
+/* The drop reason label for a refused request: "http_400", "http_401", "http_403", "http_404"
+ * or "http_413" for those statuses, else `other` (each exporter names the rest its own way). */
+const char *httpc_status_reason(long code, const char *other);
 
 /* Seconds to wait for a Retry-After value ("120" or an HTTP date), 0..3600; -1 if unparsable. */
 int httpc_retry_after(const char *value);

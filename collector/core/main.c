@@ -8,6 +8,7 @@
 #include "component.h"
 #include "slo.h"
 #include "validate_mode.h"
+#include "sb.h"
 
 #include <curl/curl.h>
 #include <signal.h>
@@ -66,27 +67,13 @@ static char *slurp(const char *path)
     if (!f) {
         return NULL;
     }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += r;
-        if (cap - n - 1 == 0) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
+    sb_t b = {0};
+    int rc = sb_fread(&b, f);
     fclose(f);
-    if (buf) {
-        buf[n] = 0;
+    if (rc == MT_EIO) {
+        b.err = 0; /* as before: what could be read is the text (the loader reports on it) */
     }
-    return buf;
+    return sb_take(&b, NULL);
 }
 
 static service_t *load_text(const char *path, const char *text)

@@ -67,6 +67,25 @@ static inline uint64_t mt_hash_bytes(uint64_t h, const void *p, size_t n)
     return h ^ (h >> 29);
 }
 
+/* 64-bit FNV-1a, chained: h = mt_fnv1a(h, p, n) starting from MT_FNV_BASIS. Byte-wise and
+ * stable across versions: the hash for anything stored, sent or shown (ids, checksums), and for
+ * small tables where mt_hash_bytes' speed does not matter. */
+#define MT_FNV_BASIS 14695981039346656037ull
+#define MT_FNV_PRIME 1099511628211ull
+/* The offset basis with its last digit lost, as several modules once spelled it. Kept only
+ * where such a hash is persisted or sent (SLO state-file checksums, webhook alert
+ * fingerprints, Grafana dashboard uids) so that what earlier versions wrote stays valid; new
+ * code uses MT_FNV_BASIS. */
+#define MT_FNV_BASIS_V0 1469598103934665603ull
+static inline uint64_t mt_fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ s[i]) * MT_FNV_PRIME;
+    }
+    return h;
+}
+
 /* A borrowed byte range; never NUL-terminated by contract. */
 typedef struct {
     const char *ptr;

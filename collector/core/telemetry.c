@@ -5,6 +5,7 @@
  */
 #include "telemetry.h"
 #include "mt.h"
+#include "sb.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -145,37 +146,7 @@ uint64_t telemetry_rss_bytes(void)
     return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} sbuf_t;
-
-static void sb_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf_t *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t nc = (b->cap + (size_t)n + 1) * 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-}
-
-static void render_labels(sbuf_t *b, const char *labels, const char *extra)
+static void render_labels(sb_t *b, const char *labels, const char *extra)
 {
     if (!*labels && !extra) {
         return;
@@ -185,11 +156,8 @@ static void render_labels(sbuf_t *b, const char *labels, const char *extra)
 
 char *telemetry_render(size_t *len)
 {
-    sbuf_t b = {malloc(8192), 0, 8192};
-    if (!b.p) {
-        return NULL;
-    }
-    b.p[0] = 0;
+    sb_t b;
+    sb_init(&b, 0);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
@@ -245,6 +213,5 @@ char *telemetry_render(size_t *len)
         }
     }
     pthread_mutex_unlock(&reg_mu);
-    *len = b.len;
-    return b.p;
+    return sb_take(&b, len); /* NULL when out of memory */
 }

@@ -4,6 +4,7 @@
  */
 #include "otlp.h"
 #include "otlp_json.h"
+#include "pbwire.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -38,20 +39,6 @@ const char *otlp_path(mt_signal_t s)
 
 #define OTLP_MAX_DEPTH 64
 
-static const uint8_t *read_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (int shift = 0; shift < 70 && p < end; shift += 7) {
-        uint8_t b = *p++;
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            return p;
-        }
-    }
-    return NULL;
-}
-
 static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end,
                    char *path, size_t plen, int depth, mt_errbuf_t *eb)
 {
@@ -62,7 +49,7 @@ static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, con
     unsigned counts[64] = {0};
     while (p < end) {
         uint64_t tag;
-        const uint8_t *q = read_varint(p, end, &tag);
+        const uint8_t *q = wvarint(p, end, &tag);
         if (!q) {
             mt_failf(eb, "%s: truncated field tag at byte offset", path[0] ? path : "(root)");
             return MT_EINVAL;
@@ -79,7 +66,7 @@ static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, con
         switch (wt) {
         case 0: {
             uint64_t v;
-            if (!(q = read_varint(p, end, &v))) {
+            if (!(q = wvarint(p, end, &v))) {
                 mt_failf(eb, "%s%s%s: truncated varint (field %u)", path, path[0] ? "." : "", fname, fnum);
                 return MT_EINVAL;
             }
@@ -94,7 +81,7 @@ static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, con
             break;
         case 2: {
             uint64_t l;
-            if (!(q = read_varint(p, end, &l))) {
+            if (!(q = wvarint(p, end, &l))) {
                 mt_failf(eb, "%s%s%s: truncated length (field %u)", path, path[0] ? "." : "", fname, fnum);
                 return MT_EINVAL;
             }
@@ -172,14 +159,14 @@ static int depth_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p, co
     }
     while (p < end) {
         uint64_t tag, v;
-        const uint8_t *q = read_varint(p, end, &tag);
+        const uint8_t *q = wvarint(p, end, &tag);
         if (!q) {
             return 1;
         }
         p = q;
         switch (tag & 7) {
         case 0:
-            if (!(p = read_varint(p, end, &v))) {
+            if (!(p = wvarint(p, end, &v))) {
                 return 1;
             }
             break;
@@ -190,7 +177,7 @@ static int depth_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p, co
             p += 4;
             break;
         case 2: {
-            if (!(q = read_varint(p, end, &v)) || v > (uint64_t)(end - q)) {
+            if (!(q = wvarint(p, end, &v)) || v > (uint64_t)(end - q)) {
                 return 1;
             }
             const ProtobufCFieldDescriptor *fd =
@@ -312,11 +299,11 @@ static int service_name_kv(const uint8_t *p, size_t n, const uint8_t **v, size_t
         p[14] != 0x12) {
         return 0;
     }
-    const uint8_t *q = read_varint(p + 15, end, &l);
+    const uint8_t *q = wvarint(p + 15, end, &l);
     if (!q || l > (uint64_t)(end - q) || l < 2 || q[0] != 0x0a) {
         return 0;
     }
-    const uint8_t *r = read_varint(q + 1, q + l, &l);
+    const uint8_t *r = wvarint(q + 1, q + l, &l);
     if (!r || l > (uint64_t)(end - r)) {
         return 0;
     }
@@ -455,7 +442,7 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
         if (*p < 0x80) {
             tag = *p;
             q = p + 1;
-        } else if (!(q = read_varint(p, end, &tag))) {
+        } else if (!(q = wvarint(p, end, &tag))) {
             return 0;
         }
         if ((tag >> 3) == 0 || (tag >> 3) > 0x1FFFFFFF) {
@@ -469,7 +456,7 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
         size_t n;
         switch (wt) {
         case 0:
-            if (!(q = read_varint(p, end, &v))) {
+            if (!(q = wvarint(p, end, &v))) {
                 return 0;
             }
             n = (size_t)(q - p);
@@ -484,7 +471,7 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
             if (p < end && *p < 0x80) {
                 v = *p;
                 q = p + 1;
-            } else if (!(q = read_varint(p, end, &v))) {
+            } else if (!(q = wvarint(p, end, &v))) {
                 return 0;
             }
             if (v > (uint64_t)(end - q)) {
@@ -524,7 +511,7 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
                 if (want == 0) {
                     const uint8_t *r = p, *re = p + n;
                     while (r < re) {
-                        if (!(r = read_varint(r, re, &v))) {
+                        if (!(r = wvarint(r, re, &v))) {
                             return 0;
                         }
                     }
@@ -572,7 +559,7 @@ static int walk_values(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
     int is_any = desc == &opentelemetry__proto__common__v1__any_value__descriptor;
     while (p < end) {
         uint64_t tag, v;
-        const uint8_t *q = read_varint(p, end, &tag);
+        const uint8_t *q = wvarint(p, end, &tag);
         if (!q) {
             return 1;
         }
@@ -580,7 +567,7 @@ static int walk_values(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
         unsigned fnum = (unsigned)(tag >> 3);
         switch (tag & 7) {
         case 0:
-            if (!(q = read_varint(p, end, &v))) {
+            if (!(q = wvarint(p, end, &v))) {
                 return 1;
             }
             if (is_any && fnum == 3) {
@@ -599,7 +586,7 @@ static int walk_values(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
             p += 4;
             break;
         case 2: {
-            if (!(q = read_varint(p, end, &v)) || v > (uint64_t)(end - q)) {
+            if (!(q = wvarint(p, end, &v)) || v > (uint64_t)(end - q)) {
                 return 1;
             }
             const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, fnum);

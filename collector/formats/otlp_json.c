@@ -6,6 +6,7 @@
  * as strings, enums as integers, lowerCamelCase keys.
  */
 #include "otlp_json.h"
+#include "sb.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -734,93 +735,28 @@ ProtobufCMessage *otlp_json_decode(const ProtobufCMessageDescriptor *desc, const
 
 /* Written straight from the structs rather than through a jansson tree: it saves one
  * allocation per value, keeps doubles shortest-round-trip, and lets 64-bit ints be strings
- * without formatting them twice. An allocation failure latches `oom`; later writes no-op. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} oj_buf_t;
-
-static int buf_reserve(oj_buf_t *b, size_t extra)
-{
-    if (b->oom) {
-        return -1;
-    }
-    if (b->len + extra + 1 <= b->cap) {
-        return 0;
-    }
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + extra + 1) {
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = 1;
-        return -1;
-    }
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static void buf_put(oj_buf_t *b, const char *s, size_t n)
-{
-    if (buf_reserve(b, n) == 0) {
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-    }
-}
-
-static void buf_putc(oj_buf_t *b, char ch)
-{
-    if (buf_reserve(b, 1) == 0) {
-        b->p[b->len++] = ch;
-    }
-}
-
-static void buf_u64(oj_buf_t *b, uint64_t v)
-{
-    char tmp[24];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    buf_put(b, tmp + i, sizeof(tmp) - i);
-}
-
-static void buf_i64(oj_buf_t *b, int64_t v)
-{
-    if (v < 0) {
-        buf_putc(b, '-');
-        buf_u64(b, 0 - (uint64_t)v);
-    } else {
-        buf_u64(b, (uint64_t)v);
-    }
-}
-
-/* Shortest decimal that reads back to the same double (or float when is_float): most values
- * need 15 digits or fewer, so this is one snprintf + one strtod in the common case. */
-static void enc_double(oj_buf_t *b, double v, int is_float)
+ * without formatting them twice. The builder (sb.h) latches an
+ * allocation failure; later writes no-op. */
+static void enc_double(sb_t *b, double v, int is_float)
 {
     if (isnan(v)) {
-        buf_put(b, "\"NaN\"", 5);
+        sb_put(b, "\"NaN\"", 5);
         return;
     }
     if (isinf(v)) {
         if (v > 0) {
-            buf_put(b, "\"Infinity\"", 10);
+            sb_put(b, "\"Infinity\"", 10);
         } else {
-            buf_put(b, "\"-Infinity\"", 11);
+            sb_put(b, "\"-Infinity\"", 11);
         }
         return;
     }
     if (v == 0) {
         /* "-0" would parse back as the integer 0 and lose the sign protobuf-c packs. */
         if (signbit(v)) {
-            buf_put(b, "-0.0", 4);
+            sb_put(b, "-0.0", 4);
         } else {
-            buf_putc(b, '0');
+            sb_putc(b, '0');
         }
         return;
     }
@@ -833,140 +769,117 @@ static void enc_double(oj_buf_t *b, double v, int is_float)
             break;
         }
     }
-    buf_put(b, tmp, (size_t)n);
+    sb_put(b, tmp, (size_t)n);
 }
 
-static void enc_string(oj_buf_t *b, const char *str, size_t n)
+static void enc_string(sb_t *b, const char *str, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
     size_t start = 0, i = 0;
-    buf_putc(b, '"');
+    sb_putc(b, '"');
     while (i < n) {
         unsigned char ch = s[i];
         if (ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\') {
             i++;
             continue;
         }
-        buf_put(b, str + start, i - start);
+        sb_put(b, str + start, i - start);
         if (ch >= 0x80) {
             size_t k = utf8_seq(s + i, n - i);
             if (k) {
-                buf_put(b, str + i, k);
+                sb_put(b, str + i, k);
                 i += k;
             } else {
                 /* Keep the output valid JSON; otlp_validate_utf8 is how callers reject. */
-                buf_put(b, "\\ufffd", 6);
+                sb_put(b, "\\ufffd", 6);
                 i++;
             }
         } else {
             char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
             switch (ch) {
             case '"':
-                buf_put(b, "\\\"", 2);
+                sb_put(b, "\\\"", 2);
                 break;
             case '\\':
-                buf_put(b, "\\\\", 2);
+                sb_put(b, "\\\\", 2);
                 break;
             case '\n':
-                buf_put(b, "\\n", 2);
+                sb_put(b, "\\n", 2);
                 break;
             case '\r':
-                buf_put(b, "\\r", 2);
+                sb_put(b, "\\r", 2);
                 break;
             case '\t':
-                buf_put(b, "\\t", 2);
+                sb_put(b, "\\t", 2);
                 break;
             case '\b':
-                buf_put(b, "\\b", 2);
+                sb_put(b, "\\b", 2);
                 break;
             case '\f':
-                buf_put(b, "\\f", 2);
+                sb_put(b, "\\f", 2);
                 break;
             default:
-                buf_put(b, esc, 6);
+                sb_put(b, esc, 6);
                 break;
             }
             i++;
         }
         start = i;
     }
-    buf_put(b, str + start, i - start);
-    buf_putc(b, '"');
+    sb_put(b, str + start, i - start);
+    sb_putc(b, '"');
 }
 
-static void enc_hex(oj_buf_t *b, const ProtobufCBinaryData *bd)
+static void enc_hex(sb_t *b, const ProtobufCBinaryData *bd)
 {
     static const char hex[] = "0123456789abcdef";
-    buf_putc(b, '"');
-    if (bd->len > 0 && buf_reserve(b, bd->len * 2) == 0) {
+    sb_putc(b, '"');
+    if (bd->len > 0 && sb_room(b, bd->len * 2) == 0) {
         for (size_t i = 0; i < bd->len; i++) {
             b->p[b->len++] = hex[bd->data[i] >> 4];
             b->p[b->len++] = hex[bd->data[i] & 15];
         }
     }
-    buf_putc(b, '"');
+    sb_putc(b, '"');
 }
 
-static void enc_base64(oj_buf_t *b, const ProtobufCBinaryData *bd)
+static void enc_base64(sb_t *b, const ProtobufCBinaryData *bd)
 {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    buf_putc(b, '"');
-    if (bd->len > 0 && buf_reserve(b, (bd->len + 2) / 3 * 4) == 0) {
-        const uint8_t *d = bd->data;
-        size_t i = 0;
-        char *o = b->p + b->len;
-        for (; i + 3 <= bd->len; i += 3) {
-            uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 | d[i + 2];
-            *o++ = tab[v >> 18];
-            *o++ = tab[(v >> 12) & 63];
-            *o++ = tab[(v >> 6) & 63];
-            *o++ = tab[v & 63];
-        }
-        if (i < bd->len) {
-            uint32_t v = (uint32_t)d[i] << 16;
-            if (i + 1 < bd->len) {
-                v |= (uint32_t)d[i + 1] << 8;
-            }
-            *o++ = tab[v >> 18];
-            *o++ = tab[(v >> 12) & 63];
-            *o++ = i + 1 < bd->len ? tab[(v >> 6) & 63] : '=';
-            *o++ = '=';
-        }
-        b->len = (size_t)(o - b->p);
-    }
-    buf_putc(b, '"');
+    sb_putc(b, '"');
+    sb_base64(b, bd->data, bd->len);
+    sb_putc(b, '"');
 }
 
-static void enc_message(oj_buf_t *b, const ProtobufCMessage *m);
+static void enc_message(sb_t *b, const ProtobufCMessage *m);
 
-static void enc_value(oj_buf_t *b, const ProtobufCFieldDescriptor *f, const void *slot)
+static void enc_value(sb_t *b, const ProtobufCFieldDescriptor *f, const void *slot)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:
     case PROTOBUF_C_TYPE_SFIXED32:
-        buf_i64(b, *(const int32_t *)slot);
+        sb_i64(b, *(const int32_t *)slot);
         return;
     case PROTOBUF_C_TYPE_ENUM:
-        buf_i64(b, *(const int *)slot);
+        sb_i64(b, *(const int *)slot);
         return;
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
-        buf_u64(b, *(const uint32_t *)slot);
+        sb_u64(b, *(const uint32_t *)slot);
         return;
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
-        buf_putc(b, '"');
-        buf_i64(b, *(const int64_t *)slot);
-        buf_putc(b, '"');
+        sb_putc(b, '"');
+        sb_i64(b, *(const int64_t *)slot);
+        sb_putc(b, '"');
         return;
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
-        buf_putc(b, '"');
-        buf_u64(b, *(const uint64_t *)slot);
-        buf_putc(b, '"');
+        sb_putc(b, '"');
+        sb_u64(b, *(const uint64_t *)slot);
+        sb_putc(b, '"');
         return;
     case PROTOBUF_C_TYPE_FLOAT:
         enc_double(b, *(const float *)slot, 1);
@@ -976,9 +889,9 @@ static void enc_value(oj_buf_t *b, const ProtobufCFieldDescriptor *f, const void
         return;
     case PROTOBUF_C_TYPE_BOOL:
         if (*(const protobuf_c_boolean *)slot) {
-            buf_put(b, "true", 4);
+            sb_put(b, "true", 4);
         } else {
-            buf_put(b, "false", 5);
+            sb_put(b, "false", 5);
         }
         return;
     case PROTOBUF_C_TYPE_STRING: {
@@ -998,7 +911,7 @@ static void enc_value(oj_buf_t *b, const ProtobufCFieldDescriptor *f, const void
         if (sub) {
             enc_message(b, sub);
         } else {
-            buf_put(b, "{}", 2);
+            sb_put(b, "{}", 2);
         }
         return;
     }
@@ -1039,27 +952,27 @@ static int is_default(const ProtobufCFieldDescriptor *f, const void *slot)
     return 1;
 }
 
-static void enc_key(oj_buf_t *b, const char *name, int *first)
+static void enc_key(sb_t *b, const char *name, int *first)
 {
     char tmp[256];
     if (!*first) {
-        buf_putc(b, ',');
+        sb_putc(b, ',');
     }
     *first = 0;
-    buf_putc(b, '"');
-    buf_put(b, tmp, camel_write(name, tmp, sizeof(tmp)));
-    buf_put(b, "\":", 2);
+    sb_putc(b, '"');
+    sb_put(b, tmp, camel_write(name, tmp, sizeof(tmp)));
+    sb_put(b, "\":", 2);
 }
 
 /* Fields go out in descriptor order (field number), which is also protobuf-c's pack order.
  * Recursion is not depth-capped: messages come from our decoders, which cap nesting. */
-static void enc_message(oj_buf_t *b, const ProtobufCMessage *m)
+static void enc_message(sb_t *b, const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *desc = m->descriptor;
     const char *base = (const char *)m;
     int first = 1;
-    buf_putc(b, '{');
-    for (unsigned i = 0; i < desc->n_fields && !b->oom; i++) {
+    sb_putc(b, '{');
+    for (unsigned i = 0; i < desc->n_fields && !b->err; i++) {
         const ProtobufCFieldDescriptor *f = &desc->fields[i];
         const void *slot = base + f->offset;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
@@ -1070,14 +983,14 @@ static void enc_message(oj_buf_t *b, const ProtobufCMessage *m)
             }
             size_t es = elem_size(f->type);
             enc_key(b, f->name, &first);
-            buf_putc(b, '[');
+            sb_putc(b, '[');
             for (size_t j = 0; j < n; j++) {
                 if (j > 0) {
-                    buf_putc(b, ',');
+                    sb_putc(b, ',');
                 }
                 enc_value(b, f, arr + j * es);
             }
-            buf_putc(b, ']');
+            sb_putc(b, ']');
             continue;
         }
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
@@ -1099,22 +1012,14 @@ static void enc_message(oj_buf_t *b, const ProtobufCMessage *m)
         enc_key(b, f->name, &first);
         enc_value(b, f, slot);
     }
-    buf_putc(b, '}');
+    sb_putc(b, '}');
 }
 
 char *otlp_json_encode(const ProtobufCMessage *msg, size_t *out_len)
 {
-    oj_buf_t b = {NULL, 0, 0, 0};
+    sb_t b = {0};
     enc_message(&b, msg);
-    if (b.oom || buf_reserve(&b, 0) != 0) {
-        free(b.p);
-        return NULL;
-    }
-    b.p[b.len] = 0;
-    if (out_len) {
-        *out_len = b.len;
-    }
-    return b.p;
+    return sb_take(&b, out_len); /* NULL when out of memory */
 }
 
 /* ------------------------------------------------------------------------------------------ */

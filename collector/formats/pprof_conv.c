@@ -46,11 +46,7 @@ typedef struct htab {
 
 static uint64_t hash_bytes(const void *p, size_t n)
 {
-    const uint8_t *b = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ b[i]) * 1099511628211ull;
-    }
+    uint64_t h = mt_fnv1a(MT_FNV_BASIS, p, n);
     return h ^ (h >> 29);
 }
 

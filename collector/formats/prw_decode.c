@@ -77,36 +77,11 @@ void *prwd_push_implied(arena_t *a, void *arr, size_t n, void *x)
     return v;
 }
 
-void prwd_sb_reset(sb_t *b) { b->n = 0; }
-
-void prwd_sb_add(sb_t *b, const void *p, size_t n)
-{
-    if (b->oom) {
-        return;
-    }
-    if (b->n + n > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 256;
-        while (nc < b->n + n) {
-            nc *= 2;
-        }
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
-
-/* Adds a string with its terminating NUL (an unambiguous separator: strings have no NUL). */
-void prwd_sb_adds(sb_t *b, const char *s) { prwd_sb_add(b, s, strlen(s) + 1); }
+void prwd_key_adds(sb_t *b, const char *s) { sb_put(b, s, strlen(s) + 1); }
 
 static uint64_t hash_bytes(const void *p, size_t n)
 {
-    return mt_hash_bytes(1469598103934665603ULL, p, n);
+    return mt_hash_bytes(MT_FNV_BASIS, p, n);
 }
 
 /* Finds key's value slot; with `create` inserts it (value NULL). Returns NULL when absent
@@ -298,13 +273,13 @@ static res_t *get_res(ctx_t *c, const char *job, const char *instance)
 {
     job = job ? job : "";
     instance = instance ? instance : "";
-    prwd_sb_reset(&c->key);
-    prwd_sb_adds(&c->key, job);
-    prwd_sb_adds(&c->key, instance);
-    if (c->key.oom) {
+    sb_reset(&c->key);
+    prwd_key_adds(&c->key, job);
+    prwd_key_adds(&c->key, instance);
+    if (c->key.err) {
         return NULL;
     }
-    void **slot = prwd_map_slot(c->a, &c->res, c->key.p, c->key.n, 1);
+    void **slot = prwd_map_slot(c->a, &c->res, c->key.p, c->key.len, 1);
     if (!slot) {
         return NULL;
     }
@@ -567,10 +542,10 @@ int prw_to_otlp(int version, const uint8_t *pb, size_t len, arena_t *a, metrics_
     if (rc == MT_OK) {
         rc = convert(&c, out);
     }
-    if (rc == MT_OK && c.key.oom) {
+    if (rc == MT_OK && c.key.err) {
         rc = OOM(&c);
     }
-    free(c.key.p);
+    sb_fini(&c.key);
     if (stats) {
         *stats = c.st;
     }

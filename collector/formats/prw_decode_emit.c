@@ -16,14 +16,14 @@
 macc_t *prwd_get_metric(ctx_t *c, res_t *r, const char *name, int kind, const char *help,
                         const char *ptype)
 {
-    prwd_sb_reset(&c->key);
-    prwd_sb_add(&c->key, &r, sizeof(r));
-    prwd_sb_add(&c->key, &kind, sizeof(kind));
-    prwd_sb_adds(&c->key, name);
-    if (c->key.oom) {
+    sb_reset(&c->key);
+    sb_put(&c->key, &r, sizeof(r));
+    sb_put(&c->key, &kind, sizeof(kind));
+    prwd_key_adds(&c->key, name);
+    if (c->key.err) {
         return NULL;
     }
-    void **slot = prwd_map_slot(c->a, &c->metrics, c->key.p, c->key.n, 1);
+    void **slot = prwd_map_slot(c->a, &c->metrics, c->key.p, c->key.len, 1);
     if (!slot) {
         return NULL;
     }
@@ -46,15 +46,15 @@ macc_t *prwd_get_metric(ctx_t *c, res_t *r, const char *name, int kind, const ch
 
 static int set_sref(ctx_t *c, const ser_t *s, void *pt, int kind)
 {
-    prwd_sb_reset(&c->key);
+    sb_reset(&c->key);
     for (size_t i = 0; i < s->nl; i++) {
-        prwd_sb_adds(&c->key, s->l[i].name);
-        prwd_sb_adds(&c->key, s->l[i].value);
+        prwd_key_adds(&c->key, s->l[i].name);
+        prwd_key_adds(&c->key, s->l[i].value);
     }
-    if (c->key.oom) {
+    if (c->key.err) {
         return OOM(c);
     }
-    void **slot = prwd_map_slot(c->a, &c->srefs, c->key.p, c->key.n, 1);
+    void **slot = prwd_map_slot(c->a, &c->srefs, c->key.p, c->key.len, 1);
     if (!slot) {
         return OOM(c);
     }
@@ -130,22 +130,22 @@ int prwd_emit_part(ctx_t *c, ser_t *s, const cls_t *k, macc_t *m)
     }
     for (size_t i = 0; i < s->ns; i++) {
         const smp_t *sm = &s->s[i];
-        prwd_sb_reset(&c->key);
-        prwd_sb_add(&c->key, &m, sizeof(m));
-        prwd_sb_add(&c->key, &sm->ts, sizeof(sm->ts));
+        sb_reset(&c->key);
+        sb_put(&c->key, &m, sizeof(m));
+        sb_put(&c->key, &sm->ts, sizeof(sm->ts));
         for (size_t j = 0; j < s->nl; j++) {
             const lbl_t *l = &s->l[j];
             if (!l->value[0] || strcmp(l->name, "__name__") == 0 ||
                 (skip && strcmp(l->name, skip) == 0)) {
                 continue;
             }
-            prwd_sb_adds(&c->key, l->name);
-            prwd_sb_adds(&c->key, l->value);
+            prwd_key_adds(&c->key, l->name);
+            prwd_key_adds(&c->key, l->value);
         }
-        if (c->key.oom) {
+        if (c->key.err) {
             return OOM(c);
         }
-        void **slot = prwd_map_slot(c->a, &c->groups, c->key.p, c->key.n, 1);
+        void **slot = prwd_map_slot(c->a, &c->groups, c->key.p, c->key.len, 1);
         if (!slot) {
             return OOM(c);
         }
@@ -582,19 +582,19 @@ static int hex_bytes(ctx_t *c, const char *hex, size_t want, ProtobufCBinaryData
 
 int prwd_attach_exemplars(ctx_t *c, const ser_t *s)
 {
-    prwd_sb_reset(&c->key);
+    sb_reset(&c->key);
     for (size_t i = 0; i < s->nl; i++) {
-        prwd_sb_adds(&c->key, s->l[i].name);
-        prwd_sb_adds(&c->key, s->l[i].value);
+        prwd_key_adds(&c->key, s->l[i].name);
+        prwd_key_adds(&c->key, s->l[i].value);
     }
-    if (c->key.oom) {
+    if (c->key.err) {
         return OOM(c);
     }
     /* RW senders put exemplars in their own TimeSeries entries; they belong to the latest
      * point of the series with the same labels. Without one (or on a summary) they cannot be
      * written: RW 2.0 must not then answer 2xx, so it refuses; RW 1.0 (no written counts, and
      * Prometheus 1.0 senders queue exemplars apart from their samples) drops them uncounted. */
-    void **slot = prwd_map_slot(c->a, &c->srefs, c->key.p, c->key.n, 0);
+    void **slot = prwd_map_slot(c->a, &c->srefs, c->key.p, c->key.len, 0);
     const sref_t *r = slot ? *slot : NULL;
     if ((!r || r->kind == K_SUMMARY) && c->version == 2) {
         char d[160];

@@ -8,6 +8,7 @@
 #ifndef MELTP_PRW_DECODE_INT_H
 #define MELTP_PRW_DECODE_INT_H
 
+#include "sb.h"
 #include "prw_decode.h"
 
 #include "otlp.h"
@@ -136,12 +137,6 @@ typedef struct map {
     size_t cap, n;
 } map_t;
 
-typedef struct sb {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sb_t;
-
 typedef struct meta {
     int type;
     const char *help;
@@ -198,9 +193,9 @@ typedef struct cls {
 int prwd_fail(ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int prwd_grow(arena_t *a, void **arr, size_t *cap, size_t need, size_t elsz);
 void *prwd_push_implied(arena_t *a, void *arr, size_t n, void *x);
-void prwd_sb_reset(sb_t *b);
-void prwd_sb_add(sb_t *b, const void *p, size_t n);
-void prwd_sb_adds(sb_t *b, const char *s);
+/* Adds a string to a lookup key with its terminating NUL (an unambiguous separator: strings
+ * have no NUL). Keys are built in c->key, a core string builder (sb.h). */
+void prwd_key_adds(sb_t *b, const char *s);
 void **prwd_map_slot(arena_t *a, map_t *m, const void *k, size_t kl, int create);
 int prwd_utf8_valid(const char *str);
 int prwd_is_stale(double v);

@@ -123,11 +123,7 @@ static const cfg_field_t norm_fields[] = {
 
 static uint64_t str_hash(const char *s)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-    }
-    return h;
+    return mt_fnv1a(MT_FNV_BASIS, s, strlen(s));
 }
 
 static int tab_add(norm_cfg_t *n, const char *from, const char *to)

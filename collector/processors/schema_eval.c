@@ -434,16 +434,6 @@ static int rule_selects(const rule_t *r, const char *name)
 
 /* ---- cardinality ------------------------------------------------------------------------- */
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 static uint64_t mix(uint64_t h)
 {
     h ^= h >> 33;
@@ -454,23 +444,23 @@ static uint64_t mix(uint64_t h)
 
 static uint64_t value_hash(const av_t *v)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = MT_FNV_BASIS;
     if (!v) {
         return h;
     }
     int c = (int)v->value_case;
-    h = fnv(h, &c, sizeof(c));
+    h = mt_fnv1a(h, &c, sizeof(c));
     switch (v->value_case) {
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-        return fnv(h, v->string_value, strlen(v->string_value));
+        return mt_fnv1a(h, v->string_value, strlen(v->string_value));
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
-        return fnv(h, &v->int_value, sizeof(v->int_value));
+        return mt_fnv1a(h, &v->int_value, sizeof(v->int_value));
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-        return fnv(h, &v->double_value, sizeof(v->double_value));
+        return mt_fnv1a(h, &v->double_value, sizeof(v->double_value));
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
-        return fnv(h, &v->bool_value, sizeof(v->bool_value));
+        return mt_fnv1a(h, &v->bool_value, sizeof(v->bool_value));
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
-        return fnv(h, v->bytes_value.data, v->bytes_value.len);
+        return mt_fnv1a(h, v->bytes_value.data, v->bytes_value.len);
     default:
         return h; /* arrays and maps: same hash per type (rare as metric labels) */
     }
@@ -481,7 +471,7 @@ static uint64_t attrs_hash(kv_t *const *kv, size_t n)
 {
     uint64_t sum = 0;
     for (size_t i = 0; i < n; i++) {
-        uint64_t h = fnv(0xcbf29ce484222325ULL, kv[i]->key, strlen(kv[i]->key));
+        uint64_t h = mt_fnv1a(MT_FNV_BASIS, kv[i]->key, strlen(kv[i]->key));
         sum += mix(h ^ mix(value_hash(kv[i]->value)));
     }
     return sum;
@@ -587,12 +577,12 @@ typedef enum { CARD_FITS = 0, CARD_OVER_SERIES, CARD_OVER_LABEL } card_verdict_t
 static card_verdict_t card_admit(rule_t *r, const char *service, const metric_t *m, kv_t *const *kv,
                       size_t n, const char **label)
 {
-    uint64_t mk = fnv(0xcbf29ce484222325ULL, m->name, strlen(m->name));
+    uint64_t mk = mt_fnv1a(MT_FNV_BASIS, m->name, strlen(m->name));
     card_ent_t *ce = card_ent(r, mk);
     if (!ce) {
         return CARD_OVER_SERIES; /* too many metrics tracked (or no memory): treat as overflow */
     }
-    uint64_t sh = fnv(mix(mk), service, strlen(service)) ^ attrs_hash(kv, n);
+    uint64_t sh = mt_fnv1a(mix(mk), service, strlen(service)) ^ attrs_hash(kv, n);
     if (hset_has(&ce->series, sh)) {
         return CARD_FITS;
     }

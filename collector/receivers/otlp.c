@@ -231,7 +231,7 @@ static void otlp_complete(void *arg, http_req_t *r)
         return;
     }
     tm_add(st->cnt[sig].bytes, r->len);
-    arena_t *a = recv_arena();
+    arena_t *a = arena_thread();
     if (!a) {
         reply_error(st, r, sig, json, 503, "out_of_memory", "1", "out of memory");
         return;
@@ -341,7 +341,7 @@ static void otlp_complete(void *arg, http_req_t *r)
     free(body);
     count_request(st, sig, 200, NULL, 0);
 done:
-    recv_arena_done(a);
+    arena_thread_release(a);
 }
 
 static int otlp_start(receiver_t *rv, mt_errbuf_t *eb)

@@ -280,7 +280,7 @@ static void prw_complete(void *arg, http_req_t *r)
                     "framed snappy is not supported; remote write uses the snappy block format");
         return;
     }
-    arena_t *a = recv_arena();
+    arena_t *a = arena_thread();
     if (!a) {
         reply_error(st, r, rq, 503, "out_of_memory", "1", "out of memory");
         return;
@@ -375,7 +375,7 @@ static void prw_complete(void *arg, http_req_t *r)
     respond(r, 204, NULL, 0, NULL, rq);
     count_request(st, 204, NULL, 0);
 done:
-    recv_arena_done(a);
+    arena_thread_release(a);
 }
 
 static int prw_start(receiver_t *rv, mt_errbuf_t *eb)

@@ -342,13 +342,13 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a)
 static void pyro_complete(void *arg, http_req_t *r)
 {
     pyro_state_t *st = arg;
-    arena_t *a = recv_arena();
+    arena_t *a = arena_thread();
     if (!a) {
         reply_error(st, r, 503, "out_of_memory", "1", "out of memory");
         return;
     }
     pyro_handle(st, r, a);
-    recv_arena_done(a);
+    arena_thread_release(a);
 }
 
 static int pyro_start(receiver_t *rv, mt_errbuf_t *eb)

@@ -1,6 +1,6 @@
 /*
- * recv.c - shared receiver scaffolding: per-thread arenas, lock-free request counters, the
- * tenant check. See recv.h.
+ * recv.c - shared receiver scaffolding: lock-free request counters and the tenant check.
+ * See recv.h.
  */
 #include "recv.h"
 
@@ -10,8 +10,6 @@
 
 _Static_assert(MT_TENANT_MAX == 63, "RECV_TENANT_ERR names the limit");
 
-#define RECV_ARENA_SIZE (256 * 1024)
-#define RECV_ARENA_KEEP (4u << 20)
 
 void recv_counters_init(recv_counters_t *c, const char *labels, const char *receiver_id)
 {
@@ -136,35 +134,6 @@ static void recv_count_items_in(recv_counters_t *c, recv_reason_t *s, const char
         atomic_store_explicit(&s->items, t, memory_order_release);
     }
     tm_add(t, items);
-}
-
-static pthread_key_t arena_key;
-static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
-static void arena_key_dtor(void *p) { arena_destroy(p); }
-static void arena_key_init(void) { pthread_key_create(&arena_key, arena_key_dtor); }
-
-arena_t *recv_arena(void)
-{
-    pthread_once(&arena_once, arena_key_init);
-    arena_t *a = pthread_getspecific(arena_key);
-    if (!a) {
-        a = arena_create(RECV_ARENA_SIZE, 0);
-        pthread_setspecific(arena_key, a);
-    }
-    return a;
-}
-
-void recv_arena_done(arena_t *a)
-{
-    if (!a) {
-        return;
-    }
-    if (arena_reserved(a) > RECV_ARENA_KEEP) {
-        arena_destroy(a);
-        pthread_setspecific(arena_key, NULL);
-    } else {
-        arena_reset(a);
-    }
 }
 
 recv_tenant_t recv_tenant(const char *org, char out[MT_TENANT_MAX + 1])

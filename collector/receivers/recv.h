@@ -1,6 +1,6 @@
 /*
- * recv.h - the scaffolding every receiver shares: the per-thread decode arena, the request
- * counters (resolved once, bumped lock-free), and the one tenant check.
+ * recv.h - the scaffolding every receiver shares: the request counters (resolved once, bumped
+ * lock-free) and the one tenant check. The per-thread decode arena is arena_thread() (arena.h).
  *
  * Tenant policy (every receiver, every transport): a request without X-Scope-OrgID has no
  * tenant; one whose X-Scope-OrgID is not a valid tenant id is refused with 400 "bad_tenant"
@@ -55,10 +55,6 @@ void recv_count(recv_counters_t *c, int code, const char *reason, uint64_t items
 /* refused_items_total{<labels>,reason} += items, for a request already counted. */
 void recv_count_items(recv_counters_t *c, const char *reason, uint64_t items);
 
-/* The calling HTTP thread's decode arena (created on first use; NULL when out of memory). */
-arena_t *recv_arena(void);
-/* After a request: keep one modest arena per thread, give back what a huge request needed. */
-void recv_arena_done(arena_t *a);
 
 typedef enum {
     RECV_TENANT_NONE = 0, /* no X-Scope-OrgID */

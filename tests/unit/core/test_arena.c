@@ -256,3 +256,20 @@ UNIT_TEST(protobuf_allocator_honours_cap)
     arena_destroy(a);
     free(data);
 }
+
+/* The receivers' per-thread arena: kept across requests, given back after a huge one. */
+UNIT_TEST(thread_arena_kept_then_given_back)
+{
+    arena_t *a = arena_thread();
+    REQUIRE(a);
+    CHECK(arena_alloc(a, 1000) != NULL);
+    arena_thread_release(a);
+    CHECK(arena_used(a) == 0);
+    CHECK(arena_thread() == a);
+    CHECK(arena_alloc(a, 8u << 20) != NULL); /* a huge request */
+    arena_thread_release(a);                 /* freed: the next request gets a fresh one */
+    arena_t *b = arena_thread();
+    REQUIRE(b);
+    CHECK(arena_reserved(b) <= (1u << 20));
+    arena_thread_release(b);
+}

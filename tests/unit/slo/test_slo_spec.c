@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static slo_set_t *load_str(const char *text, cfg_ctx_t *c, int64_t eval_ms)
 {
@@ -591,4 +592,43 @@ UNIT_TEST(rules_min_events_nodata_calendar)
     free(buf);
     slo_set_destroy(set);
     cfg_ctx_fini(&c);
+}
+
+/* A spec file just under the 16 MiB limit loads: the reader used to refuse anything within its
+ * 64 KiB read chunk of the limit ("file larger than"), though the file was not. */
+UNIT_TEST(spec_file_just_under_the_size_limit)
+{
+    char path[] = "/tmp/meltp-ut-spec-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    REQUIRE(f);
+    FILE *in = fopen("rules/slos/sloth-billing.yaml", "rb");
+    REQUIRE(in);
+    char buf[4096];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof(buf), in)) > 0) {
+        fwrite(buf, 1, r, f);
+    }
+    fclose(in);
+    long head = ftell(f);
+    size_t want = CFG_MAX_FILE_BYTES - 1000; /* inside the last 64 KiB below the limit */
+    static char line[1001];
+    memset(line, 'x', sizeof(line) - 2);
+    line[0] = '#';
+    line[sizeof(line) - 2] = '\n';
+    for (size_t n = (size_t)head; n + 1000 <= want; n += 1000) {
+        fwrite(line, 1, 1000, f);
+    }
+    fclose(f);
+    cfg_ctx_t c;
+    cfg_ctx_init(&c, "cfg.yaml");
+    slo_set_t *set = NULL;
+    int rc = slo_specs_load_file(path, 10000, &c, &set);
+    cfg_ctx_print(&c, stderr);
+    CHECK(rc == MT_OK && set && set->n > 0);
+    CHECK(c.nerr == 0);
+    slo_set_destroy(set);
+    cfg_ctx_fini(&c);
+    unlink(path);
 }
