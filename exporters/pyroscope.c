@@ -398,22 +398,9 @@ static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, httpc_on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &w->resp);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, httpc_on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &w->resp);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->common.timeout);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(cfg->common.timeout < 10000 ? cfg->common.timeout : 10000));
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    if (cfg->tls_insecure_skip_verify) {
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (cfg->tls_ca_file) {
-        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->tls_ca_file);
-    }
+    httpc_opts_t o = httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify,
+                                     cfg->tls_ca_file);
+    httpc_setup(c, &w->resp, &o);
     CURLcode cr = curl_easy_perform(c);
     curl_slist_free_all(hdrs);
     free(body);
@@ -445,9 +432,7 @@ static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *
         res->reason = code == 429 ? "http_429" : "http_5xx";
         return MT_ERETRY;
     }
-    res->reason = code == 400 ? "http_400" : code == 401 ? "http_401" : code == 403 ? "http_403"
-                : code == 404 ? "http_404" : code == 413 ? "http_413" : code == 422 ? "http_422"
-                : "http_error";
+    res->reason = httpc_status_reason(code, code == 422 ? "http_422" : "http_error");
     return MT_EPERM;
 }
 
