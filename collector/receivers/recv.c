@@ -143,15 +143,51 @@ static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
 static void arena_key_dtor(void *p) { arena_destroy(p); }
 static void arena_key_init(void) { pthread_key_create(&arena_key, arena_key_dtor); }
 
-arena_t *recv_arena(void)
+arena_t *recv_arena(size_t cap)
 {
     pthread_once(&arena_once, arena_key_init);
     arena_t *a = pthread_getspecific(arena_key);
     if (!a) {
         a = arena_create(RECV_ARENA_SIZE, 0);
+        if (!a) {
+            return NULL;
+        }
+        arena_account(a, &mt_mem_in_use, &mt_mem_limit);
         pthread_setspecific(arena_key, a);
     }
+    arena_set_cap(a, cap);
     return a;
+}
+
+size_t recv_decode_cap(int64_t max_decoded, int64_t max_body)
+{
+    if (max_decoded > 0) {
+        return (size_t)max_decoded;
+    }
+    return max_body > 0 ? (size_t)max_body * RECV_DECODE_RATIO : 0;
+}
+
+void recv_decode_refusal(const arena_t *a, size_t cap, int *status, const char **reason,
+                         char *msg, size_t msgcap)
+{
+    if (a && arena_over_cap(a)) {
+        *status = 413;
+        *reason = "decode_limit";
+        snprintf(msg, msgcap,
+                 "decoding this request needs more than max_decoded_size (%zu bytes); "
+                 "send smaller requests",
+                 cap);
+    } else if (a && arena_over_limit(a)) {
+        *status = 503;
+        *reason = "memory_limit";
+        snprintf(msg, msgcap,
+                 "memory limit reached while decoding (%lld bytes in use); retry later",
+                 (long long)atomic_load(&mt_mem_in_use));
+    } else {
+        *status = 503;
+        *reason = "out_of_memory";
+        snprintf(msg, msgcap, "out of memory");
+    }
 }
 
 void recv_arena_done(arena_t *a)
