@@ -236,6 +236,23 @@ def test_folded_profile_bounded():
     run_one(post_folded, body, "17 MiB of folded text")
 
 
+def test_protobuf_empty_spans_bounded():
+    """19 MiB of OTLP protobuf empty spans (2 bytes each): either the scanner passes it and the
+    queue refuses ~10 M spans (more than queue_items' 2 M default: 413 batch_too_large), or the
+    decoder meets its cap (413 decode_limit); never admitted whole, memory bounded."""
+    n = 19 * MIB // 2
+    scope = b"\x12\x00" * n  # ScopeSpans: n x field 2 (spans), each empty
+    body = _ld(1, _ld(2, scope))  # ExportTraceServiceRequest.resource_spans[0].scope_spans[0]
+    m = start()
+    st, _, resp = m.post("/v1/traces", body, PB)
+    assert m.proc.poll() is None, "meltp exited"
+    check_rss(m, "19 MiB of protobuf empty spans")
+    assert st == 413, (st, resp[:300])
+    assert (m.metric("meltp_receiver_refused_requests_total", reason="batch_too_large") +
+            m.metric("meltp_receiver_refused_requests_total", reason="decode_limit")) == 1
+    serves_next(m)
+
+
 def test_decode_cap_is_configurable():
     """A body that fits the default cap is refused once max_decoded_size is set below it, and
     a small JSON request still decodes."""
