@@ -88,7 +88,7 @@ test-slow: deps $(BUILD)/meltp
 # The ASan+UBSan pass runs `make test` (the slow promtool tier's time is promtool's, not meltp's;
 # meltp's side of it, rules for every example spec and calendar simulation, runs in other tests).
 test-asan:
-	$(MAKE) test BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined"
+	MELTP_ASAN=1 $(MAKE) test BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined"
 
 $(BUILD)/slo_bench: tests/bench/slo_bench.c $(BUILD)/libmeltp.a
 	$(CC) $(MT_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)

@@ -31,7 +31,11 @@ struct arena {
     size_t cap;
     size_t reserved;
     size_t used;
+    size_t external; /* arena_charge()d bytes, until reset */
     int over_cap;
+    int over_limit;
+    _Atomic int64_t *in_use; /* arena_account: process-wide bytes, or NULL */
+    _Atomic int64_t *limit;
     ProtobufCAllocator pb;
 };
 
@@ -45,6 +49,30 @@ static block_t *block_new(size_t size)
     b->size = size;
     b->used = 0;
     return b;
+}
+
+/* Charges n bytes to the account; -1 (over_limit set, nothing charged) when that would pass
+ * a positive limit. The check and the add are two atomics: concurrent requests can overshoot
+ * the limit by at most one block each, which the documented headroom covers. */
+static int acct_take(arena_t *a, size_t n, int check)
+{
+    if (!a->in_use) {
+        return 0;
+    }
+    int64_t lim = check ? atomic_load_explicit(a->limit, memory_order_relaxed) : 0;
+    if (lim > 0 && atomic_load_explicit(a->in_use, memory_order_relaxed) + (int64_t)n > lim) {
+        a->over_limit = 1;
+        return -1;
+    }
+    atomic_fetch_add_explicit(a->in_use, (int64_t)n, memory_order_relaxed);
+    return 0;
+}
+
+static void acct_give(arena_t *a, size_t n)
+{
+    if (a->in_use && n) {
+        atomic_fetch_sub_explicit(a->in_use, (int64_t)n, memory_order_relaxed);
+    }
 }
 
 static void *pb_alloc(void *ud, size_t n) { return arena_alloc(ud, n); }
@@ -115,6 +143,7 @@ void arena_destroy(arena_t *a)
     run_cleanups(a);
     free_chain_except_first(a);
     free(a->first);
+    acct_give(a, a->reserved + a->external);
     free(a);
 }
 
@@ -135,13 +164,47 @@ void arena_reset(arena_t *a)
             a->first = nb;
             a->first_size = want;
         }
+    } else {
+        free_chain_except_first(a);
+    }
+    /* the account follows: it held reserved + external, it now holds the first block */
+    int64_t delta = (int64_t)a->first_size - (int64_t)(a->reserved + a->external);
+    if (delta > 0) {
+        (void)acct_take(a, (size_t)delta, 0);
+    } else {
+        acct_give(a, (size_t)-delta);
     }
     a->head = a->first;
     a->first->used = 0;
     a->first->next = NULL;
     a->reserved = a->first_size;
+    a->external = 0;
     a->used = 0;
     a->over_cap = 0;
+    a->over_limit = 0;
+}
+
+void arena_set_cap(arena_t *a, size_t cap) { a->cap = cap; }
+
+void arena_account(arena_t *a, _Atomic int64_t *in_use, _Atomic int64_t *limit)
+{
+    acct_give(a, a->reserved + a->external);
+    a->in_use = in_use;
+    a->limit = limit;
+    (void)acct_take(a, a->reserved + a->external, 0);
+}
+
+int arena_charge(arena_t *a, size_t n)
+{
+    if (a->cap && (n > a->cap || a->reserved + a->external > a->cap - n)) {
+        a->over_cap = 1;
+        return -1;
+    }
+    if (acct_take(a, n, 1) != 0) {
+        return -1;
+    }
+    a->external += n;
+    return 0;
 }
 
 void *arena_alloc(arena_t *a, size_t n)
@@ -162,15 +225,20 @@ void *arena_alloc(arena_t *a, size_t n)
         if (sz > 8u << 20 && n < (8u << 20)) {
             sz = 8u << 20; /* stop doubling at 8 MiB blocks */
         }
-        if (a->cap && a->reserved + sz > a->cap) {
-            if (a->reserved + n > a->cap) {
+        size_t held = a->reserved + a->external;
+        if (a->cap && held + sz > a->cap) {
+            if (held + n > a->cap) {
                 a->over_cap = 1;
                 return NULL;
             }
             sz = n;
         }
+        if (acct_take(a, sz, 1) != 0) {
+            return NULL;
+        }
         block_t *nb = block_new(sz);
         if (!nb) {
+            acct_give(a, sz);
             return NULL;
         }
         nb->next = b;
@@ -206,6 +274,8 @@ char *arena_strndup(arena_t *a, const char *s, size_t len)
 size_t arena_used(const arena_t *a) { return a->used; }
 size_t arena_reserved(const arena_t *a) { return a->reserved; }
 int arena_over_cap(const arena_t *a) { return a->over_cap; }
+int arena_over_limit(const arena_t *a) { return a->over_limit; }
+int arena_accounted(const arena_t *a) { return a->in_use != NULL; }
 ProtobufCAllocator *arena_pb_allocator(arena_t *a) { return &a->pb; }
 
 static pthread_key_t thread_key;

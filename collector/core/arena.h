@@ -2,12 +2,16 @@
  * arena.h - a bump allocator that lives as long as one request or batch.
  * Everything allocated from it is freed in one arena_destroy()/arena_reset() call.
  * arena_pb_allocator() adapts it to protobuf-c so unpacking a message costs a few
- * large mallocs instead of one per field. A byte cap bounds what one request may use.
+ * large mallocs instead of one per field. A byte cap bounds what one request may use, and an
+ * account (arena_account) charges every block to the process-wide memory figure the memory
+ * limiter watches, so decoding is refused before it grows past the limit rather than after.
  */
 #ifndef ARENA_H
 #define ARENA_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <protobuf-c/protobuf-c.h>
 
 typedef struct arena arena_t;
@@ -40,6 +44,21 @@ arena_t *arena_thread(void);
 /* Done with the thread's request arena: reset, or freed when a huge request made it reserve
  * more than 4 MiB, so each thread keeps one modest arena. */
 void arena_thread_release(arena_t *a);
+/* Set when an allocation failed because the account would pass its limit (answer 503). */
+int arena_over_limit(const arena_t *a);
+/* Whether arena_account() was called on this arena. */
+int arena_accounted(const arena_t *a);
+/* Changes the cap (0 = none) for what follows; what is already reserved stays. */
+void arena_set_cap(arena_t *a, size_t cap);
+/* From now on every byte the arena reserves from malloc (its blocks, and arena_charge) is added
+ * to *in_use and given back when freed; a block that would take *in_use past *limit (when
+ * *limit > 0) is refused like one over the cap, with arena_over_limit() set. Both pointers
+ * must outlive the arena. Charges what is already reserved at once, without a limit check. */
+void arena_account(arena_t *a, _Atomic int64_t *in_use, _Atomic int64_t *limit);
+/* Counts n bytes that live outside the arena until the next reset/destroy (a library's own
+ * mallocs, a heap buffer handed over with arena_on_release) against the cap and the account.
+ * Returns 0, or -1 with arena_over_cap()/arena_over_limit() set (nothing is charged then). */
+int arena_charge(arena_t *a, size_t n);
 /* A ProtobufCAllocator backed by this arena (free is a no-op). Valid while the arena lives. */
 ProtobufCAllocator *arena_pb_allocator(arena_t *a);
 

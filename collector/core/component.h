@@ -149,7 +149,8 @@ typedef struct batch_settings {
 
 exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_settings_t *bs);
 int exq_start(exq_t *q);
-/* Reserves room for one batch of `bytes` and `items`. Returns MT_OK or MT_AGAIN when full. */
+/* Reserves room for one batch of `bytes` and `items`. Returns MT_OK, MT_AGAIN when full, or
+ * MT_ETOOBIG when the batch is larger than queue_bytes or queue_items (it never fits). */
 int exq_reserve(exq_t *q, size_t bytes, uint64_t items);
 void exq_unreserve(exq_t *q, size_t bytes, uint64_t items);
 /* Pushes into reserved room; takes a reference on b. */

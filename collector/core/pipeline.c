@@ -89,7 +89,8 @@ static void notify_observers(mt_signal_t s, const uint8_t *pb, size_t len, uint6
 
 /* Reserves room in every queue of every pipeline that has a batch (refusing queues make it
  * all-or-nothing; queues that drop when full count the drop), then commits. MT_OK when
- * queued (res filled), otherwise res says why. */
+ * queued (res filled), otherwise res says why: MT_AGAIN (a queue is full) or MT_ETOOBIG (the
+ * batch is larger than a whole queue). */
 static int enqueue_all(pipeline_t **ps, size_t nps, mt_batch_t **per_pipe, uint64_t items,
                        consume_result_t *res)
 {
@@ -97,6 +98,7 @@ static int enqueue_all(pipeline_t **ps, size_t nps, mt_batch_t **per_pipe, uint6
     size_t rbytes[MAX_TARGETS];
     exq_t *dropped_q[MAX_TARGETS];
     uint64_t dropped_items[MAX_TARGETS];
+    const char *dropped_why[MAX_TARGETS];
     size_t nres = 0, ndrop = 0;
     for (size_t i = 0; i < nps; i++) {
         pipeline_t *p = ps[i];
@@ -107,11 +109,14 @@ static int enqueue_all(pipeline_t **ps, size_t nps, mt_batch_t **per_pipe, uint6
         for (size_t k = 0; k < p->nqueues; k++) {
             exq_t *q = p->queues[k];
             int full = nres == MAX_TARGETS || ndrop == MAX_TARGETS;
-            if (!full && exq_reserve(q, per_pipe[i]->len, n) == MT_OK) {
+            int rc = full ? MT_AGAIN : exq_reserve(q, per_pipe[i]->len, n);
+            if (rc == MT_OK) {
                 reserved[nres] = q;
                 rbytes[nres++] = i;
             } else if (!full && exq_on_full_drop(q)) {
+                /* on_full: drop never pushes back, not even for a batch that cannot fit */
                 dropped_items[ndrop] = n;
+                dropped_why[ndrop] = rc == MT_ETOOBIG ? "batch_too_large" : "queue_full";
                 dropped_q[ndrop++] = q;
             } else {
                 for (size_t r = 0; r < nres; r++) {
@@ -119,6 +124,15 @@ static int enqueue_all(pipeline_t **ps, size_t nps, mt_batch_t **per_pipe, uint6
                                   per_pipe[rbytes[r]]->items);
                 }
                 tm_add(p->c_refused, items);
+                if (rc == MT_ETOOBIG) {
+                    res->status = MT_ETOOBIG;
+                    snprintf(res->msg, sizeof(res->msg),
+                             "a request of %llu items (%zu bytes encoded) is larger than "
+                             "exporter %s's whole queue (sending_queue queue_items/queue_bytes); "
+                             "send smaller requests",
+                             (unsigned long long)n, per_pipe[i]->len, exq_exporter(q)->id);
+                    return MT_ETOOBIG;
+                }
                 res->status = MT_AGAIN;
                 snprintf(res->msg, sizeof(res->msg),
                          "exporter %s queue is full; retry later", exq_exporter(q)->id);
@@ -130,7 +144,7 @@ static int enqueue_all(pipeline_t **ps, size_t nps, mt_batch_t **per_pipe, uint6
         exq_push_reserved(reserved[r], per_pipe[rbytes[r]]);
     }
     for (size_t d = 0; d < ndrop; d++) {
-        exq_count_drop(dropped_q[d], dropped_items[d], "queue_full");
+        exq_count_drop(dropped_q[d], dropped_items[d], dropped_why[d]);
     }
     res->status = MT_OK;
     return MT_OK;

@@ -62,9 +62,14 @@ static int grow(uint8_t **buf, size_t *cap_now, size_t need, size_t cap)
     return MT_OK;
 }
 
-/* Hands a finished heap buffer to the arena, or frees it on failure. */
-static int finish(arena_t *a, int rc, uint8_t *buf, size_t used, uint8_t **out, size_t *out_len)
+/* Hands a finished heap buffer (bcap bytes) to the arena, charged to its cap and memory
+ * account (arena_charge), or frees it on failure. */
+static int finish(arena_t *a, int rc, uint8_t *buf, size_t bcap, size_t used, uint8_t **out,
+                  size_t *out_len)
 {
+    if (rc == MT_OK && arena_charge(a, bcap) != 0) {
+        rc = MT_ENOMEM; /* the arena's flags say whether the cap or the limit refused it */
+    }
     if (rc == MT_OK && arena_on_release(a, free, buf) != 0) {
         rc = MT_ENOMEM;
     }
@@ -127,7 +132,7 @@ static int gunzip(const uint8_t *in, size_t in_len, size_t cap, arena_t *a, uint
         }
     }
     inflateEnd(&zs);
-    return finish(a, rc, buf, used, out, out_len);
+    return finish(a, rc, buf, bcap, used, out, out_len);
 }
 
 static int unzstd(const uint8_t *in, size_t in_len, size_t cap, arena_t *a, uint8_t **out,
@@ -175,7 +180,7 @@ static int unzstd(const uint8_t *in, size_t in_len, size_t cap, arena_t *a, uint
         }
     }
     ZSTD_freeDCtx(dc);
-    return finish(a, rc, buf, ob.pos, out, out_len);
+    return finish(a, rc, buf, bcap, ob.pos, out, out_len);
 }
 
 static int unsnappy(const uint8_t *in, size_t in_len, size_t cap, arena_t *a, uint8_t **out,

@@ -7,6 +7,7 @@
  */
 #include "otlp_json.h"
 #include "sb.h"
+#include "json_cost.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -704,6 +705,15 @@ ProtobufCMessage *otlp_json_decode(const ProtobufCMessageDescriptor *desc, const
     if (!json) {
         json = "";
         len = 0;
+    }
+    /* jansson mallocs the tree outside the arena: charge its estimated size to the arena
+     * (its cap and the memory limit) first, so a body of millions of tiny values is refused
+     * before the tree exists rather than after (json_cost.h) */
+    size_t cost = jcost_estimate(json, len);
+    if (arena_charge(a, cost) != 0) {
+        mt_failf(eb, "out of memory%s: parsing this JSON needs about %zu bytes",
+                 arena_over_cap(a) ? " (request size cap)" : " (memory limit)", cost);
+        return NULL;
     }
     json_error_t jerr;
     /* No JSON_REJECT_DUPLICATES (last one wins, like proto3 JSON parsers) and no

@@ -21,6 +21,7 @@
 typedef struct otlp_rcfg {
     char *endpoint;
     int64_t max_body;
+    int64_t max_decoded;
     char *paths[MT_SIG_COUNT];
     int64_t threads;
     int include_metadata;
@@ -35,6 +36,10 @@ static const cfg_field_t otlp_fields[] = {
     {"protocols.http.max_request_body_size", CFG_T_BYTES, "20MiB", 0,
      offsetof(otlp_rcfg_t, max_body), NULL,
      "largest body accepted, checked on the wire and again after decompression (413 above)"},
+    {"protocols.http.max_decoded_size", CFG_T_BYTES, "0", 0, offsetof(otlp_rcfg_t, max_decoded),
+     NULL,
+     "most memory decoding one request may take (decompressed body, JSON tree, decoded "
+     "messages); over it 413 decode_limit; 0 = 8 x max_request_body_size"},
     {"protocols.http.traces_url_path", CFG_T_STRING, "/v1/traces", 0,
      offsetof(otlp_rcfg_t, paths[MT_SIG_TRACES]), NULL, "path for traces"},
     {"protocols.http.metrics_url_path", CFG_T_STRING, "/v1/metrics", 0,
@@ -80,6 +85,9 @@ static void otlp_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_
             snprintf(key, sizeof(key), "protocols.http.%s_url_path", mt_signal_name(s));
             cfg_error_key(c, node, path, key, "must start with /");
         }
+    }
+    if (cfg->max_decoded < 0) {
+        cfg_error_key(c, node, path, "protocols.http.max_decoded_size", "must be >= 0");
     }
     if (cfg->threads < 1 || cfg->threads > 64) {
         cfg_error_key(c, node, path, "protocols.http.threads", "must be 1..64");
@@ -231,7 +239,8 @@ static void otlp_complete(void *arg, http_req_t *r)
         return;
     }
     tm_add(st->cnt[sig].bytes, r->len);
-    arena_t *a = arena_thread();
+    size_t dcap = recv_decode_cap(cfg->max_decoded, cfg->max_body);
+    arena_t *a = recv_arena(dcap);
     if (!a) {
         reply_error(st, r, sig, json, 503, "out_of_memory", "1", "out of memory");
         return;
@@ -242,7 +251,9 @@ static void otlp_complete(void *arg, http_req_t *r)
     size_t len = r->len;
     int rcode = codec_decompress(codec, r->body ? r->body : (uint8_t *)"", r->len,
                                  (size_t)cfg->max_body, a, &data, &len, &eb);
-    if (rcode == MT_ETOOBIG) {
+    if (rcode != MT_OK && (arena_over_cap(a) || arena_over_limit(a))) {
+        goto refuse;
+    } else if (rcode == MT_ETOOBIG) {
         reply_error(st, r, sig, json, 413, "too_large", NULL,
                     "decompressed body exceeds max_request_body_size %lld bytes",
                     (long long)cfg->max_body);
@@ -272,6 +283,9 @@ static void otlp_complete(void *arg, http_req_t *r)
                 msg = NULL;
             }
         }
+        if (!msg && (arena_over_cap(a) || arena_over_limit(a))) {
+            goto refuse;
+        }
         if (!msg) {
             reply_error(st, r, sig, json, 400, json ? "bad_json" : "bad_protobuf", NULL, "%s%s",
                         json ? "invalid OTLP/JSON: " : "invalid OTLP/protobuf: ", eb.msg);
@@ -300,6 +314,11 @@ static void otlp_complete(void *arg, http_req_t *r)
     if (res.status == MT_AGAIN) {
         reply_error(st, r, sig, json, 429, "queue_full", "1", "%s", res.msg);
         recv_count_items(&st->cnt[sig], "queue_full", items);
+        goto done;
+    }
+    if (res.status == MT_ETOOBIG) {
+        reply_error(st, r, sig, json, 413, "batch_too_large", NULL, "%s", res.msg);
+        recv_count_items(&st->cnt[sig], "batch_too_large", items);
         goto done;
     }
     if (res.status == MT_EINVAL) {
@@ -340,8 +359,16 @@ static void otlp_complete(void *arg, http_req_t *r)
                  NULL);
     free(body);
     count_request(st, sig, 200, NULL, 0);
+    goto done;
+refuse: {
+    int status;
+    const char *reason;
+    char emsg[256];
+    recv_decode_refusal(a, dcap, &status, &reason, emsg, sizeof(emsg));
+    reply_error(st, r, sig, json, status, reason, status == 503 ? "1" : NULL, "%s", emsg);
+}
 done:
-    arena_thread_release(a);
+    recv_arena_done(a);
 }
 
 static int otlp_start(receiver_t *rv, mt_errbuf_t *eb)

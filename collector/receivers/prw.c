@@ -21,6 +21,7 @@
 typedef struct prw_rcfg {
     char *endpoint;
     int64_t max_body;
+    int64_t max_decoded;
     int64_t threads;
     char *path;
     int passthrough;
@@ -31,6 +32,9 @@ static const cfg_field_t prw_fields[] = {
      "host:port to serve remote write on"},
     {"max_request_body_size", CFG_T_BYTES, "20MiB", 0, offsetof(prw_rcfg_t, max_body), NULL,
      "largest body accepted, on the wire and after snappy decompression (413 above)"},
+    {"max_decoded_size", CFG_T_BYTES, "0", 0, offsetof(prw_rcfg_t, max_decoded), NULL,
+     "most memory decoding one request may take (the decompressed body, converted series); "
+     "over it 413 decode_limit; 0 = 8 x max_request_body_size"},
     {"threads", CFG_T_INT, "2", 0, offsetof(prw_rcfg_t, threads), NULL,
      "HTTP worker threads"},
     {"path", CFG_T_STRING, "/api/v1/write", 0, offsetof(prw_rcfg_t, path), NULL,
@@ -53,6 +57,9 @@ static void prw_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_n
     }
     if (cfg->max_body <= 0) {
         cfg_error_key(c, node, path, "max_request_body_size", "must be positive");
+    }
+    if (cfg->max_decoded < 0) {
+        cfg_error_key(c, node, path, "max_decoded_size", "must be >= 0");
     }
     if (cfg->threads < 1 || cfg->threads > 64) {
         cfg_error_key(c, node, path, "threads", "must be 1..64");
@@ -280,7 +287,8 @@ static void prw_complete(void *arg, http_req_t *r)
                     "framed snappy is not supported; remote write uses the snappy block format");
         return;
     }
-    arena_t *a = arena_thread();
+    size_t dcap = recv_decode_cap(cfg->max_decoded, cfg->max_body);
+    arena_t *a = recv_arena(dcap);
     if (!a) {
         reply_error(st, r, rq, 503, "out_of_memory", "1", "out of memory");
         return;
@@ -293,7 +301,9 @@ static void prw_complete(void *arg, http_req_t *r)
      * allocation (codec.c), so a small body cannot claim gigabytes */
     int rcode = codec_decompress(CODEC_SNAPPY, r->body ? r->body : (uint8_t *)"", r->len,
                                  (size_t)cfg->max_body, a, &data, &len, &eb);
-    if (rcode == MT_ETOOBIG) {
+    if (arena_over_cap(a) || arena_over_limit(a)) {
+        goto refuse; /* no room for the decompressed body under the request's cap or limit */
+    } else if (rcode == MT_ETOOBIG) {
         reply_error(st, r, rq, 413, "too_large", NULL,
                     "decompressed body exceeds max_request_body_size %lld bytes",
                     (long long)cfg->max_body);
@@ -331,6 +341,9 @@ static void prw_complete(void *arg, http_req_t *r)
     } else {
         rcode = prw_to_otlp(rq->version, data, len, a, &msg, &stats, &eb);
     }
+    if (rcode != MT_OK && (rcode == MT_ENOMEM || arena_over_cap(a) || arena_over_limit(a))) {
+        goto refuse; /* protobuf-c reports a refused allocation as a decode error */
+    }
     if (rcode != MT_OK) {
         int oom = rcode == MT_ENOMEM;
         reply_error(st, r, rq, oom ? 503 : 400, oom ? "out_of_memory" : "invalid_data",
@@ -365,6 +378,11 @@ static void prw_complete(void *arg, http_req_t *r)
         recv_count_items(&st->cnt, "queue_full", items);
         goto done;
     }
+    if (res.status == MT_ETOOBIG) {
+        reply_error(st, r, rq, 413, "batch_too_large", NULL, "%s", res.msg);
+        recv_count_items(&st->cnt, "batch_too_large", items);
+        goto done;
+    }
     if (res.status != MT_OK) {
         reply_error(st, r, rq, 503, res.status == MT_ENOMEM ? "out_of_memory" : "pipeline_error",
                     "1", "%s", res.msg[0] ? res.msg : mt_strerror(res.status));
@@ -374,8 +392,16 @@ static void prw_complete(void *arg, http_req_t *r)
     rq->written = stats;
     respond(r, 204, NULL, 0, NULL, rq);
     count_request(st, 204, NULL, 0);
+    goto done;
+refuse: {
+    int status;
+    const char *reason;
+    char msg[256];
+    recv_decode_refusal(a, dcap, &status, &reason, msg, sizeof(msg));
+    reply_error(st, r, rq, status, reason, status == 503 ? "1" : NULL, "%s", msg);
+}
 done:
-    arena_thread_release(a);
+    recv_arena_done(a);
 }
 
 static int prw_start(receiver_t *rv, mt_errbuf_t *eb)

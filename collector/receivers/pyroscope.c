@@ -23,6 +23,7 @@
 typedef struct pyro_rcfg {
     char *endpoint;
     int64_t max_body;
+    int64_t max_decoded;
     int64_t threads;
 } pyro_rcfg_t;
 
@@ -31,6 +32,9 @@ static const cfg_field_t pyro_fields[] = {
      "host:port to serve POST /ingest on (Pyroscope's default port is 4040)"},
     {"max_request_body_size", CFG_T_BYTES, "20MiB", 0, offsetof(pyro_rcfg_t, max_body), NULL,
      "largest body accepted, on the wire and after gunzip (413 above)"},
+    {"max_decoded_size", CFG_T_BYTES, "0", 0, offsetof(pyro_rcfg_t, max_decoded), NULL,
+     "most memory decoding one request may take (multipart parts, gunzipped and decoded "
+     "profile, OTLP conversion); over it 413 decode_limit; 0 = 8 x max_request_body_size"},
     {"threads", CFG_T_INT, "2", 0, offsetof(pyro_rcfg_t, threads), NULL, "HTTP worker threads"},
 };
 
@@ -46,6 +50,9 @@ static void pyro_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_
     }
     if (cfg->max_body <= 0) {
         cfg_error_key(c, node, path, "max_request_body_size", "must be positive");
+    }
+    if (cfg->max_decoded < 0) {
+        cfg_error_key(c, node, path, "max_decoded_size", "must be >= 0");
     }
     if (cfg->threads < 1 || cfg->threads > 64) {
         cfg_error_key(c, node, path, "threads", "must be 1..64");
@@ -161,7 +168,23 @@ static int parse_time(const char *v, uint64_t *ns)
     return 0;
 }
 
-static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a)
+/* Answers a decode that ran out of room in the arena (the request's max_decoded_size: 413
+ * decode_limit; the memory limit: 503 memory_limit) and returns 1; 0 when rc is another
+ * failure, left to the caller. */
+static int refused(pyro_state_t *st, http_req_t *r, const arena_t *a, size_t dcap, int rc)
+{
+    if (rc == MT_OK || !(arena_over_cap(a) || arena_over_limit(a))) {
+        return 0;
+    }
+    int status;
+    const char *reason;
+    char msg[256];
+    recv_decode_refusal(a, dcap, &status, &reason, msg, sizeof(msg));
+    reply_error(st, r, status, reason, status == 503 ? "1" : NULL, "%s", msg);
+    return 1;
+}
+
+static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a, size_t dcap)
 {
     pyro_rcfg_t *cfg = st->r->cfg;
     size_t cap = (size_t)cfg->max_body;
@@ -179,6 +202,9 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a)
     char *app;
     pprof_label_t *labels;
     int rc = pprof_parse_name(query(r, "name"), a, &app, &labels, &m.nlabels, &eb);
+    if (refused(st, r, a, dcap, rc)) {
+        return;
+    }
     if (rc != MT_OK) {
         reply_error(st, r, rc == MT_ENOMEM ? 503 : 400,
                     rc == MT_ENOMEM ? "out_of_memory" : "bad_name", NULL, "%s", eb.msg);
@@ -242,6 +268,9 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a)
             pprof_part_t parts[PPROF_MAX_PARTS];
             size_t np = 0;
             rc = pprof_multipart_parse(boundary, body, blen, a, parts, &np, &eb);
+            if (refused(st, r, a, dcap, rc)) {
+                return;
+            }
             if (rc != MT_OK) {
                 reply_error(st, r, rc == MT_ENOMEM ? 503 : 400,
                             rc == MT_ENOMEM ? "out_of_memory" : "bad_multipart", NULL, "%s",
@@ -276,6 +305,9 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a)
         if (blen >= 2 && body[0] == 0x1f && body[1] == 0x8b) {
             uint8_t *out = NULL;
             rc = codec_decompress(CODEC_GZIP, body, blen, cap, a, &out, &pblen, &eb);
+            if (refused(st, r, a, dcap, rc)) {
+                return;
+            }
             if (rc == MT_ETOOBIG) {
                 reply_error(st, r, 413, "too_large", NULL,
                             "gunzipped profile exceeds max_request_body_size %lld bytes",
@@ -308,6 +340,9 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a)
                     "format \"%.40s\" is not supported; use pprof, folded or lines", format);
         return;
     }
+    if (refused(st, r, a, dcap, rc)) {
+        return;
+    }
     if (rc != MT_OK) {
         int oom = rc == MT_ENOMEM;
         reply_error(st, r, oom ? 503 : 400, oom ? "out_of_memory" : "invalid_data",
@@ -323,6 +358,10 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a)
                      MT_SIG_PROFILES, &req->base, NULL, 0, items, org, a, &res);
     if (res.status == MT_AGAIN) {
         reply_error(st, r, 429, "queue_full", "1", "%s", res.msg);
+        return;
+    }
+    if (res.status == MT_ETOOBIG) {
+        reply_error(st, r, 413, "batch_too_large", NULL, "%s", res.msg);
         return;
     }
     if (res.status == MT_EINVAL) {
@@ -342,13 +381,15 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a)
 static void pyro_complete(void *arg, http_req_t *r)
 {
     pyro_state_t *st = arg;
-    arena_t *a = arena_thread();
+    pyro_rcfg_t *cfg = st->r->cfg;
+    size_t dcap = recv_decode_cap(cfg->max_decoded, cfg->max_body);
+    arena_t *a = recv_arena(dcap);
     if (!a) {
         reply_error(st, r, 503, "out_of_memory", "1", "out of memory");
         return;
     }
-    pyro_handle(st, r, a);
-    arena_thread_release(a);
+    pyro_handle(st, r, a, dcap);
+    recv_arena_done(a);
 }
 
 static int pyro_start(receiver_t *rv, mt_errbuf_t *eb)

@@ -136,6 +136,57 @@ static void recv_count_items_in(recv_counters_t *c, recv_reason_t *s, const char
     tm_add(t, items);
 }
 
+arena_t *recv_arena(size_t cap)
+{
+    arena_t *a = arena_thread();
+    if (!a) {
+        return NULL;
+    }
+    if (!arena_accounted(a)) { /* a new thread arena: charged from now on */
+        arena_account(a, &mt_mem_in_use, &mt_mem_limit);
+    }
+    arena_set_cap(a, cap);
+    return a;
+}
+
+size_t recv_decode_cap(int64_t max_decoded, int64_t max_body)
+{
+    if (max_decoded > 0) {
+        return (size_t)max_decoded;
+    }
+    return max_body > 0 ? (size_t)max_body * RECV_DECODE_RATIO : 0;
+}
+
+void recv_decode_refusal(const arena_t *a, size_t cap, int *status, const char **reason,
+                         char *msg, size_t msgcap)
+{
+    if (a && arena_over_cap(a)) {
+        *status = 413;
+        *reason = "decode_limit";
+        snprintf(msg, msgcap,
+                 "decoding this request needs more than max_decoded_size (%zu bytes); "
+                 "send smaller requests",
+                 cap);
+    } else if (a && arena_over_limit(a)) {
+        *status = 503;
+        *reason = "memory_limit";
+        snprintf(msg, msgcap,
+                 "memory limit reached while decoding (%lld bytes in use); retry later",
+                 (long long)atomic_load(&mt_mem_in_use));
+    } else {
+        *status = 503;
+        *reason = "out_of_memory";
+        snprintf(msg, msgcap, "out of memory");
+    }
+}
+
+void recv_arena_done(arena_t *a)
+{
+    if (a) {
+        arena_thread_release(a);
+    }
+}
+
 recv_tenant_t recv_tenant(const char *org, char out[MT_TENANT_MAX + 1])
 {
     size_t n = org ? strlen(org) : 0;

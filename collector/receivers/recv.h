@@ -55,6 +55,23 @@ void recv_count(recv_counters_t *c, int code, const char *reason, uint64_t items
 /* refused_items_total{<labels>,reason} += items, for a request already counted. */
 void recv_count_items(recv_counters_t *c, const char *reason, uint64_t items);
 
+/* The calling HTTP thread's decode arena (created on first use; NULL when out of memory),
+ * capped at `cap` bytes for this request (0 = no cap) and charged, block by block, to
+ * mt_mem_in_use against mt_mem_limit. A decoder whose allocation fails answers with
+ * recv_decode_refusal(). */
+arena_t *recv_arena(size_t cap);
+/* The per-request decode cap of a receiver: max_decoded_size when set (> 0), otherwise
+ * RECV_DECODE_RATIO x max_request_body_size. */
+#define RECV_DECODE_RATIO 8
+size_t recv_decode_cap(int64_t max_decoded, int64_t max_body);
+
+/* Why a decode into `a` failed for want of memory: 413 "decode_limit" (the request's cap),
+ * 503 "memory_limit" (the process limit) or 503 "out_of_memory" (malloc failed). Fills
+ * *status, *reason (a string literal) and a message for the client naming the cap. */
+void recv_decode_refusal(const arena_t *a, size_t cap, int *status, const char **reason,
+                         char *msg, size_t msgcap);
+/* After a request: keep one modest arena per thread, give back what a huge request needed. */
+void recv_arena_done(arena_t *a);
 
 typedef enum {
     RECV_TENANT_NONE = 0, /* no X-Scope-OrgID */

@@ -309,9 +309,11 @@ UNIT_TEST(queue_bytes_limit)
     CHECK(exq_fill_ratio(q) == 1.0);       /* by bytes, not by slots */
     exq_unreserve(q, 60, 1);
     exq_unreserve(q, 40, 1);
-    /* an empty queue takes one oversized batch rather than refusing it forever */
-    CHECK(exq_reserve(q, 500, 1) == MT_OK);
-    exq_unreserve(q, 500, 1);
+    /* a batch larger than the whole queue never fits: refused even by an empty queue (issue
+     * 13), with MT_ETOOBIG so the client splits it rather than retries */
+    CHECK(exq_reserve(q, 500, 1) == MT_ETOOBIG);
+    CHECK(exq_reserve(q, 100, 1) == MT_OK); /* the whole queue is fine */
+    exq_unreserve(q, 100, 1);
     exq_destroy(q);
     pipe_free(p);
     fake_free(f);
@@ -330,8 +332,10 @@ UNIT_TEST(queue_items_limit)
     CHECK(exq_fill_ratio(q) == 1.0);
     exq_unreserve(q, 1, 6);
     exq_unreserve(q, 1, 4);
-    CHECK(exq_reserve(q, 1, 50) == MT_OK);   /* an empty queue takes one big batch */
-    exq_unreserve(q, 1, 50);
+    CHECK(exq_reserve(q, 1, 50) == MT_ETOOBIG); /* larger than the queue: never admitted */
+    CHECK(exq_reserve(q, 1, 6) == MT_OK);
+    CHECK(exq_reserve(q, 1, 11) == MT_ETOOBIG); /* too big, not just "full": no retry helps */
+    exq_unreserve(q, 1, 6);
     exq_destroy(q);
     pipe_free(p);
     fake_free(f);

@@ -215,6 +215,44 @@ UNIT_TEST(bomb_with_capped_arena_is_too_big)
     free(z);
 }
 
+UNIT_TEST(decompressed_buffer_is_charged_to_the_arena)
+{
+    /* gzip/zstd decompress into a heap buffer the arena frees: it counts against the arena's
+     * cap and its memory account like the arena's own blocks (issue 13) */
+    size_t n = 1u << 20;
+    uint8_t *in = sample_data(n);
+    REQUIRE(in);
+    static const codec_t cs[] = {CODEC_GZIP, CODEC_ZSTD};
+    for (size_t k = 0; k < 2; k++) {
+        uint8_t *z = NULL;
+        size_t zlen = 0;
+        REQUIRE(codec_compress(cs[k], in, n, 0, &z, &zlen) == MT_OK);
+        _Atomic int64_t in_use = 0, limit = 0;
+        arena_t *a = arena_create(1024, 0);
+        arena_account(a, &in_use, &limit);
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+        mt_errbuf_t eb;
+        mt_errbuf_clear(&eb);
+        CHECK(codec_decompress(cs[k], z, zlen, 2 * n, a, &out, &out_len, &eb) == MT_OK);
+        CHECK(atomic_load(&in_use) >= (int64_t)(n + 1024));
+        arena_reset(a);
+        CHECK(atomic_load(&in_use) == 1024);
+        arena_set_cap(a, n / 2); /* fits the body limit, not the arena's cap */
+        CHECK(codec_decompress(cs[k], z, zlen, 2 * n, a, &out, &out_len, &eb) == MT_ENOMEM);
+        CHECK(arena_over_cap(a));
+        arena_reset(a);
+        arena_set_cap(a, 0);
+        atomic_store(&limit, 4096); /* nor the memory limit */
+        CHECK(codec_decompress(cs[k], z, zlen, 2 * n, a, &out, &out_len, &eb) == MT_ENOMEM);
+        CHECK(arena_over_limit(a));
+        arena_destroy(a);
+        CHECK(atomic_load(&in_use) == 0);
+        free(z);
+    }
+    free(in);
+}
+
 static void truncated(int *unit_failed_, codec_t c, const char *want)
 {
     size_t n = 50000;
