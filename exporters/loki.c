@@ -59,14 +59,13 @@
 #include <stddef.h>
 #include <time.h>
 
-
-#define LK_MAX_LABELS 15            /* Loki's max_label_names_per_series default */
-#define LK_LABEL_VALUE_MAX 2048     /* Loki's max_label_value_length default */
-#define LK_MAX_TENANTS 64           /* distinct tenants in one batch (more are dropped) */
-#define LK_TENANT_MAX 150           /* Loki's tenant id length limit */
-#define LK_MAX_DEPTH 16             /* AnyValue nesting rendered into text */
-#define LK_EVENT_SERVICES 256       /* distinct services with their own events counter */
-#define LK_TEXT_MAX (64u << 20)     /* one rendered line / request body */
+#define LK_MAX_LABELS      15          /* Loki's max_label_names_per_series default */
+#define LK_LABEL_VALUE_MAX 2048        /* Loki's max_label_value_length default */
+#define LK_MAX_TENANTS     64          /* distinct tenants in one batch (more are dropped) */
+#define LK_TENANT_MAX      150         /* Loki's tenant id length limit */
+#define LK_MAX_DEPTH       16          /* AnyValue nesting rendered into text */
+#define LK_EVENT_SERVICES  256         /* distinct services with their own events counter */
+#define LK_TEXT_MAX        (64u << 20) /* one rendered line / request body */
 
 /* CFG_T_ENUM values, in the order of their "a|b|c" lists in loki_fields */
 typedef enum { LOKI_ENC_PROTOBUF = 0, LOKI_ENC_JSON } loki_encoding_t;
@@ -86,7 +85,7 @@ typedef struct loki_cfg {
     int event_label;
     int sm;
     int sm_resource;
-    loki_line_format_t line_format;           /* "raw|json|logfmt" */
+    loki_line_format_t line_format; /* "raw|json|logfmt" */
     cfg_strmap_t headers;
     int64_t max_labels;
     int64_t max_response;
@@ -99,8 +98,8 @@ static const cfg_field_t loki_fields[] = {
      "full push URL, e.g. http://loki:3100/loki/api/v1/push"},
     {"encoding", CFG_T_ENUM, "protobuf", 0, offsetof(loki_cfg_t, encoding), "protobuf|json",
      "protobuf (snappy) or JSON"},
-    {"json_compression", CFG_T_ENUM, "gzip", 0, offsetof(loki_cfg_t, json_compression),
-     "gzip|none", "body compression for encoding: json (protobuf is always snappy)"},
+    {"json_compression", CFG_T_ENUM, "gzip", 0, offsetof(loki_cfg_t, json_compression), "gzip|none",
+     "body compression for encoding: json (protobuf is always snappy)"},
     {"tenant_id", CFG_T_STRING, NULL, 0, offsetof(loki_cfg_t, tenant_id), NULL,
      "static X-Scope-OrgID; wins over the incoming request's"},
     {"tenant_from_attribute", CFG_T_STRING, NULL, 0, offsetof(loki_cfg_t, tenant_attr), NULL,
@@ -138,7 +137,7 @@ static const cfg_field_t loki_fields[] = {
 /* ---- label plan: which label names exist and where their values come from ------------- */
 
 typedef struct lk_spec {
-    char key[256];        /* attribute key */
+    char key[256]; /* attribute key */
     int slot;
 } lk_spec_t;
 
@@ -201,8 +200,8 @@ static int plan_slot(lk_plan_t *p, const char *name)
 }
 
 /* Parses `attr` / `attr=label` entries into specs. Returns 0 or -1 with why filled. */
-static int plan_specs(lk_plan_t *p, const cfg_strlist_t *l, lk_spec_t *out, int *n,
-                      char *why, size_t whylen)
+static int plan_specs(lk_plan_t *p, const cfg_strlist_t *l, lk_spec_t *out, int *n, char *why,
+                      size_t whylen)
 {
     for (size_t i = 0; i < l->n; i++) {
         const char *item = l->items[i];
@@ -264,9 +263,10 @@ static int plan_build(const loki_cfg_t *cfg, lk_plan_t *p, const char **bad_key,
         return -1;
     }
     if (p->nslots > cfg->max_labels) {
-        snprintf(why, whylen, "%d label names configured (labels.resource, labels.attributes, "
-                 "level, kind), more than max_labels %lld", p->nslots,
-                 (long long)cfg->max_labels);
+        snprintf(why, whylen,
+                 "%d label names configured (labels.resource, labels.attributes, "
+                 "level, kind), more than max_labels %lld",
+                 p->nslots, (long long)cfg->max_labels);
         return -1;
     }
     /* sort names; remap slots */
@@ -324,8 +324,7 @@ static int tenant_ok(const char *t, size_t n)
     return 1;
 }
 
-static void loki_validate(cfg_ctx_t *c, const void *cfgp, const char *path,
-                          const cfg_node_t *node)
+static void loki_validate(cfg_ctx_t *c, const void *cfgp, const char *path, const cfg_node_t *node)
 {
     const loki_cfg_t *cfg = cfgp;
     if (cfg->endpoint && strncmp(cfg->endpoint, "http://", 7) &&
@@ -334,8 +333,7 @@ static void loki_validate(cfg_ctx_t *c, const void *cfgp, const char *path,
                       cfg->endpoint);
     }
     if (cfg->max_labels < 1 || cfg->max_labels > LK_MAX_LABELS) {
-        cfg_error_key(c, node, path, "max_labels", "must be 1..%d (Loki's limit)",
-                      LK_MAX_LABELS);
+        cfg_error_key(c, node, path, "max_labels", "must be 1..%d (Loki's limit)", LK_MAX_LABELS);
     }
     lk_plan_t p;
     const char *bad = NULL;
@@ -368,9 +366,9 @@ static void loki_validate(cfg_ctx_t *c, const void *cfgp, const char *path,
 typedef struct loki_state {
     lk_plan_t plan;
     struct curl_slist *hdrs;
-    char labels[256];                 /* exporter="..." */
+    char labels[256]; /* exporter="..." */
     tm_counter_t *c_sent, *c_requests, *c_events_total;
-    events_counter_t *ev;             /* meltp_events_received_total{exporter,service} */
+    events_counter_t *ev; /* meltp_events_received_total{exporter,service} */
 } loki_state_t;
 
 static int loki_create(exporter_t *ex, mt_errbuf_t *eb)
@@ -389,8 +387,9 @@ static int loki_create(exporter_t *ex, mt_errbuf_t *eb)
         return MT_EINVAL;
     }
     struct curl_slist *h = NULL;
-    h = curl_slist_append(h, cfg->encoding == LOKI_ENC_JSON ? "Content-Type: application/json"
-                                           : "Content-Type: application/x-protobuf");
+    h = curl_slist_append(h, cfg->encoding == LOKI_ENC_JSON
+                                 ? "Content-Type: application/json"
+                                 : "Content-Type: application/x-protobuf");
     if (cfg->encoding == LOKI_ENC_PROTOBUF) {
         h = curl_slist_append(h, "Content-Encoding: snappy");
     } else if (cfg->json_compression == LOKI_JSON_GZIP) {
@@ -405,20 +404,20 @@ static int loki_create(exporter_t *ex, mt_errbuf_t *eb)
     }
     st->hdrs = h;
     snprintf(st->labels, sizeof(st->labels), "exporter=\"%s\"", ex->id ? ex->id : "loki");
-    st->ev = events_counter_create(
-        "meltp_events_received_total",
-        "Log records that are events (event_name or event.name), by service.", st->labels,
-        LK_EVENT_SERVICES, EVENTS_LABEL_UTF8);
+    st->ev =
+        events_counter_create("meltp_events_received_total",
+                              "Log records that are events (event_name or event.name), by service.",
+                              st->labels, LK_EVENT_SERVICES, EVENTS_LABEL_UTF8);
     if (!st->ev) {
         curl_slist_free_all(st->hdrs);
         free(st);
         mt_failf(eb, "out of memory");
         return MT_ENOMEM;
     }
-    st->c_sent = tm_counter("meltp_loki_entries_sent_total",
-                            "Log entries Loki accepted.", st->labels);
-    st->c_requests = tm_counter("meltp_loki_requests_total", "Loki push requests sent.",
-                                st->labels);
+    st->c_sent =
+        tm_counter("meltp_loki_entries_sent_total", "Log entries Loki accepted.", st->labels);
+    st->c_requests =
+        tm_counter("meltp_loki_requests_total", "Loki push requests sent.", st->labels);
     ex->state = st;
     return MT_OK;
 }
@@ -555,9 +554,9 @@ enum { AV_NONE, AV_STR, AV_BOOL, AV_INT, AV_DOUBLE, AV_ARRAY, AV_KVLIST, AV_BYTE
 
 typedef struct av {
     int kind;
-    const uint8_t *p;      /* string (NUL-cut), bytes, array or kvlist payload */
+    const uint8_t *p; /* string (NUL-cut), bytes, array or kvlist payload */
     size_t n;
-    uint64_t v;            /* bool, int, double bits */
+    uint64_t v; /* bool, int, double bits */
 } av_t;
 
 static int av_parse(const uint8_t *p, size_t n, av_t *a)
@@ -620,10 +619,10 @@ static int kv_parse(const uint8_t *p, size_t n, const char **k, size_t *kl, cons
 typedef struct wkv {
     const char *key;
     const uint8_t *v;
-    const char *s;         /* the value when it is a string */
+    const char *s; /* the value when it is a string */
     uint32_t klen, vlen, slen;
     int is_str, kind;
-    uint64_t iv;           /* bool / int value */
+    uint64_t iv; /* bool / int value */
 } wkv_t;
 
 static int wkv_parse(const uint8_t *p, size_t n, wkv_t *kv)
@@ -827,11 +826,11 @@ typedef struct lk_entry {
 } lk_entry_t;
 
 typedef struct lk_stream {
-    const char *sel;      /* selector text {a="b", c="d"} */
+    const char *sel; /* selector text {a="b", c="d"} */
     uint32_t sel_len, tenant, count, first, fill;
-    int unsorted;         /* an entry came with a timestamp older than the one before */
+    int unsorted; /* an entry came with a timestamp older than the one before */
     uint64_t hash, last_ts;
-    size_t bytes;         /* its entries' encoded bytes */
+    size_t bytes; /* its entries' encoded bytes */
     lk_pair_t labels[LK_MAX_LABELS + 1];
     int nlabels;
 } lk_stream_t;
@@ -840,13 +839,13 @@ typedef struct lk_stream {
  * names in a fixed pool (pointers stay valid until the cache is cleared, which only happens
  * between batches, when it is full). */
 #define LK_NC_SLOTS 2048u
-#define LK_NC_MAX 1536u
-#define LK_NC_POOL (64u << 10)
+#define LK_NC_MAX   1536u
+#define LK_NC_POOL  (64u << 10)
 
 typedef struct lk_nc_ent {
     uint64_t h;
-    uint32_t off, rlen;   /* raw key in the pool */
-    int32_t nlen;         /* sanitised name follows the raw key; <= 0 no usable name */
+    uint32_t off, rlen; /* raw key in the pool */
+    int32_t nlen;       /* sanitised name follows the raw key; <= 0 no usable name */
     uint32_t used;
 } lk_nc_ent_t;
 
@@ -861,18 +860,18 @@ typedef struct lk_names {
  * the protobuf body buffer. Buffers grown by an unusually big batch are shrunk afterwards. */
 typedef struct lk_scratch {
     arena_t *a;
-    size_t arena_first;     /* first block size; grows to what a batch needed */
+    size_t arena_first; /* first block size; grows to what a batch needed */
     uint8_t *pb;
     size_t pb_cap;
     sb_t tmp, val;
-    sb_t eb;              /* the batch's encoded entries, in arrival order */
+    sb_t eb; /* the batch's encoded entries, in arrival order */
     lk_entry_t *e;
     size_t e_cap;
     lk_stream_t *s;
     size_t s_cap;
-    uint32_t *ht;           /* stream hash table: index+1, 0 empty */
+    uint32_t *ht; /* stream hash table: index+1, 0 empty */
     size_t ht_size;
-    wkv_t *rkv, *akv;       /* resource / record attributes */
+    wkv_t *rkv, *akv; /* resource / record attributes */
     size_t rkv_cap, akv_cap;
     lk_names_t names;
 } lk_scratch_t;
@@ -898,19 +897,19 @@ typedef struct lk_build {
     exporter_t *ex;
     lk_scratch_t *sc;
     arena_t *a;
-    sb_t tmp;             /* scratch for a selector or a line */
-    sb_t val;             /* scratch for one value (value_text) */
-    sb_t eb;              /* encoded entries (see lk_entry_t) */
+    sb_t tmp; /* scratch for a selector or a line */
+    sb_t val; /* scratch for one value (value_text) */
+    sb_t eb;  /* encoded entries (see lk_entry_t) */
     lk_entry_t *e;
     size_t ne;
     lk_stream_t *s;
     size_t ns;
-    uint32_t *ht;           /* stream hash table: index+1, 0 empty */
+    uint32_t *ht; /* stream hash table: index+1, 0 empty */
     size_t htmask;
     const char *tenants[LK_MAX_TENANTS];
     size_t tlen[LK_MAX_TENANTS];
     size_t ntenants;
-    uint64_t dropped;       /* records dropped while building (bad tenants) */
+    uint64_t dropped; /* records dropped while building (bad tenants) */
     const char *drop_reason;
     int bad;                /* malformed wire data met */
     uint32_t name_memo[16]; /* name cache slot + 1 of the last key of each length % 16 */
@@ -1021,8 +1020,7 @@ static const char *attr_name(lk_build_t *b, const char *key, size_t klen, int *n
 
 /* Renders an encoded AnyValue as text; strings are borrowed from the batch, anything else is
  * rendered into b->val (valid until the next call) or, with keep, copied into the arena. */
-static const char *value_text_in(lk_build_t *b, const uint8_t *p, size_t n, size_t *len,
-                                 int keep)
+static const char *value_text_in(lk_build_t *b, const uint8_t *p, size_t n, size_t *len, int keep)
 {
     av_t a;
     if (av_parse(p, n, &a) < 0) {
@@ -1121,8 +1119,8 @@ static size_t cut_utf8(const char *s, size_t n, size_t max)
 }
 
 /* Severity as a level code: 0 none, 1..6 trace..fatal, 7 unknown (text not recognised). */
-static const char *const lk_levels[8] = {NULL, "trace", "debug", "info", "warn", "error", "fatal",
-                                         "unknown"};
+static const char *const lk_levels[8] = {NULL,   "trace", "debug", "info",
+                                         "warn", "error", "fatal", "unknown"};
 static const uint8_t lk_level_len[8] = {0, 5, 5, 4, 4, 5, 5, 7};
 
 static int level_code(int sevnum, const char *text, size_t n)
@@ -1136,9 +1134,9 @@ static int level_code(int sevnum, const char *text, size_t n)
     static const struct {
         const char *p;
         uint8_t len, lv;
-    } map[] = {{"trace", 5, 1}, {"debug", 5, 2}, {"dbg", 3, 2}, {"info", 4, 3},
-               {"notice", 6, 3}, {"warn", 4, 4}, {"err", 3, 5}, {"fatal", 5, 6},
-               {"crit", 4, 6}, {"emerg", 5, 6}, {"alert", 5, 6}, {"panic", 5, 6}};
+    } map[] = {{"trace", 5, 1},  {"debug", 5, 2}, {"dbg", 3, 2},   {"info", 4, 3},
+               {"notice", 6, 3}, {"warn", 4, 4},  {"err", 3, 5},   {"fatal", 5, 6},
+               {"crit", 4, 6},   {"emerg", 5, 6}, {"alert", 5, 6}, {"panic", 5, 6}};
     for (size_t i = 0; i < MT_ARRAY_LEN(map); i++) {
         if (n >= map[i].len && strncasecmp(text, map[i].p, map[i].len) == 0) {
             return map[i].lv;
@@ -1332,15 +1330,14 @@ static const wkv_t *find_attr(const wkv_t *kv, size_t n, const char *key)
 
 static void hex(char *out, const uint8_t *p, size_t n)
 {
-    static const char h[513] =
-        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-        "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-        "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
-        "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
-        "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
-        "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
-        "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
-        "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+    static const char h[513] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+                               "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+                               "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+                               "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+                               "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+                               "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+                               "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+                               "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
     for (size_t i = 0; i < n; i++) {
         memcpy(out + 2 * i, h + 2 * p[i], 2);
     }
@@ -1355,7 +1352,6 @@ static int all_zero(const uint8_t *p, size_t n)
     }
     return 1;
 }
-
 
 static uint8_t *put_len(uint8_t *p, uint8_t tag, size_t n)
 {
@@ -1418,7 +1414,7 @@ static void ent_line(lk_build_t *b, int json, const char *line, size_t n)
 }
 
 static inline void ent_pair(lk_build_t *b, int json, const char *name, size_t nl, const char *v,
-                     size_t vl, int *npairs)
+                            size_t vl, int *npairs)
 {
     sb_t *eb = &b->eb;
     if (json) {
@@ -1538,7 +1534,7 @@ typedef struct wrec {
     size_t sevlen, evlen;
     const uint8_t *body, *tid, *sid;
     size_t blen, tidlen, sidlen;
-    size_t nattr;           /* in sc->akv */
+    size_t nattr; /* in sc->akv */
 } wrec_t;
 
 /* Builds the line of one record into b->tmp (json / logfmt formats). */
@@ -2090,8 +2086,10 @@ static int build_resource(lk_build_t *b, const uint8_t *p, size_t n, const char 
         b->drop_reason = "invalid_tenant";
         if (first) {
             count_drop(st, "invalid_tenant", nrec);
-            mt_log(MT_LOG_ERROR, "exporter %s: dropping %zu log records: tenant \"%.*s\" "
-                   "is not a valid Loki tenant", ex->id, nrec, (int)(tl < 160 ? tl : 160), tn);
+            mt_log(MT_LOG_ERROR,
+                   "exporter %s: dropping %zu log records: tenant \"%.*s\" "
+                   "is not a valid Loki tenant",
+                   ex->id, nrec, (int)(tl < 160 ? tl : 160), tn);
         }
         return MT_OK;
     }
@@ -2154,8 +2152,7 @@ static int build_resource(lk_build_t *b, const uint8_t *p, size_t n, const char 
             if (g.num != 2) {
                 continue;
             }
-            rc = build_record(b, g.p, g.n, ti, rvals, rused, nra, scache, now_ns, seq,
-                              &nevents);
+            rc = build_record(b, g.p, g.n, ti, rvals, rused, nra, scache, now_ns, seq, &nevents);
             if (rc != MT_OK) {
                 return rc;
             }
@@ -2458,8 +2455,9 @@ static int build_with(exporter_t *ex, lk_scratch_t *sc, const uint8_t *data, siz
         }
         size_t blen = 0;
         uint64_t entries = 0;
-        uint8_t *body = cfg->encoding == LOKI_ENC_PROTOBUF ? encode_pb(&b, (uint32_t)t, &blen, &entries)
-                                           : encode_json(&b, (uint32_t)t, &blen, &entries);
+        uint8_t *body = cfg->encoding == LOKI_ENC_PROTOBUF
+                            ? encode_pb(&b, (uint32_t)t, &blen, &entries)
+                            : encode_json(&b, (uint32_t)t, &blen, &entries);
         if (!body) {
             rc = MT_ENOMEM;
             break;
@@ -2593,7 +2591,7 @@ typedef struct lk_worker {
     uint64_t memo_sig, memo_done, memo_dropped;
     const char *memo_reason;
     lk_scratch_t sc;
-    char *z;                /* compressed body buffer */
+    char *z; /* compressed body buffer */
     size_t z_cap;
 } lk_worker_t;
 
@@ -2630,8 +2628,8 @@ typedef struct lk_send {
     const char *drop_reason;
 } lk_send_t;
 
-static int push_http(void *arg, size_t index, const char *tenant, const uint8_t *body,
-                     size_t len, uint64_t entries)
+static int push_http(void *arg, size_t index, const char *tenant, const uint8_t *body, size_t len,
+                     uint64_t entries)
 {
     lk_send_t *ss = arg;
     exporter_t *ex = ss->ex;
@@ -2686,8 +2684,8 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)out);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)zlen);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs ? hdrs : st->hdrs);
-    httpc_opts_t o = httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify,
-                                     cfg->tls_ca_file);
+    httpc_opts_t o =
+        httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify, cfg->tls_ca_file);
     httpc_setup(c, &w->resp, &o);
     tm_add(st->c_requests, 1);
     CURLcode cr = curl_easy_perform(c);
@@ -2733,9 +2731,10 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
     w->memo_dropped += n;
     w->memo_reason = reason;
     w->memo_done |= index < 64 ? 1ull << index : 0;
-    mt_log(MT_LOG_ERROR, "exporter %s: Loki refused %llu of %llu entries%s%s (%s): HTTP %ld: %.400s",
-           ex->id, (unsigned long long)n, (unsigned long long)entries,
-           *tenant ? " for tenant " : "", tenant, reason, code, body_txt);
+    mt_log(MT_LOG_ERROR,
+           "exporter %s: Loki refused %llu of %llu entries%s%s (%s): HTTP %ld: %.400s", ex->id,
+           (unsigned long long)n, (unsigned long long)entries, *tenant ? " for tenant " : "",
+           tenant, reason, code, body_txt);
     return MT_OK;
 }
 
@@ -2768,8 +2767,8 @@ static int loki_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *dat
     lk_send_t ss = {.ex = ex, .w = w, .res = res};
     uint64_t dropped = 0;
     size_t npushes = 0;
-    int rc = build_with(ex, &w->sc, data, len, res->tenant, mt_wall_ns(), !retry,
-                        w->memo_done, push_http, &ss, &dropped, &npushes);
+    int rc = build_with(ex, &w->sc, data, len, res->tenant, mt_wall_ns(), !retry, w->memo_done,
+                        push_http, &ss, &dropped, &npushes);
     if (rc == MT_EINVAL) {
         snprintf(res->msg, sizeof(res->msg), "undecodable logs batch");
         res->reason = "decode_error";
@@ -2810,7 +2809,8 @@ const exporter_ops_t exporter_loki_ops = {
     .nfields = MT_ARRAY_LEN(loki_fields),
     .cfg_size = sizeof(loki_cfg_t),
     .signals = SIG_BIT(MT_SIG_LOGS),
-    .default_consumers = 2, /* a push is one HTTP request per batch: 2 keep up, each holds buffers */
+    .default_consumers =
+        2, /* a push is one HTTP request per batch: 2 keep up, each holds buffers */
     .help = "Loki push API (protobuf+snappy or JSON): label policy, structured metadata, tenants",
     .validate = loki_validate,
     .create = loki_create,

@@ -31,7 +31,7 @@
 typedef struct prw_cfg {
     exporter_common_t common;
     char *endpoint;
-    int message;                  /* 0 prometheus.WriteRequest (1.0), 1 io.prometheus.write.v2.Request */
+    int message; /* 0 prometheus.WriteRequest (1.0), 1 io.prometheus.write.v2.Request */
     cfg_strmap_t headers;
     cfg_strmap_t external_labels;
     char *namespace_;
@@ -137,7 +137,7 @@ typedef struct prw_state {
     ti_slot_t ti[TI_SLOTS];
     deltacum_t *dc;
     struct curl_slist *hdrs[2];
-    _Atomic int use_v1;             /* set after a 415 to a 2.0 request */
+    _Atomic int use_v1; /* set after a 415 to a 2.0 request */
     char labels[256];
     tm_counter_t *c_samples, *c_histograms, *c_exemplars, *c_requests;
 } prw_state_t;
@@ -160,8 +160,9 @@ static int prw_create(exporter_t *ex, mt_errbuf_t *eb)
     }
     for (int v = 0; v < 2; v++) {
         struct curl_slist *h = NULL;
-        h = curl_slist_append(h, v ? "Content-Type: application/x-protobuf;proto=io.prometheus.write.v2.Request"
-                                   : "Content-Type: application/x-protobuf");
+        h = curl_slist_append(
+            h, v ? "Content-Type: application/x-protobuf;proto=io.prometheus.write.v2.Request"
+                 : "Content-Type: application/x-protobuf");
         h = curl_slist_append(h, "Content-Encoding: snappy");
         h = curl_slist_append(h, v ? "X-Prometheus-Remote-Write-Version: 2.0.0"
                                    : "X-Prometheus-Remote-Write-Version: 0.1.0");
@@ -178,13 +179,13 @@ static int prw_create(exporter_t *ex, mt_errbuf_t *eb)
     snprintf(st->labels, sizeof(st->labels), "exporter=\"%s\"", ex->id);
     st->c_samples = tm_counter("meltp_prw_samples_sent_total",
                                "Remote-write float samples the backend accepted.", st->labels);
-    st->c_histograms = tm_counter("meltp_prw_histograms_sent_total",
-                                  "Remote-write native histogram samples the backend accepted.",
-                                  st->labels);
+    st->c_histograms =
+        tm_counter("meltp_prw_histograms_sent_total",
+                   "Remote-write native histogram samples the backend accepted.", st->labels);
     st->c_exemplars = tm_counter("meltp_prw_exemplars_sent_total",
                                  "Remote-write exemplars the backend accepted.", st->labels);
-    st->c_requests = tm_counter("meltp_prw_requests_total", "Remote-write requests sent.",
-                                st->labels);
+    st->c_requests =
+        tm_counter("meltp_prw_requests_total", "Remote-write requests sent.", st->labels);
     ex->state = st;
     return MT_OK;
 }
@@ -281,7 +282,7 @@ static size_t series_weight(const Prometheus__TimeSeries *ts)
 
 /* One request body waiting to be sent by a shard. */
 typedef struct chunk {
-    uint8_t *body;       /* snappy-compressed, malloc'd */
+    uint8_t *body; /* snappy-compressed, malloc'd */
     size_t len;
     uint64_t samples, histograms, exemplars;
     int v2;
@@ -292,7 +293,7 @@ typedef struct chunk {
 typedef struct symtab {
     char **syms;
     size_t n, cap;
-    uint32_t *slots;    /* open addressing: index+1, 0 = empty */
+    uint32_t *slots; /* open addressing: index+1, 0 = empty */
     size_t nslots;
     arena_t *a;
 } symtab_t;
@@ -373,7 +374,8 @@ static uint8_t *pack_v2(Prometheus__TimeSeries **list, size_t n, const promconv_
         }
         io__prometheus__write__v2__time_series__init(o);
         o->n_labels_refs = s->n_labels * 2;
-        o->labels_refs = arena_alloc(a, (o->n_labels_refs ? o->n_labels_refs : 1) * sizeof(uint32_t));
+        o->labels_refs =
+            arena_alloc(a, (o->n_labels_refs ? o->n_labels_refs : 1) * sizeof(uint32_t));
         if (!o->labels_refs) {
             return NULL;
         }
@@ -401,7 +403,8 @@ static uint8_t *pack_v2(Prometheus__TimeSeries **list, size_t n, const promconv_
             o->samples[k] = sm;
         }
         o->n_histograms = s->n_histograms;
-        o->histograms = arena_alloc(a, (s->n_histograms ? s->n_histograms : 1) * sizeof(*o->histograms));
+        o->histograms =
+            arena_alloc(a, (s->n_histograms ? s->n_histograms : 1) * sizeof(*o->histograms));
         if (!o->histograms) {
             return NULL;
         }
@@ -413,13 +416,15 @@ static uint8_t *pack_v2(Prometheus__TimeSeries **list, size_t n, const promconv_
                 return NULL;
             }
             protobuf_c_message_pack(&s->histograms[k]->base, hb);
-            o->histograms[k] = io__prometheus__write__v2__histogram__unpack(arena_pb_allocator(a), hl, hb);
+            o->histograms[k] =
+                io__prometheus__write__v2__histogram__unpack(arena_pb_allocator(a), hl, hb);
             if (!o->histograms[k]) {
                 return NULL;
             }
         }
         o->n_exemplars = s->n_exemplars;
-        o->exemplars = arena_alloc(a, (s->n_exemplars ? s->n_exemplars : 1) * sizeof(*o->exemplars));
+        o->exemplars =
+            arena_alloc(a, (s->n_exemplars ? s->n_exemplars : 1) * sizeof(*o->exemplars));
         if (!o->exemplars) {
             return NULL;
         }
@@ -455,7 +460,8 @@ static uint8_t *pack_v2(Prometheus__TimeSeries **list, size_t n, const promconv_
                     return NULL;
                 }
                 io__prometheus__write__v2__metadata__init(om);
-                om->type = (Io__Prometheus__Write__V2__Metadata__MetricType)meta_type_v2((int)md->type);
+                om->type =
+                    (Io__Prometheus__Write__V2__Metadata__MetricType)meta_type_v2((int)md->type);
                 om->help_ref = (uint32_t)sym_ref(&t, md->help ? md->help : "");
                 om->unit_ref = (uint32_t)sym_ref(&t, md->unit ? md->unit : "");
                 o->metadata = om;
@@ -608,9 +614,8 @@ uint8_t *prw_pack_v1(Prometheus__TimeSeries **list, size_t n, Prometheus__Metric
 
 /* Builds the chunks of one shard: consecutive series up to max_samples_per_send each. */
 static int build_chunks(prw_cfg_t *cfg, int v2, Prometheus__TimeSeries **list,
-                        const uint64_t *ghash, size_t n, const promconv_out_t *out,
-                        int with_meta, arena_t *a, chunk_t **chunks, size_t *nchunks,
-                        size_t *capchunks)
+                        const uint64_t *ghash, size_t n, const promconv_out_t *out, int with_meta,
+                        arena_t *a, chunk_t **chunks, size_t *nchunks, size_t *capchunks)
 {
     size_t i = 0;
     while (i < n || with_meta) {
@@ -675,13 +680,13 @@ static int build_chunks(prw_cfg_t *cfg, int v2, Prometheus__TimeSeries **list,
 typedef struct shard {
     CURL *easy;
     chunk_t *chunks;
-    size_t n, cap, next;     /* next chunk to send */
+    size_t n, cap, next; /* next chunk to send */
     int busy;
-    uint64_t retry_at_ns;    /* > 0: waiting to retry chunk `next` */
+    uint64_t retry_at_ns; /* > 0: waiting to retry chunk `next` */
     uint64_t first_fail_ns;
     double interval_ms;
-    httpc_resp_t resp;       /* the head of the response body, Retry-After */
-    int written_hdrs;        /* RW2 response carried X-Prometheus-Remote-Write-*-Written */
+    httpc_resp_t resp; /* the head of the response body, Retry-After */
+    int written_hdrs;  /* RW2 response carried X-Prometheus-Remote-Write-*-Written */
 } shard_t;
 
 typedef struct prw_worker {
@@ -750,9 +755,10 @@ static void start_chunk(exporter_t *ex, prw_worker_t *w, shard_t *sh)
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ch->len);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, st->hdrs[ch->v2]);
     curl_easy_setopt(c, CURLOPT_PRIVATE, sh);
-    httpc_setup(c, &sh->resp, &(httpc_opts_t){.timeout_ms = (long)cfg->common.timeout,
-                                               .tls_insecure = cfg->tls_insecure_skip_verify,
-                                               .tls_ca_file = cfg->tls_ca_file});
+    httpc_setup(c, &sh->resp,
+                &(httpc_opts_t){.timeout_ms = (long)cfg->common.timeout,
+                                .tls_insecure = cfg->tls_insecure_skip_verify,
+                                .tls_ca_file = cfg->tls_ca_file});
     curl_multi_add_handle(w->multi, c);
     sh->busy = 1;
     tm_add(st->c_requests, 1);
@@ -848,7 +854,8 @@ static void send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t
             } else if (cr != CURLE_OK) {
                 retry = 1;
                 reason = "transport_error";
-                snprintf(res->msg, sizeof(res->msg), "%s: %s", cfg->endpoint, curl_easy_strerror(cr));
+                snprintf(res->msg, sizeof(res->msg), "%s: %s", cfg->endpoint,
+                         curl_easy_strerror(cr));
             } else if (code >= 500 || code == 429) {
                 retry = 1;
                 reason = "http_retryable";
@@ -856,8 +863,9 @@ static void send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t
                          httpc_resp_text(&sh->resp));
             } else {
                 reason = httpc_status_reason(code, "http_4xx");
-                mt_log(MT_LOG_ERROR, "exporter %s: %s answered HTTP %ld, dropping %llu samples: %.300s",
-                       ex->id, cfg->endpoint, code, (unsigned long long)(ch->samples + ch->histograms),
+                mt_log(MT_LOG_ERROR,
+                       "exporter %s: %s answered HTTP %ld, dropping %llu samples: %.300s", ex->id,
+                       cfg->endpoint, code, (unsigned long long)(ch->samples + ch->histograms),
                        httpc_resp_text(&sh->resp));
             }
             uint64_t t = mt_now_ns();
@@ -873,7 +881,8 @@ static void send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t
                     reason = "shutdown";
                 } else if (cc->max_elapsed_time <= 0 ||
                            t - sh->first_fail_ns <= (uint64_t)cc->max_elapsed_time * 1000000ull) {
-                    double jitter = 1.0 + cc->randomization_factor * (2.0 * ((double)rand() / RAND_MAX) - 1.0);
+                    double jitter =
+                        1.0 + cc->randomization_factor * (2.0 * ((double)rand() / RAND_MAX) - 1.0);
                     int64_t wait = (int64_t)(sh->interval_ms * jitter);
                     if (sh->resp.retry_after_s * 1000 > wait) {
                         wait = sh->resp.retry_after_s * 1000;
@@ -920,12 +929,12 @@ static void drop_chunks(prw_worker_t *w, int nshards)
  * no suffixes, RW 2.0) make accepts_format say no, so the receiver converts instead. */
 
 typedef struct nser {
-    const uint8_t *p;    /* TimeSeries payload */
+    const uint8_t *p; /* TimeSeries payload */
     size_t n;
     uint64_t gh, th, sh; /* group hash, (job, instance) hash, label-set hash */
     uint32_t samples, hists, exs;
     int is_ti;
-    int64_t ts0;         /* target_info: timestamp of its only sample */
+    int64_t ts0; /* target_info: timestamp of its only sample */
 } nser_t;
 
 static int prw_accepts_format(exporter_t *ex, int format)
@@ -989,8 +998,8 @@ static void nser_hashes(nser_t *ns, const prw_wlabel_t *l, size_t nl)
     }
     ns->sh = h;
     ns->gh = g;
-    ns->th = mt_hash_bytes(mt_hash_bytes(MT_FNV_BASIS, (const char *)job, jl) ^ 0xff, (const char *)inst,
-                 il);
+    ns->th = mt_hash_bytes(mt_hash_bytes(MT_FNV_BASIS, (const char *)job, jl) ^ 0xff,
+                           (const char *)inst, il);
 }
 
 static uint8_t *put_lfield(uint8_t *p, uint8_t tag, const uint8_t *src, size_t n)
@@ -1481,7 +1490,8 @@ static int prw_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data
         }
         is_ti[i] = n && !strcmp(n, "target_info");
         nti += is_ti[i];
-        th[i] = mt_hash_bytes(mt_hash_bytes(MT_FNV_BASIS, job, strlen(job)) ^ 0xff, inst, strlen(inst));
+        th[i] =
+            mt_hash_bytes(mt_hash_bytes(MT_FNV_BASIS, job, strlen(job)) ^ 0xff, inst, strlen(inst));
         ti_head[i] = NONE;
     }
     /* each target_info follows the first series of its (job, instance); O(targets x series) */

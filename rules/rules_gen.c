@@ -322,8 +322,8 @@ static void total_count(sb_t *b, const slo_spec_t *s, const char *w, int64_t w_m
 {
     const slo_sli_t *q = &s->sli;
     total_rate(b, s, w);
-    if (!(s->format == SLO_FMT_SLOTH && q->error_query && q->total_query
-          && strstr(q->total_query, "increase("))) {
+    if (!(s->format == SLO_FMT_SLOTH && q->error_query && q->total_query &&
+          strstr(q->total_query, "increase("))) {
         rg_printf(b, " * %lld", (long long)(w_ms / 1000));
     }
 }
@@ -500,8 +500,8 @@ static void tz_plan(const slo_spec_t *s, tz_plan_t *p)
     p->chunk_s = 3600;
     p->month_exact = 1;
     slo_tz_t *z = NULL;
-    if (s->time_zone && strcmp(s->time_zone, "UTC") != 0
-        && slo_tz_load(s->time_zone, &z) != MT_OK) {
+    if (s->time_zone && strcmp(s->time_zone, "UTC") != 0 &&
+        slo_tz_load(s->time_zone, &z) != MT_OK) {
         p->problem = "the zone file cannot be read here, so UTC is used";
         return;
     }
@@ -682,8 +682,8 @@ static void calendar_over(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, cons
         for (int64_t off = 0; off <= range_s; n++) {
             int64_t len = range_s - off < plen ? range_s - off : plen;
             ms_dur((len > 0 ? len : 1) * 1000, rg, sizeof(rg));
-            rg_printf(b, "%s%s%s((\n    %s\n    and on() (", n ? "\n  +\n  " : "",
-                      many ? "(" : "", fn, inner);
+            rg_printf(b, "%s%s%s((\n    %s\n    and on() (", n ? "\n  +\n  " : "", many ? "(" : "",
+                      fn, inner);
             period_class(b, s, p, tm);
             rg_printf(b, " == %d)\n  )[%s:%s]", k, rg, st);
             if (off) {
@@ -730,11 +730,12 @@ static void calendar_count(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, int
     in.len = 0;
     count_expr(&in, s, bad, ts, tail_ms);
     for (int k = 0; k < 2; k++) {
-        rg_printf(b, "%s(\n  sum_over_time((\n    %s\n    and on() (floor(vector((time() - %lld) / "
-                     "%lld)) %% 2 == %d)\n  )[%s:%s])\n  and on() (floor(vector(time() / %lld)) "
-                     "%% 2 == %d)\n)",
-                  k ? "\nor\n" : "", sb_str(&in), (long long)(tail_ms / 1000), (long long)c, k,
-                  rg, ts, (long long)c, k);
+        rg_printf(b,
+                  "%s(\n  sum_over_time((\n    %s\n    and on() (floor(vector((time() - %lld) / "
+                  "%lld)) %% 2 == %d)\n  )[%s:%s])\n  and on() (floor(vector(time() / %lld)) "
+                  "%% 2 == %d)\n)",
+                  k ? "\nor\n" : "", sb_str(&in), (long long)(tail_ms / 1000), (long long)c, k, rg,
+                  ts, (long long)c, k);
     }
     rg_printf(b, "\nor\n%s\n)", sb_str(&zero));
     sb_fini(&in);
@@ -938,9 +939,10 @@ static void slice_n(sb_t *b, const slo_spec_t *s, int64_t w_ms)
     /* slice ends in [now - w_ms + slice, now] (slice_over): w_ms / slice of them when now is
      * on a slice boundary, one fewer between boundaries */
     long long ws = (long long)(w / 1000), wl = (long long)(w_ms / 1000);
-    rg_printf(b, " (clamp_max(floor((time() - slo:first_slice_end:time%s) / %lld) + 1, "
-                 "scalar(clamp_min(floor(vector(time() / %lld)) - ceil(vector((time() - %lld) / "
-                 "%lld)) + 1, 0))))",
+    rg_printf(b,
+              " (clamp_max(floor((time() - slo:first_slice_end:time%s) / %lld) + 1, "
+              "scalar(clamp_min(floor(vector(time() / %lld)) - ceil(vector((time() - %lld) / "
+              "%lld)) + 1, 0))))",
               sb_str(&id), ws, ws, wl - ws, ws);
     sb_fini(&id);
 }
@@ -1105,11 +1107,12 @@ static void calendar_slices(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, co
                       CAL_PIECE_SLICES * w / c, sb_str(&zero));
         rg_printf(b, "\nor\n%s\n)\n+\n(\n", sb_str(&zero));
         for (int k = 0; k < 2; k++) {
-            rg_printf(b, "%s(\n  %s((\n    %s\n    and on() (floor(vector((time() - "
-                         "%lld) / %lld)) %% 2 == %d)\n  )[%s:%s])\n  and on() (floor(vector("
-                         "time() / %lld)) %% 2 == %d)\n)",
-                      k ? "\nor\n" : "", fn, in, (long long)(w / 1000),
-                      (long long)p->chunk_s, k, rg, sw, (long long)p->chunk_s, k);
+            rg_printf(b,
+                      "%s(\n  %s((\n    %s\n    and on() (floor(vector((time() - "
+                      "%lld) / %lld)) %% 2 == %d)\n  )[%s:%s])\n  and on() (floor(vector("
+                      "time() / %lld)) %% 2 == %d)\n)",
+                      k ? "\nor\n" : "", fn, in, (long long)(w / 1000), (long long)p->chunk_s, k,
+                      rg, sw, (long long)p->chunk_s, k);
         }
         rg_printf(b, "\nor\n%s\n)", sb_str(&zero));
         sb_fini(&zero);
@@ -1313,8 +1316,8 @@ static int mergeable(const slo_spec_t *s, const slo_tier_t *t)
  * name and severity. */
 static int same_rule(const slo_spec_t *s, const slo_tier_t *a, const slo_tier_t *b)
 {
-    return a == b || (!strcmp(a->alert_name, b->alert_name) &&
-                      !strcmp(a->severity, b->severity) && mergeable(s, a) && mergeable(s, b));
+    return a == b || (!strcmp(a->alert_name, b->alert_name) && !strcmp(a->severity, b->severity) &&
+                      mergeable(s, a) && mergeable(s, b));
 }
 
 /* Whether two rules of this SLO share alert name + severity (then a slo_tier label tells
@@ -1325,9 +1328,9 @@ static int needs_tier_label(const slo_spec_t *s, size_t i)
         if (!s->tiers[j].enabled || j == i) {
             continue;
         }
-        if (!strcmp(s->tiers[j].alert_name, s->tiers[i].alert_name)
-            && !strcmp(s->tiers[j].severity, s->tiers[i].severity)
-            && !same_rule(s, &s->tiers[i], &s->tiers[j])) {
+        if (!strcmp(s->tiers[j].alert_name, s->tiers[i].alert_name) &&
+            !strcmp(s->tiers[j].severity, s->tiers[i].severity) &&
+            !same_rule(s, &s->tiers[i], &s->tiers[j])) {
             return 1;
         }
     }
@@ -1600,24 +1603,28 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
      * slice_emit) and the rules do not: they see no events as no ratio (0/0) and no alert */
     switch (s->nodata) {
     case SLO_NODATA_GOOD:
-        rg_printf(b, "# %s: no_data: good. Windows without events give no ratio and no alert; "
-                     "the engine\n# reports ratio 0 there and raises nothing either.\n",
+        rg_printf(b,
+                  "# %s: no_data: good. Windows without events give no ratio and no alert; "
+                  "the engine\n# reports ratio 0 there and raises nothing either.\n",
                   s->id);
         break;
     case SLO_NODATA_BAD:
-        rg_printf(b, "# %s: no_data: bad. A window without events has error ratio 1 for every "
-                     "group seen\n# (slo:nodata_watch_start:time), and a tier whose long window "
-                     "has no events fires,\n# as in the engine.%s\n",
-                  s->id, timeslices(s) ? " Every empty slice after a group's first slice with "
-                                         "events is a bad\n# slice (slo:first_slice_end:time)."
-                                       : "");
+        rg_printf(b,
+                  "# %s: no_data: bad. A window without events has error ratio 1 for every "
+                  "group seen\n# (slo:nodata_watch_start:time), and a tier whose long window "
+                  "has no events fires,\n# as in the engine.%s\n",
+                  s->id,
+                  timeslices(s) ? " Every empty slice after a group's first slice with "
+                                  "events is a bad\n# slice (slo:first_slice_end:time)."
+                                : "");
         break;
     case SLO_NODATA_FREEZE:
     case SLO_NODATA_ALERT:
-        rg_printf(b, "# %s: no_data: %s. A window without events keeps the previous "
-                     "evaluation's ratio\n# (0 before the group had one), the rule reading its "
-                     "own last value; tiers read only\n# windows with events, and a tier whose "
-                     "long window has no events is held, as in\n# the engine.\n",
+        rg_printf(b,
+                  "# %s: no_data: %s. A window without events keeps the previous "
+                  "evaluation's ratio\n# (0 before the group had one), the rule reading its "
+                  "own last value; tiers read only\n# windows with events, and a tier whose "
+                  "long window has no events is held, as in\n# the engine.\n",
                   s->id, slo_nodata_name(s->nodata));
         break;
     }
@@ -1800,7 +1807,7 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
     rg_printf(&e,
               "slo:sli_error:ratio_%s%s%s\n/ on(sloth_id, sloth_slo, sloth_service) "
               "group_left\nslo:error_budget:ratio%s",
-              s->period_kind == SLO_PERIOD_ROLLING ? "rate" : "", 
+              s->period_kind == SLO_PERIOD_ROLLING ? "rate" : "",
               s->period_kind == SLO_PERIOD_ROLLING ? ps : "period", sb_str(&id), sb_str(&id));
     record(b, "slo:period_burn_rate:ratio", sb_str(&e), &s->labels, NULL);
     e.len = 0;
@@ -1822,9 +1829,10 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         } else if (s->period_kind == SLO_PERIOD_ROLLING) {
             invalid_term(&e, s, ps);
         } else {
-            rg_printf(&e, "  max without (sloth_window) (\n    slo:sli_bad:count_period%s > "
-                          "slo:sli_total:count_period%s\n    or\n    "
-                          "slo:sli_bad:count_period%s < 0\n  )",
+            rg_printf(&e,
+                      "  max without (sloth_window) (\n    slo:sli_bad:count_period%s > "
+                      "slo:sli_total:count_period%s\n    or\n    "
+                      "slo:sli_bad:count_period%s < 0\n  )",
                       sb_str(&id), sb_str(&id), sb_str(&id));
         }
         if (invalid_slices(s)) {
@@ -1934,8 +1942,9 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             if (nd_fill(s) && s->nodata == SLO_NODATA_BAD) {
                 /* bad: a long window without events fires the tier, whatever the data state
                  * (eval.c slo_eval_run: cond = 1 before the low-traffic checks) */
-                rg_printf(&e, "\nor\n(\n    max(slo:sli_error:ratio_rate%s%s) without "
-                              "(sloth_window)\n    unless ",
+                rg_printf(&e,
+                          "\nor\n(\n    max(slo:sli_error:ratio_rate%s%s) without "
+                          "(sloth_window)\n    unless ",
                           lw, sb_str(&id));
                 on_groups(&e, s);
                 rg_printf(&e, "\n    (");
@@ -1973,9 +1982,10 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         }
         if ((invalid_flag(s) || (nd_fill(s) && s->nodata != SLO_NODATA_BAD)) &&
             labels_use_value(t)) {
-            rg_printf(b, "# NOT EQUIVALENT: %s (%s): a label templated on $value renders anew "
-                         "while the\n# engine holds the alert, so the held alert is a new one "
-                         "to Prometheus.\n",
+            rg_printf(b,
+                      "# NOT EQUIVALENT: %s (%s): a label templated on $value renders anew "
+                      "while the\n# engine holds the alert, so the held alert is a new one "
+                      "to Prometheus.\n",
                       t->alert_name, t->severity);
         }
         rg_printf(b, "  - alert: %s\n    expr: |\n", t->alert_name);
@@ -2052,8 +2062,9 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
 int slo_rules_write(FILE *f, const slo_set_t *set, mt_errbuf_t *eb)
 {
     sb_t b = {0};
-    rg_printf(&b, "# Generated by meltp slo rules (meltp %s) - Sloth-compatible SLO rules.\n"
-                  "# Do not edit: regenerate from the SLO specs.\ngroups:\n",
+    rg_printf(&b,
+              "# Generated by meltp slo rules (meltp %s) - Sloth-compatible SLO rules.\n"
+              "# Do not edit: regenerate from the SLO specs.\ngroups:\n",
               MELTP_VERSION);
     for (size_t i = 0; i < set->n; i++) {
         spec_rules(&b, &set->slos[i]);
@@ -2076,8 +2087,8 @@ int slo_rules_write(FILE *f, const slo_set_t *set, mt_errbuf_t *eb)
 static char *pick_value(const slo_matcher_t *const *ms, const int *want, size_t n)
 {
     sb_t cand = {0};
-    const char *fixed[] = {"meltp_test", "500", "503", "5xx", "200", "0", "1", "error", "ERROR",
-                           "ok", "true", "false", "GET", "POST", "a", ""};
+    const char *fixed[] = {"meltp_test", "500", "503",  "5xx",   "200", "0",    "1", "error",
+                           "ERROR",      "ok",  "true", "false", "GET", "POST", "a", ""};
     /* candidates separated by \x01 */
     for (size_t i = 0; i < n; i++) {
         rg_printf(&cand, "%s\x01", ms[i]->value);
@@ -2278,7 +2289,7 @@ typedef struct {
     int bad_in_outage[4]; /* 1: increments during the outage; 0: during healthy traffic */
     int always[4];        /* 1: increments in both (totals) */
     int n;
-    gvals_t gv;           /* group label values of the first series */
+    gvals_t gv; /* group label values of the first series */
 } inputs_t;
 
 /* Input series for one SLO such that "outage" makes every event bad and "healthy" makes every
@@ -2334,11 +2345,10 @@ static int build_inputs(const slo_spec_t *s, inputs_t *in)
         /* good + bad: two disjoint counters */
         const slo_selector_t *mb[1] = {&q->bad}, *mg[1] = {&q->good};
         if (series(&in->name[0], q->bad.metric, mb, 1,
-                   !strcmp(q->bad.metric, q->good.metric) ? &q->good : NULL, s, NULL, &in->gv)
-                != 0
-            || series(&in->name[1], q->good.metric, mg, 1,
-                      !strcmp(q->bad.metric, q->good.metric) ? &q->bad : NULL, s, NULL, NULL)
-                   != 0) {
+                   !strcmp(q->bad.metric, q->good.metric) ? &q->good : NULL, s, NULL,
+                   &in->gv) != 0 ||
+            series(&in->name[1], q->good.metric, mg, 1,
+                   !strcmp(q->bad.metric, q->good.metric) ? &q->bad : NULL, s, NULL, NULL) != 0) {
             return -1;
         }
         in->bad_in_outage[0] = 1;
@@ -2348,8 +2358,8 @@ static int build_inputs(const slo_spec_t *s, inputs_t *in)
     }
     if (strcmp(ev->metric, tot->metric) != 0) {
         const slo_selector_t *me[1] = {ev}, *mt[1] = {tot};
-        if (series(&in->name[0], ev->metric, me, 1, NULL, s, NULL, &in->gv) != 0
-            || series(&in->name[1], tot->metric, mt, 1, NULL, s, NULL, NULL) != 0) {
+        if (series(&in->name[0], ev->metric, me, 1, NULL, s, NULL, &in->gv) != 0 ||
+            series(&in->name[1], tot->metric, mt, 1, NULL, s, NULL, NULL) != 0) {
             return -1;
         }
         in->bad_in_outage[0] = ev_is_bad;
@@ -2359,8 +2369,8 @@ static int build_inputs(const slo_spec_t *s, inputs_t *in)
     }
     /* same counter: one series inside the event selector, one outside it */
     const slo_selector_t *both[2] = {ev, tot}, *only[1] = {tot};
-    if (series(&in->name[0], ev->metric, both, 2, NULL, s, NULL, &in->gv) != 0
-        || series(&in->name[1], tot->metric, only, 1, ev, s, NULL, NULL) != 0) {
+    if (series(&in->name[0], ev->metric, both, 2, NULL, s, NULL, &in->gv) != 0 ||
+        series(&in->name[1], tot->metric, only, 1, ev, s, NULL, NULL) != 0) {
         return -1;
     }
     in->bad_in_outage[0] = ev_is_bad;
@@ -2463,8 +2473,8 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
      * 1/(1-objective)) events, or closed time slices: with time slices, wait for them */
     uint64_t need = min_period_events(s);
     if (timeslices(s)) {
-        long m = (long)(((int64_t)need * slice_ms(s) + 59999) / 60000) + 2
-                 + (long)((max_for + 59999) / 60000);
+        long m = (long)(((int64_t)need * slice_ms(s) + 59999) / 60000) + 2 +
+                 (long)((max_for + 59999) / 60000);
         eval_min = m > eval_min ? m : eval_min;
         /* the 5m window holds a slice only when it ends on a slice boundary (eval.c keeps
          * closed slices at their start): evaluate on one */
@@ -2492,7 +2502,8 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
         }
         rg_printf(b, "    promql_expr_test:\n      - expr: 'slo:sli_error:ratio_rate5m%s'\n",
                   sb_str(&id));
-        rg_printf(b, "        eval_time: %ldm\n        exp_samples:\n          - labels: ", eval_min);
+        rg_printf(b,
+                  "        eval_time: %ldm\n        exp_samples:\n          - labels: ", eval_min);
         {
             sb_t l = {0};
             rg_printf(&l, "slo:sli_error:ratio_rate5m{");
@@ -2512,9 +2523,10 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
         }
         rg_printf(b, "\n            value: %d\n", mode == 0 ? 1 : 0);
         if (mode == 1 && s->ngroup_by == 0) {
-            rg_printf(b, "      - expr: 'slo:period_error_budget_remaining:ratio%s'\n", sb_str(&id));
-            rg_printf(b, "        eval_time: %ldm\n        exp_samples:\n          - labels: ",
-                      eval_min);
+            rg_printf(b, "      - expr: 'slo:period_error_budget_remaining:ratio%s'\n",
+                      sb_str(&id));
+            rg_printf(
+                b, "        eval_time: %ldm\n        exp_samples:\n          - labels: ", eval_min);
             sb_t l = {0};
             rg_printf(&l, "slo:period_error_budget_remaining:ratio{");
             for (size_t i = 0; i < s->labels.n; i++) {
@@ -2523,9 +2535,10 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
             }
             char ps[32];
             rg_printf(&l, ", sloth_window=\"%s\"}",
-                      s->period_kind == SLO_PERIOD_CALENDAR_MONTH  ? "month"
-                      : s->period_kind == SLO_PERIOD_CALENDAR_WEEK ? "week"
-                                                                   : slo_fmt_duration(s->period_ms, ps, sizeof(ps)));
+                      s->period_kind == SLO_PERIOD_CALENDAR_MONTH ? "month"
+                      : s->period_kind == SLO_PERIOD_CALENDAR_WEEK
+                          ? "week"
+                          : slo_fmt_duration(s->period_ms, ps, sizeof(ps)));
             yq(b, sb_str(&l));
             sb_fini(&l);
             rg_printf(b, "\n            value: 1\n");
@@ -2586,17 +2599,20 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
         /* 100% errors at a trickle: every long window stays below min_events, so no tier
          * fires although the error ratio is 1 */
         double low = (double)s->min_events / (4.0 * (double)samples);
-        rg_printf(b, "  - name: '%s low traffic below min_events fires nothing'\n"
-                     "    interval: 1m\n    input_series:\n", s->id);
+        rg_printf(b,
+                  "  - name: '%s low traffic below min_events fires nothing'\n"
+                  "    interval: 1m\n    input_series:\n",
+                  s->id);
         for (int i = 0; i < in.n; i++) {
             int grows = in.always[i] || in.bad_in_outage[i];
             rg_printf(b, "      - series: ");
             yq(b, sb_str(&in.name[i]));
             rg_printf(b, "\n        values: '0+%.10gx%ld'\n", grows ? low : 0.0, samples);
         }
-        rg_printf(b, "    promql_expr_test:\n      - expr: 'max(slo:sli_error:ratio_rate5m%s)'\n"
-                     "        eval_time: %ldm\n        exp_samples:\n          - labels: '{}'\n"
-                     "            value: 1\n    alert_rule_test:\n",
+        rg_printf(b,
+                  "    promql_expr_test:\n      - expr: 'max(slo:sli_error:ratio_rate5m%s)'\n"
+                  "        eval_time: %ldm\n        exp_samples:\n          - labels: '{}'\n"
+                  "            value: 1\n    alert_rule_test:\n",
                   sb_str(&id), eval_min);
         for (size_t i = 0; i < s->ntiers; i++) {
             const slo_tier_t *t = &s->tiers[i];
@@ -2605,8 +2621,9 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
                 seen |= s->tiers[j].enabled && !strcmp(s->tiers[j].alert_name, t->alert_name);
             }
             if (t->enabled && !seen) {
-                rg_printf(b, "      - eval_time: %ldm\n        alertname: %s\n"
-                             "        exp_alerts: []\n",
+                rg_printf(b,
+                          "      - eval_time: %ldm\n        alertname: %s\n"
+                          "        exp_alerts: []\n",
                           eval_min, t->alert_name);
             }
         }
@@ -2618,8 +2635,10 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
         nodata_name(s, an, sizeof(an));
         int64_t after = nodata_after(s);
         long after_min = (long)((after + 59999) / 60000);
-        rg_printf(b, "  - name: '%s no data alerts after %s'\n    interval: 1m\n"
-                     "    input_series:\n", s->id, slo_fmt_duration(after, aw, sizeof(aw)));
+        rg_printf(b,
+                  "  - name: '%s no data alerts after %s'\n    interval: 1m\n"
+                  "    input_series:\n",
+                  s->id, slo_fmt_duration(after, aw, sizeof(aw)));
         for (int i = 0; i < in.n; i++) {
             int grows = in.always[i] || !in.bad_in_outage[i];
             rg_printf(b, "      - series: ");
@@ -2632,11 +2651,15 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
             if (q == 1 && quiet[1] <= quiet[0]) {
                 continue;
             }
-            rg_printf(b, "      - eval_time: %ldm\n        alertname: %s\n"
-                         "        exp_alerts: []\n", quiet[q], an);
+            rg_printf(b,
+                      "      - eval_time: %ldm\n        alertname: %s\n"
+                      "        exp_alerts: []\n",
+                      quiet[q], an);
         }
-        rg_printf(b, "      - eval_time: %ldm\n        alertname: %s\n        exp_alerts:\n"
-                     "          - exp_labels:\n", 10 + after_min + 1, an);
+        rg_printf(b,
+                  "      - eval_time: %ldm\n        alertname: %s\n        exp_alerts:\n"
+                  "          - exp_labels:\n",
+                  10 + after_min + 1, an);
         const char *k[160], *v[160];
         size_t n = nodata_labels(s, k, v, MT_ARRAY_LEN(k));
         for (size_t i = 0; i < n; i++) {
@@ -2662,13 +2685,11 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
     inputs_free(&in);
 }
 
-int slo_rules_tests_write(FILE *f, const slo_set_t *set, const char *rules_file,
-                          mt_errbuf_t *eb)
+int slo_rules_tests_write(FILE *f, const slo_set_t *set, const char *rules_file, mt_errbuf_t *eb)
 {
     sb_t b = {0};
-    rg_printf(&b,
-              "# Generated by meltp slo rules --tests: promtool unit tests for the generated "
-              "rules.\n# Run: promtool test rules THIS_FILE\nrule_files:\n  - ");
+    rg_printf(&b, "# Generated by meltp slo rules --tests: promtool unit tests for the generated "
+                  "rules.\n# Run: promtool test rules THIS_FILE\nrule_files:\n  - ");
     yq(&b, rules_file);
     rg_printf(&b, "\nevaluation_interval: 1m\ntests:\n");
     size_t before = b.len;

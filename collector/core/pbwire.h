@@ -15,8 +15,8 @@
 /* One field as read by wnext(). */
 typedef struct wf {
     uint32_t num, wt;
-    uint64_t v;            /* varint, fixed64 or fixed32 value */
-    const uint8_t *p;      /* length-delimited payload */
+    uint64_t v;       /* varint, fixed64 or fixed32 value */
+    const uint8_t *p; /* length-delimited payload */
     size_t n;
 } wf_t;
 
@@ -39,7 +39,8 @@ static inline const uint8_t *wvarint(const uint8_t *p, const uint8_t *end, uint6
 }
 
 /* Next field of a message: 1 (read into *f), 0 at the end, -1 malformed. */
-static inline __attribute__((always_inline)) int wnext(const uint8_t **pp, const uint8_t *end, wf_t *f)
+static inline __attribute__((always_inline)) int wnext(const uint8_t **pp, const uint8_t *end,
+                                                       wf_t *f)
 {
     const uint8_t *p = *pp;
     if (p >= end) {
@@ -64,9 +65,9 @@ static inline __attribute__((always_inline)) int wnext(const uint8_t **pp, const
         if (end - p < 8) {
             return -1;
         }
-        f->v = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
-               (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 |
-               (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+        f->v = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+               (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
+               (uint64_t)p[7] << 56;
         p += 8;
         break;
     case 5:
@@ -124,6 +125,9 @@ static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
 }
 
 /* Bytes of a length-delimited field with a one-byte tag and a payload of n bytes. */
-static inline size_t wlen_field(size_t n) { return 1 + vsz(n) + n; }
+static inline size_t wlen_field(size_t n)
+{
+    return 1 + vsz(n) + n;
+}
 
 #endif

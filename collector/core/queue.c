@@ -59,10 +59,10 @@ struct exq {
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
     mt_batch_t **ring;
-    size_t cap, head, count;   /* ring of queued batches */
-    size_t reserved;           /* slots promised to receivers */
-    size_t bytes;              /* queued + reserved + in flight */
-    uint64_t items;            /* items queued + reserved + in flight */
+    size_t cap, head, count; /* ring of queued batches */
+    size_t reserved;         /* slots promised to receivers */
+    size_t bytes;            /* queued + reserved + in flight */
+    uint64_t items;          /* items queued + reserved + in flight */
     int stopping;
     uint64_t deadline_ns;
     pthread_t *workers;
@@ -122,28 +122,34 @@ exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_sett
     pthread_condattr_destroy(&ca);
     snprintf(q->labels, sizeof(q->labels), "exporter=\"%s\",pipeline=\"%s\",signal=\"%s\"", ex->id,
              p->id, mt_signal_name(s));
-    q->c_sent = tm_counter("meltp_exporter_sent_items_total", "Items the backend accepted.",
-                           q->labels);
+    q->c_sent =
+        tm_counter("meltp_exporter_sent_items_total", "Items the backend accepted.", q->labels);
     q->c_sent_bytes = tm_counter("meltp_exporter_sent_bytes_total",
                                  "Encoded request bytes sent (before compression).", q->labels);
     q->c_failed = tm_counter("meltp_exporter_send_failed_requests_total",
                              "Send attempts that failed (each retry counts).", q->labels);
-    q->c_enqueued = tm_counter("meltp_exporter_enqueued_items_total", "Items put in the queue.",
-                               q->labels);
+    q->c_enqueued =
+        tm_counter("meltp_exporter_enqueued_items_total", "Items put in the queue.", q->labels);
     q->c_retries = tm_counter("meltp_exporter_retries_total", "Send retries.", q->labels);
     q->h_latency = tm_hist("meltp_exporter_send_duration_seconds",
                            "Time for one send attempt to the backend.", q->labels);
     tm_gauge("meltp_exporter_queue_length", "Batches waiting in the exporter queue.", q->labels,
              g_queue_len, q);
-    tm_gauge("meltp_exporter_queue_bytes",
-             "Bytes queued, reserved or in flight for the exporter.", q->labels, g_queue_bytes, q);
+    tm_gauge("meltp_exporter_queue_bytes", "Bytes queued, reserved or in flight for the exporter.",
+             q->labels, g_queue_bytes, q);
     tm_gauge("meltp_exporter_queue_capacity", "Queue capacity in batches.", q->labels, g_queue_cap,
              q);
     return q;
 }
 
-exporter_t *exq_exporter(const exq_t *q) { return q->ex; }
-int exq_on_full_drop(const exq_t *q) { return q->cc->on_full == MT_ON_FULL_DROP; }
+exporter_t *exq_exporter(const exq_t *q)
+{
+    return q->ex;
+}
+int exq_on_full_drop(const exq_t *q)
+{
+    return q->cc->on_full == MT_ON_FULL_DROP;
+}
 
 double exq_fill_ratio(const exq_t *q)
 {
@@ -168,8 +174,8 @@ double exq_fill_ratio(const exq_t *q)
 
 void exq_count_drop(exq_t *q, uint64_t items, const char *reason)
 {
-    tm_count_reason("meltp_exporter_dropped_items_total",
-                    "Items the exporter dropped, by reason.", q->labels, reason, items);
+    tm_count_reason("meltp_exporter_dropped_items_total", "Items the exporter dropped, by reason.",
+                    q->labels, reason, items);
 }
 
 int exq_reserve(exq_t *q, size_t bytes, uint64_t items)

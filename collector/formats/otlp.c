@@ -56,7 +56,8 @@ static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, con
         }
         p = q;
         unsigned fnum = (unsigned)(tag >> 3), wt = (unsigned)(tag & 7);
-        const ProtobufCFieldDescriptor *fd = fnum ? protobuf_c_message_descriptor_get_field(desc, fnum) : NULL;
+        const ProtobufCFieldDescriptor *fd =
+            fnum ? protobuf_c_message_descriptor_get_field(desc, fnum) : NULL;
         const char *fname = fd ? fd->name : "?";
         if (fnum == 0) {
             mt_failf(eb, "%s: invalid field number 0", path[0] ? path : "(root)");
@@ -67,7 +68,8 @@ static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, con
         case 0: {
             uint64_t v;
             if (!(q = wvarint(p, end, &v))) {
-                mt_failf(eb, "%s%s%s: truncated varint (field %u)", path, path[0] ? "." : "", fname, fnum);
+                mt_failf(eb, "%s%s%s: truncated varint (field %u)", path, path[0] ? "." : "", fname,
+                         fnum);
                 return MT_EINVAL;
             }
             n = (size_t)(q - p);
@@ -82,7 +84,8 @@ static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, con
         case 2: {
             uint64_t l;
             if (!(q = wvarint(p, end, &l))) {
-                mt_failf(eb, "%s%s%s: truncated length (field %u)", path, path[0] ? "." : "", fname, fnum);
+                mt_failf(eb, "%s%s%s: truncated length (field %u)", path, path[0] ? "." : "", fname,
+                         fnum);
                 return MT_EINVAL;
             }
             if (l > (uint64_t)(end - q)) {
@@ -95,22 +98,33 @@ static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, con
             break;
         }
         default:
-            mt_failf(eb, "%s%s%s: invalid wire type %u (field %u)", path, path[0] ? "." : "", fname, wt, fnum);
+            mt_failf(eb, "%s%s%s: invalid wire type %u (field %u)", path, path[0] ? "." : "", fname,
+                     wt, fnum);
             return MT_EINVAL;
         }
         if ((size_t)(end - p) < n) {
-            mt_failf(eb, "%s%s%s: truncated value (field %u)", path, path[0] ? "." : "", fname, fnum);
+            mt_failf(eb, "%s%s%s: truncated value (field %u)", path, path[0] ? "." : "", fname,
+                     fnum);
             return MT_EINVAL;
         }
         if (fd) {
             int want;
             switch (fd->type) {
-            case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_SFIXED64: case PROTOBUF_C_TYPE_DOUBLE:
-                want = 1; break;
-            case PROTOBUF_C_TYPE_FIXED32: case PROTOBUF_C_TYPE_SFIXED32: case PROTOBUF_C_TYPE_FLOAT:
-                want = 5; break;
-            case PROTOBUF_C_TYPE_STRING: case PROTOBUF_C_TYPE_BYTES: case PROTOBUF_C_TYPE_MESSAGE:
-                want = 2; break;
+            case PROTOBUF_C_TYPE_FIXED64:
+            case PROTOBUF_C_TYPE_SFIXED64:
+            case PROTOBUF_C_TYPE_DOUBLE:
+                want = 1;
+                break;
+            case PROTOBUF_C_TYPE_FIXED32:
+            case PROTOBUF_C_TYPE_SFIXED32:
+            case PROTOBUF_C_TYPE_FLOAT:
+                want = 5;
+                break;
+            case PROTOBUF_C_TYPE_STRING:
+            case PROTOBUF_C_TYPE_BYTES:
+            case PROTOBUF_C_TYPE_MESSAGE:
+                want = 2;
+                break;
             default:
                 want = 0;
             }
@@ -269,11 +283,17 @@ static int field_id_len(const ProtobufCFieldDescriptor *fd)
 static int wire_type_of(ProtobufCType t)
 {
     switch (t) {
-    case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_SFIXED64: case PROTOBUF_C_TYPE_DOUBLE:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
         return 1;
-    case PROTOBUF_C_TYPE_FIXED32: case PROTOBUF_C_TYPE_SFIXED32: case PROTOBUF_C_TYPE_FLOAT:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
         return 5;
-    case PROTOBUF_C_TYPE_STRING: case PROTOBUF_C_TYPE_BYTES: case PROTOBUF_C_TYPE_MESSAGE:
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES:
+    case PROTOBUF_C_TYPE_MESSAGE:
         return 2;
     default:
         return 0;
@@ -283,8 +303,8 @@ static int wire_type_of(ProtobufCType t)
 typedef struct scan_ctx {
     const ProtobufCMessageDescriptor *item[4]; /* descriptors whose occurrences are items */
     uint64_t items;
-    otlp_events_t *ev;          /* logs: where events go, else NULL */
-    const uint8_t *svc;         /* service.name of the ResourceLogs being scanned */
+    otlp_events_t *ev;  /* logs: where events go, else NULL */
+    const uint8_t *svc; /* service.name of the ResourceLogs being scanned */
     size_t svcn;
     uint64_t res_events;
 } scan_ctx_t;
@@ -317,7 +337,7 @@ static int service_name_kv(const uint8_t *p, size_t n, const uint8_t **v, size_t
  * no descriptor searches and no string compares. Built for every message reachable from the
  * request descriptors (recursive types included) on first use. */
 #define SI_FIELDS 32
-#define SI_MAX 128 /* the OTLP protos have 60 message types */
+#define SI_MAX    128 /* the OTLP protos have 60 message types */
 enum { SI_SCALAR, SI_MESSAGE, SI_STRING, SI_BYTES };
 
 typedef struct sinfo sinfo_t;
@@ -326,14 +346,14 @@ typedef struct finfo {
     int8_t want;                        /* wire type */
     int8_t idlen;                       /* trace/span id length, -1 otherwise */
     uint8_t repeated;
-    uint8_t kind;                       /* SI_* */
-    const sinfo_t *child;               /* SI_MESSAGE */
+    uint8_t kind;         /* SI_* */
+    const sinfo_t *child; /* SI_MESSAGE */
 } finfo_t;
 
 struct sinfo {
     const ProtobufCMessageDescriptor *desc;
     finfo_t f[SI_FIELDS];
-    int has_high;                       /* fields numbered >= SI_FIELDS exist */
+    int has_high; /* fields numbered >= SI_FIELDS exist */
 };
 
 static sinfo_t sinfos[SI_MAX];
@@ -370,9 +390,10 @@ static sinfo_t *sinfo_build(const ProtobufCMessageDescriptor *d)
         f->want = (int8_t)wire_type_of(fd->type);
         f->idlen = (int8_t)field_id_len(fd);
         f->repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
-        f->kind = fd->type == PROTOBUF_C_TYPE_MESSAGE ? SI_MESSAGE
-                : fd->type == PROTOBUF_C_TYPE_STRING ? SI_STRING
-                : fd->type == PROTOBUF_C_TYPE_BYTES ? SI_BYTES : SI_SCALAR;
+        f->kind = fd->type == PROTOBUF_C_TYPE_MESSAGE  ? SI_MESSAGE
+                  : fd->type == PROTOBUF_C_TYPE_STRING ? SI_STRING
+                  : fd->type == PROTOBUF_C_TYPE_BYTES  ? SI_BYTES
+                                                       : SI_SCALAR;
         f->child = child;
     }
     return si;
@@ -402,9 +423,10 @@ static const finfo_t *field_info(const sinfo_t *si, unsigned fnum, finfo_t *tmp)
     tmp->want = (int8_t)wire_type_of(fd->type);
     tmp->idlen = (int8_t)field_id_len(fd);
     tmp->repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
-    tmp->kind = fd->type == PROTOBUF_C_TYPE_MESSAGE ? SI_MESSAGE
-              : fd->type == PROTOBUF_C_TYPE_STRING ? SI_STRING
-              : fd->type == PROTOBUF_C_TYPE_BYTES ? SI_BYTES : SI_SCALAR;
+    tmp->kind = fd->type == PROTOBUF_C_TYPE_MESSAGE  ? SI_MESSAGE
+                : fd->type == PROTOBUF_C_TYPE_STRING ? SI_STRING
+                : fd->type == PROTOBUF_C_TYPE_BYTES  ? SI_BYTES
+                                                     : SI_SCALAR;
     tmp->child = fd->type == PROTOBUF_C_TYPE_MESSAGE ? sinfo_lookup(fd->descriptor) : NULL;
     return tmp;
 }
@@ -413,8 +435,7 @@ static const finfo_t *field_info(const sinfo_t *si, unsigned fnum, finfo_t *tmp)
  * varints are in bounds, strings are UTF-8, id fields have their lengths, nesting is bounded;
  * unknown fields are skipped. At least as strict as protobuf-c's unpack for everything it
  * checks, so bytes that pass can be forwarded without decoding. */
-static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8_t *end,
-                int depth)
+static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8_t *end, int depth)
 {
     if (depth > OTLP_MAX_DEPTH || !si) {
         return 0;
@@ -548,9 +569,8 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
     return 1;
 }
 
-static int walk_values(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
-                       const uint8_t *end, int depth,
-                       int (*cb)(void *arg, const char *p, size_t n), void *arg)
+static int walk_values(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end,
+                       int depth, int (*cb)(void *arg, const char *p, size_t n), void *arg)
 {
     if (depth > OTLP_MAX_DEPTH) {
         return 1; /* cannot vouch for it: let the caller decode */
@@ -589,7 +609,8 @@ static int walk_values(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
             if (!(q = wvarint(p, end, &v)) || v > (uint64_t)(end - q)) {
                 return 1;
             }
-            const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, fnum);
+            const ProtobufCFieldDescriptor *fd =
+                protobuf_c_message_descriptor_get_field(desc, fnum);
             if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE) {
                 if (walk_values(fd->descriptor, q, q + v, depth + 1, cb, arg)) {
                     return 1;
@@ -642,7 +663,8 @@ int otlp_scan_events(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *i
     default:
         sc.item[0] = &opentelemetry__proto__metrics__v1__number_data_point__descriptor;
         sc.item[1] = &opentelemetry__proto__metrics__v1__histogram_data_point__descriptor;
-        sc.item[2] = &opentelemetry__proto__metrics__v1__exponential_histogram_data_point__descriptor;
+        sc.item[2] =
+            &opentelemetry__proto__metrics__v1__exponential_histogram_data_point__descriptor;
         sc.item[3] = &opentelemetry__proto__metrics__v1__summary_data_point__descriptor;
     }
     pthread_once(&sinfo_once, sinfo_init);
@@ -700,7 +722,8 @@ int otlp_check(mt_signal_t s, const ProtobufCMessage *req, uint64_t *items, mt_e
                     Opentelemetry__Proto__Trace__V1__Span *sp = ss->spans[k];
                     if (check_id(&sp->trace_id, 16, "traceId", "resourceSpans", i, j, k, eb) ||
                         check_id(&sp->span_id, 8, "spanId", "resourceSpans", i, j, k, eb) ||
-                        check_id(&sp->parent_span_id, 8, "parentSpanId", "resourceSpans", i, j, k, eb)) {
+                        check_id(&sp->parent_span_id, 8, "parentSpanId", "resourceSpans", i, j, k,
+                                 eb)) {
                         return MT_EINVAL;
                     }
                 }
@@ -724,7 +747,8 @@ int otlp_check(mt_signal_t s, const ProtobufCMessage *req, uint64_t *items, mt_e
             }
         }
     } else if (s == MT_SIG_PROFILES) {
-        const Opentelemetry__Proto__Collector__V1__ExportProfilesServiceRequest *r = (const void *)req;
+        const Opentelemetry__Proto__Collector__V1__ExportProfilesServiceRequest *r =
+            (const void *)req;
         for (size_t i = 0; i < r->n_resource_profiles; i++) {
             for (size_t j = 0; j < r->resource_profiles[i]->n_scope_profiles; j++) {
                 n += r->resource_profiles[i]->scope_profiles[j]->n_profiles;

@@ -319,8 +319,7 @@ static pprof_otlp_req_t *req_new(arena_t *a, const pprof_meta_t *m, size_t np,
     return r;
 }
 
-static pprof_otlp_profile_t *profile_new(arena_t *a, const pprof_meta_t *m,
-                                         const uint8_t id[16])
+static pprof_otlp_profile_t *profile_new(arena_t *a, const pprof_meta_t *m, const uint8_t id[16])
 {
     pprof_otlp_profile_t *p = arena_alloc(a, sizeof(*p));
     if (!p) {
@@ -367,8 +366,7 @@ static void set_times(pprof_otlp_profile_t *p, const pprof_meta_t *m, int64_t t,
 }
 
 /* Builds Stack entries deduplicated by their location list; returns the stack index. */
-static int32_t stack_intern(arena_t *a, htab_t *h, pvec_t *stacks, const int32_t *locs,
-                            size_t n)
+static int32_t stack_intern(arena_t *a, htab_t *h, pvec_t *stacks, const int32_t *locs, size_t n)
 {
     int32_t *copy = arena_alloc(a, (n ? n : 1) * sizeof(*copy));
     if (!copy) {
@@ -416,9 +414,8 @@ static int str_ok(p2o_t *c, int64_t i, const char *what)
 }
 
 /* Maps nonzero unique ids to 1-based dictionary positions. */
-static int index_ids(p2o_t *c, htab_t *h, size_t n, const uint64_t *(*idof)(const p_prof_t *,
-                                                                          size_t),
-                     const char *what)
+static int index_ids(p2o_t *c, htab_t *h, size_t n,
+                     const uint64_t *(*idof)(const p_prof_t *, size_t), const char *what)
 {
     if (htab_init(h, c->a, n) != MT_OK) {
         return MT_ENOMEM;
@@ -441,9 +438,18 @@ static int index_ids(p2o_t *c, htab_t *h, size_t n, const uint64_t *(*idof)(cons
     return MT_OK;
 }
 
-static const uint64_t *mapping_id(const p_prof_t *p, size_t i) { return &p->mapping[i]->id; }
-static const uint64_t *function_id(const p_prof_t *p, size_t i) { return &p->function[i]->id; }
-static const uint64_t *location_id(const p_prof_t *p, size_t i) { return &p->location[i]->id; }
+static const uint64_t *mapping_id(const p_prof_t *p, size_t i)
+{
+    return &p->mapping[i]->id;
+}
+static const uint64_t *function_id(const p_prof_t *p, size_t i)
+{
+    return &p->function[i]->id;
+}
+static const uint64_t *location_id(const p_prof_t *p, size_t i)
+{
+    return &p->location[i]->id;
+}
 
 static int32_t lookup_id(const htab_t *h, uint64_t id)
 {
@@ -465,8 +471,8 @@ int pprof_to_otlp(const uint8_t *pb, size_t len, const pprof_meta_t *m, arena_t 
         mt_errbuf_t why;
         mt_errbuf_clear(&why);
         otlp_wire_explain(&perftools__profiles__profile__descriptor, pb, len, &why);
-        mt_failf(eb, "corrupt pprof: not a perftools.profiles.Profile%s%s",
-                 why.set ? ": " : "", why.set ? why.msg : "");
+        mt_failf(eb, "corrupt pprof: not a perftools.profiles.Profile%s%s", why.set ? ": " : "",
+                 why.set ? why.msg : "");
         return MT_EINVAL;
     }
     p2o_t c = {a, p, eb};
@@ -723,11 +729,11 @@ int pprof_to_otlp(const uint8_t *pb, size_t len, const pprof_meta_t *m, arena_t 
         if (!op) {
             return MT_ENOMEM;
         }
-        op->sample_type = vt_new(a, (int32_t)p->sample_type[k]->type,
-                                 (int32_t)p->sample_type[k]->unit);
+        op->sample_type =
+            vt_new(a, (int32_t)p->sample_type[k]->type, (int32_t)p->sample_type[k]->unit);
         if (p->period_type) {
-            op->period_type = vt_new(a, (int32_t)p->period_type->type,
-                                     (int32_t)p->period_type->unit);
+            op->period_type =
+                vt_new(a, (int32_t)p->period_type->type, (int32_t)p->period_type->unit);
         }
         op->period = p->period;
         set_times(op, m, p->time_nanos, p->duration_nanos);
@@ -785,9 +791,8 @@ static int32_t str_intern(arena_t *a, strtab_t *t, const char *s, size_t n)
     return (int32_t)(t->v.n - 1);
 }
 
-int pprof_folded_to_otlp(const char *text, size_t len, int lines, const pprof_meta_t *m,
-                         arena_t *a, pprof_otlp_req_t **out, uint64_t *nprofiles,
-                         mt_errbuf_t *eb)
+int pprof_folded_to_otlp(const char *text, size_t len, int lines, const pprof_meta_t *m, arena_t *a,
+                         pprof_otlp_req_t **out, uint64_t *nprofiles, mt_errbuf_t *eb)
 {
     const char *units = m->units && *m->units ? m->units : "samples";
     const char *aggr = m->aggregation && *m->aggregation ? m->aggregation : "sum";
@@ -957,8 +962,8 @@ int pprof_folded_to_otlp(const char *text, size_t len, int lines, const pprof_me
     o_kvu_t **attrs = arena_alloc(a, sizeof(*attrs));
     o_link_t *k0 = arena_alloc(a, sizeof(*k0));
     o_link_t **links = arena_alloc(a, sizeof(*links));
-    if (ti < 0 || ui < 0 || pti < 0 || pui < 0 || !r || !pid || !m0 || !maps || !a0 ||
-        !attrs || !k0 || !links) {
+    if (ti < 0 || ui < 0 || pti < 0 || pui < 0 || !r || !pid || !m0 || !maps || !a0 || !attrs ||
+        !k0 || !links) {
         return MT_ENOMEM;
     }
     opentelemetry__proto__profiles__v1development__mapping__init(m0);
@@ -1014,7 +1019,7 @@ typedef struct o2p {
     const pprof_otlp_dict_t *d;
     mt_errbuf_t *eb;
     strtab_t st;
-    int64_t *str_map;        /* OTLP string index -> pprof index (0 = not yet) */
+    int64_t *str_map;                    /* OTLP string index -> pprof index (0 = not yet) */
     uint64_t *loc_id, *func_id, *map_id; /* OTLP index -> pprof id (0 = not yet) */
     pvec_t locs, funcs, maps;
 } o2p_t;
@@ -1172,8 +1177,8 @@ static int64_t o2p_loc(o2p_t *c, int32_t i)
             pl->line[pl->n_line++] = ln;
             has_func &= fid > 0;
             has_line &= ln->line > 0;
-            has_file &= fid > 0 &&
-                        ((Perftools__Profiles__Function *)c->funcs.v[fid - 1])->filename > 0;
+            has_file &=
+                fid > 0 && ((Perftools__Profiles__Function *)c->funcs.v[fid - 1])->filename > 0;
         }
         if (mid > 0) {
             Perftools__Profiles__Mapping *pm = c->maps.v[mid - 1];
@@ -1347,8 +1352,8 @@ int pprof_from_otlp(const pprof_otlp_dict_t *d, const pprof_otlp_profile_t *p, u
     c.loc_id = arena_calloc(a, (d->n_location_table + 1) * sizeof(uint64_t));
     c.func_id = arena_calloc(a, (d->n_function_table + 1) * sizeof(uint64_t));
     c.map_id = arena_calloc(a, (d->n_mapping_table + 1) * sizeof(uint64_t));
-    if (!c.str_map || !c.loc_id || !c.func_id || !c.map_id ||
-        htab_init(&c.st.h, a, 256) != MT_OK || str_intern(a, &c.st, "", 0) != 0) {
+    if (!c.str_map || !c.loc_id || !c.func_id || !c.map_id || htab_init(&c.st.h, a, 256) != MT_OK ||
+        str_intern(a, &c.st, "", 0) != 0) {
         goto out;
     }
     p_prof_t pp = PERFTOOLS__PROFILES__PROFILE__INIT;
@@ -1557,8 +1562,8 @@ int pprof_multipart_parse(const char *boundary, const uint8_t *body, size_t len,
                 mt_failf(eb, "multipart part %zu: malformed header line", *nparts + 1);
                 return MT_EINVAL;
             }
-            if ((size_t)(colon - h) == 19 && strncasecmp((const char *)h, "Content-Disposition",
-                                                         19) == 0) {
+            if ((size_t)(colon - h) == 19 &&
+                strncasecmp((const char *)h, "Content-Disposition", 19) == 0) {
                 const char *v = (const char *)colon + 1;
                 size_t vl = (size_t)((const char *)he - v);
                 while (vl && (*v == ' ' || *v == '\t')) {
@@ -1575,8 +1580,7 @@ int pprof_multipart_parse(const char *boundary, const uint8_t *body, size_t len,
             h = he + 2;
         }
         if (!part->name || !*part->name) {
-            mt_failf(eb, "multipart part %zu: no Content-Disposition form-data name",
-                     *nparts + 1);
+            mt_failf(eb, "multipart part %zu: no Content-Disposition form-data name", *nparts + 1);
             return MT_EINVAL;
         }
         if (!part->filename) {
