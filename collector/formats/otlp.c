@@ -4,6 +4,7 @@
  */
 #include "otlp.h"
 #include "otlp_json.h"
+#include "pbwire.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -300,6 +301,7 @@ typedef struct scan_ctx {
     const uint8_t *svc;         /* service.name of the ResourceLogs being scanned */
     size_t svcn;
     uint64_t res_events;
+    int undecided;              /* valid on the wire, but only the decoder can judge it */
 } scan_ctx_t;
 
 /* KeyValue bytes "service.name" = AnyValue{string_value}: the value, the way every SDK
@@ -340,6 +342,8 @@ typedef struct finfo {
     int8_t idlen;                       /* trace/span id length, -1 otherwise */
     uint8_t repeated;
     uint8_t kind;                       /* SI_* */
+    uint8_t anywt;                      /* bool: protobuf-c takes any wire type */
+    uint32_t oneof;                     /* the oneof's case offset, 0 when not in one */
     const sinfo_t *child;               /* SI_MESSAGE */
 } finfo_t;
 
@@ -347,6 +351,7 @@ struct sinfo {
     const ProtobufCMessageDescriptor *desc;
     finfo_t f[SI_FIELDS];
     int has_high;                       /* fields numbered >= SI_FIELDS exist */
+    int has_oneof;                      /* protobuf-c cannot merge two of these with none set */
 };
 
 static sinfo_t sinfos[SI_MAX];
@@ -363,6 +368,25 @@ static sinfo_t *sinfo_lookup(const ProtobufCMessageDescriptor *d)
     return NULL;
 }
 
+static void finfo_fill(finfo_t *f, const ProtobufCMessageDescriptor *d,
+                       const ProtobufCFieldDescriptor *fd, const sinfo_t *child)
+{
+    f->fd = fd;
+    f->want = (int8_t)wire_type_of(fd->type);
+    /* ids are checked where otlp_check checks them (spans, span links, log records) */
+    f->idlen = (d == &opentelemetry__proto__trace__v1__span__descriptor ||
+                d == &opentelemetry__proto__trace__v1__span__link__descriptor ||
+                d == &opentelemetry__proto__logs__v1__log_record__descriptor)
+                   ? (int8_t)field_id_len(fd) : -1;
+    f->repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
+    f->kind = fd->type == PROTOBUF_C_TYPE_MESSAGE ? SI_MESSAGE
+            : fd->type == PROTOBUF_C_TYPE_STRING ? SI_STRING
+            : fd->type == PROTOBUF_C_TYPE_BYTES ? SI_BYTES : SI_SCALAR;
+    f->anywt = fd->type == PROTOBUF_C_TYPE_BOOL;
+    f->oneof = (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ? fd->quantifier_offset : 0;
+    f->child = child;
+}
+
 static sinfo_t *sinfo_build(const ProtobufCMessageDescriptor *d)
 {
     sinfo_t *si = sinfo_lookup(d);
@@ -372,21 +396,16 @@ static sinfo_t *sinfo_build(const ProtobufCMessageDescriptor *d)
     si = &sinfos[nsinfos++];
     si->desc = d; /* registered before the children: recursive types terminate */
     for (unsigned i = 0; i < d->n_fields; i++) {
+        si->has_oneof |= (d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0;
+    }
+    for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *fd = &d->fields[i];
         sinfo_t *child = fd->type == PROTOBUF_C_TYPE_MESSAGE ? sinfo_build(fd->descriptor) : NULL;
         if (fd->id >= SI_FIELDS) {
             si->has_high = 1;
             continue;
         }
-        finfo_t *f = &si->f[fd->id];
-        f->fd = fd;
-        f->want = (int8_t)wire_type_of(fd->type);
-        f->idlen = (int8_t)field_id_len(fd);
-        f->repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
-        f->kind = fd->type == PROTOBUF_C_TYPE_MESSAGE ? SI_MESSAGE
-                : fd->type == PROTOBUF_C_TYPE_STRING ? SI_STRING
-                : fd->type == PROTOBUF_C_TYPE_BYTES ? SI_BYTES : SI_SCALAR;
-        f->child = child;
+        finfo_fill(&si->f[fd->id], d, fd, child);
     }
     return si;
 }
@@ -411,21 +430,22 @@ static const finfo_t *field_info(const sinfo_t *si, unsigned fnum, finfo_t *tmp)
     if (!fd) {
         return NULL;
     }
-    tmp->fd = fd;
-    tmp->want = (int8_t)wire_type_of(fd->type);
-    tmp->idlen = (int8_t)field_id_len(fd);
-    tmp->repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
-    tmp->kind = fd->type == PROTOBUF_C_TYPE_MESSAGE ? SI_MESSAGE
-              : fd->type == PROTOBUF_C_TYPE_STRING ? SI_STRING
-              : fd->type == PROTOBUF_C_TYPE_BYTES ? SI_BYTES : SI_SCALAR;
-    tmp->child = fd->type == PROTOBUF_C_TYPE_MESSAGE ? sinfo_lookup(fd->descriptor) : NULL;
+    finfo_fill(tmp, si->desc, fd,
+               fd->type == PROTOBUF_C_TYPE_MESSAGE ? sinfo_lookup(fd->descriptor) : NULL);
     return tmp;
 }
 
-/* Validates one message: wire types match the schema (packed scalars allowed), lengths and
- * varints are in bounds, strings are UTF-8, id fields have their lengths, nesting is bounded;
- * unknown fields are skipped. At least as strict as protobuf-c's unpack for everything it
- * checks, so bytes that pass can be forwarded without decoding. */
+/* Validates one message against exactly the rules protobuf-c's unpack applies (tags of at most
+ * five bytes, varints of at most ten, length prefixes of at most five and INT_MAX, wire types of
+ * known fields, packed elements, bools under any wire type; unknown fields skipped) plus what
+ * the receiver's decode path checks after it (UTF-8 strings, span/log id lengths, nesting).
+ * Returns 1 valid, 0 refused on the wire (protobuf-c refuses it wherever it is), 2 decodable
+ * but invalid (UTF-8, ids) if the decoder keeps it. protobuf-c keeps the last value of a
+ * singular field, so such a failure stays pending until the message ends or a later value of
+ * the same field replaces it; a failure under a repeated field is final. Where the answer
+ * depends on more than that (a oneof set twice, a singular message sent twice and merged), the
+ * scan does not guess: it sets sc->undecided and the caller decodes.
+ * tests/unit/formats/test_scan_differential.c holds the two to the same verdicts. */
 static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8_t *end,
                 int depth)
 {
@@ -443,33 +463,35 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
     int is_rl = sc->ev && desc == &opentelemetry__proto__logs__v1__resource_logs__descriptor;
     int is_res = sc->ev && desc == &opentelemetry__proto__resource__v1__resource__descriptor;
     int is_event = 0;
+    uint64_t singles = 0;   /* singular message fields (< 64) seen, for the merge rule */
+    uint32_t oneofs[4];     /* case offsets of the oneofs seen (proto3 optionals are oneofs) */
+    int noneofs = 0;
+    uint32_t pend[4];       /* singular fields (or oneofs) whose last value is invalid */
+    int npend = 0, soft = 0;
     if (is_rl) {
         sc->svc = NULL;
         sc->svcn = 0;
         sc->res_events = 0;
     }
     while (p < end) {
-        uint64_t tag, v;
+        uint64_t v;
+        uint32_t fnum, wt;
         const uint8_t *q;
         /* one-byte tags are nearly all of them */
-        if (*p < 0x80) {
-            tag = *p;
+        if (*p < 0x80 && *p >= 0x08) {
+            fnum = *p >> 3;
+            wt = *p & 7u;
             q = p + 1;
-        } else if (!(q = read_varint(p, end, &tag))) {
-            return 0;
-        }
-        if ((tag >> 3) == 0 || (tag >> 3) > 0x1FFFFFFF) {
+        } else if (!(q = wtag(p, end, &fnum, &wt))) {
             return 0;
         }
         p = q;
-        unsigned wt = (unsigned)(tag & 7);
-        unsigned fnum = (unsigned)(tag >> 3);
         finfo_t tmp;
         const finfo_t *fi = field_info(si, fnum, &tmp);
         size_t n;
         switch (wt) {
         case 0:
-            if (!(q = read_varint(p, end, &v))) {
+            if (!(q = wvarint(p, end, &v))) {
                 return 0;
             }
             n = (size_t)(q - p);
@@ -481,17 +503,9 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
             n = 4;
             break;
         case 2:
-            if (p < end && *p < 0x80) {
-                v = *p;
-                q = p + 1;
-            } else if (!(q = read_varint(p, end, &v))) {
+            if (!(p = wlen(p, end, &n))) {
                 return 0;
             }
-            if (v > (uint64_t)(end - q)) {
-                return 0;
-            }
-            p = q;
-            n = (size_t)v;
             break;
         default:
             return 0;
@@ -510,37 +524,92 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
         }
         if (fi) {
             int want = fi->want;
+            uint32_t key = fi->oneof ? (0x80000000u | fi->oneof) : fnum;
+            if (fi->oneof) {
+                int seen = noneofs == (int)MT_ARRAY_LEN(oneofs);
+                for (int i = 0; i < noneofs && !seen; i++) {
+                    seen = oneofs[i] == fi->oneof;
+                }
+                if (seen) {
+                    sc->undecided = 1; /* the decoder keeps the last one; items may differ */
+                } else {
+                    oneofs[noneofs++] = fi->oneof;
+                }
+            }
+            if (npend && !fi->repeated) {
+                for (int i = 0; i < npend; i++) {
+                    if (pend[i] == key) {
+                        pend[i] = pend[--npend]; /* superseded by this value */
+                        if (fi->kind == SI_MESSAGE) {
+                            sc->undecided = 1; /* merged: which parts survive is the decoder's */
+                        }
+                        break;
+                    }
+                }
+            }
+#define SCAN_SOFT()                                                                            \
+    do {                                                                                       \
+        if (fi->repeated) {                                                                    \
+            soft = 1;                                                                          \
+        } else if (npend < (int)MT_ARRAY_LEN(pend)) {                                          \
+            pend[npend++] = key;                                                               \
+        } else {                                                                               \
+            sc->undecided = 1;                                                                 \
+        }                                                                                      \
+    } while (0)
             if ((int)wt != want) {
-                /* packed repeated scalars: a LEN record holding whole elements */
-                if (!(fi->repeated && wt == 2 && want != 2)) {
-                    return 0;
-                }
-                if (want == 1 && n % 8) {
-                    return 0;
-                }
-                if (want == 5 && n % 4) {
-                    return 0;
-                }
-                if (want == 0) {
-                    const uint8_t *r = p, *re = p + n;
-                    while (r < re) {
-                        if (!(r = read_varint(r, re, &v))) {
-                            return 0;
+                if (fi->repeated && wt == 2 && want != 2) {
+                    /* packed repeated scalars: a LEN record holding whole elements */
+                    if (want == 1 && n % 8) {
+                        return 0;
+                    }
+                    if (want == 5 && n % 4) {
+                        return 0;
+                    }
+                    if (want == 0) {
+                        const uint8_t *r = p, *re = p + n;
+                        while (r < re) {
+                            if (!(r = wvarint(r, re, &v))) {
+                                return 0;
+                            }
                         }
                     }
+                } else if (!fi->anywt) {
+                    return 0;
                 }
             } else if (wt == 2) {
                 if (fi->kind == SI_MESSAGE) {
-                    if (!scan(sc, fi->child, p, p + n, depth + 1)) {
+                    if (!fi->repeated && !fi->oneof && fi->child && fi->child->has_oneof) {
+                        /* protobuf-c merges a repeated singular message, and refuses the
+                         * merge when neither copy sets its oneof */
+                        if (fnum >= 64 || (singles >> fnum) & 1) {
+                            sc->undecided = 1;
+                        } else {
+                            singles |= 1ull << fnum;
+                        }
+                    }
+                    int rc = scan(sc, fi->child, p, p + n, depth + 1);
+                    if (rc == 0) {
                         return 0;
+                    }
+                    if (rc == 2) {
+                        SCAN_SOFT();
                     }
                 } else if (fi->kind == SI_STRING) {
                     if (!utf8_ok(p, n)) {
-                        return 0;
+                        /* the decoder's C string ends at a NUL and only that prefix is
+                         * checked: when the prefix is fine, only the decoder can say */
+                        const uint8_t *nul = memchr(p, 0, n);
+                        if (nul && utf8_ok(p, (size_t)(nul - p))) {
+                            sc->undecided = 1;
+                        } else {
+                            SCAN_SOFT();
+                        }
                     }
                 } else if (fi->idlen > 0 && n != 0 && n != (size_t)fi->idlen) {
-                    return 0;
+                    SCAN_SOFT();
                 }
+#undef SCAN_SOFT
             }
         }
         p += n;
@@ -558,7 +627,7 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
             sc->ev->overflow = 1;
         }
     }
-    return 1;
+    return soft || npend ? 2 : 1;
 }
 
 static int walk_values(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
@@ -659,7 +728,14 @@ int otlp_scan_events(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *i
         sc.item[3] = &opentelemetry__proto__metrics__v1__summary_data_point__descriptor;
     }
     pthread_once(&sinfo_once, sinfo_init);
-    if (!scan(&sc, sinfo_lookup(otlp_request_desc(s)), data, data + len, 0)) {
+    int rc = scan(&sc, sinfo_lookup(otlp_request_desc(s)), data, data + len, 0);
+    if (rc == 0) {
+        return MT_EINVAL;
+    }
+    if (sc.undecided) {
+        return MT_EUNSUPPORTED;
+    }
+    if (rc == 2) {
         return MT_EINVAL;
     }
     *items = sc.items;
@@ -715,6 +791,14 @@ int otlp_check(mt_signal_t s, const ProtobufCMessage *req, uint64_t *items, mt_e
                         check_id(&sp->span_id, 8, "spanId", "resourceSpans", i, j, k, eb) ||
                         check_id(&sp->parent_span_id, 8, "parentSpanId", "resourceSpans", i, j, k, eb)) {
                         return MT_EINVAL;
+                    }
+                    for (size_t l = 0; l < sp->n_links; l++) {
+                        if (check_id(&sp->links[l]->trace_id, 16, "links.traceId",
+                                     "resourceSpans", i, j, k, eb) ||
+                            check_id(&sp->links[l]->span_id, 8, "links.spanId",
+                                     "resourceSpans", i, j, k, eb)) {
+                            return MT_EINVAL;
+                        }
                     }
                 }
                 n += ss->n_spans;

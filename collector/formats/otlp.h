@@ -23,8 +23,10 @@ ProtobufCMessage *otlp_unpack(mt_signal_t s, const uint8_t *data, size_t len, ar
                               mt_errbuf_t *eb);
 
 /* Validates an encoded Export*ServiceRequest without decoding it (wire structure against the
- * schema, UTF-8, id lengths, nesting) and counts its items. MT_OK or MT_EINVAL (no reason:
- * call otlp_unpack + otlp_validate_utf8 + otlp_check for one). */
+ * schema, UTF-8, id lengths, nesting) and counts its items. The verdict is the decode path's
+ * (otlp_unpack + otlp_validate_utf8 + otlp_check), exactly: MT_OK with the same item count, or
+ * MT_EINVAL (no reason: decode for one), or MT_EUNSUPPORTED when only the decoder can tell
+ * (duplicated oneofs or singular messages, which protobuf-c keeps or merges): decode it. */
 int otlp_scan(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *items);
 /* 1 when [p, p+n) is valid UTF-8 as the scanner checks it (no overlongs, no surrogates,
  * <= U+10FFFF), else 0. The scanner's own check, for other wire readers (tests/bench). */
