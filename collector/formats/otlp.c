@@ -161,6 +161,50 @@ int otlp_wire_explain(const ProtobufCMessageDescriptor *desc, const uint8_t *dat
     return explain(desc, data, data + len, path, sizeof(path), 0, eb);
 }
 
+/* find_nul: the walk behind otlp_wire_find_nul; path grows as "name[i].name". */
+static int find_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end,
+                    char *path, size_t cap, size_t plen, int depth)
+{
+    unsigned seen[16] = {0}; /* occurrences per field number, for the index in the path */
+    wf_t f;
+    int r;
+    if (depth > OTLP_MAX_DEPTH) {
+        return 0;
+    }
+    while ((r = wnext(&p, end, &f)) > 0) {
+        unsigned idx = f.num < 16 ? seen[f.num]++ : 0;
+        if (f.wt != 2) {
+            continue;
+        }
+        const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, f.num);
+        if (!fd || (fd->type != PROTOBUF_C_TYPE_STRING && fd->type != PROTOBUF_C_TYPE_MESSAGE)) {
+            continue;
+        }
+        int n = fd->label == PROTOBUF_C_LABEL_REPEATED
+                    ? snprintf(path + plen, cap - plen, "%s%s[%u]", plen ? "." : "", fd->name, idx)
+                    : snprintf(path + plen, cap - plen, "%s%s", plen ? "." : "", fd->name);
+        size_t nl = n < 0 || (size_t)n >= cap - plen ? cap - 1 : plen + (size_t)n;
+        if (fd->type == PROTOBUF_C_TYPE_STRING ? memchr(f.p, 0, f.n) != NULL
+                                               : find_nul(fd->descriptor, f.p, f.p + f.n, path,
+                                                          cap, nl, depth + 1)) {
+            return 1;
+        }
+        path[plen] = 0;
+    }
+    return 0;
+}
+
+int otlp_wire_find_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                       mt_errbuf_t *eb)
+{
+    char path[256] = "";
+    if (!find_nul(desc, data, data + len, path, sizeof(path), 0, 0)) {
+        return 0;
+    }
+    mt_failf(eb, "%s holds a NUL byte (refused: it would be cut short)", path);
+    return 1;
+}
+
 /* Checks nesting depth before protobuf-c (which recurses without a limit) sees the data:
  * AnyValue -> ArrayValue -> AnyValue ... can nest as deep as the body is long, and a deep
  * enough message would overflow the thread's stack. Only message-typed LEN fields are

@@ -67,6 +67,14 @@ uint8_t *otlp_response_body(mt_signal_t s, int json, int64_t rejected, const cha
  * (3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 14 UNAVAILABLE, ...). */
 uint8_t *otlp_status_body(int json, int code, const char *message, size_t *len);
 
+/* Finds the first string field (by desc, nested messages included) whose bytes hold a NUL:
+ * protobuf-c's C strings end there, so a decoder that goes through them would cut the value
+ * short: the remote-write conversion refuses such a request rather than let "x\0A" and "x\0B"
+ * both become "x". Returns 1 with eb naming the field ("timeseries[2].labels[0].value holds a
+ * NUL byte ..."), else 0 (also for malformed data, which the decoder reports). */
+int otlp_wire_find_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                       mt_errbuf_t *eb);
+
 /* Walks encoded protobuf `data` against `desc` and explains the first wire error (used when
  * protobuf-c refuses a message; protobuf-c itself gives no reason). Returns MT_OK when it finds
  * nothing wrong. */

@@ -593,6 +593,9 @@ static int load_v1(ctx_t *c, const uint8_t *pb, size_t len)
         return fail(c, "invalid remote-write 1.0 protobuf (prometheus.WriteRequest): %s",
                     why.set ? why.msg : "could not decode");
     }
+    if (otlp_wire_find_nul(&prometheus__write_request__descriptor, pb, len, c->eb)) {
+        return MT_EINVAL; /* protobuf-c would cut the string: "x\0A" and "x\0B" collide */
+    }
     for (size_t i = 0; i < wr->n_metadata; i++) {
         Prometheus__MetricMetadata *md = wr->metadata[i];
         if (!utf8_valid(md->metric_family_name) || !utf8_valid(md->help) ||
@@ -710,6 +713,9 @@ static int load_v2(ctx_t *c, const uint8_t *pb, size_t len)
         otlp_wire_explain(&io__prometheus__write__v2__request__descriptor, pb, len, &why);
         return fail(c, "invalid remote-write 2.0 protobuf (io.prometheus.write.v2.Request): %s",
                     why.set ? why.msg : "could not decode");
+    }
+    if (otlp_wire_find_nul(&io__prometheus__write__v2__request__descriptor, pb, len, c->eb)) {
+        return MT_EINVAL;
     }
     if (rq->n_symbols > 0 && rq->symbols[0][0] != 0) {
         return fail(c, "symbols[0] must be the empty string");
