@@ -339,3 +339,97 @@ UNIT_TEST(scanner_and_decoder_agree_on_mutated_otlp_fixtures)
     CHECK(st.undecided * 20 < st.cases);
     arena_destroy(g_arena);
 }
+
+/* ---- remote-write 1.0: the pass-through's wire check against the conversion ------------- */
+
+/* The receiver's verdict in pass-through mode: the wire check, and the conversion when the
+ * check says the request is complex or unsorted (those always go through prw_to_otlp). */
+static int rw_case(diff_stats_t *st, const uint8_t *d, size_t n, const char *what)
+{
+    mt_errbuf_t e1, e2;
+    mt_errbuf_clear(&e1);
+    mt_errbuf_clear(&e2);
+    arena_reset(g_arena);
+    Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest *r = NULL;
+    int conv = prw_to_otlp(1, d, n, g_arena, &r, NULL, &e1);
+    prw_wire_stats_t ws;
+    int wire = prw_wire_check(d, n, &ws, &e2);
+    st->cases++;
+    if (wire == MT_OK && (ws.complex || ws.unsorted)) {
+        st->undecided++; /* converted by the receiver: the conversion's verdict by definition */
+        return 1;
+    }
+    wire == MT_OK ? st->accepted++ : st->refused++;
+    if ((wire == MT_OK) != (conv == MT_OK)) {
+        if (st->disagreements++ < 5) {
+            fprintf(stderr, "    %s: wire check %d \"%s\", conversion %d \"%s\"\n", what, wire,
+                    e2.msg, conv, e1.msg);
+        }
+        return 0;
+    }
+    return 1;
+}
+
+UNIT_TEST(wire_check_and_conversion_agree_on_mutated_remote_write)
+{
+    diff_stats_t st = {0};
+    g_arena = arena_create(1 << 16, 0);
+    REQUIRE(g_arena);
+    arena_t *fa = arena_create(1 << 16, 0);
+    REQUIRE(fa);
+    for (int idx = 1; idx <= 3; idx++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/promrw/promrw-proto-snappy-%d.bin",
+                 unit_fixtures_dir(), idx);
+        size_t zlen = 0, n = 0;
+        unsigned char *z = unit_read_file(path, &zlen);
+        REQUIRE(z);
+        uint8_t *orig = NULL;
+        mt_errbuf_t eb;
+        mt_errbuf_clear(&eb);
+        REQUIRE(codec_decompress(CODEC_SNAPPY, z, zlen, 20 << 20, fa, &orig, &n, &eb) == MT_OK);
+        free(z);
+        uint8_t *d = malloc(n + 64);
+        REQUIRE(d);
+        char what[128];
+        rw_case(&st, orig, n, "fixture");
+        /* truncations: every offset of the first 512 bytes, then every 251st */
+        for (size_t cut = 0; cut < n; cut += cut < 512 ? 1 : 251) {
+            snprintf(what, sizeof(what), "fixture %d cut at %zu", idx, cut);
+            rw_case(&st, orig, cut, what);
+        }
+        /* single-bit flips: every bit of the first 160 bytes (a few whole series), then
+         * every 509th byte */
+        for (size_t pos = 0; pos < n; pos += pos < 160 ? 1 : 509) {
+            for (int bit = 0; bit < 8; bit++) {
+                memcpy(d, orig, n);
+                d[pos] ^= (uint8_t)(1u << bit);
+                snprintf(what, sizeof(what), "fixture %d bit %d of byte %zu", idx, bit, pos);
+                rw_case(&st, d, n, what);
+            }
+        }
+        /* an unknown field in front, every wire type, over-long tags and lengths */
+        for (unsigned wt = 0; wt < 8; wt++) {
+            for (size_t tk = 1; tk <= 11; tk++) {
+                for (int lie = wt == 2 ? -1 : 0; lie <= (wt == 2 ? 1 : 0); lie++) {
+                    uint8_t *big = malloc(n + 64);
+                    REQUIRE(big);
+                    size_t fn = put_field(big, 100, wt, tk < 2 ? 0 : tk, wt == 2 ? tk : 0,
+                                          wt == 2 ? lie : 0);
+                    memcpy(big + fn, orig, n);
+                    snprintf(what, sizeof(what), "fixture %d after wt %u %zu-byte tag lie %d",
+                             idx, wt, tk, lie);
+                    rw_case(&st, big, fn + n, what);
+                    free(big);
+                }
+            }
+        }
+        free(d);
+    }
+    fprintf(stderr, "    %ld cases: %ld accepted, %ld refused, %ld converted\n", st.cases,
+            st.accepted, st.refused, st.undecided);
+    CHECK(st.disagreements == 0);
+    CHECK(st.accepted > 100 && st.refused > 100);
+    arena_destroy(fa);
+    arena_destroy(g_arena);
+}
