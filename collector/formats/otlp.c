@@ -62,20 +62,17 @@ static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, con
     }
     unsigned counts[64] = {0};
     while (p < end) {
-        uint64_t tag;
-        const uint8_t *q = read_varint(p, end, &tag);
+        uint32_t fnum, wt;
+        const uint8_t *q = wtag(p, end, &fnum, &wt);
         if (!q) {
-            mt_failf(eb, "%s: truncated field tag at byte offset", path[0] ? path : "(root)");
+            mt_failf(eb, "%s: %s", path[0] ? path : "(root)",
+                     (*p & 0xf8) == 0 ? "invalid field number 0"
+                                      : "field tag truncated or longer than 5 bytes");
             return MT_EINVAL;
         }
         p = q;
-        unsigned fnum = (unsigned)(tag >> 3), wt = (unsigned)(tag & 7);
         const ProtobufCFieldDescriptor *fd = fnum ? protobuf_c_message_descriptor_get_field(desc, fnum) : NULL;
         const char *fname = fd ? fd->name : "?";
-        if (fnum == 0) {
-            mt_failf(eb, "%s: invalid field number 0", path[0] ? path : "(root)");
-            return MT_EINVAL;
-        }
         size_t n = 0;
         switch (wt) {
         case 0: {
@@ -95,11 +92,12 @@ static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, con
             break;
         case 2: {
             uint64_t l;
-            if (!(q = read_varint(p, end, &l))) {
-                mt_failf(eb, "%s%s%s: truncated length (field %u)", path, path[0] ? "." : "", fname, fnum);
+            if (!(q = read_varint(p, end, &l)) || q - p > 5) {
+                mt_failf(eb, "%s%s%s: length truncated or longer than 5 bytes (field %u)", path,
+                         path[0] ? "." : "", fname, fnum);
                 return MT_EINVAL;
             }
-            if (l > (uint64_t)(end - q)) {
+            if (l > 0x7fffffffu || l > (uint64_t)(end - q)) {
                 mt_failf(eb, "%s%s%s: length %llu runs past the end of the message (field %u)",
                          path, path[0] ? "." : "", fname, (unsigned long long)l, fnum);
                 return MT_EINVAL;
