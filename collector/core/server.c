@@ -62,8 +62,8 @@ static int claim_address(const struct sockaddr_storage *sa, socklen_t salen, con
     int err = errno;
     close(probe);
     if (rc != 0 && err == EADDRINUSE) {
-        mt_failf(eb, "endpoint \"%s\": address in use (another process listens there)",
-                 endpoint);
+        mt_failf(eb, "endpoint \"%s\": cannot listen: address in use (another process "
+                 "listens there)", endpoint);
         return MT_EINVAL;
     }
     char host[INET6_ADDRSTRLEN] = "";
@@ -90,8 +90,8 @@ static int claim_address(const struct sockaddr_storage *sa, socklen_t salen, con
         err = errno;
         close(fd);
         if (err == EADDRINUSE) {
-            mt_failf(eb, "endpoint \"%s\": address in use (another meltp listens there)",
-                     endpoint);
+            mt_failf(eb, "endpoint \"%s\": cannot listen: address in use (another meltp "
+                     "listens there)", endpoint);
             return MT_EINVAL;
         }
         return MT_OK;
