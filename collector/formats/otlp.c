@@ -382,11 +382,13 @@ typedef struct finfo {
     const ProtobufCFieldDescriptor *fd; /* NULL: unknown field */
     int8_t want;                        /* wire type */
     int8_t idlen;                       /* trace/span id length, -1 otherwise */
-    uint8_t repeated;
     uint8_t kind;                       /* SI_* */
-    uint8_t anywt;                      /* bool: protobuf-c takes any wire type */
-    uint32_t oneof;                     /* the oneof's case offset, 0 when not in one */
-    const sinfo_t *child;               /* SI_MESSAGE */
+    uint8_t repeated : 1;
+    uint8_t anywt : 1;                  /* bool: protobuf-c takes any wire type */
+    uint8_t merge_check : 1;            /* singular message whose type has a oneof */
+    uint8_t track : 1;                  /* scan_note must see it: merge_check or oneof message */
+    uint16_t oneof;                     /* the oneof's case offset, 0 when not in one */
+    const sinfo_t *child;               /* SI_MESSAGE; the struct stays 24 bytes */
 } finfo_t;
 
 struct sinfo {
@@ -425,8 +427,11 @@ static void finfo_fill(finfo_t *f, const ProtobufCMessageDescriptor *d,
             : fd->type == PROTOBUF_C_TYPE_STRING ? SI_STRING
             : fd->type == PROTOBUF_C_TYPE_BYTES ? SI_BYTES : SI_SCALAR;
     f->anywt = fd->type == PROTOBUF_C_TYPE_BOOL;
-    f->oneof = (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ? fd->quantifier_offset : 0;
+    /* OTLP messages are far smaller than 64 KiB, so case offsets fit (finfo stays 24 bytes) */
+    f->oneof = (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ? (uint16_t)fd->quantifier_offset : 0;
     f->child = child;
+    f->merge_check = !f->repeated && !f->oneof && child && child->has_oneof;
+    f->track = f->merge_check || (f->oneof && f->kind == SI_MESSAGE);
 }
 
 static sinfo_t *sinfo_build(const ProtobufCMessageDescriptor *d)
@@ -477,6 +482,81 @@ static const finfo_t *field_info(const sinfo_t *si, unsigned fnum, finfo_t *tmp)
     return tmp;
 }
 
+/* What one message level remembers about duplicates; touched only off the common path (a
+ * field with f->track set, or once something is pending), so the scan loop stays as fast as
+ * it was before it knew about them. */
+typedef struct scan_lvl {
+    int npend, noneofs;     /* either nonzero: every field goes through scan_note */
+    uint32_t pend[4];       /* singular fields (or oneofs) whose last value is invalid */
+    uint32_t oneofs[4];     /* oneofs holding a message member seen so far */
+    uint64_t singles;       /* singular messages with oneofs (< 64) seen, for the merge rule */
+} scan_lvl_t;
+
+static uint32_t scan_key(const finfo_t *fi, uint32_t fnum)
+{
+    return fi->oneof ? (0x80000000u | fi->oneof) : fnum;
+}
+
+/* A field occurrence that may supersede a pending failure, replace a oneof's message (which
+ * takes its items along: only the decoder counts that right) or be merged by protobuf-c (which
+ * refuses the merge when neither copy sets its oneof). Returns npend + noneofs. */
+static __attribute__((noinline)) int scan_note(scan_ctx_t *sc, scan_lvl_t *lv, const finfo_t *fi,
+                                                uint32_t fnum)
+{
+    if (fi->oneof) {
+        int seen = 0;
+        for (int i = 0; i < lv->noneofs && !seen; i++) {
+            seen = lv->oneofs[i] == fi->oneof;
+        }
+        if (seen) {
+            sc->undecided = 1;
+        } else if (fi->kind == SI_MESSAGE) {
+            if (lv->noneofs == (int)MT_ARRAY_LEN(lv->oneofs)) {
+                sc->undecided = 1;
+            } else {
+                lv->oneofs[lv->noneofs++] = fi->oneof;
+            }
+        }
+    }
+    if (fi->merge_check) {
+        if (fnum >= 64 || (lv->singles >> fnum) & 1) {
+            sc->undecided = 1;
+        } else {
+            lv->singles |= 1ull << fnum;
+        }
+    }
+    if (lv->npend && !fi->repeated) {
+        uint32_t key = scan_key(fi, fnum);
+        for (int i = 0; i < lv->npend; i++) {
+            if (lv->pend[i] == key) {
+                lv->pend[i] = lv->pend[--lv->npend]; /* superseded by this value */
+                if (fi->kind == SI_MESSAGE) {
+                    sc->undecided = 1; /* merged: which parts survive is the decoder's */
+                }
+                break;
+            }
+        }
+    }
+    return lv->npend + lv->noneofs;
+}
+
+/* A value that is valid on the wire but not for the decode path (UTF-8, id length, or a
+ * message holding one): final under a repeated field, pending under a singular one. Returns
+ * the new `soft` flag of the level. */
+static __attribute__((noinline)) int scan_soft(scan_ctx_t *sc, scan_lvl_t *lv, const finfo_t *fi,
+                                               uint32_t fnum, int soft)
+{
+    if (fi->repeated) {
+        return 1;
+    }
+    if (lv->npend < (int)MT_ARRAY_LEN(lv->pend)) {
+        lv->pend[lv->npend++] = scan_key(fi, fnum);
+    } else {
+        sc->undecided = 1;
+    }
+    return soft;
+}
+
 /* Validates one message against exactly the rules protobuf-c's unpack applies (tags of at most
  * five bytes, varints of at most ten, length prefixes of at most five and INT_MAX, wire types of
  * known fields, packed elements, bools under any wire type; unknown fields skipped) plus what
@@ -505,11 +585,11 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
     int is_rl = sc->ev && desc == &opentelemetry__proto__logs__v1__resource_logs__descriptor;
     int is_res = sc->ev && desc == &opentelemetry__proto__resource__v1__resource__descriptor;
     int is_event = 0;
-    uint64_t singles = 0;   /* singular message fields (< 64) seen, for the merge rule */
-    uint32_t oneofs[4];     /* case offsets of the oneofs seen (proto3 optionals are oneofs) */
-    int noneofs = 0;
-    uint32_t pend[4];       /* singular fields (or oneofs) whose last value is invalid */
-    int npend = 0, soft = 0;
+    scan_lvl_t lv;
+    int busy = 0; /* lv.npend + lv.noneofs, kept in a register */
+    lv.npend = lv.noneofs = 0;
+    lv.singles = 0;
+    int soft = 0;
     if (is_rl) {
         sc->svc = NULL;
         sc->svcn = 0;
@@ -566,39 +646,10 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
         }
         if (fi) {
             int want = fi->want;
-            uint32_t key = fi->oneof ? (0x80000000u | fi->oneof) : fnum;
-            if (fi->oneof) {
-                int seen = noneofs == (int)MT_ARRAY_LEN(oneofs);
-                for (int i = 0; i < noneofs && !seen; i++) {
-                    seen = oneofs[i] == fi->oneof;
-                }
-                if (seen) {
-                    sc->undecided = 1; /* the decoder keeps the last one; items may differ */
-                } else {
-                    oneofs[noneofs++] = fi->oneof;
-                }
+            if (__builtin_expect(fi->track | busy, 0)) {
+                busy = scan_note(sc, &lv, fi, fnum);
             }
-            if (npend && !fi->repeated) {
-                for (int i = 0; i < npend; i++) {
-                    if (pend[i] == key) {
-                        pend[i] = pend[--npend]; /* superseded by this value */
-                        if (fi->kind == SI_MESSAGE) {
-                            sc->undecided = 1; /* merged: which parts survive is the decoder's */
-                        }
-                        break;
-                    }
-                }
-            }
-#define SCAN_SOFT()                                                                            \
-    do {                                                                                       \
-        if (fi->repeated) {                                                                    \
-            soft = 1;                                                                          \
-        } else if (npend < (int)MT_ARRAY_LEN(pend)) {                                          \
-            pend[npend++] = key;                                                               \
-        } else {                                                                               \
-            sc->undecided = 1;                                                                 \
-        }                                                                                      \
-    } while (0)
+#define SCAN_SOFT() (soft = scan_soft(sc, &lv, fi, fnum, soft), busy = lv.npend + lv.noneofs)
             if ((int)wt != want) {
                 if (fi->repeated && wt == 2 && want != 2) {
                     /* packed repeated scalars: a LEN record holding whole elements */
@@ -621,15 +672,6 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
                 }
             } else if (wt == 2) {
                 if (fi->kind == SI_MESSAGE) {
-                    if (!fi->repeated && !fi->oneof && fi->child && fi->child->has_oneof) {
-                        /* protobuf-c merges a repeated singular message, and refuses the
-                         * merge when neither copy sets its oneof */
-                        if (fnum >= 64 || (singles >> fnum) & 1) {
-                            sc->undecided = 1;
-                        } else {
-                            singles |= 1ull << fnum;
-                        }
-                    }
                     int rc = scan(sc, fi->child, p, p + n, depth + 1);
                     if (rc == 0) {
                         return 0;
@@ -669,7 +711,7 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
             sc->ev->overflow = 1;
         }
     }
-    return soft || npend ? 2 : 1;
+    return soft || lv.npend ? 2 : 1;
 }
 
 static int walk_values(const ProtobufCMessageDescriptor *desc, const uint8_t *p,

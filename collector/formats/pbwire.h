@@ -67,7 +67,7 @@ static inline const uint8_t *wtag(const uint8_t *p, const uint8_t *end, uint32_t
 
 /* A length prefix read as protobuf-c reads it (scan_length_prefixed_data): at most five bytes,
  * at most INT_MAX, and the payload within [p, end). Returns the payload, or NULL. */
-static inline const uint8_t *wlen(const uint8_t *p, const uint8_t *end, size_t *n)
+static inline __attribute__((always_inline)) const uint8_t *wlen(const uint8_t *p, const uint8_t *end, size_t *n)
 {
     if (p < end && *p < 0x80) {
         if (*p > (size_t)(end - p - 1)) {
