@@ -2748,7 +2748,6 @@ static uint64_t batch_sig(const uint8_t *data, size_t len)
 static int loki_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_t len,
                      uint32_t items, send_result_t *res)
 {
-    loki_state_t *st = ex->state;
     lk_worker_t *w = ws;
     if (s != MT_SIG_LOGS || !w || !w->curl) {
         snprintf(res->msg, sizeof(res->msg), "cannot send (no HTTP client)");
@@ -2773,9 +2772,8 @@ static int loki_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *dat
     if (rc == MT_EINVAL) {
         snprintf(res->msg, sizeof(res->msg), "undecodable logs batch");
         res->reason = "decode_error";
-        count_drop(st, "decode_error", items);
         w->memo_data = NULL;
-        return MT_EPERM;
+        return MT_EINVAL; /* counted by the queue, which splits a coalesced batch first */
     }
     if (rc == MT_ENOMEM) {
         snprintf(res->msg, sizeof(res->msg), "out of memory building the Loki push");

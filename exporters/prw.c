@@ -1334,7 +1334,7 @@ out:
     if (rc == MT_EINVAL) {
         snprintf(res->msg, sizeof(res->msg), "undecodable remote-write batch");
         res->reason = "decode_error";
-        return MT_EPERM;
+        return MT_EINVAL;
     }
     if (rc == MT_ENOMEM) {
         res->reason = "out_of_memory";
@@ -1369,7 +1369,7 @@ static int prw_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data
         arena_destroy(a);
         snprintf(res->msg, sizeof(res->msg), "undecodable batch");
         res->reason = "decode_error";
-        return MT_EPERM;
+        return MT_EINVAL;
     }
     promconv_opts_t o;
     memset(&o, 0, sizeof(o));

@@ -478,7 +478,7 @@ static int pyro_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *dat
         arena_destroy(a);
         snprintf(res->msg, sizeof(res->msg), "cannot decode batch: %.400s", eb.msg);
         res->reason = "decode_error";
-        return MT_EPERM;
+        return MT_EINVAL;
     }
     int rc = MT_OK;
     int64_t bad = 0;

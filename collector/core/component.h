@@ -111,7 +111,10 @@ typedef struct exporter_ops {
     int (*create)(exporter_t *ex, mt_errbuf_t *eb);
     void *(*worker_init)(exporter_t *ex);
     void (*worker_fini)(exporter_t *ex, void *ws);
-    /* Sends one request. Returns MT_OK, MT_ERETRY (try again later) or MT_EPERM. */
+    /* Sends one request. Returns MT_OK, MT_ERETRY (try again later), MT_EPERM (refused for
+     * good: dropped) or MT_EINVAL (the bytes themselves cannot be decoded: the queue splits a
+     * coalesced batch back into the requests it was made of, sends them one by one and drops
+     * only those that fail alone, with res->reason). */
     int (*send)(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_t len,
                 uint32_t items, send_result_t *res);
     void (*destroy)(exporter_t *ex);

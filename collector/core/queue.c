@@ -260,9 +260,11 @@ typedef struct worker {
     size_t buf_cap;
 } worker_t;
 
-/* Sends one coalesced request, retrying per retry_on_failure. Returns items delivered. */
-static void deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items,
-                    const char *tenant, int format)
+/* Sends one coalesced request, retrying per retry_on_failure. Returns MT_OK when the request
+ * was sent or counted as dropped; MT_EINVAL, counting nothing, when `whole` is 0 (the request is
+ * several coalesced ones) and the exporter could not decode it: the caller splits it. */
+static int deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items,
+                   const char *tenant, int format, int whole)
 {
     exq_t *q = w->q;
     exporter_common_t *cc = q->cc;
@@ -285,16 +287,21 @@ static void deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items
                 mt_log(MT_LOG_WARN, "exporter %s: backend rejected %lld of %u %s: %s", q->ex->id,
                        (long long)res.rejected, items, mt_signal_item_name(q->signal), res.msg);
             }
-            return;
+            return MT_OK;
+        }
+        if (rc == MT_EINVAL && !whole) {
+            return MT_EINVAL; /* one bad request must not cost the others theirs */
         }
         tm_add(q->c_failed, 1);
         uint64_t zero = 0;
         atomic_compare_exchange_strong(&q->ex->failing_since_ns, &zero, mt_now_ns());
         if (rc != MT_ERETRY || !cc->retry_enabled) {
-            exq_count_drop(q, items, res.reason ? res.reason : "permanent_error");
-            mt_log(MT_LOG_ERROR, "exporter %s: dropping %u %s: %s", q->ex->id, items,
-                   mt_signal_item_name(q->signal), res.msg[0] ? res.msg : "permanent error");
-            return;
+            exq_count_drop(q, items, res.reason ? res.reason
+                                     : rc == MT_EINVAL ? "decode_error" : "permanent_error");
+            MT_LOG_EVERY(10, MT_LOG_ERROR, "exporter %s: dropping %u %s: %s", q->ex->id, items,
+                         mt_signal_item_name(q->signal),
+                         res.msg[0] ? res.msg : "permanent error");
+            return MT_OK;
         }
         uint64_t now = mt_now_ns();
         int stopping;
@@ -310,7 +317,7 @@ static void deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items
             exq_count_drop(q, items, why);
             mt_log(MT_LOG_ERROR, "exporter %s: dropping %u %s after %d attempts (%s): %s",
                    q->ex->id, items, mt_signal_item_name(q->signal), attempt + 1, why, res.msg);
-            return;
+            return MT_OK;
         }
         /* exponential backoff with jitter; the server's Retry-After wins when larger */
         double jitter = 1.0 + cc->randomization_factor * (2.0 * ((double)rand() / RAND_MAX) - 1.0);
@@ -399,10 +406,18 @@ static void *worker_main(void *arg)
             /* no memory to coalesce: send one by one rather than lose anything */
             for (size_t i = 0; i < n; i++) {
                 deliver(w, taken[i]->data, taken[i]->len, taken[i]->items, taken[i]->tenant,
-                        taken[i]->format);
+                        taken[i]->format, 1);
             }
-        } else {
-            deliver(w, data, bytes, (uint32_t)items, taken[0]->tenant, taken[0]->format);
+        } else if (deliver(w, data, bytes, (uint32_t)items, taken[0]->tenant, taken[0]->format,
+                           n == 1) == MT_EINVAL) {
+            /* the batch keeps its requests (taken[]): resend them one by one, so only the one
+             * the exporter cannot decode is dropped */
+            MT_LOG_EVERY(10, MT_LOG_WARN, "exporter %s: a batch of %zu requests could not be "
+                         "decoded; sending them one by one", q->ex->id, n);
+            for (size_t i = 0; i < n; i++) {
+                deliver(w, taken[i]->data, taken[i]->len, taken[i]->items, taken[i]->tenant,
+                        taken[i]->format, 1);
+            }
         }
         /* a big coalescing buffer is not worth keeping between quiet periods */
         if (w->buf_cap > (8u << 20)) {
