@@ -30,7 +30,8 @@ BENCH_BINS = $(BUILD)/loadgen $(BUILD)/sink
 # generated sources are real outputs, not intermediates to delete
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps run test test-slow test-unit test-integration test-asan bench bench-pbscan clean
+.PHONY: all deps run test test-slow test-unit test-integration test-asan bench bench-pbscan clean \
+        fuzz fuzz-bins
 all: $(BUILD)/meltp
 
 deps:
@@ -121,5 +122,24 @@ bench: deps $(BUILD)/meltp $(BENCH_BINS) $(BUILD)/slo_bench bench-pbscan
 	MELTP_BUILD=$(BUILD) BENCH_LOGS_PHASES=L1 bash tests/bench/bench_logs.sh
 	$(BUILD)/slo_bench 10000 20
 
+# libFuzzer targets (tests/fuzz, docs/FUZZING.md): the library is built again with clang and
+# ASan+UBSan into build-fuzz/, each target runs FUZZ_SECONDS from its seed corpus; not part of
+# `make test`. FUZZ_TARGETS picks a subset; FUZZ_ORACLE=0 reports oracle disagreements without
+# stopping the run.
+FUZZ_TARGETS ?= otlp_scan_decode otlp_json prw codec pprof config slo_spec
+FUZZ_SECONDS ?= 30
+FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_BINS    = $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_TARGETS))
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libmeltp.a
+	$(CC) $(MT_CFLAGS) -Itests/fuzz -fsanitize=fuzzer -o $@ $< $(BUILD)/libmeltp.a $(LDFLAGS) $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz: deps
+	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	  LDFLAGS="$(FUZZ_SAN)" FUZZ_TARGETS="$(FUZZ_TARGETS)" fuzz-bins
+	FUZZ_BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_TARGETS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
