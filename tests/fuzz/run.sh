@@ -34,6 +34,9 @@ for t in "$@"; do
   units=$(ls "$work" | wc -l)
   if [ "$rc" = 0 ]; then
     result=clean
+    if grep -q '^ORACLE (FUZZ_ORACLE=0' "$log"; then
+      result="clean, but the oracle disagreed (FUZZ_ORACLE=0; first cases in $log)"
+    fi
   else
     status=1
     artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
