@@ -29,8 +29,7 @@ for t in "$@"; do
     -artifact_prefix="$build/findings/$t-" "${dirs[@]}" >"$log" 2>&1
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  took=$(sed -n 's/^stat::.*//; s/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\2/p' "$log" | tail -1)
-  [ -n "$took" ] && [ "$took" -gt 0 ] || took=$secs
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   units=$(ls "$work" | wc -l)
   if [ "$rc" = 0 ]; then
     result=clean
@@ -43,8 +42,7 @@ for t in "$@"; do
     kind=$(grep -m1 -oE 'ORACLE|ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|libFuzzer)[^ ]*( [a-z-]+)?|runtime error' "$log")
     result="FAILED ($kind) -> ${artifact:-see $log}"
   fi
-  execs=${execs:-0}
-  line=$(printf '%-18s %10s execs %8s/s %6s units  %s' "$t" "$execs" "$((execs / took))" "$units" "$result")
+  line=$(printf '%-18s %10s execs %8s/s %6s units  %s' "$t" "${execs:-0}" "${rate:-0}" "$units" "$result")
   echo "fuzz: $line"
   summary+=("$line")
 done

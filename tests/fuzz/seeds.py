@@ -164,6 +164,11 @@ def main():
         rel = os.path.relpath(f, ROOT).replace("/", "_")
         put("config", rel, read(f))
 
+    # fixed findings stay in the corpus, so every run replays them (open ones would stop the
+    # oracle targets at start-up: they are only in tests/fuzz/findings/)
+    fixed = os.path.join(ROOT, "tests", "fuzz", "findings", "config-memory-limiter-negative-spike.yaml")
+    put("config", "finding-memory-limiter-negative-spike.yaml", read(fixed))
+
     for f in sorted(glob.glob(os.path.join(ROOT, "rules", "slos", "*.yaml")) +
                     glob.glob(os.path.join(FX, "validate", "*", "slo", "*.yaml"))):
         put("slo_spec", os.path.basename(f), b"\x00" + read(f))
