@@ -130,7 +130,7 @@ static int pyro_create(exporter_t *ex, mt_errbuf_t *eb)
     }
     size_t n = strlen(cfg->endpoint);
     int slash = n && cfg->endpoint[n - 1] == '/';
-    if (asprintf(&st->url, "%s%s", cfg->endpoint, "/ingest" + slash) < 0) {
+    if (asprintf(&st->url, "%s%s", cfg->endpoint, slash ? "ingest" : "/ingest") < 0) {
         free(st);
         mt_failf(eb, "out of memory");
         return MT_ENOMEM;

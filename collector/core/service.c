@@ -455,7 +455,12 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
     if (slo_node && slo_node->kind != CFG_NODE_NULL) {
         s->slo = slo_engine_load(slo_node, path, c);
     }
-    /* a memory_limiter in any pipeline sets the process-wide limit (the smallest wins) */
+    if (c->nerr) {
+        service_stop_destroy(s);
+        return NULL;
+    }
+    /* a memory_limiter in any pipeline sets the process-wide limit (the smallest wins); only
+     * once every config is known valid: a refused one (spike_limit_mib: -64) would overflow */
     for (size_t i = 0; i < s->nprocs; i++) {
         if (strcmp(s->procs[i]->ops->type, "memory_limiter") == 0) {
             int64_t l = processor_memory_limit_bytes(s->procs[i]);
@@ -463,10 +468,6 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
                 s->mem_limit = l;
             }
         }
-    }
-    if (c->nerr) {
-        service_stop_destroy(s);
-        return NULL;
     }
     return s;
 }
