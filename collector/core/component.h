@@ -160,7 +160,25 @@ exporter_t *exq_exporter(const exq_t *q);
 void exq_stop(exq_t *q, uint64_t deadline_ns);
 void exq_destroy(exq_t *q);
 double exq_fill_ratio(const exq_t *q);
+/* Counts items this queue was handed but dropped without queuing (on_full: drop): they are
+ * accepted and dropped{reason} in the ledger. */
 void exq_count_drop(exq_t *q, uint64_t items, const char *reason);
+
+/* The loss ledger of one queue, in items: accepted = sent + sum(dropped) + queued, where
+ * queued counts what sits in memory, in flight or on disk. exq_ledger() copies it under the
+ * queue lock, so the equation holds in every copy. */
+#define EXQ_LEDGER_REASONS 16
+typedef struct exq_ledger {
+    uint64_t accepted, sent, queued;
+    struct {
+        char reason[32];
+        uint64_t items;
+    } dropped[EXQ_LEDGER_REASONS];
+    size_t ndropped;
+} exq_ledger_t;
+void exq_ledger(const exq_t *q, exq_ledger_t *out);
+const char *exq_pipeline_id(const exq_t *q);
+mt_signal_t exq_signal(const exq_t *q);
 
 /* ---- processors ----------------------------------------------------------------------- */
 

@@ -67,6 +67,7 @@ struct exq {
     uint64_t deadline_ns;
     pthread_t *workers;
     int nworkers;
+    exq_ledger_t led;          /* the loss ledger, under mu */
     char labels[256];
     tm_counter_t *c_sent, *c_sent_bytes, *c_failed, *c_enqueued, *c_retries;
     tm_hist_t *h_latency;
@@ -89,6 +90,76 @@ static double g_queue_bytes(void *arg)
     pthread_mutex_unlock(&q->mu);
     return v;
 }
+
+static double g_queue_items(void *arg)
+{
+    exq_t *q = arg;
+    pthread_mutex_lock(&q->mu);
+    double v = (double)q->led.queued;
+    pthread_mutex_unlock(&q->mu);
+    return v;
+}
+
+/* Adds n items to the ledger's dropped{reason}. A reason past the table's end is folded into
+ * "other": reasons are a handful of fixed labels, the table only guards against a new one. */
+static void ledger_drop_locked(exq_ledger_t *l, uint64_t n, const char *reason)
+{
+    size_t i = 0;
+    for (; i < l->ndropped; i++) {
+        if (strcmp(l->dropped[i].reason, reason) == 0) {
+            break;
+        }
+    }
+    if (i == l->ndropped) {
+        if (l->ndropped == EXQ_LEDGER_REASONS) {
+            reason = "other";
+            for (i = 0; i < l->ndropped && strcmp(l->dropped[i].reason, reason) != 0; i++) {
+            }
+            if (i == l->ndropped) {
+                i = l->ndropped - 1; /* the last slot becomes "other" */
+                snprintf(l->dropped[i].reason, sizeof(l->dropped[i].reason), "%s", reason);
+            }
+        } else {
+            snprintf(l->dropped[i].reason, sizeof(l->dropped[i].reason), "%s", reason);
+            l->dropped[i].items = 0;
+            l->ndropped++;
+        }
+    }
+    l->dropped[i].items += n;
+}
+
+/* Records how a queued batch of `items` ended: `sent` delivered, the rest dropped for
+ * `reason`. Ledger and Prometheus counters move together, the ledger under the lock so a
+ * reader never sees an item in two places or in none. */
+static void settle(exq_t *q, uint64_t items, uint64_t sent, const char *reason)
+{
+    uint64_t dropped = items - sent;
+    if (sent) {
+        tm_add(q->c_sent, sent);
+    }
+    if (dropped) {
+        tm_count_reason("meltp_exporter_dropped_items_total",
+                        "Items the exporter dropped, by reason.", q->labels, reason, dropped);
+    }
+    pthread_mutex_lock(&q->mu);
+    q->led.sent += sent;
+    q->led.queued -= items;
+    if (dropped) {
+        ledger_drop_locked(&q->led, dropped, reason);
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+void exq_ledger(const exq_t *q, exq_ledger_t *out)
+{
+    exq_t *mq = (exq_t *)q;
+    pthread_mutex_lock(&mq->mu);
+    *out = q->led;
+    pthread_mutex_unlock(&mq->mu);
+}
+
+const char *exq_pipeline_id(const exq_t *q) { return q->pipe->id; }
+mt_signal_t exq_signal(const exq_t *q) { return q->signal; }
 
 static double g_queue_cap(void *arg)
 {
@@ -137,6 +208,9 @@ exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_sett
              g_queue_len, q);
     tm_gauge("meltp_exporter_queue_bytes",
              "Bytes queued, reserved or in flight for the exporter.", q->labels, g_queue_bytes, q);
+    tm_gauge("meltp_exporter_queue_items",
+             "Items accepted and not yet sent or dropped (in memory, in flight or on disk).",
+             q->labels, g_queue_items, q);
     tm_gauge("meltp_exporter_queue_capacity", "Queue capacity in batches.", q->labels, g_queue_cap,
              q);
     return q;
@@ -170,6 +244,10 @@ void exq_count_drop(exq_t *q, uint64_t items, const char *reason)
 {
     tm_count_reason("meltp_exporter_dropped_items_total",
                     "Items the exporter dropped, by reason.", q->labels, reason, items);
+    pthread_mutex_lock(&q->mu);
+    q->led.accepted += items;
+    ledger_drop_locked(&q->led, items, reason);
+    pthread_mutex_unlock(&q->mu);
 }
 
 int exq_reserve(exq_t *q, size_t bytes, uint64_t items)
@@ -208,6 +286,8 @@ void exq_push_reserved(exq_t *q, mt_batch_t *b)
     q->reserved--;
     q->ring[(q->head + q->count) % q->cap] = b;
     q->count++;
+    q->led.accepted += b->items;
+    q->led.queued += b->items;
     pthread_cond_signal(&q->cv_work);
     pthread_mutex_unlock(&q->mu);
 }
@@ -272,10 +352,10 @@ static void deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items
         tm_hist_observe(q->h_latency, (double)(mt_now_ns() - t0) / 1e9);
         if (rc == MT_OK) {
             atomic_store(&q->ex->failing_since_ns, 0);
-            tm_add(q->c_sent, items - (uint32_t)(res.rejected > items ? items : res.rejected));
+            uint64_t rej = res.rejected > 0 ? (uint64_t)res.rejected : 0;
+            settle(q, items, items - (rej > items ? items : rej), "rejected_by_backend");
             tm_add(q->c_sent_bytes, len);
             if (res.rejected > 0) {
-                exq_count_drop(q, (uint64_t)res.rejected, "rejected_by_backend");
                 mt_log(MT_LOG_WARN, "exporter %s: backend rejected %lld of %u %s: %s", q->ex->id,
                        (long long)res.rejected, items, mt_signal_item_name(q->signal), res.msg);
             }
@@ -285,7 +365,7 @@ static void deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items
         uint64_t zero = 0;
         atomic_compare_exchange_strong(&q->ex->failing_since_ns, &zero, mt_now_ns());
         if (rc != MT_ERETRY || !cc->retry_enabled) {
-            exq_count_drop(q, items, res.reason ? res.reason : "permanent_error");
+            settle(q, items, 0, res.reason ? res.reason : "permanent_error");
             mt_log(MT_LOG_ERROR, "exporter %s: dropping %u %s: %s", q->ex->id, items,
                    mt_signal_item_name(q->signal), res.msg[0] ? res.msg : "permanent error");
             return;
@@ -301,7 +381,7 @@ static void deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items
              now - start > (uint64_t)cc->max_elapsed_time * 1000000ull) ||
             (stopping && now >= deadline)) {
             const char *why = stopping ? "shutdown" : "retries_exhausted";
-            exq_count_drop(q, items, why);
+            settle(q, items, 0, why);
             mt_log(MT_LOG_ERROR, "exporter %s: dropping %u %s after %d attempts (%s): %s",
                    q->ex->id, items, mt_signal_item_name(q->signal), attempt + 1, why, res.msg);
             return;
@@ -476,7 +556,10 @@ void exq_destroy(exq_t *q)
     tm_gauge_remove(q);
     while (q->count) {
         mt_batch_t *b = pop_locked(q);
-        exq_count_drop(q, b->items, "shutdown");
+        tm_count_reason("meltp_exporter_dropped_items_total",
+                        "Items the exporter dropped, by reason.", q->labels, "shutdown", b->items);
+        q->led.queued -= b->items;
+        ledger_drop_locked(&q->led, b->items, "shutdown");
         batch_unref(b);
     }
     free(q->workers);

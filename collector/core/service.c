@@ -14,6 +14,7 @@
 #include "server.h"
 #include "slo.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
@@ -508,9 +509,89 @@ int service_has_exporter(const service_t *s, const char *exporter_id)
     return 0;
 }
 
+/* GET /api/v1/ledger: one entry per exporter queue (exporter, pipeline, signal) with
+ * accepted, sent, dropped{reason} and queued items, each copied under its queue's lock so
+ * accepted = sent + dropped + queued holds in every entry. */
+static char *ledger_json(service_t *s, size_t *len)
+{
+    json_t *root = json_object();
+    json_t *arr = json_array();
+    json_object_set_new(root, "exporters", arr);
+    for (size_t i = 0; i < s->npipes; i++) {
+        for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
+            exq_t *q = s->pipes[i]->queues[k];
+            exq_ledger_t l;
+            exq_ledger(q, &l);
+            json_t *e = json_object();
+            json_t *d = json_object();
+            uint64_t dropped = 0;
+            for (size_t r = 0; r < l.ndropped; r++) {
+                json_object_set_new(d, l.dropped[r].reason, json_integer((json_int_t)l.dropped[r].items));
+                dropped += l.dropped[r].items;
+            }
+            json_object_set_new(e, "exporter", json_string(exq_exporter(q)->id));
+            json_object_set_new(e, "pipeline", json_string(exq_pipeline_id(q)));
+            json_object_set_new(e, "signal", json_string(mt_signal_name(exq_signal(q))));
+            json_object_set_new(e, "accepted", json_integer((json_int_t)l.accepted));
+            json_object_set_new(e, "sent", json_integer((json_int_t)l.sent));
+            json_object_set_new(e, "dropped", json_integer((json_int_t)dropped));
+            json_object_set_new(e, "dropped_by_reason", d);
+            json_object_set_new(e, "queued", json_integer((json_int_t)l.queued));
+            json_array_append_new(arr, e);
+        }
+    }
+    char *out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    *len = out ? strlen(out) : 0;
+    return out;
+}
+
+/* The shutdown log line: the ledger of every queue once they have stopped. */
+static void log_ledger(service_t *s)
+{
+    for (size_t i = 0; i < s->npipes; i++) {
+        for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
+            exq_t *q = s->pipes[i]->queues[k];
+            exq_ledger_t l;
+            exq_ledger(q, &l);
+            char why[512];
+            size_t off = 0;
+            uint64_t dropped = 0;
+            why[0] = 0;
+            for (size_t r = 0; r < l.ndropped && off < sizeof(why); r++) {
+                off += (size_t)snprintf(why + off, sizeof(why) - off, "%s%s=%llu", r ? "," : "",
+                                        l.dropped[r].reason,
+                                        (unsigned long long)l.dropped[r].items);
+                dropped += l.dropped[r].items;
+            }
+            mt_log(MT_LOG_INFO,
+                   "ledger: exporter=%s pipeline=%s signal=%s accepted=%llu sent=%llu "
+                   "dropped=%llu{%s} queued=%llu",
+                   exq_exporter(q)->id, exq_pipeline_id(q), mt_signal_name(exq_signal(q)),
+                   (unsigned long long)l.accepted, (unsigned long long)l.sent,
+                   (unsigned long long)dropped, why, (unsigned long long)l.queued);
+        }
+    }
+}
+
 static void metrics_begin(void *arg, http_req_t *r)
 {
     service_t *s = arg;
+    if (strcmp(r->path, "/api/v1/ledger") == 0) {
+        if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+            http_respond(r, 405, "text/plain", "use GET\n", 8, "Allow", "GET, HEAD");
+            return;
+        }
+        size_t len = 0;
+        char *body = ledger_json(s, &len);
+        if (!body) {
+            http_respond(r, 503, "text/plain", "out of memory\n", 14, NULL, NULL);
+            return;
+        }
+        http_respond(r, 200, "application/json", body, len, NULL, NULL);
+        free(body);
+        return;
+    }
     if (strcmp(r->path, "/api/v1/slos") == 0) {
         size_t len = 0;
         char *body = s->slo ? slo_engine_api_json(s->slo, &len) : NULL;
@@ -693,6 +774,9 @@ void service_stop_destroy(service_t *s)
         for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
             exq_stop(s->pipes[i]->queues[k], deadline);
         }
+    }
+    if (s->started) {
+        log_ledger(s);
     }
     for (size_t i = 0; i < s->nexts; i++) {
         if (s->exts[i]->state && s->exts[i]->ops->stop) {
