@@ -376,6 +376,47 @@ static void build_pipelines(service_t *s, cfg_ctx_t *c)
     }
 }
 
+static int ext_listed(const service_t *s, const char *id)
+{
+    for (size_t k = 0; k < s->cfg.extensions.n; k++) {
+        if (strcmp(s->cfg.extensions.items[k], id) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* sending_queue.storage names a file_storage extension that service.extensions starts. */
+static void check_storage_refs(service_t *s, cfg_ctx_t *c)
+{
+    const cfg_node_t *sec = cfg_map_get(s->doc->root, "exporters");
+    for (size_t i = 0; i < s->nexps; i++) {
+        const char *id = exporter_common(s->exps[i])->storage;
+        if (!id || !*id) {
+            continue;
+        }
+        char path[256];
+        snprintf(path, sizeof(path), "exporters.%s", s->exps[i]->id);
+        const cfg_node_t *node = cfg_map_get(sec, s->exps[i]->id);
+        const char *dir;
+        int fsync;
+        extension_t *x = FIND_BY_ID(s->exts, s->nexts, id);
+        if (!x) {
+            cfg_error_key(c, node, path, "sending_queue.storage",
+                          "\"%s\" is not defined under extensions", id);
+        } else if (file_storage_settings(x, &dir, &fsync) != MT_OK) {
+            cfg_error_key(c, node, path, "sending_queue.storage",
+                          "\"%s\" is not a file_storage extension", id);
+        } else if (!ext_listed(s, id)) {
+            cfg_error_key(c, node, path, "sending_queue.storage",
+                          "extension \"%s\" is not listed in service.extensions", id);
+        } else if (!exporter_common(s->exps[i])->queue_enabled) {
+            cfg_error_key(c, node, path, "sending_queue.storage",
+                          "needs sending_queue.enabled: true");
+        }
+    }
+}
+
 service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
 {
     mt_errbuf_t eb;
@@ -438,6 +479,7 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
                 }
             }
         }
+        check_storage_refs(s, c);
         for (size_t i = 0; i < s->cfg.extensions.n; i++) {
             if (!FIND_BY_ID(s->exts, s->nexts, s->cfg.extensions.items[i])) {
                 cfg_error(c, svc->line, "service.extensions", "\"%s\" is not defined under extensions",
@@ -671,6 +713,16 @@ int service_start(service_t *s, mt_errbuf_t *eb)
             return MT_ERR;
         }
     }
+    /* file_storage first: persistent queues open their stores (and replay) right below */
+    for (size_t i = 0; i < s->nexts; i++) {
+        const char *dir;
+        int fsync;
+        extension_t *x = s->exts[i];
+        if (ext_listed(s, x->id) && file_storage_settings(x, &dir, &fsync) == MT_OK &&
+            x->ops->start(x, s, eb) != MT_OK) {
+            return MT_ERR;
+        }
+    }
     for (size_t i = 0; i < s->npipes; i++) {
         pipeline_t *p = s->pipes[i];
         batch_settings_t bs;
@@ -680,8 +732,23 @@ int service_start(service_t *s, mt_errbuf_t *eb)
         for (size_t k = 0; k < el->n; k++) {
             exporter_t *e = FIND_BY_ID(s->exps, s->nexps, el->children[k]->value);
             exq_t *q = exq_create(e, p, p->signal, &bs);
+            const char *storage = exporter_common(e)->storage;
+            if (q && storage && *storage) {
+                const char *dir;
+                int fsync;
+                extension_t *x = FIND_BY_ID(s->exts, s->nexts, storage);
+                mt_errbuf_t e2;
+                mt_errbuf_clear(&e2);
+                if (file_storage_settings(x, &dir, &fsync) != MT_OK ||
+                    exq_open_storage(q, dir, fsync, &e2) != MT_OK) {
+                    mt_failf(eb, "pipeline %s: exporter %s: %s", p->id, e->id, e2.msg);
+                    exq_destroy(q);
+                    return MT_ERR;
+                }
+            }
             if (!q || exq_start(q) != MT_OK) {
                 mt_failf(eb, "pipeline %s: cannot start exporter %s", p->id, e->id);
+                exq_destroy(q);
                 return MT_ERR;
             }
             p->queues[p->nqueues++] = q;
@@ -689,11 +756,7 @@ int service_start(service_t *s, mt_errbuf_t *eb)
     }
     for (size_t i = 0; i < s->nexts; i++) {
         extension_t *x = s->exts[i];
-        int listed = 0;
-        for (size_t k = 0; k < s->cfg.extensions.n; k++) {
-            listed |= strcmp(s->cfg.extensions.items[k], x->id) == 0;
-        }
-        if (listed && x->ops->start(x, s, eb) != MT_OK) {
+        if (ext_listed(s, x->id) && !x->state && x->ops->start(x, s, eb) != MT_OK) {
             return MT_ERR;
         }
     }
