@@ -156,9 +156,10 @@ int exq_start(exq_t *q);
 int exq_reserve(exq_t *q, size_t bytes, uint64_t items);
 void exq_unreserve(exq_t *q, size_t bytes, uint64_t items);
 /* Pushes into reserved room; takes a reference on b (a persistent queue writes b to disk
- * instead, and returns once it is there). Returns MT_OK, or MT_AGAIN when a persistent
- * queue's disk is full and on_full is refuse (nothing was queued or counted; the reservation
- * is gone either way). */
+ * instead, and returns once it is there). Returns MT_OK; for a persistent queue also MT_AGAIN
+ * when its disk is full and on_full is refuse (nothing was queued or counted), or MT_EIO when
+ * the write's fsync failed (queued, but not to be acknowledged). The reservation is gone
+ * either way. */
 int exq_push_reserved(exq_t *q, mt_batch_t *b);
 /* Makes q persistent (before exq_start): its batches go to a segment store in
  * `dir`/<exporter>@<pipeline>, written and (with fsync) synced before exq_push_reserved

@@ -330,7 +330,26 @@ static int push_stored(exq_t *q, mt_batch_t *b)
     m.signal = (uint8_t)b->signal;
     m.format = b->format;
     snprintf(m.tenant, sizeof(m.tenant), "%s", b->tenant);
+    /* counted before the append: a worker may read, send and settle the record while this
+     * thread still waits for the fsync, and the ledger must balance all along */
+    pthread_mutex_lock(&q->mu);
+    q->led.accepted += b->items;
+    q->led.queued += b->items;
+    pthread_mutex_unlock(&q->mu);
     int rc = seg_append(q->store, &m, b->data, b->len);
+    pthread_mutex_lock(&q->mu);
+    if (rc == MT_AGAIN) { /* nothing was written */
+        q->led.accepted -= b->items;
+        q->led.queued -= b->items;
+    }
+    pthread_cond_signal(&q->cv_work);
+    pthread_mutex_unlock(&q->mu);
+    if (rc == MT_EIO) {
+        /* written but maybe not durable: it will be sent, yet the client must not take this
+         * for an acknowledgement; its retry makes a duplicate */
+        tm_add(q->c_enqueued, b->items);
+        return MT_EIO;
+    }
     if (rc != MT_OK) {
         if (q->cc->on_full == MT_ON_FULL_DROP) {
             exq_count_drop(q, b->items, "storage_full");
@@ -339,11 +358,6 @@ static int push_stored(exq_t *q, mt_batch_t *b)
         return MT_AGAIN;
     }
     tm_add(q->c_enqueued, b->items);
-    pthread_mutex_lock(&q->mu);
-    q->led.accepted += b->items;
-    q->led.queued += b->items;
-    pthread_cond_signal(&q->cv_work);
-    pthread_mutex_unlock(&q->mu);
     return MT_OK;
 }
 

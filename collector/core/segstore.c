@@ -761,7 +761,7 @@ int seg_append(seg_store_t *s, seg_meta_t *m, const void *data, size_t len)
         int e = errno;
         pthread_mutex_unlock(&s->mu);
         mt_log(MT_LOG_ERROR, "file_storage %s: cannot start a segment: %s", s->dir, strerror(e));
-        return e == ENOSPC || e == EDQUOT ? MT_AGAIN : MT_EIO;
+        return MT_AGAIN;
     }
     seg_t *a = s->segs[s->nsegs - 1];
     h.magic = REC_MAGIC;
@@ -782,7 +782,7 @@ int seg_append(seg_store_t *s, seg_meta_t *m, const void *data, size_t len)
         }
         pthread_mutex_unlock(&s->mu);
         mt_log(MT_LOG_WARN, "file_storage %s: write failed: %s", s->dir, strerror(e));
-        return e == ENOSPC || e == EDQUOT ? MT_AGAIN : MT_EIO;
+        return MT_AGAIN;
     }
     m->seq = s->next_seq++;
     m->len = (uint32_t)len;
@@ -818,6 +818,8 @@ int seg_append(seg_store_t *s, seg_meta_t *m, const void *data, size_t len)
         }
         pthread_cond_broadcast(&s->cv);
         if (src != 0) {
+            mt_log(MT_LOG_ERROR, "file_storage %s: fdatasync failed: %s", s->dir,
+                   strerror(errno));
             rc = MT_EIO;
             break;
         }

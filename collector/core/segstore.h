@@ -68,8 +68,9 @@ int seg_reserve(seg_store_t *s, size_t bytes);
 void seg_unreserve(seg_store_t *s, size_t bytes);
 
 /* Appends one record into reserved room (the reservation is consumed either way); m->seq is
- * set. Returns MT_OK once written (and fsynced when the store fsyncs), MT_AGAIN when the disk
- * is full (nothing was kept), MT_EIO on other write errors. */
+ * set. Returns MT_OK once written (and fsynced when the store fsyncs); MT_AGAIN when it could
+ * not be written (disk full, quota of the file system, I/O error: nothing was kept); MT_EIO
+ * when it was written but the fsync failed (the record stays and will be read). */
 int seg_append(seg_store_t *s, seg_meta_t *m, const void *data, size_t len);
 
 /* Takes the next unread record in append order. `alloc` returns room for m->len bytes (or
