@@ -169,6 +169,26 @@ def test_kill9_with_the_backend_down_then_restart_delivers_everything():
     shutil.rmtree(store)
 
 
+def test_ledger_never_counts_a_span_sent_before_it_was_accepted():
+    # a worker can read, send and confirm a record while the request that wrote it still
+    # waits for its fsync: the ledger must have counted it accepted already
+    store = storage_dir()
+    backend = FakeOtlp()
+    m = start(store, backend)
+    load = Load(m, rate=20000, per_req=20, threads=4)
+    snaps = []
+    end = time.time() + 3
+    while time.time() < end:
+        snaps.append(ledger(m))
+    acked = load.end()
+    assert len(snaps) > 20 and acked
+    bad = [e for e in snaps if e["queued"] < 0 or e["sent"] > e["accepted"]]
+    assert not bad, "%d of %d snapshots: %s" % (len(bad), len(snaps), bad[:3])
+    assert check_all_arrived(backend, acked) == 0
+    assert m.stop() == 0
+    shutil.rmtree(store)
+
+
 def test_graceful_stop_keeps_the_queue_and_the_ledger():
     store = storage_dir()
     backend = FakeOtlp(status=503)
