@@ -580,8 +580,9 @@ seg_store_t *seg_open(const seg_opts_t *o, mt_errbuf_t *eb)
     }
     uint64_t *ids = NULL;
     size_t nids = 0, capids = 0;
+    int oom = 0;
     struct dirent *de;
-    while ((de = readdir(d))) {
+    while (!oom && (de = readdir(d))) {
         uint64_t id;
         char ext[8];
         if (sscanf(de->d_name, "seg-%16" SCNx64 ".%3s", &id, ext) == 2 && !strcmp(ext, "log")) {
@@ -589,6 +590,7 @@ seg_store_t *seg_open(const seg_opts_t *o, mt_errbuf_t *eb)
                 capids = capids ? capids * 2 : 16;
                 uint64_t *n = realloc(ids, capids * sizeof(*n));
                 if (!n) {
+                    oom = 1;
                     break;
                 }
                 ids = n;
@@ -597,7 +599,14 @@ seg_store_t *seg_open(const seg_opts_t *o, mt_errbuf_t *eb)
         }
     }
     closedir(d);
-    qsort(ids, nids, sizeof(*ids), cmp_u64);
+    if (oom) {
+        free(ids);
+        mt_failf(eb, "out of memory listing %s", o->dir);
+        goto fail;
+    }
+    if (nids) { /* qsort wants a valid pointer even for 0 elements */
+        qsort(ids, nids, sizeof(*ids), cmp_u64);
+    }
     uint64_t max_seq = UINT64_MAX;
     int failed = 0;
     for (size_t i = 0; i < nids && !failed; i++) {
