@@ -74,6 +74,7 @@ struct exq {
     int nworkers;
     exq_ledger_t led;          /* the loss ledger, under mu */
     seg_store_t *store;        /* persistent queue: batches live here, the ring reads ahead */
+    size_t ring_bytes;         /* persistent queue: bytes read ahead into the ring */
     char labels[256];
     tm_counter_t *c_sent, *c_sent_bytes, *c_failed, *c_enqueued, *c_retries, *c_corrupt;
     tm_hist_t *h_latency;
@@ -391,11 +392,18 @@ static void *alloc_read(void *arg, const seg_meta_t *m)
     return rc->b ? rc->b->data : NULL;
 }
 
+/* How much of a persistent queue is read back into memory ahead of the workers: enough to
+ * keep every consumer sending and the batch processor coalescing, little enough that a long
+ * outage's backlog stays on disk instead of coming back into memory (queue_size batches of
+ * 1000 spans would be ~250 MB). The ring always takes one batch, however big. */
+#define EXQ_READAHEAD_BYTES (8u << 20)
+
 /* Persistent queue: reads records from the store into the ring, in order, while it has
  * room. One malloc per batch, as on the in-memory path. */
 static void refill_locked(exq_t *q)
 {
-    while (q->store && q->count < q->cap) {
+    while (q->store && q->count < q->cap &&
+           (q->count == 0 || q->ring_bytes < EXQ_READAHEAD_BYTES)) {
         seg_meta_t m;
         read_ctx_t rc = {q->signal, NULL};
         void *out = NULL;
@@ -414,6 +422,7 @@ static void refill_locked(exq_t *q)
         snprintf(b->tenant, sizeof(b->tenant), "%s", m.tenant);
         q->ring[(q->head + q->count) % q->cap] = b;
         q->count++;
+        q->ring_bytes += b->len;
     }
 }
 
@@ -423,6 +432,9 @@ static mt_batch_t *pop_locked(exq_t *q)
     q->ring[q->head] = NULL;
     q->head = (q->head + 1) % q->cap;
     q->count--;
+    if (q->store) {
+        q->ring_bytes -= b->len;
+    }
     return b;
 }
 

@@ -295,6 +295,42 @@ def test_quota_too_small_refuses_exactly_the_overflow():
     shutil.rmtree(store)
 
 
+def slow_backend(delay, status):
+    """A FakeOtlp that takes `delay` seconds per request (a slow backend, not a test wait)."""
+    b = FakeOtlp(status=status)
+    base = b.server.RequestHandlerClass
+
+    class Slow(base):
+        def do_POST(self):
+            time.sleep(delay)
+            base.do_POST(self)
+
+    b.server.RequestHandlerClass = Slow
+    return b
+
+
+def test_a_backlog_on_disk_stays_on_disk():
+    # only a few MiB are read back ahead of the workers while a backlog drains: it must not
+    # come back into memory (queue_size batches of big requests would be hundreds of MB)
+    store = storage_dir()
+    backend = slow_backend(0.2, 503)
+    m = start(store, backend)
+    for req in range(40):
+        ids = [struct.pack(">II", req, i) for i in range(100)]
+        st, _, _ = m.post("/v1/traces", make_traces(ids, name="x" * 5000), PB)  # ~500 KB
+        assert st == 200, st
+    wait_until(lambda: ledger(m)["queued"] == 4000, 10, what="everything queued")
+    backend.status = 200
+    most = 0
+    while ledger(m)["queued"] > 2000:
+        most = max(most, m.metric("meltp_exporter_queue_length"))
+    assert 1 <= most <= 20, most  # 8 MiB of read-ahead: ~17 of the 40 at most
+    wait_until(lambda: ledger(m)["queued"] == 0, 20, what="queue to drain")
+    assert len(backend.spans()) == 4000
+    assert m.stop() == 0
+    shutil.rmtree(store)
+
+
 def test_storage_must_name_a_listed_file_storage_extension():
     import subprocess
     from harness import MELTP
