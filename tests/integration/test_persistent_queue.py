@@ -331,6 +331,39 @@ def test_a_backlog_on_disk_stays_on_disk():
     shutil.rmtree(store)
 
 
+def test_tenants_stay_apart_across_a_kill():
+    store = storage_dir()
+    backend = FakeOtlp(status=503)
+    batched = CONFIG.replace("service:\n", "processors:\n  batch: {{send_batch_size: 1000, "
+                             "timeout: 100ms}}\nservice:\n", 1).replace(
+        "exporters: [otlphttp]", "processors: [batch], exporters: [otlphttp]")
+    cfg = {"dir": store, "port": backend.port, "quota": "64MiB", "fsync": "true",
+           "shutdown": "1s"}
+    m = Meltp(batched % cfg)
+    want = {}
+    for req in range(30):
+        tenant = "team-%d" % (req // 5 % 3)  # runs of 5 requests per tenant
+        ids = [struct.pack(">II", req, i) for i in range(10)]
+        st, _, _ = m.post("/v1/traces", make_traces(ids), PB, headers={"X-Scope-OrgID": tenant})
+        assert st == 200, st
+        want.update({i.hex(): tenant for i in ids})
+    kill9(m)
+    backend.status = 200
+    m2 = Meltp(batched % cfg)
+    wait_until(lambda: len(backend.spans()) >= len(want), 20, what="delivery")
+    with backend.lock:
+        reqs = list(backend.requests)
+    from harness import pb_traces
+    got = {}
+    for _, hdrs, body in reqs:
+        for sp in pb_traces(body):
+            got[sp["spanId"]] = hdrs.get("X-Scope-OrgID")
+    assert got == want
+    assert len(reqs) < 30, "the batch processor should have coalesced within each tenant"
+    assert m2.stop() == 0
+    shutil.rmtree(store)
+
+
 def test_storage_must_name_a_listed_file_storage_extension():
     import subprocess
     from harness import MELTP
