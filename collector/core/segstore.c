@@ -35,6 +35,7 @@
 #define LEDGER_VERSION 1u
 #define SEG_DEFAULT_BYTES (64ull << 20)
 #define SEG_MAX_RECORD (1ull << 30) /* a header claiming more is corrupt */
+#define WARN_EVERY_NS (10ull * 1000000000ull)
 
 typedef struct rec_hdr {
     uint32_t magic;
@@ -93,6 +94,7 @@ struct seg_store {
     uint64_t next_seq, next_seg, last_folded;
     seg_ledger_t base; /* deleted segments and drops without a record */
     uint64_t used, reserved, unread, corrupt;
+    uint64_t warned_ns; /* last write-failure warning: one per WARN_EVERY_NS, not per request */
     size_t rseg;       /* read cursor: segment index and offset */
     uint64_t roff;
     uint64_t written_lsn, synced_lsn;
@@ -285,11 +287,13 @@ static int push_seg(seg_store_t *s, seg_t *g)
 static void fold_and_delete(seg_store_t *s, size_t i)
 {
     seg_t *g = s->segs[i];
-    seg_ledger_t l = g->led;
-    l.queued = 0;
-    seg_ledger_add(&s->base, &l);
-    s->last_folded = g->id;
-    write_ledger(s);
+    if (g->nrecs > 0) { /* an empty file has nothing to count (and a full disk no room) */
+        seg_ledger_t l = g->led;
+        l.queued = 0;
+        seg_ledger_add(&s->base, &l);
+        s->last_folded = g->id;
+        write_ledger(s);
+    }
     char path[4200];
     seg_path(s, g->id, "log", path, sizeof(path));
     unlink(path);
@@ -789,8 +793,22 @@ int seg_append(seg_store_t *s, seg_meta_t *m, const void *data, size_t len)
         if (ftruncate(a->fd, (off_t)a->size) != 0) {
             /* the torn record fails its CRC at the next open and is cut there */
         }
+        /* retire the file: the next append starts a new one, so a failure bound to this file
+         * (or a disk that has room again) does not refuse forever */
+        s->active_open = 0;
+        if (a->nacked == a->nrecs) {
+            fold_and_delete(s, s->nsegs - 1);
+        }
+        uint64_t now = mt_now_ns();
+        int warn = s->warned_ns == 0 || now - s->warned_ns >= WARN_EVERY_NS;
+        if (warn) {
+            s->warned_ns = now;
+        }
         pthread_mutex_unlock(&s->mu);
-        mt_log(MT_LOG_WARN, "file_storage %s: write failed: %s", s->dir, strerror(e));
+        if (warn) {
+            mt_log(MT_LOG_WARN, "file_storage %s: write failed (%s): refusing or dropping per "
+                   "on_full until it works again", s->dir, strerror(e));
+        }
         return MT_AGAIN;
     }
     m->seq = s->next_seq++;

@@ -36,6 +36,7 @@ exporters:
       storage: file_storage
       queue_bytes: %(quota)s
       num_consumers: 2
+      on_full: %(on_full)s
     retry_on_failure: {{initial_interval: 20ms, max_interval: 100ms, max_elapsed_time: 0}}
 service:
   extensions: [file_storage]
@@ -48,9 +49,9 @@ service:
 """
 
 
-def start(store, backend, quota="64MiB", fsync="true", shutdown="2s"):
+def start(store, backend, quota="64MiB", fsync="true", shutdown="2s", on_full="refuse"):
     return Meltp(CONFIG % {"dir": store, "port": backend.port, "quota": quota, "fsync": fsync,
-                           "shutdown": shutdown})
+                           "shutdown": shutdown, "on_full": on_full})
 
 
 def storage_dir():
@@ -338,7 +339,7 @@ def test_tenants_stay_apart_across_a_kill():
                              "timeout: 100ms}}\nservice:\n", 1).replace(
         "exporters: [otlphttp]", "processors: [batch], exporters: [otlphttp]")
     cfg = {"dir": store, "port": backend.port, "quota": "64MiB", "fsync": "true",
-           "shutdown": "1s"}
+           "shutdown": "1s", "on_full": "refuse"}
     m = Meltp(batched % cfg)
     want = {}
     for req in range(30):
@@ -362,6 +363,36 @@ def test_tenants_stay_apart_across_a_kill():
     assert len(reqs) < 30, "the batch processor should have coalesced within each tenant"
     assert m2.stop() == 0
     shutil.rmtree(store)
+
+
+def test_disk_full_applies_on_full_and_recovers():
+    # the queue's first segment file is /dev/full: its write fails with ENOSPC, as on a full
+    # disk; the next request starts a new file
+    for on_full, status, reason in (("refuse", 429, None), ("drop", 200, "storage_full")):
+        store = storage_dir()
+        backend = FakeOtlp()
+        m = start(store, backend, on_full=on_full)
+        qdir = os.path.join(store, "otlphttp@traces")
+        wait_until(lambda: os.path.isdir(qdir), 5, what="queue directory")
+        os.symlink("/dev/full", os.path.join(qdir, "seg-%016x.log" % 1))
+        lost = [struct.pack(">II", 1, i) for i in range(10)]
+        st, _, _ = m.post("/v1/traces", make_traces(lost), PB)
+        assert st == status, (on_full, st)
+        e = ledger(m)
+        if reason:
+            assert e["accepted"] == 10 and e["dropped_by_reason"] == {reason: 10}, e
+        else:
+            assert e["accepted"] == 0 and e["queued"] == 0, e
+            assert m.metric("meltp_pipeline_refused_items_total") == 10
+        kept = [struct.pack(">II", 2, i) for i in range(10)]
+        st, _, _ = m.post("/v1/traces", make_traces(kept), PB)
+        assert st == 200, st
+        assert check_all_arrived(backend, set(i.hex() for i in kept)) == 0
+        wait_until(lambda: ledger(m)["sent"] == 10, 10, what="the second request sent")
+        assert not set(i.hex() for i in lost) & set(s["spanId"] for s in backend.spans())
+        assert "write failed (No space left on device)" in m.logtext()
+        assert m.stop() == 0
+        shutil.rmtree(store)
 
 
 def test_storage_must_name_a_listed_file_storage_extension():

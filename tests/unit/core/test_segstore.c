@@ -448,3 +448,32 @@ UNIT_TEST(segstore_a_directory_has_one_owner)
     seg_close(s);
     rmtree(dir);
 }
+
+UNIT_TEST(segstore_disk_full_keeps_nothing_and_recovers)
+{
+    char dir[64], path[512];
+    tmpdir(dir, sizeof(dir));
+    seg_store_t *s = open_store(dir, 1, 0, 0);
+    REQUIRE(s);
+    /* the first segment file the store will create is /dev/full: every write gets ENOSPC */
+    snprintf(path, sizeof(path), "%s/seg-%016x.log", dir, 1);
+    REQUIRE(symlink("/dev/full", path) == 0);
+    CHECK(put(s, 0) == MT_AGAIN);
+    CHECK(seg_unread(s) == 0);
+    seg_ledger_t l;
+    seg_get_ledger(s, &l);
+    CHECK(l.accepted == 0 && l.queued == 0);
+    /* the next append starts a new file and works */
+    CHECK(put(s, 1) == MT_OK);
+    seg_meta_t m;
+    CHECK(take(s, &m) == 1);
+    seg_close(s);
+    s = open_store(dir, 1, 0, 0);
+    REQUIRE(s);
+    CHECK(seg_unread(s) == 1);
+    CHECK(seg_corrupt_records(s) == 0);
+    seg_get_ledger(s, &l);
+    CHECK(l.accepted == 2 && l.queued == 2 && balanced(&l));
+    seg_close(s);
+    rmtree(dir);
+}
