@@ -721,6 +721,36 @@ void seg_unreserve(seg_store_t *s, size_t bytes)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Stops appending to the last segment (deleting it when every record in it is confirmed).
+ * The group commit relies on one invariant: while synced_lsn < written_lsn, every unsynced
+ * record is in the open last segment. So appends still waiting for a sync are covered here
+ * first: by an fdatasync of the file, or by nothing when it is `drained` (all confirmed: sent,
+ * the file is going). When that fdatasync fails, `force` retires the file anyway (a failed
+ * write must not leave it open) and the waiters are released: an I/O error the disk reported
+ * once cannot be made good by waiting. Returns 0, or -1 when the sync failed. */
+static int retire_active_locked(seg_store_t *s, int drained, int force)
+{
+    seg_t *a = s->segs[s->nsegs - 1];
+    int rc = 0;
+    if (s->synced_lsn < s->written_lsn) {
+        if (s->o.fsync && !drained && fdatasync(a->fd) != 0) {
+            mt_log(MT_LOG_ERROR, "file_storage %s: fdatasync failed: %s", s->dir,
+                   strerror(errno));
+            rc = -1;
+            if (!force) {
+                return rc;
+            }
+        }
+        s->synced_lsn = s->written_lsn;
+        pthread_cond_broadcast(&s->cv);
+    }
+    s->active_open = 0;
+    if (a->nacked == a->nrecs) {
+        fold_and_delete(s, s->nsegs - 1);
+    }
+    return rc;
+}
+
 /* Makes the last segment one that takes appends, starting a new file when there is none or
  * the current one is full. */
 static int ensure_active(seg_store_t *s, uint64_t total)
@@ -730,18 +760,9 @@ static int ensure_active(seg_store_t *s, uint64_t total)
         if (a->size == 0 || a->size + total <= s->o.segment_bytes) {
             return 0;
         }
-        /* roll: what was written to the old file must be durable before anyone waits on a
-         * sync of the new one */
-        if (s->o.fsync && s->synced_lsn < s->written_lsn) {
-            if (fdatasync(a->fd) != 0) {
-                return -1;
-            }
-            s->synced_lsn = s->written_lsn;
-            pthread_cond_broadcast(&s->cv);
-        }
-        s->active_open = 0;
-        if (a->nacked == a->nrecs) {
-            fold_and_delete(s, s->nsegs - 1);
+        /* roll: what was written to the old file is made durable first */
+        if (retire_active_locked(s, 0, 0) != 0) {
+            return -1;
         }
     }
     seg_t *g = seg_new(s->next_seg++);
@@ -795,10 +816,7 @@ int seg_append(seg_store_t *s, seg_meta_t *m, const void *data, size_t len)
         }
         /* retire the file: the next append starts a new one, so a failure bound to this file
          * (or a disk that has room again) does not refuse forever */
-        s->active_open = 0;
-        if (a->nacked == a->nrecs) {
-            fold_and_delete(s, s->nsegs - 1);
-        }
+        retire_active_locked(s, 0, 1);
         uint64_t now = mt_now_ns();
         int warn = s->warned_ns == 0 || now - s->warned_ns >= WARN_EVERY_NS;
         if (warn) {
@@ -828,6 +846,11 @@ int seg_append(seg_store_t *s, seg_meta_t *m, const void *data, size_t len)
         if (s->syncing) {
             pthread_cond_wait(&s->cv, &s->mu);
             continue;
+        }
+        if (!s->active_open) {
+            /* cannot happen: retiring the last segment covers every waiter first */
+            s->synced_lsn = s->written_lsn;
+            break;
         }
         /* leader: one fdatasync covers every append written so far */
         s->syncing = 1;
@@ -959,9 +982,10 @@ void seg_ack(seg_store_t *s, uint64_t seq, uint32_t sent, uint32_t dropped, cons
      * its disk use near one small file */
     if (g->nacked == g->nrecs && (!active || g->size >= s->o.segment_bytes / 4)) {
         if (active) {
-            s->active_open = 0;
+            retire_active_locked(s, 1, 1);
+        } else {
+            fold_and_delete(s, i);
         }
-        fold_and_delete(s, i);
     }
     pthread_mutex_unlock(&s->mu);
 }

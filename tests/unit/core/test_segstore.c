@@ -9,6 +9,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -474,6 +476,60 @@ UNIT_TEST(segstore_disk_full_keeps_nothing_and_recovers)
     CHECK(seg_corrupt_records(s) == 0);
     seg_get_ledger(s, &l);
     CHECK(l.accepted == 2 && l.queued == 2 && balanced(&l));
+    seg_close(s);
+    rmtree(dir);
+}
+
+typedef struct drainer {
+    seg_store_t *s;
+    _Atomic int writers_done;
+    int got;
+} drainer_t;
+
+/* Takes and confirms records as they come, until the writers are done and nothing is left. */
+static void *drain_main(void *arg)
+{
+    drainer_t *d = arg;
+    seg_meta_t m;
+    for (;;) {
+        int done = atomic_load(&d->writers_done);
+        if (take(d->s, &m) >= 0) {
+            seg_ack(d->s, m.seq, m.items, 0, NULL);
+            d->got++;
+        } else if (done) {
+            return NULL;
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+UNIT_TEST(segstore_fsynced_appends_while_a_consumer_drains_and_retires_files)
+{
+    /* records are read and confirmed while their writers still wait for the fsync, so the
+     * file they are in may be retired and deleted under the group commit */
+    char dir[64];
+    tmpdir(dir, sizeof(dir));
+    seg_store_t *s = open_store(dir, 1, 0, 1024);
+    REQUIRE(s);
+    pthread_t th[4], dt;
+    appender_t a[4];
+    drainer_t d = {.s = s};
+    pthread_create(&dt, NULL, drain_main, &d);
+    for (int t = 0; t < 4; t++) {
+        a[t] = (appender_t){s, t * 1000, 150, 0};
+        pthread_create(&th[t], NULL, append_main, &a[t]);
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        CHECK(a[t].failed == 0);
+    }
+    atomic_store(&d.writers_done, 1);
+    pthread_join(dt, NULL);
+    CHECK(d.got == 600);
+    seg_ledger_t l;
+    seg_get_ledger(s, &l);
+    CHECK(l.queued == 0 && l.accepted == l.sent && balanced(&l));
     seg_close(s);
     rmtree(dir);
 }
