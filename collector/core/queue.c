@@ -92,6 +92,9 @@ static double g_queue_len(void *arg)
 static double g_queue_bytes(void *arg)
 {
     exq_t *q = arg;
+    if (q->store) {
+        return (double)seg_used_bytes(q->store); /* what queue_bytes bounds: the disk */
+    }
     pthread_mutex_lock(&q->mu);
     double v = (double)q->bytes;
     pthread_mutex_unlock(&q->mu);
@@ -186,7 +189,9 @@ exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_sett
     tm_gauge("meltp_exporter_queue_length", "Batches waiting in the exporter queue.", q->labels,
              g_queue_len, q);
     tm_gauge("meltp_exporter_queue_bytes",
-             "Bytes queued, reserved or in flight for the exporter.", q->labels, g_queue_bytes, q);
+             "Bytes queued, reserved or in flight for the exporter (persistent queues: bytes "
+             "of their segment files).",
+             q->labels, g_queue_bytes, q);
     tm_gauge("meltp_exporter_queue_items",
              "Items accepted and not yet sent or dropped (in memory, in flight or on disk).",
              q->labels, g_queue_items, q);

@@ -283,6 +283,7 @@ def test_quota_too_small_refuses_exactly_the_overflow():
     assert refused > 0 and acked, (refused, len(acked))
     e = ledger(m)
     assert e["accepted"] == len(acked) and e["queued"] == len(acked), e
+    assert 0 < m.metric("meltp_exporter_queue_bytes") <= 64 * 1024
     assert m.metric("meltp_pipeline_refused_items_total") == refused
     assert m.metric("meltp_receiver_refused_items_total") == refused
     backend.status = 200
