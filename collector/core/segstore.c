@@ -30,12 +30,12 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define REC_MAGIC 0x4753544du /* "MTSG" */
-#define LEDGER_MAGIC 0x4744454cu
-#define LEDGER_VERSION 1u
+#define REC_MAGIC         0x4753544du /* "MTSG" */
+#define LEDGER_MAGIC      0x4744454cu
+#define LEDGER_VERSION    1u
 #define SEG_DEFAULT_BYTES (64ull << 20)
-#define SEG_MAX_RECORD (1ull << 30) /* a header claiming more is corrupt */
-#define WARN_EVERY_NS (10ull * 1000000000ull)
+#define SEG_MAX_RECORD    (1ull << 30) /* a header claiming more is corrupt */
+#define WARN_EVERY_NS     (10ull * 1000000000ull)
 
 typedef struct rec_hdr {
     uint32_t magic;
@@ -74,10 +74,10 @@ typedef struct seg {
     uint64_t size, asize;
     uint64_t first_seq; /* UINT64_MAX while empty */
     uint64_t nrecs, nacked;
-    seg_ledger_t led;   /* this segment's part of the ledger */
-    ack_ent_t *acks;    /* confirmations found at open, sorted by seq (reader skips them) */
+    seg_ledger_t led; /* this segment's part of the ledger */
+    ack_ent_t *acks;  /* confirmations found at open, sorted by seq (reader skips them) */
     size_t nacks;
-    skip_t *skips;      /* corrupt ranges found at open (reader jumps over them) */
+    skip_t *skips; /* corrupt ranges found at open (reader jumps over them) */
     size_t nskips;
 } seg_t;
 
@@ -95,7 +95,7 @@ struct seg_store {
     seg_ledger_t base; /* deleted segments and drops without a record */
     uint64_t used, reserved, unread, corrupt;
     uint64_t warned_ns; /* last write-failure warning: one per WARN_EVERY_NS, not per request */
-    size_t rseg;       /* read cursor: segment index and offset */
+    size_t rseg;        /* read cursor: segment index and offset */
     uint64_t roff;
     uint64_t written_lsn, synced_lsn;
     int syncing;
@@ -106,8 +106,8 @@ struct seg_store {
 void seg_ledger_drop(seg_ledger_t *l, uint64_t n, const char *reason)
 {
     size_t i = 0;
-    for (; i < l->ndropped && strncmp(l->dropped[i].reason, reason,
-                                      sizeof(l->dropped[i].reason) - 1) != 0;
+    for (; i < l->ndropped &&
+           strncmp(l->dropped[i].reason, reason, sizeof(l->dropped[i].reason) - 1) != 0;
          i++) {
     }
     if (i == l->ndropped) {
@@ -234,8 +234,7 @@ static void read_ledger(seg_store_t *s)
         s->base = lf.led;
         s->base.queued = 0;
     } else {
-        mt_log(MT_LOG_WARN, "file_storage %s: ledger file is damaged; counting from zero",
-               s->dir);
+        mt_log(MT_LOG_WARN, "file_storage %s: ledger file is damaged; counting from zero", s->dir);
     }
     close(fd);
 }
@@ -653,8 +652,8 @@ seg_store_t *seg_open(const seg_opts_t *o, mt_errbuf_t *eb)
     }
     s->active_open = 0;
     if (s->corrupt) {
-        mt_log(MT_LOG_WARN, "file_storage %s: %" PRIu64 " torn or corrupt records skipped",
-               s->dir, s->corrupt);
+        mt_log(MT_LOG_WARN, "file_storage %s: %" PRIu64 " torn or corrupt records skipped", s->dir,
+               s->corrupt);
     }
     return s;
 fail:
@@ -734,8 +733,7 @@ static int retire_active_locked(seg_store_t *s, int drained, int force)
     int rc = 0;
     if (s->synced_lsn < s->written_lsn) {
         if (s->o.fsync && !drained && fdatasync(a->fd) != 0) {
-            mt_log(MT_LOG_ERROR, "file_storage %s: fdatasync failed: %s", s->dir,
-                   strerror(errno));
+            mt_log(MT_LOG_ERROR, "file_storage %s: fdatasync failed: %s", s->dir, strerror(errno));
             rc = -1;
             if (!force) {
                 return rc;
@@ -824,8 +822,10 @@ int seg_append(seg_store_t *s, seg_meta_t *m, const void *data, size_t len)
         }
         pthread_mutex_unlock(&s->mu);
         if (warn) {
-            mt_log(MT_LOG_WARN, "file_storage %s: write failed (%s): refusing or dropping per "
-                   "on_full until it works again", s->dir, strerror(e));
+            mt_log(MT_LOG_WARN,
+                   "file_storage %s: write failed (%s): refusing or dropping per "
+                   "on_full until it works again",
+                   s->dir, strerror(e));
         }
         return MT_AGAIN;
     }
@@ -868,8 +868,7 @@ int seg_append(seg_store_t *s, seg_meta_t *m, const void *data, size_t len)
         }
         pthread_cond_broadcast(&s->cv);
         if (src != 0) {
-            mt_log(MT_LOG_ERROR, "file_storage %s: fdatasync failed: %s", s->dir,
-                   strerror(errno));
+            mt_log(MT_LOG_ERROR, "file_storage %s: fdatasync failed: %s", s->dir, strerror(errno));
             rc = MT_EIO;
             break;
         }
@@ -909,8 +908,8 @@ int seg_next(seg_store_t *s, seg_meta_t *m, void *(*alloc)(void *arg, const seg_
         if (read_all_at(g->fd, &h, sizeof(h), (off_t)s->roff) != 0 || h.magic != REC_MAGIC ||
             h.hdr_crc != crc(&h, offsetof(rec_hdr_t, hdr_crc))) {
             /* damaged after open (it was checked then): give up on the rest of this file */
-            mt_log(MT_LOG_ERROR, "file_storage %s: segment %" PRIx64 " damaged at %" PRIu64,
-                   s->dir, g->id, s->roff);
+            mt_log(MT_LOG_ERROR, "file_storage %s: segment %" PRIx64 " damaged at %" PRIu64, s->dir,
+                   g->id, s->roff);
             s->corrupt++;
             s->roff = g->size;
             continue;

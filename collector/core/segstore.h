@@ -31,12 +31,12 @@ typedef struct seg_opts {
 
 /* What a record carries besides its payload. */
 typedef struct seg_meta {
-    uint64_t seq;    /* out: assigned by seg_append, increasing, never reused */
+    uint64_t seq; /* out: assigned by seg_append, increasing, never reused */
     uint32_t items;
     uint8_t signal;
     uint8_t format;
     char tenant[SEG_TENANT_MAX + 1];
-    uint32_t len;    /* payload bytes */
+    uint32_t len; /* payload bytes */
 } seg_meta_t;
 
 /* The ledger of what went through the store, in items: accepted = sent + dropped + queued. */

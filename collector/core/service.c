@@ -568,7 +568,8 @@ static char *ledger_json(service_t *s, size_t *len)
             json_t *d = json_object();
             uint64_t dropped = 0;
             for (size_t r = 0; r < l.ndropped; r++) {
-                json_object_set_new(d, l.dropped[r].reason, json_integer((json_int_t)l.dropped[r].items));
+                json_object_set_new(d, l.dropped[r].reason,
+                                    json_integer((json_int_t)l.dropped[r].items));
                 dropped += l.dropped[r].items;
             }
             json_object_set_new(e, "exporter", json_string(exq_exporter(q)->id));
