@@ -190,6 +190,41 @@ def test_ledger_never_counts_a_span_sent_before_it_was_accepted():
     shutil.rmtree(store)
 
 
+def test_kill9_with_fsync_off_keeps_what_was_written():
+    # fsync: false trades power-cut safety for latency; a killed process still loses nothing
+    store = storage_dir()
+    backend = FakeOtlp(status=503)
+    m = start(store, backend, fsync="false")
+    load = Load(m, rate=2000)
+    load.wait_acked(1000)
+    kill9(m)
+    acked = load.end()
+    backend.status = 200
+    m2 = start(store, backend, fsync="false")
+    assert check_all_arrived(backend, acked) == 0
+    assert m2.stop() == 0
+    shutil.rmtree(store)
+
+
+def test_sighup_reload_hands_the_queue_over():
+    import signal
+    store = storage_dir()
+    backend = FakeOtlp(status=503)
+    m = start(store, backend, shutdown="100ms")
+    ids = [struct.pack(">II", 7, i) for i in range(100)]
+    st, _, _ = m.post("/v1/traces", make_traces(ids), PB)
+    assert st == 200
+    before = ledger(m)
+    m.signal(signal.SIGHUP)
+    wait_until(lambda: "reload: done" in m.logtext(), 10, what="reload")
+    after = ledger(m)
+    assert after == before and after["queued"] == 100, (before, after)
+    backend.status = 200
+    assert check_all_arrived(backend, set(i.hex() for i in ids)) == 0
+    assert m.stop() == 0
+    shutil.rmtree(store)
+
+
 def test_graceful_stop_keeps_the_queue_and_the_ledger():
     store = storage_dir()
     backend = FakeOtlp(status=503)
