@@ -129,9 +129,23 @@ def kill9(m):
     m.proc.wait(10)
 
 
+def slow_backend(delay, status):
+    """A FakeOtlp that takes `delay` seconds per request (a slow backend, not a test wait)."""
+    b = FakeOtlp(status=status)
+    base = b.server.RequestHandlerClass
+
+    class Slow(base):
+        def do_POST(self):
+            time.sleep(delay)
+            base.do_POST(self)
+
+    b.server.RequestHandlerClass = Slow
+    return b
+
+
 def test_kill9_under_load_loses_no_acknowledged_span():
     store = storage_dir()
-    backend = FakeOtlp()
+    backend = slow_backend(0.03, 200)  # sends are in flight when the kill comes
     m = start(store, backend)
     load = Load(m, rate=2000)
     load.wait_acked(3000)
@@ -139,8 +153,10 @@ def test_kill9_under_load_loses_no_acknowledged_span():
     acked = load.end()
     m2 = start(store, backend)
     dups = check_all_arrived(backend, acked)
-    # what the killed run accepted and had not confirmed is sent again: duplicates, counted
-    assert dups <= len(acked), dups
+    # what the killed run sent but had not yet confirmed is sent again: duplicates, counted
+    # (a handful of in-flight requests), never losses
+    print("kill -9 under load: %d acknowledged spans, %d duplicates" % (len(acked), dups))
+    assert dups <= 0.2 * len(acked), dups
     wait_until(lambda: ledger(m2)["queued"] == 0, 10, what="queue to drain")
     e = ledger(m2)
     assert e["accepted"] >= len(acked) and e["dropped"] == 0, e
@@ -330,20 +346,6 @@ def test_quota_too_small_refuses_exactly_the_overflow():
     assert st == 200
     assert m.stop() == 0
     shutil.rmtree(store)
-
-
-def slow_backend(delay, status):
-    """A FakeOtlp that takes `delay` seconds per request (a slow backend, not a test wait)."""
-    b = FakeOtlp(status=status)
-    base = b.server.RequestHandlerClass
-
-    class Slow(base):
-        def do_POST(self):
-            time.sleep(delay)
-            base.do_POST(self)
-
-    b.server.RequestHandlerClass = Slow
-    return b
 
 
 def test_a_backlog_on_disk_stays_on_disk():
