@@ -89,9 +89,9 @@ static inline uint64_t key_hash(const char *p, size_t n)
     return h;
 }
 
-/* Sanitised label name of an attribute key (see sanitize_name), cached. Returns the name (valid
- * for the batch) with *nl its length, or NULL with *nl <= 0 when no usable name is left, or
- * NULL with *nl = 1 when out of memory. */
+/* Sanitised label name of an attribute key (see loki_sanitize_name), cached. Returns the name
+ * (valid for the batch) with *nl its length, or NULL with *nl <= 0 when no usable name is left,
+ * or NULL with *nl = 1 when out of memory. */
 const char *loki_attr_name(lk_build_t *b, const char *key, size_t klen, int *nl)
 {
     lk_names_t *nc = &b->sc->names;
@@ -325,7 +325,7 @@ static const wkv_t *find_attr(const wkv_t *kv, size_t n, const char *key)
     return NULL;
 }
 
-void loki_hex(char *out, const uint8_t *p, size_t n)
+static void hex(char *out, const uint8_t *p, size_t n)
 {
     static const char h[513] =
         "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
@@ -614,11 +614,11 @@ static int build_record(lk_build_t *b, const uint8_t *rp, size_t rn, int ti, con
     int has_tid = lr.tidlen == 16 && !all_zero(lr.tid, 16);
     int has_sid = lr.sidlen == 8 && !all_zero(lr.sid, 8);
     if (has_tid) {
-        loki_hex(tid, lr.tid, 16);
+        hex(tid, lr.tid, 16);
         tid[32] = 0;
     }
     if (has_sid) {
-        loki_hex(sid, lr.sid, 8);
+        hex(sid, lr.sid, 8);
         sid[16] = 0;
     }
     if (cfg->line_format == LOKI_LINE_RAW) {

@@ -218,7 +218,6 @@ void loki_any_text(sb_t *b, const uint8_t *p, size_t n);
 void loki_scratch_fini(lk_scratch_t *sc);
 const char *loki_arena_text(lk_build_t *b, const char *s, size_t n);
 const char *loki_attr_name(lk_build_t *b, const char *key, size_t klen, int *nl);
-void loki_hex(char *out, const uint8_t *p, size_t n);
 uint8_t *loki_put_len(uint8_t *p, uint8_t tag, size_t n);
 size_t loki_ts_inner(uint64_t ts);
 int loki_build_entries(lk_build_t *b, const uint8_t *data, size_t len, const char *req_tenant,

@@ -67,7 +67,7 @@ const char *loki_kv_text(lk_build_t *b, const wkv_t *kv, size_t *len)
         return kv->iv ? "true" : "false";
     }
     if (kv->kind == AV_INT) {
-        /* as any_text renders it (sb_i64), without the detour */
+        /* as loki_any_text renders it (sb_i64), without the detour */
         char t[24], *q = t + sizeof(t);
         uint64_t u = (int64_t)kv->iv < 0 ? (uint64_t)0 - kv->iv : kv->iv;
         do {
@@ -83,7 +83,7 @@ const char *loki_kv_text(lk_build_t *b, const wkv_t *kv, size_t *len)
     return value_text(b, kv->v, kv->vlen, len);
 }
 
-/* kv_text for a value copied right away: ints into ibuf, others into b->val, no arena. */
+/* loki_kv_text for a value copied right away: ints into ibuf, others into b->val, no arena. */
 static const char *kv_text_tmp(lk_build_t *b, const wkv_t *kv, size_t *len, char ibuf[24])
 {
     if (kv->is_str) {
@@ -378,7 +378,7 @@ void loki_render_line(lk_build_t *b, const loki_cfg_t *cfg, const wrec_t *r, con
             sb_putc(sb, '=');
             size_t start = sb->len;
             loki_any_text(sb, v, vl);
-            /* re-quote what any_text wrote, if it needs it */
+            /* re-quote what loki_any_text wrote, if it needs it */
             size_t n = sb->len - start;
             const char *copy = n ? loki_arena_text(b, sb->p + start, n) : NULL;
             sb->len = start;
