@@ -34,7 +34,7 @@
  *    a pending alert matures and a firing one keeps firing; tiers whose own pending /
  *    keep-firing clock or hold matters get a rule each (mergeable).
  *  - no_data: bad under time slices: every empty slice after a group's first slice with events
- *    is a bad slice (slo:rg_first_slice_end:time, rg_slice_n), for rolling and calendar periods.
+ *    is a bad slice (slo:first_slice_end:time, rg_slice_n), for rolling and calendar periods.
  * Exactness holds for samples and evaluations aligned to the evaluation interval with
  * Prometheus 2.x range semantics (both ends inclusive), the assumption of the parity tests.
  */

@@ -34,7 +34,7 @@ uint64_t rg_min_period_events(const slo_spec_t *s)
     return n > s->min_events ? n : s->min_events;
 }
 
-/* The engine's no-data delay (eval.c rg_nodata_after): the shortest enabled long window, 1h
+/* The engine's no-data delay (eval.c nodata_after): the shortest enabled long window, 1h
  * without tiers. */
 int64_t rg_nodata_after(const slo_spec_t *s)
 {

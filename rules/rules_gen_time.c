@@ -583,7 +583,7 @@ int rg_slices_bad(const slo_spec_t *s)
 
 /* rg_slices_bad: the slices the engine counts in the last w_ms, per group: min(w / slice, the
  * slices since the end of the group's first slice with events + 1), from
- * slo:rg_first_slice_end:time (recorded first); 0 for a window shorter than a slice. */
+ * slo:first_slice_end:time (recorded first); 0 for a window shorter than a slice. */
 void rg_slice_n(sb_t *b, const slo_spec_t *s, int64_t w_ms)
 {
     sb_t id = {0};
