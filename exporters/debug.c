@@ -17,8 +17,8 @@ typedef struct debug_cfg {
 } debug_cfg_t;
 
 static const cfg_field_t debug_fields[] = {
-    {"verbosity", CFG_T_ENUM, "basic", 0, offsetof(debug_cfg_t, verbosity),
-     "basic|normal|detailed", "basic/normal: a summary line; detailed: the data as JSON"},
+    {"verbosity", CFG_T_ENUM, "basic", 0, offsetof(debug_cfg_t, verbosity), "basic|normal|detailed",
+     "basic/normal: a summary line; detailed: the data as JSON"},
     {"sampling_initial", CFG_T_INT, "2", 0, offsetof(debug_cfg_t, sampling_initial), NULL,
      "accepted for compatibility"},
     {"sampling_thereafter", CFG_T_INT, "1", 0, offsetof(debug_cfg_t, sampling_thereafter), NULL,
@@ -35,9 +35,9 @@ static int debug_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *da
            mt_signal_item_name(s), len);
     if (cfg->verbosity == 2) {
         arena_t *a = arena_create(len * 4 + 4096, 0);
-        ProtobufCMessage *m = a ? protobuf_c_message_unpack(otlp_request_desc(s),
-                                                            arena_pb_allocator(a), len, data)
-                                : NULL;
+        ProtobufCMessage *m =
+            a ? protobuf_c_message_unpack(otlp_request_desc(s), arena_pb_allocator(a), len, data)
+              : NULL;
         size_t jl = 0;
         char *json = m ? otlp_json_encode(m, &jl) : NULL;
         if (json) {

@@ -137,8 +137,8 @@ static int file_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *dat
         res->reason = "out_of_memory";
         return MT_ERETRY;
     }
-    ProtobufCMessage *m = protobuf_c_message_unpack(otlp_request_desc(s), arena_pb_allocator(a),
-                                                    len, data);
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(otlp_request_desc(s), arena_pb_allocator(a), len, data);
     size_t jl = 0;
     char *json = m ? otlp_json_encode(m, &jl) : NULL;
     arena_destroy(a);

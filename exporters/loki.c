@@ -70,8 +70,8 @@ static const cfg_field_t loki_fields[] = {
      "full push URL, e.g. http://loki:3100/loki/api/v1/push"},
     {"encoding", CFG_T_ENUM, "protobuf", 0, offsetof(loki_cfg_t, encoding), "protobuf|json",
      "protobuf (snappy) or JSON"},
-    {"json_compression", CFG_T_ENUM, "gzip", 0, offsetof(loki_cfg_t, json_compression),
-     "gzip|none", "body compression for encoding: json (protobuf is always snappy)"},
+    {"json_compression", CFG_T_ENUM, "gzip", 0, offsetof(loki_cfg_t, json_compression), "gzip|none",
+     "body compression for encoding: json (protobuf is always snappy)"},
     {"tenant_id", CFG_T_STRING, NULL, 0, offsetof(loki_cfg_t, tenant_id), NULL,
      "static X-Scope-OrgID; wins over the incoming request's"},
     {"tenant_from_attribute", CFG_T_STRING, NULL, 0, offsetof(loki_cfg_t, tenant_attr), NULL,
@@ -157,8 +157,8 @@ static int plan_slot(lk_plan_t *p, const char *name)
 }
 
 /* Parses `attr` / `attr=label` entries into specs. Returns 0 or -1 with why filled. */
-static int plan_specs(lk_plan_t *p, const cfg_strlist_t *l, lk_spec_t *out, int *n,
-                      char *why, size_t whylen)
+static int plan_specs(lk_plan_t *p, const cfg_strlist_t *l, lk_spec_t *out, int *n, char *why,
+                      size_t whylen)
 {
     for (size_t i = 0; i < l->n; i++) {
         const char *item = l->items[i];
@@ -220,9 +220,10 @@ static int plan_build(const loki_cfg_t *cfg, lk_plan_t *p, const char **bad_key,
         return -1;
     }
     if (p->nslots > cfg->max_labels) {
-        snprintf(why, whylen, "%d label names configured (labels.resource, labels.attributes, "
-                 "level, kind), more than max_labels %lld", p->nslots,
-                 (long long)cfg->max_labels);
+        snprintf(why, whylen,
+                 "%d label names configured (labels.resource, labels.attributes, "
+                 "level, kind), more than max_labels %lld",
+                 p->nslots, (long long)cfg->max_labels);
         return -1;
     }
     /* sort names; remap slots */
@@ -280,8 +281,7 @@ int loki_tenant_ok(const char *t, size_t n)
     return 1;
 }
 
-static void loki_validate(cfg_ctx_t *c, const void *cfgp, const char *path,
-                          const cfg_node_t *node)
+static void loki_validate(cfg_ctx_t *c, const void *cfgp, const char *path, const cfg_node_t *node)
 {
     const loki_cfg_t *cfg = cfgp;
     if (cfg->endpoint && strncmp(cfg->endpoint, "http://", 7) &&
@@ -290,8 +290,7 @@ static void loki_validate(cfg_ctx_t *c, const void *cfgp, const char *path,
                       cfg->endpoint);
     }
     if (cfg->max_labels < 1 || cfg->max_labels > LK_MAX_LABELS) {
-        cfg_error_key(c, node, path, "max_labels", "must be 1..%d (Loki's limit)",
-                      LK_MAX_LABELS);
+        cfg_error_key(c, node, path, "max_labels", "must be 1..%d (Loki's limit)", LK_MAX_LABELS);
     }
     lk_plan_t p;
     const char *bad = NULL;
@@ -335,8 +334,9 @@ static int loki_create(exporter_t *ex, mt_errbuf_t *eb)
         return MT_EINVAL;
     }
     struct curl_slist *h = NULL;
-    h = curl_slist_append(h, cfg->encoding == LOKI_ENC_JSON ? "Content-Type: application/json"
-                                           : "Content-Type: application/x-protobuf");
+    h = curl_slist_append(h, cfg->encoding == LOKI_ENC_JSON
+                                 ? "Content-Type: application/json"
+                                 : "Content-Type: application/x-protobuf");
     if (cfg->encoding == LOKI_ENC_PROTOBUF) {
         h = curl_slist_append(h, "Content-Encoding: snappy");
     } else if (cfg->json_compression == LOKI_JSON_GZIP) {
@@ -351,20 +351,20 @@ static int loki_create(exporter_t *ex, mt_errbuf_t *eb)
     }
     st->hdrs = h;
     snprintf(st->labels, sizeof(st->labels), "exporter=\"%s\"", ex->id ? ex->id : "loki");
-    st->ev = events_counter_create(
-        "meltp_events_received_total",
-        "Log records that are events (event_name or event.name), by service.", st->labels,
-        LK_EVENT_SERVICES, EVENTS_LABEL_UTF8);
+    st->ev =
+        events_counter_create("meltp_events_received_total",
+                              "Log records that are events (event_name or event.name), by service.",
+                              st->labels, LK_EVENT_SERVICES, EVENTS_LABEL_UTF8);
     if (!st->ev) {
         curl_slist_free_all(st->hdrs);
         free(st);
         mt_failf(eb, "out of memory");
         return MT_ENOMEM;
     }
-    st->c_sent = tm_counter("meltp_loki_entries_sent_total",
-                            "Log entries Loki accepted.", st->labels);
-    st->c_requests = tm_counter("meltp_loki_requests_total", "Loki push requests sent.",
-                                st->labels);
+    st->c_sent =
+        tm_counter("meltp_loki_entries_sent_total", "Log entries Loki accepted.", st->labels);
+    st->c_requests =
+        tm_counter("meltp_loki_requests_total", "Loki push requests sent.", st->labels);
     ex->state = st;
     return MT_OK;
 }
@@ -403,7 +403,8 @@ const exporter_ops_t exporter_loki_ops = {
     .nfields = MT_ARRAY_LEN(loki_fields),
     .cfg_size = sizeof(loki_cfg_t),
     .signals = SIG_BIT(MT_SIG_LOGS),
-    .default_consumers = 2, /* a push is one HTTP request per batch: 2 keep up, each holds buffers */
+    .default_consumers =
+        2, /* a push is one HTTP request per batch: 2 keep up, each holds buffers */
     .help = "Loki push API (protobuf+snappy or JSON): label policy, structured metadata, tenants",
     .validate = loki_validate,
     .create = loki_create,

@@ -26,8 +26,8 @@
  * names in a fixed pool (pointers stay valid until the cache is cleared, which only happens
  * between batches, when it is full). */
 #define LK_NC_SLOTS 2048u
-#define LK_NC_MAX 1536u
-#define LK_NC_POOL (64u << 10)
+#define LK_NC_MAX   1536u
+#define LK_NC_POOL  (64u << 10)
 
 void loki_scratch_fini(lk_scratch_t *sc)
 {
@@ -327,15 +327,14 @@ static const wkv_t *find_attr(const wkv_t *kv, size_t n, const char *key)
 
 static void hex(char *out, const uint8_t *p, size_t n)
 {
-    static const char h[513] =
-        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-        "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-        "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
-        "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
-        "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
-        "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
-        "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
-        "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+    static const char h[513] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+                               "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+                               "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+                               "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+                               "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+                               "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+                               "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+                               "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
     for (size_t i = 0; i < n; i++) {
         memcpy(out + 2 * i, h + 2 * p[i], 2);
     }
@@ -740,8 +739,10 @@ static int build_resource(lk_build_t *b, const uint8_t *p, size_t n, const char 
         b->drop_reason = "invalid_tenant";
         if (first) {
             loki_count_drop(st, "invalid_tenant", nrec);
-            mt_log(MT_LOG_ERROR, "exporter %s: dropping %zu log records: tenant \"%.*s\" "
-                   "is not a valid Loki tenant", ex->id, nrec, (int)(tl < 160 ? tl : 160), tn);
+            mt_log(MT_LOG_ERROR,
+                   "exporter %s: dropping %zu log records: tenant \"%.*s\" "
+                   "is not a valid Loki tenant",
+                   ex->id, nrec, (int)(tl < 160 ? tl : 160), tn);
         }
         return MT_OK;
     }
@@ -804,8 +805,7 @@ static int build_resource(lk_build_t *b, const uint8_t *p, size_t n, const char 
             if (g.num != 2) {
                 continue;
             }
-            rc = build_record(b, g.p, g.n, ti, rvals, rused, nra, scache, now_ns, seq,
-                              &nevents);
+            rc = build_record(b, g.p, g.n, ti, rvals, rused, nra, scache, now_ns, seq, &nevents);
             if (rc != MT_OK) {
                 return rc;
             }

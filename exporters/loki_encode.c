@@ -171,8 +171,9 @@ int loki_build_with(exporter_t *ex, lk_scratch_t *sc, const uint8_t *data, size_
         }
         size_t blen = 0;
         uint64_t entries = 0;
-        uint8_t *body = cfg->encoding == LOKI_ENC_PROTOBUF ? encode_pb(&b, (uint32_t)t, &blen, &entries)
-                                           : encode_json(&b, (uint32_t)t, &blen, &entries);
+        uint8_t *body = cfg->encoding == LOKI_ENC_PROTOBUF
+                            ? encode_pb(&b, (uint32_t)t, &blen, &entries)
+                            : encode_json(&b, (uint32_t)t, &blen, &entries);
         if (!body) {
             rc = MT_ENOMEM;
             break;

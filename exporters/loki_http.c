@@ -93,7 +93,7 @@ typedef struct lk_worker {
     uint64_t memo_sig, memo_done, memo_dropped;
     const char *memo_reason;
     lk_scratch_t sc;
-    char *z;                /* compressed body buffer */
+    char *z; /* compressed body buffer */
     size_t z_cap;
 } lk_worker_t;
 
@@ -130,8 +130,8 @@ typedef struct lk_send {
     const char *drop_reason;
 } lk_send_t;
 
-static int push_http(void *arg, size_t index, const char *tenant, const uint8_t *body,
-                     size_t len, uint64_t entries)
+static int push_http(void *arg, size_t index, const char *tenant, const uint8_t *body, size_t len,
+                     uint64_t entries)
 {
     lk_send_t *ss = arg;
     exporter_t *ex = ss->ex;
@@ -186,8 +186,8 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)out);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)zlen);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs ? hdrs : st->hdrs);
-    httpc_opts_t o = httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify,
-                                     cfg->tls_ca_file);
+    httpc_opts_t o =
+        httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify, cfg->tls_ca_file);
     httpc_setup(c, &w->resp, &o);
     tm_add(st->c_requests, 1);
     CURLcode cr = curl_easy_perform(c);
@@ -233,9 +233,10 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
     w->memo_dropped += n;
     w->memo_reason = reason;
     w->memo_done |= index < 64 ? 1ull << index : 0;
-    mt_log(MT_LOG_ERROR, "exporter %s: Loki refused %llu of %llu entries%s%s (%s): HTTP %ld: %.400s",
-           ex->id, (unsigned long long)n, (unsigned long long)entries,
-           *tenant ? " for tenant " : "", tenant, reason, code, body_txt);
+    mt_log(MT_LOG_ERROR,
+           "exporter %s: Loki refused %llu of %llu entries%s%s (%s): HTTP %ld: %.400s", ex->id,
+           (unsigned long long)n, (unsigned long long)entries, *tenant ? " for tenant " : "",
+           tenant, reason, code, body_txt);
     return MT_OK;
 }
 

@@ -19,14 +19,13 @@
 #include <stdint.h>
 #include <string.h>
 
-
-#define LK_MAX_LABELS 15            /* Loki's max_label_names_per_series default */
-#define LK_LABEL_VALUE_MAX 2048     /* Loki's max_label_value_length default */
-#define LK_MAX_TENANTS 64           /* distinct tenants in one batch (more are dropped) */
-#define LK_TENANT_MAX 150           /* Loki's tenant id length limit */
-#define LK_MAX_DEPTH 16             /* AnyValue nesting rendered into text */
-#define LK_EVENT_SERVICES 256       /* distinct services with their own events counter */
-#define LK_TEXT_MAX (64u << 20)     /* one rendered line / request body */
+#define LK_MAX_LABELS      15          /* Loki's max_label_names_per_series default */
+#define LK_LABEL_VALUE_MAX 2048        /* Loki's max_label_value_length default */
+#define LK_MAX_TENANTS     64          /* distinct tenants in one batch (more are dropped) */
+#define LK_TENANT_MAX      150         /* Loki's tenant id length limit */
+#define LK_MAX_DEPTH       16          /* AnyValue nesting rendered into text */
+#define LK_EVENT_SERVICES  256         /* distinct services with their own events counter */
+#define LK_TEXT_MAX        (64u << 20) /* one rendered line / request body */
 
 /* CFG_T_ENUM values, in the order of their "a|b|c" lists in loki_fields */
 typedef enum { LOKI_ENC_PROTOBUF = 0, LOKI_ENC_JSON } loki_encoding_t;
@@ -46,7 +45,7 @@ typedef struct loki_cfg {
     int event_label;
     int sm;
     int sm_resource;
-    loki_line_format_t line_format;           /* "raw|json|logfmt" */
+    loki_line_format_t line_format; /* "raw|json|logfmt" */
     cfg_strmap_t headers;
     int64_t max_labels;
     int64_t max_response;
@@ -57,7 +56,7 @@ typedef struct loki_cfg {
 /* ---- label plan: which label names exist and where their values come from ------------- */
 
 typedef struct lk_spec {
-    char key[256];        /* attribute key */
+    char key[256]; /* attribute key */
     int slot;
 } lk_spec_t;
 
@@ -74,9 +73,9 @@ typedef struct lk_plan {
 typedef struct loki_state {
     lk_plan_t plan;
     struct curl_slist *hdrs;
-    char labels[256];                 /* exporter="..." */
+    char labels[256]; /* exporter="..." */
     tm_counter_t *c_sent, *c_requests, *c_events_total;
-    events_counter_t *ev;             /* meltp_events_received_total{exporter,service} */
+    events_counter_t *ev; /* meltp_events_received_total{exporter,service} */
 } loki_state_t;
 
 /* AnyValue: kinds are the oneof field numbers. */
@@ -84,19 +83,19 @@ enum { AV_NONE, AV_STR, AV_BOOL, AV_INT, AV_DOUBLE, AV_ARRAY, AV_KVLIST, AV_BYTE
 
 typedef struct av {
     int kind;
-    const uint8_t *p;      /* string (NUL-cut), bytes, array or kvlist payload */
+    const uint8_t *p; /* string (NUL-cut), bytes, array or kvlist payload */
     size_t n;
-    uint64_t v;            /* bool, int, double bits */
+    uint64_t v; /* bool, int, double bits */
 } av_t;
 
 /* One attribute, zero-copy; a string value is resolved once. */
 typedef struct wkv {
     const char *key;
     const uint8_t *v;
-    const char *s;         /* the value when it is a string */
+    const char *s; /* the value when it is a string */
     uint32_t klen, vlen, slen;
     int is_str, kind;
-    uint64_t iv;           /* bool / int value */
+    uint64_t iv; /* bool / int value */
 } wkv_t;
 
 /* ---- building pushes ---------------------------------------------------------------------- */
@@ -115,19 +114,19 @@ typedef struct lk_entry {
 } lk_entry_t;
 
 typedef struct lk_stream {
-    const char *sel;      /* selector text {a="b", c="d"} */
+    const char *sel; /* selector text {a="b", c="d"} */
     uint32_t sel_len, tenant, count, first, fill;
-    int unsorted;         /* an entry came with a timestamp older than the one before */
+    int unsorted; /* an entry came with a timestamp older than the one before */
     uint64_t hash, last_ts;
-    size_t bytes;         /* its entries' encoded bytes */
+    size_t bytes; /* its entries' encoded bytes */
     lk_pair_t labels[LK_MAX_LABELS + 1];
     int nlabels;
 } lk_stream_t;
 
 typedef struct lk_nc_ent {
     uint64_t h;
-    uint32_t off, rlen;   /* raw key in the pool */
-    int32_t nlen;         /* sanitised name follows the raw key; <= 0 no usable name */
+    uint32_t off, rlen; /* raw key in the pool */
+    int32_t nlen;       /* sanitised name follows the raw key; <= 0 no usable name */
     uint32_t used;
 } lk_nc_ent_t;
 
@@ -142,18 +141,18 @@ typedef struct lk_names {
  * the protobuf body buffer. Buffers grown by an unusually big batch are shrunk afterwards. */
 typedef struct lk_scratch {
     arena_t *a;
-    size_t arena_first;     /* first block size; grows to what a batch needed */
+    size_t arena_first; /* first block size; grows to what a batch needed */
     uint8_t *pb;
     size_t pb_cap;
     sb_t tmp, val;
-    sb_t eb;              /* the batch's encoded entries, in arrival order */
+    sb_t eb; /* the batch's encoded entries, in arrival order */
     lk_entry_t *e;
     size_t e_cap;
     lk_stream_t *s;
     size_t s_cap;
-    uint32_t *ht;           /* stream hash table: index+1, 0 empty */
+    uint32_t *ht; /* stream hash table: index+1, 0 empty */
     size_t ht_size;
-    wkv_t *rkv, *akv;       /* resource / record attributes */
+    wkv_t *rkv, *akv; /* resource / record attributes */
     size_t rkv_cap, akv_cap;
     lk_names_t names;
 } lk_scratch_t;
@@ -162,19 +161,19 @@ typedef struct lk_build {
     exporter_t *ex;
     lk_scratch_t *sc;
     arena_t *a;
-    sb_t tmp;             /* scratch for a selector or a line */
-    sb_t val;             /* scratch for one value (value_text) */
-    sb_t eb;              /* encoded entries (see lk_entry_t) */
+    sb_t tmp; /* scratch for a selector or a line */
+    sb_t val; /* scratch for one value (value_text) */
+    sb_t eb;  /* encoded entries (see lk_entry_t) */
     lk_entry_t *e;
     size_t ne;
     lk_stream_t *s;
     size_t ns;
-    uint32_t *ht;           /* stream hash table: index+1, 0 empty */
+    uint32_t *ht; /* stream hash table: index+1, 0 empty */
     size_t htmask;
     const char *tenants[LK_MAX_TENANTS];
     size_t tlen[LK_MAX_TENANTS];
     size_t ntenants;
-    uint64_t dropped;       /* records dropped while building (bad tenants) */
+    uint64_t dropped; /* records dropped while building (bad tenants) */
     const char *drop_reason;
     int bad;                /* malformed wire data met */
     uint32_t name_memo[16]; /* name cache slot + 1 of the last key of each length % 16 */
@@ -188,7 +187,7 @@ typedef struct wrec {
     size_t sevlen, evlen;
     const uint8_t *body, *tid, *sid;
     size_t blen, tidlen, sidlen;
-    size_t nattr;           /* in sc->akv */
+    size_t nattr; /* in sc->akv */
 } wrec_t;
 
 /* ---- the build/push driver (shared by send() and the unit tests) ------------------------- */
@@ -287,7 +286,7 @@ static inline size_t wstrlen(const uint8_t *p, size_t n)
 }
 
 static inline void ent_pair(lk_build_t *b, int json, const char *name, size_t nl, const char *v,
-                     size_t vl, int *npairs)
+                            size_t vl, int *npairs)
 {
     sb_t *eb = &b->eb;
     if (json) {

@@ -138,9 +138,9 @@ int loki_level_code(int sevnum, const char *text, size_t n)
     static const struct {
         const char *p;
         uint8_t len, lv;
-    } map[] = {{"trace", 5, 1}, {"debug", 5, 2}, {"dbg", 3, 2}, {"info", 4, 3},
-               {"notice", 6, 3}, {"warn", 4, 4}, {"err", 3, 5}, {"fatal", 5, 6},
-               {"crit", 4, 6}, {"emerg", 5, 6}, {"alert", 5, 6}, {"panic", 5, 6}};
+    } map[] = {{"trace", 5, 1},  {"debug", 5, 2}, {"dbg", 3, 2},   {"info", 4, 3},
+               {"notice", 6, 3}, {"warn", 4, 4},  {"err", 3, 5},   {"fatal", 5, 6},
+               {"crit", 4, 6},   {"emerg", 5, 6}, {"alert", 5, 6}, {"panic", 5, 6}};
     for (size_t i = 0; i < MT_ARRAY_LEN(map); i++) {
         if (n >= map[i].len && strncasecmp(text, map[i].p, map[i].len) == 0) {
             return map[i].lv;

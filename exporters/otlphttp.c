@@ -41,12 +41,12 @@ static const cfg_field_t otlphttp_fields[] = {
      offsetof(otlphttp_cfg_t, signal_endpoint[MT_SIG_TRACES]), NULL, "full URL for traces"},
     {"metrics_endpoint", CFG_T_STRING, NULL, 0,
      offsetof(otlphttp_cfg_t, signal_endpoint[MT_SIG_METRICS]), NULL, "full URL for metrics"},
-    {"logs_endpoint", CFG_T_STRING, NULL, 0,
-     offsetof(otlphttp_cfg_t, signal_endpoint[MT_SIG_LOGS]), NULL, "full URL for logs"},
+    {"logs_endpoint", CFG_T_STRING, NULL, 0, offsetof(otlphttp_cfg_t, signal_endpoint[MT_SIG_LOGS]),
+     NULL, "full URL for logs"},
     {"profiles_endpoint", CFG_T_STRING, NULL, 0,
      offsetof(otlphttp_cfg_t, signal_endpoint[MT_SIG_PROFILES]), NULL, "full URL for profiles"},
-    {"compression", CFG_T_ENUM, "gzip", 0, offsetof(otlphttp_cfg_t, compression),
-     "gzip|zstd|none", "request body compression"},
+    {"compression", CFG_T_ENUM, "gzip", 0, offsetof(otlphttp_cfg_t, compression), "gzip|zstd|none",
+     "request body compression"},
     {"encoding", CFG_T_ENUM, "proto", 0, offsetof(otlphttp_cfg_t, encoding), "proto|json",
      "request encoding"},
     {"headers", CFG_T_STRMAP, NULL, 0, offsetof(otlphttp_cfg_t, headers), NULL,
@@ -54,14 +54,16 @@ static const cfg_field_t otlphttp_fields[] = {
     {"tls.insecure", CFG_T_BOOL, "false", 0, offsetof(otlphttp_cfg_t, tls_insecure), NULL,
      "accepted for compatibility (plain http:// URLs never use TLS)"},
     {"tls.insecure_skip_verify", CFG_T_BOOL, "false", 0,
-     offsetof(otlphttp_cfg_t, tls_insecure_skip_verify), NULL, "do not verify the server certificate"},
+     offsetof(otlphttp_cfg_t, tls_insecure_skip_verify), NULL,
+     "do not verify the server certificate"},
     {"tls.ca_file", CFG_T_STRING, NULL, 0, offsetof(otlphttp_cfg_t, tls_ca_file), NULL,
      "CA bundle for https"},
     {"max_response_size", CFG_T_BYTES, "4MiB", 0, offsetof(otlphttp_cfg_t, max_response), NULL,
      "largest response body read"},
 };
 
-static void otlphttp_validate(cfg_ctx_t *c, const void *cfgp, const char *path, const cfg_node_t *node)
+static void otlphttp_validate(cfg_ctx_t *c, const void *cfgp, const char *path,
+                              const cfg_node_t *node)
 {
     const otlphttp_cfg_t *cfg = cfgp;
     int any = cfg->endpoint != NULL;
@@ -77,15 +79,16 @@ static void otlphttp_validate(cfg_ctx_t *c, const void *cfgp, const char *path, 
     if (cfg->endpoint && strncmp(cfg->endpoint, "http://", 7) &&
         strncmp(cfg->endpoint, "https://", 8)) {
         cfg_error_key(c, node, path, "endpoint", "\"%s\" is not an http:// or https:// URL",
-                  cfg->endpoint);
+                      cfg->endpoint);
     }
     if (!any) {
-        cfg_error_key(c, node, path, "endpoint", "required (or traces_endpoint/metrics_endpoint/logs_endpoint)");
+        cfg_error_key(c, node, path, "endpoint",
+                      "required (or traces_endpoint/metrics_endpoint/logs_endpoint)");
     }
 }
 
 typedef struct ohstate {
-    int static_tenant;          /* headers set X-Scope-OrgID: it wins over the request's */
+    int static_tenant; /* headers set X-Scope-OrgID: it wins over the request's */
     char *url[MT_SIG_COUNT];
     struct curl_slist *hdrs[2]; /* [0] proto, [1] json, each with compression and user headers */
 } ohstate_t;
@@ -115,8 +118,8 @@ static int otlphttp_create(exporter_t *ex, mt_errbuf_t *eb)
         }
     }
     const char *ce = cfg->compression == OH_COMP_GZIP   ? "Content-Encoding: gzip"
-                   : cfg->compression == OH_COMP_ZSTD ? "Content-Encoding: zstd"
-                                                      : NULL;
+                     : cfg->compression == OH_COMP_ZSTD ? "Content-Encoding: zstd"
+                                                        : NULL;
     for (int j = 0; j < 2; j++) {
         struct curl_slist *h = NULL;
         h = curl_slist_append(h, j ? "Content-Type: application/json"
@@ -186,8 +189,7 @@ static void status_message(const char *body, size_t len, int json, char *out, si
         return;
     }
     if (!json) {
-        Google__Rpc__Status *st =
-            google__rpc__status__unpack(NULL, len, (const uint8_t *)body);
+        Google__Rpc__Status *st = google__rpc__status__unpack(NULL, len, (const uint8_t *)body);
         if (st) {
             snprintf(out, outlen, "%s", st->message ? st->message : "");
             google__rpc__status__free_unpacked(st, NULL);
@@ -208,10 +210,13 @@ static int64_t partial_rejected(mt_signal_t s, const char *body, size_t len, cha
     }
     ProtobufCMessage *m = NULL;
     const ProtobufCMessageDescriptor *d =
-        s == MT_SIG_TRACES ? &opentelemetry__proto__collector__v1__export_trace_service_response__descriptor
-        : s == MT_SIG_METRICS ? &opentelemetry__proto__collector__v1__export_metrics_service_response__descriptor
-        : s == MT_SIG_PROFILES ? &opentelemetry__proto__collector__v1__export_profiles_service_response__descriptor
-        : &opentelemetry__proto__collector__v1__export_logs_service_response__descriptor;
+        s == MT_SIG_TRACES
+            ? &opentelemetry__proto__collector__v1__export_trace_service_response__descriptor
+        : s == MT_SIG_METRICS
+            ? &opentelemetry__proto__collector__v1__export_metrics_service_response__descriptor
+        : s == MT_SIG_PROFILES
+            ? &opentelemetry__proto__collector__v1__export_profiles_service_response__descriptor
+            : &opentelemetry__proto__collector__v1__export_logs_service_response__descriptor;
     m = protobuf_c_message_unpack(d, NULL, len, (const uint8_t *)body);
     if (!m) {
         return 0;
@@ -245,8 +250,8 @@ static int64_t partial_rejected(mt_signal_t s, const char *body, size_t len, cha
     return rej;
 }
 
-static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data,
-                         size_t len, uint32_t items, send_result_t *res)
+static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_t len,
+                         uint32_t items, send_result_t *res)
 {
     (void)items;
     otlphttp_cfg_t *cfg = ex->cfg;
@@ -267,9 +272,9 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
     uint8_t *owned = NULL, *json = NULL;
     if (cfg->encoding == OH_ENC_JSON) {
         arena_t *a = arena_create(len * 4 + 4096, 0);
-        ProtobufCMessage *m = a ? protobuf_c_message_unpack(otlp_request_desc(s),
-                                                            arena_pb_allocator(a), len, data)
-                                : NULL;
+        ProtobufCMessage *m =
+            a ? protobuf_c_message_unpack(otlp_request_desc(s), arena_pb_allocator(a), len, data)
+              : NULL;
         size_t jl = 0;
         json = m ? (uint8_t *)otlp_json_encode(m, &jl) : NULL;
         arena_destroy(a);
@@ -282,8 +287,8 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
         blen = jl;
     }
     if (cfg->compression != OH_COMP_NONE) {
-        if (codec_compress(cfg->compression == OH_COMP_GZIP ? CODEC_GZIP : CODEC_ZSTD, body, blen, 0, &owned,
-                           &blen) != MT_OK) {
+        if (codec_compress(cfg->compression == OH_COMP_GZIP ? CODEC_GZIP : CODEC_ZSTD, body, blen,
+                           0, &owned, &blen) != MT_OK) {
             free(json);
             snprintf(res->msg, sizeof(res->msg), "compression failed");
             res->reason = "out_of_memory";
@@ -308,8 +313,8 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
         tenant_hdrs = curl_slist_append(tenant_hdrs, line);
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, tenant_hdrs ? tenant_hdrs : st->hdrs[cfg->encoding]);
-    httpc_opts_t o = httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify,
-                                     cfg->tls_ca_file);
+    httpc_opts_t o =
+        httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify, cfg->tls_ca_file);
     httpc_setup(c, &w->resp, &o);
     CURLcode cr = curl_easy_perform(c);
     curl_slist_free_all(tenant_hdrs);

@@ -23,13 +23,13 @@
 
 /* Decoding and translating one batch may use at most this much arena memory (plus a multiple
  * of the encoded size: label sets repeat on every translated series). */
-#define PROM_ARENA_BASE_CAP ((size_t)64 << 20)
-#define PROM_ARENA_PER_BYTE 32
+#define PROM_ARENA_BASE_CAP    ((size_t)64 << 20)
+#define PROM_ARENA_PER_BYTE    32
 /* Expiry also runs on the data path, at most this often, so memory is returned even when
  * nobody scrapes. */
-#define PROM_EXPIRE_EVERY_MS 1000
+#define PROM_EXPIRE_EVERY_MS   1000
 /* Bodies smaller than this are sent uncompressed even when gzip is accepted. */
-#define PROM_GZIP_MIN_BYTES 512
+#define PROM_GZIP_MIN_BYTES    512
 /* "max_series reached" is logged at most this often (the counter has every drop). */
 #define PROM_FULL_LOG_EVERY_MS 60000
 
@@ -106,7 +106,8 @@ static void prom_validate(cfg_ctx_t *c, const void *cfgp, const char *path, cons
             cfg_error_key(c, node, path, key,
                           "not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)");
         } else if (!*cfg->const_labels.vals[i]) {
-            cfg_error_key(c, node, path, key, "empty value (a label with an empty value is no label)");
+            cfg_error_key(c, node, path, key,
+                          "empty value (a label with an empty value is no label)");
         }
     }
 }
@@ -117,14 +118,17 @@ typedef struct prom_state {
     deltacum_t *dc;
     http_server_t *srv;
     const char *id;
-    char labels[256];       /* exporter="<id>" for self-metrics */
+    char labels[256]; /* exporter="<id>" for self-metrics */
     tm_counter_t *c_native, *c_max_series, *c_old, *c_invalid, *c_stale, *c_expired;
     tm_counter_t *c_scrapes;
     _Atomic int64_t last_expire_ms;
     _Atomic int64_t last_full_log_ms;
 } prom_state_t;
 
-static int64_t mono_ms(void) { return (int64_t)(mt_now_ns() / 1000000u); }
+static int64_t mono_ms(void)
+{
+    return (int64_t)(mt_now_ns() / 1000000u);
+}
 
 static void count_stats(prom_state_t *st, const promstore_stats_t *s)
 {
@@ -138,7 +142,8 @@ static void count_stats(prom_state_t *st, const promstore_stats_t *s)
         int64_t now = mono_ms(), last = atomic_load(&st->last_full_log_ms);
         if ((last == 0 || now - last >= PROM_FULL_LOG_EVERY_MS) &&
             atomic_compare_exchange_strong(&st->last_full_log_ms, &last, now)) {
-            mt_log(MT_LOG_WARN, "exporter %s: max_series (%lld) reached, new series are dropped "
+            mt_log(MT_LOG_WARN,
+                   "exporter %s: max_series (%lld) reached, new series are dropped "
                    "(meltp_prometheus_exporter_dropped_series_total{reason=\"max_series\"})",
                    st->id, (long long)st->cfg->max_series);
         }
@@ -297,14 +302,15 @@ static int prom_create(exporter_t *ex, mt_errbuf_t *eb)
     st->c_max_series = drop_counter(st, "max_series");
     st->c_old = drop_counter(st, "out_of_order");
     st->c_invalid = drop_counter(st, "no_name");
-    st->c_stale = tm_counter("meltp_prometheus_exporter_stale_series_total",
-                             "Series removed by a stale marker (OTLP NoRecordedValue).", st->labels);
-    st->c_expired = tm_counter("meltp_prometheus_exporter_expired_series_total",
-                               "Series removed after metric_expiration without updates.",
-                               st->labels);
-    st->c_scrapes = tm_counter("meltp_prometheus_exporter_scrapes_total",
-                               "Requests for /metrics served by the prometheus exporter.",
-                               st->labels);
+    st->c_stale =
+        tm_counter("meltp_prometheus_exporter_stale_series_total",
+                   "Series removed by a stale marker (OTLP NoRecordedValue).", st->labels);
+    st->c_expired =
+        tm_counter("meltp_prometheus_exporter_expired_series_total",
+                   "Series removed after metric_expiration without updates.", st->labels);
+    st->c_scrapes =
+        tm_counter("meltp_prometheus_exporter_scrapes_total",
+                   "Requests for /metrics served by the prometheus exporter.", st->labels);
     tm_gauge("meltp_prometheus_exporter_series", "Series the prometheus exporter holds.",
              st->labels, series_gauge, st);
     http_handler_t h = {prom_begin, prom_complete, st};
@@ -405,7 +411,8 @@ const exporter_ops_t exporter_prometheus_ops = {
     .nfields = MT_ARRAY_LEN(prom_fields),
     .cfg_size = sizeof(prom_cfg_t),
     .signals = SIG_BIT(MT_SIG_METRICS),
-    .help = "Prometheus scrape endpoint (text 0.0.4 / OpenMetrics) with the latest value of every series",
+    .help = "Prometheus scrape endpoint (text 0.0.4 / OpenMetrics) with the latest value of every "
+            "series",
     .validate = prom_validate,
     .create = prom_create,
     .send = prom_send,

@@ -24,18 +24,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define T_UNKNOWN PROMETHEUS__METRIC_METADATA__METRIC_TYPE__UNKNOWN
-#define T_COUNTER PROMETHEUS__METRIC_METADATA__METRIC_TYPE__COUNTER
-#define T_GAUGE PROMETHEUS__METRIC_METADATA__METRIC_TYPE__GAUGE
-#define T_HISTOGRAM PROMETHEUS__METRIC_METADATA__METRIC_TYPE__HISTOGRAM
+#define T_UNKNOWN        PROMETHEUS__METRIC_METADATA__METRIC_TYPE__UNKNOWN
+#define T_COUNTER        PROMETHEUS__METRIC_METADATA__METRIC_TYPE__COUNTER
+#define T_GAUGE          PROMETHEUS__METRIC_METADATA__METRIC_TYPE__GAUGE
+#define T_HISTOGRAM      PROMETHEUS__METRIC_METADATA__METRIC_TYPE__HISTOGRAM
 #define T_GAUGEHISTOGRAM PROMETHEUS__METRIC_METADATA__METRIC_TYPE__GAUGEHISTOGRAM
-#define T_SUMMARY PROMETHEUS__METRIC_METADATA__METRIC_TYPE__SUMMARY
-#define T_INFO PROMETHEUS__METRIC_METADATA__METRIC_TYPE__INFO
-#define T_STATESET PROMETHEUS__METRIC_METADATA__METRIC_TYPE__STATESET
+#define T_SUMMARY        PROMETHEUS__METRIC_METADATA__METRIC_TYPE__SUMMARY
+#define T_INFO           PROMETHEUS__METRIC_METADATA__METRIC_TYPE__INFO
+#define T_STATESET       PROMETHEUS__METRIC_METADATA__METRIC_TYPE__STATESET
 
 /* Label sets longer than this are built in a heap scratch buffer instead of on the stack. */
 #define PS_STACK_LABELS 64
-#define PS_STACK_KEY 4096
+#define PS_STACK_KEY    4096
 
 /* Common head of both node kinds so one table implementation serves both. */
 typedef struct hnode {
@@ -54,12 +54,12 @@ typedef struct pseries {
     hnode_t h;
     double value;
     int64_t ts_ms;
-    const char *name;     /* __name__, points into key */
-    size_t nlabels;       /* without __name__ */
-    const char **lname;   /* nlabels entries, pointing into key */
+    const char *name;   /* __name__, points into key */
+    size_t nlabels;     /* without __name__ */
+    const char **lname; /* nlabels entries, pointing into key */
     const char **lval;
     size_t keylen;
-    char *key;            /* "n\0v\0" pairs: __name__, then the others sorted by name */
+    char *key; /* "n\0v\0" pairs: __name__, then the others sorted by name */
 } pseries_t;
 
 typedef struct pmeta {
@@ -402,7 +402,10 @@ out:
     return rc;
 }
 
-static const char *nz(const char *s) { return s ? s : ""; }
+static const char *nz(const char *s)
+{
+    return s ? s : "";
+}
 
 static int update_meta(promstore_t *s, const Prometheus__MetricMetadata *md, int64_t now_ms)
 {
@@ -413,8 +416,7 @@ static int update_meta(promstore_t *s, const Prometheus__MetricMetadata *md, int
     }
     const char *help = nz(md->help), *unit = nz(md->unit);
     pmeta_t *m = meta_find(s, name, nl);
-    if (m && m->type == (int)md->type && strcmp(m->help, help) == 0 &&
-        strcmp(m->unit, unit) == 0) {
+    if (m && m->type == (int)md->type && strcmp(m->help, help) == 0 && strcmp(m->unit, unit) == 0) {
         m->h.updated_ms = now_ms;
         return MT_OK;
     }
@@ -566,8 +568,10 @@ static void sb_escaped(sb_t *b, const char *s, int quote)
 {
     const char *run = s;
     for (; *s; s++) {
-        const char *rep = *s == '\\' ? "\\\\" : *s == '\n' ? "\\n"
-                        : (*s == '"' && quote) ? "\\\"" : NULL;
+        const char *rep = *s == '\\'             ? "\\\\"
+                          : *s == '\n'           ? "\\n"
+                          : (*s == '"' && quote) ? "\\\""
+                                                 : NULL;
         if (rep) {
             sb_put(b, run, (size_t)(s - run));
             sb_put(b, rep, 2);
@@ -580,13 +584,13 @@ static void sb_escaped(sb_t *b, const char *s, int quote)
 /* One series as rendered: its family and its place in it. */
 typedef struct rentry {
     const pseries_t *s;
-    const char *fam;      /* family name as written in text 0.0.4 (not NUL-terminated) */
+    const char *fam; /* family name as written in text 0.0.4 (not NUL-terminated) */
     size_t famlen;
-    int type;             /* metadata type, T_UNKNOWN when none */
-    const pmeta_t *meta;  /* HELP/UNIT source, may be NULL */
-    const char *skip;     /* label left out when ordering within the family (le, quantile) */
-    int role;             /* 0 bucket / quantile / plain sample, 1 _sum, 2 _count */
-    double bound;         /* le or quantile value */
+    int type;            /* metadata type, T_UNKNOWN when none */
+    const pmeta_t *meta; /* HELP/UNIT source, may be NULL */
+    const char *skip;    /* label left out when ordering within the family (le, quantile) */
+    int role;            /* 0 bucket / quantile / plain sample, 1 _sum, 2 _count */
+    double bound;        /* le or quantile value */
 } rentry_t;
 
 static int ends_with(const char *s, size_t len, const char *suf, size_t *base)
@@ -740,13 +744,19 @@ static int rentry_cmp(const void *pa, const void *pb)
 static const char *text_type(int t)
 {
     switch (t) {
-    case T_COUNTER: return "counter";
-    case T_GAUGE: return "gauge";
-    case T_HISTOGRAM: return "histogram";
-    case T_SUMMARY: return "summary";
-    case T_INFO:     /* no info or stateset in 0.0.4: their samples are gauges */
-    case T_STATESET: return "gauge";
-    default: return "untyped";
+    case T_COUNTER:
+        return "counter";
+    case T_GAUGE:
+        return "gauge";
+    case T_HISTOGRAM:
+        return "histogram";
+    case T_SUMMARY:
+        return "summary";
+    case T_INFO: /* no info or stateset in 0.0.4: their samples are gauges */
+    case T_STATESET:
+        return "gauge";
+    default:
+        return "untyped";
     }
 }
 
@@ -782,9 +792,15 @@ static void write_header(sb_t *b, const rentry_t *e, promstore_fmt_t fmt)
         case T_STATESET: /* a stateset needs a label named like the family: keep gauges */
             type = "gauge";
             break;
-        case T_HISTOGRAM: type = "histogram"; break;
-        case T_SUMMARY: type = "summary"; break;
-        default: type = "unknown"; break;
+        case T_HISTOGRAM:
+            type = "histogram";
+            break;
+        case T_SUMMARY:
+            type = "summary";
+            break;
+        default:
+            type = "unknown";
+            break;
         }
     }
     if (help) {

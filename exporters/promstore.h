@@ -17,7 +17,7 @@ typedef struct promstore promstore_t;
 
 typedef enum { PROMSTORE_TEXT = 0, PROMSTORE_OPENMETRICS = 1 } promstore_fmt_t;
 
-#define PROMSTORE_CT_TEXT "text/plain; version=0.0.4; charset=utf-8"
+#define PROMSTORE_CT_TEXT        "text/plain; version=0.0.4; charset=utf-8"
 #define PROMSTORE_CT_OPENMETRICS "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 /* Counts one promstore_update / promstore_render / promstore_expire call adds to (callers

@@ -126,8 +126,9 @@ static int prw_create(exporter_t *ex, mt_errbuf_t *eb)
     }
     for (int v = 0; v < 2; v++) {
         struct curl_slist *h = NULL;
-        h = curl_slist_append(h, v ? "Content-Type: application/x-protobuf;proto=io.prometheus.write.v2.Request"
-                                   : "Content-Type: application/x-protobuf");
+        h = curl_slist_append(
+            h, v ? "Content-Type: application/x-protobuf;proto=io.prometheus.write.v2.Request"
+                 : "Content-Type: application/x-protobuf");
         h = curl_slist_append(h, "Content-Encoding: snappy");
         h = curl_slist_append(h, v ? "X-Prometheus-Remote-Write-Version: 2.0.0"
                                    : "X-Prometheus-Remote-Write-Version: 0.1.0");
@@ -144,13 +145,13 @@ static int prw_create(exporter_t *ex, mt_errbuf_t *eb)
     snprintf(st->labels, sizeof(st->labels), "exporter=\"%s\"", ex->id);
     st->c_samples = tm_counter("meltp_prw_samples_sent_total",
                                "Remote-write float samples the backend accepted.", st->labels);
-    st->c_histograms = tm_counter("meltp_prw_histograms_sent_total",
-                                  "Remote-write native histogram samples the backend accepted.",
-                                  st->labels);
+    st->c_histograms =
+        tm_counter("meltp_prw_histograms_sent_total",
+                   "Remote-write native histogram samples the backend accepted.", st->labels);
     st->c_exemplars = tm_counter("meltp_prw_exemplars_sent_total",
                                  "Remote-write exemplars the backend accepted.", st->labels);
-    st->c_requests = tm_counter("meltp_prw_requests_total", "Remote-write requests sent.",
-                                st->labels);
+    st->c_requests =
+        tm_counter("meltp_prw_requests_total", "Remote-write requests sent.", st->labels);
     ex->state = st;
     return MT_OK;
 }

@@ -26,7 +26,7 @@
 typedef struct symtab {
     char **syms;
     size_t n, cap;
-    uint32_t *slots;    /* open addressing: index+1, 0 = empty */
+    uint32_t *slots; /* open addressing: index+1, 0 = empty */
     size_t nslots;
     arena_t *a;
 } symtab_t;
@@ -107,7 +107,8 @@ static uint8_t *pack_v2(Prometheus__TimeSeries **list, size_t n, const promconv_
         }
         io__prometheus__write__v2__time_series__init(o);
         o->n_labels_refs = s->n_labels * 2;
-        o->labels_refs = arena_alloc(a, (o->n_labels_refs ? o->n_labels_refs : 1) * sizeof(uint32_t));
+        o->labels_refs =
+            arena_alloc(a, (o->n_labels_refs ? o->n_labels_refs : 1) * sizeof(uint32_t));
         if (!o->labels_refs) {
             return NULL;
         }
@@ -135,7 +136,8 @@ static uint8_t *pack_v2(Prometheus__TimeSeries **list, size_t n, const promconv_
             o->samples[k] = sm;
         }
         o->n_histograms = s->n_histograms;
-        o->histograms = arena_alloc(a, (s->n_histograms ? s->n_histograms : 1) * sizeof(*o->histograms));
+        o->histograms =
+            arena_alloc(a, (s->n_histograms ? s->n_histograms : 1) * sizeof(*o->histograms));
         if (!o->histograms) {
             return NULL;
         }
@@ -147,13 +149,15 @@ static uint8_t *pack_v2(Prometheus__TimeSeries **list, size_t n, const promconv_
                 return NULL;
             }
             protobuf_c_message_pack(&s->histograms[k]->base, hb);
-            o->histograms[k] = io__prometheus__write__v2__histogram__unpack(arena_pb_allocator(a), hl, hb);
+            o->histograms[k] =
+                io__prometheus__write__v2__histogram__unpack(arena_pb_allocator(a), hl, hb);
             if (!o->histograms[k]) {
                 return NULL;
             }
         }
         o->n_exemplars = s->n_exemplars;
-        o->exemplars = arena_alloc(a, (s->n_exemplars ? s->n_exemplars : 1) * sizeof(*o->exemplars));
+        o->exemplars =
+            arena_alloc(a, (s->n_exemplars ? s->n_exemplars : 1) * sizeof(*o->exemplars));
         if (!o->exemplars) {
             return NULL;
         }
@@ -189,7 +193,8 @@ static uint8_t *pack_v2(Prometheus__TimeSeries **list, size_t n, const promconv_
                     return NULL;
                 }
                 io__prometheus__write__v2__metadata__init(om);
-                om->type = (Io__Prometheus__Write__V2__Metadata__MetricType)meta_type_v2((int)md->type);
+                om->type =
+                    (Io__Prometheus__Write__V2__Metadata__MetricType)meta_type_v2((int)md->type);
                 om->help_ref = (uint32_t)sym_ref(&t, md->help ? md->help : "");
                 om->unit_ref = (uint32_t)sym_ref(&t, md->unit ? md->unit : "");
                 o->metadata = om;

@@ -21,7 +21,7 @@
 typedef struct prw_cfg {
     exporter_common_t common;
     char *endpoint;
-    int message;                  /* 0 prometheus.WriteRequest (1.0), 1 io.prometheus.write.v2.Request */
+    int message; /* 0 prometheus.WriteRequest (1.0), 1 io.prometheus.write.v2.Request */
     cfg_strmap_t headers;
     cfg_strmap_t external_labels;
     char *namespace_;
@@ -53,14 +53,14 @@ typedef struct prw_state {
     ti_slot_t ti[TI_SLOTS];
     deltacum_t *dc;
     struct curl_slist *hdrs[2];
-    _Atomic int use_v1;             /* set after a 415 to a 2.0 request */
+    _Atomic int use_v1; /* set after a 415 to a 2.0 request */
     char labels[256];
     tm_counter_t *c_samples, *c_histograms, *c_exemplars, *c_requests;
 } prw_state_t;
 
 /* One request body waiting to be sent by a shard. */
 typedef struct chunk {
-    uint8_t *body;       /* snappy-compressed, malloc'd */
+    uint8_t *body; /* snappy-compressed, malloc'd */
     size_t len;
     uint64_t samples, histograms, exemplars;
     int v2;
@@ -71,13 +71,13 @@ typedef struct chunk {
 typedef struct shard {
     CURL *easy;
     chunk_t *chunks;
-    size_t n, cap, next;     /* next chunk to send */
+    size_t n, cap, next; /* next chunk to send */
     int busy;
-    uint64_t retry_at_ns;    /* > 0: waiting to retry chunk `next` */
+    uint64_t retry_at_ns; /* > 0: waiting to retry chunk `next` */
     uint64_t first_fail_ns;
     double interval_ms;
-    httpc_resp_t resp;       /* the head of the response body, Retry-After */
-    int written_hdrs;        /* RW2 response carried X-Prometheus-Remote-Write-*-Written */
+    httpc_resp_t resp; /* the head of the response body, Retry-After */
+    int written_hdrs;  /* RW2 response carried X-Prometheus-Remote-Write-*-Written */
 } shard_t;
 
 typedef struct prw_worker {

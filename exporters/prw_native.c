@@ -31,12 +31,12 @@
  * no suffixes, RW 2.0) make accepts_format say no, so the receiver converts instead. */
 
 typedef struct nser {
-    const uint8_t *p;    /* TimeSeries payload */
+    const uint8_t *p; /* TimeSeries payload */
     size_t n;
     uint64_t gh, th, sh; /* group hash, (job, instance) hash, label-set hash */
     uint32_t samples, hists, exs;
     int is_ti;
-    int64_t ts0;         /* target_info: timestamp of its only sample */
+    int64_t ts0; /* target_info: timestamp of its only sample */
 } nser_t;
 
 int prw_accepts_format(exporter_t *ex, int format)
@@ -100,8 +100,8 @@ static void nser_hashes(nser_t *ns, const prw_wlabel_t *l, size_t nl)
     }
     ns->sh = h;
     ns->gh = g;
-    ns->th = mt_hash_bytes(mt_hash_bytes(MT_FNV_BASIS, (const char *)job, jl) ^ 0xff, (const char *)inst,
-                 il);
+    ns->th = mt_hash_bytes(mt_hash_bytes(MT_FNV_BASIS, (const char *)job, jl) ^ 0xff,
+                           (const char *)inst, il);
 }
 
 static uint8_t *put_lfield(uint8_t *p, uint8_t tag, const uint8_t *src, size_t n)

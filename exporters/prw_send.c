@@ -82,9 +82,10 @@ static void start_chunk(exporter_t *ex, prw_worker_t *w, shard_t *sh)
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ch->len);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, st->hdrs[ch->v2]);
     curl_easy_setopt(c, CURLOPT_PRIVATE, sh);
-    httpc_setup(c, &sh->resp, &(httpc_opts_t){.timeout_ms = (long)cfg->common.timeout,
-                                               .tls_insecure = cfg->tls_insecure_skip_verify,
-                                               .tls_ca_file = cfg->tls_ca_file});
+    httpc_setup(c, &sh->resp,
+                &(httpc_opts_t){.timeout_ms = (long)cfg->common.timeout,
+                                .tls_insecure = cfg->tls_insecure_skip_verify,
+                                .tls_ca_file = cfg->tls_ca_file});
     curl_multi_add_handle(w->multi, c);
     sh->busy = 1;
     tm_add(st->c_requests, 1);
@@ -180,7 +181,8 @@ void prw_send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t *r
             } else if (cr != CURLE_OK) {
                 retry = 1;
                 reason = "transport_error";
-                snprintf(res->msg, sizeof(res->msg), "%s: %s", cfg->endpoint, curl_easy_strerror(cr));
+                snprintf(res->msg, sizeof(res->msg), "%s: %s", cfg->endpoint,
+                         curl_easy_strerror(cr));
             } else if (code >= 500 || code == 429) {
                 retry = 1;
                 reason = "http_retryable";
@@ -188,8 +190,9 @@ void prw_send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t *r
                          httpc_resp_text(&sh->resp));
             } else {
                 reason = httpc_status_reason(code, "http_4xx");
-                mt_log(MT_LOG_ERROR, "exporter %s: %s answered HTTP %ld, dropping %llu samples: %.300s",
-                       ex->id, cfg->endpoint, code, (unsigned long long)(ch->samples + ch->histograms),
+                mt_log(MT_LOG_ERROR,
+                       "exporter %s: %s answered HTTP %ld, dropping %llu samples: %.300s", ex->id,
+                       cfg->endpoint, code, (unsigned long long)(ch->samples + ch->histograms),
                        httpc_resp_text(&sh->resp));
             }
             uint64_t t = mt_now_ns();
@@ -205,7 +208,8 @@ void prw_send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t *r
                     reason = "shutdown";
                 } else if (cc->max_elapsed_time <= 0 ||
                            t - sh->first_fail_ns <= (uint64_t)cc->max_elapsed_time * 1000000ull) {
-                    double jitter = 1.0 + cc->randomization_factor * (2.0 * ((double)rand() / RAND_MAX) - 1.0);
+                    double jitter =
+                        1.0 + cc->randomization_factor * (2.0 * ((double)rand() / RAND_MAX) - 1.0);
                     int64_t wait = (int64_t)(sh->interval_ms * jitter);
                     if (sh->resp.retry_after_s * 1000 > wait) {
                         wait = sh->resp.retry_after_s * 1000;
@@ -379,7 +383,8 @@ int prw_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_
         }
         is_ti[i] = n && !strcmp(n, "target_info");
         nti += is_ti[i];
-        th[i] = mt_hash_bytes(mt_hash_bytes(MT_FNV_BASIS, job, strlen(job)) ^ 0xff, inst, strlen(inst));
+        th[i] =
+            mt_hash_bytes(mt_hash_bytes(MT_FNV_BASIS, job, strlen(job)) ^ 0xff, inst, strlen(inst));
         ti_head[i] = NONE;
     }
     /* each target_info follows the first series of its (job, instance); O(targets x series) */

@@ -84,8 +84,7 @@ static int label_value_ok(const char *v)
     return 1;
 }
 
-static void pyro_validate(cfg_ctx_t *c, const void *cfgp, const char *path,
-                          const cfg_node_t *node)
+static void pyro_validate(cfg_ctx_t *c, const void *cfgp, const char *path, const cfg_node_t *node)
 {
     const pyro_cfg_t *cfg = cfgp;
     if (cfg->endpoint && strncmp(cfg->endpoint, "http://", 7) &&
@@ -98,9 +97,9 @@ static void pyro_validate(cfg_ctx_t *c, const void *cfgp, const char *path,
     }
     for (size_t i = 0; i < cfg->external_labels.n; i++) {
         if (!label_value_ok(cfg->external_labels.vals[i])) {
-            cfg_error_key(c, node, path, "external_labels",
-                          "value of %s must be non-empty without { } , =",
-                          cfg->external_labels.keys[i]);
+            cfg_error_key(
+                c, node, path, "external_labels",
+                "value of %s must be non-empty without { } , =", cfg->external_labels.keys[i]);
         }
     }
     if (cfg->resource_to_labels && cfg->promote.n) {
@@ -275,8 +274,9 @@ static const char *attr_str(const Opentelemetry__Proto__Common__V1__KeyValue *kv
 }
 
 /* Builds `service{labels}` and picks the spy name for one resource. */
-static void build_name(const pyro_cfg_t *cfg, const Opentelemetry__Proto__Resource__V1__Resource *res,
-                       namebuf_t *b, const char **spy)
+static void build_name(const pyro_cfg_t *cfg,
+                       const Opentelemetry__Proto__Resource__V1__Resource *res, namebuf_t *b,
+                       const char **spy)
 {
     memset(b, 0, sizeof(*b));
     const char *service = NULL;
@@ -330,9 +330,9 @@ static void build_name(const pyro_cfg_t *cfg, const Opentelemetry__Proto__Resour
 static const char BOUNDARY[] = "meltp-pprof-7d1f3b9a2c";
 
 /* POSTs one gzipped pprof. Returns MT_OK, MT_ERETRY or MT_EPERM with res filled. */
-static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *spy,
-                    uint64_t t_ns, uint64_t dur_ns, const uint8_t *gz, size_t gzlen,
-                    const char *stc, send_result_t *res)
+static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *spy, uint64_t t_ns,
+                    uint64_t dur_ns, const uint8_t *gz, size_t gzlen, const char *stc,
+                    send_result_t *res)
 {
     pyro_cfg_t *cfg = ex->cfg;
     pstate_t *st = ex->state;
@@ -346,23 +346,25 @@ static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *
     }
     char *url = NULL;
     if (!ename || !espy ||
-        asprintf(&url, "%s?name=%s&from=%llu&until=%llu&spyName=%s", st->url,
-                 ename, (unsigned long long)from, (unsigned long long)until, espy) < 0) {
+        asprintf(&url, "%s?name=%s&from=%llu&until=%llu&spyName=%s", st->url, ename,
+                 (unsigned long long)from, (unsigned long long)until, espy) < 0) {
         url = NULL;
     }
     curl_free(ename);
     curl_free(espy);
     char head[256];
-    int hl = snprintf(head, sizeof(head),
-                      "--%s\r\nContent-Disposition: form-data; name=\"profile\"; "
-                      "filename=\"profile.pprof\"\r\nContent-Type: application/octet-stream\r\n\r\n",
-                      BOUNDARY);
+    int hl =
+        snprintf(head, sizeof(head),
+                 "--%s\r\nContent-Disposition: form-data; name=\"profile\"; "
+                 "filename=\"profile.pprof\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+                 BOUNDARY);
     /* parts without a filename are ignored by the server: both are files */
     char mid[256];
     int ml = snprintf(mid, sizeof(mid),
                       "\r\n--%s\r\nContent-Disposition: form-data; name=\"sample_type_config\"; "
                       "filename=\"sample_type_config.json\"\r\nContent-Type: application/json"
-                      "\r\n\r\n", BOUNDARY);
+                      "\r\n\r\n",
+                      BOUNDARY);
     size_t sl = strlen(stc);
     char tail[64];
     int tl = snprintf(tail, sizeof(tail), "\r\n--%s--\r\n", BOUNDARY);
@@ -398,8 +400,8 @@ static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    httpc_opts_t o = httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify,
-                                     cfg->tls_ca_file);
+    httpc_opts_t o =
+        httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify, cfg->tls_ca_file);
     httpc_setup(c, &w->resp, &o);
     CURLcode cr = curl_easy_perform(c);
     curl_slist_free_all(hdrs);
@@ -436,7 +438,10 @@ static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *
     return MT_EPERM;
 }
 
-static int is_gzip(const uint8_t *p, size_t n) { return n >= 2 && p[0] == 0x1f && p[1] == 0x8b; }
+static int is_gzip(const uint8_t *p, size_t n)
+{
+    return n >= 2 && p[0] == 0x1f && p[1] == 0x8b;
+}
 
 static const char *type_name(const pprof_otlp_dict_t *d, const pprof_otlp_profile_t *p)
 {
@@ -575,8 +580,8 @@ static int pyro_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *dat
                 char sendname[sizeof(name.s)];
                 snprintf(sendname, sizeof(sendname), "%.*s%s", (int)cut, name.s,
                          name.s + name.app_len);
-                rc = stc ? post_one(ex, w, sendname, spy, p->time_unix_nano, p->duration_nano,
-                                    send, sendlen, stc, res)
+                rc = stc ? post_one(ex, w, sendname, spy, p->time_unix_nano, p->duration_nano, send,
+                                    sendlen, stc, res)
                          : MT_ERETRY;
                 if (!stc) {
                     res->reason = "out_of_memory";

@@ -24,8 +24,8 @@ static uint64_t fnv(const char *s)
 
 static json_t *target(const char *expr, const char *legend, const char *ref)
 {
-    return json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "expr", expr, "legendFormat", legend,
-                     "refId", ref, "datasource", "type", "prometheus", "uid", "${datasource}");
+    return json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "expr", expr, "legendFormat", legend, "refId",
+                     ref, "datasource", "type", "prometheus", "uid", "${datasource}");
 }
 
 static json_t *panel(const char *type, const char *title, int x, int y, int w, int h, int *id)
@@ -42,8 +42,8 @@ static void unit(json_t *p, const char *u, double min, double max, int has_range
         json_object_set_new(defaults, "min", json_real(min));
         json_object_set_new(defaults, "max", json_real(max));
     }
-    json_object_set_new(p, "fieldConfig", json_pack("{s:o, s:[]}", "defaults", defaults,
-                                                    "overrides"));
+    json_object_set_new(p, "fieldConfig",
+                        json_pack("{s:o, s:[]}", "defaults", defaults, "overrides"));
 }
 
 static void add_target(json_t *p, const char *expr, const char *legend)
@@ -147,8 +147,10 @@ static void slo_row(json_t *panels, const slo_spec_t *s, int *y, int *id)
 
     /* alerts firing for this SLO */
     p = panel("timeseries", "Alerts firing", 0, *y, 24, 5, id);
-    snprintf(expr, sizeof(expr), "sum by (alertname, sloth_severity) (ALERTS{sloth_id=\"%s\", "
-                                 "alertstate=\"firing\"})", s->id);
+    snprintf(expr, sizeof(expr),
+             "sum by (alertname, sloth_severity) (ALERTS{sloth_id=\"%s\", "
+             "alertstate=\"firing\"})",
+             s->id);
     add_target(p, expr, "{{alertname}} {{sloth_severity}}");
     unit(p, "none", 0, 0, 0);
     json_array_append_new(panels, p);
@@ -159,7 +161,8 @@ static int write_service(const char *dir, const slo_set_t *set, const char *serv
                          mt_errbuf_t *eb)
 {
     char uid[32], title[256];
-    snprintf(uid, sizeof(uid), "meltp-slo-%08llx", (unsigned long long)(fnv(service) & 0xffffffffULL));
+    snprintf(uid, sizeof(uid), "meltp-slo-%08llx",
+             (unsigned long long)(fnv(service) & 0xffffffffULL));
     snprintf(title, sizeof(title), "SLOs / %s", service);
     json_t *panels = json_array();
     int y = 0, id = 1;
@@ -168,14 +171,14 @@ static int write_service(const char *dir, const slo_set_t *set, const char *serv
             slo_row(panels, &set->slos[i], &y, &id);
         }
     }
-    json_t *dash = json_pack(
-        "{s:s, s:s, s:[s,s,s], s:s, s:i, s:i, s:b, s:{s:s, s:s}, s:s, s:o, "
-        "s:{s:[{s:s, s:s, s:s, s:s, s:{s:s, s:s}}]}, s:{s:[]}}",
-        "uid", uid, "title", title, "tags", "slo", "meltp", "sloth", "timezone", "browser",
-        "schemaVersion", 39, "version", 1, "editable", 1, "time", "from", "now-7d", "to", "now",
-        "refresh", "1m", "panels", panels, "templating", "list", "name", "datasource", "type",
-        "datasource", "query", "prometheus", "label", "Data source", "current", "text",
-        "default", "value", "default", "annotations", "list");
+    json_t *dash = json_pack("{s:s, s:s, s:[s,s,s], s:s, s:i, s:i, s:b, s:{s:s, s:s}, s:s, s:o, "
+                             "s:{s:[{s:s, s:s, s:s, s:s, s:{s:s, s:s}}]}, s:{s:[]}}",
+                             "uid", uid, "title", title, "tags", "slo", "meltp", "sloth",
+                             "timezone", "browser", "schemaVersion", 39, "version", 1, "editable",
+                             1, "time", "from", "now-7d", "to", "now", "refresh", "1m", "panels",
+                             panels, "templating", "list", "name", "datasource", "type",
+                             "datasource", "query", "prometheus", "label", "Data source", "current",
+                             "text", "default", "value", "default", "annotations", "list");
     if (!dash) {
         mt_failf(eb, "cannot build the dashboard JSON for %s", service);
         return MT_ENOMEM;

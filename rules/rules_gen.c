@@ -320,8 +320,8 @@ static void total_count(sb_t *b, const slo_spec_t *s, const char *w, int64_t w_m
 {
     const slo_sli_t *q = &s->sli;
     rg_total_rate(b, s, w);
-    if (!(s->format == SLO_FMT_SLOTH && q->error_query && q->total_query
-          && strstr(q->total_query, "increase("))) {
+    if (!(s->format == SLO_FMT_SLOTH && q->error_query && q->total_query &&
+          strstr(q->total_query, "increase("))) {
         rg_printf(b, " * %lld", (long long)(w_ms / 1000));
     }
 }
@@ -362,8 +362,9 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
      * slice_emit) and the rules do not: they see no events as no ratio (0/0) and no alert */
     switch (s->nodata) {
     case SLO_NODATA_GOOD:
-        rg_printf(b, "# %s: no_data: good. Windows without events give no ratio and no alert; "
-                     "the engine\n# reports ratio 0 there and raises nothing either.\n",
+        rg_printf(b,
+                  "# %s: no_data: good. Windows without events give no ratio and no alert; "
+                  "the engine\n# reports ratio 0 there and raises nothing either.\n",
                   s->id);
         break;
     case SLO_NODATA_BAD:
@@ -378,10 +379,11 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         break;
     case SLO_NODATA_FREEZE:
     case SLO_NODATA_ALERT:
-        rg_printf(b, "# %s: no_data: %s. A window without events keeps the previous "
-                     "evaluation's ratio\n# (0 before the group had one), the rule reading its "
-                     "own last value; tiers read only\n# windows with events, and a tier whose "
-                     "long window has no events is held, as in\n# the engine.\n",
+        rg_printf(b,
+                  "# %s: no_data: %s. A window without events keeps the previous "
+                  "evaluation's ratio\n# (0 before the group had one), the rule reading its "
+                  "own last value; tiers read only\n# windows with events, and a tier whose "
+                  "long window has no events is held, as in\n# the engine.\n",
                   s->id, slo_nodata_name(s->nodata));
         break;
     }
@@ -564,7 +566,7 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
     rg_printf(&e,
               "slo:sli_error:ratio_%s%s%s\n/ on(sloth_id, sloth_slo, sloth_service) "
               "group_left\nslo:error_budget:ratio%s",
-              s->period_kind == SLO_PERIOD_ROLLING ? "rate" : "", 
+              s->period_kind == SLO_PERIOD_ROLLING ? "rate" : "",
               s->period_kind == SLO_PERIOD_ROLLING ? ps : "period", sb_str(&id), sb_str(&id));
     rg_record(b, "slo:period_burn_rate:ratio", sb_str(&e), &s->labels, NULL);
     e.len = 0;
@@ -586,9 +588,10 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         } else if (s->period_kind == SLO_PERIOD_ROLLING) {
             rg_invalid_term(&e, s, ps);
         } else {
-            rg_printf(&e, "  max without (sloth_window) (\n    slo:sli_bad:count_period%s > "
-                          "slo:sli_total:count_period%s\n    or\n    "
-                          "slo:sli_bad:count_period%s < 0\n  )",
+            rg_printf(&e,
+                      "  max without (sloth_window) (\n    slo:sli_bad:count_period%s > "
+                      "slo:sli_total:count_period%s\n    or\n    "
+                      "slo:sli_bad:count_period%s < 0\n  )",
                       sb_str(&id), sb_str(&id), sb_str(&id));
         }
         if (rg_invalid_slices(s)) {
@@ -698,8 +701,9 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             if (rg_nd_fill(s) && s->nodata == SLO_NODATA_BAD) {
                 /* bad: a long window without events fires the tier, whatever the data state
                  * (eval.c slo_eval_run: cond = 1 before the low-traffic checks) */
-                rg_printf(&e, "\nor\n(\n    max(slo:sli_error:ratio_rate%s%s) without "
-                              "(sloth_window)\n    unless ",
+                rg_printf(&e,
+                          "\nor\n(\n    max(slo:sli_error:ratio_rate%s%s) without "
+                          "(sloth_window)\n    unless ",
                           lw, sb_str(&id));
                 rg_on_groups(&e, s);
                 rg_printf(&e, "\n    (");
@@ -737,9 +741,10 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         }
         if ((rg_invalid_flag(s) || (rg_nd_fill(s) && s->nodata != SLO_NODATA_BAD)) &&
             rg_labels_use_value(t)) {
-            rg_printf(b, "# NOT EQUIVALENT: %s (%s): a label templated on $value renders anew "
-                         "while the\n# engine holds the alert, so the held alert is a new one "
-                         "to Prometheus.\n",
+            rg_printf(b,
+                      "# NOT EQUIVALENT: %s (%s): a label templated on $value renders anew "
+                      "while the\n# engine holds the alert, so the held alert is a new one "
+                      "to Prometheus.\n",
                       t->alert_name, t->severity);
         }
         rg_printf(b, "  - alert: %s\n    expr: |\n", t->alert_name);
@@ -816,8 +821,9 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
 int slo_rules_write(FILE *f, const slo_set_t *set, mt_errbuf_t *eb)
 {
     sb_t b = {0};
-    rg_printf(&b, "# Generated by meltp slo rules (meltp %s) - Sloth-compatible SLO rules.\n"
-                  "# Do not edit: regenerate from the SLO specs.\ngroups:\n",
+    rg_printf(&b,
+              "# Generated by meltp slo rules (meltp %s) - Sloth-compatible SLO rules.\n"
+              "# Do not edit: regenerate from the SLO specs.\ngroups:\n",
               MELTP_VERSION);
     for (size_t i = 0; i < set->n; i++) {
         spec_rules(&b, &set->slos[i]);

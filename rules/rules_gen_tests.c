@@ -25,8 +25,8 @@
 static char *pick_value(const slo_matcher_t *const *ms, const int *want, size_t n)
 {
     sb_t cand = {0};
-    const char *fixed[] = {"meltp_test", "500", "503", "5xx", "200", "0", "1", "error", "ERROR",
-                           "ok", "true", "false", "GET", "POST", "a", ""};
+    const char *fixed[] = {"meltp_test", "500", "503",  "5xx",   "200", "0",    "1", "error",
+                           "ERROR",      "ok",  "true", "false", "GET", "POST", "a", ""};
     /* candidates separated by \x01 */
     for (size_t i = 0; i < n; i++) {
         rg_printf(&cand, "%s\x01", ms[i]->value);
@@ -227,7 +227,7 @@ typedef struct {
     int bad_in_outage[4]; /* 1: increments during the outage; 0: during healthy traffic */
     int always[4];        /* 1: increments in both (totals) */
     int n;
-    gvals_t gv;           /* group label values of the first series */
+    gvals_t gv; /* group label values of the first series */
 } inputs_t;
 
 /* Input series for one SLO such that "outage" makes every event bad and "healthy" makes every
@@ -283,11 +283,10 @@ static int build_inputs(const slo_spec_t *s, inputs_t *in)
         /* good + bad: two disjoint counters */
         const slo_selector_t *mb[1] = {&q->bad}, *mg[1] = {&q->good};
         if (series(&in->name[0], q->bad.metric, mb, 1,
-                   !strcmp(q->bad.metric, q->good.metric) ? &q->good : NULL, s, NULL, &in->gv)
-                != 0
-            || series(&in->name[1], q->good.metric, mg, 1,
-                      !strcmp(q->bad.metric, q->good.metric) ? &q->bad : NULL, s, NULL, NULL)
-                   != 0) {
+                   !strcmp(q->bad.metric, q->good.metric) ? &q->good : NULL, s, NULL,
+                   &in->gv) != 0 ||
+            series(&in->name[1], q->good.metric, mg, 1,
+                   !strcmp(q->bad.metric, q->good.metric) ? &q->bad : NULL, s, NULL, NULL) != 0) {
             return -1;
         }
         in->bad_in_outage[0] = 1;
@@ -297,8 +296,8 @@ static int build_inputs(const slo_spec_t *s, inputs_t *in)
     }
     if (strcmp(ev->metric, tot->metric) != 0) {
         const slo_selector_t *me[1] = {ev}, *mt[1] = {tot};
-        if (series(&in->name[0], ev->metric, me, 1, NULL, s, NULL, &in->gv) != 0
-            || series(&in->name[1], tot->metric, mt, 1, NULL, s, NULL, NULL) != 0) {
+        if (series(&in->name[0], ev->metric, me, 1, NULL, s, NULL, &in->gv) != 0 ||
+            series(&in->name[1], tot->metric, mt, 1, NULL, s, NULL, NULL) != 0) {
             return -1;
         }
         in->bad_in_outage[0] = ev_is_bad;
@@ -308,8 +307,8 @@ static int build_inputs(const slo_spec_t *s, inputs_t *in)
     }
     /* same counter: one series inside the event selector, one outside it */
     const slo_selector_t *both[2] = {ev, tot}, *only[1] = {tot};
-    if (series(&in->name[0], ev->metric, both, 2, NULL, s, NULL, &in->gv) != 0
-        || series(&in->name[1], tot->metric, only, 1, ev, s, NULL, NULL) != 0) {
+    if (series(&in->name[0], ev->metric, both, 2, NULL, s, NULL, &in->gv) != 0 ||
+        series(&in->name[1], tot->metric, only, 1, ev, s, NULL, NULL) != 0) {
         return -1;
     }
     in->bad_in_outage[0] = ev_is_bad;
@@ -441,7 +440,8 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
         }
         rg_printf(b, "    promql_expr_test:\n      - expr: 'slo:sli_error:ratio_rate5m%s'\n",
                   sb_str(&id));
-        rg_printf(b, "        eval_time: %ldm\n        exp_samples:\n          - labels: ", eval_min);
+        rg_printf(b,
+                  "        eval_time: %ldm\n        exp_samples:\n          - labels: ", eval_min);
         {
             sb_t l = {0};
             rg_printf(&l, "slo:sli_error:ratio_rate5m{");
@@ -461,9 +461,10 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
         }
         rg_printf(b, "\n            value: %d\n", mode == 0 ? 1 : 0);
         if (mode == 1 && s->ngroup_by == 0) {
-            rg_printf(b, "      - expr: 'slo:period_error_budget_remaining:ratio%s'\n", sb_str(&id));
-            rg_printf(b, "        eval_time: %ldm\n        exp_samples:\n          - labels: ",
-                      eval_min);
+            rg_printf(b, "      - expr: 'slo:period_error_budget_remaining:ratio%s'\n",
+                      sb_str(&id));
+            rg_printf(
+                b, "        eval_time: %ldm\n        exp_samples:\n          - labels: ", eval_min);
             sb_t l = {0};
             rg_printf(&l, "slo:period_error_budget_remaining:ratio{");
             for (size_t i = 0; i < s->labels.n; i++) {
@@ -472,9 +473,10 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
             }
             char ps[32];
             rg_printf(&l, ", sloth_window=\"%s\"}",
-                      s->period_kind == SLO_PERIOD_CALENDAR_MONTH  ? "month"
-                      : s->period_kind == SLO_PERIOD_CALENDAR_WEEK ? "week"
-                                                                   : slo_fmt_duration(s->period_ms, ps, sizeof(ps)));
+                      s->period_kind == SLO_PERIOD_CALENDAR_MONTH ? "month"
+                      : s->period_kind == SLO_PERIOD_CALENDAR_WEEK
+                          ? "week"
+                          : slo_fmt_duration(s->period_ms, ps, sizeof(ps)));
             rg_yq(b, sb_str(&l));
             sb_fini(&l);
             rg_printf(b, "\n            value: 1\n");
@@ -535,17 +537,20 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
         /* 100% errors at a trickle: every long window stays below min_events, so no tier
          * fires although the error ratio is 1 */
         double low = (double)s->min_events / (4.0 * (double)samples);
-        rg_printf(b, "  - name: '%s low traffic below min_events fires nothing'\n"
-                     "    interval: 1m\n    input_series:\n", s->id);
+        rg_printf(b,
+                  "  - name: '%s low traffic below min_events fires nothing'\n"
+                  "    interval: 1m\n    input_series:\n",
+                  s->id);
         for (int i = 0; i < in.n; i++) {
             int grows = in.always[i] || in.bad_in_outage[i];
             rg_printf(b, "      - series: ");
             rg_yq(b, sb_str(&in.name[i]));
             rg_printf(b, "\n        values: '0+%.10gx%ld'\n", grows ? low : 0.0, samples);
         }
-        rg_printf(b, "    promql_expr_test:\n      - expr: 'max(slo:sli_error:ratio_rate5m%s)'\n"
-                     "        eval_time: %ldm\n        exp_samples:\n          - labels: '{}'\n"
-                     "            value: 1\n    alert_rule_test:\n",
+        rg_printf(b,
+                  "    promql_expr_test:\n      - expr: 'max(slo:sli_error:ratio_rate5m%s)'\n"
+                  "        eval_time: %ldm\n        exp_samples:\n          - labels: '{}'\n"
+                  "            value: 1\n    alert_rule_test:\n",
                   sb_str(&id), eval_min);
         for (size_t i = 0; i < s->ntiers; i++) {
             const slo_tier_t *t = &s->tiers[i];
@@ -554,8 +559,9 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
                 seen |= s->tiers[j].enabled && !strcmp(s->tiers[j].alert_name, t->alert_name);
             }
             if (t->enabled && !seen) {
-                rg_printf(b, "      - eval_time: %ldm\n        alertname: %s\n"
-                             "        exp_alerts: []\n",
+                rg_printf(b,
+                          "      - eval_time: %ldm\n        alertname: %s\n"
+                          "        exp_alerts: []\n",
                           eval_min, t->alert_name);
             }
         }
@@ -567,8 +573,10 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
         rg_nodata_name(s, an, sizeof(an));
         int64_t after = rg_nodata_after(s);
         long after_min = (long)((after + 59999) / 60000);
-        rg_printf(b, "  - name: '%s no data alerts after %s'\n    interval: 1m\n"
-                     "    input_series:\n", s->id, slo_fmt_duration(after, aw, sizeof(aw)));
+        rg_printf(b,
+                  "  - name: '%s no data alerts after %s'\n    interval: 1m\n"
+                  "    input_series:\n",
+                  s->id, slo_fmt_duration(after, aw, sizeof(aw)));
         for (int i = 0; i < in.n; i++) {
             int grows = in.always[i] || !in.bad_in_outage[i];
             rg_printf(b, "      - series: ");
@@ -581,11 +589,15 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
             if (q == 1 && quiet[1] <= quiet[0]) {
                 continue;
             }
-            rg_printf(b, "      - eval_time: %ldm\n        alertname: %s\n"
-                         "        exp_alerts: []\n", quiet[q], an);
+            rg_printf(b,
+                      "      - eval_time: %ldm\n        alertname: %s\n"
+                      "        exp_alerts: []\n",
+                      quiet[q], an);
         }
-        rg_printf(b, "      - eval_time: %ldm\n        alertname: %s\n        exp_alerts:\n"
-                     "          - exp_labels:\n", 10 + after_min + 1, an);
+        rg_printf(b,
+                  "      - eval_time: %ldm\n        alertname: %s\n        exp_alerts:\n"
+                  "          - exp_labels:\n",
+                  10 + after_min + 1, an);
         const char *k[160], *v[160];
         size_t n = rg_nodata_labels(s, k, v, MT_ARRAY_LEN(k));
         for (size_t i = 0; i < n; i++) {
@@ -611,13 +623,11 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
     inputs_free(&in);
 }
 
-int slo_rules_tests_write(FILE *f, const slo_set_t *set, const char *rules_file,
-                          mt_errbuf_t *eb)
+int slo_rules_tests_write(FILE *f, const slo_set_t *set, const char *rules_file, mt_errbuf_t *eb)
 {
     sb_t b = {0};
-    rg_printf(&b,
-              "# Generated by meltp slo rules --tests: promtool unit tests for the generated "
-              "rules.\n# Run: promtool test rules THIS_FILE\nrule_files:\n  - ");
+    rg_printf(&b, "# Generated by meltp slo rules --tests: promtool unit tests for the generated "
+                  "rules.\n# Run: promtool test rules THIS_FILE\nrule_files:\n  - ");
     rg_yq(&b, rules_file);
     rg_printf(&b, "\nevaluation_interval: 1m\ntests:\n");
     size_t before = b.len;

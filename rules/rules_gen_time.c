@@ -171,8 +171,8 @@ void rg_tz_plan(const slo_spec_t *s, tz_plan_t *p)
     p->chunk_s = 3600;
     p->month_exact = 1;
     slo_tz_t *z = NULL;
-    if (s->time_zone && strcmp(s->time_zone, "UTC") != 0
-        && slo_tz_load(s->time_zone, &z) != MT_OK) {
+    if (s->time_zone && strcmp(s->time_zone, "UTC") != 0 &&
+        slo_tz_load(s->time_zone, &z) != MT_OK) {
         p->problem = "the zone file cannot be read here, so UTC is used";
         return;
     }
@@ -353,8 +353,8 @@ static void calendar_over(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, cons
         for (int64_t off = 0; off <= range_s; n++) {
             int64_t len = range_s - off < plen ? range_s - off : plen;
             rg_ms_dur((len > 0 ? len : 1) * 1000, rg, sizeof(rg));
-            rg_printf(b, "%s%s%s((\n    %s\n    and on() (", n ? "\n  +\n  " : "",
-                      many ? "(" : "", fn, inner);
+            rg_printf(b, "%s%s%s((\n    %s\n    and on() (", n ? "\n  +\n  " : "", many ? "(" : "",
+                      fn, inner);
             period_class(b, s, p, tm);
             rg_printf(b, " == %d)\n  )[%s:%s]", k, rg, st);
             if (off) {
@@ -400,11 +400,12 @@ void rg_calendar_count(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, int bad
     in.len = 0;
     count_expr(&in, s, bad, ts, tail_ms);
     for (int k = 0; k < 2; k++) {
-        rg_printf(b, "%s(\n  sum_over_time((\n    %s\n    and on() (floor(vector((time() - %lld) / "
-                     "%lld)) %% 2 == %d)\n  )[%s:%s])\n  and on() (floor(vector(time() / %lld)) "
-                     "%% 2 == %d)\n)",
-                  k ? "\nor\n" : "", sb_str(&in), (long long)(tail_ms / 1000), (long long)c, k,
-                  rg, ts, (long long)c, k);
+        rg_printf(b,
+                  "%s(\n  sum_over_time((\n    %s\n    and on() (floor(vector((time() - %lld) / "
+                  "%lld)) %% 2 == %d)\n  )[%s:%s])\n  and on() (floor(vector(time() / %lld)) "
+                  "%% 2 == %d)\n)",
+                  k ? "\nor\n" : "", sb_str(&in), (long long)(tail_ms / 1000), (long long)c, k, rg,
+                  ts, (long long)c, k);
     }
     rg_printf(b, "\nor\n%s\n)", sb_str(&zero));
     sb_fini(&in);
@@ -594,9 +595,10 @@ void rg_slice_n(sb_t *b, const slo_spec_t *s, int64_t w_ms)
     /* slice ends in [now - w_ms + slice, now] (slice_over): w_ms / slice of them when now is
      * on a slice boundary, one fewer between boundaries */
     long long ws = (long long)(w / 1000), wl = (long long)(w_ms / 1000);
-    rg_printf(b, " (clamp_max(floor((time() - slo:first_slice_end:time%s) / %lld) + 1, "
-                 "scalar(clamp_min(floor(vector(time() / %lld)) - ceil(vector((time() - %lld) / "
-                 "%lld)) + 1, 0))))",
+    rg_printf(b,
+              " (clamp_max(floor((time() - slo:first_slice_end:time%s) / %lld) + 1, "
+              "scalar(clamp_min(floor(vector(time() / %lld)) - ceil(vector((time() - %lld) / "
+              "%lld)) + 1, 0))))",
               sb_str(&id), ws, ws, wl - ws, ws);
     sb_fini(&id);
 }
@@ -759,11 +761,12 @@ void rg_calendar_slices(sb_t *b, const slo_spec_t *s, const tz_plan_t *p, const 
                       CAL_PIECE_SLICES * w / c, sb_str(&zero));
         rg_printf(b, "\nor\n%s\n)\n+\n(\n", sb_str(&zero));
         for (int k = 0; k < 2; k++) {
-            rg_printf(b, "%s(\n  %s((\n    %s\n    and on() (floor(vector((time() - "
-                         "%lld) / %lld)) %% 2 == %d)\n  )[%s:%s])\n  and on() (floor(vector("
-                         "time() / %lld)) %% 2 == %d)\n)",
-                      k ? "\nor\n" : "", fn, in, (long long)(w / 1000),
-                      (long long)p->chunk_s, k, rg, sw, (long long)p->chunk_s, k);
+            rg_printf(b,
+                      "%s(\n  %s((\n    %s\n    and on() (floor(vector((time() - "
+                      "%lld) / %lld)) %% 2 == %d)\n  )[%s:%s])\n  and on() (floor(vector("
+                      "time() / %lld)) %% 2 == %d)\n)",
+                      k ? "\nor\n" : "", fn, in, (long long)(w / 1000), (long long)p->chunk_s, k,
+                      rg, sw, (long long)p->chunk_s, k);
         }
         rg_printf(b, "\nor\n%s\n)", sb_str(&zero));
         sb_fini(&zero);

@@ -115,17 +115,17 @@ static void explain_one(const slo_spec_t *s, int64_t eval_ms)
         int64_t tte = (int64_t)((double)s->period_ms / t->factor);
         printf("  %-14s %-8s %-6s %-6s %-9.6g %-11.6g %-9.4g %-11s %-11s %s%s\n", t->name,
                t->severity, slo_fmt_duration(t->long_ms, d1, sizeof(d1)),
-               slo_fmt_duration(t->short_ms, d2, sizeof(d2)), t->factor,
-               slo_tier_threshold(s, t), t->budget_percent, human(det, h1, sizeof(h1)),
-               human(rst, h2, sizeof(h2)), human(tte, h3, sizeof(h3)),
-               t->enabled ? "" : "  (disabled)");
+               slo_fmt_duration(t->short_ms, d2, sizeof(d2)), t->factor, slo_tier_threshold(s, t),
+               t->budget_percent, human(det, h1, sizeof(h1)), human(rst, h2, sizeof(h2)),
+               human(tte, h3, sizeof(h3)), t->enabled ? "" : "  (disabled)");
         printf("    detect_ms=%lld reset_ms=%lld alert=%s\n", (long long)det, (long long)rst,
                t->alert_name);
     }
     printf("  detect: time for a full outage (100%% errors) to fire = long x factor x (1 - "
            "objective) + for");
     if (eval_ms > 0) {
-        printf(", plus up to one evaluation interval (%s)", slo_fmt_duration(eval_ms, d1, sizeof(d1)));
+        printf(", plus up to one evaluation interval (%s)",
+               slo_fmt_duration(eval_ms, d1, sizeof(d1)));
     }
     printf("\n  reset: time after the outage ends until the alert clears = short x (1 - "
            "threshold) + keep_firing_for\n\n");

@@ -130,8 +130,8 @@ static void params_from_spec(slo_engine_t *e, const slo_spec_t *s, slo_ev_params
     p->ntiers = s->ntiers < SLO_EV_MAX_TIERS ? s->ntiers : SLO_EV_MAX_TIERS;
     for (size_t i = 0; i < p->ntiers; i++) {
         const slo_tier_t *t = &s->tiers[i];
-        p->tiers[i] = (slo_ev_tier_t){t->long_ms, t->short_ms, t->factor, t->for_ms,
-                                      t->keep_firing_for_ms, severity_rank(t->severity),
+        p->tiers[i] = (slo_ev_tier_t){t->long_ms, t->short_ms,           t->factor,
+                                      t->for_ms,  t->keep_firing_for_ms, severity_rank(t->severity),
                                       t->enabled};
     }
 }
@@ -173,8 +173,8 @@ int eng_defs_init(slo_engine_t *e)
     e->defs = calloc(e->set->n ? e->set->n : 1, sizeof(*e->defs));
     e->changes = calloc(ENG_MAX_CHANGE_SERVICES, sizeof(*e->changes));
     if (!e->defs || !e->changes ||
-        slo_ctr_init(&e->ctr, (size_t)(e->cfg.max_series > 0 ? e->cfg.max_series : 65536) * 4 / 3) !=
-            MT_OK) {
+        slo_ctr_init(&e->ctr, (size_t)(e->cfg.max_series > 0 ? e->cfg.max_series : 65536) * 4 /
+                                  3) != MT_OK) {
         return MT_ENOMEM;
     }
     e->ndefs = e->set->n;
@@ -357,25 +357,23 @@ static int mkdir_p(const char *dir)
     return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-
 size_t slo_engine_exporters(const slo_engine_t *e, char *const **ids)
 {
     *ids = e->cfg.exporters.items;
     return e->cfg.exporters.n;
 }
 
-int slo_engine_start(slo_engine_t *e, struct exq *const *queues, size_t nqueues,
-                     mt_errbuf_t *eb)
+int slo_engine_start(slo_engine_t *e, struct exq *const *queues, size_t nqueues, mt_errbuf_t *eb)
 {
     e->counted_from_ns = mt_wall_ns();
-    e->c_old = tm_counter("meltp_slo_events_dropped_total",
-                          "SLO events not counted, by reason", "reason=\"too_old\"");
-    e->c_future = tm_counter("meltp_slo_events_dropped_total",
-                             "SLO events not counted, by reason", "reason=\"future\"");
-    e->c_groups = tm_counter("meltp_slo_events_dropped_total",
-                             "SLO events not counted, by reason", "reason=\"max_groups\"");
-    e->c_series = tm_counter("meltp_slo_events_dropped_total",
-                             "SLO events not counted, by reason", "reason=\"max_series\"");
+    e->c_old = tm_counter("meltp_slo_events_dropped_total", "SLO events not counted, by reason",
+                          "reason=\"too_old\"");
+    e->c_future = tm_counter("meltp_slo_events_dropped_total", "SLO events not counted, by reason",
+                             "reason=\"future\"");
+    e->c_groups = tm_counter("meltp_slo_events_dropped_total", "SLO events not counted, by reason",
+                             "reason=\"max_groups\"");
+    e->c_series = tm_counter("meltp_slo_events_dropped_total", "SLO events not counted, by reason",
+                             "reason=\"max_series\"");
     e->c_series_dropped = tm_counter("meltp_slo_series_dropped_total",
                                      "SLO series points not queued (exporter queue full)", "");
     e->queues = calloc(nqueues ? nqueues : 1, sizeof(*e->queues));
@@ -393,8 +391,10 @@ int slo_engine_start(slo_engine_t *e, struct exq *const *queues, size_t nqueues,
     snprintf(e->state_path, sizeof(e->state_path), "%s/%s", e->cfg.state_dir, ENG_STATE_FILE);
     int rc = slo_state_load(e->state_path, on_restore, e);
     if (rc == MT_EINVAL) {
-        mt_log(MT_LOG_WARN, "slo: ignoring unreadable state file %s (corrupt or from another "
-               "build)", e->state_path);
+        mt_log(MT_LOG_WARN,
+               "slo: ignoring unreadable state file %s (corrupt or from another "
+               "build)",
+               e->state_path);
     } else if (rc == MT_OK) {
         mt_log(MT_LOG_INFO, "slo: restored state from %s", e->state_path);
     }

@@ -43,25 +43,24 @@ char *slo_engine_api_json(slo_engine_t *e, size_t *len)
             char pw[16];
             slo_fmt_duration(d->p.period_ms, pw, sizeof(pw));
             for (int w = 0; w < SLO_NWIN; w++) {
-                json_object_set_new(wins, w == SLO_W_PERIOD ? pw : slo_win_name[w],
-                                    json_pack("{s:I, s:I, s:o, s:o}", "good",
-                                              (json_int_t)res.w[w].good, "total",
-                                              (json_int_t)res.w[w].total, "error_ratio",
-                                              jnum(res.w[w].error_ratio), "burn_rate",
-                                              jnum(res.w[w].burn_rate)));
+                json_object_set_new(
+                    wins, w == SLO_W_PERIOD ? pw : slo_win_name[w],
+                    json_pack("{s:I, s:I, s:o, s:o}", "good", (json_int_t)res.w[w].good, "total",
+                              (json_int_t)res.w[w].total, "error_ratio", jnum(res.w[w].error_ratio),
+                              "burn_rate", jnum(res.w[w].burn_rate)));
             }
             json_array_append_new(
-                arr, json_pack("{s:s, s:s, s:s, s:f, s:s, s:s, s:s, s:o, s:o, s:o}", "id", r->id,
-                               "service", d->spec->service ? d->spec->service : "", "slo",
-                               d->spec->name ? d->spec->name : "", "objective",
-                               d->spec->objective, "state", slo_state_name(res.state),
-                               "alert_state", slo_alert_state_name(ast),
-                               /* no_data: alert only; it has no `for`, so never pending */
-                               "no_data_alert_state",
-                               r->in.nodata_alert.state == SLO_AL_FIRING ? "firing" : "inactive",
-                               "budget_remaining",
-                               jnum(res.budget_remaining), "time_to_exhaustion_s",
-                               res.tte_s < 0 ? json_null() : jnum(res.tte_s), "windows", wins));
+                arr,
+                json_pack("{s:s, s:s, s:s, s:f, s:s, s:s, s:s, s:o, s:o, s:o}", "id", r->id,
+                          "service", d->spec->service ? d->spec->service : "", "slo",
+                          d->spec->name ? d->spec->name : "", "objective", d->spec->objective,
+                          "state", slo_state_name(res.state), "alert_state",
+                          slo_alert_state_name(ast),
+                          /* no_data: alert only; it has no `for`, so never pending */
+                          "no_data_alert_state",
+                          r->in.nodata_alert.state == SLO_AL_FIRING ? "firing" : "inactive",
+                          "budget_remaining", jnum(res.budget_remaining), "time_to_exhaustion_s",
+                          res.tte_s < 0 ? json_null() : jnum(res.tte_s), "windows", wins));
         }
     }
     if (locked) {
@@ -105,9 +104,8 @@ static void sim_eval_line(FILE *out, slo_engine_t *e, int64_t now)
             json_t *wins = json_object();
             for (int w = 0; w < SLO_NWIN; w++) {
                 json_object_set_new(wins, w == SLO_W_PERIOD ? pw : slo_win_name[w],
-                                    json_pack("{s:I, s:I, s:o}", "good",
-                                              (json_int_t)res.w[w].good, "total",
-                                              (json_int_t)res.w[w].total, "error_ratio",
+                                    json_pack("{s:I, s:I, s:o}", "good", (json_int_t)res.w[w].good,
+                                              "total", (json_int_t)res.w[w].total, "error_ratio",
                                               jnum(res.w[w].error_ratio)));
             }
             json_t *tiers = json_object();
@@ -115,9 +113,9 @@ static void sim_eval_line(FILE *out, slo_engine_t *e, int64_t now)
                 const slo_tier_t *st = &d->spec->tiers[t];
                 json_object_set_new(tiers, st->name ? st->name : "",
                                     json_pack("{s:s, s:s, s:s}", "state",
-                                              slo_alert_state_name(r->in.alerts[t].state),
-                                              "alert", st->alert_name ? st->alert_name : "",
-                                              "severity", st->severity ? st->severity : ""));
+                                              slo_alert_state_name(r->in.alerts[t].state), "alert",
+                                              st->alert_name ? st->alert_name : "", "severity",
+                                              st->severity ? st->severity : ""));
             }
             json_array_append_new(slos, json_pack("{s:s, s:s, s:o, s:o, s:s}", "id", r->id, "state",
                                                   slo_state_name(res.state), "windows", wins,
@@ -199,7 +197,8 @@ int slo_simulate(FILE *out, const slo_set_t *set, const char *text, size_t len, 
         const char *k;
         const json_t *v;
         size_t j = 0;
-        json_object_foreach((json_t *)labels, k, v) {
+        json_object_foreach((json_t *)labels, k, v)
+        {
             opentelemetry__proto__common__v1__key_value__init(&s->kv[j]);
             opentelemetry__proto__common__v1__any_value__init(&s->av[j]);
             s->kv[j].key = (char *)k;
@@ -217,8 +216,9 @@ int slo_simulate(FILE *out, const slo_set_t *set, const char *text, size_t len, 
         s->m.sum = &s->sum;
         s->sum.is_monotonic = 1;
         s->sum.aggregation_temporality =
-            delta ? OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_DELTA
-                  : OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE;
+            delta
+                ? OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_DELTA
+                : OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE;
         s->pp = &s->p;
         s->sum.data_points = &s->pp;
         s->p.attributes = s->kvp;

@@ -49,8 +49,7 @@ static void fill_msg(slo_engine_t *e, const def_t *d, const inst_rec_t *r, int t
     snprintf(m->dashboard_url, sizeof(m->dashboard_url), "%s",
              s->dashboard_url ? s->dashboard_url : "");
     if (e->cfg.external_url) {
-        snprintf(m->generator_url, sizeof(m->generator_url), "%s/api/v1/slos",
-                 e->cfg.external_url);
+        snprintf(m->generator_url, sizeof(m->generator_url), "%s/api/v1/slos", e->cfg.external_url);
     }
     m->ntraces = r->ntraces;
     for (int i = 0; i < r->ntraces; i++) {
@@ -111,7 +110,8 @@ static void notify_step(slo_engine_t *e, const def_t *d, inst_rec_t *r, int best
     slo_alert_msg_t *m;
     if (best >= 0) {
         if (!r->first_fire_ms) {
-            r->first_fire_ms = r->in.alerts[best].fired_at_ms ? r->in.alerts[best].fired_at_ms : now;
+            r->first_fire_ms =
+                r->in.alerts[best].fired_at_ms ? r->in.alerts[best].fired_at_ms : now;
             r->budget_at_fire = r->in.alerts[best].budget_at_fire;
         }
         int send = 0;
@@ -141,8 +141,8 @@ static void notify_step(slo_engine_t *e, const def_t *d, inst_rec_t *r, int best
  * (CheckoutAvailabilityBurnRate -> CheckoutAvailabilityNoData), severity ticket, tier
  * "no-data", its own group key; notified at once (a data gap is already an hour old), repeated
  * every repeat_interval and resolved when data returns. */
-static void nodata_notify(slo_engine_t *e, const def_t *d, inst_rec_t *r,
-                          const slo_result_t *res, int64_t now, msgs_t *ms)
+static void nodata_notify(slo_engine_t *e, const def_t *d, inst_rec_t *r, const slo_result_t *res,
+                          int64_t now, msgs_t *ms)
 {
     const slo_spec_t *s = d->spec;
     const slo_alert_t *al = &r->in.nodata_alert;
@@ -189,8 +189,7 @@ static void nodata_notify(slo_engine_t *e, const def_t *d, inst_rec_t *r,
     snprintf(m->dashboard_url, sizeof(m->dashboard_url), "%s",
              s->dashboard_url ? s->dashboard_url : "");
     if (e->cfg.external_url) {
-        snprintf(m->generator_url, sizeof(m->generator_url), "%s/api/v1/slos",
-                 e->cfg.external_url);
+        snprintf(m->generator_url, sizeof(m->generator_url), "%s/api/v1/slos", e->cfg.external_url);
     }
     /* the alert-wide labels of the first tier (not its severity), then the group labels */
     for (size_t i = 0; s->ntiers && i < s->tiers[0].labels.n && m->nlabels < SLO_MSG_MAX_LABELS;
@@ -361,11 +360,11 @@ static void series_inst(series_t *s, const def_t *d, const inst_rec_t *r, const 
     double b = 1.0 - d->p.objective;
     series_point(s, d, r, "slo:objective:ratio", d->p.objective, NULL, NULL, 0);
     series_point(s, d, r, "slo:error_budget:ratio", b, NULL, NULL, 0);
-    series_point(s, d, r, "slo:time_period:days", (double)d->p.period_ms / 86400000.0, NULL,
-                 NULL, 0);
+    series_point(s, d, r, "slo:time_period:days", (double)d->p.period_ms / 86400000.0, NULL, NULL,
+                 0);
     series_point(s, d, r, "slo:current_burn_rate:ratio", res->w[SLO_W_5M].burn_rate, NULL, NULL, 0);
-    series_point(s, d, r, "slo:period_burn_rate:ratio", res->w[SLO_W_PERIOD].burn_rate, NULL,
-                 NULL, 0);
+    series_point(s, d, r, "slo:period_burn_rate:ratio", res->w[SLO_W_PERIOD].burn_rate, NULL, NULL,
+                 0);
     series_point(s, d, r, "slo:period_error_budget_remaining:ratio", res->budget_remaining, NULL,
                  NULL, 0);
     if (d->spec->sli.kind == SLO_SLI_SPANS || d->spec->sli.kind == SLO_SLI_LOGS) {
@@ -406,7 +405,8 @@ static mt_batch_t *series_pack(series_t *s)
     opentelemetry__proto__collector__v1__export_metrics_service_request__init(&req);
     req.resource_metrics = &rmp;
     req.n_resource_metrics = 1;
-    size_t len = opentelemetry__proto__collector__v1__export_metrics_service_request__get_packed_size(&req);
+    size_t len =
+        opentelemetry__proto__collector__v1__export_metrics_service_request__get_packed_size(&req);
     mt_batch_t *b = batch_alloc(MT_SIG_METRICS, (uint32_t)s->points, len);
     if (b) {
         opentelemetry__proto__collector__v1__export_metrics_service_request__pack(&req, b->data);

@@ -29,11 +29,11 @@ typedef Opentelemetry__Proto__Resource__V1__Resource resource_t;
 typedef Opentelemetry__Proto__Metrics__V1__Metric metric_t;
 typedef Opentelemetry__Proto__Metrics__V1__NumberDataPoint ndp_t;
 
-#define ENG_MAX_CHANGE_SERVICES 256   /* services whose change events we remember */
-#define ENG_STATE_EVERY 6             /* save state every N evaluations (and at stop) ... */
-#define ENG_STATE_PER_EVERY 1000      /* ... times one per started thousand instances */
-#define ENG_MAX_ZONES 64              /* distinct calendar time zones */
-#define ENG_STATE_FILE "slo-state.bin"
+#define ENG_MAX_CHANGE_SERVICES 256  /* services whose change events we remember */
+#define ENG_STATE_EVERY         6    /* save state every N evaluations (and at stop) ... */
+#define ENG_STATE_PER_EVERY     1000 /* ... times one per started thousand instances */
+#define ENG_MAX_ZONES           64   /* distinct calendar time zones */
+#define ENG_STATE_FILE          "slo-state.bin"
 
 /* ---- configuration ---------------------------------------------------------------------- */
 
@@ -53,18 +53,18 @@ typedef struct {
 /* ---- engine state ----------------------------------------------------------------------- */
 
 typedef struct inst_rec {
-    char *id;                 /* spec id, or id{k="v",...} for a group */
-    char **gvals;             /* spec->ngroup_by values (grouped SLOs) */
-    int notified_tier;        /* tier last notified, -1 = none */
+    char *id;          /* spec id, or id{k="v",...} for a group */
+    char **gvals;      /* spec->ngroup_by values (grouped SLOs) */
+    int notified_tier; /* tier last notified, -1 = none */
     int64_t first_fire_ms;
     int64_t last_sent_ms;
-    int64_t nodata_sent_ms;   /* last no-data alert notice, 0 = none outstanding */
-    uint64_t saved_gen;       /* in.gen at the last state save */
+    int64_t nodata_sent_ms; /* last no-data alert notice, 0 = none outstanding */
+    uint64_t saved_gen;     /* in.gen at the last state save */
     double budget_at_fire;
-    uint64_t cum[3];          /* good, bad, total since start (meltp_slo_events_total) */
+    uint64_t cum[3]; /* good, bad, total since start (meltp_slo_events_total) */
     char traces[SLO_MSG_MAX_TRACES][33];
     int ntraces, tpos;
-    slo_inst_t in;            /* large: last */
+    slo_inst_t in; /* large: last */
 } inst_rec_t;
 
 typedef struct {
@@ -114,7 +114,7 @@ struct slo_engine {
     uint64_t ticks;
     unsigned char *state_buf; /* reusable state image (slo_state_image) */
     size_t state_cap;
-    pthread_mutex_t save_mu;  /* one writer of the state file at a time */
+    pthread_mutex_t save_mu; /* one writer of the state file at a time */
     struct {
         char *name;
         slo_tz_t *tz;

@@ -39,7 +39,7 @@ typedef struct {
     const char *name;
     char buf[64];
     char jbuf[256];
-    const char *le;           /* a histogram bucket's `le` (selectors on _bucket series) */
+    const char *le; /* a histogram bucket's `le` (selectors on _bucket series) */
 } lookup_t;
 
 /* `job` and `instance` as Prometheus sees an OTLP resource (protocols.md §4): job is
@@ -271,8 +271,8 @@ static void observe_traces(slo_engine_t *e, const trace_req_t *req, int64_t now)
                     if (sli->span_name && strcmp(sli->span_name, sp->name) != 0) {
                         continue;
                     }
-                    lookup_t l = {sp->attributes, sp->n_attributes, rs->resource, sp->name,
-                                  "", "", NULL};
+                    lookup_t l = {
+                        sp->attributes, sp->n_attributes, rs->resource, sp->name, "", "", NULL};
                     if (sli->route) {
                         const char *rt = lookup_get(&l, "http.route");
                         if (!rt || strcmp(rt, sli->route) != 0) {
@@ -281,14 +281,16 @@ static void observe_traces(slo_engine_t *e, const trace_req_t *req, int64_t now)
                     }
                     int bad;
                     if (sli->spans_mode == SLO_SPANS_LATENCY) {
-                        double dur = sp->end_time_unix_nano > sp->start_time_unix_nano
-                                         ? (double)(sp->end_time_unix_nano -
-                                                    sp->start_time_unix_nano) / 1e6
-                                         : 0;
+                        double dur =
+                            sp->end_time_unix_nano > sp->start_time_unix_nano
+                                ? (double)(sp->end_time_unix_nano - sp->start_time_unix_nano) / 1e6
+                                : 0;
                         bad = dur > sli->threshold_ms;
                     } else {
-                        bad = sp->status && sp->status->code ==
-                              OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR;
+                        bad =
+                            sp->status &&
+                            sp->status->code ==
+                                OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR;
                         if (!bad && sli->http_5xx_is_error) {
                             const char *st = lookup_get(&l, "http.response.status_code");
                             if (!st) {
@@ -301,8 +303,8 @@ static void observe_traces(slo_engine_t *e, const trace_req_t *req, int64_t now)
                     if (!r) {
                         continue;
                     }
-                    uint64_t t = sp->end_time_unix_nano ? sp->end_time_unix_nano
-                                                        : sp->start_time_unix_nano;
+                    uint64_t t =
+                        sp->end_time_unix_nano ? sp->end_time_unix_nano : sp->start_time_unix_nano;
                     rec_add(e, d, r, ns_to_ms(t), (uint64_t)bad, 1, now);
                     if (bad) {
                         rec_trace(r, &sp->trace_id);
@@ -355,10 +357,10 @@ static void observe_logs(slo_engine_t *e, const logs_req_t *req, int64_t now)
             const Opentelemetry__Proto__Logs__V1__ScopeLogs *sl = rl->scope_logs[j];
             for (size_t m = 0; m < sl->n_log_records; m++) {
                 const Opentelemetry__Proto__Logs__V1__LogRecord *lr = sl->log_records[m];
-                uint64_t tns = lr->time_unix_nano ? lr->time_unix_nano : lr->observed_time_unix_nano;
+                uint64_t tns =
+                    lr->time_unix_nano ? lr->time_unix_nano : lr->observed_time_unix_nano;
                 int64_t t = tns ? ns_to_ms(tns) : now;
-                lookup_t l = {lr->attributes, lr->n_attributes, rl->resource, NULL, "", "",
-                              NULL};
+                lookup_t l = {lr->attributes, lr->n_attributes, rl->resource, NULL, "", "", NULL};
                 const char *ev = lr->event_name && *lr->event_name ? lr->event_name : NULL;
                 char evb[64];
                 if (!ev) {
@@ -370,8 +372,10 @@ static void observe_logs(slo_engine_t *e, const logs_req_t *req, int64_t now)
                     if (detail) {
                         snprintf(vb, sizeof(vb), "%s", detail);
                         detail = vb;
-                    } else if (lr->body && lr->body->value_case ==
-                               OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
+                    } else if (
+                        lr->body &&
+                        lr->body->value_case ==
+                            OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
                         detail = lr->body->string_value;
                     }
                     (void)db;
@@ -458,7 +462,8 @@ static int ratio_point(const metric_t *m, size_t i, slo_pn_part_t part, const sl
         *start = p->start_time_unix_nano;
         *tns = p->time_unix_nano;
         *v = p->value_case == OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT
-                 ? (double)p->as_int : p->as_double;
+                 ? (double)p->as_int
+                 : p->as_double;
         return slo_selector_match(sel, lookup_get, l);
     }
     const Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *p = m->histogram->data_points[i];
@@ -475,17 +480,17 @@ static void observe_ratio(slo_engine_t *e, size_t di, const metric_t *m, const s
 {
     def_t *d = &e->defs[di];
     const slo_sli_t *sli = &d->spec->sli;
-    int hist = m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM &&
-               m->histogram;
+    int hist =
+        m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM && m->histogram;
     if (!hist && (m->data_case != OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM || !m->sum)) {
         return;
     }
     const slo_selector_t *sel[3] = {sli->has_good ? &sli->good : NULL,
                                     sli->has_bad ? &sli->bad : NULL,
                                     sli->has_total ? &sli->total : NULL};
-    int cumulative = (hist ? m->histogram->aggregation_temporality
-                           : m->sum->aggregation_temporality) !=
-                     OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_DELTA;
+    int cumulative =
+        (hist ? m->histogram->aggregation_temporality : m->sum->aggregation_temporality) !=
+        OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_DELTA;
     size_t np = hist ? m->histogram->n_data_points : m->sum->n_data_points;
     for (int role = 0; role < 3; role++) {
         slo_pn_part_t part = sel[role] ? slo_pn_match(pn, sel[role]->metric) : SLO_PN_NONE;
@@ -560,16 +565,19 @@ static void observe_latency(slo_engine_t *e, size_t di, const metric_t *m, const
     def_t *d = &e->defs[di];
     const slo_sli_t *sli = &d->spec->sli;
     const char *base = sli->histogram.metric;
-    int hist = m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM && m->histogram;
-    int expo = m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM &&
-               m->exponential_histogram;
+    int hist =
+        m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM && m->histogram;
+    int expo =
+        m->data_case == OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM &&
+        m->exponential_histogram;
     if ((!hist && !expo) || slo_pn_match(pn, base) != SLO_PN_SERIES) {
         return;
     }
     int temporality = hist ? (int)m->histogram->aggregation_temporality
                            : (int)m->exponential_histogram->aggregation_temporality;
-    int cumulative = temporality !=
-                     OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_DELTA;
+    int cumulative =
+        temporality !=
+        OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_DELTA;
     size_t np = hist ? m->histogram->n_data_points : m->exponential_histogram->n_data_points;
     for (size_t i = 0; i < np; i++) {
         kv_t **kvs;
@@ -577,7 +585,8 @@ static void observe_latency(slo_engine_t *e, size_t di, const metric_t *m, const
         uint64_t start, tns;
         double v[2];
         if (hist) {
-            const Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *p = m->histogram->data_points[i];
+            const Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *p =
+                m->histogram->data_points[i];
             kvs = p->attributes;
             nkv = p->n_attributes;
             start = p->start_time_unix_nano;
@@ -656,8 +665,8 @@ void eng_observer(void *arg, mt_signal_t s, const uint8_t *pb, size_t len, uint6
     if (!a) {
         return;
     }
-    ProtobufCMessage *m = protobuf_c_message_unpack(otlp_request_desc(s), arena_pb_allocator(a),
-                                                    len, pb);
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(otlp_request_desc(s), arena_pb_allocator(a), len, pb);
     if (m) {
         int64_t now = eng_wall_ms();
         pthread_mutex_lock(&e->mu);

@@ -15,8 +15,7 @@
 #include <unistd.h>
 
 const int64_t slo_win_ms[SLO_W_PERIOD] = {
-    5 * 60000LL, 30 * 60000LL, 3600000LL, 2 * 3600000LL, 6 * 3600000LL, 86400000LL,
-    3 * 86400000LL,
+    5 * 60000LL, 30 * 60000LL, 3600000LL, 2 * 3600000LL, 6 * 3600000LL, 86400000LL, 3 * 86400000LL,
 };
 const char *const slo_win_name[SLO_W_PERIOD] = {"5m", "30m", "1h", "2h", "6h", "1d", "3d"};
 
@@ -132,19 +131,26 @@ void slo_store_sum(const slo_store_t *s, int64_t from_ms, int64_t to_ms, uint64_
 const char *slo_state_name(int st)
 {
     switch (st) {
-    case SLO_ST_OK: return "ok";
-    case SLO_ST_INSUFFICIENT: return "insufficient_data";
-    case SLO_ST_NO_DATA: return "no_data";
-    default: return "invalid";
+    case SLO_ST_OK:
+        return "ok";
+    case SLO_ST_INSUFFICIENT:
+        return "insufficient_data";
+    case SLO_ST_NO_DATA:
+        return "no_data";
+    default:
+        return "invalid";
     }
 }
 
 const char *slo_alert_state_name(int st)
 {
     switch (st) {
-    case SLO_AL_PENDING: return "pending";
-    case SLO_AL_FIRING: return "firing";
-    default: return "inactive";
+    case SLO_AL_PENDING:
+        return "pending";
+    case SLO_AL_FIRING:
+        return "firing";
+    default:
+        return "inactive";
     }
 }
 
@@ -153,16 +159,16 @@ const char *slo_alert_state_name(int st)
 /* ---- time zones ------------------------------------------------------------------------- */
 
 typedef struct {
-    int m, w, d;   /* Mm.w.d: month 1-12, week 1-5 (5 = last), weekday 0 = Sunday */
-    int32_t secs;  /* local time of day of the change (may be negative or > 24h) */
+    int m, w, d;  /* Mm.w.d: month 1-12, week 1-5 (5 = last), weekday 0 = Sunday */
+    int32_t secs; /* local time of day of the change (may be negative or > 24h) */
 } tz_rule_t;
 
 struct slo_tz {
     size_t n;
-    int64_t *at;   /* transition instants (Unix s), ascending */
-    int32_t *off;  /* UTC offset from each transition on */
-    int32_t off0;  /* before the first transition (type 0) */
-    int has_rule;  /* footer rule usable after the last transition */
+    int64_t *at;  /* transition instants (Unix s), ascending */
+    int32_t *off; /* UTC offset from each transition on */
+    int32_t off0; /* before the first transition (type 0) */
+    int has_rule; /* footer rule usable after the last transition */
     int has_dst;
     int32_t std_off, dst_off;
     tz_rule_t start, end; /* DST starts (in standard time) and ends (in DST) */
@@ -305,8 +311,8 @@ int slo_tz_load(const char *name, slo_tz_t **out)
     if (44 + skip + 44 > len || memcmp(h, "TZif", 4) != 0) {
         goto out;
     }
-    size_t isut = be32(h + 20), isstd = be32(h + 24), leap = be32(h + 28),
-           timecnt = be32(h + 32), typecnt = be32(h + 36), charcnt = be32(h + 40);
+    size_t isut = be32(h + 20), isstd = be32(h + 24), leap = be32(h + 28), timecnt = be32(h + 32),
+           typecnt = be32(h + 36), charcnt = be32(h + 40);
     const unsigned char *tt = h + 44, *ti = tt + timecnt * 8, *ty = ti + timecnt;
     const unsigned char *ft = ty + typecnt * 6 + charcnt + leap * 12 + isstd + isut;
     if (typecnt == 0 || ft > b + len) {
@@ -522,8 +528,8 @@ void slo_eval_compute(const slo_inst_t *in, const slo_ev_params_t *p, int64_t no
     for (int i = 0; i < SLO_NWIN; i++) {
         int64_t from = i == SLO_W_PERIOD ? pstart : now_ms - slo_win_ms[i];
         int64_t wl = i == SLO_W_PERIOD ? plen : slo_win_ms[i];
-        inconsistent |= win_fill(in, p, from, now_ms, wl, plen, last ? &last->w[i] : NULL,
-                                 &r->w[i]);
+        inconsistent |=
+            win_fill(in, p, from, now_ms, wl, plen, last ? &last->w[i] : NULL, &r->w[i]);
     }
     const slo_win_t *pw = &r->w[SLO_W_PERIOD];
     r->budget_remaining = 1.0 - pw->burn_rate;
@@ -633,8 +639,7 @@ static int nodata_step(slo_inst_t *in, const slo_ev_params_t *p, int64_t now_ms,
     int64_t after = nodata_after(p);
     int64_t since = in->last_data_ms > in->first_eval_ms ? in->last_data_ms : in->first_eval_ms;
     slo_ev_tier_t t = {after, after, 0, 0, 0, 1, 1};
-    return slo_alert_step(&in->nodata_alert, &t, now_ms - since >= after, now_ms,
-                          budget_remaining);
+    return slo_alert_step(&in->nodata_alert, &t, now_ms - since >= after, now_ms, budget_remaining);
 }
 
 int slo_eval_run(slo_inst_t *in, const slo_ev_params_t *p, int64_t now_ms, slo_result_t *r,
@@ -663,10 +668,16 @@ int slo_eval_run(slo_inst_t *in, const slo_ev_params_t *p, int64_t now_ms, slo_r
             cond = -1; /* the data cannot be trusted: hold the alert where it is */
         } else if (lw.total == 0) {
             switch (p->nodata) {
-            case SLO_ND_BAD: cond = 1; break;
+            case SLO_ND_BAD:
+                cond = 1;
+                break;
             case SLO_ND_FREEZE:
-            case SLO_ND_ALERT: cond = -1; break;
-            default: cond = 0; break;
+            case SLO_ND_ALERT:
+                cond = -1;
+                break;
+            default:
+                cond = 0;
+                break;
             }
         } else if (r->state == SLO_ST_INSUFFICIENT || lw.total < p->min_events) {
             cond = 0; /* low traffic: a handful of errors is not a page */
@@ -676,8 +687,7 @@ int slo_eval_run(slo_inst_t *in, const slo_ev_params_t *p, int64_t now_ms, slo_r
         int st0 = al->state;
         events[i] = slo_alert_step(al, t, cond, now_ms, r->budget_remaining);
         changed |= al->state != st0;
-        if (al->state == SLO_AL_FIRING &&
-            (best < 0 || t->rank < p->tiers[best].rank)) {
+        if (al->state == SLO_AL_FIRING && (best < 0 || t->rank < p->tiers[best].rank)) {
             best = (int)i;
         }
     }
@@ -696,8 +706,8 @@ int slo_eval_run(slo_inst_t *in, const slo_ev_params_t *p, int64_t now_ms, slo_r
 void slo_inst_init(slo_inst_t *in, const slo_ev_params_t *p, int counts_bad)
 {
     memset(in, 0, sizeof(*in));
-    slo_store_init(&in->store, counts_bad, p->period_ms > 31 * 86400000LL ? p->period_ms
-                                                                          : 31 * 86400000LL);
+    slo_store_init(&in->store, counts_bad,
+                   p->period_ms > 31 * 86400000LL ? p->period_ms : 31 * 86400000LL);
     for (int i = 0; i < SLO_OPEN_SLICES; i++) {
         in->open[i].idx = SLO_HEAD_EMPTY;
     }
@@ -799,8 +809,7 @@ static int close_upto(slo_inst_t *in, const slo_ev_params_t *p, int64_t upto, in
             if (best < 0) {
                 break;
             }
-            slice_emit(in, p, in->open[best].idx, in->open[best].a, in->open[best].total,
-                       now_ms);
+            slice_emit(in, p, in->open[best].idx, in->open[best].a, in->open[best].total, now_ms);
             in->open[best].idx = SLO_HEAD_EMPTY;
             n++;
         }
@@ -864,8 +873,8 @@ static int slice_add(slo_inst_t *in, const slo_ev_params_t *p, int64_t t_ms, uin
     return SLO_ADD_OK;
 }
 
-int slo_inst_add(slo_inst_t *in, const slo_ev_params_t *p, int64_t t_ms, uint64_t a,
-                 uint64_t total, int64_t now_ms)
+int slo_inst_add(slo_inst_t *in, const slo_ev_params_t *p, int64_t t_ms, uint64_t a, uint64_t total,
+                 int64_t now_ms)
 {
     int rc = p->budgeting != SLO_BG_OCCURRENCES
                  ? slice_add(in, p, t_ms, a, total, now_ms)
@@ -899,7 +908,7 @@ void slo_inst_note_reset(slo_inst_t *in, int64_t t_ms)
     int64_t m = reset_minute(t_ms);
     if (m > in->reset_min) {
         int64_t k = in->reset_min + 1 > m - SLO_RESET_SLOTS + 1 ? in->reset_min + 1
-                                                               : m - SLO_RESET_SLOTS + 1;
+                                                                : m - SLO_RESET_SLOTS + 1;
         for (; k <= m; k++) {
             in->reset_ring[reset_slot(k)] = 0;
         }
@@ -1004,7 +1013,7 @@ int slo_ctr_update(slo_ctr_t *c, uint64_t key, uint64_t start_ns, const double *
 
 /* ---- state file ------------------------------------------------------------------------- */
 
-#define STATE_MAGIC "MTSLOST1"
+#define STATE_MAGIC     "MTSLOST1"
 #define STATE_MAX_BYTES (4ull << 30) /* refuse larger files (16k instances need ~1 GiB) */
 
 size_t slo_state_image(unsigned char **buf, size_t *cap, const char *const *ids,

@@ -23,31 +23,40 @@
  * Every event is added to all three rings, so each window is one contiguous sum. Fixed size:
  * (368 + 440 + 776) x 16 bytes = 25,344 bytes per instance (the target was <= 32 KiB); a ring
  * slot is valid when its bucket index lies in (head - N, head], so nothing is cleared on read. */
-#define SLO_L0_N 368
-#define SLO_L1_N 440
-#define SLO_L2_N 776
-#define SLO_L0_MS 60000LL
-#define SLO_L1_MS 600000LL
-#define SLO_FUTURE_MS 300000LL /* events later than now + 5 min are dropped ("future") */
+#define SLO_L0_N       368
+#define SLO_L1_N       440
+#define SLO_L2_N       776
+#define SLO_L0_MS      60000LL
+#define SLO_L1_MS      600000LL
+#define SLO_FUTURE_MS  300000LL /* events later than now + 5 min are dropped ("future") */
 #define SLO_HEAD_EMPTY INT64_MIN
 
 typedef struct {
-    uint64_t a;     /* bad events when counts_bad, else good events */
+    uint64_t a; /* bad events when counts_bad, else good events */
     uint64_t total;
 } slo_bucket_t;
 
 typedef struct {
-    int counts_bad;   /* 1: `a` counts bad events (spans, logs, bad counters) */
-    int64_t g2_ms;    /* L2 bucket width */
-    int64_t head[3];  /* newest bucket index per ring, SLO_HEAD_EMPTY before the first event */
+    int counts_bad;  /* 1: `a` counts bad events (spans, logs, bad counters) */
+    int64_t g2_ms;   /* L2 bucket width */
+    int64_t head[3]; /* newest bucket index per ring, SLO_HEAD_EMPTY before the first event */
     slo_bucket_t l0[SLO_L0_N];
     slo_bucket_t l1[SLO_L1_N];
     slo_bucket_t l2[SLO_L2_N];
 } slo_store_t;
 
 /* The fixed windows every SLO reports, then the period. */
-enum { SLO_W_5M = 0, SLO_W_30M, SLO_W_1H, SLO_W_2H, SLO_W_6H, SLO_W_1D, SLO_W_3D, SLO_W_PERIOD,
-       SLO_NWIN };
+enum {
+    SLO_W_5M = 0,
+    SLO_W_30M,
+    SLO_W_1H,
+    SLO_W_2H,
+    SLO_W_6H,
+    SLO_W_1D,
+    SLO_W_3D,
+    SLO_W_PERIOD,
+    SLO_NWIN
+};
 extern const int64_t slo_win_ms[SLO_W_PERIOD];
 extern const char *const slo_win_name[SLO_W_PERIOD];
 
@@ -65,9 +74,9 @@ void slo_store_sum(const slo_store_t *s, int64_t from_ms, int64_t to_ms, uint64_
                    uint64_t *total);
 
 /* ---- evaluation parameters (filled from the model's slo_spec_t by the engine) ----------- */
-#define SLO_EV_MAX_TIERS 16
-#define SLO_RESET_STORM 10 /* more counter resets than this in the last hour -> invalid */
-#define SLO_RESET_SLOTS 60 /* one per minute of that hour */
+#define SLO_EV_MAX_TIERS     16
+#define SLO_RESET_STORM      10 /* more counter resets than this in the last hour -> invalid */
+#define SLO_RESET_SLOTS      60 /* one per minute of that hour */
 #define SLO_INVALID_SLICE_MS 3600000LL /* a slice with inconsistent counts: invalid this long */
 
 enum { SLO_PK_ROLLING = 0, SLO_PK_MONTH, SLO_PK_WEEK };
@@ -90,18 +99,18 @@ int32_t slo_tz_offset(const slo_tz_t *tz, int64_t t_s);
 
 typedef struct {
     int64_t long_ms, short_ms;
-    double factor;           /* burn-rate threshold (error ratio threshold = factor * B) */
+    double factor; /* burn-rate threshold (error ratio threshold = factor * B) */
     int64_t for_ms, keep_firing_for_ms;
-    int rank;                /* lower = more severe (page tiers before ticket tiers) */
+    int rank; /* lower = more severe (page tiers before ticket tiers) */
     int enabled;
 } slo_ev_tier_t;
 
 typedef struct {
-    double objective;        /* (0,1) */
-    int period_kind;         /* SLO_PK_* (calendar periods in tz, below) */
-    int64_t period_ms;       /* rolling length; nominal length for calendar periods */
-    uint64_t min_events;     /* tiers need >= this many events in their long window */
-    int nodata;              /* SLO_ND_* */
+    double objective;    /* (0,1) */
+    int period_kind;     /* SLO_PK_* (calendar periods in tz, below) */
+    int64_t period_ms;   /* rolling length; nominal length for calendar periods */
+    uint64_t min_events; /* tiers need >= this many events in their long window */
+    int nodata;          /* SLO_ND_* */
     size_t ntiers;
     slo_ev_tier_t tiers[SLO_EV_MAX_TIERS];
     /* Added after the first version (fields left 0 keep the old behaviour). */
@@ -131,14 +140,14 @@ const char *slo_state_name(int st); /* "ok", "insufficient_data", "no_data", "in
 
 typedef struct {
     uint64_t good, bad, total;
-    double error_ratio;      /* bad/total; 0 when total == 0 (never NaN) */
-    double burn_rate;        /* error_ratio / (1 - objective) */
-    double budget_consumed;  /* burn_rate * W / P */
+    double error_ratio;     /* bad/total; 0 when total == 0 (never NaN) */
+    double burn_rate;       /* error_ratio / (1 - objective) */
+    double budget_consumed; /* burn_rate * W / P */
 } slo_win_t;
 
 typedef struct {
     slo_win_t w[SLO_NWIN];
-    int64_t period_ms;       /* actual period length (calendar: this month or week) */
+    int64_t period_ms; /* actual period length (calendar: this month or week) */
     int64_t period_start_ms;
     double budget_remaining; /* 1 - period burn rate; 1 with no data; may go negative */
     double tte_s;            /* remaining * P / burn_rate(5m); -1 = not burning (never) */
@@ -155,10 +164,10 @@ typedef struct {
     int state;
     int64_t pending_since_ms;
     int64_t fired_at_ms;
-    int64_t keep_since_ms;   /* firing, condition false since (keep_firing_for), 0 = not */
+    int64_t keep_since_ms; /* firing, condition false since (keep_firing_for), 0 = not */
     int64_t resolved_at_ms;
-    double budget_at_fire;   /* budget_remaining when it fired (resolve notice: budget spent) */
-    double short_br, long_br;/* burn rates at the last evaluation */
+    double budget_at_fire;    /* budget_remaining when it fired (resolve notice: budget spent) */
+    double short_br, long_br; /* burn rates at the last evaluation */
 } slo_alert_t;
 
 /* Steps one tier's state machine. cond: 1 true, 0 false, -1 held (true while the alert is
@@ -177,27 +186,27 @@ typedef struct {
     int64_t reset_min;
     uint16_t reset_ring[SLO_RESET_SLOTS];
     uint64_t dropped_old, dropped_future;
-    slo_result_t last;       /* result of the last evaluation (FREEZE policy, API) */
+    slo_result_t last; /* result of the last evaluation (FREEZE policy, API) */
     int has_last;
     /* time slices being filled (Timeslices budgeting); idx = slice start / slice_ms */
     struct {
-        int64_t idx;         /* SLO_HEAD_EMPTY = free */
+        int64_t idx; /* SLO_HEAD_EMPTY = free */
         uint64_t a, total;
     } open[SLO_OPEN_SLICES];
-    int64_t slice_closed;    /* last closed slice index, SLO_HEAD_EMPTY before the first */
+    int64_t slice_closed; /* last closed slice index, SLO_HEAD_EMPTY before the first */
     /* no_data: alert */
     slo_alert_t nodata_alert;
-    int64_t last_data_ms;    /* arrival time (now_ms) of the last counted event, 0 = never */
-    int64_t first_eval_ms;   /* first evaluation, 0 = never */
-    int64_t invalid_until_ms;/* time slices: an inconsistent slice ended an hour before this */
-    uint64_t gen;            /* bumped on every change worth saving (events, slices, alerts) */
+    int64_t last_data_ms;     /* arrival time (now_ms) of the last counted event, 0 = never */
+    int64_t first_eval_ms;    /* first evaluation, 0 = never */
+    int64_t invalid_until_ms; /* time slices: an inconsistent slice ended an hour before this */
+    uint64_t gen;             /* bumped on every change worth saving (events, slices, alerts) */
 } slo_inst_t;
 
 void slo_inst_init(slo_inst_t *in, const slo_ev_params_t *p, int counts_bad);
 /* Adds events at t_ms (see slo_store_add); counts drops. With time slices the events go to
  * their open slice (SLO_ADD_TOO_OLD once the slice has closed). */
-int slo_inst_add(slo_inst_t *in, const slo_ev_params_t *p, int64_t t_ms, uint64_t a,
-                 uint64_t total, int64_t now_ms);
+int slo_inst_add(slo_inst_t *in, const slo_ev_params_t *p, int64_t t_ms, uint64_t a, uint64_t total,
+                 int64_t now_ms);
 /* Notes a counter reset seen on a sample at t_ms (reset storms make the instance invalid). */
 void slo_inst_note_reset(slo_inst_t *in, int64_t t_ms);
 /* Counter resets whose sample time lies in (now - 1h, now] (to the minute). */
@@ -221,7 +230,7 @@ void slo_eval_period(const slo_ev_params_t *p, int64_t now_ms, int64_t *start, i
  * A fixed-capacity open-addressing table keyed by a 64-bit series hash. Each series keeps up
  * to two values (good-or-bad count and total count of a histogram; one value for a counter). */
 typedef struct {
-    uint64_t key;            /* 0 = empty slot */
+    uint64_t key; /* 0 = empty slot */
     uint64_t start_ns;
     double v[2];
     int64_t seen_ms;
@@ -229,9 +238,9 @@ typedef struct {
 
 typedef struct {
     slo_ctr_entry_t *e;
-    size_t cap;              /* power of two */
+    size_t cap; /* power of two */
     size_t used;
-    uint64_t full_drops;     /* series not tracked because the table was full */
+    uint64_t full_drops; /* series not tracked because the table was full */
 } slo_ctr_t;
 
 enum { SLO_CTR_FIRST = 0, SLO_CTR_OK, SLO_CTR_RESET, SLO_CTR_FULL };

@@ -34,10 +34,10 @@
 #include "mt.h"
 
 /* Limits (craft convention 10). */
-#define SLO_MAX_SPECS 4096          /* SLOs per set */
-#define SLO_MAX_TIERS 16            /* alert tiers per SLO */
-#define SLO_MAX_MATCHERS 32         /* label matchers per selector */
-#define SLO_MAX_GROUP_BY 16         /* grouping labels per SLO */
+#define SLO_MAX_SPECS          4096 /* SLOs per set */
+#define SLO_MAX_TIERS          16   /* alert tiers per SLO */
+#define SLO_MAX_MATCHERS       32   /* label matchers per selector */
+#define SLO_MAX_GROUP_BY       16   /* grouping labels per SLO */
 #define SLO_DEFAULT_MAX_GROUPS 1000 /* default cardinality cap of grouped SLOs */
 
 /* The counter the engine is expected to export for SLIs Prometheus cannot compute itself
@@ -60,7 +60,7 @@ typedef enum {
 } slo_match_op_t;
 
 typedef struct {
-    char *name;  /* label name; "__name__" allowed */
+    char *name; /* label name; "__name__" allowed */
     slo_match_op_t op;
     char *value; /* as written (regex source without the anchors) */
     regex_t re;  /* compiled for RE/NRE only (re_ok = 1) */
@@ -141,38 +141,38 @@ typedef enum { SLO_FMT_NATIVE = 0, SLO_FMT_SLOTH, SLO_FMT_OPENSLO } slo_format_t
  * keep_firing_for_ms after the condition clears. Tiers sharing alert_name + severity form one
  * alert (Sloth: page = quick OR slow). */
 typedef struct {
-    char *name;              /* "page-quick", "page-slow", "ticket-quick", "ticket-slow", ... */
-    char *severity;          /* "page" | "ticket" (or any word from a native spec) */
+    char *name;     /* "page-quick", "page-slow", "ticket-quick", "ticket-slow", ... */
+    char *severity; /* "page" | "ticket" (or any word from a native spec) */
     int64_t long_ms;
     int64_t short_ms;
-    double factor;           /* burn-rate factor, already scaled to the period */
-    double budget_percent;   /* budget consumed at trigger (factor = pct/100 * P / long) */
+    double factor;         /* burn-rate factor, already scaled to the period */
+    double budget_percent; /* budget consumed at trigger (factor = pct/100 * P / long) */
     int enabled;
-    int64_t for_ms;          /* 0 = none */
+    int64_t for_ms; /* 0 = none */
     int64_t keep_firing_for_ms;
-    char *alert_name;        /* alertname: Sloth alerting.name / native alerting.name; default
+    char *alert_name;     /* alertname: Sloth alerting.name / native alerting.name; default
                               * CamelCase(service)+CamelCase(name)+"BurnRate" */
-    slo_kv_t labels;         /* full alert labels: sloth_severity + alert-wide + tier labels */
-    slo_kv_t annotations;    /* full annotations (title, runbook_url, ...) */
+    slo_kv_t labels;      /* full alert labels: sloth_severity + alert-wide + tier labels */
+    slo_kv_t annotations; /* full annotations (title, runbook_url, ...) */
 } slo_tier_t;
 
 typedef struct {
     /* identity */
-    char *id;          /* "<service>-<name>" = sloth_id; unique in the set */
-    char *service;     /* sloth_service */
-    char *name;        /* sloth_slo */
+    char *id;      /* "<service>-<name>" = sloth_id; unique in the set */
+    char *service; /* sloth_service */
+    char *name;    /* sloth_slo */
     char *description;
     slo_format_t format;
-    char *file;        /* spec file */
-    int line;          /* line of the SLO in it */
+    char *file; /* spec file */
+    int line;   /* line of the SLO in it */
 
-    double objective;  /* ratio in (0,1), e.g. 0.999 */
+    double objective; /* ratio in (0,1), e.g. 0.999 */
 
     /* period */
     slo_period_kind_t period_kind;
-    int64_t period_ms; /* rolling length; calendar: nominal 30d (month) / 7d (week), used
+    int64_t period_ms;        /* rolling length; calendar: nominal 30d (month) / 7d (week), used
                         * to scale tier factors */
-    char *time_zone;   /* IANA zone for calendar periods ("UTC" default) */
+    char *time_zone;          /* IANA zone for calendar periods ("UTC" default) */
     int64_t calendar_start_s; /* OpenSLO calendar.startTime (unix s), 0 = none */
 
     /* budgeting */
@@ -186,14 +186,14 @@ typedef struct {
     size_t ntiers;
 
     slo_nodata_t nodata;
-    uint64_t min_events;     /* burn-rate alerts need >= this many events in the long window */
+    uint64_t min_events; /* burn-rate alerts need >= this many events in the long window */
 
-    char **group_by;         /* labels (RATIO/LATENCY) or attributes (SPANS/LOGS) */
+    char **group_by; /* labels (RATIO/LATENCY) or attributes (SPANS/LOGS) */
     size_t ngroup_by;
-    size_t max_groups;       /* cardinality cap; extra groups are dropped and counted */
+    size_t max_groups; /* cardinality cap; extra groups are dropped and counted */
 
-    slo_kv_t labels;         /* labels on every SLO series and rule (service + SLO labels) */
-    char *runbook_url;       /* NULL = none */
+    slo_kv_t labels;   /* labels on every SLO series and rule (service + SLO labels) */
+    char *runbook_url; /* NULL = none */
     char *dashboard_url;
 } slo_spec_t;
 
@@ -216,10 +216,9 @@ int slo_specs_load(const char *const *globs, size_t n, const char *base_dir,
                    int64_t eval_interval_ms, cfg_ctx_t *c, slo_set_t **out);
 
 /* Same for one file, or for text in memory (`name` is FILE in messages). */
-int slo_specs_load_file(const char *path, int64_t eval_interval_ms, cfg_ctx_t *c,
-                        slo_set_t **out);
-int slo_specs_load_string(const char *name, const char *text, size_t len,
-                          int64_t eval_interval_ms, cfg_ctx_t *c, slo_set_t **out);
+int slo_specs_load_file(const char *path, int64_t eval_interval_ms, cfg_ctx_t *c, slo_set_t **out);
+int slo_specs_load_string(const char *name, const char *text, size_t len, int64_t eval_interval_ms,
+                          cfg_ctx_t *c, slo_set_t **out);
 
 /* Frees the set and everything in it. Accepts NULL. */
 void slo_set_destroy(slo_set_t *s);
@@ -260,8 +259,7 @@ int slo_notify_test_main(int argc, char **argv);
 #include <stdio.h>
 int slo_rules_write(FILE *f, const slo_set_t *set, mt_errbuf_t *eb);
 /* promtool unit tests for the rules written by slo_rules_write to `rules_file`. */
-int slo_rules_tests_write(FILE *f, const slo_set_t *set, const char *rules_file,
-                          mt_errbuf_t *eb);
+int slo_rules_tests_write(FILE *f, const slo_set_t *set, const char *rules_file, mt_errbuf_t *eb);
 /* Writes one Grafana dashboard JSON per service into dir (slo-<service>.json); the paths
  * written are printed to `log` when not NULL. */
 int slo_dashboards_write(const char *dir, const slo_set_t *set, FILE *log, mt_errbuf_t *eb);
@@ -276,7 +274,6 @@ int slo_dashboards_write(const char *dir, const slo_set_t *set, FILE *log, mt_er
  * "windows": {W: {good, total, error_ratio}}, "tiers": {NAME: {state, alert, severity}},
  * "nodata_alert": "inactive" | "firing"}]}.
  * The first cumulative sample of a series is its baseline. Returns MT_OK or an error in eb. */
-int slo_simulate(FILE *out, const slo_set_t *set, const char *json, size_t len,
-                 mt_errbuf_t *eb);
+int slo_simulate(FILE *out, const slo_set_t *set, const char *json, size_t len, mt_errbuf_t *eb);
 
 #endif

@@ -18,8 +18,8 @@
 #include <strings.h>
 #include <time.h>
 
-#define NOTIFY_QUEUE_CAP 64          /* messages waiting per notifier; more are dropped */
-#define NOTIFY_MAX_BACKOFF_MS 60000
+#define NOTIFY_QUEUE_CAP          64 /* messages waiting per notifier; more are dropped */
+#define NOTIFY_MAX_BACKOFF_MS     60000
 #define NOTIFY_MAX_RETRY_AFTER_MS 300000
 
 /* ---- formatting helpers ----------------------------------------------------------------- */
@@ -114,17 +114,19 @@ static void summary_text(const slo_alert_msg_t *m, char *b, size_t n)
     if (m->resolved) {
         fmt_pct(spent, sizeof(spent), m->budget_spent);
         fmt_secs(dur, sizeof(dur), (double)(m->ends_ms - m->starts_ms) / 1000.0);
-        snprintf(b, n, "SLO %s (service %s) recovered after %s; the incident spent %s of the "
-                 "error budget, %s remains.", m->slo_id, m->service, dur, spent, rem);
+        snprintf(b, n,
+                 "SLO %s (service %s) recovered after %s; the incident spent %s of the "
+                 "error budget, %s remains.",
+                 m->slo_id, m->service, dur, spent, rem);
     } else {
-        snprintf(b, n, "SLO %s (service %s, objective %.4g%%, severity %s): burn rate %s; "
-                 "budget remaining %s; exhausted in %s at this rate.", m->slo_id, m->service,
-                 m->objective * 100.0, m->severity, burn, rem, tte);
+        snprintf(b, n,
+                 "SLO %s (service %s, objective %.4g%%, severity %s): burn rate %s; "
+                 "budget remaining %s; exhausted in %s at this rate.",
+                 m->slo_id, m->service, m->objective * 100.0, m->severity, burn, rem, tte);
     }
 }
 
-static void traces_text(const slo_alert_msg_t *m, char *b, size_t n, const char *sep,
-                        const char *q)
+static void traces_text(const slo_alert_msg_t *m, char *b, size_t n, const char *sep, const char *q)
 {
     size_t k = 0;
     b[0] = 0;
@@ -177,9 +179,9 @@ char *slo_notify_slack_json(const slo_alert_msg_t *m, size_t *len)
     json_array_append_new(blocks, json_pack("{s:s, s:{s:s, s:o, s:b}}", "type", "header", "text",
                                             "type", "plain_text", "text",
                                             jstr_trunc(title, SLO_SLACK_MAX_HEADER), "emoji", 1));
-    json_array_append_new(blocks, json_pack("{s:s, s:{s:s, s:o}}", "type", "section", "text",
-                                            "type", "mrkdwn", "text",
-                                            jstr_trunc(summary, SLO_SLACK_MAX_SECTION)));
+    json_array_append_new(blocks,
+                          json_pack("{s:s, s:{s:s, s:o}}", "type", "section", "text", "type",
+                                    "mrkdwn", "text", jstr_trunc(summary, SLO_SLACK_MAX_SECTION)));
     json_t *fields = json_array(); /* at most 10 per section */
     json_array_append_new(fields, slack_field("SLO", m->slo_id));
     json_array_append_new(fields, slack_field("Service", m->service));
@@ -193,17 +195,17 @@ char *slo_notify_slack_json(const slo_alert_msg_t *m, size_t *len)
         char t[256];
         traces_text(m, t, sizeof(t), "\n", "`");
         snprintf(buf, sizeof(buf), "*Recent failing traces*\n%s", t);
-        json_array_append_new(blocks, json_pack("{s:s, s:{s:s, s:o}}", "type", "section", "text",
-                                                "type", "mrkdwn", "text",
-                                                jstr_trunc(buf, SLO_SLACK_MAX_SECTION)));
+        json_array_append_new(blocks,
+                              json_pack("{s:s, s:{s:s, s:o}}", "type", "section", "text", "type",
+                                        "mrkdwn", "text", jstr_trunc(buf, SLO_SLACK_MAX_SECTION)));
     }
     if (m->nchanges) {
         char t[1024];
         changes_text(m, t, sizeof(t), "\xE2\x80\xA2 ");
         snprintf(buf, sizeof(buf), "*Recent changes*\n%s", t);
-        json_array_append_new(blocks, json_pack("{s:s, s:{s:s, s:o}}", "type", "section", "text",
-                                                "type", "mrkdwn", "text",
-                                                jstr_trunc(buf, SLO_SLACK_MAX_SECTION)));
+        json_array_append_new(blocks,
+                              json_pack("{s:s, s:{s:s, s:o}}", "type", "section", "text", "type",
+                                        "mrkdwn", "text", jstr_trunc(buf, SLO_SLACK_MAX_SECTION)));
     }
     if (m->runbook_url[0] || m->dashboard_url[0]) {
         snprintf(buf, sizeof(buf), "%s%s%s%s%s%s%s", m->runbook_url[0] ? "<" : "", m->runbook_url,
@@ -211,16 +213,17 @@ char *slo_notify_slack_json(const slo_alert_msg_t *m, size_t *len)
                  m->runbook_url[0] && m->dashboard_url[0] ? "  \xC2\xB7  " : "",
                  m->dashboard_url[0] ? "<" : "", m->dashboard_url,
                  m->dashboard_url[0] ? "|Dashboard>" : "");
-        json_array_append_new(blocks, json_pack("{s:s, s:[{s:s, s:o}]}", "type", "context",
-                                                "elements", "type", "mrkdwn", "text",
-                                                jstr_trunc(buf, 2000)));
+        json_array_append_new(blocks,
+                              json_pack("{s:s, s:[{s:s, s:o}]}", "type", "context", "elements",
+                                        "type", "mrkdwn", "text", jstr_trunc(buf, 2000)));
     }
-    const char *color = m->resolved ? "good" : strcmp(m->severity, "page") == 0 ? "danger"
-                                                                                : "warning";
+    const char *color = m->resolved                        ? "good"
+                        : strcmp(m->severity, "page") == 0 ? "danger"
+                                                           : "warning";
     snprintf(buf, sizeof(buf), "%s: %s", title, summary);
-    json_t *root = json_pack("{s:o, s:[{s:s, s:o, s:o}]}", "text", jstr_trunc(buf, 3000),
-                             "attachments", "color", color, "fallback", jstr_trunc(buf, 3000),
-                             "blocks", blocks);
+    json_t *root =
+        json_pack("{s:o, s:[{s:s, s:o, s:o}]}", "text", jstr_trunc(buf, 3000), "attachments",
+                  "color", color, "fallback", jstr_trunc(buf, 3000), "blocks", blocks);
     return dump(root, len);
 }
 
@@ -240,13 +243,14 @@ static json_t *teams_card(const slo_alert_msg_t *m, int with_extras, size_t text
     fmt_pct(rem, sizeof(rem), m->budget_remaining);
     fmt_secs(tte, sizeof(tte), m->tte_s);
     snprintf(obj, sizeof(obj), "%.4g%%", m->objective * 100.0);
-    const char *color = m->resolved ? "Good"
-                        : strcmp(m->severity, "page") == 0 ? "Attention" : "Warning";
+    const char *color = m->resolved                        ? "Good"
+                        : strcmp(m->severity, "page") == 0 ? "Attention"
+                                                           : "Warning";
     json_t *body = json_array();
-    json_array_append_new(body, json_pack("{s:s, s:o, s:s, s:s, s:b, s:s, s:s}", "type",
-                                          "TextBlock", "text", jstr_trunc(title, text_max),
-                                          "weight", "Bolder", "size", "Medium", "wrap", 1,
-                                          "color", color, "style", "heading"));
+    json_array_append_new(body,
+                          json_pack("{s:s, s:o, s:s, s:s, s:b, s:s, s:s}", "type", "TextBlock",
+                                    "text", jstr_trunc(title, text_max), "weight", "Bolder", "size",
+                                    "Medium", "wrap", 1, "color", color, "style", "heading"));
     json_array_append_new(body, json_pack("{s:s, s:o, s:b}", "type", "TextBlock", "text",
                                           jstr_trunc(summary, text_max), "wrap", 1));
     json_t *facts = json_array();
@@ -281,18 +285,17 @@ static json_t *teams_card(const slo_alert_msg_t *m, int with_extras, size_t text
         json_array_append_new(actions, json_pack("{s:s, s:s, s:s}", "type", "Action.OpenUrl",
                                                  "title", "Dashboard", "url", m->dashboard_url));
     }
-    json_t *card = json_pack("{s:s, s:s, s:s, s:o, s:{s:s}}", "$schema",
-                             "http://adaptivecards.io/schemas/adaptive-card.json", "type",
-                             "AdaptiveCard", "version", "1.4", "body", body, "msteams", "width",
-                             "Full");
+    json_t *card =
+        json_pack("{s:s, s:s, s:s, s:o, s:{s:s}}", "$schema",
+                  "http://adaptivecards.io/schemas/adaptive-card.json", "type", "AdaptiveCard",
+                  "version", "1.4", "body", body, "msteams", "width", "Full");
     if (json_array_size(actions)) {
         json_object_set_new(card, "actions", actions);
     } else {
         json_decref(actions);
     }
-    return json_pack("{s:s, s:[{s:s, s:n, s:o}]}", "type", "message", "attachments",
-                     "contentType", "application/vnd.microsoft.card.adaptive", "contentUrl",
-                     "content", card);
+    return json_pack("{s:s, s:[{s:s, s:n, s:o}]}", "type", "message", "attachments", "contentType",
+                     "application/vnd.microsoft.card.adaptive", "contentUrl", "content", card);
 }
 
 char *slo_notify_teams_json(const slo_alert_msg_t *m, size_t *len)
@@ -347,14 +350,15 @@ char *slo_notify_messagecard_json(const slo_alert_msg_t *m, size_t *len)
                                                  "name", "Dashboard", "targets", "os", "default",
                                                  "uri", m->dashboard_url));
     }
-    const char *color = m->resolved ? "2DC72D" : strcmp(m->severity, "page") == 0 ? "8C1A1A"
-                                                                                  : "FFA500";
+    const char *color = m->resolved                        ? "2DC72D"
+                        : strcmp(m->severity, "page") == 0 ? "8C1A1A"
+                                                           : "FFA500";
     json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:[{s:o, s:o, s:b}], s:o}", "@type",
                              "MessageCard", "@context", "http://schema.org/extensions",
                              "themeColor", color, "summary", jstr_trunc(title, 500), "title",
-                             jstr_trunc(title, 500), "text", jstr_trunc(summary, 3000),
-                             "sections", "activityTitle", jstr_trunc(m->slo_id, 500), "facts",
-                             facts, "markdown", 1, "potentialAction", actions);
+                             jstr_trunc(title, 500), "text", jstr_trunc(summary, 3000), "sections",
+                             "activityTitle", jstr_trunc(m->slo_id, 500), "facts", facts,
+                             "markdown", 1, "potentialAction", actions);
     return dump(root, len);
 }
 
@@ -363,8 +367,8 @@ char *slo_notify_messagecard_json(const slo_alert_msg_t *m, size_t *len)
 static json_t *msg_labels(const slo_alert_msg_t *m)
 {
     json_t *l = json_object();
-    json_object_set_new(l, "alertname", json_string(m->alert_name[0] ? m->alert_name
-                                                                     : "SLOErrorBudgetBurn"));
+    json_object_set_new(l, "alertname",
+                        json_string(m->alert_name[0] ? m->alert_name : "SLOErrorBudgetBurn"));
     json_object_set_new(l, "sloth_id", json_string(m->slo_id));
     json_object_set_new(l, "sloth_service", json_string(m->service));
     json_object_set_new(l, "sloth_slo", json_string(m->slo));
@@ -433,8 +437,8 @@ char *slo_notify_webhook_json(const slo_alert_msg_t *m, size_t *len)
                               "generatorURL", m->generator_url, "fingerprint", fp);
     json_t *group = json_pack("{s:O, s:s}", "alertname", json_object_get(labels, "alertname"),
                               "sloth_id", m->slo_id);
-    json_t *root = json_pack("{s:s, s:s, s:i, s:s, s:s, s:o, s:o, s:o, s:s, s:[o]}", "version",
-                             "4", "groupKey", m->group_key, "truncatedAlerts", 0, "status", status,
+    json_t *root = json_pack("{s:s, s:s, s:i, s:s, s:s, s:o, s:o, s:o, s:s, s:[o]}", "version", "4",
+                             "groupKey", m->group_key, "truncatedAlerts", 0, "status", status,
                              "receiver", "meltp", "groupLabels", group, "commonLabels", labels,
                              "commonAnnotations", ann, "externalURL", "", "alerts", alert);
     return dump(root, len);
@@ -501,15 +505,15 @@ static const cfg_field_t notifier_fields[] = {
      "generic webhook URL (secret); also accepted for slack and teams"},
     {"url_file", CFG_T_STRING, NULL, 0, offsetof(notifier_cfg_t, url_file), NULL,
      "file holding the webhook URL (first line), e.g. a mounted Kubernetes secret"},
-    {"format", CFG_T_ENUM, "auto", 0, offsetof(notifier_cfg_t, format),
-     "auto|adaptive|messagecard", "teams: Adaptive Card (Workflows) or legacy MessageCard; auto "
+    {"format", CFG_T_ENUM, "auto", 0, offsetof(notifier_cfg_t, format), "auto|adaptive|messagecard",
+     "teams: Adaptive Card (Workflows) or legacy MessageCard; auto "
      "picks MessageCard for *.webhook.office.com URLs"},
     {"timeout", CFG_T_DURATION, "10s", 0, offsetof(notifier_cfg_t, timeout_ms), NULL,
      "per request"},
     {"max_retries", CFG_T_INT, "5", 0, offsetof(notifier_cfg_t, max_retries), NULL,
      "retries after the first attempt (429, 5xx, transport errors)"},
-    {"initial_backoff", CFG_T_DURATION, "1s", 0, offsetof(notifier_cfg_t, initial_backoff_ms),
-     NULL, "first retry delay; doubles up to 60s; Retry-After wins"},
+    {"initial_backoff", CFG_T_DURATION, "1s", 0, offsetof(notifier_cfg_t, initial_backoff_ms), NULL,
+     "first retry delay; doubles up to 60s; Retry-After wins"},
     {"send_resolved", CFG_T_BOOL, "true", 0, offsetof(notifier_cfg_t, send_resolved), NULL,
      "also notify when an alert resolves"},
     {"name", CFG_T_STRING, NULL, 0, offsetof(notifier_cfg_t, name), NULL,
@@ -580,8 +584,10 @@ slo_notifiers_t *slo_notifiers_load(const cfg_node_t *node, const char *path, cf
         } else if (!strcmp(nt->cfg.type, "webhook")) {
             nt->type = SLO_NT_WEBHOOK;
         } else {
-            cfg_error_key(c, item, p, "type", "unknown notifier type \"%s\" (valid: slack, "
-                          "teams, webhook)", nt->cfg.type);
+            cfg_error_key(c, item, p, "type",
+                          "unknown notifier type \"%s\" (valid: slack, "
+                          "teams, webhook)",
+                          nt->cfg.type);
             errs++;
             continue;
         }
@@ -604,7 +610,8 @@ slo_notifiers_t *slo_notifiers_load(const cfg_node_t *node, const char *path, cf
             nt->url = nt->cfg.url_from_file;
         }
         if (!nt->url || !*nt->url) {
-            cfg_error(c, item->line, p, "%s (or url_file) is required (it may be empty when an "
+            cfg_error(c, item->line, p,
+                      "%s (or url_file) is required (it may be empty when an "
                       "${env:...} variable is unset)",
                       nt->type == SLO_NT_WEBHOOK ? "url" : "webhook_url");
             errs++;
@@ -639,11 +646,13 @@ static int teams_format(const notifier_t *nt)
 static char *payload(const notifier_t *nt, const slo_alert_msg_t *m, size_t *len)
 {
     switch (nt->type) {
-    case SLO_NT_SLACK: return slo_notify_slack_json(m, len);
+    case SLO_NT_SLACK:
+        return slo_notify_slack_json(m, len);
     case SLO_NT_TEAMS:
         return teams_format(nt) == SLO_TEAMS_MESSAGECARD ? slo_notify_messagecard_json(m, len)
                                                          : slo_notify_teams_json(m, len);
-    default: return slo_notify_webhook_json(m, len);
+    default:
+        return slo_notify_webhook_json(m, len);
     }
 }
 
@@ -767,7 +776,8 @@ static int deliver(notifier_t *nt, const slo_alert_msg_t *m, int wait, FILE *out
         if (out) {
             fprintf(out, "%s: delivered (HTTP %ld)%s\n", nt->label, status,
                     nt->type == SLO_NT_TEAMS ? "; Teams answers 202 before the flow runs: check "
-                                               "the channel and the flow's run history" : "");
+                                               "the channel and the flow's run history"
+                                             : "");
         }
         return 0;
     }
@@ -819,9 +829,9 @@ int slo_notifiers_start(slo_notifiers_t *ns, mt_errbuf_t *eb)
                                 "SLO alert notifications delivered", labels);
         nt->c_failed = tm_counter("meltp_slo_notifications_failed_total",
                                   "SLO alert notifications given up after retries", labels);
-        nt->c_dropped = tm_counter("meltp_slo_notifications_dropped_total",
-                                   "SLO alert notifications dropped (queue full or shutdown)",
-                                   labels);
+        nt->c_dropped =
+            tm_counter("meltp_slo_notifications_dropped_total",
+                       "SLO alert notifications dropped (queue full or shutdown)", labels);
         nt->c_retries = tm_counter("meltp_slo_notification_retries_total",
                                    "SLO alert notification retries", labels);
         pthread_mutex_init(&nt->mu, NULL);

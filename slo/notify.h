@@ -17,32 +17,32 @@
 #include "mt.h"
 
 #define SLO_MSG_MAX_WINDOWS 4
-#define SLO_MSG_MAX_TRACES 3
+#define SLO_MSG_MAX_TRACES  3
 #define SLO_MSG_MAX_CHANGES 3
-#define SLO_MSG_MAX_LABELS 24
+#define SLO_MSG_MAX_LABELS  24
 
 /* One alert notice, self-contained (copied into queues). Strings are NUL-terminated and
  * silently truncated to their arrays. */
 typedef struct {
-    bool resolved;             /* false: firing; true: resolved */
+    bool resolved; /* false: firing; true: resolved */
     char group_key[256];
     char alert_name[128];
     char slo_id[256];
     char service[128];
     char slo[128];
-    char severity[32];         /* "page", "ticket", ... */
-    char tier[64];             /* "page-quick" */
-    double objective;          /* 0.999 */
+    char severity[32]; /* "page", "ticket", ... */
+    char tier[64];     /* "page-quick" */
+    double objective;  /* 0.999 */
     int nwin;
     struct {
-        char name[16];         /* "5m" */
+        char name[16]; /* "5m" */
         double burn_rate;
     } win[SLO_MSG_MAX_WINDOWS];
-    double threshold;          /* burn-rate factor of the tier */
-    double budget_remaining;   /* ratio, may be negative */
-    double tte_s;              /* -1 = not burning */
-    double budget_spent;       /* resolved: budget consumed during the incident (ratio) */
-    int64_t starts_ms, ends_ms;/* ends_ms 0 while firing */
+    double threshold;           /* burn-rate factor of the tier */
+    double budget_remaining;    /* ratio, may be negative */
+    double tte_s;               /* -1 = not burning */
+    double budget_spent;        /* resolved: budget consumed during the incident (ratio) */
+    int64_t starts_ms, ends_ms; /* ends_ms 0 while firing */
     char runbook_url[512];
     char dashboard_url[512];
     char generator_url[512];
@@ -50,8 +50,8 @@ typedef struct {
     char traces[SLO_MSG_MAX_TRACES][33];
     int nchanges;
     struct {
-        char name[64];         /* "deployment", "chaos.experiment" */
-        char detail[192];      /* service.version, body text, ... */
+        char name[64];    /* "deployment", "chaos.experiment" */
+        char detail[192]; /* service.version, body text, ... */
         int64_t t_ms;
     } changes[SLO_MSG_MAX_CHANGES];
     int nlabels;
@@ -87,10 +87,10 @@ char *slo_notify_webhook_json(const slo_alert_msg_t *m, size_t *len);     /* Ale
 /* 1 when a Teams URL is a legacy Office 365 connector (webhook.office.com, outlook.office.com) */
 int slo_notify_teams_is_legacy(const char *url);
 
-#define SLO_TEAMS_MAX_BYTES 20000
-#define SLO_SLACK_MAX_BLOCKS 50
+#define SLO_TEAMS_MAX_BYTES   20000
+#define SLO_SLACK_MAX_BLOCKS  50
 #define SLO_SLACK_MAX_SECTION 3000
-#define SLO_SLACK_MAX_HEADER 150
+#define SLO_SLACK_MAX_HEADER  150
 
 /* Fills a realistic sample alert (test-notify, tests). */
 void slo_notify_sample(slo_alert_msg_t *m);

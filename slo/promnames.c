@@ -48,9 +48,9 @@ slo_pn_part_t slo_pn_match(const slo_pn_t *n, const char *want)
     if (eq2(want, lw, n->raw, lr, "") || (n->flen && eq2(want, lw, n->family, n->flen, ""))) {
         return SLO_PN_SERIES;
     }
-    if (n->sum_like && (eq2(want, lw, n->raw, lr, "_total") ||
-                        (lr == lw + 6 && !strcmp(n->raw + lw, "_total") &&
-                         !memcmp(want, n->raw, lw)))) {
+    if (n->sum_like &&
+        (eq2(want, lw, n->raw, lr, "_total") ||
+         (lr == lw + 6 && !strcmp(n->raw + lw, "_total") && !memcmp(want, n->raw, lw)))) {
         return SLO_PN_SERIES;
     }
     if (n->flen && n->buckets && eq2(want, lw, n->family, n->flen, "_bucket")) {

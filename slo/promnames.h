@@ -26,12 +26,12 @@ typedef enum {
 /* One metric's names, computed once per metric (not per point) by slo_pn_init. The struct
  * lives on the caller's stack: no allocation. */
 typedef struct {
-    const char *raw;          /* the OTLP name (borrowed from the metric) */
-    char family[SLO_PN_MAX];  /* promconv family name, "" when it has none */
+    const char *raw;         /* the OTLP name (borrowed from the metric) */
+    char family[SLO_PN_MAX]; /* promconv family name, "" when it has none */
     size_t flen;
-    int composite;            /* classic histogram or summary: _sum / _count series */
-    int buckets;              /* classic histogram: _bucket series */
-    int sum_like;             /* sum: a name with or without _total matches (remote-write
+    int composite; /* classic histogram or summary: _sum / _count series */
+    int buckets;   /* classic histogram: _bucket series */
+    int sum_like;  /* sum: a name with or without _total matches (remote-write
                                * input arrives with the suffix stripped) */
 } slo_pn_t;
 

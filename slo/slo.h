@@ -28,8 +28,7 @@ size_t slo_engine_exporters(const slo_engine_t *e, char *const **ids);
  * the evaluation thread and notifiers. `queues` are the exporter queues of
  * slo_engine_exporters(), in that order; the engine calls nothing in the service.
  * Returns MT_OK or an error with eb filled. */
-int slo_engine_start(slo_engine_t *e, struct exq *const *queues, size_t nqueues,
-                     mt_errbuf_t *eb);
+int slo_engine_start(slo_engine_t *e, struct exq *const *queues, size_t nqueues, mt_errbuf_t *eb);
 
 /* Stops (saves state) and frees. Accepts NULL. */
 void slo_engine_stop_destroy(slo_engine_t *e);

@@ -196,8 +196,8 @@ const char *slo_fmt_duration(int64_t ms, char *buf, size_t len)
     static const struct {
         int64_t ms;
         const char *u;
-    } units[] = {{7LL * 86400000, "w"}, {86400000, "d"}, {3600000, "h"}, {60000, "m"},
-                 {1000, "s"},           {1, "ms"}};
+    } units[] = {{7LL * 86400000, "w"}, {86400000, "d"}, {3600000, "h"},
+                 {60000, "m"},          {1000, "s"},     {1, "ms"}};
     if (ms <= 0) {
         snprintf(buf, len, "0s");
         return buf;
@@ -205,16 +205,16 @@ const char *slo_fmt_duration(int64_t ms, char *buf, size_t len)
     size_t off = 0;
     buf[0] = 0;
     /* Weeks only when exact: Sloth and Prometheus users write 28d, not 4w. */
-    size_t first = (ms % (7LL * 86400000) == 0 && ms / 86400000 % 7 == 0 && ms >= 7 * 86400000LL
-                    && ms / 86400000 != 28 && ms / 86400000 != 14)
+    size_t first = (ms % (7LL * 86400000) == 0 && ms / 86400000 % 7 == 0 && ms >= 7 * 86400000LL &&
+                    ms / 86400000 != 28 && ms / 86400000 != 14)
                        ? 0
                        : 1;
     for (size_t i = first; i < MT_ARRAY_LEN(units) && ms > 0; i++) {
         if (ms >= units[i].ms) {
             int64_t q = ms / units[i].ms;
             ms -= q * units[i].ms;
-            int w = snprintf(buf + off, len > off ? len - off : 0, "%lld%s", (long long)q,
-                             units[i].u);
+            int w =
+                snprintf(buf + off, len > off ? len - off : 0, "%lld%s", (long long)q, units[i].u);
             if (w > 0) {
                 off += (size_t)w;
             }
@@ -232,8 +232,7 @@ const char *spec_scalar(const cfg_node_t *n)
 }
 
 /* Reports keys of `map` not in the NULL-terminated `allowed` list. */
-void spec_check_keys(ld_t *L, const cfg_node_t *map, const char *path,
-                     const char *const *allowed)
+void spec_check_keys(ld_t *L, const cfg_node_t *map, const char *path, const char *const *allowed)
 {
     if (!map || map->kind != CFG_NODE_MAP) {
         return;
@@ -280,8 +279,7 @@ const char *spec_get_str(ld_t *L, const cfg_node_t *map, const char *path, const
         return NULL;
     }
     if (n->kind != CFG_NODE_SCALAR) {
-        cfg_error_key(L->c, map, path, key, "expected a string, got a %s",
-                      cfg_kind_name(n->kind));
+        cfg_error_key(L->c, map, path, key, "expected a string, got a %s", cfg_kind_name(n->kind));
         return NULL;
     }
     if (required && !n->value[0]) {
@@ -291,8 +289,7 @@ const char *spec_get_str(ld_t *L, const cfg_node_t *map, const char *path, const
     return n->value;
 }
 
-int spec_get_double(ld_t *L, const cfg_node_t *map, const char *path, const char *key,
-                    double *out)
+int spec_get_double(ld_t *L, const cfg_node_t *map, const char *path, const char *key, double *out)
 {
     const char *s = spec_get_str(L, map, path, key, 0);
     if (!s) {
@@ -322,8 +319,7 @@ int spec_get_bool(ld_t *L, const cfg_node_t *map, const char *path, const char *
     return 1;
 }
 
-int spec_get_dur(ld_t *L, const cfg_node_t *map, const char *path, const char *key,
-                 int64_t *out)
+int spec_get_dur(ld_t *L, const cfg_node_t *map, const char *path, const char *key, int64_t *out)
 {
     const char *s = spec_get_str(L, map, path, key, 0);
     if (!s) {
@@ -340,8 +336,7 @@ int spec_get_dur(ld_t *L, const cfg_node_t *map, const char *path, const char *k
     return 1;
 }
 
-void spec_get_kv(ld_t *L, const cfg_node_t *map, const char *path, const char *key,
-                 slo_kv_t *out)
+void spec_get_kv(ld_t *L, const cfg_node_t *map, const char *path, const char *key, slo_kv_t *out)
 {
     const cfg_node_t *m;
     if (spec_want_map(L, map, path, key, &m) <= 0) {
@@ -384,8 +379,8 @@ void spec_get_strlist(ld_t *L, const cfg_node_t *map, const char *path, const ch
     for (size_t i = 0; i < n->n; i++) {
         const char *s = spec_scalar(n->children[i]);
         if (!s || !*s) {
-            cfg_error(L->c, n->children[i]->line, path, "%s[%zu]: expected a non-empty string",
-                      key, i);
+            cfg_error(L->c, n->children[i]->line, path, "%s[%zu]: expected a non-empty string", key,
+                      i);
             continue;
         }
         *out = spec_xrealloc(*out, (*nout + 1) * sizeof(char *));
@@ -503,8 +498,8 @@ void spec_get_sev_opts(ld_t *L, const cfg_node_t *map, const char *path, const c
     }
     char *p = spec_xprintf("%s.%s", path, key);
     static const char *const sloth_keys[] = {"disable", "labels", "annotations", NULL};
-    static const char *const native_keys[] = {"disable", "labels", "annotations", "for",
-                                              "keep_firing_for", NULL};
+    static const char *const native_keys[] = {"disable", "labels",          "annotations",
+                                              "for",     "keep_firing_for", NULL};
     spec_check_keys(L, m, p, native ? native_keys : sloth_keys);
     spec_get_bool(L, m, p, "disable", &o->disable);
     spec_get_kv(L, m, p, "labels", &o->labels);
@@ -640,18 +635,17 @@ void spec_set_objective_pct(ld_t *L, slo_spec_t *s, const cfg_node_t *map, const
 
 /* cfg_load_* accept one document per file; spec files often hold several (`---`), so the text
  * is split here, each part padded with newlines so line numbers stay those of the file. */
-static void load_text(ld_t *L, const char *name, const char *text, size_t len,
-                      oslo_list_t *ol)
+static void load_text(ld_t *L, const char *name, const char *text, size_t len, oslo_list_t *ol)
 {
     size_t pos = 0;
     int line = 1, start_line = 1;
     size_t start = 0;
     for (;;) {
         int at_end = pos >= len;
-        int sep = !at_end && (pos == 0 || text[pos - 1] == '\n') && len - pos >= 3
-                  && !strncmp(text + pos, "---", 3)
-                  && (pos + 3 == len || text[pos + 3] == '\n' || text[pos + 3] == ' '
-                      || text[pos + 3] == '\r');
+        int sep = !at_end && (pos == 0 || text[pos - 1] == '\n') && len - pos >= 3 &&
+                  !strncmp(text + pos, "---", 3) &&
+                  (pos + 3 == len || text[pos + 3] == '\n' || text[pos + 3] == ' ' ||
+                   text[pos + 3] == '\r');
         if (at_end || sep) {
             size_t plen = pos - start;
             int blank = 1;
@@ -789,9 +783,9 @@ static void finish(ld_t *L, oslo_list_t *ol)
         L->file = d->file;
         if (!strcmp(d->kind, "SLO")) {
             spec_oslo_slo(L, ol, d);
-        } else if (strcmp(d->kind, "SLI") && strcmp(d->kind, "AlertPolicy")
-                   && strcmp(d->kind, "AlertCondition") && strcmp(d->kind, "Service")
-                   && strcmp(d->kind, "DataSource") && strcmp(d->kind, "AlertNotificationTarget")) {
+        } else if (strcmp(d->kind, "SLI") && strcmp(d->kind, "AlertPolicy") &&
+                   strcmp(d->kind, "AlertCondition") && strcmp(d->kind, "Service") &&
+                   strcmp(d->kind, "DataSource") && strcmp(d->kind, "AlertNotificationTarget")) {
             cfg_error_key(L->c, d->root, "", "kind", "unknown OpenSLO kind \"%s\"", d->kind);
         }
     }
@@ -865,8 +859,7 @@ int slo_specs_load(const char *const *globs, size_t n, const char *base_dir,
     return done(&L, before, out);
 }
 
-int slo_specs_load_file(const char *path, int64_t eval_interval_ms, cfg_ctx_t *c,
-                        slo_set_t **out)
+int slo_specs_load_file(const char *path, int64_t eval_interval_ms, cfg_ctx_t *c, slo_set_t **out)
 {
     size_t before = c->nerr;
     ld_t L = {.c = c, .eval_ms = eval_interval_ms, .set = spec_xmalloc(sizeof(slo_set_t))};
@@ -877,8 +870,8 @@ int slo_specs_load_file(const char *path, int64_t eval_interval_ms, cfg_ctx_t *c
     return done(&L, before, out);
 }
 
-int slo_specs_load_string(const char *name, const char *text, size_t len,
-                          int64_t eval_interval_ms, cfg_ctx_t *c, slo_set_t **out)
+int slo_specs_load_string(const char *name, const char *text, size_t len, int64_t eval_interval_ms,
+                          cfg_ctx_t *c, slo_set_t **out)
 {
     size_t before = c->nerr;
     ld_t L = {.c = c, .eval_ms = eval_interval_ms, .set = spec_xmalloc(sizeof(slo_set_t))};

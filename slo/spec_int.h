@@ -70,19 +70,15 @@ void spec_kv_copy(slo_kv_t *dst, const slo_kv_t *src);
 void spec_kv_free(slo_kv_t *kv);
 int spec_parse_duration(const char *s, int64_t *out);
 const char *spec_scalar(const cfg_node_t *n);
-void spec_check_keys(ld_t *L, const cfg_node_t *map, const char *path,
-                     const char *const *allowed);
+void spec_check_keys(ld_t *L, const cfg_node_t *map, const char *path, const char *const *allowed);
 int spec_want_map(ld_t *L, const cfg_node_t *map, const char *path, const char *key,
                   const cfg_node_t **out);
 const char *spec_get_str(ld_t *L, const cfg_node_t *map, const char *path, const char *key,
                          int required);
-int spec_get_double(ld_t *L, const cfg_node_t *map, const char *path, const char *key,
-                    double *out);
+int spec_get_double(ld_t *L, const cfg_node_t *map, const char *path, const char *key, double *out);
 int spec_get_bool(ld_t *L, const cfg_node_t *map, const char *path, const char *key, int *out);
-int spec_get_dur(ld_t *L, const cfg_node_t *map, const char *path, const char *key,
-                 int64_t *out);
-void spec_get_kv(ld_t *L, const cfg_node_t *map, const char *path, const char *key,
-                 slo_kv_t *out);
+int spec_get_dur(ld_t *L, const cfg_node_t *map, const char *path, const char *key, int64_t *out);
+void spec_get_kv(ld_t *L, const cfg_node_t *map, const char *path, const char *key, slo_kv_t *out);
 void spec_get_strlist(ld_t *L, const cfg_node_t *map, const char *path, const char *key,
                       char ***out, size_t *nout);
 void spec_alert_opts_free(alert_opts_t *a);
@@ -103,8 +99,7 @@ int spec_is_name_start(int c);
 int spec_is_name_char(int c);
 int spec_parse_selector(const char *s, slo_selector_t *out, char *err, size_t errlen);
 void spec_agg_free(agg_query_t *q);
-int spec_parse_agg_query(const char *s, int window_tpl, agg_query_t *q, char *err,
-                         size_t errlen);
+int spec_parse_agg_query(const char *s, int window_tpl, agg_query_t *q, char *err, size_t errlen);
 
 /* spec_native.c */
 void spec_native_doc(ld_t *L, const cfg_node_t *root);

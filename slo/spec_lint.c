@@ -73,12 +73,16 @@ void spec_lint_spec(ld_t *L, slo_spec_t *s)
     cfg_ctx_t *c = L->c;
     char buf[32], buf2[32];
     if (s->name && !valid_slo_name(s->name)) {
-        cfg_error(c, s->line, s->id, "SLO name \"%s\" must match [A-Za-z0-9][-A-Za-z0-9_.]*"
-                                     "[A-Za-z0-9]", s->name);
+        cfg_error(c, s->line, s->id,
+                  "SLO name \"%s\" must match [A-Za-z0-9][-A-Za-z0-9_.]*"
+                  "[A-Za-z0-9]",
+                  s->name);
     }
     if (s->service && s->service[0] && !valid_slo_name(s->service)) {
-        cfg_error(c, s->line, s->id, "service \"%s\" must match [A-Za-z0-9][-A-Za-z0-9_.]*"
-                                     "[A-Za-z0-9]", s->service);
+        cfg_error(c, s->line, s->id,
+                  "service \"%s\" must match [A-Za-z0-9][-A-Za-z0-9_.]*"
+                  "[A-Za-z0-9]",
+                  s->service);
     }
     if (s->objective <= 0 || s->objective >= 1) {
         return; /* already reported; the checks below divide by the budget */
@@ -116,15 +120,14 @@ void spec_lint_spec(ld_t *L, slo_spec_t *s)
                       t->alert_name ? t->alert_name : "");
         }
     }
-    if (s->budgeting != SLO_BUDGET_OCCURRENCES && L->eval_ms > 0 && s->timeslice_ms > 0
-        && s->timeslice_ms < L->eval_ms) {
-        cfg_error(c, s->line, s->id,
-                  "time slice %s is shorter than the evaluation interval %s",
+    if (s->budgeting != SLO_BUDGET_OCCURRENCES && L->eval_ms > 0 && s->timeslice_ms > 0 &&
+        s->timeslice_ms < L->eval_ms) {
+        cfg_error(c, s->line, s->id, "time slice %s is shorter than the evaluation interval %s",
                   slo_fmt_duration(s->timeslice_ms, buf, sizeof(buf)),
                   slo_fmt_duration(L->eval_ms, buf2, sizeof(buf2)));
     }
-    if (s->budgeting == SLO_BUDGET_TIMESLICES
-        && !(s->timeslice_target > 0 && s->timeslice_target <= 1)) {
+    if (s->budgeting == SLO_BUDGET_TIMESLICES &&
+        !(s->timeslice_target > 0 && s->timeslice_target <= 1)) {
         cfg_error(c, s->line, s->id, "timeslice target %g out of range (0, 1]",
                   s->timeslice_target);
     }
@@ -132,8 +135,8 @@ void spec_lint_spec(ld_t *L, slo_spec_t *s)
         char zp[512];
         struct stat st;
         snprintf(zp, sizeof(zp), "/usr/share/zoneinfo/%s", s->time_zone);
-        if (strstr(s->time_zone, "..") || s->time_zone[0] == '/'
-            || (stat("/usr/share/zoneinfo", &st) == 0 && stat(zp, &st) != 0)) {
+        if (strstr(s->time_zone, "..") || s->time_zone[0] == '/' ||
+            (stat("/usr/share/zoneinfo", &st) == 0 && stat(zp, &st) != 0)) {
             cfg_error(c, s->line, s->id, "unknown time zone \"%s\"", s->time_zone);
         }
     }

@@ -17,8 +17,8 @@ static int severity_number(const char *s)
     static const struct {
         const char *n;
         int v;
-    } names[] = {{"TRACE", 1}, {"DEBUG", 5}, {"INFO", 9}, {"WARN", 13}, {"WARNING", 13},
-                 {"ERROR", 17}, {"FATAL", 21}, {"CRITICAL", 21}};
+    } names[] = {{"TRACE", 1},    {"DEBUG", 5},  {"INFO", 9},   {"WARN", 13},
+                 {"WARNING", 13}, {"ERROR", 17}, {"FATAL", 21}, {"CRITICAL", 21}};
     for (size_t i = 0; i < MT_ARRAY_LEN(names); i++) {
         if (!strcasecmp(s, names[i].n)) {
             return names[i].v;
@@ -98,8 +98,8 @@ static void native_sli(ld_t *L, slo_spec_t *s, const cfg_node_t *sli, const char
         }
     } else if (spec_want_map(L, sli, path, "spans", &m) > 0) {
         p = spec_xprintf("%s.spans", path);
-        static const char *const keys[] = {"service", "span_name", "route", "type", "http_5xx",
-                                           "threshold", NULL};
+        static const char *const keys[] = {"service",  "span_name", "route", "type",
+                                           "http_5xx", "threshold", NULL};
         spec_check_keys(L, m, p, keys);
         q->kind = SLO_SLI_SPANS;
         const char *svc = spec_get_str(L, m, p, "service", 0);
@@ -206,9 +206,9 @@ static void native_tiers(ld_t *L, slo_spec_t *s, const cfg_node_t *seq, const ch
             free(p);
             continue;
         }
-        static const char *const keys[] = {"name", "severity", "long", "short", "factor",
-                                           "budget_percent", "for", "keep_firing_for",
-                                           "disable", "labels", "annotations", NULL};
+        static const char *const keys[] = {
+            "name", "severity",        "long",    "short",  "factor",      "budget_percent",
+            "for",  "keep_firing_for", "disable", "labels", "annotations", NULL};
         spec_check_keys(L, m, p, keys);
         const char *name = spec_get_str(L, m, p, "name", 0);
         const char *sev = spec_get_str(L, m, p, "severity", 0);
@@ -273,10 +273,9 @@ void spec_native_doc(ld_t *L, const cfg_node_t *root)
             continue;
         }
         static const char *const keys[] = {
-            "name",       "description", "objective",   "period",      "budgeting",
-            "timeslice",  "sli",         "group_by",    "max_groups",  "no_data",
-            "min_events", "runbook_url", "dashboard_url", "labels",    "alerting",
-            NULL};
+            "name",          "description", "objective",  "period",  "budgeting",  "timeslice",
+            "sli",           "group_by",    "max_groups", "no_data", "min_events", "runbook_url",
+            "dashboard_url", "labels",      "alerting",   NULL};
         spec_check_keys(L, m, p, keys);
         slo_spec_t *s = spec_new(L, SLO_FMT_NATIVE, m->line);
         s->service = spec_xstrdup(service ? service : "");
@@ -365,8 +364,8 @@ void spec_native_doc(ld_t *L, const cfg_node_t *root)
         const cfg_node_t *tiers = NULL;
         char *ap = spec_xprintf("%s.alerting", p);
         if (spec_want_map(L, m, p, "alerting", &al) > 0) {
-            static const char *const akeys[] = {"name", "labels", "annotations", "page",
-                                                "ticket", "tiers", NULL};
+            static const char *const akeys[] = {"name",   "labels", "annotations", "page",
+                                                "ticket", "tiers",  NULL};
             spec_check_keys(L, al, ap, akeys);
             a.name = spec_xstrdup(spec_get_str(L, al, ap, "name", 0));
             spec_get_kv(L, al, ap, "labels", &a.labels);

@@ -16,8 +16,8 @@
 static const oslo_doc_t *oslo_find(const oslo_list_t *ol, const char *kind, const char *name)
 {
     for (size_t i = 0; i < ol->n; i++) {
-        if (ol->d[i].kind && ol->d[i].name && !strcmp(ol->d[i].kind, kind)
-            && !strcmp(ol->d[i].name, name)) {
+        if (ol->d[i].kind && ol->d[i].name && !strcmp(ol->d[i].kind, kind) &&
+            !strcmp(ol->d[i].name, name)) {
             return &ol->d[i];
         }
     }
@@ -68,8 +68,9 @@ static int oslo_metric(ld_t *L, const cfg_node_t *holder, const char *path, cons
     free(mp);
     const char *qs = spec_get_str(L, spec, qp, "query", 0);
     if (!qs) {
-        cfg_error(L->c, spec->line, qp, "missing query (a Prometheus selector or "
-                                        "sum(rate(SELECTOR[window])))");
+        cfg_error(L->c, spec->line, qp,
+                  "missing query (a Prometheus selector or "
+                  "sum(rate(SELECTOR[window])))");
         free(qp);
         goto out;
     }
@@ -125,8 +126,9 @@ static void oslo_sli(ld_t *L, slo_spec_t *s, const cfg_node_t *sli_spec, const c
             size_t ntby = 0;
             q->has_total =
                 oslo_metric(L, rm, p, "total", &q->total, &q->total_query, &tby, &ntby) > 0;
-            if (!cfg_map_get(rm, "total") || (!cfg_map_get(rm, "good") && !cfg_map_get(rm, "bad"))
-                || (cfg_map_get(rm, "good") && cfg_map_get(rm, "bad"))) {
+            if (!cfg_map_get(rm, "total") ||
+                (!cfg_map_get(rm, "good") && !cfg_map_get(rm, "bad")) ||
+                (cfg_map_get(rm, "good") && cfg_map_get(rm, "bad"))) {
                 cfg_error(L->c, rm->line, p, "expected total and exactly one of good, bad");
             }
             s->group_by = tby;
@@ -143,8 +145,7 @@ static void oslo_sli(ld_t *L, slo_spec_t *s, const cfg_node_t *sli_spec, const c
         char *p = spec_xprintf("%s", path);
         q->kind = SLO_SLI_LATENCY;
         if (oslo_metric(L, sli_spec, p, "thresholdMetric", &q->histogram, &q->total_query, NULL,
-                        NULL)
-            > 0) {
+                        NULL) > 0) {
             if (q->histogram.metric) {
                 size_t n = strlen(q->histogram.metric);
                 if (n > 7 && !strcmp(q->histogram.metric + n - 7, "_bucket")) {
@@ -158,8 +159,8 @@ static void oslo_sli(ld_t *L, slo_spec_t *s, const cfg_node_t *sli_spec, const c
                       "thresholdMetric objectives need op: lte (or lt) and a value: the share of "
                       "observations at or below value is the SLI");
         }
-        if (spec_get_double(L, objective, opath, "value", &q->threshold) <= 0
-            || !(q->threshold > 0)) {
+        if (spec_get_double(L, objective, opath, "value", &q->threshold) <= 0 ||
+            !(q->threshold > 0)) {
             cfg_error(L->c, objective->line, opath, "value must be a threshold > 0");
         }
         free(p);
@@ -245,8 +246,9 @@ void spec_oslo_slo(ld_t *L, const oslo_list_t *ol, const oslo_doc_t *d)
                     }
                 }
             } else {
-                cfg_error(L->c, w->line, wp, "calendar windows need calendar: {startTime, "
-                                             "timeZone}");
+                cfg_error(L->c, w->line, wp,
+                          "calendar windows need calendar: {startTime, "
+                          "timeZone}");
             }
             free(cp);
         }
@@ -271,8 +273,8 @@ void spec_oslo_slo(ld_t *L, const oslo_list_t *ol, const oslo_doc_t *d)
     const cfg_node_t *objs = cfg_map_get(spec, "objectives");
     const cfg_node_t *obj = NULL;
     char *op = spec_xprintf("%s.objectives[0]", sp);
-    if (!objs || objs->kind != CFG_NODE_SEQ || objs->n == 0
-        || objs->children[0]->kind != CFG_NODE_MAP) {
+    if (!objs || objs->kind != CFG_NODE_SEQ || objs->n == 0 ||
+        objs->children[0]->kind != CFG_NODE_MAP) {
         cfg_error(L->c, objs ? objs->line : spec->line, sp, "objectives: expected a list of maps");
     } else {
         if (objs->n > 1) {
@@ -306,8 +308,8 @@ void spec_oslo_slo(ld_t *L, const oslo_list_t *ol, const oslo_doc_t *d)
                 cfg_error(L->c, obj->line, op, "%s needs timeSliceWindow",
                           slo_budgeting_name(s->budgeting));
             }
-            if (s->budgeting == SLO_BUDGET_TIMESLICES
-                && spec_get_double(L, obj, op, "timeSliceTarget", &s->timeslice_target) <= 0) {
+            if (s->budgeting == SLO_BUDGET_TIMESLICES &&
+                spec_get_double(L, obj, op, "timeSliceTarget", &s->timeslice_target) <= 0) {
                 cfg_error(L->c, obj->line, op, "Timeslices needs timeSliceTarget");
             }
         }

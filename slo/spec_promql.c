@@ -310,8 +310,7 @@ static const char AGG_SHAPES[] = "supported: sum(rate(SELECTOR[{{.window}}])), "
                                  "sum(increase(SELECTOR[{{.window}}])) and "
                                  "sum by (labels) (...)";
 
-int spec_parse_agg_query(const char *s, int window_tpl, agg_query_t *q, char *err,
-                         size_t errlen)
+int spec_parse_agg_query(const char *s, int window_tpl, agg_query_t *q, char *err, size_t errlen)
 {
     memset(q, 0, sizeof(*q));
     size_t i = 0;
@@ -375,8 +374,8 @@ int spec_parse_agg_query(const char *s, int window_tpl, agg_query_t *q, char *er
         }
         win[o] = 0;
         int64_t ms;
-        if (strcmp(win, "{{.window}}") != 0
-            && (window_tpl || spec_parse_duration(win, &ms) != MT_OK)) {
+        if (strcmp(win, "{{.window}}") != 0 &&
+            (window_tpl || spec_parse_duration(win, &ms) != MT_OK)) {
             snprintf(sub, sizeof(sub), "the range must be [{{.window}}], got [%s]", win);
             goto bad;
         }

@@ -61,8 +61,8 @@ static void sloth_events(ld_t *L, slo_spec_t *s, const cfg_node_t *ev, const cha
 
 void spec_sloth_doc(ld_t *L, const cfg_node_t *root)
 {
-    static const char *const top_keys[] = {"version", "service", "labels", "slos",
-                                           "slo_plugins", NULL};
+    static const char *const top_keys[] = {"version", "service",     "labels",
+                                           "slos",    "slo_plugins", NULL};
     spec_check_keys(L, root, "", top_keys);
     if (cfg_map_get(root, "slo_plugins")) {
         cfg_error_key(L->c, root, "", "slo_plugins", "Sloth plugins are not supported");
@@ -84,8 +84,8 @@ void spec_sloth_doc(ld_t *L, const cfg_node_t *root)
             free(p);
             continue;
         }
-        static const char *const keys[] = {"name", "description", "objective", "labels", "sli",
-                                           "alerting", "plugins", NULL};
+        static const char *const keys[] = {"name", "description", "objective", "labels",
+                                           "sli",  "alerting",    "plugins",   NULL};
         spec_check_keys(L, m, p, keys);
         if (cfg_map_get(m, "plugins")) {
             cfg_error_key(L->c, m, p, "plugins", "Sloth plugins are not supported");
@@ -128,8 +128,8 @@ void spec_sloth_doc(ld_t *L, const cfg_node_t *root)
         const cfg_node_t *al;
         char *ap = spec_xprintf("%s.alerting", p);
         if (spec_want_map(L, m, p, "alerting", &al) > 0) {
-            static const char *const akeys[] = {"name", "labels", "annotations", "page_alert",
-                                                "ticket_alert", NULL};
+            static const char *const akeys[] = {"name",       "labels",       "annotations",
+                                                "page_alert", "ticket_alert", NULL};
             spec_check_keys(L, al, ap, akeys);
             a.name = spec_xstrdup(spec_get_str(L, al, ap, "name", 0));
             spec_get_kv(L, al, ap, "labels", &a.labels);

@@ -75,8 +75,15 @@ static void acct_give(arena_t *a, size_t n)
     }
 }
 
-static void *pb_alloc(void *ud, size_t n) { return arena_alloc(ud, n); }
-static void pb_free(void *ud, void *p) { (void)ud; (void)p; }
+static void *pb_alloc(void *ud, size_t n)
+{
+    return arena_alloc(ud, n);
+}
+static void pb_free(void *ud, void *p)
+{
+    (void)ud;
+    (void)p;
+}
 
 arena_t *arena_create(size_t first_block, size_t cap)
 {
@@ -184,7 +191,10 @@ void arena_reset(arena_t *a)
     a->over_limit = 0;
 }
 
-void arena_set_cap(arena_t *a, size_t cap) { a->cap = cap; }
+void arena_set_cap(arena_t *a, size_t cap)
+{
+    a->cap = cap;
+}
 
 void arena_account(arena_t *a, _Atomic int64_t *in_use, _Atomic int64_t *limit)
 {
@@ -271,17 +281,41 @@ char *arena_strndup(arena_t *a, const char *s, size_t len)
     return p;
 }
 
-size_t arena_used(const arena_t *a) { return a->used; }
-size_t arena_reserved(const arena_t *a) { return a->reserved; }
-int arena_over_cap(const arena_t *a) { return a->over_cap; }
-int arena_over_limit(const arena_t *a) { return a->over_limit; }
-int arena_accounted(const arena_t *a) { return a->in_use != NULL; }
-ProtobufCAllocator *arena_pb_allocator(arena_t *a) { return &a->pb; }
+size_t arena_used(const arena_t *a)
+{
+    return a->used;
+}
+size_t arena_reserved(const arena_t *a)
+{
+    return a->reserved;
+}
+int arena_over_cap(const arena_t *a)
+{
+    return a->over_cap;
+}
+int arena_over_limit(const arena_t *a)
+{
+    return a->over_limit;
+}
+int arena_accounted(const arena_t *a)
+{
+    return a->in_use != NULL;
+}
+ProtobufCAllocator *arena_pb_allocator(arena_t *a)
+{
+    return &a->pb;
+}
 
 static pthread_key_t thread_key;
 static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
-static void thread_key_dtor(void *p) { arena_destroy(p); }
-static void thread_key_init(void) { pthread_key_create(&thread_key, thread_key_dtor); }
+static void thread_key_dtor(void *p)
+{
+    arena_destroy(p);
+}
+static void thread_key_init(void)
+{
+    pthread_key_create(&thread_key, thread_key_dtor);
+}
 
 arena_t *arena_thread(void)
 {

@@ -25,8 +25,8 @@ typedef struct processor processor_t;
 typedef struct extension extension_t;
 
 #define SIG_BIT(s) (1u << (s))
-#define SIG_TML (SIG_BIT(MT_SIG_TRACES) | SIG_BIT(MT_SIG_METRICS) | SIG_BIT(MT_SIG_LOGS))
-#define SIG_ALL (SIG_TML | SIG_BIT(MT_SIG_PROFILES))
+#define SIG_TML    (SIG_BIT(MT_SIG_TRACES) | SIG_BIT(MT_SIG_METRICS) | SIG_BIT(MT_SIG_LOGS))
+#define SIG_ALL    (SIG_TML | SIG_BIT(MT_SIG_PROFILES))
 
 /* ---- batches: what queues hold ------------------------------------------------------- */
 
@@ -38,18 +38,18 @@ typedef struct extension extension_t;
  * forms a receiver may keep when every consumer of its pipelines reads them natively
  * (pipeline_accepts_format), so a relay does not translate there and back. */
 enum {
-    MT_FMT_OTLP = 0,  /* Export<Signal>ServiceRequest */
-    MT_FMT_PRW1 = 1,  /* prometheus.WriteRequest (remote-write 1.0), validated, uncompressed */
+    MT_FMT_OTLP = 0, /* Export<Signal>ServiceRequest */
+    MT_FMT_PRW1 = 1, /* prometheus.WriteRequest (remote-write 1.0), validated, uncompressed */
 };
 
 typedef struct mt_batch {
     _Atomic int refs;
     mt_signal_t signal;
-    uint8_t format;      /* MT_FMT_*; batches of different formats are never coalesced */
+    uint8_t format; /* MT_FMT_*; batches of different formats are never coalesced */
     uint32_t items;
     uint64_t created_ns;
-    char tenant[64];     /* X-Scope-OrgID of the request ("" = none); never coalesced across */
-    uint64_t seq;        /* record number in a persistent queue's store (0 = in memory only) */
+    char tenant[64]; /* X-Scope-OrgID of the request ("" = none); never coalesced across */
+    uint64_t seq;    /* record number in a persistent queue's store (0 = in memory only) */
     size_t len;
     uint8_t data[];
 } mt_batch_t;
@@ -77,36 +77,36 @@ _Static_assert(sizeof(mt_on_full_t) == sizeof(int), "CFG_T_ENUM stores an int");
 typedef struct exporter_common {
     int queue_enabled;
     int64_t num_consumers;
-    int64_t queue_size;        /* batches (requests) */
+    int64_t queue_size; /* batches (requests) */
     int64_t queue_bytes;
-    int64_t queue_items;       /* spans / data points / log records queued, 0 = no bound */
-    mt_on_full_t on_full;      /* sending_queue.on_full: "refuse|drop" */
-    char *storage;             /* sending_queue.storage: a file_storage extension id, "" = memory */
+    int64_t queue_items;  /* spans / data points / log records queued, 0 = no bound */
+    mt_on_full_t on_full; /* sending_queue.on_full: "refuse|drop" */
+    char *storage;        /* sending_queue.storage: a file_storage extension id, "" = memory */
     int retry_enabled;
-    int64_t initial_interval;  /* ms */
-    int64_t max_interval;      /* ms */
-    int64_t max_elapsed_time;  /* ms, 0 = forever */
+    int64_t initial_interval; /* ms */
+    int64_t max_interval;     /* ms */
+    int64_t max_elapsed_time; /* ms, 0 = forever */
     double multiplier;
     double randomization_factor;
-    int64_t timeout;           /* ms */
+    int64_t timeout; /* ms */
 } exporter_common_t;
 extern const cfg_field_t exporter_common_fields[];
 extern const size_t exporter_common_nfields;
 
 typedef struct send_result {
-    const char *tenant;  /* in: the batch's tenant (X-Scope-OrgID), "" when none */
-    int format;          /* in: MT_FMT_* of data (only formats accepts_format allowed) */
-    int retry_after_ms;  /* > 0 when the server said when to come back */
-    int64_t rejected;    /* partial success: items the server rejected */
-    const char *reason;  /* short label for dropped/failed metrics */
-    char msg[512];       /* server's message, for the log */
+    const char *tenant; /* in: the batch's tenant (X-Scope-OrgID), "" when none */
+    int format;         /* in: MT_FMT_* of data (only formats accepts_format allowed) */
+    int retry_after_ms; /* > 0 when the server said when to come back */
+    int64_t rejected;   /* partial success: items the server rejected */
+    const char *reason; /* short label for dropped/failed metrics */
+    char msg[512];      /* server's message, for the log */
 } send_result_t;
 
 typedef struct exporter_ops {
     const char *type;
     const cfg_field_t *fields;
     size_t nfields;
-    size_t cfg_size;          /* sizeof the config struct (starts with exporter_common_t) */
+    size_t cfg_size; /* sizeof the config struct (starts with exporter_common_t) */
     unsigned signals;
     const char *help;
     /* validate the parsed config beyond the table (no side effects); errors via cfg_error */
@@ -121,7 +121,7 @@ typedef struct exporter_ops {
     int (*send)(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_t len,
                 uint32_t items, send_result_t *res);
     void (*destroy)(exporter_t *ex);
-    int default_consumers;   /* 0 = use exporter_common default */
+    int default_consumers; /* 0 = use exporter_common default */
     /* Optional: nonzero when send() takes batches in `format` (an MT_FMT_* other than OTLP)
      * and the result is what the OTLP form would have given. */
     int (*accepts_format)(exporter_t *ex, int format);
@@ -129,9 +129,9 @@ typedef struct exporter_ops {
 
 struct exporter {
     const exporter_ops_t *ops;
-    char *id;                 /* "otlphttp/tempo" */
-    void *cfg;                /* ops->cfg_size bytes, starts with exporter_common_t */
-    void *state;              /* exporter's own */
+    char *id;                          /* "otlphttp/tempo" */
+    void *cfg;                         /* ops->cfg_size bytes, starts with exporter_common_t */
+    void *state;                       /* exporter's own */
     _Atomic uint64_t failing_since_ns; /* 0 when healthy */
     _Atomic uint64_t stop_deadline_ns; /* set by shutdown: exporters with their own retry loops
                                         * give up at this time */
@@ -148,8 +148,8 @@ typedef struct exq exq_t;
 
 typedef struct batch_settings {
     int enabled;
-    int64_t send_batch_size;      /* items */
-    int64_t send_batch_max_size;  /* items, 0 = no limit */
+    int64_t send_batch_size;     /* items */
+    int64_t send_batch_max_size; /* items, 0 = no limit */
     int64_t timeout_ms;
 } batch_settings_t;
 
@@ -193,9 +193,9 @@ mt_signal_t exq_signal(const exq_t *q);
 
 /* What a mutating processor did besides changing data. */
 typedef struct proc_result {
-    uint64_t dropped;    /* items it removed: counted, the client sees partial_success */
-    int reject;          /* refuse the whole request: 400 with msg */
-    char msg[256];       /* first reason (for partial_success / the 400 body) */
+    uint64_t dropped; /* items it removed: counted, the client sees partial_success */
+    int reject;       /* refuse the whole request: 400 with msg */
+    char msg[256];    /* first reason (for partial_success / the 400 body) */
 } proc_result_t;
 
 typedef struct processor_ops {
@@ -227,9 +227,9 @@ struct processor {
 /* ---- pipelines ------------------------------------------------------------------------ */
 
 struct pipeline {
-    char *id;                   /* "traces" or "traces/2" */
+    char *id; /* "traces" or "traces/2" */
     mt_signal_t signal;
-    processor_t **procs;        /* mutating ones only, in order */
+    processor_t **procs; /* mutating ones only, in order */
     size_t nprocs;
     exq_t **queues;
     size_t nqueues;
@@ -237,8 +237,8 @@ struct pipeline {
 };
 
 typedef struct consume_result {
-    int status;          /* MT_OK, MT_AGAIN (refused: full), MT_ENOMEM, MT_EINVAL (rejected) */
-    uint64_t rejected;   /* items not taken (partial success) */
+    int status;        /* MT_OK, MT_AGAIN (refused: full), MT_ENOMEM, MT_EINVAL (rejected) */
+    uint64_t rejected; /* items not taken (partial success) */
     char msg[256];
 } consume_result_t;
 
@@ -260,9 +260,8 @@ int pipeline_accepts_format(pipeline_t *const *ps, size_t nps, int format);
  * same data as OTLP, packed here) when it is given; callers pass it when
  * pipeline_observer_count() > 0. */
 void pipeline_consume_encoded(pipeline_t **ps, size_t nps, mt_signal_t s, int format,
-                              const uint8_t *data, size_t len, uint64_t items,
-                              const char *tenant, const ProtobufCMessage *otlp,
-                              consume_result_t *res);
+                              const uint8_t *data, size_t len, uint64_t items, const char *tenant,
+                              const ProtobufCMessage *otlp, consume_result_t *res);
 
 /* Hands one request to every pipeline in `ps`. `req` is the decoded request, or NULL when only
  * the validated protobuf encoding `raw` exists (then it is decoded here if a processor needs

@@ -18,32 +18,42 @@ extern const exporter_ops_t exporter_pyroscope_ops;
 extern const exporter_ops_t exporter_loki_ops;
 extern const extension_ops_t extension_health_check_ops, extension_file_storage_ops;
 
-static const receiver_ops_t *const receivers[] = {&receiver_otlp_ops,
-                                                  &receiver_prometheusremotewrite_ops,
-                                                  &receiver_pyroscope_ops};
+static const receiver_ops_t *const receivers[] = {
+    &receiver_otlp_ops, &receiver_prometheusremotewrite_ops, &receiver_pyroscope_ops};
 static const processor_ops_t *const processors[] = {
-    &processor_batch_ops, &processor_memory_limiter_ops, &processor_resource_ops,
-    &processor_attributes_ops,
-    &processor_normalize_ops, &processor_validate_ops, &processor_synthetic_guard_ops};
-static const exporter_ops_t *const exporters[] = {&exporter_otlphttp_ops, &exporter_file_ops,
-                                                  &exporter_debug_ops,
-                                                  &exporter_prometheus_ops, &exporter_prw_ops,
-                                                  &exporter_loki_ops, &exporter_pyroscope_ops};
+    &processor_batch_ops,          &processor_memory_limiter_ops, &processor_resource_ops,
+    &processor_attributes_ops,     &processor_normalize_ops,      &processor_validate_ops,
+    &processor_synthetic_guard_ops};
+static const exporter_ops_t *const exporters[] = {
+    &exporter_otlphttp_ops, &exporter_file_ops, &exporter_debug_ops,    &exporter_prometheus_ops,
+    &exporter_prw_ops,      &exporter_loki_ops, &exporter_pyroscope_ops};
 static const extension_ops_t *const extensions[] = {&extension_health_check_ops,
                                                     &extension_file_storage_ops};
 
-#define FIND(arr, type)                                                                  \
-    for (size_t i = 0; i < MT_ARRAY_LEN(arr); i++) {                                     \
-        if (strcmp(arr[i]->type, type) == 0) {                                           \
-            return arr[i];                                                               \
-        }                                                                                \
-    }                                                                                    \
+#define FIND(arr, type)                              \
+    for (size_t i = 0; i < MT_ARRAY_LEN(arr); i++) { \
+        if (strcmp(arr[i]->type, type) == 0) {       \
+            return arr[i];                           \
+        }                                            \
+    }                                                \
     return NULL
 
-const receiver_ops_t *registry_receiver(const char *type) { FIND(receivers, type); }
-const processor_ops_t *registry_processor(const char *type) { FIND(processors, type); }
-const exporter_ops_t *registry_exporter(const char *type) { FIND(exporters, type); }
-const extension_ops_t *registry_extension(const char *type) { FIND(extensions, type); }
+const receiver_ops_t *registry_receiver(const char *type)
+{
+    FIND(receivers, type);
+}
+const processor_ops_t *registry_processor(const char *type)
+{
+    FIND(processors, type);
+}
+const exporter_ops_t *registry_exporter(const char *type)
+{
+    FIND(exporters, type);
+}
+const extension_ops_t *registry_extension(const char *type)
+{
+    FIND(extensions, type);
+}
 
 /* ---- help-config: one walk over the tables, printed as text or as docs/CONFIGURATION.md -- */
 
@@ -162,8 +172,8 @@ void registry_print_help(FILE *f, registry_help_format_t fmt)
     }
     section(f, fmt, 1, "receivers", "Receivers", NULL);
     for (size_t i = 0; i < MT_ARRAY_LEN(receivers); i++) {
-        component(f, fmt, "receiver", receivers[i]->type, receivers[i]->help,
-                  receivers[i]->fields, receivers[i]->nfields);
+        component(f, fmt, "receiver", receivers[i]->type, receivers[i]->help, receivers[i]->fields,
+                  receivers[i]->nfields);
     }
     section(f, fmt, 0, "processors", "Processors", NULL);
     for (size_t i = 0; i < MT_ARRAY_LEN(processors); i++) {
@@ -175,8 +185,8 @@ void registry_print_help(FILE *f, registry_help_format_t fmt)
             "Exporters",
             "Every exporter also takes the [common exporter settings](#common-exporter-settings).");
     for (size_t i = 0; i < MT_ARRAY_LEN(exporters); i++) {
-        component(f, fmt, "exporter", exporters[i]->type, exporters[i]->help,
-                  exporters[i]->fields, exporters[i]->nfields);
+        component(f, fmt, "exporter", exporters[i]->type, exporters[i]->help, exporters[i]->fields,
+                  exporters[i]->nfields);
     }
     if (fmt == REGISTRY_HELP_MARKDOWN) {
         fputs("\n### Common exporter settings\n\n", f);

@@ -115,8 +115,8 @@ typedef struct {
 } loader_t;
 
 /* Fills eb with "FILE:LINE: path: reason" (path omitted at the root). Always returns NULL. */
-__attribute__((format(printf, 3, 4))) static void *load_fail(loader_t *L, int line,
-                                                              const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void *load_fail(loader_t *L, int line, const char *fmt,
+                                                             ...)
 {
     char reason[384];
     va_list ap;
@@ -197,7 +197,8 @@ static int expand_ref(loader_t *L, int line, const char *r, size_t rlen, sb_t *b
         def = ref + nl + 2;
         deflen = len - nl - 2;
     } else if (!env_scheme && nl > 0 && ref[nl] == ':') {
-        load_fail(L, line, "unsupported config provider \"%.*s\" in \"${%.*s}\" (only env is supported)",
+        load_fail(L, line,
+                  "unsupported config provider \"%.*s\" in \"${%.*s}\" (only env is supported)",
                   (int)nl, ref, (int)(rlen > 64 ? 64 : rlen), r);
         return -1;
     } else {
@@ -235,7 +236,7 @@ static char *expand_env(loader_t *L, int line, const char *s, size_t len)
         char *p = pool_strndup(L->d, s, len);
         return p ? p : load_fail(L, line, "out of memory");
     }
-    sb_t b = {0}; /* malloc'd, copied into the pool at the end */
+    sb_t b = {0};          /* malloc'd, copied into the pool at the end */
     size_t i = 0, lit = 0; /* s[lit..i) is literal text not yet copied */
     int rc = 0;
     while (i < len && rc == 0) {

@@ -16,8 +16,8 @@
 
 /* Limits checked before the work they bound (craft convention 10). */
 #define CFG_MAX_FILE_BYTES (16u << 20) /* a config file larger than this is refused */
-#define CFG_MAX_DEPTH 128              /* maps/lists nested deeper than this are refused */
-#define CFG_MAX_NODES (1u << 20)       /* nodes after alias expansion ("billion laughs") */
+#define CFG_MAX_DEPTH      128         /* maps/lists nested deeper than this are refused */
+#define CFG_MAX_NODES      (1u << 20)  /* nodes after alias expansion ("billion laughs") */
 
 typedef enum { CFG_NODE_NULL, CFG_NODE_SCALAR, CFG_NODE_MAP, CFG_NODE_SEQ } cfg_kind_t;
 
@@ -89,16 +89,16 @@ void cfg_error_key(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const
 void cfg_ctx_print(const cfg_ctx_t *c, FILE *f);
 
 typedef enum {
-    CFG_T_STRING,   /* char * (malloc'd)                                   */
-    CFG_T_INT,      /* int64_t                                             */
-    CFG_T_DOUBLE,   /* double                                              */
-    CFG_T_BOOL,     /* int (0/1): true/false/yes/no/on/off                 */
+    CFG_T_STRING, /* char * (malloc'd)                                   */
+    CFG_T_INT,    /* int64_t                                             */
+    CFG_T_DOUBLE, /* double                                              */
+    CFG_T_BOOL,   /* int (0/1): true/false/yes/no/on/off                 */
     CFG_T_DURATION, /* int64_t milliseconds: "200ms" "5s" "1m" "1h" "1h30m" "0"; Go-style units ns us ms s m h */
-    CFG_T_BYTES,    /* int64_t bytes: "1024" "64KiB" "20MiB" "1GiB" "10MB" "512k"                    */
-    CFG_T_ENUM,     /* int: index of the value in `enums` ("refuse|drop")  */
-    CFG_T_STRMAP,   /* cfg_strmap_t: map of string -> string (e.g. headers) */
-    CFG_T_STRLIST,  /* cfg_strlist_t: list of strings                      */
-    CFG_T_NODE,     /* const cfg_node_t *: raw node, the component reads it itself */
+    CFG_T_BYTES, /* int64_t bytes: "1024" "64KiB" "20MiB" "1GiB" "10MB" "512k"                    */
+    CFG_T_ENUM,  /* int: index of the value in `enums` ("refuse|drop")  */
+    CFG_T_STRMAP,  /* cfg_strmap_t: map of string -> string (e.g. headers) */
+    CFG_T_STRLIST, /* cfg_strlist_t: list of strings                      */
+    CFG_T_NODE,    /* const cfg_node_t *: raw node, the component reads it itself */
 } cfg_type_t;
 typedef struct {
     size_t n;
@@ -111,12 +111,12 @@ typedef struct {
 } cfg_strlist_t;
 
 #define CFG_REQUIRED 1u
-#define CFG_SECRET 2u /* never printed by help/debug dumps, nor echoed in error messages */
+#define CFG_SECRET   2u /* never printed by help/debug dumps, nor echoed in error messages */
 
 typedef struct cfg_field {
-    const char *key;   /* dotted path inside the component, e.g. "sending_queue.queue_size" */
+    const char *key; /* dotted path inside the component, e.g. "sending_queue.queue_size" */
     cfg_type_t type;
-    const char *def;   /* default as YAML text, or NULL = no default (zero) */
+    const char *def; /* default as YAML text, or NULL = no default (zero) */
     unsigned flags;
     size_t offset;     /* offsetof(struct, member) */
     const char *enums; /* CFG_T_ENUM: "a|b|c" */

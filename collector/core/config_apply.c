@@ -82,14 +82,9 @@ int cfg_parse_duration_ms(const char *s, int64_t *out)
         uint64_t ns;
     } units[] = {
         /* two-letter units first so "ms" is not read as "m" followed by garbage */
-        {"ns", 1},
-        {"us", 1000},
-        {"\xc2\xb5s", 1000}, /* U+00B5 micro sign */
-        {"\xce\xbcs", 1000}, /* U+03BC greek small mu */
-        {"ms", 1000000},
-        {"s", 1000000000ull},
-        {"m", 60000000000ull},
-        {"h", 3600000000000ull},
+        {"ns", 1},           {"us", 1000},         {"\xc2\xb5s", 1000}, /* U+00B5 micro sign */
+        {"\xce\xbcs", 1000},                                            /* U+03BC greek small mu */
+        {"ms", 1000000},     {"s", 1000000000ull}, {"m", 60000000000ull}, {"h", 3600000000000ull},
     };
     if (!s || !*s) {
         return MT_EINVAL;
@@ -268,7 +263,7 @@ typedef struct {
 
 /* Adds "FILE:LINE: path.key: reason". `key` is the dotted key inside the component. */
 __attribute__((format(printf, 4, 5))) static void aerr(apply_t *A, int line, const char *key,
-                                                        const char *fmt, ...)
+                                                       const char *fmt, ...)
 {
     char reason[640];
     va_list ap;
@@ -667,8 +662,8 @@ static void unknown_key(apply_t *A, const char *prefix, const char *key, int lin
     char list[512];
     size_t off = 0;
     for (size_t j = 0; j < ns && off < sizeof(list); j++) {
-        int n = snprintf(list + off, sizeof(list) - off, "%s%.*s", j ? ", " : "", (int)segl[j],
-                         seg[j]);
+        int n =
+            snprintf(list + off, sizeof(list) - off, "%s%.*s", j ? ", " : "", (int)segl[j], seg[j]);
         if (n < 0) {
             break;
         }
@@ -692,8 +687,8 @@ static void walk(apply_t *A, const cfg_node_t *map, const char *prefix)
         if (fi >= 0) {
             const cfg_field_t *f = &A->f[fi];
             A->seen[fi] = 1;
-            int scalar_type = f->type != CFG_T_STRMAP && f->type != CFG_T_STRLIST &&
-                              f->type != CFG_T_NODE;
+            int scalar_type =
+                f->type != CFG_T_STRMAP && f->type != CFG_T_STRLIST && f->type != CFG_T_NODE;
             if (v->kind == CFG_NODE_NULL && scalar_type) {
                 /* `key:` with nothing keeps the default, but cannot satisfy "required". */
                 if (f->flags & CFG_REQUIRED) {

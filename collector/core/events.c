@@ -19,14 +19,14 @@
 
 struct events_counter {
     const char *metric, *help;
-    char *base;             /* "" or "exporter=\"x\"" */
+    char *base; /* "" or "exporter=\"x\"" */
     events_label_t policy;
     pthread_mutex_t mu;
     size_t n, max;
     struct {
-        char name[128];     /* the label value */
+        char name[128]; /* the label value */
         tm_counter_t *c;
-    } *svc;
+    } * svc;
     tm_counter_t *other;
 };
 
@@ -113,9 +113,9 @@ static pthread_once_t ev_once = PTHREAD_ONCE_INIT;
 
 static void ev_total_create(void)
 {
-    ev_total = events_counter_create("meltp_events_total",
-                                     "Log records that are events, per service.", "",
-                                     EVENTS_MAX_SERVICES, EVENTS_LABEL_ASCII);
+    ev_total =
+        events_counter_create("meltp_events_total", "Log records that are events, per service.", "",
+                              EVENTS_MAX_SERVICES, EVENTS_LABEL_ASCII);
 }
 
 static void add_total(const uint8_t *svc, size_t n, uint64_t count)
@@ -130,8 +130,8 @@ static void add_total(const uint8_t *svc, size_t n, uint64_t count)
 
 /* Iterates the fields of one message: returns the next field's number and wire type, with its
  * LEN payload in (*val, *vlen); NULL at the end or on malformed data. */
-static const uint8_t *next_field(const uint8_t *p, const uint8_t *end, unsigned *fnum,
-                                 unsigned *wt, const uint8_t **val, size_t *vlen)
+static const uint8_t *next_field(const uint8_t *p, const uint8_t *end, unsigned *fnum, unsigned *wt,
+                                 const uint8_t **val, size_t *vlen)
 {
     uint64_t tag, v;
     if (p >= end || !(p = wvarint(p, end, &tag))) {

@@ -131,11 +131,17 @@ httpc_opts_t httpc_opts_push(long timeout_ms, int tls_insecure, const char *tls_
 const char *httpc_status_reason(long code, const char *other)
 {
     switch (code) {
-    case 400: return "http_400";
-    case 401: return "http_401";
-    case 403: return "http_403";
-    case 404: return "http_404";
-    case 413: return "http_413";
-    default: return other;
+    case 400:
+        return "http_400";
+    case 401:
+        return "http_401";
+    case 403:
+        return "http_403";
+    case 404:
+        return "http_404";
+    case 413:
+        return "http_413";
+    default:
+        return other;
     }
 }

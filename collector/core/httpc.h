@@ -11,11 +11,11 @@
 #include <stddef.h>
 
 typedef struct httpc_resp {
-    char *body;          /* NUL-terminated, malloc'd, reused between requests */
+    char *body; /* NUL-terminated, malloc'd, reused between requests */
     size_t len, cap;
-    size_t max;          /* keep at most this many bytes */
-    int truncated;       /* the body was longer than max */
-    int retry_after_s;   /* from Retry-After, 0 when absent */
+    size_t max;            /* keep at most this many bytes */
+    int truncated;         /* the body was longer than max */
+    int retry_after_s;     /* from Retry-After, 0 when absent */
     char retry_after[128]; /* the raw Retry-After value (leading blanks skipped), "" when absent:
                             * for callers with their own policy (the SLO notifiers) */
     /* Optional: called for every header line as curl hands it over (CRLF included), after
@@ -39,11 +39,11 @@ size_t httpc_on_header(char *p, size_t sz, size_t n, void *ud);
 
 /* What every meltp request sets on an easy handle besides URL, body and headers. */
 typedef struct httpc_opts {
-    long timeout_ms;          /* whole request; 0: none */
-    long connect_timeout_ms;  /* 0: curl's default */
-    int keepalive;            /* TCP keep-alive probes on the connection */
-    int tls_insecure;         /* skip peer and host verification */
-    const char *tls_ca_file;  /* NULL: the system's CAs */
+    long timeout_ms;         /* whole request; 0: none */
+    long connect_timeout_ms; /* 0: curl's default */
+    int keepalive;           /* TCP keep-alive probes on the connection */
+    int tls_insecure;        /* skip peer and host verification */
+    const char *tls_ca_file; /* NULL: the system's CAs */
 } httpc_opts_t;
 
 /* The options of an exporter that pushes batches: the request timeout, a connect timeout of

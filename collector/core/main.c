@@ -18,24 +18,25 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "meltp %s - MELTP observability collector and SLO evaluator\n\n"
-            "usage:\n"
-            "  meltp run --config FILE        run the collector\n"
-            "  meltp check-config --config FILE\n"
-            "                                 validate the configuration without binding sockets;\n"
-            "                                 prints FILE:LINE: path.to.key: reason, exit 1 on error\n"
-            "  meltp help-config [--format text|markdown]\n"
-            "                                 list every component and its settings (markdown:\n"
-            "                                 docs/CONFIGURATION.md, as `make docs` writes it)\n"
-            "  meltp validate --config FILE [--input PATH...] [--listen DURATION] [--policy FILE]\n"
-            "                 [--format text|json|markdown|junit|html] [--output FILE]\n"
-            "                                 audit MELTP coverage per service (exit 1 on gaps)\n"
-            "  meltp slo explain|rules|dashboards|test-notify ...\n"
-            "                                 SLO tooling (see docs)\n"
-            "  meltp version                  print the version\n"
-            "  meltp help | --help            this text\n",
-            MELTP_VERSION);
+    fprintf(
+        f,
+        "meltp %s - MELTP observability collector and SLO evaluator\n\n"
+        "usage:\n"
+        "  meltp run --config FILE        run the collector\n"
+        "  meltp check-config --config FILE\n"
+        "                                 validate the configuration without binding sockets;\n"
+        "                                 prints FILE:LINE: path.to.key: reason, exit 1 on error\n"
+        "  meltp help-config [--format text|markdown]\n"
+        "                                 list every component and its settings (markdown:\n"
+        "                                 docs/CONFIGURATION.md, as `make docs` writes it)\n"
+        "  meltp validate --config FILE [--input PATH...] [--listen DURATION] [--policy FILE]\n"
+        "                 [--format text|json|markdown|junit|html] [--output FILE]\n"
+        "                                 audit MELTP coverage per service (exit 1 on gaps)\n"
+        "  meltp slo explain|rules|dashboards|test-notify ...\n"
+        "                                 SLO tooling (see docs)\n"
+        "  meltp version                  print the version\n"
+        "  meltp help | --help            this text\n",
+        MELTP_VERSION);
 }
 
 static const char *parse_config_flag(int argc, char **argv)
@@ -149,15 +150,16 @@ static int cmd_run(const char *path)
             service_stop_destroy(s);
             mt_errbuf_clear(&eb);
             if (service_start(ns, &eb) != MT_OK) {
-                mt_log(MT_LOG_ERROR, "reload: start failed (%s); going back to the previous configuration",
+                mt_log(MT_LOG_ERROR,
+                       "reload: start failed (%s); going back to the previous configuration",
                        eb.msg);
                 service_stop_destroy(ns);
                 free(ntext);
                 s = load_text(path, text);
                 mt_errbuf_clear(&eb);
                 if (!s || service_start(s, &eb) != MT_OK) {
-                    mt_log(MT_LOG_ERROR, "reload: the previous configuration failed too (%s); exiting",
-                           eb.msg);
+                    mt_log(MT_LOG_ERROR,
+                           "reload: the previous configuration failed too (%s); exiting", eb.msg);
                     service_stop_destroy(s);
                     free(text);
                     curl_global_cleanup();
@@ -171,8 +173,8 @@ static int cmd_run(const char *path)
             mt_log(MT_LOG_INFO, "reload: done");
             continue;
         }
-        mt_log(MT_LOG_INFO, "%s: draining queues (up to %lld ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-               (long long)service_shutdown_timeout_ms(s));
+        mt_log(MT_LOG_INFO, "%s: draining queues (up to %lld ms)",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)service_shutdown_timeout_ms(s));
         service_stop_destroy(s);
         free(text);
         mt_log(MT_LOG_INFO, "stopped");
@@ -197,8 +199,8 @@ static int cmd_help_config(int argc, char **argv)
         } else if (v && !strcmp(v, "markdown")) {
             fmt = REGISTRY_HELP_MARKDOWN;
         } else {
-            fprintf(stderr, "meltp: help-config: %s %s\n\n",
-                    v ? "unknown format" : "unknown flag", v ? v : argv[i]);
+            fprintf(stderr, "meltp: help-config: %s %s\n\n", v ? "unknown format" : "unknown flag",
+                    v ? v : argv[i]);
             usage(stderr);
             return 2;
         }

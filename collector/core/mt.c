@@ -13,7 +13,9 @@ int mt_log_level = MT_LOG_INFO;
 const char *mt_strerror(int err)
 {
     switch (err) {
-#define MT_X_CASE(name, val, msg) case name: return msg;
+#define MT_X_CASE(name, val, msg) \
+    case name:                    \
+        return msg;
         MT_ERRORS(MT_X_CASE)
 #undef MT_X_CASE
     }
@@ -56,9 +58,12 @@ void mt_log(int level, const char *fmt, ...)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, lv[level < 0 ? 0 : level > 3 ? 3 : level]);
+    int n =
+        snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+                 lv[level < 0   ? 0
+                    : level > 3 ? 3
+                                : level]);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
@@ -87,8 +92,8 @@ int mt_ratelimit_take(mt_ratelimit_t *rl, uint64_t now_ns, uint64_t interval_ns,
 {
     uint64_t next = atomic_load_explicit(&rl->next_ns, memory_order_relaxed);
     /* one winner per interval: whoever moves next_ns forward logs, everyone else counts */
-    if (now_ns < next || !atomic_compare_exchange_strong(&rl->next_ns, &next,
-                                                         now_ns + interval_ns)) {
+    if (now_ns < next ||
+        !atomic_compare_exchange_strong(&rl->next_ns, &next, now_ns + interval_ns)) {
         atomic_fetch_add_explicit(&rl->suppressed, 1, memory_order_relaxed);
         return 0;
     }

@@ -13,17 +13,17 @@
 #include <stdatomic.h>
 
 /* One list generates the enum and mt_strerror(). 0 is success, errors are negative. */
-#define MT_ERRORS(X)                                                   \
-    X(MT_OK, 0, "ok")                                                  \
-    X(MT_ERR, -1, "error")                                             \
-    X(MT_ENOMEM, -2, "out of memory")                                  \
-    X(MT_AGAIN, -3, "try again later (back-pressure)")                 \
-    X(MT_EINVAL, -4, "invalid input")                                  \
-    X(MT_ETOOBIG, -5, "too large")                                     \
-    X(MT_EUNSUPPORTED, -6, "unsupported")                              \
-    X(MT_EIO, -7, "i/o error")                                         \
-    X(MT_ERETRY, -8, "retryable failure")                              \
-    X(MT_EPERM, -9, "permanent failure")                               \
+#define MT_ERRORS(X)                                   \
+    X(MT_OK, 0, "ok")                                  \
+    X(MT_ERR, -1, "error")                             \
+    X(MT_ENOMEM, -2, "out of memory")                  \
+    X(MT_AGAIN, -3, "try again later (back-pressure)") \
+    X(MT_EINVAL, -4, "invalid input")                  \
+    X(MT_ETOOBIG, -5, "too large")                     \
+    X(MT_EUNSUPPORTED, -6, "unsupported")              \
+    X(MT_EIO, -7, "i/o error")                         \
+    X(MT_ERETRY, -8, "retryable failure")              \
+    X(MT_EPERM, -9, "permanent failure")               \
     X(MT_ENOTFOUND, -10, "not found")
 
 typedef enum {
@@ -43,7 +43,11 @@ typedef struct {
 } mt_errbuf_t;
 
 void mt_failf(mt_errbuf_t *eb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static inline void mt_errbuf_clear(mt_errbuf_t *eb) { eb->msg[0] = 0; eb->set = 0; }
+static inline void mt_errbuf_clear(mt_errbuf_t *eb)
+{
+    eb->msg[0] = 0;
+    eb->set = 0;
+}
 
 /* Hash of n bytes continuing from h, eight bytes at a time (multiply-xorshift): for in-memory
  * tables and shard choice only, never stored or sent, so it may change between versions.
@@ -71,8 +75,8 @@ static inline uint64_t mt_hash_bytes(uint64_t h, const void *p, size_t n)
 /* 64-bit FNV-1a, chained: h = mt_fnv1a(h, p, n) starting from MT_FNV_BASIS. Byte-wise and
  * stable across versions: the hash for anything stored, sent or shown (ids, checksums), and for
  * small tables where mt_hash_bytes' speed does not matter. */
-#define MT_FNV_BASIS 14695981039346656037ull
-#define MT_FNV_PRIME 1099511628211ull
+#define MT_FNV_BASIS    14695981039346656037ull
+#define MT_FNV_PRIME    1099511628211ull
 /* The offset basis with its last digit lost, as several modules once spelled it. Kept only
  * where such a hash is persisted or sent (SLO state-file checksums, webhook alert
  * fingerprints, Grafana dashboard uids) so that what earlier versions wrote stays valid; new
@@ -101,8 +105,9 @@ typedef enum {
     MT_SIG_PROFILES, /* OTLP profiles v1development */
     MT_SIG_COUNT
 } mt_signal_t;
-const char *mt_signal_name(mt_signal_t s);          /* "traces" */
-const char *mt_signal_item_name(mt_signal_t s);     /* "spans", "data_points", "log_records", "profiles" */
+const char *mt_signal_name(mt_signal_t s); /* "traces" */
+const char *mt_signal_item_name(
+    mt_signal_t s); /* "spans", "data_points", "log_records", "profiles" */
 
 /* Logging to stderr with a level; mt_log_level filters (0 error .. 3 debug). */
 enum { MT_LOG_ERROR = 0, MT_LOG_WARN, MT_LOG_INFO, MT_LOG_DEBUG };
@@ -123,19 +128,19 @@ int mt_ratelimit_take(mt_ratelimit_t *rl, uint64_t now_ns, uint64_t interval_ns,
                       uint64_t *suppressed);
 void mt_log_limited(mt_ratelimit_t *rl, uint64_t interval_ns, int level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-#define MT_LOG_EVERY(seconds, level, ...)                                                      \
-    do {                                                                                       \
-        static mt_ratelimit_t mt_rl_;                                                          \
-        mt_log_limited(&mt_rl_, (uint64_t)(seconds) * 1000000000ull, (level), __VA_ARGS__);   \
+#define MT_LOG_EVERY(seconds, level, ...)                                                 \
+    do {                                                                                  \
+        static mt_ratelimit_t mt_rl_;                                                     \
+        mt_log_limited(&mt_rl_, (uint64_t)(seconds)*1000000000ull, (level), __VA_ARGS__); \
     } while (0)
 
 /* Monotonic and wall clocks. */
-uint64_t mt_now_ns(void);      /* CLOCK_MONOTONIC */
-uint64_t mt_wall_ns(void);     /* CLOCK_REALTIME */
+uint64_t mt_now_ns(void);  /* CLOCK_MONOTONIC */
+uint64_t mt_wall_ns(void); /* CLOCK_REALTIME */
 
 #define MELTP_VERSION "0.1.0"
 
 #define MT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define MT_UNUSED(x) ((void)(x))
+#define MT_UNUSED(x)    ((void)(x))
 
 #endif

@@ -15,8 +15,8 @@
 /* One field as read by wnext(). */
 typedef struct wf {
     uint32_t num, wt;
-    uint64_t v;            /* varint, fixed64 or fixed32 value */
-    const uint8_t *p;      /* length-delimited payload */
+    uint64_t v;       /* varint, fixed64 or fixed32 value */
+    const uint8_t *p; /* length-delimited payload */
     size_t n;
 } wf_t;
 
@@ -42,8 +42,7 @@ static inline const uint8_t *wvarint(const uint8_t *p, const uint8_t *end, uint6
  * bytes; the first byte's field-number bits must not all be zero (so 0x00..0x07 is refused, while
  * an over-long zero such as 80 00 is field number 0, an unknown field); the number is the low 32
  * bits after the wire type. Returns the byte after the tag, or NULL. */
-static inline const uint8_t *wtag(const uint8_t *p, const uint8_t *end, uint32_t *num,
-                                  uint32_t *wt)
+static inline const uint8_t *wtag(const uint8_t *p, const uint8_t *end, uint32_t *num, uint32_t *wt)
 {
     if (p >= end || (*p & 0xf8) == 0) {
         return NULL;
@@ -67,7 +66,8 @@ static inline const uint8_t *wtag(const uint8_t *p, const uint8_t *end, uint32_t
 
 /* A length prefix read as protobuf-c reads it (scan_length_prefixed_data): at most five bytes,
  * at most INT_MAX, and the payload within [p, end). Returns the payload, or NULL. */
-static inline __attribute__((always_inline)) const uint8_t *wlen(const uint8_t *p, const uint8_t *end, size_t *n)
+static inline __attribute__((always_inline)) const uint8_t *wlen(const uint8_t *p,
+                                                                 const uint8_t *end, size_t *n)
 {
     if (p < end && *p < 0x80) {
         if (*p > (size_t)(end - p - 1)) {
@@ -93,7 +93,8 @@ static inline __attribute__((always_inline)) const uint8_t *wlen(const uint8_t *
 
 /* Next field of a message: 1 (read into *f), 0 at the end, -1 malformed. Accepts exactly what
  * protobuf-c's unpack accepts at the wire level (tests/unit/formats/test_scan_differential.c). */
-static inline __attribute__((always_inline)) int wnext(const uint8_t **pp, const uint8_t *end, wf_t *f)
+static inline __attribute__((always_inline)) int wnext(const uint8_t **pp, const uint8_t *end,
+                                                       wf_t *f)
 {
     const uint8_t *p = *pp;
     if (p >= end) {
@@ -115,9 +116,9 @@ static inline __attribute__((always_inline)) int wnext(const uint8_t **pp, const
         if (end - p < 8) {
             return -1;
         }
-        f->v = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
-               (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 |
-               (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+        f->v = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+               (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
+               (uint64_t)p[7] << 56;
         p += 8;
         break;
     case 5:
@@ -172,6 +173,9 @@ static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
 }
 
 /* Bytes of a length-delimited field with a one-byte tag and a payload of n bytes. */
-static inline size_t wlen_field(size_t n) { return 1 + vsz(n) + n; }
+static inline size_t wlen_field(size_t n)
+{
+    return 1 + vsz(n) + n;
+}
 
 #endif

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_TARGETS 64
+#define MAX_TARGETS   64
 #define MAX_OBSERVERS 8
 
 static struct {
@@ -134,8 +134,8 @@ static int enqueue_all(pipeline_t **ps, size_t nps, mt_batch_t **per_pipe, uint6
                     return MT_ETOOBIG;
                 }
                 res->status = MT_AGAIN;
-                snprintf(res->msg, sizeof(res->msg),
-                         "exporter %s queue is full; retry later", exq_exporter(q)->id);
+                snprintf(res->msg, sizeof(res->msg), "exporter %s queue is full; retry later",
+                         exq_exporter(q)->id);
                 return MT_AGAIN;
             }
         }
@@ -198,9 +198,8 @@ int pipeline_accepts_format(pipeline_t *const *ps, size_t nps, int format)
 }
 
 void pipeline_consume_encoded(pipeline_t **ps, size_t nps, mt_signal_t s, int format,
-                              const uint8_t *data, size_t len, uint64_t items,
-                              const char *tenant, const ProtobufCMessage *otlp,
-                              consume_result_t *res)
+                              const uint8_t *data, size_t len, uint64_t items, const char *tenant,
+                              const ProtobufCMessage *otlp, consume_result_t *res)
 {
     mt_batch_t *per_pipe[MAX_TARGETS] = {0};
     memset(res, 0, sizeof(res[0]));
@@ -291,8 +290,8 @@ void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessa
                 res->status = MT_ENOMEM;
                 goto out;
             }
-            m = protobuf_c_message_unpack(otlp_request_desc(s), arena_pb_allocator(a),
-                                          plain->len, plain->data);
+            m = protobuf_c_message_unpack(otlp_request_desc(s), arena_pb_allocator(a), plain->len,
+                                          plain->data);
             if (!m) {
                 res->status = MT_ENOMEM;
                 goto out;

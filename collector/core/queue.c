@@ -64,17 +64,17 @@ struct exq {
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
     mt_batch_t **ring;
-    size_t cap, head, count;   /* ring of queued batches */
-    size_t reserved;           /* slots promised to receivers */
-    size_t bytes;              /* queued + reserved + in flight */
-    uint64_t items;            /* items queued + reserved + in flight */
+    size_t cap, head, count; /* ring of queued batches */
+    size_t reserved;         /* slots promised to receivers */
+    size_t bytes;            /* queued + reserved + in flight */
+    uint64_t items;          /* items queued + reserved + in flight */
     int stopping;
     uint64_t deadline_ns;
     pthread_t *workers;
     int nworkers;
-    exq_ledger_t led;          /* the loss ledger, under mu */
-    seg_store_t *store;        /* persistent queue: batches live here, the ring reads ahead */
-    size_t ring_bytes;         /* persistent queue: bytes read ahead into the ring */
+    exq_ledger_t led;   /* the loss ledger, under mu */
+    seg_store_t *store; /* persistent queue: batches live here, the ring reads ahead */
+    size_t ring_bytes;  /* persistent queue: bytes read ahead into the ring */
     char labels[256];
     tm_counter_t *c_sent, *c_sent_bytes, *c_failed, *c_enqueued, *c_retries, *c_corrupt;
     tm_hist_t *h_latency;
@@ -140,8 +140,14 @@ void exq_ledger(const exq_t *q, exq_ledger_t *out)
     pthread_mutex_unlock(&mq->mu);
 }
 
-const char *exq_pipeline_id(const exq_t *q) { return q->pipe->id; }
-mt_signal_t exq_signal(const exq_t *q) { return q->signal; }
+const char *exq_pipeline_id(const exq_t *q)
+{
+    return q->pipe->id;
+}
+mt_signal_t exq_signal(const exq_t *q)
+{
+    return q->signal;
+}
 
 static double g_queue_cap(void *arg)
 {
@@ -175,14 +181,14 @@ exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_sett
     pthread_condattr_destroy(&ca);
     snprintf(q->labels, sizeof(q->labels), "exporter=\"%s\",pipeline=\"%s\",signal=\"%s\"", ex->id,
              p->id, mt_signal_name(s));
-    q->c_sent = tm_counter("meltp_exporter_sent_items_total", "Items the backend accepted.",
-                           q->labels);
+    q->c_sent =
+        tm_counter("meltp_exporter_sent_items_total", "Items the backend accepted.", q->labels);
     q->c_sent_bytes = tm_counter("meltp_exporter_sent_bytes_total",
                                  "Encoded request bytes sent (before compression).", q->labels);
     q->c_failed = tm_counter("meltp_exporter_send_failed_requests_total",
                              "Send attempts that failed (each retry counts).", q->labels);
-    q->c_enqueued = tm_counter("meltp_exporter_enqueued_items_total", "Items put in the queue.",
-                               q->labels);
+    q->c_enqueued =
+        tm_counter("meltp_exporter_enqueued_items_total", "Items put in the queue.", q->labels);
     q->c_retries = tm_counter("meltp_exporter_retries_total", "Send retries.", q->labels);
     q->h_latency = tm_hist("meltp_exporter_send_duration_seconds",
                            "Time for one send attempt to the backend.", q->labels);
@@ -200,8 +206,14 @@ exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_sett
     return q;
 }
 
-exporter_t *exq_exporter(const exq_t *q) { return q->ex; }
-int exq_persistent(const exq_t *q) { return q->store != NULL; }
+exporter_t *exq_exporter(const exq_t *q)
+{
+    return q->ex;
+}
+int exq_persistent(const exq_t *q)
+{
+    return q->store != NULL;
+}
 
 int exq_open_storage(exq_t *q, const char *dir, int fsync, mt_errbuf_t *eb)
 {
@@ -246,7 +258,10 @@ int exq_open_storage(exq_t *q, const char *dir, int fsync, mt_errbuf_t *eb)
     }
     return MT_OK;
 }
-int exq_on_full_drop(const exq_t *q) { return q->cc->on_full == MT_ON_FULL_DROP; }
+int exq_on_full_drop(const exq_t *q)
+{
+    return q->cc->on_full == MT_ON_FULL_DROP;
+}
 
 double exq_fill_ratio(const exq_t *q)
 {
@@ -276,8 +291,8 @@ double exq_fill_ratio(const exq_t *q)
 
 void exq_count_drop(exq_t *q, uint64_t items, const char *reason)
 {
-    tm_count_reason("meltp_exporter_dropped_items_total",
-                    "Items the exporter dropped, by reason.", q->labels, reason, items);
+    tm_count_reason("meltp_exporter_dropped_items_total", "Items the exporter dropped, by reason.",
+                    q->labels, reason, items);
     if (q->store) {
         seg_note_drop(q->store, items, reason);
     }
@@ -501,8 +516,8 @@ static void finish(exq_t *q, mt_batch_t *const *bs, size_t nb, uint64_t items, u
  * and records how it ended. Returns MT_OK when the request was sent or counted as dropped;
  * MT_EINVAL, recording nothing, when nb > 1 and the exporter could not decode it: the caller
  * splits it into its batches. */
-static int deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items,
-                   const char *tenant, int format, mt_batch_t *const *bs, size_t nb)
+static int deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items, const char *tenant,
+                   int format, mt_batch_t *const *bs, size_t nb)
 {
     exq_t *q = w->q;
     exporter_common_t *cc = q->cc;
@@ -535,11 +550,11 @@ static int deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items,
         atomic_compare_exchange_strong(&q->ex->failing_since_ns, &zero, mt_now_ns());
         if (rc != MT_ERETRY || !cc->retry_enabled) {
             finish(q, bs, nb, items, 0,
-                   res.reason ? res.reason
-                   : rc == MT_EINVAL ? "decode_error" : "permanent_error");
+                   res.reason        ? res.reason
+                   : rc == MT_EINVAL ? "decode_error"
+                                     : "permanent_error");
             MT_LOG_EVERY(10, MT_LOG_ERROR, "exporter %s: dropping %u %s: %s", q->ex->id, items,
-                         mt_signal_item_name(q->signal),
-                         res.msg[0] ? res.msg : "permanent error");
+                         mt_signal_item_name(q->signal), res.msg[0] ? res.msg : "permanent error");
             return MT_OK;
         }
         uint64_t now = mt_now_ns();
@@ -551,8 +566,8 @@ static int deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items,
         pthread_mutex_unlock(&q->mu);
         if (q->store && stopping && now >= deadline) {
             /* persistent: not dropped, it stays on disk for the next start */
-            mt_log(MT_LOG_WARN, "exporter %s: shutting down; %u %s stay queued on disk",
-                   q->ex->id, items, mt_signal_item_name(q->signal));
+            mt_log(MT_LOG_WARN, "exporter %s: shutting down; %u %s stay queued on disk", q->ex->id,
+                   items, mt_signal_item_name(q->signal));
             return MT_OK;
         }
         if ((cc->max_elapsed_time > 0 &&
@@ -665,8 +680,10 @@ static void *worker_main(void *arg)
                            taken, n) == MT_EINVAL) {
             /* the batch keeps its requests (taken[]): resend them one by one, so only the one
              * the exporter cannot decode is dropped */
-            MT_LOG_EVERY(10, MT_LOG_WARN, "exporter %s: a batch of %zu requests could not be "
-                         "decoded; sending them one by one", q->ex->id, n);
+            MT_LOG_EVERY(10, MT_LOG_WARN,
+                         "exporter %s: a batch of %zu requests could not be "
+                         "decoded; sending them one by one",
+                         q->ex->id, n);
             for (size_t i = 0; i < n; i++) {
                 deliver(w, taken[i]->data, taken[i]->len, taken[i]->items, taken[i]->tenant,
                         taken[i]->format, &taken[i], 1);

@@ -14,11 +14,11 @@
 #include <string.h>
 
 typedef struct sb {
-    char *p;      /* NULL until the first write or sb_reserve; then NUL-terminated */
-    size_t len;   /* bytes written, without the NUL */
-    size_t cap;   /* bytes allocated */
-    size_t max;   /* 0: no cap; else len + 1 never passes it (the write that would, fails) */
-    int err;      /* 0, or the first failure: MT_ENOMEM, MT_ETOOBIG, or the caller's sb_fail */
+    char *p;    /* NULL until the first write or sb_reserve; then NUL-terminated */
+    size_t len; /* bytes written, without the NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* 0: no cap; else len + 1 never passes it (the write that would, fails) */
+    int err;    /* 0, or the first failure: MT_ENOMEM, MT_ETOOBIG, or the caller's sb_fail */
 } sb_t;
 
 /* An empty builder whose contents (NUL included) may not pass max bytes; 0 = unbounded. A

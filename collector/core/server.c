@@ -62,8 +62,10 @@ static int claim_address(const struct sockaddr_storage *sa, socklen_t salen, con
     int err = errno;
     close(probe);
     if (rc != 0 && err == EADDRINUSE) {
-        mt_failf(eb, "endpoint \"%s\": cannot listen: address in use (another process "
-                 "listens there)", endpoint);
+        mt_failf(eb,
+                 "endpoint \"%s\": cannot listen: address in use (another process "
+                 "listens there)",
+                 endpoint);
         return MT_EINVAL;
     }
     char host[INET6_ADDRSTRLEN] = "";
@@ -85,13 +87,15 @@ static int claim_address(const struct sockaddr_storage *sa, socklen_t salen, con
     if (fd < 0) {
         return MT_OK; /* the probe has answered; the lock only closes a narrow race */
     }
-    if (bind(fd, (struct sockaddr *)&un, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
-                                                     (size_t)n)) != 0) {
+    if (bind(fd, (struct sockaddr *)&un,
+             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) != 0) {
         err = errno;
         close(fd);
         if (err == EADDRINUSE) {
-            mt_failf(eb, "endpoint \"%s\": cannot listen: address in use (another meltp "
-                     "listens there)", endpoint);
+            mt_failf(eb,
+                     "endpoint \"%s\": cannot listen: address in use (another meltp "
+                     "listens there)",
+                     endpoint);
             return MT_EINVAL;
         }
         return MT_OK;
@@ -153,9 +157,8 @@ static void req_free(http_req_t *r)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     http_server_t *s = cls;
@@ -299,7 +302,8 @@ http_server_t *http_server_start(const char *endpoint, int threads, size_t max_b
         struct MHD_OptionItem opts[8];
         int no = 0;
         opts[no++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &sa};
-        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
+        opts[no++] =
+            (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
         opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL};
         opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 4096, NULL};
         opts[no++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
@@ -314,7 +318,8 @@ http_server_t *http_server_start(const char *endpoint, int threads, size_t max_b
         }
         s->nd = i + 1;
         if (i == 0) {
-            const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d[0], MHD_DAEMON_INFO_BIND_PORT);
+            const union MHD_DaemonInfo *di =
+                MHD_get_daemon_info(s->d[0], MHD_DAEMON_INFO_BIND_PORT);
             s->port = di ? di->port : port;
             /* port 0 picked a free port: the other daemons join that one */
             if (sa.ss_family == AF_INET) {
@@ -341,7 +346,10 @@ void http_server_stop(http_server_t *s)
     free(s);
 }
 
-int http_server_port(const http_server_t *s) { return s->port; }
+int http_server_port(const http_server_t *s)
+{
+    return s->port;
+}
 
 const char *http_header(http_req_t *r, const char *name)
 {
@@ -370,8 +378,8 @@ void http_respond_headers(http_req_t *r, int status, const char *content_type, c
     r->responded = 1;
 }
 
-void http_respond(http_req_t *r, int status, const char *content_type, const void *body,
-                  size_t len, const char *extra_name, const char *extra_value)
+void http_respond(http_req_t *r, int status, const char *content_type, const void *body, size_t len,
+                  const char *extra_name, const char *extra_value)
 {
     if (r->responded) {
         return;

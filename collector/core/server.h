@@ -14,16 +14,16 @@
 typedef struct http_server http_server_t;
 
 typedef struct http_req {
-    void *conn;               /* struct MHD_Connection * */
+    void *conn; /* struct MHD_Connection * */
     const char *method;
     const char *path;
     uint8_t *body;
     size_t len, cap;
     size_t max_body;
-    int too_big;              /* body passed max_body: the rest was discarded */
+    int too_big; /* body passed max_body: the rest was discarded */
     int responded;
-    int64_t accounted;        /* bytes counted in mt_mem_in_use for this body */
-    void *user;               /* handler's per-request data */
+    int64_t accounted; /* bytes counted in mt_mem_in_use for this body */
+    void *user;        /* handler's per-request data */
     uint64_t start_ns;
 } http_req_t;
 
@@ -45,8 +45,8 @@ int http_server_port(const http_server_t *s);
 
 const char *http_header(http_req_t *r, const char *name);
 /* Queues the response. extra_name/extra_value add one header (e.g. Retry-After) when set. */
-void http_respond(http_req_t *r, int status, const char *content_type, const void *body,
-                  size_t len, const char *extra_name, const char *extra_value);
+void http_respond(http_req_t *r, int status, const char *content_type, const void *body, size_t len,
+                  const char *extra_name, const char *extra_value);
 
 /* Like http_respond with any number of extra headers: `hdrs` is name, value, name, value, ...,
  * NULL (NULL itself means none). */

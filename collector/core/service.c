@@ -63,7 +63,7 @@ struct service {
     size_t nexts;
     pipeline_t **pipes;
     size_t npipes;
-    cfg_field_t **merged;       /* per exporter: common + own table */
+    cfg_field_t **merged; /* per exporter: common + own table */
     http_server_t *metrics_srv;
     slo_engine_t *slo;
     int64_t mem_limit;
@@ -80,7 +80,8 @@ static int valid_id(const char *id)
 {
     /* ids end up in metric labels and log lines: keep them to a safe alphabet */
     if (strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./") !=
-        strlen(id) || strlen(id) > 100) {
+            strlen(id) ||
+        strlen(id) > 100) {
         return 0;
     }
     const char *slash = strchr(id, '/');
@@ -171,8 +172,11 @@ static void load_section(service_t *s, cfg_ctx_t *c, int kind, const char *secti
         }
         if (!fields) {
             cfg_error(c, line, path, "unknown %s type \"%s\"",
-                      kind == K_RECV ? "receiver" : kind == K_PROC ? "processor"
-                      : kind == K_EXP ? "exporter" : "extension", type);
+                      kind == K_RECV   ? "receiver"
+                      : kind == K_PROC ? "processor"
+                      : kind == K_EXP  ? "exporter"
+                                       : "extension",
+                      type);
             free(type);
             continue;
         }
@@ -212,8 +216,8 @@ static void load_section(service_t *s, cfg_ctx_t *c, int kind, const char *secti
                 cfg_error_key(c, node, path, "retry_on_failure.multiplier", "must be >= 1");
             }
             if (cc->randomization_factor < 0 || cc->randomization_factor > 1) {
-                cfg_error_key(c, node, path,
-                          "retry_on_failure.randomization_factor", "must be within 0..1");
+                cfg_error_key(c, node, path, "retry_on_failure.randomization_factor",
+                              "must be within 0..1");
             }
             if (cc->timeout <= 0) {
                 cfg_error_key(c, node, path, "timeout", "must be positive");
@@ -242,16 +246,16 @@ static void load_section(service_t *s, cfg_ctx_t *c, int kind, const char *secti
     }
 }
 
-#define FIND_BY_ID(arr, n, idv)                                                           \
-    ({                                                                                   \
-        __typeof__(arr[0]) found_ = NULL;                                                \
-        const char *want_ = (idv);                                                        \
-        for (size_t i_ = 0; i_ < (n); i_++) {                                            \
-            if (want_ && strcmp((arr)[i_]->id, want_) == 0) {                            \
-                found_ = (arr)[i_];                                                      \
-            }                                                                            \
-        }                                                                                \
-        found_;                                                                          \
+#define FIND_BY_ID(arr, n, idv)                               \
+    ({                                                        \
+        __typeof__(arr[0]) found_ = NULL;                     \
+        const char *want_ = (idv);                            \
+        for (size_t i_ = 0; i_ < (n); i_++) {                 \
+            if (want_ && strcmp((arr)[i_]->id, want_) == 0) { \
+                found_ = (arr)[i_];                           \
+            }                                                 \
+        }                                                     \
+        found_;                                               \
     })
 
 static const cfg_node_t *list_node(cfg_ctx_t *c, const cfg_node_t *pn, const char *key,
@@ -296,7 +300,8 @@ static void build_pipelines(service_t *s, cfg_ctx_t *c)
         }
         if (sig < 0) {
             cfg_error(c, key_line(pl, i), path,
-                      "unknown pipeline type \"%s\" (valid: traces, metrics, logs, profiles)", type);
+                      "unknown pipeline type \"%s\" (valid: traces, metrics, logs, profiles)",
+                      type);
             free(type);
             continue;
         }
@@ -308,8 +313,8 @@ static void build_pipelines(service_t *s, cfg_ctx_t *c)
         for (size_t k = 0; k < pn->n; k++) {
             if (strcmp(pn->keys[k], "receivers") && strcmp(pn->keys[k], "processors") &&
                 strcmp(pn->keys[k], "exporters")) {
-                cfg_error(c, key_line(pn, k), path, "%s: unknown key (valid: receivers, processors, exporters)",
-                          pn->keys[k]);
+                cfg_error(c, key_line(pn, k), path,
+                          "%s: unknown key (valid: receivers, processors, exporters)", pn->keys[k]);
             }
         }
         char path_r[300], path_p[300], path_e[300];
@@ -324,20 +329,22 @@ static void build_pipelines(service_t *s, cfg_ctx_t *c)
         snprintf(lb, sizeof(lb), "pipeline=\"%s\"", id);
         p->c_refused = tm_counter("meltp_pipeline_refused_items_total",
                                   "Items refused because a queue was full (on_full: refuse).", lb);
-        p->c_dropped_proc = tm_counter("meltp_pipeline_processor_dropped_items_total",
-                                       "Items processors removed (clients saw partial_success).",
-                                       lb);
+        p->c_dropped_proc =
+            tm_counter("meltp_pipeline_processor_dropped_items_total",
+                       "Items processors removed (clients saw partial_success).", lb);
 
         const cfg_node_t *rl = list_node(c, pn, "receivers", path, 1);
         for (size_t k = 0; rl && k < rl->n; k++) {
             const char *rid = rl->children[k]->value ? rl->children[k]->value : "";
             receiver_t *r = FIND_BY_ID(s->recvs, s->nrecvs, rid);
             if (!r) {
-                cfg_error(c, rl->children[k]->line, path_r, "\"%s\" is not defined under receivers", rid);
+                cfg_error(c, rl->children[k]->line, path_r, "\"%s\" is not defined under receivers",
+                          rid);
                 continue;
             }
             if (!(r->ops->signals & SIG_BIT(sig))) {
-                cfg_error(c, rl->children[k]->line, path_r, "%s does not support %s", rid, mt_signal_name(sig));
+                cfg_error(c, rl->children[k]->line, path_r, "%s does not support %s", rid,
+                          mt_signal_name(sig));
                 continue;
             }
             pipeline_t **np = realloc(r->pipes[sig], (r->npipes[sig] + 1) * sizeof(*np));
@@ -349,7 +356,8 @@ static void build_pipelines(service_t *s, cfg_ctx_t *c)
             const char *pid = prl->children[k]->value ? prl->children[k]->value : "";
             processor_t *pr = FIND_BY_ID(s->procs, s->nprocs, pid);
             if (!pr) {
-                cfg_error(c, prl->children[k]->line, path_p, "\"%s\" is not defined under processors", pid);
+                cfg_error(c, prl->children[k]->line, path_p,
+                          "\"%s\" is not defined under processors", pid);
                 continue;
             }
             if (pr->ops->process) {
@@ -366,11 +374,13 @@ static void build_pipelines(service_t *s, cfg_ctx_t *c)
             const char *eid = el->children[k]->value ? el->children[k]->value : "";
             exporter_t *e = FIND_BY_ID(s->exps, s->nexps, eid);
             if (!e) {
-                cfg_error(c, el->children[k]->line, path_e, "\"%s\" is not defined under exporters", eid);
+                cfg_error(c, el->children[k]->line, path_e, "\"%s\" is not defined under exporters",
+                          eid);
                 continue;
             }
             if (!(e->ops->signals & SIG_BIT(sig))) {
-                cfg_error(c, el->children[k]->line, path_e, "%s does not support %s", eid, mt_signal_name(sig));
+                cfg_error(c, el->children[k]->line, path_e, "%s does not support %s", eid,
+                          mt_signal_name(sig));
             }
         }
     }
@@ -433,20 +443,22 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
     }
     const cfg_node_t *root = s->doc->root;
     if (!root || root->kind != CFG_NODE_MAP) {
-        cfg_error(c, root ? root->line : 1, "(root)", "expected a map with receivers, exporters and service");
+        cfg_error(c, root ? root->line : 1, "(root)",
+                  "expected a map with receivers, exporters and service");
         service_stop_destroy(s);
         return NULL;
     }
-    static const char *top[] = {"receivers", "processors", "exporters", "extensions",
-                                "connectors", "service", "slo"};
+    static const char *top[] = {"receivers",  "processors", "exporters", "extensions",
+                                "connectors", "service",    "slo"};
     for (size_t i = 0; i < root->n; i++) {
         int ok = 0;
         for (size_t k = 0; k < MT_ARRAY_LEN(top); k++) {
             ok |= strcmp(root->keys[i], top[k]) == 0;
         }
         if (!ok) {
-            cfg_error(c, key_line(root, i), root->keys[i],
-                      "unknown key (valid: receivers, processors, exporters, extensions, service, slo)");
+            cfg_error(
+                c, key_line(root, i), root->keys[i],
+                "unknown key (valid: receivers, processors, exporters, extensions, service, slo)");
         }
     }
     const cfg_node_t *conn = cfg_map_get(root, "connectors");
@@ -482,8 +494,8 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
         check_storage_refs(s, c);
         for (size_t i = 0; i < s->cfg.extensions.n; i++) {
             if (!FIND_BY_ID(s->exts, s->nexts, s->cfg.extensions.items[i])) {
-                cfg_error(c, svc->line, "service.extensions", "\"%s\" is not defined under extensions",
-                          s->cfg.extensions.items[i]);
+                cfg_error(c, svc->line, "service.extensions",
+                          "\"%s\" is not defined under extensions", s->cfg.extensions.items[i]);
             }
         }
         if (s->cfg.metrics_address && *s->cfg.metrics_address && s->cfg.metrics_level != 0) {
@@ -515,7 +527,10 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
     return s;
 }
 
-int64_t service_shutdown_timeout_ms(const service_t *s) { return s->cfg.shutdown_timeout; }
+int64_t service_shutdown_timeout_ms(const service_t *s)
+{
+    return s->cfg.shutdown_timeout;
+}
 
 exq_t *service_exporter_queue(service_t *s, const char *exporter_id, mt_signal_t sig)
 {
@@ -603,9 +618,9 @@ static void log_ledger(service_t *s)
             uint64_t dropped = 0;
             why[0] = 0;
             for (size_t r = 0; r < l.ndropped && off < sizeof(why); r++) {
-                off += (size_t)snprintf(why + off, sizeof(why) - off, "%s%s=%llu", r ? "," : "",
-                                        l.dropped[r].reason,
-                                        (unsigned long long)l.dropped[r].items);
+                off +=
+                    (size_t)snprintf(why + off, sizeof(why) - off, "%s%s=%llu", r ? "," : "",
+                                     l.dropped[r].reason, (unsigned long long)l.dropped[r].items);
                 dropped += l.dropped[r].items;
             }
             mt_log(MT_LOG_INFO,

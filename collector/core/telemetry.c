@@ -30,9 +30,8 @@ static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static series_t *reg_head;
 
 /* Histogram bounds in seconds. */
-static const double hist_bounds[TM_HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                    0.05,   0.1,   0.25,   0.5,   1,    2.5,
-                                                    5,      10};
+static const double hist_bounds[TM_HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
 static char *xstrdup(const char *s)
 {
@@ -162,23 +161,25 @@ char *telemetry_render(size_t *len)
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
                  (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-    sb_printf(&b, "# HELP meltp_process_resident_memory_bytes Resident set size.\n"
-                  "# TYPE meltp_process_resident_memory_bytes gauge\n"
-                  "meltp_process_resident_memory_bytes %llu\n"
-                  "# HELP meltp_process_max_resident_memory_bytes Peak resident set size.\n"
-                  "# TYPE meltp_process_max_resident_memory_bytes gauge\n"
-                  "meltp_process_max_resident_memory_bytes %llu\n"
-                  "# HELP meltp_process_cpu_seconds_total User and system CPU time.\n"
-                  "# TYPE meltp_process_cpu_seconds_total counter\n"
-                  "meltp_process_cpu_seconds_total %.3f\n",
+    sb_printf(&b,
+              "# HELP meltp_process_resident_memory_bytes Resident set size.\n"
+              "# TYPE meltp_process_resident_memory_bytes gauge\n"
+              "meltp_process_resident_memory_bytes %llu\n"
+              "# HELP meltp_process_max_resident_memory_bytes Peak resident set size.\n"
+              "# TYPE meltp_process_max_resident_memory_bytes gauge\n"
+              "meltp_process_max_resident_memory_bytes %llu\n"
+              "# HELP meltp_process_cpu_seconds_total User and system CPU time.\n"
+              "# TYPE meltp_process_cpu_seconds_total counter\n"
+              "meltp_process_cpu_seconds_total %.3f\n",
               (unsigned long long)telemetry_rss_bytes(), (unsigned long long)ru.ru_maxrss * 1024,
               cpu);
     pthread_mutex_lock(&reg_mu);
     const char *last = "";
     for (series_t *s = reg_head; s; s = s->next) {
         if (strcmp(s->name, last) != 0) {
-            const char *type = s->kind == K_COUNTER ? "counter" : s->kind == K_GAUGE ? "gauge"
-                                                                                    : "histogram";
+            const char *type = s->kind == K_COUNTER ? "counter"
+                               : s->kind == K_GAUGE ? "gauge"
+                                                    : "histogram";
             sb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", s->name, s->help, s->name, type);
             last = s->name;
         }

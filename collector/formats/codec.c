@@ -233,8 +233,8 @@ int codec_compress(codec_t c, const uint8_t *in, size_t in_len, int level, uint8
     if (c == CODEC_GZIP) {
         z_stream zs;
         memset(&zs, 0, sizeof(zs));
-        if (deflateInit2(&zs, level > 0 ? level : 6, Z_DEFLATED, 15 + 16, 8,
-                         Z_DEFAULT_STRATEGY) != Z_OK) {
+        if (deflateInit2(&zs, level > 0 ? level : 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+            Z_OK) {
             return MT_ENOMEM;
         }
         size_t bound = deflateBound(&zs, (uLong)in_len);

@@ -17,11 +17,11 @@
  */
 #include "json_cost.h"
 
-#define JC_OBJECT 240
-#define JC_ARRAY 144
-#define JC_PAIR 112
-#define JC_STRING 80
-#define JC_NUMBER 32
+#define JC_OBJECT  240
+#define JC_ARRAY   144
+#define JC_PAIR    112
+#define JC_STRING  80
+#define JC_NUMBER  32
 #define JC_ELEMENT 24
 
 size_t jcost_estimate(const char *s, size_t len)
@@ -43,8 +43,8 @@ size_t jcost_estimate(const char *s, size_t len)
             in_number = 0;
             continue;
         }
-        int numch = (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' ||
-                    c == 'E';
+        int numch =
+            (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
         if (numch) {
             if (!in_number && (c == '-' || (c >= '0' && c <= '9'))) {
                 numbers++;

@@ -57,14 +57,16 @@ static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, con
             return MT_EINVAL;
         }
         p = q;
-        const ProtobufCFieldDescriptor *fd = fnum ? protobuf_c_message_descriptor_get_field(desc, fnum) : NULL;
+        const ProtobufCFieldDescriptor *fd =
+            fnum ? protobuf_c_message_descriptor_get_field(desc, fnum) : NULL;
         const char *fname = fd ? fd->name : "?";
         size_t n = 0;
         switch (wt) {
         case 0: {
             uint64_t v;
             if (!(q = wvarint(p, end, &v))) {
-                mt_failf(eb, "%s%s%s: truncated varint (field %u)", path, path[0] ? "." : "", fname, fnum);
+                mt_failf(eb, "%s%s%s: truncated varint (field %u)", path, path[0] ? "." : "", fname,
+                         fnum);
                 return MT_EINVAL;
             }
             n = (size_t)(q - p);
@@ -93,22 +95,33 @@ static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, con
             break;
         }
         default:
-            mt_failf(eb, "%s%s%s: invalid wire type %u (field %u)", path, path[0] ? "." : "", fname, wt, fnum);
+            mt_failf(eb, "%s%s%s: invalid wire type %u (field %u)", path, path[0] ? "." : "", fname,
+                     wt, fnum);
             return MT_EINVAL;
         }
         if ((size_t)(end - p) < n) {
-            mt_failf(eb, "%s%s%s: truncated value (field %u)", path, path[0] ? "." : "", fname, fnum);
+            mt_failf(eb, "%s%s%s: truncated value (field %u)", path, path[0] ? "." : "", fname,
+                     fnum);
             return MT_EINVAL;
         }
         if (fd) {
             int want;
             switch (fd->type) {
-            case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_SFIXED64: case PROTOBUF_C_TYPE_DOUBLE:
-                want = 1; break;
-            case PROTOBUF_C_TYPE_FIXED32: case PROTOBUF_C_TYPE_SFIXED32: case PROTOBUF_C_TYPE_FLOAT:
-                want = 5; break;
-            case PROTOBUF_C_TYPE_STRING: case PROTOBUF_C_TYPE_BYTES: case PROTOBUF_C_TYPE_MESSAGE:
-                want = 2; break;
+            case PROTOBUF_C_TYPE_FIXED64:
+            case PROTOBUF_C_TYPE_SFIXED64:
+            case PROTOBUF_C_TYPE_DOUBLE:
+                want = 1;
+                break;
+            case PROTOBUF_C_TYPE_FIXED32:
+            case PROTOBUF_C_TYPE_SFIXED32:
+            case PROTOBUF_C_TYPE_FLOAT:
+                want = 5;
+                break;
+            case PROTOBUF_C_TYPE_STRING:
+            case PROTOBUF_C_TYPE_BYTES:
+            case PROTOBUF_C_TYPE_MESSAGE:
+                want = 2;
+                break;
             default:
                 want = 0;
             }
@@ -168,9 +181,9 @@ static int find_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *p, co
                     ? snprintf(path + plen, cap - plen, "%s%s[%u]", plen ? "." : "", fd->name, idx)
                     : snprintf(path + plen, cap - plen, "%s%s", plen ? "." : "", fd->name);
         size_t nl = n < 0 || (size_t)n >= cap - plen ? cap - 1 : plen + (size_t)n;
-        if (fd->type == PROTOBUF_C_TYPE_STRING ? memchr(f.p, 0, f.n) != NULL
-                                               : find_nul(fd->descriptor, f.p, f.p + f.n, path,
-                                                          cap, nl, depth + 1)) {
+        if (fd->type == PROTOBUF_C_TYPE_STRING
+                ? memchr(f.p, 0, f.n) != NULL
+                : find_nul(fd->descriptor, f.p, f.p + f.n, path, cap, nl, depth + 1)) {
             return 1;
         }
         path[plen] = 0;
@@ -311,11 +324,17 @@ static int field_id_len(const ProtobufCFieldDescriptor *fd)
 static int wire_type_of(ProtobufCType t)
 {
     switch (t) {
-    case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_SFIXED64: case PROTOBUF_C_TYPE_DOUBLE:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
         return 1;
-    case PROTOBUF_C_TYPE_FIXED32: case PROTOBUF_C_TYPE_SFIXED32: case PROTOBUF_C_TYPE_FLOAT:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
         return 5;
-    case PROTOBUF_C_TYPE_STRING: case PROTOBUF_C_TYPE_BYTES: case PROTOBUF_C_TYPE_MESSAGE:
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES:
+    case PROTOBUF_C_TYPE_MESSAGE:
         return 2;
     default:
         return 0;
@@ -325,11 +344,11 @@ static int wire_type_of(ProtobufCType t)
 typedef struct scan_ctx {
     const ProtobufCMessageDescriptor *item[4]; /* descriptors whose occurrences are items */
     uint64_t items;
-    otlp_events_t *ev;          /* logs: where events go, else NULL */
-    const uint8_t *svc;         /* service.name of the ResourceLogs being scanned */
+    otlp_events_t *ev;  /* logs: where events go, else NULL */
+    const uint8_t *svc; /* service.name of the ResourceLogs being scanned */
     size_t svcn;
     uint64_t res_events;
-    int undecided;              /* valid on the wire, but only the decoder can judge it */
+    int undecided; /* valid on the wire, but only the decoder can judge it */
 } scan_ctx_t;
 
 /* KeyValue bytes "service.name" = AnyValue{string_value}: the value, the way every SDK
@@ -360,7 +379,7 @@ static int service_name_kv(const uint8_t *p, size_t n, const uint8_t **v, size_t
  * no descriptor searches and no string compares. Built for every message reachable from the
  * request descriptors (recursive types included) on first use. */
 #define SI_FIELDS 32
-#define SI_MAX 128 /* the OTLP protos have 60 message types */
+#define SI_MAX    128 /* the OTLP protos have 60 message types */
 enum { SI_SCALAR, SI_MESSAGE, SI_STRING, SI_BYTES };
 
 typedef struct sinfo sinfo_t;
@@ -370,18 +389,18 @@ typedef struct finfo {
     int8_t idlen;                       /* trace/span id length, -1 otherwise */
     uint8_t kind;                       /* SI_* */
     uint8_t repeated : 1;
-    uint8_t anywt : 1;                  /* bool: protobuf-c takes any wire type */
-    uint8_t merge_check : 1;            /* singular message whose type has a oneof */
-    uint8_t track : 1;                  /* scan_note must see it: merge_check or oneof message */
-    uint16_t oneof;                     /* the oneof's case offset, 0 when not in one */
-    const sinfo_t *child;               /* SI_MESSAGE; the struct stays 24 bytes */
+    uint8_t anywt : 1;       /* bool: protobuf-c takes any wire type */
+    uint8_t merge_check : 1; /* singular message whose type has a oneof */
+    uint8_t track : 1;       /* scan_note must see it: merge_check or oneof message */
+    uint16_t oneof;          /* the oneof's case offset, 0 when not in one */
+    const sinfo_t *child;    /* SI_MESSAGE; the struct stays 24 bytes */
 } finfo_t;
 
 struct sinfo {
     const ProtobufCMessageDescriptor *desc;
     finfo_t f[SI_FIELDS];
-    int has_high;                       /* fields numbered >= SI_FIELDS exist */
-    int has_oneof;                      /* protobuf-c cannot merge two of these with none set */
+    int has_high;  /* fields numbered >= SI_FIELDS exist */
+    int has_oneof; /* protobuf-c cannot merge two of these with none set */
 };
 
 static sinfo_t sinfos[SI_MAX];
@@ -407,11 +426,13 @@ static void finfo_fill(finfo_t *f, const ProtobufCMessageDescriptor *d,
     f->idlen = (d == &opentelemetry__proto__trace__v1__span__descriptor ||
                 d == &opentelemetry__proto__trace__v1__span__link__descriptor ||
                 d == &opentelemetry__proto__logs__v1__log_record__descriptor)
-                   ? (int8_t)field_id_len(fd) : -1;
+                   ? (int8_t)field_id_len(fd)
+                   : -1;
     f->repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
-    f->kind = fd->type == PROTOBUF_C_TYPE_MESSAGE ? SI_MESSAGE
-            : fd->type == PROTOBUF_C_TYPE_STRING ? SI_STRING
-            : fd->type == PROTOBUF_C_TYPE_BYTES ? SI_BYTES : SI_SCALAR;
+    f->kind = fd->type == PROTOBUF_C_TYPE_MESSAGE  ? SI_MESSAGE
+              : fd->type == PROTOBUF_C_TYPE_STRING ? SI_STRING
+              : fd->type == PROTOBUF_C_TYPE_BYTES  ? SI_BYTES
+                                                   : SI_SCALAR;
     f->anywt = fd->type == PROTOBUF_C_TYPE_BOOL;
     /* OTLP messages are far smaller than 64 KiB, so case offsets fit (finfo stays 24 bytes) */
     f->oneof = (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ? (uint16_t)fd->quantifier_offset : 0;
@@ -472,10 +493,10 @@ static const finfo_t *field_info(const sinfo_t *si, unsigned fnum, finfo_t *tmp)
  * field with f->track set, or once something is pending), so the scan loop stays as fast as
  * it was before it knew about them. */
 typedef struct scan_lvl {
-    int npend, noneofs;     /* either nonzero: every field goes through scan_note */
-    uint32_t pend[4];       /* singular fields (or oneofs) whose last value is invalid */
-    uint32_t oneofs[4];     /* oneofs holding a message member seen so far */
-    uint64_t singles;       /* singular messages with oneofs (< 64) seen, for the merge rule */
+    int npend, noneofs; /* either nonzero: every field goes through scan_note */
+    uint32_t pend[4];   /* singular fields (or oneofs) whose last value is invalid */
+    uint32_t oneofs[4]; /* oneofs holding a message member seen so far */
+    uint64_t singles;   /* singular messages with oneofs (< 64) seen, for the merge rule */
 } scan_lvl_t;
 
 static uint32_t scan_key(const finfo_t *fi, uint32_t fnum)
@@ -487,7 +508,7 @@ static uint32_t scan_key(const finfo_t *fi, uint32_t fnum)
  * takes its items along: only the decoder counts that right) or be merged by protobuf-c (which
  * refuses the merge when neither copy sets its oneof). Returns npend + noneofs. */
 static __attribute__((noinline)) int scan_note(scan_ctx_t *sc, scan_lvl_t *lv, const finfo_t *fi,
-                                                uint32_t fnum)
+                                               uint32_t fnum)
 {
     if (fi->oneof) {
         int seen = 0;
@@ -554,8 +575,7 @@ static __attribute__((noinline)) int scan_soft(scan_ctx_t *sc, scan_lvl_t *lv, c
  * depends on more than that (a oneof set twice, a singular message sent twice and merged), the
  * scan does not guess: it sets sc->undecided and the caller decodes.
  * tests/unit/formats/test_scan_differential.c holds the two to the same verdicts. */
-static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8_t *end,
-                int depth)
+static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8_t *end, int depth)
 {
     if (depth > OTLP_MAX_DEPTH || !si) {
         return 0;
@@ -700,9 +720,8 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
     return soft || lv.npend ? 2 : 1;
 }
 
-static int walk_values(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
-                       const uint8_t *end, int depth,
-                       int (*cb)(void *arg, const char *p, size_t n), void *arg)
+static int walk_values(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end,
+                       int depth, int (*cb)(void *arg, const char *p, size_t n), void *arg)
 {
     if (depth > OTLP_MAX_DEPTH) {
         return 1; /* cannot vouch for it: let the caller decode */
@@ -741,7 +760,8 @@ static int walk_values(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
             if (!(q = wvarint(p, end, &v)) || v > (uint64_t)(end - q)) {
                 return 1;
             }
-            const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, fnum);
+            const ProtobufCFieldDescriptor *fd =
+                protobuf_c_message_descriptor_get_field(desc, fnum);
             if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE) {
                 if (walk_values(fd->descriptor, q, q + v, depth + 1, cb, arg)) {
                     return 1;
@@ -794,7 +814,8 @@ int otlp_scan_events(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *i
     default:
         sc.item[0] = &opentelemetry__proto__metrics__v1__number_data_point__descriptor;
         sc.item[1] = &opentelemetry__proto__metrics__v1__histogram_data_point__descriptor;
-        sc.item[2] = &opentelemetry__proto__metrics__v1__exponential_histogram_data_point__descriptor;
+        sc.item[2] =
+            &opentelemetry__proto__metrics__v1__exponential_histogram_data_point__descriptor;
         sc.item[3] = &opentelemetry__proto__metrics__v1__summary_data_point__descriptor;
     }
     pthread_once(&sinfo_once, sinfo_init);
@@ -859,14 +880,15 @@ int otlp_check(mt_signal_t s, const ProtobufCMessage *req, uint64_t *items, mt_e
                     Opentelemetry__Proto__Trace__V1__Span *sp = ss->spans[k];
                     if (check_id(&sp->trace_id, 16, "traceId", "resourceSpans", i, j, k, eb) ||
                         check_id(&sp->span_id, 8, "spanId", "resourceSpans", i, j, k, eb) ||
-                        check_id(&sp->parent_span_id, 8, "parentSpanId", "resourceSpans", i, j, k, eb)) {
+                        check_id(&sp->parent_span_id, 8, "parentSpanId", "resourceSpans", i, j, k,
+                                 eb)) {
                         return MT_EINVAL;
                     }
                     for (size_t l = 0; l < sp->n_links; l++) {
-                        if (check_id(&sp->links[l]->trace_id, 16, "links.traceId",
-                                     "resourceSpans", i, j, k, eb) ||
-                            check_id(&sp->links[l]->span_id, 8, "links.spanId",
-                                     "resourceSpans", i, j, k, eb)) {
+                        if (check_id(&sp->links[l]->trace_id, 16, "links.traceId", "resourceSpans",
+                                     i, j, k, eb) ||
+                            check_id(&sp->links[l]->span_id, 8, "links.spanId", "resourceSpans", i,
+                                     j, k, eb)) {
                             return MT_EINVAL;
                         }
                     }
@@ -891,7 +913,8 @@ int otlp_check(mt_signal_t s, const ProtobufCMessage *req, uint64_t *items, mt_e
             }
         }
     } else if (s == MT_SIG_PROFILES) {
-        const Opentelemetry__Proto__Collector__V1__ExportProfilesServiceRequest *r = (const void *)req;
+        const Opentelemetry__Proto__Collector__V1__ExportProfilesServiceRequest *r =
+            (const void *)req;
         for (size_t i = 0; i < r->n_resource_profiles; i++) {
             for (size_t j = 0; j < r->resource_profiles[i]->n_scope_profiles; j++) {
                 n += r->resource_profiles[i]->scope_profiles[j]->n_profiles;

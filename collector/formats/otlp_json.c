@@ -23,9 +23,9 @@
 #define OJ_MAX_FRAMES (OTLP_JSON_MAX_DEPTH + 8)
 /* Longest path rendered, and how much of it an error shows: long paths (depth bombs) keep
  * their head and tail, since the tail names the failing field and mt_errbuf_t is 512 bytes. */
-#define OJ_PATH_MAX 4096
+#define OJ_PATH_MAX   4096
 #define OJ_PATH_SHOWN 360
-#define OJ_PATH_HEAD 100
+#define OJ_PATH_HEAD  100
 
 /* ------------------------------------------------------------------------------------------ */
 /* Paths and errors                                                                           */
@@ -676,7 +676,8 @@ static int dec_message(oj_ctx_t *c, const ProtobufCMessageDescriptor *desc, json
     c->depth++;
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         const ProtobufCFieldDescriptor *f = find_field(desc, key);
         /* Unknown keys must be ignored (§1.3); null means "absent" in proto3 JSON. */
         if (!f || json_is_null(v)) {

@@ -384,9 +384,8 @@ static int str_ok(p2o_t *c, int64_t i, const char *what)
 }
 
 /* Maps nonzero unique ids to 1-based dictionary positions. */
-static int index_ids(p2o_t *c, htab_t *h, size_t n, const uint64_t *(*idof)(const p_prof_t *,
-                                                                          size_t),
-                     const char *what)
+static int index_ids(p2o_t *c, htab_t *h, size_t n,
+                     const uint64_t *(*idof)(const p_prof_t *, size_t), const char *what)
 {
     if (pprof_htab_init(h, c->a, n) != MT_OK) {
         return MT_ENOMEM;
@@ -409,9 +408,18 @@ static int index_ids(p2o_t *c, htab_t *h, size_t n, const uint64_t *(*idof)(cons
     return MT_OK;
 }
 
-static const uint64_t *mapping_id(const p_prof_t *p, size_t i) { return &p->mapping[i]->id; }
-static const uint64_t *function_id(const p_prof_t *p, size_t i) { return &p->function[i]->id; }
-static const uint64_t *location_id(const p_prof_t *p, size_t i) { return &p->location[i]->id; }
+static const uint64_t *mapping_id(const p_prof_t *p, size_t i)
+{
+    return &p->mapping[i]->id;
+}
+static const uint64_t *function_id(const p_prof_t *p, size_t i)
+{
+    return &p->function[i]->id;
+}
+static const uint64_t *location_id(const p_prof_t *p, size_t i)
+{
+    return &p->location[i]->id;
+}
 
 static int32_t lookup_id(const htab_t *h, uint64_t id)
 {
@@ -433,8 +441,8 @@ int pprof_to_otlp(const uint8_t *pb, size_t len, const pprof_meta_t *m, arena_t 
         mt_errbuf_t why;
         mt_errbuf_clear(&why);
         otlp_wire_explain(&perftools__profiles__profile__descriptor, pb, len, &why);
-        mt_failf(eb, "corrupt pprof: not a perftools.profiles.Profile%s%s",
-                 why.set ? ": " : "", why.set ? why.msg : "");
+        mt_failf(eb, "corrupt pprof: not a perftools.profiles.Profile%s%s", why.set ? ": " : "",
+                 why.set ? why.msg : "");
         return MT_EINVAL;
     }
     p2o_t c = {a, p, eb};

@@ -21,9 +21,9 @@ typedef Opentelemetry__Proto__Profiles__V1development__ProfilesDictionary pprof_
 typedef Opentelemetry__Proto__Profiles__V1development__Profile pprof_otlp_profile_t;
 
 /* Limits checked before the work they bound. */
-#define PPROF_MAX_LABELS 64          /* labels in one `name` parameter */
-#define PPROF_MAX_FRAMES 4096        /* frames in one folded stack */
-#define PPROF_MAX_PARTS 8            /* parts in one multipart body */
+#define PPROF_MAX_LABELS 64   /* labels in one `name` parameter */
+#define PPROF_MAX_FRAMES 4096 /* frames in one folded stack */
+#define PPROF_MAX_PARTS  8    /* parts in one multipart body */
 
 typedef struct pprof_label {
     const char *key;
@@ -32,15 +32,15 @@ typedef struct pprof_label {
 
 /* What the /ingest query string says about a profile. Strings are borrowed. */
 typedef struct pprof_meta {
-    const char *app;               /* -> resource service.name (required) */
-    const pprof_label_t *labels;   /* -> resource attributes */
+    const char *app;             /* -> resource service.name (required) */
+    const pprof_label_t *labels; /* -> resource attributes */
     size_t nlabels;
-    uint64_t from_ns, until_ns;    /* 0 = not given */
-    const char *spy_name;          /* -> resource pyroscope.spy_name; NULL = not given */
-    int64_t sample_rate;           /* Hz, folded only (period = 1e9 / rate); <= 0 -> 100 */
-    const char *units;             /* folded only: samples|objects|bytes; NULL = samples */
-    const char *aggregation;       /* folded only: sum|average; NULL = sum */
-    const uint8_t *original;       /* pprof exactly as received (gzip or not), kept as
+    uint64_t from_ns, until_ns; /* 0 = not given */
+    const char *spy_name;       /* -> resource pyroscope.spy_name; NULL = not given */
+    int64_t sample_rate;        /* Hz, folded only (period = 1e9 / rate); <= 0 -> 100 */
+    const char *units;          /* folded only: samples|objects|bytes; NULL = samples */
+    const char *aggregation;    /* folded only: sum|average; NULL = sum */
+    const uint8_t *original;    /* pprof exactly as received (gzip or not), kept as
                                     * Profile.original_payload (format "pprof"); may be NULL */
     size_t original_len;
 } pprof_meta_t;
@@ -61,9 +61,8 @@ int pprof_to_otlp(const uint8_t *pb, size_t len, const pprof_meta_t *m, arena_t 
 /* Converts folded text ("root;caller;leaf count\n", frames root first) - or, with lines != 0,
  * Pyroscope's `lines` format (one stack per line, each counts 1) - into a request with one
  * Profile. Identical stacks are merged. Same returns as pprof_to_otlp. */
-int pprof_folded_to_otlp(const char *text, size_t len, int lines, const pprof_meta_t *m,
-                         arena_t *a, pprof_otlp_req_t **out, uint64_t *nprofiles,
-                         mt_errbuf_t *eb);
+int pprof_folded_to_otlp(const char *text, size_t len, int lines, const pprof_meta_t *m, arena_t *a,
+                         pprof_otlp_req_t **out, uint64_t *nprofiles, mt_errbuf_t *eb);
 
 /* Converts one OTLP profile (with the request's dictionary) into a serialized pprof Profile:
  * string_table[0] = "", one sample_type, ids 1..n (only what the samples use), location_id
@@ -76,7 +75,7 @@ int pprof_from_otlp(const pprof_otlp_dict_t *d, const pprof_otlp_profile_t *p, u
 /* One part of a multipart/form-data body; pointers into the body (name/filename in `a`). */
 typedef struct pprof_part {
     const char *name;
-    const char *filename;  /* "" when absent */
+    const char *filename; /* "" when absent */
     const uint8_t *data;
     size_t len;
 } pprof_part_t;

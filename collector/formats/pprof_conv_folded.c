@@ -31,9 +31,8 @@ int32_t pprof_str_intern(arena_t *a, strtab_t *t, const char *s, size_t n)
     return (int32_t)(t->v.n - 1);
 }
 
-int pprof_folded_to_otlp(const char *text, size_t len, int lines, const pprof_meta_t *m,
-                         arena_t *a, pprof_otlp_req_t **out, uint64_t *nprofiles,
-                         mt_errbuf_t *eb)
+int pprof_folded_to_otlp(const char *text, size_t len, int lines, const pprof_meta_t *m, arena_t *a,
+                         pprof_otlp_req_t **out, uint64_t *nprofiles, mt_errbuf_t *eb)
 {
     const char *units = m->units && *m->units ? m->units : "samples";
     const char *aggr = m->aggregation && *m->aggregation ? m->aggregation : "sum";
@@ -204,8 +203,8 @@ int pprof_folded_to_otlp(const char *text, size_t len, int lines, const pprof_me
     o_kvu_t **attrs = arena_alloc(a, sizeof(*attrs));
     o_link_t *k0 = arena_alloc(a, sizeof(*k0));
     o_link_t **links = arena_alloc(a, sizeof(*links));
-    if (ti < 0 || ui < 0 || pti < 0 || pui < 0 || !r || !pid || !m0 || !maps || !a0 ||
-        !attrs || !k0 || !links) {
+    if (ti < 0 || ui < 0 || pti < 0 || pui < 0 || !r || !pid || !m0 || !maps || !a0 || !attrs ||
+        !k0 || !links) {
         return MT_ENOMEM;
     }
     opentelemetry__proto__profiles__v1development__mapping__init(m0);

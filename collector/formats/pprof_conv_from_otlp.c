@@ -23,7 +23,7 @@ typedef struct o2p {
     const pprof_otlp_dict_t *d;
     mt_errbuf_t *eb;
     strtab_t st;
-    int64_t *str_map;        /* OTLP string index -> pprof index (0 = not yet) */
+    int64_t *str_map;                    /* OTLP string index -> pprof index (0 = not yet) */
     uint64_t *loc_id, *func_id, *map_id; /* OTLP index -> pprof id (0 = not yet) */
     pvec_t locs, funcs, maps;
 } o2p_t;
@@ -181,8 +181,8 @@ static int64_t o2p_loc(o2p_t *c, int32_t i)
             pl->line[pl->n_line++] = ln;
             has_func &= fid > 0;
             has_line &= ln->line > 0;
-            has_file &= fid > 0 &&
-                        ((Perftools__Profiles__Function *)c->funcs.v[fid - 1])->filename > 0;
+            has_file &=
+                fid > 0 && ((Perftools__Profiles__Function *)c->funcs.v[fid - 1])->filename > 0;
         }
         if (mid > 0) {
             Perftools__Profiles__Mapping *pm = c->maps.v[mid - 1];

@@ -154,8 +154,8 @@ int pprof_multipart_parse(const char *boundary, const uint8_t *body, size_t len,
                 mt_failf(eb, "multipart part %zu: malformed header line", *nparts + 1);
                 return MT_EINVAL;
             }
-            if ((size_t)(colon - h) == 19 && strncasecmp((const char *)h, "Content-Disposition",
-                                                         19) == 0) {
+            if ((size_t)(colon - h) == 19 &&
+                strncasecmp((const char *)h, "Content-Disposition", 19) == 0) {
                 const char *v = (const char *)colon + 1;
                 size_t vl = (size_t)((const char *)he - v);
                 while (vl && (*v == ' ' || *v == '\t')) {
@@ -172,8 +172,7 @@ int pprof_multipart_parse(const char *boundary, const uint8_t *body, size_t len,
             h = he + 2;
         }
         if (!part->name || !*part->name) {
-            mt_failf(eb, "multipart part %zu: no Content-Disposition form-data name",
-                     *nparts + 1);
+            mt_failf(eb, "multipart part %zu: no Content-Disposition form-data name", *nparts + 1);
             return MT_EINVAL;
         }
         if (!part->filename) {

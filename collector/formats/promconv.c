@@ -41,7 +41,10 @@ static char *ctx_strndup(pc_ctx_t *c, const char *s, size_t n)
     return p;
 }
 
-char *pc_ctx_strdup(pc_ctx_t *c, const char *s) { return ctx_strndup(c, s, strlen(s)); }
+char *pc_ctx_strdup(pc_ctx_t *c, const char *s)
+{
+    return ctx_strndup(c, s, strlen(s));
+}
 
 /* Grows an arena array of `elem`-sized items to hold `need`; the old copy stays in the arena
  * (it is freed with it), which costs at most the final size again. */
@@ -117,7 +120,6 @@ void pc_sort_labels(lset_t *s)
     }
 }
 
-
 /* ------------------------------------------------------------------------------------------ */
 /* Series, samples, metadata                                                                  */
 
@@ -182,8 +184,8 @@ static pc_series_t *intern_series(pc_ctx_t *c, plabel_t *const *v, size_t n)
         }
     }
     promconv_out_t *out = c->out;
-    if (pc_grow(c, (void **)&out->series, &out->cap_series, out->n_series + 1,
-                sizeof(*out->series), out->n_series) != 0) {
+    if (pc_grow(c, (void **)&out->series, &out->cap_series, out->n_series + 1, sizeof(*out->series),
+                out->n_series) != 0) {
         return NULL;
     }
     pc_series_t *s = pc_ctx_alloc(c, sizeof(*s));
@@ -389,8 +391,7 @@ static char *unit_word(pc_ctx_t *c, const char *unit)
     return buf;
 }
 
-int pc_add_metadata(pc_ctx_t *c, const char *family, int type, const char *help,
-                    const char *unit)
+int pc_add_metadata(pc_ctx_t *c, const char *family, int type, const char *help, const char *unit)
 {
     int created;
     void **slot = strmap_slot(c, &c->meta, family, strlen(family), &created);
@@ -438,7 +439,6 @@ int64_t pc_ts_ms(pc_ctx_t *c, pc_res_t *r, uint64_t ns)
     }
     return ms;
 }
-
 
 /* ------------------------------------------------------------------------------------------ */
 /* Resource, scope, target_info                                                               */
@@ -540,8 +540,9 @@ static int scope_setup(pc_ctx_t *c, const smetrics_t *sm)
     const char *vals[3] = {sc->name, sc->version, sm->schema_url};
     for (int i = 0; i < 3; i++) {
         if (vals[i] && *vals[i] &&
-            pc_lset_push(c, &c->scope, pc_mk_label(c, pc_ctx_strdup(c, fixed[i]),
-                                                   pc_ctx_strdup(c, vals[i]))) != 0) {
+            pc_lset_push(c, &c->scope,
+                         pc_mk_label(c, pc_ctx_strdup(c, fixed[i]), pc_ctx_strdup(c, vals[i]))) !=
+                0) {
             return -1;
         }
     }
@@ -710,8 +711,10 @@ int promconv_convert(const promconv_opts_t *o, deltacum_t *dc,
             continue;
         }
         /* configured names are validated by the exporter; they are used as given */
-        if (pc_lset_set(&c, &c.ext, pc_mk_label(&c, pc_ctx_strdup(&c, ext->keys[i]),
-                                                pc_ctx_strdup(&c, ext->vals[i])), 0) != 0) {
+        if (pc_lset_set(
+                &c, &c.ext,
+                pc_mk_label(&c, pc_ctx_strdup(&c, ext->keys[i]), pc_ctx_strdup(&c, ext->vals[i])),
+                0) != 0) {
             return MT_ENOMEM;
         }
     }

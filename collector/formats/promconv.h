@@ -24,14 +24,14 @@
 typedef struct deltacum deltacum_t;
 
 typedef struct promconv_opts {
-    int add_metric_suffixes;         /* unit and _total/_ratio suffixes (default 1) */
-    const char *namespace_;          /* prefix "<ns>_" to every metric name, or NULL */
-    int resource_to_telemetry;       /* every resource attribute becomes a label */
-    const cfg_strlist_t *promote;    /* resource attributes copied to every series, or NULL */
-    int scope_labels;                /* otel_scope_name / _version / _schema_url / attrs */
-    int target_info;                 /* emit target_info per (job, instance) (default 1) */
+    int add_metric_suffixes;             /* unit and _total/_ratio suffixes (default 1) */
+    const char *namespace_;              /* prefix "<ns>_" to every metric name, or NULL */
+    int resource_to_telemetry;           /* every resource attribute becomes a label */
+    const cfg_strlist_t *promote;        /* resource attributes copied to every series, or NULL */
+    int scope_labels;                    /* otel_scope_name / _version / _schema_url / attrs */
+    int target_info;                     /* emit target_info per (job, instance) (default 1) */
     const cfg_strmap_t *external_labels; /* added to every series unless already present */
-    int64_t now_ms;                  /* for target_info timestamps when a batch has none */
+    int64_t now_ms;                      /* for target_info timestamps when a batch has none */
 } promconv_opts_t;
 
 typedef struct promconv_out {
@@ -39,10 +39,10 @@ typedef struct promconv_out {
     size_t n_series;
     Prometheus__MetricMetadata **metadata;
     size_t n_metadata;
-    uint64_t samples;        /* float samples emitted */
-    uint64_t histograms;     /* native histogram samples emitted */
+    uint64_t samples;    /* float samples emitted */
+    uint64_t histograms; /* native histogram samples emitted */
     uint64_t exemplars;
-    uint64_t dropped_points; /* data points that could not be converted (counted by reason) */
+    uint64_t dropped_points;      /* data points that could not be converted (counted by reason) */
     const char *last_drop_reason; /* e.g. "no_sum", "scale_too_small", "invalid_name" */
     /* private: growth bookkeeping */
     size_t cap_series, cap_metadata;
@@ -85,8 +85,8 @@ int promconv_label_name(const char *key, char *buf, size_t buflen);
  * _sum / _count) like promconv_metric_name and returns its length or -1; *type (may be NULL)
  * gets the type. */
 int promconv_family_type(const Opentelemetry__Proto__Metrics__V1__Metric *m);
-int promconv_family_name(const Opentelemetry__Proto__Metrics__V1__Metric *m, int add_suffixes, const char *ns, char *buf,
-                         size_t buflen, int *type);
+int promconv_family_name(const Opentelemetry__Proto__Metrics__V1__Metric *m, int add_suffixes,
+                         const char *ns, char *buf, size_t buflen, int *type);
 /* Go's strconv.FormatFloat(v, 'f', -1, 64) for le / quantile label values ("+Inf" for inf). */
 int promconv_format_float(double v, char *buf, size_t buflen);
 

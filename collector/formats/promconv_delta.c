@@ -15,7 +15,6 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Delta -> cumulative state                                                                  */
 
-
 deltacum_t *deltacum_create(size_t max_series, int64_t expiry_ms)
 {
     deltacum_t *dc = calloc(1, sizeof(*dc));
@@ -114,8 +113,8 @@ static void dc_sweep_locked(deltacum_t *dc, int64_t now_ms)
 
 void pc_dc_maybe_sweep_locked(deltacum_t *dc, int64_t now_ms)
 {
-    if (dc->expiry_ms > 0 && (dc->last_sweep_ms == INT64_MIN ||
-                              now_ms - dc->last_sweep_ms >= dc->expiry_ms / 2)) {
+    if (dc->expiry_ms > 0 &&
+        (dc->last_sweep_ms == INT64_MIN || now_ms - dc->last_sweep_ms >= dc->expiry_ms / 2)) {
         dc_sweep_locked(dc, now_ms);
     }
 }
@@ -145,8 +144,8 @@ static void dc_grow_locked(deltacum_t *dc)
 /* Finds or creates the entry for key; caller holds the lock. *fresh is set when the state is
  * new (or was reset because it expired or changed kind). NULL with *why set when full or out
  * of memory. */
-dc_entry_t *pc_dc_get_locked(deltacum_t *dc, const char *key, size_t len, uint64_t hash,
-                             int kind, int64_t now_ms, int *fresh, const char **why)
+dc_entry_t *pc_dc_get_locked(deltacum_t *dc, const char *key, size_t len, uint64_t hash, int kind,
+                             int64_t now_ms, int *fresh, const char **why)
 {
     size_t h = (size_t)(hash & (dc->nbuckets - 1));
     for (dc_entry_t *e = dc->tab[h]; e; e = e->next) {

@@ -51,10 +51,10 @@ typedef struct dc_entry {
     uint64_t count;    /* DC_HIST, DC_EXP */
     double sum;
     int has_sum;
-    size_t n_bounds;   /* DC_HIST: bounds[n_bounds], counts[n_bounds + 1] */
+    size_t n_bounds; /* DC_HIST: bounds[n_bounds], counts[n_bounds + 1] */
     double *bounds;
     uint64_t *counts;
-    int32_t scale;     /* DC_EXP */
+    int32_t scale; /* DC_EXP */
     uint64_t zero_count;
     double zero_threshold;
     dc_buckets_t pos, neg;
@@ -101,7 +101,7 @@ typedef struct {
 } attr_ent_t;
 
 typedef struct {
-    lset_t promoted;         /* added to each series when its label is not there yet */
+    lset_t promoted; /* added to each series when its label is not there yet */
     plabel_t *job, *instance;
     int64_t latest_ms;
 } pc_res_t;
@@ -115,13 +115,13 @@ typedef struct {
     pc_series_t **tab;
     size_t tab_cap;
     strmap_t meta, tinfo;
-    lset_t ext;              /* external labels */
-    lset_t scope;            /* current scope's labels (override attributes) */
-    lset_t pl;               /* current point's labels, sorted, without __name__ */
-    lset_t tmp;              /* one series' full label set before it is interned */
+    lset_t ext;   /* external labels */
+    lset_t scope; /* current scope's labels (override attributes) */
+    lset_t pl;    /* current point's labels, sorted, without __name__ */
+    lset_t tmp;   /* one series' full label set before it is interned */
     attr_ent_t *ents;
     size_t ents_cap;
-    char *key;               /* delta state key scratch */
+    char *key; /* delta state key scratch */
     size_t key_cap;
     int oom;
 } pc_ctx_t;
@@ -149,8 +149,7 @@ Prometheus__Sample *pc_add_sample(pc_ctx_t *c, pc_series_t *s, double v, int64_t
 int pc_add_histogram(pc_ctx_t *c, pc_series_t *s, Prometheus__Histogram *h);
 int pc_add_exemplar(pc_ctx_t *c, pc_series_t *s, Prometheus__Exemplar *e);
 uint64_t pc_str_hash(const char *s, size_t n);
-int pc_add_metadata(pc_ctx_t *c, const char *family, int type, const char *help,
-                    const char *unit);
+int pc_add_metadata(pc_ctx_t *c, const char *family, int type, const char *help, const char *unit);
 void pc_drop_points(pc_ctx_t *c, size_t n, const char *reason);
 int64_t pc_ts_ms(pc_ctx_t *c, pc_res_t *r, uint64_t ns);
 
@@ -170,8 +169,8 @@ int pc_attrs_to_lset(pc_ctx_t *c, kv_t *const *attrs, size_t n, const char *cons
 /* promconv_delta.c */
 void pc_dc_entry_clear_state(dc_entry_t *e);
 void pc_dc_maybe_sweep_locked(deltacum_t *dc, int64_t now_ms);
-dc_entry_t *pc_dc_get_locked(deltacum_t *dc, const char *key, size_t len, uint64_t hash,
-                             int kind, int64_t now_ms, int *fresh, const char **why);
+dc_entry_t *pc_dc_get_locked(deltacum_t *dc, const char *key, size_t len, uint64_t hash, int kind,
+                             int64_t now_ms, int *fresh, const char **why);
 int64_t pc_floor_shift(int64_t x, int d);
 int64_t pc_bk_merged_width(const dc_buckets_t *dst, int64_t off, size_t n, int d);
 int pc_bk_add(dc_buckets_t *dst, int64_t off, const uint64_t *counts, size_t n, int d);

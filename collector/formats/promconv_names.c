@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STALE_BITS 0x7ff0000000000002ull
+#define STALE_BITS      0x7ff0000000000002ull
 #define NORMAL_NAN_BITS 0x7ff8000000000001ull /* Prometheus's value.NormalNaN */
-#define JSON_MAX_DEPTH 64       /* attribute values nest; stop rendering beyond this */
+#define JSON_MAX_DEPTH  64 /* attribute values nest; stop rendering beyond this */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Stale markers                                                                              */
@@ -78,7 +78,6 @@ static int shortest_digits(double av, char *d, int *e10)
     return n;
 }
 
-
 void pc_fb_init(fbuf_t *b, char *p, size_t cap)
 {
     b->p = p;
@@ -111,7 +110,10 @@ static void fb_putn(fbuf_t *b, const char *s, size_t n)
     b->p[b->len] = 0;
 }
 
-static void fb_puts(fbuf_t *b, const char *s) { fb_putn(b, s, strlen(s)); }
+static void fb_puts(fbuf_t *b, const char *s)
+{
+    fb_putn(b, s, strlen(s));
+}
 
 void pc_fb_truncate(fbuf_t *b, size_t len)
 {
@@ -121,7 +123,10 @@ void pc_fb_truncate(fbuf_t *b, size_t len)
     }
 }
 
-static int fb_result(const fbuf_t *b) { return b->err ? -1 : (int)b->len; }
+static int fb_result(const fbuf_t *b)
+{
+    return b->err ? -1 : (int)b->len;
+}
 
 static int put_special(double v, fbuf_t *b)
 {
@@ -206,7 +211,10 @@ static int is_alnum(unsigned char ch)
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
 }
 
-static int is_digit(unsigned char ch) { return ch >= '0' && ch <= '9'; }
+static int is_digit(unsigned char ch)
+{
+    return ch >= '0' && ch <= '9';
+}
 
 /* Appends s split on every character outside [a-zA-Z0-9:] (and outside `_` too unless keep_us)
  * with the pieces joined by single `_`: Go's strings.Join(strings.FieldsFunc(...), "_"). */
@@ -327,13 +335,32 @@ static void prefix_underscore_if_digit(fbuf_t *b)
 
 /* otlptranslator's unit maps (protocols.md §4.2; `tibibytes` is the code's spelling). */
 static const char *const unit_map[][2] = {
-    {"d", "days"},        {"h", "hours"},        {"min", "minutes"},    {"s", "seconds"},
-    {"ms", "milliseconds"}, {"us", "microseconds"}, {"ns", "nanoseconds"}, {"By", "bytes"},
-    {"KiBy", "kibibytes"}, {"MiBy", "mebibytes"}, {"GiBy", "gibibytes"}, {"TiBy", "tibibytes"},
-    {"KBy", "kilobytes"}, {"MBy", "megabytes"},  {"GBy", "gigabytes"},  {"TBy", "terabytes"},
-    {"m", "meters"},      {"V", "volts"},        {"A", "amperes"},      {"J", "joules"},
-    {"W", "watts"},       {"g", "grams"},        {"Cel", "celsius"},    {"Hz", "hertz"},
-    {"1", ""},            {"%", "percent"},
+    {"d", "days"},
+    {"h", "hours"},
+    {"min", "minutes"},
+    {"s", "seconds"},
+    {"ms", "milliseconds"},
+    {"us", "microseconds"},
+    {"ns", "nanoseconds"},
+    {"By", "bytes"},
+    {"KiBy", "kibibytes"},
+    {"MiBy", "mebibytes"},
+    {"GiBy", "gibibytes"},
+    {"TiBy", "tibibytes"},
+    {"KBy", "kilobytes"},
+    {"MBy", "megabytes"},
+    {"GBy", "gigabytes"},
+    {"TBy", "terabytes"},
+    {"m", "meters"},
+    {"V", "volts"},
+    {"A", "amperes"},
+    {"J", "joules"},
+    {"W", "watts"},
+    {"g", "grams"},
+    {"Cel", "celsius"},
+    {"Hz", "hertz"},
+    {"1", ""},
+    {"%", "percent"},
 };
 static const char *const per_unit_map[][2] = {
     {"s", "second"}, {"m", "minute"}, {"h", "hour"}, {"d", "day"},
@@ -542,7 +569,6 @@ int promconv_label_name(const char *key, char *buf, size_t buflen)
     return (int)b.len;
 }
 
-
 /* ------------------------------------------------------------------------------------------ */
 /* Attribute values as label text                                                             */
 
@@ -561,7 +587,10 @@ static void sb_putn(sb_t *b, const char *s, size_t n)
     }
 }
 
-static void sb_puts(sb_t *b, const char *s) { sb_putn(b, s, strlen(s)); }
+static void sb_puts(sb_t *b, const char *s)
+{
+    sb_putn(b, s, strlen(s));
+}
 
 static char *sb_done(sb_t *b)
 {

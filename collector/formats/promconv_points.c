@@ -13,15 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NO_RECORDED_VALUE 1u
+#define NO_RECORDED_VALUE      1u
 #define DEFAULT_ZERO_THRESHOLD 1e-128
-#define EXEMPLAR_MAX_RUNES 128  /* OpenMetrics 1.0 cap on exemplar label text */
-#define NATIVE_MAX_SCALE 8
-#define NATIVE_MIN_SCALE (-4)
-#define DC_MAX_EXP_BUCKETS 4096 /* widest accumulated exponential bucket range before downscaling */
+#define EXEMPLAR_MAX_RUNES     128 /* OpenMetrics 1.0 cap on exemplar label text */
+#define NATIVE_MAX_SCALE       8
+#define NATIVE_MIN_SCALE       (-4)
+#define DC_MAX_EXP_BUCKETS     4096 /* widest accumulated exponential bucket range before downscaling */
 
 enum { TEMPO_UNSPEC = 0, TEMPO_DELTA = 1, TEMPO_CUMULATIVE = 2 };
-
 
 /* ------------------------------------------------------------------------------------------ */
 /* Labels of one point                                                                        */
@@ -124,7 +123,10 @@ static dc_entry_t *delta_entry(pc_ctx_t *c, const char *family, int kind, uint64
     return e;
 }
 
-static void delta_unlock(pc_ctx_t *c) { pthread_mutex_unlock(&c->dc->mu); }
+static void delta_unlock(pc_ctx_t *c)
+{
+    pthread_mutex_unlock(&c->dc->mu);
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Exemplars                                                                                  */
@@ -297,8 +299,7 @@ static int conv_numbers(pc_ctx_t *c, pc_metric_t *pm, numdp_t *const *pts, size_
     return 0;
 }
 
-static int conv_histograms(pc_ctx_t *c, pc_metric_t *pm, histdp_t *const *pts, size_t n,
-                           int delta)
+static int conv_histograms(pc_ctx_t *c, pc_metric_t *pm, histdp_t *const *pts, size_t n, int delta)
 {
     for (size_t i = 0; i < n; i++) {
         const histdp_t *p = pts[i];
@@ -494,10 +495,10 @@ static int exp_accumulate(dc_entry_t *e, int fresh, const expdp_t *p)
     }
     for (;;) {
         int ds = e->scale - target, dp = ps - target;
-        int64_t wp = pc_bk_merged_width(&e->pos, pos ? pos->offset : 0,
-                                        pos ? pos->n_bucket_counts : 0, dp);
-        int64_t wn = pc_bk_merged_width(&e->neg, neg ? neg->offset : 0,
-                                        neg ? neg->n_bucket_counts : 0, dp);
+        int64_t wp =
+            pc_bk_merged_width(&e->pos, pos ? pos->offset : 0, pos ? pos->n_bucket_counts : 0, dp);
+        int64_t wn =
+            pc_bk_merged_width(&e->neg, neg ? neg->offset : 0, neg ? neg->n_bucket_counts : 0, dp);
         /* the state's own width only shrinks when downscaled, so checking after the point's
          * merge at `target` is enough once the state is at `target` too */
         if (ds == 0 && wp <= DC_MAX_EXP_BUCKETS && wn <= DC_MAX_EXP_BUCKETS) {
@@ -573,16 +574,14 @@ static int conv_exp_histograms(pc_ctx_t *c, pc_metric_t *pm, expdp_t *const *pts
             h->sum = pc_plain_value(p->sum);
             h->count_int = p->count;
             h->zero_count_int = p->zero_count;
-            if ((p->positive &&
-                 encode_buckets(c, p->positive->offset, p->positive->bucket_counts,
-                                p->positive->n_bucket_counts, sd, &h->positive_spans,
-                                &h->n_positive_spans, &h->positive_deltas,
-                                &h->n_positive_deltas) != 0) ||
-                (p->negative &&
-                 encode_buckets(c, p->negative->offset, p->negative->bucket_counts,
-                                p->negative->n_bucket_counts, sd, &h->negative_spans,
-                                &h->n_negative_spans, &h->negative_deltas,
-                                &h->n_negative_deltas) != 0)) {
+            if ((p->positive && encode_buckets(c, p->positive->offset, p->positive->bucket_counts,
+                                               p->positive->n_bucket_counts, sd, &h->positive_spans,
+                                               &h->n_positive_spans, &h->positive_deltas,
+                                               &h->n_positive_deltas) != 0) ||
+                (p->negative && encode_buckets(c, p->negative->offset, p->negative->bucket_counts,
+                                               p->negative->n_bucket_counts, sd, &h->negative_spans,
+                                               &h->n_negative_spans, &h->negative_deltas,
+                                               &h->n_negative_deltas) != 0)) {
                 return -1;
             }
         } else {
@@ -609,13 +608,13 @@ static int conv_exp_histograms(pc_ctx_t *c, pc_metric_t *pm, expdp_t *const *pts
             if (e->zero_threshold > 0) {
                 h->zero_threshold = e->zero_threshold;
             }
-            int rc = encode_buckets(c, e->pos.offset, e->pos.counts, e->pos.n, 0,
-                                    &h->positive_spans, &h->n_positive_spans, &h->positive_deltas,
-                                    &h->n_positive_deltas);
+            int rc =
+                encode_buckets(c, e->pos.offset, e->pos.counts, e->pos.n, 0, &h->positive_spans,
+                               &h->n_positive_spans, &h->positive_deltas, &h->n_positive_deltas);
             if (rc == 0) {
                 rc = encode_buckets(c, e->neg.offset, e->neg.counts, e->neg.n, 0,
-                                    &h->negative_spans, &h->n_negative_spans,
-                                    &h->negative_deltas, &h->n_negative_deltas);
+                                    &h->negative_spans, &h->n_negative_spans, &h->negative_deltas,
+                                    &h->n_negative_deltas);
             }
             delta_unlock(c);
             if (rc != 0) {
@@ -718,15 +717,15 @@ int pc_conv_metric(pc_ctx_t *c, pc_res_t *r, const metric_t *m)
     }
     const char *unit = m->unit ? m->unit : "";
     const char *name = m->name ? m->name : "";
-    size_t cap = strlen(name) + 2 * strlen(unit) +
-                 (c->o->namespace_ ? strlen(c->o->namespace_) : 0) + 64;
+    size_t cap =
+        strlen(name) + 2 * strlen(unit) + (c->o->namespace_ ? strlen(c->o->namespace_) : 0) + 64;
     char *family = pc_ctx_alloc(c, cap);
     if (!family) {
         return -1;
     }
     int type;
-    if (promconv_family_name(m, c->o->add_metric_suffixes, c->o->namespace_, family, cap,
-                             &type) < 0) {
+    if (promconv_family_name(m, c->o->add_metric_suffixes, c->o->namespace_, family, cap, &type) <
+        0) {
         pc_drop_points(c, np, "invalid_name");
         return 0;
     }

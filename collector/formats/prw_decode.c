@@ -77,7 +77,10 @@ void *prwd_push_implied(arena_t *a, void *arr, size_t n, void *x)
     return v;
 }
 
-void prwd_key_adds(sb_t *b, const char *s) { sb_put(b, s, strlen(s) + 1); }
+void prwd_key_adds(sb_t *b, const char *s)
+{
+    sb_put(b, s, strlen(s) + 1);
+}
 
 static uint64_t hash_bytes(const void *p, size_t n)
 {

@@ -29,12 +29,12 @@
 
 /* What one request carried, for the receiver's counters and the RW 2.0 response headers. */
 typedef struct prw_stats {
-    uint64_t series;      /* TimeSeries entries in the request */
-    uint64_t samples;     /* float samples accepted (incl. classic histogram / summary parts) */
-    uint64_t histograms;  /* native histogram samples accepted */
-    uint64_t exemplars;   /* exemplars attached to a data point (others are dropped) */
-    uint64_t points;      /* OTLP data points produced (the pipeline's item count) */
-    uint64_t unsorted;    /* series whose label names came out of order and were sorted */
+    uint64_t series;     /* TimeSeries entries in the request */
+    uint64_t samples;    /* float samples accepted (incl. classic histogram / summary parts) */
+    uint64_t histograms; /* native histogram samples accepted */
+    uint64_t exemplars;  /* exemplars attached to a data point (others are dropped) */
+    uint64_t points;     /* OTLP data points produced (the pipeline's item count) */
+    uint64_t unsorted;   /* series whose label names came out of order and were sorted */
 } prw_stats_t;
 
 /* The stale-marker bit pattern (a NaN); compare bits, never isnan(). */
@@ -66,7 +66,7 @@ typedef struct prw_wire_stats {
     uint64_t series, samples, histograms, exemplars, metadata;
     uint64_t unsorted; /* series with label names out of order: such a request cannot be
                         * forwarded as it is; the receiver converts it (prw_to_otlp sorts) */
-    int complex; /* holds native histograms, exemplars or le / quantile parts: the rest of its
+    int complex;       /* holds native histograms, exemplars or le / quantile parts: the rest of its
                   * validation is prw_to_otlp's */
 } prw_wire_stats_t;
 

@@ -321,9 +321,9 @@ void prwd_finish_summary(grp_t *g)
 
 /* Expands spans + deltas (integer histograms) or spans + counts (float histograms) into a
  * dense array starting at Prometheus bucket index *first. */
-static int expand_buckets(ctx_t *c, const ser_t *s, const char *side, const span_t *sp,
-                          size_t nsp, const int64_t *deltas, size_t nd, const double *counts,
-                          size_t ncnt, int is_float, int64_t *first, uint64_t **out, size_t *nout)
+static int expand_buckets(ctx_t *c, const ser_t *s, const char *side, const span_t *sp, size_t nsp,
+                          const int64_t *deltas, size_t nd, const double *counts, size_t ncnt,
+                          int is_float, int64_t *first, uint64_t **out, size_t *nout)
 {
     char d[160];
     uint64_t total = 0;
@@ -467,11 +467,12 @@ static int exp_side(ctx_t *c, const ser_t *s, const hist_t *h, int positive, exp
     int64_t first;
     uint64_t *dense;
     size_t nd;
-    int rc = positive
-        ? expand_buckets(c, s, "positive", h->pspans, h->n_pspans, h->pdeltas, h->n_pdeltas,
-                         h->pcounts, h->n_pcounts, h->is_float, &first, &dense, &nd)
-        : expand_buckets(c, s, "negative", h->nspans, h->n_nspans, h->ndeltas, h->n_ndeltas,
-                         h->ncounts, h->n_ncounts, h->is_float, &first, &dense, &nd);
+    int rc =
+        positive
+            ? expand_buckets(c, s, "positive", h->pspans, h->n_pspans, h->pdeltas, h->n_pdeltas,
+                             h->pcounts, h->n_pcounts, h->is_float, &first, &dense, &nd)
+            : expand_buckets(c, s, "negative", h->nspans, h->n_nspans, h->ndeltas, h->n_ndeltas,
+                             h->ncounts, h->n_ncounts, h->is_float, &first, &dense, &nd);
     if (rc != MT_OK) {
         return rc;
     }
@@ -554,8 +555,10 @@ int prwd_emit_native(ctx_t *c, ser_t *s, const hist_t *h, res_t *r)
 
 static int hexval(int ch)
 {
-    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-         : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
 }
 
 /* Decodes `want` bytes of hex; returns 0 when the text is not exactly that. */
@@ -722,8 +725,7 @@ static int build_metric(ctx_t *c, const macc_t *m, metric_t **out)
         break;
     }
     case K_EXPHIST: {
-        Opentelemetry__Proto__Metrics__V1__ExponentialHistogram *g =
-            arena_alloc(c->a, sizeof(*g));
+        Opentelemetry__Proto__Metrics__V1__ExponentialHistogram *g = arena_alloc(c->a, sizeof(*g));
         if (!g) {
             return OOM(c);
         }
@@ -774,8 +776,7 @@ int prwd_assemble(ctx_t *c, metrics_req_t **out)
         Opentelemetry__Proto__Metrics__V1__ResourceMetrics *rm = arena_alloc(c->a, sizeof(*rm));
         Opentelemetry__Proto__Resource__V1__Resource *rs = arena_alloc(c->a, sizeof(*rs));
         Opentelemetry__Proto__Metrics__V1__ScopeMetrics *sm = arena_alloc(c->a, sizeof(*sm));
-        Opentelemetry__Proto__Common__V1__InstrumentationScope *sc =
-            arena_alloc(c->a, sizeof(*sc));
+        Opentelemetry__Proto__Common__V1__InstrumentationScope *sc = arena_alloc(c->a, sizeof(*sc));
         metric_t **ms = arena_alloc(c->a, r->nmetrics * sizeof(*ms));
         Opentelemetry__Proto__Metrics__V1__ScopeMetrics **sms = arena_alloc(c->a, sizeof(*sms));
         if (!rm || !rs || !sm || !sc || !ms || !sms) {

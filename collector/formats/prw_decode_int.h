@@ -39,11 +39,20 @@ typedef Opentelemetry__Proto__Metrics__V1__Exemplar exemplar_t;
  * 8 spans about 2^18 indices over the whole double range, real ones use a few hundred) and
  * the whole request (so a few spans with huge gaps cannot blow the arena up). */
 #define PRW_MAX_DENSE_BUCKETS (1u << 18)
-#define PRW_DENSE_BUDGET_MIN (1u << 20)
+#define PRW_DENSE_BUDGET_MIN  (1u << 20)
 
 /* Metric types, numbered as RW1's MetricMetadata.MetricType (RW2 uses the same numbers). */
-enum { T_NONE = -1, T_UNKNOWN = 0, T_COUNTER, T_GAUGE, T_HISTOGRAM, T_GAUGEHISTOGRAM, T_SUMMARY,
-       T_INFO, T_STATESET };
+enum {
+    T_NONE = -1,
+    T_UNKNOWN = 0,
+    T_COUNTER,
+    T_GAUGE,
+    T_HISTOGRAM,
+    T_GAUGEHISTOGRAM,
+    T_SUMMARY,
+    T_INFO,
+    T_STATESET
+};
 /* OTLP metric kinds we produce. */
 enum { K_GAUGE = 0, K_SUM, K_HIST, K_EXPHIST, K_SUMMARY };
 /* What a float series contributes to its metric. */
@@ -71,11 +80,11 @@ typedef struct exm {
 typedef struct res res_t;
 
 typedef struct ser {
-    size_t idx;            /* position in the request, for messages */
-    lbl_t *l;              /* sorted by name, validated */
+    size_t idx; /* position in the request, for messages */
+    lbl_t *l;   /* sorted by name, validated */
     size_t nl;
     const char *name, *job, *instance, *le, *quantile;
-    int mtype;             /* T_NONE when no metadata */
+    int mtype; /* T_NONE when no metadata */
     const char *help;
     smp_t *s;
     size_t ns;
@@ -110,7 +119,7 @@ typedef struct bucket {
 /* One classic histogram or summary point being reassembled from its part series. */
 typedef struct grp {
     macc_t *m;
-    void *pt;               /* hist_pt_t or sum_pt_t */
+    void *pt; /* hist_pt_t or sum_pt_t */
     bucket_t *b;
     size_t nb, cap_b;
     quantile_t **q;
@@ -162,31 +171,31 @@ typedef struct ctx {
 
 /* Appends x to an arena array with a capacity field; 0 or -1 (out of memory). A statement
  * expression keeps the array's own pointer type (no void ** aliasing). */
-#define PUSH(c, arr, n, cap, x)                                                                \
-    ({                                                                                         \
-        void *p_ = (arr);                                                                      \
-        int r_ = prwd_grow((c)->a, &p_, &(cap), (n) + 1, sizeof(*(arr)));                          \
-        if (r_ == 0) {                                                                         \
-            (arr) = p_;                                                                        \
-            (arr)[(n)++] = (x);                                                                \
-        }                                                                                      \
-        r_;                                                                                    \
+#define PUSH(c, arr, n, cap, x)                                           \
+    ({                                                                    \
+        void *p_ = (arr);                                                 \
+        int r_ = prwd_grow((c)->a, &p_, &(cap), (n) + 1, sizeof(*(arr))); \
+        if (r_ == 0) {                                                    \
+            (arr) = p_;                                                   \
+            (arr)[(n)++] = (x);                                           \
+        }                                                                 \
+        r_;                                                               \
     })
 
-#define PUSH_IMPLIED(a, arr, n, x)                                                             \
-    ({                                                                                         \
-        void *v_ = prwd_push_implied((a), (arr), (n), (x));                                        \
-        if (v_) {                                                                              \
-            (arr) = v_;                                                                        \
-            (n)++;                                                                             \
-        }                                                                                      \
-        v_ ? 0 : -1;                                                                           \
+#define PUSH_IMPLIED(a, arr, n, x)                          \
+    ({                                                      \
+        void *v_ = prwd_push_implied((a), (arr), (n), (x)); \
+        if (v_) {                                           \
+            (arr) = v_;                                     \
+            (n)++;                                          \
+        }                                                   \
+        v_ ? 0 : -1;                                        \
     })
 
 typedef struct cls {
     int kind, role;
-    const char *name;   /* OTLP metric name */
-    const char *ptype;  /* Metric.metadata prometheus.type, or NULL */
+    const char *name;  /* OTLP metric name */
+    const char *ptype; /* Metric.metadata prometheus.type, or NULL */
 } cls_t;
 
 /* prw_decode.c */

@@ -90,17 +90,17 @@ static int check_exemplar_labels(ctx_t *c, const ser_t *s, const exm_t *x)
 /* ---- RW1 / RW2 -> neutral form ------------------------------------------------------------ */
 
 /* The two generated Histogram structs have the same field names; one macro copies either. */
-#define COPY_SPANS(c, dst, ndst, src, nsrc)                                                    \
-    do {                                                                                       \
-        (ndst) = (nsrc);                                                                       \
-        (dst) = arena_alloc((c)->a, ((nsrc) ? (nsrc) : 1) * sizeof(span_t));                   \
-        if (!(dst)) {                                                                          \
-            return OOM(c);                                                                     \
-        }                                                                                      \
-        for (size_t k_ = 0; k_ < (nsrc); k_++) {                                               \
-            (dst)[k_].off = (src)[k_]->offset;                                                 \
-            (dst)[k_].len = (src)[k_]->length;                                                 \
-        }                                                                                      \
+#define COPY_SPANS(c, dst, ndst, src, nsrc)                                  \
+    do {                                                                     \
+        (ndst) = (nsrc);                                                     \
+        (dst) = arena_alloc((c)->a, ((nsrc) ? (nsrc) : 1) * sizeof(span_t)); \
+        if (!(dst)) {                                                        \
+            return OOM(c);                                                   \
+        }                                                                    \
+        for (size_t k_ = 0; k_ < (nsrc); k_++) {                             \
+            (dst)[k_].off = (src)[k_]->offset;                               \
+            (dst)[k_].len = (src)[k_]->length;                               \
+        }                                                                    \
     } while (0)
 
 #define COPY_HIST(c, d, h, FLOATCASE, ZFLOATCASE)                                              \
@@ -155,8 +155,8 @@ int prwd_load_v1(ctx_t *c, const uint8_t *pb, size_t len)
         if (!m || !slot) {
             return OOM(c);
         }
-        m->type = (int)md->type >= T_UNKNOWN && (int)md->type <= T_STATESET ? (int)md->type
-                                                                             : T_UNKNOWN;
+        m->type =
+            (int)md->type >= T_UNKNOWN && (int)md->type <= T_STATESET ? (int)md->type : T_UNKNOWN;
         m->help = md->help;
         *slot = m;
     }
@@ -224,8 +224,8 @@ int prwd_load_v1(ctx_t *c, const uint8_t *pb, size_t len)
 
 /* Resolves RW2 `labels_refs` pairs into labels. */
 static int refs_to_labels(ctx_t *c, const Io__Prometheus__Write__V2__Request *rq,
-                          const uint32_t *refs, size_t n, size_t idx, const char *what,
-                          lbl_t **out, size_t *nout)
+                          const uint32_t *refs, size_t n, size_t idx, const char *what, lbl_t **out,
+                          size_t *nout)
 {
     if (n % 2) {
         return prwd_fail(c, "timeseries[%zu]: %s labels_refs has an odd length (%zu)", idx, what,
@@ -237,8 +237,10 @@ static int refs_to_labels(ctx_t *c, const Io__Prometheus__Write__V2__Request *rq
     }
     for (size_t k = 0; k < n; k++) {
         if (refs[k] >= rq->n_symbols) {
-            return prwd_fail(c, "timeseries[%zu]: %s labels_refs[%zu] = %u is out of range "
-                             "(%zu symbols)", idx, what, k, refs[k], rq->n_symbols);
+            return prwd_fail(c,
+                             "timeseries[%zu]: %s labels_refs[%zu] = %u is out of range "
+                             "(%zu symbols)",
+                             idx, what, k, refs[k], rq->n_symbols);
         }
     }
     for (size_t k = 0; k < n / 2; k++) {
@@ -284,8 +286,8 @@ int prwd_load_v2(ctx_t *c, const uint8_t *pb, size_t len)
         ser_t *s = &c->ser[i];
         s->idx = i;
         s->mtype = T_NONE;
-        int rc = refs_to_labels(c, rq, ts->labels_refs, ts->n_labels_refs, i, "series", &s->l,
-                                &s->nl);
+        int rc =
+            refs_to_labels(c, rq, ts->labels_refs, ts->n_labels_refs, i, "series", &s->l, &s->nl);
         if (rc != MT_OK || (rc = take_labels(c, s)) != MT_OK) {
             return rc;
         }
@@ -326,8 +328,8 @@ int prwd_load_v2(ctx_t *c, const uint8_t *pb, size_t len)
             exm_t *x = &s->x[j];
             x->v = e->value;
             x->ts = e->timestamp;
-            if ((rc = refs_to_labels(c, rq, e->labels_refs, e->n_labels_refs, i, "exemplar",
-                                     &x->l, &x->nl)) != MT_OK ||
+            if ((rc = refs_to_labels(c, rq, e->labels_refs, e->n_labels_refs, i, "exemplar", &x->l,
+                                     &x->nl)) != MT_OK ||
                 (rc = check_exemplar_labels(c, s, x)) != MT_OK) {
                 return rc;
             }

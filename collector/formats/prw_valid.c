@@ -88,14 +88,16 @@ int prw_valid_hist_count(const prw_hist_t *h, char *why, size_t n)
         int ok = nan_sum ? !(total > c * (1 + 1e-9))
                          : fabs(c - total) <= 1e-9 * fmax(fabs(c), fabs(total));
         if (!ok) {
-            snprintf(why, n, "count %g but its buckets hold %g (zero bucket included)%s", c,
-                     total, nan_sum ? "; with a NaN sum the count may only exceed them" : "");
+            snprintf(why, n, "count %g but its buckets hold %g (zero bucket included)%s", c, total,
+                     nan_sum ? "; with a NaN sum the count may only exceed them" : "");
             return -1;
         }
         return 0;
     }
     /* an integer histogram with a float zero count: read it as the expansion would */
-    uint64_t total = !h->zc_float ? h->zc_i : h->zc_f >= 0 && h->zc_f < 1.8e19 ? (uint64_t)h->zc_f : 0;
+    uint64_t total = !h->zc_float                       ? h->zc_i
+                     : h->zc_f >= 0 && h->zc_f < 1.8e19 ? (uint64_t)h->zc_f
+                                                        : 0;
     int rp = add_deltas(h->pdeltas, h->n_pdeltas, &total);
     int rn = rp ? 0 : add_deltas(h->ndeltas, h->n_ndeltas, &total);
     if (rp == 1 || rn == 1) {

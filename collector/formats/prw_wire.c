@@ -287,8 +287,7 @@ static int check_series(wctx_t *c, const uint8_t *p, size_t n, size_t idx, prw_w
             const prw_wlabel_t *pl = &c->lab[i - 1];
             int cmp = slice_cmp(pl->name, pl->name_len, l->name, l->name_len);
             if (cmp == 0) {
-                mt_failf(c->eb, "%s: duplicate label name \"%.*s\"",
-                         desc(name, idx, d, sizeof(d)),
+                mt_failf(c->eb, "%s: duplicate label name \"%.*s\"", desc(name, idx, d, sizeof(d)),
                          (int)(l->name_len < 80 ? l->name_len : 80), l->name);
                 return MT_EINVAL;
             }
@@ -298,8 +297,8 @@ static int check_series(wctx_t *c, const uint8_t *p, size_t n, size_t idx, prw_w
                 st->unsorted++;
             }
         }
-        if (l->value_len && (is(l->name, l->name_len, "le", 2) ||
-                             is(l->name, l->name_len, "quantile", 8)) &&
+        if (l->value_len &&
+            (is(l->name, l->name_len, "le", 2) || is(l->name, l->name_len, "quantile", 8)) &&
             !part_bound_ok(l)) {
             st->complex = 1; /* whether it is refused depends on how the conversion reads it */
         }

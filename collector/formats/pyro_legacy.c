@@ -45,17 +45,15 @@ void pyro_legacy_folded_type(const char *app, const char *units, const char **ty
                              const char **unit)
 {
     const char *dot = app ? strrchr(app, '.') : NULL;
-    const pyro_legacy_type_t *t = dot && dot > app ? pyro_legacy_by_display(dot + 1,
-                                                                            strlen(dot + 1))
-                                                   : NULL;
+    const pyro_legacy_type_t *t =
+        dot && dot > app ? pyro_legacy_by_display(dot + 1, strlen(dot + 1)) : NULL;
     if (t) {
         *type = t->type;
         *unit = t->unit;
         return;
     }
     units = units && *units ? units : "samples";
-    *type = !strcmp(units, "samples") ? "samples" : !strcmp(units, "objects") ? "objects"
-                                                                              : "space";
+    *type = !strcmp(units, "samples") ? "samples" : !strcmp(units, "objects") ? "objects" : "space";
     *unit = !strcmp(units, "bytes") ? "bytes" : "count";
 }
 
@@ -65,8 +63,7 @@ static const char *display_of(const char *type)
     return t ? t->display : type;
 }
 
-char *pyro_legacy_plan(const char *app, size_t *app_len, const char *const *types,
-                       size_t ntypes)
+char *pyro_legacy_plan(const char *app, size_t *app_len, const char *const *types, size_t ntypes)
 {
     json_t *cfg = json_object();
     if (!cfg) {

@@ -44,7 +44,6 @@ void pyro_legacy_folded_type(const char *app, const char *units, const char **ty
  * (the first of two types with one display name wins, as the server would mix them), none
  * cumulative (meltp sends deltas, never a prev_profile). Returns the JSON (malloc'd, caller
  * frees) or NULL when out of memory. */
-char *pyro_legacy_plan(const char *app, size_t *app_len, const char *const *types,
-                       size_t ntypes);
+char *pyro_legacy_plan(const char *app, size_t *app_len, const char *const *types, size_t ntypes);
 
 #endif

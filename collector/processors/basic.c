@@ -155,12 +155,12 @@ typedef struct action {
     char *key;
     int op;
     int has_value;
-    av_t value;          /* value to set (malloc'd strings, owned by the config) */
+    av_t value; /* value to set (malloc'd strings, owned by the config) */
     char *from_attribute;
 } action_t;
 
 typedef struct actions_cfg {
-    const cfg_node_t *list;   /* raw, parsed in validate */
+    const cfg_node_t *list; /* raw, parsed in validate */
     action_t *acts;
     size_t nacts;
 } actions_cfg_t;
@@ -232,7 +232,8 @@ static void actions_validate(cfg_ctx_t *c, void *cfgp, const char *path, const c
             if (strcmp(key, "key") && strcmp(key, "action") && strcmp(key, "value") &&
                 strcmp(key, "from_attribute")) {
                 snprintf(p3, sizeof(p3), "%s.%s", p2, key);
-                cfg_error(c, it->key_lines[k], p3, "unknown key (valid: key, action, value, from_attribute)");
+                cfg_error(c, it->key_lines[k], p3,
+                          "unknown key (valid: key, action, value, from_attribute)");
                 continue;
             }
             if (v->kind != CFG_NODE_SCALAR) {
@@ -428,12 +429,12 @@ static int apply_actions(const actions_cfg_t *cfg, size_t *np, kv_t ***arrp, are
     return MT_OK;
 }
 
-#define APPLY(n, arr)                                                              \
-    do {                                                                           \
-        int rc_ = apply_actions(cfg, &(n), &(arr), a);                             \
-        if (rc_) {                                                                 \
-            return rc_;                                                            \
-        }                                                                          \
+#define APPLY(n, arr)                                  \
+    do {                                               \
+        int rc_ = apply_actions(cfg, &(n), &(arr), a); \
+        if (rc_) {                                     \
+            return rc_;                                \
+        }                                              \
     } while (0)
 
 static Opentelemetry__Proto__Resource__V1__Resource *ensure_resource(
@@ -494,8 +495,8 @@ static int resource_process(processor_t *pr, mt_signal_t s, ProtobufCMessage *re
     return MT_OK;
 }
 
-static int attributes_process(processor_t *pr, mt_signal_t s, ProtobufCMessage *req,
-                              arena_t *a, proc_result_t *r)
+static int attributes_process(processor_t *pr, mt_signal_t s, ProtobufCMessage *req, arena_t *a,
+                              proc_result_t *r)
 {
     const actions_cfg_t *cfg = pr->cfg;
     (void)r;
@@ -503,7 +504,8 @@ static int attributes_process(processor_t *pr, mt_signal_t s, ProtobufCMessage *
         Opentelemetry__Proto__Collector__V1__ExportTraceServiceRequest *r = (void *)req;
         for (size_t i = 0; i < r->n_resource_spans; i++) {
             for (size_t j = 0; j < r->resource_spans[i]->n_scope_spans; j++) {
-                Opentelemetry__Proto__Trace__V1__ScopeSpans *ss = r->resource_spans[i]->scope_spans[j];
+                Opentelemetry__Proto__Trace__V1__ScopeSpans *ss =
+                    r->resource_spans[i]->scope_spans[j];
                 for (size_t k = 0; k < ss->n_spans; k++) {
                     APPLY(ss->spans[k]->n_attributes, ss->spans[k]->attributes);
                 }
@@ -531,17 +533,20 @@ static int attributes_process(processor_t *pr, mt_signal_t s, ProtobufCMessage *
                     switch (m->data_case) {
                     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
                         for (d = 0; d < m->gauge->n_data_points; d++) {
-                            APPLY(m->gauge->data_points[d]->n_attributes, m->gauge->data_points[d]->attributes);
+                            APPLY(m->gauge->data_points[d]->n_attributes,
+                                  m->gauge->data_points[d]->attributes);
                         }
                         break;
                     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
                         for (d = 0; d < m->sum->n_data_points; d++) {
-                            APPLY(m->sum->data_points[d]->n_attributes, m->sum->data_points[d]->attributes);
+                            APPLY(m->sum->data_points[d]->n_attributes,
+                                  m->sum->data_points[d]->attributes);
                         }
                         break;
                     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
                         for (d = 0; d < m->histogram->n_data_points; d++) {
-                            APPLY(m->histogram->data_points[d]->n_attributes, m->histogram->data_points[d]->attributes);
+                            APPLY(m->histogram->data_points[d]->n_attributes,
+                                  m->histogram->data_points[d]->attributes);
                         }
                         break;
                     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
@@ -552,7 +557,8 @@ static int attributes_process(processor_t *pr, mt_signal_t s, ProtobufCMessage *
                         break;
                     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
                         for (d = 0; d < m->summary->n_data_points; d++) {
-                            APPLY(m->summary->data_points[d]->n_attributes, m->summary->data_points[d]->attributes);
+                            APPLY(m->summary->data_points[d]->n_attributes,
+                                  m->summary->data_points[d]->attributes);
                         }
                         break;
                     default:

@@ -58,17 +58,21 @@ static const char *const default_renames[][2] = {
 
 /* Non-UCUM unit spellings seen in the wild -> UCUM (case-sensitive, exact). */
 static const char *const unit_map[][2] = {
-    {"seconds", "s"},       {"second", "s"},        {"sec", "s"},          {"secs", "s"},
-    {"milliseconds", "ms"}, {"millisecond", "ms"},  {"msec", "ms"},        {"millis", "ms"},
-    {"microseconds", "us"}, {"microsecond", "us"},  {"usec", "us"},        {"\xce\xbcs", "us"},
-    {"\xc2\xb5s", "us"},    {"nanoseconds", "ns"},  {"nanosecond", "ns"},  {"nsec", "ns"},
-    {"minutes", "min"},     {"minute", "min"},      {"hours", "h"},        {"hour", "h"},
-    {"days", "d"},          {"day", "d"},           {"bytes", "By"},       {"byte", "By"},
-    {"B", "By"},            {"kilobytes", "kBy"},   {"KB", "kBy"},         {"kB", "kBy"},
-    {"KiB", "KiBy"},        {"megabytes", "MBy"},   {"MB", "MBy"},         {"MiB", "MiBy"},
-    {"gigabytes", "GBy"},   {"GB", "GBy"},          {"GiB", "GiBy"},       {"bits", "bit"},
-    {"percent", "%"},       {"pct", "%"},           {"ratio", "1"},        {"hertz", "Hz"},
-    {"celsius", "Cel"},     {"Celsius", "Cel"},     {"count", "1"},        {"counts", "1"},
+    {"seconds", "s"},      {"second", "s"},        {"sec", "s"},
+    {"secs", "s"},         {"milliseconds", "ms"}, {"millisecond", "ms"},
+    {"msec", "ms"},        {"millis", "ms"},       {"microseconds", "us"},
+    {"microsecond", "us"}, {"usec", "us"},         {"\xce\xbcs", "us"},
+    {"\xc2\xb5s", "us"},   {"nanoseconds", "ns"},  {"nanosecond", "ns"},
+    {"nsec", "ns"},        {"minutes", "min"},     {"minute", "min"},
+    {"hours", "h"},        {"hour", "h"},          {"days", "d"},
+    {"day", "d"},          {"bytes", "By"},        {"byte", "By"},
+    {"B", "By"},           {"kilobytes", "kBy"},   {"KB", "kBy"},
+    {"kB", "kBy"},         {"KiB", "KiBy"},        {"megabytes", "MBy"},
+    {"MB", "MBy"},         {"MiB", "MiBy"},        {"gigabytes", "GBy"},
+    {"GB", "GBy"},         {"GiB", "GiBy"},        {"bits", "bit"},
+    {"percent", "%"},      {"pct", "%"},           {"ratio", "1"},
+    {"hertz", "Hz"},       {"celsius", "Cel"},     {"Celsius", "Cel"},
+    {"count", "1"},        {"counts", "1"},
 };
 
 typedef struct rename {
@@ -85,16 +89,16 @@ typedef struct norm_cfg {
     char *environment;
     int units;
     int64_t max_value_length;
-    int64_t max_future;  /* ms, 0 = off */
-    int64_t max_past;    /* ms, 0 = off */
+    int64_t max_future; /* ms, 0 = off */
+    int64_t max_past;   /* ms, 0 = off */
     int ts_action;
     char *ts_attribute;
     /* built in validate */
     rename_t *tab;
     size_t ntab;
-    int *slots;          /* open-addressing index into tab, -1 empty */
+    int *slots; /* open-addressing index into tab, -1 empty */
     size_t nslots;
-    char *svc;           /* effective service.name default or NULL */
+    char *svc; /* effective service.name default or NULL */
 } norm_cfg_t;
 
 static const cfg_field_t norm_fields[] = {
@@ -203,8 +207,8 @@ static void norm_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_
     if (n->max_future < 0 || n->max_past < 0) {
         cfg_error_key(c, node, path, "timestamps", "durations must not be negative");
     }
-    const char *svc = n->service_name && *n->service_name ? n->service_name
-                                                           : getenv("OTEL_SERVICE_NAME");
+    const char *svc =
+        n->service_name && *n->service_name ? n->service_name : getenv("OTEL_SERVICE_NAME");
     n->svc = svc && *svc ? strdup(svc) : NULL;
 }
 
@@ -241,9 +245,9 @@ typedef struct nctx {
     norm_cfg_t *cfg;
     arena_t *a;
     int oom;
-    uint32_t *renamed;        /* per table entry */
+    uint32_t *renamed; /* per table entry */
     uint64_t truncated, ts[2][2], defaults[2];
-    uint64_t now, hi, lo;     /* ns; hi/lo = 0 when not checked */
+    uint64_t now, hi, lo; /* ns; hi/lo = 0 when not checked */
 } nctx_t;
 
 static kv_t *kv_copy(nctx_t *x, const kv_t *kv)
@@ -357,9 +361,10 @@ static void resource(nctx_t *x, resource_t **rp)
     if (c->svc) {
         ssize_t i = kv_index(r->attributes, r->n_attributes, "service.name");
         const av_t *v = i >= 0 ? r->attributes[i]->value : NULL;
-        int missing = i < 0 || !v ||
-                      (v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
-                       (!v->string_value[0] || !strncmp(v->string_value, "unknown_service", 15)));
+        int missing =
+            i < 0 || !v ||
+            (v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
+             (!v->string_value[0] || !strncmp(v->string_value, "unknown_service", 15)));
         if (missing) {
             if (i >= 0) {
                 memmove(&r->attributes[i], &r->attributes[i + 1],
@@ -421,8 +426,7 @@ static int ts_fix(nctx_t *x, uint64_t *start, uint64_t *t)
 
 static void ts_flag(nctx_t *x, int dir, size_t *np, kv_t ***kv)
 {
-    if (dir && x->cfg->ts_action == TS_FLAG &&
-        kv_index(*kv, *np, x->cfg->ts_attribute) < 0) {
+    if (dir && x->cfg->ts_action == TS_FLAG && kv_index(*kv, *np, x->cfg->ts_attribute) < 0) {
         add_attr(x, np, kv, x->cfg->ts_attribute, dir == 1 ? "future" : "past");
     }
 }
@@ -435,13 +439,17 @@ typedef struct pt_head {
     uint64_t time_unix_nano;
 } pt_head_t;
 _Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__NumberDataPoint, time_unix_nano) ==
-                   offsetof(pt_head_t, time_unix_nano), "NumberDataPoint layout");
+                   offsetof(pt_head_t, time_unix_nano),
+               "NumberDataPoint layout");
 _Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__HistogramDataPoint, time_unix_nano) ==
-                   offsetof(pt_head_t, time_unix_nano), "HistogramDataPoint layout");
+                   offsetof(pt_head_t, time_unix_nano),
+               "HistogramDataPoint layout");
 _Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint,
-                        time_unix_nano) == offsetof(pt_head_t, time_unix_nano), "ExpHist layout");
+                        time_unix_nano) == offsetof(pt_head_t, time_unix_nano),
+               "ExpHist layout");
 _Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__SummaryDataPoint, time_unix_nano) ==
-                   offsetof(pt_head_t, time_unix_nano), "SummaryDataPoint layout");
+                   offsetof(pt_head_t, time_unix_nano),
+               "SummaryDataPoint layout");
 
 static void points(nctx_t *x, size_t n, void **p)
 {
@@ -449,8 +457,8 @@ static void points(nctx_t *x, size_t n, void **p)
         pt_head_t *ph = p[d];
         attrs(x, &ph->n_attributes, ph->attributes);
         if (x->hi || x->lo) {
-            ts_flag(x, ts_fix(x, &ph->start_time_unix_nano, &ph->time_unix_nano),
-                    &ph->n_attributes, &ph->attributes);
+            ts_flag(x, ts_fix(x, &ph->start_time_unix_nano, &ph->time_unix_nano), &ph->n_attributes,
+                    &ph->attributes);
         }
     }
 }
@@ -497,8 +505,7 @@ static void flush(nctx_t *x)
         tm_counter_t *ctr = atomic_load_explicit(&c->tab[i].ctr, memory_order_acquire);
         if (!ctr) {
             char labels[512];
-            snprintf(labels, sizeof(labels), "from=\"%s\",to=\"%s\"", c->tab[i].from,
-                     c->tab[i].to);
+            snprintf(labels, sizeof(labels), "from=\"%s\",to=\"%s\"", c->tab[i].from, c->tab[i].to);
             ctr = tm_counter("meltp_normalize_renamed_total",
                              "Attributes renamed by the normalize processor", labels);
             atomic_store_explicit(&c->tab[i].ctr, ctr, memory_order_release);

@@ -18,11 +18,11 @@ static const char *const kind_names[PII_KIND_COUNT] = {"ssn", "card", "email", "
 static const pii_kind_t priority[PII_KIND_COUNT] = {PII_CARD, PII_SSN, PII_EMAIL, PII_PHONE,
                                                     PII_MRN};
 
-static const char *const builtin_domains[] = {"example.com", "example.net", "example.org",
-                                              "test", "example", "invalid", "localhost"};
+static const char *const builtin_domains[] = {"example.com", "example.net", "example.org", "test",
+                                              "example",     "invalid",     "localhost"};
 
 #define PII_MAX_DOMAIN 253
-#define PII_MAX_LOCAL 64
+#define PII_MAX_LOCAL  64
 
 struct pii {
     unsigned det;
@@ -111,9 +111,18 @@ unsigned pii_detectors(const pii_t *p)
 
 /* ---- byte classes ------------------------------------------------------------------------ */
 
-static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-static inline int is_alpha(unsigned char c) { return (c | 32) >= 'a' && (c | 32) <= 'z'; }
-static inline int is_alnum(unsigned char c) { return is_digit(c) || is_alpha(c); }
+static inline int is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+static inline int is_alpha(unsigned char c)
+{
+    return (c | 32) >= 'a' && (c | 32) <= 'z';
+}
+static inline int is_alnum(unsigned char c)
+{
+    return is_digit(c) || is_alpha(c);
+}
 
 /* A number starts at i only at a token boundary: "id=123-45-6789" yes, "x123-45-6789" and
  * "9-123-45-6789" (inside a longer number) no. */
@@ -161,7 +170,10 @@ static int digits_at(const char *s, size_t n, size_t i, size_t k)
     return 1;
 }
 
-static int num3(const char *s) { return (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0'); }
+static int num3(const char *s)
+{
+    return (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+}
 
 static size_t skip_digits(const char *s, size_t n, size_t i)
 {
@@ -388,11 +400,11 @@ static int domain_allowed(const pii_t *p, const char *d, size_t dl)
     return 0;
 }
 
-static int next_email(const pii_t *p, const char *s, size_t n, size_t pos, size_t *off,
-                      size_t *len)
+static int next_email(const pii_t *p, const char *s, size_t n, size_t pos, size_t *off, size_t *len)
 {
     const char *at = pos < n ? memchr(s + pos, '@', n - pos) : NULL;
-    for (; at; at = (size_t)(at - s) + 1 < n ? memchr(at + 1, '@', n - (size_t)(at - s) - 1) : NULL) {
+    for (; at;
+         at = (size_t)(at - s) + 1 < n ? memchr(at + 1, '@', n - (size_t)(at - s) - 1) : NULL) {
         size_t a = (size_t)(at - s), l = a;
         while (l > pos && a - l < PII_MAX_LOCAL && is_local((unsigned char)s[l - 1])) {
             l--;
@@ -442,8 +454,7 @@ static int next_email(const pii_t *p, const char *s, size_t n, size_t pos, size_
     return 0;
 }
 
-static int next_mrn(const pii_t *p, const char *s, size_t n, size_t pos, size_t *off,
-                    size_t *len)
+static int next_mrn(const pii_t *p, const char *s, size_t n, size_t pos, size_t *off, size_t *len)
 {
     int found = 0;
     for (size_t k = 0; k < p->nmrn; k++) {
@@ -520,12 +531,23 @@ size_t pii_scan(const pii_t *p, const char *s, size_t n, pii_finding_t *out, siz
             if (c[k].state == PII_CAND_UNKNOWN || c[k].off < pos) {
                 int ok = 0;
                 switch (k) {
-                case PII_SSN: ok = next_ssn(s, n, pos, &c[k].off, &c[k].len); break;
-                case PII_CARD: ok = next_card(s, n, pos, &c[k].off, &c[k].len); break;
-                case PII_EMAIL: ok = next_email(p, s, n, pos, &c[k].off, &c[k].len); break;
-                case PII_PHONE: ok = next_phone(s, n, pos, &c[k].off, &c[k].len); break;
-                case PII_MRN: ok = next_mrn(p, s, n, pos, &c[k].off, &c[k].len); break;
-                default: break;
+                case PII_SSN:
+                    ok = next_ssn(s, n, pos, &c[k].off, &c[k].len);
+                    break;
+                case PII_CARD:
+                    ok = next_card(s, n, pos, &c[k].off, &c[k].len);
+                    break;
+                case PII_EMAIL:
+                    ok = next_email(p, s, n, pos, &c[k].off, &c[k].len);
+                    break;
+                case PII_PHONE:
+                    ok = next_phone(s, n, pos, &c[k].off, &c[k].len);
+                    break;
+                case PII_MRN:
+                    ok = next_mrn(p, s, n, pos, &c[k].off, &c[k].len);
+                    break;
+                default:
+                    break;
                 }
                 c[k].state = ok ? PII_CAND_HAVE : PII_CAND_EXHAUSTED;
                 if (!ok) {

@@ -30,7 +30,8 @@ typedef enum {
 } pii_kind_t;
 
 #define PII_BIT(k) (1u << (k))
-#define PII_ALL_BUILTIN (PII_BIT(PII_SSN) | PII_BIT(PII_CARD) | PII_BIT(PII_EMAIL) | PII_BIT(PII_PHONE))
+#define PII_ALL_BUILTIN \
+    (PII_BIT(PII_SSN) | PII_BIT(PII_CARD) | PII_BIT(PII_EMAIL) | PII_BIT(PII_PHONE))
 
 /* Returns the static name of a kind ("ssn", "card", "email", "phone", "mrn"), "unknown" when
  * out of range. */
@@ -40,16 +41,16 @@ int pii_kind_parse(const char *name);
 
 /* What pii_create builds a detector set from. Everything is borrowed for the call only. */
 typedef struct pii_config {
-    unsigned detectors;                 /* PII_BIT(...) set; 0 means PII_ALL_BUILTIN, plus
+    unsigned detectors;               /* PII_BIT(...) set; 0 means PII_ALL_BUILTIN, plus
                                          * PII_MRN when mrn_patterns are given */
-    const char *const *allow_domains;   /* e-mail domains considered synthetic, matched
+    const char *const *allow_domains; /* e-mail domains considered synthetic, matched
                                          * case-insensitively as the domain itself or a parent
                                          * ("example.com" allows "a.example.com"). Always added:
                                          * the RFC 2606 names example.com, example.net,
                                          * example.org, and the TLDs test, example, invalid,
                                          * localhost. */
     size_t n_allow_domains;
-    const char *const *mrn_patterns;    /* POSIX EREs, e.g. "MRN[-: ]?[0-9]{6,10}" */
+    const char *const *mrn_patterns; /* POSIX EREs, e.g. "MRN[-: ]?[0-9]{6,10}" */
     size_t n_mrn_patterns;
 } pii_config_t;
 
@@ -58,8 +59,8 @@ typedef struct pii pii_t;
 /* One finding: a byte span of the scanned string. */
 typedef struct pii_finding {
     pii_kind_t kind;
-    size_t off;  /* byte offset of the match */
-    size_t len;  /* bytes */
+    size_t off; /* byte offset of the match */
+    size_t len; /* bytes */
 } pii_finding_t;
 
 /* Builds an immutable detector set. Returns it (free with pii_destroy), or NULL with eb naming

@@ -13,10 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const vt_names[] = {"any", "string", "int", "double", "number",
-                                       "bool", "bytes", "array", "map"};
-static const char *const mtype_names[] = {"any", "gauge", "sum", "counter", "updowncounter",
-                                          "histogram", "exponential_histogram", "summary"};
+static const char *const vt_names[] = {"any",  "string", "int",   "double", "number",
+                                       "bool", "bytes",  "array", "map"};
+static const char *const mtype_names[] = {
+    "any",    "gauge", "sum", "counter", "updowncounter", "histogram", "exponential_histogram",
+    "summary"};
 
 const char *schema_action_name(int action)
 {
@@ -32,7 +33,10 @@ typedef struct ld {
     int default_action;
 } ld_t;
 
-static int kind_is(const cfg_node_t *n, cfg_kind_t k) { return n && n->kind == k; }
+static int kind_is(const cfg_node_t *n, cfg_kind_t k)
+{
+    return n && n->kind == k;
+}
 
 /* dst = a + "." + b, cut at cap (paths in messages only). */
 static __attribute__((noinline)) void join(char *dst, size_t cap, const char *a, const char *b)
@@ -195,8 +199,8 @@ static void parse_specs(ld_t *l, rule_t *r, const cfg_node_t *n, const char *pat
 }
 
 /* Keys each section's rules accept, besides the common ones. */
-static const char *const common_keys[] = {"name", "description", "action", "message",
-                                          "required", "allowed", "attributes"};
+static const char *const common_keys[] = {"name",     "description", "action",    "message",
+                                          "required", "allowed",     "attributes"};
 static const char *const sect_keys[4][12] = {
     [TGT_RESOURCE] = {"signals"},
     [TGT_SPAN] = {"span_kind", "match", "name_pattern", "name_max_length"},
@@ -225,9 +229,9 @@ static void parse_loki(ld_t *l, rule_t *r, const cfg_node_t *n, const char *path
 {
     char p[600];
     r->has_loki = 1;
-    r->loki_max_labels = 15;     /* Loki's max_label_names_per_series default */
-    r->loki_max_name = 1024;     /* max_label_name_length */
-    r->loki_max_value = 2048;    /* max_label_value_length */
+    r->loki_max_labels = 15;  /* Loki's max_label_names_per_series default */
+    r->loki_max_name = 1024;  /* max_label_name_length */
+    r->loki_max_value = 2048; /* max_label_value_length */
     if (!kind_is(n, CFG_NODE_MAP)) {
         cfg_error(l->c, n ? n->line : 0, path,
                   "expected a map (labels, max_labels, max_name_length, max_value_length)");
@@ -330,7 +334,7 @@ static void parse_rule(ld_t *l, int tgt, const cfg_node_t *n, const char *path)
             freelist(s, ns);
         } else if (!strcmp(key, "span_kind")) {
             static const char *const kinds[] = {"unspecified", "internal", "server",
-                                                "client", "producer", "consumer"};
+                                                "client",      "producer", "consumer"};
             size_t ns;
             char **s = strlist(l, v, p, &ns);
             for (size_t i = 0; i < ns; i++) {
@@ -343,7 +347,8 @@ static void parse_rule(ld_t *l, int tgt, const cfg_node_t *n, const char *path)
                 if (f < 0) {
                     cfg_error(l->c, v->line, p,
                               "\"%s\" is not one of unspecified, internal, server, client, "
-                              "producer, consumer", s[i]);
+                              "producer, consumer",
+                              s[i]);
                 } else {
                     r->span_kinds |= 1u << f;
                 }
@@ -408,8 +413,9 @@ static void parse_rule(ld_t *l, int tgt, const cfg_node_t *n, const char *path)
         r->name = strdup(buf);
     }
     join(p, sizeof(p), path, "action");
-    r->action = act ? parse_action(l, act, p, card)
-                    : card ? SCHEMA_ACT_OVERFLOW : l->default_action;
+    r->action = act    ? parse_action(l, act, p, card)
+                : card ? SCHEMA_ACT_OVERFLOW
+                       : l->default_action;
     if (!r->message) {
         char buf[512];
         snprintf(buf, sizeof(buf), "schema rule \"%s\" violated", r->name ? r->name : "?");
@@ -421,8 +427,9 @@ static void parse_rule(ld_t *l, int tgt, const cfg_node_t *n, const char *path)
     if (tgt == TGT_RESOURCE) {
         sc->covers |= r->signals;
     } else {
-        sc->covers |= 1u << (tgt == TGT_SPAN ? MT_SIG_TRACES
-                             : tgt == TGT_METRIC ? MT_SIG_METRICS : MT_SIG_LOGS);
+        sc->covers |= 1u << (tgt == TGT_SPAN     ? MT_SIG_TRACES
+                             : tgt == TGT_METRIC ? MT_SIG_METRICS
+                                                 : MT_SIG_LOGS);
     }
 }
 
@@ -492,8 +499,9 @@ static schema_t *load_doc(cfg_doc_t *doc, cfg_ctx_t *c)
     sc->file = strdup(doc->file);
     sc->tag_key = strdup(SCHEMA_TAG_DEFAULT);
     if (!kind_is(root, CFG_NODE_MAP)) {
-        cfg_error(c, root->line, NULL, "a schema file is a map (version, resource, traces, "
-                                       "metrics, logs)");
+        cfg_error(c, root->line, NULL,
+                  "a schema file is a map (version, resource, traces, "
+                  "metrics, logs)");
         goto out;
     }
     size_t total = 0;
@@ -620,10 +628,19 @@ schema_t *schema_load_string(const char *name, const char *text, size_t len, cfg
     return sc;
 }
 
-const char *schema_file(const schema_t *sc) { return sc->file; }
-size_t schema_rule_count(const schema_t *sc) { return sc->nrules; }
+const char *schema_file(const schema_t *sc)
+{
+    return sc->file;
+}
+size_t schema_rule_count(const schema_t *sc)
+{
+    return sc->nrules;
+}
 const char *schema_rule_name(const schema_t *sc, size_t i)
 {
     return i < sc->nrules ? sc->rules[i].name : NULL;
 }
-int schema_covers(const schema_t *sc, mt_signal_t s) { return s < MT_SIG_PROFILES && (sc->covers >> s) & 1; }
+int schema_covers(const schema_t *sc, mt_signal_t s)
+{
+    return s < MT_SIG_PROFILES && (sc->covers >> s) & 1;
+}

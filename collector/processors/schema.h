@@ -24,11 +24,11 @@ typedef struct schema schema_t;
 
 /* What a rule asks for when it is violated. */
 enum {
-    SCHEMA_ACT_TAG = 0,   /* add the tag attribute (default otel.schema.violation) naming the
+    SCHEMA_ACT_TAG = 0,  /* add the tag attribute (default otel.schema.violation) naming the
                            * rule to the offending item; the item is kept */
-    SCHEMA_ACT_DROP,      /* remove the item; counted, the client sees partial_success */
-    SCHEMA_ACT_REJECT,    /* refuse the whole request: 400 with the rule's message */
-    SCHEMA_ACT_OVERFLOW,  /* cardinality rules only: move the point to the overflow series
+    SCHEMA_ACT_DROP,     /* remove the item; counted, the client sees partial_success */
+    SCHEMA_ACT_REJECT,   /* refuse the whole request: 400 with the rule's message */
+    SCHEMA_ACT_OVERFLOW, /* cardinality rules only: move the point to the overflow series
                            * (its attributes become otel.metric.overflow="true") */
 };
 /* "tag", "drop", "reject", "overflow". */
@@ -36,20 +36,20 @@ const char *schema_action_name(int action);
 
 /* One violation, passed to the callback. Everything is borrowed for the callback's duration. */
 typedef struct schema_hit {
-    const char *rule;      /* rule name from the schema file (metric label, tag value) */
-    const char *message;   /* the rule's message (the 400 body for reject) */
-    int action;            /* SCHEMA_ACT_* */
+    const char *rule;    /* rule name from the schema file (metric label, tag value) */
+    const char *message; /* the rule's message (the 400 body for reject) */
+    int action;          /* SCHEMA_ACT_* */
     mt_signal_t signal;
-    const char *service;   /* service.name of the resource, "unknown_service" when absent */
-    const char *what;      /* static reason, e.g. "missing required attribute", "type",
+    const char *service; /* service.name of the resource, "unknown_service" when absent */
+    const char *what;    /* static reason, e.g. "missing required attribute", "type",
                             * "enum", "regex", "max_length", "not allowed", "unit", "name",
                             * "metric type", "cardinality", "label cardinality", "loki labels" */
-    const char *attr;      /* attribute key or metric name concerned, or NULL. Never a value. */
-    int resource_idx;      /* index of the Resource* entry in the request */
-    int scope_idx;         /* index of the Scope* entry, -1 for resource-level hits */
-    int item_idx;          /* span / metric / log record index, -1 for resource/scope level */
-    int point_idx;         /* data point index for data-point hits, else -1 */
-    uint64_t items;        /* spans / data points / log records this hit concerns */
+    const char *attr;    /* attribute key or metric name concerned, or NULL. Never a value. */
+    int resource_idx;    /* index of the Resource* entry in the request */
+    int scope_idx;       /* index of the Scope* entry, -1 for resource-level hits */
+    int item_idx;        /* span / metric / log record index, -1 for resource/scope level */
+    int point_idx;       /* data point index for data-point hits, else -1 */
+    uint64_t items;      /* spans / data points / log records this hit concerns */
 } schema_hit_t;
 
 /* Called once per violation, in request order. Must not keep pointers from `hit`. */
@@ -57,12 +57,12 @@ typedef void (*schema_hit_fn)(void *arg, const schema_hit_t *hit);
 
 /* Totals of one evaluation. */
 typedef struct schema_result {
-    uint64_t violations;   /* hits reported */
-    uint64_t dropped;      /* items removed (apply) or that would be removed (check) */
-    uint64_t tagged;       /* items tagged (or that would be) */
-    uint64_t overflowed;   /* data points moved to an overflow series (or that would be) */
-    int reject;            /* a reject rule fired */
-    char msg[256];         /* first reject message, else the first drop's rule message */
+    uint64_t violations; /* hits reported */
+    uint64_t dropped;    /* items removed (apply) or that would be removed (check) */
+    uint64_t tagged;     /* items tagged (or that would be) */
+    uint64_t overflowed; /* data points moved to an overflow series (or that would be) */
+    int reject;          /* a reject rule fired */
+    char msg[256];       /* first reject message, else the first drop's rule message */
 } schema_result_t;
 
 /* Loads and compiles a schema file. Errors (all of them, not only the first) are added to `c`
@@ -94,8 +94,8 @@ int schema_check(schema_t *sc, mt_signal_t s, const ProtobufCMessage *req, schem
 /* Same evaluation as schema_check, then applies the actions to `req` in place (new arrays and
  * strings from arena `a`): tags items, removes dropped items, rewrites overflow points. On
  * reject nothing is changed and res->reject is set. Returns MT_OK or MT_ENOMEM. */
-int schema_apply(schema_t *sc, mt_signal_t s, ProtobufCMessage *req, arena_t *a,
-                 schema_hit_fn fn, void *arg, schema_result_t *res);
+int schema_apply(schema_t *sc, mt_signal_t s, ProtobufCMessage *req, arena_t *a, schema_hit_fn fn,
+                 void *arg, schema_result_t *res);
 
 /* Convenience for observers holding an encoded request: decodes `pb` into a scratch arena and
  * runs schema_check. Returns MT_OK, MT_EINVAL (undecodable) or MT_ENOMEM. */

@@ -74,17 +74,25 @@ static int type_ok(int t, const av_t *v)
 {
     int c = v ? (int)v->value_case : 0;
     switch (t) {
-    case VT_STRING: return c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-    case VT_INT: return c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
-    case VT_DOUBLE: return c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
+    case VT_STRING:
+        return c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+    case VT_INT:
+        return c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+    case VT_DOUBLE:
+        return c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
     case VT_NUMBER:
         return c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE ||
                c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
-    case VT_BOOL: return c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
-    case VT_BYTES: return c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE;
-    case VT_ARRAY: return c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE;
-    case VT_MAP: return c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE;
-    default: return 1;
+    case VT_BOOL:
+        return c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
+    case VT_BYTES:
+        return c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE;
+    case VT_ARRAY:
+        return c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE;
+    case VT_MAP:
+        return c == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE;
+    default:
+        return 1;
     }
 }
 
@@ -165,14 +173,14 @@ static const char *check_attrs(const rule_t *r, kv_t *const *kv, size_t n, const
 typedef struct ev {
     schema_t *sc;
     mt_signal_t sig;
-    arena_t *a;            /* NULL: check only */
+    arena_t *a; /* NULL: check only */
     schema_hit_fn fn;
     void *arg;
     schema_result_t *res;
-    uint8_t *drop;         /* per item ordinal */
+    uint8_t *drop; /* per item ordinal */
     size_t nitems;
     int oom;
-    schema_hit_t h;        /* location fields filled by the walker */
+    schema_hit_t h; /* location fields filled by the walker */
 } ev_t;
 
 /* Reports one hit for rule r; returns its action. */
@@ -192,8 +200,8 @@ static int report(ev_t *e, const rule_t *r, const char *what, const char *attr, 
         e->res->overflowed += items;
     } else if (r->action == SCHEMA_ACT_REJECT) {
         if (!e->res->reject) {
-            snprintf(e->res->msg, sizeof(e->res->msg), "%s (rule %s: %s%s%s)", r->message,
-                     r->name, what, attr ? " " : "", attr ? attr : "");
+            snprintf(e->res->msg, sizeof(e->res->msg), "%s (rule %s: %s%s%s)", r->message, r->name,
+                     what, attr ? " " : "", attr ? attr : "");
         }
         e->res->reject = 1;
     } else if (r->action == SCHEMA_ACT_DROP && !e->res->msg[0]) {
@@ -248,7 +256,7 @@ static void tag_list(ev_t *e, size_t *n, kv_t ***arr, const char *rule)
     }
     opentelemetry__proto__common__v1__key_value__init(nkv);
     opentelemetry__proto__common__v1__any_value__init(nv);
-    nkv->key = (char *)key;  /* the schema outlives the request; the packer only reads */
+    nkv->key = (char *)key; /* the schema outlives the request; the packer only reads */
     nv->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
     nv->string_value = (char *)rule;
     nkv->value = nv;
@@ -288,8 +296,8 @@ static void eval_resource(ev_t *e, resource_t **rp, size_t ord, size_t items)
             continue;
         }
         const char *attr;
-        const char *what = check_attrs(ru, r ? r->attributes : NULL, r ? r->n_attributes : 0,
-                                       &attr);
+        const char *what =
+            check_attrs(ru, r ? r->attributes : NULL, r ? r->n_attributes : 0, &attr);
         if (!what) {
             continue;
         }
@@ -343,39 +351,51 @@ typedef struct pt_head {
     kv_t **attributes;
 } pt_head_t;
 _Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__NumberDataPoint, attributes) ==
-                   offsetof(pt_head_t, attributes), "NumberDataPoint layout");
+                   offsetof(pt_head_t, attributes),
+               "NumberDataPoint layout");
 _Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__HistogramDataPoint, attributes) ==
-                   offsetof(pt_head_t, attributes), "HistogramDataPoint layout");
+                   offsetof(pt_head_t, attributes),
+               "HistogramDataPoint layout");
 _Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint,
-                        attributes) == offsetof(pt_head_t, attributes), "ExpHist layout");
+                        attributes) == offsetof(pt_head_t, attributes),
+               "ExpHist layout");
 _Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__SummaryDataPoint, attributes) ==
-                   offsetof(pt_head_t, attributes), "SummaryDataPoint layout");
+                   offsetof(pt_head_t, attributes),
+               "SummaryDataPoint layout");
 
 static size_t *pts_count_ptr(metric_t *m)
 {
     switch (m->data_case) {
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE: return &m->gauge->n_data_points;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM: return &m->sum->n_data_points;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
+        return &m->gauge->n_data_points;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
+        return &m->sum->n_data_points;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
         return &m->histogram->n_data_points;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
         return &m->exponential_histogram->n_data_points;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
         return &m->summary->n_data_points;
-    default: return NULL;
+    default:
+        return NULL;
     }
 }
 
 static int metric_kind(const metric_t *m)
 {
     switch (m->data_case) {
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE: return MT_GAUGE;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
+        return MT_GAUGE;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
         return m->sum->is_monotonic ? MT_COUNTER : MT_UPDOWN;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM: return MT_HIST;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM: return MT_EXPHIST;
-    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY: return MT_SUMMARY;
-    default: return MT_ANY;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
+        return MT_HIST;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+        return MT_EXPHIST;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
+        return MT_SUMMARY;
+    default:
+        return MT_ANY;
     }
 }
 
@@ -403,7 +423,8 @@ static const char *check_metric(const rule_t *r, const metric_t *m)
         return "name length";
     }
     if (r->metric_type != MT_ANY &&
-        !(r->metric_type == k || (r->metric_type == MT_SUM && (k == MT_COUNTER || k == MT_UPDOWN)))) {
+        !(r->metric_type == k ||
+          (r->metric_type == MT_SUM && (k == MT_COUNTER || k == MT_UPDOWN)))) {
         return "metric type";
     }
     if (r->unit && strcmp(unit, r->unit)) {
@@ -575,7 +596,7 @@ typedef enum { CARD_FITS = 0, CARD_OVER_SERIES, CARD_OVER_LABEL } card_verdict_t
 /* Decides whether a point's series fits rule r, or is over the series limit or over a label
  * limit (*label names it). Caller holds sc->mu. */
 static card_verdict_t card_admit(rule_t *r, const char *service, const metric_t *m, kv_t *const *kv,
-                      size_t n, const char **label)
+                                 size_t n, const char **label)
 {
     uint64_t mk = mt_fnv1a(MT_FNV_BASIS, m->name, strlen(m->name));
     card_ent_t *ce = card_ent(r, mk);
@@ -590,8 +611,7 @@ static card_verdict_t card_admit(rule_t *r, const char *service, const metric_t 
     for (size_t i = 0; i < r->nlims && i < 32; i++) {
         const kv_t *a = kv_get(kv, n, r->lim_keys[i]);
         vh[i] = a ? value_hash(a->value) : 0;
-        if (a && !hset_has(&ce->labels[i], vh[i]) &&
-            ce->labels[i].n >= (size_t)r->lim_vals[i]) {
+        if (a && !hset_has(&ce->labels[i], vh[i]) && ce->labels[i].n >= (size_t)r->lim_vals[i]) {
             *label = r->lim_keys[i];
             return CARD_OVER_LABEL;
         }
@@ -674,7 +694,8 @@ static size_t count_items(mt_signal_t s, const ProtobufCMessage *req)
             }
         }
     } else if (s == MT_SIG_METRICS) {
-        const Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest *r = (const void *)req;
+        const Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest *r =
+            (const void *)req;
         for (size_t i = 0; i < r->n_resource_metrics; i++) {
             for (size_t j = 0; j < r->resource_metrics[i]->n_scope_metrics; j++) {
                 Opentelemetry__Proto__Metrics__V1__ScopeMetrics *sm =
@@ -723,7 +744,8 @@ static void eval_traces(ev_t *e, Opentelemetry__Proto__Collector__V1__ExportTrac
                     }
                     const char *attr = NULL, *what = NULL;
                     size_t nl = sp->name ? strlen(sp->name) : 0;
-                    if (ru->has_name_re && !sc_re_match(&ru->name_re, sp->name ? sp->name : "", nl)) {
+                    if (ru->has_name_re &&
+                        !sc_re_match(&ru->name_re, sp->name ? sp->name : "", nl)) {
                         what = "name";
                     } else if (ru->name_max_length && (int64_t)nl > ru->name_max_length) {
                         what = "name length";
@@ -806,8 +828,8 @@ static void eval_logs(ev_t *e, Opentelemetry__Proto__Collector__V1__ExportLogsSe
                         }
                     }
                     if (!what && ru->has_loki) {
-                        what = check_loki(ru, rl->resource, lr->attributes, lr->n_attributes,
-                                          &attr);
+                        what =
+                            check_loki(ru, rl->resource, lr->attributes, lr->n_attributes, &attr);
                     }
                     if (!what) {
                         continue;
@@ -912,15 +934,15 @@ static void eval_cardinality(ev_t *e,
                             continue;
                         }
                         const char *label = NULL;
-                        card_verdict_t over = card_admit(ru, svc, m, ph->attributes, ph->n_attributes,
-                                              &label);
+                        card_verdict_t over =
+                            card_admit(ru, svc, m, ph->attributes, ph->n_attributes, &label);
                         if (over == CARD_FITS) {
                             continue;
                         }
                         loc(e, (int)i, (int)j, (int)k, (int)d, svc);
-                        int act = report(e, ru, over == CARD_OVER_LABEL ? "label cardinality"
-                                                                  : "cardinality",
-                                         over == CARD_OVER_LABEL ? label : m->name, 1);
+                        int act = report(
+                            e, ru, over == CARD_OVER_LABEL ? "label cardinality" : "cardinality",
+                            over == CARD_OVER_LABEL ? label : m->name, 1);
                         if (act == SCHEMA_ACT_DROP) {
                             mark(e, ord, 1);
                             break;
@@ -939,15 +961,15 @@ static void eval_cardinality(ev_t *e,
 }
 
 /* Removes items marked in e->drop (apply mode). */
-#define COMPACT(arr, n, ordvar)                                                                \
-    do {                                                                                       \
-        size_t w_ = 0;                                                                         \
-        for (size_t x_ = 0; x_ < (n); x_++, (ordvar)++) {                                      \
-            if (!e->drop[ordvar]) {                                                            \
-                (arr)[w_++] = (arr)[x_];                                                       \
-            }                                                                                  \
-        }                                                                                      \
-        (n) = w_;                                                                              \
+#define COMPACT(arr, n, ordvar)                           \
+    do {                                                  \
+        size_t w_ = 0;                                    \
+        for (size_t x_ = 0; x_ < (n); x_++, (ordvar)++) { \
+            if (!e->drop[ordvar]) {                       \
+                (arr)[w_++] = (arr)[x_];                  \
+            }                                             \
+        }                                                 \
+        (n) = w_;                                         \
     } while (0)
 
 static void compact(ev_t *e, ProtobufCMessage *req)
@@ -957,7 +979,8 @@ static void compact(ev_t *e, ProtobufCMessage *req)
         Opentelemetry__Proto__Collector__V1__ExportTraceServiceRequest *r = (void *)req;
         for (size_t i = 0; i < r->n_resource_spans; i++) {
             for (size_t j = 0; j < r->resource_spans[i]->n_scope_spans; j++) {
-                Opentelemetry__Proto__Trace__V1__ScopeSpans *ss = r->resource_spans[i]->scope_spans[j];
+                Opentelemetry__Proto__Trace__V1__ScopeSpans *ss =
+                    r->resource_spans[i]->scope_spans[j];
                 COMPACT(ss->spans, ss->n_spans, ord);
             }
         }
@@ -993,8 +1016,8 @@ static void compact(ev_t *e, ProtobufCMessage *req)
     }
 }
 
-static int eval(schema_t *sc, mt_signal_t s, ProtobufCMessage *req, arena_t *a,
-                schema_hit_fn fn, void *arg, schema_result_t *res)
+static int eval(schema_t *sc, mt_signal_t s, ProtobufCMessage *req, arena_t *a, schema_hit_fn fn,
+                void *arg, schema_result_t *res)
 {
     schema_result_t local;
     if (!res) {
@@ -1038,8 +1061,8 @@ int schema_check(schema_t *sc, mt_signal_t s, const ProtobufCMessage *req, schem
     return eval(sc, s, (ProtobufCMessage *)req, NULL, fn, arg, res); /* a == NULL: no writes */
 }
 
-int schema_apply(schema_t *sc, mt_signal_t s, ProtobufCMessage *req, arena_t *a,
-                 schema_hit_fn fn, void *arg, schema_result_t *res)
+int schema_apply(schema_t *sc, mt_signal_t s, ProtobufCMessage *req, arena_t *a, schema_hit_fn fn,
+                 void *arg, schema_result_t *res)
 {
     return eval(sc, s, req, a, fn, arg, res);
 }

@@ -20,11 +20,11 @@ typedef Opentelemetry__Proto__Common__V1__AnyValue av_t;
 typedef Opentelemetry__Proto__Resource__V1__Resource resource_t;
 typedef Opentelemetry__Proto__Metrics__V1__Metric metric_t;
 
-#define SCHEMA_MAX_RULES 1024
-#define SCHEMA_MAX_METRICS_PER_RULE 4096 /* metric names tracked by one cardinality rule */
-#define SCHEMA_MAX_CARDINALITY (1 << 20) /* largest cardinality_limit / label limit accepted */
-#define SCHEMA_TAG_DEFAULT "otel.schema.violation"
-#define SCHEMA_OVERFLOW_KEY "otel.metric.overflow"
+#define SCHEMA_MAX_RULES            1024
+#define SCHEMA_MAX_METRICS_PER_RULE 4096      /* metric names tracked by one cardinality rule */
+#define SCHEMA_MAX_CARDINALITY      (1 << 20) /* largest cardinality_limit / label limit accepted */
+#define SCHEMA_TAG_DEFAULT          "otel.schema.violation"
+#define SCHEMA_OVERFLOW_KEY         "otel.metric.overflow"
 
 enum { TGT_RESOURCE, TGT_SPAN, TGT_METRIC, TGT_LOG };
 enum { VT_ANY, VT_STRING, VT_INT, VT_DOUBLE, VT_NUMBER, VT_BOOL, VT_BYTES, VT_ARRAY, VT_MAP };
@@ -48,17 +48,17 @@ typedef struct hset {
 } hset_t;
 
 typedef struct card_ent {
-    uint64_t key;       /* hash of the metric name; 0 = empty slot */
+    uint64_t key; /* hash of the metric name; 0 = empty slot */
     hset_t series;
-    hset_t *labels;     /* one per rule label limit */
+    hset_t *labels; /* one per rule label limit */
 } card_ent_t;
 
 typedef struct rule {
     char *name, *message;
     int action;
     int target;
-    unsigned signals;       /* resource rules */
-    unsigned span_kinds;    /* bit per SpanKind, 0 = any */
+    unsigned signals;    /* resource rules */
+    unsigned span_kinds; /* bit per SpanKind, 0 = any */
     regex_t match;
     int has_match;
     regex_t name_re;

@@ -29,7 +29,7 @@ enum {
 static const char *const ga_names[GA_COUNT + 1] = {"redact", "hash", "drop", "flag", "none"};
 
 #define GUARD_MAX_FINDINGS 32 /* per value; more are handled on the next pass of the caller */
-#define GUARD_MAX_DEPTH 8     /* nested arrays / maps scanned */
+#define GUARD_MAX_DEPTH    8  /* nested arrays / maps scanned */
 
 typedef struct guard_cfg {
     cfg_strlist_t detectors;
@@ -50,25 +50,23 @@ typedef struct guard_cfg {
 } guard_cfg_t;
 
 static const cfg_field_t guard_fields[] = {
-    {"detectors", CFG_T_STRLIST, "[ssn, card, email, phone]", 0,
-     offsetof(guard_cfg_t, detectors), NULL,
+    {"detectors", CFG_T_STRLIST, "[ssn, card, email, phone]", 0, offsetof(guard_cfg_t, detectors),
+     NULL,
      "detectors to run: ssn, card, email, phone, mrn (mrn is added when mrn_patterns are set)"},
-    {"action", CFG_T_ENUM, "redact", 0, offsetof(guard_cfg_t, action),
-     "redact|hash|drop|flag", "what to do with a finding"},
+    {"action", CFG_T_ENUM, "redact", 0, offsetof(guard_cfg_t, action), "redact|hash|drop|flag",
+     "what to do with a finding"},
     {"detector_actions", CFG_T_STRMAP, NULL, 0, offsetof(guard_cfg_t, detector_actions), NULL,
      "per-detector action overriding `action`, e.g. {ssn: drop, email: hash}"},
-    {"allowed_email_domains", CFG_T_STRLIST, NULL, 0,
-     offsetof(guard_cfg_t, allowed_email_domains), NULL,
-     "synthetic e-mail domains (subdomains included); RFC 2606 names are always allowed"},
+    {"allowed_email_domains", CFG_T_STRLIST, NULL, 0, offsetof(guard_cfg_t, allowed_email_domains),
+     NULL, "synthetic e-mail domains (subdomains included); RFC 2606 names are always allowed"},
     {"mrn_patterns", CFG_T_STRLIST, NULL, 0, offsetof(guard_cfg_t, mrn_patterns), NULL,
      "medical record number patterns (POSIX extended regular expressions)"},
     {"scan_log_bodies", CFG_T_BOOL, "true", 0, offsetof(guard_cfg_t, scan_log_bodies), NULL,
      "scan log record bodies"},
-    {"scan_resource_attributes", CFG_T_BOOL, "true", 0, offsetof(guard_cfg_t, scan_resource),
-     NULL, "scan resource attributes (drop then drops the resource's items)"},
-    {"flag_attribute", CFG_T_STRING, "otel.pii.detected", 0,
-     offsetof(guard_cfg_t, flag_attribute), NULL,
-     "attribute the flag action sets to the detector names"},
+    {"scan_resource_attributes", CFG_T_BOOL, "true", 0, offsetof(guard_cfg_t, scan_resource), NULL,
+     "scan resource attributes (drop then drops the resource's items)"},
+    {"flag_attribute", CFG_T_STRING, "otel.pii.detected", 0, offsetof(guard_cfg_t, flag_attribute),
+     NULL, "attribute the flag action sets to the detector names"},
     {"require_synthetic.environments", CFG_T_STRLIST, NULL, 0, offsetof(guard_cfg_t, req_envs),
      NULL, "environments where resources must carry the synthetic marker (\"*\" = all)"},
     {"require_synthetic.attribute", CFG_T_STRING, "synthetic", 0, offsetof(guard_cfg_t, req_attr),
@@ -118,7 +116,8 @@ static void guard_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg
         char key[256];
         snprintf(key, sizeof(key), "detector_actions.%s", g->detector_actions.keys[i]);
         if (k < 0) {
-            cfg_error_key(c, node, path, key, "unknown detector (valid: ssn, card, email, phone, mrn)");
+            cfg_error_key(c, node, path, key,
+                          "unknown detector (valid: ssn, card, email, phone, mrn)");
         } else if (a < 0) {
             cfg_error_key(c, node, path, key, "\"%s\" is not one of redact, hash, drop, flag",
                           g->detector_actions.vals[i]);
@@ -160,11 +159,11 @@ typedef struct gctx {
     const guard_cfg_t *cfg;
     arena_t *a;
     int oom;
-    unsigned kinds;          /* detectors found in the current item (or resource) */
-    int drop;                /* current item must go */
+    unsigned kinds; /* detectors found in the current item (or resource) */
+    int drop;       /* current item must go */
     uint64_t counts[PII_KIND_COUNT][GA_COUNT];
     uint64_t dropped;
-    char first[64];          /* first reason, for partial_success */
+    char first[64]; /* first reason, for partial_success */
 } gctx_t;
 
 static void count_flush(gctx_t *g, const char *service)
@@ -200,7 +199,8 @@ static const char *service_of(const resource_t *r)
     for (size_t i = 0; r && i < r->n_attributes; i++) {
         kv_t *kv = r->attributes[i];
         if (!strcmp(kv->key, "service.name") && kv->value &&
-            kv->value->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
+            kv->value->value_case ==
+                OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
             kv->value->string_value[0]) {
             return kv->value->string_value;
         }
@@ -471,15 +471,17 @@ static int synthetic_ok(const guard_cfg_t *c, const resource_t *r)
         if (!v) {
             continue;
         }
-        int is_str = v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+        int is_str =
+            v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
         if (is_str && (!strcmp(kv->key, c->env_attr) ||
                        (!env && !strcmp(kv->key, "deployment.environment")))) {
             env = v->string_value;
         }
         if (!strcmp(kv->key, c->req_attr)) {
-            marked = (is_str && !strcmp(v->string_value, c->req_value)) ||
-                     (v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE &&
-                      v->bool_value && !strcmp(c->req_value, "true"));
+            marked =
+                (is_str && !strcmp(v->string_value, c->req_value)) ||
+                (v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE &&
+                 v->bool_value && !strcmp(c->req_value, "true"));
         }
     }
     int listed = 0;
@@ -519,8 +521,8 @@ static void count_missing(const char *service, uint64_t n)
         svc[o++] = *s == '\n' ? ' ' : *s;
     }
     svc[o] = 0;
-    snprintf(labels, sizeof(labels), "detector=\"synthetic_missing\",service=\"%s\",action=\"drop\"",
-             svc);
+    snprintf(labels, sizeof(labels),
+             "detector=\"synthetic_missing\",service=\"%s\",action=\"drop\"", svc);
     tm_add(tm_counter("meltp_guard_findings_total",
                       "Personal-data findings of synthetic_guard per detector, service and action",
                       labels),
@@ -614,13 +616,17 @@ typedef struct pt_head {
     kv_t **attributes;
 } pt_head_t;
 _Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__NumberDataPoint, attributes) ==
-                   offsetof(pt_head_t, attributes), "NumberDataPoint layout");
+                   offsetof(pt_head_t, attributes),
+               "NumberDataPoint layout");
 _Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__HistogramDataPoint, attributes) ==
-                   offsetof(pt_head_t, attributes), "HistogramDataPoint layout");
+                   offsetof(pt_head_t, attributes),
+               "HistogramDataPoint layout");
 _Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint,
-                        attributes) == offsetof(pt_head_t, attributes), "ExpHist layout");
+                        attributes) == offsetof(pt_head_t, attributes),
+               "ExpHist layout");
 _Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__SummaryDataPoint, attributes) ==
-                   offsetof(pt_head_t, attributes), "SummaryDataPoint layout");
+                   offsetof(pt_head_t, attributes),
+               "SummaryDataPoint layout");
 
 static void points(gctx_t *g, size_t *np, void **p, int drop_all)
 {

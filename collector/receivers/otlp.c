@@ -31,8 +31,8 @@ typedef struct otlp_rcfg {
 } otlp_rcfg_t;
 
 static const cfg_field_t otlp_fields[] = {
-    {"protocols.http.endpoint", CFG_T_STRING, "127.0.0.1:4318", 0,
-     offsetof(otlp_rcfg_t, endpoint), NULL, "host:port to serve OTLP/HTTP on"},
+    {"protocols.http.endpoint", CFG_T_STRING, "127.0.0.1:4318", 0, offsetof(otlp_rcfg_t, endpoint),
+     NULL, "host:port to serve OTLP/HTTP on"},
     {"protocols.http.max_request_body_size", CFG_T_BYTES, "20MiB", 0,
      offsetof(otlp_rcfg_t, max_body), NULL,
      "largest body accepted, checked on the wire and again after decompression (413 above)"},
@@ -76,8 +76,7 @@ static void otlp_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_
         cfg_error_key(c, node, path, "protocols.http.endpoint", "%s", eb.msg);
     }
     if (cfg->max_body <= 0) {
-        cfg_error_key(c, node, path,
-                  "protocols.http.max_request_body_size", "must be positive");
+        cfg_error_key(c, node, path, "protocols.http.max_request_body_size", "must be positive");
     }
     for (int s = 0; s < MT_SIG_COUNT; s++) {
         if (!cfg->paths[s] || cfg->paths[s][0] != '/') {
@@ -125,8 +124,13 @@ static void reply_error(otlp_state_t *st, http_req_t *r, int sig, int json, int 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    int grpc_code = status == 400 ? 3 : status == 413 ? 8 : status == 429 ? 8
-                  : status == 503 ? 14 : status == 404 ? 5 : status == 415 ? 3 : 2;
+    int grpc_code = status == 400   ? 3
+                    : status == 413 ? 8
+                    : status == 429 ? 8
+                    : status == 503 ? 14
+                    : status == 404 ? 5
+                    : status == 415 ? 3
+                                    : 2;
     size_t len = 0;
     uint8_t *body = otlp_status_body(json, grpc_code, msg, &len);
     http_respond(r, status, json ? "application/json" : "application/x-protobuf", body, len,
@@ -173,11 +177,12 @@ static void otlp_begin(void *arg, http_req_t *r)
                     "receiver %s is not part of any %s pipeline", st->r->id, mt_signal_name(sig));
         return;
     }
-    if (!ct || !(json || media_is(ct, "application/x-protobuf") ||
-                 media_is(ct, "application/protobuf"))) {
-        reply_error(st, r, sig, 0, 415, "unsupported_media_type", NULL,
-                    "unsupported Content-Type \"%s\"; use application/x-protobuf or application/json",
-                    ct ? ct : "");
+    if (!ct ||
+        !(json || media_is(ct, "application/x-protobuf") || media_is(ct, "application/protobuf"))) {
+        reply_error(
+            st, r, sig, 0, 415, "unsupported_media_type", NULL,
+            "unsupported Content-Type \"%s\"; use application/x-protobuf or application/json",
+            ct ? ct : "");
         return;
     }
     const char *ce = http_header(r, "Content-Encoding");
@@ -261,8 +266,7 @@ static void otlp_complete(void *arg, http_req_t *r)
     } else if (rcode != MT_OK) {
         reply_error(st, r, sig, json, rcode == MT_ENOMEM ? 503 : 400,
                     rcode == MT_ENOMEM ? "out_of_memory" : "bad_compression",
-                    rcode == MT_ENOMEM ? "1" : NULL, "%s",
-                    eb.set ? eb.msg : mt_strerror(rcode));
+                    rcode == MT_ENOMEM ? "1" : NULL, "%s", eb.set ? eb.msg : mt_strerror(rcode));
         goto done;
     }
     ProtobufCMessage *msg = NULL;
@@ -301,8 +305,8 @@ static void otlp_complete(void *arg, http_req_t *r)
             /* a scanner bug (test_scan_differential.c says it cannot happen); a client can
              * repeat it per request, so it is rate-limited */
             MT_LOG_EVERY(10, MT_LOG_WARN,
-                         "receiver %s: scanner refused a %s request the decoder accepts",
-                         st->r->id, mt_signal_name(sig));
+                         "receiver %s: scanner refused a %s request the decoder accepts", st->r->id,
+                         mt_signal_name(sig));
         }
     }
     tm_add(st->cnt[sig].items_in, items);
@@ -312,8 +316,8 @@ static void otlp_complete(void *arg, http_req_t *r)
         /* an empty request (or envelopes without items) is valid and carries nothing */
         res.status = MT_OK;
     } else {
-        pipeline_consume(st->r->pipes[sig], st->r->npipes[sig], sig, msg, json ? NULL : data,
-                         len, items, tenant, a, &res);
+        pipeline_consume(st->r->pipes[sig], st->r->npipes[sig], sig, msg, json ? NULL : data, len,
+                         items, tenant, a, &res);
     }
     if (res.status == MT_AGAIN) {
         reply_error(st, r, sig, json, 429, "queue_full", "1", "%s", res.msg);
@@ -326,8 +330,7 @@ static void otlp_complete(void *arg, http_req_t *r)
         goto done;
     }
     if (res.status == MT_EINVAL) {
-        reply_error(st, r, sig, json, 400, "rejected_by_processor", NULL, "rejected: %s",
-                    res.msg);
+        reply_error(st, r, sig, json, 400, "rejected_by_processor", NULL, "rejected: %s", res.msg);
         recv_count_items(&st->cnt[sig], "rejected_by_processor", items);
         goto done;
     }
@@ -357,14 +360,14 @@ static void otlp_complete(void *arg, http_req_t *r)
         }
     }
     size_t blen = 0;
-    uint8_t *body = otlp_response_body(sig, json, (int64_t)res.rejected,
-                                       res.rejected ? res.msg : NULL, &blen);
+    uint8_t *body =
+        otlp_response_body(sig, json, (int64_t)res.rejected, res.rejected ? res.msg : NULL, &blen);
     http_respond(r, 200, json ? "application/json" : "application/x-protobuf", body, blen, NULL,
                  NULL);
     free(body);
     count_request(st, sig, 200, NULL, 0);
     goto done;
-refuse: {
+refuse : {
     int status;
     const char *reason;
     char emsg[256];

@@ -35,8 +35,7 @@ static const cfg_field_t prw_fields[] = {
     {"max_decoded_size", CFG_T_BYTES, "0", 0, offsetof(prw_rcfg_t, max_decoded), NULL,
      "most memory decoding one request may take (the decompressed body, converted series); "
      "over it 413 decode_limit; 0 = 8 x max_request_body_size"},
-    {"threads", CFG_T_INT, "2", 0, offsetof(prw_rcfg_t, threads), NULL,
-     "HTTP worker threads"},
+    {"threads", CFG_T_INT, "2", 0, offsetof(prw_rcfg_t, threads), NULL, "HTTP worker threads"},
     {"path", CFG_T_STRING, "/api/v1/write", 0, offsetof(prw_rcfg_t, path), NULL,
      "URL path senders POST to"},
     {"passthrough", CFG_T_BOOL, "true", 0, offsetof(prw_rcfg_t, passthrough), NULL,
@@ -72,7 +71,7 @@ static void prw_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_n
 typedef struct prw_state {
     http_server_t *srv;
     receiver_t *r;
-    int native;          /* RW 1.0 requests travel as MT_FMT_PRW1 (see prw_start) */
+    int native; /* RW 1.0 requests travel as MT_FMT_PRW1 (see prw_start) */
     char labels[128];
     tm_counter_t *c_unsorted;
     recv_counters_t cnt;
@@ -134,8 +133,7 @@ static void reply_error(prw_state_t *st, http_req_t *r, const prw_req_t *rq, int
     msg[len] = 0;
     respond(r, status, msg, len, retry_after, rq);
     count_request(st, status, reason, 0);
-    mt_log(MT_LOG_DEBUG, "receiver %s: %s %s -> %d %s", st->r->id, r->method, r->path, status,
-           msg);
+    mt_log(MT_LOG_DEBUG, "receiver %s: %s %s -> %d %s", st->r->id, r->method, r->path, status, msg);
 }
 
 /* Case-insensitive compare of a header token [p, p+n) with `want`. */
@@ -200,8 +198,8 @@ static void prw_begin(void *arg, http_req_t *r)
     prw_state_t *st = arg;
     prw_rcfg_t *cfg = st->r->cfg;
     if (strcmp(r->path, cfg->path) != 0) {
-        reply_error(st, r, NULL, 404, "not_found", NULL,
-                    "no remote-write endpoint at %s (use %s)", r->path, cfg->path);
+        reply_error(st, r, NULL, 404, "not_found", NULL, "no remote-write endpoint at %s (use %s)",
+                    r->path, cfg->path);
         return;
     }
     if (strcmp(r->method, "POST") != 0) {
@@ -311,8 +309,7 @@ static void prw_complete(void *arg, http_req_t *r)
     } else if (rcode != MT_OK) {
         reply_error(st, r, rq, rcode == MT_ENOMEM ? 503 : 400,
                     rcode == MT_ENOMEM ? "out_of_memory" : "bad_compression",
-                    rcode == MT_ENOMEM ? "1" : NULL, "%s",
-                    eb.set ? eb.msg : mt_strerror(rcode));
+                    rcode == MT_ENOMEM ? "1" : NULL, "%s", eb.set ? eb.msg : mt_strerror(rcode));
         goto done;
     }
     Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest *msg = NULL;
@@ -363,14 +360,12 @@ static void prw_complete(void *arg, http_req_t *r)
         /* multi-tenant senders (Mimir/Cortex style) name the tenant in X-Scope-OrgID */
         const char *org = rq->tenant;
         if (native) {
-            pipeline_consume_encoded(st->r->pipes[MT_SIG_METRICS],
-                                     st->r->npipes[MT_SIG_METRICS], MT_SIG_METRICS, MT_FMT_PRW1,
-                                     data, len, items, org,
+            pipeline_consume_encoded(st->r->pipes[MT_SIG_METRICS], st->r->npipes[MT_SIG_METRICS],
+                                     MT_SIG_METRICS, MT_FMT_PRW1, data, len, items, org,
                                      msg ? &msg->base : NULL, &res);
         } else {
             pipeline_consume(st->r->pipes[MT_SIG_METRICS], st->r->npipes[MT_SIG_METRICS],
-                             MT_SIG_METRICS, &msg->base, NULL, 0, items, org, a,
-                             &res);
+                             MT_SIG_METRICS, &msg->base, NULL, 0, items, org, a, &res);
         }
     }
     if (res.status == MT_AGAIN) {
@@ -393,7 +388,7 @@ static void prw_complete(void *arg, http_req_t *r)
     respond(r, 204, NULL, 0, NULL, rq);
     count_request(st, 204, NULL, 0);
     goto done;
-refuse: {
+refuse : {
     int status;
     const char *reason;
     char msg[256];
@@ -421,9 +416,9 @@ static int prw_start(receiver_t *rv, mt_errbuf_t *eb)
                                 st->labels);
     rv->state = st;
     /* the queues exist and observers registered before receivers start: this is final */
-    st->native = cfg->passthrough && pipeline_accepts_format(rv->pipes[MT_SIG_METRICS],
-                                                             rv->npipes[MT_SIG_METRICS],
-                                                             MT_FMT_PRW1);
+    st->native =
+        cfg->passthrough &&
+        pipeline_accepts_format(rv->pipes[MT_SIG_METRICS], rv->npipes[MT_SIG_METRICS], MT_FMT_PRW1);
     http_handler_t h = {prw_begin, prw_complete, st};
     st->srv = http_server_start(cfg->endpoint, (int)cfg->threads, (size_t)cfg->max_body, &h, eb);
     if (!st->srv) {

@@ -66,7 +66,6 @@ typedef struct pyro_state {
     recv_counters_t cnt;
 } pyro_state_t;
 
-
 static void count_request(pyro_state_t *st, int code, const char *reason)
 {
     recv_count(&st->cnt, code, reason, 0, false);
@@ -90,8 +89,7 @@ static void reply_error(pyro_state_t *st, http_req_t *r, int status, const char 
     http_respond(r, status, "text/plain; charset=utf-8", msg, len,
                  retry_after ? "Retry-After" : NULL, retry_after);
     count_request(st, status, reason);
-    mt_log(MT_LOG_DEBUG, "receiver %s: %s %s -> %d %s", st->r->id, r->method, r->path, status,
-           msg);
+    mt_log(MT_LOG_DEBUG, "receiver %s: %s %s -> %d %s", st->r->id, r->method, r->path, status, msg);
 }
 
 static void pyro_begin(void *arg, http_req_t *r)
@@ -99,8 +97,7 @@ static void pyro_begin(void *arg, http_req_t *r)
     pyro_state_t *st = arg;
     pyro_rcfg_t *cfg = st->r->cfg;
     if (strcmp(r->path, "/ingest") != 0) {
-        reply_error(st, r, 404, "not_found", NULL, "no endpoint at %s (use POST /ingest)",
-                    r->path);
+        reply_error(st, r, 404, "not_found", NULL, "no endpoint at %s (use POST /ingest)", r->path);
         return;
     }
     if (strcmp(r->method, "POST") != 0) {
@@ -249,11 +246,11 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a, size_t dcap
         if (ct && strncasecmp(ct, "binary/octet-stream+", 20) == 0) {
             reply_error(st, r, 400, "unsupported_format", NULL,
                         "Content-Type %.60s (trie/tree) is not supported; use format=pprof or "
-                        "format=folded", ct);
+                        "format=folded",
+                        ct);
             return;
         }
-        format = multipart || (ct && strncasecmp(ct, "multipart/", 10) == 0) ? "pprof"
-                                                                            : "folded";
+        format = multipart || (ct && strncasecmp(ct, "multipart/", 10) == 0) ? "pprof" : "folded";
     }
     const uint8_t *body = r->body ? r->body : (const uint8_t *)"";
     size_t blen = r->len;
@@ -354,8 +351,8 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a, size_t dcap
     tm_add(st->cnt.items_in, items);
     consume_result_t res;
     memset(&res, 0, sizeof(res));
-    pipeline_consume(st->r->pipes[MT_SIG_PROFILES], st->r->npipes[MT_SIG_PROFILES],
-                     MT_SIG_PROFILES, &req->base, NULL, 0, items, org, a, &res);
+    pipeline_consume(st->r->pipes[MT_SIG_PROFILES], st->r->npipes[MT_SIG_PROFILES], MT_SIG_PROFILES,
+                     &req->base, NULL, 0, items, org, a, &res);
     if (res.status == MT_AGAIN) {
         reply_error(st, r, 429, "queue_full", "1", "%s", res.msg);
         return;
@@ -369,8 +366,8 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a, size_t dcap
         return;
     }
     if (res.status != MT_OK) {
-        reply_error(st, r, 503, res.status == MT_ENOMEM ? "out_of_memory" : "pipeline_error",
-                    "1", "%s", res.msg[0] ? res.msg : mt_strerror(res.status));
+        reply_error(st, r, 503, res.status == MT_ENOMEM ? "out_of_memory" : "pipeline_error", "1",
+                    "%s", res.msg[0] ? res.msg : mt_strerror(res.status));
         return;
     }
     tm_add(st->cnt.items_ok, items);

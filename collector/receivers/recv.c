@@ -10,7 +10,6 @@
 
 _Static_assert(MT_TENANT_MAX == 63, "RECV_TENANT_ERR names the limit");
 
-
 void recv_counters_init(recv_counters_t *c, const char *labels, const char *receiver_id)
 {
     memset(c, 0, sizeof(*c));
@@ -84,12 +83,12 @@ static recv_reason_t *reason_slot(recv_counters_t *c, const char *reason, bool i
         } else if (!r) {
             if (items_too) { /* registered first, as the receivers always did */
                 atomic_store_explicit(&s->items,
-                                      reason_counter("meltp_receiver_refused_items_total",
-                                                     H_ITEMS, c->labels, reason),
+                                      reason_counter("meltp_receiver_refused_items_total", H_ITEMS,
+                                                     c->labels, reason),
                                       memory_order_relaxed);
             }
-            s->requests = reason_counter("meltp_receiver_refused_requests_total", H_REQ,
-                                         c->rlabels, reason);
+            s->requests =
+                reason_counter("meltp_receiver_refused_requests_total", H_REQ, c->rlabels, reason);
             atomic_store_explicit(&s->reason, reason, memory_order_release);
             slot = s;
         }
@@ -157,8 +156,8 @@ size_t recv_decode_cap(int64_t max_decoded, int64_t max_body)
     return max_body > 0 ? (size_t)max_body * RECV_DECODE_RATIO : 0;
 }
 
-void recv_decode_refusal(const arena_t *a, size_t cap, int *status, const char **reason,
-                         char *msg, size_t msgcap)
+void recv_decode_refusal(const arena_t *a, size_t cap, int *status, const char **reason, char *msg,
+                         size_t msgcap)
 {
     if (a && arena_over_cap(a)) {
         *status = 413;
@@ -194,7 +193,8 @@ recv_tenant_t recv_tenant(const char *org, char out[MT_TENANT_MAX + 1])
         return RECV_TENANT_NONE;
     }
     if (n > MT_TENANT_MAX ||
-        strspn(org, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!-_.*'()|") != n ||
+        strspn(org, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!-_.*'()|") !=
+            n ||
         strcmp(org, ".") == 0 || strcmp(org, "..") == 0) {
         return RECV_TENANT_BAD;
     }

@@ -29,8 +29,8 @@
  * published last, so a reader that sees it sees the counters. */
 typedef struct recv_reason {
     _Atomic(const char *) reason;
-    tm_counter_t *requests;          /* meltp_receiver_refused_requests_total{receiver,reason} */
-    _Atomic(tm_counter_t *) items;   /* meltp_receiver_refused_items_total{<labels>,reason} */
+    tm_counter_t *requests;        /* meltp_receiver_refused_requests_total{receiver,reason} */
+    _Atomic(tm_counter_t *) items; /* meltp_receiver_refused_items_total{<labels>,reason} */
 } recv_reason_t;
 
 /* A receiver's request counters for one label set (receiver="id"[,signal="s"]): each code's
@@ -40,8 +40,8 @@ typedef struct recv_counters {
     tm_counter_t *items_in; /* meltp_receiver_received_items_total: decoded from valid requests */
     tm_counter_t *items_ok; /* meltp_receiver_accepted_items_total: acknowledged */
     tm_counter_t *bytes;    /* meltp_receiver_received_bytes_total: bodies as on the wire */
-    char labels[160];  /* receiver="id",signal="s" */
-    char rlabels[96];  /* receiver="id" */
+    char labels[160];       /* receiver="id",signal="s" */
+    char rlabels[96];       /* receiver="id" */
     _Atomic(tm_counter_t *) by_code[RECV_CODE_MAX - RECV_CODE_MIN + 1];
     recv_reason_t reasons[RECV_REASONS];
     pthread_mutex_t mu; /* inserts into reasons[] only */
@@ -68,8 +68,8 @@ size_t recv_decode_cap(int64_t max_decoded, int64_t max_body);
 /* Why a decode into `a` failed for want of memory: 413 "decode_limit" (the request's cap),
  * 503 "memory_limit" (the process limit) or 503 "out_of_memory" (malloc failed). Fills
  * *status, *reason (a string literal) and a message for the client naming the cap. */
-void recv_decode_refusal(const arena_t *a, size_t cap, int *status, const char **reason,
-                         char *msg, size_t msgcap);
+void recv_decode_refusal(const arena_t *a, size_t cap, int *status, const char **reason, char *msg,
+                         size_t msgcap);
 /* After a request: keep one modest arena per thread, give back what a huge request needed. */
 void recv_arena_done(arena_t *a);
 
@@ -79,7 +79,8 @@ typedef enum {
     RECV_TENANT_BAD,      /* not a valid tenant id: answer 400 "bad_tenant" (RECV_TENANT_ERR) */
 } recv_tenant_t;
 
-#define RECV_TENANT_ERR "invalid X-Scope-OrgID (1 to 63 characters of [A-Za-z0-9!-_.*'()|], not . or ..)"
+#define RECV_TENANT_ERR \
+    "invalid X-Scope-OrgID (1 to 63 characters of [A-Za-z0-9!-_.*'()|], not . or ..)"
 
 /* Checks a request's X-Scope-OrgID value (org may be NULL); copies a valid id into out. */
 recv_tenant_t recv_tenant(const char *org, char out[MT_TENANT_MAX + 1]);

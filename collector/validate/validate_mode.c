@@ -47,7 +47,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 /* ---- finishing --------------------------------------------------------------------------------- */
 
 static void finish(vm_t *v, slo_owner_t *own, size_t nown)
@@ -144,7 +143,8 @@ static void usage(FILE *f)
           "  --output FILE      write the report there instead of stdout\n"
           "\n"
           "Exit status: 0 policy met, 1 gaps / violations / PII / input errors, 2 usage or\n"
-          "configuration errors.\n", f);
+          "configuration errors.\n",
+          f);
 }
 
 typedef struct vm_args {
@@ -194,21 +194,25 @@ static int parse_args(int argc, char **argv, vm_args_t *a)
         } else if (strcmp(flag, "--format") == 0) {
             a->format = vr_format_parse(val);
             if (a->format < 0) {
-                fprintf(stderr, "meltp validate: unknown format \"%s\" "
-                        "(valid: text, json, markdown, junit, html)\n", val);
+                fprintf(stderr,
+                        "meltp validate: unknown format \"%s\" "
+                        "(valid: text, json, markdown, junit, html)\n",
+                        val);
                 return 2;
             }
         } else if (strcmp(flag, "--listen") == 0) {
             if (cfg_parse_duration_ms(val, &a->listen_ms) != MT_OK || a->listen_ms <= 0) {
-                fprintf(stderr, "meltp validate: --listen: \"%s\" is not a positive duration "
-                        "(e.g. 30s, 5m)\n", val);
+                fprintf(stderr,
+                        "meltp validate: --listen: \"%s\" is not a positive duration "
+                        "(e.g. 30s, 5m)\n",
+                        val);
                 return 2;
             }
         } else if (strcmp(flag, "--input") == 0) {
             for (;;) {
                 if (!*val || a->ninputs == VM_MAX_INPUTS) {
-                    fprintf(stderr, "meltp validate: %s\n", *val ? "too many inputs"
-                                                                 : "--input needs a path");
+                    fprintf(stderr, "meltp validate: %s\n",
+                            *val ? "too many inputs" : "--input needs a path");
                     return 2;
                 }
                 a->inputs[a->ninputs++] = val;
@@ -332,8 +336,7 @@ int validate_main(int argc, char **argv)
         pc.n_mrn_patterns = v->pol.nmrn;
         v->pii = pii_create(&pc, &eb);
         if (!v->pii) {
-            fprintf(stderr, "%s: pii: %s\n", args.policy ? args.policy : "meltp validate",
-                    eb.msg);
+            fprintf(stderr, "%s: pii: %s\n", args.policy ? args.policy : "meltp validate", eb.msg);
             other_errs++;
         }
     }

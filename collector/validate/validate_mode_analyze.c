@@ -72,8 +72,7 @@ static void check_resource(vm_t *v, vr_service_t *s, const resource_t *r)
     s->resources++;
     const vm_rule_t *rule = vm_policy_match(&v->pol, s->service);
     for (size_t i = 0; rule && i < rule->nattrs; i++) {
-        const av_t *a = attr_get(r ? r->attributes : NULL, r ? r->n_attributes : 0,
-                                 rule->attrs[i]);
+        const av_t *a = attr_get(r ? r->attributes : NULL, r ? r->n_attributes : 0, rule->attrs[i]);
         if (!a || a->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE__NOT_SET ||
             (a->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
              (!a->string_value || !*a->string_value))) {
@@ -99,7 +98,8 @@ static void seen(vr_service_t *s, int sig, uint64_t ts, uint64_t n)
     s->count[sig] += n;
 }
 
-static void analyze_traces(vm_t *v, Opentelemetry__Proto__Collector__V1__ExportTraceServiceRequest *req)
+static void analyze_traces(vm_t *v,
+                           Opentelemetry__Proto__Collector__V1__ExportTraceServiceRequest *req)
 {
     for (size_t i = 0; i < req->n_resource_spans; i++) {
         const Opentelemetry__Proto__Trace__V1__ResourceSpans *rs = req->resource_spans[i];
@@ -147,7 +147,8 @@ static void loki_name(vr_strset_t *set, const char *key)
     }
 }
 
-static void analyze_logs(vm_t *v, Opentelemetry__Proto__Collector__V1__ExportLogsServiceRequest *req)
+static void analyze_logs(vm_t *v,
+                         Opentelemetry__Proto__Collector__V1__ExportLogsServiceRequest *req)
 {
     for (size_t i = 0; i < req->n_resource_logs; i++) {
         const Opentelemetry__Proto__Logs__V1__ResourceLogs *rl = req->resource_logs[i];
@@ -301,16 +302,16 @@ static const char *metric_type(const Opentelemetry__Proto__Metrics__V1__Metric *
 static size_t metric_points(const Opentelemetry__Proto__Metrics__V1__Metric *m, uint64_t *ts)
 {
     *ts = 0;
-#define PTS(field)                                                                        \
-    do {                                                                                  \
-        if (m->field) {                                                                   \
-            for (size_t p_ = 0; p_ < m->field->n_data_points; p_++) {                     \
-                if (m->field->data_points[p_]->time_unix_nano > *ts) {                    \
-                    *ts = m->field->data_points[p_]->time_unix_nano;                      \
-                }                                                                         \
-            }                                                                             \
-            return m->field->n_data_points;                                               \
-        }                                                                                 \
+#define PTS(field)                                                     \
+    do {                                                               \
+        if (m->field) {                                                \
+            for (size_t p_ = 0; p_ < m->field->n_data_points; p_++) {  \
+                if (m->field->data_points[p_]->time_unix_nano > *ts) { \
+                    *ts = m->field->data_points[p_]->time_unix_nano;   \
+                }                                                      \
+            }                                                          \
+            return m->field->n_data_points;                            \
+        }                                                              \
     } while (0)
     switch (m->data_case) {
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
@@ -361,7 +362,8 @@ static void analyze_metrics(vm_t *v,
                     break;
                 }
             }
-            int ti = nidx && idx[nidx - 1].ts == ts && strcmp(idx[nidx - 1].name, "target_info") == 0;
+            int ti =
+                nidx && idx[nidx - 1].ts == ts && strcmp(idx[nidx - 1].name, "target_info") == 0;
             for (size_t l = 0; ti && l < ts->n_labels; l++) {
                 if (strcmp(ts->labels[l]->name, "__name__") != 0) {
                     vr_strset_add(&v->rep.target_info_labels, ts->labels[l]->name);
@@ -396,8 +398,8 @@ static void analyze_metrics(vm_t *v,
                 seen(s, VR_METRICS, ts, n);
                 const char *name = m->name ? m->name : "";
                 vr_strset_add(&v->series_seen, name);
-                vr_metric_preview_t *mp = vr_metric_get(&v->rep, name, metric_type(m),
-                                                        m->unit ? m->unit : "");
+                vr_metric_preview_t *mp =
+                    vr_metric_get(&v->rep, name, metric_type(m), m->unit ? m->unit : "");
                 if (!mp) {
                     continue;
                 }
@@ -464,13 +466,15 @@ static const char *hit_item_name(const hit_ctx_t *h, const schema_hit_t *hit)
     size_t ri = (size_t)hit->resource_idx, si = (size_t)hit->scope_idx;
     size_t ii = (size_t)hit->item_idx;
     if (hit->signal == MT_SIG_TRACES) {
-        const Opentelemetry__Proto__Collector__V1__ExportTraceServiceRequest *r = (const void *)h->req;
+        const Opentelemetry__Proto__Collector__V1__ExportTraceServiceRequest *r =
+            (const void *)h->req;
         if (ri < r->n_resource_spans && si < r->resource_spans[ri]->n_scope_spans &&
             ii < r->resource_spans[ri]->scope_spans[si]->n_spans) {
             return r->resource_spans[ri]->scope_spans[si]->spans[ii]->name;
         }
     } else if (hit->signal == MT_SIG_METRICS) {
-        const Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest *r = (const void *)h->req;
+        const Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest *r =
+            (const void *)h->req;
         if (ri < r->n_resource_metrics && si < r->resource_metrics[ri]->n_scope_metrics &&
             ii < r->resource_metrics[ri]->scope_metrics[si]->n_metrics) {
             return r->resource_metrics[ri]->scope_metrics[si]->metrics[ii]->name;
@@ -493,9 +497,10 @@ static void on_hit(void *arg, const schema_hit_t *hit)
     /* examples name the item and the attribute, never a value (it may be personal data) */
     char ex[512];
     const char *item = hit_item_name(h, hit);
-    const char *kind = hit->signal == MT_SIG_TRACES ? "span"
-                     : hit->signal == MT_SIG_METRICS ? "metric"
-                     : hit->signal == MT_SIG_LOGS ? "log record" : "item";
+    const char *kind = hit->signal == MT_SIG_TRACES    ? "span"
+                       : hit->signal == MT_SIG_METRICS ? "metric"
+                       : hit->signal == MT_SIG_LOGS    ? "log record"
+                                                       : "item";
     if (hit->item_idx < 0) {
         kind = hit->scope_idx < 0 ? "resource" : "scope";
     }
@@ -524,8 +529,8 @@ void vm_check_schema(vm_t *v, schema_t *sc, mt_signal_t s, const ProtobufCMessag
 /* ---- one request ----------------------------------------------------------------------------- */
 
 /* Runs the mirrored processors on req (in arena a) and analyzes what is left. */
-void vm_run_request(vm_t *v, mt_signal_t s, ProtobufCMessage *req, uint64_t items,
-                    arena_t *a, const char *where)
+void vm_run_request(vm_t *v, mt_signal_t s, ProtobufCMessage *req, uint64_t items, arena_t *a,
+                    const char *where)
 {
     v->rep.requests++;
     v->rep.items += items;
@@ -556,4 +561,3 @@ void vm_run_request(vm_t *v, mt_signal_t s, ProtobufCMessage *req, uint64_t item
     vm_check_schema(v, v->extra_schema, s, req);
     vm_analyze(v, s, req);
 }
-

@@ -92,14 +92,14 @@ static int looks_json(const uint8_t *p, size_t n)
 }
 
 /* Decodes one request body (protobuf or JSON) and runs it. */
-static void one_body(vm_t *v, mt_signal_t s, const uint8_t *data, size_t len, int json,
-                     arena_t *a, const char *where)
+static void one_body(vm_t *v, mt_signal_t s, const uint8_t *data, size_t len, int json, arena_t *a,
+                     const char *where)
 {
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
-    ProtobufCMessage *msg = json
-        ? otlp_json_decode(otlp_request_desc(s), (const char *)data, len, a, &eb)
-        : otlp_unpack(s, data, len, a, &eb);
+    ProtobufCMessage *msg =
+        json ? otlp_json_decode(otlp_request_desc(s), (const char *)data, len, a, &eb)
+             : otlp_unpack(s, data, len, a, &eb);
     if (msg && !json && otlp_validate_utf8(msg, &eb) != MT_OK) {
         msg = NULL;
     }
@@ -171,7 +171,8 @@ static void input_jsonl(vm_t *v, const char *path, const uint8_t *data, size_t l
         snprintf(where, sizeof(where), "%s:%zu", path, lineno);
         int s = line_signal(line, n);
         if (s < 0) {
-            vr_input_error(&v->rep, where, "not an OTLP/JSON request (expected resourceSpans, "
+            vr_input_error(&v->rep, where,
+                           "not an OTLP/JSON request (expected resourceSpans, "
                            "resourceMetrics, resourceLogs or resourceProfiles first)");
             continue;
         }
@@ -289,7 +290,8 @@ int vm_run_input(vm_t *v, const char *arg, mt_errbuf_t *eb)
             vr_input_error(&v->rep, path, de.msg);
         } else if (kind == VM_INPUT_JSONL) {
             if (dlen && !looks_json(data, dlen)) {
-                vr_input_error(&v->rep, path, "not OTLP/JSON lines; name binary request bodies "
+                vr_input_error(&v->rep, path,
+                               "not OTLP/JSON lines; name binary request bodies "
                                "by kind (traces:PATH, metrics:PATH, logs:PATH, profiles:PATH, "
                                "remotewrite:PATH)");
             } else {
@@ -307,8 +309,8 @@ int vm_run_input(vm_t *v, const char *arg, mt_errbuf_t *eb)
 
 /* ---- listen mode ----------------------------------------------------------------------------- */
 
-void vm_listen_observer(void *arg, mt_signal_t s, const uint8_t *pb, size_t len,
-                        uint64_t items, const char *tenant)
+void vm_listen_observer(void *arg, mt_signal_t s, const uint8_t *pb, size_t len, uint64_t items,
+                        const char *tenant)
 {
     (void)tenant;
     vm_t *v = arg;
@@ -364,8 +366,10 @@ int vm_run_listen(vm_t *v, service_t *svc, int64_t ms)
         }
         if (tty) {
             pthread_mutex_lock(&v->mu);
-            fprintf(stderr, "\rmeltp validate: listening, %llus left, %llu requests, %llu items, "
-                    "%zu services   ", (unsigned long long)((end - now + 999999999ull) / 1000000000ull),
+            fprintf(stderr,
+                    "\rmeltp validate: listening, %llus left, %llu requests, %llu items, "
+                    "%zu services   ",
+                    (unsigned long long)((end - now + 999999999ull) / 1000000000ull),
                     (unsigned long long)v->rep.requests, (unsigned long long)v->rep.items,
                     v->rep.nservices);
             pthread_mutex_unlock(&v->mu);

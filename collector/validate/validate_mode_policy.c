@@ -36,8 +36,8 @@ const vm_rule_t *vm_policy_match(const vm_policy_t *p, const char *service)
     const vm_rule_t *best = NULL;
     for (size_t i = 0; i < p->nrules; i++) {
         const vm_rule_t *r = &p->rules[i];
-        int hit = r->exact ? strcmp(r->pattern, service) == 0
-                           : fnmatch(r->pattern, service, 0) == 0;
+        int hit =
+            r->exact ? strcmp(r->pattern, service) == 0 : fnmatch(r->pattern, service, 0) == 0;
         if (hit && (!best || r->score > best->score)) {
             best = r;
         }
@@ -142,7 +142,8 @@ static void policy_rule(cfg_ctx_t *c, vm_policy_t *p, const char *pattern, int l
         snprintf(kp, sizeof(kp), "%s.%s", path, k);
         if (strcmp(k, "signals") == 0) {
             if (v->kind != CFG_NODE_SEQ && v->kind != CFG_NODE_NULL) {
-                cfg_error(c, v->line, kp, "expected a list of signals "
+                cfg_error(c, v->line, kp,
+                          "expected a list of signals "
                           "(metrics, events, logs, traces, profiles)");
                 continue;
             }
@@ -152,7 +153,8 @@ static void policy_rule(cfg_ctx_t *c, vm_policy_t *p, const char *pattern, int l
                 if (sig < 0) {
                     cfg_error(c, it->line, kp,
                               "unknown signal \"%s\" (valid: metrics, events, logs, traces, "
-                              "profiles)", it->kind == CFG_NODE_SCALAR ? it->value : "");
+                              "profiles)",
+                              it->kind == CFG_NODE_SCALAR ? it->value : "");
                     continue;
                 }
                 r->signals |= 1u << sig;
@@ -213,7 +215,8 @@ int vm_policy_load(const char *file, vm_policy_t *p, cfg_ctx_t *c)
             free_strv(globs, n);
         } else if (strcmp(k, "pii") == 0) {
             if (v->kind != CFG_NODE_MAP && v->kind != CFG_NODE_NULL) {
-                cfg_error(c, v->line, "pii", "expected a map with detectors, allow_domains, "
+                cfg_error(c, v->line, "pii",
+                          "expected a map with detectors, allow_domains, "
                           "mrn_patterns");
                 continue;
             }
@@ -228,8 +231,10 @@ int vm_policy_load(const char *file, vm_policy_t *p, cfg_ctx_t *c)
                     for (size_t d = 0; d < n; d++) {
                         int kind = pii_kind_parse(names[d]);
                         if (kind < 0) {
-                            cfg_error(c, pv->line, kp, "unknown detector \"%s\" (valid: ssn, "
-                                      "card, email, phone, mrn)", names[d]);
+                            cfg_error(c, pv->line, kp,
+                                      "unknown detector \"%s\" (valid: ssn, "
+                                      "card, email, phone, mrn)",
+                                      names[d]);
                         } else {
                             p->pii_detectors |= PII_BIT(kind);
                         }
@@ -440,4 +445,3 @@ int vm_build_stages(vm_t *v, const service_t *svc, cfg_ctx_t *c)
     }
     return c->nerr ? MT_EINVAL : MT_OK;
 }
-

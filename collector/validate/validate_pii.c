@@ -14,8 +14,8 @@
 #include <string.h>
 
 #define VP_MAX_FINDINGS 16 /* per scanned string: kinds are what matter, not every match */
-#define VP_MAX_DEPTH 16    /* nested AnyValue levels scanned */
-#define VP_MAX_GUARDS 32   /* guard stages per pipeline considered (a bit each) */
+#define VP_MAX_DEPTH    16 /* nested AnyValue levels scanned */
+#define VP_MAX_GUARDS   32 /* guard stages per pipeline considered (a bit each) */
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
 typedef Opentelemetry__Proto__Common__V1__AnyValue av_t;
@@ -31,8 +31,8 @@ typedef struct vp {
 } vp_t;
 
 /* What the pipeline does with a finding of kind k in s[0..n) (see validate_pii.h). */
-static guard_action_t action_for(const vp_t *v, guard_at_t at, int depth, const char *s,
-                                 size_t n, pii_kind_t k)
+static guard_action_t action_for(const vp_t *v, guard_at_t at, int depth, const char *s, size_t n,
+                                 pii_kind_t k)
 {
     int flagged = 0;
     for (size_t i = 0; i < v->nguards; i++) {
@@ -51,8 +51,7 @@ static guard_action_t action_for(const vp_t *v, guard_at_t at, int depth, const 
 }
 
 /* Counts one finding per (string, detector). */
-static void scan_str(vp_t *v, guard_at_t at, int depth, const char *s, size_t n,
-                     const char *where)
+static void scan_str(vp_t *v, guard_at_t at, int depth, const char *s, size_t n, const char *where)
 {
     if (!s || !n) {
         return;
@@ -137,7 +136,8 @@ static void resource_begin(vp_t *v, const resource_t *r)
     }
 }
 
-static void traces(vp_t *v, const Opentelemetry__Proto__Collector__V1__ExportTraceServiceRequest *req)
+static void traces(vp_t *v,
+                   const Opentelemetry__Proto__Collector__V1__ExportTraceServiceRequest *req)
 {
     for (size_t i = 0; i < req->n_resource_spans; i++) {
         const Opentelemetry__Proto__Trace__V1__ResourceSpans *rs = req->resource_spans[i];
@@ -206,17 +206,16 @@ static void logs(vp_t *v, const Opentelemetry__Proto__Collector__V1__ExportLogsS
 
 /* Data points of a metric; with `scan`, their attributes are scanned too. The point types
  * differ, so each is spelled out. */
-#define VP_POINTS(field)                                                                   \
-    for (size_t p_ = 0; m->field && p_ < m->field->n_data_points; p_++) {                  \
-        if (scan) {                                                                        \
-            scan_attrs(v, GUARD_AT_ATTRIBUTE, m->field->data_points[p_]->attributes,        \
-                       m->field->data_points[p_]->n_attributes, "metric");                  \
-        }                                                                                  \
-        n++;                                                                               \
+#define VP_POINTS(field)                                                             \
+    for (size_t p_ = 0; m->field && p_ < m->field->n_data_points; p_++) {            \
+        if (scan) {                                                                  \
+            scan_attrs(v, GUARD_AT_ATTRIBUTE, m->field->data_points[p_]->attributes, \
+                       m->field->data_points[p_]->n_attributes, "metric");           \
+        }                                                                            \
+        n++;                                                                         \
     }
 
-static size_t metric_points(vp_t *v, const Opentelemetry__Proto__Metrics__V1__Metric *m,
-                            int scan)
+static size_t metric_points(vp_t *v, const Opentelemetry__Proto__Metrics__V1__Metric *m, int scan)
 {
     size_t n = 0;
     switch (m->data_case) {
@@ -282,8 +281,8 @@ static void profiles(vp_t *v,
     }
 }
 
-void vp_scan_request(const pii_t *pii, vr_report_t *rep, mt_signal_t s,
-                     const ProtobufCMessage *req, processor_t *const *stages, size_t nstages)
+void vp_scan_request(const pii_t *pii, vr_report_t *rep, mt_signal_t s, const ProtobufCMessage *req,
+                     processor_t *const *stages, size_t nstages)
 {
     if (!pii || !req) {
         return;

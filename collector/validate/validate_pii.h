@@ -20,7 +20,7 @@
  * A finding's action is that of the first guard that redacts, hashes or drops it (or drops its
  * whole resource for a missing synthetic marker), else "flag" when a guard flags it, else
  * "none". */
-void vp_scan_request(const pii_t *pii, vr_report_t *rep, mt_signal_t s,
-                     const ProtobufCMessage *req, processor_t *const *stages, size_t nstages);
+void vp_scan_request(const pii_t *pii, vr_report_t *rep, mt_signal_t s, const ProtobufCMessage *req,
+                     processor_t *const *stages, size_t nstages);
 
 #endif

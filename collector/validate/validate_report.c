@@ -193,8 +193,8 @@ void vr_violation_example(vr_violation_t *v, const char *example)
     }
 }
 
-vr_pii_t *vr_pii_get(vr_report_t *r, const char *detector, const char *service,
-                     const char *where, const char *action)
+vr_pii_t *vr_pii_get(vr_report_t *r, const char *detector, const char *service, const char *where,
+                     const char *action)
 {
     action = action ? action : "none";
     for (size_t i = 0; i < r->npii; i++) {
@@ -702,7 +702,8 @@ static void text_strset(FILE *f, const vr_strset_t *set)
 static int write_text(const vr_report_t *r, FILE *f)
 {
     fprintf(f, "meltp validate: %s\n", r->ok ? "OK, policy met" : "FAILED: gaps or violations");
-    fprintf(f, "config %s%s%s; %llu requests, %llu items (%llu dropped by processors, %llu "
+    fprintf(f,
+            "config %s%s%s; %llu requests, %llu items (%llu dropped by processors, %llu "
             "requests rejected)\n\n",
             r->config_path ? r->config_path : "-", r->policy_path ? ", policy " : "",
             r->policy_path ? r->policy_path : "", (unsigned long long)r->requests,
@@ -927,7 +928,8 @@ static int write_markdown(const vr_report_t *r, FILE *f)
         fputs(" |\n", f);
     }
     fputs("\n### Loki\n\n| service | environment | index labels | structured metadata |\n"
-          "|---|---|---|---|\n", f);
+          "|---|---|---|---|\n",
+          f);
     for (size_t i = 0; i < r->nlogs; i++) {
         const vr_log_preview_t *l = r->logs[i];
         fputs("| ", f);
@@ -961,11 +963,21 @@ static void xml(FILE *f, const char *s)
     for (; s && *s; s++) {
         unsigned char c = (unsigned char)*s;
         switch (c) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        case '\'': fputs("&#39;", f); break;
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
+        case '\'':
+            fputs("&#39;", f);
+            break;
         default:
             if (c < 0x20 && c != '\n' && c != '\t') {
                 fputc('?', f);
@@ -988,8 +1000,9 @@ static int write_junit(const vr_report_t *r, FILE *f)
     }
     size_t tests = r->nservices + r->nviolations + r->npii + r->nslo_cov + r->ninput_errors;
     size_t fails = cov_fail + r->nviolations + r->npii + slo_fail + r->ninput_errors;
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<testsuites name=\"meltp validate\" tests=\"%zu\" failures=\"%zu\">\n",
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<testsuites name=\"meltp validate\" tests=\"%zu\" failures=\"%zu\">\n",
             tests, fails);
     fprintf(f, "  <testsuite name=\"coverage\" tests=\"%zu\" failures=\"%zu\">\n", r->nservices,
             cov_fail);
@@ -1021,8 +1034,8 @@ static int write_junit(const vr_report_t *r, FILE *f)
         fputs("\"/></testcase>\n", f);
     }
     fputs("  </testsuite>\n", f);
-    fprintf(f, "  <testsuite name=\"violations\" tests=\"%zu\" failures=\"%zu\">\n",
-            r->nviolations, r->nviolations);
+    fprintf(f, "  <testsuite name=\"violations\" tests=\"%zu\" failures=\"%zu\">\n", r->nviolations,
+            r->nviolations);
     for (size_t i = 0; i < r->nviolations; i++) {
         const vr_violation_t *v = r->violations[i];
         fputs("    <testcase classname=\"violations\" name=\"", f);
@@ -1050,14 +1063,16 @@ static int write_junit(const vr_report_t *r, FILE *f)
                 (unsigned long long)p->count, p->action);
     }
     fputs("  </testsuite>\n", f);
-    fprintf(f, "  <testsuite name=\"slo_coverage\" tests=\"%zu\" failures=\"%zu\">\n",
-            r->nslo_cov, slo_fail);
+    fprintf(f, "  <testsuite name=\"slo_coverage\" tests=\"%zu\" failures=\"%zu\">\n", r->nslo_cov,
+            slo_fail);
     for (size_t i = 0; i < r->nslo_cov; i++) {
         const vr_slo_cov_t *c = r->slo_cov[i];
         fputs("    <testcase classname=\"slo_coverage\" name=\"", f);
         xml(f, c->service);
         fputs(slo_cov_gap(c) ? "\"><failure message=\"no SLO or SLI series never seen\"/>"
-                               "</testcase>\n" : "\"/>\n", f);
+                               "</testcase>\n"
+                             : "\"/>\n",
+              f);
     }
     fputs("  </testsuite>\n", f);
     fprintf(f, "  <testsuite name=\"input\" tests=\"%zu\" failures=\"%zu\">\n", r->ninput_errors,
@@ -1095,8 +1110,9 @@ static const char html_css[] =
 static int write_html(const vr_report_t *r, FILE *f)
 {
     static const char *cell_class[] = {"cov-none", "cov-seen", "cov-ok", "cov-missing"};
-    fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-               "<title>meltp validation report</title>\n<style>%s</style>\n</head>\n<body>\n",
+    fprintf(f,
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            "<title>meltp validation report</title>\n<style>%s</style>\n</head>\n<body>\n",
             html_css);
     fprintf(f, "<h1>meltp validation report</h1>\n<p class=\"%s\" id=\"result\">%s</p>\n",
             r->ok ? "ok" : "fail", r->ok ? "OK: policy met" : "FAILED: gaps or violations");
@@ -1104,7 +1120,8 @@ static int write_html(const vr_report_t *r, FILE *f)
             (unsigned long long)r->requests, (unsigned long long)r->items,
             (unsigned long long)r->dropped_by_processors);
     fputs("<h2 id=\"coverage\">Coverage</h2>\n<table class=\"heatmap\">\n<thead><tr>"
-          "<th>service</th><th>environment</th>", f);
+          "<th>service</th><th>environment</th>",
+          f);
     for (int k = 0; k < VR_NSIG; k++) {
         fprintf(f, "<th>%s</th>", vr_signal_name(k));
     }
@@ -1119,8 +1136,11 @@ static int write_html(const vr_report_t *r, FILE *f)
         for (int k = 0; k < VR_NSIG; k++) {
             cell_t c = cell_of(s, k);
             fprintf(f, "<td class=\"%s\" title=\"%s\">%llu</td>", cell_class[c],
-                    c == CELL_MISSING ? "required, never seen" : c == CELL_OK ? "required, seen"
-                    : c == CELL_SEEN ? "seen" : "not required", (unsigned long long)s->count[k]);
+                    c == CELL_MISSING ? "required, never seen"
+                    : c == CELL_OK    ? "required, seen"
+                    : c == CELL_SEEN  ? "seen"
+                                      : "not required",
+                    (unsigned long long)s->count[k]);
         }
         fputs("<td>", f);
         html_strset(f, &s->missing_attributes);
@@ -1130,7 +1150,8 @@ static int write_html(const vr_report_t *r, FILE *f)
 
     fputs("<h2 id=\"violations\">Schema violations</h2>\n<table class=\"violations\">\n"
           "<thead><tr><th>rule</th><th>service</th><th>count</th><th>examples</th></tr></thead>\n"
-          "<tbody>\n", f);
+          "<tbody>\n",
+          f);
     for (size_t i = 0; i < r->nviolations; i++) {
         const vr_violation_t *v = r->violations[i];
         fputs("<tr><td>", f);
@@ -1147,7 +1168,8 @@ static int write_html(const vr_report_t *r, FILE *f)
     fputs("</tbody>\n</table>\n", f);
 
     fputs("<h2 id=\"pii\">PII findings</h2>\n<table class=\"pii\">\n<thead><tr><th>detector</th>"
-          "<th>service</th><th>where</th><th>action</th><th>count</th></tr></thead>\n<tbody>\n", f);
+          "<th>service</th><th>where</th><th>action</th><th>count</th></tr></thead>\n<tbody>\n",
+          f);
     for (size_t i = 0; i < r->npii; i++) {
         fputs("<tr><td>", f);
         xml(f, r->pii[i]->detector);
@@ -1162,7 +1184,8 @@ static int write_html(const vr_report_t *r, FILE *f)
     fputs("</tbody>\n</table>\n", f);
 
     fputs("<h2 id=\"slo\">SLO coverage</h2>\n<table class=\"slo\">\n<thead><tr><th>service</th>"
-          "<th>SLOs</th><th>SLI series never seen</th></tr></thead>\n<tbody>\n", f);
+          "<th>SLOs</th><th>SLI series never seen</th></tr></thead>\n<tbody>\n",
+          f);
     for (size_t i = 0; i < r->nslo_cov; i++) {
         const vr_slo_cov_t *c = r->slo_cov[i];
         fprintf(f, "<tr class=\"%s\"><td>", slo_cov_gap(c) ? "fail" : "ok");
@@ -1185,7 +1208,8 @@ static int write_html(const vr_report_t *r, FILE *f)
 
     fputs("<h2 id=\"translation\">Translation preview</h2>\n<h3>Prometheus</h3>\n"
           "<table class=\"prometheus\">\n<thead><tr><th>OTel metric</th><th>type</th>"
-          "<th>Prometheus series</th><th>labels</th></tr></thead>\n<tbody>\n", f);
+          "<th>Prometheus series</th><th>labels</th></tr></thead>\n<tbody>\n",
+          f);
     for (size_t i = 0; i < r->nmetrics; i++) {
         const vr_metric_preview_t *m = r->metrics[i];
         fputs("<tr><td>", f);
@@ -1200,7 +1224,8 @@ static int write_html(const vr_report_t *r, FILE *f)
     }
     fputs("</tbody>\n</table>\n<h3>Loki</h3>\n<table class=\"loki\">\n<thead><tr><th>service</th>"
           "<th>environment</th><th>index labels</th><th>structured metadata</th></tr></thead>\n"
-          "<tbody>\n", f);
+          "<tbody>\n",
+          f);
     for (size_t i = 0; i < r->nlogs; i++) {
         const vr_log_preview_t *l = r->logs[i];
         fputs("<tr><td>", f);

@@ -40,18 +40,18 @@
 #include <time.h>
 
 /* Limits on the command line, so a typo cannot ask for a 100 GB body or 10k threads. */
-#define LG_MAX_CONNECTIONS 256
-#define LG_MAX_SPANS_PER_REQUEST 100000
-#define LG_MAX_BODIES 64
-#define LG_MAX_DURATION_S 3600
+#define LG_MAX_CONNECTIONS        256
+#define LG_MAX_SPANS_PER_REQUEST  100000
+#define LG_MAX_BODIES             64
+#define LG_MAX_DURATION_S         3600
 /* A request that takes longer than this is an error: the benchmark must stay bounded. */
-#define LG_REQUEST_TIMEOUT_MS 30000
-#define LG_CONNECT_TIMEOUT_MS 5000
+#define LG_REQUEST_TIMEOUT_MS     30000
+#define LG_CONNECT_TIMEOUT_MS     5000
 /* How many error messages to print to stderr before only counting them. */
-#define LG_MAX_ERROR_LOGS 5
+#define LG_MAX_ERROR_LOGS         5
 /* Remote-write mode: ~175 bytes per packed series, so the cap keeps the templates under
  * about 350 MB. */
-#define LG_MAX_ACTIVE_SERIES 2000000
+#define LG_MAX_ACTIVE_SERIES      2000000
 #define LG_MAX_SERIES_PER_REQUEST 100000
 
 typedef enum { LG_MODE_OTLP = 0, LG_MODE_RW } lg_mode_t;
@@ -62,7 +62,7 @@ typedef struct {
     int connections;
     int spans_per_request;
     double duration_s;
-    double rate;            /* spans (rw: samples) per second over all connections; 0 = closed loop */
+    double rate; /* spans (rw: samples) per second over all connections; 0 = closed loop */
     long long max_requests; /* 0 = no limit */
     int n_bodies;
     /* remote-write mode */
@@ -258,9 +258,9 @@ static void lg_trace(arena_t *a, uint64_t *rng, uint64_t t_ns, lg_span_t **spans
         return;
     }
     snprintf(buf, sizeof(buf), "%s %s", lg_routes[route].method, lg_routes[route].route);
-    lg_span_t *root = lg_span_new(a, tid, NULL, rng, buf,
-                                  OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER,
-                                  t_ns, dur);
+    lg_span_t *root =
+        lg_span_new(a, tid, NULL, rng, buf,
+                    OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER, t_ns, dur);
     lg_attr(root, lg_kv_str(a, "http.request.method", lg_routes[route].method));
     snprintf(buf, sizeof(buf), lg_routes[route].path_fmt, id);
     lg_attr(root, lg_kv_str(a, "url.path", buf));
@@ -283,8 +283,9 @@ static void lg_trace(arena_t *a, uint64_t *rng, uint64_t t_ns, lg_span_t **spans
         ev->name = "exception";
         ev->attributes = lg_need(arena_alloc(a, 2 * sizeof(lg_kv_t *)));
         ev->attributes[0] = lg_kv_str(a, "exception.type", "QueryTimeoutError");
-        ev->attributes[1] = lg_kv_str(a, "exception.message", "canceling statement due to "
-                                                              "statement timeout");
+        ev->attributes[1] = lg_kv_str(a, "exception.message",
+                                      "canceling statement due to "
+                                      "statement timeout");
         ev->n_attributes = 2;
         root->events = lg_need(arena_alloc(a, sizeof(*root->events)));
         root->events[0] = ev;
@@ -294,9 +295,10 @@ static void lg_trace(arena_t *a, uint64_t *rng, uint64_t t_ns, lg_span_t **spans
 
     /* Children: middleware, a query, sometimes an outbound call, a render step. */
     if (*n < room) {
-        lg_span_t *s = lg_span_new(a, tid, root, rng, "middleware - jwtAuth",
-                                   OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_INTERNAL,
-                                   t_ns + 50000, 300000 + lg_rand(rng) % 500000);
+        lg_span_t *s =
+            lg_span_new(a, tid, root, rng, "middleware - jwtAuth",
+                        OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_INTERNAL,
+                        t_ns + 50000, 300000 + lg_rand(rng) % 500000);
         lg_attr(s, lg_kv_str(a, "express.type", "middleware"));
         lg_attr(s, lg_kv_str(a, "express.name", "jwtAuth"));
         spans[(*n)++] = s;
@@ -304,9 +306,10 @@ static void lg_trace(arena_t *a, uint64_t *rng, uint64_t t_ns, lg_span_t **spans
     if (*n < room) {
         unsigned q = (unsigned)(lg_rand(rng) % MT_ARRAY_LEN(lg_queries));
         snprintf(buf, sizeof(buf), "%s clinic.%s", lg_queries[q].op, lg_queries[q].table);
-        lg_span_t *s = lg_span_new(a, tid, root, rng, buf,
-                                   OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_CLIENT,
-                                   t_ns + 1000000, dur / 2);
+        lg_span_t *s =
+            lg_span_new(a, tid, root, rng, buf,
+                        OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_CLIENT,
+                        t_ns + 1000000, dur / 2);
         lg_attr(s, lg_kv_str(a, "db.system", "postgresql"));
         lg_attr(s, lg_kv_str(a, "db.namespace", "clinic"));
         lg_attr(s, lg_kv_str(a, "db.operation.name", lg_queries[q].op));
@@ -315,14 +318,16 @@ static void lg_trace(arena_t *a, uint64_t *rng, uint64_t t_ns, lg_span_t **spans
         lg_attr(s, lg_kv_str(a, "server.address", "pg-primary"));
         lg_attr(s, lg_kv_int(a, "server.port", 5432));
         if (failed) {
-            lg_status(a, s, OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR);
+            lg_status(a, s,
+                      OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR);
         }
         spans[(*n)++] = s;
     }
     if (*n < room && (r >> 8) % 2 == 0) {
-        lg_span_t *s = lg_span_new(a, tid, root, rng, "GET",
-                                   OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_CLIENT,
-                                   t_ns + 1000000 + dur / 2, dur / 3);
+        lg_span_t *s =
+            lg_span_new(a, tid, root, rng, "GET",
+                        OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_CLIENT,
+                        t_ns + 1000000 + dur / 2, dur / 3);
         lg_attr(s, lg_kv_str(a, "http.request.method", "GET"));
         snprintf(buf, sizeof(buf), "http://insurance/v2/coverage/%u", id);
         lg_attr(s, lg_kv_str(a, "url.full", buf));
@@ -332,9 +337,10 @@ static void lg_trace(arena_t *a, uint64_t *rng, uint64_t t_ns, lg_span_t **spans
         spans[(*n)++] = s;
     }
     if (*n < room) {
-        lg_span_t *s = lg_span_new(a, tid, root, rng, "render",
-                                   OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_INTERNAL,
-                                   t_ns + dur - 400000, 300000);
+        lg_span_t *s =
+            lg_span_new(a, tid, root, rng, "render",
+                        OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_INTERNAL,
+                        t_ns + dur - 400000, 300000);
         lg_attr(s, lg_kv_str(a, "code.function", "renderJson"));
         spans[(*n)++] = s;
     }
@@ -348,7 +354,8 @@ static lg_body_t lg_encode_body(int idx, size_t n_spans)
     uint64_t rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(idx + 1);
     char pod[64];
 
-    Opentelemetry__Proto__Resource__V1__Resource res = OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT;
+    Opentelemetry__Proto__Resource__V1__Resource res =
+        OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT;
     lg_kv_t *rattrs[10];
     snprintf(pod, sizeof(pod), "patient-api-7d9f8b6c5d-%05x", (unsigned)(lg_rand(&rng) % 0xfffff));
     rattrs[0] = lg_kv_str(a, "service.name", "patient-api");
@@ -379,14 +386,16 @@ static lg_body_t lg_encode_body(int idx, size_t n_spans)
         t += 1000000000ULL / (n_spans / 4 + 1);
     }
 
-    Opentelemetry__Proto__Trace__V1__ScopeSpans ss = OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT;
+    Opentelemetry__Proto__Trace__V1__ScopeSpans ss =
+        OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT;
     ss.scope = &scope;
     ss.spans = spans;
     ss.n_spans = n;
     ss.schema_url = "https://opentelemetry.io/schemas/1.26.0";
     Opentelemetry__Proto__Trace__V1__ScopeSpans *ssp = &ss;
 
-    Opentelemetry__Proto__Trace__V1__ResourceSpans rs = OPENTELEMETRY__PROTO__TRACE__V1__RESOURCE_SPANS__INIT;
+    Opentelemetry__Proto__Trace__V1__ResourceSpans rs =
+        OPENTELEMETRY__PROTO__TRACE__V1__RESOURCE_SPANS__INIT;
     rs.resource = &res;
     rs.scope_spans = &ssp;
     rs.n_scope_spans = 1;
@@ -397,7 +406,8 @@ static lg_body_t lg_encode_body(int idx, size_t n_spans)
     req.resource_spans = &rsp;
     req.n_resource_spans = 1;
 
-    out.len = opentelemetry__proto__collector__v1__export_trace_service_request__get_packed_size(&req);
+    out.len =
+        opentelemetry__proto__collector__v1__export_trace_service_request__get_packed_size(&req);
     out.data = lg_need(malloc(out.len));
     opentelemetry__proto__collector__v1__export_trace_service_request__pack(&req, out.data);
     arena_destroy(a);
@@ -453,9 +463,15 @@ static const char *const lg_rw_jobs[] = {"patient-api", "scheduler", "billing", 
 static const char *const lg_rw_methods[] = {"GET", "POST", "PUT", "DELETE"};
 static const char *const lg_rw_statuses[] = {"200", "201", "204", "400", "404", "500"};
 static const char *const lg_rw_routes[] = {
-    "/api/patients/:id",    "/api/patients",      "/api/doctors/:id/schedule",
-    "/api/appointments",    "/api/appointments/:id", "/api/invoices/:id",
-    "/api/invoices",        "/api/insurance/coverage/:id", "/healthz",
+    "/api/patients/:id",
+    "/api/patients",
+    "/api/doctors/:id/schedule",
+    "/api/appointments",
+    "/api/appointments/:id",
+    "/api/invoices/:id",
+    "/api/invoices",
+    "/api/insurance/coverage/:id",
+    "/healthz",
     "/metrics",
 };
 
@@ -694,8 +710,10 @@ static void lg_rw_build(void)
         prometheus__write_request__pack(&wr, tp->raw);
         arena_destroy(a);
         if (lg_rw_index(tp) < 0 || lg_rw_verify(tp, 1, g_rw_t0_ms + 15000) < 0) {
-            fprintf(stderr, "loadgen: remote-write template %zu does not have the expected "
-                            "layout\n", t);
+            fprintf(stderr,
+                    "loadgen: remote-write template %zu does not have the expected "
+                    "layout\n",
+                    t);
             exit(2);
         }
         if (tp->len > g_rw_max_len) {
@@ -720,8 +738,7 @@ static int lg_rw_prepare(lg_conn_t *c, long long k)
     if (lg_rw_patch(t, cycle, now_ms, c->rw_raw) < 0) {
         return -1;
     }
-    return codec_compress(CODEC_SNAPPY, c->rw_raw, t->len, 0, &c->rw_body, &c->rw_body_len) ==
-                   MT_OK
+    return codec_compress(CODEC_SNAPPY, c->rw_raw, t->len, 0, &c->rw_body, &c->rw_body_len) == MT_OK
                ? 0
                : -1;
 }
@@ -885,16 +902,15 @@ static double lg_pct_ms(const uint32_t *v, size_t n, double p)
 
 static void lg_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: loadgen --url URL [--mode otlp|rw] [--connections N] [--duration S]\n"
-            "               [--rate ITEMS_PER_SEC] [--requests N]\n"
-            "  otlp (default): [--spans-per-request N (1000)] [--bodies N (8)]\n"
-            "  rw:             [--series-per-request N (2000)] [--active-series M (100000)]\n"
-            "                  [--series-per-target N (500)] [--targets-per-request N (20)]\n"
-            "Sends OTLP/HTTP protobuf trace requests (otlp) or Prometheus remote-write 1.0\n"
-            "requests, one sample per series, timestamped at send time (rw) over N keep-alive\n"
-            "connections, closed-loop (saturation) or paced at --rate spans or samples per\n"
-            "second, and prints one JSON line of results.\n");
+    fprintf(f, "usage: loadgen --url URL [--mode otlp|rw] [--connections N] [--duration S]\n"
+               "               [--rate ITEMS_PER_SEC] [--requests N]\n"
+               "  otlp (default): [--spans-per-request N (1000)] [--bodies N (8)]\n"
+               "  rw:             [--series-per-request N (2000)] [--active-series M (100000)]\n"
+               "                  [--series-per-target N (500)] [--targets-per-request N (20)]\n"
+               "Sends OTLP/HTTP protobuf trace requests (otlp) or Prometheus remote-write 1.0\n"
+               "requests, one sample per series, timestamped at send time (rw) over N keep-alive\n"
+               "connections, closed-loop (saturation) or paced at --rate spans or samples per\n"
+               "second, and prints one JSON line of results.\n");
 }
 
 static int lg_parse_args(int argc, char **argv)
@@ -977,8 +993,9 @@ static int lg_parse_args(int argc, char **argv)
         g_opts.spans_per_request < 1 || g_opts.spans_per_request > LG_MAX_SPANS_PER_REQUEST ||
         !(g_opts.duration_s > 0) || g_opts.duration_s > LG_MAX_DURATION_S || g_opts.rate < 0 ||
         g_opts.max_requests < 0 || g_opts.n_bodies < 1 || g_opts.n_bodies > LG_MAX_BODIES) {
-        fprintf(stderr, "loadgen: argument out of range (connections 1..%d, spans-per-request "
-                        "1..%d, duration 0..%d s, bodies 1..%d)\n",
+        fprintf(stderr,
+                "loadgen: argument out of range (connections 1..%d, spans-per-request "
+                "1..%d, duration 0..%d s, bodies 1..%d)\n",
                 LG_MAX_CONNECTIONS, LG_MAX_SPANS_PER_REQUEST, LG_MAX_DURATION_S, LG_MAX_BODIES);
         return -1;
     }
@@ -991,9 +1008,10 @@ static int lg_parse_args(int argc, char **argv)
          g_opts.series_per_request % g_opts.targets_per_request != 0)) {
         /* The divisibility makes every template exactly series-per-request series and every
          * active series part of exactly one template (see lg_rw_build). */
-        fprintf(stderr, "loadgen: remote-write arguments out of range (series-per-request 1..%d, "
-                        "active-series a multiple of it up to %d, series-per-target >= 1, "
-                        "targets-per-request a divisor of series-per-request)\n",
+        fprintf(stderr,
+                "loadgen: remote-write arguments out of range (series-per-request 1..%d, "
+                "active-series a multiple of it up to %d, series-per-target >= 1, "
+                "targets-per-request a divisor of series-per-request)\n",
                 LG_MAX_SERIES_PER_REQUEST, LG_MAX_ACTIVE_SERIES);
         return -1;
     }
@@ -1020,21 +1038,23 @@ int main(int argc, char **argv)
             body_bytes += g_rw[i].len;
         }
         avg_body = (double)body_bytes / (double)g_rw_n;
-        fprintf(stderr, "loadgen: %zu templates of %d series (%d active series, %d per target, "
-                        "%d targets per request), %.0f bytes each before snappy (%.0f "
-                        "bytes/series), built and checked in %.2f s, %d connections, %s\n",
-                g_rw_n, g_opts.series_per_request, g_opts.active_series,
-                g_opts.series_per_target, g_opts.targets_per_request, avg_body,
-                avg_body / g_opts.series_per_request, (double)(mt_now_ns() - b0) / 1e9,
-                g_opts.connections, g_opts.rate > 0 ? "paced" : "closed loop");
+        fprintf(stderr,
+                "loadgen: %zu templates of %d series (%d active series, %d per target, "
+                "%d targets per request), %.0f bytes each before snappy (%.0f "
+                "bytes/series), built and checked in %.2f s, %d connections, %s\n",
+                g_rw_n, g_opts.series_per_request, g_opts.active_series, g_opts.series_per_target,
+                g_opts.targets_per_request, avg_body, avg_body / g_opts.series_per_request,
+                (double)(mt_now_ns() - b0) / 1e9, g_opts.connections,
+                g_opts.rate > 0 ? "paced" : "closed loop");
     } else {
         for (int i = 0; i < g_opts.n_bodies; i++) {
             g_bodies[i] = lg_encode_body(i, (size_t)g_opts.spans_per_request);
             body_bytes += g_bodies[i].len;
         }
         avg_body = (double)body_bytes / g_opts.n_bodies;
-        fprintf(stderr, "loadgen: %d bodies of %d spans, %.0f bytes each (%.0f bytes/span), "
-                        "%d connections, %s\n",
+        fprintf(stderr,
+                "loadgen: %d bodies of %d spans, %.0f bytes each (%.0f bytes/span), "
+                "%d connections, %s\n",
                 g_opts.n_bodies, g_opts.spans_per_request, avg_body,
                 avg_body / g_opts.spans_per_request, g_opts.connections,
                 g_opts.rate > 0 ? "paced" : "closed loop");
@@ -1050,13 +1070,12 @@ int main(int argc, char **argv)
         /* An empty "Expect:" stops curl from waiting for 100-continue before large bodies,
          * which would add a round trip to every request. */
         static const char *const otlp_hdrs[] = {"Content-Type: application/x-protobuf",
-                                                 "Expect:", NULL};
+                                                "Expect:", NULL};
         /* The reserved headers of remote-write 1.0 (protocols.md 3.1); curl sends the
          * User-Agent set below. */
-        static const char *const rw_hdrs[] = {"Content-Type: application/x-protobuf",
-                                              "Content-Encoding: snappy",
-                                              "X-Prometheus-Remote-Write-Version: 0.1.0",
-                                              "Expect:", NULL};
+        static const char *const rw_hdrs[] = {
+            "Content-Type: application/x-protobuf", "Content-Encoding: snappy",
+            "X-Prometheus-Remote-Write-Version: 0.1.0", "Expect:", NULL};
         int failed = !conns[i].curl;
         for (const char *const *h = rw ? rw_hdrs : otlp_hdrs; *h && !failed; h++) {
             struct curl_slist *l = curl_slist_append(conns[i].headers, *h);
@@ -1065,8 +1084,8 @@ int main(int argc, char **argv)
         }
         if (rw && !failed) {
             conns[i].rw_raw = malloc(g_rw_max_len);
-            failed = !conns[i].rw_raw ||
-                     curl_easy_setopt(conns[i].curl, CURLOPT_USERAGENT, "meltp-loadgen/1") != CURLE_OK;
+            failed = !conns[i].rw_raw || curl_easy_setopt(conns[i].curl, CURLOPT_USERAGENT,
+                                                          "meltp-loadgen/1") != CURLE_OK;
         }
         if (failed) {
             fprintf(stderr, "loadgen: cannot set up connection %d\n", i);
@@ -1144,13 +1163,14 @@ int main(int argc, char **argv)
                g_opts.active_series, g_opts.series_per_request, g_rw_n,
                requests > 0 ? (double)encode_ns / 1e6 / (double)requests : 0, setup_cpu, cpu);
     } else {
-        printf("{\"requests\":%lld,\"ok\":%lld,\"spans_sent\":%lld,\"refused\":%lld,\"errors\":%lld,"
-               "\"seconds\":%.3f,\"spans_per_sec\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
-               "\"max_ms\":%.2f,\"max_lag_ms\":%.2f,\"bytes_per_request\":%.0f,"
-               "\"loadgen_cpu_s\":%.2f}\n",
-               requests, ok, spans, refused, errors, seconds, seconds > 0 ? spans / seconds : 0,
-               lg_pct_ms(lat, n_lat, 50), lg_pct_ms(lat, n_lat, 99), lg_pct_ms(lat, n_lat, 100),
-               max_lag, avg_body, cpu);
+        printf(
+            "{\"requests\":%lld,\"ok\":%lld,\"spans_sent\":%lld,\"refused\":%lld,\"errors\":%lld,"
+            "\"seconds\":%.3f,\"spans_per_sec\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
+            "\"max_ms\":%.2f,\"max_lag_ms\":%.2f,\"bytes_per_request\":%.0f,"
+            "\"loadgen_cpu_s\":%.2f}\n",
+            requests, ok, spans, refused, errors, seconds, seconds > 0 ? spans / seconds : 0,
+            lg_pct_ms(lat, n_lat, 50), lg_pct_ms(lat, n_lat, 99), lg_pct_ms(lat, n_lat, 100),
+            max_lag, avg_body, cpu);
     }
     fflush(stdout);
 

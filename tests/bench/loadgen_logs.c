@@ -143,7 +143,8 @@ static void build_body(int k)
         rl->scope_logs[0] = sl;
         req.resource_logs[r] = rl;
     }
-    g_len[k] = opentelemetry__proto__collector__v1__export_logs_service_request__get_packed_size(&req);
+    g_len[k] =
+        opentelemetry__proto__collector__v1__export_logs_service_request__get_packed_size(&req);
     g_body[k] = malloc(g_len[k]);
     opentelemetry__proto__collector__v1__export_logs_service_request__pack(&req, g_body[k]);
 }
@@ -198,17 +199,27 @@ static void *worker(void *arg)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"url", 1, 0, 'u'},      {"rate", 1, 0, 'r'},
-                                         {"duration", 1, 0, 'd'}, {"connections", 1, 0, 'c'},
+    static const struct option opts[] = {{"url", 1, 0, 'u'},         {"rate", 1, 0, 'r'},
+                                         {"duration", 1, 0, 'd'},    {"connections", 1, 0, 'c'},
                                          {"per-request", 1, 0, 'n'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 'u': g_url = optarg; break;
-        case 'r': g_rate = atof(optarg); break;
-        case 'd': g_duration = atof(optarg); break;
-        case 'c': g_conns = atoi(optarg); break;
-        case 'n': g_per_req = atoi(optarg); break;
+        case 'u':
+            g_url = optarg;
+            break;
+        case 'r':
+            g_rate = atof(optarg);
+            break;
+        case 'd':
+            g_duration = atof(optarg);
+            break;
+        case 'c':
+            g_conns = atoi(optarg);
+            break;
+        case 'n':
+            g_per_req = atoi(optarg);
+            break;
         default:
             fprintf(stderr, "usage: loadgen_logs --url URL [--rate R] [--duration S] "
                             "[--connections N] [--per-request N]\n");
@@ -238,7 +249,8 @@ int main(int argc, char **argv)
     double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
                           ru0.ru_stime.tv_sec) +
                  (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
-                          ru0.ru_stime.tv_usec) / 1e6;
+                          ru0.ru_stime.tv_usec) /
+                     1e6;
     printf("{\"records\":%llu,\"requests\":%llu,\"errors\":%llu,\"seconds\":%.3f,"
            "\"body_bytes\":%zu,\"cpu_seconds\":%.3f}\n",
            (unsigned long long)g_records, (unsigned long long)g_requests,

@@ -98,7 +98,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     (void)version;
     if (strcmp(method, "GET") == 0) {
         char out[256];
-        snprintf(out, sizeof(out), "{\"entries\":%llu,\"streams\":%llu,\"requests\":%llu,\"errors\":%llu}\n",
+        snprintf(out, sizeof(out),
+                 "{\"entries\":%llu,\"streams\":%llu,\"requests\":%llu,\"errors\":%llu}\n",
                  (unsigned long long)g_entries, (unsigned long long)g_streams,
                  (unsigned long long)g_requests, (unsigned long long)g_errors);
         return reply(c, 200, out);

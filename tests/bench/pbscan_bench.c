@@ -155,8 +155,8 @@ bool np_cb(pb_istream_t *is, pb_ostream_t *os, const pb_field_t *f)
     }
 }
 
-static int dec_nanopb_with(mt_signal_t s, const uint8_t *d, size_t n, uint64_t *items,
-                           int noinit, int trust)
+static int dec_nanopb_with(mt_signal_t s, const uint8_t *d, size_t n, uint64_t *items, int noinit,
+                           int trust)
 {
     memset(&np, 0, sizeof(np));
     np.noinit = noinit;
@@ -228,7 +228,8 @@ static int dec_pbc_unpack(mt_signal_t s, const uint8_t *d, size_t n, uint64_t *i
     arena_reset(pbc_arena);
     *items = 0;
     return protobuf_c_message_unpack(otlp_request_desc(s), arena_pb_allocator(pbc_arena), n, d)
-               ? 0 : -1;
+               ? 0
+               : -1;
 }
 
 /* The receiver's whole slow path: otlp_unpack (depth check + unpack), UTF-8, otlp_check. */
@@ -238,8 +239,8 @@ static int dec_receiver_slow(mt_signal_t s, const uint8_t *d, size_t n, uint64_t
     mt_errbuf_clear(&eb);
     arena_reset(pbc_arena);
     ProtobufCMessage *m = otlp_unpack(s, d, n, pbc_arena, &eb);
-    return m && otlp_validate_utf8(m, &eb) == MT_OK && otlp_check(s, m, items, &eb) == MT_OK
-               ? 0 : -1;
+    return m && otlp_validate_utf8(m, &eb) == MT_OK && otlp_check(s, m, items, &eb) == MT_OK ? 0
+                                                                                             : -1;
 }
 
 typedef int (*dec_fn)(mt_signal_t, const uint8_t *, size_t, uint64_t *);
@@ -272,7 +273,10 @@ static void wb_varint(wb_t *w, uint64_t v)
     wb_raw(w, t, (size_t)(put_varint(t, v) - t));
 }
 
-static void wb_tag(wb_t *w, unsigned f, unsigned wt) { wb_varint(w, (uint64_t)f << 3 | wt); }
+static void wb_tag(wb_t *w, unsigned f, unsigned wt)
+{
+    wb_varint(w, (uint64_t)f << 3 | wt);
+}
 
 static void wb_len(wb_t *w, unsigned f, const void *p, size_t n)
 {
@@ -281,7 +285,10 @@ static void wb_len(wb_t *w, unsigned f, const void *p, size_t n)
     wb_raw(w, p, n);
 }
 
-static void wb_str(wb_t *w, unsigned f, const char *s) { wb_len(w, f, s, strlen(s)); }
+static void wb_str(wb_t *w, unsigned f, const char *s)
+{
+    wb_len(w, f, s, strlen(s));
+}
 
 static void wb_sub(wb_t *w, unsigned f, wb_t *child)
 {
@@ -326,20 +333,20 @@ static void wb_attr_int(wb_t *w, unsigned f, const char *k, uint64_t v)
 /* How one span of a built request is spoiled (strictness rows). */
 typedef enum {
     SP_OK,
-    SP_UNKNOWN_FIELD,     /* valid: unknown field 99 */
-    SP_NAME_AS_VARINT,    /* name (string, 5) sent as a varint */
-    SP_TRACE_ID_FIXED64,  /* trace_id (bytes, 1) sent as fixed64 */
-    SP_KIND_AS_LEN,       /* kind (enum, 6) sent as a LEN record */
-    SP_GROUP,             /* a start-group record (wire type 3) */
-    SP_WIRE_TYPE_7,       /* wire type 7 */
-    SP_FIELD_0,           /* field number 0 */
-    SP_VARINT_11,         /* kind as an 11-byte varint */
-    SP_VARINT_10_OVER,    /* kind as a 10-byte varint with bits above 64 */
-    SP_BAD_UTF8,          /* name is not UTF-8 */
-    SP_SHORT_TRACE_ID,    /* trace_id of 5 bytes */
-    SP_ATTR_PAST_PARENT,  /* an attribute's length runs past the span (not past the buffer) */
-    SP_DEEP_25,           /* an attribute value nested 25 kvlists deep */
-    SP_DEEP_80,           /* ... 80 deep */
+    SP_UNKNOWN_FIELD,    /* valid: unknown field 99 */
+    SP_NAME_AS_VARINT,   /* name (string, 5) sent as a varint */
+    SP_TRACE_ID_FIXED64, /* trace_id (bytes, 1) sent as fixed64 */
+    SP_KIND_AS_LEN,      /* kind (enum, 6) sent as a LEN record */
+    SP_GROUP,            /* a start-group record (wire type 3) */
+    SP_WIRE_TYPE_7,      /* wire type 7 */
+    SP_FIELD_0,          /* field number 0 */
+    SP_VARINT_11,        /* kind as an 11-byte varint */
+    SP_VARINT_10_OVER,   /* kind as a 10-byte varint with bits above 64 */
+    SP_BAD_UTF8,         /* name is not UTF-8 */
+    SP_SHORT_TRACE_ID,   /* trace_id of 5 bytes */
+    SP_ATTR_PAST_PARENT, /* an attribute's length runs past the span (not past the buffer) */
+    SP_DEEP_25,          /* an attribute value nested 25 kvlists deep */
+    SP_DEEP_80,          /* ... 80 deep */
 } spoil_t;
 
 static void build_span(wb_t *w, uint64_t i, spoil_t sp)

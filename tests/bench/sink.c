@@ -45,8 +45,8 @@
 #include <zstd.h>
 
 /* Caps on what one request may make us hold: wire bytes and decompressed bytes. */
-#define SINK_MAX_BODY (64u << 20)
-#define SINK_MAX_DECODED (256u << 20)
+#define SINK_MAX_BODY       (64u << 20)
+#define SINK_MAX_DECODED    (256u << 20)
 /* Idle keep-alive connections are closed after this, so a dead client cannot pin a thread. */
 #define SINK_IDLE_TIMEOUT_S 120
 
@@ -317,7 +317,8 @@ static long long sink_count_pb(sink_route_t route, const uint8_t *p, size_t n)
             Opentelemetry__Proto__Metrics__V1__ResourceMetrics *rm = m->resource_metrics[i];
             for (size_t j = 0; j < rm->n_scope_metrics; j++) {
                 for (size_t k = 0; k < rm->scope_metrics[j]->n_metrics; k++) {
-                    Opentelemetry__Proto__Metrics__V1__Metric *mt = rm->scope_metrics[j]->metrics[k];
+                    Opentelemetry__Proto__Metrics__V1__Metric *mt =
+                        rm->scope_metrics[j]->metrics[k];
                     switch (mt->data_case) {
                     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
                         items += (long long)mt->gauge->n_data_points;
@@ -367,9 +368,11 @@ static long long sink_count_json_level(json_t *root, const char *const path[3])
     if (outer && !json_is_array(outer)) {
         return -1;
     }
-    json_array_foreach(outer, i, r) {
+    json_array_foreach(outer, i, r)
+    {
         json_t *mid = json_object_get(r, path[1]);
-        json_array_foreach(mid, j, s) {
+        json_array_foreach(mid, j, s)
+        {
             items += (long long)json_array_size(json_object_get(s, path[2]));
         }
     }
@@ -396,9 +399,12 @@ static long long sink_count_json(sink_route_t route, const uint8_t *p, size_t n)
     } else {
         size_t i, j, k;
         json_t *rm, *sm, *m;
-        json_array_foreach(json_object_get(root, "resourceMetrics"), i, rm) {
-            json_array_foreach(json_object_get(rm, "scopeMetrics"), j, sm) {
-                json_array_foreach(json_object_get(sm, "metrics"), k, m) {
+        json_array_foreach(json_object_get(root, "resourceMetrics"), i, rm)
+        {
+            json_array_foreach(json_object_get(rm, "scopeMetrics"), j, sm)
+            {
+                json_array_foreach(json_object_get(sm, "metrics"), k, m)
+                {
                     for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
                         json_t *d = json_object_get(m, types[t]);
                         items += (long long)json_array_size(json_object_get(d, "dataPoints"));
@@ -430,24 +436,21 @@ static enum MHD_Result sink_reply(struct MHD_Connection *conn, unsigned status, 
 static enum MHD_Result sink_stats(struct MHD_Connection *conn)
 {
     char buf[768];
-    int n = snprintf(buf, sizeof(buf),
-                     "{\"requests\":%lld,\"spans\":%lld,\"data_points\":%lld,\"log_records\":%lld,"
-                     "\"bytes\":%lld,\"decoded_bytes\":%lld,\"rejected\":%lld,\"errors\":%lld,"
-                     "\"series\":%lld,\"samples\":%lld,\"histograms\":%lld,\"exemplars\":%lld,"
-                     "\"target_info_samples\":%lld}\n",
-                     (long long)atomic_load(&g_stats.requests),
-                     (long long)atomic_load(&g_stats.items[SINK_TRACES]),
-                     (long long)atomic_load(&g_stats.items[SINK_METRICS]),
-                     (long long)atomic_load(&g_stats.items[SINK_LOGS]),
-                     (long long)atomic_load(&g_stats.bytes),
-                     (long long)atomic_load(&g_stats.decoded_bytes),
-                     (long long)atomic_load(&g_stats.rejected),
-                     (long long)atomic_load(&g_stats.errors),
-                     (long long)atomic_load(&g_stats.series),
-                     (long long)atomic_load(&g_stats.samples),
-                     (long long)atomic_load(&g_stats.histograms),
-                     (long long)atomic_load(&g_stats.exemplars),
-                     (long long)atomic_load(&g_stats.target_info_samples));
+    int n = snprintf(
+        buf, sizeof(buf),
+        "{\"requests\":%lld,\"spans\":%lld,\"data_points\":%lld,\"log_records\":%lld,"
+        "\"bytes\":%lld,\"decoded_bytes\":%lld,\"rejected\":%lld,\"errors\":%lld,"
+        "\"series\":%lld,\"samples\":%lld,\"histograms\":%lld,\"exemplars\":%lld,"
+        "\"target_info_samples\":%lld}\n",
+        (long long)atomic_load(&g_stats.requests),
+        (long long)atomic_load(&g_stats.items[SINK_TRACES]),
+        (long long)atomic_load(&g_stats.items[SINK_METRICS]),
+        (long long)atomic_load(&g_stats.items[SINK_LOGS]), (long long)atomic_load(&g_stats.bytes),
+        (long long)atomic_load(&g_stats.decoded_bytes), (long long)atomic_load(&g_stats.rejected),
+        (long long)atomic_load(&g_stats.errors), (long long)atomic_load(&g_stats.series),
+        (long long)atomic_load(&g_stats.samples), (long long)atomic_load(&g_stats.histograms),
+        (long long)atomic_load(&g_stats.exemplars),
+        (long long)atomic_load(&g_stats.target_info_samples));
     return sink_reply(conn, MHD_HTTP_OK, "application/json", buf, (size_t)n);
 }
 
@@ -486,11 +489,12 @@ static enum MHD_Result sink_export(struct MHD_Connection *conn, sink_req_t *rq)
         if (items >= 0 && atomic_fetch_add(&g_export_seq, 1) % g_verify_every == 0) {
             long long full = sink_count_pb(rq->route, data, len);
             if (full != items) {
-                fprintf(stderr, "sink: %s body of %zu bytes: full decode counts %lld items, "
-                                "wire walk %lld\n",
-                        rq->route == SINK_TRACES ? "traces" : rq->route == SINK_METRICS
-                                                                  ? "metrics"
-                                                                  : "logs",
+                fprintf(stderr,
+                        "sink: %s body of %zu bytes: full decode counts %lld items, "
+                        "wire walk %lld\n",
+                        rq->route == SINK_TRACES    ? "traces"
+                        : rq->route == SINK_METRICS ? "metrics"
+                                                    : "logs",
                         len, full, items);
                 items = -1;
             }
@@ -763,8 +767,8 @@ static int sink_rw_version(const char *ctype)
 static enum MHD_Result sink_rw_reply(struct MHD_Connection *conn, unsigned status, int version,
                                      const sink_rw_count_t *c, const char *msg)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(msg ? strlen(msg) : 0, (void *)msg,
-                                                             MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(msg ? strlen(msg) : 0, (void *)msg, MHD_RESPMEM_MUST_COPY);
     if (!r) {
         return MHD_NO;
     }
@@ -805,8 +809,8 @@ static enum MHD_Result sink_rw_export(struct MHD_Connection *conn, sink_req_t *r
     if (snappy_uncompressed_length((const char *)rq->body, rq->len, &len) == SNAPPY_OK &&
         len <= SINK_MAX_DECODED) {
         raw = malloc(len ? len : 1);
-        if (raw && snappy_uncompress((const char *)rq->body, rq->len, (char *)raw, &len) !=
-                       SNAPPY_OK) {
+        if (raw &&
+            snappy_uncompress((const char *)rq->body, rq->len, (char *)raw, &len) != SNAPPY_OK) {
             free(raw);
             raw = NULL;
         }
@@ -820,9 +824,10 @@ static enum MHD_Result sink_rw_export(struct MHD_Connection *conn, sink_req_t *r
     if (ok && atomic_fetch_add(&g_export_seq, 1) % g_verify_every == 0) {
         sink_rw_count_t full;
         if (sink_rw_full(version, raw, len, &full) < 0 || memcmp(&full, &c, sizeof(c)) != 0) {
-            fprintf(stderr, "sink: remote-write %d.0 body of %zu bytes: full decode counts "
-                            "%lld series %lld samples %lld target_info samples, wire walk %lld "
-                            "%lld %lld\n",
+            fprintf(stderr,
+                    "sink: remote-write %d.0 body of %zu bytes: full decode counts "
+                    "%lld series %lld samples %lld target_info samples, wire walk %lld "
+                    "%lld %lld\n",
                     version, len, full.series, full.samples, full.target_info_samples, c.series,
                     c.samples, c.target_info_samples);
             ok = 0;
@@ -945,24 +950,22 @@ static void sink_completed(void *cls, struct MHD_Connection *conn, void **con_cl
 
 static void sink_usage(FILE *f)
 {
-    fprintf(f, "usage: sink --port PORT [--verify-every N] [--delay-ms N] [--status CODE]\n"
-               "Counting OTLP/HTTP (/v1/traces|metrics|logs) and Prometheus remote-write\n"
-               "(/api/v1/write, 1.0 and 2.0) sink on 127.0.0.1. PORT 0 picks a free port; the\n"
-               "first line on stdout is \"port N\". GET /stats returns the totals as JSON.\n"
-               "  --verify-every N  fully decode 1 protobuf request in N (default 1: all)\n"
-               "  --delay-ms N      wait N ms before answering each export\n"
-               "  --status CODE     answer exports with CODE (e.g. 503) and count them as rejected\n");
+    fprintf(f,
+            "usage: sink --port PORT [--verify-every N] [--delay-ms N] [--status CODE]\n"
+            "Counting OTLP/HTTP (/v1/traces|metrics|logs) and Prometheus remote-write\n"
+            "(/api/v1/write, 1.0 and 2.0) sink on 127.0.0.1. PORT 0 picks a free port; the\n"
+            "first line on stdout is \"port N\". GET /stats returns the totals as JSON.\n"
+            "  --verify-every N  fully decode 1 protobuf request in N (default 1: all)\n"
+            "  --delay-ms N      wait N ms before answering each export\n"
+            "  --status CODE     answer exports with CODE (e.g. 503) and count them as rejected\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"port", required_argument, NULL, 'p'},
-        {"delay-ms", required_argument, NULL, 'd'},
-        {"status", required_argument, NULL, 's'},
-        {"verify-every", required_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"port", required_argument, NULL, 'p'},   {"delay-ms", required_argument, NULL, 'd'},
+        {"status", required_argument, NULL, 's'}, {"verify-every", required_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     int port = -1, o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {

@@ -66,8 +66,9 @@ int main(int argc, char **argv)
     }
     double per_round = (cpu_s() - c0) / rounds;
     printf("slos=%d rounds=%d cpu_per_round_ms=%.2f cpu_share_at_10s=%.3f%% "
-           "rss_per_slo_bytes=%.0f sizeof_inst=%zu\n", n, rounds, per_round * 1000,
-           per_round / 10.0 * 100.0, (double)(rss1 - rss0) * 1024.0 / n, sizeof(slo_inst_t));
+           "rss_per_slo_bytes=%.0f sizeof_inst=%zu\n",
+           n, rounds, per_round * 1000, per_round / 10.0 * 100.0,
+           (double)(rss1 - rss0) * 1024.0 / n, sizeof(slo_inst_t));
     (void)sink;
     return 0;
 }

@@ -40,18 +40,18 @@ static inline int fuzz_oracle_aborts(void)
 
 /* Reports an oracle disagreement; aborts unless FUZZ_ORACLE=0 (then the first few are printed
  * and the rest only counted, so a run stays readable). */
-#define FUZZ_ORACLE_FAIL(...)                                                                \
-    do {                                                                                     \
-        static unsigned long fuzz_fired_;                                                    \
-        if (fuzz_oracle_aborts()) {                                                          \
-            fprintf(stderr, "ORACLE: " __VA_ARGS__);                                         \
-            fputc('\n', stderr);                                                             \
-            abort();                                                                         \
-        }                                                                                    \
-        if (fuzz_fired_++ < 3) {                                                             \
-            fprintf(stderr, "ORACLE (FUZZ_ORACLE=0, not aborting): " __VA_ARGS__);           \
-            fputc('\n', stderr);                                                             \
-        }                                                                                    \
+#define FUZZ_ORACLE_FAIL(...)                                                      \
+    do {                                                                           \
+        static unsigned long fuzz_fired_;                                          \
+        if (fuzz_oracle_aborts()) {                                                \
+            fprintf(stderr, "ORACLE: " __VA_ARGS__);                               \
+            fputc('\n', stderr);                                                   \
+            abort();                                                               \
+        }                                                                          \
+        if (fuzz_fired_++ < 3) {                                                   \
+            fprintf(stderr, "ORACLE (FUZZ_ORACLE=0, not aborting): " __VA_ARGS__); \
+            fputc('\n', stderr);                                                   \
+        }                                                                          \
     } while (0)
 
 /* The first byte of an input picks a mode / signal in targets that have several; the rest is
@@ -81,6 +81,9 @@ static inline char *fuzz_cstr(const uint8_t *data, size_t size)
 }
 
 /* Silences warnings from the code under test: a fuzzer produces millions of bad inputs. */
-static inline void fuzz_quiet(void) { mt_log_level = -1; }
+static inline void fuzz_quiet(void)
+{
+    mt_log_level = -1;
+}
 
 #endif

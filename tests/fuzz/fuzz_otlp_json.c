@@ -46,9 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                              eb.msg);
         }
     } else if (otlp_check(sig, m2, &items2, &eb) != MT_OK || items2 != items) {
-        FUZZ_ORACLE_FAIL("%s: round trip changed the items (%llu -> %llu, %s)",
-                         mt_signal_name(sig), (unsigned long long)items,
-                         (unsigned long long)items2, eb.set ? eb.msg : "");
+        FUZZ_ORACLE_FAIL("%s: round trip changed the items (%llu -> %llu, %s)", mt_signal_name(sig),
+                         (unsigned long long)items, (unsigned long long)items2,
+                         eb.set ? eb.msg : "");
     } else {
         size_t n2 = 0;
         char *j2 = otlp_json_encode(m2, &n2);

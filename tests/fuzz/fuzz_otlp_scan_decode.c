@@ -48,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mt_errbuf_clear(&eb);
     uint64_t slow_items = 0;
     ProtobufCMessage *m = otlp_unpack(sig, data, size, a, &eb);
-    int slow = m && otlp_validate_utf8(m, &eb) == MT_OK && otlp_check(sig, m, &slow_items, &eb) == MT_OK;
+    int slow =
+        m && otlp_validate_utf8(m, &eb) == MT_OK && otlp_check(sig, m, &slow_items, &eb) == MT_OK;
     if (fast) {
         /* what processors do next with bytes the scanner passed: walk every value */
         size_t seen = 0;

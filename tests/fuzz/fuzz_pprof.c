@@ -40,7 +40,8 @@ static void from_pprof(const uint8_t *pb, size_t len, arena_t *a)
                 int rc = pprof_from_otlp(req->dictionary, sp->profiles[p], &out, &out_len, &eb);
                 if (rc == MT_EINVAL) {
                     FUZZ_ORACLE_FAIL("pprof: a profile pprof_to_otlp made does not convert "
-                                     "back: %s", eb.msg);
+                                     "back: %s",
+                                     eb.msg);
                 } else if (rc == MT_OK) {
                     pprof_otlp_req_t *req2 = NULL;
                     uint64_t n2 = 0;

@@ -12,38 +12,38 @@
 typedef void (*unit_fn)(int *failed);
 void unit_register(const char *file, const char *name, unit_fn fn);
 
-#define UNIT_TEST(name)                                                        \
-    static void unit_##name(int *unit_failed_);                               \
-    __attribute__((constructor)) static void unit_reg_##name(void)            \
-    {                                                                          \
-        unit_register(__FILE__, #name, unit_##name);                           \
-    }                                                                          \
+#define UNIT_TEST(name)                                            \
+    static void unit_##name(int *unit_failed_);                    \
+    __attribute__((constructor)) static void unit_reg_##name(void) \
+    {                                                              \
+        unit_register(__FILE__, #name, unit_##name);               \
+    }                                                              \
     static void unit_##name(int *unit_failed_)
 
 /* CHECK records a failure and continues; REQUIRE returns from the test. */
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
             fprintf(stderr, "    %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-            *unit_failed_ = 1;                                                 \
-        }                                                                      \
+            *unit_failed_ = 1;                                                           \
+        }                                                                                \
     } while (0)
-#define REQUIRE(cond)                                                          \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
+#define REQUIRE(cond)                                                                      \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
             fprintf(stderr, "    %s:%d: REQUIRE(%s) failed\n", __FILE__, __LINE__, #cond); \
-            *unit_failed_ = 1;                                                 \
-            return;                                                            \
-        }                                                                      \
+            *unit_failed_ = 1;                                                             \
+            return;                                                                        \
+        }                                                                                  \
     } while (0)
-#define CHECK_STR(a, b)                                                        \
-    do {                                                                       \
-        const char *a_ = (a), *b_ = (b);                                       \
-        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                               \
+#define CHECK_STR(a, b)                                                          \
+    do {                                                                         \
+        const char *a_ = (a), *b_ = (b);                                         \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                 \
             fprintf(stderr, "    %s:%d: \"%s\" != \"%s\"\n", __FILE__, __LINE__, \
-                    a_ ? a_ : "(null)", b_ ? b_ : "(null)");                   \
-            *unit_failed_ = 1;                                                 \
-        }                                                                      \
+                    a_ ? a_ : "(null)", b_ ? b_ : "(null)");                     \
+            *unit_failed_ = 1;                                                   \
+        }                                                                        \
     } while (0)
 
 /* Directory of tests/fixtures (env MELTP_FIXTURES overrides). */

@@ -15,7 +15,7 @@ typedef struct unit_exp {
     cfg_field_t *fields; /* common + own table */
     size_t nfields;
     cfg_doc_t *doc;
-    cfg_ctx_t c;         /* config errors, "exp.yaml:LINE: exporters.TYPE.key: reason" */
+    cfg_ctx_t c; /* config errors, "exp.yaml:LINE: exporters.TYPE.key: reason" */
     int created;
 } unit_exp_t;
 
@@ -33,9 +33,9 @@ typedef struct unit_sink_req {
     char content_encoding[32];
     char tenant[128];
     char user_agent[128];
-    char custom[128];        /* the X-Unit header, when sent */
-    char query[512];         /* decoded query arguments as "k=v&k2=v2&" in arrival order */
-    uint8_t *body;           /* decompressed per Content-Encoding (gzip, zstd, snappy) */
+    char custom[128]; /* the X-Unit header, when sent */
+    char query[512];  /* decoded query arguments as "k=v&k2=v2&" in arrival order */
+    uint8_t *body;    /* decompressed per Content-Encoding (gzip, zstd, snappy) */
     size_t len;
 } unit_sink_req_t;
 

@@ -147,8 +147,8 @@ UNIT_TEST(cap_enforced)
         }
         got += 512;
     }
-    CHECK(got > 0);     /* smaller allocations still fit for a while */
-    CHECK(got < 8192);  /* ... but not forever */
+    CHECK(got > 0);    /* smaller allocations still fit for a while */
+    CHECK(got < 8192); /* ... but not forever */
     CHECK(arena_reserved(a) <= 8192);
     CHECK(arena_over_cap(a) == 1);
     /* reset clears the flag and the first block serves again */

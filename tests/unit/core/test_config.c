@@ -40,32 +40,31 @@ static int starts_with(const char *s, const char *prefix)
     return s && strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static const char *otel_cfg =
-    "receivers:\n"                                          /* 1 */
-    "  otlp:\n"                                             /* 2 */
-    "    protocols:\n"                                      /* 3 */
-    "      http:\n"                                         /* 4 */
-    "        endpoint: ${env:MELTP_T_HTTP:-127.0.0.1:4318}\n" /* 5 */
-    "processors:\n"                                         /* 6 */
-    "  batch: {}\n"                                         /* 7 */
-    "  memory_limiter:\n"                                   /* 8 */
-    "    check_interval: 1s\n"                              /* 9 */
-    "    limit_mib: 512\n"                                  /* 10 */
-    "exporters:\n"                                          /* 11 */
-    "  otlphttp/tempo:\n"                                   /* 12 */
-    "    endpoint: http://127.0.0.1:4318\n"                 /* 13 */
-    "    headers:\n"                                        /* 14 */
-    "      X-Scope-OrgID: lab-dev\n"                        /* 15 */
-    "    sending_queue:\n"                                  /* 16 */
-    "      queue_size: 1000\n"                              /* 17 */
-    "  debug:\n"                                            /* 18 */
-    "service:\n"                                            /* 19 */
-    "  extensions: [health_check]\n"                        /* 20 */
-    "  pipelines:\n"                                        /* 21 */
-    "    traces:\n"                                         /* 22 */
-    "      receivers: [otlp]\n"                             /* 23 */
-    "      processors: [batch]\n"                           /* 24 */
-    "      exporters: [otlphttp/tempo]\n";                  /* 25 */
+static const char *otel_cfg = "receivers:\n"                                            /* 1 */
+                              "  otlp:\n"                                               /* 2 */
+                              "    protocols:\n"                                        /* 3 */
+                              "      http:\n"                                           /* 4 */
+                              "        endpoint: ${env:MELTP_T_HTTP:-127.0.0.1:4318}\n" /* 5 */
+                              "processors:\n"                                           /* 6 */
+                              "  batch: {}\n"                                           /* 7 */
+                              "  memory_limiter:\n"                                     /* 8 */
+                              "    check_interval: 1s\n"                                /* 9 */
+                              "    limit_mib: 512\n"                                    /* 10 */
+                              "exporters:\n"                                            /* 11 */
+                              "  otlphttp/tempo:\n"                                     /* 12 */
+                              "    endpoint: http://127.0.0.1:4318\n"                   /* 13 */
+                              "    headers:\n"                                          /* 14 */
+                              "      X-Scope-OrgID: lab-dev\n"                          /* 15 */
+                              "    sending_queue:\n"                                    /* 16 */
+                              "      queue_size: 1000\n"                                /* 17 */
+                              "  debug:\n"                                              /* 18 */
+                              "service:\n"                                              /* 19 */
+                              "  extensions: [health_check]\n"                          /* 20 */
+                              "  pipelines:\n"                                          /* 21 */
+                              "    traces:\n"                                           /* 22 */
+                              "      receivers: [otlp]\n"                               /* 23 */
+                              "      processors: [batch]\n"                             /* 24 */
+                              "      exporters: [otlphttp/tempo]\n";                    /* 25 */
 
 UNIT_TEST(load_otel_config)
 {
@@ -325,7 +324,8 @@ typedef struct {
 } tcfg_t;
 
 static const cfg_field_t tfields[] = {
-    {"endpoint", CFG_T_STRING, NULL, CFG_REQUIRED, offsetof(tcfg_t, endpoint), NULL, "where to send"},
+    {"endpoint", CFG_T_STRING, NULL, CFG_REQUIRED, offsetof(tcfg_t, endpoint), NULL,
+     "where to send"},
     {"token", CFG_T_STRING, NULL, CFG_SECRET, offsetof(tcfg_t, token), NULL, "bearer token"},
     {"timeout", CFG_T_DURATION, "5s", 0, offsetof(tcfg_t, timeout_ms), NULL, "request timeout"},
     {"max_body", CFG_T_BYTES, "4MiB", 0, offsetof(tcfg_t, max_bytes), NULL, "largest body"},
@@ -466,22 +466,22 @@ UNIT_TEST(apply_errors)
     cfg_doc_t *d;
     cfg_ctx_t c;
     tcfg_t t;
-    int n = apply_yaml("exporters:\n"                   /* 1 */
-                       "  x:\n"                         /* 2 */
-                       "    bogus: 1\n"                 /* 3 */
-                       "    timeout: 5 seconds\n"       /* 4 */
-                       "    max_body: lots\n"           /* 5 */
-                       "    sending_queue:\n"           /* 6 */
-                       "      on_full: block\n"         /* 7 */
-                       "      queue_size: 1.5\n"        /* 8 */
-                       "      size: 3\n"                /* 9 */
+    int n = apply_yaml("exporters:\n"                        /* 1 */
+                       "  x:\n"                              /* 2 */
+                       "    bogus: 1\n"                      /* 3 */
+                       "    timeout: 5 seconds\n"            /* 4 */
+                       "    max_body: lots\n"                /* 5 */
+                       "    sending_queue:\n"                /* 6 */
+                       "      on_full: block\n"              /* 7 */
+                       "      queue_size: 1.5\n"             /* 8 */
+                       "      size: 3\n"                     /* 9 */
                        "    retries: 99999999999999999999\n" /* 10 */
-                       "    ratio: abc\n"               /* 11 */
-                       "    headers: [a]\n"             /* 12 */
-                       "    tags:\n"                    /* 13 */
-                       "      - ok\n"                   /* 14 */
-                       "      - {no: 1}\n"              /* 15 */
-                       "    token: [1]\n",              /* 16 */
+                       "    ratio: abc\n"                    /* 11 */
+                       "    headers: [a]\n"                  /* 12 */
+                       "    tags:\n"                         /* 13 */
+                       "      - ok\n"                        /* 14 */
+                       "      - {no: 1}\n"                   /* 15 */
+                       "    token: [1]\n",                   /* 16 */
                        &d, &c, &t);
     dump_errs(&c, 12);
     CHECK(n == 12 && c.nerr == 12);
@@ -556,7 +556,8 @@ UNIT_TEST(apply_errors)
     };
     cfg_ctx_init(&c, "f.yaml");
     CHECK(cfg_apply(&c, bf, 1, NULL, "p", &t) == 1);
-    CHECK(c.nerr == 1 && starts_with(c.errs[0], "f.yaml: p.t: invalid default in the config table"));
+    CHECK(c.nerr == 1 &&
+          starts_with(c.errs[0], "f.yaml: p.t: invalid default in the config table"));
     cfg_ctx_fini(&c);
 }
 
@@ -600,16 +601,34 @@ UNIT_TEST(parse_duration)
         int ok;
         int64_t ms;
     } cases[] = {
-        {"0", 1, 0},          {"0s", 1, 0},          {"200ms", 1, 200},
-        {"5s", 1, 5000},      {"1m", 1, 60000},      {"1h", 1, 3600000},
-        {"1h30m", 1, 5400000}, {"1.5s", 1, 1500},     {".5s", 1, 500},
-        {"0.3s", 1, 300},     {"1m0.5s", 1, 60500},  {"500us", 1, 1},
-        {"1ns", 1, 1},        {"2000000ns", 1, 2},   {"1500\xc2\xb5s", 1, 2},
+        {"0", 1, 0},
+        {"0s", 1, 0},
+        {"200ms", 1, 200},
+        {"5s", 1, 5000},
+        {"1m", 1, 60000},
+        {"1h", 1, 3600000},
+        {"1h30m", 1, 5400000},
+        {"1.5s", 1, 1500},
+        {".5s", 1, 500},
+        {"0.3s", 1, 300},
+        {"1m0.5s", 1, 60500},
+        {"500us", 1, 1},
+        {"1ns", 1, 1},
+        {"2000000ns", 1, 2},
+        {"1500\xc2\xb5s", 1, 2},
         {"2562047h", 1, 2562047LL * 3600000},
-        {"", 0, 0},           {"5", 0, 0},           {"-1s", 0, 0},
-        {"+1s", 0, 0},        {"1d", 0, 0},          {"5 s", 0, 0},
-        {" 5s", 0, 0},        {"s", 0, 0},           {".s", 0, 0},
-        {"1.2.3s", 0, 0},     {"9999999999h", 0, 0}, {"2562048h", 0, 0},
+        {"", 0, 0},
+        {"5", 0, 0},
+        {"-1s", 0, 0},
+        {"+1s", 0, 0},
+        {"1d", 0, 0},
+        {"5 s", 0, 0},
+        {" 5s", 0, 0},
+        {"s", 0, 0},
+        {".s", 0, 0},
+        {"1.2.3s", 0, 0},
+        {"9999999999h", 0, 0},
+        {"2562048h", 0, 0},
         {"1sx", 0, 0},
     };
     for (size_t i = 0; i < MT_ARRAY_LEN(cases); i++) {
@@ -663,8 +682,7 @@ UNIT_TEST(parse_bytes)
         CHECK((rc == MT_OK) == cases[i].ok);
         CHECK(v == (cases[i].ok ? cases[i].v : -7));
         if ((rc == MT_OK) != cases[i].ok || (cases[i].ok && v != cases[i].v)) {
-            fprintf(stderr, "    bytes case \"%s\": rc %d v %lld\n", cases[i].in, rc,
-                    (long long)v);
+            fprintf(stderr, "    bytes case \"%s\": rc %d v %lld\n", cases[i].in, rc, (long long)v);
         }
     }
 }
@@ -675,9 +693,9 @@ UNIT_TEST(parse_bool)
         const char *in;
         int ok, v;
     } cases[] = {
-        {"true", 1, 1}, {"True", 1, 1}, {"yes", 1, 1},   {"on", 1, 1},   {"ON", 1, 1},
-        {"false", 1, 0}, {"no", 1, 0},  {"off", 1, 0},   {"FALSE", 1, 0}, {"1", 0, 0},
-        {"", 0, 0},     {"maybe", 0, 0}, {"truex", 0, 0},
+        {"true", 1, 1},  {"True", 1, 1},  {"yes", 1, 1},   {"on", 1, 1},    {"ON", 1, 1},
+        {"false", 1, 0}, {"no", 1, 0},    {"off", 1, 0},   {"FALSE", 1, 0}, {"1", 0, 0},
+        {"", 0, 0},      {"maybe", 0, 0}, {"truex", 0, 0},
     };
     for (size_t i = 0; i < MT_ARRAY_LEN(cases); i++) {
         int v = -7;

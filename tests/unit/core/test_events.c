@@ -14,8 +14,8 @@
 
 UNIT_TEST(per_service_then_other)
 {
-    events_counter_t *ec = events_counter_create("meltp_ut_ev_total", "Events.",
-                                                 "exporter=\"lk\"", 2, EVENTS_LABEL_UTF8);
+    events_counter_t *ec = events_counter_create("meltp_ut_ev_total", "Events.", "exporter=\"lk\"",
+                                                 2, EVENTS_LABEL_UTF8);
     REQUIRE(ec);
     events_counter_add(ec, "api", 3, 2);
     events_counter_add(ec, "web", 3, 1);
@@ -35,10 +35,10 @@ UNIT_TEST(per_service_then_other)
 
 UNIT_TEST(label_policies)
 {
-    events_counter_t *a = events_counter_create("meltp_ut_ev_ascii_total", "Events.", "", 8,
-                                                EVENTS_LABEL_ASCII);
-    events_counter_t *u = events_counter_create("meltp_ut_ev_utf8_total", "Events.", "", 8,
-                                                EVENTS_LABEL_UTF8);
+    events_counter_t *a =
+        events_counter_create("meltp_ut_ev_ascii_total", "Events.", "", 8, EVENTS_LABEL_ASCII);
+    events_counter_t *u =
+        events_counter_create("meltp_ut_ev_utf8_total", "Events.", "", 8, EVENTS_LABEL_UTF8);
     REQUIRE(a && u);
     events_counter_add(a, "caf\xc3\xa9\t\"x", 8, 1);
     events_counter_add(u, "caf\xc3\xa9\t\"x", 8, 1);

@@ -111,8 +111,8 @@ static void fx_init(fixture_t *f, const char *id, processor_t **procs, size_t np
     char lb[128];
     snprintf(lb, sizeof(lb), "pipeline=\"%s\"", id);
     p->c_refused = tm_counter("meltp_pipeline_refused_items_total", "Items refused.", lb);
-    p->c_dropped_proc = tm_counter("meltp_pipeline_processor_dropped_items_total",
-                                   "Items processors removed.", lb);
+    p->c_dropped_proc =
+        tm_counter("meltp_pipeline_processor_dropped_items_total", "Items processors removed.", lb);
     p->procs = nprocs ? calloc(nprocs, sizeof(*procs)) : NULL;
     for (size_t i = 0; i < nprocs; i++) {
         p->procs[i] = procs[i];
@@ -161,9 +161,9 @@ static char *fx_json(fixture_t *f, int i)
 {
     arena_t *a = arena_create(64 * 1024, 0);
     pthread_mutex_lock(&f->rec->mu);
-    ProtobufCMessage *m = protobuf_c_message_unpack(otlp_request_desc(MT_SIG_TRACES),
-                                                    arena_pb_allocator(a), f->rec->got[i].len,
-                                                    f->rec->got[i].data);
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(otlp_request_desc(MT_SIG_TRACES), arena_pb_allocator(a),
+                                  f->rec->got[i].len, f->rec->got[i].data);
     pthread_mutex_unlock(&f->rec->mu);
     size_t len = 0;
     char *out = m ? otlp_json_encode(m, &len) : NULL;
@@ -174,8 +174,8 @@ static char *fx_json(fixture_t *f, int i)
 /* ---- requests --------------------------------------------------------------------------- */
 
 #define ATTR(k, v) "{\"key\":\"" k "\",\"value\":{\"stringValue\":\"" v "\"}}"
-#define SPAN(id, name, attrs)                                                                   \
-    "{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\",\"spanId\":\"01020304050607" id "\","   \
+#define SPAN(id, name, attrs)                                                                \
+    "{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\",\"spanId\":\"01020304050607" id "\"," \
     "\"name\":\"" name "\",\"attributes\":[" attrs "]}"
 
 typedef struct request {
@@ -209,10 +209,12 @@ static void req_fini(request_t *r)
     free(r->raw);
 }
 
-static const char *const two_spans =
-    "{\"resourceSpans\":[{\"resource\":{\"attributes\":[" ATTR("service.name", "svc") "]},"
-    "\"scopeSpans\":[{\"spans\":[" SPAN("08", "work", ATTR("user", "mail ann@mailbox.io")) ","
-    SPAN("09", "idle", "") "]}]}]}";
+static const char *const two_spans = "{\"resourceSpans\":[{\"resource\":{\"attributes\":[" ATTR(
+    "service.name", "svc") "]},"
+                           "\"scopeSpans\":[{\"spans\":[" SPAN(
+                               "08", "work",
+                               ATTR("user", "mail ann@mailbox.io")) "," SPAN("09", "idle",
+                                                                             "") "]}]}]}";
 
 /* ---- observers -------------------------------------------------------------------------- */
 
@@ -244,8 +246,9 @@ static void observe(void *arg, mt_signal_t s, const uint8_t *pb, size_t len, uin
 UNIT_TEST(changing_pipeline_and_plain_pipeline_get_their_own_bytes)
 {
     cfg_ctx_t c1;
-    processor_t *res = unit_proc_create("resource", "attributes:\n"
-                                                    "  - {key: team, action: insert, value: a}\n",
+    processor_t *res = unit_proc_create("resource",
+                                        "attributes:\n"
+                                        "  - {key: team, action: insert, value: a}\n",
                                         &c1);
     REQUIRE(res != NULL);
     fixture_t f1, f2;
@@ -295,11 +298,13 @@ UNIT_TEST(changing_pipeline_and_plain_pipeline_get_their_own_bytes)
 UNIT_TEST(second_changing_pipeline_starts_from_the_original_request)
 {
     cfg_ctx_t c1, c2;
-    processor_t *px = unit_proc_create("resource", "attributes:\n"
-                                                   "  - {key: x, action: insert, value: one}\n",
+    processor_t *px = unit_proc_create("resource",
+                                       "attributes:\n"
+                                       "  - {key: x, action: insert, value: one}\n",
                                        &c1);
-    processor_t *py = unit_proc_create("resource", "attributes:\n"
-                                                   "  - {key: y, action: insert, value: two}\n",
+    processor_t *py = unit_proc_create("resource",
+                                       "attributes:\n"
+                                       "  - {key: y, action: insert, value: two}\n",
                                        &c2);
     REQUIRE(px && py);
     fixture_t f1, f2;
@@ -311,8 +316,8 @@ UNIT_TEST(second_changing_pipeline_starts_from_the_original_request)
     for (int raw = 1; raw >= 0; raw--) {
         request_t r;
         REQUIRE(req_init(&r, two_spans) == 0);
-        pipeline_consume(ps, 2, MT_SIG_TRACES, r.req, raw ? r.raw : NULL, raw ? r.len : 0,
-                         r.items, "", r.a, &cr);
+        pipeline_consume(ps, 2, MT_SIG_TRACES, r.req, raw ? r.raw : NULL, raw ? r.len : 0, r.items,
+                         "", r.a, &cr);
         CHECK(cr.status == MT_OK);
         req_fini(&r);
     }
@@ -371,8 +376,8 @@ UNIT_TEST(everything_dropped_enqueues_nothing_for_that_pipeline)
     fixture_t f;
     fx_init(&f, "all-dropped", &g, 1, NULL);
     request_t r;
-    REQUIRE(req_init(&r, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":["
-                         SPAN("08", "a", ATTR("e", "x@mailbox.io")) "]}]}]}") == 0);
+    REQUIRE(req_init(&r, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[" SPAN(
+                             "08", "a", ATTR("e", "x@mailbox.io")) "]}]}]}") == 0);
     consume_result_t cr;
     pipeline_consume(&f.p, 1, MT_SIG_TRACES, r.req, r.raw, r.len, r.items, "", r.a, &cr);
     CHECK(cr.status == MT_OK);
@@ -402,8 +407,8 @@ UNIT_TEST(processor_reject_refuses_the_whole_request_everywhere)
     fx_init(&f1, "plain2", NULL, 0, NULL);
     fx_init(&f2, "checked", &v, 1, NULL);
     request_t r;
-    REQUIRE(req_init(&r, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[" SPAN("08", "a", "")
-                         "]}]}]}") == 0);
+    REQUIRE(req_init(&r, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[" SPAN(
+                             "08", "a", "") "]}]}]}") == 0);
     pipeline_t *ps[] = {f1.p, f2.p};
     consume_result_t cr;
     pipeline_consume(ps, 2, MT_SIG_TRACES, r.req, r.raw, r.len, r.items, "", r.a, &cr);
@@ -428,8 +433,8 @@ UNIT_TEST(inspect_saying_nothing_to_do_forwards_client_bytes)
     fixture_t f;
     fx_init(&f, "clean", &g, 1, NULL);
     request_t r;
-    REQUIRE(req_init(&r, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":["
-                         SPAN("08", "a", ATTR("k", "nothing personal")) "]}]}]}") == 0);
+    REQUIRE(req_init(&r, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[" SPAN(
+                             "08", "a", ATTR("k", "nothing personal")) "]}]}]}") == 0);
     /* the decoded request is not even needed: raw bytes alone */
     consume_result_t cr;
     pipeline_consume(&f.p, 1, MT_SIG_TRACES, NULL, r.raw, r.len, r.items, "", r.a, &cr);
@@ -455,8 +460,10 @@ UNIT_TEST(inspect_saying_nothing_to_do_forwards_client_bytes)
 UNIT_TEST(accepts_format_needs_no_processors_and_willing_exporters)
 {
     cfg_ctx_t c;
-    processor_t *res = unit_proc_create("resource", "attributes:\n"
-                                                    "  - {key: a, action: delete}\n", &c);
+    processor_t *res = unit_proc_create("resource",
+                                        "attributes:\n"
+                                        "  - {key: a, action: delete}\n",
+                                        &c);
     REQUIRE(res != NULL);
     fixture_t fa, fb, fp, fo;
     fx_init(&fa, "fmt-a", NULL, 0, NULL);
@@ -493,8 +500,8 @@ UNIT_TEST(consume_encoded_keeps_format_and_shows_observers_the_otlp_form)
     const uint8_t wire[] = {0x0a, 0x03, 'a', 'b', 'c'};
     pipeline_t *ps[] = {f1.p, f2.p};
     consume_result_t cr;
-    pipeline_consume_encoded(ps, 2, MT_SIG_TRACES, MT_FMT_PRW1, wire, sizeof(wire), 2, "t1",
-                             r.req, &cr);
+    pipeline_consume_encoded(ps, 2, MT_SIG_TRACES, MT_FMT_PRW1, wire, sizeof(wire), 2, "t1", r.req,
+                             &cr);
     CHECK(cr.status == MT_OK);
     CHECK(seen.calls == 1 && seen.items == 2);
     CHECK_STR(seen.tenant, "t1");

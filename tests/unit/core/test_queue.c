@@ -21,10 +21,10 @@
 
 typedef struct fake {
     pthread_mutex_t mu;
-    int fail_rc;        /* what send returns while failing */
-    int fail_left;      /* sends still to fail; -1 = fail forever */
-    const char *reason; /* res->reason on failure (NULL: let the queue pick) */
-    int delay_ms;       /* each send takes this long */
+    int fail_rc;             /* what send returns while failing */
+    int fail_left;           /* sends still to fail; -1 = fail forever */
+    const char *reason;      /* res->reason on failure (NULL: let the queue pick) */
+    int delay_ms;            /* each send takes this long */
     const char *undecodable; /* a request holding these bytes cannot be decoded (MT_EINVAL) */
     int calls;
     int nsent;
@@ -210,8 +210,8 @@ static int wait_sent(fake_t *f, int want, int timeout_ms)
     return n;
 }
 
-static uint64_t wait_counter(const char *exid, const char *pipe, const char *reason,
-                             uint64_t want, int timeout_ms)
+static uint64_t wait_counter(const char *exid, const char *pipe, const char *reason, uint64_t want,
+                             int timeout_ms)
 {
     uint64_t until = mt_now_ns() + (uint64_t)timeout_ms * 1000000u;
     uint64_t v;
@@ -258,8 +258,7 @@ UNIT_TEST(reserve_push_deliver_in_order)
     CHECK(wait_sent(f, 3, 1000) == 3);
     pthread_mutex_lock(&f->mu);
     CHECK(f->sent[0].len == 2 && memcmp(f->sent[0].data, "AA", 2) == 0 && f->sent[0].items == 1);
-    CHECK(f->sent[1].len == 3 && memcmp(f->sent[1].data, "BBB", 3) == 0 &&
-          f->sent[1].items == 2);
+    CHECK(f->sent[1].len == 3 && memcmp(f->sent[1].data, "BBB", 3) == 0 && f->sent[1].items == 2);
     CHECK(f->sent[2].len == 1 && memcmp(f->sent[2].data, "C", 1) == 0 && f->sent[2].items == 3);
     CHECK(f->sent[0].s == MT_SIG_TRACES);
     pthread_mutex_unlock(&f->mu);
@@ -311,7 +310,7 @@ UNIT_TEST(queue_bytes_limit)
     CHECK(exq_reserve(q, 60, 1) == MT_OK);
     CHECK(exq_reserve(q, 60, 1) == MT_AGAIN); /* 120 > 100 */
     CHECK(exq_reserve(q, 40, 1) == MT_OK);    /* exactly 100 */
-    CHECK(exq_fill_ratio(q) == 1.0);       /* by bytes, not by slots */
+    CHECK(exq_fill_ratio(q) == 1.0);          /* by bytes, not by slots */
     exq_unreserve(q, 60, 1);
     exq_unreserve(q, 40, 1);
     /* a batch larger than the whole queue never fits: refused even by an empty queue (issue
@@ -386,10 +385,8 @@ UNIT_TEST(batch_max_size_splits_between_batches)
     REQUIRE(exq_start(q) == MT_OK);
     CHECK(wait_sent(f, 2, 1000) == 2);
     pthread_mutex_lock(&f->mu);
-    CHECK(f->sent[0].items == 4 && f->sent[0].len == 4 &&
-          memcmp(f->sent[0].data, "abcd", 4) == 0);
-    CHECK(f->sent[1].items == 3 && f->sent[1].len == 3 &&
-          memcmp(f->sent[1].data, "efg", 3) == 0);
+    CHECK(f->sent[0].items == 4 && f->sent[0].len == 4 && memcmp(f->sent[0].data, "abcd", 4) == 0);
+    CHECK(f->sent[1].items == 3 && f->sent[1].len == 3 && memcmp(f->sent[1].data, "efg", 3) == 0);
     pthread_mutex_unlock(&f->mu);
     stop_destroy(q);
     pipe_free(p);
@@ -410,8 +407,8 @@ UNIT_TEST(batch_timeout_sends_partial_batch)
     CHECK(push(q, "two", 1) == MT_OK); /* arrives while the worker waits for more */
     CHECK(wait_sent(f, 1, 1000) == 1);
     uint64_t ms = (mt_now_ns() - t0) / 1000000u;
-    CHECK(ms >= 70);  /* it waited for the batch timeout ... */
-    CHECK(ms < 600);  /* ... and not much longer */
+    CHECK(ms >= 70); /* it waited for the batch timeout ... */
+    CHECK(ms < 600); /* ... and not much longer */
     pthread_mutex_lock(&f->mu);
     CHECK(f->sent[0].items == 2 && f->sent[0].len == 6 &&
           memcmp(f->sent[0].data, "onetwo", 6) == 0);
@@ -588,7 +585,7 @@ UNIT_TEST(destroy_counts_unsent_as_shutdown)
     CHECK(push(q, "never", 3) == MT_OK);
     CHECK(push(q, "sent", 2) == MT_OK);
     CHECK(atomic_load(&mt_mem_in_use) == mem0 + 9); /* the queue holds the batches */
-    exq_stop(q, mt_now_ns()); /* no workers were started */
+    exq_stop(q, mt_now_ns());                       /* no workers were started */
     exq_destroy(q);
     CHECK(dropped(f->id, "p", "shutdown") == 5);
     CHECK(atomic_load(&mt_mem_in_use) == mem0); /* and released them */

@@ -45,20 +45,18 @@ static int has_error(const cfg_ctx_t *c, const char *want)
 UNIT_TEST(load_valid_config_knows_its_exporters)
 {
     cfg_ctx_t c;
-    service_t *s = load(&c,
-                        "receivers:\n"
-                        "  otlp:\n"
-                        "    protocols:\n"
-                        "      http:\n"
-                        "exporters:\n"
-                        "  debug:\n"
-                        "  debug/two:\n"
-                        "service:\n"
-                        "  shutdown_timeout: 3s\n" NO_TELEMETRY
-                        "  pipelines:\n"
-                        "    traces:\n"
-                        "      receivers: [otlp]\n"
-                        "      exporters: [debug, debug/two]\n");
+    service_t *s = load(&c, "receivers:\n"
+                            "  otlp:\n"
+                            "    protocols:\n"
+                            "      http:\n"
+                            "exporters:\n"
+                            "  debug:\n"
+                            "  debug/two:\n"
+                            "service:\n"
+                            "  shutdown_timeout: 3s\n" NO_TELEMETRY "  pipelines:\n"
+                            "    traces:\n"
+                            "      receivers: [otlp]\n"
+                            "      exporters: [debug, debug/two]\n");
     CHECK(c.nerr == 0);
     REQUIRE(s != NULL);
     CHECK(service_has_exporter(s, "debug"));
@@ -107,24 +105,23 @@ UNIT_TEST(shutdown_timeout_defaults_to_ten_seconds)
 UNIT_TEST(undefined_references_report_file_line_and_path)
 {
     cfg_ctx_t c;
-    service_t *s = load(&c,
-                        "receivers:\n"                      /* 1 */
-                        "  otlp:\n"                         /* 2 */
-                        "    protocols:\n"                  /* 3 */
-                        "      http:\n"                     /* 4 */
-                        "exporters:\n"                      /* 5 */
-                        "  debug:\n"                        /* 6 */
-                        "service:\n"                        /* 7 */
-                        "  pipelines:\n"                    /* 8 */
-                        "    traces:\n"                     /* 9 */
-                        "      receivers:\n"                /* 10 */
-                        "        - otlp\n"                  /* 11 */
-                        "        - zipkin\n"                /* 12 */
-                        "      processors:\n"               /* 13 */
-                        "        - batch\n"                 /* 14 */
-                        "      exporters:\n"                /* 15 */
-                        "        - debug\n"                 /* 16 */
-                        "        - otlphttp/missing\n");    /* 17 */
+    service_t *s = load(&c, "receivers:\n"                   /* 1 */
+                            "  otlp:\n"                      /* 2 */
+                            "    protocols:\n"               /* 3 */
+                            "      http:\n"                  /* 4 */
+                            "exporters:\n"                   /* 5 */
+                            "  debug:\n"                     /* 6 */
+                            "service:\n"                     /* 7 */
+                            "  pipelines:\n"                 /* 8 */
+                            "    traces:\n"                  /* 9 */
+                            "      receivers:\n"             /* 10 */
+                            "        - otlp\n"               /* 11 */
+                            "        - zipkin\n"             /* 12 */
+                            "      processors:\n"            /* 13 */
+                            "        - batch\n"              /* 14 */
+                            "      exporters:\n"             /* 15 */
+                            "        - debug\n"              /* 16 */
+                            "        - otlphttp/missing\n"); /* 17 */
     CHECK(s == NULL);
     /* every problem is reported, not only the first */
     CHECK(c.nerr == 3);
@@ -140,24 +137,24 @@ UNIT_TEST(undefined_references_report_file_line_and_path)
 UNIT_TEST(unknown_types_and_bad_ids_are_errors)
 {
     cfg_ctx_t c;
-    service_t *s = load(&c,
-                        "receivers:\n"                 /* 1 */
-                        "  otlp:\n"                    /* 2 */
-                        "    protocols:\n"             /* 3 */
-                        "      http:\n"                /* 4 */
-                        "processors:\n"                /* 5 */
-                        "  frobnicate:\n"              /* 6 */
-                        "exporters:\n"                 /* 7 */
-                        "  debug:\n"                   /* 8 */
-                        "  nosuch/x:\n"                /* 9 */
-                        "  debug/a/b:\n"               /* 10 */
-                        "service:\n"                   /* 11 */
-                        "  pipelines:\n"               /* 12 */
-                        "    spans:\n"                 /* 13 */
-                        "      receivers: [otlp]\n"    /* 14 */
-                        "      exporters: [debug]\n"); /* 15 */
+    service_t *s = load(&c, "receivers:\n"                 /* 1 */
+                            "  otlp:\n"                    /* 2 */
+                            "    protocols:\n"             /* 3 */
+                            "      http:\n"                /* 4 */
+                            "processors:\n"                /* 5 */
+                            "  frobnicate:\n"              /* 6 */
+                            "exporters:\n"                 /* 7 */
+                            "  debug:\n"                   /* 8 */
+                            "  nosuch/x:\n"                /* 9 */
+                            "  debug/a/b:\n"               /* 10 */
+                            "service:\n"                   /* 11 */
+                            "  pipelines:\n"               /* 12 */
+                            "    spans:\n"                 /* 13 */
+                            "      receivers: [otlp]\n"    /* 14 */
+                            "      exporters: [debug]\n"); /* 15 */
     CHECK(s == NULL);
-    CHECK(has_error(&c, "svc.yaml:6: processors.frobnicate: unknown processor type \"frobnicate\""));
+    CHECK(
+        has_error(&c, "svc.yaml:6: processors.frobnicate: unknown processor type \"frobnicate\""));
     CHECK(has_error(&c, "svc.yaml:9: exporters.nosuch/x: unknown exporter type \"nosuch\""));
     CHECK(has_error(&c, "svc.yaml:10: exporters.debug/a/b: invalid component id (use type or "
                         "type/name; letters, digits, _ - . only)"));
@@ -169,19 +166,18 @@ UNIT_TEST(unknown_types_and_bad_ids_are_errors)
 UNIT_TEST(exporter_without_the_signal_is_refused)
 {
     cfg_ctx_t c;
-    service_t *s = load(&c,
-                        "receivers:\n"
-                        "  otlp:\n"
-                        "    protocols:\n"
-                        "      http:\n"
-                        "exporters:\n"
-                        "  prometheusremotewrite:\n"
-                        "    endpoint: http://127.0.0.1:9/api/v1/write\n"
-                        "service:\n"                                  /* 8 */
-                        "  pipelines:\n"                              /* 9 */
-                        "    traces:\n"                               /* 10 */
-                        "      receivers: [otlp]\n"                   /* 11 */
-                        "      exporters: [prometheusremotewrite]\n"); /* 12 */
+    service_t *s = load(&c, "receivers:\n"
+                            "  otlp:\n"
+                            "    protocols:\n"
+                            "      http:\n"
+                            "exporters:\n"
+                            "  prometheusremotewrite:\n"
+                            "    endpoint: http://127.0.0.1:9/api/v1/write\n"
+                            "service:\n"                                   /* 8 */
+                            "  pipelines:\n"                               /* 9 */
+                            "    traces:\n"                                /* 10 */
+                            "      receivers: [otlp]\n"                    /* 11 */
+                            "      exporters: [prometheusremotewrite]\n"); /* 12 */
     CHECK(s == NULL);
     CHECK(c.nerr == 1);
     CHECK(has_error(&c, "svc.yaml:12: service.pipelines.traces.exporters: prometheusremotewrite "
@@ -192,20 +188,19 @@ UNIT_TEST(exporter_without_the_signal_is_refused)
 UNIT_TEST(layout_errors_top_level_and_pipeline_keys)
 {
     cfg_ctx_t c;
-    service_t *s = load(&c,
-                        "receivers:\n"              /* 1 */
-                        "  otlp:\n"                 /* 2 */
-                        "    protocols:\n"          /* 3 */
-                        "      http:\n"             /* 4 */
-                        "exporters:\n"              /* 5 */
-                        "  debug:\n"                /* 6 */
-                        "exporter:\n"               /* 7 */
-                        "  debug:\n"                /* 8 */
-                        "service:\n"                /* 9 */
-                        "  pipelines:\n"            /* 10 */
-                        "    logs:\n"               /* 11 */
-                        "      receivers: [otlp]\n" /* 12 */
-                        "      exports: [debug]\n"); /* 13 */
+    service_t *s = load(&c, "receivers:\n"               /* 1 */
+                            "  otlp:\n"                  /* 2 */
+                            "    protocols:\n"           /* 3 */
+                            "      http:\n"              /* 4 */
+                            "exporters:\n"               /* 5 */
+                            "  debug:\n"                 /* 6 */
+                            "exporter:\n"                /* 7 */
+                            "  debug:\n"                 /* 8 */
+                            "service:\n"                 /* 9 */
+                            "  pipelines:\n"             /* 10 */
+                            "    logs:\n"                /* 11 */
+                            "      receivers: [otlp]\n"  /* 12 */
+                            "      exports: [debug]\n"); /* 13 */
     CHECK(s == NULL);
     CHECK(has_error(&c, "svc.yaml:7: exporter: unknown key (valid: receivers, processors, "
                         "exporters, extensions, service, slo)"));
@@ -214,8 +209,8 @@ UNIT_TEST(layout_errors_top_level_and_pipeline_keys)
     /* the pipeline has no exporters left: that is reported too */
     int found = 0;
     for (size_t i = 0; i < c.nerr; i++) {
-        found |= strstr(c.errs[i], "service.pipelines.logs.exporters: at least one is required") !=
-                 NULL;
+        found |=
+            strstr(c.errs[i], "service.pipelines.logs.exporters: at least one is required") != NULL;
     }
     CHECK(found);
     cfg_ctx_fini(&c);
@@ -229,23 +224,22 @@ UNIT_TEST(layout_errors_top_level_and_pipeline_keys)
 UNIT_TEST(exporter_queue_settings_are_checked_at_their_line)
 {
     cfg_ctx_t c;
-    service_t *s = load(&c,
-                        "receivers:\n"                   /* 1 */
-                        "  otlp:\n"                      /* 2 */
-                        "    protocols:\n"               /* 3 */
-                        "      http:\n"                  /* 4 */
-                        "exporters:\n"                   /* 5 */
-                        "  debug:\n"                     /* 6 */
-                        "    sending_queue:\n"           /* 7 */
-                        "      num_consumers: 0\n"       /* 8 */
-                        "    retry_on_failure:\n"        /* 9 */
-                        "      multiplier: 0.5\n"        /* 10 */
-                        "    timeout: 0s\n"              /* 11 */
-                        "service:\n"
-                        "  pipelines:\n"
-                        "    metrics:\n"
-                        "      receivers: [otlp]\n"
-                        "      exporters: [debug]\n");
+    service_t *s = load(&c, "receivers:\n"             /* 1 */
+                            "  otlp:\n"                /* 2 */
+                            "    protocols:\n"         /* 3 */
+                            "      http:\n"            /* 4 */
+                            "exporters:\n"             /* 5 */
+                            "  debug:\n"               /* 6 */
+                            "    sending_queue:\n"     /* 7 */
+                            "      num_consumers: 0\n" /* 8 */
+                            "    retry_on_failure:\n"  /* 9 */
+                            "      multiplier: 0.5\n"  /* 10 */
+                            "    timeout: 0s\n"        /* 11 */
+                            "service:\n"
+                            "  pipelines:\n"
+                            "    metrics:\n"
+                            "      receivers: [otlp]\n"
+                            "      exporters: [debug]\n");
     CHECK(s == NULL);
     CHECK(c.nerr == 3);
     CHECK(has_error(&c, "svc.yaml:8: exporters.debug.sending_queue.num_consumers: must be 1..256"));
@@ -350,8 +344,7 @@ UNIT_TEST(start_fans_one_request_out_to_both_exporters)
              "  file/a:\n    path: %s\n"
              "  file/b:\n    path: %s\n"
              "  file/logs:\n    path: %s\n"
-             "service:\n" NO_TELEMETRY
-             "  pipelines:\n"
+             "service:\n" NO_TELEMETRY "  pipelines:\n"
              "    traces:\n"
              "      receivers: [otlp]\n"
              "      exporters: [file/a, file/b]\n"

@@ -137,8 +137,8 @@ static int run(tex_t *t, const uint8_t *data, size_t len, const char *tenant, pu
     memset(p, 0, sizeof(*p));
     uint64_t dropped = 0;
     size_t np = 0;
-    return loki_build(&t->ex, data, len, tenant, 1234567890123456789ull, 0, 0, collect, p,
-                      &dropped, &np);
+    return loki_build(&t->ex, data, len, tenant, 1234567890123456789ull, 0, 0, collect, p, &dropped,
+                      &np);
 }
 
 static const char *sm_get(const Logproto__EntryAdapter *e, const char *name)
@@ -153,9 +153,9 @@ static const char *sm_get(const Logproto__EntryAdapter *e, const char *name)
 
 static uint64_t ts_of(const Logproto__EntryAdapter *e)
 {
-    return e->timestamp ? (uint64_t)e->timestamp->seconds * 1000000000ull +
-                              (uint64_t)e->timestamp->nanos
-                        : 0;
+    return e->timestamp
+               ? (uint64_t)e->timestamp->seconds * 1000000000ull + (uint64_t)e->timestamp->nanos
+               : 0;
 }
 
 /* Checks a selector: `{a="x", b="y"}`, valid names, strictly sorted, at most 15. Returns the
@@ -264,8 +264,9 @@ UNIT_TEST(fixture_n100_labels_metadata_lines)
                 json_t *j = json_loads(e->line, 0, NULL);
                 CHECK(j && json_is_object(j));
                 CHECK(j && json_integer_value(json_object_get(j, "order_id")) >= 1000);
-                CHECK(j && !strcmp(json_string_value(json_object_get(
-                                       json_object_get(j, "customer"), "tier")), "gold"));
+                CHECK(j && !strcmp(json_string_value(
+                                       json_object_get(json_object_get(j, "customer"), "tier")),
+                                   "gold"));
                 json_decref(j);
             } else if (!strncmp(e->line, "3q2+7", 5)) {
                 bytes_bodies++; /* base64 of de ad be ef .. */
@@ -428,7 +429,8 @@ static uint8_t *make_req(const res_spec_t *rs, size_t nres, size_t *len)
                 lr->severity_text = (char *)x->sevtext;
             }
             opentelemetry__proto__common__v1__any_value__init(&bodies[i][r]);
-            bodies[i][r].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+            bodies[i][r].value_case =
+                OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
             bodies[i][r].string_value = (char *)(x->body ? x->body : "");
             lr->body = &bodies[i][r];
             if (x->event_name) {
@@ -472,7 +474,7 @@ UNIT_TEST(sorted_per_stream_stable_and_timestamp_fallbacks)
         {.t = 3000, .sev = 9, .body = "c"},
         {.t = 1000, .sev = 9, .body = "a"},
         {.t = 2000, .sev = 9, .body = "b1"},
-        {.t = 2000, .sev = 9, .body = "b2"},     /* same ts: arrival order kept */
+        {.t = 2000, .sev = 9, .body = "b2"}, /* same ts: arrival order kept */
         {.t = 0, .obs = 1500, .sev = 9, .body = "observed"},
         {.t = 0, .obs = 0, .sev = 17, .body = "receipt"},
     };
@@ -556,8 +558,8 @@ UNIT_TEST(tenant_from_attribute_splits_pushes)
     rec_t b[] = {{.t = 3, .body = "b1"}};
     rec_t c[] = {{.t = 4, .body = "c1"}};
     rec_t d[] = {{.t = 5, .body = "bad"}};
-    res_spec_t rs[] = {{"s", "team-a", a, 2}, {"s", "team-b", b, 1}, {"s", NULL, c, 1},
-                       {"s", "no/slash", d, 1}};
+    res_spec_t rs[] = {
+        {"s", "team-a", a, 2}, {"s", "team-b", b, 1}, {"s", NULL, c, 1}, {"s", "no/slash", d, 1}};
     size_t len;
     uint8_t *data = make_req(rs, 4, &len);
     tex_t t;
@@ -596,7 +598,8 @@ UNIT_TEST(tenant_from_attribute_splits_pushes)
 
 UNIT_TEST(line_formats_without_structured_metadata)
 {
-    rec_t r[] = {{.t = 7, .sev = 13, .body = "disk \"full\"", .attr_k = "path", .attr_v = "/var x"}};
+    rec_t r[] = {
+        {.t = 7, .sev = 13, .body = "disk \"full\"", .attr_k = "path", .attr_v = "/var x"}};
     res_spec_t rs = {"svc", NULL, r, 1};
     size_t len;
     uint8_t *data = make_req(&rs, 1, &len);
@@ -758,8 +761,9 @@ UNIT_TEST(wire_walk_field_order_nul_strings_and_bad_input)
  * 128 bytes, over 16383 bytes (a 3-byte length) and in between must all decode, and a batch
  * made of several requests (each in order, overlapping in time) must come out merged by
  * timestamp with arrival order kept on ties, in both encodings. */
-#define B2 "b2: a line of more than 128 bytes, so that its entry needs a two-byte length " \
-           "prefix ..................................................................."
+#define B2                                                                          \
+    "b2: a line of more than 128 bytes, so that its entry needs a two-byte length " \
+    "prefix ..................................................................."
 UNIT_TEST(entry_lengths_and_merged_requests)
 {
     char *big = malloc(20001);
@@ -804,16 +808,16 @@ UNIT_TEST(entry_lengths_and_merged_requests)
     REQUIRE(tex_open(&t, cfg, 1) == 0);
     CHECK(run(&t, data, la + lb, "", &p) == MT_OK);
     REQUIRE(p.n == 1 && p.js[0]);
-    json_t *vals = json_object_get(json_array_get(json_object_get(p.js[0], "streams"), 0),
-                                   "values");
+    json_t *vals =
+        json_object_get(json_array_get(json_object_get(p.js[0], "streams"), 0), "values");
     REQUIRE(json_array_size(vals) == 5);
     for (size_t i = 0; i < 5; i++) {
         CHECK_STR(json_string_value(json_array_get(json_array_get(vals, i), 1)), want[i]);
     }
     CHECK_STR(json_string_value(json_array_get(json_array_get(vals, 0), 0)), "1000");
     CHECK(json_array_size(json_array_get(vals, 0)) == 2); /* no metadata: no object */
-    CHECK_STR(json_string_value(json_object_get(json_array_get(json_array_get(vals, 1), 2),
-                                                "k_b")), "w");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(json_array_get(vals, 1), 2), "k_b")),
+              "w");
     pushes_free(&p);
     tex_close(&t);
     free(data);

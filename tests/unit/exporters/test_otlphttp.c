@@ -77,7 +77,8 @@ UNIT_TEST(proto_gzip_to_the_signal_path_with_headers)
 UNIT_TEST(json_encoding_without_compression)
 {
     fx_t f;
-    REQUIRE(fx_open(&f, "endpoint: http://127.0.0.1:%d/\nencoding: json\ncompression: none\n") == 0);
+    REQUIRE(fx_open(&f, "endpoint: http://127.0.0.1:%d/\nencoding: json\ncompression: none\n") ==
+            0);
     send_result_t res;
     CHECK(send_traces(&f, "", &res) == MT_OK);
     REQUIRE(unit_sink_count(f.sink) == 1);
@@ -222,8 +223,9 @@ UNIT_TEST(config_needs_an_http_url)
     CHECK(unit_exp_open(&e, "otlphttp", "compression: gzip\n") == MT_EINVAL);
     CHECK(e.c.nerr == 1 && strstr(e.c.errs[0], "exporters.otlphttp.endpoint: required") != NULL);
     unit_exp_close(&e);
-    CHECK(unit_exp_open(&e, "otlphttp", "endpoint: http://ok:4318\n"
-                                        "logs_endpoint: ftp://nope\n") == MT_EINVAL);
+    CHECK(unit_exp_open(&e, "otlphttp",
+                        "endpoint: http://ok:4318\n"
+                        "logs_endpoint: ftp://nope\n") == MT_EINVAL);
     CHECK(e.c.nerr == 1);
     CHECK_STR(e.c.errs[0], "exp.yaml:2: exporters.otlphttp.logs_endpoint: \"ftp://nope\" is not "
                            "an http:// or https:// URL");

@@ -106,11 +106,11 @@ static char *render(promstore_t *s, promstore_fmt_t fmt, int ts, int64_t now)
     return out;
 }
 
-#define CHECK_RENDER(s, fmt, ts, now, want)                                                  \
-    do {                                                                                     \
-        char *got_ = render((s), (fmt), (ts), (now));                                        \
-        CHECK_STR(got_, (want));                                                             \
-        free(got_);                                                                          \
+#define CHECK_RENDER(s, fmt, ts, now, want)           \
+    do {                                              \
+        char *got_ = render((s), (fmt), (ts), (now)); \
+        CHECK_STR(got_, (want));                      \
+        free(got_);                                   \
     } while (0)
 
 #define M(t) PROMETHEUS__METRIC_METADATA__METRIC_TYPE__##t
@@ -534,8 +534,7 @@ UNIT_TEST(render_units_and_timestamps)
     Prometheus__MetricMetadata *md[] = {mkmeta(M(GAUGE), "mem_bytes", "", "bytes"),
                                         mkmeta(M(GAUGE), "load", "", "percent"),
                                         mkmeta(M(COUNTER), "io_bytes_total", "", "bytes")};
-    tser_t *ts[] = {mk("mem_bytes", 1e9, 1700000000123, NULL),
-                    mk("load", 0.25, -1500, NULL),
+    tser_t *ts[] = {mk("mem_bytes", 1e9, 1700000000123, NULL), mk("load", 0.25, -1500, NULL),
                     mk("io_bytes_total", 7, 5, NULL)};
     put(s, 0, NULL, ts, MT_ARRAY_LEN(ts), md, MT_ARRAY_LEN(md));
     CHECK_RENDER(s, PROMSTORE_TEXT, 1, 0,

@@ -42,8 +42,8 @@ static uint8_t *metrics_pb(size_t *len)
     arena_t *a = arena_create(64 * 1024, 0);
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
-    ProtobufCMessage *m = otlp_json_decode(otlp_request_desc(MT_SIG_METRICS), json, strlen(json),
-                                           a, &eb);
+    ProtobufCMessage *m =
+        otlp_json_decode(otlp_request_desc(MT_SIG_METRICS), json, strlen(json), a, &eb);
     uint8_t *pb = NULL;
     if (m) {
         *len = protobuf_c_message_get_packed_size(m);
@@ -114,8 +114,8 @@ static const Prometheus__TimeSeries *series(const Prometheus__WriteRequest *wr, 
 {
     for (size_t i = 0; wr && i < wr->n_timeseries; i++) {
         const char *n = label(wr->timeseries[i], "__name__");
-        if (n && !strcmp(n, name) && (!k || (label(wr->timeseries[i], k) &&
-                                            !strcmp(label(wr->timeseries[i], k), v)))) {
+        if (n && !strcmp(n, name) &&
+            (!k || (label(wr->timeseries[i], k) && !strcmp(label(wr->timeseries[i], k), v)))) {
             return wr->timeseries[i];
         }
     }
@@ -300,9 +300,9 @@ UNIT_TEST(config_validation_errors)
 {
     unit_exp_t e;
     CHECK(unit_exp_open(&e, "prometheusremotewrite",
-                        "endpoint: prometheus:9090\n"              /* 1 */
-                        "headers:\n  Content-Encoding: gzip\n"     /* 2, 3 */
-                        "max_samples_per_send: 0\n"                /* 4 */
+                        "endpoint: prometheus:9090\n"                /* 1 */
+                        "headers:\n  Content-Encoding: gzip\n"       /* 2, 3 */
+                        "max_samples_per_send: 0\n"                  /* 4 */
                         "remote_write_queue:\n  num_consumers: 65\n" /* 5, 6 */
                         "external_labels:\n  bad-name: x\n") == MT_EINVAL);
     const char *want[] = {

@@ -25,9 +25,15 @@ static uint8_t *profiles_pb(const char *app, const uint8_t *original, size_t ole
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
     pprof_label_t labels[] = {{"env", "prod"}, {"region", "eu"}};
-    pprof_meta_t m = {.app = app, .labels = labels, .nlabels = 2, .from_ns = T0,
-                      .until_ns = T0 + 10000000000ull, .spy_name = "gospy", .sample_rate = 100,
-                      .original = original, .original_len = olen};
+    pprof_meta_t m = {.app = app,
+                      .labels = labels,
+                      .nlabels = 2,
+                      .from_ns = T0,
+                      .until_ns = T0 + 10000000000ull,
+                      .spy_name = "gospy",
+                      .sample_rate = 100,
+                      .original = original,
+                      .original_len = olen};
     static const char text[] = "main;work;leaf 12\nmain;other 5\n";
     pprof_otlp_req_t *r = NULL;
     uint64_t np = 0;
@@ -158,8 +164,7 @@ UNIT_TEST(body_is_a_gzipped_pprof_with_the_samples)
 
 /* A request as the pyroscope receiver makes it from an uploaded pprof: converted with
  * pprof_to_otlp, the upload (gzipped) kept as original_payload. *pprof gets the raw pprof. */
-static uint8_t *uploaded_pb(uint8_t **gz, size_t *gzl, uint8_t **pprof, size_t *plen,
-                            size_t *len)
+static uint8_t *uploaded_pb(uint8_t **gz, size_t *gzl, uint8_t **pprof, size_t *plen, size_t *len)
 {
     /* a pprof to upload: the folded profile's own pprof form */
     arena_t *a = arena_create(64 * 1024, 0);
@@ -217,8 +222,7 @@ UNIT_TEST(original_payload_is_forwarded_byte_for_byte)
 UNIT_TEST(label_policy_promote_only_listed_attributes)
 {
     fx_t f;
-    REQUIRE(fx_open(&f, "resource_to_labels: false\npromote_resource_attributes: [region]\n") ==
-            0);
+    REQUIRE(fx_open(&f, "resource_to_labels: false\npromote_resource_attributes: [region]\n") == 0);
     send_result_t res;
     CHECK(fx_send(&f, "", &res) == MT_OK);
     REQUIRE(unit_sink_count(f.sink) == 1);
@@ -284,8 +288,8 @@ UNIT_TEST(config_validation_errors)
 {
     unit_exp_t e;
     CHECK(unit_exp_open(&e, "pyroscope",
-                        "endpoint: pyroscope:4040\n"                 /* 1 */
-                        "external_labels:\n  team: 'a,b'\n"          /* 2, 3 */
+                        "endpoint: pyroscope:4040\n"                         /* 1 */
+                        "external_labels:\n  team: 'a,b'\n"                  /* 2, 3 */
                         "promote_resource_attributes: [x]\n") == MT_EINVAL); /* 4 */
     const char *want[] = {
         "exp.yaml:1: exporters.pyroscope.endpoint: \"pyroscope:4040\" is not an http:// or "

@@ -133,9 +133,8 @@ UNIT_TEST(gzip_fixture_decodes_to_valid_request)
     CHECK(rc == MT_OK);
     CHECK(out_len == 1030); /* MANIFEST.json: decoded_bytes */
     if (rc == MT_OK) {
-        traces_req_t *r =
-            opentelemetry__proto__collector__v1__export_trace_service_request__unpack(
-                arena_pb_allocator(a), out_len, out);
+        traces_req_t *r = opentelemetry__proto__collector__v1__export_trace_service_request__unpack(
+            arena_pb_allocator(a), out_len, out);
         REQUIRE(r);
         size_t spans = 0;
         for (size_t i = 0; i < r->n_resource_spans; i++) {
@@ -162,7 +161,7 @@ static void bomb(int *unit_failed_, codec_t c)
     size_t zlen = 0;
     REQUIRE(codec_compress(c, zeros, n, 0, &z, &zlen) == MT_OK);
     free(zeros);
-    CHECK(zlen < n / 500); /* it is a bomb */
+    CHECK(zlen < n / 500);                    /* it is a bomb */
     arena_t *a = arena_create(256 * 1024, 0); /* as the OTLP receiver creates it */
     uint8_t *out = NULL;
     size_t out_len = 0;
@@ -208,8 +207,7 @@ UNIT_TEST(bomb_with_capped_arena_is_too_big)
     size_t out_len = 0;
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
-    CHECK(codec_decompress(CODEC_GZIP, z, zlen, 4u << 20, a, &out, &out_len, &eb) ==
-          MT_ETOOBIG);
+    CHECK(codec_decompress(CODEC_GZIP, z, zlen, 4u << 20, a, &out, &out_len, &eb) == MT_ETOOBIG);
     CHECK(arena_reserved(a) <= 512 * 1024);
     arena_destroy(a);
     free(z);
@@ -327,8 +325,7 @@ UNIT_TEST(garbage_is_einval)
         size_t out_len = 0;
         mt_errbuf_t eb;
         mt_errbuf_clear(&eb);
-        int rc = codec_decompress(cases[k].c, junk, sizeof(junk), 1u << 20, a, &out, &out_len,
-                                  &eb);
+        int rc = codec_decompress(cases[k].c, junk, sizeof(junk), 1u << 20, a, &out, &out_len, &eb);
         CHECK(rc == MT_EINVAL);
         CHECK(strstr(eb.msg, cases[k].want) != NULL);
     }

@@ -88,8 +88,8 @@ static int bound_holds(const char *head, const char *item, const char *tail, siz
 UNIT_TEST(estimate_bounds_jansson_for_otlp_shapes)
 {
     /* issue 13: empty spans and empty log records, 3 bytes each */
-    CHECK(bound_holds("{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[", "{},", "]}]}]}",
-                      100000));
+    CHECK(
+        bound_holds("{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[", "{},", "]}]}]}", 100000));
     CHECK(bound_holds("{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[", "{},", "]}]}]}",
                       65537)); /* just past a table doubling */
     /* realistic spans: ids, names, int64 as strings, attributes */

@@ -227,12 +227,12 @@ UNIT_TEST(deep_nesting_bomb_is_refused)
         bad |= rb_wrap(&b, 1); /* ArrayValue.values = AnyValue */
         bad |= rb_wrap(&b, 5); /* AnyValue.array_value = ArrayValue */
     }
-    bad |= rb_wrap(&b, 2);                              /* KeyValue.value */
+    bad |= rb_wrap(&b, 2);                                  /* KeyValue.value */
     bad |= rb_prepend(&b, (const uint8_t *)"\x0a\x01k", 3); /* KeyValue.key = "k" */
-    bad |= rb_wrap(&b, 9);                              /* Span.attributes */
-    bad |= rb_wrap(&b, 2);                              /* ScopeSpans.spans */
-    bad |= rb_wrap(&b, 2);                              /* ResourceSpans.scope_spans */
-    bad |= rb_wrap(&b, 1);                              /* request.resource_spans */
+    bad |= rb_wrap(&b, 9);                                  /* Span.attributes */
+    bad |= rb_wrap(&b, 2);                                  /* ScopeSpans.spans */
+    bad |= rb_wrap(&b, 2);                                  /* ResourceSpans.scope_spans */
+    bad |= rb_wrap(&b, 1);                                  /* request.resource_spans */
     REQUIRE(bad == 0);
     const uint8_t *data = b.buf + b.pos;
     size_t len = b.cap - b.pos;
@@ -409,8 +409,7 @@ UNIT_TEST(response_body_partial_success_round_trips)
     b = otlp_response_body(MT_SIG_METRICS, 0, 3, NULL, &len);
     REQUIRE(b);
     Opentelemetry__Proto__Collector__V1__ExportMetricsServiceResponse *mr =
-        opentelemetry__proto__collector__v1__export_metrics_service_response__unpack(NULL, len,
-                                                                                      b);
+        opentelemetry__proto__collector__v1__export_metrics_service_response__unpack(NULL, len, b);
     REQUIRE(mr);
     CHECK(mr->partial_success && mr->partial_success->rejected_data_points == 3);
     opentelemetry__proto__collector__v1__export_metrics_service_response__free_unpacked(mr, NULL);

@@ -28,7 +28,7 @@ typedef Opentelemetry__Proto__Metrics__V1__HistogramDataPoint hdp_t;
 typedef Opentelemetry__Proto__Common__V1__AnyValue anyvalue_t;
 
 #define TRACES_DESC (&opentelemetry__proto__collector__v1__export_trace_service_request__descriptor)
-#define METRICS_DESC                                                                               \
+#define METRICS_DESC \
     (&opentelemetry__proto__collector__v1__export_metrics_service_request__descriptor)
 #define LOGS_DESC (&opentelemetry__proto__collector__v1__export_logs_service_request__descriptor)
 
@@ -238,7 +238,8 @@ UNIT_TEST(fixture_json_counts)
     int checked = 0;
     size_t i;
     json_t *e;
-    json_array_foreach(files, i, e) {
+    json_array_foreach(files, i, e)
+    {
         const char *file = json_string_value(json_object_get(e, "file"));
         const char *fmt = json_string_value(json_object_get(e, "format"));
         if (!file || !fmt || strcmp(fmt, "json") != 0 || strstr(file, "gzip") ||

@@ -262,10 +262,9 @@ UNIT_TEST(walk_values_sees_values_not_keys)
 {
     uint8_t req[512];
     /* span name (5) "op" and attribute k = "v" / n = 4111111111111111 (int) */
-    const uint8_t span[] = {0x2a, 0x02, 'o', 'p',
-                            0x4a, 0x08, 0x0a, 0x01, 'k', 0x12, 0x03, 0x0a, 0x01, 'v',
-                            0x4a, 0x0e, 0x0a, 0x01, 'n', 0x12, 0x09, 0x18, 0xc7, 0xe3, 0xa3,
-                            0xab, 0x8a, 0xe1, 0xa6, 0x07};
+    const uint8_t span[] = {0x2a, 0x02, 'o',  'p',  0x4a, 0x08, 0x0a, 0x01, 'k',  0x12,
+                            0x03, 0x0a, 0x01, 'v',  0x4a, 0x0e, 0x0a, 0x01, 'n',  0x12,
+                            0x09, 0x18, 0xc7, 0xe3, 0xa3, 0xab, 0x8a, 0xe1, 0xa6, 0x07};
     size_t n = wrap_span(span, sizeof(span), req);
     uint64_t items;
     REQUIRE(otlp_scan(MT_SIG_TRACES, req, n, &items) == MT_OK);
@@ -284,11 +283,11 @@ UNIT_TEST(utf8_ok_is_the_scanners_check)
     CHECK(otlp_utf8_ok((const uint8_t *)"", 0));
     CHECK(otlp_utf8_ok((const uint8_t *)"GET /api/orders/{id}", 20));
     CHECK(otlp_utf8_ok((const uint8_t *)"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14));
-    CHECK(!otlp_utf8_ok((const uint8_t *)"GET /api/\xc3\x28", 11));     /* bad continuation */
-    CHECK(!otlp_utf8_ok((const uint8_t *)"\xc0\xaf", 2));               /* overlong */
-    CHECK(!otlp_utf8_ok((const uint8_t *)"\xed\xa0\x80", 3));           /* surrogate */
-    CHECK(!otlp_utf8_ok((const uint8_t *)"\xf4\x90\x80\x80", 4));       /* > U+10FFFF */
-    CHECK(!otlp_utf8_ok((const uint8_t *)"abcdefgh\xe2\x82", 10));      /* cut short */
+    CHECK(!otlp_utf8_ok((const uint8_t *)"GET /api/\xc3\x28", 11)); /* bad continuation */
+    CHECK(!otlp_utf8_ok((const uint8_t *)"\xc0\xaf", 2));           /* overlong */
+    CHECK(!otlp_utf8_ok((const uint8_t *)"\xed\xa0\x80", 3));       /* surrogate */
+    CHECK(!otlp_utf8_ok((const uint8_t *)"\xf4\x90\x80\x80", 4));   /* > U+10FFFF */
+    CHECK(!otlp_utf8_ok((const uint8_t *)"abcdefgh\xe2\x82", 10));  /* cut short */
     /* and the scanner refuses what it refuses */
     uint8_t req[64];
     const uint8_t span[] = {0x2a, 0x02, 0xc3, 0x28};

@@ -21,9 +21,9 @@ typedef Perftools__Profiles__Profile pprof_t;
  * functions main (1) -> work (2) -> leaf (3), locations 10, 20, 30 (ids not 1..n on purpose). */
 static uint8_t *build_pprof(size_t *len, int corrupt_kind)
 {
-    static char *strs[] = {"", "alloc_objects", "count", "alloc_space", "bytes", "main",
-                           "work", "leaf", "main.go", "thread", "t1", "space", "/bin/app",
-                           "bytes_label"};
+    static char *strs[] = {"",     "alloc_objects", "count",    "alloc_space", "bytes",
+                           "main", "work",          "leaf",     "main.go",     "thread",
+                           "t1",   "space",         "/bin/app", "bytes_label"};
     Perftools__Profiles__ValueType st0 = PERFTOOLS__PROFILES__VALUE_TYPE__INIT,
                                    st1 = PERFTOOLS__PROFILES__VALUE_TYPE__INIT,
                                    pt = PERFTOOLS__PROFILES__VALUE_TYPE__INIT;
@@ -83,13 +83,26 @@ static uint8_t *build_pprof(size_t *len, int corrupt_kind)
     p.period_type = &pt;
     p.period = 524288;
     switch (corrupt_kind) {
-    case 1: strs[0] = "x"; break;                   /* string_table[0] not "" */
-    case 2: locA[0] = 99; break;                    /* unknown location */
-    case 3: l[1].id = 10; break;                    /* duplicate location id */
-    case 4: sB.n_value = 1; break;                  /* value count mismatch */
-    case 5: f[0].name = 99; break;                  /* string index out of range */
-    case 6: l[0].mapping_id = 8; break;             /* unknown mapping */
-    default: break;
+    case 1:
+        strs[0] = "x";
+        break; /* string_table[0] not "" */
+    case 2:
+        locA[0] = 99;
+        break; /* unknown location */
+    case 3:
+        l[1].id = 10;
+        break; /* duplicate location id */
+    case 4:
+        sB.n_value = 1;
+        break; /* value count mismatch */
+    case 5:
+        f[0].name = 99;
+        break; /* string index out of range */
+    case 6:
+        l[0].mapping_id = 8;
+        break; /* unknown mapping */
+    default:
+        break;
     }
     *len = perftools__profiles__profile__get_packed_size(&p);
     uint8_t *out = malloc(*len);
@@ -155,9 +168,14 @@ UNIT_TEST(pprof_to_otlp_and_back)
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
     pprof_label_t labels[] = {{"env", "prod"}};
-    pprof_meta_t m = {.app = "svc", .labels = labels, .nlabels = 1, .spy_name = "gospy",
-                      .from_ns = 1700000100000000000ull, .until_ns = 1700000110000000000ull,
-                      .original = pb, .original_len = len};
+    pprof_meta_t m = {.app = "svc",
+                      .labels = labels,
+                      .nlabels = 1,
+                      .spy_name = "gospy",
+                      .from_ns = 1700000100000000000ull,
+                      .until_ns = 1700000110000000000ull,
+                      .original = pb,
+                      .original_len = len};
     pprof_otlp_req_t *r = NULL;
     uint64_t np = 0;
     int rc = pprof_to_otlp(pb, len, &m, a, &r, &np, &eb);
@@ -193,7 +211,8 @@ UNIT_TEST(pprof_to_otlp_and_back)
     CHECK(p0->n_samples == 1 && p1->n_samples == 2);
     const Opentelemetry__Proto__Profiles__V1development__Sample *s = p1->samples[0];
     CHECK(s->n_values == 1 && s->values[0] == 300);
-    const Opentelemetry__Proto__Profiles__V1development__Stack *stk = d->stack_table[s->stack_index];
+    const Opentelemetry__Proto__Profiles__V1development__Stack *stk =
+        d->stack_table[s->stack_index];
     REQUIRE(stk->n_location_indices == 3);
     /* leaf first: leaf, work, main */
     const char *want[] = {"leaf", "work", "main"};
@@ -201,8 +220,7 @@ UNIT_TEST(pprof_to_otlp_and_back)
         const Opentelemetry__Proto__Profiles__V1development__Location *l =
             d->location_table[stk->location_indices[i]];
         REQUIRE(l->n_lines == 1);
-        CHECK_STR(dstr(d, d->function_table[l->lines[0]->function_index]->name_strindex),
-                  want[i]);
+        CHECK_STR(dstr(d, d->function_table[l->lines[0]->function_index]->name_strindex), want[i]);
         CHECK(l->mapping_index == 1);
     }
     REQUIRE(s->n_attribute_indices == 2);
@@ -272,7 +290,7 @@ UNIT_TEST(pprof_invalid)
     pprof_meta_t m = {.app = "svc"};
     pprof_otlp_req_t *r;
     uint64_t np;
-    const char *want[] = {NULL, "string_table[0]", "unknown location", "not unique",
+    const char *want[] = {NULL,         "string_table[0]",  "unknown location", "not unique",
                           "values for", "refers to string", "unknown mapping"};
     for (int k = 1; k <= 6; k++) {
         size_t len;
@@ -345,8 +363,7 @@ UNIT_TEST(folded)
     const char *bad[] = {"a;b x\n", "a;b\n", "a;;b 1\n", " 1\n", "a -1\n", NULL};
     for (int i = 0; bad[i]; i++) {
         mt_errbuf_clear(&eb);
-        CHECK(pprof_folded_to_otlp(bad[i], strlen(bad[i]), 0, &m, a, &r, &np, &eb) ==
-                  MT_EINVAL &&
+        CHECK(pprof_folded_to_otlp(bad[i], strlen(bad[i]), 0, &m, a, &r, &np, &eb) == MT_EINVAL &&
               strstr(eb.msg, "line 1"));
     }
     pprof_meta_t mu = {.app = "x", .units = "furlongs"};
@@ -384,17 +401,17 @@ UNIT_TEST(multipart)
     CHECK_STR(parts[1].name, "sample_type_config");
     CHECK(parts[1].len == 2);
     const char *bad[] = {
-        "--XyZ\r\nContent-Disposition: form-data; name=\"profile\"\r\n\r\nabc",        /* open */
-        "--XyZ\r\nContent-Disposition: attachment; name=\"p\"\r\n\r\nx\r\n--XyZ--",  /* kind */
+        "--XyZ\r\nContent-Disposition: form-data; name=\"profile\"\r\n\r\nabc",     /* open */
+        "--XyZ\r\nContent-Disposition: attachment; name=\"p\"\r\n\r\nx\r\n--XyZ--", /* kind */
         "--XyZ\r\nContent-Type: x\r\n\r\nx\r\n--XyZ--",                             /* no name */
-        "garbage",                                                                   /* none */
-        "--XyZ\r\nContent-Disposition: form-data; name=\"p\"\r\nx\r\n--XyZ--",        /* hdr */
-        "--XyZ--\r\n",                                                               /* empty */
+        "garbage",                                                                  /* none */
+        "--XyZ\r\nContent-Disposition: form-data; name=\"p\"\r\nx\r\n--XyZ--",      /* hdr */
+        "--XyZ--\r\n",                                                              /* empty */
         NULL};
     for (int i = 0; bad[i]; i++) {
         mt_errbuf_clear(&eb);
-        int rc = pprof_multipart_parse("XyZ", (const uint8_t *)bad[i], strlen(bad[i]), a, parts,
-                                       &n, &eb);
+        int rc = pprof_multipart_parse("XyZ", (const uint8_t *)bad[i], strlen(bad[i]), a, parts, &n,
+                                       &eb);
         if (rc != MT_EINVAL || !eb.set) {
             fprintf(stderr, "    bad multipart %d accepted\n", i);
             CHECK(0);

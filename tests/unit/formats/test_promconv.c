@@ -29,14 +29,14 @@ typedef Opentelemetry__Proto__Metrics__V1__SummaryDataPoint sdp_t;
 typedef Opentelemetry__Proto__Metrics__V1__Exemplar ex_t;
 typedef Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest req_t;
 
-#define NEW(a, T, init)                                                                   \
-    ({                                                                                    \
-        T *p_ = arena_calloc((a), sizeof(T));                                             \
-        init(p_);                                                                         \
-        p_;                                                                               \
+#define NEW(a, T, init)                       \
+    ({                                        \
+        T *p_ = arena_calloc((a), sizeof(T)); \
+        init(p_);                             \
+        p_;                                   \
     })
 
-#define T0 1700000000000000000ull /* ns */
+#define T0    1700000000000000000ull /* ns */
 #define T0_MS 1700000000000ll
 
 /* ---- request builders ---- */
@@ -65,8 +65,14 @@ static kv_t *kv_any(arena_t *a, const char *k, anyv_t *v)
     return kv;
 }
 
-static kv_t *kv_s(arena_t *a, const char *k, const char *s) { return kv_any(a, k, any_s(a, s)); }
-static kv_t *kv_i(arena_t *a, const char *k, int64_t i) { return kv_any(a, k, any_i(a, i)); }
+static kv_t *kv_s(arena_t *a, const char *k, const char *s)
+{
+    return kv_any(a, k, any_s(a, s));
+}
+static kv_t *kv_i(arena_t *a, const char *k, int64_t i)
+{
+    return kv_any(a, k, any_i(a, i));
+}
 
 /* NULL-terminated list -> array; *n gets the count */
 static void **list(arena_t *a, size_t *n, ...)
@@ -169,8 +175,8 @@ static ebk_t *ebk(arena_t *a, int32_t off, const uint64_t *counts, size_t n)
 static edp_t *edp(arena_t *a, uint64_t t, int32_t scale, uint64_t count, int has_sum, double sum,
                   ebk_t *pos, ebk_t *neg)
 {
-    edp_t *p = NEW(a, edp_t,
-                   opentelemetry__proto__metrics__v1__exponential_histogram_data_point__init);
+    edp_t *p =
+        NEW(a, edp_t, opentelemetry__proto__metrics__v1__exponential_histogram_data_point__init);
     p->time_unix_nano = t;
     p->scale = scale;
     p->count = count;
@@ -315,8 +321,8 @@ static int name_ok(const char *s, int metric)
     }
     for (size_t i = 0; s[i]; i++) {
         char c = s[i];
-        int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                    (metric && c == ':');
+        int alpha =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (metric && c == ':');
         if (!(alpha || (i > 0 && c >= '0' && c <= '9'))) {
             return 0;
         }
@@ -382,7 +388,7 @@ UNIT_TEST(metric_names_follow_protocols_examples)
     CHECK_STR(mname("cpu.utilization", "1", 0, 1), "cpu_utilization_ratio");
     CHECK_STR(mname("cpu.ratio.used", "1", 0, 1), "cpu_used_ratio");
     CHECK_STR(mname("items", "1", 1, 0), "items_total"); /* counters never get _ratio */
-    CHECK_STR(mname("items", "1", 0, 0), "items");      /* histogram with unit 1: nothing */
+    CHECK_STR(mname("items", "1", 0, 0), "items");       /* histogram with unit 1: nothing */
     CHECK_STR(mname("total.requests", "", 1, 0), "requests_total");
     CHECK_STR(mname("requests.total.count", "", 1, 0), "requests_count_total");
     CHECK_STR(mname("2xx.responses", "", 0, 1), "_2xx_responses");
@@ -422,7 +428,9 @@ UNIT_TEST(label_names_are_sanitised)
     CHECK_STR(lname("123abc"), "key_123abc");
     CHECK_STR(lname("_foo"), "key_foo");
     CHECK_STR(lname("__foo"), "__foo");
-    CHECK_STR(lname("\xc3\xbc" "ber"), "key_ber"); /* one `_` per UTF-8 character, then `key` */
+    CHECK_STR(lname("\xc3\xbc"
+                    "ber"),
+              "key_ber"); /* one `_` per UTF-8 character, then `key` */
     CHECK_STR(lname("ok_Name9"), "ok_Name9");
     CHECK_STR(lname(""), "(invalid)");
     CHECK_STR(lname("__"), "(invalid)");
@@ -435,10 +443,20 @@ UNIT_TEST(format_float_is_go_shortest_fixed)
         double v;
         const char *want;
     } cases[] = {
-        {0.5, "0.5"},       {1, "1"},           {1000, "1000"},         {0.005, "0.005"},
-        {1e6, "1000000"},   {0.1, "0.1"},       {2.5e-7, "0.00000025"}, {123.456, "123.456"},
-        {-2.5, "-2.5"},     {0, "0"},           {1e21, "1000000000000000000000"},
-        {0.3, "0.3"},       {1.0 / 3, "0.3333333333333333"},           {INFINITY, "+Inf"},
+        {0.5, "0.5"},
+        {1, "1"},
+        {1000, "1000"},
+        {0.005, "0.005"},
+        {1e6, "1000000"},
+        {0.1, "0.1"},
+        {2.5e-7, "0.00000025"},
+        {123.456, "123.456"},
+        {-2.5, "-2.5"},
+        {0, "0"},
+        {1e21, "1000000000000000000000"},
+        {0.3, "0.3"},
+        {1.0 / 3, "0.3333333333333333"},
+        {INFINITY, "+Inf"},
         {-INFINITY, "-Inf"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -470,14 +488,14 @@ UNIT_TEST(point_attributes_sanitised_joined_and_stringified)
     arr->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE;
     arr->array_value = NEW(a, Opentelemetry__Proto__Common__V1__ArrayValue,
                            opentelemetry__proto__common__v1__array_value__init);
-    arr->array_value->values = (anyv_t **)LIST(a, &arr->array_value->n_values, any_i(a, 1),
-                                               any_s(a, "x\"y"));
+    arr->array_value->values =
+        (anyv_t **)LIST(a, &arr->array_value->n_values, any_i(a, 1), any_s(a, "x\"y"));
     anyv_t *map = NEW(a, anyv_t, opentelemetry__proto__common__v1__any_value__init);
     map->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE;
     map->kvlist_value = NEW(a, Opentelemetry__Proto__Common__V1__KeyValueList,
                             opentelemetry__proto__common__v1__key_value_list__init);
-    map->kvlist_value->values = (kv_t **)LIST(a, &map->kvlist_value->n_values, kv_i(a, "b", 2),
-                                              kv_s(a, "a", "s"));
+    map->kvlist_value->values =
+        (kv_t **)LIST(a, &map->kvlist_value->n_values, kv_i(a, "b", 2), kv_s(a, "a", "s"));
     anyv_t *dbl = NEW(a, anyv_t, opentelemetry__proto__common__v1__any_value__init);
     dbl->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
     dbl->double_value = 0.25;
@@ -488,11 +506,11 @@ UNIT_TEST(point_attributes_sanitised_joined_and_stringified)
     bl->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
     bl->bool_value = 1;
     /* "a_b", "a.b" and "a-b" collide: values joined in byte order of the original keys */
-    p->attributes = (kv_t **)LIST(
-        a, &p->n_attributes, kv_s(a, "a_b", "under"), kv_s(a, "a.b", "dot"), kv_i(a, "a-b", 42),
-        kv_any(a, "arr", arr), kv_any(a, "map", map), kv_any(a, "d", dbl),
-        kv_any(a, "tiny", tiny), kv_any(a, "flag", bl), kv_s(a, "empty", ""),
-        kv_s(a, "1st", "digit"), kv_s(a, "__name__", "evil"));
+    p->attributes =
+        (kv_t **)LIST(a, &p->n_attributes, kv_s(a, "a_b", "under"), kv_s(a, "a.b", "dot"),
+                      kv_i(a, "a-b", 42), kv_any(a, "arr", arr), kv_any(a, "map", map),
+                      kv_any(a, "d", dbl), kv_any(a, "tiny", tiny), kv_any(a, "flag", bl),
+                      kv_s(a, "empty", ""), kv_s(a, "1st", "digit"), kv_s(a, "__name__", "evil"));
     req_t *r = req_of(a, m_gauge(a, "g", "", p));
     promconv_opts_t o = opts();
     promconv_out_t out;
@@ -517,19 +535,19 @@ UNIT_TEST(job_instance_target_info_promote_scope_external)
 {
     arena_t *a = arena_create(65536, 0);
     size_t na, nm, na2, nm2;
-    kv_t **attrs = (kv_t **)LIST(a, &na, kv_s(a, "service.name", "api"),
-                                 kv_s(a, "service.namespace", "shop"),
-                                 kv_s(a, "service.instance.id", "i-1"), kv_s(a, "host.name", "h1"),
-                                 kv_s(a, "deployment.environment", "prod"));
+    kv_t **attrs =
+        (kv_t **)LIST(a, &na, kv_s(a, "service.name", "api"), kv_s(a, "service.namespace", "shop"),
+                      kv_s(a, "service.instance.id", "i-1"), kv_s(a, "host.name", "h1"),
+                      kv_s(a, "deployment.environment", "prod"));
     ndp_t *p1 = ndp(a, 1, T0);
     ndp_t *p2 = ndp(a, 2, T0 + 3000000000ull);
     p2->attributes = (kv_t **)LIST(a, &p2->n_attributes, kv_s(a, "host.name", "own"),
                                    kv_s(a, "cluster", "mine"));
     metric_t **ms = (metric_t **)LIST(a, &nm, m_gauge(a, "one", "", p1), m_gauge(a, "two", "", p2));
     /* a second resource with the same job/instance must not add another target_info */
-    kv_t **attrs2 = (kv_t **)LIST(a, &na2, kv_s(a, "service.name", "api"),
-                                  kv_s(a, "service.namespace", "shop"),
-                                  kv_s(a, "service.instance.id", "i-1"), kv_s(a, "other", "x"));
+    kv_t **attrs2 =
+        (kv_t **)LIST(a, &na2, kv_s(a, "service.name", "api"), kv_s(a, "service.namespace", "shop"),
+                      kv_s(a, "service.instance.id", "i-1"), kv_s(a, "other", "x"));
     metric_t **ms2 = (metric_t **)LIST(a, &nm2, m_gauge(a, "three", "", ndp(a, 3, T0)));
     req_t *r = NEW(a, req_t, REQ_INIT);
     r->resource_metrics = (rm_t **)LIST(a, &r->n_resource_metrics, rmetrics(a, attrs, na, ms, nm),
@@ -549,10 +567,10 @@ UNIT_TEST(job_instance_target_info_promote_scope_external)
     REQUIRE(one && two);
     CHECK_STR(lv(one, "job"), "shop/api");
     CHECK_STR(lv(one, "instance"), "i-1");
-    CHECK_STR(lv(one, "host_name"), "h1");     /* promoted */
-    CHECK_STR(lv(two, "host_name"), "own");    /* the point's own label wins over promotion */
-    CHECK_STR(lv(one, "cluster"), "c1");       /* external label */
-    CHECK_STR(lv(two, "cluster"), "mine");     /* ... unless the series has it already */
+    CHECK_STR(lv(one, "host_name"), "h1");  /* promoted */
+    CHECK_STR(lv(two, "host_name"), "own"); /* the point's own label wins over promotion */
+    CHECK_STR(lv(one, "cluster"), "c1");    /* external label */
+    CHECK_STR(lv(two, "cluster"), "mine");  /* ... unless the series has it already */
     CHECK_STR(lv(one, "region"), "eu");
     CHECK_STR(lv(one, "otel_scope_name"), "lib");
     CHECK_STR(lv(one, "otel_scope_version"), "1.0");
@@ -620,10 +638,9 @@ UNIT_TEST(counter_gauge_names_values_metadata)
     ip->as_int = 7;
     metric_t *info = m_gauge(a, "build", "", ndp(a, 1, 0)); /* time 0 -> now */
     info->metadata = (kv_t **)LIST(a, &info->n_metadata, kv_s(a, "prometheus.type", "info"));
-    metric_t **ms = (metric_t **)LIST(
-        a, &nm, m_sum(a, "system.network.io", "By", 1, 2, ip),
-        m_sum(a, "queue.size", "{item}", 0, 2, ndp(a, 3, T0)),
-        m_gauge(a, "cpu.utilization", "1", ndp(a, 0.5, T0)), info);
+    metric_t **ms = (metric_t **)LIST(a, &nm, m_sum(a, "system.network.io", "By", 1, 2, ip),
+                                      m_sum(a, "queue.size", "{item}", 0, 2, ndp(a, 3, T0)),
+                                      m_gauge(a, "cpu.utilization", "1", ndp(a, 0.5, T0)), info);
     size_t na;
     kv_t **attrs = (kv_t **)LIST(a, &na, kv_s(a, "service.name", "svc"));
     req_t *r = request(a, rmetrics(a, attrs, na, ms, nm));
@@ -670,7 +687,7 @@ UNIT_TEST(classic_histogram_buckets_are_cumulative)
     x->as_double = 0.7;
     x->time_unix_nano = T0 - 5000000ull;
     static uint8_t tid[16] = {0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
-                              0, 0, 0, 0, 0, 0, 0, 0x10};
+                              0,    0,    0,    0,    0,    0,    0,    0x10};
     x->trace_id.data = tid;
     x->trace_id.len = 16;
     p->exemplars = (ex_t **)LIST(a, &p->n_exemplars, x);
@@ -790,7 +807,7 @@ UNIT_TEST(exponential_downscale_and_drops)
     CHECK(spans_are((const Prometheus__BucketSpan *const *)h->positive_spans, h->n_positive_spans,
                     ws, 2));
     CHECK(deltas_are(h->positive_deltas, h->n_positive_deltas, wd, 2));
-    static const int32_t wns[] = {0, 2};  /* indices -3..-1 -> -1 (+1 = 0), index 0 -> 1 */
+    static const int32_t wns[] = {0, 2}; /* indices -3..-1 -> -1 (+1 = 0), index 0 -> 1 */
     static const int64_t wnd[] = {3, -2};
     CHECK(spans_are((const Prometheus__BucketSpan *const *)h->negative_spans, h->n_negative_spans,
                     wns, 2));
@@ -1086,8 +1103,8 @@ static int pack_matches_protobuf_c(const promconv_out_t *out, arena_t *a)
     uint8_t *want = arena_alloc(a, want_len + 1);
     prometheus__write_request__pack(&wr, want);
     size_t got_len = 0;
-    uint8_t *got = prw_pack_v1(out->series, out->n_series, out->metadata, out->n_metadata, a,
-                               &got_len);
+    uint8_t *got =
+        prw_pack_v1(out->series, out->n_series, out->metadata, out->n_metadata, a, &got_len);
     if (got && got_len == want_len && memcmp(got, want, want_len) == 0) {
         return 1;
     }
@@ -1126,8 +1143,8 @@ UNIT_TEST(hand_packed_write_request_edge_values)
     }
     ts->samples = sm;
     ts->n_samples = 5;
-    Prometheus__TimeSeries *list[2] = {ts, NEW(a, Prometheus__TimeSeries,
-                                               prometheus__time_series__init)};
+    Prometheus__TimeSeries *list[2] = {
+        ts, NEW(a, Prometheus__TimeSeries, prometheus__time_series__init)};
     promconv_out_t out;
     memset(&out, 0, sizeof(out));
     out.series = list;

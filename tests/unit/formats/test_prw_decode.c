@@ -24,19 +24,26 @@ typedef Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest mreq_t;
 typedef Opentelemetry__Proto__Metrics__V1__Metric metric_t;
 typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
 
-enum { GAUGE = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE,
-       SUM = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM,
-       HIST = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM,
-       EXPH = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM,
-       SUMMARY = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY };
+enum {
+    GAUGE = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE,
+    SUM = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM,
+    HIST = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM,
+    EXPH = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM,
+    SUMMARY = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY
+};
 
 /* ---- builders ------------------------------------------------------------------------- */
 
-#define NEW(a, T, INIT) ({ T *p_ = arena_alloc((a), sizeof(T)); *p_ = (T)INIT; p_; })
+#define NEW(a, T, INIT)                      \
+    ({                                       \
+        T *p_ = arena_alloc((a), sizeof(T)); \
+        *p_ = (T)INIT;                       \
+        p_;                                  \
+    })
 
 /* A RW1 series from "k", "v", ..., NULL labels and n (value, timestamp) samples. */
-static Prometheus__TimeSeries *ts1(arena_t *a, const char *const *lbl, size_t n,
-                                   const double *vals, const int64_t *tss)
+static Prometheus__TimeSeries *ts1(arena_t *a, const char *const *lbl, size_t n, const double *vals,
+                                   const int64_t *tss)
 {
     Prometheus__TimeSeries *t = NEW(a, Prometheus__TimeSeries, PROMETHEUS__TIME_SERIES__INIT);
     size_t nl = 0;
@@ -85,9 +92,8 @@ static uint8_t *pack_msg(arena_t *a, const ProtobufCMessage *m, size_t *len)
     return b;
 }
 
-static int conv1(arena_t *a, Prometheus__TimeSeries **ts, size_t n,
-                 Prometheus__MetricMetadata **md, size_t nmd, mreq_t **out, prw_stats_t *st,
-                 mt_errbuf_t *eb)
+static int conv1(arena_t *a, Prometheus__TimeSeries **ts, size_t n, Prometheus__MetricMetadata **md,
+                 size_t nmd, mreq_t **out, prw_stats_t *st, mt_errbuf_t *eb)
 {
     Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
     wr.timeseries = ts;
@@ -122,8 +128,9 @@ static metric_t *find_metric(mreq_t *r, const char *name, int kind)
 static const char *attr(kv_t **kv, size_t n, const char *key)
 {
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(kv[i]->key, key) == 0 && kv[i]->value->value_case ==
-            OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
+        if (strcmp(kv[i]->key, key) == 0 &&
+            kv[i]->value->value_case ==
+                OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
             return kv[i]->value->string_value;
         }
     }
@@ -140,11 +147,11 @@ static size_t count_points(mreq_t *r)
             for (size_t k = 0; k < sm->n_metrics; k++) {
                 metric_t *m = sm->metrics[k];
                 int dc = (int)m->data_case;
-                n += dc == GAUGE ? m->gauge->n_data_points
-                   : dc == SUM ? m->sum->n_data_points
-                   : dc == HIST ? m->histogram->n_data_points
-                   : dc == EXPH ? m->exponential_histogram->n_data_points
-                   : m->summary->n_data_points;
+                n += dc == GAUGE  ? m->gauge->n_data_points
+                     : dc == SUM  ? m->sum->n_data_points
+                     : dc == HIST ? m->histogram->n_data_points
+                     : dc == EXPH ? m->exponential_histogram->n_data_points
+                                  : m->summary->n_data_points;
             }
         }
     }
@@ -164,8 +171,7 @@ static double stale_nan(void)
 static void fixture(int *unit_failed_, int idx, size_t want_series, size_t want_samples)
 {
     char path[512];
-    snprintf(path, sizeof(path), "%s/promrw/promrw-proto-snappy-%d.bin", unit_fixtures_dir(),
-             idx);
+    snprintf(path, sizeof(path), "%s/promrw/promrw-proto-snappy-%d.bin", unit_fixtures_dir(), idx);
     size_t zlen = 0;
     unsigned char *z = unit_read_file(path, &zlen);
     REQUIRE(z);
@@ -207,8 +213,7 @@ static void fixture(int *unit_failed_, int idx, size_t want_series, size_t want_
         CHECK(gc->summary->data_points[0]->quantile_values[0]->quantile == 0);
         CHECK(gc->summary->data_points[0]->quantile_values[4]->quantile == 1);
         CHECK(!find_metric(r, "go_gc_duration_seconds_sum", GAUGE));
-        metric_t *h = find_metric(r, "prometheus_remote_storage_sent_batch_duration_seconds",
-                                  HIST);
+        metric_t *h = find_metric(r, "prometheus_remote_storage_sent_batch_duration_seconds", HIST);
         REQUIRE(h && h->histogram->n_data_points == 1);
         Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *p = h->histogram->data_points[0];
         CHECK(p->n_bucket_counts == p->n_explicit_bounds + 1);
@@ -226,9 +231,18 @@ static void fixture(int *unit_failed_, int idx, size_t want_series, size_t want_
     free(z);
 }
 
-UNIT_TEST(fixture_metadata_only) { fixture(unit_failed_, 1, 0, 0); }
-UNIT_TEST(fixture_batch_2) { fixture(unit_failed_, 2, 353, 353); }
-UNIT_TEST(fixture_batch_3) { fixture(unit_failed_, 3, 394, 394); }
+UNIT_TEST(fixture_metadata_only)
+{
+    fixture(unit_failed_, 1, 0, 0);
+}
+UNIT_TEST(fixture_batch_2)
+{
+    fixture(unit_failed_, 2, 353, 353);
+}
+UNIT_TEST(fixture_batch_3)
+{
+    fixture(unit_failed_, 3, 394, 394);
+}
 
 /* ---- types --------------------------------------------------------------------------------- */
 
@@ -286,8 +300,8 @@ UNIT_TEST(classic_histogram_reassembled)
     int64_t t[] = {1000, 2000};
     /* buckets deliberately out of order, +Inf first */
     Prometheus__TimeSeries *ts[] = {
-        ts1(a, (const char *[]){"__name__", "h_bucket", "code", "200", "le", "+Inf", NULL}, 2,
-            v1, t),
+        ts1(a, (const char *[]){"__name__", "h_bucket", "code", "200", "le", "+Inf", NULL}, 2, v1,
+            t),
         ts1(a, (const char *[]){"__name__", "h_bucket", "code", "200", "le", "0.1", NULL}, 2, v2,
             t),
         ts1(a, (const char *[]){"__name__", "h_bucket", "code", "200", "le", "0.5", NULL}, 2, v3,
@@ -380,8 +394,8 @@ static Prometheus__BucketSpan *span(arena_t *a, int32_t off, uint32_t len)
 
 static Prometheus__TimeSeries *native(arena_t *a, Prometheus__Histogram *h)
 {
-    Prometheus__TimeSeries *t = ts1(a, (const char *[]){"__name__", "nh", "job", "j", NULL}, 0,
-                                    NULL, NULL);
+    Prometheus__TimeSeries *t =
+        ts1(a, (const char *[]){"__name__", "nh", "job", "j", NULL}, 0, NULL, NULL);
     t->histograms = arena_alloc(a, sizeof(void *));
     t->histograms[0] = h;
     t->n_histograms = 1;
@@ -596,8 +610,8 @@ UNIT_TEST(stale_marker_no_recorded_value)
 UNIT_TEST(exemplars_attach_to_points)
 {
     arena_t *a = arena_create(4096, 0);
-    Prometheus__TimeSeries *ex = ts1(
-        a, (const char *[]){"__name__", "req_total", "path", "/x", NULL}, 0, NULL, NULL);
+    Prometheus__TimeSeries *ex =
+        ts1(a, (const char *[]){"__name__", "req_total", "path", "/x", NULL}, 0, NULL, NULL);
     Prometheus__Exemplar *e = NEW(a, Prometheus__Exemplar, PROMETHEUS__EXEMPLAR__INIT);
     Prometheus__Label l1 = PROMETHEUS__LABEL__INIT, l2 = PROMETHEUS__LABEL__INIT,
                       l3 = PROMETHEUS__LABEL__INIT;
@@ -643,10 +657,11 @@ UNIT_TEST(job_instance_target_info)
     Prometheus__TimeSeries *ts[] = {
         one(a, (const char *[]){"__name__", "up", "instance", "h:1", "job", "shop/cart", NULL}, 1,
             1000),
-        one(a, (const char *[]){"__name__", "target_info", "env", "prod", "instance", "h:1",
-                                "job", "shop/cart", NULL}, 1, 1000),
-        one(a, (const char *[]){"__name__", "up", "instance", "h:2", "job", "solo", NULL}, 0,
-            1000),
+        one(a,
+            (const char *[]){"__name__", "target_info", "env", "prod", "instance", "h:1", "job",
+                             "shop/cart", NULL},
+            1, 1000),
+        one(a, (const char *[]){"__name__", "up", "instance", "h:2", "job", "solo", NULL}, 0, 1000),
         one(a, (const char *[]){"__name__", "target_info", "env", "dev", "job", "lost", NULL}, 1,
             1000),
     };
@@ -779,8 +794,8 @@ static int conv2(arena_t *a, char **syms, size_t nsyms, uint32_t *refs, size_t n
 UNIT_TEST(rw2_symbols_and_refs)
 {
     arena_t *a = arena_create(4096, 0);
-    char *syms[] = {"", "__name__", "reqs_total", "instance", "h:1", "job", "ns/app", "code",
-                    "200", "Requests.", "gauge_but_total"};
+    char *syms[] = {"",     "__name__", "reqs_total", "instance",       "h:1", "job", "ns/app",
+                    "code", "200",      "Requests.",  "gauge_but_total"};
     uint32_t refs[] = {1, 2, 7, 8, 3, 4, 5, 6};
     Io__Prometheus__Write__V2__Metadata md = IO__PROMETHEUS__WRITE__V2__METADATA__INIT;
     md.type = IO__PROMETHEUS__WRITE__V2__METADATA__METRIC_TYPE__METRIC_TYPE_COUNTER;
@@ -857,8 +872,7 @@ static int passthrough_verdict(const uint8_t *pb, size_t len, arena_t *a, prw_wi
 static uint8_t *fixture_body(arena_t *a, int idx, size_t *len)
 {
     char path[512];
-    snprintf(path, sizeof(path), "%s/promrw/promrw-proto-snappy-%d.bin", unit_fixtures_dir(),
-             idx);
+    snprintf(path, sizeof(path), "%s/promrw/promrw-proto-snappy-%d.bin", unit_fixtures_dir(), idx);
     size_t zlen = 0;
     unsigned char *z = unit_read_file(path, &zlen);
     if (!z) {

@@ -70,8 +70,7 @@ static int otlp_case(diff_stats_t *st, mt_signal_t s, const uint8_t *d, size_t n
     if (!agree) {
         if (st->disagreements++ < 5) {
             fprintf(stderr, "    %s: scanner %d (%llu items), decoder %s (%llu items)\n", what, rc,
-                    (unsigned long long)fast, ok ? "accepts" : "refuses",
-                    (unsigned long long)slow);
+                    (unsigned long long)fast, ok ? "accepts" : "refuses", (unsigned long long)slow);
             dump("request", d, n);
         }
     }
@@ -187,8 +186,8 @@ UNIT_TEST(scanner_and_decoder_agree_on_synthetic_fields)
     diff_stats_t st = {0};
     g_arena = arena_create(1 << 16, 0);
     REQUIRE(g_arena);
-    const uint64_t fnums[] = {0, 1, 5, 15, 16, 100, 0x1fffffff, 0x3fffffff, 0xffffffffull,
-                              0x1ffffffffull};
+    const uint64_t fnums[] = {
+        0, 1, 5, 15, 16, 100, 0x1fffffff, 0x3fffffff, 0xffffffffull, 0x1ffffffffull};
     for (size_t fi = 0; fi < MT_ARRAY_LEN(fnums); fi++) {
         for (unsigned wt = 0; wt < 8; wt++) {
             for (size_t tk = 0; tk <= 11; tk++) {
@@ -230,9 +229,8 @@ UNIT_TEST(scanner_and_decoder_agree_on_synthetic_fields)
         {"bool as fixed32", "\x0a\x0c\x12\x0a\x12\x08\x3a\x06\x1d\x01\x00\x00\x00\x00", 14,
          MT_SIG_METRICS},
         {"bool as LEN", "\x0a\x09\x12\x07\x12\x05\x3a\x03\x1a\x01\x01", 11, MT_SIG_METRICS},
-        {"bool as fixed64",
-         "\x0a\x10\x12\x0e\x12\x0c\x3a\x0a\x19\x01\x00\x00\x00\x00\x00\x00\x00", 18,
-         MT_SIG_METRICS},
+        {"bool as fixed64", "\x0a\x10\x12\x0e\x12\x0c\x3a\x0a\x19\x01\x00\x00\x00\x00\x00\x00\x00",
+         18, MT_SIG_METRICS},
         /* metric with gauge(5){dp} and sum(7){dp}: the decoder keeps the sum */
         {"oneof twice", "\x0a\x0e\x12\x0c\x12\x0a\x2a\x02\x0a\x00\x3a\x04\x0a\x00\x0a\x00", 16,
          MT_SIG_METRICS},
@@ -379,8 +377,8 @@ UNIT_TEST(wire_check_and_conversion_agree_on_mutated_remote_write)
     REQUIRE(fa);
     for (int idx = 1; idx <= 3; idx++) {
         char path[512];
-        snprintf(path, sizeof(path), "%s/promrw/promrw-proto-snappy-%d.bin",
-                 unit_fixtures_dir(), idx);
+        snprintf(path, sizeof(path), "%s/promrw/promrw-proto-snappy-%d.bin", unit_fixtures_dir(),
+                 idx);
         size_t zlen = 0, n = 0;
         unsigned char *z = unit_read_file(path, &zlen);
         REQUIRE(z);
@@ -417,8 +415,8 @@ UNIT_TEST(wire_check_and_conversion_agree_on_mutated_remote_write)
                     size_t fn = put_field(big, 100, wt, tk < 2 ? 0 : tk, wt == 2 ? tk : 0,
                                           wt == 2 ? lie : 0);
                     memcpy(big + fn, orig, n);
-                    snprintf(what, sizeof(what), "fixture %d after wt %u %zu-byte tag lie %d",
-                             idx, wt, tk, lie);
+                    snprintf(what, sizeof(what), "fixture %d after wt %u %zu-byte tag lie %d", idx,
+                             wt, tk, lie);
                     rw_case(&st, big, fn + n, what);
                     free(big);
                 }

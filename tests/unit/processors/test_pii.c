@@ -30,14 +30,14 @@ UNIT_TEST(pii_ssn)
     REQUIRE(p);
     CHECK(one(p, "ssn 123-45-6789") == PII_SSN);
     CHECK(one(p, "123 45 6789") == PII_SSN);
-    CHECK(one(p, "000-45-6789") == -1);  /* area 000 */
+    CHECK(one(p, "000-45-6789") == -1); /* area 000 */
     CHECK(one(p, "666-45-6789") == -1);
     CHECK(one(p, "912-45-6789") == -1);
     CHECK(one(p, "123-00-6789") == -1);
     CHECK(one(p, "123-45-0000") == -1);
     CHECK(one(p, "123-45-67890") == -1); /* longer number */
     CHECK(one(p, "x123-45-6789") == -1);
-    CHECK(one(p, "123-45 6789") == -1);  /* mixed separators */
+    CHECK(one(p, "123-45 6789") == -1); /* mixed separators */
     pii_destroy(p);
 }
 
@@ -50,9 +50,9 @@ UNIT_TEST(pii_card)
     CHECK(one(p, "4111 1111 1111 1111 exp 12/29") == PII_CARD);
     CHECK(one(p, "5500-0000-0000-0004") == PII_CARD);
     CHECK(one(p, "amex 378282246310005") == PII_CARD);
-    CHECK(one(p, "4111111111111112") == -1);     /* Luhn fails */
+    CHECK(one(p, "4111111111111112") == -1);       /* Luhn fails */
     CHECK(one(p, "order 1111111111111117") == -1); /* no card network starts with 1 */
-    CHECK(one(p, "41111111111111110000") == -1); /* 20 digits */
+    CHECK(one(p, "41111111111111110000") == -1);   /* 20 digits */
     pii_destroy(p);
 }
 
@@ -68,8 +68,8 @@ UNIT_TEST(pii_email)
     CHECK(one(p, "bot@synthetic.acme.io") == -1);
     CHECK(one(p, "bot@x.synthetic.acme.io") == -1);
     CHECK(one(p, "bot@notsynthetic.acme.io") == PII_EMAIL);
-    CHECK(one(p, "git@github") == -1);           /* no TLD */
-    CHECK(one(p, "a@b.c1") == -1);               /* numeric TLD */
+    CHECK(one(p, "git@github") == -1); /* no TLD */
+    CHECK(one(p, "a@b.c1") == -1);     /* numeric TLD */
     CHECK(one(p, "@gmail.com") == -1);
     pii_finding_t f[2];
     const char *s = "to: jane@corp.com";
@@ -86,10 +86,10 @@ UNIT_TEST(pii_phone)
     CHECK(one(p, "+1 415 555 2671") == PII_PHONE);
     CHECK(one(p, "415.555.2671") == PII_PHONE);
     CHECK(one(p, "+44 20 7946 0958") == PII_PHONE);
-    CHECK(one(p, "555-555-0123") == -1);   /* fictional 555-01xx */
+    CHECK(one(p, "555-555-0123") == -1); /* fictional 555-01xx */
     CHECK(one(p, "(415) 555-0150") == -1);
-    CHECK(one(p, "115-555-2671") == -1);   /* area starts with 1 */
-    CHECK(one(p, "4155552671") == -1);     /* bare digits: too many false positives */
+    CHECK(one(p, "115-555-2671") == -1); /* area starts with 1 */
+    CHECK(one(p, "4155552671") == -1);   /* bare digits: too many false positives */
     CHECK(one(p, "2024-01-15 10:00:00") == -1);
     CHECK(one(p, "v1.2.3 build 20240115") == -1);
     pii_destroy(p);
@@ -128,8 +128,13 @@ UNIT_TEST(pii_throughput)
 {
     pii_t *p = mk(NULL, 0, NULL, 0);
     static const char *const vals[] = {
-        "GET", "/api/v1/users/{id}", "200", "frontend-7d9f8b6c5-x2x9z", "10.0.12.7",
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36", "checkout.process_payment",
+        "GET",
+        "/api/v1/users/{id}",
+        "200",
+        "frontend-7d9f8b6c5-x2x9z",
+        "10.0.12.7",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
+        "checkout.process_payment",
         "request completed in 12.3ms with status 200 for tenant acme-corp (trace 4bf92f3577b34da6)",
     };
     pii_finding_t f[8];

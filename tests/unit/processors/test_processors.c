@@ -65,8 +65,10 @@ static int has_error_part(const cfg_ctx_t *c, const char *part)
 UNIT_TEST(batch_settings_come_from_the_config)
 {
     cfg_ctx_t c;
-    processor_t *p = unit_proc_create("batch", "send_batch_size: 100\nsend_batch_max_size: 500\n"
-                                               "timeout: 2s\n", &c);
+    processor_t *p = unit_proc_create("batch",
+                                      "send_batch_size: 100\nsend_batch_max_size: 500\n"
+                                      "timeout: 2s\n",
+                                      &c);
     REQUIRE(p != NULL);
     CHECK(p->ops->process == NULL); /* configures queues only */
     batch_settings_t bs;
@@ -90,8 +92,10 @@ UNIT_TEST(batch_settings_come_from_the_config)
 UNIT_TEST(batch_max_below_size_is_an_error)
 {
     cfg_ctx_t c;
-    processor_t *p = unit_proc_create("batch", "send_batch_size: 100\n"
-                                               "send_batch_max_size: 50\n", &c);
+    processor_t *p = unit_proc_create("batch",
+                                      "send_batch_size: 100\n"
+                                      "send_batch_max_size: 50\n",
+                                      &c);
     CHECK(p == NULL);
     CHECK(has_error_part(&c, "proc.yaml:2: batch.send_batch_max_size: must be 0 or >= "
                              "send_batch_size"));
@@ -109,8 +113,10 @@ UNIT_TEST(memory_limiter_limits_that_overflow_bytes_are_errors)
     CHECK(has_error_part(&c, "memory_limiter.limit_mib: must be at most 1099511627776"));
     cfg_ctx_fini(&c);
 
-    p = unit_proc_create("memory_limiter", "limit_percentage: 50\n"
-                                           "spike_limit_percentage: 100000000000\n", &c);
+    p = unit_proc_create("memory_limiter",
+                         "limit_percentage: 50\n"
+                         "spike_limit_percentage: 100000000000\n",
+                         &c);
     CHECK(p == NULL);
     unit_proc_destroy(p);
     CHECK(has_error_part(&c, "memory_limiter.spike_limit_percentage: must be 0..100"));
@@ -120,7 +126,8 @@ UNIT_TEST(memory_limiter_limits_that_overflow_bytes_are_errors)
 UNIT_TEST(memory_limiter_limit_is_limit_minus_spike)
 {
     cfg_ctx_t c;
-    processor_t *p = unit_proc_create("memory_limiter", "limit_mib: 100\nspike_limit_mib: 20\n", &c);
+    processor_t *p =
+        unit_proc_create("memory_limiter", "limit_mib: 100\nspike_limit_mib: 20\n", &c);
     REQUIRE(p != NULL);
     CHECK(processor_memory_limit_bytes(p) == (int64_t)80 << 20);
     unit_proc_destroy(p);
@@ -155,8 +162,9 @@ UNIT_TEST(resource_actions_insert_upsert_update_delete_hash)
                                       &c);
     cfg_ctx_print(&c, stderr);
     REQUIRE(p != NULL);
-    char *in = traces_json(ATTR("service.name", "svc") "," ATTR("env", "dev") "," ATTR("secret", "abc"),
-                           ATTR("k", "v"));
+    char *in =
+        traces_json(ATTR("service.name", "svc") "," ATTR("env", "dev") "," ATTR("secret", "abc"),
+                    ATTR("k", "v"));
     proc_result_t r;
     char *out = run_ok(p, MT_SIG_TRACES, in, &r);
     REQUIRE(out != NULL);
@@ -168,7 +176,8 @@ UNIT_TEST(resource_actions_insert_upsert_update_delete_hash)
     CHECK(strstr(out, "region") == NULL);
     CHECK(strstr(out, "\"env\"") == NULL);
     /* sha256("abc") */
-    CHECK(strstr(out, ATTR("secret", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")) !=
+    CHECK(strstr(out, ATTR("secret",
+                           "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")) !=
           NULL);
     /* values that look like numbers become ints (JSON int64 is a string) */
     CHECK(strstr(out, "{\"key\":\"replicas\",\"value\":{\"intValue\":\"3\"}}") != NULL);
@@ -184,11 +193,12 @@ UNIT_TEST(resource_actions_insert_upsert_update_delete_hash)
 UNIT_TEST(resource_from_attribute_copies_and_creates_missing_resource)
 {
     cfg_ctx_t c;
-    processor_t *p = unit_proc_create("resource",
-                                      "attributes:\n"
-                                      "  - {key: host.id, action: upsert, from_attribute: host.name}\n"
-                                      "  - {key: collector, action: insert, value: meltp}\n",
-                                      &c);
+    processor_t *p =
+        unit_proc_create("resource",
+                         "attributes:\n"
+                         "  - {key: host.id, action: upsert, from_attribute: host.name}\n"
+                         "  - {key: collector, action: insert, value: meltp}\n",
+                         &c);
     REQUIRE(p != NULL);
     char *in = traces_json(ATTR("host.name", "h1"), "");
     proc_result_t r;
@@ -226,8 +236,9 @@ UNIT_TEST(attributes_act_on_spans_logs_and_points_not_resources)
     /* the resource keeps its attribute; the span loses it and gains a bool */
     CHECK(strstr(out, ATTR("password", "r")) != NULL);
     CHECK(strstr(out, ATTR("password", "s")) == NULL);
-    CHECK(strstr(out, "[" ATTR("a", "b") ",{\"key\":\"checked\",\"value\":{\"boolValue\":true}}]") !=
-          NULL);
+    CHECK(
+        strstr(out, "[" ATTR("a", "b") ",{\"key\":\"checked\",\"value\":{\"boolValue\":true}}]") !=
+        NULL);
     free(out);
     free(in);
 
@@ -240,8 +251,8 @@ UNIT_TEST(attributes_act_on_spans_logs_and_points_not_resources)
     CHECK(strstr(out, "\"checked\"") != NULL);
     free(out);
 
-    const char *logs = "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"attributes\":["
-                       ATTR("password", "p") "]}]}]}]}";
+    const char *logs = "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"attributes\":[" ATTR(
+        "password", "p") "]}]}]}]}";
     out = run_ok(p, MT_SIG_LOGS, logs, &r);
     REQUIRE(out != NULL);
     CHECK(strstr(out, "password") == NULL);
@@ -255,11 +266,11 @@ UNIT_TEST(action_config_errors_name_the_entry)
 {
     cfg_ctx_t c;
     processor_t *p = unit_proc_create("attributes",
-                                      "actions:\n"                                 /* 1 */
-                                      "  - key: a\n"                               /* 2 */
-                                      "    action: frob\n"                         /* 3 */
-                                      "  - {key: b, action: insert}\n"             /* 4 */
-                                      "  - {action: delete, colour: red}\n",       /* 5 */
+                                      "actions:\n"                           /* 1 */
+                                      "  - key: a\n"                         /* 2 */
+                                      "    action: frob\n"                   /* 3 */
+                                      "  - {key: b, action: insert}\n"       /* 4 */
+                                      "  - {action: delete, colour: red}\n", /* 5 */
                                       &c);
     CHECK(p == NULL);
     CHECK(has_error_part(&c, "proc.yaml:3: attributes.actions[0].action: \"frob\" is not one of "
@@ -284,9 +295,10 @@ UNIT_TEST(normalize_renames_old_names_and_current_name_wins)
     processor_t *p = unit_proc_create("normalize", "renames:\n  app.old: app.new\n", &c);
     cfg_ctx_print(&c, stderr);
     REQUIRE(p != NULL);
-    char *in = traces_json(ATTR("deployment.environment", "prod"),
-                           ATTR("http.method", "GET") "," ATTR("app.old", "x") ","
-                           ATTR("http.status_code", "old") "," ATTR("http.response.status_code", "new"));
+    char *in =
+        traces_json(ATTR("deployment.environment", "prod"),
+                    ATTR("http.method", "GET") "," ATTR("app.old", "x") "," ATTR(
+                        "http.status_code", "old") "," ATTR("http.response.status_code", "new"));
     proc_result_t r;
     char *out = run_ok(p, MT_SIG_TRACES, in, &r);
     REQUIRE(out != NULL);
@@ -333,13 +345,16 @@ UNIT_TEST(normalize_rename_chain_is_a_config_error)
 UNIT_TEST(normalize_defaults_only_fill_missing_resource_attributes)
 {
     cfg_ctx_t c;
-    processor_t *p = unit_proc_create("normalize", "service_name: fallback\nenvironment: dev\n", &c);
+    processor_t *p =
+        unit_proc_create("normalize", "service_name: fallback\nenvironment: dev\n", &c);
     REQUIRE(p != NULL);
-    const char *two =
-        "{\"resourceSpans\":["
-        "{\"resource\":{\"attributes\":[" ATTR("service.name", "mine") "]},\"scopeSpans\":[]},"
-        "{\"resource\":{\"attributes\":[" ATTR("deployment.environment.name", "prod") "]},"
-        "\"scopeSpans\":[]}]}";
+    const char *two = "{\"resourceSpans\":["
+                      "{\"resource\":{\"attributes\":[" ATTR(
+                          "service.name", "mine") "]},\"scopeSpans\":[]},"
+                                                  "{\"resource\":{\"attributes\":[" ATTR(
+                                                      "deployment.environment.name",
+                                                      "prod") "]},"
+                                                              "\"scopeSpans\":[]}]}";
     proc_result_t r;
     char *out = run_ok(p, MT_SIG_TRACES, two, &r);
     REQUIRE(out != NULL);
@@ -366,10 +381,13 @@ UNIT_TEST(normalize_units_and_value_truncation)
     const char *metrics =
         "{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":["
         "{\"name\":\"d\",\"unit\":\"seconds\",\"gauge\":{\"dataPoints\":[{\"asDouble\":1,"
-        "\"attributes\":[" ATTR("path", "ab\u00e9cd") "," ATTR("x", "abcdef") "]}]}},"
-        "{\"name\":\"b\",\"unit\":\"bytes\",\"gauge\":{\"dataPoints\":[{\"asInt\":\"1\"}]}},"
-        "{\"name\":\"k\",\"unit\":\"{requests}\",\"gauge\":{\"dataPoints\":[{\"asInt\":\"1\"}]}}"
-        "]}]}]}";
+        "\"attributes\":[" ATTR("path", "ab\u00e9cd") "," ATTR(
+            "x", "abcdef") "]}]}},"
+                           "{\"name\":\"b\",\"unit\":\"bytes\",\"gauge\":{\"dataPoints\":[{"
+                           "\"asInt\":\"1\"}]}},"
+                           "{\"name\":\"k\",\"unit\":\"{requests}\",\"gauge\":{\"dataPoints\":[{"
+                           "\"asInt\":\"1\"}]}}"
+                           "]}]}]}";
     proc_result_t r;
     char *out = run_ok(p, MT_SIG_METRICS, metrics, &r);
     REQUIRE(out != NULL);
@@ -386,8 +404,10 @@ UNIT_TEST(normalize_units_and_value_truncation)
 UNIT_TEST(normalize_flags_future_timestamps)
 {
     cfg_ctx_t c;
-    processor_t *p = unit_proc_create("normalize", "timestamps:\n  max_future: 1h\n"
-                                                   "  action: flag\n", &c);
+    processor_t *p = unit_proc_create("normalize",
+                                      "timestamps:\n  max_future: 1h\n"
+                                      "  action: flag\n",
+                                      &c);
     REQUIRE(p != NULL);
     /* year 2100 */
     const char *logs =
@@ -467,12 +487,11 @@ UNIT_TEST(guard_drop_action_removes_the_item_and_reports_it)
     cfg_ctx_t c;
     processor_t *p = unit_proc_create("synthetic_guard", "detectors: [email]\naction: drop\n", &c);
     REQUIRE(p != NULL);
-    const char *logs =
-        "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":["
-        "{\"body\":{\"stringValue\":\"mail bob@corp-mail.de\"}},"
-        "{\"body\":{\"stringValue\":\"fine\"}},"
-        /* documentation domains are synthetic by definition: never a finding */
-        "{\"body\":{\"stringValue\":\"mail test@example.com\"}}]}]}]}";
+    const char *logs = "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":["
+                       "{\"body\":{\"stringValue\":\"mail bob@corp-mail.de\"}},"
+                       "{\"body\":{\"stringValue\":\"fine\"}},"
+                       /* documentation domains are synthetic by definition: never a finding */
+                       "{\"body\":{\"stringValue\":\"mail test@example.com\"}}]}]}]}";
     proc_result_t r;
     char *out = run_ok(p, MT_SIG_LOGS, logs, &r);
     REQUIRE(out != NULL);
@@ -554,13 +573,17 @@ UNIT_TEST(validate_rejects_drops_and_tags_by_schema)
     free(out);
     free(in);
 
-    const char *debug_span =
-        "{\"resourceSpans\":[{\"resource\":{\"attributes\":[" ATTR("service.name", "s") "]},"
-        "\"scopeSpans\":[{\"spans\":["
-        "{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\",\"spanId\":\"0102030405060708\","
-        "\"name\":\"debug-thing\",\"attributes\":[" ATTR("http.request.method", "GET") "]},"
-        "{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\",\"spanId\":\"0102030405060709\","
-        "\"name\":\"work\",\"attributes\":[" ATTR("http.request.method", "GET") "]}]}]}]}";
+    const char *debug_span = "{\"resourceSpans\":[{\"resource\":{\"attributes\":[" ATTR(
+        "service.name",
+        "s") "]},"
+             "\"scopeSpans\":[{\"spans\":["
+             "{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\",\"spanId\":\"0102030405060708\","
+             "\"name\":\"debug-thing\",\"attributes\":[" ATTR(
+                 "http.request.method", "GET") "]},"
+                                               "{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\","
+                                               "\"spanId\":\"0102030405060709\","
+                                               "\"name\":\"work\",\"attributes\":[" ATTR(
+                                                   "http.request.method", "GET") "]}]}]}]}";
     out = run_ok(p, MT_SIG_TRACES, debug_span, &r);
     REQUIRE(out != NULL);
     CHECK(r.dropped == 1 && !r.reject);

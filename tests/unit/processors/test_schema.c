@@ -124,22 +124,21 @@ static ProtobufCMessage *traces(arena_t *a, const char *service, size_t n,
     return &r->base;
 }
 
-static const char *TSCHEMA =
-    "version: 1\n"
-    "resource:\n"
-    "  - name: svc\n"
-    "    required: [service.name]\n"
-    "    action: reject\n"
-    "    message: need a service\n"
-    "traces:\n"
-    "  - name: method-required\n"
-    "    span_kind: server\n"
-    "    required: [http.request.method]\n"
-    "    action: drop\n"
-    "  - name: method-enum\n"
-    "    attributes:\n"
-    "      http.request.method: {type: string, enum: [GET, POST]}\n"
-    "    action: tag\n";
+static const char *TSCHEMA = "version: 1\n"
+                             "resource:\n"
+                             "  - name: svc\n"
+                             "    required: [service.name]\n"
+                             "    action: reject\n"
+                             "    message: need a service\n"
+                             "traces:\n"
+                             "  - name: method-required\n"
+                             "    span_kind: server\n"
+                             "    required: [http.request.method]\n"
+                             "    action: drop\n"
+                             "  - name: method-enum\n"
+                             "    attributes:\n"
+                             "      http.request.method: {type: string, enum: [GET, POST]}\n"
+                             "    action: tag\n";
 
 typedef struct hits {
     int n;
@@ -204,7 +203,8 @@ UNIT_TEST(schema_traces_actions)
 /* One gauge metric "http.x" with n points, label route=r<i % distinct>. */
 static ProtobufCMessage *gauge(arena_t *a, size_t n, size_t distinct, const char *unit)
 {
-    Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest *r = arena_alloc(a, sizeof(*r));
+    Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest *r =
+        arena_alloc(a, sizeof(*r));
     opentelemetry__proto__collector__v1__export_metrics_service_request__init(r);
     Opentelemetry__Proto__Metrics__V1__ResourceMetrics *rm = arena_alloc(a, sizeof(*rm));
     opentelemetry__proto__metrics__v1__resource_metrics__init(rm);
@@ -269,7 +269,8 @@ UNIT_TEST(schema_metrics_cardinality_and_units)
     CHECK(res.violations == 2 && res.overflowed == 2 && res.dropped == 0);
     CHECK(chk.violations == res.violations && chk.overflowed == res.overflowed);
     Opentelemetry__Proto__Collector__V1__ExportMetricsServiceRequest *mr = (void *)req;
-    Opentelemetry__Proto__Metrics__V1__Gauge *g = mr->resource_metrics[0]->scope_metrics[0]->metrics[0]->gauge;
+    Opentelemetry__Proto__Metrics__V1__Gauge *g =
+        mr->resource_metrics[0]->scope_metrics[0]->metrics[0]->gauge;
     CHECK_STR(g->data_points[3]->attributes[0]->key, "otel.metric.overflow");
     CHECK_STR(g->data_points[3]->attributes[0]->value->string_value, "true");
     CHECK_STR(g->data_points[5]->attributes[0]->key, "route"); /* r0 again: known series */

@@ -125,10 +125,11 @@ UNIT_TEST(recording_rules_use_sloth_names_and_labels)
     }
     const cfg_node_t *r;
     REQUIRE(rules_named(sli, "record", "slo:sli_error:ratio_rate5m", &r) == 1);
-    CHECK_STR(scalar(r, "expr"),
-              "(sum (rate(meltp_slo_events_total{sloth_id=\"shop-avail\",event=\"bad\"}[5m])))\n"
-              "/\n"
-              "(sum (rate(meltp_slo_events_total{sloth_id=\"shop-avail\",event=\"total\"}[5m])))\n");
+    CHECK_STR(
+        scalar(r, "expr"),
+        "(sum (rate(meltp_slo_events_total{sloth_id=\"shop-avail\",event=\"bad\"}[5m])))\n"
+        "/\n"
+        "(sum (rate(meltp_slo_events_total{sloth_id=\"shop-avail\",event=\"total\"}[5m])))\n");
     REQUIRE(rules_named(sli, "record", "slo:sli_total:count_period", &r) == 1);
     CHECK(strstr(scalar(r, "expr"), "increase(meltp_slo_events_total{sloth_id=\"shop-avail\","
                                     "event=\"total\"}[30d])") != NULL);
@@ -161,9 +162,8 @@ UNIT_TEST(alerts_are_multiwindow_burn_rates_per_severity)
     REQUIRE(rs && rs->n == 2);
     const char *sev[] = {"page", "ticket"};
     /* page: 14.4x over 5m/1h or 6x over 30m/6h; ticket: 3x over 2h/1d or 1x over 6h/3d */
-    const char *need[2][4] = {
-        {"ratio_rate5m{", "ratio_rate1h{", "(14.4 * 0.00500", "(6 * 0.00500"},
-        {"ratio_rate2h{", "ratio_rate3d{", "(3 * 0.00500", "(1 * 0.00500"}};
+    const char *need[2][4] = {{"ratio_rate5m{", "ratio_rate1h{", "(14.4 * 0.00500", "(6 * 0.00500"},
+                              {"ratio_rate2h{", "ratio_rate3d{", "(3 * 0.00500", "(1 * 0.00500"}};
     for (int i = 0; i < 2; i++) {
         const cfg_node_t *a = rs->children[i];
         CHECK_STR(scalar(a, "alert"), "ShopAvailBurnRate");
@@ -228,8 +228,10 @@ UNIT_TEST(latency_sli_groups_by_labels_and_keeps_for)
 UNIT_TEST(several_slos_get_their_own_groups)
 {
     char both[1024];
-    snprintf(both, sizeof(both), "%s  - name: other\n    objective: 99.9\n    period: 30d\n"
-                                 "    sli: {spans: {type: errors}}\n", avail_spec);
+    snprintf(both, sizeof(both),
+             "%s  - name: other\n    objective: 99.9\n    period: 30d\n"
+             "    sli: {spans: {type: errors}}\n",
+             avail_spec);
     slo_set_t *set = load_spec(both);
     REQUIRE(set && set->n == 2);
     char *text = NULL;

@@ -20,22 +20,22 @@
 #include "service.h"
 #include "slo.h"
 
-#define SPEC                                                                                     \
-    "service: checkout\n"                                                                        \
-    "slos:\n"                                                                                    \
-    "  - name: availability\n"                                                                   \
-    "    objective: 99\n"                                                                        \
-    "    period: 7d\n"                                                                           \
-    "    sli: {spans: {type: errors, http_5xx: true}}\n"                                          \
-    "  - name: by-route\n"                                                                       \
-    "    objective: 90\n"                                                                        \
-    "    period: 7d\n"                                                                           \
-    "    sli: {spans: {type: errors}}\n"                                                         \
-    "    group_by: [http.route]\n"                                                               \
-    "    max_groups: 2\n"                                                                        \
-    "  - name: logs\n"                                                                           \
-    "    objective: 95\n"                                                                        \
-    "    period: 7d\n"                                                                           \
+#define SPEC                                             \
+    "service: checkout\n"                                \
+    "slos:\n"                                            \
+    "  - name: availability\n"                           \
+    "    objective: 99\n"                                \
+    "    period: 7d\n"                                   \
+    "    sli: {spans: {type: errors, http_5xx: true}}\n" \
+    "  - name: by-route\n"                               \
+    "    objective: 90\n"                                \
+    "    period: 7d\n"                                   \
+    "    sli: {spans: {type: errors}}\n"                 \
+    "    group_by: [http.route]\n"                       \
+    "    max_groups: 2\n"                                \
+    "  - name: logs\n"                                   \
+    "    objective: 95\n"                                \
+    "    period: 7d\n"                                   \
     "    sli: {logs: {min_severity: ERROR}}\n"
 
 typedef struct env {
@@ -164,8 +164,8 @@ static json_t *api(slo_engine_t *e, const char *id, json_t **slo)
 
 static json_int_t win(json_t *slo, const char *w, const char *field)
 {
-    return json_integer_value(json_object_get(json_object_get(json_object_get(slo, "windows"), w),
-                                              field));
+    return json_integer_value(
+        json_object_get(json_object_get(json_object_get(slo, "windows"), w), field));
 }
 
 UNIT_TEST(counts_good_and_bad_spans_into_every_window)
@@ -197,12 +197,12 @@ UNIT_TEST(counts_good_and_bad_spans_into_every_window)
         CHECK(win(slo, wins[i], "total") == 4);
         CHECK(win(slo, wins[i], "good") == 2);
     }
-    double er = json_real_value(json_object_get(json_object_get(json_object_get(slo, "windows"),
-                                                                "5m"), "error_ratio"));
+    double er = json_real_value(
+        json_object_get(json_object_get(json_object_get(slo, "windows"), "5m"), "error_ratio"));
     CHECK(er > 0.49 && er < 0.51);
     /* burn rate = error ratio / error budget (1 %); the budget is spent 50 times over */
-    double burn = json_real_value(json_object_get(json_object_get(json_object_get(slo, "windows"),
-                                                                  "1h"), "burn_rate"));
+    double burn = json_real_value(
+        json_object_get(json_object_get(json_object_get(slo, "windows"), "1h"), "burn_rate"));
     CHECK(burn > 49.9 && burn < 50.1);
     double left = json_real_value(json_object_get(slo, "budget_remaining"));
     CHECK(left > -49.1 && left < -48.9);
@@ -370,8 +370,10 @@ UNIT_TEST(config_errors_carry_file_and_line)
     }
     env_fini(&v, 1);
 
-    e = env_load(&v, "service: checkout\nslos:\n  - name: x\n    objective: 150\n"
-                     "    sli: {spans: {type: errors}}\n", NULL, 1);
+    e = env_load(&v,
+                 "service: checkout\nslos:\n  - name: x\n    objective: 150\n"
+                 "    sli: {spans: {type: errors}}\n",
+                 NULL, 1);
     CHECK(e == NULL);
     found = 0;
     for (size_t i = 0; i < v.c.nerr; i++) {
@@ -403,7 +405,8 @@ UNIT_TEST(unknown_exporter_for_series_fails_start)
              "slo:\n  specs: [%s/spec.yaml]\n  state_dir: %s/state\n"
              "  exporters: [prometheusremotewrite/nowhere]\n"
              "service:\n  pipelines:\n    metrics:\n"
-             "      receivers: [otlp]\n      exporters: [debug]\n", v.dir, v.dir);
+             "      receivers: [otlp]\n      exporters: [debug]\n",
+             v.dir, v.dir);
     cfg_ctx_t c;
     cfg_ctx_init(&c, path);
     service_t *s = service_load(path, text, &c);

@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define MIN_MS 60000LL
+#define MIN_MS  60000LL
 #define HOUR_MS 3600000LL
-#define DAY_MS 86400000LL
-#define T0 (1700000000000LL - 1700000000000LL % DAY_MS) /* midnight UTC */
+#define DAY_MS  86400000LL
+#define T0      (1700000000000LL - 1700000000000LL % DAY_MS) /* midnight UTC */
 
 /* 99.9 %, 30 d, Sloth's four tiers (factors 14.4, 6, 3, 1) */
 static void sloth_params(slo_ev_params_t *p)
@@ -233,7 +233,7 @@ UNIT_TEST(counter_reset_is_not_errors)
     slo_inst_t *in = malloc(sizeof(*in));
     REQUIRE(in);
     slo_inst_init(in, &p, 0);
-    slo_inst_add(in, &p, T0, 50, 50, T0);   /* before the reset */
+    slo_inst_add(in, &p, T0, 50, 50, T0); /* before the reset */
     slo_inst_note_reset(in, T0);
     slo_inst_add(in, &p, T0 + 1000, 7, 7, T0 + 1000); /* post-reset values as deltas */
     slo_result_t r;
@@ -303,7 +303,7 @@ UNIT_TEST(calendar_periods)
     p.period_kind = SLO_PK_MONTH;
     int64_t s, l;
     slo_eval_period(&p, 1709251200000LL + 5 * DAY_MS, &s, &l); /* 2024-03-06 */
-    CHECK(s == 1709251200000LL);                                 /* 2024-03-01 */
+    CHECK(s == 1709251200000LL);                               /* 2024-03-01 */
     CHECK(l == 31 * DAY_MS);
     p.period_kind = SLO_PK_WEEK;
     slo_eval_period(&p, 1709251200000LL, &s, &l); /* Friday 2024-03-01 */
@@ -407,8 +407,7 @@ UNIT_TEST(timeslices_count_bad_slices_over_slices_with_data)
         CHECK(r.w[SLO_W_5M].total == (pass ? 5u : 4u));
         CHECK(r.w[SLO_W_5M].bad == (pass ? 2u : 1u));
         /* a late event for a judged slice is dropped, not counted into another slice */
-        CHECK(slo_inst_add(in, &p, T0 + 3 * MIN_MS, 1, 1, T0 + 10 * MIN_MS + 2) ==
-              SLO_ADD_TOO_OLD);
+        CHECK(slo_inst_add(in, &p, T0 + 3 * MIN_MS, 1, 1, T0 + 10 * MIN_MS + 2) == SLO_ADD_TOO_OLD);
         CHECK(in->dropped_old == 1);
     }
     free(in);
@@ -594,7 +593,7 @@ UNIT_TEST(state_image_is_a_snapshot_written_without_the_instances)
     size_t cap = 0, len = slo_state_image(&buf, &cap, ids, insts, 1);
     REQUIRE(len > sizeof(slo_inst_t));
     CHECK(slo_state_image(&buf, &cap, ids, insts, 1) == len); /* the buffer is reused */
-    feed(a, &p, T0 + HOUR_MS, T0 + 2 * HOUR_MS, 10, 0.001); /* after the snapshot */
+    feed(a, &p, T0 + HOUR_MS, T0 + 2 * HOUR_MS, 10, 0.001);   /* after the snapshot */
     CHECK(a->gen != g);
     char path[] = "/tmp/slo-state-XXXXXX";
     int fd = mkstemp(path);

@@ -10,7 +10,11 @@
 #include <stdlib.h>
 
 /* the builder runs before *lenp is read */
-#define parse(call, len) ({ char *s_ = (call); parse_(s_, &(len)); })
+#define parse(call, len)    \
+    ({                      \
+        char *s_ = (call);  \
+        parse_(s_, &(len)); \
+    })
 
 static json_t *parse_(char *s, const size_t *lenp)
 {
@@ -43,7 +47,8 @@ UNIT_TEST(slack_payload_shape_and_limits)
     size_t i;
     json_t *b;
     int has_fields = 0, has_trace = 0, has_change = 0, has_links = 0;
-    json_array_foreach(blocks, i, b) {
+    json_array_foreach(blocks, i, b)
+    {
         json_t *t = json_object_get(json_object_get(b, "text"), "text");
         if (t) {
             CHECK(strlen(json_string_value(t)) <= SLO_SLACK_MAX_SECTION);
@@ -135,8 +140,8 @@ UNIT_TEST(webhook_alertmanager_v4)
     REQUIRE(j);
     CHECK_STR(json_string_value(json_object_get(j, "version")), "4");
     CHECK_STR(json_string_value(json_object_get(j, "status")), "firing");
-    const char *keys[] = {"groupKey", "truncatedAlerts", "receiver", "groupLabels", "commonLabels",
-                          "commonAnnotations", "externalURL", "alerts"};
+    const char *keys[] = {"groupKey",     "truncatedAlerts",   "receiver",    "groupLabels",
+                          "commonLabels", "commonAnnotations", "externalURL", "alerts"};
     for (size_t i = 0; i < MT_ARRAY_LEN(keys); i++) {
         CHECK(json_object_get(j, keys[i]) != NULL);
     }

@@ -329,8 +329,9 @@ UNIT_TEST(lint_errors_with_file_line)
                    "        total: http_requests_total\n",
                    &c, 10000);
     CHECK(!set);
-    CHECK(has_err_part(&c, "spec.yaml:7: slos[0].sli.ratio.bad: label code: regex \"5(..\" does "
-                           "not compile",
+    CHECK(has_err_part(&c,
+                       "spec.yaml:7: slos[0].sli.ratio.bad: label code: regex \"5(..\" does "
+                       "not compile",
                        ""));
     cfg_ctx_fini(&c);
 
@@ -362,14 +363,15 @@ UNIT_TEST(lint_errors_with_file_line)
     cfg_ctx_fini(&c);
 
     /* OpenSLO target out of range */
-    set = load_str("apiVersion: openslo/v1\nkind: SLO\nmetadata: {name: x}\nspec:\n"
-                   "  service: s\n  budgetingMethod: Occurrences\n"
-                   "  timeWindow: [{duration: 30d, isRolling: true}]\n"
-                   "  objectives:\n    - target: 99.9\n"
-                   "  indicator:\n    metadata: {name: i}\n    spec:\n      ratioMetric:\n"
-                   "        good: {metricSource: {type: Prometheus, spec: {query: 'a_total{x=\"1\"}'}}}\n"
-                   "        total: {metricSource: {type: Prometheus, spec: {query: a_total}}}\n",
-                   &c, 10000);
+    set = load_str(
+        "apiVersion: openslo/v1\nkind: SLO\nmetadata: {name: x}\nspec:\n"
+        "  service: s\n  budgetingMethod: Occurrences\n"
+        "  timeWindow: [{duration: 30d, isRolling: true}]\n"
+        "  objectives:\n    - target: 99.9\n"
+        "  indicator:\n    metadata: {name: i}\n    spec:\n      ratioMetric:\n"
+        "        good: {metricSource: {type: Prometheus, spec: {query: 'a_total{x=\"1\"}'}}}\n"
+        "        total: {metricSource: {type: Prometheus, spec: {query: a_total}}}\n",
+        &c, 10000);
     CHECK(!set);
     CHECK(has_err(&c, "spec.yaml:9: SLO/x.spec.objectives[0].target: objective 99.9 out of "
                       "range: target must be in (0, 1)"));
