@@ -11,11 +11,12 @@ MT_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE $(addprefix 
             -Itests/unit -I$(BUILD)/gen $(CFLAGS)
 LDLIBS  += -lprotobuf-c -lmicrohttpd -lsnappy -lzstd -lcurl -ljansson -lyaml -lz -lcrypto -lpthread -lm
 
-# Debian 12 packages the build, tests and benchmark need.
+# Debian 12 packages the build, tests, benchmark and fuzz targets need (clang and its compiler-rt,
+# which holds libFuzzer, are for `make fuzz` only).
 DEPS_PKGS = gcc make pkg-config zstd protobuf-c-compiler libprotobuf-c-dev libmicrohttpd-dev \
             libsnappy-dev libzstd-dev libcurl4-openssl-dev libjansson-dev libyaml-dev zlib1g-dev libssl-dev \
             curl python3 python3-pytest python3-pytest-xdist prometheus xz-utils libsqlite3-0 \
-            nanopb libnanopb-dev
+            nanopb libnanopb-dev clang libclang-rt-dev
 
 PROTOS   = $(wildcard proto/*.proto)
 GEN_C    = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
@@ -30,7 +31,8 @@ BENCH_BINS = $(BUILD)/loadgen $(BUILD)/sink
 # generated sources are real outputs, not intermediates to delete
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps run test test-slow test-unit test-integration test-asan bench bench-pbscan docs format clean
+.PHONY: all deps run test test-slow test-unit test-integration test-asan bench bench-pbscan docs format clean \
+        fuzz fuzz-bins
 all: $(BUILD)/meltp
 
 deps:
@@ -132,5 +134,24 @@ docs: $(BUILD)/meltp
 	$(BUILD)/meltp help-config --format markdown > docs/CONFIGURATION.md.tmp
 	mv docs/CONFIGURATION.md.tmp docs/CONFIGURATION.md
 
+# libFuzzer targets (tests/fuzz, docs/FUZZING.md): the library is built again with clang and
+# ASan+UBSan into build-fuzz/, each target runs FUZZ_SECONDS from its seed corpus; not part of
+# `make test`. FUZZ_TARGETS picks a subset; FUZZ_ORACLE=0 reports oracle disagreements without
+# stopping the run.
+FUZZ_TARGETS ?= otlp_scan_decode otlp_json prw codec pprof config slo_spec
+FUZZ_SECONDS ?= 30
+FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_BINS    = $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_TARGETS))
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libmeltp.a
+	$(CC) $(MT_CFLAGS) -Itests/fuzz -fsanitize=fuzzer -o $@ $< $(BUILD)/libmeltp.a $(LDFLAGS) $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz: deps
+	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	  LDFLAGS="$(FUZZ_SAN)" FUZZ_TARGETS="$(FUZZ_TARGETS)" fuzz-bins
+	FUZZ_BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_TARGETS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

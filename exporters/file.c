@@ -145,7 +145,7 @@ static int file_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *dat
     if (!json) {
         snprintf(res->msg, sizeof(res->msg), "cannot encode %s batch as JSON", mt_signal_name(s));
         res->reason = m ? "out_of_memory" : "encode_error";
-        return m ? MT_ERETRY : MT_EPERM;
+        return m ? MT_ERETRY : MT_EINVAL;
     }
     int rc = MT_OK;
     pthread_mutex_lock(&st->mu);

@@ -281,7 +281,7 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
         if (!json) {
             snprintf(res->msg, sizeof(res->msg), "cannot encode batch as JSON");
             res->reason = "encode_error";
-            return MT_EPERM;
+            return MT_EINVAL;
         }
         body = json;
         blen = jl;

@@ -355,7 +355,7 @@ static int prom_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *dat
         snprintf(res->msg, sizeof(res->msg), "cannot decode metrics batch%s",
                  big ? " (arena cap)" : "");
         res->reason = big ? "too_large" : "decode_error";
-        return MT_EPERM;
+        return big ? MT_EPERM : MT_EINVAL;
     }
     promconv_opts_t o = {
         .add_metric_suffixes = cfg->add_metric_suffixes,

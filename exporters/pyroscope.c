@@ -129,7 +129,7 @@ static int pyro_create(exporter_t *ex, mt_errbuf_t *eb)
     }
     size_t n = strlen(cfg->endpoint);
     int slash = n && cfg->endpoint[n - 1] == '/';
-    if (asprintf(&st->url, "%s%s", cfg->endpoint, "/ingest" + slash) < 0) {
+    if (asprintf(&st->url, "%s%s", cfg->endpoint, slash ? "ingest" : "/ingest") < 0) {
         free(st);
         mt_failf(eb, "out of memory");
         return MT_ENOMEM;
@@ -483,7 +483,7 @@ static int pyro_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *dat
         arena_destroy(a);
         snprintf(res->msg, sizeof(res->msg), "cannot decode batch: %.400s", eb.msg);
         res->reason = "decode_error";
-        return MT_EPERM;
+        return MT_EINVAL;
     }
     int rc = MT_OK;
     int64_t bad = 0;

@@ -463,9 +463,8 @@ void eng_tick(slo_engine_t *e, int64_t now)
     if (s.a) {
         mt_batch_t *b = series_pack(&s);
         for (size_t q = 0; b && q < e->nqueues; q++) {
-            if (exq_reserve(e->queues[q], b->len, b->items) == MT_OK) {
-                exq_push_reserved(e->queues[q], b);
-            } else {
+            if (exq_reserve(e->queues[q], b->len, b->items) != MT_OK ||
+                exq_push_reserved(e->queues[q], b) != MT_OK) {
                 tm_add(e->c_series_dropped, b->items);
             }
         }

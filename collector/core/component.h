@@ -15,6 +15,7 @@
 #include "config.h"
 #include "arena.h"
 #include "telemetry.h"
+#include "segstore.h"
 
 typedef struct service service_t;
 typedef struct pipeline pipeline_t;
@@ -48,6 +49,7 @@ typedef struct mt_batch {
     uint32_t items;
     uint64_t created_ns;
     char tenant[64]; /* X-Scope-OrgID of the request ("" = none); never coalesced across */
+    uint64_t seq;    /* record number in a persistent queue's store (0 = in memory only) */
     size_t len;
     uint8_t data[];
 } mt_batch_t;
@@ -79,6 +81,7 @@ typedef struct exporter_common {
     int64_t queue_bytes;
     int64_t queue_items;  /* spans / data points / log records queued, 0 = no bound */
     mt_on_full_t on_full; /* sending_queue.on_full: "refuse|drop" */
+    char *storage;        /* sending_queue.storage: a file_storage extension id, "" = memory */
     int retry_enabled;
     int64_t initial_interval; /* ms */
     int64_t max_interval;     /* ms */
@@ -111,7 +114,10 @@ typedef struct exporter_ops {
     int (*create)(exporter_t *ex, mt_errbuf_t *eb);
     void *(*worker_init)(exporter_t *ex);
     void (*worker_fini)(exporter_t *ex, void *ws);
-    /* Sends one request. Returns MT_OK, MT_ERETRY (try again later) or MT_EPERM. */
+    /* Sends one request. Returns MT_OK, MT_ERETRY (try again later), MT_EPERM (refused for
+     * good: dropped) or MT_EINVAL (the bytes themselves cannot be decoded: the queue splits a
+     * coalesced batch back into the requests it was made of, sends them one by one and drops
+     * only those that fail alone, with res->reason). */
     int (*send)(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_t len,
                 uint32_t items, send_result_t *res);
     void (*destroy)(exporter_t *ex);
@@ -153,15 +159,35 @@ int exq_start(exq_t *q);
  * MT_ETOOBIG when the batch is larger than queue_bytes or queue_items (it never fits). */
 int exq_reserve(exq_t *q, size_t bytes, uint64_t items);
 void exq_unreserve(exq_t *q, size_t bytes, uint64_t items);
-/* Pushes into reserved room; takes a reference on b. */
-void exq_push_reserved(exq_t *q, mt_batch_t *b);
+/* Pushes into reserved room; takes a reference on b (a persistent queue writes b to disk
+ * instead, and returns once it is there). Returns MT_OK; for a persistent queue also MT_AGAIN
+ * when its disk is full and on_full is refuse (nothing was queued or counted), or MT_EIO when
+ * the write's fsync failed (queued, but not to be acknowledged). The reservation is gone
+ * either way. */
+int exq_push_reserved(exq_t *q, mt_batch_t *b);
+/* Makes q persistent (before exq_start): its batches go to a segment store in
+ * `dir`/<exporter>@<pipeline>, written and (with fsync) synced before exq_push_reserved
+ * returns; what the store holds from an earlier run is sent first, and the ledger goes on
+ * from where it was. Returns MT_OK or an error with the reason in eb. */
+int exq_open_storage(exq_t *q, const char *dir, int fsync, mt_errbuf_t *eb);
+int exq_persistent(const exq_t *q);
 int exq_on_full_drop(const exq_t *q);
 exporter_t *exq_exporter(const exq_t *q);
 /* Stops accepting, lets workers drain until deadline, then counts what is left as dropped. */
 void exq_stop(exq_t *q, uint64_t deadline_ns);
 void exq_destroy(exq_t *q);
 double exq_fill_ratio(const exq_t *q);
+/* Counts items this queue was handed but dropped without queuing (on_full: drop): they are
+ * accepted and dropped{reason} in the ledger. */
 void exq_count_drop(exq_t *q, uint64_t items, const char *reason);
+
+/* The loss ledger of one queue, in items: accepted = sent + sum(dropped) + queued, where
+ * queued counts what sits in memory, in flight or on disk. exq_ledger() copies it under the
+ * queue lock, so the equation holds in every copy. */
+typedef seg_ledger_t exq_ledger_t;
+void exq_ledger(const exq_t *q, exq_ledger_t *out);
+const char *exq_pipeline_id(const exq_t *q);
+mt_signal_t exq_signal(const exq_t *q);
 
 /* ---- processors ----------------------------------------------------------------------- */
 
@@ -281,6 +307,10 @@ typedef struct extension_ops {
     int (*start)(extension_t *e, service_t *svc, mt_errbuf_t *eb);
     void (*stop)(extension_t *e);
 } extension_ops_t;
+
+/* The directory and fsync setting of a file_storage extension; MT_EINVAL when x is another
+ * type. (file_storage.c) */
+int file_storage_settings(const extension_t *x, const char **dir, int *fsync);
 
 struct extension {
     const extension_ops_t *ops;

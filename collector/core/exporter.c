@@ -22,6 +22,10 @@ const cfg_field_t exporter_common_fields[] = {
      "refuse|drop",
      "refuse: the client gets 429 + Retry-After and nothing is enqueued anywhere; "
      "drop: this exporter counts a queue_full drop, the others still get the data"},
+    {"sending_queue.storage", CFG_T_STRING, "", 0, offsetof(exporter_common_t, storage), NULL,
+     "id of a file_storage extension: the queue lives on disk (queue_bytes bounds the disk, "
+     "a 200 means written and fsynced, what is unsent is sent after a restart); "
+     "empty = in memory"},
     {"retry_on_failure.enabled", CFG_T_BOOL, "true", 0, offsetof(exporter_common_t, retry_enabled),
      NULL, "retry retryable failures with exponential backoff"},
     {"retry_on_failure.initial_interval", CFG_T_DURATION, "5s", 0,

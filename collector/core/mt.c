@@ -86,3 +86,35 @@ uint64_t mt_wall_ns(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+int mt_ratelimit_take(mt_ratelimit_t *rl, uint64_t now_ns, uint64_t interval_ns,
+                      uint64_t *suppressed)
+{
+    uint64_t next = atomic_load_explicit(&rl->next_ns, memory_order_relaxed);
+    /* one winner per interval: whoever moves next_ns forward logs, everyone else counts */
+    if (now_ns < next ||
+        !atomic_compare_exchange_strong(&rl->next_ns, &next, now_ns + interval_ns)) {
+        atomic_fetch_add_explicit(&rl->suppressed, 1, memory_order_relaxed);
+        return 0;
+    }
+    *suppressed = atomic_exchange(&rl->suppressed, 0);
+    return 1;
+}
+
+void mt_log_limited(mt_ratelimit_t *rl, uint64_t interval_ns, int level, const char *fmt, ...)
+{
+    uint64_t dropped;
+    if (level > mt_log_level || !mt_ratelimit_take(rl, mt_now_ns(), interval_ns, &dropped)) {
+        return;
+    }
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (dropped) {
+        mt_log(level, "%s (%llu similar suppressed)", msg, (unsigned long long)dropped);
+    } else {
+        mt_log(level, "%s", msg);
+    }
+}

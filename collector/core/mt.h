@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdarg.h>
 #include <string.h>
+#include <stdatomic.h>
 
 /* One list generates the enum and mt_strerror(). 0 is success, errors are negative. */
 #define MT_ERRORS(X)                                   \
@@ -112,6 +113,26 @@ const char *mt_signal_item_name(
 enum { MT_LOG_ERROR = 0, MT_LOG_WARN, MT_LOG_INFO, MT_LOG_DEBUG };
 extern int mt_log_level;
 void mt_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Rate-limited logging, for lines a client can trigger once per request: at most one line per
+ * interval per call site; the lines dropped meanwhile are counted and the next line that goes
+ * out says how many ("(N similar suppressed)"). One static mt_ratelimit_t per call site (the
+ * MT_LOG_EVERY macro declares it); lock-free, safe from any thread. */
+typedef struct {
+    _Atomic uint64_t next_ns;
+    _Atomic uint64_t suppressed;
+} mt_ratelimit_t;
+/* Returns 1 when a line may go out at now_ns (and *suppressed = lines dropped since the last
+ * one), 0 when it is dropped (and counted). */
+int mt_ratelimit_take(mt_ratelimit_t *rl, uint64_t now_ns, uint64_t interval_ns,
+                      uint64_t *suppressed);
+void mt_log_limited(mt_ratelimit_t *rl, uint64_t interval_ns, int level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define MT_LOG_EVERY(seconds, level, ...)                                                 \
+    do {                                                                                  \
+        static mt_ratelimit_t mt_rl_;                                                     \
+        mt_log_limited(&mt_rl_, (uint64_t)(seconds)*1000000000ull, (level), __VA_ARGS__); \
+    } while (0)
 
 /* Monotonic and wall clocks. */
 uint64_t mt_now_ns(void);  /* CLOCK_MONOTONIC */

@@ -38,7 +38,61 @@ static inline const uint8_t *wvarint(const uint8_t *p, const uint8_t *end, uint6
     return NULL;
 }
 
-/* Next field of a message: 1 (read into *f), 0 at the end, -1 malformed. */
+/* A field's tag read exactly as protobuf-c 1.4 reads it (parse_tag_and_wiretype): at most five
+ * bytes; the first byte's field-number bits must not all be zero (so 0x00..0x07 is refused, while
+ * an over-long zero such as 80 00 is field number 0, an unknown field); the number is the low 32
+ * bits after the wire type. Returns the byte after the tag, or NULL. */
+static inline const uint8_t *wtag(const uint8_t *p, const uint8_t *end, uint32_t *num, uint32_t *wt)
+{
+    if (p >= end || (*p & 0xf8) == 0) {
+        return NULL;
+    }
+    *wt = *p & 7u;
+    uint32_t t = (uint32_t)(*p & 0x7f) >> 3;
+    if (!(*p & 0x80)) {
+        *num = t;
+        return p + 1;
+    }
+    size_t max = (size_t)(end - p) < 5 ? (size_t)(end - p) : 5;
+    for (size_t i = 1; i < max; i++) {
+        t |= (uint32_t)(p[i] & 0x7f) << (4 + 7 * (i - 1));
+        if (!(p[i] & 0x80)) {
+            *num = t;
+            return p + i + 1;
+        }
+    }
+    return NULL;
+}
+
+/* A length prefix read as protobuf-c reads it (scan_length_prefixed_data): at most five bytes,
+ * at most INT_MAX, and the payload within [p, end). Returns the payload, or NULL. */
+static inline __attribute__((always_inline)) const uint8_t *wlen(const uint8_t *p,
+                                                                 const uint8_t *end, size_t *n)
+{
+    if (p < end && *p < 0x80) {
+        if (*p > (size_t)(end - p - 1)) {
+            return NULL;
+        }
+        *n = *p;
+        return p + 1;
+    }
+    uint64_t v = 0;
+    size_t max = (size_t)(end - p) < 5 ? (size_t)(end - p) : 5;
+    for (size_t i = 0; i < max; i++) {
+        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            if (v > 0x7fffffffu || v > (uint64_t)(end - p - (ptrdiff_t)i - 1)) {
+                return NULL;
+            }
+            *n = (size_t)v;
+            return p + i + 1;
+        }
+    }
+    return NULL;
+}
+
+/* Next field of a message: 1 (read into *f), 0 at the end, -1 malformed. Accepts exactly what
+ * protobuf-c's unpack accepts at the wire level (tests/unit/formats/test_scan_differential.c). */
 static inline __attribute__((always_inline)) int wnext(const uint8_t **pp, const uint8_t *end,
                                                        wf_t *f)
 {
@@ -46,12 +100,9 @@ static inline __attribute__((always_inline)) int wnext(const uint8_t **pp, const
     if (p >= end) {
         return 0;
     }
-    uint64_t tag;
-    if (!(p = wvarint(p, end, &tag)) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffffu) {
+    if (!(p = wtag(p, end, &f->num, &f->wt))) {
         return -1;
     }
-    f->num = (uint32_t)(tag >> 3);
-    f->wt = (uint32_t)(tag & 7);
     f->v = 0;
     f->p = NULL;
     f->n = 0;
@@ -77,16 +128,13 @@ static inline __attribute__((always_inline)) int wnext(const uint8_t **pp, const
         f->v = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24;
         p += 4;
         break;
-    case 2: {
-        uint64_t l;
-        if (!(p = wvarint(p, end, &l)) || l > (uint64_t)(end - p)) {
+    case 2:
+        if (!(p = wlen(p, end, &f->n))) {
             return -1;
         }
         f->p = p;
-        f->n = (size_t)l;
-        p += l;
+        p += f->n;
         break;
-    }
     default:
         return -1; /* groups (3, 4) and invalid wire types: protobuf-c refuses them too */
     }

@@ -140,8 +140,31 @@ static int enqueue_all(pipeline_t **ps, size_t nps, mt_batch_t **per_pipe, uint6
             }
         }
     }
+    /* persistent queues first: an append can fail (disk full), a memory push cannot. A
+     * queue that already wrote keeps the batch when a later one refuses: the client's retry
+     * then makes a duplicate there, never a loss anywhere. */
     for (size_t r = 0; r < nres; r++) {
-        exq_push_reserved(reserved[r], per_pipe[rbytes[r]]);
+        if (!exq_persistent(reserved[r])) {
+            continue;
+        }
+        if (exq_push_reserved(reserved[r], per_pipe[rbytes[r]]) != MT_OK) {
+            for (size_t u = 0; u < nres; u++) {
+                if (u > r || !exq_persistent(reserved[u])) { /* not pushed yet */
+                    exq_unreserve(reserved[u], per_pipe[rbytes[u]]->len,
+                                  per_pipe[rbytes[u]]->items);
+                }
+            }
+            tm_add(ps[rbytes[r]]->c_refused, items);
+            res->status = MT_AGAIN;
+            snprintf(res->msg, sizeof(res->msg), "exporter %s queue storage is full; retry later",
+                     exq_exporter(reserved[r])->id);
+            return MT_AGAIN;
+        }
+    }
+    for (size_t r = 0; r < nres; r++) {
+        if (!exq_persistent(reserved[r])) {
+            exq_push_reserved(reserved[r], per_pipe[rbytes[r]]);
+        }
     }
     for (size_t d = 0; d < ndrop; d++) {
         exq_count_drop(dropped_q[d], dropped_items[d], dropped_why[d]);

@@ -6,14 +6,18 @@
  * with retry and exponential backoff. Each queue has its own mutex: there is no global lock
  * on the data path.
  *
- * Persistence: entries are self-contained encoded requests (mt_batch_t), so a disk-backed
- * variant only has to replace the ring below with an append-only segment file; receivers and
- * exporters would not change (see docs/ARCHITECTURE.md).
+ * Persistence (sending_queue.storage): entries are self-contained encoded requests
+ * (mt_batch_t), so a persistent queue appends each pushed batch to a segment store
+ * (segstore.c) instead of the ring, and its workers refill the ring from the store, in order,
+ * up to queue_size batches at a time. Each batch read back carries its record number, which
+ * is confirmed to the store once the send ended (sent or dropped); what was not confirmed is
+ * sent again after a restart. Receivers and exporters do not change.
  */
 #include "component.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <errno.h>
 
@@ -33,6 +37,7 @@ mt_batch_t *batch_alloc(mt_signal_t s, uint32_t items, size_t len)
     b->len = len;
     b->created_ns = mt_now_ns();
     b->tenant[0] = 0;
+    b->seq = 0;
     atomic_fetch_add(&mt_mem_in_use, (int64_t)len);
     return b;
 }
@@ -67,8 +72,11 @@ struct exq {
     uint64_t deadline_ns;
     pthread_t *workers;
     int nworkers;
+    exq_ledger_t led;   /* the loss ledger, under mu */
+    seg_store_t *store; /* persistent queue: batches live here, the ring reads ahead */
+    size_t ring_bytes;  /* persistent queue: bytes read ahead into the ring */
     char labels[256];
-    tm_counter_t *c_sent, *c_sent_bytes, *c_failed, *c_enqueued, *c_retries;
+    tm_counter_t *c_sent, *c_sent_bytes, *c_failed, *c_enqueued, *c_retries, *c_corrupt;
     tm_hist_t *h_latency;
 };
 
@@ -84,10 +92,61 @@ static double g_queue_len(void *arg)
 static double g_queue_bytes(void *arg)
 {
     exq_t *q = arg;
+    if (q->store) {
+        return (double)seg_used_bytes(q->store); /* what queue_bytes bounds: the disk */
+    }
     pthread_mutex_lock(&q->mu);
     double v = (double)q->bytes;
     pthread_mutex_unlock(&q->mu);
     return v;
+}
+
+static double g_queue_items(void *arg)
+{
+    exq_t *q = arg;
+    pthread_mutex_lock(&q->mu);
+    double v = (double)q->led.queued;
+    pthread_mutex_unlock(&q->mu);
+    return v;
+}
+
+/* Records how a queued batch of `items` ended: `sent` delivered, the rest dropped for
+ * `reason`. Ledger and Prometheus counters move together, the ledger under the lock so a
+ * reader never sees an item in two places or in none. */
+static void settle(exq_t *q, uint64_t items, uint64_t sent, const char *reason)
+{
+    uint64_t dropped = items - sent;
+    if (sent) {
+        tm_add(q->c_sent, sent);
+    }
+    if (dropped) {
+        tm_count_reason("meltp_exporter_dropped_items_total",
+                        "Items the exporter dropped, by reason.", q->labels, reason, dropped);
+    }
+    pthread_mutex_lock(&q->mu);
+    q->led.sent += sent;
+    q->led.queued -= items;
+    if (dropped) {
+        seg_ledger_drop(&q->led, dropped, reason);
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+void exq_ledger(const exq_t *q, exq_ledger_t *out)
+{
+    exq_t *mq = (exq_t *)q;
+    pthread_mutex_lock(&mq->mu);
+    *out = q->led;
+    pthread_mutex_unlock(&mq->mu);
+}
+
+const char *exq_pipeline_id(const exq_t *q)
+{
+    return q->pipe->id;
+}
+mt_signal_t exq_signal(const exq_t *q)
+{
+    return q->signal;
 }
 
 static double g_queue_cap(void *arg)
@@ -135,8 +194,13 @@ exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_sett
                            "Time for one send attempt to the backend.", q->labels);
     tm_gauge("meltp_exporter_queue_length", "Batches waiting in the exporter queue.", q->labels,
              g_queue_len, q);
-    tm_gauge("meltp_exporter_queue_bytes", "Bytes queued, reserved or in flight for the exporter.",
+    tm_gauge("meltp_exporter_queue_bytes",
+             "Bytes queued, reserved or in flight for the exporter (persistent queues: bytes "
+             "of their segment files).",
              q->labels, g_queue_bytes, q);
+    tm_gauge("meltp_exporter_queue_items",
+             "Items accepted and not yet sent or dropped (in memory, in flight or on disk).",
+             q->labels, g_queue_items, q);
     tm_gauge("meltp_exporter_queue_capacity", "Queue capacity in batches.", q->labels, g_queue_cap,
              q);
     return q;
@@ -146,6 +210,54 @@ exporter_t *exq_exporter(const exq_t *q)
 {
     return q->ex;
 }
+int exq_persistent(const exq_t *q)
+{
+    return q->store != NULL;
+}
+
+int exq_open_storage(exq_t *q, const char *dir, int fsync, mt_errbuf_t *eb)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        mt_failf(eb, "cannot create %s: %s", dir, strerror(errno));
+        return MT_EIO;
+    }
+    /* <exporter>@<pipeline>, '/' -> '+': neither '@' nor '+' may appear in an id */
+    char path[4096];
+    int n = snprintf(path, sizeof(path), "%s/%s@%s", dir, q->ex->id, q->pipe->id);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        mt_failf(eb, "storage path too long");
+        return MT_EINVAL;
+    }
+    for (char *c = path + strlen(dir) + 1; *c; c++) {
+        if (*c == '/') {
+            *c = '+';
+        }
+    }
+    seg_opts_t o = {.dir = path, .fsync = fsync, .max_bytes = (uint64_t)q->cc->queue_bytes};
+    /* a quarter of the quota per file, so deleting drained files keeps up with the quota */
+    o.segment_bytes = o.max_bytes / 4;
+    if (o.segment_bytes > (64u << 20)) {
+        o.segment_bytes = 64u << 20;
+    }
+    if (o.segment_bytes < (64u << 10)) {
+        o.segment_bytes = 64u << 10;
+    }
+    q->store = seg_open(&o, eb);
+    if (!q->store) {
+        return MT_EIO;
+    }
+    seg_get_ledger(q->store, &q->led);
+    q->c_corrupt = tm_counter("meltp_queue_corrupt_records_total",
+                              "Records of a persistent queue found torn or corrupt at start "
+                              "(cut off or skipped; counted, never sent).",
+                              q->labels);
+    tm_add(q->c_corrupt, seg_corrupt_records(q->store));
+    if (q->led.queued) {
+        mt_log(MT_LOG_INFO, "exporter %s: %llu %s from the last run to send (%s)", q->ex->id,
+               (unsigned long long)q->led.queued, mt_signal_item_name(q->signal), path);
+    }
+    return MT_OK;
+}
 int exq_on_full_drop(const exq_t *q)
 {
     return q->cc->on_full == MT_ON_FULL_DROP;
@@ -154,6 +266,11 @@ int exq_on_full_drop(const exq_t *q)
 double exq_fill_ratio(const exq_t *q)
 {
     exq_t *mq = (exq_t *)q;
+    if (q->store) {
+        return q->cc->queue_bytes > 0
+                   ? (double)seg_used_bytes(q->store) / (double)q->cc->queue_bytes
+                   : 0.0;
+    }
     pthread_mutex_lock(&mq->mu);
     double r = (double)(q->count + q->reserved) / (double)q->cap;
     if (q->cc->queue_bytes > 0) {
@@ -176,6 +293,13 @@ void exq_count_drop(exq_t *q, uint64_t items, const char *reason)
 {
     tm_count_reason("meltp_exporter_dropped_items_total", "Items the exporter dropped, by reason.",
                     q->labels, reason, items);
+    if (q->store) {
+        seg_note_drop(q->store, items, reason);
+    }
+    pthread_mutex_lock(&q->mu);
+    q->led.accepted += items;
+    seg_ledger_drop(&q->led, items, reason);
+    pthread_mutex_unlock(&q->mu);
 }
 
 int exq_reserve(exq_t *q, size_t bytes, uint64_t items)
@@ -184,10 +308,19 @@ int exq_reserve(exq_t *q, size_t bytes, uint64_t items)
     /* A batch larger than the whole queue is refused even by an empty queue: admitted, it
      * would hold more than queue_items/queue_bytes allow and keep every other client out
      * until it drained (issue 13: 6.6 M spans into a 2 M-item queue, 429s for 30 s). Waiting
-     * cannot help it, so it is MT_ETOOBIG (413: split it), not MT_AGAIN. */
+     * cannot help it, so it is MT_ETOOBIG (413: split it), not MT_AGAIN. On disk queue_bytes
+     * is the store's quota and queue_items does not apply. */
     if ((q->cc->queue_bytes > 0 && bytes > (size_t)q->cc->queue_bytes) ||
-        (q->cc->queue_items > 0 && items > (uint64_t)q->cc->queue_items)) {
+        (!q->store && q->cc->queue_items > 0 && items > (uint64_t)q->cc->queue_items)) {
         return MT_ETOOBIG;
+    }
+    if (q->store) {
+        /* on disk, queue_bytes (the store's quota) is the bound; queue_size and queue_items
+         * only bound what is read ahead into memory */
+        pthread_mutex_lock(&q->mu);
+        int stopping = q->stopping;
+        pthread_mutex_unlock(&q->mu);
+        return stopping ? MT_AGAIN : seg_reserve(q->store, bytes);
     }
     pthread_mutex_lock(&q->mu);
     if (q->stopping || q->count + q->reserved >= q->cap ||
@@ -205,6 +338,10 @@ int exq_reserve(exq_t *q, size_t bytes, uint64_t items)
 
 void exq_unreserve(exq_t *q, size_t bytes, uint64_t items)
 {
+    if (q->store) {
+        seg_unreserve(q->store, bytes);
+        return;
+    }
     pthread_mutex_lock(&q->mu);
     q->reserved--;
     q->bytes -= bytes;
@@ -212,16 +349,108 @@ void exq_unreserve(exq_t *q, size_t bytes, uint64_t items)
     pthread_mutex_unlock(&q->mu);
 }
 
-void exq_push_reserved(exq_t *q, mt_batch_t *b)
+/* Persistent push: the batch goes to disk, not to the ring; a worker reads it back. */
+static int push_stored(exq_t *q, mt_batch_t *b)
 {
+    seg_meta_t m;
+    memset(&m, 0, sizeof(m));
+    m.items = b->items;
+    m.signal = (uint8_t)b->signal;
+    m.format = b->format;
+    snprintf(m.tenant, sizeof(m.tenant), "%s", b->tenant);
+    /* counted before the append: a worker may read, send and settle the record while this
+     * thread still waits for the fsync, and the ledger must balance all along */
+    pthread_mutex_lock(&q->mu);
+    q->led.accepted += b->items;
+    q->led.queued += b->items;
+    pthread_mutex_unlock(&q->mu);
+    int rc = seg_append(q->store, &m, b->data, b->len);
+    pthread_mutex_lock(&q->mu);
+    if (rc == MT_AGAIN) { /* nothing was written */
+        q->led.accepted -= b->items;
+        q->led.queued -= b->items;
+    }
+    pthread_cond_signal(&q->cv_work);
+    pthread_mutex_unlock(&q->mu);
+    if (rc == MT_EIO) {
+        /* written but maybe not durable: it will be sent, yet the client must not take this
+         * for an acknowledgement; its retry makes a duplicate */
+        tm_add(q->c_enqueued, b->items);
+        return MT_EIO;
+    }
+    if (rc != MT_OK) {
+        if (q->cc->on_full == MT_ON_FULL_DROP) {
+            exq_count_drop(q, b->items, "storage_full");
+            return MT_OK;
+        }
+        return MT_AGAIN;
+    }
+    tm_add(q->c_enqueued, b->items);
+    return MT_OK;
+}
+
+int exq_push_reserved(exq_t *q, mt_batch_t *b)
+{
+    if (q->store) {
+        return push_stored(q, b);
+    }
     batch_ref(b);
     tm_add(q->c_enqueued, b->items);
     pthread_mutex_lock(&q->mu);
     q->reserved--;
     q->ring[(q->head + q->count) % q->cap] = b;
     q->count++;
+    q->led.accepted += b->items;
+    q->led.queued += b->items;
     pthread_cond_signal(&q->cv_work);
     pthread_mutex_unlock(&q->mu);
+    return MT_OK;
+}
+
+typedef struct read_ctx {
+    mt_signal_t signal;
+    mt_batch_t *b;
+} read_ctx_t;
+
+static void *alloc_read(void *arg, const seg_meta_t *m)
+{
+    read_ctx_t *rc = arg;
+    rc->b = batch_alloc(rc->signal, m->items, m->len);
+    return rc->b ? rc->b->data : NULL;
+}
+
+/* How much of a persistent queue is read back into memory ahead of the workers: enough to
+ * keep every consumer sending and the batch processor coalescing, little enough that a long
+ * outage's backlog stays on disk instead of coming back into memory (queue_size batches of
+ * 1000 spans would be ~250 MB). The ring always takes one batch, however big. */
+#define EXQ_READAHEAD_BYTES (8u << 20)
+
+/* Persistent queue: reads records from the store into the ring, in order, while it has
+ * room. One malloc per batch, as on the in-memory path. */
+static void refill_locked(exq_t *q)
+{
+    while (q->store && q->count < q->cap &&
+           (q->count == 0 || q->ring_bytes < EXQ_READAHEAD_BYTES)) {
+        seg_meta_t m;
+        read_ctx_t rc = {q->signal, NULL};
+        void *out = NULL;
+        int r = seg_next(q->store, &m, alloc_read, &rc, &out);
+        if (r != 1) {
+            if (r < 0) {
+                batch_unref(rc.b);
+                mt_log(MT_LOG_ERROR, "exporter %s: cannot read the queue: %s", q->ex->id,
+                       mt_strerror(r));
+            }
+            return;
+        }
+        mt_batch_t *b = rc.b;
+        b->seq = m.seq;
+        b->format = m.format;
+        snprintf(b->tenant, sizeof(b->tenant), "%s", m.tenant);
+        q->ring[(q->head + q->count) % q->cap] = b;
+        q->count++;
+        q->ring_bytes += b->len;
+    }
 }
 
 static mt_batch_t *pop_locked(exq_t *q)
@@ -230,6 +459,9 @@ static mt_batch_t *pop_locked(exq_t *q)
     q->ring[q->head] = NULL;
     q->head = (q->head + 1) % q->cap;
     q->count--;
+    if (q->store) {
+        q->ring_bytes -= b->len;
+    }
     return b;
 }
 
@@ -266,9 +498,26 @@ typedef struct worker {
     size_t buf_cap;
 } worker_t;
 
-/* Sends one coalesced request, retrying per retry_on_failure. Returns items delivered. */
-static void deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items,
-                    const char *tenant, int format)
+/* How the send of bs[0..nb) (`items` in all) ended: `sent` delivered, the rest dropped for
+ * `reason`. A persistent queue confirms each record to its store; a partial rejection is put
+ * on the last records (which items the backend refused is not known). */
+static void finish(exq_t *q, mt_batch_t *const *bs, size_t nb, uint64_t items, uint64_t sent,
+                   const char *reason)
+{
+    settle(q, items, sent, reason);
+    for (size_t i = 0; q->store && i < nb; i++) {
+        uint32_t s = bs[i]->items < sent ? bs[i]->items : (uint32_t)sent;
+        sent -= s;
+        seg_ack(q->store, bs[i]->seq, s, bs[i]->items - s, reason);
+    }
+}
+
+/* Sends one coalesced request made of the batches bs[0..nb), retrying per retry_on_failure,
+ * and records how it ended. Returns MT_OK when the request was sent or counted as dropped;
+ * MT_EINVAL, recording nothing, when nb > 1 and the exporter could not decode it: the caller
+ * splits it into its batches. */
+static int deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items, const char *tenant,
+                   int format, mt_batch_t *const *bs, size_t nb)
 {
     exq_t *q = w->q;
     exporter_common_t *cc = q->cc;
@@ -284,23 +533,29 @@ static void deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items
         tm_hist_observe(q->h_latency, (double)(mt_now_ns() - t0) / 1e9);
         if (rc == MT_OK) {
             atomic_store(&q->ex->failing_since_ns, 0);
-            tm_add(q->c_sent, items - (uint32_t)(res.rejected > items ? items : res.rejected));
+            uint64_t rej = res.rejected > 0 ? (uint64_t)res.rejected : 0;
+            finish(q, bs, nb, items, items - (rej > items ? items : rej), "rejected_by_backend");
             tm_add(q->c_sent_bytes, len);
             if (res.rejected > 0) {
-                exq_count_drop(q, (uint64_t)res.rejected, "rejected_by_backend");
                 mt_log(MT_LOG_WARN, "exporter %s: backend rejected %lld of %u %s: %s", q->ex->id,
                        (long long)res.rejected, items, mt_signal_item_name(q->signal), res.msg);
             }
-            return;
+            return MT_OK;
+        }
+        if (rc == MT_EINVAL && nb > 1) {
+            return MT_EINVAL; /* one bad request must not cost the others theirs */
         }
         tm_add(q->c_failed, 1);
         uint64_t zero = 0;
         atomic_compare_exchange_strong(&q->ex->failing_since_ns, &zero, mt_now_ns());
         if (rc != MT_ERETRY || !cc->retry_enabled) {
-            exq_count_drop(q, items, res.reason ? res.reason : "permanent_error");
-            mt_log(MT_LOG_ERROR, "exporter %s: dropping %u %s: %s", q->ex->id, items,
-                   mt_signal_item_name(q->signal), res.msg[0] ? res.msg : "permanent error");
-            return;
+            finish(q, bs, nb, items, 0,
+                   res.reason        ? res.reason
+                   : rc == MT_EINVAL ? "decode_error"
+                                     : "permanent_error");
+            MT_LOG_EVERY(10, MT_LOG_ERROR, "exporter %s: dropping %u %s: %s", q->ex->id, items,
+                         mt_signal_item_name(q->signal), res.msg[0] ? res.msg : "permanent error");
+            return MT_OK;
         }
         uint64_t now = mt_now_ns();
         int stopping;
@@ -309,14 +564,20 @@ static void deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items
         stopping = q->stopping;
         deadline = q->deadline_ns;
         pthread_mutex_unlock(&q->mu);
+        if (q->store && stopping && now >= deadline) {
+            /* persistent: not dropped, it stays on disk for the next start */
+            mt_log(MT_LOG_WARN, "exporter %s: shutting down; %u %s stay queued on disk", q->ex->id,
+                   items, mt_signal_item_name(q->signal));
+            return MT_OK;
+        }
         if ((cc->max_elapsed_time > 0 &&
              now - start > (uint64_t)cc->max_elapsed_time * 1000000ull) ||
             (stopping && now >= deadline)) {
             const char *why = stopping ? "shutdown" : "retries_exhausted";
-            exq_count_drop(q, items, why);
+            finish(q, bs, nb, items, 0, why);
             mt_log(MT_LOG_ERROR, "exporter %s: dropping %u %s after %d attempts (%s): %s",
                    q->ex->id, items, mt_signal_item_name(q->signal), attempt + 1, why, res.msg);
-            return;
+            return MT_OK;
         }
         /* exponential backoff with jitter; the server's Retry-After wins when larger */
         double jitter = 1.0 + cc->randomization_factor * (2.0 * ((double)rand() / RAND_MAX) - 1.0);
@@ -345,10 +606,15 @@ static void *worker_main(void *arg)
         uint64_t items = 0;
         size_t bytes = 0;
         pthread_mutex_lock(&q->mu);
-        while (q->count == 0 && !q->stopping) {
+        for (;;) {
+            refill_locked(q);
+            if (q->count > 0 || q->stopping) {
+                break;
+            }
             pthread_cond_wait(&q->cv_work, &q->mu);
         }
-        if (q->count == 0 && q->stopping) {
+        /* a persistent queue stops sending at the deadline: the rest stays on disk */
+        if (q->stopping && (q->count == 0 || (q->store && mt_now_ns() >= q->deadline_ns))) {
             pthread_mutex_unlock(&q->mu);
             break;
         }
@@ -358,6 +624,9 @@ static void *worker_main(void *arg)
         if (q->bs.enabled) {
             uint64_t deadline = taken[0]->created_ns + (uint64_t)q->bs.timeout_ms * 1000000ull;
             while ((int64_t)items < q->bs.send_batch_size && n < MT_ARRAY_LEN(taken)) {
+                if (q->count == 0) {
+                    refill_locked(q);
+                }
                 if (q->count > 0) {
                     mt_batch_t *nb = q->ring[q->head];
                     if (strcmp(nb->tenant, taken[0]->tenant) != 0 ||
@@ -405,10 +674,20 @@ static void *worker_main(void *arg)
             /* no memory to coalesce: send one by one rather than lose anything */
             for (size_t i = 0; i < n; i++) {
                 deliver(w, taken[i]->data, taken[i]->len, taken[i]->items, taken[i]->tenant,
-                        taken[i]->format);
+                        taken[i]->format, &taken[i], 1);
             }
-        } else {
-            deliver(w, data, bytes, (uint32_t)items, taken[0]->tenant, taken[0]->format);
+        } else if (deliver(w, data, bytes, (uint32_t)items, taken[0]->tenant, taken[0]->format,
+                           taken, n) == MT_EINVAL) {
+            /* the batch keeps its requests (taken[]): resend them one by one, so only the one
+             * the exporter cannot decode is dropped */
+            MT_LOG_EVERY(10, MT_LOG_WARN,
+                         "exporter %s: a batch of %zu requests could not be "
+                         "decoded; sending them one by one",
+                         q->ex->id, n);
+            for (size_t i = 0; i < n; i++) {
+                deliver(w, taken[i]->data, taken[i]->len, taken[i]->items, taken[i]->tenant,
+                        taken[i]->format, &taken[i], 1);
+            }
         }
         /* a big coalescing buffer is not worth keeping between quiet periods */
         if (w->buf_cap > (8u << 20)) {
@@ -416,10 +695,12 @@ static void *worker_main(void *arg)
             w->buf = NULL;
             w->buf_cap = 0;
         }
-        pthread_mutex_lock(&q->mu);
-        q->bytes -= bytes;
-        q->items -= items;
-        pthread_mutex_unlock(&q->mu);
+        if (!q->store) { /* a persistent queue's room is the store's quota */
+            pthread_mutex_lock(&q->mu);
+            q->bytes -= bytes;
+            q->items -= items;
+            pthread_mutex_unlock(&q->mu);
+        }
         for (size_t i = 0; i < n; i++) {
             batch_unref(taken[i]);
         }
@@ -486,9 +767,16 @@ void exq_destroy(exq_t *q)
         return;
     }
     tm_gauge_remove(q);
+    while (q->count && q->store) {
+        batch_unref(pop_locked(q)); /* read ahead; still on disk, unconfirmed */
+    }
+    seg_close(q->store);
     while (q->count) {
         mt_batch_t *b = pop_locked(q);
-        exq_count_drop(q, b->items, "shutdown");
+        tm_count_reason("meltp_exporter_dropped_items_total",
+                        "Items the exporter dropped, by reason.", q->labels, "shutdown", b->items);
+        q->led.queued -= b->items;
+        seg_ledger_drop(&q->led, b->items, "shutdown");
         batch_unref(b);
     }
     free(q->workers);

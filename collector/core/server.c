@@ -14,6 +14,9 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <errno.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #define HTTP_MAX_DAEMONS 64
 
@@ -26,7 +29,80 @@ struct http_server {
     http_handler_t h;
     size_t max_body;
     int port;
+    int lock_fd; /* the address's instance lock (see claim_address), -1 when none */
 };
+
+/* One instance per address. SO_REUSEPORT (what spreads connections over our per-thread
+ * daemons) would also let a second meltp with the same config bind the same port silently and
+ * take half of the traffic. So before our daemons bind, the address is claimed twice:
+ *   - a probe socket binds it *without* SO_REUSEPORT and is closed again: that bind fails
+ *     with EADDRINUSE while any other process listens there, reuseport or not;
+ *   - the probe leaves a race between two meltp starting at once (both probe, both join the
+ *     group), so each address also takes a lock held for the server's life: an abstract unix
+ *     socket named after it, which the kernel lets only one process bind and frees when the
+ *     process dies (no file left behind; per network namespace, like the port itself).
+ * One shared listening socket would need no check but gives up the kernel's spreading, and a
+ * BPF reuseport program is far more machinery for the same answer. Port 0 (a free port picked
+ * by the kernel) needs neither. Returns MT_OK, or MT_EINVAL with eb naming the address. */
+static int claim_address(const struct sockaddr_storage *sa, socklen_t salen, const char *endpoint,
+                         int *lock_fd, mt_errbuf_t *eb)
+{
+    *lock_fd = -1;
+    int probe = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) {
+        mt_failf(eb, "endpoint \"%s\": socket: %s", endpoint, strerror(errno));
+        return MT_EINVAL;
+    }
+    int one = 1;
+    setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* TIME_WAIT is no owner */
+    if (sa->ss_family == AF_INET6) {
+        setsockopt(probe, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    int rc = bind(probe, (const struct sockaddr *)sa, salen);
+    int err = errno;
+    close(probe);
+    if (rc != 0 && err == EADDRINUSE) {
+        mt_failf(eb,
+                 "endpoint \"%s\": cannot listen: address in use (another process "
+                 "listens there)",
+                 endpoint);
+        return MT_EINVAL;
+    }
+    char host[INET6_ADDRSTRLEN] = "";
+    int port = 0;
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+    } else {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+    }
+    struct sockaddr_un un;
+    memset(&un, 0, sizeof(un));
+    un.sun_family = AF_UNIX;
+    int n = snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "meltp-listen:[%s]:%d", host, port);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return MT_OK; /* the probe has answered; the lock only closes a narrow race */
+    }
+    if (bind(fd, (struct sockaddr *)&un,
+             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) != 0) {
+        err = errno;
+        close(fd);
+        if (err == EADDRINUSE) {
+            mt_failf(eb,
+                     "endpoint \"%s\": cannot listen: address in use (another meltp "
+                     "listens there)",
+                     endpoint);
+            return MT_EINVAL;
+        }
+        return MT_OK;
+    }
+    *lock_fd = fd;
+    return MT_OK;
+}
 
 int http_parse_endpoint(const char *endpoint, char *host, size_t hostlen, int *port,
                         mt_errbuf_t *eb)
@@ -203,6 +279,7 @@ http_server_t *http_server_start(const char *endpoint, int threads, size_t max_b
     }
     s->h = *h;
     s->max_body = max_body;
+    s->lock_fd = -1;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
@@ -214,8 +291,13 @@ http_server_t *http_server_start(const char *endpoint, int threads, size_t max_b
         threads = HTTP_MAX_DAEMONS;
     }
     struct sockaddr_storage sa;
+    socklen_t salen = ai->ai_addrlen;
     memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
     freeaddrinfo(ai);
+    if (port != 0 && claim_address(&sa, salen, endpoint, &s->lock_fd, eb) != MT_OK) {
+        http_server_stop(s);
+        return NULL;
+    }
     for (int i = 0; i < threads; i++) {
         struct MHD_OptionItem opts[8];
         int no = 0;
@@ -257,6 +339,9 @@ void http_server_stop(http_server_t *s)
     }
     for (int i = 0; i < s->nd; i++) {
         MHD_stop_daemon(s->d[i]);
+    }
+    if (s->lock_fd >= 0) {
+        close(s->lock_fd);
     }
     free(s);
 }

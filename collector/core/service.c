@@ -14,6 +14,7 @@
 #include "server.h"
 #include "slo.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
@@ -385,6 +386,47 @@ static void build_pipelines(service_t *s, cfg_ctx_t *c)
     }
 }
 
+static int ext_listed(const service_t *s, const char *id)
+{
+    for (size_t k = 0; k < s->cfg.extensions.n; k++) {
+        if (strcmp(s->cfg.extensions.items[k], id) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* sending_queue.storage names a file_storage extension that service.extensions starts. */
+static void check_storage_refs(service_t *s, cfg_ctx_t *c)
+{
+    const cfg_node_t *sec = cfg_map_get(s->doc->root, "exporters");
+    for (size_t i = 0; i < s->nexps; i++) {
+        const char *id = exporter_common(s->exps[i])->storage;
+        if (!id || !*id) {
+            continue;
+        }
+        char path[256];
+        snprintf(path, sizeof(path), "exporters.%s", s->exps[i]->id);
+        const cfg_node_t *node = cfg_map_get(sec, s->exps[i]->id);
+        const char *dir;
+        int fsync;
+        extension_t *x = FIND_BY_ID(s->exts, s->nexts, id);
+        if (!x) {
+            cfg_error_key(c, node, path, "sending_queue.storage",
+                          "\"%s\" is not defined under extensions", id);
+        } else if (file_storage_settings(x, &dir, &fsync) != MT_OK) {
+            cfg_error_key(c, node, path, "sending_queue.storage",
+                          "\"%s\" is not a file_storage extension", id);
+        } else if (!ext_listed(s, id)) {
+            cfg_error_key(c, node, path, "sending_queue.storage",
+                          "extension \"%s\" is not listed in service.extensions", id);
+        } else if (!exporter_common(s->exps[i])->queue_enabled) {
+            cfg_error_key(c, node, path, "sending_queue.storage",
+                          "needs sending_queue.enabled: true");
+        }
+    }
+}
+
 service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
 {
     mt_errbuf_t eb;
@@ -449,6 +491,7 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
                 }
             }
         }
+        check_storage_refs(s, c);
         for (size_t i = 0; i < s->cfg.extensions.n; i++) {
             if (!FIND_BY_ID(s->exts, s->nexts, s->cfg.extensions.items[i])) {
                 cfg_error(c, svc->line, "service.extensions",
@@ -467,7 +510,12 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
     if (slo_node && slo_node->kind != CFG_NODE_NULL) {
         s->slo = slo_engine_load(slo_node, path, c);
     }
-    /* a memory_limiter in any pipeline sets the process-wide limit (the smallest wins) */
+    if (c->nerr) {
+        service_stop_destroy(s);
+        return NULL;
+    }
+    /* a memory_limiter in any pipeline sets the process-wide limit (the smallest wins); only
+     * once every config is known valid: a refused one (spike_limit_mib: -64) would overflow */
     for (size_t i = 0; i < s->nprocs; i++) {
         if (strcmp(s->procs[i]->ops->type, "memory_limiter") == 0) {
             int64_t l = processor_memory_limit_bytes(s->procs[i]);
@@ -475,10 +523,6 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
                 s->mem_limit = l;
             }
         }
-    }
-    if (c->nerr) {
-        service_stop_destroy(s);
-        return NULL;
     }
     return s;
 }
@@ -523,9 +567,90 @@ int service_has_exporter(const service_t *s, const char *exporter_id)
     return 0;
 }
 
+/* GET /api/v1/ledger: one entry per exporter queue (exporter, pipeline, signal) with
+ * accepted, sent, dropped{reason} and queued items, each copied under its queue's lock so
+ * accepted = sent + dropped + queued holds in every entry. */
+static char *ledger_json(service_t *s, size_t *len)
+{
+    json_t *root = json_object();
+    json_t *arr = json_array();
+    json_object_set_new(root, "exporters", arr);
+    for (size_t i = 0; i < s->npipes; i++) {
+        for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
+            exq_t *q = s->pipes[i]->queues[k];
+            exq_ledger_t l;
+            exq_ledger(q, &l);
+            json_t *e = json_object();
+            json_t *d = json_object();
+            uint64_t dropped = 0;
+            for (size_t r = 0; r < l.ndropped; r++) {
+                json_object_set_new(d, l.dropped[r].reason,
+                                    json_integer((json_int_t)l.dropped[r].items));
+                dropped += l.dropped[r].items;
+            }
+            json_object_set_new(e, "exporter", json_string(exq_exporter(q)->id));
+            json_object_set_new(e, "pipeline", json_string(exq_pipeline_id(q)));
+            json_object_set_new(e, "signal", json_string(mt_signal_name(exq_signal(q))));
+            json_object_set_new(e, "accepted", json_integer((json_int_t)l.accepted));
+            json_object_set_new(e, "sent", json_integer((json_int_t)l.sent));
+            json_object_set_new(e, "dropped", json_integer((json_int_t)dropped));
+            json_object_set_new(e, "dropped_by_reason", d);
+            json_object_set_new(e, "queued", json_integer((json_int_t)l.queued));
+            json_array_append_new(arr, e);
+        }
+    }
+    char *out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    *len = out ? strlen(out) : 0;
+    return out;
+}
+
+/* The shutdown log line: the ledger of every queue once they have stopped. */
+static void log_ledger(service_t *s)
+{
+    for (size_t i = 0; i < s->npipes; i++) {
+        for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
+            exq_t *q = s->pipes[i]->queues[k];
+            exq_ledger_t l;
+            exq_ledger(q, &l);
+            char why[512];
+            size_t off = 0;
+            uint64_t dropped = 0;
+            why[0] = 0;
+            for (size_t r = 0; r < l.ndropped && off < sizeof(why); r++) {
+                off +=
+                    (size_t)snprintf(why + off, sizeof(why) - off, "%s%s=%llu", r ? "," : "",
+                                     l.dropped[r].reason, (unsigned long long)l.dropped[r].items);
+                dropped += l.dropped[r].items;
+            }
+            mt_log(MT_LOG_INFO,
+                   "ledger: exporter=%s pipeline=%s signal=%s accepted=%llu sent=%llu "
+                   "dropped=%llu{%s} queued=%llu",
+                   exq_exporter(q)->id, exq_pipeline_id(q), mt_signal_name(exq_signal(q)),
+                   (unsigned long long)l.accepted, (unsigned long long)l.sent,
+                   (unsigned long long)dropped, why, (unsigned long long)l.queued);
+        }
+    }
+}
+
 static void metrics_begin(void *arg, http_req_t *r)
 {
     service_t *s = arg;
+    if (strcmp(r->path, "/api/v1/ledger") == 0) {
+        if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+            http_respond(r, 405, "text/plain", "use GET\n", 8, "Allow", "GET, HEAD");
+            return;
+        }
+        size_t len = 0;
+        char *body = ledger_json(s, &len);
+        if (!body) {
+            http_respond(r, 503, "text/plain", "out of memory\n", 14, NULL, NULL);
+            return;
+        }
+        http_respond(r, 200, "application/json", body, len, NULL, NULL);
+        free(body);
+        return;
+    }
     if (strcmp(r->path, "/api/v1/slos") == 0) {
         size_t len = 0;
         char *body = s->slo ? slo_engine_api_json(s->slo, &len) : NULL;
@@ -605,6 +730,16 @@ int service_start(service_t *s, mt_errbuf_t *eb)
             return MT_ERR;
         }
     }
+    /* file_storage first: persistent queues open their stores (and replay) right below */
+    for (size_t i = 0; i < s->nexts; i++) {
+        const char *dir;
+        int fsync;
+        extension_t *x = s->exts[i];
+        if (ext_listed(s, x->id) && file_storage_settings(x, &dir, &fsync) == MT_OK &&
+            x->ops->start(x, s, eb) != MT_OK) {
+            return MT_ERR;
+        }
+    }
     for (size_t i = 0; i < s->npipes; i++) {
         pipeline_t *p = s->pipes[i];
         batch_settings_t bs;
@@ -614,8 +749,23 @@ int service_start(service_t *s, mt_errbuf_t *eb)
         for (size_t k = 0; k < el->n; k++) {
             exporter_t *e = FIND_BY_ID(s->exps, s->nexps, el->children[k]->value);
             exq_t *q = exq_create(e, p, p->signal, &bs);
+            const char *storage = exporter_common(e)->storage;
+            if (q && storage && *storage) {
+                const char *dir;
+                int fsync;
+                extension_t *x = FIND_BY_ID(s->exts, s->nexts, storage);
+                mt_errbuf_t e2;
+                mt_errbuf_clear(&e2);
+                if (file_storage_settings(x, &dir, &fsync) != MT_OK ||
+                    exq_open_storage(q, dir, fsync, &e2) != MT_OK) {
+                    mt_failf(eb, "pipeline %s: exporter %s: %s", p->id, e->id, e2.msg);
+                    exq_destroy(q);
+                    return MT_ERR;
+                }
+            }
             if (!q || exq_start(q) != MT_OK) {
                 mt_failf(eb, "pipeline %s: cannot start exporter %s", p->id, e->id);
+                exq_destroy(q);
                 return MT_ERR;
             }
             p->queues[p->nqueues++] = q;
@@ -623,11 +773,7 @@ int service_start(service_t *s, mt_errbuf_t *eb)
     }
     for (size_t i = 0; i < s->nexts; i++) {
         extension_t *x = s->exts[i];
-        int listed = 0;
-        for (size_t k = 0; k < s->cfg.extensions.n; k++) {
-            listed |= strcmp(s->cfg.extensions.items[k], x->id) == 0;
-        }
-        if (listed && x->ops->start(x, s, eb) != MT_OK) {
+        if (ext_listed(s, x->id) && !x->state && x->ops->start(x, s, eb) != MT_OK) {
             return MT_ERR;
         }
     }
@@ -708,6 +854,9 @@ void service_stop_destroy(service_t *s)
         for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
             exq_stop(s->pipes[i]->queues[k], deadline);
         }
+    }
+    if (s->started) {
+        log_ledger(s);
     }
     for (size_t i = 0; i < s->nexts; i++) {
         if (s->exts[i]->state && s->exts[i]->ops->stop) {

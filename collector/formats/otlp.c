@@ -48,21 +48,18 @@ static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, con
     }
     unsigned counts[64] = {0};
     while (p < end) {
-        uint64_t tag;
-        const uint8_t *q = wvarint(p, end, &tag);
+        uint32_t fnum, wt;
+        const uint8_t *q = wtag(p, end, &fnum, &wt);
         if (!q) {
-            mt_failf(eb, "%s: truncated field tag at byte offset", path[0] ? path : "(root)");
+            mt_failf(eb, "%s: %s", path[0] ? path : "(root)",
+                     (*p & 0xf8) == 0 ? "invalid field number 0"
+                                      : "field tag truncated or longer than 5 bytes");
             return MT_EINVAL;
         }
         p = q;
-        unsigned fnum = (unsigned)(tag >> 3), wt = (unsigned)(tag & 7);
         const ProtobufCFieldDescriptor *fd =
             fnum ? protobuf_c_message_descriptor_get_field(desc, fnum) : NULL;
         const char *fname = fd ? fd->name : "?";
-        if (fnum == 0) {
-            mt_failf(eb, "%s: invalid field number 0", path[0] ? path : "(root)");
-            return MT_EINVAL;
-        }
         size_t n = 0;
         switch (wt) {
         case 0: {
@@ -83,12 +80,12 @@ static int explain(const ProtobufCMessageDescriptor *desc, const uint8_t *p, con
             break;
         case 2: {
             uint64_t l;
-            if (!(q = wvarint(p, end, &l))) {
-                mt_failf(eb, "%s%s%s: truncated length (field %u)", path, path[0] ? "." : "", fname,
-                         fnum);
+            if (!(q = wvarint(p, end, &l)) || q - p > 5) {
+                mt_failf(eb, "%s%s%s: length truncated or longer than 5 bytes (field %u)", path,
+                         path[0] ? "." : "", fname, fnum);
                 return MT_EINVAL;
             }
-            if (l > (uint64_t)(end - q)) {
+            if (l > 0x7fffffffu || l > (uint64_t)(end - q)) {
                 mt_failf(eb, "%s%s%s: length %llu runs past the end of the message (field %u)",
                          path, path[0] ? "." : "", fname, (unsigned long long)l, fnum);
                 return MT_EINVAL;
@@ -159,6 +156,50 @@ int otlp_wire_explain(const ProtobufCMessageDescriptor *desc, const uint8_t *dat
 {
     char path[1024] = "";
     return explain(desc, data, data + len, path, sizeof(path), 0, eb);
+}
+
+/* find_nul: the walk behind otlp_wire_find_nul; path grows as "name[i].name". */
+static int find_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end,
+                    char *path, size_t cap, size_t plen, int depth)
+{
+    unsigned seen[16] = {0}; /* occurrences per field number, for the index in the path */
+    wf_t f;
+    int r;
+    if (depth > OTLP_MAX_DEPTH) {
+        return 0;
+    }
+    while ((r = wnext(&p, end, &f)) > 0) {
+        unsigned idx = f.num < 16 ? seen[f.num]++ : 0;
+        if (f.wt != 2) {
+            continue;
+        }
+        const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, f.num);
+        if (!fd || (fd->type != PROTOBUF_C_TYPE_STRING && fd->type != PROTOBUF_C_TYPE_MESSAGE)) {
+            continue;
+        }
+        int n = fd->label == PROTOBUF_C_LABEL_REPEATED
+                    ? snprintf(path + plen, cap - plen, "%s%s[%u]", plen ? "." : "", fd->name, idx)
+                    : snprintf(path + plen, cap - plen, "%s%s", plen ? "." : "", fd->name);
+        size_t nl = n < 0 || (size_t)n >= cap - plen ? cap - 1 : plen + (size_t)n;
+        if (fd->type == PROTOBUF_C_TYPE_STRING
+                ? memchr(f.p, 0, f.n) != NULL
+                : find_nul(fd->descriptor, f.p, f.p + f.n, path, cap, nl, depth + 1)) {
+            return 1;
+        }
+        path[plen] = 0;
+    }
+    return 0;
+}
+
+int otlp_wire_find_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                       mt_errbuf_t *eb)
+{
+    char path[256] = "";
+    if (!find_nul(desc, data, data + len, path, sizeof(path), 0, 0)) {
+        return 0;
+    }
+    mt_failf(eb, "%s holds a NUL byte (refused: it would be cut short)", path);
+    return 1;
 }
 
 /* Checks nesting depth before protobuf-c (which recurses without a limit) sees the data:
@@ -307,6 +348,7 @@ typedef struct scan_ctx {
     const uint8_t *svc; /* service.name of the ResourceLogs being scanned */
     size_t svcn;
     uint64_t res_events;
+    int undecided; /* valid on the wire, but only the decoder can judge it */
 } scan_ctx_t;
 
 /* KeyValue bytes "service.name" = AnyValue{string_value}: the value, the way every SDK
@@ -345,15 +387,20 @@ typedef struct finfo {
     const ProtobufCFieldDescriptor *fd; /* NULL: unknown field */
     int8_t want;                        /* wire type */
     int8_t idlen;                       /* trace/span id length, -1 otherwise */
-    uint8_t repeated;
-    uint8_t kind;         /* SI_* */
-    const sinfo_t *child; /* SI_MESSAGE */
+    uint8_t kind;                       /* SI_* */
+    uint8_t repeated : 1;
+    uint8_t anywt : 1;       /* bool: protobuf-c takes any wire type */
+    uint8_t merge_check : 1; /* singular message whose type has a oneof */
+    uint8_t track : 1;       /* scan_note must see it: merge_check or oneof message */
+    uint16_t oneof;          /* the oneof's case offset, 0 when not in one */
+    const sinfo_t *child;    /* SI_MESSAGE; the struct stays 24 bytes */
 } finfo_t;
 
 struct sinfo {
     const ProtobufCMessageDescriptor *desc;
     finfo_t f[SI_FIELDS];
-    int has_high; /* fields numbered >= SI_FIELDS exist */
+    int has_high;  /* fields numbered >= SI_FIELDS exist */
+    int has_oneof; /* protobuf-c cannot merge two of these with none set */
 };
 
 static sinfo_t sinfos[SI_MAX];
@@ -370,6 +417,30 @@ static sinfo_t *sinfo_lookup(const ProtobufCMessageDescriptor *d)
     return NULL;
 }
 
+static void finfo_fill(finfo_t *f, const ProtobufCMessageDescriptor *d,
+                       const ProtobufCFieldDescriptor *fd, const sinfo_t *child)
+{
+    f->fd = fd;
+    f->want = (int8_t)wire_type_of(fd->type);
+    /* ids are checked where otlp_check checks them (spans, span links, log records) */
+    f->idlen = (d == &opentelemetry__proto__trace__v1__span__descriptor ||
+                d == &opentelemetry__proto__trace__v1__span__link__descriptor ||
+                d == &opentelemetry__proto__logs__v1__log_record__descriptor)
+                   ? (int8_t)field_id_len(fd)
+                   : -1;
+    f->repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
+    f->kind = fd->type == PROTOBUF_C_TYPE_MESSAGE  ? SI_MESSAGE
+              : fd->type == PROTOBUF_C_TYPE_STRING ? SI_STRING
+              : fd->type == PROTOBUF_C_TYPE_BYTES  ? SI_BYTES
+                                                   : SI_SCALAR;
+    f->anywt = fd->type == PROTOBUF_C_TYPE_BOOL;
+    /* OTLP messages are far smaller than 64 KiB, so case offsets fit (finfo stays 24 bytes) */
+    f->oneof = (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ? (uint16_t)fd->quantifier_offset : 0;
+    f->child = child;
+    f->merge_check = !f->repeated && !f->oneof && child && child->has_oneof;
+    f->track = f->merge_check || (f->oneof && f->kind == SI_MESSAGE);
+}
+
 static sinfo_t *sinfo_build(const ProtobufCMessageDescriptor *d)
 {
     sinfo_t *si = sinfo_lookup(d);
@@ -379,22 +450,16 @@ static sinfo_t *sinfo_build(const ProtobufCMessageDescriptor *d)
     si = &sinfos[nsinfos++];
     si->desc = d; /* registered before the children: recursive types terminate */
     for (unsigned i = 0; i < d->n_fields; i++) {
+        si->has_oneof |= (d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0;
+    }
+    for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *fd = &d->fields[i];
         sinfo_t *child = fd->type == PROTOBUF_C_TYPE_MESSAGE ? sinfo_build(fd->descriptor) : NULL;
         if (fd->id >= SI_FIELDS) {
             si->has_high = 1;
             continue;
         }
-        finfo_t *f = &si->f[fd->id];
-        f->fd = fd;
-        f->want = (int8_t)wire_type_of(fd->type);
-        f->idlen = (int8_t)field_id_len(fd);
-        f->repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
-        f->kind = fd->type == PROTOBUF_C_TYPE_MESSAGE  ? SI_MESSAGE
-                  : fd->type == PROTOBUF_C_TYPE_STRING ? SI_STRING
-                  : fd->type == PROTOBUF_C_TYPE_BYTES  ? SI_BYTES
-                                                       : SI_SCALAR;
-        f->child = child;
+        finfo_fill(&si->f[fd->id], d, fd, child);
     }
     return si;
 }
@@ -419,22 +484,97 @@ static const finfo_t *field_info(const sinfo_t *si, unsigned fnum, finfo_t *tmp)
     if (!fd) {
         return NULL;
     }
-    tmp->fd = fd;
-    tmp->want = (int8_t)wire_type_of(fd->type);
-    tmp->idlen = (int8_t)field_id_len(fd);
-    tmp->repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
-    tmp->kind = fd->type == PROTOBUF_C_TYPE_MESSAGE  ? SI_MESSAGE
-                : fd->type == PROTOBUF_C_TYPE_STRING ? SI_STRING
-                : fd->type == PROTOBUF_C_TYPE_BYTES  ? SI_BYTES
-                                                     : SI_SCALAR;
-    tmp->child = fd->type == PROTOBUF_C_TYPE_MESSAGE ? sinfo_lookup(fd->descriptor) : NULL;
+    finfo_fill(tmp, si->desc, fd,
+               fd->type == PROTOBUF_C_TYPE_MESSAGE ? sinfo_lookup(fd->descriptor) : NULL);
     return tmp;
 }
 
-/* Validates one message: wire types match the schema (packed scalars allowed), lengths and
- * varints are in bounds, strings are UTF-8, id fields have their lengths, nesting is bounded;
- * unknown fields are skipped. At least as strict as protobuf-c's unpack for everything it
- * checks, so bytes that pass can be forwarded without decoding. */
+/* What one message level remembers about duplicates; touched only off the common path (a
+ * field with f->track set, or once something is pending), so the scan loop stays as fast as
+ * it was before it knew about them. */
+typedef struct scan_lvl {
+    int npend, noneofs; /* either nonzero: every field goes through scan_note */
+    uint32_t pend[4];   /* singular fields (or oneofs) whose last value is invalid */
+    uint32_t oneofs[4]; /* oneofs holding a message member seen so far */
+    uint64_t singles;   /* singular messages with oneofs (< 64) seen, for the merge rule */
+} scan_lvl_t;
+
+static uint32_t scan_key(const finfo_t *fi, uint32_t fnum)
+{
+    return fi->oneof ? (0x80000000u | fi->oneof) : fnum;
+}
+
+/* A field occurrence that may supersede a pending failure, replace a oneof's message (which
+ * takes its items along: only the decoder counts that right) or be merged by protobuf-c (which
+ * refuses the merge when neither copy sets its oneof). Returns npend + noneofs. */
+static __attribute__((noinline)) int scan_note(scan_ctx_t *sc, scan_lvl_t *lv, const finfo_t *fi,
+                                               uint32_t fnum)
+{
+    if (fi->oneof) {
+        int seen = 0;
+        for (int i = 0; i < lv->noneofs && !seen; i++) {
+            seen = lv->oneofs[i] == fi->oneof;
+        }
+        if (seen) {
+            sc->undecided = 1;
+        } else if (fi->kind == SI_MESSAGE) {
+            if (lv->noneofs == (int)MT_ARRAY_LEN(lv->oneofs)) {
+                sc->undecided = 1;
+            } else {
+                lv->oneofs[lv->noneofs++] = fi->oneof;
+            }
+        }
+    }
+    if (fi->merge_check) {
+        if (fnum >= 64 || (lv->singles >> fnum) & 1) {
+            sc->undecided = 1;
+        } else {
+            lv->singles |= 1ull << fnum;
+        }
+    }
+    if (lv->npend && !fi->repeated) {
+        uint32_t key = scan_key(fi, fnum);
+        for (int i = 0; i < lv->npend; i++) {
+            if (lv->pend[i] == key) {
+                lv->pend[i] = lv->pend[--lv->npend]; /* superseded by this value */
+                if (fi->kind == SI_MESSAGE) {
+                    sc->undecided = 1; /* merged: which parts survive is the decoder's */
+                }
+                break;
+            }
+        }
+    }
+    return lv->npend + lv->noneofs;
+}
+
+/* A value that is valid on the wire but not for the decode path (UTF-8, id length, or a
+ * message holding one): final under a repeated field, pending under a singular one. Returns
+ * the new `soft` flag of the level. */
+static __attribute__((noinline)) int scan_soft(scan_ctx_t *sc, scan_lvl_t *lv, const finfo_t *fi,
+                                               uint32_t fnum, int soft)
+{
+    if (fi->repeated) {
+        return 1;
+    }
+    if (lv->npend < (int)MT_ARRAY_LEN(lv->pend)) {
+        lv->pend[lv->npend++] = scan_key(fi, fnum);
+    } else {
+        sc->undecided = 1;
+    }
+    return soft;
+}
+
+/* Validates one message against exactly the rules protobuf-c's unpack applies (tags of at most
+ * five bytes, varints of at most ten, length prefixes of at most five and INT_MAX, wire types of
+ * known fields, packed elements, bools under any wire type; unknown fields skipped) plus what
+ * the receiver's decode path checks after it (UTF-8 strings, span/log id lengths, nesting).
+ * Returns 1 valid, 0 refused on the wire (protobuf-c refuses it wherever it is), 2 decodable
+ * but invalid (UTF-8, ids) if the decoder keeps it. protobuf-c keeps the last value of a
+ * singular field, so such a failure stays pending until the message ends or a later value of
+ * the same field replaces it; a failure under a repeated field is final. Where the answer
+ * depends on more than that (a oneof set twice, a singular message sent twice and merged), the
+ * scan does not guess: it sets sc->undecided and the caller decodes.
+ * tests/unit/formats/test_scan_differential.c holds the two to the same verdicts. */
 static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8_t *end, int depth)
 {
     if (depth > OTLP_MAX_DEPTH || !si) {
@@ -451,27 +591,29 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
     int is_rl = sc->ev && desc == &opentelemetry__proto__logs__v1__resource_logs__descriptor;
     int is_res = sc->ev && desc == &opentelemetry__proto__resource__v1__resource__descriptor;
     int is_event = 0;
+    scan_lvl_t lv;
+    int busy = 0; /* lv.npend + lv.noneofs, kept in a register */
+    lv.npend = lv.noneofs = 0;
+    lv.singles = 0;
+    int soft = 0;
     if (is_rl) {
         sc->svc = NULL;
         sc->svcn = 0;
         sc->res_events = 0;
     }
     while (p < end) {
-        uint64_t tag, v;
+        uint64_t v;
+        uint32_t fnum, wt;
         const uint8_t *q;
         /* one-byte tags are nearly all of them */
-        if (*p < 0x80) {
-            tag = *p;
+        if (*p < 0x80 && *p >= 0x08) {
+            fnum = *p >> 3;
+            wt = *p & 7u;
             q = p + 1;
-        } else if (!(q = wvarint(p, end, &tag))) {
-            return 0;
-        }
-        if ((tag >> 3) == 0 || (tag >> 3) > 0x1FFFFFFF) {
+        } else if (!(q = wtag(p, end, &fnum, &wt))) {
             return 0;
         }
         p = q;
-        unsigned wt = (unsigned)(tag & 7);
-        unsigned fnum = (unsigned)(tag >> 3);
         finfo_t tmp;
         const finfo_t *fi = field_info(si, fnum, &tmp);
         size_t n;
@@ -489,17 +631,9 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
             n = 4;
             break;
         case 2:
-            if (p < end && *p < 0x80) {
-                v = *p;
-                q = p + 1;
-            } else if (!(q = wvarint(p, end, &v))) {
+            if (!(p = wlen(p, end, &n))) {
                 return 0;
             }
-            if (v > (uint64_t)(end - q)) {
-                return 0;
-            }
-            p = q;
-            n = (size_t)v;
             break;
         default:
             return 0;
@@ -518,37 +652,54 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
         }
         if (fi) {
             int want = fi->want;
+            if (__builtin_expect(fi->track | busy, 0)) {
+                busy = scan_note(sc, &lv, fi, fnum);
+            }
+#define SCAN_SOFT() (soft = scan_soft(sc, &lv, fi, fnum, soft), busy = lv.npend + lv.noneofs)
             if ((int)wt != want) {
-                /* packed repeated scalars: a LEN record holding whole elements */
-                if (!(fi->repeated && wt == 2 && want != 2)) {
-                    return 0;
-                }
-                if (want == 1 && n % 8) {
-                    return 0;
-                }
-                if (want == 5 && n % 4) {
-                    return 0;
-                }
-                if (want == 0) {
-                    const uint8_t *r = p, *re = p + n;
-                    while (r < re) {
-                        if (!(r = wvarint(r, re, &v))) {
-                            return 0;
+                if (fi->repeated && wt == 2 && want != 2) {
+                    /* packed repeated scalars: a LEN record holding whole elements */
+                    if (want == 1 && n % 8) {
+                        return 0;
+                    }
+                    if (want == 5 && n % 4) {
+                        return 0;
+                    }
+                    if (want == 0) {
+                        const uint8_t *r = p, *re = p + n;
+                        while (r < re) {
+                            if (!(r = wvarint(r, re, &v))) {
+                                return 0;
+                            }
                         }
                     }
+                } else if (!fi->anywt) {
+                    return 0;
                 }
             } else if (wt == 2) {
                 if (fi->kind == SI_MESSAGE) {
-                    if (!scan(sc, fi->child, p, p + n, depth + 1)) {
+                    int rc = scan(sc, fi->child, p, p + n, depth + 1);
+                    if (rc == 0) {
                         return 0;
+                    }
+                    if (rc == 2) {
+                        SCAN_SOFT();
                     }
                 } else if (fi->kind == SI_STRING) {
                     if (!utf8_ok(p, n)) {
-                        return 0;
+                        /* the decoder's C string ends at a NUL and only that prefix is
+                         * checked: when the prefix is fine, only the decoder can say */
+                        const uint8_t *nul = memchr(p, 0, n);
+                        if (nul && utf8_ok(p, (size_t)(nul - p))) {
+                            sc->undecided = 1;
+                        } else {
+                            SCAN_SOFT();
+                        }
                     }
                 } else if (fi->idlen > 0 && n != 0 && n != (size_t)fi->idlen) {
-                    return 0;
+                    SCAN_SOFT();
                 }
+#undef SCAN_SOFT
             }
         }
         p += n;
@@ -566,7 +717,7 @@ static int scan(scan_ctx_t *sc, const sinfo_t *si, const uint8_t *p, const uint8
             sc->ev->overflow = 1;
         }
     }
-    return 1;
+    return soft || lv.npend ? 2 : 1;
 }
 
 static int walk_values(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end,
@@ -668,7 +819,14 @@ int otlp_scan_events(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *i
         sc.item[3] = &opentelemetry__proto__metrics__v1__summary_data_point__descriptor;
     }
     pthread_once(&sinfo_once, sinfo_init);
-    if (!scan(&sc, sinfo_lookup(otlp_request_desc(s)), data, data + len, 0)) {
+    int rc = scan(&sc, sinfo_lookup(otlp_request_desc(s)), data, data + len, 0);
+    if (rc == 0) {
+        return MT_EINVAL;
+    }
+    if (sc.undecided) {
+        return MT_EUNSUPPORTED;
+    }
+    if (rc == 2) {
         return MT_EINVAL;
     }
     *items = sc.items;
@@ -725,6 +883,14 @@ int otlp_check(mt_signal_t s, const ProtobufCMessage *req, uint64_t *items, mt_e
                         check_id(&sp->parent_span_id, 8, "parentSpanId", "resourceSpans", i, j, k,
                                  eb)) {
                         return MT_EINVAL;
+                    }
+                    for (size_t l = 0; l < sp->n_links; l++) {
+                        if (check_id(&sp->links[l]->trace_id, 16, "links.traceId", "resourceSpans",
+                                     i, j, k, eb) ||
+                            check_id(&sp->links[l]->span_id, 8, "links.spanId", "resourceSpans", i,
+                                     j, k, eb)) {
+                            return MT_EINVAL;
+                        }
                     }
                 }
                 n += ss->n_spans;

@@ -23,8 +23,10 @@ ProtobufCMessage *otlp_unpack(mt_signal_t s, const uint8_t *data, size_t len, ar
                               mt_errbuf_t *eb);
 
 /* Validates an encoded Export*ServiceRequest without decoding it (wire structure against the
- * schema, UTF-8, id lengths, nesting) and counts its items. MT_OK or MT_EINVAL (no reason:
- * call otlp_unpack + otlp_validate_utf8 + otlp_check for one). */
+ * schema, UTF-8, id lengths, nesting) and counts its items. The verdict is the decode path's
+ * (otlp_unpack + otlp_validate_utf8 + otlp_check), exactly: MT_OK with the same item count, or
+ * MT_EINVAL (no reason: decode for one), or MT_EUNSUPPORTED when only the decoder can tell
+ * (duplicated oneofs or singular messages, which protobuf-c keeps or merges): decode it. */
 int otlp_scan(mt_signal_t s, const uint8_t *data, size_t len, uint64_t *items);
 /* 1 when [p, p+n) is valid UTF-8 as the scanner checks it (no overlongs, no surrogates,
  * <= U+10FFFF), else 0. The scanner's own check, for other wire readers (tests/bench). */
@@ -64,6 +66,14 @@ uint8_t *otlp_response_body(mt_signal_t s, int json, int64_t rejected, const cha
 /* Builds a google.rpc.Status body for an error response. code is the gRPC code
  * (3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 14 UNAVAILABLE, ...). */
 uint8_t *otlp_status_body(int json, int code, const char *message, size_t *len);
+
+/* Finds the first string field (by desc, nested messages included) whose bytes hold a NUL:
+ * protobuf-c's C strings end there, so a decoder that goes through them would cut the value
+ * short: the remote-write conversion refuses such a request rather than let "x\0A" and "x\0B"
+ * both become "x". Returns 1 with eb naming the field ("timeseries[2].labels[0].value holds a
+ * NUL byte ..."), else 0 (also for malformed data, which the decoder reports). */
+int otlp_wire_find_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                       mt_errbuf_t *eb);
 
 /* Walks encoded protobuf `data` against `desc` and explains the first wire error (used when
  * protobuf-c refuses a message; protobuf-c itself gives no reason). Returns MT_OK when it finds

@@ -5,6 +5,7 @@
  */
 #include "prw_decode.h"
 #include "prw_decode_int.h"
+#include "otlp.h"
 
 #include <string.h>
 
@@ -139,6 +140,9 @@ int prwd_load_v1(ctx_t *c, const uint8_t *pb, size_t len)
         return prwd_fail(c, "invalid remote-write 1.0 protobuf (prometheus.WriteRequest): %s",
                          why.set ? why.msg : "could not decode");
     }
+    if (otlp_wire_find_nul(&prometheus__write_request__descriptor, pb, len, c->eb)) {
+        return MT_EINVAL; /* protobuf-c would cut the string: "x\0A" and "x\0B" collide */
+    }
     for (size_t i = 0; i < wr->n_metadata; i++) {
         Prometheus__MetricMetadata *md = wr->metadata[i];
         if (!prwd_utf8_valid(md->metric_family_name) || !prwd_utf8_valid(md->help) ||
@@ -260,6 +264,9 @@ int prwd_load_v2(ctx_t *c, const uint8_t *pb, size_t len)
         return prwd_fail(c,
                          "invalid remote-write 2.0 protobuf (io.prometheus.write.v2.Request): %s",
                          why.set ? why.msg : "could not decode");
+    }
+    if (otlp_wire_find_nul(&io__prometheus__write__v2__request__descriptor, pb, len, c->eb)) {
+        return MT_EINVAL;
     }
     if (rq->n_symbols > 0 && rq->symbols[0][0] != 0) {
         return prwd_fail(c, "symbols[0] must be the empty string");

@@ -77,6 +77,9 @@ void processor_batch_settings(const processor_t *p, batch_settings_t *bs)
 
 /* ---- memory_limiter --------------------------------------------------------------------- */
 
+/* Largest limit_mib / spike_limit_mib: 1 EiB, so `mib << 20` stays inside int64_t. */
+#define MEMLIM_MAX_MIB ((int64_t)1 << 40)
+
 typedef struct memlim_cfg {
     int64_t check_interval;
     int64_t limit_mib;
@@ -104,11 +107,19 @@ static void memlim_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cf
     if (m->limit_mib <= 0 && m->limit_percentage <= 0) {
         cfg_error_key(c, node, path, "limit_mib", "one of limit_mib, limit_percentage must be > 0");
     }
-    if (m->spike_limit_mib < 0 || (m->limit_mib > 0 && m->spike_limit_mib >= m->limit_mib)) {
+    if (m->limit_mib > MEMLIM_MAX_MIB) {
+        cfg_error_key(c, node, path, "limit_mib", "must be at most %lld (1 EiB)",
+                      (long long)MEMLIM_MAX_MIB);
+    }
+    if (m->spike_limit_mib < 0 || (m->limit_mib > 0 && m->spike_limit_mib >= m->limit_mib) ||
+        m->spike_limit_mib > MEMLIM_MAX_MIB) {
         cfg_error_key(c, node, path, "spike_limit_mib", "must be >= 0 and below limit_mib");
     }
     if (m->limit_percentage < 0 || m->limit_percentage > 100) {
         cfg_error_key(c, node, path, "limit_percentage", "must be 0..100");
+    }
+    if (m->spike_limit_percentage < 0 || m->spike_limit_percentage > 100) {
+        cfg_error_key(c, node, path, "spike_limit_percentage", "must be 0..100");
     }
 }
 
@@ -122,6 +133,7 @@ const processor_ops_t processor_memory_limiter_ops = {
     .validate = memlim_validate,
 };
 
+/* Only for a configuration memlim_validate accepted: its bounds keep the arithmetic in range. */
 int64_t processor_memory_limit_bytes(const processor_t *p)
 {
     const memlim_cfg_t *m = p->cfg;

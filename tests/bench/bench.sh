@@ -12,7 +12,8 @@
 #
 # Knobs (environment): BUILD or MELTP_BUILD (build dir, default build), BENCH_PHASES ("A B C E
 # G"; D is the remote-write saturation run; E is phase C with the receiver's pass-through off,
-# i.e. RW -> OTLP -> RW, for comparison), BENCH_RATE (phase A spans/s, 100000),
+# i.e. RW -> OTLP -> RW, for comparison; P is phase A with the exporter queue on disk,
+# sending_queue.storage with fsync: true), BENCH_RATE (phase A and P spans/s, 100000),
 # BENCH_DURATION_A (20), BENCH_DURATION_B (15), BENCH_RW_RATE (phase C samples/s, 100000),
 # BENCH_ACTIVE_SERIES (100000), BENCH_DURATION_C (20), BENCH_DURATION_D (15),
 # BENCH_TARGET=sink (baseline: loadgen straight into the sink, no meltp), BENCH_KEEP=1 (keep
@@ -170,6 +171,8 @@ host_busy_pct() {
 }
 
 vm_hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+# Bytes the process had written to storage (/proc/PID/io; empty when the kernel keeps no count).
+io_write_bytes() { awk '/^write_bytes:/ {print $2}' "/proc/$1/io" 2>/dev/null || true; }
 vm_rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 now() { date +%s.%N; }
 # jget FILE KEY: a number from a flat one-line JSON object.
@@ -187,12 +190,21 @@ sink_samples() {
 # calc FORMAT EXPR: float arithmetic. The parentheses matter: a bare `a > b` after printf's
 # comma would be an output redirection in awk.
 calc() { awk "BEGIN { printf \"$1\", ($2) }"; }
+# disk_per_item WB0 WB1 ITEMS: storage bytes written per item, "-" when not counted.
+disk_per_item() {
+    if [ -n "$1" ] && [ -n "$2" ]; then calc '%.0f' "($2 - $1) / ($3 > 0 ? $3 : 1)"; else echo -; fi
+}
 
-# write_config FILE RECV SINK METRICS [guard]: the traces relay; with "guard" the pipeline
-# also runs synthetic_guard (phases G and H: what PII scanning costs).
+# write_config FILE RECV SINK METRICS [guard|persist]: the traces relay; with "guard" the
+# pipeline also runs synthetic_guard (phases G and H: what PII scanning costs); with "persist"
+# the exporter queue lives on disk (phase P: file_storage, fsync: true) under $TMP/store-*.
 write_config() {
-    local procs="[batch]"
+    local procs="[batch]" storage='""' exts="[]"
     [ "${5:-}" = guard ] && procs="[synthetic_guard, batch]"
+    if [ "${5:-}" = persist ]; then
+        storage=file_storage
+        exts="[file_storage]"
+    fi
     cat >"$1" <<EOF
 receivers:
   otlp:
@@ -203,11 +215,18 @@ processors:
   batch: {}
   synthetic_guard:
     action: redact
+extensions:
+  file_storage:
+    directory: $TMP/store-$2
+    fsync: true
 exporters:
   otlphttp:
     endpoint: http://127.0.0.1:$3
     compression: none
+    sending_queue:
+      storage: $storage
 service:
+  extensions: $exts
   pipelines:
     traces:
       receivers: [otlp]
@@ -326,6 +345,8 @@ run_phase() {
     log "phase $name: loadgen ${args[*]}"
     out=$TMP/loadgen-$name.json
     cpu0=$(cpu_ticks "$pid")
+    local wb0 wb1
+    wb0=$(io_write_bytes "$pid")
     m0=$(machine_ticks)
     t0=$(now)
     rc=0
@@ -383,6 +404,7 @@ run_phase() {
     t1=$(now)
     cpu1=$(cpu_ticks "$pid" 2>/dev/null || echo "$cpu_mid")
     rss_kib=$(vm_hwm_kib "$pid" 2>/dev/null || echo 0)
+    wb1=$(io_write_bytes "$pid")
 
     local telemetry=""
     if [ "$TARGET" = meltp ]; then
@@ -426,7 +448,7 @@ run_phase() {
             "$target_info" "$(jget "$out" bytes_per_request)" \
             >>"$TMP/rows-rw"
     else
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
             "$name" "$rate" "$conns" "$(jget "$out" spans_per_sec)" \
             "$(calc '%.3f' "($cpu1 - $cpu0) / $CLK_TCK / ($spans_sent > 0 ? $spans_sent : 1) * 1e6")" \
             "$(calc '%.2f' "($cpu_mid - $cpu0) / $CLK_TCK / $load_s")" \
@@ -434,6 +456,7 @@ run_phase() {
             "$delivered" "$spans_sent" "$(jget "$out" refused)" "$(jget "$out" errors)" \
             "$(calc '%.0f' "100 * ($mb1 - $mb0) / (($mt1 - $mt0) > 0 ? ($mt1 - $mt0) : 1)")" \
             "$(jget "$out" loadgen_cpu_s)" "$(calc '%.1f' "$t1 - $t_mid")" "$(jget "$out" max_lag_ms)" \
+            "$(disk_per_item "$wb0" "$wb1" "$spans_sent")" \
             >>"$TMP/rows"
     fi
     {
@@ -460,9 +483,9 @@ report() {
         echo
         printf '%-22s %10s %9s %6s %7s %7s %8s %23s %8s %7s %6s\n' phase spans/s CPU-s/M cores \
             p50_ms p99_ms RSS_MiB delivered/sent refused errors host%
-        while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag; do
+        while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag disk; do
             local guard=""
-            case "$name" in G | H) guard=" +guard" ;; esac
+            case "$name" in G | H) guard=" +guard" ;; P) guard=" +disk" ;; esac
             if [ "$rate" = 0 ]; then
                 label="$name saturation$guard, $conns conn"
             else
@@ -495,12 +518,12 @@ report() {
     fi
     [ -f "$TMP/notes" ] && cat "$TMP/notes" && echo
     if [ -s "$TMP/rows" ]; then
-        local b_sps="" a_cpm=""
-        while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag; do
+        local b_sps="" a_cpm="" a_p99=""
+        while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag disk; do
             [ "$name" = B ] && b_sps=$sps
-            [ "$name" = A ] && a_cpm=$cpm
+            [ "$name" = A ] && a_cpm=$cpm && a_p99=$p99
         done <"$TMP/rows"
-        while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag; do
+        while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag disk; do
             if [ "$name" = G ] || [ "$name" = H ]; then
                 echo "phase $name (synthetic_guard in the pipeline):"
                 if [ "$name" = G ] && [ -n "$b_sps" ]; then
@@ -511,6 +534,19 @@ report() {
                     echo "  (run phase B with G, or A with H, to compare)"
                 fi
                 echo "  every span delivered:             $(verdict "$(calc '%d' "$del == $sent")") ($del of $sent)"
+                continue
+            fi
+            if [ "$name" = P ]; then
+                echo "phase P (phase A with the queue on disk: file_storage, fsync: true; at $rate spans/s):"
+                if [ -n "$a_cpm" ]; then
+                    echo "  CPU <= 2x in-memory (phase A):   $(verdict "$(calc '%d' "$cpm <= 2 * $a_cpm")") ($cpm CPU-s per million spans, $a_cpm in memory)"
+                    echo "  p99 added latency:               $(calc '%.1f' "$p99 - $a_p99") ms ($p99 ms, $a_p99 ms in memory)"
+                else
+                    echo "  CPU per million spans:           $cpm (run phase A too for the 2x target); p99 $p99 ms"
+                fi
+                echo "  offered rate held:               $(verdict "$(calc '%d' "$sps >= 0.98 * $rate")") ($sps spans/s; worst request start lag ${lag} ms)"
+                echo "  disk bytes written per span:     $disk (/proc/PID/io write_bytes)"
+                echo "  every span delivered:            $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, $ref refused requests, $err errors)"
                 continue
             fi
             if [ "$rate" != 0 ]; then
@@ -569,7 +605,8 @@ for phase in $PHASES; do
     D) run_phase D 0 "$CONN_D" "$DUR_D" rw ;;
     G) run_phase G 0 "$CONN_B" "$DUR_B" guard ;;
     H) run_phase H "$RATE_A" "$CONN_A" "$DUR_A" guard ;;
-    *) die "unknown phase '$phase' (phases are A, B, C, D, E, G and H)" ;;
+    P) run_phase P "$RATE_A" "$CONN_A" "$DUR_A" persist ;;
+    *) die "unknown phase '$phase' (phases are A, B, C, D, E, G, H and P)" ;;
     esac
 done
 report

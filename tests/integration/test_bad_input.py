@@ -136,3 +136,31 @@ def test_good_requests_still_flow_after_abuse():
     spans = [s for l in m.file_lines("out.jsonl") for rs in l["resourceSpans"]
              for ss in rs["scopeSpans"] for s in ss["spans"]]
     assert sorted(s["spanId"] for s in spans) == ["0606060606060606", "0707070707070707"]
+
+
+def test_scanner_refuses_what_the_decoder_refuses():
+    """An unknown field whose tag is an over-long 6-byte varint: protobuf-c reads tags of at
+    most 5 bytes, so the fast scanner must refuse it too (it used to answer 200 and the
+    exporter then lost the whole batch it was coalesced into)."""
+    m = Meltp(CFG)
+    good = fixture("otlp-js/traces-n1/traces-proto-1.bin")
+    # field 100, varint 1; tag 800 padded to 6 bytes
+    bad = bytes([0xa0, 0x86, 0x80, 0x80, 0x80, 0x00, 0x01]) + good
+    check(m, "/v1/traces", bad, PB, None, 400, "longer than 5 bytes", "bad_protobuf")
+    # the same field with a 5-byte tag is valid for both, and the request goes through
+    ok = bytes([0xa0, 0x86, 0x80, 0x80, 0x00, 0x01]) + good
+    st, _, resp = m.post("/v1/traces", ok, PB)
+    assert st == 200, resp
+
+
+def test_scanner_disagreement_warning_is_not_per_request():
+    """A span name "a\\0\\xff": the decoder's C string ends at the NUL, so it accepts what the
+    scanner's full-length UTF-8 check refuses. Such requests used to log one unthrottled
+    warning each; now the scanner leaves them to the decoder quietly (and the warning, kept
+    for real disagreements, is rate-limited)."""
+    m = Meltp(CFG)
+    body = make_traces([b"\x02" * 8], name="okok").replace(b"okok", b"a\x00\xff!")
+    for _ in range(50):
+        st, _, resp = m.post("/v1/traces", body, PB)
+        assert st == 200, resp
+    assert m.logtext().count("scanner refused") <= 1, m.logtext()[-2000:]

@@ -21,10 +21,11 @@
 
 typedef struct fake {
     pthread_mutex_t mu;
-    int fail_rc;        /* what send returns while failing */
-    int fail_left;      /* sends still to fail; -1 = fail forever */
-    const char *reason; /* res->reason on failure (NULL: let the queue pick) */
-    int delay_ms;       /* each send takes this long */
+    int fail_rc;             /* what send returns while failing */
+    int fail_left;           /* sends still to fail; -1 = fail forever */
+    const char *reason;      /* res->reason on failure (NULL: let the queue pick) */
+    int delay_ms;            /* each send takes this long */
+    const char *undecodable; /* a request holding these bytes cannot be decoded (MT_EINVAL) */
     int calls;
     int nsent;
     struct {
@@ -52,7 +53,11 @@ static int fake_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *dat
     int rc = MT_OK;
     pthread_mutex_lock(&f->mu);
     f->calls++;
-    if (f->fail_left != 0) {
+    if (f->undecodable && memmem(data, len, f->undecodable, strlen(f->undecodable))) {
+        rc = MT_EINVAL;
+        res->reason = "decode_error";
+        snprintf(res->msg, sizeof(res->msg), "undecodable batch");
+    } else if (f->fail_left != 0) {
         rc = f->fail_rc;
         if (f->fail_left > 0) {
             f->fail_left--;
@@ -750,4 +755,32 @@ UNIT_TEST(consume_empty_request_built_by_hand)
     arena_destroy(a);
     pipe_free(p);
     fake_free(f);
+}
+
+UNIT_TEST(undecodable_batch_is_split_and_only_the_bad_request_dropped)
+{
+    int old = quiet();
+    fake_t *f = fake_new("fake/split", 10, 0);
+    f->undecodable = "XX";
+    pipeline_t *p = pipe_new("p");
+    batch_settings_t bs = {1, 100, 0, 50};
+    exq_t *q = exq_create(&f->ex, p, MT_SIG_TRACES, &bs);
+    REQUIRE(q);
+    CHECK(push(q, "ab", 2) == MT_OK);
+    CHECK(push(q, "XX", 3) == MT_OK); /* the bad one, coalesced between two good ones */
+    CHECK(push(q, "cd", 4) == MT_OK);
+    REQUIRE(exq_start(q) == MT_OK);
+    CHECK(wait_counter(f->id, "p", "decode_error", 3, 2000) == 3);
+    CHECK(wait_sent(f, 2, 1000) == 2);
+    pthread_mutex_lock(&f->mu);
+    CHECK(f->sent[0].len == 2 && memcmp(f->sent[0].data, "ab", 2) == 0 && f->sent[0].items == 2);
+    CHECK(f->sent[1].len == 2 && memcmp(f->sent[1].data, "cd", 2) == 0 && f->sent[1].items == 4);
+    pthread_mutex_unlock(&f->mu);
+    stop_destroy(q);
+    CHECK(fake_calls(f) == 4); /* the coalesced send, then each request alone */
+    CHECK(dropped(f->id, "p", "decode_error") == 3);
+    CHECK(counter("meltp_exporter_sent_items_total", f->id, "p", NULL) == 6);
+    pipe_free(p);
+    fake_free(f);
+    mt_log_level = old;
 }

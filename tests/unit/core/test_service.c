@@ -70,6 +70,25 @@ UNIT_TEST(load_valid_config_knows_its_exporters)
     cfg_ctx_fini(&c);
 }
 
+/* Found by tests/fuzz/fuzz_config.c: the process-wide memory limit was computed from a
+ * memory_limiter whose config had just been refused (-64 << 20: UBSan aborts the asan build). */
+UNIT_TEST(refused_memory_limiter_sets_no_limit)
+{
+    cfg_ctx_t c;
+    service_t *s = load(&c, "receivers:\n  otlp:\n    protocols:\n      http:\n"
+                            "processors:\n  memory_limiter:\n    limit_mib: 512\n"
+                            "    spike_limit_mib: -64\n"
+                            "exporters:\n  debug:\n"
+                            "service:\n  pipelines:\n    logs:\n"
+                            "      receivers: [otlp]\n      processors: [memory_limiter]\n"
+                            "      exporters: [debug]\n");
+    CHECK(s == NULL);
+    CHECK(has_error(&c, "svc.yaml:8: processors.memory_limiter.spike_limit_mib: must be >= 0 "
+                        "and below limit_mib"));
+    service_stop_destroy(s);
+    cfg_ctx_fini(&c);
+}
+
 UNIT_TEST(shutdown_timeout_defaults_to_ten_seconds)
 {
     cfg_ctx_t c;

@@ -102,6 +102,27 @@ UNIT_TEST(batch_max_below_size_is_an_error)
     cfg_ctx_fini(&c);
 }
 
+/* Found by tests/fuzz/fuzz_config.c: limits past int64_t once shifted to bytes (UB) and
+ * percentages past 100 (overflow) were accepted. */
+UNIT_TEST(memory_limiter_limits_that_overflow_bytes_are_errors)
+{
+    cfg_ctx_t c;
+    processor_t *p = unit_proc_create("memory_limiter", "limit_mib: 9000000000000\n", &c);
+    CHECK(p == NULL);
+    unit_proc_destroy(p);
+    CHECK(has_error_part(&c, "memory_limiter.limit_mib: must be at most 1099511627776"));
+    cfg_ctx_fini(&c);
+
+    p = unit_proc_create("memory_limiter",
+                         "limit_percentage: 50\n"
+                         "spike_limit_percentage: 100000000000\n",
+                         &c);
+    CHECK(p == NULL);
+    unit_proc_destroy(p);
+    CHECK(has_error_part(&c, "memory_limiter.spike_limit_percentage: must be 0..100"));
+    cfg_ctx_fini(&c);
+}
+
 UNIT_TEST(memory_limiter_limit_is_limit_minus_spike)
 {
     cfg_ctx_t c;
