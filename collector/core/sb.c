@@ -10,6 +10,14 @@
 
 void sb_fini(sb_t *b)
 {
+    if (b->fixed) {
+        b->len = 0;
+        b->err = 0;
+        if (b->cap) {
+            b->p[0] = 0;
+        }
+        return;
+    }
     free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
@@ -39,7 +47,7 @@ int sb_grow_(sb_t *b, size_t n)
     if (b->err) {
         return -1;
     }
-    if (n > SIZE_MAX / 2 - b->len || (b->max && b->len + n + 1 > b->max)) {
+    if (b->fixed || n > SIZE_MAX / 2 - b->len || (b->max && b->len + n + 1 > b->max)) {
         b->err = MT_ETOOBIG;
         return -1;
     }

@@ -13,12 +13,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mt.h"
+
 typedef struct sb {
     char *p;    /* NULL until the first write or sb_reserve; then NUL-terminated */
     size_t len; /* bytes written, without the NUL */
     size_t cap; /* bytes allocated */
     size_t max; /* 0: no cap; else len + 1 never passes it (the write that would, fails) */
     int err;    /* 0, or the first failure: MT_ENOMEM, MT_ETOOBIG, or the caller's sb_fail */
+    int fixed;  /* sb_init_fixed: p is the caller's buffer, never grown nor freed */
 } sb_t;
 
 /* An empty builder whose contents (NUL included) may not pass max bytes; 0 = unbounded. A
@@ -27,6 +30,22 @@ static inline void sb_init(sb_t *b, size_t max)
 {
     memset(b, 0, sizeof(*b));
     b->max = max;
+}
+
+/* A builder over the caller's buffer of cap bytes (a stack buffer on a hot path): no
+ * allocation ever; a write that would not fit with its NUL fails with MT_ETOOBIG. cap 0 starts
+ * failed. sb_take is not for these; sb_fini just empties them. */
+static inline void sb_init_fixed(sb_t *b, char *buf, size_t cap)
+{
+    memset(b, 0, sizeof(*b));
+    b->p = buf;
+    b->cap = b->max = cap;
+    b->fixed = 1;
+    if (cap) {
+        buf[0] = 0;
+    } else {
+        b->err = MT_ETOOBIG;
+    }
 }
 
 /* Frees the buffer; the builder is empty (same max) and usable again. */

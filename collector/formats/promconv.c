@@ -133,7 +133,7 @@ static uint64_t fnv_str(uint64_t h, const char *s)
 
 static uint64_t labels_hash(plabel_t *const *v, size_t n)
 {
-    uint64_t h = 14695981039346656037ull;
+    uint64_t h = MT_FNV_BASIS;
     for (size_t i = 0; i < n; i++) {
         h = fnv_str(h, v[i]->name);
         h = fnv_str(h, v[i]->value);
@@ -304,7 +304,7 @@ int pc_add_exemplar(pc_ctx_t *c, pc_series_t *s, Prometheus__Exemplar *e)
 
 uint64_t pc_str_hash(const char *s, size_t n)
 {
-    return mt_hash_bytes(14695981039346656037ull, s, n);
+    return mt_hash_bytes(MT_FNV_BASIS, s, n);
 }
 
 /* The value slot for key (NUL-separated pairs allowed: klen gives the length), created empty
@@ -370,7 +370,7 @@ static char *unit_word(pc_ctx_t *c, const char *unit)
         return NULL;
     }
     fbuf_t b;
-    pc_fb_init(&b, buf, cap);
+    sb_init_fixed(&b, buf, cap);
     const char *m, *p;
     size_t mn, pn;
     pc_unit_parts(unit, &m, &mn, &p, &pn);
@@ -380,7 +380,7 @@ static char *unit_word(pc_ctx_t *c, const char *unit)
     if (p) {
         size_t mark = b.len;
         if (b.len) {
-            pc_fb_putc(&b, '_');
+            sb_putc(&b, '_');
         }
         size_t ws = b.len;
         pc_fb_unit_word(&b, p, pn, 1);

@@ -9,6 +9,7 @@
 #ifndef MELTP_PROMCONV_INT_H
 #define MELTP_PROMCONV_INT_H
 
+#include "sb.h"
 #include "promconv.h"
 
 #include <pthread.h>
@@ -126,13 +127,9 @@ typedef struct {
     int oom;
 } pc_ctx_t;
 
-/* ---- Float text buffer (promconv_names.c) ------------------------------------------------- */
+/* ---- Text into a caller's fixed buffer: the core string builder in its fixed mode (sb.h) -- */
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int err; /* set when something did not fit; p stays NUL-terminated */
-} fbuf_t;
+typedef sb_t fbuf_t;
 
 /* ---- shared between the parts ------------------------------------------------------------- */
 
@@ -155,8 +152,6 @@ int64_t pc_ts_ms(pc_ctx_t *c, pc_res_t *r, uint64_t ns);
 
 /* promconv_names.c */
 double pc_plain_value(double v);
-void pc_fb_init(fbuf_t *b, char *p, size_t cap);
-void pc_fb_putc(fbuf_t *b, char ch);
 void pc_fb_truncate(fbuf_t *b, size_t len);
 void pc_unit_parts(const char *unit, const char **m, size_t *mn, const char **p, size_t *pn);
 void pc_fb_unit_word(fbuf_t *b, const char *s, size_t n, int per);

@@ -78,43 +78,6 @@ static int shortest_digits(double av, char *d, int *e10)
     return n;
 }
 
-void pc_fb_init(fbuf_t *b, char *p, size_t cap)
-{
-    b->p = p;
-    b->len = 0;
-    b->cap = cap;
-    b->err = (cap == 0);
-    if (cap) {
-        p[0] = 0;
-    }
-}
-
-void pc_fb_putc(fbuf_t *b, char ch)
-{
-    if (b->len + 1 >= b->cap) {
-        b->err = 1;
-        return;
-    }
-    b->p[b->len++] = ch;
-    b->p[b->len] = 0;
-}
-
-static void fb_putn(fbuf_t *b, const char *s, size_t n)
-{
-    if (b->len + n >= b->cap) {
-        b->err = 1;
-        return;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static void fb_puts(fbuf_t *b, const char *s)
-{
-    fb_putn(b, s, strlen(s));
-}
-
 void pc_fb_truncate(fbuf_t *b, size_t len)
 {
     if (len < b->len) {
@@ -131,11 +94,11 @@ static int fb_result(const fbuf_t *b)
 static int put_special(double v, fbuf_t *b)
 {
     if (isnan(v)) {
-        fb_puts(b, "NaN");
+        sb_puts(b, "NaN");
         return 1;
     }
     if (isinf(v)) {
-        fb_puts(b, v > 0 ? "+Inf" : "-Inf");
+        sb_puts(b, v > 0 ? "+Inf" : "-Inf");
         return 1;
     }
     return 0;
@@ -151,29 +114,29 @@ static void fb_float_fixed(fbuf_t *b, double v)
     int e;
     int nd = shortest_digits(fabs(v), d, &e);
     if (signbit(v)) {
-        pc_fb_putc(b, '-');
+        sb_putc(b, '-');
     }
     if (e >= 0) {
         for (int i = 0; i <= e; i++) {
-            pc_fb_putc(b, i < nd ? d[i] : '0');
+            sb_putc(b, i < nd ? d[i] : '0');
         }
         if (nd > e + 1) {
-            pc_fb_putc(b, '.');
-            fb_putn(b, d + e + 1, (size_t)(nd - e - 1));
+            sb_putc(b, '.');
+            sb_put(b, d + e + 1, (size_t)(nd - e - 1));
         }
     } else {
-        fb_puts(b, "0.");
+        sb_puts(b, "0.");
         for (int i = 0; i < -e - 1; i++) {
-            pc_fb_putc(b, '0');
+            sb_putc(b, '0');
         }
-        fb_putn(b, d, (size_t)nd);
+        sb_put(b, d, (size_t)nd);
     }
 }
 
 int promconv_format_float(double v, char *buf, size_t buflen)
 {
     fbuf_t b;
-    pc_fb_init(&b, buf, buflen);
+    sb_init_fixed(&b, buf, buflen);
     fb_float_fixed(&b, v);
     return fb_result(&b);
 }
@@ -192,15 +155,15 @@ static void fb_float_es6(fbuf_t *b, double v)
     int e;
     int nd = shortest_digits(av, d, &e);
     if (v < 0) {
-        pc_fb_putc(b, '-');
+        sb_putc(b, '-');
     }
-    pc_fb_putc(b, d[0]);
+    sb_putc(b, d[0]);
     if (nd > 1) {
-        pc_fb_putc(b, '.');
-        fb_putn(b, d + 1, (size_t)(nd - 1));
+        sb_putc(b, '.');
+        sb_put(b, d + 1, (size_t)(nd - 1));
     }
     snprintf(ex, sizeof(ex), "e%c%d", e < 0 ? '-' : '+', e < 0 ? -e : e);
-    fb_puts(b, ex);
+    sb_puts(b, ex);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -229,10 +192,10 @@ static void fb_tokens(fbuf_t *b, const char *s, int keep_us)
             continue;
         }
         if (pending && b->len > start) {
-            pc_fb_putc(b, '_');
+            sb_putc(b, '_');
         }
         pending = 0;
-        pc_fb_putc(b, (char)ch);
+        sb_putc(b, (char)ch);
     }
 }
 
@@ -284,9 +247,9 @@ static void remove_token(fbuf_t *b, const char *tok)
 static void append_token(fbuf_t *b, const char *tok)
 {
     if (b->len > 0) {
-        pc_fb_putc(b, '_');
+        sb_putc(b, '_');
     }
-    fb_puts(b, tok);
+    sb_puts(b, tok);
 }
 
 static void reverse(char *p, size_t n)
@@ -310,7 +273,7 @@ static void prepend_namespace(fbuf_t *b, const char *ns, int keep_us)
         return;
     }
     if (l > 0) {
-        pc_fb_putc(b, '_');
+        sb_putc(b, '_');
         if (b->err) {
             return;
         }
@@ -429,7 +392,7 @@ static void fb_clean_unit(fbuf_t *b, const char *s, size_t n, size_t start)
         if (o == '_' && (b->len == start || b->p[b->len - 1] == '_')) {
             continue;
         }
-        pc_fb_putc(b, o);
+        sb_putc(b, o);
     }
 }
 
@@ -472,7 +435,7 @@ int promconv_metric_name(const char *otel_name, const char *unit, int kind_count
                          size_t buflen)
 {
     fbuf_t b;
-    pc_fb_init(&b, buf, buflen);
+    sb_init_fixed(&b, buf, buflen);
     const char *name = otel_name ? otel_name : "";
     unit = unit ? unit : "";
     if (!add_suffixes) {
@@ -492,7 +455,7 @@ int promconv_metric_name(const char *otel_name, const char *unit, int kind_count
         if (m) {
             size_t mark = b.len;
             if (b.len > 0) {
-                pc_fb_putc(&b, '_');
+                sb_putc(&b, '_');
             }
             size_t ws = b.len;
             pc_fb_unit_word(&b, m, mn, 0);
@@ -503,7 +466,7 @@ int promconv_metric_name(const char *otel_name, const char *unit, int kind_count
         if (p) {
             size_t mark = b.len;
             if (b.len > 0) {
-                pc_fb_putc(&b, '_');
+                sb_putc(&b, '_');
             }
             size_t ws = b.len;
             pc_fb_unit_word(&b, p, pn, 1);
@@ -532,7 +495,7 @@ int promconv_metric_name(const char *otel_name, const char *unit, int kind_count
 int promconv_label_name(const char *key, char *buf, size_t buflen)
 {
     fbuf_t b;
-    pc_fb_init(&b, buf, buflen);
+    sb_init_fixed(&b, buf, buflen);
     if (!key || !*key) {
         return -1;
     }
@@ -541,7 +504,7 @@ int promconv_label_name(const char *key, char *buf, size_t buflen)
         if ((ch & 0xC0) == 0x80) {
             continue; /* one `_` per UTF-8 character, as Go's strings.Map over runes */
         }
-        pc_fb_putc(&b, (is_alnum(ch) || ch == '_') ? (char)ch : '_');
+        sb_putc(&b, (is_alnum(ch) || ch == '_') ? (char)ch : '_');
     }
     if (b.err) {
         return -1;
@@ -572,66 +535,31 @@ int promconv_label_name(const char *key, char *buf, size_t buflen)
 /* ------------------------------------------------------------------------------------------ */
 /* Attribute values as label text                                                             */
 
-typedef struct {
-    pc_ctx_t *c;
-    char *p;
-    size_t len, cap;
-} sb_t;
-
-static void sb_putn(sb_t *b, const char *s, size_t n)
+/* A growable builder's text, copied into the conversion's memory (NULL, and the context marked
+ * out of memory, when the builder failed); the builder is freed. Rare values only: byte
+ * strings, arrays, maps and labels joined from several attributes. */
+static char *sb_to_ctx(pc_ctx_t *c, sb_t *b)
 {
-    if (!b->c->oom && pc_grow(b->c, (void **)&b->p, &b->cap, b->len + n + 1, 1, b->len) == 0) {
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-        b->p[b->len] = 0;
+    char *r = NULL;
+    if (b->err) {
+        c->oom = 1;
+    } else {
+        r = pc_ctx_strdup(c, sb_str(b));
     }
-}
-
-static void sb_puts(sb_t *b, const char *s)
-{
-    sb_putn(b, s, strlen(s));
-}
-
-static char *sb_done(sb_t *b)
-{
-    if (b->c->oom) {
-        return NULL;
-    }
-    return b->p ? b->p : pc_ctx_strdup(b->c, "");
-}
-
-static void sb_base64(sb_t *b, const uint8_t *d, size_t n)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)d[i] << 16;
-        if (i + 1 < n) {
-            v |= (uint32_t)d[i + 1] << 8;
-        }
-        if (i + 2 < n) {
-            v |= d[i + 2];
-        }
-        char q[4] = {tbl[(v >> 18) & 63], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63], tbl[v & 63]};
-        if (i + 1 >= n) {
-            q[2] = '=';
-        }
-        if (i + 2 >= n) {
-            q[3] = '=';
-        }
-        sb_putn(b, q, 4);
-    }
+    sb_fini(b);
+    return r;
 }
 
 /* JSON string as Go's encoding/json writes it (HTML-safe escapes included). */
-static void sb_json_str(sb_t *b, const char *s)
+static void json_str_put(sb_t *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    sb_putn(b, "\"", 1);
+    sb_put(b, "\"", 1);
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         if (ch == '"' || ch == '\\') {
             char e[2] = {'\\', (char)ch};
-            sb_putn(b, e, 2);
+            sb_put(b, e, 2);
         } else if (ch == '\n') {
             sb_puts(b, "\\n");
         } else if (ch == '\r') {
@@ -640,12 +568,12 @@ static void sb_json_str(sb_t *b, const char *s)
             sb_puts(b, "\\t");
         } else if (ch < 0x20 || ch == '<' || ch == '>' || ch == '&') {
             char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
-            sb_putn(b, e, 6);
+            sb_put(b, e, 6);
         } else {
-            sb_putn(b, (const char *)&ch, 1);
+            sb_put(b, (const char *)&ch, 1);
         }
     }
-    sb_putn(b, "\"", 1);
+    sb_put(b, "\"", 1);
 }
 
 static int kv_key_cmp(const void *x, const void *y)
@@ -654,7 +582,7 @@ static int kv_key_cmp(const void *x, const void *y)
     return strcmp(a->key ? a->key : "", b->key ? b->key : "");
 }
 
-static void sb_json_any(sb_t *b, const anyv_t *v, int depth)
+static void json_any_put(pc_ctx_t *c, sb_t *b, const anyv_t *v, int depth)
 {
     char num[400];
     fbuf_t f;
@@ -664,7 +592,7 @@ static void sb_json_any(sb_t *b, const anyv_t *v, int depth)
     }
     switch (v->value_case) {
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-        sb_json_str(b, v->string_value ? v->string_value : "");
+        json_str_put(b, v->string_value ? v->string_value : "");
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
         sb_puts(b, v->bool_value ? "true" : "false");
@@ -677,47 +605,47 @@ static void sb_json_any(sb_t *b, const anyv_t *v, int depth)
         if (isnan(v->double_value) || isinf(v->double_value)) {
             sb_puts(b, "null"); /* JSON has no spelling for these */
         } else {
-            pc_fb_init(&f, num, sizeof(num));
+            sb_init_fixed(&f, num, sizeof(num));
             fb_float_es6(&f, v->double_value);
             sb_puts(b, num);
         }
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
-        sb_putn(b, "\"", 1);
+        sb_put(b, "\"", 1);
         sb_base64(b, v->bytes_value.data, v->bytes_value.len);
-        sb_putn(b, "\"", 1);
+        sb_put(b, "\"", 1);
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE: {
         const Opentelemetry__Proto__Common__V1__ArrayValue *arr = v->array_value;
-        sb_putn(b, "[", 1);
+        sb_put(b, "[", 1);
         for (size_t i = 0; arr && i < arr->n_values; i++) {
             if (i) {
-                sb_putn(b, ",", 1);
+                sb_put(b, ",", 1);
             }
-            sb_json_any(b, arr->values[i], depth + 1);
+            json_any_put(c, b, arr->values[i], depth + 1);
         }
-        sb_putn(b, "]", 1);
+        sb_put(b, "]", 1);
         break;
     }
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE: {
         /* Go marshals a map with its keys sorted */
         const Opentelemetry__Proto__Common__V1__KeyValueList *kl = v->kvlist_value;
         size_t n = kl ? kl->n_values : 0;
-        kv_t **sorted = n ? pc_ctx_alloc(b->c, n * sizeof(*sorted)) : NULL;
-        sb_putn(b, "{", 1);
+        kv_t **sorted = n ? pc_ctx_alloc(c, n * sizeof(*sorted)) : NULL;
+        sb_put(b, "{", 1);
         if (sorted) {
             memcpy(sorted, kl->values, n * sizeof(*sorted));
             qsort(sorted, n, sizeof(*sorted), kv_key_cmp);
             for (size_t i = 0; i < n; i++) {
                 if (i) {
-                    sb_putn(b, ",", 1);
+                    sb_put(b, ",", 1);
                 }
-                sb_json_str(b, sorted[i]->key ? sorted[i]->key : "");
-                sb_putn(b, ":", 1);
-                sb_json_any(b, sorted[i]->value, depth + 1);
+                json_str_put(b, sorted[i]->key ? sorted[i]->key : "");
+                sb_put(b, ":", 1);
+                json_any_put(c, b, sorted[i]->value, depth + 1);
             }
         }
-        sb_putn(b, "}", 1);
+        sb_put(b, "}", 1);
         break;
     }
     default:
@@ -744,19 +672,21 @@ char *pc_any_str(pc_ctx_t *c, const anyv_t *v)
         snprintf(num, sizeof(num), "%lld", (long long)v->int_value);
         return pc_ctx_strdup(c, num);
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-        pc_fb_init(&f, num, sizeof(num));
+        sb_init_fixed(&f, num, sizeof(num));
         fb_float_es6(&f, v->double_value);
         return pc_ctx_strdup(c, num);
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE: {
-        sb_t b = {c, NULL, 0, 0};
+        sb_t b;
+        sb_init(&b, 0);
         sb_base64(&b, v->bytes_value.data, v->bytes_value.len);
-        return sb_done(&b);
+        return sb_to_ctx(c, &b);
     }
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE: {
-        sb_t b = {c, NULL, 0, 0};
-        sb_json_any(&b, v, 0);
-        return sb_done(&b);
+        sb_t b;
+        sb_init(&b, 0);
+        json_any_put(c, &b, v, 0);
+        return sb_to_ctx(c, &b);
     }
     default:
         return pc_ctx_strdup(c, "");
@@ -840,18 +770,19 @@ int pc_attrs_to_lset(pc_ctx_t *c, kv_t *const *attrs, size_t n, const char *cons
         if (j == i + 1) {
             val = pc_any_str(c, c->ents[i].value);
         } else {
-            sb_t b = {c, NULL, 0, 0};
+            sb_t b;
+            sb_init(&b, 0);
             for (size_t k = i; k < j; k++) {
                 char *v = pc_any_str(c, c->ents[k].value);
                 if (!v) {
                     return -1;
                 }
                 if (k > i) {
-                    sb_putn(&b, ";", 1);
+                    sb_put(&b, ";", 1);
                 }
                 sb_puts(&b, v);
             }
-            val = sb_done(&b);
+            val = sb_to_ctx(c, &b);
         }
         if (pc_lset_push(c, dst, pc_mk_label(c, c->ents[i].name, val)) != 0) {
             return -1;

@@ -109,3 +109,27 @@ UNIT_TEST(fread_up_to_the_cap)
     sb_fini(&u);
     fclose(f);
 }
+
+/* The fixed mode writes into the caller's buffer, never allocates, and fails a write that
+ * would not fit with its NUL (promconv builds names this way on the hot path). */
+UNIT_TEST(fixed_buffer_never_grows_and_fails_when_full)
+{
+    char buf[8];
+    sb_t b;
+    sb_init_fixed(&b, buf, sizeof(buf));
+    sb_puts(&b, "abc");
+    sb_putc(&b, '_');
+    CHECK(b.err == 0 && b.p == buf);
+    CHECK_STR(buf, "abc_");
+    sb_puts(&b, "def"); /* 7 bytes and the NUL: exactly full */
+    CHECK(b.err == 0);
+    CHECK_STR(buf, "abc_def");
+    sb_putc(&b, 'x');
+    CHECK(b.err == MT_ETOOBIG && b.p == buf && b.len == 7);
+    CHECK_STR(buf, "abc_def");
+    sb_fini(&b); /* empties, frees nothing */
+    CHECK(b.len == 0 && b.err == 0 && buf[0] == 0);
+    sb_t z;
+    sb_init_fixed(&z, buf, 0);
+    CHECK(z.err == MT_ETOOBIG);
+}
