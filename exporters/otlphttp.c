@@ -93,10 +93,7 @@ typedef struct ohstate {
     struct curl_slist *hdrs[2]; /* [0] proto, [1] json, each with compression and user headers */
 } ohstate_t;
 
-typedef struct ohworker {
-    CURL *curl;
-    httpc_resp_t resp;
-} ohworker_t;
+typedef httpc_worker_t ohworker_t;
 
 static int otlphttp_create(exporter_t *ex, mt_errbuf_t *eb)
 {
@@ -161,24 +158,13 @@ static void otlphttp_destroy(exporter_t *ex)
 static void *otlphttp_worker_init(exporter_t *ex)
 {
     otlphttp_cfg_t *cfg = ex->cfg;
-    ohworker_t *w = calloc(1, sizeof(*w));
-    if (!w) {
-        return NULL;
-    }
-    w->curl = curl_easy_init();
-    w->resp.max = (size_t)cfg->max_response;
-    return w;
+    return httpc_worker_create((size_t)cfg->max_response);
 }
 
 static void otlphttp_worker_fini(exporter_t *ex, void *ws)
 {
     (void)ex;
-    ohworker_t *w = ws;
-    if (w) {
-        curl_easy_cleanup(w->curl);
-        httpc_resp_free(&w->resp);
-        free(w);
-    }
+    httpc_worker_destroy(ws);
 }
 
 /* Pulls google.rpc.Status.message out of an error body, if it is one. */

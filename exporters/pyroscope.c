@@ -114,10 +114,7 @@ typedef struct pstate {
     int static_tenant;
 } pstate_t;
 
-typedef struct pworker {
-    CURL *curl;
-    httpc_resp_t resp;
-} pworker_t;
+typedef httpc_worker_t pworker_t;
 
 static int pyro_create(exporter_t *ex, mt_errbuf_t *eb)
 {
@@ -170,24 +167,13 @@ static void pyro_destroy(exporter_t *ex)
 static void *pyro_worker_init(exporter_t *ex)
 {
     pyro_cfg_t *cfg = ex->cfg;
-    pworker_t *w = calloc(1, sizeof(*w));
-    if (!w) {
-        return NULL;
-    }
-    w->curl = curl_easy_init();
-    w->resp.max = (size_t)cfg->max_response;
-    return w;
+    return httpc_worker_create((size_t)cfg->max_response);
 }
 
 static void pyro_worker_fini(exporter_t *ex, void *ws)
 {
     (void)ex;
-    pworker_t *w = ws;
-    if (w) {
-        curl_easy_cleanup(w->curl);
-        httpc_resp_free(&w->resp);
-        free(w);
-    }
+    httpc_worker_destroy(ws);
 }
 
 /* ---- labels ------------------------------------------------------------------------------ */

@@ -145,3 +145,23 @@ const char *httpc_status_reason(long code, const char *other)
         return other;
     }
 }
+
+httpc_worker_t *httpc_worker_create(size_t max_response)
+{
+    httpc_worker_t *w = calloc(1, sizeof(*w));
+    if (!w) {
+        return NULL;
+    }
+    w->curl = curl_easy_init();
+    w->resp.max = max_response;
+    return w;
+}
+
+void httpc_worker_destroy(httpc_worker_t *w)
+{
+    if (w) {
+        curl_easy_cleanup(w->curl);
+        httpc_resp_free(&w->resp);
+        free(w);
+    }
+}

@@ -33,6 +33,19 @@ static inline const char *httpc_resp_text(const httpc_resp_t *r)
     return r->body ? r->body : "";
 }
 
+/* An exporter worker's connection: one easy handle (reused, so connections stay open) and
+ * its response buffer. */
+typedef struct httpc_worker {
+    CURL *curl;
+    httpc_resp_t resp;
+} httpc_worker_t;
+
+/* A worker whose responses are kept up to max_response bytes; NULL when out of memory (the
+ * handle itself may be NULL when curl could not make one; the caller fails its requests).
+ * Owned by the caller: httpc_worker_destroy (accepts NULL). */
+httpc_worker_t *httpc_worker_create(size_t max_response);
+void httpc_worker_destroy(httpc_worker_t *w);
+
 /* CURLOPT_WRITEFUNCTION / CURLOPT_HEADERFUNCTION callbacks; userdata is an httpc_resp_t. */
 size_t httpc_on_body(char *p, size_t sz, size_t n, void *ud);
 size_t httpc_on_header(char *p, size_t sz, size_t n, void *ud);

@@ -68,3 +68,14 @@ UNIT_TEST(status_reasons)
     CHECK_STR(httpc_status_reason(413, "x"), "http_413");
     CHECK_STR(httpc_status_reason(418, "http_4xx"), "http_4xx");
 }
+
+UNIT_TEST(worker_keeps_responses_under_its_cap)
+{
+    httpc_worker_t *w = httpc_worker_create(4);
+    CHECK(w != NULL && w->curl != NULL && w->resp.max == 4);
+    CHECK(httpc_on_body("abcdef", 1, 6, &w->resp) == 6);
+    CHECK_STR(httpc_resp_text(&w->resp), "abcd");
+    CHECK(w->resp.truncated);
+    httpc_worker_destroy(w);
+    httpc_worker_destroy(NULL);
+}
