@@ -291,3 +291,28 @@ def test_sighup_reload_that_cannot_start_falls_back():
     assert st == 200
     assert m.stop() == 0
     assert [s["spanId"] for s in _spans(m, "a.jsonl")] == ["3131313131313131"]
+
+
+def test_port_in_use_is_a_clear_start_error_for_every_http_receiver():
+    # prw and pyroscope start their server through the same recv_http_start as otlp
+    import socket
+    for recv, sig in (("prometheusremotewrite", "metrics"), ("pyroscope", "profiles")):
+        port = free_port()
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen(1)
+        path = write("""
+receivers:
+  %s:
+    endpoint: 127.0.0.1:%d
+exporters:
+  debug: {}
+service:
+  telemetry: {metrics: {level: none}}
+  pipelines:
+    %s: {receivers: [%s], exporters: [debug]}
+""" % (recv, port, sig, recv))
+        rc, _, err = run("run", "--config", path)
+        s.close()
+        assert rc == 1 and "cannot listen" in err, (recv, rc, err)
