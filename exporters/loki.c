@@ -284,11 +284,7 @@ int loki_tenant_ok(const char *t, size_t n)
 static void loki_validate(cfg_ctx_t *c, const void *cfgp, const char *path, const cfg_node_t *node)
 {
     const loki_cfg_t *cfg = cfgp;
-    if (cfg->endpoint && strncmp(cfg->endpoint, "http://", 7) &&
-        strncmp(cfg->endpoint, "https://", 8)) {
-        cfg_error_key(c, node, path, "endpoint", "\"%s\" is not an http:// or https:// URL",
-                      cfg->endpoint);
-    }
+    cfg_check_http_url(c, node, path, "endpoint", cfg->endpoint);
     if (cfg->max_labels < 1 || cfg->max_labels > LK_MAX_LABELS) {
         cfg_error_key(c, node, path, "max_labels", "must be 1..%d (Loki's limit)", LK_MAX_LABELS);
     }

@@ -70,17 +70,13 @@ static void otlphttp_validate(cfg_ctx_t *c, const void *cfgp, const char *path,
     for (int s = 0; s < MT_SIG_COUNT; s++) {
         const char *u = cfg->signal_endpoint[s];
         any |= u != NULL;
-        if (u && strncmp(u, "http://", 7) && strncmp(u, "https://", 8)) {
+        if (u) {
             char key[64];
             snprintf(key, sizeof(key), "%s_endpoint", mt_signal_name(s));
-            cfg_error_key(c, node, path, key, "\"%s\" is not an http:// or https:// URL", u);
+            cfg_check_http_url(c, node, path, key, u);
         }
     }
-    if (cfg->endpoint && strncmp(cfg->endpoint, "http://", 7) &&
-        strncmp(cfg->endpoint, "https://", 8)) {
-        cfg_error_key(c, node, path, "endpoint", "\"%s\" is not an http:// or https:// URL",
-                      cfg->endpoint);
-    }
+    cfg_check_http_url(c, node, path, "endpoint", cfg->endpoint);
     if (!any) {
         cfg_error_key(c, node, path, "endpoint",
                       "required (or traces_endpoint/metrics_endpoint/logs_endpoint)");

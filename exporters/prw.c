@@ -79,11 +79,7 @@ static const char *reserved_headers[] = {"content-encoding", "content-type", "us
 static void prw_validate(cfg_ctx_t *c, const void *cfgp, const char *path, const cfg_node_t *node)
 {
     const prw_cfg_t *cfg = cfgp;
-    if (cfg->endpoint && strncmp(cfg->endpoint, "http://", 7) &&
-        strncmp(cfg->endpoint, "https://", 8)) {
-        cfg_error_key(c, node, path, "endpoint", "\"%s\" is not an http:// or https:// URL",
-                      cfg->endpoint);
-    }
+    cfg_check_http_url(c, node, path, "endpoint", cfg->endpoint);
     for (size_t i = 0; i < cfg->headers.n; i++) {
         for (size_t k = 0; k < MT_ARRAY_LEN(reserved_headers); k++) {
             if (strcasecmp(cfg->headers.keys[i], reserved_headers[k]) == 0) {

@@ -87,11 +87,7 @@ static int label_value_ok(const char *v)
 static void pyro_validate(cfg_ctx_t *c, const void *cfgp, const char *path, const cfg_node_t *node)
 {
     const pyro_cfg_t *cfg = cfgp;
-    if (cfg->endpoint && strncmp(cfg->endpoint, "http://", 7) &&
-        strncmp(cfg->endpoint, "https://", 8)) {
-        cfg_error_key(c, node, path, "endpoint", "\"%s\" is not an http:// or https:// URL",
-                      cfg->endpoint);
-    }
+    cfg_check_http_url(c, node, path, "endpoint", cfg->endpoint);
     if (cfg->tenant_id && (strlen(cfg->tenant_id) > MT_TENANT_MAX || !*cfg->tenant_id)) {
         cfg_error_key(c, node, path, "tenant_id", "must be 1..%d characters", MT_TENANT_MAX);
     }

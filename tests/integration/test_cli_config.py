@@ -316,3 +316,28 @@ service:
         rc, _, err = run("run", "--config", path)
         s.close()
         assert rc == 1 and "cannot listen" in err, (recv, rc, err)
+
+
+def test_exporter_endpoints_must_be_http_urls():
+    path = write("""
+receivers:
+  otlp:
+    protocols: {http: {endpoint: 127.0.0.1:0}}
+exporters:
+  loki: {endpoint: "ftp://l"}
+  pyroscope: {endpoint: "ftp://p"}
+  otlphttp: {endpoint: "ftp://o", logs_endpoint: "ftp://ol"}
+  prometheusremotewrite: {endpoint: "ftp://r"}
+service:
+  telemetry: {metrics: {level: none}}
+  pipelines:
+    logs: {receivers: [otlp], exporters: [loki, otlphttp]}
+    metrics: {receivers: [otlp], exporters: [prometheusremotewrite]}
+    profiles: {receivers: [otlp], exporters: [pyroscope]}
+""")
+    rc, _, err = run("check-config", "--config", path)
+    assert rc != 0, err
+    for key, url in (("loki.endpoint", "ftp://l"), ("pyroscope.endpoint", "ftp://p"),
+                     ("otlphttp.endpoint", "ftp://o"), ("otlphttp.logs_endpoint", "ftp://ol"),
+                     ("prometheusremotewrite.endpoint", "ftp://r")):
+        assert 'exporters.%s: "%s" is not an http:// or https:// URL' % (key, url) in err, err
