@@ -338,13 +338,7 @@ static int loki_create(exporter_t *ex, mt_errbuf_t *eb)
     } else if (cfg->json_compression == LOKI_JSON_GZIP) {
         h = curl_slist_append(h, "Content-Encoding: gzip");
     }
-    h = curl_slist_append(h, "User-Agent: meltp/" MELTP_VERSION);
-    h = curl_slist_append(h, "Expect:");
-    for (size_t i = 0; i < cfg->headers.n; i++) {
-        char line[1024];
-        snprintf(line, sizeof(line), "%s: %s", cfg->headers.keys[i], cfg->headers.vals[i]);
-        h = curl_slist_append(h, line);
-    }
+    h = httpc_headers_append(h, cfg->headers.keys, cfg->headers.vals, cfg->headers.n, NULL);
     st->hdrs = h;
     snprintf(st->labels, sizeof(st->labels), "exporter=\"%s\"", ex->id ? ex->id : "loki");
     st->ev =

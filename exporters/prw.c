@@ -128,13 +128,7 @@ static int prw_create(exporter_t *ex, mt_errbuf_t *eb)
         h = curl_slist_append(h, "Content-Encoding: snappy");
         h = curl_slist_append(h, v ? "X-Prometheus-Remote-Write-Version: 2.0.0"
                                    : "X-Prometheus-Remote-Write-Version: 0.1.0");
-        h = curl_slist_append(h, "User-Agent: meltp/" MELTP_VERSION);
-        h = curl_slist_append(h, "Expect:");
-        for (size_t i = 0; i < cfg->headers.n; i++) {
-            char line[1024];
-            snprintf(line, sizeof(line), "%s: %s", cfg->headers.keys[i], cfg->headers.vals[i]);
-            h = curl_slist_append(h, line);
-        }
+        h = httpc_headers_append(h, cfg->headers.keys, cfg->headers.vals, cfg->headers.n, NULL);
         st->hdrs[v] = h;
     }
     st->use_v1 = cfg->message == 0;

@@ -128,16 +128,8 @@ static int pyro_create(exporter_t *ex, mt_errbuf_t *eb)
         return MT_ENOMEM;
     }
     struct curl_slist *h = NULL;
-    h = curl_slist_append(h, "User-Agent: meltp/" MELTP_VERSION);
-    h = curl_slist_append(h, "Expect:");
-    for (size_t i = 0; i < cfg->headers.n; i++) {
-        char line[1024];
-        snprintf(line, sizeof(line), "%s: %s", cfg->headers.keys[i], cfg->headers.vals[i]);
-        h = curl_slist_append(h, line);
-        if (strcasecmp(cfg->headers.keys[i], "X-Scope-OrgID") == 0) {
-            st->static_tenant = 1;
-        }
-    }
+    h = httpc_headers_append(h, cfg->headers.keys, cfg->headers.vals, cfg->headers.n,
+                             &st->static_tenant);
     if (cfg->tenant_id && !st->static_tenant) {
         char line[128];
         snprintf(line, sizeof(line), "X-Scope-OrgID: %s", cfg->tenant_id);

@@ -2,8 +2,10 @@
  * httpc.c - see httpc.h.
  */
 #include "httpc.h"
+#include "mt.h"
 
 #include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -164,4 +166,20 @@ void httpc_worker_destroy(httpc_worker_t *w)
         httpc_resp_free(&w->resp);
         free(w);
     }
+}
+
+struct curl_slist *httpc_headers_append(struct curl_slist *h, char *const *keys, char *const *vals,
+                                        size_t n, int *has_tenant)
+{
+    h = curl_slist_append(h, "User-Agent: meltp/" MELTP_VERSION);
+    h = curl_slist_append(h, "Expect:");
+    for (size_t i = 0; i < n; i++) {
+        char line[1024];
+        snprintf(line, sizeof(line), "%s: %s", keys[i], vals[i]);
+        h = curl_slist_append(h, line);
+        if (has_tenant && strcasecmp(keys[i], "X-Scope-OrgID") == 0) {
+            *has_tenant = 1;
+        }
+    }
+    return h;
 }

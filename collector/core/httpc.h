@@ -46,6 +46,13 @@ typedef struct httpc_worker {
 httpc_worker_t *httpc_worker_create(size_t max_response);
 void httpc_worker_destroy(httpc_worker_t *w);
 
+/* Appends what every exporter request carries after its own Content-* headers: User-Agent
+ * meltp/VERSION, an empty Expect: (no 100-continue round trip) and the n configured headers
+ * "keys[i]: vals[i]". Returns the list; *has_tenant (when not NULL) is set to 1 if one of
+ * them is X-Scope-OrgID. */
+struct curl_slist *httpc_headers_append(struct curl_slist *h, char *const *keys, char *const *vals,
+                                        size_t n, int *has_tenant);
+
 /* CURLOPT_WRITEFUNCTION / CURLOPT_HEADERFUNCTION callbacks; userdata is an httpc_resp_t. */
 size_t httpc_on_body(char *p, size_t sz, size_t n, void *ud);
 size_t httpc_on_header(char *p, size_t sz, size_t n, void *ud);
