@@ -227,24 +227,7 @@ static void nb_label(namebuf_t *b, const char *key, const char *val)
 static const char *attr_str(const Opentelemetry__Proto__Common__V1__KeyValue *kv, char *buf,
                             size_t buflen)
 {
-    const Opentelemetry__Proto__Common__V1__AnyValue *v = kv->value;
-    if (!v) {
-        return NULL;
-    }
-    switch (v->value_case) {
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-        return v->string_value;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
-        snprintf(buf, buflen, "%lld", (long long)v->int_value);
-        return buf;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
-        return v->bool_value ? "true" : "false";
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-        snprintf(buf, buflen, "%g", v->double_value);
-        return buf;
-    default:
-        return NULL;
-    }
+    return otlp_value_text(kv->value, buf, buflen);
 }
 
 /* Builds `service{labels}` and picks the spy name for one resource. */
