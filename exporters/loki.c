@@ -284,11 +284,7 @@ int loki_tenant_ok(const char *t, size_t n)
 static void loki_validate(cfg_ctx_t *c, const void *cfgp, const char *path, const cfg_node_t *node)
 {
     const loki_cfg_t *cfg = cfgp;
-    if (cfg->endpoint && strncmp(cfg->endpoint, "http://", 7) &&
-        strncmp(cfg->endpoint, "https://", 8)) {
-        cfg_error_key(c, node, path, "endpoint", "\"%s\" is not an http:// or https:// URL",
-                      cfg->endpoint);
-    }
+    cfg_check_http_url(c, node, path, "endpoint", cfg->endpoint);
     if (cfg->max_labels < 1 || cfg->max_labels > LK_MAX_LABELS) {
         cfg_error_key(c, node, path, "max_labels", "must be 1..%d (Loki's limit)", LK_MAX_LABELS);
     }
@@ -342,13 +338,7 @@ static int loki_create(exporter_t *ex, mt_errbuf_t *eb)
     } else if (cfg->json_compression == LOKI_JSON_GZIP) {
         h = curl_slist_append(h, "Content-Encoding: gzip");
     }
-    h = curl_slist_append(h, "User-Agent: meltp/" MELTP_VERSION);
-    h = curl_slist_append(h, "Expect:");
-    for (size_t i = 0; i < cfg->headers.n; i++) {
-        char line[1024];
-        snprintf(line, sizeof(line), "%s: %s", cfg->headers.keys[i], cfg->headers.vals[i]);
-        h = curl_slist_append(h, line);
-    }
+    h = httpc_headers_append(h, cfg->headers.keys, cfg->headers.vals, cfg->headers.n, NULL);
     st->hdrs = h;
     snprintf(st->labels, sizeof(st->labels), "exporter=\"%s\"", ex->id ? ex->id : "loki");
     st->ev =

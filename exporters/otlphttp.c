@@ -70,17 +70,13 @@ static void otlphttp_validate(cfg_ctx_t *c, const void *cfgp, const char *path,
     for (int s = 0; s < MT_SIG_COUNT; s++) {
         const char *u = cfg->signal_endpoint[s];
         any |= u != NULL;
-        if (u && strncmp(u, "http://", 7) && strncmp(u, "https://", 8)) {
+        if (u) {
             char key[64];
             snprintf(key, sizeof(key), "%s_endpoint", mt_signal_name(s));
-            cfg_error_key(c, node, path, key, "\"%s\" is not an http:// or https:// URL", u);
+            cfg_check_http_url(c, node, path, key, u);
         }
     }
-    if (cfg->endpoint && strncmp(cfg->endpoint, "http://", 7) &&
-        strncmp(cfg->endpoint, "https://", 8)) {
-        cfg_error_key(c, node, path, "endpoint", "\"%s\" is not an http:// or https:// URL",
-                      cfg->endpoint);
-    }
+    cfg_check_http_url(c, node, path, "endpoint", cfg->endpoint);
     if (!any) {
         cfg_error_key(c, node, path, "endpoint",
                       "required (or traces_endpoint/metrics_endpoint/logs_endpoint)");
@@ -93,10 +89,7 @@ typedef struct ohstate {
     struct curl_slist *hdrs[2]; /* [0] proto, [1] json, each with compression and user headers */
 } ohstate_t;
 
-typedef struct ohworker {
-    CURL *curl;
-    httpc_resp_t resp;
-} ohworker_t;
+typedef httpc_worker_t ohworker_t;
 
 static int otlphttp_create(exporter_t *ex, mt_errbuf_t *eb)
 {
@@ -127,16 +120,8 @@ static int otlphttp_create(exporter_t *ex, mt_errbuf_t *eb)
         if (ce) {
             h = curl_slist_append(h, ce);
         }
-        h = curl_slist_append(h, "User-Agent: meltp/" MELTP_VERSION);
-        h = curl_slist_append(h, "Expect:");
-        for (size_t i = 0; i < cfg->headers.n; i++) {
-            char line[1024];
-            snprintf(line, sizeof(line), "%s: %s", cfg->headers.keys[i], cfg->headers.vals[i]);
-            h = curl_slist_append(h, line);
-            if (strcasecmp(cfg->headers.keys[i], "X-Scope-OrgID") == 0) {
-                st->static_tenant = 1;
-            }
-        }
+        h = httpc_headers_append(h, cfg->headers.keys, cfg->headers.vals, cfg->headers.n,
+                                 &st->static_tenant);
         st->hdrs[j] = h;
     }
     ex->state = st;
@@ -161,24 +146,13 @@ static void otlphttp_destroy(exporter_t *ex)
 static void *otlphttp_worker_init(exporter_t *ex)
 {
     otlphttp_cfg_t *cfg = ex->cfg;
-    ohworker_t *w = calloc(1, sizeof(*w));
-    if (!w) {
-        return NULL;
-    }
-    w->curl = curl_easy_init();
-    w->resp.max = (size_t)cfg->max_response;
-    return w;
+    return httpc_worker_create((size_t)cfg->max_response);
 }
 
 static void otlphttp_worker_fini(exporter_t *ex, void *ws)
 {
     (void)ex;
-    ohworker_t *w = ws;
-    if (w) {
-        curl_easy_cleanup(w->curl);
-        httpc_resp_free(&w->resp);
-        free(w);
-    }
+    httpc_worker_destroy(ws);
 }
 
 /* Pulls google.rpc.Status.message out of an error body, if it is one. */

@@ -79,11 +79,7 @@ static const char *reserved_headers[] = {"content-encoding", "content-type", "us
 static void prw_validate(cfg_ctx_t *c, const void *cfgp, const char *path, const cfg_node_t *node)
 {
     const prw_cfg_t *cfg = cfgp;
-    if (cfg->endpoint && strncmp(cfg->endpoint, "http://", 7) &&
-        strncmp(cfg->endpoint, "https://", 8)) {
-        cfg_error_key(c, node, path, "endpoint", "\"%s\" is not an http:// or https:// URL",
-                      cfg->endpoint);
-    }
+    cfg_check_http_url(c, node, path, "endpoint", cfg->endpoint);
     for (size_t i = 0; i < cfg->headers.n; i++) {
         for (size_t k = 0; k < MT_ARRAY_LEN(reserved_headers); k++) {
             if (strcasecmp(cfg->headers.keys[i], reserved_headers[k]) == 0) {
@@ -132,13 +128,7 @@ static int prw_create(exporter_t *ex, mt_errbuf_t *eb)
         h = curl_slist_append(h, "Content-Encoding: snappy");
         h = curl_slist_append(h, v ? "X-Prometheus-Remote-Write-Version: 2.0.0"
                                    : "X-Prometheus-Remote-Write-Version: 0.1.0");
-        h = curl_slist_append(h, "User-Agent: meltp/" MELTP_VERSION);
-        h = curl_slist_append(h, "Expect:");
-        for (size_t i = 0; i < cfg->headers.n; i++) {
-            char line[1024];
-            snprintf(line, sizeof(line), "%s: %s", cfg->headers.keys[i], cfg->headers.vals[i]);
-            h = curl_slist_append(h, line);
-        }
+        h = httpc_headers_append(h, cfg->headers.keys, cfg->headers.vals, cfg->headers.n, NULL);
         st->hdrs[v] = h;
     }
     st->use_v1 = cfg->message == 0;

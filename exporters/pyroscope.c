@@ -87,11 +87,7 @@ static int label_value_ok(const char *v)
 static void pyro_validate(cfg_ctx_t *c, const void *cfgp, const char *path, const cfg_node_t *node)
 {
     const pyro_cfg_t *cfg = cfgp;
-    if (cfg->endpoint && strncmp(cfg->endpoint, "http://", 7) &&
-        strncmp(cfg->endpoint, "https://", 8)) {
-        cfg_error_key(c, node, path, "endpoint", "\"%s\" is not an http:// or https:// URL",
-                      cfg->endpoint);
-    }
+    cfg_check_http_url(c, node, path, "endpoint", cfg->endpoint);
     if (cfg->tenant_id && (strlen(cfg->tenant_id) > MT_TENANT_MAX || !*cfg->tenant_id)) {
         cfg_error_key(c, node, path, "tenant_id", "must be 1..%d characters", MT_TENANT_MAX);
     }
@@ -114,10 +110,7 @@ typedef struct pstate {
     int static_tenant;
 } pstate_t;
 
-typedef struct pworker {
-    CURL *curl;
-    httpc_resp_t resp;
-} pworker_t;
+typedef httpc_worker_t pworker_t;
 
 static int pyro_create(exporter_t *ex, mt_errbuf_t *eb)
 {
@@ -135,16 +128,8 @@ static int pyro_create(exporter_t *ex, mt_errbuf_t *eb)
         return MT_ENOMEM;
     }
     struct curl_slist *h = NULL;
-    h = curl_slist_append(h, "User-Agent: meltp/" MELTP_VERSION);
-    h = curl_slist_append(h, "Expect:");
-    for (size_t i = 0; i < cfg->headers.n; i++) {
-        char line[1024];
-        snprintf(line, sizeof(line), "%s: %s", cfg->headers.keys[i], cfg->headers.vals[i]);
-        h = curl_slist_append(h, line);
-        if (strcasecmp(cfg->headers.keys[i], "X-Scope-OrgID") == 0) {
-            st->static_tenant = 1;
-        }
-    }
+    h = httpc_headers_append(h, cfg->headers.keys, cfg->headers.vals, cfg->headers.n,
+                             &st->static_tenant);
     if (cfg->tenant_id && !st->static_tenant) {
         char line[128];
         snprintf(line, sizeof(line), "X-Scope-OrgID: %s", cfg->tenant_id);
@@ -170,24 +155,13 @@ static void pyro_destroy(exporter_t *ex)
 static void *pyro_worker_init(exporter_t *ex)
 {
     pyro_cfg_t *cfg = ex->cfg;
-    pworker_t *w = calloc(1, sizeof(*w));
-    if (!w) {
-        return NULL;
-    }
-    w->curl = curl_easy_init();
-    w->resp.max = (size_t)cfg->max_response;
-    return w;
+    return httpc_worker_create((size_t)cfg->max_response);
 }
 
 static void pyro_worker_fini(exporter_t *ex, void *ws)
 {
     (void)ex;
-    pworker_t *w = ws;
-    if (w) {
-        curl_easy_cleanup(w->curl);
-        httpc_resp_free(&w->resp);
-        free(w);
-    }
+    httpc_worker_destroy(ws);
 }
 
 /* ---- labels ------------------------------------------------------------------------------ */
@@ -253,24 +227,7 @@ static void nb_label(namebuf_t *b, const char *key, const char *val)
 static const char *attr_str(const Opentelemetry__Proto__Common__V1__KeyValue *kv, char *buf,
                             size_t buflen)
 {
-    const Opentelemetry__Proto__Common__V1__AnyValue *v = kv->value;
-    if (!v) {
-        return NULL;
-    }
-    switch (v->value_case) {
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-        return v->string_value;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
-        snprintf(buf, buflen, "%lld", (long long)v->int_value);
-        return buf;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
-        return v->bool_value ? "true" : "false";
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-        snprintf(buf, buflen, "%g", v->double_value);
-        return buf;
-    default:
-        return NULL;
-    }
+    return otlp_value_text(kv->value, buf, buflen);
 }
 
 /* Builds `service{labels}` and picks the spy name for one resource. */

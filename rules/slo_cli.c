@@ -131,24 +131,60 @@ static void explain_one(const slo_spec_t *s, int64_t eval_ms)
            "threshold) + keep_firing_for\n\n");
 }
 
+/* A flag of `meltp slo <cmd>` that takes a value: --name (or alias) VALUE stores VALUE in
+ * *val, or, for a duration flag (ms set), its milliseconds in *ms. */
+typedef struct cli_flag {
+    const char *name, *alias;
+    const char **val;
+    int64_t *ms;
+} cli_flag_t;
+
+/* Reads the flags before the operands (argv[1..]; "--" ends them). Returns the index of the
+ * first operand, or -1 after saying what was wrong (an unknown flag: with the usage when
+ * `usage_too`). */
+static int parse_flags(int argc, char **argv, const char *cmd, const cli_flag_t *flags,
+                       size_t nflags, int usage_too)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--")) {
+            return i + 1;
+        }
+        const cli_flag_t *f = NULL;
+        for (size_t k = 0; k < nflags && !f; k++) {
+            if ((!strcmp(argv[i], flags[k].name) ||
+                 (flags[k].alias && !strcmp(argv[i], flags[k].alias))) &&
+                i + 1 < argc) {
+                f = &flags[k];
+            }
+        }
+        if (!f) {
+            fprintf(stderr, "meltp slo %s: unknown flag %s\n", cmd, argv[i]);
+            if (usage_too) {
+                usage(stderr);
+            }
+            return -1;
+        }
+        i++;
+        if (f->ms) {
+            if (cfg_parse_duration_ms(argv[i], f->ms) != MT_OK) {
+                fprintf(stderr, "meltp slo %s: bad %s\n", cmd, f->name);
+                return -1;
+            }
+        } else {
+            *f->val = argv[i];
+        }
+    }
+    return i;
+}
+
 static int cmd_explain(int argc, char **argv)
 {
     int64_t eval_ms = 0;
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (!strcmp(argv[i], "--eval-interval") && i + 1 < argc) {
-            if (cfg_parse_duration_ms(argv[++i], &eval_ms) != MT_OK) {
-                fprintf(stderr, "meltp slo explain: bad --eval-interval\n");
-                return 2;
-            }
-        } else if (!strcmp(argv[i], "--")) {
-            i++;
-            break;
-        } else {
-            fprintf(stderr, "meltp slo explain: unknown flag %s\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
+    const cli_flag_t flags[] = {{"--eval-interval", NULL, NULL, &eval_ms}};
+    int i = parse_flags(argc, argv, "explain", flags, MT_ARRAY_LEN(flags), 1);
+    if (i < 0) {
+        return 2;
     }
     if (i >= argc) {
         usage(stderr);
@@ -198,20 +234,10 @@ static char *relative_to(const char *target, const char *from)
 static int cmd_rules(int argc, char **argv)
 {
     const char *out = NULL, *tests = NULL;
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if ((!strcmp(argv[i], "--out") || !strcmp(argv[i], "-o")) && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--tests") && i + 1 < argc) {
-            tests = argv[++i];
-        } else if (!strcmp(argv[i], "--")) {
-            i++;
-            break;
-        } else {
-            fprintf(stderr, "meltp slo rules: unknown flag %s\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
+    const cli_flag_t flags[] = {{"--out", "-o", &out, NULL}, {"--tests", NULL, &tests, NULL}};
+    int i = parse_flags(argc, argv, "rules", flags, MT_ARRAY_LEN(flags), 1);
+    if (i < 0) {
+        return 2;
     }
     if (i >= argc) {
         usage(stderr);
@@ -267,18 +293,10 @@ static int cmd_rules(int argc, char **argv)
 static int cmd_dashboards(int argc, char **argv)
 {
     const char *dir = "dashboards";
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if ((!strcmp(argv[i], "--out") || !strcmp(argv[i], "-o")) && i + 1 < argc) {
-            dir = argv[++i];
-        } else if (!strcmp(argv[i], "--")) {
-            i++;
-            break;
-        } else {
-            fprintf(stderr, "meltp slo dashboards: unknown flag %s\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
+    const cli_flag_t flags[] = {{"--out", "-o", &dir, NULL}};
+    int i = parse_flags(argc, argv, "dashboards", flags, MT_ARRAY_LEN(flags), 1);
+    if (i < 0) {
+        return 2;
     }
     if (i >= argc) {
         usage(stderr);
@@ -302,17 +320,10 @@ static int cmd_dashboards(int argc, char **argv)
 static int cmd_simulate(int argc, char **argv)
 {
     const char *series = NULL;
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (!strcmp(argv[i], "--series") && i + 1 < argc) {
-            series = argv[++i];
-        } else if (!strcmp(argv[i], "--")) {
-            i++;
-            break;
-        } else {
-            fprintf(stderr, "meltp slo simulate: unknown flag %s\n", argv[i]);
-            return 2;
-        }
+    const cli_flag_t flags[] = {{"--series", NULL, &series, NULL}};
+    int i = parse_flags(argc, argv, "simulate", flags, MT_ARRAY_LEN(flags), 0);
+    if (i < 0) {
+        return 2;
     }
     if (!series || i >= argc) {
         fprintf(stderr, "meltp slo simulate: needs --series FILE and at least one SPEC\n");

@@ -6,6 +6,7 @@
  */
 #include "promnames.h"
 #include "promconv.h"
+#include "otlp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,23 +93,7 @@ int slo_pn_buckets(const Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *
 
 const char *slo_pn_value(const anyv_t *v, char *buf, size_t blen)
 {
-    if (!v) {
-        return NULL;
-    }
-    switch (v->value_case) {
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-        return v->string_value;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
-        snprintf(buf, blen, "%lld", (long long)v->int_value);
-        return buf;
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
-        return v->bool_value ? "true" : "false";
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-        snprintf(buf, blen, "%g", v->double_value);
-        return buf;
-    default:
-        return NULL;
-    }
+    return otlp_value_text(v, buf, blen);
 }
 
 /* Is attribute key `key` label `label`, as written (span and log SLIs ask for http.route) or

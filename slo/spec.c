@@ -918,3 +918,30 @@ int64_t slo_tier_reset_ms(const slo_spec_t *s, const slo_tier_t *t)
      * crosses thr at t = W*(1 - thr); the long window is still above, the AND clears. */
     return (int64_t)llround((double)t->short_ms * (1.0 - thr)) + t->keep_firing_for_ms;
 }
+
+const cfg_node_t *spec_doc_slos(ld_t *L, const cfg_node_t *root, const char **service,
+                                slo_kv_t *svc_labels)
+{
+    *service = spec_get_str(L, root, "", "service", 1);
+    spec_get_kv(L, root, "", "labels", svc_labels);
+    const cfg_node_t *slos = cfg_map_get(root, "slos");
+    if (!slos || slos->kind != CFG_NODE_SEQ || slos->n == 0) {
+        cfg_error(L->c, slos ? slos->line : root->line, "slos", "expected a non-empty list");
+        spec_kv_free(svc_labels);
+        return NULL;
+    }
+    return slos;
+}
+
+const cfg_node_t *spec_doc_slo(ld_t *L, const cfg_node_t *slos, size_t i, char **path)
+{
+    const cfg_node_t *m = slos->children[i];
+    *path = spec_xprintf("slos[%zu]", i);
+    if (m->kind != CFG_NODE_MAP) {
+        cfg_error(L->c, m->line, *path, "expected a map");
+        free(*path);
+        *path = NULL;
+        return NULL;
+    }
+    return m;
+}

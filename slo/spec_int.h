@@ -88,6 +88,14 @@ void spec_default_tiers(slo_spec_t *s, const alert_opts_t *a);
 void spec_get_sev_opts(ld_t *L, const cfg_node_t *map, const char *path, const char *key,
                        sev_opts_t *o, int native);
 slo_spec_t *spec_new(ld_t *L, slo_format_t fmt, int line);
+/* The top of a native or Sloth document: *service ("service", required) and *svc_labels
+ * ("labels"), and the "slos" list returned; NULL (error reported, *svc_labels freed) when
+ * "slos" is not a non-empty list. */
+const cfg_node_t *spec_doc_slos(ld_t *L, const cfg_node_t *root, const char **service,
+                                slo_kv_t *svc_labels);
+/* slos[i] when it is a map, with its path "slos[i]" in *path (malloc'd, the caller frees);
+ * NULL (error reported) when it is not. */
+const cfg_node_t *spec_doc_slo(ld_t *L, const cfg_node_t *slos, size_t i, char **path);
 void spec_set_ids(slo_spec_t *s);
 void spec_labels_identity_first(slo_spec_t *s);
 void spec_set_objective_pct(ld_t *L, slo_spec_t *s, const cfg_node_t *map, const char *path,

@@ -67,21 +67,16 @@ void spec_sloth_doc(ld_t *L, const cfg_node_t *root)
     if (cfg_map_get(root, "slo_plugins")) {
         cfg_error_key(L->c, root, "", "slo_plugins", "Sloth plugins are not supported");
     }
-    const char *service = spec_get_str(L, root, "", "service", 1);
+    const char *service;
     slo_kv_t svc_labels = {0};
-    spec_get_kv(L, root, "", "labels", &svc_labels);
-    const cfg_node_t *slos = cfg_map_get(root, "slos");
-    if (!slos || slos->kind != CFG_NODE_SEQ || slos->n == 0) {
-        cfg_error(L->c, slos ? slos->line : root->line, "slos", "expected a non-empty list");
-        spec_kv_free(&svc_labels);
+    const cfg_node_t *slos = spec_doc_slos(L, root, &service, &svc_labels);
+    if (!slos) {
         return;
     }
     for (size_t i = 0; i < slos->n; i++) {
-        const cfg_node_t *m = slos->children[i];
-        char *p = spec_xprintf("slos[%zu]", i);
-        if (m->kind != CFG_NODE_MAP) {
-            cfg_error(L->c, m->line, p, "expected a map");
-            free(p);
+        char *p;
+        const cfg_node_t *m = spec_doc_slo(L, slos, i, &p);
+        if (!m) {
             continue;
         }
         static const char *const keys[] = {"name", "description", "objective", "labels",

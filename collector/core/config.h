@@ -86,6 +86,10 @@ int cfg_key_line(const cfg_node_t *node, const char *key);
 /* cfg_error for "path.key: reason" at the line of that key inside `node`. */
 void cfg_error_key(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const char *key,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Unless url is NULL or starts with http:// or https://: cfg_error_key "path.key: "<url>" is
+ * not an http:// or https:// URL" (the exporters' endpoint check). */
+void cfg_check_http_url(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const char *key,
+                        const char *url);
 void cfg_ctx_print(const cfg_ctx_t *c, FILE *f);
 
 typedef enum {

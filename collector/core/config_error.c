@@ -105,3 +105,11 @@ void cfg_error_key(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const
     snprintf(full, sizeof(full), "%s%s%s", path ? path : "", path && *path ? "." : "", key);
     cfg_error(c, cfg_key_line(node, key), full, "%s", reason);
 }
+
+void cfg_check_http_url(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const char *key,
+                        const char *url)
+{
+    if (url && strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
+        cfg_error_key(c, node, path, key, "\"%s\" is not an http:// or https:// URL", url);
+    }
+}

@@ -2,8 +2,10 @@
  * httpc.c - see httpc.h.
  */
 #include "httpc.h"
+#include "mt.h"
 
 #include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -144,4 +146,40 @@ const char *httpc_status_reason(long code, const char *other)
     default:
         return other;
     }
+}
+
+httpc_worker_t *httpc_worker_create(size_t max_response)
+{
+    httpc_worker_t *w = calloc(1, sizeof(*w));
+    if (!w) {
+        return NULL;
+    }
+    w->curl = curl_easy_init();
+    w->resp.max = max_response;
+    return w;
+}
+
+void httpc_worker_destroy(httpc_worker_t *w)
+{
+    if (w) {
+        curl_easy_cleanup(w->curl);
+        httpc_resp_free(&w->resp);
+        free(w);
+    }
+}
+
+struct curl_slist *httpc_headers_append(struct curl_slist *h, char *const *keys, char *const *vals,
+                                        size_t n, int *has_tenant)
+{
+    h = curl_slist_append(h, "User-Agent: meltp/" MELTP_VERSION);
+    h = curl_slist_append(h, "Expect:");
+    for (size_t i = 0; i < n; i++) {
+        char line[1024];
+        snprintf(line, sizeof(line), "%s: %s", keys[i], vals[i]);
+        h = curl_slist_append(h, line);
+        if (has_tenant && strcasecmp(keys[i], "X-Scope-OrgID") == 0) {
+            *has_tenant = 1;
+        }
+    }
+    return h;
 }

@@ -33,6 +33,26 @@ static inline const char *httpc_resp_text(const httpc_resp_t *r)
     return r->body ? r->body : "";
 }
 
+/* An exporter worker's connection: one easy handle (reused, so connections stay open) and
+ * its response buffer. */
+typedef struct httpc_worker {
+    CURL *curl;
+    httpc_resp_t resp;
+} httpc_worker_t;
+
+/* A worker whose responses are kept up to max_response bytes; NULL when out of memory (the
+ * handle itself may be NULL when curl could not make one; the caller fails its requests).
+ * Owned by the caller: httpc_worker_destroy (accepts NULL). */
+httpc_worker_t *httpc_worker_create(size_t max_response);
+void httpc_worker_destroy(httpc_worker_t *w);
+
+/* Appends what every exporter request carries after its own Content-* headers: User-Agent
+ * meltp/VERSION, an empty Expect: (no 100-continue round trip) and the n configured headers
+ * "keys[i]: vals[i]". Returns the list; *has_tenant (when not NULL) is set to 1 if one of
+ * them is X-Scope-OrgID. */
+struct curl_slist *httpc_headers_append(struct curl_slist *h, char *const *keys, char *const *vals,
+                                        size_t n, int *has_tenant);
+
 /* CURLOPT_WRITEFUNCTION / CURLOPT_HEADERFUNCTION callbacks; userdata is an httpc_resp_t. */
 size_t httpc_on_body(char *p, size_t sz, size_t n, void *ud);
 size_t httpc_on_header(char *p, size_t sz, size_t n, void *ud);

@@ -1025,3 +1025,25 @@ uint8_t *otlp_status_body(int json, int code, const char *message, size_t *len)
     st.message = (char *)(message ? message : "");
     return pack_or_json(&st.base, json, len);
 }
+
+const char *otlp_value_text(const Opentelemetry__Proto__Common__V1__AnyValue *v, char *buf,
+                            size_t blen)
+{
+    if (!v) {
+        return NULL;
+    }
+    switch (v->value_case) {
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+        return v->string_value;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
+        snprintf(buf, blen, "%lld", (long long)v->int_value);
+        return buf;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
+        return v->bool_value ? "true" : "false";
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
+        snprintf(buf, blen, "%g", v->double_value);
+        return buf;
+    default:
+        return NULL;
+    }
+}

@@ -16,6 +16,11 @@
 const ProtobufCMessageDescriptor *otlp_request_desc(mt_signal_t s);
 /* HTTP path ("/v1/traces") of a signal. */
 const char *otlp_path(mt_signal_t s);
+/* The text of a scalar AnyValue: a string as it is, an int as decimal, a bool as
+ * true/false, a double as %g (the latter two written into buf); NULL for NULL, arrays, maps
+ * and bytes. */
+const char *otlp_value_text(const Opentelemetry__Proto__Common__V1__AnyValue *v, char *buf,
+                            size_t blen);
 
 /* Unpacks an Export*ServiceRequest into the arena. On failure returns NULL and eb names the
  * field path and what was wrong with the wire data (found by a second, explaining walk). */

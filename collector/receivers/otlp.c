@@ -401,10 +401,7 @@ static int otlp_start(receiver_t *rv, mt_errbuf_t *eb)
         return MT_OK;
     }
     http_handler_t h = {otlp_begin, otlp_complete, st};
-    st->srv = http_server_start(cfg->endpoint, (int)cfg->threads, (size_t)cfg->max_body, &h, eb);
-    if (!st->srv) {
-        free(st);
-        rv->state = NULL;
+    if (recv_http_start(rv, &st->srv, cfg->endpoint, cfg->threads, cfg->max_body, &h, eb)) {
         return MT_ERR;
     }
     mt_log(MT_LOG_INFO, "receiver %s: OTLP/HTTP on %s", rv->id, cfg->endpoint);
@@ -415,12 +412,7 @@ static void otlp_stop(receiver_t *rv)
 {
     otlp_state_t *st = rv->state;
     if (st) {
-        http_server_stop(st->srv);
-        for (int s = 0; s < MT_SIG_COUNT; s++) {
-            recv_counters_fini(&st->cnt[s]);
-        }
-        free(st);
-        rv->state = NULL;
+        recv_http_stop(rv, st->srv, st->cnt, MT_SIG_COUNT);
     }
 }
 

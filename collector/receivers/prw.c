@@ -420,10 +420,7 @@ static int prw_start(receiver_t *rv, mt_errbuf_t *eb)
         cfg->passthrough &&
         pipeline_accepts_format(rv->pipes[MT_SIG_METRICS], rv->npipes[MT_SIG_METRICS], MT_FMT_PRW1);
     http_handler_t h = {prw_begin, prw_complete, st};
-    st->srv = http_server_start(cfg->endpoint, (int)cfg->threads, (size_t)cfg->max_body, &h, eb);
-    if (!st->srv) {
-        free(st);
-        rv->state = NULL;
+    if (recv_http_start(rv, &st->srv, cfg->endpoint, cfg->threads, cfg->max_body, &h, eb)) {
         return MT_ERR;
     }
     mt_log(MT_LOG_INFO, "receiver %s: Prometheus remote write on %s%s%s", rv->id, cfg->endpoint,
@@ -435,10 +432,7 @@ static void prw_stop(receiver_t *rv)
 {
     prw_state_t *st = rv->state;
     if (st) {
-        http_server_stop(st->srv);
-        recv_counters_fini(&st->cnt);
-        free(st);
-        rv->state = NULL;
+        recv_http_stop(rv, st->srv, &st->cnt, 1);
     }
 }
 

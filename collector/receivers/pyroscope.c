@@ -402,10 +402,7 @@ static int pyro_start(receiver_t *rv, mt_errbuf_t *eb)
     recv_counters_init(&st->cnt, st->labels, rv->id);
     rv->state = st;
     http_handler_t h = {pyro_begin, pyro_complete, st};
-    st->srv = http_server_start(cfg->endpoint, (int)cfg->threads, (size_t)cfg->max_body, &h, eb);
-    if (!st->srv) {
-        free(st);
-        rv->state = NULL;
+    if (recv_http_start(rv, &st->srv, cfg->endpoint, cfg->threads, cfg->max_body, &h, eb)) {
         return MT_ERR;
     }
     mt_log(MT_LOG_INFO, "receiver %s: Pyroscope ingest on %s/ingest", rv->id, cfg->endpoint);
@@ -416,10 +413,7 @@ static void pyro_stop(receiver_t *rv)
 {
     pyro_state_t *st = rv->state;
     if (st) {
-        http_server_stop(st->srv);
-        recv_counters_fini(&st->cnt);
-        free(st);
-        rv->state = NULL;
+        recv_http_stop(rv, st->srv, &st->cnt, 1);
     }
 }
 

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 _Static_assert(MT_TENANT_MAX == 63, "RECV_TENANT_ERR names the limit");
@@ -200,4 +201,26 @@ recv_tenant_t recv_tenant(const char *org, char out[MT_TENANT_MAX + 1])
     }
     memcpy(out, org, n + 1);
     return RECV_TENANT_OK;
+}
+
+int recv_http_start(receiver_t *rv, http_server_t **srv, const char *endpoint, int64_t threads,
+                    int64_t max_body, const http_handler_t *h, mt_errbuf_t *eb)
+{
+    *srv = http_server_start(endpoint, (int)threads, (size_t)max_body, h, eb);
+    if (!*srv) {
+        free(rv->state);
+        rv->state = NULL;
+        return MT_ERR;
+    }
+    return MT_OK;
+}
+
+void recv_http_stop(receiver_t *rv, http_server_t *srv, recv_counters_t *cnt, int ncnt)
+{
+    http_server_stop(srv);
+    for (int i = 0; i < ncnt; i++) {
+        recv_counters_fini(&cnt[i]);
+    }
+    free(rv->state);
+    rv->state = NULL;
 }

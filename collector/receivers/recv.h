@@ -12,6 +12,7 @@
 
 #include "arena.h"
 #include "component.h"
+#include "server.h"
 #include "telemetry.h"
 
 #include <pthread.h>
@@ -84,5 +85,14 @@ typedef enum {
 
 /* Checks a request's X-Scope-OrgID value (org may be NULL); copies a valid id into out. */
 recv_tenant_t recv_tenant(const char *org, char out[MT_TENANT_MAX + 1]);
+
+/* Starts the HTTP server of receiver rv (its state, rv->state, already set) into *srv. On
+ * failure (eb filled) the state is freed and rv->state reset, as a receiver that did not
+ * start leaves nothing behind. Returns MT_OK or MT_ERR. */
+int recv_http_start(receiver_t *rv, http_server_t **srv, const char *endpoint, int64_t threads,
+                    int64_t max_body, const http_handler_t *h, mt_errbuf_t *eb);
+/* Stops an HTTP receiver: stops its server srv (waiting for handlers), finishes its ncnt
+ * counter sets and frees rv->state. */
+void recv_http_stop(receiver_t *rv, http_server_t *srv, recv_counters_t *cnt, int ncnt);
 
 #endif

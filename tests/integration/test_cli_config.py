@@ -291,3 +291,53 @@ def test_sighup_reload_that_cannot_start_falls_back():
     assert st == 200
     assert m.stop() == 0
     assert [s["spanId"] for s in _spans(m, "a.jsonl")] == ["3131313131313131"]
+
+
+def test_port_in_use_is_a_clear_start_error_for_every_http_receiver():
+    # prw and pyroscope start their server through the same recv_http_start as otlp
+    import socket
+    for recv, sig in (("prometheusremotewrite", "metrics"), ("pyroscope", "profiles")):
+        port = free_port()
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen(1)
+        path = write("""
+receivers:
+  %s:
+    endpoint: 127.0.0.1:%d
+exporters:
+  debug: {}
+service:
+  telemetry: {metrics: {level: none}}
+  pipelines:
+    %s: {receivers: [%s], exporters: [debug]}
+""" % (recv, port, sig, recv))
+        rc, _, err = run("run", "--config", path)
+        s.close()
+        assert rc == 1 and "cannot listen" in err, (recv, rc, err)
+
+
+def test_exporter_endpoints_must_be_http_urls():
+    path = write("""
+receivers:
+  otlp:
+    protocols: {http: {endpoint: 127.0.0.1:0}}
+exporters:
+  loki: {endpoint: "ftp://l"}
+  pyroscope: {endpoint: "ftp://p"}
+  otlphttp: {endpoint: "ftp://o", logs_endpoint: "ftp://ol"}
+  prometheusremotewrite: {endpoint: "ftp://r"}
+service:
+  telemetry: {metrics: {level: none}}
+  pipelines:
+    logs: {receivers: [otlp], exporters: [loki, otlphttp]}
+    metrics: {receivers: [otlp], exporters: [prometheusremotewrite]}
+    profiles: {receivers: [otlp], exporters: [pyroscope]}
+""")
+    rc, _, err = run("check-config", "--config", path)
+    assert rc != 0, err
+    for key, url in (("loki.endpoint", "ftp://l"), ("pyroscope.endpoint", "ftp://p"),
+                     ("otlphttp.endpoint", "ftp://o"), ("otlphttp.logs_endpoint", "ftp://ol"),
+                     ("prometheusremotewrite.endpoint", "ftp://r")):
+        assert 'exporters.%s: "%s" is not an http:// or https:// URL' % (key, url) in err, err

@@ -275,3 +275,29 @@ def test_no_data_alert_rule_matches_engine():
     open(rules, "w").write(good.replace(">= 3600\n", ">= 3600 and absent(vector(1))\n"))
     rc, out, err = run("promtool", "test", "rules", tests)
     assert rc != 0, "no-data test passed with a rule that never fires"
+
+
+def test_subcommand_flag_errors():
+    spec = os.path.join(ROOT, "rules", "slos", "sloth-billing.yaml")
+    d = tempfile.mkdtemp()
+    try:
+        for cmd in ("explain", "rules", "dashboards"):
+            rc, out, err = run(MELTP, "slo", cmd, "--bogus", spec)
+            assert rc == 2 and err.startswith("meltp slo %s: unknown flag --bogus\n" % cmd), err
+            assert "usage" in err.lower(), err
+        rc, _, err = run(MELTP, "slo", "simulate", "--bogus", spec)
+        assert rc == 2 and err == "meltp slo simulate: unknown flag --bogus\n", err
+        rc, _, err = run(MELTP, "slo", "explain", "--eval-interval", "nope", "--bogus", spec)
+        assert rc == 2 and err == "meltp slo explain: bad --eval-interval\n", err
+        rc, out, err = run(MELTP, "slo", "explain", "--eval-interval", "30s", "--", spec)
+        assert rc == 0 and "evaluation interval (30s)" in out, err
+        rc, _, err = run(MELTP, "slo", "rules", "--tests", os.path.join(d, "t.yml"), spec)
+        assert rc == 2 and "--tests needs --out" in err, err
+        rc, _, err = run(MELTP, "slo", "rules", "-o", os.path.join(d, "r.yml"), spec)
+        assert rc == 0 and os.path.getsize(os.path.join(d, "r.yml")) > 0, err
+        rc, _, err = run(MELTP, "slo", "dashboards", "--out", d, spec)
+        assert rc == 0 and glob.glob(os.path.join(d, "*.json")), err
+        rc, _, err = run(MELTP, "slo", "simulate", spec)
+        assert rc == 2 and "needs --series" in err, err
+    finally:
+        shutil.rmtree(d)

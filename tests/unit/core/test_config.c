@@ -704,3 +704,18 @@ UNIT_TEST(parse_bool)
         CHECK(v == (cases[i].ok ? cases[i].v : -7));
     }
 }
+
+UNIT_TEST(check_http_url)
+{
+    cfg_ctx_t c;
+    cfg_ctx_init(&c, "f.yaml");
+    cfg_check_http_url(&c, NULL, "exporters.x", "endpoint", NULL);
+    cfg_check_http_url(&c, NULL, "exporters.x", "endpoint", "http://a:1");
+    cfg_check_http_url(&c, NULL, "exporters.x", "endpoint", "https://a");
+    CHECK(c.nerr == 0);
+    cfg_check_http_url(&c, NULL, "exporters.x", "logs_endpoint", "ftp://a");
+    REQUIRE(c.nerr == 1);
+    CHECK_STR(c.errs[0],
+              "f.yaml: exporters.x.logs_endpoint: \"ftp://a\" is not an http:// or https:// URL");
+    cfg_ctx_fini(&c);
+}

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "httpc.h"
+#include "mt.h"
 
 static void count_rw_headers(httpc_resp_t *r, const char *line, size_t len)
 {
@@ -67,4 +68,37 @@ UNIT_TEST(status_reasons)
     CHECK_STR(httpc_status_reason(400, "x"), "http_400");
     CHECK_STR(httpc_status_reason(413, "x"), "http_413");
     CHECK_STR(httpc_status_reason(418, "http_4xx"), "http_4xx");
+}
+
+UNIT_TEST(worker_keeps_responses_under_its_cap)
+{
+    httpc_worker_t *w = httpc_worker_create(4);
+    CHECK(w != NULL && w->curl != NULL && w->resp.max == 4);
+    CHECK(httpc_on_body("abcdef", 1, 6, &w->resp) == 6);
+    CHECK_STR(httpc_resp_text(&w->resp), "abcd");
+    CHECK(w->resp.truncated);
+    httpc_worker_destroy(w);
+    httpc_worker_destroy(NULL);
+}
+
+UNIT_TEST(headers_append_common_then_configured)
+{
+    char *keys[] = {"Authorization", "x-scope-orgid"};
+    char *vals[] = {"Bearer t", "acme"};
+    int tenant = 0;
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: a/b");
+    h = httpc_headers_append(h, keys, vals, 1, &tenant);
+    CHECK(tenant == 0);
+    h = httpc_headers_append(h, keys + 1, vals + 1, 1, &tenant);
+    CHECK(tenant == 1);
+    const char *want[] = {"Content-Type: a/b",       "User-Agent: meltp/" MELTP_VERSION, "Expect:",
+                          "Authorization: Bearer t", "User-Agent: meltp/" MELTP_VERSION, "Expect:",
+                          "x-scope-orgid: acme"};
+    size_t i = 0;
+    for (struct curl_slist *p = h; p; p = p->next, i++) {
+        REQUIRE(i < MT_ARRAY_LEN(want));
+        CHECK_STR(p->data, want[i]);
+    }
+    CHECK(i == MT_ARRAY_LEN(want));
+    curl_slist_free_all(h);
 }

@@ -495,3 +495,24 @@ UNIT_TEST(status_body_round_trips)
     json_decref(doc);
     free(j);
 }
+
+UNIT_TEST(value_text_of_scalars)
+{
+    Opentelemetry__Proto__Common__V1__AnyValue v =
+        OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
+    char buf[32];
+    CHECK(otlp_value_text(NULL, buf, sizeof(buf)) == NULL);
+    CHECK(otlp_value_text(&v, buf, sizeof(buf)) == NULL);
+    v.value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+    v.string_value = "s";
+    CHECK_STR(otlp_value_text(&v, buf, sizeof(buf)), "s");
+    v.value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+    v.int_value = -42;
+    CHECK_STR(otlp_value_text(&v, buf, sizeof(buf)), "-42");
+    v.value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
+    v.bool_value = 1;
+    CHECK_STR(otlp_value_text(&v, buf, sizeof(buf)), "true");
+    v.value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
+    v.double_value = 0.25;
+    CHECK_STR(otlp_value_text(&v, buf, sizeof(buf)), "0.25");
+}

@@ -634,3 +634,23 @@ UNIT_TEST(spec_file_just_under_the_size_limit)
     cfg_ctx_fini(&c);
     unlink(path);
 }
+
+UNIT_TEST(slos_list_and_entries_checked_in_native_and_sloth)
+{
+    static const char *const versions[] = {"meltp/v1", "prometheus/v1"};
+    for (size_t v = 0; v < 2; v++) {
+        cfg_ctx_t c;
+        char text[256];
+        snprintf(text, sizeof(text), "version: %s\nservice: svc\nslos: []\n", versions[v]);
+        slo_set_t *set = load_str(text, &c, 10000);
+        CHECK(!set);
+        CHECK(has_err(&c, "spec.yaml:3: slos: expected a non-empty list"));
+        cfg_ctx_fini(&c);
+        snprintf(text, sizeof(text),
+                 "version: %s\nservice: svc\nlabels: {team: a}\nslos:\n  - 42\n", versions[v]);
+        set = load_str(text, &c, 10000);
+        CHECK(!set);
+        CHECK(has_err(&c, "spec.yaml:5: slos[0]: expected a map"));
+        cfg_ctx_fini(&c);
+    }
+}
