@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              * converter's verdict is the answer) */
             FUZZ_ORACLE_FAIL("rw1: wire check accepts a plain body, the converter refuses (%s)",
                              conv_why);
-        } else if (wire == MT_OK && !ws.complex &&
+        } else if (wire == MT_OK && !ws.complex && conv == MT_OK &&
                    (ws.series != st.series || ws.samples != st.samples ||
                     ws.unsorted != st.unsorted)) {
             FUZZ_ORACLE_FAIL("rw1: wire check counts series %llu samples %llu unsorted %llu, "
