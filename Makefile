@@ -16,7 +16,7 @@ LDLIBS  += -lprotobuf-c -lmicrohttpd -lsnappy -lzstd -lcurl -ljansson -lyaml -lz
 DEPS_PKGS = gcc make pkg-config zstd protobuf-c-compiler libprotobuf-c-dev libmicrohttpd-dev \
             libsnappy-dev libzstd-dev libcurl4-openssl-dev libjansson-dev libyaml-dev zlib1g-dev libssl-dev \
             curl python3 python3-pytest python3-pytest-xdist prometheus xz-utils libsqlite3-0 \
-            nanopb libnanopb-dev clang libclang-rt-dev
+            nanopb libnanopb-dev clang libclang-rt-dev nodejs libnghttp2-dev
 
 PROTOS   = $(wildcard proto/*.proto)
 GEN_C    = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
@@ -46,6 +46,11 @@ deps:
 	  else \
 	    echo "deps: missing packages; run: sudo apt-get install -y$$missing"; exit 1; \
 	  fi; \
+	fi
+	@# the OpenTelemetry JS SDK gRPC clients and a grpc-js server for the integration tests
+	@if [ ! -d tests/node/node_modules ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then \
+	  echo "deps: npm ci in tests/node"; \
+	  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error >/dev/null && touch tests/node/node_modules; \
 	fi
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTOS)
