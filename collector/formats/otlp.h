@@ -11,6 +11,26 @@
 #include "rpc_status.pb-c.h"
 #include "arena.h"
 #include "mt.h"
+#include <stddef.h>
+
+/* The head every metric data point type shares (Number, Histogram, ExponentialHistogram,
+ * Summary), so a walker can read attributes and times without a switch per type. */
+typedef struct otlp_pt_head {
+    ProtobufCMessage base;
+    size_t n_attributes;
+    Opentelemetry__Proto__Common__V1__KeyValue **attributes;
+    uint64_t start_time_unix_nano;
+    uint64_t time_unix_nano;
+} otlp_pt_head_t;
+#define OTLP_PT_HEAD_LAYOUT_(T)                                                                 \
+    _Static_assert(offsetof(T, attributes) == offsetof(otlp_pt_head_t, attributes) &&           \
+                       offsetof(T, time_unix_nano) == offsetof(otlp_pt_head_t, time_unix_nano), \
+                   #T " layout")
+OTLP_PT_HEAD_LAYOUT_(Opentelemetry__Proto__Metrics__V1__NumberDataPoint);
+OTLP_PT_HEAD_LAYOUT_(Opentelemetry__Proto__Metrics__V1__HistogramDataPoint);
+OTLP_PT_HEAD_LAYOUT_(Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint);
+OTLP_PT_HEAD_LAYOUT_(Opentelemetry__Proto__Metrics__V1__SummaryDataPoint);
+#undef OTLP_PT_HEAD_LAYOUT_
 
 /* Export<Signal>ServiceRequest descriptor for a signal. */
 const ProtobufCMessageDescriptor *otlp_request_desc(mt_signal_t s);

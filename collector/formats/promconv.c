@@ -576,6 +576,31 @@ static int scope_setup(pc_ctx_t *c, const smetrics_t *sm)
     return 0;
 }
 
+/* Finishes c->pl for a series of resource r: job and instance win, external labels only where
+ * absent, empty values and __name__ dropped, sorted by name (Prometheus's createAttributes). */
+int pc_lset_finish(pc_ctx_t *c, const pc_res_t *r)
+{
+    if ((r->job && pc_lset_set(c, &c->pl, r->job, 1) != 0) ||
+        (r->instance && pc_lset_set(c, &c->pl, r->instance, 1) != 0)) {
+        return -1;
+    }
+    for (size_t i = 0; i < c->ext.n; i++) {
+        if (pc_lset_set(c, &c->pl, c->ext.v[i], 0) != 0) {
+            return -1;
+        }
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < c->pl.n; i++) {
+        plabel_t *l = c->pl.v[i];
+        if (l->value[0] && strcmp(l->name, "__name__") != 0) {
+            c->pl.v[w++] = l;
+        }
+    }
+    c->pl.n = w;
+    pc_sort_labels(&c->pl);
+    return 0;
+}
+
 /* One target_info sample (value 1) per (job, instance) per request: the resource's other
  * attributes plus job and instance, only when the resource identifies itself (service.name or
  * service.instance.id) and has something besides those to say (Prometheus's rule). */
@@ -621,23 +646,9 @@ static int emit_target_info(pc_ctx_t *c, const rmetrics_t *rm, pc_res_t *r)
     if (pc_attrs_to_lset(c, res->attributes, res->n_attributes, identifying_keys, &c->pl) != 0) {
         return -1;
     }
-    if ((r->job && pc_lset_set(c, &c->pl, r->job, 1) != 0) ||
-        (r->instance && pc_lset_set(c, &c->pl, r->instance, 1) != 0)) {
+    if (pc_lset_finish(c, r) != 0) {
         return -1;
     }
-    for (size_t i = 0; i < c->ext.n; i++) {
-        if (pc_lset_set(c, &c->pl, c->ext.v[i], 0) != 0) {
-            return -1;
-        }
-    }
-    size_t w = 0;
-    for (size_t i = 0; i < c->pl.n; i++) {
-        if (c->pl.v[i]->value[0] && strcmp(c->pl.v[i]->name, "__name__") != 0) {
-            c->pl.v[w++] = c->pl.v[i];
-        }
-    }
-    c->pl.n = w;
-    pc_sort_labels(&c->pl);
     const char *ns = c->o->namespace_;
     char fam[512];
     if (promconv_metric_name("target_info", "", 0, 0, 0, ns, fam, sizeof(fam)) < 0) {

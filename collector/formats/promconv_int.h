@@ -141,6 +141,7 @@ int pc_lset_push(pc_ctx_t *c, lset_t *s, plabel_t *l);
 plabel_t *pc_mk_label(pc_ctx_t *c, char *name, char *value);
 int pc_lset_set(pc_ctx_t *c, lset_t *s, plabel_t *l, int override);
 void pc_sort_labels(lset_t *s);
+int pc_lset_finish(pc_ctx_t *c, const pc_res_t *r);
 pc_series_t *pc_series_for(pc_ctx_t *c, plabel_t *name, plabel_t *extra);
 Prometheus__Sample *pc_add_sample(pc_ctx_t *c, pc_series_t *s, double v, int64_t ts);
 int pc_add_histogram(pc_ctx_t *c, pc_series_t *s, Prometheus__Histogram *h);

@@ -44,27 +44,7 @@ static int point_labels(pc_ctx_t *c, pc_res_t *r, kv_t *const *attrs, size_t n)
             return -1;
         }
     }
-    if (r->job && pc_lset_set(c, &c->pl, r->job, 1) != 0) {
-        return -1;
-    }
-    if (r->instance && pc_lset_set(c, &c->pl, r->instance, 1) != 0) {
-        return -1;
-    }
-    for (size_t i = 0; i < c->ext.n; i++) {
-        if (pc_lset_set(c, &c->pl, c->ext.v[i], 0) != 0) {
-            return -1;
-        }
-    }
-    size_t w = 0;
-    for (size_t i = 0; i < c->pl.n; i++) {
-        plabel_t *l = c->pl.v[i];
-        if (l->value[0] && strcmp(l->name, "__name__") != 0) {
-            c->pl.v[w++] = l;
-        }
-    }
-    c->pl.n = w;
-    pc_sort_labels(&c->pl);
-    return 0;
+    return pc_lset_finish(c, r);
 }
 
 /* Key of a delta series: family, kind and the point's final labels. */

@@ -431,30 +431,10 @@ static void ts_flag(nctx_t *x, int dir, size_t *np, kv_t ***kv)
     }
 }
 
-typedef struct pt_head {
-    ProtobufCMessage base;
-    size_t n_attributes;
-    kv_t **attributes;
-    uint64_t start_time_unix_nano;
-    uint64_t time_unix_nano;
-} pt_head_t;
-_Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__NumberDataPoint, time_unix_nano) ==
-                   offsetof(pt_head_t, time_unix_nano),
-               "NumberDataPoint layout");
-_Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__HistogramDataPoint, time_unix_nano) ==
-                   offsetof(pt_head_t, time_unix_nano),
-               "HistogramDataPoint layout");
-_Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint,
-                        time_unix_nano) == offsetof(pt_head_t, time_unix_nano),
-               "ExpHist layout");
-_Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__SummaryDataPoint, time_unix_nano) ==
-                   offsetof(pt_head_t, time_unix_nano),
-               "SummaryDataPoint layout");
-
 static void points(nctx_t *x, size_t n, void **p)
 {
     for (size_t d = 0; d < n; d++) {
-        pt_head_t *ph = p[d];
+        otlp_pt_head_t *ph = p[d];
         attrs(x, &ph->n_attributes, ph->attributes);
         if (x->hi || x->lo) {
             ts_flag(x, ts_fix(x, &ph->start_time_unix_nano, &ph->time_unix_nano), &ph->n_attributes,

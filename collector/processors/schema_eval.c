@@ -344,25 +344,6 @@ static pts_t metric_pts(const metric_t *m)
     return r;
 }
 
-/* Every data point type starts with base, n_attributes, attributes (checked below). */
-typedef struct pt_head {
-    ProtobufCMessage base;
-    size_t n_attributes;
-    kv_t **attributes;
-} pt_head_t;
-_Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__NumberDataPoint, attributes) ==
-                   offsetof(pt_head_t, attributes),
-               "NumberDataPoint layout");
-_Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__HistogramDataPoint, attributes) ==
-                   offsetof(pt_head_t, attributes),
-               "HistogramDataPoint layout");
-_Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint,
-                        attributes) == offsetof(pt_head_t, attributes),
-               "ExpHist layout");
-_Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__SummaryDataPoint, attributes) ==
-                   offsetof(pt_head_t, attributes),
-               "SummaryDataPoint layout");
-
 static size_t *pts_count_ptr(metric_t *m)
 {
     switch (m->data_case) {
@@ -651,7 +632,7 @@ void schema_reset_cardinality(schema_t *sc)
     pthread_mutex_unlock(&sc->mu);
 }
 
-static void overflow_point(ev_t *e, pt_head_t *p)
+static void overflow_point(ev_t *e, otlp_pt_head_t *p)
 {
     if (!e->a || e->oom) {
         return;
@@ -880,14 +861,14 @@ static void eval_metrics(ev_t *e,
                             mark(e, ord, pt.n);
                         } else if (act == SCHEMA_ACT_TAG) {
                             for (size_t d = 0; d < pt.n; d++) {
-                                pt_head_t *ph = pt.p[d];
+                                otlp_pt_head_t *ph = pt.p[d];
                                 tag_list(e, &ph->n_attributes, &ph->attributes, ru->name);
                             }
                         }
                         continue; /* one violation per rule and item */
                     }
                     for (size_t d = 0; d < pt.n; d++) {
-                        pt_head_t *ph = pt.p[d];
+                        otlp_pt_head_t *ph = pt.p[d];
                         const char *attr;
                         what = check_attrs(ru, ph->attributes, ph->n_attributes, &attr);
                         if (!what) {
@@ -926,7 +907,7 @@ static void eval_cardinality(ev_t *e,
                     if (e->drop[ord]) {
                         continue;
                     }
-                    pt_head_t *ph = pt.p[d];
+                    otlp_pt_head_t *ph = pt.p[d];
                     for (size_t q = 0; q < e->sc->nrules; q++) {
                         rule_t *ru = &e->sc->rules[q];
                         if (ru->target != TGT_METRIC || !(ru->card_limit || ru->nlims) ||

@@ -610,29 +610,11 @@ static void logs(gctx_t *g, Opentelemetry__Proto__Collector__V1__ExportLogsServi
     }
 }
 
-typedef struct pt_head {
-    ProtobufCMessage base;
-    size_t n_attributes;
-    kv_t **attributes;
-} pt_head_t;
-_Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__NumberDataPoint, attributes) ==
-                   offsetof(pt_head_t, attributes),
-               "NumberDataPoint layout");
-_Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__HistogramDataPoint, attributes) ==
-                   offsetof(pt_head_t, attributes),
-               "HistogramDataPoint layout");
-_Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint,
-                        attributes) == offsetof(pt_head_t, attributes),
-               "ExpHist layout");
-_Static_assert(offsetof(Opentelemetry__Proto__Metrics__V1__SummaryDataPoint, attributes) ==
-                   offsetof(pt_head_t, attributes),
-               "SummaryDataPoint layout");
-
 static void points(gctx_t *g, size_t *np, void **p, int drop_all)
 {
     size_t w = 0;
     for (size_t d = 0; d < *np; d++) {
-        pt_head_t *ph = p[d];
+        otlp_pt_head_t *ph = p[d];
         if (drop_all) {
             g->dropped++;
             continue;
