@@ -100,6 +100,16 @@ void rg_yq(sb_t *b, const char *s)
     rg_printf(b, "'");
 }
 
+/* n lines `key: 'value'` indented by ind spaces (labels and annotations blocks). */
+void rg_yaml_pairs(sb_t *b, int ind, const char *const *keys, const char *const *vals, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        rg_printf(b, "%*s%s: ", ind, "", keys[i]);
+        rg_yq(b, vals[i]);
+        rg_printf(b, "\n");
+    }
+}
+
 /* PromQL double-quoted string. */
 void rg_pq(sb_t *b, const char *s)
 {
@@ -765,11 +775,8 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
             rg_printf(b, "\n");
         }
         rg_printf(b, "    annotations:\n");
-        for (size_t k = 0; k < t->annotations.n; k++) {
-            rg_printf(b, "      %s: ", t->annotations.keys[k]);
-            rg_yq(b, t->annotations.vals[k]);
-            rg_printf(b, "\n");
-        }
+        rg_yaml_pairs(b, 6, (const char *const *)t->annotations.keys,
+                      (const char *const *)t->annotations.vals, t->annotations.n);
     }
     if (s->nodata == SLO_NODATA_ALERT) {
         /* no_data: alert: no event over the engine's delay (absent_over_time of the total
@@ -796,11 +803,7 @@ static void spec_rules(sb_t *b, const slo_spec_t *s)
         const char *k[160], *v[160];
         size_t n = rg_nodata_labels(s, k, v, MT_ARRAY_LEN(k));
         rg_printf(b, "    labels:\n");
-        for (size_t i = 0; i < n; i++) {
-            rg_printf(b, "      %s: ", k[i]);
-            rg_yq(b, v[i]);
-            rg_printf(b, "\n");
-        }
+        rg_yaml_pairs(b, 6, k, v, n);
         rg_printf(b, "    annotations:\n      title: ");
         sb_t t = {0};
         rg_printf(&t, "%s: no events for %s", s->id, aw);

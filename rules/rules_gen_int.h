@@ -50,6 +50,7 @@ void rg_printf(sb_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3
 const char *rg_rt(double x, char *buf, size_t len);
 void rg_sb_move(sb_t *dst, sb_t *src);
 void rg_yq(sb_t *b, const char *s);
+void rg_yaml_pairs(sb_t *b, int ind, const char *const *keys, const char *const *vals, size_t n);
 void rg_pq(sb_t *b, const char *s);
 void rg_label_name(sb_t *b, const char *s);
 void rg_selector(sb_t *b, const slo_selector_t *s, const char *suffix, const char *extra);

@@ -350,11 +350,7 @@ static void exp_alert(sb_t *b, const slo_spec_t *s, const slo_tier_t *t, int tie
     }
     (void)kv;
     rg_printf(b, "          - exp_labels:\n");
-    for (size_t i = 0; i < n; i++) {
-        rg_printf(b, "              %s: ", k[i]);
-        rg_yq(b, v[i]);
-        rg_printf(b, "\n");
-    }
+    rg_yaml_pairs(b, 14, k, v, n);
     for (size_t g = 0; g < s->ngroup_by; g++) {
         rg_printf(b, "              ");
         rg_label_name(b, s->group_by[g]);
@@ -368,11 +364,8 @@ static void exp_alert(sb_t *b, const slo_spec_t *s, const slo_tier_t *t, int tie
         rg_printf(b, "\n");
     }
     rg_printf(b, "            exp_annotations:\n");
-    for (size_t i = 0; i < t->annotations.n; i++) {
-        rg_printf(b, "              %s: ", t->annotations.keys[i]);
-        rg_yq(b, t->annotations.vals[i]);
-        rg_printf(b, "\n");
-    }
+    rg_yaml_pairs(b, 14, (const char *const *)t->annotations.keys,
+                  (const char *const *)t->annotations.vals, t->annotations.n);
 }
 
 static int has_template(const slo_tier_t *t)
@@ -600,11 +593,7 @@ static void spec_tests(sb_t *b, const slo_spec_t *s)
                   10 + after_min + 1, an);
         const char *k[160], *v[160];
         size_t n = rg_nodata_labels(s, k, v, MT_ARRAY_LEN(k));
-        for (size_t i = 0; i < n; i++) {
-            rg_printf(b, "              %s: ", k[i]);
-            rg_yq(b, v[i]);
-            rg_printf(b, "\n");
-        }
+        rg_yaml_pairs(b, 14, k, v, n);
         for (size_t g = 0; g < s->ngroup_by; g++) {
             rg_printf(b, "              ");
             rg_label_name(b, s->group_by[g]);
