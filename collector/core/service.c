@@ -10,6 +10,7 @@
  * shutdown timeout, then exporters close.
  */
 #include "service.h"
+#include "coverage.h"
 #include "component.h"
 #include "server.h"
 #include "slo.h"
@@ -30,6 +31,7 @@ typedef struct svc_cfg {
     int logs_level;
     int logs_encoding;
     int64_t shutdown_timeout;
+    int64_t max_services;
 } svc_cfg_t;
 
 static const cfg_field_t svc_fields[] = {
@@ -48,6 +50,8 @@ static const cfg_field_t svc_fields[] = {
      "console|json", "accepted for compatibility (console only)"},
     {"shutdown_timeout", CFG_T_DURATION, "10s", 0, offsetof(svc_cfg_t, shutdown_timeout), NULL,
      "how long SIGTERM/SIGINT wait for queues to drain (meltp extension)"},
+    {"telemetry.metrics.max_services", CFG_T_INT, "1000", 0, offsetof(svc_cfg_t, max_services),
+     NULL, "most (service, environment) pairs in meltp_service_items_total (0 = off)"},
 };
 
 struct service {
@@ -474,6 +478,10 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
         cfg_error(c, root->line, "service", "required");
     } else {
         cfg_apply(c, svc_fields, MT_ARRAY_LEN(svc_fields), svc, "service", &s->cfg);
+        if (s->cfg.max_services < 0 || s->cfg.max_services > COVERAGE_MAX_SERVICES_CAP) {
+            cfg_error(c, svc->line, "service.telemetry.metrics.max_services",
+                      "must be between 0 and %d", COVERAGE_MAX_SERVICES_CAP);
+        }
         build_pipelines(s, c);
         /* pipeline_consume reserves in at most 64 queues per request */
         for (size_t i = 0; i < s->nrecvs; i++) {
@@ -787,6 +795,11 @@ int service_start(service_t *s, mt_errbuf_t *eb)
     }
     if (s->slo && start_slo(s, eb) != MT_OK) {
         return MT_ERR;
+    }
+    /* before the receivers: the table is read lock-free while they run */
+    if (coverage_configure(s->cfg.metrics_level != 0 ? s->cfg.max_services : 0) != MT_OK) {
+        mt_failf(eb, "service.telemetry.metrics.max_services: out of memory");
+        return MT_ENOMEM;
     }
 
     for (size_t i = 0; i < s->nrecvs; i++) {
