@@ -39,7 +39,9 @@ def test_install_uninstall_destdir():
         assert out.startswith("meltp ")
         share = os.path.join(root, "share/meltp")
         for rel in ["configs/local.yaml", "configs/gateway.yaml", "slos/patient-api.yaml",
-                    "dashboards/slo-billing.json", "configs/kubernetes/base/kustomization.yaml"]:
+                    "dashboards/slo-billing.json", "configs/kubernetes/base/kustomization.yaml",
+                    "dashboards/meltp-overview.json", "dashboards/meltp-coverage.json",
+                    "configs/prometheus/meltp-alerts.yml"]:
             assert os.path.exists(os.path.join(share, rel)), rel
         cfg = os.path.join(root, "etc/meltp/meltp.yaml")
         r = subprocess.run([binary, "check-config", "--config", cfg], capture_output=True,
