@@ -641,6 +641,30 @@ static void log_ledger(service_t *s)
     }
 }
 
+/* GET /slo and /slo/<id>: the SLO status page (slo/engine_page.c). No scripts, so the policy
+ * allows inline styles only. */
+static void slo_page(service_t *s, http_req_t *r)
+{
+    static const char *const hdrs[] = {"Content-Security-Policy",
+                                       "default-src 'none'; style-src 'unsafe-inline'; "
+                                       "img-src data:; base-uri 'none'; form-action 'none'",
+                                       "X-Content-Type-Options", "nosniff", NULL};
+    if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+        http_respond(r, 405, "text/plain", "use GET\n", 8, "Allow", "GET, HEAD");
+        return;
+    }
+    size_t len = 0;
+    int status = 200;
+    char *body =
+        slo_engine_page_html(s->slo, r->path[4] == '/' ? r->path + 5 : NULL, &len, &status);
+    if (!body) {
+        http_respond(r, 503, "text/plain", "out of memory\n", 14, NULL, NULL);
+        return;
+    }
+    http_respond_headers(r, status, "text/html; charset=utf-8", body, len, hdrs);
+    free(body);
+}
+
 static void metrics_begin(void *arg, http_req_t *r)
 {
     service_t *s = arg;
@@ -668,6 +692,10 @@ static void metrics_begin(void *arg, http_req_t *r)
             http_respond(r, 200, "application/json", body, len, NULL, NULL);
         }
         free(body);
+        return;
+    }
+    if (strcmp(r->path, "/slo") == 0 || strncmp(r->path, "/slo/", 5) == 0) {
+        slo_page(s, r);
         return;
     }
     if (strcmp(r->path, "/metrics") != 0) {
