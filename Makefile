@@ -33,7 +33,7 @@ BENCH_BINS = $(BUILD)/loadgen $(BUILD)/sink
 
 .PHONY: all deps run test test-slow test-unit test-integration test-asan bench bench-pbscan docs format clean \
         fuzz fuzz-bins
-.PHONY: install uninstall
+.PHONY: install uninstall demo
 all: $(BUILD)/meltp
 
 deps:
@@ -169,11 +169,12 @@ INSTALL_DATA = $(wildcard configs/*.yaml) configs/schemas rules/slos dashboards 
                $(wildcard configs/prometheus) $(wildcard configs/kubernetes)
 
 install: $(BUILD)/meltp
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/configs $(DESTDIR)$(SYSCONFDIR)/meltp \
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/configs $(DESTDIR)$(DATADIR)/rules \
+	  $(DESTDIR)$(SYSCONFDIR)/meltp \
 	  $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BUILD)/meltp $(DESTDIR)$(BINDIR)/meltp
 	for f in $(INSTALL_DATA); do \
-	  case $$f in configs/*) d=$(DESTDIR)$(DATADIR)/configs ;; rules/slos) d=$(DESTDIR)$(DATADIR) ;; \
+	  case $$f in configs/*) d=$(DESTDIR)$(DATADIR)/configs ;; rules/slos) d=$(DESTDIR)$(DATADIR)/rules ;; \
 	    *) d=$(DESTDIR)$(DATADIR) ;; esac; \
 	  cp -R $$f $$d/ || exit 1; \
 	done
@@ -194,3 +195,8 @@ uninstall:
 	  test ! -e $(DESTDIR)$(SYSCONFDIR)/meltp/meltp.yaml || \
 	    echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/meltp/meltp.yaml (changed since install)"; \
 	fi
+
+# The demo drill: meltp with configs/demo.yaml, the synthetic traffic generator and a local
+# webhook receiver; a chaos step fires the page alert within five minutes (demo/run.sh).
+demo: $(BUILD)/meltp
+	@MELTP_BUILD=$(BUILD) bash demo/run.sh

@@ -38,11 +38,16 @@ def test_install_uninstall_destdir():
         out = subprocess.run([binary, "version"], capture_output=True, text=True).stdout
         assert out.startswith("meltp ")
         share = os.path.join(root, "share/meltp")
-        for rel in ["configs/local.yaml", "configs/gateway.yaml", "slos/patient-api.yaml",
+        for rel in ["configs/local.yaml", "configs/gateway.yaml", "rules/slos/patient-api.yaml",
                     "dashboards/slo-billing.json", "configs/kubernetes/base/kustomization.yaml",
                     "dashboards/meltp-overview.json", "dashboards/meltp-coverage.json",
-                    "configs/prometheus/meltp-alerts.yml"]:
+                    "configs/prometheus/meltp-alerts.yml", "configs/demo.yaml"]:
             assert os.path.exists(os.path.join(share, rel)), rel
+        # the demo config finds the SLO specs beside it, as in the source tree
+        r = subprocess.run([binary, "check-config", "--config",
+                            os.path.join(share, "configs", "demo.yaml")], capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
         cfg = os.path.join(root, "etc/meltp/meltp.yaml")
         r = subprocess.run([binary, "check-config", "--config", cfg], capture_output=True,
                            text=True)
