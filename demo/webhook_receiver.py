@@ -30,7 +30,7 @@ def slack_lines(body):
     for b in blocks:
         t = b.get("type")
         if t == "header":
-            out.append(b["text"]["text"].upper())
+            out.append(b["text"]["text"])
         elif t == "section":
             if b.get("text"):
                 out.extend(b["text"]["text"].splitlines())
