@@ -24,7 +24,7 @@
 #define ENG_PAGE_MAX_BYTES (16u << 20) /* the page never grows past this */
 #define ENG_PAGE_MINUTES   360         /* error ratio per minute over the last 6 hours */
 #define ENG_PAGE_BURN_PTS  60          /* burn-down points over the period */
-#define CHART_W            640
+#define CHART_W            580
 #define CHART_H            170
 #define CHART_L            52 /* left margin (y labels) */
 #define CHART_B            22 /* bottom margin (x labels) */
@@ -165,11 +165,31 @@ static void chart_open(sb_t *b, const char *title, const char *desc)
               CHART_L, CHART_W - CHART_L - 8, CHART_H - CHART_B - 8);
 }
 
-static void hline(sb_t *b, double y, const char *cls, const char *label)
+/* Y positions of the labels of the chart being drawn, so close lines do not print their labels
+ * on top of each other (the line is still drawn; the first label wins). */
+typedef struct {
+    double y[24];
+    int n;
+} labels_t;
+
+static int label_free(labels_t *l, double y)
+{
+    for (int i = 0; i < l->n; i++) {
+        if (fabs(l->y[i] - y) < 11) {
+            return 0;
+        }
+    }
+    if (l->n < (int)MT_ARRAY_LEN(l->y)) {
+        l->y[l->n++] = y;
+    }
+    return 1;
+}
+
+static void hline(sb_t *b, labels_t *l, double y, const char *cls, const char *label)
 {
     sb_printf(b, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"%s\"/>", CHART_L,
               CHART_W - 8, y, y, cls);
-    if (label) {
+    if (label && label_free(l, y)) {
         sb_printf(b, "<text x=\"%d\" y=\"%.1f\" class=\"lbl\" text-anchor=\"end\">", CHART_L - 4,
                   y + 4);
         esc(b, label);
@@ -218,12 +238,13 @@ static void chart_burndown(sb_t *b, const slo_inst_t *in, const slo_ev_params_t 
     if (lo < -1) {
         lo = -1; /* an overspent budget is drawn to -100 %; the number says the rest */
     }
+    labels_t lb = {.n = 0};
     chart_open(b, "Error budget burn-down",
                "Error budget left over the SLO period; the dashed line spends it evenly.");
-    hline(b, sy(1, lo, 1), "grid", "100%");
-    hline(b, sy(0, lo, 1), "zero", "0%");
+    hline(b, &lb, sy(1, lo, 1), "grid", "100%");
+    hline(b, &lb, sy(0, lo, 1), "zero", "0%");
     if (lo < 0) {
-        hline(b, sy(lo, lo, 1), "grid", lo <= -1 ? "-100%" : NULL);
+        hline(b, &lb, sy(lo, lo, 1), "grid", lo <= -1 ? "-100%" : NULL);
     }
     sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"ideal\"/>",
               sx(start, start, end), sy(1, lo, 1), sx(end, start, end), sy(0, lo, 1));
@@ -276,15 +297,16 @@ static void chart_minutes(sb_t *b, const slo_inst_t *in, const slo_ev_params_t *
                "Bad events over all events per minute; the lines mark the budget rate and the "
                "alert thresholds.");
     char lbl[32];
+    labels_t lb = {.n = 0};
     snprintf(lbl, sizeof(lbl), "%.3g%%", hi * 100);
-    hline(b, sy(hi, 0, hi), "grid", lbl);
-    hline(b, sy(0, 0, hi), "zero", "0%");
-    hline(b, sy(1 - p->objective, 0, hi), "budget", "1x");
+    hline(b, &lb, sy(hi, 0, hi), "grid", lbl);
+    hline(b, &lb, sy(0, 0, hi), "zero", "0%");
+    hline(b, &lb, sy(1 - p->objective, 0, hi), "budget", "1x");
     for (size_t t = 0; t < p->ntiers && t < spec->ntiers; t++) {
         double th = p->tiers[t].factor * (1 - p->objective);
         if (p->tiers[t].enabled && th <= hi) {
             snprintf(lbl, sizeof(lbl), "%.3gx", p->tiers[t].factor);
-            hline(b, sy(th, 0, hi), "tier", lbl);
+            hline(b, &lb, sy(th, 0, hi), "tier", lbl);
         }
     }
     sb_puts(b, "<path class=\"ratio\" d=\"");
@@ -440,45 +462,41 @@ static void instance_detail(sb_t *b, const def_t *d, const inst_rec_t *r, int64_
     sb_puts(b, "</tbody></table></section>");
 }
 
-static int inst_alert_state(const def_t *d, const inst_rec_t *r)
-{
-    int ast = SLO_AL_INACTIVE;
-    for (size_t t = 0; t < d->p.ntiers; t++) {
-        if (r->in.alerts[t].state > ast) {
-            ast = r->in.alerts[t].state;
-        }
-    }
-    return ast;
-}
-
-static void summary_row(sb_t *b, const def_t *d, const inst_rec_t *r, int64_t now, int detailed)
-{
+/* One selected instance, taken under the engine lock: its result for the summary, and for the
+ * first ENG_PAGE_DETAILS a copy of the record to draw from once the lock is released. */
+typedef struct {
+    const def_t *d;
+    char *id;
     slo_result_t res;
-    slo_eval_compute(&r->in, &d->p, now, &res);
-    int ast = inst_alert_state(d, r);
+    int ast;
+    inst_rec_t *copy;
+} pg_item_t;
+
+static void summary_row(sb_t *b, const pg_item_t *it, int detailed)
+{
     sb_puts(b, "<tr><td><a href=\"");
     if (detailed) {
         sb_putc(b, '#');
     } else {
         sb_puts(b, "/slo/");
     }
-    pct(b, r->id);
+    pct(b, it->id);
     sb_puts(b, "\">");
-    esc(b, r->id);
+    esc(b, it->id);
     sb_puts(b, "</a></td><td>");
-    esc(b, d->spec->service);
+    esc(b, it->d->spec->service);
     sb_puts(b, "</td><td>");
-    fmt_pct(b, d->spec->objective);
+    fmt_pct(b, it->d->spec->objective);
     sb_puts(b, "</td><td>");
-    if (res.w[SLO_W_PERIOD].total) {
-        fmt_pct(b, 1 - res.w[SLO_W_PERIOD].error_ratio);
+    if (it->res.w[SLO_W_PERIOD].total) {
+        fmt_pct(b, 1 - it->res.w[SLO_W_PERIOD].error_ratio);
     } else {
         sb_puts(b, "&ndash;");
     }
     sb_puts(b, "</td><td>");
-    fmt_pct(b, res.budget_remaining);
-    sb_printf(b, "</td><td>%s</td><td class=\"%s\">%s</td></tr>", slo_state_name(res.state),
-              state_class(ast), slo_alert_state_name(ast));
+    fmt_pct(b, it->res.budget_remaining);
+    sb_printf(b, "</td><td>%s</td><td class=\"%s\">%s</td></tr>", slo_state_name(it->res.state),
+              state_class(it->ast), slo_alert_state_name(it->ast));
 }
 
 /* ---- the page ----------------------------------------------------------------------------- */
@@ -525,6 +543,70 @@ static int id_selects(const def_t *d, const inst_rec_t *r, const char *id)
     return !id || !strcmp(r->id, id) || (d->spec->id && !strcmp(d->spec->id, id));
 }
 
+/* Takes what the page shows under the engine lock (results, and record copies for the detailed
+ * ones), so the drawing, which sums hundreds of buckets per instance, does not hold up the
+ * observers on the data path. Returns the selected items (*nsel of them; an empty array is
+ * not NULL), *ninst = every instance; NULL when out of memory. */
+static pg_item_t *collect(slo_engine_t *e, const char *id, int64_t now, size_t *nsel, size_t *ninst)
+{
+    int locked = e->thread_on;
+    if (locked) {
+        pthread_mutex_lock(&e->mu);
+    }
+    size_t n = 0, all = 0;
+    for (size_t i = 0; i < e->ndefs; i++) {
+        for (size_t k = 0; k < e->defs[i].n; k++) {
+            n += id_selects(&e->defs[i], e->defs[i].insts[k], id);
+            all++;
+        }
+    }
+    pg_item_t *items = calloc(n ? n : 1, sizeof(*items));
+    size_t j = 0;
+    int oom = !items;
+    for (size_t i = 0; i < e->ndefs && !oom; i++) {
+        const def_t *d = &e->defs[i];
+        for (size_t k = 0; k < d->n && !oom; k++) {
+            const inst_rec_t *r = d->insts[k];
+            if (!id_selects(d, r, id)) {
+                continue;
+            }
+            pg_item_t *it = &items[j++];
+            it->d = d;
+            it->id = strdup(r->id);
+            slo_eval_compute(&r->in, &d->p, now, &it->res);
+            it->ast = SLO_AL_INACTIVE;
+            for (size_t t = 0; t < d->p.ntiers; t++) {
+                if (r->in.alerts[t].state > it->ast) {
+                    it->ast = r->in.alerts[t].state;
+                }
+            }
+            if (j <= ENG_PAGE_DETAILS) {
+                it->copy = malloc(sizeof(*r));
+                if (it->copy) {
+                    memcpy(it->copy, r, sizeof(*r));
+                    it->copy->id = it->id; /* the copy must not point into the engine */
+                    it->copy->gvals = NULL;
+                }
+            }
+            oom = !it->id || (j <= ENG_PAGE_DETAILS && !it->copy);
+        }
+    }
+    if (locked) {
+        pthread_mutex_unlock(&e->mu);
+    }
+    if (oom) {
+        for (size_t i = 0; items && i < j; i++) {
+            free(items[i].id);
+            free(items[i].copy);
+        }
+        free(items);
+        return NULL;
+    }
+    *nsel = n;
+    *ninst = all;
+    return items;
+}
+
 char *slo_engine_page_html(slo_engine_t *e, const char *id, size_t *len, int *status)
 {
     sb_t b;
@@ -541,18 +623,11 @@ char *slo_engine_page_html(slo_engine_t *e, const char *id, size_t *len, int *st
         sb_puts(&b, "<p>No SLOs: this meltp has no <code>slo:</code> section "
                     "(docs/SLO.md).</p>");
     } else {
-        int locked = e->thread_on;
-        if (locked) {
-            pthread_mutex_lock(&e->mu);
-        }
         size_t nsel = 0, ninst = 0;
-        for (size_t i = 0; i < e->ndefs; i++) {
-            for (size_t k = 0; k < e->defs[i].n; k++) {
-                nsel += id_selects(&e->defs[i], e->defs[i].insts[k], id);
-                ninst++;
-            }
-        }
-        if (id && !nsel) {
+        pg_item_t *items = collect(e, id, now, &nsel, &ninst);
+        if (!items) {
+            sb_fail(&b, MT_ENOMEM);
+        } else if (id && !nsel) {
             *status = 404;
             sb_puts(&b, "<p>No SLO or group with this id. ");
             sb_puts(&b, "An SLO with no events yet has no instance; see "
@@ -566,24 +641,12 @@ char *slo_engine_page_html(slo_engine_t *e, const char *id, size_t *len, int *st
             sb_puts(&b, "<table class=\"summary\"><caption>Summary</caption><thead><tr>"
                         "<th>SLO</th><th>service</th><th>objective</th><th>SLI (period)</th>"
                         "<th>budget left</th><th>data</th><th>alert</th></tr></thead><tbody>");
-            size_t shown = 0;
-            for (size_t i = 0; i < e->ndefs; i++) {
-                for (size_t k = 0; k < e->defs[i].n; k++) {
-                    if (id_selects(&e->defs[i], e->defs[i].insts[k], id)) {
-                        summary_row(&b, &e->defs[i], e->defs[i].insts[k], now,
-                                    shown++ < ENG_PAGE_DETAILS);
-                    }
-                }
+            for (size_t i = 0; i < nsel; i++) {
+                summary_row(&b, &items[i], items[i].copy != NULL);
             }
             sb_puts(&b, "</tbody></table>");
-            shown = 0;
-            for (size_t i = 0; i < e->ndefs && shown < ENG_PAGE_DETAILS; i++) {
-                for (size_t k = 0; k < e->defs[i].n && shown < ENG_PAGE_DETAILS; k++) {
-                    if (id_selects(&e->defs[i], e->defs[i].insts[k], id)) {
-                        instance_detail(&b, &e->defs[i], e->defs[i].insts[k], now);
-                        shown++;
-                    }
-                }
+            for (size_t i = 0; i < nsel && items[i].copy; i++) {
+                instance_detail(&b, items[i].d, items[i].copy, now);
             }
             if (nsel > ENG_PAGE_DETAILS) {
                 sb_printf(&b,
@@ -592,9 +655,11 @@ char *slo_engine_page_html(slo_engine_t *e, const char *id, size_t *len, int *st
                           nsel - ENG_PAGE_DETAILS);
             }
         }
-        if (locked) {
-            pthread_mutex_unlock(&e->mu);
+        for (size_t i = 0; items && i < nsel; i++) {
+            free(items[i].id);
+            free(items[i].copy);
         }
+        free(items);
     }
     sb_puts(&b, "</main></body></html>\n");
     if (b.err) {
