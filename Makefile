@@ -181,7 +181,10 @@ install: $(BUILD)/meltp
 	chmod -R u=rwX,go=rX $(DESTDIR)$(DATADIR)
 	test -e $(DESTDIR)$(SYSCONFDIR)/meltp/meltp.yaml || \
 	  install -m 0644 configs/local.yaml $(DESTDIR)$(SYSCONFDIR)/meltp/meltp.yaml
-	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	install -d $(DESTDIR)$(DATADIR)/docs/runbooks
+	install -m 0644 docs/OPERATIONS.md docs/CONFIGURATION.md $(DESTDIR)$(DATADIR)/docs/
+	install -m 0644 docs/runbooks/*.md $(DESTDIR)$(DATADIR)/docs/runbooks/
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
 	  configs/systemd/meltp.service.in > $(DESTDIR)$(UNITDIR)/meltp.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/meltp.service
 

@@ -54,7 +54,11 @@ def test_install_uninstall_destdir():
         assert r.returncode == 0, r.stderr
         unit_path = os.path.join(root, "lib/systemd/system/meltp.service")
         text = open(unit_path).read()
-        assert "@BINDIR@" not in text and "@SYSCONFDIR@" not in text
+        assert not re.search(r"@[A-Z]+@", text)
+        # the documentation the unit names is installed
+        for doc in _unit(text)["Documentation"]:
+            assert doc.startswith("file:/opt/meltp/share/meltp/docs/")
+            assert os.path.exists(dest + doc[len("file:"):]), doc
         u = _unit(text)
         assert u["ExecStart"] == ["/opt/meltp/bin/meltp run --config /opt/meltp/etc/meltp/meltp.yaml"]
         assert u["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
