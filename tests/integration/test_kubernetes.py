@@ -284,6 +284,7 @@ def test_sidecar_snippet():
     ports = {p["name"]: p["containerPort"] for p in side["ports"]}
     assert ports[side["livenessProbe"]["httpGet"]["port"]] == _port(
         cfg["extensions"]["health_check"]["endpoint"])
-    assert side["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert side["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # the sidecar must not make the application's pod unready when the gateway is away
+    assert "readinessProbe" not in side
     assert _mib(side["resources"]["limits"]["memory"]) >= cfg["processors"]["memory_limiter"]["limit_mib"] + 96
