@@ -33,6 +33,7 @@ BENCH_BINS = $(BUILD)/loadgen $(BUILD)/sink
 
 .PHONY: all deps run test test-slow test-unit test-integration test-asan bench bench-pbscan docs format clean \
         fuzz fuzz-bins
+.PHONY: install uninstall demo
 all: $(BUILD)/meltp
 
 deps:
@@ -160,3 +161,50 @@ fuzz: deps
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# `make install` / `make uninstall` (PREFIX, DESTDIR; docs/OPERATIONS.md, "Install"). The system
+# config $(SYSCONFDIR)/meltp/meltp.yaml is written only when absent and removed only while it is
+# still the shipped one; the unit gets the install paths (configs/systemd/meltp.service.in).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= $(PREFIX)/etc
+DATADIR    ?= $(PREFIX)/share/meltp
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+INSTALL_DATA = $(wildcard configs/*.yaml) configs/schemas rules/slos dashboards \
+               $(wildcard configs/prometheus) $(wildcard configs/kubernetes)
+
+install: $(BUILD)/meltp
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/configs $(DESTDIR)$(DATADIR)/rules \
+	  $(DESTDIR)$(SYSCONFDIR)/meltp \
+	  $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BUILD)/meltp $(DESTDIR)$(BINDIR)/meltp
+	for f in $(INSTALL_DATA); do \
+	  case $$f in configs/*) d=$(DESTDIR)$(DATADIR)/configs ;; rules/slos) d=$(DESTDIR)$(DATADIR)/rules ;; \
+	    *) d=$(DESTDIR)$(DATADIR) ;; esac; \
+	  cp -R $$f $$d/ || exit 1; \
+	done
+	chmod -R u=rwX,go=rX $(DESTDIR)$(DATADIR)
+	test -e $(DESTDIR)$(SYSCONFDIR)/meltp/meltp.yaml || \
+	  install -m 0644 configs/local.yaml $(DESTDIR)$(SYSCONFDIR)/meltp/meltp.yaml
+	install -d $(DESTDIR)$(DATADIR)/docs/runbooks
+	install -m 0644 docs/OPERATIONS.md docs/CONFIGURATION.md $(DESTDIR)$(DATADIR)/docs/
+	install -m 0644 docs/runbooks/*.md $(DESTDIR)$(DATADIR)/docs/runbooks/
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
+	  configs/systemd/meltp.service.in > $(DESTDIR)$(UNITDIR)/meltp.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/meltp.service
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/meltp $(DESTDIR)$(UNITDIR)/meltp.service
+	rm -rf $(DESTDIR)$(DATADIR)
+	if cmp -s configs/local.yaml $(DESTDIR)$(SYSCONFDIR)/meltp/meltp.yaml; then \
+	  rm -f $(DESTDIR)$(SYSCONFDIR)/meltp/meltp.yaml; \
+	  rmdir $(DESTDIR)$(SYSCONFDIR)/meltp 2>/dev/null || true; \
+	else \
+	  test ! -e $(DESTDIR)$(SYSCONFDIR)/meltp/meltp.yaml || \
+	    echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/meltp/meltp.yaml (changed since install)"; \
+	fi
+
+# The demo drill: meltp with configs/demo.yaml, the synthetic traffic generator and a local
+# webhook receiver; a chaos step fires the page alert within five minutes (demo/run.sh).
+demo: $(BUILD)/meltp
+	@MELTP_BUILD=$(BUILD) bash demo/run.sh

@@ -23,7 +23,7 @@ static void usage(FILE *f)
             "usage: meltp slo explain [--eval-interval DUR] SPEC...\n"
             "       meltp slo rules [--out RULES.yml] [--tests TESTS.yml] SPEC...\n"
             "       meltp slo dashboards [--out DIR] SPEC...\n"
-            "       meltp slo test-notify ...\n"
+            "       meltp slo test-notify --config FILE\n"
             "       meltp slo simulate --series SERIES.json SPEC...\n"
             "\n"
             "SPEC files may be native meltp (version: meltp/v1), Sloth (version: prometheus/v1)\n"

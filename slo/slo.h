@@ -36,6 +36,11 @@ void slo_engine_stop_destroy(slo_engine_t *e);
 /* The GET /api/v1/slos document: malloc'd JSON, length in *len. */
 char *slo_engine_api_json(slo_engine_t *e, size_t *len);
 
+/* GET /slo (id NULL: every SLO) and GET /slo/<id> (an instance id, or a spec id for all its
+ * groups): a self-contained HTML page (inline CSS and SVG, no scripts). e may be NULL (no
+ * `slo:` section). Returns malloc'd HTML (NULL on out of memory), *status 200 or 404. */
+char *slo_engine_page_html(slo_engine_t *e, const char *id, size_t *len, int *status);
+
 /* `meltp slo SUBCOMMAND ...`: argv[0] is "slo". Returns the process exit code. */
 int slo_cli_main(int argc, char **argv);
 

@@ -35,7 +35,7 @@ static void usage(FILE *f)
         "  meltp slo explain|rules|dashboards|test-notify ...\n"
         "                                 SLO tooling (see docs)\n"
         "  meltp version                  print the version\n"
-        "  meltp help | --help            this text\n",
+        "  meltp help [COMMAND] | --help  this text, or one command's usage\n",
         MELTP_VERSION);
 }
 
@@ -209,6 +209,61 @@ static int cmd_help_config(int argc, char **argv)
     return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
 }
 
+/* `meltp help COMMAND`: one entry per command, the synopsis as docs/OPERATIONS.md's command
+ * table writes it (tests/integration/test_install.py holds the two together). validate and
+ * slo print their own usage, so their flags are described in one place. */
+typedef struct {
+    const char *cmd;
+    const char *text;
+} help_entry_t;
+
+static const help_entry_t help_entries[] = {
+    {"run", "usage: meltp run --config FILE\n\n"
+            "Runs the collector with FILE. SIGTERM/SIGINT stop the receivers, drain the queues\n"
+            "for up to service.shutdown_timeout (default 10s) and exit 0; SIGHUP reloads FILE\n"
+            "and keeps the running configuration when the new one is invalid. Exit 1 when the\n"
+            "configuration is invalid or a port cannot be bound.\n"},
+    {"check-config",
+     "usage: meltp check-config --config FILE\n\n"
+     "Loads and validates the whole configuration without binding sockets and prints every\n"
+     "problem as FILE:LINE: path.to.key: reason. Exit 1 on error, 0 when valid.\n"},
+    {"help-config",
+     "usage: meltp help-config [--format text|markdown]\n\n"
+     "Every component with every setting, its type, default and meaning. --format markdown\n"
+     "prints docs/CONFIGURATION.md as `make docs` writes it.\n"},
+    {"version", "usage: meltp version\n\nPrints the version.\n"},
+    {"help", "usage: meltp help [COMMAND]\n\n"
+             "Without COMMAND: the list of commands. With one: that command's usage. Unknown\n"
+             "commands or flags print the usage and exit 2.\n"},
+};
+
+/* Returns the exit status of `meltp help [COMMAND]`. */
+static int cmd_help(int argc, char **argv)
+{
+    if (argc < 3) {
+        usage(stdout);
+        return 0;
+    }
+    const char *c = argv[2];
+    if (!strcmp(c, "validate")) {
+        char *v[] = {"validate", "--help", NULL};
+        return validate_main(2, v);
+    }
+    if (!strcmp(c, "slo")) {
+        char *v[] = {"slo", "--help", NULL};
+        return slo_cli_main(2, v);
+    }
+    for (size_t i = 0; i < MT_ARRAY_LEN(help_entries); i++) {
+        if (!strcmp(c, help_entries[i].cmd)) {
+            fputs(help_entries[i].text, stdout);
+            return 0;
+        }
+    }
+    fprintf(stderr, "meltp: help: unknown command \"%s\"\n\n", c);
+    usage(stderr);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -216,7 +271,10 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+    if (!strcmp(cmd, "help")) {
+        return cmd_help(argc, argv);
+    }
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;
     }

@@ -7,6 +7,7 @@
  */
 #include "component.h"
 #include "otlp.h"
+#include "coverage.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -217,8 +218,15 @@ void pipeline_consume_encoded(pipeline_t **ps, size_t nps, mt_signal_t s, int fo
     for (size_t i = 0; i < nps; i++) {
         per_pipe[i] = b; /* no processors: every pipeline shares the one batch */
     }
-    if (enqueue_all(ps, nps, per_pipe, items, res) == MT_OK && otlp &&
-        atomic_load(&nobservers) > 0) {
+    int queued = enqueue_all(ps, nps, per_pipe, items, res) == MT_OK;
+    if (queued) {
+        if (format == MT_FMT_PRW1) {
+            coverage_observe_prw(data, len);
+        } else if (format == MT_FMT_OTLP) {
+            coverage_observe(s, data, len);
+        }
+    }
+    if (queued && otlp && atomic_load(&nobservers) > 0) {
         size_t n = protobuf_c_message_get_packed_size(otlp);
         uint8_t *pb = malloc(n ? n : 1);
         if (pb) {
@@ -347,8 +355,14 @@ void pipeline_consume(pipeline_t **ps, size_t nps, mt_signal_t s, ProtobufCMessa
     if (enqueue_all(ps, nps, per_pipe, items, res) == MT_OK) {
         int nobs = atomic_load(&nobservers);
         mt_batch_t *b = NULL;
-        for (size_t i = 0; i < nps && !b && nobs > 0; i++) {
+        for (size_t i = 0; i < nps && !b; i++) {
             b = per_pipe[i];
+        }
+        if (b) {
+            coverage_observe(s, b->data, b->len); /* what was queued, after the processors */
+        }
+        if (nobs <= 0) {
+            b = NULL;
         }
         if (b) {
             notify_observers(s, b->data, b->len, b->items, b->tenant);

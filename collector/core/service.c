@@ -10,6 +10,7 @@
  * shutdown timeout, then exporters close.
  */
 #include "service.h"
+#include "coverage.h"
 #include "component.h"
 #include "server.h"
 #include "slo.h"
@@ -30,6 +31,7 @@ typedef struct svc_cfg {
     int logs_level;
     int logs_encoding;
     int64_t shutdown_timeout;
+    int64_t max_services;
 } svc_cfg_t;
 
 static const cfg_field_t svc_fields[] = {
@@ -48,6 +50,8 @@ static const cfg_field_t svc_fields[] = {
      "console|json", "accepted for compatibility (console only)"},
     {"shutdown_timeout", CFG_T_DURATION, "10s", 0, offsetof(svc_cfg_t, shutdown_timeout), NULL,
      "how long SIGTERM/SIGINT wait for queues to drain (meltp extension)"},
+    {"telemetry.metrics.max_services", CFG_T_INT, "1000", 0, offsetof(svc_cfg_t, max_services),
+     NULL, "most (service, environment) pairs in meltp_service_items_total (0 = off)"},
 };
 
 struct service {
@@ -474,6 +478,10 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
         cfg_error(c, root->line, "service", "required");
     } else {
         cfg_apply(c, svc_fields, MT_ARRAY_LEN(svc_fields), svc, "service", &s->cfg);
+        if (s->cfg.max_services < 0 || s->cfg.max_services > COVERAGE_MAX_SERVICES_CAP) {
+            cfg_error(c, svc->line, "service.telemetry.metrics.max_services",
+                      "must be between 0 and %d", COVERAGE_MAX_SERVICES_CAP);
+        }
         build_pipelines(s, c);
         /* pipeline_consume reserves in at most 64 queues per request */
         for (size_t i = 0; i < s->nrecvs; i++) {
@@ -633,6 +641,30 @@ static void log_ledger(service_t *s)
     }
 }
 
+/* GET /slo and /slo/<id>: the SLO status page (slo/engine_page.c). No scripts, so the policy
+ * allows inline styles only. */
+static void slo_page(service_t *s, http_req_t *r)
+{
+    static const char *const hdrs[] = {"Content-Security-Policy",
+                                       "default-src 'none'; style-src 'unsafe-inline'; "
+                                       "img-src data:; base-uri 'none'; form-action 'none'",
+                                       "X-Content-Type-Options", "nosniff", NULL};
+    if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+        http_respond(r, 405, "text/plain", "use GET\n", 8, "Allow", "GET, HEAD");
+        return;
+    }
+    size_t len = 0;
+    int status = 200;
+    char *body =
+        slo_engine_page_html(s->slo, r->path[4] == '/' ? r->path + 5 : NULL, &len, &status);
+    if (!body) {
+        http_respond(r, 503, "text/plain", "out of memory\n", 14, NULL, NULL);
+        return;
+    }
+    http_respond_headers(r, status, "text/html; charset=utf-8", body, len, hdrs);
+    free(body);
+}
+
 static void metrics_begin(void *arg, http_req_t *r)
 {
     service_t *s = arg;
@@ -660,6 +692,10 @@ static void metrics_begin(void *arg, http_req_t *r)
             http_respond(r, 200, "application/json", body, len, NULL, NULL);
         }
         free(body);
+        return;
+    }
+    if (strcmp(r->path, "/slo") == 0 || strncmp(r->path, "/slo/", 5) == 0) {
+        slo_page(s, r);
         return;
     }
     if (strcmp(r->path, "/metrics") != 0) {
@@ -787,6 +823,11 @@ int service_start(service_t *s, mt_errbuf_t *eb)
     }
     if (s->slo && start_slo(s, eb) != MT_OK) {
         return MT_ERR;
+    }
+    /* before the receivers: the table is read lock-free while they run */
+    if (coverage_configure(s->cfg.metrics_level != 0 ? s->cfg.max_services : 0) != MT_OK) {
+        mt_failf(eb, "service.telemetry.metrics.max_services: out of memory");
+        return MT_ENOMEM;
     }
 
     for (size_t i = 0; i < s->nrecvs; i++) {
