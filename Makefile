@@ -51,6 +51,10 @@ deps:
 	fi
 	@# the OpenTelemetry JS SDK gRPC clients and a grpc-js server for the integration tests
 	@if [ ! -d tests/node/node_modules ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then \
+	  if ! command -v npm >/dev/null; then \
+	    if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq npm >/dev/null || exit 1; \
+	    else echo "deps: npm missing; run: sudo apt-get install -y npm"; exit 1; fi; \
+	  fi; \
 	  echo "deps: npm ci in tests/node"; \
 	  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error >/dev/null && touch tests/node/node_modules; \
 	fi
