@@ -203,10 +203,33 @@ recv_tenant_t recv_tenant(const char *org, char out[MT_TENANT_MAX + 1])
     return RECV_TENANT_OK;
 }
 
-int recv_http_start(receiver_t *rv, http_server_t **srv, const char *endpoint, int64_t threads,
-                    int64_t max_body, const http_handler_t *h, mt_errbuf_t *eb)
+recv_tenant_t recv_req_tenant(http_req_t *r, char out[MT_TENANT_MAX + 1])
 {
-    *srv = http_server_start(endpoint, (int)threads, (size_t)max_body, h, eb);
+    recv_tenant_t t = recv_tenant(http_header(r, "X-Scope-OrgID"), out);
+    if (!r->bound_tenant || t == RECV_TENANT_BAD) {
+        return t;
+    }
+    if (t == RECV_TENANT_NONE) {
+        return recv_tenant(r->bound_tenant, out) == RECV_TENANT_OK ? RECV_TENANT_OK
+                                                                   : RECV_TENANT_BAD;
+    }
+    return strcmp(out, r->bound_tenant) == 0 ? RECV_TENANT_OK : RECV_TENANT_FORBIDDEN;
+}
+
+int recv_http_start(receiver_t *rv, http_server_t **srv, const char *endpoint, int64_t threads,
+                    int64_t max_body, const tls_server_cfg_t *tls, const http_handler_t *h,
+                    mt_errbuf_t *eb)
+{
+    tls_server_t *ts = NULL;
+    *srv = NULL;
+    if (tls_server_enabled(tls)) {
+        char name[160];
+        snprintf(name, sizeof(name), "receiver %s", rv->id);
+        ts = tls_server_create(tls, name, eb);
+    }
+    if (!tls_server_enabled(tls) || ts) {
+        *srv = http_server_start_tls(endpoint, (int)threads, (size_t)max_body, h, ts, eb);
+    }
     if (!*srv) {
         free(rv->state);
         rv->state = NULL;
