@@ -394,6 +394,17 @@ http_server_t *http_server_start_tls(const char *endpoint, int threads, size_t m
     return s;
 }
 
+http_server_t *http_server_listen(const char *endpoint, int threads, size_t max_body,
+                                  const http_handler_t *h, const tls_server_cfg_t *tls,
+                                  const char *name, mt_errbuf_t *eb)
+{
+    tls_server_t *ts = NULL;
+    if (tls_server_enabled(tls) && !(ts = tls_server_create(tls, name, eb))) {
+        return NULL;
+    }
+    return http_server_start_tls(endpoint, threads, max_body, h, ts, eb);
+}
+
 void http_server_stop(http_server_t *s)
 {
     if (!s) {

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "mt.h"
+#include "tls.h"
 
 typedef struct http_server http_server_t;
 
@@ -48,6 +49,11 @@ struct tls_server;
 http_server_t *http_server_start_tls(const char *endpoint, int threads, size_t max_body,
                                      const http_handler_t *h, struct tls_server *tls,
                                      mt_errbuf_t *eb);
+/* http_server_start_tls with the TLS of a listener's tls section (plain HTTP when it is not
+ * enabled); `name` (e.g. "receiver otlp") prefixes its TLS log lines and labels its metrics. */
+http_server_t *http_server_listen(const char *endpoint, int threads, size_t max_body,
+                                  const http_handler_t *h, const tls_server_cfg_t *tls,
+                                  const char *name, mt_errbuf_t *eb);
 void http_server_stop(http_server_t *s); /* accepts NULL; waits for handlers to return */
 /* The port actually bound (useful with port 0). */
 int http_server_port(const http_server_t *s);

@@ -220,16 +220,9 @@ int recv_http_start(receiver_t *rv, http_server_t **srv, const char *endpoint, i
                     int64_t max_body, const tls_server_cfg_t *tls, const http_handler_t *h,
                     mt_errbuf_t *eb)
 {
-    tls_server_t *ts = NULL;
-    *srv = NULL;
-    if (tls_server_enabled(tls)) {
-        char name[160];
-        snprintf(name, sizeof(name), "receiver %s", rv->id);
-        ts = tls_server_create(tls, name, eb);
-    }
-    if (!tls_server_enabled(tls) || ts) {
-        *srv = http_server_start_tls(endpoint, (int)threads, (size_t)max_body, h, ts, eb);
-    }
+    char name[160];
+    snprintf(name, sizeof(name), "receiver %s", rv->id);
+    *srv = http_server_listen(endpoint, (int)threads, (size_t)max_body, h, tls, name, eb);
     if (!*srv) {
         free(rv->state);
         rv->state = NULL;

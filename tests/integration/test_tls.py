@@ -15,6 +15,7 @@
 import http.client
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -465,3 +466,60 @@ def test_check_config_accepts_good_files(pki):
                  pki("server.key"))
     path, rc, err = check_config(text)
     assert rc == 0, err
+
+
+def https_get(port, path, ctx):
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    c.request("GET", path)
+    r = c.getresponse()
+    return r.status, r.read()
+
+
+def test_health_check_and_telemetry_over_tls_and_sighup_reload(pki):
+    """health_check and service.telemetry.metrics take the same tls keys; with
+    reload_interval 0 the files are re-read on SIGHUP only."""
+    for ext in ("crt", "key"):
+        shutil.copyfile(pki("server." + ext), pki("live." + ext))
+    tls = tls_section(pki, 4, client_ca=False, extra="  reload_interval: 0")
+    cfg = """
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:{health}
+%s
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+%s
+exporters:
+  debug: {{}}
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+%s
+  pipelines:
+    logs: {{receivers: [otlp], exporters: [debug]}}
+""" % (tls, tls_section(pki, 8, client_ca=False, extra="  reload_interval: 0"),
+       tls_section(pki, 6, client_ca=True, extra="  reload_interval: 0"))
+    m = Meltp(cfg)
+    ctx = client_ctx(pki)
+    assert https_get(m.health, "/healthz", ctx)[0] == 200
+    # the metrics endpoint asks for a client certificate
+    with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
+        https_get(m.metrics, "/metrics", ctx)
+    st, body = https_get(m.metrics, "/metrics", client_ctx(pki, "client-a"))
+    assert st == 200 and b"meltp_tls_reloads_total" in body
+    for ext in ("crt", "key"):
+        shutil.copyfile(pki("server2." + ext), pki("live.%s.tmp" % ext))
+        os.replace(pki("live.%s.tmp" % ext), pki("live." + ext))
+    assert served_serial(m, ctx) == "1001"  # no reload without the signal
+    m.signal(signal.SIGHUP)
+    wait_until(lambda: "reload: done" in m.logtext(), 15, what="the reload")
+    wait_until(lambda: _connects(m.otlp), 10, what="the receiver back")
+    assert served_serial(m, ctx) == "1002"
+    with socket.create_connection(("127.0.0.1", m.health), timeout=5) as s:
+        with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+            assert t.getpeercert()["serialNumber"] == "1002"
