@@ -12,6 +12,7 @@
  * handshakes), against the CA list of the connection's generation.
  */
 #include "tls.h"
+#include "tls_int.h"
 #include "telemetry.h"
 
 #include <curl/curl.h>
@@ -42,6 +43,8 @@ typedef struct tls_gen {
     gnutls_privkey_t key;
     gnutls_x509_trust_list_t trust; /* NULL without client_ca_file */
     char serial[80];
+    gnutls_datum_t pem[3]; /* the files as read (cert, key, CA), for tls_server_ssl_ctx */
+    void *ssl_ctx;         /* SSL_CTX built on first use by tls_server_ssl_ctx, or NULL */
 } tls_gen_t;
 
 /* Reads a whole file (capped) into a gnutls datum; MT_OK or MT_EINVAL with eb = the reason. */
@@ -87,6 +90,13 @@ static void gen_free(tls_gen_t *g)
     if (g->trust) {
         gnutls_x509_trust_list_deinit(g->trust, 1);
     }
+    for (int i = 0; i < 3; i++) {
+        if (g->pem[i].data) {
+            gnutls_memset(g->pem[i].data, 0, g->pem[i].size);
+            free(g->pem[i].data);
+        }
+    }
+    tls_ossl_ctx_free(g->ssl_ctx);
     free(g);
 }
 
@@ -181,7 +191,7 @@ static tls_gen_t *gen_load(const char *cert_file, const char *key_file, const ch
         g->npcert = TLS_MAX_CHAIN;
         int rc =
             gnutls_pcert_list_import_x509_raw(g->pcert, &g->npcert, &d, GNUTLS_X509_FMT_PEM, 0);
-        free(d.data);
+        g->pem[0] = d;
         if (rc < 0 || g->npcert == 0) {
             g->npcert = 0;
             mt_failf(eb, "\"%s\": no PEM certificate (%s)", cert_file, gnutls_strerror(rc));
@@ -200,8 +210,7 @@ static tls_gen_t *gen_load(const char *cert_file, const char *key_file, const ch
         if (rc >= 0) {
             rc = gnutls_privkey_import_x509_raw(g->key, &d, GNUTLS_X509_FMT_PEM, NULL, 0);
         }
-        gnutls_memset(d.data, 0, d.size);
-        free(d.data);
+        g->pem[1] = d;
         if (rc < 0) {
             mt_failf(eb, "\"%s\": no usable PEM private key (%s)", key_file, gnutls_strerror(rc));
             goto fail;
@@ -222,7 +231,7 @@ static tls_gen_t *gen_load(const char *cert_file, const char *key_file, const ch
             rc =
                 gnutls_x509_trust_list_add_trust_mem(g->trust, &d, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
         }
-        free(d.data);
+        g->pem[2] = d;
         if (rc <= 0) {
             mt_failf(eb, "\"%s\": no PEM CA certificate%s%s", ca_file, rc < 0 ? " " : "",
                      rc < 0 ? gnutls_strerror(rc) : "");
@@ -538,6 +547,32 @@ const char *tls_server_priorities(const tls_server_t *t)
 {
     return t->min_version == TLS_V1_3 ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
                                       : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+}
+
+void *tls_server_ssl_ctx(tls_server_t *t, mt_errbuf_t *eb)
+{
+    pthread_mutex_lock(&t->mu);
+    tls_gen_t *g = t->cur;
+    if (!g->ssl_ctx) {
+        g->ssl_ctx =
+            tls_ossl_ctx_build(g->pem[0].data, g->pem[0].size, g->pem[1].data, g->pem[1].size,
+                               g->pem[2].data, g->pem[2].size, t->min_version, eb);
+    }
+    void *ctx = g->ssl_ctx ? tls_ossl_ctx_ref(g->ssl_ctx) : NULL;
+    pthread_mutex_unlock(&t->mu);
+    return ctx;
+}
+
+const char *tls_server_tenant_of(const tls_server_t *t, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; names[i] && k < t->tenants.n; k++) {
+            if (strcmp(t->tenants.keys[k], names[i]) == 0) {
+                return t->tenants.vals[k];
+            }
+        }
+    }
+    return NULL;
 }
 
 void tls_server_serial(tls_server_t *t, char *out, size_t cap)

@@ -174,6 +174,16 @@ void *tls_server_cert_callback(void);
  * Returns MT_OK when the current generation is the files' content, MT_EINVAL when the files are
  * bad (the old generation stays; logged). */
 int tls_server_reload(tls_server_t *t, int force);
+/* For servers that are not libmicrohttpd (the nghttp2 gRPC receiver): an OpenSSL SSL_CTX
+ * (returned as void *, the caller's reference: SSL_CTX_free) for the current generation, built
+ * from the same file contents on first use: certificate chain and key, min_version, ALPN "h2"
+ * only, and with client_ca_file a required client certificate verified against it. Take one
+ * per new connection (SSL_new(ctx); SSL_CTX_free(ctx)) and rotation works as for the
+ * libmicrohttpd listeners. NULL with eb filled when OpenSSL refuses the files. */
+void *tls_server_ssl_ctx(tls_server_t *t, mt_errbuf_t *eb);
+/* The tenant tenants_from_certificate binds to the first of names[0..n) (a certificate's URI
+ * SANs, then its subject CN) that it maps, or NULL. Owned by t. */
+const char *tls_server_tenant_of(const tls_server_t *t, const char *const *names, size_t n);
 /* The serial number of the certificate served now, as lower-case hex (for tests and logs). */
 void tls_server_serial(tls_server_t *t, char *out, size_t cap);
 

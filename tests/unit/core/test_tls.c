@@ -169,3 +169,133 @@ UNIT_TEST(tls_client_table_and_checks)
     cfg_ctx_fini(&c);
     cfg_doc_destroy(doc);
 }
+
+/* ---- the OpenSSL SSL_CTX for non-libmicrohttpd servers, with certificates from `openssl` */
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+static int sh(const char *dir, const char *cmd)
+{
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "cd %s && (%s) >/dev/null 2>&1", dir, cmd);
+    return system(buf);
+}
+
+/* Drives a client and a server SSL over a BIO pair until both finish or one fails; returns 1
+ * when both completed the handshake. */
+static int handshake(SSL *cli, SSL *srv)
+{
+    BIO *cb, *sb;
+    BIO_new_bio_pair(&cb, 0, &sb, 0);
+    SSL_set_bio(cli, cb, cb);
+    SSL_set_bio(srv, sb, sb);
+    SSL_set_connect_state(cli);
+    SSL_set_accept_state(srv);
+    int cdone = 0, sdone = 0;
+    for (int i = 0; i < 50 && !(cdone && sdone); i++) {
+        if (!cdone) {
+            int r = SSL_do_handshake(cli);
+            if (r == 1) {
+                cdone = 1;
+            } else if (SSL_get_error(cli, r) != SSL_ERROR_WANT_READ) {
+                return 0;
+            }
+        }
+        if (!sdone) {
+            int r = SSL_do_handshake(srv);
+            if (r == 1) {
+                sdone = 1;
+            } else if (SSL_get_error(srv, r) != SSL_ERROR_WANT_READ) {
+                return 0;
+            }
+        }
+    }
+    /* TLS 1.3: the server sees the client certificate after the client thinks it is done */
+    char b;
+    SSL_read(srv, &b, 0);
+    return cdone && sdone && SSL_get_verify_result(srv) == X509_V_OK;
+}
+
+UNIT_TEST(tls_openssl_ctx_serves_the_generation_with_alpn_h2_and_mtls)
+{
+    char dir[] = "/tmp/meltp-tls-unit-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 %s -keyout ca.key -out ca.crt -days 2 -subj /CN=ca", ec);
+    if (sh(dir, cmd) != 0) {
+        fprintf(stderr, "    no openssl command: skipped\n");
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *n = i ? "cli" : "srv";
+        snprintf(cmd, sizeof(cmd),
+                 "openssl req %s -keyout %s.key -out %s.csr -subj /CN=%s && printf "
+                 "'extendedKeyUsage=%s\\n' > %s.ext && openssl x509 -req -in %s.csr -CA ca.crt "
+                 "-CAkey ca.key -set_serial %d -days 2 -extfile %s.ext -out %s.crt",
+                 ec, n, n, i ? "client-a" : "localhost", i ? "clientAuth" : "serverAuth", n, n,
+                 4096 + i, n, n);
+        CHECK(sh(dir, cmd) == 0);
+    }
+    char cert[256], key[256], ca[256], ccert[256], ckey[256];
+    snprintf(cert, sizeof(cert), "%s/srv.crt", dir);
+    snprintf(key, sizeof(key), "%s/srv.key", dir);
+    snprintf(ca, sizeof(ca), "%s/ca.crt", dir);
+    snprintf(ccert, sizeof(ccert), "%s/cli.crt", dir);
+    snprintf(ckey, sizeof(ckey), "%s/cli.key", dir);
+    char *tk[] = {"client-a"}, *tv[] = {"team-a"};
+    tls_server_cfg_t cfg = {.cert_file = cert,
+                            .key_file = key,
+                            .client_ca_file = ca,
+                            .min_version = TLS_V1_2,
+                            .tenants_from_certificate = {1, tk, tv},
+                            .enabled = 1};
+    mt_errbuf_t eb;
+    mt_errbuf_clear(&eb);
+    tls_server_t *t = tls_server_create(&cfg, "unit", &eb);
+    CHECK(t != NULL);
+    char serial[64];
+    tls_server_serial(t, serial, sizeof(serial));
+    CHECK_STR(serial, "1000");
+    const char *names[] = {"spiffe://x", "client-a"};
+    CHECK_STR(tls_server_tenant_of(t, names, 2), "team-a");
+    CHECK(tls_server_tenant_of(t, names, 1) == NULL);
+    SSL_CTX *sctx = tls_server_ssl_ctx(t, &eb);
+    CHECK(sctx != NULL);
+
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    CHECK(SSL_CTX_load_verify_locations(cctx, ca, NULL) == 1);
+    SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, NULL);
+    static const unsigned char alpn[] = {2, 'h', '2'};
+    SSL_CTX_set_alpn_protos(cctx, alpn, sizeof(alpn));
+    /* without a client certificate: refused */
+    SSL *c = SSL_new(cctx), *s = SSL_new(sctx);
+    CHECK(handshake(c, s) == 0);
+    SSL_free(c);
+    SSL_free(s);
+    ERR_clear_error();
+    /* with it: accepted, h2 selected, the server certificate is the file's */
+    CHECK(SSL_CTX_use_certificate_file(cctx, ccert, SSL_FILETYPE_PEM) == 1);
+    CHECK(SSL_CTX_use_PrivateKey_file(cctx, ckey, SSL_FILETYPE_PEM) == 1);
+    c = SSL_new(cctx);
+    s = SSL_new(sctx);
+    CHECK(handshake(c, s) == 1);
+    const unsigned char *proto = NULL;
+    unsigned plen = 0;
+    SSL_get0_alpn_selected(c, &proto, &plen);
+    CHECK(plen == 2 && memcmp(proto, "h2", 2) == 0);
+    X509 *peer = SSL_get1_peer_certificate(c);
+    CHECK(peer != NULL);
+    CHECK(ASN1_INTEGER_get(X509_get0_serialNumber(peer)) == 4096);
+    X509_free(peer);
+    SSL_free(c);
+    SSL_free(s);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+    tls_server_destroy(t);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
