@@ -259,15 +259,18 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
-/* libmicrohttpd's own error lines (failed TLS handshakes among them, which any client can
- * cause at will) go through the rate-limited log. */
+/* libmicrohttpd's own error lines go through the rate-limited log at debug level: they are
+ * about single connections and any client causes them at will (a TCP health probe that
+ * connects and closes reads as "received handshake message out of context" on a TLS port).
+ * What matters is logged by meltp itself: a listener that cannot start, a client certificate
+ * refused (tls.c). */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     char line[256];
     vsnprintf(line, sizeof(line), fmt, ap);
     line[strcspn(line, "\n")] = 0;
-    MT_LOG_EVERY(10, MT_LOG_WARN, "http server: %s", line);
+    MT_LOG_EVERY(10, MT_LOG_DEBUG, "http server: %s", line);
 }
 
 /* A TLS connection opens and closes: its state holds the certificate generation its
