@@ -687,8 +687,12 @@ static int verify_callback(gnutls_session_t s)
         if (status) {
             gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0);
         }
+        char *w = why.data ? (char *)why.data : NULL;
+        for (size_t l = w ? strlen(w) : 0; l > 0 && w[l - 1] == ' '; l--) {
+            w[l - 1] = 0;
+        }
         MT_LOG_EVERY(10, MT_LOG_WARN, "%s: tls: client certificate refused: %s", tc->srv->name,
-                     why.data ? (const char *)why.data : "unreadable certificate");
+                     w ? w : "unreadable certificate");
         gnutls_free(why.data);
     }
     for (unsigned i = 0; i < k; i++) {
