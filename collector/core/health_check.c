@@ -38,7 +38,11 @@ static const cfg_field_t hc_fields[] = {
 
 static void hc_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_node_t *node)
 {
-    tls_server_cfg_check(c, node, path, "", &((hc_cfg_t *)cfgp)->tls);
+    hc_cfg_t *cfg = cfgp;
+    tls_server_cfg_check(c, node, path, "", &cfg->tls);
+    if (cfg->tls.tenants_from_certificate.n) {
+        cfg_error_key(c, node, path, "tls.tenants_from_certificate", "applies to receivers only");
+    }
 }
 
 typedef struct hc_state {

@@ -510,6 +510,10 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
                 cfg_error(c, svc->line, "service.telemetry.metrics.address", "%s", eb.msg);
             }
             tls_server_cfg_check(c, svc, "service", "telemetry.metrics.", &s->cfg.metrics_tls);
+            if (s->cfg.metrics_tls.tenants_from_certificate.n) {
+                cfg_error_key(c, svc, "service", "telemetry.metrics.tls.tenants_from_certificate",
+                              "applies to receivers only");
+            }
         }
     }
     const cfg_node_t *slo_node = cfg_map_get(root, "slo");

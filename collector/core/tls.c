@@ -28,11 +28,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define TLS_MAX_CHAIN  16        /* certificates in a served chain */
-#define TLS_MAX_FILE   (1 << 20) /* a PEM file larger than this is refused */
-#define TLS_MAX_PEER   8         /* client chain certificates looked at */
-#define TLS_NAME_MAX   256       /* CN / URI SAN compared against tenants_from_certificate */
-#define TLS_TENANT_MAX 63
+#define TLS_MAX_CHAIN 16        /* certificates in a served chain */
+#define TLS_MAX_FILE  (1 << 20) /* a PEM file larger than this is refused */
+#define TLS_MAX_PEER  8         /* client chain certificates looked at */
+#define TLS_NAME_MAX  256       /* CN / URI SAN compared against tenants_from_certificate */
 
 /* ---- files and generations ---- */
 
@@ -285,14 +284,6 @@ void tls_server_cfg_check(cfg_ctx_t *c, const cfg_node_t *node, const char *path
     if (cfg->tenants_from_certificate.n && !cfg->client_ca_file) {
         snprintf(key, sizeof(key), "%stls.tenants_from_certificate", prefix);
         cfg_error_key(c, node, path, key, "needs tls.client_ca_file (client certificates)");
-    }
-    for (size_t i = 0; i < cfg->tenants_from_certificate.n; i++) {
-        size_t n = strlen(cfg->tenants_from_certificate.vals[i]);
-        if (n == 0 || n > TLS_TENANT_MAX) {
-            snprintf(key, sizeof(key), "%stls.tenants_from_certificate.%s", prefix,
-                     cfg->tenants_from_certificate.keys[i]);
-            cfg_error_key(c, node, path, key, "tenant must be 1 to %d characters", TLS_TENANT_MAX);
-        }
     }
     if (cfg->reload_interval_ms < 0) {
         snprintf(key, sizeof(key), "%stls.reload_interval", prefix);

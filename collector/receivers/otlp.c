@@ -94,7 +94,7 @@ static void otlp_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_
         cfg_error_key(c, node, path, "protocols.http.threads", "must be 1..64");
     }
     if (cfg->http_enabled) {
-        tls_server_cfg_check(c, node, path, "protocols.http.", &cfg->tls);
+        recv_tls_check(c, node, path, "protocols.http.", &cfg->tls);
     }
 }
 

@@ -53,7 +53,7 @@ static void pyro_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_
     if (cfg->max_body <= 0) {
         cfg_error_key(c, node, path, "max_request_body_size", "must be positive");
     }
-    tls_server_cfg_check(c, node, path, "", &cfg->tls);
+    recv_tls_check(c, node, path, "", &cfg->tls);
     if (cfg->max_decoded < 0) {
         cfg_error_key(c, node, path, "max_decoded_size", "must be >= 0");
     }

@@ -93,6 +93,10 @@ recv_tenant_t recv_tenant(const char *org, char out[MT_TENANT_MAX + 1]);
  * for a request without the header, RECV_TENANT_FORBIDDEN for one naming another tenant
  * (answer 403 "tenant_forbidden", RECV_TENANT_FORBIDDEN_ERR; it never reaches a queue). */
 recv_tenant_t recv_req_tenant(http_req_t *r, char out[MT_TENANT_MAX + 1]);
+/* check-config for a receiver's tls section: tls_server_cfg_check (prefix as there) plus every
+ * tenant of tls.tenants_from_certificate a valid tenant id (recv_tenant). */
+void recv_tls_check(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const char *prefix,
+                    tls_server_cfg_t *tls);
 #define RECV_TENANT_FORBIDDEN_ERR \
     "X-Scope-OrgID names a tenant other than the one this client's credential is bound to"
 

@@ -28,6 +28,7 @@ import pytest
 import harness
 from fakeloki import FakeLoki
 from harness import FakeOtlp, Meltp, make_traces, wait_until
+from test_prw_receiver import rw1_series, snappy_encode
 
 JSON = "application/json"
 LOGS = b'{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":' \
@@ -523,3 +524,84 @@ service:
     with socket.create_connection(("127.0.0.1", m.health), timeout=5) as s:
         with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
             assert t.getpeercert()["serialNumber"] == "1002"
+
+
+def test_check_config_tenant_ids_and_where_the_map_applies(pki):
+    text = ("receivers:\n  otlp:\n    protocols:\n      http:\n"
+            "        endpoint: 127.0.0.1:4318\n        tls:\n"
+            "          cert_file: %s\n          key_file: %s\n          client_ca_file: %s\n"
+            "          tenants_from_certificate:\n            client-a: \"..\"\n"
+            "extensions:\n  health_check:\n    tls: {cert_file: %s, key_file: %s, "
+            "tenants_from_certificate: {client-a: team-a}}\n"
+            "exporters:\n  debug: {}\n"
+            "service:\n  extensions: [health_check]\n"
+            "  pipelines:\n    logs: {receivers: [otlp], exporters: [debug]}\n") % (
+        pki("server.crt"), pki("server.key"), pki("ca.crt"), pki("server.crt"),
+        pki("server.key"))
+    path, rc, err = check_config(text)
+    assert rc == 1
+    assert ("%s:%d: receivers.otlp.protocols.http.tls.tenants_from_certificate.client-a: "
+            "\"..\" is not a valid tenant id" % (path, line_of(text, '"..'))) in err, err
+    assert ("%s:%d: extensions.health_check.tls.tenants_from_certificate: applies to receivers "
+            "only" % (path, line_of(text, "health_check:") + 1)) in err, err
+
+
+RW_CONFIG = """
+receivers:
+  prometheusremotewrite:
+    endpoint: 127.0.0.1:{otlp}
+%s
+  pyroscope:
+    endpoint: 127.0.0.1:%d
+%s
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:%d
+    retry_on_failure: {{enabled: false}}
+  debug: {{}}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    metrics: {{receivers: [prometheusremotewrite], exporters: [otlphttp]}}
+    profiles: {{receivers: [pyroscope], exporters: [debug]}}
+"""
+
+
+def test_remote_write_and_pyroscope_tenants_from_certificate(pki):
+    for ext in ("crt", "key"):
+        shutil.copyfile(pki("server." + ext), pki("live." + ext))
+    tenants = "  tenants_from_certificate: {{spiffe://lab/client-a: team-a}}"
+    sink = FakeOtlp()
+    pyro_port = harness.free_port()
+    m = Meltp(RW_CONFIG % (tls_section(pki, 4, extra=tenants), pyro_port,
+                           tls_section(pki, 4, extra=tenants), sink.port))
+    now_ms = int(time.time() * 1000)
+    body = snappy_encode(rw1_series([("__name__", "up"), ("job", "api")], [(1.0, now_ms)]))
+    rw_headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                  "X-Prometheus-Remote-Write-Version": "0.1.0"}
+    ctx = client_ctx(pki, "client-a")
+
+    def rw(extra):
+        c = http.client.HTTPSConnection("127.0.0.1", m.otlp, context=ctx, timeout=10)
+        c.request("POST", "/api/v1/write", body=body, headers=dict(rw_headers, **extra))
+        r = c.getresponse()
+        return r.status, r.read()
+
+    st, text = rw({})
+    assert st in (200, 204), (st, text)
+    wait_until(lambda: sink.requests, 10, what="the remote-write export")
+    assert {h.get("X-Scope-OrgID") for _, h, _ in sink.requests} == {"team-a"}
+    st, text = rw({"X-Scope-OrgID": "team-b"})
+    assert st == 403 and b"bound to" in text, (st, text)
+    assert m.metric("meltp_receiver_refused_requests_total", receiver="prometheusremotewrite",
+                    reason="tenant_forbidden") == 1
+    # pyroscope: the same rule, before the body is read
+    c = http.client.HTTPSConnection("127.0.0.1", pyro_port, context=ctx, timeout=10)
+    c.request("POST", "/ingest?name=app.cpu&format=folded", body=b"a;b 1\n",
+              headers={"X-Scope-OrgID": "team-b", "Content-Type": "text/plain"})
+    r = c.getresponse()
+    assert r.status == 403, (r.status, r.read())
+    assert m.metric("meltp_receiver_refused_requests_total", receiver="pyroscope",
+                    reason="tenant_forbidden") == 1
