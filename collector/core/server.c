@@ -176,12 +176,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->path = url;
         r->max_body = s->max_body;
         r->start_ns = mt_now_ns();
+        *con_cls = r;
         if (s->tls) {
             const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-            r->bound_tenant = ci ? tls_conn_tenant(ci->socket_context) : NULL;
+            tls_conn_t *tc = ci ? ci->socket_context : NULL;
+            if (!tls_conn_authenticated(tc)) {
+                MT_LOG_EVERY(10, MT_LOG_WARN,
+                             "http server: request on a connection whose "
+                             "client certificate was not verified: refused");
+                http_respond(r, 403, "text/plain", "client certificate not verified\n", 32, NULL,
+                             NULL);
+                return MHD_YES;
+            }
+            r->bound_tenant = tls_conn_tenant(tc);
         }
-        *con_cls = r;
         s->h.begin(s->h.arg, r);
         if (!r->responded) {
             const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");

@@ -350,6 +350,7 @@ struct tls_conn {
     tls_server_t *srv;
     tls_gen_t *gen;
     const char *tenant; /* points into srv->tenants */
+    int verified;       /* verify_callback accepted the client's certificate */
 };
 
 static void sig_read(const char *path, file_sig_t *s)
@@ -672,6 +673,7 @@ static int verify_callback(gnutls_session_t s)
     }
     if (ok) {
         tc->tenant = bound_tenant(tc->srv, crt[0]);
+        tc->verified = 1;
     } else {
         tm_add(tc->srv->refused_untrusted, 1);
         gnutls_datum_t why = {NULL, 0};
@@ -725,6 +727,11 @@ void tls_conn_release(tls_conn_t *tc)
 const char *tls_conn_tenant(const tls_conn_t *tc)
 {
     return tc ? tc->tenant : NULL;
+}
+
+int tls_conn_authenticated(const tls_conn_t *tc)
+{
+    return tc && tc->gen && (!tc->gen->trust || tc->verified);
 }
 
 /* ---- exporter side ---- */

@@ -196,6 +196,10 @@ void tls_conn_release(tls_conn_t *tc); /* accepts NULL */
 /* The tenant the connection's client certificate is bound to by tenants_from_certificate, or
  * NULL when none (no client certificate, or one not in the map). Owned by tc. */
 const char *tls_conn_tenant(const tls_conn_t *tc);
+/* 1 when the connection may send requests: no client certificate is required, or
+ * verify_callback accepted one. A TLS session resumed without a handshake would skip that
+ * callback (libmicrohttpd 0.9.75 enables no resumption; this keeps it safe if one does). */
+int tls_conn_authenticated(const tls_conn_t *tc);
 
 /* ---- exporter side ---- */
 
