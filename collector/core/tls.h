@@ -171,8 +171,8 @@ const char *tls_server_priorities(const tls_server_t *t);
  * MHD_OPTION_HTTPS_CERT_CALLBACK). */
 void *tls_server_cert_callback(void);
 /* Re-reads the files now when they changed since the last attempt (force: even when not).
- * Returns MT_OK when the current generation is the files' content, MT_EINVAL when the files are
- * bad (the old generation stays; logged). */
+ * Returns MT_OK when nothing changed or the new files are served, MT_EINVAL when the files are
+ * bad (the old generation stays; logged; tried again when they change next). */
 int tls_server_reload(tls_server_t *t, int force);
 /* For servers that are not libmicrohttpd (the nghttp2 gRPC receiver): an OpenSSL SSL_CTX
  * (returned as void *, the caller's reference: SSL_CTX_free) for the current generation, built
