@@ -218,6 +218,14 @@ typedef struct tls_curl_scratch {
 int tls_curl_apply(void *curl, const tls_client_cfg_t *cfg, const char *url,
                    tls_curl_scratch_t *scratch);
 void tls_curl_scratch_fini(tls_curl_scratch_t *s);
+/* For clients that are not libcurl (an nghttp2 gRPC exporter): an OpenSSL client SSL_CTX (as
+ * void *, the caller's: SSL_CTX_free) with cfg's CA file (default: the system's), client
+ * certificate, minimum version, certificate verification unless insecure_skip_verify, and ALPN
+ * "h2". NULL with eb filled when a file is refused. */
+void *tls_client_ssl_ctx(const tls_client_cfg_t *cfg, mt_errbuf_t *eb);
+/* Per connection (an SSL * from that SSL_CTX): SNI and the name the certificate must carry,
+ * server_name_override or else `host` (the endpoint's). MT_OK or MT_EINVAL. */
+int tls_client_ssl_setup(void *ssl, const tls_client_cfg_t *cfg, const char *host);
 /* Logs the start-up warning for insecure_skip_verify (once per component start). */
 void tls_client_warn(const tls_client_cfg_t *cfg, const char *component_id);
 

@@ -93,6 +93,52 @@ void *tls_ossl_ctx_build(const void *cert, size_t cert_len, const void *key, siz
     return ctx;
 }
 
+void *tls_client_ssl_ctx(const tls_client_cfg_t *cfg, mt_errbuf_t *eb)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        ossl_fail(eb, "SSL_CTX_new");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx,
+                                  cfg->min_version == TLS_V1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
+    static const unsigned char h2[] = {2, 'h', '2'};
+    SSL_CTX_set_alpn_protos(ctx, h2, sizeof(h2));
+    if (cfg->insecure_skip_verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        int ok = cfg->ca_file ? SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL)
+                              : SSL_CTX_set_default_verify_paths(ctx);
+        if (ok != 1) {
+            ossl_fail(eb, cfg->ca_file ? cfg->ca_file : "the system's CA certificates");
+            SSL_CTX_free(ctx);
+            return NULL;
+        }
+    }
+    if (cfg->cert_file && (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1 ||
+                           SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1 ||
+                           SSL_CTX_check_private_key(ctx) != 1)) {
+        ossl_fail(eb, cfg->cert_file);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+int tls_client_ssl_setup(void *ssl, const tls_client_cfg_t *cfg, const char *host)
+{
+    SSL *s = ssl;
+    const char *name = cfg->server_name_override ? cfg->server_name_override : host;
+    if (SSL_set_tlsext_host_name(s, name) != 1) {
+        return MT_EINVAL;
+    }
+    if (!cfg->insecure_skip_verify && SSL_set1_host(s, name) != 1) {
+        return MT_EINVAL;
+    }
+    return MT_OK;
+}
+
 void *tls_ossl_ctx_ref(void *ctx)
 {
     SSL_CTX_up_ref(ctx);

@@ -277,11 +277,24 @@ UNIT_TEST(tls_openssl_ctx_serves_the_generation_with_alpn_h2_and_mtls)
     SSL_free(c);
     SSL_free(s);
     ERR_clear_error();
-    /* with it: accepted, h2 selected, the server certificate is the file's */
-    CHECK(SSL_CTX_use_certificate_file(cctx, ccert, SSL_FILETYPE_PEM) == 1);
-    CHECK(SSL_CTX_use_PrivateKey_file(cctx, ckey, SSL_FILETYPE_PEM) == 1);
+    /* with it, from tls_client_ssl_ctx (as a gRPC exporter would): accepted, h2 selected, the
+     * server certificate is the file's, its name checked through server_name_override */
+    SSL_CTX_free(cctx);
+    tls_client_cfg_t ccfg = {
+        .ca_file = ca, .cert_file = ccert, .key_file = ckey, .server_name_override = "wrong.name"};
+    cctx = tls_client_ssl_ctx(&ccfg, &eb);
+    CHECK(cctx != NULL);
     c = SSL_new(cctx);
     s = SSL_new(sctx);
+    CHECK(tls_client_ssl_setup(c, &ccfg, "127.0.0.1") == MT_OK);
+    CHECK(handshake(c, s) == 0); /* the certificate names localhost */
+    SSL_free(c);
+    SSL_free(s);
+    ERR_clear_error();
+    ccfg.server_name_override = "localhost";
+    c = SSL_new(cctx);
+    s = SSL_new(sctx);
+    CHECK(tls_client_ssl_setup(c, &ccfg, "127.0.0.1") == MT_OK);
     CHECK(handshake(c, s) == 1);
     const unsigned char *proto = NULL;
     unsigned plen = 0;
