@@ -100,10 +100,7 @@ static const cfg_field_t loki_fields[] = {
      "most label names a stream may carry (1..15)"},
     {"max_response_size", CFG_T_BYTES, "64KiB", 0, offsetof(loki_cfg_t, max_response), NULL,
      "largest response body read"},
-    {"tls.insecure_skip_verify", CFG_T_BOOL, "false", 0,
-     offsetof(loki_cfg_t, tls_insecure_skip_verify), NULL, "do not verify the server certificate"},
-    {"tls.ca_file", CFG_T_STRING, NULL, 0, offsetof(loki_cfg_t, tls_ca_file), NULL,
-     "CA bundle for https"},
+    TLS_CLIENT_FIELDS(loki_cfg_t, tls),
 };
 
 /* Loki (and Prometheus) label name rule; `__` is reserved for Loki itself. */
@@ -285,6 +282,7 @@ static void loki_validate(cfg_ctx_t *c, const void *cfgp, const char *path, cons
 {
     const loki_cfg_t *cfg = cfgp;
     cfg_check_http_url(c, node, path, "endpoint", cfg->endpoint);
+    tls_client_cfg_check(c, node, path, &cfg->tls);
     if (cfg->max_labels < 1 || cfg->max_labels > LK_MAX_LABELS) {
         cfg_error_key(c, node, path, "max_labels", "must be 1..%d (Loki's limit)", LK_MAX_LABELS);
     }
@@ -317,6 +315,7 @@ static void loki_validate(cfg_ctx_t *c, const void *cfgp, const char *path, cons
 static int loki_create(exporter_t *ex, mt_errbuf_t *eb)
 {
     loki_cfg_t *cfg = ex->cfg;
+    tls_client_warn(&cfg->tls, ex->id);
     loki_state_t *st = calloc(1, sizeof(*st));
     if (!st) {
         mt_failf(eb, "out of memory");

@@ -186,8 +186,7 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)out);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)zlen);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs ? hdrs : st->hdrs);
-    httpc_opts_t o =
-        httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify, cfg->tls_ca_file);
+    httpc_opts_t o = httpc_opts_push((long)cfg->common.timeout, &cfg->tls, cfg->endpoint);
     httpc_setup(c, &w->resp, &o);
     tm_add(st->c_requests, 1);
     CURLcode cr = curl_easy_perform(c);

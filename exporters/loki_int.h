@@ -49,8 +49,7 @@ typedef struct loki_cfg {
     cfg_strmap_t headers;
     int64_t max_labels;
     int64_t max_response;
-    int tls_insecure_skip_verify;
-    char *tls_ca_file;
+    tls_client_cfg_t tls;
 } loki_cfg_t;
 
 /* ---- label plan: which label names exist and where their values come from ------------- */

@@ -29,8 +29,7 @@ typedef struct otlphttp_cfg {
     otlphttp_encoding_t encoding;       /* "proto|json" */
     cfg_strmap_t headers;
     int tls_insecure;
-    int tls_insecure_skip_verify;
-    char *tls_ca_file;
+    tls_client_cfg_t tls;
     int64_t max_response;
 } otlphttp_cfg_t;
 
@@ -53,11 +52,7 @@ static const cfg_field_t otlphttp_fields[] = {
      "extra request headers, e.g. X-Scope-OrgID"},
     {"tls.insecure", CFG_T_BOOL, "false", 0, offsetof(otlphttp_cfg_t, tls_insecure), NULL,
      "accepted for compatibility (plain http:// URLs never use TLS)"},
-    {"tls.insecure_skip_verify", CFG_T_BOOL, "false", 0,
-     offsetof(otlphttp_cfg_t, tls_insecure_skip_verify), NULL,
-     "do not verify the server certificate"},
-    {"tls.ca_file", CFG_T_STRING, NULL, 0, offsetof(otlphttp_cfg_t, tls_ca_file), NULL,
-     "CA bundle for https"},
+    TLS_CLIENT_FIELDS(otlphttp_cfg_t, tls),
     {"max_response_size", CFG_T_BYTES, "4MiB", 0, offsetof(otlphttp_cfg_t, max_response), NULL,
      "largest response body read"},
 };
@@ -77,6 +72,7 @@ static void otlphttp_validate(cfg_ctx_t *c, const void *cfgp, const char *path,
         }
     }
     cfg_check_http_url(c, node, path, "endpoint", cfg->endpoint);
+    tls_client_cfg_check(c, node, path, &cfg->tls);
     if (!any) {
         cfg_error_key(c, node, path, "endpoint",
                       "required (or traces_endpoint/metrics_endpoint/logs_endpoint)");
@@ -94,6 +90,7 @@ typedef httpc_worker_t ohworker_t;
 static int otlphttp_create(exporter_t *ex, mt_errbuf_t *eb)
 {
     otlphttp_cfg_t *cfg = ex->cfg;
+    tls_client_warn(&cfg->tls, ex->id);
     ohstate_t *st = calloc(1, sizeof(*st));
     if (!st) {
         mt_failf(eb, "out of memory");
@@ -287,8 +284,7 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
         tenant_hdrs = curl_slist_append(tenant_hdrs, line);
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, tenant_hdrs ? tenant_hdrs : st->hdrs[cfg->encoding]);
-    httpc_opts_t o =
-        httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify, cfg->tls_ca_file);
+    httpc_opts_t o = httpc_opts_push((long)cfg->common.timeout, &cfg->tls, st->url[s]);
     httpc_setup(c, &w->resp, &o);
     CURLcode cr = curl_easy_perform(c);
     curl_slist_free_all(tenant_hdrs);

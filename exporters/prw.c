@@ -67,10 +67,7 @@ static const cfg_field_t prw_fields[] = {
      NULL, "series whose delta points are accumulated; more are dropped and counted"},
     {"delta_to_cumulative.max_stale", CFG_T_DURATION, "5m", 0, offsetof(prw_cfg_t, dc_max_stale),
      NULL, "forget a delta series after this long without points"},
-    {"tls.insecure_skip_verify", CFG_T_BOOL, "false", 0,
-     offsetof(prw_cfg_t, tls_insecure_skip_verify), NULL, "do not verify the server certificate"},
-    {"tls.ca_file", CFG_T_STRING, NULL, 0, offsetof(prw_cfg_t, tls_ca_file), NULL,
-     "CA bundle for https"},
+    TLS_CLIENT_FIELDS(prw_cfg_t, tls),
 };
 
 static const char *reserved_headers[] = {"content-encoding", "content-type", "user-agent",
@@ -80,6 +77,7 @@ static void prw_validate(cfg_ctx_t *c, const void *cfgp, const char *path, const
 {
     const prw_cfg_t *cfg = cfgp;
     cfg_check_http_url(c, node, path, "endpoint", cfg->endpoint);
+    tls_client_cfg_check(c, node, path, &cfg->tls);
     for (size_t i = 0; i < cfg->headers.n; i++) {
         for (size_t k = 0; k < MT_ARRAY_LEN(reserved_headers); k++) {
             if (strcasecmp(cfg->headers.keys[i], reserved_headers[k]) == 0) {
@@ -107,6 +105,7 @@ static void prw_validate(cfg_ctx_t *c, const void *cfgp, const char *path, const
 static int prw_create(exporter_t *ex, mt_errbuf_t *eb)
 {
     prw_cfg_t *cfg = ex->cfg;
+    tls_client_warn(&cfg->tls, ex->id);
     /* one consumer keeps batches in order; parallelism comes from the shards */
     cfg->common.num_consumers = 1;
     prw_state_t *st = calloc(1, sizeof(*st));

@@ -35,8 +35,7 @@ typedef struct prw_cfg {
     int64_t shards;
     int64_t dc_max_series;
     int64_t dc_max_stale;
-    int tls_insecure_skip_verify;
-    char *tls_ca_file;
+    tls_client_cfg_t tls;
 } prw_cfg_t;
 
 /* Last target_info timestamp per (job, instance): target_info is synthesised from each

@@ -84,8 +84,8 @@ static void start_chunk(exporter_t *ex, prw_worker_t *w, shard_t *sh)
     curl_easy_setopt(c, CURLOPT_PRIVATE, sh);
     httpc_setup(c, &sh->resp,
                 &(httpc_opts_t){.timeout_ms = (long)cfg->common.timeout,
-                                .tls_insecure = cfg->tls_insecure_skip_verify,
-                                .tls_ca_file = cfg->tls_ca_file});
+                                .tls = &cfg->tls,
+                                .url = cfg->endpoint});
     curl_multi_add_handle(w->multi, c);
     sh->busy = 1;
     tm_add(st->c_requests, 1);

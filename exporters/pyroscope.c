@@ -43,8 +43,7 @@ typedef struct pyro_cfg {
     cfg_strlist_t promote;
     cfg_strmap_t external_labels;
     char *spy_name;
-    int tls_insecure_skip_verify;
-    char *tls_ca_file;
+    tls_client_cfg_t tls;
     int64_t max_response;
 } pyro_cfg_t;
 
@@ -63,10 +62,7 @@ static const cfg_field_t pyro_fields[] = {
      "labels added to every profile (resource labels of the same name win)"},
     {"spy_name", CFG_T_STRING, "meltp", 0, offsetof(pyro_cfg_t, spy_name), NULL,
      "spyName sent when the profile does not say (resource pyroscope.spy_name)"},
-    {"tls.insecure_skip_verify", CFG_T_BOOL, "false", 0,
-     offsetof(pyro_cfg_t, tls_insecure_skip_verify), NULL, "do not verify the server certificate"},
-    {"tls.ca_file", CFG_T_STRING, NULL, 0, offsetof(pyro_cfg_t, tls_ca_file), NULL,
-     "CA bundle for https"},
+    TLS_CLIENT_FIELDS(pyro_cfg_t, tls),
     {"max_response_size", CFG_T_BYTES, "64KiB", 0, offsetof(pyro_cfg_t, max_response), NULL,
      "largest response body read"},
 };
@@ -88,6 +84,7 @@ static void pyro_validate(cfg_ctx_t *c, const void *cfgp, const char *path, cons
 {
     const pyro_cfg_t *cfg = cfgp;
     cfg_check_http_url(c, node, path, "endpoint", cfg->endpoint);
+    tls_client_cfg_check(c, node, path, &cfg->tls);
     if (cfg->tenant_id && (strlen(cfg->tenant_id) > MT_TENANT_MAX || !*cfg->tenant_id)) {
         cfg_error_key(c, node, path, "tenant_id", "must be 1..%d characters", MT_TENANT_MAX);
     }
@@ -115,6 +112,7 @@ typedef httpc_worker_t pworker_t;
 static int pyro_create(exporter_t *ex, mt_errbuf_t *eb)
 {
     pyro_cfg_t *cfg = ex->cfg;
+    tls_client_warn(&cfg->tls, ex->id);
     pstate_t *st = calloc(1, sizeof(*st));
     if (!st) {
         mt_failf(eb, "out of memory");
@@ -357,8 +355,7 @@ static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    httpc_opts_t o =
-        httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify, cfg->tls_ca_file);
+    httpc_opts_t o = httpc_opts_push((long)cfg->common.timeout, &cfg->tls, url);
     httpc_setup(c, &w->resp, &o);
     CURLcode cr = curl_easy_perform(c);
     curl_slist_free_all(hdrs);

@@ -494,6 +494,7 @@ typedef struct {
     int64_t initial_backoff_ms;
     int send_resolved;
     char *name;
+    tls_client_cfg_t tls;
 } notifier_cfg_t;
 
 static const cfg_field_t notifier_fields[] = {
@@ -518,6 +519,7 @@ static const cfg_field_t notifier_fields[] = {
      "also notify when an alert resolves"},
     {"name", CFG_T_STRING, NULL, 0, offsetof(notifier_cfg_t, name), NULL,
      "name in logs and metrics (default <type>/<index>)"},
+    TLS_CLIENT_FIELDS(notifier_cfg_t, tls),
 };
 
 typedef struct notifier {
@@ -574,6 +576,9 @@ slo_notifiers_t *slo_notifiers_load(const cfg_node_t *node, const char *path, cf
         ns->v[ns->n++] = nt;
         const cfg_node_t *item = node->children[i];
         errs += cfg_apply(c, notifier_fields, MT_ARRAY_LEN(notifier_fields), item, p, &nt->cfg);
+        size_t before = c->nerr;
+        tls_client_cfg_check(c, item, p, &nt->cfg.tls);
+        errs += (int)(c->nerr - before);
         if (!nt->cfg.type) {
             continue;
         }
@@ -686,7 +691,9 @@ static int post_once(const notifier_t *nt, const char *body, size_t len, httpc_r
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    httpc_setup(c, r, &(httpc_opts_t){.timeout_ms = (long)nt->cfg.timeout_ms});
+    httpc_setup(c, r,
+                &(httpc_opts_t){
+                    .timeout_ms = (long)nt->cfg.timeout_ms, .tls = &nt->cfg.tls, .url = nt->url});
     curl_easy_setopt(c, CURLOPT_USERAGENT, "meltp/" MELTP_VERSION);
     CURLcode rc = curl_easy_perform(c);
     *status = 0;
@@ -841,6 +848,7 @@ int slo_notifiers_start(slo_notifiers_t *ns, mt_errbuf_t *eb)
             return MT_ERR;
         }
         nt->started = 1;
+        tls_client_warn(&nt->cfg.tls, nt->label);
     }
     return MT_OK;
 }

@@ -306,6 +306,8 @@ typedef struct extension_ops {
     const char *help;
     int (*start)(extension_t *e, service_t *svc, mt_errbuf_t *eb);
     void (*stop)(extension_t *e);
+    /* Optional: checks beyond the table (like receiver_ops_t.validate). */
+    void (*validate)(cfg_ctx_t *c, void *cfg, const char *path, const cfg_node_t *node);
 } extension_ops_t;
 
 /* The directory and fsync setting of a file_storage extension; MT_EINVAL when x is another

@@ -18,6 +18,7 @@ typedef struct hc_cfg {
     int64_t failure_duration;
     double queue_full_ratio;
     const cfg_node_t *ccp;
+    tls_server_cfg_t tls;
 } hc_cfg_t;
 
 static const cfg_field_t hc_fields[] = {
@@ -32,7 +33,17 @@ static const cfg_field_t hc_fields[] = {
      NULL, "not ready while a queue is fuller than this"},
     {"check_collector_pipeline", CFG_T_NODE, NULL, 0, offsetof(hc_cfg_t, ccp), NULL,
      "accepted for compatibility; readiness.* decides"},
+    TLS_SERVER_FIELDS("", hc_cfg_t, tls),
 };
+
+static void hc_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_node_t *node)
+{
+    hc_cfg_t *cfg = cfgp;
+    tls_server_cfg_check(c, node, path, "", &cfg->tls);
+    if (cfg->tls.tenants_from_certificate.n) {
+        cfg_error_key(c, node, path, "tls.tenants_from_certificate", "applies to receivers only");
+    }
+}
 
 typedef struct hc_state {
     http_server_t *srv;
@@ -83,13 +94,16 @@ static int hc_start(extension_t *x, service_t *svc, mt_errbuf_t *eb)
     st->svc = svc;
     st->cfg = x->cfg;
     http_handler_t h = {hc_begin, hc_complete, st};
-    st->srv = http_server_start(st->cfg->endpoint, 1, 4096, &h, eb);
+    char name[160];
+    snprintf(name, sizeof(name), "extension %s", x->id);
+    st->srv = http_server_listen(st->cfg->endpoint, 1, 4096, &h, &st->cfg->tls, name, eb);
     if (!st->srv) {
         free(st);
         return MT_ERR;
     }
     x->state = st;
-    mt_log(MT_LOG_INFO, "extension %s: http://%s/healthz and /readyz", x->id, st->cfg->endpoint);
+    mt_log(MT_LOG_INFO, "extension %s: %s://%s/healthz and /readyz", x->id,
+           tls_server_enabled(&st->cfg->tls) ? "https" : "http", st->cfg->endpoint);
     return MT_OK;
 }
 
@@ -109,4 +123,5 @@ const extension_ops_t extension_health_check_ops = {
     .help = "liveness /healthz and readiness /readyz",
     .start = hc_start,
     .stop = hc_stop,
+    .validate = hc_validate,
 };

@@ -27,6 +27,11 @@ void httpc_resp_free(httpc_resp_t *r)
     free(r->body);
     r->body = NULL;
     r->len = r->cap = 0;
+    if (r->tls_scratch) {
+        tls_curl_scratch_fini(r->tls_scratch);
+        free(r->tls_scratch);
+        r->tls_scratch = NULL;
+    }
 }
 
 size_t httpc_on_body(char *p, size_t sz, size_t n, void *ud)
@@ -112,22 +117,25 @@ void httpc_setup(CURL *c, httpc_resp_t *r, const httpc_opts_t *o)
     if (o->keepalive) {
         curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     }
-    if (o->tls_insecure) {
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (o->tls_ca_file) {
-        curl_easy_setopt(c, CURLOPT_CAINFO, o->tls_ca_file);
+    if (o->tls) {
+        if (o->tls->server_name_override && !r->tls_scratch) {
+            r->tls_scratch = calloc(1, sizeof(*r->tls_scratch));
+        }
+        if (tls_curl_apply(c, o->tls, o->url, r->tls_scratch) != MT_OK) {
+            MT_LOG_EVERY(60, MT_LOG_WARN,
+                         "tls.server_name_override: cannot rewrite the endpoint URL; "
+                         "connecting by its own name");
+        }
     }
 }
 
-httpc_opts_t httpc_opts_push(long timeout_ms, int tls_insecure, const char *tls_ca_file)
+httpc_opts_t httpc_opts_push(long timeout_ms, const tls_client_cfg_t *tls, const char *url)
 {
     return (httpc_opts_t){.timeout_ms = timeout_ms,
                           .connect_timeout_ms = timeout_ms < 10000 ? timeout_ms : 10000,
                           .keepalive = 1,
-                          .tls_insecure = tls_insecure,
-                          .tls_ca_file = tls_ca_file};
+                          .tls = tls,
+                          .url = url};
 }
 
 const char *httpc_status_reason(long code, const char *other)

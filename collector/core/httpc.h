@@ -10,6 +10,8 @@
 #include <curl/curl.h>
 #include <stddef.h>
 
+#include "tls.h"
+
 typedef struct httpc_resp {
     char *body; /* NUL-terminated, malloc'd, reused between requests */
     size_t len, cap;
@@ -22,6 +24,7 @@ typedef struct httpc_resp {
      * Retry-After was looked at; `user` is the caller's. */
     void (*on_header)(struct httpc_resp *r, const char *line, size_t len);
     void *user;
+    tls_curl_scratch_t *tls_scratch; /* tls.server_name_override's strings; NULL until needed */
 } httpc_resp_t;
 
 /* Forgets the previous response (keeps the buffer, the hook and max). */
@@ -59,19 +62,21 @@ size_t httpc_on_header(char *p, size_t sz, size_t n, void *ud);
 
 /* What every meltp request sets on an easy handle besides URL, body and headers. */
 typedef struct httpc_opts {
-    long timeout_ms;         /* whole request; 0: none */
-    long connect_timeout_ms; /* 0: curl's default */
-    int keepalive;           /* TCP keep-alive probes on the connection */
-    int tls_insecure;        /* skip peer and host verification */
-    const char *tls_ca_file; /* NULL: the system's CAs */
+    long timeout_ms;             /* whole request; 0: none */
+    long connect_timeout_ms;     /* 0: curl's default */
+    int keepalive;               /* TCP keep-alive probes on the connection */
+    const tls_client_cfg_t *tls; /* the exporter's tls section; NULL: curl's defaults */
+    const char *url;             /* the URL set on the handle (for tls.server_name_override) */
 } httpc_opts_t;
 
 /* The options of an exporter that pushes batches: the request timeout, a connect timeout of
- * at most 10 s (a dead endpoint fails fast even under a long timeout), keep-alive, and TLS. */
-httpc_opts_t httpc_opts_push(long timeout_ms, int tls_insecure, const char *tls_ca_file);
+ * at most 10 s (a dead endpoint fails fast even under a long timeout), keep-alive, and TLS
+ * (tls, borrowed, for requests to url). */
+httpc_opts_t httpc_opts_push(long timeout_ms, const tls_client_cfg_t *tls, const char *url);
 
 /* Installs httpc_on_body / httpc_on_header with r as their data, and o's options, plus
- * CURLOPT_NOSIGNAL (meltp's threads must not get SIGALRM). */
+ * CURLOPT_NOSIGNAL (meltp's threads must not get SIGALRM). Call after CURLOPT_URL: with
+ * tls.server_name_override it rewrites the URL (tls_curl_apply). */
 void httpc_setup(CURL *c, httpc_resp_t *r, const httpc_opts_t *o);
 
 /* The drop reason label for a refused request: "http_400", "http_401", "http_403", "http_404"

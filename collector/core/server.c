@@ -5,8 +5,10 @@
  */
 #include "server.h"
 #include "component.h"
+#include "tls.h"
 
 #include <microhttpd.h>
+#include <stdarg.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +31,8 @@ struct http_server {
     http_handler_t h;
     size_t max_body;
     int port;
-    int lock_fd; /* the address's instance lock (see claim_address), -1 when none */
+    int lock_fd;       /* the address's instance lock (see claim_address), -1 when none */
+    tls_server_t *tls; /* owned, destroyed after the daemons stop; NULL: plain HTTP */
 };
 
 /* One instance per address. SO_REUSEPORT (what spreads connections over our per-thread
@@ -174,6 +177,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->max_body = s->max_body;
         r->start_ns = mt_now_ns();
         *con_cls = r;
+        if (s->tls) {
+            const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+            tls_conn_t *tc = ci ? ci->socket_context : NULL;
+            if (!tls_conn_authenticated(tc)) {
+                MT_LOG_EVERY(10, MT_LOG_WARN,
+                             "http server: request on a connection whose "
+                             "client certificate was not verified: refused");
+                http_respond(r, 403, "text/plain", "client certificate not verified\n", 32, NULL,
+                             NULL);
+                return MHD_YES;
+            }
+            r->bound_tenant = tls_conn_tenant(tc);
+        }
         s->h.begin(s->h.arg, r);
         if (!r->responded) {
             const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -251,12 +268,50 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
+/* libmicrohttpd's own error lines go through the rate-limited log at debug level: they are
+ * about single connections and any client causes them at will (a TCP health probe that
+ * connects and closes reads as "received handshake message out of context" on a TLS port).
+ * What matters is logged by meltp itself: a listener that cannot start, a client certificate
+ * refused (tls.c). */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[256];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    line[strcspn(line, "\n")] = 0;
+    MT_LOG_EVERY(10, MT_LOG_DEBUG, "http server: %s", line);
+}
+
+/* A TLS connection opens and closes: its state holds the certificate generation its
+ * handshake uses (see tls.c) until it closes. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    http_server_t *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        /* NULL when out of memory: the handshake then finds no certificate and fails */
+        *socket_context = ci && ci->tls_session ? tls_conn_begin(s->tls, ci->tls_session) : NULL;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        tls_conn_release(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
 http_server_t *http_server_start(const char *endpoint, int threads, size_t max_body,
                                  const http_handler_t *h, mt_errbuf_t *eb)
+{
+    return http_server_start_tls(endpoint, threads, max_body, h, NULL, eb);
+}
+
+http_server_t *http_server_start_tls(const char *endpoint, int threads, size_t max_body,
+                                     const http_handler_t *h, tls_server_t *tls, mt_errbuf_t *eb)
 {
     char host[256];
     int port;
     if (http_parse_endpoint(endpoint, host, sizeof(host), &port, eb) != MT_OK) {
+        tls_server_destroy(tls);
         return NULL;
     }
     struct addrinfo hints, *ai = NULL;
@@ -269,18 +324,24 @@ http_server_t *http_server_start(const char *endpoint, int threads, size_t max_b
     int gr = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &ai);
     if (gr != 0 || !ai) {
         mt_failf(eb, "endpoint \"%s\": cannot resolve host: %s", endpoint, gai_strerror(gr));
+        tls_server_destroy(tls);
         return NULL;
     }
     http_server_t *s = calloc(1, sizeof(*s));
     if (!s) {
         freeaddrinfo(ai);
         mt_failf(eb, "out of memory");
+        tls_server_destroy(tls);
         return NULL;
     }
     s->h = *h;
     s->max_body = max_body;
     s->lock_fd = -1;
+    s->tls = tls;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (tls) {
+        flags |= MHD_USE_TLS;
+    }
     if (ai->ai_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
@@ -299,14 +360,27 @@ http_server_t *http_server_start(const char *endpoint, int threads, size_t max_b
         return NULL;
     }
     for (int i = 0; i < threads; i++) {
-        struct MHD_OptionItem opts[8];
+        struct MHD_OptionItem opts[12];
         int no = 0;
+        /* first, or MHD prints the errors about the other options itself */
+        opts[no++] =
+            (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL};
         opts[no++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &sa};
         opts[no++] =
             (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
         opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL};
         opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 4096, NULL};
         opts[no++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+        if (tls) {
+            /* the certificate comes from a callback, not MHD_OPTION_HTTPS_MEM_CERT, so a
+             * reload reaches new connections without restarting the daemon */
+            opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+                                                 tls_server_cert_callback()};
+            opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                                 (void *)tls_server_priorities(tls)};
+            opts[no++] =
+                (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s};
+        }
         opts[no++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
         s->d[i] = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
                                    MHD_OPTION_END);
@@ -332,6 +406,17 @@ http_server_t *http_server_start(const char *endpoint, int threads, size_t max_b
     return s;
 }
 
+http_server_t *http_server_listen(const char *endpoint, int threads, size_t max_body,
+                                  const http_handler_t *h, const tls_server_cfg_t *tls,
+                                  const char *name, mt_errbuf_t *eb)
+{
+    tls_server_t *ts = NULL;
+    if (tls_server_enabled(tls) && !(ts = tls_server_create(tls, name, eb))) {
+        return NULL;
+    }
+    return http_server_start_tls(endpoint, threads, max_body, h, ts, eb);
+}
+
 void http_server_stop(http_server_t *s)
 {
     if (!s) {
@@ -343,6 +428,7 @@ void http_server_stop(http_server_t *s)
     if (s->lock_fd >= 0) {
         close(s->lock_fd);
     }
+    tls_server_destroy(s->tls); /* after the daemons: no connection holds it any more */
     free(s);
 }
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "mt.h"
+#include "tls.h"
 
 typedef struct http_server http_server_t;
 
@@ -25,6 +26,9 @@ typedef struct http_req {
     int64_t accounted; /* bytes counted in mt_mem_in_use for this body */
     void *user;        /* handler's per-request data */
     uint64_t start_ns;
+    /* The tenant the connection's credential is bound to (tls.tenants_from_certificate), NULL
+     * when none; valid for the request's life. */
+    const char *bound_tenant;
 } http_req_t;
 
 typedef struct http_handler {
@@ -39,6 +43,17 @@ typedef struct http_handler {
  * with `threads` worker threads. Returns NULL with eb filled when the address is bad or busy. */
 http_server_t *http_server_start(const char *endpoint, int threads, size_t max_body,
                                  const http_handler_t *h, mt_errbuf_t *eb);
+/* The same serving HTTPS with tls (taken: the server destroys it, also on failure), or plain
+ * HTTP when tls is NULL. */
+struct tls_server;
+http_server_t *http_server_start_tls(const char *endpoint, int threads, size_t max_body,
+                                     const http_handler_t *h, struct tls_server *tls,
+                                     mt_errbuf_t *eb);
+/* http_server_start_tls with the TLS of a listener's tls section (plain HTTP when it is not
+ * enabled); `name` (e.g. "receiver otlp") prefixes its TLS log lines and labels its metrics. */
+http_server_t *http_server_listen(const char *endpoint, int threads, size_t max_body,
+                                  const http_handler_t *h, const tls_server_cfg_t *tls,
+                                  const char *name, mt_errbuf_t *eb);
 void http_server_stop(http_server_t *s); /* accepts NULL; waits for handlers to return */
 /* The port actually bound (useful with port 0). */
 int http_server_port(const http_server_t *s);

@@ -32,6 +32,7 @@ typedef struct svc_cfg {
     int logs_encoding;
     int64_t shutdown_timeout;
     int64_t max_services;
+    tls_server_cfg_t metrics_tls;
 } svc_cfg_t;
 
 static const cfg_field_t svc_fields[] = {
@@ -52,6 +53,7 @@ static const cfg_field_t svc_fields[] = {
      "how long SIGTERM/SIGINT wait for queues to drain (meltp extension)"},
     {"telemetry.metrics.max_services", CFG_T_INT, "1000", 0, offsetof(svc_cfg_t, max_services),
      NULL, "most (service, environment) pairs in meltp_service_items_total (0 = off)"},
+    TLS_SERVER_FIELDS("telemetry.metrics.", svc_cfg_t, metrics_tls),
 };
 
 struct service {
@@ -230,6 +232,9 @@ static void load_section(service_t *s, cfg_ctx_t *c, int kind, const char *secti
             e->ops = eo, e->id = strdup(id), e->cfg = cfg;
             arr[cnt++] = e;
         } else {
+            if (xo->validate) {
+                xo->validate(c, cfg, path, node);
+            }
             extension_t *x = calloc(1, sizeof(*x));
             x->ops = xo, x->id = strdup(id), x->cfg = cfg;
             arr[cnt++] = x;
@@ -511,6 +516,11 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
             int port;
             if (http_parse_endpoint(s->cfg.metrics_address, host, sizeof(host), &port, &eb)) {
                 cfg_error(c, svc->line, "service.telemetry.metrics.address", "%s", eb.msg);
+            }
+            tls_server_cfg_check(c, svc, "service", "telemetry.metrics.", &s->cfg.metrics_tls);
+            if (s->cfg.metrics_tls.tenants_from_certificate.n) {
+                cfg_error_key(c, svc, "service", "telemetry.metrics.tls.tenants_from_certificate",
+                              "applies to receivers only");
             }
         }
     }
@@ -815,11 +825,13 @@ int service_start(service_t *s, mt_errbuf_t *eb)
     }
     if (s->cfg.metrics_address && *s->cfg.metrics_address && s->cfg.metrics_level != 0) {
         http_handler_t h = {metrics_begin, metrics_complete, s};
-        s->metrics_srv = http_server_start(s->cfg.metrics_address, 1, 4096, &h, eb);
+        s->metrics_srv = http_server_listen(s->cfg.metrics_address, 1, 4096, &h,
+                                            &s->cfg.metrics_tls, "service.telemetry.metrics", eb);
         if (!s->metrics_srv) {
             return MT_ERR;
         }
-        mt_log(MT_LOG_INFO, "self-metrics on http://%s/metrics", s->cfg.metrics_address);
+        mt_log(MT_LOG_INFO, "self-metrics on %s://%s/metrics",
+               tls_server_enabled(&s->cfg.metrics_tls) ? "https" : "http", s->cfg.metrics_address);
     }
     if (s->slo && start_slo(s, eb) != MT_OK) {
         return MT_ERR;

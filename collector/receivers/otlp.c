@@ -28,6 +28,7 @@ typedef struct otlp_rcfg {
     char *grpc_endpoint;
     int http_enabled;
     int grpc_present;
+    tls_server_cfg_t tls;
 } otlp_rcfg_t;
 
 static const cfg_field_t otlp_fields[] = {
@@ -53,6 +54,7 @@ static const cfg_field_t otlp_fields[] = {
      "HTTP worker threads (meltp extension; default: 2)"},
     {"protocols.http.include_metadata", CFG_T_BOOL, "false", 0,
      offsetof(otlp_rcfg_t, include_metadata), NULL, "accepted for compatibility"},
+    TLS_SERVER_FIELDS("protocols.http.", otlp_rcfg_t, tls),
     {"protocols.grpc.endpoint", CFG_T_STRING, "127.0.0.1:4317", 0,
      offsetof(otlp_rcfg_t, grpc_endpoint), NULL,
      "OTLP/gRPC is not served yet: the section is accepted and a warning is logged"},
@@ -90,6 +92,9 @@ static void otlp_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_
     }
     if (cfg->threads < 1 || cfg->threads > 64) {
         cfg_error_key(c, node, path, "protocols.http.threads", "must be 1..64");
+    }
+    if (cfg->http_enabled) {
+        recv_tls_check(c, node, path, "protocols.http.", &cfg->tls);
     }
 }
 
@@ -129,6 +134,7 @@ static void reply_error(otlp_state_t *st, http_req_t *r, int sig, int json, int 
                     : status == 429 ? 8
                     : status == 503 ? 14
                     : status == 404 ? 5
+                    : status == 403 ? 7
                     : status == 415 ? 3
                                     : 2;
     size_t len = 0;
@@ -217,9 +223,15 @@ static void otlp_begin(void *arg, http_req_t *r)
     rc->sig = (mt_signal_t)sig;
     rc->json = json;
     rc->codec = codec;
-    if (recv_tenant(http_header(r, "X-Scope-OrgID"), rc->tenant) == RECV_TENANT_BAD) {
+    recv_tenant_t tn = recv_req_tenant(r, rc->tenant);
+    if (tn == RECV_TENANT_BAD || tn == RECV_TENANT_FORBIDDEN) {
         free(rc);
-        reply_error(st, r, sig, json, 400, "bad_tenant", NULL, "%s", RECV_TENANT_ERR);
+        if (tn == RECV_TENANT_BAD) {
+            reply_error(st, r, sig, json, 400, "bad_tenant", NULL, "%s", RECV_TENANT_ERR);
+        } else {
+            reply_error(st, r, sig, json, 403, "tenant_forbidden", NULL, "%s",
+                        RECV_TENANT_FORBIDDEN_ERR);
+        }
         return;
     }
     r->user = rc;
@@ -401,7 +413,8 @@ static int otlp_start(receiver_t *rv, mt_errbuf_t *eb)
         return MT_OK;
     }
     http_handler_t h = {otlp_begin, otlp_complete, st};
-    if (recv_http_start(rv, &st->srv, cfg->endpoint, cfg->threads, cfg->max_body, &h, eb)) {
+    if (recv_http_start(rv, &st->srv, cfg->endpoint, cfg->threads, cfg->max_body, &cfg->tls, &h,
+                        eb)) {
         return MT_ERR;
     }
     mt_log(MT_LOG_INFO, "receiver %s: OTLP/HTTP on %s", rv->id, cfg->endpoint);

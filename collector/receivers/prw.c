@@ -25,6 +25,7 @@ typedef struct prw_rcfg {
     int64_t threads;
     char *path;
     int passthrough;
+    tls_server_cfg_t tls;
 } prw_rcfg_t;
 
 static const cfg_field_t prw_fields[] = {
@@ -42,6 +43,7 @@ static const cfg_field_t prw_fields[] = {
      "forward remote-write 1.0 requests as they came (validated) when every pipeline of this "
      "receiver has no data processors and only exporters that read remote-write natively; "
      "false always converts to OTLP"},
+    TLS_SERVER_FIELDS("", prw_rcfg_t, tls),
 };
 
 static void prw_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_node_t *node)
@@ -57,6 +59,7 @@ static void prw_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_n
     if (cfg->max_body <= 0) {
         cfg_error_key(c, node, path, "max_request_body_size", "must be positive");
     }
+    recv_tls_check(c, node, path, "", &cfg->tls);
     if (cfg->max_decoded < 0) {
         cfg_error_key(c, node, path, "max_decoded_size", "must be >= 0");
     }
@@ -248,8 +251,13 @@ static void prw_begin(void *arg, http_req_t *r)
                     (long long)atomic_load(&mt_mem_in_use));
         return;
     }
-    if (recv_tenant(http_header(r, "X-Scope-OrgID"), probe.tenant) == RECV_TENANT_BAD) {
+    recv_tenant_t tn = recv_req_tenant(r, probe.tenant);
+    if (tn == RECV_TENANT_BAD) {
         reply_error(st, r, &probe, 400, "bad_tenant", NULL, "%s", RECV_TENANT_ERR);
+        return;
+    }
+    if (tn == RECV_TENANT_FORBIDDEN) {
+        reply_error(st, r, &probe, 403, "tenant_forbidden", NULL, "%s", RECV_TENANT_FORBIDDEN_ERR);
         return;
     }
     prw_req_t *rq = calloc(1, sizeof(*rq));
@@ -420,7 +428,8 @@ static int prw_start(receiver_t *rv, mt_errbuf_t *eb)
         cfg->passthrough &&
         pipeline_accepts_format(rv->pipes[MT_SIG_METRICS], rv->npipes[MT_SIG_METRICS], MT_FMT_PRW1);
     http_handler_t h = {prw_begin, prw_complete, st};
-    if (recv_http_start(rv, &st->srv, cfg->endpoint, cfg->threads, cfg->max_body, &h, eb)) {
+    if (recv_http_start(rv, &st->srv, cfg->endpoint, cfg->threads, cfg->max_body, &cfg->tls, &h,
+                        eb)) {
         return MT_ERR;
     }
     mt_log(MT_LOG_INFO, "receiver %s: Prometheus remote write on %s%s%s", rv->id, cfg->endpoint,

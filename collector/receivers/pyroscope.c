@@ -25,6 +25,7 @@ typedef struct pyro_rcfg {
     int64_t max_body;
     int64_t max_decoded;
     int64_t threads;
+    tls_server_cfg_t tls;
 } pyro_rcfg_t;
 
 static const cfg_field_t pyro_fields[] = {
@@ -36,6 +37,7 @@ static const cfg_field_t pyro_fields[] = {
      "most memory decoding one request may take (multipart parts, gunzipped and decoded "
      "profile, OTLP conversion); over it 413 decode_limit; 0 = 8 x max_request_body_size"},
     {"threads", CFG_T_INT, "2", 0, offsetof(pyro_rcfg_t, threads), NULL, "HTTP worker threads"},
+    TLS_SERVER_FIELDS("", pyro_rcfg_t, tls),
 };
 
 static void pyro_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_node_t *node)
@@ -51,6 +53,7 @@ static void pyro_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_
     if (cfg->max_body <= 0) {
         cfg_error_key(c, node, path, "max_request_body_size", "must be positive");
     }
+    recv_tls_check(c, node, path, "", &cfg->tls);
     if (cfg->max_decoded < 0) {
         cfg_error_key(c, node, path, "max_decoded_size", "must be >= 0");
     }
@@ -108,8 +111,13 @@ static void pyro_begin(void *arg, http_req_t *r)
         return;
     }
     char tenant[MT_TENANT_MAX + 1];
-    if (recv_tenant(http_header(r, "X-Scope-OrgID"), tenant) == RECV_TENANT_BAD) {
+    recv_tenant_t tn = recv_req_tenant(r, tenant);
+    if (tn == RECV_TENANT_BAD) {
         reply_error(st, r, 400, "bad_tenant", NULL, "%s", RECV_TENANT_ERR);
+        return;
+    }
+    if (tn == RECV_TENANT_FORBIDDEN) {
+        reply_error(st, r, 403, "tenant_forbidden", NULL, "%s", RECV_TENANT_FORBIDDEN_ERR);
         return;
     }
     if (st->r->npipes[MT_SIG_PROFILES] == 0) {
@@ -347,7 +355,7 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a, size_t dcap
         return;
     }
     char org[MT_TENANT_MAX + 1] = ""; /* checked in pyro_begin, before the body */
-    (void)recv_tenant(http_header(r, "X-Scope-OrgID"), org);
+    (void)recv_req_tenant(r, org);
     tm_add(st->cnt.items_in, items);
     consume_result_t res;
     memset(&res, 0, sizeof(res));
@@ -402,7 +410,8 @@ static int pyro_start(receiver_t *rv, mt_errbuf_t *eb)
     recv_counters_init(&st->cnt, st->labels, rv->id);
     rv->state = st;
     http_handler_t h = {pyro_begin, pyro_complete, st};
-    if (recv_http_start(rv, &st->srv, cfg->endpoint, cfg->threads, cfg->max_body, &h, eb)) {
+    if (recv_http_start(rv, &st->srv, cfg->endpoint, cfg->threads, cfg->max_body, &cfg->tls, &h,
+                        eb)) {
         return MT_ERR;
     }
     mt_log(MT_LOG_INFO, "receiver %s: Pyroscope ingest on %s/ingest", rv->id, cfg->endpoint);

@@ -203,10 +203,42 @@ recv_tenant_t recv_tenant(const char *org, char out[MT_TENANT_MAX + 1])
     return RECV_TENANT_OK;
 }
 
-int recv_http_start(receiver_t *rv, http_server_t **srv, const char *endpoint, int64_t threads,
-                    int64_t max_body, const http_handler_t *h, mt_errbuf_t *eb)
+recv_tenant_t recv_req_tenant(http_req_t *r, char out[MT_TENANT_MAX + 1])
 {
-    *srv = http_server_start(endpoint, (int)threads, (size_t)max_body, h, eb);
+    recv_tenant_t t = recv_tenant(http_header(r, "X-Scope-OrgID"), out);
+    if (!r->bound_tenant || t == RECV_TENANT_BAD) {
+        return t;
+    }
+    if (t == RECV_TENANT_NONE) {
+        return recv_tenant(r->bound_tenant, out) == RECV_TENANT_OK ? RECV_TENANT_OK
+                                                                   : RECV_TENANT_BAD;
+    }
+    return strcmp(out, r->bound_tenant) == 0 ? RECV_TENANT_OK : RECV_TENANT_FORBIDDEN;
+}
+
+void recv_tls_check(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const char *prefix,
+                    tls_server_cfg_t *tls)
+{
+    tls_server_cfg_check(c, node, path, prefix, tls);
+    for (size_t i = 0; i < tls->tenants_from_certificate.n; i++) {
+        char out[MT_TENANT_MAX + 1];
+        if (recv_tenant(tls->tenants_from_certificate.vals[i], out) != RECV_TENANT_OK) {
+            char key[256];
+            snprintf(key, sizeof(key), "%stls.tenants_from_certificate.%s", prefix,
+                     tls->tenants_from_certificate.keys[i]);
+            cfg_error_key(c, node, path, key, "\"%s\" is not a valid tenant id %s",
+                          tls->tenants_from_certificate.vals[i], strchr(RECV_TENANT_ERR, '('));
+        }
+    }
+}
+
+int recv_http_start(receiver_t *rv, http_server_t **srv, const char *endpoint, int64_t threads,
+                    int64_t max_body, const tls_server_cfg_t *tls, const http_handler_t *h,
+                    mt_errbuf_t *eb)
+{
+    char name[160];
+    snprintf(name, sizeof(name), "receiver %s", rv->id);
+    *srv = http_server_listen(endpoint, (int)threads, (size_t)max_body, h, tls, name, eb);
     if (!*srv) {
         free(rv->state);
         rv->state = NULL;

@@ -14,6 +14,7 @@
 #include "component.h"
 #include "server.h"
 #include "telemetry.h"
+#include "tls.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -75,9 +76,10 @@ void recv_decode_refusal(const arena_t *a, size_t cap, int *status, const char *
 void recv_arena_done(arena_t *a);
 
 typedef enum {
-    RECV_TENANT_NONE = 0, /* no X-Scope-OrgID */
-    RECV_TENANT_OK,       /* out holds the tenant id */
-    RECV_TENANT_BAD,      /* not a valid tenant id: answer 400 "bad_tenant" (RECV_TENANT_ERR) */
+    RECV_TENANT_NONE = 0,  /* no X-Scope-OrgID */
+    RECV_TENANT_OK,        /* out holds the tenant id */
+    RECV_TENANT_BAD,       /* not a valid tenant id: answer 400 "bad_tenant" (RECV_TENANT_ERR) */
+    RECV_TENANT_FORBIDDEN, /* another tenant than the credential's: 403 "tenant_forbidden" */
 } recv_tenant_t;
 
 #define RECV_TENANT_ERR \
@@ -86,11 +88,25 @@ typedef enum {
 /* Checks a request's X-Scope-OrgID value (org may be NULL); copies a valid id into out. */
 recv_tenant_t recv_tenant(const char *org, char out[MT_TENANT_MAX + 1]);
 
-/* Starts the HTTP server of receiver rv (its state, rv->state, already set) into *srv. On
+/* A request's tenant: its X-Scope-OrgID as recv_tenant checks it, and when the connection's
+ * credential is bound to a tenant (r->bound_tenant: tls.tenants_from_certificate), that tenant
+ * for a request without the header, RECV_TENANT_FORBIDDEN for one naming another tenant
+ * (answer 403 "tenant_forbidden", RECV_TENANT_FORBIDDEN_ERR; it never reaches a queue). */
+recv_tenant_t recv_req_tenant(http_req_t *r, char out[MT_TENANT_MAX + 1]);
+/* check-config for a receiver's tls section: tls_server_cfg_check (prefix as there) plus every
+ * tenant of tls.tenants_from_certificate a valid tenant id (recv_tenant). */
+void recv_tls_check(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const char *prefix,
+                    tls_server_cfg_t *tls);
+#define RECV_TENANT_FORBIDDEN_ERR \
+    "X-Scope-OrgID names a tenant other than the one this client's credential is bound to"
+
+/* Starts the HTTP server of receiver rv (its state, rv->state, already set) into *srv, with
+ * TLS when the tls section is enabled (NULL: plain HTTP). On
  * failure (eb filled) the state is freed and rv->state reset, as a receiver that did not
  * start leaves nothing behind. Returns MT_OK or MT_ERR. */
 int recv_http_start(receiver_t *rv, http_server_t **srv, const char *endpoint, int64_t threads,
-                    int64_t max_body, const http_handler_t *h, mt_errbuf_t *eb);
+                    int64_t max_body, const tls_server_cfg_t *tls, const http_handler_t *h,
+                    mt_errbuf_t *eb);
 /* Stops an HTTP receiver: stops its server srv (waiting for handlers), finishes its ncnt
  * counter sets and frees rv->state. */
 void recv_http_stop(receiver_t *rv, http_server_t *srv, recv_counters_t *cnt, int ncnt);

@@ -18,6 +18,12 @@
 # BENCH_ACTIVE_SERIES (100000), BENCH_DURATION_C (20), BENCH_DURATION_D (15),
 # BENCH_TARGET=sink (baseline: loadgen straight into the sink, no meltp), BENCH_KEEP=1 (keep
 # the temp dir with configs and logs).
+# TLS (docs/BENCHMARKS.md): phase T is phase A with TLS on the receiver (keep-alive
+# connections, an ECDSA P-256 certificate made with `openssl` at start); phases K and J measure
+# what a new connection costs: closed loop on BENCH_FRESH_CONNECTIONS (2) connections for
+# BENCH_DURATION_K (10) s, a new connection per request of 100 spans, with TLS (K) and
+# without (J); the report prints the handshake cost, meltp CPU per new TLS connection minus
+# per new plain one. BENCH_PHASES="A T K J" runs them beside the plain figure.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,6 +44,9 @@ RATE_C=${BENCH_RW_RATE:-100000}
 DUR_C=${BENCH_DURATION_C:-20}
 DUR_D=${BENCH_DURATION_D:-15}
 ACTIVE_SERIES=${BENCH_ACTIVE_SERIES:-100000}
+SPANS_PER_REQ_FRESH=100
+CONN_K=${BENCH_FRESH_CONNECTIONS:-2}
+DUR_K=${BENCH_DURATION_K:-10}
 SERIES_PER_REQ=2000
 CONN_C=4
 CONN_D=8
@@ -199,18 +208,22 @@ disk_per_item() {
 # pipeline also runs synthetic_guard (phases G and H: what PII scanning costs); with "persist"
 # the exporter queue lives on disk (phase P: file_storage, fsync: true) under $TMP/store-*.
 write_config() {
-    local procs="[batch]" storage='""' exts="[]"
+    local procs="[batch]" storage='""' exts="[]" tls=""
     [ "${5:-}" = guard ] && procs="[synthetic_guard, batch]"
     if [ "${5:-}" = persist ]; then
         storage=file_storage
         exts="[file_storage]"
     fi
+    case "${5:-}" in tls | tlsfresh)
+        tls="        tls: {cert_file: $TMP/pki/server.crt, key_file: $TMP/pki/server.key}" ;;
+    esac
     cat >"$1" <<EOF
 receivers:
   otlp:
     protocols:
       http:
         endpoint: 127.0.0.1:$2
+$tls
 processors:
   batch: {}
   synthetic_guard:
@@ -304,8 +317,14 @@ run_phase() {
     PIDS+=("$sink_pid")
     wait_listening "$sink_port" "$sink_pid" || die "sink did not start: $(tail -n 5 "$TMP/sink-$name.err")"
 
-    local path=/v1/traces
+    local path=/v1/traces scheme=http spr=$SPANS_PER_REQ lg_extra=()
     [ "$kind" = rw ] && path=/api/v1/write
+    case "$kind" in
+    tls) scheme=https ;;
+    tlsfresh) scheme=https spr=$SPANS_PER_REQ_FRESH lg_extra=(--fresh-connections) ;;
+    fresh) spr=$SPANS_PER_REQ_FRESH lg_extra=(--fresh-connections) ;;
+    esac
+    [ "$scheme" = https ] && lg_extra+=(--cacert "$TMP/pki/ca.crt")
     if [ "$TARGET" = meltp ]; then
         recv_port=$(free_port)
         metrics_port=$(free_port)
@@ -322,7 +341,7 @@ run_phase() {
             tail -n 20 "$TMP/meltp-$name.log" >&2
             exit 1
         fi
-        url="http://127.0.0.1:$recv_port$path"
+        url="$scheme://127.0.0.1:$recv_port$path"
     else
         pid=$sink_pid
         url="http://127.0.0.1:$sink_port$path"
@@ -337,7 +356,7 @@ run_phase() {
     if [ "$kind" = rw ]; then
         args=(--mode rw "${args[@]}" --series-per-request "$SERIES_PER_REQ" --active-series "$ACTIVE_SERIES")
     else
-        args+=(--spans-per-request "$SPANS_PER_REQ")
+        args+=(--spans-per-request "$spr" "${lg_extra[@]}")
     fi
     if [ "$rate" != 0 ]; then
         args+=(--rate "$rate")
@@ -485,7 +504,10 @@ report() {
             p50_ms p99_ms RSS_MiB delivered/sent refused errors host%
         while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag disk; do
             local guard=""
-            case "$name" in G | H) guard=" +guard" ;; P) guard=" +disk" ;; esac
+            case "$name" in
+            G | H) guard=" +guard" ;; P) guard=" +disk" ;; T) guard=" +tls" ;;
+            K) guard=" tls,new conn" ;; J) guard=" new conn" ;;
+            esac
             if [ "$rate" = 0 ]; then
                 label="$name saturation$guard, $conns conn"
             else
@@ -518,10 +540,12 @@ report() {
     fi
     [ -f "$TMP/notes" ] && cat "$TMP/notes" && echo
     if [ -s "$TMP/rows" ]; then
-        local b_sps="" a_cpm="" a_p99=""
+        local b_sps="" a_cpm="" a_p99="" k_cpm="" j_cpm=""
         while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag disk; do
             [ "$name" = B ] && b_sps=$sps
             [ "$name" = A ] && a_cpm=$cpm && a_p99=$p99
+            [ "$name" = K ] && k_cpm=$cpm
+            [ "$name" = J ] && j_cpm=$cpm
         done <"$TMP/rows"
         while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag disk; do
             if [ "$name" = G ] || [ "$name" = H ]; then
@@ -534,6 +558,25 @@ report() {
                     echo "  (run phase B with G, or A with H, to compare)"
                 fi
                 echo "  every span delivered:             $(verdict "$(calc '%d' "$del == $sent")") ($del of $sent)"
+                continue
+            fi
+            if [ "$name" = T ]; then
+                echo "phase T (phase A over TLS, keep-alive; at $rate spans/s):"
+                echo "  CPU per million spans:           $cpm over TLS, ${a_cpm:-"(run phase A)"} plain (phase A)"
+                echo "  p99 latency:                     $p99 ms over TLS, ${a_p99:-"-"} ms plain"
+                echo "  every span delivered:            $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, $ref refused requests, $err errors)"
+                continue
+            fi
+            if [ "$name" = K ] || [ "$name" = J ]; then
+                [ "$name" = J ] && continue
+                echo "phase K (a new TLS connection per request of $SPANS_PER_REQ_FRESH spans, closed loop, $conns conn):"
+                echo "  meltp CPU per request:           $(calc '%.3f' "$cpm * $SPANS_PER_REQ_FRESH / 1000") ms ($sps spans/s)"
+                if [ -n "$j_cpm" ]; then
+                    echo "  handshake cost per connection:   $(calc '%.3f' "($cpm - $j_cpm) * $SPANS_PER_REQ_FRESH / 1000") ms of meltp CPU (new TLS connection minus new plain one, phase J: $(calc '%.3f' "$j_cpm * $SPANS_PER_REQ_FRESH / 1000") ms per request)"
+                else
+                    echo "  (run phase J too for the handshake cost)"
+                fi
+                echo "  every span delivered:            $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, $ref refused requests, $err errors)"
                 continue
             fi
             if [ "$name" = P ]; then
@@ -596,6 +639,22 @@ if [ "$TARGET" = meltp ]; then
 fi
 command -v curl >/dev/null || die "curl is needed to read the sink's /stats"
 
+# TLS phases: a CA and a server certificate for 127.0.0.1, made once.
+case " $PHASES " in *" T "* | *" K "*)
+    command -v openssl >/dev/null || die "openssl is needed for the TLS phases"
+    mkdir -p "$TMP/pki"
+    (
+        cd "$TMP/pki"
+        ec="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+        openssl req -x509 $ec -keyout ca.key -out ca.crt -days 2 -subj /CN=bench-ca
+        openssl req $ec -keyout server.key -out server.csr -subj /CN=127.0.0.1
+        printf 'subjectAltName=IP:127.0.0.1\n' >server.ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -set_serial 1 -days 2 \
+            -extfile server.ext -out server.crt
+    ) >/dev/null 2>&1 || die "openssl could not make the TLS phases' certificates"
+    ;;
+esac
+
 for phase in $PHASES; do
     case "$phase" in
     A) run_phase A "$RATE_A" "$CONN_A" "$DUR_A" ;;
@@ -606,7 +665,10 @@ for phase in $PHASES; do
     G) run_phase G 0 "$CONN_B" "$DUR_B" guard ;;
     H) run_phase H "$RATE_A" "$CONN_A" "$DUR_A" guard ;;
     P) run_phase P "$RATE_A" "$CONN_A" "$DUR_A" persist ;;
-    *) die "unknown phase '$phase' (phases are A, B, C, D, E, G, H and P)" ;;
+    T) run_phase T "$RATE_A" "$CONN_A" "$DUR_A" tls ;;
+    K) run_phase K 0 "$CONN_K" "$DUR_K" tlsfresh ;;
+    J) run_phase J 0 "$CONN_K" "$DUR_K" fresh ;;
+    *) die "unknown phase '$phase' (phases are A, B, C, D, E, G, H, J, K, P and T)" ;;
     esac
 done
 report

@@ -20,6 +20,10 @@
  *           --duration 20 [--rate 100000] [--requests N] [--bodies 8]
  *   loadgen --mode rw --url http://127.0.0.1:9201/api/v1/write --connections 4
  *           --series-per-request 2000 --active-series 100000 --duration 20 [--rate 100000]
+ *
+ * An https:// URL is verified against --cacert FILE (the TLS phases of bench.sh);
+ * --fresh-connections opens a new connection (a full TLS handshake) for every request, to
+ * measure what a handshake costs the server.
  */
 #include "arena.h"
 #include "codec.h"
@@ -70,6 +74,8 @@ typedef struct {
     int active_series;
     int series_per_target;   /* series one scrape target exposes */
     int targets_per_request; /* targets one request mixes (Prometheus shards by series) */
+    const char *cacert;      /* CA file for https:// URLs, NULL: the system's */
+    int fresh;               /* a new connection per request */
 } lg_opts_t;
 
 typedef struct {
@@ -796,6 +802,15 @@ static void *lg_conn_main(void *arg)
     curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)LG_REQUEST_TIMEOUT_MS);
     curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)LG_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
+    if (g_opts.cacert) {
+        curl_easy_setopt(c->curl, CURLOPT_CAINFO, g_opts.cacert);
+    }
+    if (g_opts.fresh) {
+        curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(c->curl, CURLOPT_FORBID_REUSE, 1L);
+        /* no TLS session resumption either: every request pays a full handshake */
+        curl_easy_setopt(c->curl, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+    }
 
     for (;;) {
         long long k = atomic_fetch_add(&g_ticket, 1);
@@ -904,6 +919,7 @@ static void lg_usage(FILE *f)
 {
     fprintf(f, "usage: loadgen --url URL [--mode otlp|rw] [--connections N] [--duration S]\n"
                "               [--rate ITEMS_PER_SEC] [--requests N]\n"
+               "               [--cacert FILE] [--fresh-connections]\n"
                "  otlp (default): [--spans-per-request N (1000)] [--bodies N (8)]\n"
                "  rw:             [--series-per-request N (2000)] [--active-series M (100000)]\n"
                "                  [--series-per-target N (500)] [--targets-per-request N (20)]\n"
@@ -928,6 +944,8 @@ static int lg_parse_args(int argc, char **argv)
         {"active-series", required_argument, NULL, 'A'},
         {"series-per-target", required_argument, NULL, 'T'},
         {"targets-per-request", required_argument, NULL, 'R'},
+        {"cacert", required_argument, NULL, 'C'},
+        {"fresh-connections", no_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -976,6 +994,12 @@ static int lg_parse_args(int argc, char **argv)
             break;
         case 'R':
             g_opts.targets_per_request = atoi(optarg);
+            break;
+        case 'C':
+            g_opts.cacert = optarg;
+            break;
+        case 'F':
+            g_opts.fresh = 1;
             break;
         case 'h':
             lg_usage(stdout);

@@ -56,11 +56,12 @@ UNIT_TEST(body_kept_under_cap)
 
 UNIT_TEST(push_options_cap_the_connect_timeout)
 {
-    httpc_opts_t o = httpc_opts_push(30000, 1, "/ca.pem");
+    tls_client_cfg_t tls = {.insecure_skip_verify = 1, .ca_file = "/ca.pem"};
+    httpc_opts_t o = httpc_opts_push(30000, &tls, "https://x/");
     CHECK(o.timeout_ms == 30000 && o.connect_timeout_ms == 10000 && o.keepalive == 1);
-    CHECK(o.tls_insecure == 1 && strcmp(o.tls_ca_file, "/ca.pem") == 0);
-    o = httpc_opts_push(2500, 0, NULL);
-    CHECK(o.connect_timeout_ms == 2500 && o.tls_ca_file == NULL);
+    CHECK(o.tls == &tls && strcmp(o.url, "https://x/") == 0);
+    o = httpc_opts_push(2500, NULL, NULL);
+    CHECK(o.connect_timeout_ms == 2500 && o.tls == NULL);
 }
 
 UNIT_TEST(status_reasons)
