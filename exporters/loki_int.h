@@ -51,6 +51,7 @@ typedef struct loki_cfg {
     int64_t max_response;
     int tls_insecure_skip_verify;
     char *tls_ca_file;
+    char *auth; /* resolved by the service into exporter_t.auth */
 } loki_cfg_t;
 
 /* ---- label plan: which label names exist and where their values come from ------------- */

@@ -174,6 +174,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->max_body = s->max_body;
         r->start_ns = mt_now_ns();
         *con_cls = r;
+        if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") &&
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length")) {
+            /* both framings: a proxy that picks the other one sees a different request
+             * (smuggling); refuse and close, the body's end is unknowable */
+            static const char msg[] =
+                "request has both Content-Length and Transfer-Encoding; send one\n";
+            const char *hdrs[] = {"Connection", "close", NULL};
+            http_respond_headers(r, 400, "text/plain", msg, sizeof(msg) - 1, hdrs);
+            if (s->h.refused) {
+                s->h.refused(s->h.arg, r, 400, "ambiguous_length");
+            }
+            return MHD_YES;
+        }
         s->h.begin(s->h.arg, r);
         if (!r->responded) {
             const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -373,6 +386,9 @@ void http_respond_headers(http_req_t *r, int status, const char *content_type, c
     for (size_t i = 0; hdrs && hdrs[i] && hdrs[i + 1]; i += 2) {
         MHD_add_response_header(resp, hdrs[i], hdrs[i + 1]);
     }
+    if (r->challenge) {
+        MHD_add_response_header(resp, "WWW-Authenticate", r->challenge);
+    }
     MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     r->responded = 1;
@@ -394,6 +410,9 @@ void http_respond(http_req_t *r, int status, const char *content_type, const voi
     }
     if (extra_name && extra_value) {
         MHD_add_response_header(resp, extra_name, extra_value);
+    }
+    if (r->challenge) {
+        MHD_add_response_header(resp, "WWW-Authenticate", r->challenge);
     }
     MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);

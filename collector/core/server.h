@@ -25,6 +25,8 @@ typedef struct http_req {
     int64_t accounted; /* bytes counted in mt_mem_in_use for this body */
     void *user;        /* handler's per-request data */
     uint64_t start_ns;
+    const char *challenge; /* set: every response carries WWW-Authenticate: challenge */
+    char tenant[64];       /* the request's tenant once its access was checked */
 } http_req_t;
 
 typedef struct http_handler {
@@ -33,6 +35,9 @@ typedef struct http_handler {
     void (*begin)(void *arg, http_req_t *r);
     void (*complete)(void *arg, http_req_t *r);
     void *arg;
+    /* Optional: the server layer refused the request itself before begin() (status, reason:
+     * e.g. 400 "ambiguous_length"), for the handler's counters. */
+    void (*refused)(void *arg, http_req_t *r, int status, const char *reason);
 } http_handler_t;
 
 /* Parses "host:port" (host may be empty, "0.0.0.0", "localhost", "[::1]") and starts serving

@@ -28,6 +28,7 @@ typedef struct otlp_rcfg {
     char *grpc_endpoint;
     int http_enabled;
     int grpc_present;
+    char *auth; /* resolved by the service into receiver_t.auth */
 } otlp_rcfg_t;
 
 static const cfg_field_t otlp_fields[] = {
@@ -53,6 +54,9 @@ static const cfg_field_t otlp_fields[] = {
      "HTTP worker threads (meltp extension; default: 2)"},
     {"protocols.http.include_metadata", CFG_T_BOOL, "false", 0,
      offsetof(otlp_rcfg_t, include_metadata), NULL, "accepted for compatibility"},
+    {"protocols.http.auth.authenticator", CFG_T_STRING, "", 0, offsetof(otlp_rcfg_t, auth), NULL,
+     "id of a bearertokenauth or basicauth extension: requests without valid credentials get "
+     "401 before their body is read"},
     {"protocols.grpc.endpoint", CFG_T_STRING, "127.0.0.1:4317", 0,
      offsetof(otlp_rcfg_t, grpc_endpoint), NULL,
      "OTLP/gRPC is not served yet: the section is accepted and a warning is logged"},
@@ -130,6 +134,8 @@ static void reply_error(otlp_state_t *st, http_req_t *r, int sig, int json, int 
                     : status == 503 ? 14
                     : status == 404 ? 5
                     : status == 415 ? 3
+                    : status == 401 ? 16
+                    : status == 403 ? 7
                                     : 2;
     size_t len = 0;
     uint8_t *body = otlp_status_body(json, grpc_code, msg, &len);
@@ -147,6 +153,19 @@ static int media_is(const char *ct, const char *want)
         return 0;
     }
     return ct[n] == 0 || ct[n] == ';' || ct[n] == ' ';
+}
+
+static void otlp_refused(void *arg, http_req_t *r, int status, const char *reason)
+{
+    otlp_state_t *st = arg;
+    const otlp_rcfg_t *cfg = st->r->cfg;
+    int sig = -1;
+    for (int s = 0; s < MT_SIG_COUNT; s++) {
+        if (strcmp(r->path, cfg->paths[s]) == 0) {
+            sig = s;
+        }
+    }
+    count_request(st, sig, status, reason, 0);
 }
 
 static void otlp_begin(void *arg, http_req_t *r)
@@ -170,6 +189,11 @@ static void otlp_begin(void *arg, http_req_t *r)
         snprintf(msg, sizeof(msg), "method %s not allowed; use POST\n", r->method);
         http_respond(r, 405, "text/plain", msg, strlen(msg), "Allow", "POST");
         count_request(st, sig, 405, "method_not_allowed", 0);
+        return;
+    }
+    recv_access_t ac;
+    if (!recv_http_access(st->r->auth, r, &ac)) {
+        reply_error(st, r, sig, json, ac.status, ac.reason, NULL, "%s", ac.msg);
         return;
     }
     if (st->r->npipes[sig] == 0) {
@@ -217,11 +241,7 @@ static void otlp_begin(void *arg, http_req_t *r)
     rc->sig = (mt_signal_t)sig;
     rc->json = json;
     rc->codec = codec;
-    if (recv_tenant(http_header(r, "X-Scope-OrgID"), rc->tenant) == RECV_TENANT_BAD) {
-        free(rc);
-        reply_error(st, r, sig, json, 400, "bad_tenant", NULL, "%s", RECV_TENANT_ERR);
-        return;
-    }
+    memcpy(rc->tenant, ac.tenant, sizeof(rc->tenant));
     r->user = rc;
 }
 
@@ -400,7 +420,7 @@ static int otlp_start(receiver_t *rv, mt_errbuf_t *eb)
     if (!cfg->http_enabled) {
         return MT_OK;
     }
-    http_handler_t h = {otlp_begin, otlp_complete, st};
+    http_handler_t h = {otlp_begin, otlp_complete, st, otlp_refused};
     if (recv_http_start(rv, &st->srv, cfg->endpoint, cfg->threads, cfg->max_body, &h, eb)) {
         return MT_ERR;
     }

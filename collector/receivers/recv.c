@@ -1,8 +1,10 @@
 /*
- * recv.c - shared receiver scaffolding: lock-free request counters and the tenant check.
+ * recv.c - shared receiver scaffolding: lock-free request counters and the access decision
+ * (authentication, then the one tenant rule).
  * See recv.h.
  */
 #include "recv.h"
+#include "auth.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -187,20 +189,66 @@ void recv_arena_done(arena_t *a)
     }
 }
 
-recv_tenant_t recv_tenant(const char *org, char out[MT_TENANT_MAX + 1])
+recv_tenant_t recv_tenant(const char *org, const char *bound, char out[MT_TENANT_MAX + 1])
 {
-    size_t n = org ? strlen(org) : 0;
-    if (n == 0) {
-        return RECV_TENANT_NONE;
+    int has_bound = bound && *bound;
+    if (!org || !*org) {
+        if (!has_bound) {
+            return RECV_TENANT_NONE;
+        }
+        snprintf(out, MT_TENANT_MAX + 1, "%s", bound);
+        return RECV_TENANT_OK;
     }
-    if (n > MT_TENANT_MAX ||
-        strspn(org, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!-_.*'()|") !=
-            n ||
-        strcmp(org, ".") == 0 || strcmp(org, "..") == 0) {
+    if (!auth_tenant_valid(org)) {
         return RECV_TENANT_BAD;
     }
-    memcpy(out, org, n + 1);
+    if (has_bound && strcmp(org, bound) != 0) {
+        return RECV_TENANT_FORBIDDEN;
+    }
+    memcpy(out, org, strlen(org) + 1);
     return RECV_TENANT_OK;
+}
+
+int recv_access(const extension_t *auth, const char *authorization, const char *org,
+                recv_access_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    auth_verdict_t v = {0, ""};
+    if (auth) {
+        auth_server_check(auth, authorization, &v);
+        if (!v.ok) {
+            *a = (recv_access_t){401,
+                                 16,
+                                 "unauthenticated",
+                                 auth_challenge(auth),
+                                 authorization ? "invalid credentials" : "credentials required",
+                                 ""};
+            return 0;
+        }
+    }
+    switch (recv_tenant(org, v.tenant, a->tenant)) {
+    case RECV_TENANT_BAD:
+        a->status = 400, a->grpc_code = 3, a->reason = "bad_tenant", a->msg = RECV_TENANT_ERR;
+        return 0;
+    case RECV_TENANT_FORBIDDEN:
+        a->status = 403, a->grpc_code = 7, a->reason = "tenant_forbidden";
+        a->msg = "X-Scope-OrgID names a tenant these credentials may not write to";
+        return 0;
+    default:
+        a->status = 200;
+        return 1;
+    }
+}
+
+int recv_http_access(const extension_t *auth, http_req_t *r, recv_access_t *a)
+{
+    int ok = recv_access(auth, http_header(r, "Authorization"), http_header(r, "X-Scope-OrgID"), a);
+    if (ok) {
+        memcpy(r->tenant, a->tenant, sizeof(r->tenant));
+    } else {
+        r->challenge = a->challenge;
+    }
+    return ok;
 }
 
 int recv_http_start(receiver_t *rv, http_server_t **srv, const char *endpoint, int64_t threads,

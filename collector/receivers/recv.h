@@ -5,7 +5,9 @@
  * Tenant policy (every receiver, every transport): a request without X-Scope-OrgID has no
  * tenant; one whose X-Scope-OrgID is not a valid tenant id is refused with 400 "bad_tenant"
  * and never reaches a queue. A valid id follows Loki's and Mimir's rules: 1 to MT_TENANT_MAX
- * characters of [A-Za-z0-9!-_.*'()|], and not "." or "..".
+ * characters of [A-Za-z0-9!-_.*'()|], and not "." or ".." (auth_tenant_valid). Credentials
+ * bound to a tenant (bearertokenauth `tenants`) give requests without the header that tenant
+ * and refuse any other with 403 "tenant_forbidden": recv_tenant / recv_access below.
  */
 #ifndef RECV_H
 #define RECV_H
@@ -75,16 +77,44 @@ void recv_decode_refusal(const arena_t *a, size_t cap, int *status, const char *
 void recv_arena_done(arena_t *a);
 
 typedef enum {
-    RECV_TENANT_NONE = 0, /* no X-Scope-OrgID */
-    RECV_TENANT_OK,       /* out holds the tenant id */
-    RECV_TENANT_BAD,      /* not a valid tenant id: answer 400 "bad_tenant" (RECV_TENANT_ERR) */
+    RECV_TENANT_NONE = 0,  /* no X-Scope-OrgID and no bound tenant */
+    RECV_TENANT_OK,        /* out holds the tenant id */
+    RECV_TENANT_BAD,       /* not a valid tenant id: answer 400 "bad_tenant" (RECV_TENANT_ERR) */
+    RECV_TENANT_FORBIDDEN, /* names another tenant than the credentials' one: 403
+                            * "tenant_forbidden" (gRPC PERMISSION_DENIED) */
 } recv_tenant_t;
 
 #define RECV_TENANT_ERR \
     "invalid X-Scope-OrgID (1 to 63 characters of [A-Za-z0-9!-_.*'()|], not . or ..)"
 
-/* Checks a request's X-Scope-OrgID value (org may be NULL); copies a valid id into out. */
-recv_tenant_t recv_tenant(const char *org, char out[MT_TENANT_MAX + 1]);
+/* The one tenant decision, for every receiver and transport. `org` is the request's
+ * X-Scope-OrgID (NULL when absent); `bound` the tenant whatever authenticated the client binds
+ * it to (a bearertokenauth `tenants` token; later a certificate), NULL or "" when unbound.
+ * Unbound: a valid org is the tenant, none is none. Bound: no org gets the bound tenant, the
+ * same org is fine, another one is RECV_TENANT_FORBIDDEN. Copies the tenant into out. */
+recv_tenant_t recv_tenant(const char *org, const char *bound, char out[MT_TENANT_MAX + 1]);
+
+/* The access decision of one request, before its body is read: authentication (when the
+ * receiver has an authenticator) then the tenant. Transport-neutral so gRPC calls it with
+ * metadata: grpc_code is 16 UNAUTHENTICATED, 7 PERMISSION_DENIED or 3 INVALID_ARGUMENT. */
+typedef struct recv_access {
+    int status;                     /* HTTP status: 200 allowed, else 400, 401 or 403 */
+    int grpc_code;                  /* 0 when allowed */
+    const char *reason;             /* refusal reason label: "unauthenticated", "tenant_forbidden",
+                            * "bad_tenant"; NULL when allowed */
+    const char *challenge;          /* WWW-Authenticate value of a 401, else NULL */
+    const char *msg;                /* for the client; never names a credential */
+    char tenant[MT_TENANT_MAX + 1]; /* the request's tenant when allowed ("" = none) */
+} recv_access_t;
+
+/* Decides a request's access from its Authorization value and X-Scope-OrgID (either NULL
+ * when absent) with authenticator `auth` (NULL = none: only the tenant is checked). Returns 1
+ * when allowed (a->tenant set), 0 when refused (a->status, reason, msg set). */
+int recv_access(const extension_t *auth, const char *authorization, const char *org,
+                recv_access_t *a);
+/* recv_access for an HTTP request: on refusal also sets r->challenge, so the caller's error
+ * response carries WWW-Authenticate. */
+int recv_http_access(const extension_t *auth, http_req_t *r, recv_access_t *a);
 
 /* Starts the HTTP server of receiver rv (its state, rv->state, already set) into *srv. On
  * failure (eb filled) the state is freed and rv->state reset, as a receiver that did not
