@@ -74,11 +74,12 @@ static int secret_name(const char *k, size_t n)
 char *mt_redact_urls(const char *in, char *out, size_t cap)
 {
     size_t o = 0;
-#define PUT(c)              \
-    do {                    \
-        if (o + 1 < cap) {  \
-            out[o++] = (c); \
-        }                   \
+#define PUT(c)             \
+    do {                   \
+        char c_ = (c);     \
+        if (o + 1 < cap) { \
+            out[o++] = c_; \
+        }                  \
     } while (0)
 #define PUTS(s)                             \
     for (const char *p_ = (s); *p_; p_++) { \
