@@ -1,9 +1,9 @@
 /*
  * test_auth.c - the authenticator extensions (collector/core/auth.c, auth_basic.c), the one
  * tenant decision and access check of the receivers (recv.c), the URL redaction of every log
- * line (mt.c), and the check-config errors of `auth: {authenticator: ...}` references
- * (service.c). Extensions are built from YAML through their own config tables and started
- * as the service starts them.
+ * line (mt.c). Extensions are built from YAML through their own config tables and started
+ * as the service starts them. The check-config errors of `auth: {authenticator: ...}`
+ * references are in test_service.c.
  */
 #include "unit.h"
 
@@ -14,7 +14,6 @@
 
 #include "auth.h"
 #include "recv.h"
-#include "service.h"
 
 extern const extension_ops_t extension_bearertokenauth_ops, extension_basicauth_ops;
 
@@ -246,83 +245,4 @@ UNIT_TEST(urls_lose_userinfo_and_query_secrets)
     CHECK_STR(mt_redact_urls("\"http://a:b@h\"", out, sizeof(out)), "\"http://***@h\"");
     /* truncation keeps a terminated string */
     CHECK_STR(mt_redact_urls("http://alice:pw@host/", out, 10), "http://**");
-}
-
-static service_t *load(cfg_ctx_t *c, const char *yaml)
-{
-    cfg_ctx_init(c, "svc.yaml");
-    return service_load("svc.yaml", yaml, c);
-}
-
-static int has_error(const cfg_ctx_t *c, const char *want)
-{
-    for (size_t i = 0; i < c->nerr; i++) {
-        if (strcmp(c->errs[i], want) == 0) {
-            return 1;
-        }
-    }
-    fprintf(stderr, "    missing error: %s\n    got:\n", want);
-    cfg_ctx_print(c, stderr);
-    return 0;
-}
-
-UNIT_TEST(authenticator_references_are_checked_with_file_and_line)
-{
-    cfg_ctx_t c;
-    service_t *s = load(&c, "receivers:\n"                                    /* 1 */
-                            "  otlp:\n"                                       /* 2 */
-                            "    protocols:\n"                                /* 3 */
-                            "      http:\n"                                   /* 4 */
-                            "        auth:\n"                                 /* 5 */
-                            "          authenticator: nope\n"                 /* 6 */
-                            "  prometheusremotewrite:\n"                      /* 7 */
-                            "    auth: {authenticator: file_storage}\n"       /* 8 */
-                            "exporters:\n"                                    /* 9 */
-                            "  otlphttp:\n"                                   /* 10 */
-                            "    endpoint: http://127.0.0.1:9\n"              /* 11 */
-                            "    auth: {authenticator: bearertokenauth}\n"    /* 12 */
-                            "  loki:\n"                                       /* 13 */
-                            "    endpoint: http://127.0.0.1:9/p\n"            /* 14 */
-                            "    auth: {authenticator: basicauth/unlisted}\n" /* 15 */
-                            "extensions:\n"                                   /* 16 */
-                            "  file_storage:\n"                               /* 17 */
-                            "    directory: /tmp\n"                           /* 18 */
-                            "  bearertokenauth:\n"                            /* 19 */
-                            "    tenants:\n"                                  /* 20 */
-                            "      acme: {token: t1}\n"                       /* 21 */
-                            "      \"..\": {token: t2}\n"                     /* 22 */
-                            "  basicauth/unlisted:\n"                         /* 23 */
-                            "    htpasswd:\n"                                 /* 24 */
-                            "      file: /nonexistent/htpasswd\n"             /* 25 */
-                            "service:\n"                                      /* 26 */
-                            "  extensions: [file_storage, bearertokenauth]\n" /* 27 */
-                            "  telemetry:\n"                                  /* 28 */
-                            "    metrics:\n"                                  /* 29 */
-                            "      auth: {authenticator: missing}\n"          /* 30 */
-                            "  pipelines:\n"                                  /* 31 */
-                            "    traces:\n"                                   /* 32 */
-                            "      receivers: [otlp]\n"                       /* 33 */
-                            "      exporters: [otlphttp]\n"                   /* 34 */
-                            "    metrics:\n"                                  /* 35 */
-                            "      receivers: [prometheusremotewrite]\n"      /* 36 */
-                            "      exporters: [otlphttp]\n"                   /* 37 */
-                            "    logs:\n"                                     /* 38 */
-                            "      receivers: [otlp]\n"                       /* 39 */
-                            "      exporters: [loki]\n");                     /* 40 */
-    CHECK(s == NULL);
-    CHECK(has_error(&c, "svc.yaml:6: receivers.otlp.protocols.http.auth.authenticator: \"nope\" "
-                        "is not defined under extensions"));
-    CHECK(has_error(&c, "svc.yaml:8: receivers.prometheusremotewrite.auth.authenticator: "
-                        "\"file_storage\" is not an authenticator (bearertokenauth or basicauth)"));
-    CHECK(has_error(&c, "svc.yaml:12: exporters.otlphttp.auth.authenticator: bearertokenauth "
-                        "\"bearertokenauth\" has no token or filename to send"));
-    CHECK(has_error(&c, "svc.yaml:15: exporters.loki.auth.authenticator: extension "
-                        "\"basicauth/unlisted\" is not listed in service.extensions"));
-    CHECK(has_error(&c, "svc.yaml:22: extensions.bearertokenauth.tenants...: not a valid tenant "
-                        "id (1 to 63 characters of [A-Za-z0-9!-_.*'()|], not . or ..)"));
-    CHECK(has_error(&c, "svc.yaml:25: extensions.basicauth/unlisted.htpasswd.file: cannot read "
-                        "/nonexistent/htpasswd: No such file or directory"));
-    CHECK(has_error(&c, "svc.yaml:30: service.telemetry.metrics.auth.authenticator: \"missing\" "
-                        "is not defined under extensions"));
-    cfg_ctx_fini(&c);
 }
