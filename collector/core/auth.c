@@ -88,11 +88,17 @@ void auth_digest(const void *p, size_t n, uint8_t out[AUTH_DIGEST])
     }
 }
 
-int auth_recheck_due(_Atomic uint64_t *next_ns)
+int auth_recheck_due(_Atomic uint64_t *next_ns, pthread_mutex_t *reload_mu)
 {
     uint64_t now = mt_now_ns();
     uint64_t next = atomic_load_explicit(next_ns, memory_order_relaxed);
-    return now >= next && atomic_compare_exchange_strong(next_ns, &next, now + AUTH_RECHECK_NS);
+    return now >= next && atomic_compare_exchange_strong(next_ns, &next, now + AUTH_RECHECK_NS) &&
+           pthread_mutex_trylock(reload_mu) == 0;
+}
+
+void auth_recheck_done(pthread_mutex_t *reload_mu)
+{
+    pthread_mutex_unlock(reload_mu);
 }
 
 size_t auth_trim_len(const char *s, size_t n)
@@ -139,6 +145,7 @@ typedef struct bearer_state {
     size_t n;
     char *client; /* the unbound token as text, for exporters; NULL when none */
     _Atomic uint64_t next_check_ns;
+    pthread_mutex_t reload_mu; /* the one thread re-reading files */
     char challenge[96];
     const char *id;
     const char *scheme;
@@ -268,6 +275,7 @@ static void bearer_free(bearer_state_t *st)
         return;
     }
     pthread_rwlock_destroy(&st->lock);
+    pthread_mutex_destroy(&st->reload_mu);
     OPENSSL_cleanse(st->src, st->n * sizeof(*st->src));
     free(st->src);
     auth_secret_free(st->client);
@@ -306,6 +314,7 @@ static int bearer_start(extension_t *x, service_t *svc, mt_errbuf_t *eb)
         return MT_ENOMEM;
     }
     pthread_rwlock_init(&st->lock, NULL);
+    pthread_mutex_init(&st->reload_mu, NULL);
     st->id = x->id;
     st->scheme = cfg->scheme;
     snprintf(st->challenge, sizeof(st->challenge), "%s " AUTH_REALM, cfg->scheme);
@@ -363,8 +372,9 @@ static void bearer_check(const extension_t *x, const char *authz, auth_verdict_t
     if (len == 0) {
         return;
     }
-    if (auth_recheck_due(&st->next_check_ns)) {
+    if (auth_recheck_due(&st->next_check_ns, &st->reload_mu)) {
         bearer_reload(st);
+        auth_recheck_done(&st->reload_mu);
     }
     uint8_t d[AUTH_DIGEST];
     auth_digest(tok, len, d);
@@ -386,8 +396,9 @@ static void bearer_check(const extension_t *x, const char *authz, auth_verdict_t
 static int bearer_client_header(const extension_t *x, char *out, size_t cap)
 {
     bearer_state_t *st = x->state;
-    if (auth_recheck_due(&st->next_check_ns)) {
+    if (auth_recheck_due(&st->next_check_ns, &st->reload_mu)) {
         bearer_reload(st);
+        auth_recheck_done(&st->reload_mu);
     }
     int rc = MT_EINVAL;
     pthread_rwlock_rdlock(&st->lock);

@@ -68,7 +68,8 @@ typedef struct basic_state {
     size_t nusers;
     auth_file_t file;
     _Atomic uint64_t next_check_ns;
-    _Atomic uint64_t gen; /* bumped when the users change: older cache slots miss */
+    pthread_mutex_t reload_mu; /* the one thread re-reading the file */
+    _Atomic uint64_t gen;      /* bumped when the users change: older cache slots miss */
     cache_stripe_t cache[AUTH_CACHE_STRIPES];
     char *client; /* "Authorization: Basic ..." or NULL */
     const basic_cfg_t *cfg;
@@ -209,6 +210,7 @@ static void basic_free(basic_state_t *st)
         pthread_mutex_destroy(&st->cache[i].mu);
     }
     pthread_rwlock_destroy(&st->lock);
+    pthread_mutex_destroy(&st->reload_mu);
     auth_secret_free(st->client);
     free(st);
 }
@@ -240,6 +242,7 @@ static int basic_start(extension_t *x, service_t *svc, mt_errbuf_t *eb)
         return MT_ENOMEM;
     }
     pthread_rwlock_init(&st->lock, NULL);
+    pthread_mutex_init(&st->reload_mu, NULL);
     for (int i = 0; i < AUTH_CACHE_STRIPES; i++) {
         pthread_mutex_init(&st->cache[i].mu, NULL);
     }
@@ -390,8 +393,9 @@ void basic_check(const extension_t *x, const char *authz, auth_verdict_t *v)
     if (bl == 0 || bl % 4 != 0 || bl / 4 * 3 > AUTH_CRED_MAX) {
         return;
     }
-    if (auth_recheck_due(&st->next_check_ns)) {
+    if (auth_recheck_due(&st->next_check_ns, &st->reload_mu)) {
         basic_reload(st);
+        auth_recheck_done(&st->reload_mu);
     }
     uint8_t d[AUTH_DIGEST];
     auth_digest(b64, bl, d);

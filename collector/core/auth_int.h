@@ -7,6 +7,7 @@
 
 #include "auth.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -39,8 +40,10 @@ char *auth_read_file(const char *path, size_t *len);
 void auth_secret_free(char *s);
 void auth_digest(const void *p, size_t n, uint8_t out[AUTH_DIGEST]);
 /* One winner per AUTH_RECHECK_NS among the threads calling: 1 when the caller should look at
- * its files now. */
-int auth_recheck_due(_Atomic uint64_t *next_ns);
+ * its files now; it then holds *reload_mu (a slow reload never overlaps the next one) and
+ * calls auth_recheck_done. */
+int auth_recheck_due(_Atomic uint64_t *next_ns, pthread_mutex_t *reload_mu);
+void auth_recheck_done(pthread_mutex_t *reload_mu);
 /* Length of s without trailing blanks and line ends. */
 size_t auth_trim_len(const char *s, size_t n);
 

@@ -372,3 +372,41 @@ def test_read_only_api_answers_405_to_writes():
                                             method=method)
             assert st == 405 and h.get("allow") == "GET, HEAD", (path, method, st)
         assert harness.http_request(base + path, method="GET")[0] == 200, path
+
+
+def test_check_config_names_auth_errors_with_file_and_line(tmp_path):
+    import subprocess
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("""receivers:
+  otlp:
+    protocols:
+      http:
+        auth: {authenticator: bearertokenauth/nope}
+extensions:
+  basicauth:
+    htpasswd: {file: /nonexistent/htpasswd, inline: "amy:$apr1$x$y"}
+  bearertokenauth:
+    token: tok-in-config-%s
+    filename: /also/a/token
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:9
+    auth: {authenticator: basicauth}
+service:
+  extensions: [basicauth, bearertokenauth]
+  pipelines:
+    traces: {receivers: [otlp], exporters: [otlphttp]}
+""" % os.urandom(4).hex())
+    p = subprocess.run([harness.MELTP, "check-config", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=20)
+    out = p.stdout + p.stderr
+    assert p.returncode == 1, out
+    f = str(cfg)
+    assert "%s:5: receivers.otlp.protocols.http.auth.authenticator: \"bearertokenauth/nope\" " \
+        "is not defined under extensions" % f in out, out
+    assert "%s:8: extensions.basicauth.htpasswd.inline: line 1: unsupported hash" % f in out, out
+    assert "%s:11: extensions.bearertokenauth.filename: give token or filename, not both" % f \
+        in out, out
+    assert "%s:15: exporters.otlphttp.auth.authenticator: basicauth \"basicauth\" has no " \
+        "client_auth to send" % f in out, out
+    assert "tok-in-config" not in out and "$apr1$" not in out, out
