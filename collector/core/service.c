@@ -941,12 +941,14 @@ void service_stop_destroy(service_t *s)
     if (s->started) {
         log_ledger(s);
     }
+    /* before the extensions: its authenticator must outlive every request */
+    http_server_stop(s->metrics_srv);
+    s->metrics_srv = NULL;
     for (size_t i = 0; i < s->nexts; i++) {
         if (s->exts[i]->state && s->exts[i]->ops->stop) {
             s->exts[i]->ops->stop(s->exts[i]);
         }
     }
-    http_server_stop(s->metrics_srv);
     for (size_t i = 0; i < s->npipes; i++) {
         for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
             exq_destroy(s->pipes[i]->queues[k]);
