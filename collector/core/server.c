@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -156,6 +157,47 @@ static void req_free(http_req_t *r)
     free(r);
 }
 
+typedef struct framing {
+    int cl, te; /* Content-Length and Transfer-Encoding headers seen */
+    const char *te_value;
+} framing_t;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    framing_t *f = cls;
+    if (strcasecmp(key, "Content-Length") == 0) {
+        f->cl++;
+    } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+        f->te++;
+        f->te_value = value;
+    }
+    return MHD_YES;
+}
+
+/* Why a request's body framing is refused (a reason label, *msg for the client), or NULL:
+ * Content-Length together with Transfer-Encoding, either header twice, or a
+ * Transfer-Encoding other than plain chunked (RFC 9112 6.1, 6.3). */
+static const char *framing_problem(struct MHD_Connection *c, const char **msg)
+{
+    framing_t f = {0, 0, NULL};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, &f);
+    if (f.cl && f.te) {
+        *msg = "request has both Content-Length and Transfer-Encoding; send one\n";
+        return "ambiguous_length";
+    }
+    if (f.cl > 1 || f.te > 1) {
+        *msg = "request repeats Content-Length or Transfer-Encoding; send one\n";
+        return "ambiguous_length";
+    }
+    if (f.te && strcasecmp(f.te_value ? f.te_value : "", "chunked") != 0) {
+        *msg = "unsupported Transfer-Encoding; only chunked is accepted\n";
+        return "unsupported_transfer_encoding";
+    }
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -174,16 +216,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->max_body = s->max_body;
         r->start_ns = mt_now_ns();
         *con_cls = r;
-        if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") &&
-            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length")) {
-            /* both framings: a proxy that picks the other one sees a different request
-             * (smuggling); refuse and close, the body's end is unknowable */
-            static const char msg[] =
-                "request has both Content-Length and Transfer-Encoding; send one\n";
+        const char *msg;
+        const char *why = framing_problem(c, &msg);
+        if (why) {
+            /* the body's end is unknowable, or a proxy that reads the framing differently
+             * sees another request (smuggling): refuse and close the connection */
             const char *hdrs[] = {"Connection", "close", NULL};
-            http_respond_headers(r, 400, "text/plain", msg, sizeof(msg) - 1, hdrs);
+            http_respond_headers(r, 400, "text/plain", msg, strlen(msg), hdrs);
             if (s->h.refused) {
-                s->h.refused(s->h.arg, r, 400, "ambiguous_length");
+                s->h.refused(s->h.arg, r, 400, why);
             }
             return MHD_YES;
         }

@@ -354,7 +354,19 @@ def test_framing_attacks_are_refused_and_closed():
         m.otlp, head + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 400"), out
     assert b"Content-Length and Transfer-Encoding" in out and closed, (out, closed)
-    assert m.metric("meltp_receiver_refused_requests_total", reason="ambiguous_length") == 1
+    # two lengths (MHD would take the first and read "abcde" as the next request), two
+    # encodings, or an encoding other than chunked: refused and closed too
+    for extra, reason in ((b"Content-Length: 0\r\nContent-Length: 5\r\n\r\nabcde",
+                           "ambiguous_length"),
+                          (b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           b"0\r\n\r\n", "ambiguous_length"),
+                          (b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+                           "unsupported_transfer_encoding")):
+        took, out, closed = raw_request(m.otlp, head + extra)
+        assert out.startswith(b"HTTP/1.1 400") and closed, (extra, out, closed)
+    assert m.metric("meltp_receiver_refused_requests_total", reason="ambiguous_length") == 3
+    assert m.metric("meltp_receiver_refused_requests_total",
+                    reason="unsupported_transfer_encoding") == 1
     # a chunk size of 2^64: refused at once (libmicrohttpd answers it before any handler)
     took, out, closed = raw_request(
         m.otlp, head + b"Transfer-Encoding: chunked\r\n\r\n10000000000000000\r\nabc")
