@@ -210,23 +210,29 @@ recv_tenant_t recv_tenant(const char *org, const char *bound, char out[MT_TENANT
 }
 
 int recv_access(const extension_t *auth, const char *authorization, const char *org,
-                recv_access_t *a)
+                const char *peer_tenant, recv_access_t *a)
 {
     memset(a, 0, sizeof(*a));
     auth_verdict_t v = {0, ""};
     if (auth) {
         auth_server_check(auth, authorization, &v);
         if (!v.ok) {
-            *a = (recv_access_t){401,
-                                 16,
-                                 "unauthenticated",
-                                 auth_challenge(auth),
-                                 authorization ? "invalid credentials" : "credentials required",
-                                 ""};
+            a->status = 401, a->grpc_code = 16, a->reason = "unauthenticated";
+            a->challenge = auth_challenge(auth);
+            a->msg = authorization ? "invalid credentials" : "credentials required";
             return 0;
         }
     }
-    switch (recv_tenant(org, v.tenant, a->tenant)) {
+    const char *bound = v.tenant;
+    if (peer_tenant && *peer_tenant) {
+        if (*bound && strcmp(bound, peer_tenant) != 0) {
+            a->status = 403, a->grpc_code = 7, a->reason = "tenant_forbidden";
+            a->msg = "the credentials and the certificate are bound to different tenants";
+            return 0;
+        }
+        bound = peer_tenant;
+    }
+    switch (recv_tenant(org, bound, a->tenant)) {
     case RECV_TENANT_BAD:
         a->status = 400, a->grpc_code = 3, a->reason = "bad_tenant", a->msg = RECV_TENANT_ERR;
         return 0;
@@ -242,7 +248,9 @@ int recv_access(const extension_t *auth, const char *authorization, const char *
 
 int recv_http_access(const extension_t *auth, http_req_t *r, recv_access_t *a)
 {
-    int ok = recv_access(auth, http_header(r, "Authorization"), http_header(r, "X-Scope-OrgID"), a);
+    /* no transport-bound tenant yet: mTLS (tenants_from_certificate) passes its tenant here */
+    int ok = recv_access(auth, http_header(r, "Authorization"), http_header(r, "X-Scope-OrgID"),
+                         NULL, a);
     if (ok) {
         memcpy(r->tenant, a->tenant, sizeof(r->tenant));
     } else {

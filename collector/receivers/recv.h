@@ -108,10 +108,13 @@ typedef struct recv_access {
 } recv_access_t;
 
 /* Decides a request's access from its Authorization value and X-Scope-OrgID (either NULL
- * when absent) with authenticator `auth` (NULL = none: only the tenant is checked). Returns 1
- * when allowed (a->tenant set), 0 when refused (a->status, reason, msg set). */
+ * when absent) with authenticator `auth` (NULL = none: only the tenant is checked).
+ * `peer_tenant` is a tenant the transport bound the client to (an mTLS certificate mapped by
+ * tenants_from_certificate), NULL or "" when none; when the credentials are bound too, both
+ * must name the same tenant (403 otherwise). Returns 1 when allowed (a->tenant set), 0 when
+ * refused (a->status, reason, msg set). */
 int recv_access(const extension_t *auth, const char *authorization, const char *org,
-                recv_access_t *a);
+                const char *peer_tenant, recv_access_t *a);
 /* recv_access for an HTTP request: on refusal also sets r->challenge, so the caller's error
  * response carries WWW-Authenticate. */
 int recv_http_access(const extension_t *auth, http_req_t *r, recv_access_t *a);

@@ -128,19 +128,30 @@ UNIT_TEST(bearer_tokens_bound_and_unbound)
 
     /* the access decision the receivers (and gRPC) call */
     recv_access_t a;
-    CHECK(recv_access(&f.x, "Bearer acme-secret", NULL, &a) == 1);
+    CHECK(recv_access(&f.x, "Bearer acme-secret", NULL, NULL, &a) == 1);
     CHECK_STR(a.tenant, "acme");
-    CHECK(recv_access(&f.x, "Bearer acme-secret", "beta", &a) == 0);
+    CHECK(recv_access(&f.x, "Bearer acme-secret", "beta", NULL, &a) == 0);
     CHECK(a.status == 403 && a.grpc_code == 7);
     CHECK_STR(a.reason, "tenant_forbidden");
-    CHECK(recv_access(&f.x, "Bearer nope", "acme", &a) == 0);
+    CHECK(recv_access(&f.x, "Bearer nope", "acme", NULL, &a) == 0);
     CHECK(a.status == 401 && a.grpc_code == 16);
     CHECK_STR(a.reason, "unauthenticated");
     CHECK_STR(a.challenge, "Bearer realm=\"meltp\"");
     CHECK(strstr(a.msg, "nope") == NULL);
-    CHECK(recv_access(&f.x, "Bearer open-sesame", "anyone", &a) == 1); /* unbound: as before */
+    CHECK(recv_access(&f.x, "Bearer open-sesame", "anyone", NULL, &a) ==
+          1); /* unbound: as before */
     CHECK_STR(a.tenant, "anyone");
-    CHECK(recv_access(NULL, NULL, "..", &a) == 0);
+    /* a transport-bound tenant (mTLS) binds like a token; both must agree */
+    CHECK(recv_access(NULL, NULL, NULL, "acme", &a) == 1);
+    CHECK_STR(a.tenant, "acme");
+    CHECK(recv_access(NULL, NULL, "beta", "acme", &a) == 0);
+    CHECK(a.status == 403);
+    CHECK(recv_access(&f.x, "Bearer acme-secret", NULL, "acme", &a) == 1);
+    CHECK(recv_access(&f.x, "Bearer beta-secret", NULL, "acme", &a) == 0);
+    CHECK(a.status == 403 && a.grpc_code == 7);
+    CHECK(recv_access(&f.x, "Bearer open-sesame", NULL, "acme", &a) == 1);
+    CHECK_STR(a.tenant, "acme");
+    CHECK(recv_access(NULL, NULL, "..", NULL, &a) == 0);
     CHECK(a.status == 400);
     CHECK_STR(a.reason, "bad_tenant");
     ext_stop(&f);
