@@ -28,7 +28,7 @@ int auth_tenant_valid(const char *id)
 {
     size_t n = id ? strlen(id) : 0;
     return n > 0 && n <= MT_TENANT_MAX &&
-           strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!-_.*'()|") ==
+           strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!-_.*'()") ==
                n &&
            strcmp(id, ".") != 0 && strcmp(id, "..") != 0;
 }
@@ -202,8 +202,7 @@ static void bearer_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cf
         snprintf(kp, sizeof(kp), "%.200s.tenants.%.100s", path, t->keys[i]);
         if (!auth_tenant_valid(t->keys[i])) {
             cfg_error(c, t->key_lines ? t->key_lines[i] : t->line, kp,
-                      "not a valid tenant id (1 to 63 characters of [A-Za-z0-9!-_.*'()|], not . "
-                      "or ..)");
+                      "not a valid tenant id (" AUTH_TENANT_RULE ")");
         }
         bearer_validate_entry(c, t->children[i], kp);
     }

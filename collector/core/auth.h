@@ -44,8 +44,10 @@ const char *auth_challenge(const extension_t *x);
  * (cleanse it after use). Returns MT_OK, or MT_EINVAL when x has no client credentials now. */
 int auth_client_header(const extension_t *x, char *out, size_t cap);
 
-/* A tenant id as Loki and Mimir take it: 1 to MT_TENANT_MAX characters of
- * [A-Za-z0-9!-_.*'()|], and not "." or "..". The one rule for receivers and config. */
+/* A tenant id as Loki and Mimir take it on the write path: 1 to MT_TENANT_MAX characters of
+ * letters, digits and ! - _ . * ' ( ), and not "." or ".." ('|' separates several tenants in
+ * their queries; a push naming two is refused). The one rule for receivers and config. */
 int auth_tenant_valid(const char *id);
+#define AUTH_TENANT_RULE "1 to 63 characters of A-Z a-z 0-9 ! - _ . * ' ( ), not . or .."
 
 #endif

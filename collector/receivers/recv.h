@@ -5,7 +5,7 @@
  * Tenant policy (every receiver, every transport): a request without X-Scope-OrgID has no
  * tenant; one whose X-Scope-OrgID is not a valid tenant id is refused with 400 "bad_tenant"
  * and never reaches a queue. A valid id follows Loki's and Mimir's rules: 1 to MT_TENANT_MAX
- * characters of [A-Za-z0-9!-_.*'()|], and not "." or ".." (auth_tenant_valid). Credentials
+ * letters, digits and ! - _ . * ' ( ), and not "." or ".." (auth_tenant_valid). Credentials
  * bound to a tenant (bearertokenauth `tenants`) give requests without the header that tenant
  * and refuse any other with 403 "tenant_forbidden": recv_tenant / recv_access below.
  */
@@ -13,6 +13,7 @@
 #define RECV_H
 
 #include "arena.h"
+#include "auth.h"
 #include "component.h"
 #include "server.h"
 #include "telemetry.h"
@@ -84,8 +85,7 @@ typedef enum {
                             * "tenant_forbidden" (gRPC PERMISSION_DENIED) */
 } recv_tenant_t;
 
-#define RECV_TENANT_ERR \
-    "invalid X-Scope-OrgID (1 to 63 characters of [A-Za-z0-9!-_.*'()|], not . or ..)"
+#define RECV_TENANT_ERR "invalid X-Scope-OrgID (" AUTH_TENANT_RULE ")"
 
 /* The one tenant decision, for every receiver and transport. `org` is the request's
  * X-Scope-OrgID (NULL when absent); `bound` the tenant whatever authenticated the client binds

@@ -72,7 +72,8 @@ static int check(const extension_t *x, const char *authz, const char *want_tenan
 UNIT_TEST(tenant_ids_follow_loki_and_mimir)
 {
     CHECK(auth_tenant_valid("acme"));
-    CHECK(auth_tenant_valid("team-a_1.prod*(x)|'!"));
+    CHECK(auth_tenant_valid("team-a_1.prod*(x)'!"));
+    CHECK(!auth_tenant_valid("a|b")); /* two tenants: Loki and Mimir refuse such a push */
     CHECK(!auth_tenant_valid(""));
     CHECK(!auth_tenant_valid("."));
     CHECK(!auth_tenant_valid(".."));

@@ -445,7 +445,7 @@ UNIT_TEST(authenticator_references_are_checked_with_file_and_line)
     CHECK(has_error(&c, "svc.yaml:15: exporters.loki.auth.authenticator: extension "
                         "\"basicauth/unlisted\" is not listed in service.extensions"));
     CHECK(has_error(&c, "svc.yaml:22: extensions.bearertokenauth.tenants...: not a valid tenant "
-                        "id (1 to 63 characters of [A-Za-z0-9!-_.*'()|], not . or ..)"));
+                        "id (1 to 63 characters of A-Z a-z 0-9 ! - _ . * ' ( ), not . or ..)"));
     CHECK(has_error(&c, "svc.yaml:25: extensions.basicauth/unlisted.htpasswd.file: cannot read "
                         "/nonexistent/htpasswd: No such file or directory"));
     CHECK(has_error(&c, "svc.yaml:30: service.telemetry.metrics.auth.authenticator: \"missing\" "
