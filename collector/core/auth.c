@@ -151,6 +151,18 @@ typedef struct bearer_state {
     const char *scheme;
 } bearer_state_t;
 
+/* 1 when a configured token can be sent in a header: no blank or control byte (a trailing
+ * newline, as files have, is not part of the token). */
+static int token_chars_ok(const char *t)
+{
+    for (size_t i = 0, n = auth_trim_len(t, strlen(t)); i < n; i++) {
+        if ((unsigned char)t[i] <= ' ' || t[i] == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Checks one `{token: T}` / `{filename: F}` map under `key`. */
 static void bearer_validate_entry(cfg_ctx_t *c, const cfg_node_t *m, const char *path)
 {
@@ -168,6 +180,8 @@ static void bearer_validate_entry(cfg_ctx_t *c, const cfg_node_t *m, const char 
             cfg_error(c, line, kp, "unknown key (valid: token, filename)");
         } else if (v->kind != CFG_NODE_SCALAR || !*v->value) {
             cfg_error(c, v->line, kp, "expected a non-empty string");
+        } else if (strcmp(m->keys[i], "token") == 0 && !token_chars_ok(v->value)) {
+            cfg_error(c, v->line, kp, "the token has blanks or control characters");
         } else if (strcmp(m->keys[i], "filename") == 0 && access(v->value, R_OK) != 0) {
             cfg_error(c, v->line, kp, "cannot read %s: %s", v->value, strerror(errno));
         } else {
@@ -184,6 +198,9 @@ static void bearer_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cf
     bearer_cfg_t *cfg = cfgp;
     if (!cfg->scheme || !*cfg->scheme || strpbrk(cfg->scheme, " \t\r\n:")) {
         cfg_error_key(c, node, path, "scheme", "must be one word (e.g. Bearer)");
+    }
+    if (!token_chars_ok(cfg->token)) {
+        cfg_error_key(c, node, path, "token", "the token has blanks or control characters");
     }
     if (*cfg->token && *cfg->filename) {
         cfg_error_key(c, node, path, "filename", "give token or filename, not both");
@@ -228,6 +245,13 @@ static int bearer_load(bearer_state_t *st, bearer_src_t *s, int unbound)
         auth_secret_free(text);
         return ENODATA;
     }
+    for (size_t i = 0; i < len; i++) {
+        /* a blank or control byte would end or split the header an exporter sends */
+        if ((unsigned char)tok[i] <= ' ' || tok[i] == 0x7f) {
+            auth_secret_free(text);
+            return EILSEQ;
+        }
+    }
     auth_digest(tok, len, s->digest);
     s->have = 1;
     if (unbound) {
@@ -239,6 +263,13 @@ static int bearer_load(bearer_state_t *st, bearer_src_t *s, int unbound)
     }
     auth_secret_free(text);
     return MT_OK;
+}
+
+static const char *token_error(int rc)
+{
+    return rc == ENODATA  ? "empty token"
+           : rc == EILSEQ ? "the token has blanks or control characters"
+                          : strerror(rc);
 }
 
 static void bearer_reload(bearer_state_t *st)
@@ -263,7 +294,7 @@ static void bearer_reload(bearer_state_t *st)
             MT_LOG_EVERY(10, MT_LOG_WARN,
                          "extension %s: cannot read token file %s (%s); keeping the previous "
                          "token",
-                         st->id, s->file.path, rc == ENODATA ? "empty" : strerror(rc));
+                         st->id, s->file.path, token_error(rc));
         }
     }
 }
@@ -294,7 +325,7 @@ static int bearer_add(bearer_state_t *st, const char *tenant, const char *litera
     int rc = bearer_load(st, s, !tenant[0]);
     if (rc != MT_OK) {
         mt_failf(eb, "extension %s: %s%s: %s", st->id, file ? file : "token",
-                 tenant[0] ? " (tenants)" : "", rc == ENODATA ? "empty token" : strerror(rc));
+                 tenant[0] ? " (tenants)" : "", token_error(rc));
         return MT_ERR;
     }
     return MT_OK;

@@ -195,6 +195,17 @@ UNIT_TEST(bearer_token_file_is_reread_when_it_changes)
     ext_stop(&f);
 }
 
+UNIT_TEST(bearer_tokens_with_blanks_or_control_bytes_are_refused)
+{
+    ext_fixture_t f;
+    /* inside a token a line break would split the Authorization header an exporter sends */
+    CHECK(ext_start(&f, &extension_bearertokenauth_ops, "token: \"abc\\r\\nX-Evil: 1\"\n") !=
+          MT_OK);
+    ext_stop(&f);
+    CHECK(ext_start(&f, &extension_bearertokenauth_ops, "token: \"two words\"\n") != MT_OK);
+    ext_stop(&f);
+}
+
 UNIT_TEST(basic_auth_bcrypt_and_sha_entries)
 {
     char setting[CRYPT_GENSALT_OUTPUT_SIZE];
