@@ -10,7 +10,7 @@ SRC_DIRS  = collector/core collector/formats collector/processors collector/rece
 MT_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE $(addprefix -I,$(SRC_DIRS)) \
             -Itests/unit -I$(BUILD)/gen $(CFLAGS)
 LDLIBS  += -lprotobuf-c -lmicrohttpd -lsnappy -lzstd -lcurl -ljansson -lyaml -lz -lcrypto -lpthread -lm
-LDLIBS  += -lgnutls -lssl
+LDLIBS  += -lgnutls -lssl -lcrypt
 
 # Debian 12 packages the build, tests, benchmark and fuzz targets need (clang and its compiler-rt,
 # which holds libFuzzer, are for `make fuzz` only).
@@ -19,7 +19,7 @@ DEPS_PKGS = gcc make pkg-config zstd protobuf-c-compiler libprotobuf-c-dev libmi
             curl python3 python3-pytest python3-pytest-xdist prometheus xz-utils libsqlite3-0 \
             nanopb libnanopb-dev clang libclang-rt-dev nodejs libnghttp2-dev \
             chromium systemd
-DEPS_PKGS += libgnutls28-dev openssl
+DEPS_PKGS += libgnutls28-dev openssl libcrypt-dev
 
 PROTOS   = $(wildcard proto/*.proto)
 GEN_C    = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))

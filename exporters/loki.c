@@ -68,6 +68,9 @@
 static const cfg_field_t loki_fields[] = {
     {"endpoint", CFG_T_STRING, NULL, CFG_REQUIRED, offsetof(loki_cfg_t, endpoint), NULL,
      "full push URL, e.g. http://loki:3100/loki/api/v1/push"},
+    {"auth.authenticator", CFG_T_STRING, "", 0, offsetof(loki_cfg_t, auth), NULL,
+     "id of a bearertokenauth (token) or basicauth (client_auth) extension: every request "
+     "carries its Authorization header"},
     {"encoding", CFG_T_ENUM, "protobuf", 0, offsetof(loki_cfg_t, encoding), "protobuf|json",
      "protobuf (snappy) or JSON"},
     {"json_compression", CFG_T_ENUM, "gzip", 0, offsetof(loki_cfg_t, json_compression), "gzip|none",

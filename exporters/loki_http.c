@@ -172,15 +172,7 @@ static int push_http(void *arg, size_t index, const char *tenant, const uint8_t 
     }
     CURL *c = w->curl;
     httpc_resp_reset(&w->resp);
-    struct curl_slist *hdrs = NULL;
-    if (*tenant) {
-        for (struct curl_slist *h = st->hdrs; h; h = h->next) {
-            hdrs = curl_slist_append(hdrs, h->data);
-        }
-        char line[LK_TENANT_MAX + 32];
-        snprintf(line, sizeof(line), "X-Scope-OrgID: %s", tenant);
-        hdrs = curl_slist_append(hdrs, line);
-    }
+    struct curl_slist *hdrs = httpc_request_headers(st->hdrs, tenant, ex->auth);
     curl_easy_setopt(c, CURLOPT_URL, cfg->endpoint);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)out);

@@ -50,6 +50,7 @@ typedef struct loki_cfg {
     int64_t max_labels;
     int64_t max_response;
     tls_client_cfg_t tls;
+    char *auth; /* resolved by the service into exporter_t.auth */
 } loki_cfg_t;
 
 /* ---- label plan: which label names exist and where their values come from ------------- */

@@ -31,6 +31,7 @@ typedef struct otlphttp_cfg {
     int tls_insecure;
     tls_client_cfg_t tls;
     int64_t max_response;
+    char *auth; /* resolved by the service into exporter_t.auth */
 } otlphttp_cfg_t;
 
 static const cfg_field_t otlphttp_fields[] = {
@@ -50,6 +51,9 @@ static const cfg_field_t otlphttp_fields[] = {
      "request encoding"},
     {"headers", CFG_T_STRMAP, NULL, 0, offsetof(otlphttp_cfg_t, headers), NULL,
      "extra request headers, e.g. X-Scope-OrgID"},
+    {"auth.authenticator", CFG_T_STRING, "", 0, offsetof(otlphttp_cfg_t, auth), NULL,
+     "id of a bearertokenauth (token) or basicauth (client_auth) extension: every request "
+     "carries its Authorization header"},
     {"tls.insecure", CFG_T_BOOL, "false", 0, offsetof(otlphttp_cfg_t, tls_insecure), NULL,
      "accepted for compatibility (plain http:// URLs never use TLS)"},
     TLS_CLIENT_FIELDS(otlphttp_cfg_t, tls),
@@ -274,15 +278,8 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     /* a gateway forwards the client's tenant unless the config pins one */
-    struct curl_slist *tenant_hdrs = NULL;
-    if (res->tenant && *res->tenant && !st->static_tenant) {
-        for (struct curl_slist *h = st->hdrs[cfg->encoding]; h; h = h->next) {
-            tenant_hdrs = curl_slist_append(tenant_hdrs, h->data);
-        }
-        char line[128];
-        snprintf(line, sizeof(line), "X-Scope-OrgID: %s", res->tenant);
-        tenant_hdrs = curl_slist_append(tenant_hdrs, line);
-    }
+    struct curl_slist *tenant_hdrs = httpc_request_headers(
+        st->hdrs[cfg->encoding], st->static_tenant ? NULL : res->tenant, ex->auth);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, tenant_hdrs ? tenant_hdrs : st->hdrs[cfg->encoding]);
     httpc_opts_t o = httpc_opts_push((long)cfg->common.timeout, &cfg->tls, st->url[s]);
     httpc_setup(c, &w->resp, &o);

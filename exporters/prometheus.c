@@ -313,7 +313,7 @@ static int prom_create(exporter_t *ex, mt_errbuf_t *eb)
                    "Requests for /metrics served by the prometheus exporter.", st->labels);
     tm_gauge("meltp_prometheus_exporter_series", "Series the prometheus exporter holds.",
              st->labels, series_gauge, st);
-    http_handler_t h = {prom_begin, prom_complete, st};
+    http_handler_t h = {.begin = prom_begin, .complete = prom_complete, .arg = st};
     st->srv = http_server_start(cfg->endpoint, 1, 4096, &h, eb);
     if (!st->srv) {
         prom_state_free(st);

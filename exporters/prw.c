@@ -37,6 +37,9 @@
 static const cfg_field_t prw_fields[] = {
     {"endpoint", CFG_T_STRING, NULL, CFG_REQUIRED, offsetof(prw_cfg_t, endpoint), NULL,
      "remote-write URL, e.g. http://prometheus:9090/api/v1/write"},
+    {"auth.authenticator", CFG_T_STRING, "", 0, offsetof(prw_cfg_t, auth), NULL,
+     "id of a bearertokenauth (token) or basicauth (client_auth) extension: every request "
+     "carries its Authorization header"},
     {"protobuf_message", CFG_T_ENUM, "prometheus.WriteRequest", 0, offsetof(prw_cfg_t, message),
      "prometheus.WriteRequest|io.prometheus.write.v2.Request",
      "remote-write 1.0 (default) or 2.0; 2.0 falls back to 1.0 when the server answers 415"},

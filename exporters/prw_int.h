@@ -36,6 +36,7 @@ typedef struct prw_cfg {
     int64_t dc_max_series;
     int64_t dc_max_stale;
     tls_client_cfg_t tls;
+    char *auth; /* resolved by the service into exporter_t.auth */
 } prw_cfg_t;
 
 /* Last target_info timestamp per (job, instance): target_info is synthesised from each
@@ -75,8 +76,9 @@ typedef struct shard {
     uint64_t retry_at_ns; /* > 0: waiting to retry chunk `next` */
     uint64_t first_fail_ns;
     double interval_ms;
-    httpc_resp_t resp; /* the head of the response body, Retry-After */
-    int written_hdrs;  /* RW2 response carried X-Prometheus-Remote-Write-*-Written */
+    httpc_resp_t resp;           /* the head of the response body, Retry-After */
+    int written_hdrs;            /* RW2 response carried X-Prometheus-Remote-Write-*-Written */
+    struct curl_slist *req_hdrs; /* this request's headers when they differ from st->hdrs */
 } shard_t;
 
 typedef struct prw_worker {

@@ -56,6 +56,7 @@ void prw_worker_fini(exporter_t *ex, void *ws)
             curl_easy_cleanup(w->shards[i].easy);
         }
         free(w->shards[i].chunks);
+        curl_slist_free_all(w->shards[i].req_hdrs);
         httpc_resp_free(&w->shards[i].resp);
     }
     curl_multi_cleanup(w->multi);
@@ -80,7 +81,9 @@ static void start_chunk(exporter_t *ex, prw_worker_t *w, shard_t *sh)
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)ch->body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ch->len);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, st->hdrs[ch->v2]);
+    curl_slist_free_all(sh->req_hdrs); /* the previous request's */
+    sh->req_hdrs = httpc_request_headers(st->hdrs[ch->v2], NULL, ex->auth);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, sh->req_hdrs ? sh->req_hdrs : st->hdrs[ch->v2]);
     curl_easy_setopt(c, CURLOPT_PRIVATE, sh);
     httpc_setup(c, &sh->resp,
                 &(httpc_opts_t){.timeout_ms = (long)cfg->common.timeout,

@@ -45,11 +45,15 @@ typedef struct pyro_cfg {
     char *spy_name;
     tls_client_cfg_t tls;
     int64_t max_response;
+    char *auth; /* resolved by the service into exporter_t.auth */
 } pyro_cfg_t;
 
 static const cfg_field_t pyro_fields[] = {
     {"endpoint", CFG_T_STRING, NULL, CFG_REQUIRED, offsetof(pyro_cfg_t, endpoint), NULL,
      "Pyroscope base URL, e.g. http://pyroscope:4040 (/ingest is appended)"},
+    {"auth.authenticator", CFG_T_STRING, "", 0, offsetof(pyro_cfg_t, auth), NULL,
+     "id of a bearertokenauth (token) or basicauth (client_auth) extension: every request "
+     "carries its Authorization header"},
     {"tenant_id", CFG_T_STRING, NULL, 0, offsetof(pyro_cfg_t, tenant_id), NULL,
      "X-Scope-OrgID to send; default: the tenant the data came in with"},
     {"headers", CFG_T_STRMAP, NULL, 0, offsetof(pyro_cfg_t, headers), NULL,
@@ -337,18 +341,17 @@ static int post_one(exporter_t *ex, pworker_t *w, const char *name, const char *
     memcpy(body + hl + gzlen, mid, (size_t)ml);
     memcpy(body + hl + gzlen + ml, stc, sl);
     memcpy(body + hl + gzlen + ml + sl, tail, (size_t)tl);
-    struct curl_slist *hdrs = NULL;
-    for (struct curl_slist *h = st->hdrs; h; h = h->next) {
-        hdrs = curl_slist_append(hdrs, h->data);
+    /* a gateway forwards the client's tenant unless the config pins one */
+    struct curl_slist *hdrs =
+        httpc_request_headers(st->hdrs, st->static_tenant ? NULL : res->tenant, ex->auth);
+    if (!hdrs) {
+        for (struct curl_slist *h = st->hdrs; h; h = h->next) {
+            hdrs = curl_slist_append(hdrs, h->data);
+        }
     }
     char line[160];
     snprintf(line, sizeof(line), "Content-Type: multipart/form-data; boundary=%s", BOUNDARY);
     hdrs = curl_slist_append(hdrs, line);
-    /* a gateway forwards the client's tenant unless the config pins one */
-    if (res->tenant && *res->tenant && !st->static_tenant) {
-        snprintf(line, sizeof(line), "X-Scope-OrgID: %s", res->tenant);
-        hdrs = curl_slist_append(hdrs, line);
-    }
     httpc_resp_reset(&w->resp);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_POST, 1L);

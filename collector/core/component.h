@@ -135,6 +135,7 @@ struct exporter {
     _Atomic uint64_t failing_since_ns; /* 0 when healthy */
     _Atomic uint64_t stop_deadline_ns; /* set by shutdown: exporters with their own retry loops
                                         * give up at this time */
+    extension_t *auth; /* auth.authenticator, resolved by the service (NULL = none; auth.h) */
 };
 
 static inline exporter_common_t *exporter_common(exporter_t *ex)
@@ -294,6 +295,7 @@ struct receiver {
     void *state;
     pipeline_t **pipes[MT_SIG_COUNT];
     size_t npipes[MT_SIG_COUNT];
+    extension_t *auth; /* auth.authenticator, resolved by the service (NULL = none; auth.h) */
 };
 
 /* ---- extensions ----------------------------------------------------------------------- */

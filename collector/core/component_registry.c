@@ -17,6 +17,7 @@ extern const exporter_ops_t exporter_prometheus_ops, exporter_prw_ops;
 extern const exporter_ops_t exporter_pyroscope_ops;
 extern const exporter_ops_t exporter_loki_ops;
 extern const extension_ops_t extension_health_check_ops, extension_file_storage_ops;
+extern const extension_ops_t extension_bearertokenauth_ops, extension_basicauth_ops;
 
 static const receiver_ops_t *const receivers[] = {
     &receiver_otlp_ops, &receiver_prometheusremotewrite_ops, &receiver_pyroscope_ops};
@@ -27,8 +28,9 @@ static const processor_ops_t *const processors[] = {
 static const exporter_ops_t *const exporters[] = {
     &exporter_otlphttp_ops, &exporter_file_ops, &exporter_debug_ops,    &exporter_prometheus_ops,
     &exporter_prw_ops,      &exporter_loki_ops, &exporter_pyroscope_ops};
-static const extension_ops_t *const extensions[] = {&extension_health_check_ops,
-                                                    &extension_file_storage_ops};
+static const extension_ops_t *const extensions[] = {
+    &extension_health_check_ops, &extension_file_storage_ops, &extension_bearertokenauth_ops,
+    &extension_basicauth_ops};
 
 #define FIND(arr, type)                              \
     for (size_t i = 0; i < MT_ARRAY_LEN(arr); i++) { \

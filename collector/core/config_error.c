@@ -67,7 +67,8 @@ void cfg_error(cfg_ctx_t *c, int line, const char *path, const char *fmt, ...)
 void cfg_ctx_print(const cfg_ctx_t *c, FILE *f)
 {
     for (size_t i = 0; i < c->nerr; i++) {
-        fprintf(f, "%s\n", c->errs[i]);
+        char safe[2048];
+        fprintf(f, "%s\n", mt_redact_urls(c->errs[i], safe, sizeof(safe)));
     }
 }
 

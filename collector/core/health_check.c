@@ -93,7 +93,7 @@ static int hc_start(extension_t *x, service_t *svc, mt_errbuf_t *eb)
     }
     st->svc = svc;
     st->cfg = x->cfg;
-    http_handler_t h = {hc_begin, hc_complete, st};
+    http_handler_t h = {.begin = hc_begin, .complete = hc_complete, .arg = st};
     char name[160];
     snprintf(name, sizeof(name), "extension %s", x->id);
     st->srv = http_server_listen(st->cfg->endpoint, 1, 4096, &h, &st->cfg->tls, name, eb);

@@ -2,6 +2,9 @@
  * httpc.c - see httpc.h.
  */
 #include "httpc.h"
+#include "auth.h"
+
+#include <openssl/crypto.h>
 #include "mt.h"
 
 #include <curl/curl.h>
@@ -189,5 +192,28 @@ struct curl_slist *httpc_headers_append(struct curl_slist *h, char *const *keys,
             *has_tenant = 1;
         }
     }
+    return h;
+}
+
+struct curl_slist *httpc_request_headers(const struct curl_slist *base, const char *tenant,
+                                         const struct extension *auth)
+{
+    if ((!tenant || !*tenant) && !auth) {
+        return NULL;
+    }
+    struct curl_slist *h = NULL;
+    for (const struct curl_slist *b = base; b; b = b->next) {
+        h = curl_slist_append(h, b->data);
+    }
+    if (tenant && *tenant) {
+        char line[128];
+        snprintf(line, sizeof(line), "X-Scope-OrgID: %s", tenant);
+        h = curl_slist_append(h, line);
+    }
+    char line[4096];
+    if (auth && auth_client_header(auth, line, sizeof(line)) == MT_OK) {
+        h = curl_slist_append(h, line);
+    }
+    OPENSSL_cleanse(line, sizeof(line));
     return h;
 }

@@ -56,6 +56,14 @@ void httpc_worker_destroy(httpc_worker_t *w);
 struct curl_slist *httpc_headers_append(struct curl_slist *h, char *const *keys, char *const *vals,
                                         size_t n, int *has_tenant);
 
+/* The header list of one request: NULL when `base` serves as it is (no tenant, no
+ * authenticator), else a copy of base (free it after the request) plus "X-Scope-OrgID:
+ * tenant" when tenant is set and "Authorization: ..." from authenticator `auth` (auth.h;
+ * read per request, so a rotated token file is picked up). */
+struct extension;
+struct curl_slist *httpc_request_headers(const struct curl_slist *base, const char *tenant,
+                                         const struct extension *auth);
+
 /* CURLOPT_WRITEFUNCTION / CURLOPT_HEADERFUNCTION callbacks; userdata is an httpc_resp_t. */
 size_t httpc_on_body(char *p, size_t sz, size_t n, void *ud);
 size_t httpc_on_header(char *p, size_t sz, size_t n, void *ud);

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <pthread.h>
 
@@ -46,6 +47,110 @@ const char *mt_signal_item_name(mt_signal_t s)
     return (unsigned)s < MT_SIG_COUNT ? n[s] : "items";
 }
 
+/* Query parameter names whose values are secrets (matched as case-insensitive substrings). */
+static const char *const secret_words[] = {"token",   "key",  "secret", "pass",
+                                           "pwd",     "auth", "sig",    "credential",
+                                           "session", "code", "jwt",    "cookie"};
+
+static int url_stop(char c)
+{
+    return c == 0 || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'' ||
+           c == '<' || c == '>' || c == '`';
+}
+
+static int secret_name(const char *k, size_t n)
+{
+    for (size_t w = 0; w < MT_ARRAY_LEN(secret_words); w++) {
+        size_t wl = strlen(secret_words[w]);
+        for (size_t i = 0; i + wl <= n; i++) {
+            if (strncasecmp(k + i, secret_words[w], wl) == 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+char *mt_redact_urls(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+#define PUT(c)             \
+    do {                   \
+        char c_ = (c);     \
+        if (o + 1 < cap) { \
+            out[o++] = c_; \
+        }                  \
+    } while (0)
+#define PUTS(s)                             \
+    for (const char *p_ = (s); *p_; p_++) { \
+        PUT(*p_);                           \
+    }
+    const char *p = in;
+    while (*p) {
+        const char *sep = strstr(p, "://");
+        if (!sep) {
+            PUTS(p);
+            break;
+        }
+        for (; p < sep + 3; p++) {
+            PUT(*p);
+        }
+        /* authority: up to / ? # or the URL's end; its last @ ends the userinfo */
+        const char *a = p;
+        while (!url_stop(*a) && *a != '/' && *a != '?' && *a != '#') {
+            a++;
+        }
+        const char *at = NULL;
+        for (const char *q = p; q < a; q++) {
+            if (*q == '@') {
+                at = q;
+            }
+        }
+        if (at) {
+            PUTS("***");
+            p = at;
+        }
+        for (; p < a; p++) {
+            PUT(*p);
+        }
+        while (!url_stop(*p) && *p != '?') { /* path */
+            PUT(*p++);
+        }
+        if (*p != '?') {
+            continue;
+        }
+        PUT(*p++);
+        while (!url_stop(*p) && *p != '#') { /* query: name=value&... */
+            const char *k = p;
+            while (!url_stop(*p) && *p != '=' && *p != '&' && *p != '#') {
+                PUT(*p++);
+            }
+            int hide = secret_name(k, (size_t)(p - k));
+            if (*p == '=') {
+                PUT(*p++);
+                if (hide) {
+                    PUTS("***");
+                }
+                while (!url_stop(*p) && *p != '&' && *p != '#') {
+                    if (!hide) {
+                        PUT(*p);
+                    }
+                    p++;
+                }
+            }
+            if (*p == '&') {
+                PUT(*p++);
+            }
+        }
+    }
+#undef PUT
+#undef PUTS
+    if (cap) {
+        out[o] = 0;
+    }
+    return out;
+}
+
 void mt_log(int level, const char *fmt, ...)
 {
     static const char *lv[] = {"error", "warn", "info", "debug"};
@@ -68,8 +173,14 @@ void mt_log(int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
+    char safe[sizeof(line) + 256];
+    if (strstr(line + n, "://")) {
+        mt_redact_urls(line, safe, sizeof(safe));
+    } else {
+        memcpy(safe, line, strlen(line) + 1);
+    }
     pthread_mutex_lock(&mu);
-    fprintf(stderr, "%s\n", line);
+    fprintf(stderr, "%s\n", safe);
     pthread_mutex_unlock(&mu);
 }
 

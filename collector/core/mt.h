@@ -114,6 +114,13 @@ enum { MT_LOG_ERROR = 0, MT_LOG_WARN, MT_LOG_INFO, MT_LOG_DEBUG };
 extern int mt_log_level;
 void mt_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Copies `in` to `out` (cap bytes, NUL-terminated, truncated to fit) with every URL's
+ * secrets replaced by "***": the userinfo ("http://alice:secret@host" -> "http://REDACTED@host" (with *** for REDACTED))
+ * and the values of query parameters whose name suggests a secret (token, key, secret,
+ * password, auth, signature, credential, session, code, ...). mt_log runs every line through
+ * it, so no URL meltp prints carries a credential. Returns out. */
+char *mt_redact_urls(const char *in, char *out, size_t cap);
+
 /* Rate-limited logging, for lines a client can trigger once per request: at most one line per
  * interval per call site; the lines dropped meanwhile are counted and the next line that goes
  * out says how many ("(N similar suppressed)"). One static mt_ratelimit_t per call site (the

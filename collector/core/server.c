@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -159,6 +160,47 @@ static void req_free(http_req_t *r)
     free(r);
 }
 
+typedef struct framing {
+    int cl, te; /* Content-Length and Transfer-Encoding headers seen */
+    const char *te_value;
+} framing_t;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    framing_t *f = cls;
+    if (strcasecmp(key, "Content-Length") == 0) {
+        f->cl++;
+    } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+        f->te++;
+        f->te_value = value;
+    }
+    return MHD_YES;
+}
+
+/* Why a request's body framing is refused (a reason label, *msg for the client), or NULL:
+ * Content-Length together with Transfer-Encoding, either header twice, or a
+ * Transfer-Encoding other than plain chunked (RFC 9112 6.1, 6.3). */
+static const char *framing_problem(struct MHD_Connection *c, const char **msg)
+{
+    framing_t f = {0, 0, NULL};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, &f);
+    if (f.cl && f.te) {
+        *msg = "request has both Content-Length and Transfer-Encoding; send one\n";
+        return "ambiguous_length";
+    }
+    if (f.cl > 1 || f.te > 1) {
+        *msg = "request repeats Content-Length or Transfer-Encoding; send one\n";
+        return "ambiguous_length";
+    }
+    if (f.te && strcasecmp(f.te_value ? f.te_value : "", "chunked") != 0) {
+        *msg = "unsupported Transfer-Encoding; only chunked is accepted\n";
+        return "unsupported_transfer_encoding";
+    }
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -177,6 +219,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->max_body = s->max_body;
         r->start_ns = mt_now_ns();
         *con_cls = r;
+        const char *msg;
+        const char *why = framing_problem(c, &msg);
+        if (why) {
+            /* the body's end is unknowable, or a proxy that reads the framing differently
+             * sees another request (smuggling): refuse and close the connection */
+            const char *hdrs[] = {"Connection", "close", NULL};
+            http_respond_headers(r, 400, "text/plain", msg, strlen(msg), hdrs);
+            if (s->h.refused) {
+                s->h.refused(s->h.arg, r, 400, why);
+            }
+            return MHD_YES;
+        }
         if (s->tls) {
             const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -459,6 +513,9 @@ void http_respond_headers(http_req_t *r, int status, const char *content_type, c
     for (size_t i = 0; hdrs && hdrs[i] && hdrs[i + 1]; i += 2) {
         MHD_add_response_header(resp, hdrs[i], hdrs[i + 1]);
     }
+    if (r->challenge) {
+        MHD_add_response_header(resp, "WWW-Authenticate", r->challenge);
+    }
     MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     r->responded = 1;
@@ -480,6 +537,9 @@ void http_respond(http_req_t *r, int status, const char *content_type, const voi
     }
     if (extra_name && extra_value) {
         MHD_add_response_header(resp, extra_name, extra_value);
+    }
+    if (r->challenge) {
+        MHD_add_response_header(resp, "WWW-Authenticate", r->challenge);
     }
     MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);

@@ -29,6 +29,8 @@ typedef struct http_req {
     /* The tenant the connection's credential is bound to (tls.tenants_from_certificate), NULL
      * when none; valid for the request's life. */
     const char *bound_tenant;
+    const char *challenge; /* set: every response carries WWW-Authenticate: challenge */
+    char tenant[64];       /* the request's tenant once its access was checked */
 } http_req_t;
 
 typedef struct http_handler {
@@ -37,6 +39,9 @@ typedef struct http_handler {
     void (*begin)(void *arg, http_req_t *r);
     void (*complete)(void *arg, http_req_t *r);
     void *arg;
+    /* Optional: the server layer refused the request itself before begin() (status, reason:
+     * e.g. 400 "ambiguous_length"), for the handler's counters. */
+    void (*refused)(void *arg, http_req_t *r, int status, const char *reason);
 } http_handler_t;
 
 /* Parses "host:port" (host may be empty, "0.0.0.0", "localhost", "[::1]") and starts serving

@@ -11,6 +11,7 @@
  */
 #include "service.h"
 #include "coverage.h"
+#include "auth.h"
 #include "component.h"
 #include "server.h"
 #include "slo.h"
@@ -33,6 +34,7 @@ typedef struct svc_cfg {
     int64_t shutdown_timeout;
     int64_t max_services;
     tls_server_cfg_t metrics_tls;
+    char *metrics_auth;
 } svc_cfg_t;
 
 static const cfg_field_t svc_fields[] = {
@@ -54,6 +56,10 @@ static const cfg_field_t svc_fields[] = {
     {"telemetry.metrics.max_services", CFG_T_INT, "1000", 0, offsetof(svc_cfg_t, max_services),
      NULL, "most (service, environment) pairs in meltp_service_items_total (0 = off)"},
     TLS_SERVER_FIELDS("telemetry.metrics.", svc_cfg_t, metrics_tls),
+    {"telemetry.metrics.auth.authenticator", CFG_T_STRING, "", 0, offsetof(svc_cfg_t, metrics_auth),
+     NULL,
+     "id of a bearertokenauth or basicauth extension guarding /metrics and /api/v1/* (401 "
+     "without valid credentials)"},
 };
 
 struct service {
@@ -71,6 +77,7 @@ struct service {
     size_t npipes;
     cfg_field_t **merged; /* per exporter: common + own table */
     http_server_t *metrics_srv;
+    extension_t *metrics_auth; /* telemetry.metrics.auth.authenticator */
     slo_engine_t *slo;
     int64_t mem_limit;
     int started;
@@ -436,6 +443,66 @@ static void check_storage_refs(service_t *s, cfg_ctx_t *c)
     }
 }
 
+/* The extension an `auth: {authenticator: <id>}` map inside `node` (at `prefix`, "" or e.g.
+ * "protocols.http.") names, checked: defined, an authenticator, listed in service.extensions
+ * and configured for `use`. NULL when there is no such key or on error (reported). */
+static extension_t *resolve_auth(service_t *s, cfg_ctx_t *c, const cfg_node_t *node,
+                                 const char *path, const char *prefix, auth_use_t use)
+{
+    char key[96];
+    snprintf(key, sizeof(key), "%sauth.authenticator", prefix);
+    const cfg_node_t *at = node;
+    for (const char *k = key; at && k;) {
+        const char *dot = strchr(k, '.');
+        char part[64];
+        snprintf(part, sizeof(part), "%.*s", dot ? (int)(dot - k) : (int)strlen(k), k);
+        at = cfg_map_get(at, part);
+        k = dot ? dot + 1 : NULL;
+    }
+    if (!at || at->kind != CFG_NODE_SCALAR || !*at->value) {
+        return NULL;
+    }
+    extension_t *x = FIND_BY_ID(s->exts, s->nexts, at->value);
+    char why[256];
+    if (!x) {
+        cfg_error_key(c, node, path, key, "\"%s\" is not defined under extensions", at->value);
+    } else if (!auth_is_authenticator(x)) {
+        cfg_error_key(c, node, path, key,
+                      "\"%s\" is not an authenticator (bearertokenauth or basicauth)", at->value);
+    } else if (!ext_listed(s, x->id)) {
+        cfg_error_key(c, node, path, key, "extension \"%s\" is not listed in service.extensions",
+                      at->value);
+    } else if (auth_usable(x, use, why, sizeof(why)) != MT_OK) {
+        cfg_error_key(c, node, path, key, "%s", why);
+    } else {
+        return x;
+    }
+    return NULL;
+}
+
+/* Every receiver's and exporter's auth.authenticator (receivers: also under protocols.http)
+ * and the metrics endpoint's, resolved into their auth pointers. */
+static void check_auth_refs(service_t *s, cfg_ctx_t *c, const cfg_node_t *svc)
+{
+    char path[256];
+    const cfg_node_t *sec = cfg_map_get(s->doc->root, "receivers");
+    for (size_t i = 0; i < s->nrecvs; i++) {
+        const cfg_node_t *node = cfg_map_get(sec, s->recvs[i]->id);
+        snprintf(path, sizeof(path), "receivers.%s", s->recvs[i]->id);
+        s->recvs[i]->auth = resolve_auth(s, c, node, path, "", AUTH_USE_SERVER);
+        if (!s->recvs[i]->auth) {
+            s->recvs[i]->auth = resolve_auth(s, c, node, path, "protocols.http.", AUTH_USE_SERVER);
+        }
+    }
+    sec = cfg_map_get(s->doc->root, "exporters");
+    for (size_t i = 0; i < s->nexps; i++) {
+        snprintf(path, sizeof(path), "exporters.%s", s->exps[i]->id);
+        s->exps[i]->auth =
+            resolve_auth(s, c, cfg_map_get(sec, s->exps[i]->id), path, "", AUTH_USE_CLIENT);
+    }
+    s->metrics_auth = resolve_auth(s, c, svc, "service", "telemetry.metrics.", AUTH_USE_SERVER);
+}
+
 service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
 {
     mt_errbuf_t eb;
@@ -505,6 +572,7 @@ service_t *service_load(const char *path, const char *text, cfg_ctx_t *c)
             }
         }
         check_storage_refs(s, c);
+        check_auth_refs(s, c, svc);
         for (size_t i = 0; i < s->cfg.extensions.n; i++) {
             if (!FIND_BY_ID(s->exts, s->nexts, s->cfg.extensions.items[i])) {
                 cfg_error(c, svc->line, "service.extensions",
@@ -678,11 +746,21 @@ static void slo_page(service_t *s, http_req_t *r)
 static void metrics_begin(void *arg, http_req_t *r)
 {
     service_t *s = arg;
-    if (strcmp(r->path, "/api/v1/ledger") == 0) {
-        if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
-            http_respond(r, 405, "text/plain", "use GET\n", 8, "Allow", "GET, HEAD");
+    if (s->metrics_auth) {
+        auth_verdict_t v;
+        auth_server_check(s->metrics_auth, http_header(r, "Authorization"), &v);
+        if (!v.ok) {
+            r->challenge = auth_challenge(s->metrics_auth);
+            http_respond(r, 401, "text/plain", "unauthenticated\n", 16, NULL, NULL);
             return;
         }
+    }
+    /* every path here (/metrics, /api/v1/ledger, /api/v1/slos) is read-only */
+    if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+        http_respond(r, 405, "text/plain", "use GET\n", 8, "Allow", "GET, HEAD");
+        return;
+    }
+    if (strcmp(r->path, "/api/v1/ledger") == 0) {
         size_t len = 0;
         char *body = ledger_json(s, &len);
         if (!body) {
@@ -776,12 +854,14 @@ int service_start(service_t *s, mt_errbuf_t *eb)
             return MT_ERR;
         }
     }
-    /* file_storage first: persistent queues open their stores (and replay) right below */
+    /* file_storage first: persistent queues open their stores (and replay) right below;
+     * authenticators too, before anything sends or serves */
     for (size_t i = 0; i < s->nexts; i++) {
         const char *dir;
         int fsync;
         extension_t *x = s->exts[i];
-        if (ext_listed(s, x->id) && file_storage_settings(x, &dir, &fsync) == MT_OK &&
+        if (ext_listed(s, x->id) &&
+            (file_storage_settings(x, &dir, &fsync) == MT_OK || auth_is_authenticator(x)) &&
             x->ops->start(x, s, eb) != MT_OK) {
             return MT_ERR;
         }
@@ -824,7 +904,7 @@ int service_start(service_t *s, mt_errbuf_t *eb)
         }
     }
     if (s->cfg.metrics_address && *s->cfg.metrics_address && s->cfg.metrics_level != 0) {
-        http_handler_t h = {metrics_begin, metrics_complete, s};
+        http_handler_t h = {.begin = metrics_begin, .complete = metrics_complete, .arg = s};
         s->metrics_srv = http_server_listen(s->cfg.metrics_address, 1, 4096, &h,
                                             &s->cfg.metrics_tls, "service.telemetry.metrics", eb);
         if (!s->metrics_srv) {
@@ -911,12 +991,14 @@ void service_stop_destroy(service_t *s)
     if (s->started) {
         log_ledger(s);
     }
+    /* before the extensions: its authenticator must outlive every request */
+    http_server_stop(s->metrics_srv);
+    s->metrics_srv = NULL;
     for (size_t i = 0; i < s->nexts; i++) {
         if (s->exts[i]->state && s->exts[i]->ops->stop) {
             s->exts[i]->ops->stop(s->exts[i]);
         }
     }
-    http_server_stop(s->metrics_srv);
     for (size_t i = 0; i < s->npipes; i++) {
         for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
             exq_destroy(s->pipes[i]->queues[k]);

@@ -29,6 +29,7 @@ typedef struct otlp_rcfg {
     int http_enabled;
     int grpc_present;
     tls_server_cfg_t tls;
+    char *auth; /* resolved by the service into receiver_t.auth */
 } otlp_rcfg_t;
 
 static const cfg_field_t otlp_fields[] = {
@@ -55,6 +56,9 @@ static const cfg_field_t otlp_fields[] = {
     {"protocols.http.include_metadata", CFG_T_BOOL, "false", 0,
      offsetof(otlp_rcfg_t, include_metadata), NULL, "accepted for compatibility"},
     TLS_SERVER_FIELDS("protocols.http.", otlp_rcfg_t, tls),
+    {"protocols.http.auth.authenticator", CFG_T_STRING, "", 0, offsetof(otlp_rcfg_t, auth), NULL,
+     "id of a bearertokenauth or basicauth extension: requests without valid credentials get "
+     "401 before their body is read"},
     {"protocols.grpc.endpoint", CFG_T_STRING, "127.0.0.1:4317", 0,
      offsetof(otlp_rcfg_t, grpc_endpoint), NULL,
      "OTLP/gRPC is not served yet: the section is accepted and a warning is logged"},
@@ -136,6 +140,8 @@ static void reply_error(otlp_state_t *st, http_req_t *r, int sig, int json, int 
                     : status == 404 ? 5
                     : status == 403 ? 7
                     : status == 415 ? 3
+                    : status == 401 ? 16
+                    : status == 403 ? 7
                                     : 2;
     size_t len = 0;
     uint8_t *body = otlp_status_body(json, grpc_code, msg, &len);
@@ -153,6 +159,19 @@ static int media_is(const char *ct, const char *want)
         return 0;
     }
     return ct[n] == 0 || ct[n] == ';' || ct[n] == ' ';
+}
+
+static void otlp_refused(void *arg, http_req_t *r, int status, const char *reason)
+{
+    otlp_state_t *st = arg;
+    const otlp_rcfg_t *cfg = st->r->cfg;
+    int sig = -1;
+    for (int s = 0; s < MT_SIG_COUNT; s++) {
+        if (strcmp(r->path, cfg->paths[s]) == 0) {
+            sig = s;
+        }
+    }
+    count_request(st, sig, status, reason, 0);
 }
 
 static void otlp_begin(void *arg, http_req_t *r)
@@ -176,6 +195,11 @@ static void otlp_begin(void *arg, http_req_t *r)
         snprintf(msg, sizeof(msg), "method %s not allowed; use POST\n", r->method);
         http_respond(r, 405, "text/plain", msg, strlen(msg), "Allow", "POST");
         count_request(st, sig, 405, "method_not_allowed", 0);
+        return;
+    }
+    recv_access_t ac;
+    if (!recv_http_access(st->r->auth, r, &ac)) {
+        reply_error(st, r, sig, json, ac.status, ac.reason, NULL, "%s", ac.msg);
         return;
     }
     if (st->r->npipes[sig] == 0) {
@@ -223,17 +247,7 @@ static void otlp_begin(void *arg, http_req_t *r)
     rc->sig = (mt_signal_t)sig;
     rc->json = json;
     rc->codec = codec;
-    recv_tenant_t tn = recv_req_tenant(r, rc->tenant);
-    if (tn == RECV_TENANT_BAD || tn == RECV_TENANT_FORBIDDEN) {
-        free(rc);
-        if (tn == RECV_TENANT_BAD) {
-            reply_error(st, r, sig, json, 400, "bad_tenant", NULL, "%s", RECV_TENANT_ERR);
-        } else {
-            reply_error(st, r, sig, json, 403, "tenant_forbidden", NULL, "%s",
-                        RECV_TENANT_FORBIDDEN_ERR);
-        }
-        return;
-    }
+    memcpy(rc->tenant, ac.tenant, sizeof(rc->tenant));
     r->user = rc;
 }
 
@@ -412,7 +426,8 @@ static int otlp_start(receiver_t *rv, mt_errbuf_t *eb)
     if (!cfg->http_enabled) {
         return MT_OK;
     }
-    http_handler_t h = {otlp_begin, otlp_complete, st};
+    http_handler_t h = {
+        .begin = otlp_begin, .complete = otlp_complete, .arg = st, .refused = otlp_refused};
     if (recv_http_start(rv, &st->srv, cfg->endpoint, cfg->threads, cfg->max_body, &cfg->tls, &h,
                         eb)) {
         return MT_ERR;

@@ -26,6 +26,7 @@ typedef struct prw_rcfg {
     char *path;
     int passthrough;
     tls_server_cfg_t tls;
+    char *auth; /* resolved by the service into receiver_t.auth */
 } prw_rcfg_t;
 
 static const cfg_field_t prw_fields[] = {
@@ -36,6 +37,9 @@ static const cfg_field_t prw_fields[] = {
     {"max_decoded_size", CFG_T_BYTES, "0", 0, offsetof(prw_rcfg_t, max_decoded), NULL,
      "most memory decoding one request may take (the decompressed body, converted series); "
      "over it 413 decode_limit; 0 = 8 x max_request_body_size"},
+    {"auth.authenticator", CFG_T_STRING, "", 0, offsetof(prw_rcfg_t, auth), NULL,
+     "id of a bearertokenauth or basicauth extension: requests without valid credentials get "
+     "401 before their body is read"},
     {"threads", CFG_T_INT, "2", 0, offsetof(prw_rcfg_t, threads), NULL, "HTTP worker threads"},
     {"path", CFG_T_STRING, "/api/v1/write", 0, offsetof(prw_rcfg_t, path), NULL,
      "URL path senders POST to"},
@@ -196,6 +200,12 @@ static int version_from_ctype(const char *ct)
     return version;
 }
 
+static void prw_refused(void *arg, http_req_t *r, int status, const char *reason)
+{
+    (void)r;
+    count_request(arg, status, reason, 0);
+}
+
 static void prw_begin(void *arg, http_req_t *r)
 {
     prw_state_t *st = arg;
@@ -212,6 +222,11 @@ static void prw_begin(void *arg, http_req_t *r)
         http_respond_headers(r, 405, "text/plain; charset=utf-8", msg,
                              n > 0 && (size_t)n < sizeof(msg) ? (size_t)n : 0, hdrs);
         count_request(st, 405, "method_not_allowed", 0);
+        return;
+    }
+    recv_access_t ac;
+    if (!recv_http_access(st->r->auth, r, &ac)) {
+        reply_error(st, r, NULL, ac.status, ac.reason, NULL, "%s", ac.msg);
         return;
     }
     const char *ct = http_header(r, "Content-Type");
@@ -251,15 +266,7 @@ static void prw_begin(void *arg, http_req_t *r)
                     (long long)atomic_load(&mt_mem_in_use));
         return;
     }
-    recv_tenant_t tn = recv_req_tenant(r, probe.tenant);
-    if (tn == RECV_TENANT_BAD) {
-        reply_error(st, r, &probe, 400, "bad_tenant", NULL, "%s", RECV_TENANT_ERR);
-        return;
-    }
-    if (tn == RECV_TENANT_FORBIDDEN) {
-        reply_error(st, r, &probe, 403, "tenant_forbidden", NULL, "%s", RECV_TENANT_FORBIDDEN_ERR);
-        return;
-    }
+    memcpy(probe.tenant, ac.tenant, sizeof(probe.tenant));
     prw_req_t *rq = calloc(1, sizeof(*rq));
     if (!rq) {
         reply_error(st, r, &probe, 503, "out_of_memory", "1", "out of memory");
@@ -427,7 +434,8 @@ static int prw_start(receiver_t *rv, mt_errbuf_t *eb)
     st->native =
         cfg->passthrough &&
         pipeline_accepts_format(rv->pipes[MT_SIG_METRICS], rv->npipes[MT_SIG_METRICS], MT_FMT_PRW1);
-    http_handler_t h = {prw_begin, prw_complete, st};
+    http_handler_t h = {
+        .begin = prw_begin, .complete = prw_complete, .arg = st, .refused = prw_refused};
     if (recv_http_start(rv, &st->srv, cfg->endpoint, cfg->threads, cfg->max_body, &cfg->tls, &h,
                         eb)) {
         return MT_ERR;

@@ -26,6 +26,7 @@ typedef struct pyro_rcfg {
     int64_t max_decoded;
     int64_t threads;
     tls_server_cfg_t tls;
+    char *auth; /* resolved by the service into receiver_t.auth */
 } pyro_rcfg_t;
 
 static const cfg_field_t pyro_fields[] = {
@@ -36,6 +37,9 @@ static const cfg_field_t pyro_fields[] = {
     {"max_decoded_size", CFG_T_BYTES, "0", 0, offsetof(pyro_rcfg_t, max_decoded), NULL,
      "most memory decoding one request may take (multipart parts, gunzipped and decoded "
      "profile, OTLP conversion); over it 413 decode_limit; 0 = 8 x max_request_body_size"},
+    {"auth.authenticator", CFG_T_STRING, "", 0, offsetof(pyro_rcfg_t, auth), NULL,
+     "id of a bearertokenauth or basicauth extension: requests without valid credentials get "
+     "401 before their body is read"},
     {"threads", CFG_T_INT, "2", 0, offsetof(pyro_rcfg_t, threads), NULL, "HTTP worker threads"},
     TLS_SERVER_FIELDS("", pyro_rcfg_t, tls),
 };
@@ -95,6 +99,12 @@ static void reply_error(pyro_state_t *st, http_req_t *r, int status, const char 
     mt_log(MT_LOG_DEBUG, "receiver %s: %s %s -> %d %s", st->r->id, r->method, r->path, status, msg);
 }
 
+static void pyro_refused(void *arg, http_req_t *r, int status, const char *reason)
+{
+    (void)r;
+    count_request(arg, status, reason);
+}
+
 static void pyro_begin(void *arg, http_req_t *r)
 {
     pyro_state_t *st = arg;
@@ -110,14 +120,9 @@ static void pyro_begin(void *arg, http_req_t *r)
         count_request(st, 405, "method_not_allowed");
         return;
     }
-    char tenant[MT_TENANT_MAX + 1];
-    recv_tenant_t tn = recv_req_tenant(r, tenant);
-    if (tn == RECV_TENANT_BAD) {
-        reply_error(st, r, 400, "bad_tenant", NULL, "%s", RECV_TENANT_ERR);
-        return;
-    }
-    if (tn == RECV_TENANT_FORBIDDEN) {
-        reply_error(st, r, 403, "tenant_forbidden", NULL, "%s", RECV_TENANT_FORBIDDEN_ERR);
+    recv_access_t ac;
+    if (!recv_http_access(st->r->auth, r, &ac)) {
+        reply_error(st, r, ac.status, ac.reason, NULL, "%s", ac.msg);
         return;
     }
     if (st->r->npipes[MT_SIG_PROFILES] == 0) {
@@ -354,8 +359,7 @@ static void pyro_handle(pyro_state_t *st, http_req_t *r, arena_t *a, size_t dcap
                     oom ? "1" : NULL, "%s", eb.set ? eb.msg : mt_strerror(rc));
         return;
     }
-    char org[MT_TENANT_MAX + 1] = ""; /* checked in pyro_begin, before the body */
-    (void)recv_req_tenant(r, org);
+    const char *org = r->tenant; /* decided in pyro_begin, before the body */
     tm_add(st->cnt.items_in, items);
     consume_result_t res;
     memset(&res, 0, sizeof(res));
@@ -409,7 +413,8 @@ static int pyro_start(receiver_t *rv, mt_errbuf_t *eb)
     snprintf(st->labels, sizeof(st->labels), "receiver=\"%s\",signal=\"profiles\"", rv->id);
     recv_counters_init(&st->cnt, st->labels, rv->id);
     rv->state = st;
-    http_handler_t h = {pyro_begin, pyro_complete, st};
+    http_handler_t h = {
+        .begin = pyro_begin, .complete = pyro_complete, .arg = st, .refused = pyro_refused};
     if (recv_http_start(rv, &st->srv, cfg->endpoint, cfg->threads, cfg->max_body, &cfg->tls, &h,
                         eb)) {
         return MT_ERR;

@@ -1,8 +1,10 @@
 /*
- * recv.c - shared receiver scaffolding: lock-free request counters and the tenant check.
+ * recv.c - shared receiver scaffolding: lock-free request counters and the access decision
+ * (authentication, then the one tenant rule).
  * See recv.h.
  */
 #include "recv.h"
+#include "auth.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -187,33 +189,74 @@ void recv_arena_done(arena_t *a)
     }
 }
 
-recv_tenant_t recv_tenant(const char *org, char out[MT_TENANT_MAX + 1])
+recv_tenant_t recv_tenant(const char *org, const char *bound, char out[MT_TENANT_MAX + 1])
 {
-    size_t n = org ? strlen(org) : 0;
-    if (n == 0) {
-        return RECV_TENANT_NONE;
+    int has_bound = bound && *bound;
+    if (!org || !*org) {
+        if (!has_bound) {
+            return RECV_TENANT_NONE;
+        }
+        snprintf(out, MT_TENANT_MAX + 1, "%s", bound);
+        return RECV_TENANT_OK;
     }
-    if (n > MT_TENANT_MAX ||
-        strspn(org, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!-_.*'()|") !=
-            n ||
-        strcmp(org, ".") == 0 || strcmp(org, "..") == 0) {
+    if (!auth_tenant_valid(org)) {
         return RECV_TENANT_BAD;
     }
-    memcpy(out, org, n + 1);
+    if (has_bound && strcmp(org, bound) != 0) {
+        return RECV_TENANT_FORBIDDEN;
+    }
+    memcpy(out, org, strlen(org) + 1);
     return RECV_TENANT_OK;
 }
 
-recv_tenant_t recv_req_tenant(http_req_t *r, char out[MT_TENANT_MAX + 1])
+int recv_access(const extension_t *auth, const char *authorization, const char *org,
+                const char *peer_tenant, recv_access_t *a)
 {
-    recv_tenant_t t = recv_tenant(http_header(r, "X-Scope-OrgID"), out);
-    if (!r->bound_tenant || t == RECV_TENANT_BAD) {
-        return t;
+    memset(a, 0, sizeof(*a));
+    auth_verdict_t v = {0, ""};
+    if (auth) {
+        auth_server_check(auth, authorization, &v);
+        if (!v.ok) {
+            a->status = 401, a->grpc_code = 16, a->reason = "unauthenticated";
+            a->challenge = auth_challenge(auth);
+            a->msg = authorization ? "invalid credentials" : "credentials required";
+            return 0;
+        }
     }
-    if (t == RECV_TENANT_NONE) {
-        return recv_tenant(r->bound_tenant, out) == RECV_TENANT_OK ? RECV_TENANT_OK
-                                                                   : RECV_TENANT_BAD;
+    const char *bound = v.tenant;
+    if (peer_tenant && *peer_tenant) {
+        if (*bound && strcmp(bound, peer_tenant) != 0) {
+            a->status = 403, a->grpc_code = 7, a->reason = "tenant_forbidden";
+            a->msg = "the credentials and the certificate are bound to different tenants";
+            return 0;
+        }
+        bound = peer_tenant;
     }
-    return strcmp(out, r->bound_tenant) == 0 ? RECV_TENANT_OK : RECV_TENANT_FORBIDDEN;
+    switch (recv_tenant(org, bound, a->tenant)) {
+    case RECV_TENANT_BAD:
+        a->status = 400, a->grpc_code = 3, a->reason = "bad_tenant", a->msg = RECV_TENANT_ERR;
+        return 0;
+    case RECV_TENANT_FORBIDDEN:
+        a->status = 403, a->grpc_code = 7, a->reason = "tenant_forbidden";
+        a->msg = RECV_TENANT_FORBIDDEN_ERR;
+        return 0;
+    default:
+        a->status = 200;
+        return 1;
+    }
+}
+
+int recv_http_access(const extension_t *auth, http_req_t *r, recv_access_t *a)
+{
+    /* r->bound_tenant: the tenant an mTLS certificate maps to (tls.tenants_from_certificate) */
+    int ok = recv_access(auth, http_header(r, "Authorization"), http_header(r, "X-Scope-OrgID"),
+                         r->bound_tenant, a);
+    if (ok) {
+        memcpy(r->tenant, a->tenant, sizeof(r->tenant));
+    } else {
+        r->challenge = a->challenge;
+    }
+    return ok;
 }
 
 void recv_tls_check(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const char *prefix,
@@ -222,7 +265,7 @@ void recv_tls_check(cfg_ctx_t *c, const cfg_node_t *node, const char *path, cons
     tls_server_cfg_check(c, node, path, prefix, tls);
     for (size_t i = 0; i < tls->tenants_from_certificate.n; i++) {
         char out[MT_TENANT_MAX + 1];
-        if (recv_tenant(tls->tenants_from_certificate.vals[i], out) != RECV_TENANT_OK) {
+        if (recv_tenant(tls->tenants_from_certificate.vals[i], NULL, out) != RECV_TENANT_OK) {
             char key[256];
             snprintf(key, sizeof(key), "%stls.tenants_from_certificate.%s", prefix,
                      tls->tenants_from_certificate.keys[i]);

@@ -5,12 +5,15 @@
  * Tenant policy (every receiver, every transport): a request without X-Scope-OrgID has no
  * tenant; one whose X-Scope-OrgID is not a valid tenant id is refused with 400 "bad_tenant"
  * and never reaches a queue. A valid id follows Loki's and Mimir's rules: 1 to MT_TENANT_MAX
- * characters of [A-Za-z0-9!-_.*'()|], and not "." or "..".
+ * letters, digits and ! - _ . * ' ( ), and not "." or ".." (auth_tenant_valid). Credentials
+ * bound to a tenant (bearertokenauth `tenants`) give requests without the header that tenant
+ * and refuse any other with 403 "tenant_forbidden": recv_tenant / recv_access below.
  */
 #ifndef RECV_H
 #define RECV_H
 
 #include "arena.h"
+#include "auth.h"
 #include "component.h"
 #include "server.h"
 #include "telemetry.h"
@@ -76,23 +79,47 @@ void recv_decode_refusal(const arena_t *a, size_t cap, int *status, const char *
 void recv_arena_done(arena_t *a);
 
 typedef enum {
-    RECV_TENANT_NONE = 0,  /* no X-Scope-OrgID */
+    RECV_TENANT_NONE = 0,  /* no X-Scope-OrgID and no bound tenant */
     RECV_TENANT_OK,        /* out holds the tenant id */
     RECV_TENANT_BAD,       /* not a valid tenant id: answer 400 "bad_tenant" (RECV_TENANT_ERR) */
-    RECV_TENANT_FORBIDDEN, /* another tenant than the credential's: 403 "tenant_forbidden" */
+    RECV_TENANT_FORBIDDEN, /* names another tenant than the credentials' one: 403
+                            * "tenant_forbidden" (gRPC PERMISSION_DENIED) */
 } recv_tenant_t;
 
-#define RECV_TENANT_ERR \
-    "invalid X-Scope-OrgID (1 to 63 characters of [A-Za-z0-9!-_.*'()|], not . or ..)"
+#define RECV_TENANT_ERR "invalid X-Scope-OrgID (" AUTH_TENANT_RULE ")"
 
-/* Checks a request's X-Scope-OrgID value (org may be NULL); copies a valid id into out. */
-recv_tenant_t recv_tenant(const char *org, char out[MT_TENANT_MAX + 1]);
+/* The one tenant decision, for every receiver and transport. `org` is the request's
+ * X-Scope-OrgID (NULL when absent); `bound` the tenant whatever authenticated the client binds
+ * it to (a bearertokenauth `tenants` token; later a certificate), NULL or "" when unbound.
+ * Unbound: a valid org is the tenant, none is none. Bound: no org gets the bound tenant, the
+ * same org is fine, another one is RECV_TENANT_FORBIDDEN. Copies the tenant into out. */
+recv_tenant_t recv_tenant(const char *org, const char *bound, char out[MT_TENANT_MAX + 1]);
 
-/* A request's tenant: its X-Scope-OrgID as recv_tenant checks it, and when the connection's
- * credential is bound to a tenant (r->bound_tenant: tls.tenants_from_certificate), that tenant
- * for a request without the header, RECV_TENANT_FORBIDDEN for one naming another tenant
- * (answer 403 "tenant_forbidden", RECV_TENANT_FORBIDDEN_ERR; it never reaches a queue). */
-recv_tenant_t recv_req_tenant(http_req_t *r, char out[MT_TENANT_MAX + 1]);
+/* The access decision of one request, before its body is read: authentication (when the
+ * receiver has an authenticator) then the tenant. Transport-neutral so gRPC calls it with
+ * metadata: grpc_code is 16 UNAUTHENTICATED, 7 PERMISSION_DENIED or 3 INVALID_ARGUMENT. */
+typedef struct recv_access {
+    int status;                     /* HTTP status: 200 allowed, else 400, 401 or 403 */
+    int grpc_code;                  /* 0 when allowed */
+    const char *reason;             /* refusal reason label: "unauthenticated", "tenant_forbidden",
+                            * "bad_tenant"; NULL when allowed */
+    const char *challenge;          /* WWW-Authenticate value of a 401, else NULL */
+    const char *msg;                /* for the client; never names a credential */
+    char tenant[MT_TENANT_MAX + 1]; /* the request's tenant when allowed ("" = none) */
+} recv_access_t;
+
+/* Decides a request's access from its Authorization value and X-Scope-OrgID (either NULL
+ * when absent) with authenticator `auth` (NULL = none: only the tenant is checked).
+ * `peer_tenant` is a tenant the transport bound the client to (an mTLS certificate mapped by
+ * tenants_from_certificate), NULL or "" when none; when the credentials are bound too, both
+ * must name the same tenant (403 otherwise). Returns 1 when allowed (a->tenant set), 0 when
+ * refused (a->status, reason, msg set). */
+int recv_access(const extension_t *auth, const char *authorization, const char *org,
+                const char *peer_tenant, recv_access_t *a);
+/* recv_access for an HTTP request: on refusal also sets r->challenge, so the caller's error
+ * response carries WWW-Authenticate. */
+int recv_http_access(const extension_t *auth, http_req_t *r, recv_access_t *a);
+
 /* check-config for a receiver's tls section: tls_server_cfg_check (prefix as there) plus every
  * tenant of tls.tenants_from_certificate a valid tenant id (recv_tenant). */
 void recv_tls_check(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const char *prefix,

@@ -29,7 +29,7 @@ service:
     profiles: {{receivers: [pyroscope], exporters: [file]}}
 """
 
-BAD = ["..", ".", "a b", "x" * 64, "t/../x", "caf\u00e9"]
+BAD = ["..", ".", "a b", "x" * 64, "t/../x", "caf\u00e9", "a|b"]
 
 
 def rw_body(v):

@@ -167,7 +167,7 @@ unit_sink_t *unit_sink_start(void)
     pthread_mutex_init(&s->mu, NULL);
     s->status = 200;
     snprintf(s->ctype, sizeof(s->ctype), "text/plain");
-    http_handler_t h = {sink_begin, sink_complete, s};
+    http_handler_t h = {.begin = sink_begin, .complete = sink_complete, .arg = s};
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
     s->srv = http_server_start("127.0.0.1:0", 1, 16 << 20, &h, &eb);

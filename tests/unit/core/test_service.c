@@ -389,3 +389,66 @@ UNIT_TEST(start_fans_one_request_out_to_both_exporters)
     unlink(f3);
     rmdir(dir);
 }
+
+/* auth: {authenticator: <id>} references (service.c resolve_auth) and the authenticators' own
+ * checks (auth.c, auth_basic.c), each with FILE:LINE. */
+UNIT_TEST(authenticator_references_are_checked_with_file_and_line)
+{
+    cfg_ctx_t c;
+    service_t *s = load(&c, "receivers:\n"                                    /* 1 */
+                            "  otlp:\n"                                       /* 2 */
+                            "    protocols:\n"                                /* 3 */
+                            "      http:\n"                                   /* 4 */
+                            "        auth:\n"                                 /* 5 */
+                            "          authenticator: nope\n"                 /* 6 */
+                            "  prometheusremotewrite:\n"                      /* 7 */
+                            "    auth: {authenticator: file_storage}\n"       /* 8 */
+                            "exporters:\n"                                    /* 9 */
+                            "  otlphttp:\n"                                   /* 10 */
+                            "    endpoint: http://127.0.0.1:9\n"              /* 11 */
+                            "    auth: {authenticator: bearertokenauth}\n"    /* 12 */
+                            "  loki:\n"                                       /* 13 */
+                            "    endpoint: http://127.0.0.1:9/p\n"            /* 14 */
+                            "    auth: {authenticator: basicauth/unlisted}\n" /* 15 */
+                            "extensions:\n"                                   /* 16 */
+                            "  file_storage:\n"                               /* 17 */
+                            "    directory: /tmp\n"                           /* 18 */
+                            "  bearertokenauth:\n"                            /* 19 */
+                            "    tenants:\n"                                  /* 20 */
+                            "      acme: {token: t1}\n"                       /* 21 */
+                            "      \"..\": {token: t2}\n"                     /* 22 */
+                            "  basicauth/unlisted:\n"                         /* 23 */
+                            "    htpasswd:\n"                                 /* 24 */
+                            "      file: /nonexistent/htpasswd\n"             /* 25 */
+                            "service:\n"                                      /* 26 */
+                            "  extensions: [file_storage, bearertokenauth]\n" /* 27 */
+                            "  telemetry:\n"                                  /* 28 */
+                            "    metrics:\n"                                  /* 29 */
+                            "      auth: {authenticator: missing}\n"          /* 30 */
+                            "  pipelines:\n"                                  /* 31 */
+                            "    traces:\n"                                   /* 32 */
+                            "      receivers: [otlp]\n"                       /* 33 */
+                            "      exporters: [otlphttp]\n"                   /* 34 */
+                            "    metrics:\n"                                  /* 35 */
+                            "      receivers: [prometheusremotewrite]\n"      /* 36 */
+                            "      exporters: [otlphttp]\n"                   /* 37 */
+                            "    logs:\n"                                     /* 38 */
+                            "      receivers: [otlp]\n"                       /* 39 */
+                            "      exporters: [loki]\n");                     /* 40 */
+    CHECK(s == NULL);
+    CHECK(has_error(&c, "svc.yaml:6: receivers.otlp.protocols.http.auth.authenticator: \"nope\" "
+                        "is not defined under extensions"));
+    CHECK(has_error(&c, "svc.yaml:8: receivers.prometheusremotewrite.auth.authenticator: "
+                        "\"file_storage\" is not an authenticator (bearertokenauth or basicauth)"));
+    CHECK(has_error(&c, "svc.yaml:12: exporters.otlphttp.auth.authenticator: bearertokenauth "
+                        "\"bearertokenauth\" has no token or filename to send"));
+    CHECK(has_error(&c, "svc.yaml:15: exporters.loki.auth.authenticator: extension "
+                        "\"basicauth/unlisted\" is not listed in service.extensions"));
+    CHECK(has_error(&c, "svc.yaml:22: extensions.bearertokenauth.tenants...: not a valid tenant "
+                        "id (1 to 63 characters of A-Z a-z 0-9 ! - _ . * ' ( ), not . or ..)"));
+    CHECK(has_error(&c, "svc.yaml:25: extensions.basicauth/unlisted.htpasswd.file: cannot read "
+                        "/nonexistent/htpasswd: No such file or directory"));
+    CHECK(has_error(&c, "svc.yaml:30: service.telemetry.metrics.auth.authenticator: \"missing\" "
+                        "is not defined under extensions"));
+    cfg_ctx_fini(&c);
+}
