@@ -408,3 +408,124 @@ bad:
     spec_agg_free(q);
     return -1;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Single matchers (Alertmanager routes, inhibit rules and silences)                          */
+
+int slo_matcher_set(slo_matcher_t *m, const char *name, slo_match_op_t op, const char *value,
+                    char *err, size_t errlen)
+{
+    memset(m, 0, sizeof(*m));
+    if (!name || !spec_is_name_start((unsigned char)name[0])) {
+        snprintf(err, errlen, "\"%s\" is not a label name", name ? name : "");
+        return -1;
+    }
+    for (const char *p = name; *p; p++) {
+        if (!spec_is_name_char((unsigned char)*p)) {
+            snprintf(err, errlen, "\"%s\" is not a label name", name);
+            return -1;
+        }
+    }
+    m->name = spec_xstrdup(name);
+    m->value = spec_xstrdup(value ? value : "");
+    m->op = op;
+    if (matcher_compile(m, err, errlen) != 0) {
+        slo_matcher_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+int slo_matcher_parse(const char *text, slo_matcher_t *m, char *err, size_t errlen)
+{
+    size_t i = 0, st, n;
+    memset(m, 0, sizeof(*m));
+    skip_ws(text, &i);
+    int braced = text[i] == '{';
+    if (braced) {
+        i++;
+        skip_ws(text, &i);
+    }
+    st = i;
+    while (spec_is_name_char((unsigned char)text[i])) {
+        i++;
+    }
+    if (i == st || !spec_is_name_start((unsigned char)text[st])) {
+        snprintf(err, errlen, "expected a label name at offset %zu", st);
+        return -1;
+    }
+    char name[256];
+    n = i - st < sizeof(name) ? i - st : sizeof(name) - 1;
+    memcpy(name, text + st, n);
+    name[n] = 0;
+    skip_ws(text, &i);
+    slo_match_op_t op;
+    if (text[i] == '=' && text[i + 1] == '~') {
+        op = SLO_MATCH_RE;
+        i += 2;
+    } else if (text[i] == '!' && text[i + 1] == '~') {
+        op = SLO_MATCH_NRE;
+        i += 2;
+    } else if (text[i] == '!' && text[i + 1] == '=') {
+        op = SLO_MATCH_NEQ;
+        i += 2;
+    } else if (text[i] == '=') {
+        op = SLO_MATCH_EQ;
+        i += 1;
+    } else {
+        snprintf(err, errlen, "label %s: expected =, !=, =~ or !~", name);
+        return -1;
+    }
+    skip_ws(text, &i);
+    char *value;
+    if (text[i] == '"' || text[i] == '\'' || text[i] == '`') {
+        value = parse_quoted(text, &i);
+        if (!value) {
+            snprintf(err, errlen, "label %s: unterminated quoted value", name);
+            return -1;
+        }
+    } else {
+        /* Alertmanager's classic syntax also takes a bare value: up to the end (or `}`) */
+        st = i;
+        while (text[i] && !(braced && text[i] == '}')) {
+            i++;
+        }
+        n = i;
+        while (n > st && isspace((unsigned char)text[n - 1])) {
+            n--;
+        }
+        value = spec_xmalloc(n - st + 1);
+        memcpy(value, text + st, n - st);
+        value[n - st] = 0;
+    }
+    skip_ws(text, &i);
+    if (braced && text[i] == '}') {
+        i++;
+        skip_ws(text, &i);
+        braced = 0;
+    }
+    if (text[i] || braced) {
+        snprintf(err, errlen, "unexpected \"%.20s\" after the matcher (one matcher per item)",
+                 text + i);
+        free(value);
+        return -1;
+    }
+    int rc = slo_matcher_set(m, name, op, value, err, errlen);
+    free(value);
+    return rc;
+}
+
+void slo_matcher_free(slo_matcher_t *m)
+{
+    free(m->name);
+    free(m->value);
+    if (m->re_ok) {
+        regfree(&m->re);
+    }
+    memset(m, 0, sizeof(*m));
+}
+
+const char *slo_match_op_text(slo_match_op_t op)
+{
+    return op == SLO_MATCH_NEQ ? "!=" : op == SLO_MATCH_RE ? "=~" : op == SLO_MATCH_NRE ? "!~" : "=";
+}

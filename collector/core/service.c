@@ -633,6 +633,26 @@ static void log_ledger(service_t *s)
     }
 }
 
+/* /api/v1/silences[/ID] on the telemetry endpoint: the SLO engine's silences. */
+static void silences_respond(service_t *s, http_req_t *r)
+{
+    if (r->too_big) {
+        http_respond(r, 413, "text/plain", "silence body too large\n", 23, NULL, NULL);
+        return;
+    }
+    char *out = NULL;
+    size_t len = 0;
+    const char *ctype = "text/plain";
+    int st = slo_engine_silences_http(s->slo, r->method, r->path, (const char *)r->body, r->len,
+                                      &out, &len, &ctype);
+    if (!out) {
+        http_respond(r, 503, "text/plain", "out of memory\n", 14, NULL, NULL);
+        return;
+    }
+    http_respond(r, st, ctype, out, len, NULL, NULL);
+    free(out);
+}
+
 static void metrics_begin(void *arg, http_req_t *r)
 {
     service_t *s = arg;
@@ -662,6 +682,12 @@ static void metrics_begin(void *arg, http_req_t *r)
         free(body);
         return;
     }
+    if (strncmp(r->path, "/api/v1/silence", 15) == 0) {
+        if (strcmp(r->method, "POST") != 0) {
+            silences_respond(s, r);
+        }
+        return; /* a POST responds in metrics_complete, once its body is in */
+    }
     if (strcmp(r->path, "/metrics") != 0) {
         http_respond(r, 404, "text/plain", "not found; try /metrics\n", 24, NULL, NULL);
         return;
@@ -675,8 +701,9 @@ static void metrics_begin(void *arg, http_req_t *r)
 
 static void metrics_complete(void *arg, http_req_t *r)
 {
-    (void)arg;
-    (void)r;
+    if (strncmp(r->path, "/api/v1/silence", 15) == 0) {
+        silences_respond(arg, r);
+    }
 }
 
 /* Finds the processor settings a pipeline's queues use. */
@@ -779,7 +806,8 @@ int service_start(service_t *s, mt_errbuf_t *eb)
     }
     if (s->cfg.metrics_address && *s->cfg.metrics_address && s->cfg.metrics_level != 0) {
         http_handler_t h = {metrics_begin, metrics_complete, s};
-        s->metrics_srv = http_server_start(s->cfg.metrics_address, 1, 4096, &h, eb);
+        /* 16 KiB: the largest body here is a silence (POST /api/v1/silences) */
+        s->metrics_srv = http_server_start(s->cfg.metrics_address, 1, 16384, &h, eb);
         if (!s->metrics_srv) {
             return MT_ERR;
         }
