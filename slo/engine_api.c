@@ -141,7 +141,8 @@ int slo_engine_print_routes(slo_engine_t *e, const char *spec_id, size_t tier, F
                 }
             }
             fprintf(out, "%s (group_wait %s, group_interval %s, repeat_interval %s)\n",
-                    any ? "" : "(no notifiers)", slo_fmt_duration(rt->group_wait_ms, gw, sizeof(gw)),
+                    any ? "" : "(no notifiers)",
+                    slo_fmt_duration(rt->group_wait_ms, gw, sizeof(gw)),
                     slo_fmt_duration(rt->group_interval_ms, gi, sizeof(gi)),
                     slo_fmt_duration(rt->repeat_interval_ms, ri, sizeof(ri)));
         }

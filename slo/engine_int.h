@@ -74,14 +74,14 @@ typedef struct inst_rec {
     route_state_t rs[SLO_ROUTES_MAX];
     uint32_t tier_routes[SLO_EV_MAX_TIERS]; /* routes of each tier's alert (labels are fixed) */
     uint32_t nodata_routes;
-    int routed;                             /* tier_routes computed */
-    int64_t am_sent_ms[SLO_EV_MAX_TIERS];   /* alertmanager: last post of a firing tier, 0 = none */
+    int routed;                           /* tier_routes computed */
+    int64_t am_sent_ms[SLO_EV_MAX_TIERS]; /* alertmanager: last post of a firing tier, 0 = none */
     int64_t am_start_ms[SLO_EV_MAX_TIERS];
-    int best;                               /* this evaluation: most severe firing tier, -1 */
-    slo_result_t last;                      /* this evaluation's result (for the notices) */
+    int best;               /* this evaluation: most severe firing tier, -1 */
+    slo_result_t last;      /* this evaluation's result (for the notices) */
     int64_t nodata_sent_ms; /* last no-data alert notice, 0 = none outstanding */
     uint64_t saved_gen;     /* in.gen at the last state save */
-    uint64_t cum[3]; /* good, bad, total since start (meltp_slo_events_total) */
+    uint64_t cum[3];        /* good, bad, total since start (meltp_slo_events_total) */
     char traces[SLO_MSG_MAX_TRACES][33];
     int ntraces, tpos;
     slo_inst_t in; /* large: last */

@@ -414,8 +414,8 @@ static void am_step(slo_engine_t *e, const def_t *d, inst_rec_t *r, int64_t now,
  * severity ticket, tier "no-data", its own group key, routed by its labels (alertname
  * <name>NoData, severity="ticket", burnrate_tier="no-data"); notified at once (a data gap is
  * already an hour old), repeated every repeat_interval, resolved when data returns. */
-static void nodata_notify(slo_engine_t *e, const def_t *d, inst_rec_t *r, int silences,
-                          int64_t now, eng_msgs_t *ms)
+static void nodata_notify(slo_engine_t *e, const def_t *d, inst_rec_t *r, int silences, int64_t now,
+                          eng_msgs_t *ms)
 {
     const slo_spec_t *s = d->spec;
     const slo_alert_t *al = &r->in.nodata_alert;

@@ -101,8 +101,7 @@ static int load_matchers(cfg_ctx_t *c, const cfg_node_t *item, const char *path,
         if (slo_matcher_parse(texts->items[i], &(*out)[*n], err, sizeof(err)) != 0) {
             int line = list && list->kind == CFG_NODE_SEQ && i < list->n ? list->children[i]->line
                                                                          : item->line;
-            cfg_error(c, line, path, "%s[%zu]: bad matcher '%s': %s", key, i, texts->items[i],
-                      err);
+            cfg_error(c, line, path, "%s[%zu]: bad matcher '%s': %s", key, i, texts->items[i], err);
             errs++;
             continue;
         }
@@ -151,8 +150,10 @@ static int load_routes(slo_routes_t *rt, const cfg_node_t *node, const slo_notif
                               k, rc.notifiers.items[k], rc.notifiers.items[k]);
                     errs++;
                 } else if (idx >= SLO_ROUTE_NOTIFIERS) {
-                    cfg_error(c, line, path, "notifiers[%zu]: only the first %d notifiers can be "
-                              "routed", k, SLO_ROUTE_NOTIFIERS);
+                    cfg_error(c, line, path,
+                              "notifiers[%zu]: only the first %d notifiers can be "
+                              "routed",
+                              k, SLO_ROUTE_NOTIFIERS);
                     errs++;
                 } else {
                     r->notifiers |= 1ull << idx;

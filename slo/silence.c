@@ -60,8 +60,9 @@ static int parse_time(const char *s, int64_t *ms)
 {
     struct tm tm = {0};
     int n = 0;
-    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+    if (!s ||
+        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &n) != 6 ||
         n != 19) {
         return -1;
     }
@@ -119,16 +120,15 @@ static json_t *sil_json(const silence_t *x, int64_t now)
     json_t *ms = json_array();
     for (size_t i = 0; i < x->nm; i++) {
         slo_match_op_t op = x->m[i].op;
-        json_array_append_new(
-            ms, json_pack("{s:s, s:s, s:b, s:b}", "name", x->m[i].name, "value", x->m[i].value,
-                          "isRegex", op == SLO_MATCH_RE || op == SLO_MATCH_NRE, "isEqual",
-                          op == SLO_MATCH_EQ || op == SLO_MATCH_RE));
+        json_array_append_new(ms, json_pack("{s:s, s:s, s:b, s:b}", "name", x->m[i].name, "value",
+                                            x->m[i].value, "isRegex",
+                                            op == SLO_MATCH_RE || op == SLO_MATCH_NRE, "isEqual",
+                                            op == SLO_MATCH_EQ || op == SLO_MATCH_RE));
     }
-    return json_pack("{s:s, s:{s:s}, s:o, s:o, s:o, s:o, s:s, s:s}", "id", x->id, "status",
-                     "state", sil_state_name[sil_state(x, now)], "updatedAt",
-                     jtime(x->updated_ms), "matchers", ms, "startsAt", jtime(x->starts_ms),
-                     "endsAt", jtime(x->ends_ms), "createdBy", x->created_by, "comment",
-                     x->comment);
+    return json_pack("{s:s, s:{s:s}, s:o, s:o, s:o, s:o, s:s, s:s}", "id", x->id, "status", "state",
+                     sil_state_name[sil_state(x, now)], "updatedAt", jtime(x->updated_ms),
+                     "matchers", ms, "startsAt", jtime(x->starts_ms), "endsAt", jtime(x->ends_ms),
+                     "createdBy", x->created_by, "comment", x->comment);
 }
 
 /* Builds a silence from its JSON. `fresh`: a POST (endsAt must be in the future); otherwise a
@@ -161,13 +161,15 @@ static silence_t *sil_from_json(const json_t *j, int64_t now, int fresh, char *w
         const char *value = json_string_value(json_object_get(m, "value"));
         const json_t *re = json_object_get(m, "isRegex"), *eq = json_object_get(m, "isEqual");
         if (!name || !value || (re && !json_is_boolean(re)) || (eq && !json_is_boolean(eq))) {
-            snprintf(why, n, "matchers[%zu]: needs string name and value, boolean isRegex "
-                     "and isEqual", i);
+            snprintf(why, n,
+                     "matchers[%zu]: needs string name and value, boolean isRegex "
+                     "and isEqual",
+                     i);
             goto bad;
         }
         int isre = json_is_true(re), iseq = !eq || json_is_true(eq);
-        slo_match_op_t op = isre ? (iseq ? SLO_MATCH_RE : SLO_MATCH_NRE)
-                                 : (iseq ? SLO_MATCH_EQ : SLO_MATCH_NEQ);
+        slo_match_op_t op =
+            isre ? (iseq ? SLO_MATCH_RE : SLO_MATCH_NRE) : (iseq ? SLO_MATCH_EQ : SLO_MATCH_NEQ);
         char err[200];
         if (slo_matcher_set(&x->m[x->nm], name, op, value, err, sizeof(err)) != 0) {
             snprintf(why, n, "matchers[%zu]: %s", i, err);
@@ -295,8 +297,7 @@ static void sil_load(slo_silences_t *s)
         char why[256];
         silence_t *x = sil_from_json(json_array_get(arr, i), now, 0, why, sizeof(why));
         if (!x || !x->id[0]) {
-            mt_log(MT_LOG_WARN, "slo: %s: silence %zu skipped: %s", s->path, i,
-                   x ? "no id" : why);
+            mt_log(MT_LOG_WARN, "slo: %s: silence %zu skipped: %s", s->path, i, x ? "no id" : why);
             sil_free(x);
             continue;
         }
@@ -633,9 +634,8 @@ int slo_silence_cli_main(int argc, char **argv)
         cli_usage(stderr);
     } else {
         int64_t now = (int64_t)(mt_wall_ns() / 1000000ull);
-        json_t *req = json_pack("{s:O, s:o, s:o, s:s, s:s}", "matchers", ms, "startsAt",
-                                jtime(now), "endsAt", jtime(now + dur), "createdBy", by,
-                                "comment", comment);
+        json_t *req = json_pack("{s:O, s:o, s:o, s:s, s:s}", "matchers", ms, "startsAt", jtime(now),
+                                "endsAt", jtime(now + dur), "createdBy", by, "comment", comment);
         char *body = json_dumps(req, JSON_COMPACT);
         json_decref(req);
         snprintf(url, sizeof(url), "%.*s/api/v1/silences", (int)bl, base);

@@ -14,12 +14,12 @@
 
 #include "route.h"
 
-#define SLO_SILENCE_MAX        1000 /* silences kept (expired ones included) */
-#define SLO_SILENCE_MATCHERS   32   /* matchers per silence */
-#define SLO_SILENCE_BODY_MAX   16384 /* POST body */
-#define SLO_SILENCE_RETENTION  (5 * 86400000LL) /* expired silences are forgotten after this */
-#define SLO_SILENCE_FILE       "silences.json"
-#define SLO_SILENCE_ID_LEN     37 /* UUID text + NUL */
+#define SLO_SILENCE_MAX       1000             /* silences kept (expired ones included) */
+#define SLO_SILENCE_MATCHERS  32               /* matchers per silence */
+#define SLO_SILENCE_BODY_MAX  16384            /* POST body */
+#define SLO_SILENCE_RETENTION (5 * 86400000LL) /* expired silences are forgotten after this */
+#define SLO_SILENCE_FILE      "silences.json"
+#define SLO_SILENCE_ID_LEN    37 /* UUID text + NUL */
 
 typedef struct slo_silences slo_silences_t;
 

@@ -527,5 +527,8 @@ void slo_matcher_free(slo_matcher_t *m)
 
 const char *slo_match_op_text(slo_match_op_t op)
 {
-    return op == SLO_MATCH_NEQ ? "!=" : op == SLO_MATCH_RE ? "=~" : op == SLO_MATCH_NRE ? "!~" : "=";
+    return op == SLO_MATCH_NEQ   ? "!="
+           : op == SLO_MATCH_RE  ? "=~"
+           : op == SLO_MATCH_NRE ? "!~"
+                                 : "=";
 }
