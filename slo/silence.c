@@ -193,12 +193,12 @@ static silence_t *sil_from_json(const json_t *j, int64_t now, int fresh, char *w
         snprintf(why, n, "endsAt: an RFC 3339 time (2026-01-02T15:04:05Z)");
         goto bad;
     }
-    if (x->ends_ms < x->starts_ms) {
-        snprintf(why, n, "endsAt is before startsAt");
-        goto bad;
-    }
     if (fresh && x->ends_ms <= now) {
         snprintf(why, n, "endsAt is in the past");
+        goto bad;
+    }
+    if (x->ends_ms < x->starts_ms) {
+        snprintf(why, n, "endsAt is before startsAt");
         goto bad;
     }
     if (fresh && x->starts_ms < now) {
