@@ -16,7 +16,7 @@ LDLIBS  += -lprotobuf-c -lmicrohttpd -lsnappy -lzstd -lcurl -ljansson -lyaml -lz
 DEPS_PKGS = gcc make pkg-config zstd protobuf-c-compiler libprotobuf-c-dev libmicrohttpd-dev \
             libsnappy-dev libzstd-dev libcurl4-openssl-dev libjansson-dev libyaml-dev zlib1g-dev libssl-dev \
             curl python3 python3-pytest python3-pytest-xdist prometheus xz-utils libsqlite3-0 \
-            nanopb libnanopb-dev clang libclang-rt-dev
+            nanopb libnanopb-dev clang libclang-rt-dev prometheus-alertmanager
 
 PROTOS   = $(wildcard proto/*.proto)
 GEN_C    = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))

@@ -6,6 +6,7 @@
 #include "silence.h"
 #include "httpc.h"
 #include "mt.h"
+#include "telemetry.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -25,11 +26,16 @@ typedef struct {
     char *created_by, *comment;
 } silence_t;
 
+/* The answers counted in meltp_slo_silence_requests_total{code} (looked up once). */
+static const int sil_codes[] = {200, 400, 404, 405, 413, 429, 503};
+#define SIL_NCODES (sizeof(sil_codes) / sizeof(sil_codes[0]))
+
 struct slo_silences {
     pthread_mutex_t mu;
     silence_t **v;
     size_t n;
     char *path;
+    tm_counter_t *c_code[SIL_NCODES];
 };
 
 typedef enum { SIL_PENDING = 0, SIL_ACTIVE, SIL_EXPIRED } sil_state_t;
@@ -321,6 +327,12 @@ slo_silences_t *slo_silence_create(const char *path)
         return NULL;
     }
     pthread_mutex_init(&s->mu, NULL);
+    for (size_t i = 0; i < SIL_NCODES; i++) {
+        char l[32];
+        snprintf(l, sizeof(l), "code=\"%d\"", sil_codes[i]);
+        s->c_code[i] = tm_counter("meltp_slo_silence_requests_total",
+                                  "requests to /api/v1/silences, by HTTP status", l);
+    }
     if (s->path) {
         sil_load(s);
     }
@@ -440,8 +452,23 @@ static int sil_post(slo_silences_t *s, const char *body, size_t len, int64_t now
     return reply(out, outlen, ctype, 200, json_pack("{s:s}", "silenceID", id), NULL);
 }
 
+static int sil_http(slo_silences_t *s, const char *method, const char *path, const char *body,
+                    size_t len, int64_t now, char **out, size_t *outlen, const char **ctype);
+
 int slo_silence_http(slo_silences_t *s, const char *method, const char *path, const char *body,
                      size_t len, int64_t now, char **out, size_t *outlen, const char **ctype)
+{
+    int st = sil_http(s, method, path, body, len, now, out, outlen, ctype);
+    for (size_t i = 0; i < SIL_NCODES; i++) {
+        if (sil_codes[i] == st && s->c_code[i]) {
+            tm_add(s->c_code[i], 1);
+        }
+    }
+    return st;
+}
+
+static int sil_http(slo_silences_t *s, const char *method, const char *path, const char *body,
+                    size_t len, int64_t now, char **out, size_t *outlen, const char **ctype)
 {
     *out = NULL;
     *outlen = 0;

@@ -370,6 +370,7 @@ def test_silence_mutes_notices_and_survives_a_restart():
     st, _, resp = http_request("http://127.0.0.1:%d/api/v1/silences" % m.metrics, body=b"{not json",
                             ctype="application/json", method="POST")
     assert st == 400 and b"bad JSON" in resp
+    assert m.metric("meltp_slo_silence_requests_total", code="400") == 5
     # the client creates one (Alertmanager syntax, 2h, a comment)
     out = subprocess.run([MELTP, "slo", "silence", "--url", "http://127.0.0.1:%d" % m.metrics,
                           "--matcher", 'sloth_id="checkout-availability"', "--matcher",
