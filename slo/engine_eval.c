@@ -243,7 +243,7 @@ void eng_tick(slo_engine_t *e, int64_t now)
         }
     }
     /* after every instance is evaluated: inhibition reads the other instances' alerts */
-    if (e->notifiers && slo_notifiers_count(e->notifiers)) {
+    if (e->routes && slo_notifiers_count(e->notifiers)) {
         eng_notify_collect(e, now, &ms);
     }
     size_t ninst = 0;
