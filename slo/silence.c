@@ -32,6 +32,7 @@ static const int sil_codes[] = {200, 400, 404, 405, 413, 429, 503};
 
 struct slo_silences {
     pthread_mutex_t mu;
+    pthread_mutex_t save_mu; /* one writer of the file at a time (taken before mu) */
     silence_t **v;
     size_t n;
     char *path;
@@ -259,16 +260,22 @@ static void new_id(char *out)
 
 /* ---- persistence ------------------------------------------------------------------------ */
 
-/* Writes the set (called with s->mu held: the file is small and changes are rare). */
+/* Writes the set after a change (called without s->mu). The text is taken under s->mu, the
+ * write and fsync happen outside it, so the evaluation thread (which matches silences while
+ * the engine lock is held) never waits for the disk; save_mu keeps writers in order, each
+ * writing the set as it is when its turn comes. */
 static void sil_save(slo_silences_t *s, int64_t now)
 {
     if (!s->path) {
         return;
     }
+    pthread_mutex_lock(&s->save_mu);
+    pthread_mutex_lock(&s->mu);
     json_t *arr = json_array();
     for (size_t i = 0; i < s->n; i++) {
         json_array_append_new(arr, sil_json(s->v[i], now));
     }
+    pthread_mutex_unlock(&s->mu);
     char *txt = json_dumps(arr, JSON_INDENT(1));
     json_decref(arr);
     char tmp[4200];
@@ -284,6 +291,7 @@ static void sil_save(slo_silences_t *s, int64_t now)
         unlink(tmp);
     }
     free(txt);
+    pthread_mutex_unlock(&s->save_mu);
 }
 
 static void sil_load(slo_silences_t *s)
@@ -327,6 +335,7 @@ slo_silences_t *slo_silence_create(const char *path)
         return NULL;
     }
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->save_mu, NULL);
     for (size_t i = 0; i < SIL_NCODES; i++) {
         char l[32];
         snprintf(l, sizeof(l), "code=\"%d\"", sil_codes[i]);
@@ -348,6 +357,7 @@ void slo_silence_destroy(slo_silences_t *s)
         sil_free(s->v[i]);
     }
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->save_mu);
     free(s->v);
     free(s->path);
     free(s);
@@ -439,10 +449,10 @@ static int sil_post(slo_silences_t *s, const char *body, size_t len, int64_t now
     }
     char id[SLO_SILENCE_ID_LEN];
     snprintf(id, sizeof(id), "%s", x->id);
+    pthread_mutex_unlock(&s->mu);
     if (status == 200) {
         sil_save(s, now);
     }
-    pthread_mutex_unlock(&s->mu);
     if (status != 200) {
         sil_free(x);
         return reply(out, outlen, ctype, status, NULL,
@@ -482,6 +492,9 @@ static int sil_http(slo_silences_t *s, const char *method, const char *path, con
     if (id && !*id) {
         id = NULL;
     }
+    if (!id && strcmp(path, "/api/v1/silences") != 0 && strcmp(path, "/api/v1/silences/") != 0) {
+        return reply(out, outlen, ctype, 404, NULL, "not found; try /api/v1/silences");
+    }
     if (!strcmp(method, "POST") && !id) {
         return sil_post(s, body, len, now, out, outlen, ctype);
     }
@@ -509,9 +522,11 @@ static int sil_http(slo_silences_t *s, const char *method, const char *path, con
             }
             x->ends_ms = now;
             x->updated_ms = now;
-            sil_save(s, now);
         }
         pthread_mutex_unlock(&s->mu);
+        if (at >= 0) {
+            sil_save(s, now);
+        }
         return at < 0 ? reply(out, outlen, ctype, 404, NULL, "silence not found")
                       : reply(out, outlen, ctype, 200, json_object(), NULL);
     }

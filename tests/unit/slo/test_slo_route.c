@@ -336,6 +336,7 @@ UNIT_TEST(silences_api_match_and_persistence)
               "expired");
     json_decref(j);
     CHECK(http(s, "PUT", "/api/v1/silences", "{}", now, &j) == 405);
+    CHECK(http(s, "GET", "/api/v1/silencesX", NULL, now, &j) == 404);
     slo_silence_destroy(s);
     unlink(path);
     rmdir(dir);
