@@ -138,7 +138,7 @@ docs: $(BUILD)/meltp
 # ASan+UBSan into build-fuzz/, each target runs FUZZ_SECONDS from its seed corpus; not part of
 # `make test`. FUZZ_TARGETS picks a subset; FUZZ_ORACLE=0 reports oracle disagreements without
 # stopping the run.
-FUZZ_TARGETS ?= otlp_scan_decode otlp_json prw codec pprof config slo_spec segstore
+FUZZ_TARGETS ?= otlp_scan_decode otlp_json prw codec pprof config slo_spec segstore slo_silence
 FUZZ_SECONDS ?= 30
 FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_BINS    = $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_TARGETS))

@@ -3,9 +3,10 @@
  * counts good/bad/total events from every accepted request through the pipeline observer
  * (spans, log records, cumulative or delta sums, explicit and exponential histograms) into
  * per-instance bucket stores (eval.h), evaluates every SLO on its own thread each
- * evaluation_interval, drives alert notifications (group_wait, repeat_interval, resolve
- * notices; only the most severe firing tier of an SLO notifies), pushes Sloth-named SLO
- * series into metrics exporter queues, serves GET /api/v1/slos and saves its state.
+ * evaluation_interval, drives alert notifications (slo.routes, inhibition and silences,
+ * group_wait, escalations at once, repeat_interval, resolve notices: engine_notify.c), pushes
+ * Sloth-named SLO series into metrics exporter queues, serves GET /api/v1/slos and saves its
+ * state.
  * slo_simulate() runs the same observer and evaluator without threads on a simulated clock
  * (`meltp slo simulate`, used by the Prometheus parity test).
  *

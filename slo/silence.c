@@ -572,7 +572,8 @@ static void cli_usage(FILE *f)
                "                         --duration 2h --comment TEXT [--created-by NAME]\n"
                "       meltp slo silence [--url URL] --list\n"
                "       meltp slo silence [--url URL] --expire ID\n"
-               "URL is meltp's telemetry endpoint (default http://127.0.0.1:8888); matchers use\n"
+               "URL is meltp's telemetry endpoint (default http://127.0.0.1:8888; --config FILE\n"
+               "reads it from service.telemetry.metrics.address); matchers use\n"
                "Alertmanager's syntax (=, !=, =~, !~) on the alerts' labels.\n");
 }
 
@@ -611,12 +612,39 @@ static int cli_request(const char *url, const char *method, const char *body)
     return out;
 }
 
+/* http://<service.telemetry.metrics.address> of a collector config (default 127.0.0.1:8888,
+ * a 0.0.0.0 / empty host reached on loopback). */
+static int config_url(const char *config, char *url, size_t n)
+{
+    mt_errbuf_t eb;
+    mt_errbuf_clear(&eb);
+    cfg_doc_t *doc = cfg_load_file(config, &eb);
+    if (!doc) {
+        fprintf(stderr, "meltp slo silence: %s\n", eb.msg);
+        return -1;
+    }
+    const cfg_node_t *a = cfg_map_get(
+        cfg_map_get(cfg_map_get(cfg_map_get(doc->root, "service"), "telemetry"), "metrics"),
+        "address");
+    const char *addr = a && a->value && *a->value ? a->value : "127.0.0.1:8888";
+    if (!strncmp(addr, "0.0.0.0:", 8)) {
+        snprintf(url, n, "http://127.0.0.1:%s", addr + 8);
+    } else if (addr[0] == ':') {
+        snprintf(url, n, "http://127.0.0.1%s", addr);
+    } else {
+        snprintf(url, n, "http://%s", addr);
+    }
+    cfg_doc_destroy(doc);
+    return 0;
+}
+
 int slo_silence_cli_main(int argc, char **argv)
 {
     const char *base = "http://127.0.0.1:8888", *comment = NULL, *expire = NULL;
     const char *by = getenv("USER") ? getenv("USER") : "meltp";
     int64_t dur = 0;
     int list = 0;
+    char cfg_url[300];
     json_t *ms = json_array();
     int rc = 2;
     for (int i = 1; i < argc; i++) {
@@ -626,7 +654,8 @@ int slo_silence_cli_main(int argc, char **argv)
             continue;
         }
         if (!v || (strcmp(a, "--url") && strcmp(a, "--matcher") && strcmp(a, "--duration") &&
-                   strcmp(a, "--comment") && strcmp(a, "--created-by") && strcmp(a, "--expire"))) {
+                   strcmp(a, "--comment") && strcmp(a, "--created-by") && strcmp(a, "--expire") &&
+                   strcmp(a, "--config"))) {
             fprintf(stderr, "meltp slo silence: unknown flag or missing value: %s\n", a);
             cli_usage(stderr);
             goto out;
@@ -634,6 +663,11 @@ int slo_silence_cli_main(int argc, char **argv)
         i++;
         if (!strcmp(a, "--url")) {
             base = v;
+        } else if (!strcmp(a, "--config")) {
+            if (config_url(v, cfg_url, sizeof(cfg_url)) != 0) {
+                goto out;
+            }
+            base = cfg_url;
         } else if (!strcmp(a, "--comment")) {
             comment = v;
         } else if (!strcmp(a, "--created-by")) {

@@ -111,12 +111,65 @@ static char *parse_quoted(const char *s, size_t *i)
     return out;
 }
 
+/* glibc's regcomp copies a subexpression once per `+` and once per count of a `{m,n}` bound,
+ * nested ones multiplying, and its epsilon closures grow with nested and stacked `*`, `+`,
+ * `?`: `((a+)+)+...`, `(a{100}){100}` or `a+*+*+` take seconds and gigabytes, and a short
+ * regex from a silence (network input) could take the process down. Refused: stacked
+ * quantifiers (undefined in POSIX ERE anyway), and regexes whose length times 2 per quantifier
+ * times each bound passes SLO_REGEX_MAX_COST. Ordinary label regexes (`ticket|slack`,
+ * `(5..|429)`, `[a-z]+-[0-9]+`, `.*-canary`) are far below; the rule is conservative (every
+ * quantifier counts, nested or not). */
+#define SLO_REGEX_MAX_LEN  1024
+#define SLO_REGEX_MAX_COST (1u << 16)
+
+static int regex_tame(const char *re, char *err, size_t errlen)
+{
+    size_t len = strlen(re);
+    double factor = 1;
+    for (const char *p = re; *p; p++) {
+        int quant = *p == '+' || *p == '*' || *p == '?';
+        if (quant && p > re && (p[-1] == '+' || p[-1] == '*' || p[-1] == '?' || p[-1] == '}') &&
+            (p - 1 == re || p[-2] != '\\')) {
+            snprintf(err, errlen,
+                     "regex \"%.40s%s\": stacked repetition (%c%c) is undefined in "
+                     "POSIX regexes",
+                     re, len > 40 ? "..." : "", p[-1], *p);
+            return 0;
+        }
+        if (quant) {
+            factor *= 2;
+        } else if (*p == '{' && isdigit((unsigned char)p[1])) {
+            char *end;
+            unsigned long lo = strtoul(p + 1, &end, 10), hi = lo;
+            if (*end == ',' && isdigit((unsigned char)end[1])) {
+                hi = strtoul(end + 1, &end, 10);
+            } else if (*end == ',') {
+                hi = lo + 1;
+            }
+            factor *= (double)(hi > lo ? hi : lo) + 1;
+        }
+    }
+    if (len > SLO_REGEX_MAX_LEN || factor * (double)(len ? len : 1) > SLO_REGEX_MAX_COST) {
+        snprintf(err, errlen,
+                 "regex \"%.40s%s\" is too long or repeats too much for POSIX regcomp (at most "
+                 "%d bytes; fewer + and {m,n})",
+                 re, len > 40 ? "..." : "", SLO_REGEX_MAX_LEN);
+        return 0;
+    }
+    return 1;
+}
+
 /* Compiles an =~ / !~ value the way Prometheus anchors it: ^(?:re)$. POSIX ERE has no
  * non-capturing group, so ^(re)$ is the equivalent. Returns 0 or a regcomp error. */
 static int matcher_compile(slo_matcher_t *m, char *err, size_t errlen)
 {
     if (m->op != SLO_MATCH_RE && m->op != SLO_MATCH_NRE) {
         return 0;
+    }
+    char why[200];
+    if (!regex_tame(m->value, why, sizeof(why))) {
+        snprintf(err, errlen, "label %s: %s", m->name, why);
+        return REG_ESPACE;
     }
     char *anch = spec_xprintf("^(%s)$", m->value);
     int rc = regcomp(&m->re, anch, REG_EXTENDED | REG_NOSUB);

@@ -403,6 +403,11 @@ def test_silence_mutes_notices_and_survives_a_restart():
     m = spans_meltp(tmp, notifiers, env)
     st, resp = silences(m)
     assert [s["id"] for s in json.loads(resp)] == [sid]
+    # the client finds the endpoint in the config
+    out = subprocess.run([MELTP, "slo", "silence", "--config", m.config_path, "--list"],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert [s["id"] for s in json.loads(out.stdout)] == [sid]
     wait_until(lambda: api(m)[0]["alert_state"] == "firing", 10, what="firing after the restart")
     assert api(m)[0]["silenced_by"] == [sid]
     time.sleep(2)

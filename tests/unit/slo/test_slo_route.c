@@ -59,8 +59,19 @@ UNIT_TEST(route_matcher_syntax)
     CHECK(matches("team=\"x", "a", "b") == -1);
     CHECK(matches("team=\"x\" extra", "a", "b") == -1);
     CHECK(matches("team=\"x\", b=\"y\"", "a", "b") == -1);
+    /* regexes that would make glibc's regcomp copy its tree exponentially are refused */
+    CHECK(matches("a=~\"((((((((((((((((((((((x+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+\"",
+                  "a", "x") == -1);
+    CHECK(matches("a=~\"((x{100}){100}){100}\"", "a", "x") == -1);
+    CHECK(matches("a=~\"[a-z]+-[0-9]+\"", "a", "api-7") == 1);
+    CHECK(matches("a=~\"x{2,3}\"", "a", "xxx") == 1);
+    CHECK(matches("a=~\"x+*+\"", "a", "x") == -1);
+    CHECK(matches("a=~\"x\\\\++\"", "a", "x++") == 1); /* an escaped + is no quantifier */
+    CHECK(matches("a=~\".*-canary\"", "a", "api-canary") == 1);
     slo_matcher_t m;
     char err[256];
+    CHECK(slo_matcher_parse("a=~\"(x{100}){100}{100}\"", &m, err, sizeof(err)) != 0);
+    CHECK(strstr(err, "repeats too much") != NULL);
     CHECK(slo_matcher_parse("team=~\"(\"", &m, err, sizeof(err)) != 0);
     CHECK(strstr(err, "does not compile") != NULL);
     CHECK(m.name == NULL); /* nothing to free on failure */
