@@ -52,8 +52,8 @@ static const cfg_field_t eng_fields[] = {
     {"repeat_interval", CFG_T_DURATION, "4h", 0, offsetof(eng_cfg_t, repeat_interval_ms), NULL,
      "re-send a still-firing alert this often"},
     {"escalation_wait", CFG_T_DURATION, "0s", 0, offsetof(eng_cfg_t, escalation_wait_ms), NULL,
-     "delay before a notice for a more severe tier of an already notified SLO (0: the next "
-     "evaluation)"},
+     "minimum delay between a route group's previous notice and the notice of a more severe "
+     "tier (0: the next evaluation)"},
     {"routes", CFG_T_NODE, NULL, 0, offsetof(eng_cfg_t, routes), NULL,
      "list of {matchers, notifiers, group_wait, group_interval, repeat_interval, continue}; "
      "first match wins unless continue"},
