@@ -18,7 +18,7 @@ DEPS_PKGS = gcc make pkg-config zstd protobuf-c-compiler libprotobuf-c-dev libmi
             libsnappy-dev libzstd-dev libcurl4-openssl-dev libjansson-dev libyaml-dev zlib1g-dev libssl-dev \
             curl python3 python3-pytest python3-pytest-xdist prometheus xz-utils libsqlite3-0 \
             nanopb libnanopb-dev clang libclang-rt-dev nodejs libnghttp2-dev \
-            chromium systemd
+            chromium systemd prometheus-alertmanager
 DEPS_PKGS += libgnutls28-dev openssl libcrypt-dev
 
 PROTOS   = $(wildcard proto/*.proto)
@@ -151,7 +151,7 @@ docs: $(BUILD)/meltp
 # ASan+UBSan into build-fuzz/, each target runs FUZZ_SECONDS from its seed corpus; not part of
 # `make test`. FUZZ_TARGETS picks a subset; FUZZ_ORACLE=0 reports oracle disagreements without
 # stopping the run.
-FUZZ_TARGETS ?= otlp_scan_decode otlp_json prw codec pprof config slo_spec segstore
+FUZZ_TARGETS ?= otlp_scan_decode otlp_json prw codec pprof config slo_spec segstore slo_silence
 FUZZ_SECONDS ?= 30
 FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_BINS    = $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_TARGETS))

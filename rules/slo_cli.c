@@ -5,6 +5,7 @@
  * loaded and linted exactly as the engine loads them, so errors read the same.
  */
 #include "model.h"
+#include "silence.h"
 #include "slo.h"
 #include "sb.h"
 #include "mt.h"
@@ -20,10 +21,11 @@ extern int slo_notify_test_main(int argc, char **argv) __attribute__((weak));
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: meltp slo explain [--eval-interval DUR] SPEC...\n"
+            "usage: meltp slo explain [--eval-interval DUR] [--config FILE] [SPEC...]\n"
             "       meltp slo rules [--out RULES.yml] [--tests TESTS.yml] SPEC...\n"
             "       meltp slo dashboards [--out DIR] SPEC...\n"
             "       meltp slo test-notify --config FILE\n"
+            "       meltp slo silence --matcher M --duration 2h --comment TEXT [--url URL]\n"
             "       meltp slo simulate --series SERIES.json SPEC...\n"
             "\n"
             "SPEC files may be native meltp (version: meltp/v1), Sloth (version: prometheus/v1)\n"
@@ -31,6 +33,10 @@ static void usage(FILE *f)
             "rules: writes Prometheus recording and alerting rules to stdout (or --out);\n"
             "  --tests FILE also writes promtool unit tests for them (needs --out: the tests\n"
             "  refer to the rules file by its path relative to FILE).\n"
+            "explain --config FILE: also prints each tier's route and notifiers (slo.routes)\n"
+            "  for the SPECs, or for the config's slo.specs when none is given.\n"
+            "silence: creates (--list, --expire ID) a silence on a running meltp's telemetry\n"
+            "  endpoint (default http://127.0.0.1:8888).\n"
             "dashboards: writes one Grafana dashboard per service to DIR (default dashboards/).\n"
             "simulate: feeds the metric series in SERIES.json through the engine with a\n"
             "  simulated clock and prints its ratios and alert states as JSON lines (for\n"
@@ -85,7 +91,7 @@ static const char *human(int64_t ms, char *buf, size_t len)
     return buf;
 }
 
-static void explain_one(const slo_spec_t *s, int64_t eval_ms)
+static void explain_one(const slo_spec_t *s, int64_t eval_ms, slo_engine_t *routes)
 {
     char pb[96], d1[32], d2[32], h1[32], h2[32], h3[32];
     const double B = 1.0 - s->objective;
@@ -120,6 +126,9 @@ static void explain_one(const slo_spec_t *s, int64_t eval_ms)
                human(tte, h3, sizeof(h3)), t->enabled ? "" : "  (disabled)");
         printf("    detect_ms=%lld reset_ms=%lld alert=%s\n", (long long)det, (long long)rst,
                t->alert_name);
+        if (routes && slo_engine_print_routes(routes, s->id, i, stdout, "    ") != 0) {
+            printf("    route: unknown (the config does not load this SLO)\n");
+        }
     }
     printf("  detect: time for a full outage (100%% errors) to fire = long x factor x (1 - "
            "objective) + for");
@@ -178,26 +187,63 @@ static int parse_flags(int argc, char **argv, const char *cmd, const cli_flag_t 
     return i;
 }
 
+/* The `slo:` section of a collector config, loaded as the collector loads it (specs,
+ * notifiers, routes; nothing started). NULL after printing the errors. */
+static slo_engine_t *load_config_engine(const char *config, cfg_doc_t **doc)
+{
+    mt_errbuf_t eb;
+    mt_errbuf_clear(&eb);
+    *doc = cfg_load_file(config, &eb);
+    if (!*doc) {
+        fprintf(stderr, "%s\n", eb.msg);
+        return NULL;
+    }
+    const cfg_node_t *node = cfg_map_get((*doc)->root, "slo");
+    if (!node) {
+        fprintf(stderr, "meltp slo explain: %s has no slo section\n", config);
+        return NULL;
+    }
+    cfg_ctx_t c;
+    cfg_ctx_init(&c, (*doc)->file);
+    slo_engine_t *e = slo_engine_load(node, config, &c);
+    cfg_ctx_print(&c, stderr);
+    cfg_ctx_fini(&c);
+    return e;
+}
+
 static int cmd_explain(int argc, char **argv)
 {
     int64_t eval_ms = 0;
-    const cli_flag_t flags[] = {{"--eval-interval", NULL, NULL, &eval_ms}};
+    const char *config = NULL;
+    const cli_flag_t flags[] = {{"--eval-interval", NULL, NULL, &eval_ms},
+                                {"--config", "-c", &config, NULL}};
     int i = parse_flags(argc, argv, "explain", flags, MT_ARRAY_LEN(flags), 1);
     if (i < 0) {
         return 2;
     }
-    if (i >= argc) {
+    if (i >= argc && !config) {
         usage(stderr);
         return 2;
     }
-    slo_set_t *set = load(argv + i, argc - i, eval_ms);
-    if (!set) {
+    cfg_doc_t *doc = NULL;
+    slo_engine_t *e = config ? load_config_engine(config, &doc) : NULL;
+    if (config && !e) {
+        cfg_doc_destroy(doc);
         return 1;
     }
-    for (size_t k = 0; k < set->n; k++) {
-        explain_one(&set->slos[k], eval_ms);
+    slo_set_t *set = i < argc ? load(argv + i, argc - i, eval_ms) : NULL;
+    const slo_set_t *show = set ? set : (i < argc ? NULL : slo_engine_specs(e));
+    if (!show) {
+        slo_engine_stop_destroy(e);
+        cfg_doc_destroy(doc);
+        return 1;
+    }
+    for (size_t k = 0; k < show->n; k++) {
+        explain_one(&show->slos[k], eval_ms, e);
     }
     slo_set_destroy(set);
+    slo_engine_stop_destroy(e);
+    cfg_doc_destroy(doc);
     return 0;
 }
 
@@ -379,6 +425,9 @@ int slo_cli_main(int argc, char **argv)
     }
     if (!strcmp(cmd, "simulate")) {
         return cmd_simulate(argc - 1, argv + 1);
+    }
+    if (!strcmp(cmd, "silence")) {
+        return slo_silence_cli_main(argc - 1, argv + 1);
     }
     if (!strcmp(cmd, "test-notify")) {
         if (!slo_notify_test_main) {

@@ -3,9 +3,10 @@
  * counts good/bad/total events from every accepted request through the pipeline observer
  * (spans, log records, cumulative or delta sums, explicit and exponential histograms) into
  * per-instance bucket stores (eval.h), evaluates every SLO on its own thread each
- * evaluation_interval, drives alert notifications (group_wait, repeat_interval, resolve
- * notices; only the most severe firing tier of an SLO notifies), pushes Sloth-named SLO
- * series into metrics exporter queues, serves GET /api/v1/slos and saves its state.
+ * evaluation_interval, drives alert notifications (slo.routes, inhibition and silences,
+ * group_wait, escalations at once, repeat_interval, resolve notices: engine_notify.c), pushes
+ * Sloth-named SLO series into metrics exporter queues, serves GET /api/v1/slos and saves its
+ * state.
  * slo_simulate() runs the same observer and evaluator without threads on a simulated clock
  * (`meltp slo simulate`, used by the Prometheus parity test).
  *
@@ -47,9 +48,17 @@ static const cfg_field_t eng_fields[] = {
     {"group_wait", CFG_T_DURATION, "30s", 0, offsetof(eng_cfg_t, group_wait_ms), NULL,
      "delay before the first notice of a new alert (Alertmanager group_wait)"},
     {"group_interval", CFG_T_DURATION, "5m", 0, offsetof(eng_cfg_t, group_interval_ms), NULL,
-     "minimum delay between notices of one SLO when it escalates"},
+     "minimum delay between notices of one SLO when it changes tier (not escalations)"},
     {"repeat_interval", CFG_T_DURATION, "4h", 0, offsetof(eng_cfg_t, repeat_interval_ms), NULL,
      "re-send a still-firing alert this often"},
+    {"escalation_wait", CFG_T_DURATION, "0s", 0, offsetof(eng_cfg_t, escalation_wait_ms), NULL,
+     "minimum delay between a route group's previous notice and the notice of a more severe "
+     "tier (0: the next evaluation)"},
+    {"routes", CFG_T_NODE, NULL, 0, offsetof(eng_cfg_t, routes), NULL,
+     "list of {matchers, notifiers, group_wait, group_interval, repeat_interval, continue}; "
+     "first match wins unless continue"},
+    {"inhibit", CFG_T_NODE, NULL, 0, offsetof(eng_cfg_t, inhibit), NULL,
+     "list of {source_matchers, target_matchers, equal}"},
     {"external_url", CFG_T_STRING, NULL, 0, offsetof(eng_cfg_t, external_url), NULL,
      "base URL for generatorURL in webhook payloads"},
     {"max_series", CFG_T_INT, "65536", 0, offsetof(eng_cfg_t, max_series), NULL,
@@ -159,6 +168,8 @@ void eng_free(slo_engine_t *e)
         slo_tz_free(e->zones[i].tz);
     }
     free(e->queues);
+    slo_route_destroy(e->routes);
+    slo_silence_destroy(e->silences);
     slo_notifiers_destroy(e->notifiers);
     slo_set_destroy(e->set);
     slo_ctr_fini(&e->ctr);
@@ -214,6 +225,16 @@ slo_engine_t *slo_engine_load(const cfg_node_t *node, const char *config_path, c
     }
     if (c->nerr == nerr0) {
         e->notifiers = slo_notifiers_load(e->cfg.notifiers, "slo.notifiers", c);
+    }
+    if (c->nerr == nerr0) {
+        e->routes =
+            slo_route_load(e->cfg.routes, e->cfg.inhibit, e->notifiers, e->cfg.group_wait_ms,
+                           e->cfg.group_interval_ms, e->cfg.repeat_interval_ms, c);
+        for (size_t i = 0; i < slo_notifiers_count(e->notifiers) && i < SLO_ROUTE_NOTIFIERS; i++) {
+            if (slo_notifiers_type(e->notifiers, i) == SLO_NT_ALERTMANAGER) {
+                e->am_notifiers |= 1ull << i;
+            }
+        }
     }
     if (c->nerr == nerr0 && e->cfg.specs.n) {
         char *dup = strdup(config_path ? config_path : ".");
@@ -397,6 +418,13 @@ int slo_engine_start(slo_engine_t *e, struct exq *const *queues, size_t nqueues,
                e->state_path);
     } else if (rc == MT_OK) {
         mt_log(MT_LOG_INFO, "slo: restored state from %s", e->state_path);
+    }
+    char sil_path[4200];
+    snprintf(sil_path, sizeof(sil_path), "%s/%s", e->cfg.state_dir, SLO_SILENCE_FILE);
+    e->silences = slo_silence_create(sil_path);
+    if (!e->silences) {
+        mt_failf(eb, "slo: out of memory");
+        return MT_ENOMEM;
     }
     if (e->notifiers && slo_notifiers_start(e->notifiers, eb) != MT_OK) {
         return MT_ERR;

@@ -61,6 +61,17 @@ char *slo_engine_api_json(slo_engine_t *e, size_t *len)
                           r->in.nodata_alert.state == SLO_AL_FIRING ? "firing" : "inactive",
                           "budget_remaining", jnum(res.budget_remaining), "time_to_exhaustion_s",
                           res.tte_s < 0 ? json_null() : jnum(res.tte_s), "windows", wins));
+            /* a silenced alert still shows as firing, with the silences that mute it */
+            char ids[8][SLO_SILENCE_ID_LEN];
+            size_t ns = eng_silenced_by(e, d, r, now, ids, 8);
+            if (ns) {
+                json_t *sb = json_array();
+                for (size_t j = 0; j < ns && j < 8; j++) {
+                    json_array_append_new(sb, json_string(ids[j]));
+                }
+                json_object_set_new(json_array_get(arr, json_array_size(arr) - 1), "silenced_by",
+                                    sb);
+            }
         }
     }
     if (locked) {
@@ -73,6 +84,78 @@ char *slo_engine_api_json(slo_engine_t *e, size_t *len)
         *len = strlen(s);
     }
     return s;
+}
+
+/* ---- silences and routes ---------------------------------------------------------------- */
+
+int slo_engine_silences_http(slo_engine_t *e, const char *method, const char *path,
+                             const char *body, size_t len, char **out, size_t *outlen,
+                             const char **ctype)
+{
+    if (!e || !e->silences) {
+        *out = strdup("no slo section: silences need the SLO engine\n");
+        *outlen = *out ? strlen(*out) : 0;
+        *ctype = "text/plain";
+        return *out ? 404 : 503;
+    }
+    return slo_silence_http(e->silences, method, path, body, len, eng_wall_ms(), out, outlen,
+                            ctype);
+}
+
+const struct slo_set *slo_engine_specs(const slo_engine_t *e)
+{
+    return e->set;
+}
+
+int slo_engine_print_routes(slo_engine_t *e, const char *spec_id, size_t tier, FILE *out,
+                            const char *indent)
+{
+    for (size_t i = 0; i < e->ndefs; i++) {
+        def_t *d = &e->defs[i];
+        if (strcmp(d->spec->id, spec_id) != 0 || tier >= d->p.ntiers) {
+            continue;
+        }
+        /* a grouped SLO's group labels are unknown here: matchers see them as "" */
+        inst_rec_t probe;
+        memset(&probe, 0, sizeof(probe));
+        probe.id = (char *)d->spec->id;
+        slo_route_labels_t l;
+        eng_alert_labels(d, &probe, (int)tier, &l, NULL, 0);
+        uint32_t mask = slo_route_match(e->routes, &l);
+        if (!mask) {
+            fprintf(out, "%sroute: none matches (not notified)\n", indent);
+        }
+        for (size_t g = 0; g < e->routes->n; g++) {
+            if (!(mask & (1u << g))) {
+                continue;
+            }
+            const slo_route_t *rt = &e->routes->routes[g];
+            char desc[512], gw[16], gi[16], ri[16];
+            slo_route_describe(e->routes, g, desc, sizeof(desc));
+            fprintf(out, "%sroute: %s -> ", indent, desc);
+            int any = 0;
+            for (size_t k = 0; k < slo_notifiers_count(e->notifiers) && k < SLO_ROUTE_NOTIFIERS;
+                 k++) {
+                if (rt->notifiers & (1ull << k)) {
+                    fprintf(out, "%s%s", any++ ? ", " : "", slo_notifiers_name(e->notifiers, k));
+                }
+            }
+            fprintf(out, "%s (group_wait %s, group_interval %s, repeat_interval %s)\n",
+                    any ? "" : "(no notifiers)",
+                    slo_fmt_duration(rt->group_wait_ms, gw, sizeof(gw)),
+                    slo_fmt_duration(rt->group_interval_ms, gi, sizeof(gi)),
+                    slo_fmt_duration(rt->repeat_interval_ms, ri, sizeof(ri)));
+        }
+        for (size_t h = 0; h < e->routes->ninh; h++) {
+            const slo_inhibit_t *ih = &e->routes->inh[h];
+            if (slo_route_matchers_match(ih->tgt, ih->ntgt, &l)) {
+                fprintf(out, "%sinhibited by slo.inhibit[%zu] while a matching source fires\n",
+                        indent, h);
+            }
+        }
+        return 0;
+    }
+    return -1;
 }
 
 /* ---- simulation (meltp slo simulate) ----------------------------------------------------- */

@@ -13,201 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- evaluation: notifications ---------------------------------------------------------- */
-
-static void fill_msg(slo_engine_t *e, const def_t *d, const inst_rec_t *r, int tier,
-                     const slo_result_t *res, int resolved, int64_t now, slo_alert_msg_t *m)
-{
-    const slo_spec_t *s = d->spec;
-    const slo_tier_t *t = &s->tiers[tier];
-    const slo_alert_t *al = &r->in.alerts[tier];
-    memset(m, 0, sizeof(*m));
-    m->resolved = resolved;
-    snprintf(m->group_key, sizeof(m->group_key), "{}:{sloth_id=\"%s\"}", r->id);
-    snprintf(m->alert_name, sizeof(m->alert_name), "%s", t->alert_name ? t->alert_name : "");
-    snprintf(m->slo_id, sizeof(m->slo_id), "%s", r->id);
-    snprintf(m->service, sizeof(m->service), "%s", s->service ? s->service : "");
-    snprintf(m->slo, sizeof(m->slo), "%s", s->name ? s->name : "");
-    snprintf(m->severity, sizeof(m->severity), "%s", t->severity ? t->severity : "");
-    snprintf(m->tier, sizeof(m->tier), "%s", t->name ? t->name : "");
-    m->objective = s->objective;
-    m->nwin = 2;
-    slo_fmt_duration(t->short_ms, m->win[0].name, sizeof(m->win[0].name));
-    m->win[0].burn_rate = al->short_br;
-    slo_fmt_duration(t->long_ms, m->win[1].name, sizeof(m->win[1].name));
-    m->win[1].burn_rate = al->long_br;
-    m->threshold = t->factor;
-    m->budget_remaining = res->budget_remaining;
-    m->tte_s = res->tte_s;
-    m->starts_ms = r->first_fire_ms;
-    m->ends_ms = resolved ? now : 0;
-    m->budget_spent = r->budget_at_fire - res->budget_remaining;
-    if (m->budget_spent < 0) {
-        m->budget_spent = 0;
-    }
-    snprintf(m->runbook_url, sizeof(m->runbook_url), "%s", s->runbook_url ? s->runbook_url : "");
-    snprintf(m->dashboard_url, sizeof(m->dashboard_url), "%s",
-             s->dashboard_url ? s->dashboard_url : "");
-    if (e->cfg.external_url) {
-        snprintf(m->generator_url, sizeof(m->generator_url), "%s/api/v1/slos", e->cfg.external_url);
-    }
-    m->ntraces = r->ntraces;
-    for (int i = 0; i < r->ntraces; i++) {
-        /* newest first */
-        int k = (r->tpos - 1 - i + 2 * SLO_MSG_MAX_TRACES) % SLO_MSG_MAX_TRACES;
-        memcpy(m->traces[i], r->traces[k], 33);
-    }
-    for (size_t i = 0; s->service && i < e->nchanges; i++) {
-        const changes_t *c = &e->changes[i];
-        if (strcmp(c->service, s->service) != 0) {
-            continue;
-        }
-        for (int j = 0; j < c->n; j++) {
-            int k = (c->pos - 1 - j + 2 * SLO_MSG_MAX_CHANGES) % SLO_MSG_MAX_CHANGES;
-            memcpy(m->changes[j].name, c->ev[k].name, sizeof(m->changes[j].name));
-            memcpy(m->changes[j].detail, c->ev[k].detail, sizeof(m->changes[j].detail));
-            m->changes[j].t_ms = c->ev[k].t_ms;
-        }
-        m->nchanges = c->n;
-    }
-    for (size_t i = 0; i < t->labels.n && m->nlabels < SLO_MSG_MAX_LABELS; i++, m->nlabels++) {
-        snprintf(m->lk[m->nlabels], sizeof(m->lk[0]), "%s", t->labels.keys[i]);
-        snprintf(m->lv[m->nlabels], sizeof(m->lv[0]), "%s", t->labels.vals[i]);
-    }
-    for (size_t i = 0; r->gvals && i < s->ngroup_by && m->nlabels < SLO_MSG_MAX_LABELS;
-         i++, m->nlabels++) {
-        snprintf(m->lk[m->nlabels], sizeof(m->lk[0]), "%s", s->group_by[i]);
-        snprintf(m->lv[m->nlabels], sizeof(m->lv[0]), "%s", r->gvals[i]);
-    }
-}
-
-typedef struct {
-    slo_alert_msg_t *v;
-    size_t n, cap;
-} msgs_t;
-
-static slo_alert_msg_t *msgs_add(msgs_t *ms)
-{
-    if (ms->n == ms->cap) {
-        size_t nc = ms->cap ? ms->cap * 2 : 4;
-        slo_alert_msg_t *v = realloc(ms->v, nc * sizeof(*v));
-        if (!v) {
-            return NULL;
-        }
-        ms->v = v;
-        ms->cap = nc;
-    }
-    return &ms->v[ms->n++];
-}
-
-/* Alertmanager-like grouping per SLO instance: the first notice waits group_wait (an alert
- * resolving before that is never sent), an escalation to a more severe tier is sent after
- * group_interval, an unchanged alert repeats every repeat_interval, and the end of the
- * incident sends one resolved notice with the budget spent and the duration. */
-static void notify_step(slo_engine_t *e, const def_t *d, inst_rec_t *r, int best,
-                        const slo_result_t *res, int64_t now, msgs_t *ms)
-{
-    slo_alert_msg_t *m;
-    if (best >= 0) {
-        if (!r->first_fire_ms) {
-            r->first_fire_ms =
-                r->in.alerts[best].fired_at_ms ? r->in.alerts[best].fired_at_ms : now;
-            r->budget_at_fire = r->in.alerts[best].budget_at_fire;
-        }
-        int send = 0;
-        if (r->notified_tier < 0) {
-            send = now - r->first_fire_ms >= e->cfg.group_wait_ms;
-        } else if (d->p.tiers[best].rank < d->p.tiers[r->notified_tier].rank) {
-            send = now - r->last_sent_ms >= e->cfg.group_interval_ms;
-        } else {
-            send = now - r->last_sent_ms >= e->cfg.repeat_interval_ms;
-        }
-        if (send && (m = msgs_add(ms))) {
-            fill_msg(e, d, r, best, res, 0, now, m);
-            r->notified_tier = best;
-            r->last_sent_ms = now;
-        }
-        return;
-    }
-    if (r->notified_tier >= 0 && (m = msgs_add(ms))) {
-        fill_msg(e, d, r, r->notified_tier, res, 1, now, m);
-    }
-    r->notified_tier = -1;
-    r->first_fire_ms = 0;
-}
-
-/* The no-data alert of `no_data: alert` SLOs (eval.c: no event for the shortest long window).
- * alertname: the burn alert's name with its "BurnRate"/"Burn" suffix replaced by "NoData"
- * (CheckoutAvailabilityBurnRate -> CheckoutAvailabilityNoData), severity ticket, tier
- * "no-data", its own group key; notified at once (a data gap is already an hour old), repeated
- * every repeat_interval and resolved when data returns. */
-static void nodata_notify(slo_engine_t *e, const def_t *d, inst_rec_t *r, const slo_result_t *res,
-                          int64_t now, msgs_t *ms)
-{
-    const slo_spec_t *s = d->spec;
-    const slo_alert_t *al = &r->in.nodata_alert;
-    bool resolved;
-    if (al->state == SLO_AL_FIRING) {
-        if (r->nodata_sent_ms && now - r->nodata_sent_ms < e->cfg.repeat_interval_ms) {
-            return;
-        }
-        resolved = false;
-    } else if (r->nodata_sent_ms) {
-        resolved = true;
-    } else {
-        return;
-    }
-    slo_alert_msg_t *m = msgs_add(ms);
-    if (!m) {
-        return;
-    }
-    memset(m, 0, sizeof(*m));
-    m->resolved = resolved;
-    char base[128];
-    const char *an = s->ntiers && s->tiers[0].alert_name ? s->tiers[0].alert_name : s->id;
-    snprintf(base, sizeof(base), "%s", an);
-    size_t bl = strlen(base);
-    if (bl > 8 && !strcmp(base + bl - 8, "BurnRate")) {
-        base[bl - 8] = 0;
-    } else if (bl > 4 && !strcmp(base + bl - 4, "Burn")) {
-        base[bl - 4] = 0;
-    }
-    snprintf(m->alert_name, sizeof(m->alert_name), "%.100sNoData", base);
-    snprintf(m->group_key, sizeof(m->group_key), "{}:{alertname=\"%.100s\",sloth_id=\"%.120s\"}",
-             m->alert_name, r->id);
-    snprintf(m->slo_id, sizeof(m->slo_id), "%s", r->id);
-    snprintf(m->service, sizeof(m->service), "%s", s->service ? s->service : "");
-    snprintf(m->slo, sizeof(m->slo), "%s", s->name ? s->name : "");
-    snprintf(m->severity, sizeof(m->severity), "ticket");
-    snprintf(m->tier, sizeof(m->tier), "no-data");
-    m->objective = s->objective;
-    m->budget_remaining = res->budget_remaining;
-    m->tte_s = -1;
-    m->starts_ms = al->fired_at_ms ? al->fired_at_ms : now;
-    m->ends_ms = resolved ? now : 0;
-    snprintf(m->runbook_url, sizeof(m->runbook_url), "%s", s->runbook_url ? s->runbook_url : "");
-    snprintf(m->dashboard_url, sizeof(m->dashboard_url), "%s",
-             s->dashboard_url ? s->dashboard_url : "");
-    if (e->cfg.external_url) {
-        snprintf(m->generator_url, sizeof(m->generator_url), "%s/api/v1/slos", e->cfg.external_url);
-    }
-    /* the alert-wide labels of the first tier (not its severity), then the group labels */
-    for (size_t i = 0; s->ntiers && i < s->tiers[0].labels.n && m->nlabels < SLO_MSG_MAX_LABELS;
-         i++) {
-        if (!strcmp(s->tiers[0].labels.keys[i], "sloth_severity")) {
-            continue;
-        }
-        snprintf(m->lk[m->nlabels], sizeof(m->lk[0]), "%s", s->tiers[0].labels.keys[i]);
-        snprintf(m->lv[m->nlabels++], sizeof(m->lv[0]), "%s", s->tiers[0].labels.vals[i]);
-    }
-    for (size_t i = 0; r->gvals && i < s->ngroup_by && m->nlabels < SLO_MSG_MAX_LABELS;
-         i++, m->nlabels++) {
-        snprintf(m->lk[m->nlabels], sizeof(m->lk[0]), "%s", s->group_by[i]);
-        snprintf(m->lv[m->nlabels], sizeof(m->lv[0]), "%s", r->gvals[i]);
-    }
-    r->nodata_sent_ms = resolved ? 0 : now;
-}
-
 /* ---- evaluation: SLO series ------------------------------------------------------------- */
 
 typedef struct {
@@ -418,7 +223,7 @@ static mt_batch_t *series_pack(series_t *s)
 
 void eng_tick(slo_engine_t *e, int64_t now)
 {
-    msgs_t ms = {0};
+    eng_msgs_t ms = {0};
     series_t s = {0};
     if (e->nqueues) {
         s.a = arena_create(1 << 16, 0);
@@ -431,18 +236,15 @@ void eng_tick(slo_engine_t *e, int64_t now)
         def_t *d = &e->defs[i];
         for (size_t k = 0; k < d->n; k++) {
             inst_rec_t *r = d->insts[k];
-            slo_result_t res;
-            int best = slo_eval_run(&r->in, &d->p, now, &res, events);
-            if (e->notifiers && slo_notifiers_count(e->notifiers)) {
-                notify_step(e, d, r, best, &res, now, &ms);
-                if (d->p.nodata == SLO_ND_ALERT) {
-                    nodata_notify(e, d, r, &res, now, &ms);
-                }
-            }
+            r->best = slo_eval_run(&r->in, &d->p, now, &r->last, events);
             if (s.a) {
-                series_inst(&s, d, r, &res);
+                series_inst(&s, d, r, &r->last);
             }
         }
+    }
+    /* after every instance is evaluated: inhibition reads the other instances' alerts */
+    if (e->routes && slo_notifiers_count(e->notifiers)) {
+        eng_notify_collect(e, now, &ms);
     }
     size_t ninst = 0;
     for (size_t i = 0; i < e->ndefs; i++) {
@@ -454,12 +256,7 @@ void eng_tick(slo_engine_t *e, int64_t now)
     if (++e->ticks % every == 0 && e->state_path[0]) {
         eng_save_state(e, 0);
     }
-    for (size_t i = 0; i < ms.n; i++) {
-        mt_log(MT_LOG_INFO, "slo %s: %s alert (%s)", ms.v[i].slo_id,
-               ms.v[i].resolved ? "resolved" : "firing", ms.v[i].tier);
-        slo_notifiers_send(e->notifiers, &ms.v[i]);
-    }
-    free(ms.v);
+    eng_notify_send(e, &ms);
     if (s.a) {
         mt_batch_t *b = series_pack(&s);
         for (size_t q = 0; b && q < e->nqueues; q++) {

@@ -1,7 +1,8 @@
 /*
  * engine_int.h - PRIVATE to the slo/engine module (engine.c: configuration, loading, state
  * save/restore, start and stop; engine_observe.c: the pipeline observer and the instances;
- * engine_eval.c: the evaluation loop, notifications and SLO series; engine_api.c:
+ * engine_eval.c: the evaluation loop and SLO series; engine_notify.c: routes, inhibition,
+ * silences and notices; engine_api.c:
  * GET /api/v1/slos and `meltp slo simulate`). The engine struct, its records and the functions
  * the parts share (prefix eng_). Other modules use slo.h and must not include this header.
  */
@@ -12,6 +13,8 @@
 #include "model.h"
 #include "eval.h"
 #include "notify.h"
+#include "route.h"
+#include "silence.h"
 #include "component.h"
 #include "otlp.h"
 #include "telemetry.h"
@@ -46,22 +49,39 @@ typedef struct {
     int64_t group_wait_ms;
     int64_t group_interval_ms;
     int64_t repeat_interval_ms;
+    int64_t escalation_wait_ms;
+    const cfg_node_t *routes;
+    const cfg_node_t *inhibit;
     char *external_url;
     int64_t max_series;
 } eng_cfg_t;
 
 /* ---- engine state ----------------------------------------------------------------------- */
 
-typedef struct inst_rec {
-    char *id;          /* spec id, or id{k="v",...} for a group */
-    char **gvals;      /* spec->ngroup_by values (grouped SLOs) */
+/* The notices of one SLO instance on one route (Alertmanager's aggregation group): only the
+ * most severe firing tier routed here that is neither silenced nor inhibited is notified. */
+typedef struct {
     int notified_tier; /* tier last notified, -1 = none */
+    int muted;         /* firing, but every firing tier is silenced or inhibited */
     int64_t first_fire_ms;
     int64_t last_sent_ms;
+    double budget_at_fire;
+} route_state_t;
+
+typedef struct inst_rec {
+    char *id;     /* spec id, or id{k="v",...} for a group */
+    char **gvals; /* spec->ngroup_by values (grouped SLOs) */
+    route_state_t rs[SLO_ROUTES_MAX];
+    uint32_t tier_routes[SLO_EV_MAX_TIERS]; /* routes of each tier's alert (labels are fixed) */
+    uint32_t nodata_routes;
+    int routed;                           /* tier_routes computed */
+    int64_t am_sent_ms[SLO_EV_MAX_TIERS]; /* alertmanager: last post of a firing tier, 0 = none */
+    int64_t am_start_ms[SLO_EV_MAX_TIERS];
+    int best;               /* this evaluation: most severe firing tier, -1 */
+    slo_result_t last;      /* this evaluation's result (for the notices) */
     int64_t nodata_sent_ms; /* last no-data alert notice, 0 = none outstanding */
     uint64_t saved_gen;     /* in.gen at the last state save */
-    double budget_at_fire;
-    uint64_t cum[3]; /* good, bad, total since start (meltp_slo_events_total) */
+    uint64_t cum[3];        /* good, bad, total since start (meltp_slo_events_total) */
     char traces[SLO_MSG_MAX_TRACES][33];
     int ntraces, tpos;
     slo_inst_t in; /* large: last */
@@ -99,6 +119,9 @@ struct slo_engine {
     size_t ndefs;
     unsigned signals;
     slo_notifiers_t *notifiers;
+    slo_routes_t *routes;
+    uint64_t am_notifiers; /* bit i: notifier i is type alertmanager */
+    slo_silences_t *silences;
     struct exq **queues;
     size_t nqueues;
     pthread_mutex_t mu;
@@ -142,4 +165,26 @@ void eng_observer(void *arg, mt_signal_t s, const uint8_t *pb, size_t len, uint6
 void eng_tick(slo_engine_t *e, int64_t now);
 void *eng_eval_main(void *arg);
 
+/* engine_notify.c */
+typedef struct {
+    slo_alert_msg_t m;
+    uint64_t to; /* bit i: notifier i */
+} eng_msg_t;
+typedef struct {
+    eng_msg_t *v;
+    size_t n, cap;
+} eng_msgs_t;
+/* With e->mu held, after every instance's evaluation (r->best, r->last): routes, inhibits,
+ * silences and times every notice due now into ms. */
+void eng_notify_collect(slo_engine_t *e, int64_t now, eng_msgs_t *ms);
+/* Without the lock: queues every notice of ms to its notifiers and frees ms. */
+void eng_notify_send(slo_engine_t *e, eng_msgs_t *ms);
+/* Ids of the active silences matching a firing tier of r (at most max into ids); the count. */
+size_t eng_silenced_by(slo_engine_t *e, const def_t *d, const inst_rec_t *r, int64_t now,
+                       char (*ids)[SLO_SILENCE_ID_LEN], size_t max);
+/* The labels matchers see for tier `tier` of r (tier < 0: the no-data alert, whose name is
+ * written into nd_name): spec labels, alertname, sloth_id / _service / _slo / _severity,
+ * severity, burnrate_tier, the tier's labels, the group's labels. Pointers borrow d and r. */
+void eng_alert_labels(const def_t *d, const inst_rec_t *r, int tier, slo_route_labels_t *l,
+                      char *nd_name, size_t nd_len);
 #endif

@@ -94,7 +94,10 @@ inst_rec_t *eng_rec_new(slo_engine_t *e, def_t *d, const char *id, char **gvals)
         return NULL;
     }
     r->id = strdup(id);
-    r->notified_tier = -1;
+    for (size_t g = 0; g < SLO_ROUTES_MAX; g++) {
+        r->rs[g].notified_tier = -1;
+    }
+    r->best = -1;
     if (!r->id) {
         free(r);
         return NULL;

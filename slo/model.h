@@ -197,7 +197,7 @@ typedef struct {
     char *dashboard_url;
 } slo_spec_t;
 
-typedef struct {
+typedef struct slo_set {
     slo_spec_t *slos;
     size_t n;
     int64_t eval_interval_ms; /* the interval the set was linted against */
@@ -225,6 +225,18 @@ void slo_set_destroy(slo_set_t *s);
 
 /* 1 if a label value matches (value NULL = label absent, which matches as ""), else 0. */
 int slo_matcher_match(const slo_matcher_t *m, const char *value);
+
+/* One matcher in Alertmanager's syntax: `name="value"`, `name!="v"`, `name=~"re"`,
+ * `name!~"re"` (value quoted "..", '..' or `..`, or bare to the end; optional {braces});
+ * regexes anchored as Prometheus does. Fills *m (free with slo_matcher_free) and returns 0, or
+ * returns -1 with err set (m is left empty). */
+int slo_matcher_parse(const char *text, slo_matcher_t *m, char *err, size_t errlen);
+/* The same from parts (a silence's {name, value, isRegex, isEqual}). */
+int slo_matcher_set(slo_matcher_t *m, const char *name, slo_match_op_t op, const char *value,
+                    char *err, size_t errlen);
+void slo_matcher_free(slo_matcher_t *m);
+/* "=", "!=", "=~" or "!~" (static text). */
+const char *slo_match_op_text(slo_match_op_t op);
 
 /* 1 if a series matches the selector. `get(ctx, name)` returns a label's value or NULL;
  * "__name__" is asked for the metric name. */

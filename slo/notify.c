@@ -55,6 +55,11 @@ static void fmt_time(char *b, size_t n, int64_t ms)
     snprintf(b + k, n - k, ".%03dZ", (int)(ms % 1000));
 }
 
+void slo_notify_fmt_time(char *b, size_t n, int64_t ms)
+{
+    fmt_time(b, n, ms);
+}
+
 /* Copies at most max bytes of s, cutting on a UTF-8 boundary, "…" when cut. */
 static char *trunc_utf8(const char *s, size_t max)
 {
@@ -374,6 +379,8 @@ static json_t *msg_labels(const slo_alert_msg_t *m)
     json_object_set_new(l, "sloth_slo", json_string(m->slo));
     json_object_set_new(l, "sloth_severity", json_string(m->severity));
     json_object_set_new(l, "burnrate_tier", json_string(m->tier));
+    /* what routes match on: the tier's severity unless its labels set one */
+    json_object_set_new(l, "severity", json_string(m->severity));
     for (int i = 0; i < m->nlabels && i < SLO_MSG_MAX_LABELS; i++) {
         json_object_set_new(l, m->lk[i], json_string(m->lv[i]));
     }
@@ -444,6 +451,19 @@ char *slo_notify_webhook_json(const slo_alert_msg_t *m, size_t *len)
     return dump(root, len);
 }
 
+char *slo_notify_alertmanager_json(const slo_alert_msg_t *m, size_t *len)
+{
+    char starts[40], ends[40];
+    fmt_time(starts, sizeof(starts), m->starts_ms);
+    fmt_time(ends, sizeof(ends), m->ends_ms);
+    json_t *alert = json_pack("{s:o, s:o, s:s, s:s}", "labels", msg_labels(m), "annotations",
+                              msg_annotations(m), "startsAt", starts, "endsAt", ends);
+    if (alert && m->generator_url[0]) {
+        json_object_set_new(alert, "generatorURL", json_string(m->generator_url));
+    }
+    return dump(alert ? json_pack("[o]", alert) : NULL, len);
+}
+
 int slo_notify_teams_is_legacy(const char *url)
 {
     return strstr(url, ".webhook.office.com/") || strstr(url, "outlook.office.com/webhook") ||
@@ -495,11 +515,13 @@ typedef struct {
     int send_resolved;
     char *name;
     tls_client_cfg_t tls;
+    int64_t resend_ms;
+    char *am_url; /* alertmanager: <url>/api/v2/alerts (malloc'd at load) */
 } notifier_cfg_t;
 
 static const cfg_field_t notifier_fields[] = {
     {"type", CFG_T_STRING, NULL, CFG_REQUIRED, offsetof(notifier_cfg_t, type), NULL,
-     "slack | teams | webhook"},
+     "slack | teams | webhook | alertmanager"},
     {"webhook_url", CFG_T_STRING, NULL, CFG_SECRET, offsetof(notifier_cfg_t, webhook_url), NULL,
      "Slack or Teams webhook URL (secret)"},
     {"url", CFG_T_STRING, NULL, CFG_SECRET, offsetof(notifier_cfg_t, url), NULL,
@@ -518,7 +540,9 @@ static const cfg_field_t notifier_fields[] = {
     {"send_resolved", CFG_T_BOOL, "true", 0, offsetof(notifier_cfg_t, send_resolved), NULL,
      "also notify when an alert resolves"},
     {"name", CFG_T_STRING, NULL, 0, offsetof(notifier_cfg_t, name), NULL,
-     "name in logs and metrics (default <type>/<index>)"},
+     "name in logs and metrics, and in slo.routes (default <type>/<index>)"},
+    {"resend_interval", CFG_T_DURATION, "1m", 0, offsetof(notifier_cfg_t, resend_ms), NULL,
+     "alertmanager: post a still-firing alert again this often (as Prometheus does)"},
     TLS_CLIENT_FIELDS(notifier_cfg_t, tls),
 };
 
@@ -588,10 +612,12 @@ slo_notifiers_t *slo_notifiers_load(const cfg_node_t *node, const char *path, cf
             nt->type = SLO_NT_TEAMS;
         } else if (!strcmp(nt->cfg.type, "webhook")) {
             nt->type = SLO_NT_WEBHOOK;
+        } else if (!strcmp(nt->cfg.type, "alertmanager")) {
+            nt->type = SLO_NT_ALERTMANAGER;
         } else {
             cfg_error_key(c, item, p, "type",
                           "unknown notifier type \"%s\" (valid: slack, "
-                          "teams, webhook)",
+                          "teams, webhook, alertmanager)",
                           nt->cfg.type);
             errs++;
             continue;
@@ -618,7 +644,9 @@ slo_notifiers_t *slo_notifiers_load(const cfg_node_t *node, const char *path, cf
             cfg_error(c, item->line, p,
                       "%s (or url_file) is required (it may be empty when an "
                       "${env:...} variable is unset)",
-                      nt->type == SLO_NT_WEBHOOK ? "url" : "webhook_url");
+                      nt->type == SLO_NT_WEBHOOK || nt->type == SLO_NT_ALERTMANAGER
+                          ? "url"
+                          : "webhook_url");
             errs++;
             continue;
         }
@@ -627,7 +655,34 @@ slo_notifiers_t *slo_notifiers_load(const cfg_node_t *node, const char *path, cf
                           "must be an http:// or https:// URL (value not shown: secret)");
             errs++;
         }
+        if (nt->type == SLO_NT_ALERTMANAGER) {
+            /* the base URL, as in Prometheus' alertmanagers: the API path is ours to add */
+            size_t ul = strlen(nt->url);
+            while (ul && nt->url[ul - 1] == '/') {
+                ul--;
+            }
+            nt->cfg.am_url = malloc(ul + sizeof("/api/v2/alerts"));
+            if (!nt->cfg.am_url) {
+                cfg_error(c, item->line, p, "out of memory");
+                errs++;
+                continue;
+            }
+            memcpy(nt->cfg.am_url, nt->url, ul);
+            memcpy(nt->cfg.am_url + ul, "/api/v2/alerts", sizeof("/api/v2/alerts"));
+            nt->url = nt->cfg.am_url;
+            if (nt->cfg.resend_ms <= 0) {
+                cfg_error_key(c, item, p, "resend_interval", "must be positive");
+                errs++;
+            }
+        }
         if (nt->cfg.name && *nt->cfg.name) {
+            for (size_t k = 0; k < i; k++) {
+                if (ns->v[k]->cfg.name && !strcmp(ns->v[k]->cfg.name, nt->cfg.name)) {
+                    cfg_error_key(c, item, p, "name", "\"%s\" is already the name of %s[%zu]",
+                                  nt->cfg.name, path, k);
+                    errs++;
+                }
+            }
             snprintf(nt->label, sizeof(nt->label), "%s", nt->cfg.name);
         } else {
             snprintf(nt->label, sizeof(nt->label), "%s/%zu", nt->cfg.type, i);
@@ -656,6 +711,8 @@ static char *payload(const notifier_t *nt, const slo_alert_msg_t *m, size_t *len
     case SLO_NT_TEAMS:
         return teams_format(nt) == SLO_TEAMS_MESSAGECARD ? slo_notify_messagecard_json(m, len)
                                                          : slo_notify_teams_json(m, len);
+    case SLO_NT_ALERTMANAGER:
+        return slo_notify_alertmanager_json(m, len);
     default:
         return slo_notify_webhook_json(m, len);
     }
@@ -853,26 +910,59 @@ int slo_notifiers_start(slo_notifiers_t *ns, mt_errbuf_t *eb)
     return MT_OK;
 }
 
+int slo_notifiers_find(const slo_notifiers_t *ns, const char *name)
+{
+    for (size_t i = 0; ns && i < ns->n; i++) {
+        if (ns->v[i]->cfg.name && !strcmp(ns->v[i]->cfg.name, name)) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+const char *slo_notifiers_name(const slo_notifiers_t *ns, size_t i)
+{
+    return ns && i < ns->n ? ns->v[i]->label : "";
+}
+
+slo_notifier_type_t slo_notifiers_type(const slo_notifiers_t *ns, size_t i)
+{
+    return ns && i < ns->n ? ns->v[i]->type : SLO_NT_WEBHOOK;
+}
+
+int64_t slo_notifiers_resend_ms(const slo_notifiers_t *ns, size_t i)
+{
+    return ns && i < ns->n ? ns->v[i]->cfg.resend_ms : 0;
+}
+
+void slo_notifiers_send_one(slo_notifiers_t *ns, size_t i, const slo_alert_msg_t *m)
+{
+    if (!ns || i >= ns->n) {
+        return;
+    }
+    notifier_t *nt = ns->v[i];
+    if (!nt->started || (m->resolved && !nt->cfg.send_resolved)) {
+        return;
+    }
+    slo_alert_msg_t *c = malloc(sizeof(*c));
+    pthread_mutex_lock(&nt->mu);
+    if (!c || nt->qlen == NOTIFY_QUEUE_CAP || nt->stopping) {
+        pthread_mutex_unlock(&nt->mu);
+        free(c);
+        tm_add(nt->c_dropped, 1);
+        return;
+    }
+    *c = *m;
+    nt->q[(nt->qhead + nt->qlen) % NOTIFY_QUEUE_CAP] = c;
+    nt->qlen++;
+    pthread_cond_signal(&nt->cv);
+    pthread_mutex_unlock(&nt->mu);
+}
+
 void slo_notifiers_send(slo_notifiers_t *ns, const slo_alert_msg_t *m)
 {
     for (size_t i = 0; ns && i < ns->n; i++) {
-        notifier_t *nt = ns->v[i];
-        if (!nt->started || (m->resolved && !nt->cfg.send_resolved)) {
-            continue;
-        }
-        slo_alert_msg_t *c = malloc(sizeof(*c));
-        pthread_mutex_lock(&nt->mu);
-        if (!c || nt->qlen == NOTIFY_QUEUE_CAP || nt->stopping) {
-            pthread_mutex_unlock(&nt->mu);
-            free(c);
-            tm_add(nt->c_dropped, 1);
-            continue;
-        }
-        *c = *m;
-        nt->q[(nt->qhead + nt->qlen) % NOTIFY_QUEUE_CAP] = c;
-        nt->qlen++;
-        pthread_cond_signal(&nt->cv);
-        pthread_mutex_unlock(&nt->mu);
+        slo_notifiers_send_one(ns, i, m);
     }
 }
 
@@ -913,6 +1003,7 @@ void slo_notifiers_destroy(slo_notifiers_t *ns)
             pthread_cond_destroy(&nt->cv);
         }
         free(nt->cfg.url_from_file);
+        free(nt->cfg.am_url);
         cfg_free_fields(notifier_fields, MT_ARRAY_LEN(notifier_fields), &nt->cfg);
         free(nt);
     }

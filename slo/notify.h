@@ -59,7 +59,12 @@ typedef struct {
     char lv[SLO_MSG_MAX_LABELS][128];
 } slo_alert_msg_t;
 
-typedef enum { SLO_NT_SLACK = 0, SLO_NT_TEAMS, SLO_NT_WEBHOOK } slo_notifier_type_t;
+typedef enum {
+    SLO_NT_SLACK = 0,
+    SLO_NT_TEAMS,
+    SLO_NT_WEBHOOK,
+    SLO_NT_ALERTMANAGER /* posts alerts to <url>/api/v2/alerts; the engine re-posts them */
+} slo_notifier_type_t;
 enum { SLO_TEAMS_AUTO = 0, SLO_TEAMS_ADAPTIVE, SLO_TEAMS_MESSAGECARD };
 
 typedef struct slo_notifiers slo_notifiers_t;
@@ -73,6 +78,15 @@ int slo_notifiers_start(slo_notifiers_t *n, mt_errbuf_t *eb);
 /* Queues a copy of m for every notifier (never blocks; a full queue drops and counts). */
 void slo_notifiers_send(slo_notifiers_t *n, const slo_alert_msg_t *m);
 size_t slo_notifiers_count(const slo_notifiers_t *n);
+/* Index of the notifier named `name` (its `name:` key), or -1. */
+int slo_notifiers_find(const slo_notifiers_t *n, const char *name);
+/* Name of notifier i in logs and metrics ("<type>/<index>" without a name). */
+const char *slo_notifiers_name(const slo_notifiers_t *n, size_t i);
+slo_notifier_type_t slo_notifiers_type(const slo_notifiers_t *n, size_t i);
+/* alertmanager notifiers: how often a firing alert is posted again (resend_interval). */
+int64_t slo_notifiers_resend_ms(const slo_notifiers_t *n, size_t i);
+/* Like slo_notifiers_send for notifier i only. */
+void slo_notifiers_send_one(slo_notifiers_t *n, size_t i, const slo_alert_msg_t *m);
 /* Stops the threads (queued messages get up to ~5 s) and frees. Accepts NULL. */
 void slo_notifiers_destroy(slo_notifiers_t *n);
 /* Sends m to every notifier now, synchronously, printing one line per notifier to `out`.
@@ -84,6 +98,9 @@ char *slo_notify_slack_json(const slo_alert_msg_t *m, size_t *len);
 char *slo_notify_teams_json(const slo_alert_msg_t *m, size_t *len);       /* Adaptive Card */
 char *slo_notify_messagecard_json(const slo_alert_msg_t *m, size_t *len); /* legacy O365 */
 char *slo_notify_webhook_json(const slo_alert_msg_t *m, size_t *len);     /* Alertmanager v4 */
+/* Alertmanager API v2 POST /api/v2/alerts body: [{labels, annotations, startsAt, endsAt,
+ * generatorURL}], endsAt = m->ends_ms (a firing alert's expiry, a resolved alert's end). */
+char *slo_notify_alertmanager_json(const slo_alert_msg_t *m, size_t *len);
 /* 1 when a Teams URL is a legacy Office 365 connector (webhook.office.com, outlook.office.com) */
 int slo_notify_teams_is_legacy(const char *url);
 
@@ -91,6 +108,10 @@ int slo_notify_teams_is_legacy(const char *url);
 #define SLO_SLACK_MAX_BLOCKS  50
 #define SLO_SLACK_MAX_SECTION 3000
 #define SLO_SLACK_MAX_HEADER  150
+
+/* RFC 3339 UTC with milliseconds ("2026-01-02T15:04:05.000Z"); ms <= 0 gives Go's zero time
+ * "0001-01-01T00:00:00Z", which Alertmanager reads as "not set". */
+void slo_notify_fmt_time(char *b, size_t n, int64_t ms);
 
 /* Fills a realistic sample alert (test-notify, tests). */
 void slo_notify_sample(slo_alert_msg_t *m);

@@ -111,12 +111,65 @@ static char *parse_quoted(const char *s, size_t *i)
     return out;
 }
 
+/* glibc's regcomp copies a subexpression once per `+` and once per count of a `{m,n}` bound,
+ * nested ones multiplying, and its epsilon closures grow with nested and stacked `*`, `+`,
+ * `?`: `((a+)+)+...`, `(a{100}){100}` or `a+*+*+` take seconds and gigabytes, and a short
+ * regex from a silence (network input) could take the process down. Refused: stacked
+ * quantifiers (undefined in POSIX ERE anyway), and regexes whose length times 2 per quantifier
+ * times each bound passes SLO_REGEX_MAX_COST. Ordinary label regexes (`ticket|slack`,
+ * `(5..|429)`, `[a-z]+-[0-9]+`, `.*-canary`) are far below; the rule is conservative (every
+ * quantifier counts, nested or not). */
+#define SLO_REGEX_MAX_LEN  1024
+#define SLO_REGEX_MAX_COST (1u << 16)
+
+static int regex_tame(const char *re, char *err, size_t errlen)
+{
+    size_t len = strlen(re);
+    double factor = 1;
+    for (const char *p = re; *p; p++) {
+        int quant = *p == '+' || *p == '*' || *p == '?';
+        if (quant && p > re && (p[-1] == '+' || p[-1] == '*' || p[-1] == '?' || p[-1] == '}') &&
+            (p - 1 == re || p[-2] != '\\')) {
+            snprintf(err, errlen,
+                     "regex \"%.40s%s\": stacked repetition (%c%c) is undefined in "
+                     "POSIX regexes",
+                     re, len > 40 ? "..." : "", p[-1], *p);
+            return 0;
+        }
+        if (quant) {
+            factor *= 2;
+        } else if (*p == '{' && isdigit((unsigned char)p[1])) {
+            char *end;
+            unsigned long lo = strtoul(p + 1, &end, 10), hi = lo;
+            if (*end == ',' && isdigit((unsigned char)end[1])) {
+                hi = strtoul(end + 1, &end, 10);
+            } else if (*end == ',') {
+                hi = lo + 1;
+            }
+            factor *= (double)(hi > lo ? hi : lo) + 1;
+        }
+    }
+    if (len > SLO_REGEX_MAX_LEN || factor * (double)(len ? len : 1) > SLO_REGEX_MAX_COST) {
+        snprintf(err, errlen,
+                 "regex \"%.40s%s\" is too long or repeats too much for POSIX regcomp (at most "
+                 "%d bytes; fewer + and {m,n})",
+                 re, len > 40 ? "..." : "", SLO_REGEX_MAX_LEN);
+        return 0;
+    }
+    return 1;
+}
+
 /* Compiles an =~ / !~ value the way Prometheus anchors it: ^(?:re)$. POSIX ERE has no
  * non-capturing group, so ^(re)$ is the equivalent. Returns 0 or a regcomp error. */
 static int matcher_compile(slo_matcher_t *m, char *err, size_t errlen)
 {
     if (m->op != SLO_MATCH_RE && m->op != SLO_MATCH_NRE) {
         return 0;
+    }
+    char why[200];
+    if (!regex_tame(m->value, why, sizeof(why))) {
+        snprintf(err, errlen, "label %s: %s", m->name, why);
+        return REG_ESPACE;
     }
     char *anch = spec_xprintf("^(%s)$", m->value);
     int rc = regcomp(&m->re, anch, REG_EXTENDED | REG_NOSUB);
@@ -407,4 +460,128 @@ bad:
              sub, AGG_SHAPES);
     spec_agg_free(q);
     return -1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Single matchers (Alertmanager routes, inhibit rules and silences)                          */
+
+int slo_matcher_set(slo_matcher_t *m, const char *name, slo_match_op_t op, const char *value,
+                    char *err, size_t errlen)
+{
+    memset(m, 0, sizeof(*m));
+    if (!name || !spec_is_name_start((unsigned char)name[0])) {
+        snprintf(err, errlen, "\"%s\" is not a label name", name ? name : "");
+        return -1;
+    }
+    for (const char *p = name; *p; p++) {
+        if (!spec_is_name_char((unsigned char)*p)) {
+            snprintf(err, errlen, "\"%s\" is not a label name", name);
+            return -1;
+        }
+    }
+    m->name = spec_xstrdup(name);
+    m->value = spec_xstrdup(value ? value : "");
+    m->op = op;
+    if (matcher_compile(m, err, errlen) != 0) {
+        slo_matcher_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+int slo_matcher_parse(const char *text, slo_matcher_t *m, char *err, size_t errlen)
+{
+    size_t i = 0, st, n;
+    memset(m, 0, sizeof(*m));
+    skip_ws(text, &i);
+    int braced = text[i] == '{';
+    if (braced) {
+        i++;
+        skip_ws(text, &i);
+    }
+    st = i;
+    while (spec_is_name_char((unsigned char)text[i])) {
+        i++;
+    }
+    if (i == st || !spec_is_name_start((unsigned char)text[st])) {
+        snprintf(err, errlen, "expected a label name at offset %zu", st);
+        return -1;
+    }
+    char name[256];
+    n = i - st < sizeof(name) ? i - st : sizeof(name) - 1;
+    memcpy(name, text + st, n);
+    name[n] = 0;
+    skip_ws(text, &i);
+    slo_match_op_t op;
+    if (text[i] == '=' && text[i + 1] == '~') {
+        op = SLO_MATCH_RE;
+        i += 2;
+    } else if (text[i] == '!' && text[i + 1] == '~') {
+        op = SLO_MATCH_NRE;
+        i += 2;
+    } else if (text[i] == '!' && text[i + 1] == '=') {
+        op = SLO_MATCH_NEQ;
+        i += 2;
+    } else if (text[i] == '=') {
+        op = SLO_MATCH_EQ;
+        i += 1;
+    } else {
+        snprintf(err, errlen, "label %s: expected =, !=, =~ or !~", name);
+        return -1;
+    }
+    skip_ws(text, &i);
+    char *value;
+    if (text[i] == '"' || text[i] == '\'' || text[i] == '`') {
+        value = parse_quoted(text, &i);
+        if (!value) {
+            snprintf(err, errlen, "label %s: unterminated quoted value", name);
+            return -1;
+        }
+    } else {
+        /* Alertmanager's classic syntax also takes a bare value: up to the end (or `}`) */
+        st = i;
+        while (text[i] && !(braced && text[i] == '}')) {
+            i++;
+        }
+        n = i;
+        while (n > st && isspace((unsigned char)text[n - 1])) {
+            n--;
+        }
+        value = spec_xmalloc(n - st + 1);
+        memcpy(value, text + st, n - st);
+        value[n - st] = 0;
+    }
+    skip_ws(text, &i);
+    if (braced && text[i] == '}') {
+        i++;
+        skip_ws(text, &i);
+        braced = 0;
+    }
+    if (text[i] || braced) {
+        snprintf(err, errlen, "unexpected \"%.20s\" after the matcher (one matcher per item)",
+                 text + i);
+        free(value);
+        return -1;
+    }
+    int rc = slo_matcher_set(m, name, op, value, err, errlen);
+    free(value);
+    return rc;
+}
+
+void slo_matcher_free(slo_matcher_t *m)
+{
+    free(m->name);
+    free(m->value);
+    if (m->re_ok) {
+        regfree(&m->re);
+    }
+    memset(m, 0, sizeof(*m));
+}
+
+const char *slo_match_op_text(slo_match_op_t op)
+{
+    return op == SLO_MATCH_NEQ   ? "!="
+           : op == SLO_MATCH_RE  ? "=~"
+           : op == SLO_MATCH_NRE ? "!~"
+                                 : "=";
 }

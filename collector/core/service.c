@@ -743,6 +743,26 @@ static void slo_page(service_t *s, http_req_t *r)
     free(body);
 }
 
+/* /api/v1/silences[/ID] on the telemetry endpoint: the SLO engine's silences. */
+static void silences_respond(service_t *s, http_req_t *r)
+{
+    if (r->too_big) {
+        http_respond(r, 413, "text/plain", "silence body too large\n", 23, NULL, NULL);
+        return;
+    }
+    char *out = NULL;
+    size_t len = 0;
+    const char *ctype = "text/plain";
+    int st = slo_engine_silences_http(s->slo, r->method, r->path, (const char *)r->body, r->len,
+                                      &out, &len, &ctype);
+    if (!out) {
+        http_respond(r, 503, "text/plain", "out of memory\n", 14, NULL, NULL);
+        return;
+    }
+    http_respond(r, st, ctype, out, len, NULL, NULL);
+    free(out);
+}
+
 static void metrics_begin(void *arg, http_req_t *r)
 {
     service_t *s = arg;
@@ -755,7 +775,14 @@ static void metrics_begin(void *arg, http_req_t *r)
             return;
         }
     }
-    /* every path here (/metrics, /api/v1/ledger, /api/v1/slos) is read-only */
+    /* silences take POST and DELETE (slo/silence.c answers 405 to other methods) */
+    if (strncmp(r->path, "/api/v1/silence", 15) == 0) {
+        if (strcmp(r->method, "POST") != 0) {
+            silences_respond(s, r);
+        }
+        return; /* a POST responds in metrics_complete, once its body is in */
+    }
+    /* every other path (/metrics, /api/v1/ledger, /api/v1/slos, /slo) is read-only */
     if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
         http_respond(r, 405, "text/plain", "use GET\n", 8, "Allow", "GET, HEAD");
         return;
@@ -799,8 +826,9 @@ static void metrics_begin(void *arg, http_req_t *r)
 
 static void metrics_complete(void *arg, http_req_t *r)
 {
-    (void)arg;
-    (void)r;
+    if (strncmp(r->path, "/api/v1/silence", 15) == 0) {
+        silences_respond(arg, r);
+    }
 }
 
 /* Finds the processor settings a pipeline's queues use. */
@@ -905,7 +933,8 @@ int service_start(service_t *s, mt_errbuf_t *eb)
     }
     if (s->cfg.metrics_address && *s->cfg.metrics_address && s->cfg.metrics_level != 0) {
         http_handler_t h = {.begin = metrics_begin, .complete = metrics_complete, .arg = s};
-        s->metrics_srv = http_server_listen(s->cfg.metrics_address, 1, 4096, &h,
+        /* 16 KiB: the largest body here is a silence (POST /api/v1/silences) */
+        s->metrics_srv = http_server_listen(s->cfg.metrics_address, 1, 16384, &h,
                                             &s->cfg.metrics_tls, "service.telemetry.metrics", eb);
         if (!s->metrics_srv) {
             return MT_ERR;

@@ -181,6 +181,19 @@ def main():
     put("slo_spec", "native-selector.txt",
         b"\x03http_server_request_duration_seconds{service=\"patient-api\",route=~\"/patients/.*\",x!~\"a|b\"}")
 
+    put("slo_silence", "post.json",
+        b"\x00" + b'{"matchers":[{"name":"sloth_id","value":"api-requests-availability",'
+        b'"isRegex":false,"isEqual":true},{"name":"severity","value":"page|ticket",'
+        b'"isRegex":true,"isEqual":false}],"startsAt":"2027-01-15T08:00:00Z",'
+        b'"endsAt":"2027-01-15T10:00:00.250+01:00","createdBy":"sre","comment":"chaos drill"}')
+    put("slo_silence", "matcher-re.txt", b"\x01severity=~\"ticket|slack\"")
+    put("slo_silence", "matcher-bare.txt", b"\x01{team = sre}")
+    put("slo_silence", "matcher-quoted.txt", b"\x01team!='a\\\"b'")
+    fixed = os.path.join(ROOT, "tests", "fuzz", "findings", "slo-silence-regcomp-blowup.txt")
+    put("slo_silence", "finding-regcomp-blowup.txt", read(fixed))
+    fixed = os.path.join(ROOT, "tests", "fuzz", "findings", "slo-silence-regcomp-stacked.txt")
+    put("slo_silence", "finding-regcomp-stacked.txt", read(fixed))
+
 
 if __name__ == "__main__":
     main()
