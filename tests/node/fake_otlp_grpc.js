@@ -1,0 +1,209 @@
+#!/usr/bin/env node
+// A strict fake OTLP/gRPC backend for meltp's integration tests (grpc-js, the services of
+// otlp_services/ over the message types of meltp's proto/, loaded with proto-loader).
+//
+//   node fake_otlp_grpc.js --port N [--plan JSON] [--tls-cert F --tls-key F]
+//
+// Prints `listening <port>` once bound, then one JSON line per request on stdout:
+//   {t, path, signal, session, headers (the raw HTTP/2 request headers), metadata (what the
+//    application sees), encoding (grpc-encoding), items, decoded, raw (the message bytes after
+//    gRPC decompression, base64), answer: {code, ...}}
+// The plan is a list of answers used in order, one per request (an entry with "times": n
+// counts n requests); once it is used up every request gets OK. An answer is
+//   {"code": 14, "message": "...", "retry_delay_ms": 1500}   an error status (with RetryInfo)
+//   {"code": 0, "rejected": 2, "error_message": "..."}       OK with partial_success
+// Strict: a request whose bytes do not decode, or that lacks content-type application/grpc,
+// te: trailers or an OTLP method, is answered INVALID_ARGUMENT and recorded with "error".
+'use strict';
+
+const path = require('path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) {
+    args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+}
+const ROOT = path.resolve(__dirname, '..', '..');
+const SIGNALS = {
+    trace: {svc: 'opentelemetry.proto.collector.trace.v1.TraceService', rej: 'rejectedSpans'},
+    metrics: {svc: 'opentelemetry.proto.collector.metrics.v1.MetricsService', rej: 'rejectedDataPoints'},
+    logs: {svc: 'opentelemetry.proto.collector.logs.v1.LogsService', rej: 'rejectedLogRecords'},
+    profiles: {
+        svc: 'opentelemetry.proto.collector.profiles.v1development.ProfilesService',
+        rej: 'rejectedProfiles',
+    },
+};
+
+const pkg = protoLoader.loadSync(
+    Object.keys(SIGNALS).map((s) => s + '_service.proto'),
+    {
+        includeDirs: [path.join(__dirname, 'otlp_services'), path.join(ROOT, 'proto')],
+        keepCase: false, longs: String, enums: Number, bytes: Buffer, defaults: false,
+        oneofs: true,
+    });
+
+// the plan, expanded
+const plan = [];
+for (const a of JSON.parse(args.plan || '[]')) {
+    for (let n = 0; n < (a.times || 1); n++) plan.push(a);
+}
+
+// ---- a tiny protobuf writer for google.rpc.Status{details: [Any{RetryInfo}]} ----
+function varint(n) {
+    const out = [];
+    let v = BigInt(n);
+    do {
+        let b = Number(v & 0x7fn);
+        v >>= 7n;
+        if (v) b |= 0x80;
+        out.push(b);
+    } while (v);
+    return Buffer.from(out);
+}
+function field(num, wt, payload) {
+    const tag = varint((num << 3) | wt);
+    if (wt === 0) return Buffer.concat([tag, varint(payload)]);
+    return Buffer.concat([tag, varint(payload.length), payload]);
+}
+function statusDetails(code, message, delayMs) {
+    const dur = Buffer.concat([field(1, 0, Math.floor(delayMs / 1000)),
+                               field(2, 0, (delayMs % 1000) * 1000000)]);
+    const retryInfo = field(1, 2, dur);
+    const any = Buffer.concat([field(1, 2, Buffer.from('type.googleapis.com/google.rpc.RetryInfo')),
+                               field(2, 2, retryInfo)]);
+    return Buffer.concat([field(1, 0, code), field(2, 2, Buffer.from(message)), field(3, 2, any)]);
+}
+
+// ---- what a request holds ----
+function hex(b) { return b ? Buffer.from(b).toString('hex') : ''; }
+function anyValue(v) {
+    if (!v) return null;
+    if (v.value === 'stringValue') return v.stringValue;
+    if (v.value === 'intValue') return Number(v.intValue);
+    if (v.value === 'doubleValue') return v.doubleValue;
+    if (v.value === 'boolValue') return v.boolValue;
+    return v[v.value] === undefined ? null : JSON.parse(JSON.stringify(v[v.value]));
+}
+function summarize(signal, m) {
+    const out = [];
+    if (signal === 'trace') {
+        for (const rs of m.resourceSpans || []) for (const ss of rs.scopeSpans || [])
+            for (const sp of ss.spans || [])
+                out.push({traceId: hex(sp.traceId), spanId: hex(sp.spanId), name: sp.name || ''});
+    } else if (signal === 'logs') {
+        for (const rl of m.resourceLogs || []) for (const sl of rl.scopeLogs || [])
+            for (const lr of sl.logRecords || []) out.push({body: anyValue(lr.body)});
+    } else if (signal === 'metrics') {
+        for (const rm of m.resourceMetrics || []) for (const sm of rm.scopeMetrics || [])
+            for (const mt of sm.metrics || []) {
+                const d = mt.data ? mt[mt.data] : null;
+                for (const _ of (d && d.dataPoints) || []) out.push({name: mt.name || ''});
+            }
+    } else {
+        for (const rp of m.resourceProfiles || []) for (const sp of rp.scopeProfiles || [])
+            for (const _ of sp.profiles || []) out.push({});
+    }
+    return out;
+}
+
+const sessions = new Map();
+function record(obj) {
+    process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+const server = new grpc.Server({'grpc.max_receive_message_length': 64 << 20});
+for (const [signal, s] of Object.entries(SIGNALS)) {
+    const def = pkg[s.svc];
+    const m = def.Export;
+    const raw = {
+        Export: Object.assign({}, m, {
+            // keep the bytes: decode in the handler so a decoding error is recorded, not hidden
+            requestDeserialize: (buf) => buf,
+        }),
+    };
+    server.addService(raw, {
+        Export(call, callback) {
+            const buf = call.request;
+            const hdrs = Object.assign({}, currentHeaders(call));
+            const rec = {
+                t: Date.now(), path: m.path, signal, session: hdrs['x-fake-session'],
+                headers: hdrs, metadata: call.metadata.getMap(),
+                encoding: hdrs['grpc-encoding'] || 'identity', raw: buf.toString('base64'),
+            };
+            delete rec.headers['x-fake-session'];
+            let msg = null;
+            try {
+                msg = m.requestDeserialize(buf);
+            } catch (e) {
+                rec.error = 'undecodable: ' + e.message;
+            }
+            if (!rec.error && hdrs['content-type'] !== 'application/grpc' &&
+                !String(hdrs['content-type']).startsWith('application/grpc+proto')) {
+                rec.error = 'content-type ' + hdrs['content-type'];
+            }
+            if (!rec.error && hdrs.te !== 'trailers') rec.error = 'te ' + hdrs.te;
+            if (rec.error) {
+                rec.answer = {code: grpc.status.INVALID_ARGUMENT};
+                record(rec);
+                return callback({code: grpc.status.INVALID_ARGUMENT, details: rec.error});
+            }
+            rec.decoded = summarize(signal, msg);
+            rec.items = rec.decoded.length;
+            const a = plan.length ? plan.shift() : {code: 0};
+            rec.answer = a;
+            record(rec);
+            if (a.code) {
+                const md = new grpc.Metadata();
+                if (a.retry_delay_ms !== undefined) {
+                    md.set('grpc-status-details-bin',
+                           statusDetails(a.code, a.message || '', a.retry_delay_ms));
+                }
+                return callback({code: a.code, details: a.message || 'planned failure', metadata: md});
+            }
+            const resp = {};
+            if (a.rejected || a.error_message) {
+                resp.partialSuccess = {[s.rej]: String(a.rejected || 0),
+                                       errorMessage: a.error_message || ''};
+            }
+            callback(null, resp);
+        },
+    });
+}
+
+// The raw HTTP/2 request headers (grpc-js strips grpc-encoding, te and content-type from the
+// metadata it gives the handler): a 'stream' listener on grpc-js's HTTP/2 servers keeps them on
+// the stream, found again through the call.
+const streamHeaders = new WeakMap();
+function currentHeaders(call) {
+    for (let c = call.call; c; c = c.nextCall) {
+        if (c.stream && streamHeaders.has(c.stream)) return streamHeaders.get(c.stream);
+    }
+    return {};
+}
+
+let creds = grpc.ServerCredentials.createInsecure();
+if (args['tls-cert']) {
+    const fs = require('fs');
+    creds = grpc.ServerCredentials.createSsl(null, [{
+        cert_chain: fs.readFileSync(args['tls-cert']), private_key: fs.readFileSync(args['tls-key']),
+    }], false);
+}
+server.bindAsync('127.0.0.1:' + (args.port || 0), creds, (err, port) => {
+    if (err) {
+        process.stderr.write('bind: ' + err.message + '\n');
+        process.exit(2);
+    }
+    let nsess = 0;
+    for (const h2 of server.http2Servers.keys()) {
+        h2.on('session', (sess) => { sessions.set(sess, ++nsess); });
+        h2.on('stream', (stream, headers) => {
+            const h = {};
+            for (const [k, v] of Object.entries(headers)) h[k] = Array.isArray(v) ? v.join(',') : v;
+            h['x-fake-session'] = sessions.get(stream.session);
+            streamHeaders.set(stream, h);
+        });
+    }
+    process.stdout.write('listening ' + port + '\n');
+});
+process.on('SIGTERM', () => server.tryShutdown(() => process.exit(0)));
