@@ -111,13 +111,13 @@ static const char *og_endpoint_parse(const char *ep, int *tls, const char **host
         }
         colon = rb + 1;
     } else {
-        colon = strrchr(ep, ':');
+        colon = strchr(ep, ':');
         if (!colon || colon == ep) {
             return "not host:port";
         }
-        if (strcspn(ep, "/?#@ ") < (size_t)(colon - ep)) {
-            return "not host:port (no path, user or blanks)";
-        }
+    }
+    if (ep[strcspn(ep, "/?#@ ")]) {
+        return "not host:port (no path, user or blanks)";
     }
     char *end;
     long port = strtol(colon + 1, &end, 10);

@@ -35,6 +35,21 @@ const SIGNALS = {
     },
 };
 
+// grpc-js decodes identity, gzip and deflate; zstd (which meltp and the Collector send) is added
+// here through the zstd command line tool, by wrapping grpc-js's per-message decompression.
+const sic = require(path.join(path.dirname(require.resolve('@grpc/grpc-js')),
+                              'server-interceptors.js'));
+const decompress = sic.BaseServerInterceptingCall.prototype.decompressMessage;
+sic.BaseServerInterceptingCall.prototype.decompressMessage = function (message, encoding) {
+    if (encoding !== 'zstd') return decompress.call(this, message, encoding);
+    const r = require('child_process').spawnSync('zstd', ['-d', '-c', '-q'],
+                                                 {input: message.subarray(5)});
+    if (r.status !== 0) {
+        return Promise.reject({code: grpc.status.INVALID_ARGUMENT, details: 'bad zstd message'});
+    }
+    return Promise.resolve(r.stdout);
+};
+
 const pkg = protoLoader.loadSync(
     Object.keys(SIGNALS).map((s) => s + '_service.proto'),
     {
