@@ -232,10 +232,14 @@ def test_backend_down_then_up():
     # the backend restarts: the worker's connection is gone, the next request opens another
     fake.stop()
     fake2 = FakeGrpc(port=port)
+    retries = m.metric("meltp_exporter_retries_total", exporter="otlp")
     assert m.post("/v1/traces", make_traces([b"\x32" * 8]), PB)[0] == 200
     wait_until(lambda: m.metric("meltp_exporter_sent_items_total", exporter="otlp") == 3, 15,
                what="delivered to the restarted backend")
-    assert len(fake2.by_signal("traces")) == 1
+    recs = fake2.by_signal("traces")
+    assert len(recs) == 1 and recs[0]["headers"][":scheme"] == "http"
+    # the new connection is made within the same attempt (og_perform), not by a retry
+    assert m.metric("meltp_exporter_retries_total", exporter="otlp") == retries
     assert m.metric("meltp_exporter_dropped_items_total") == 0
 
 
