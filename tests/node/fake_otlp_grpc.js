@@ -3,6 +3,7 @@
 // otlp_services/ over the message types of meltp's proto/, loaded with proto-loader).
 //
 //   node fake_otlp_grpc.js --port N [--plan JSON] [--tls-cert F --tls-key F]
+//                          [--sink-stats-port M]
 //
 // Prints `listening <port>` once bound, then one JSON line per request on stdout:
 //   {t, path, signal, session, headers (the raw HTTP/2 request headers), metadata (what the
@@ -12,6 +13,9 @@
 // counts n requests); once it is used up every request gets OK. An answer is
 //   {"code": 14, "message": "...", "retry_delay_ms": 1500}   an error status (with RetryInfo)
 //   {"code": 0, "rejected": 2, "error_message": "..."}       OK with partial_success
+// --sink-stats-port makes it the benchmark's sink instead (tests/bench/bench.sh, phase R):
+// nothing is recorded or decoded, spans are counted by walking the wire format (as
+// tests/bench/sink.c does), and GET /stats on port M answers {"requests":N,"spans":N}.
 // Strict: a request whose bytes do not decode, or that lacks content-type application/grpc,
 // te: trailers or an OTLP method, is answered INVALID_ARGUMENT and recorded with "error".
 'use strict';
@@ -122,6 +126,42 @@ function summarize(signal, m) {
     return out;
 }
 
+// Spans in an ExportTraceServiceRequest, by walking the wire format (resource_spans = 1,
+// scope_spans = 2, spans = 2) without decoding them; -1 when the bytes are not protobuf.
+function countLen(b, start, end, field, inner) {
+    let n = 0;
+    let i = start;
+    while (i < end) {
+        let tag = 0, shift = 0, c;
+        do { c = b[i++]; tag += (c & 0x7f) * 2 ** shift; shift += 7; } while (c & 0x80 && i < end);
+        const wt = tag % 8, fn = Math.floor(tag / 8);
+        if (wt === 0) {
+            while (i < end && b[i++] & 0x80);
+        } else if (wt === 1) {
+            i += 8;
+        } else if (wt === 5) {
+            i += 4;
+        } else if (wt === 2) {
+            let len = 0;
+            shift = 0;
+            do { c = b[i++]; len += (c & 0x7f) * 2 ** shift; shift += 7; } while (c & 0x80 && i < end);
+            if (i + len > end) return -1;
+            if (fn === field) {
+                const k = inner ? inner(b, i, i + len) : 1;
+                if (k < 0) return -1;
+                n += k;
+            }
+            i += len;
+        } else {
+            return -1;
+        }
+    }
+    return i === end ? n : -1;
+}
+const countSpans = (b) => countLen(b, 0, b.length, 1, (b, s, e) =>
+    countLen(b, s, e, 2, (b, s, e) => countLen(b, s, e, 2, null)));
+const sinkStats = {requests: 0, spans: 0, bad: 0};
+
 const sessions = new Map();
 function record(obj) {
     process.stdout.write(JSON.stringify(obj) + '\n');
@@ -140,6 +180,16 @@ for (const [signal, s] of Object.entries(SIGNALS)) {
     server.addService(raw, {
         Export(call, callback) {
             const buf = call.request;
+            if (args['sink-stats-port']) {
+                const n = signal === 'trace' ? countSpans(buf) : 0;
+                sinkStats.requests++;
+                if (n < 0) {
+                    sinkStats.bad++;
+                    return callback({code: grpc.status.INVALID_ARGUMENT, details: 'not protobuf'});
+                }
+                sinkStats.spans += n;
+                return callback(null, {});
+            }
             const hdrs = Object.assign({}, currentHeaders(call));
             const rec = {
                 t: Date.now(), path: m.path, signal, session: hdrs['x-fake-session'],
@@ -211,13 +261,27 @@ server.bindAsync('127.0.0.1:' + (args.port || 0), creds, (err, port) => {
     }
     let nsess = 0;
     for (const h2 of server.http2Servers.keys()) {
-        h2.on('session', (sess) => { sessions.set(sess, ++nsess); });
+        h2.on('session', (sess) => {
+            sessions.set(sess, ++nsess);
+            if (args['sink-stats-port']) {
+                // as a grpc-go server's BDP estimation grows them: a 64 KiB stream window makes
+                // the sender wait for a WINDOW_UPDATE every 64 KiB of a 1.5 MB batch
+                sess.settings({initialWindowSize: 4 << 20});
+                sess.setLocalWindowSize(16 << 20);
+            }
+        });
         h2.on('stream', (stream, headers) => {
             const h = {};
             for (const [k, v] of Object.entries(headers)) h[k] = Array.isArray(v) ? v.join(',') : v;
             h['x-fake-session'] = sessions.get(stream.session);
             streamHeaders.set(stream, h);
         });
+    }
+    if (args['sink-stats-port']) {
+        require('http').createServer((req, res) => {
+            res.setHeader('content-type', 'application/json');
+            res.end(JSON.stringify(sinkStats));
+        }).listen(Number(args['sink-stats-port']), '127.0.0.1');
     }
     process.stdout.write('listening ' + port + '\n');
 });
