@@ -17,6 +17,7 @@ import pytest
 import harness
 from harness import MELTP, Meltp, fixture, free_port, make_traces, manifest, wait_until
 from realservers import RealServer
+from test_real_loki_tempo import tempo_trace
 
 PB = "application/x-protobuf"
 NODE_DIR = os.path.join(harness.ROOT, "tests", "node")
@@ -24,7 +25,9 @@ FAKE = os.path.join(NODE_DIR, "fake_otlp_grpc.js")
 FIXTURES = {"traces": "otlp-js/traces-n100/traces-proto-1.bin",
             "metrics": "otlp-js/metrics-n100/metrics-proto-1.bin",
             "logs": "otlp-js/logs-n100/logs-proto-1.bin"}
-PATHS = {"traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+PATHS = {"profiles":
+         "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export",
+         "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
          "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
          "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export"}
 URL_PATHS = {"traces": "/v1/traces", "metrics": "/v1/metrics", "logs": "/v1/logs"}
@@ -129,6 +132,19 @@ def test_all_signals_full_fidelity(compression, encoding):
     wait_until(lambda: m.metric("meltp_exporter_sent_items_total", exporter="otlp") == 234, 10,
                what="234 items counted as sent")
     assert m.metric("meltp_exporter_dropped_items_total") == 0
+
+
+def test_profiles_go_to_the_profiles_service():
+    from test_profiles import OTLP_PROFILE
+    fake = FakeGrpc()
+    m = Meltp(config(fake.port, ("profiles",)))
+    st, _, body = m.post("/v1development/profiles", json.dumps(OTLP_PROFILE).encode(),
+                         "application/json")
+    assert st == 200, body
+    r = wait_until(lambda: fake.by_signal("profiles"), 10, what="profile at the backend")[0]
+    assert "error" not in r and r["items"] == 1, r
+    wait_until(lambda: m.metric("meltp_exporter_sent_items_total", exporter="otlp") == 1, 10,
+               what="the profile counted as sent")
 
 
 def test_headers_pin_the_tenant():
@@ -375,12 +391,6 @@ def test_real_tempo_grpc_trace_found_by_id():
     for sp in want:
         by_trace.setdefault(sp["traceId"], {})[sp["spanId"]] = sp["name"]
     for tid, names in by_trace.items():
-        got = wait_until(lambda: _tempo_trace(tempo, tid), 30, what="trace %s in Tempo" % tid)
+        got = wait_until(lambda: tempo_trace(tempo, tid), 30, what="trace %s in Tempo" % tid)
         got_spans = harness.pb_traces(got)
         assert {s["spanId"]: s["name"] for s in got_spans} == names, tid
-
-
-def _tempo_trace(tempo, trace_hex):
-    st, _, body = harness.http_request(tempo.url("/api/traces/" + trace_hex), None,
-                                       method="GET", headers={"Accept": "application/protobuf"})
-    return body if st == 200 else None
