@@ -32,7 +32,7 @@ typedef enum { OG_COMP_GZIP = 0, OG_COMP_ZSTD, OG_COMP_NONE } otlp_grpc_compress
 /* Bytes kept of grpc-message and grpc-status-details-bin (the latter only for RetryInfo). */
 #define OG_MSG_MAX      300
 #define OG_DETAILS_MAX  1024
-#define OG_TENANT_MAX   160
+#define OG_TENANT_LINE  (sizeof("x-scope-orgid: ") + MT_TENANT_MAX)
 
 typedef struct otlp_grpc_cfg {
     exporter_common_t common;
@@ -155,7 +155,7 @@ typedef struct ogworker {
     int h2c_connected; /* the handle holds an h2c connection (og_perform) */
     struct curl_slist *hdrs, *hdrs_last;
     struct curl_slist tenant_node;
-    char tenant_line[OG_TENANT_MAX];
+    char tenant_line[OG_TENANT_LINE];
     /* request body: prefix then message */
     uint8_t prefix[GRPC_PREFIX_LEN];
     const uint8_t *msg;
@@ -195,6 +195,7 @@ static int otlp_grpc_create(exporter_t *ex, mt_errbuf_t *eb)
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, "Content-Type: application/grpc");
     h = curl_slist_append(h, "TE: trailers");
+    h = curl_slist_append(h, "Accept:"); /* curl's default Accept means nothing to gRPC */
     h = curl_slist_append(h, cfg->compression == OG_COMP_GZIP   ? "grpc-encoding: gzip"
                              : cfg->compression == OG_COMP_ZSTD ? "grpc-encoding: zstd"
                                                                 : "grpc-encoding: identity");
