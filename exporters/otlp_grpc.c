@@ -332,6 +332,9 @@ static void *otlp_grpc_worker_init(exporter_t *ex)
     for (struct curl_slist *h = st->hdrs; h; h = h->next) {
         struct curl_slist *nh = curl_slist_append(w->hdrs, h->data);
         if (!nh) {
+            /* all or nothing: send() fails its requests (retryable) without metadata */
+            curl_slist_free_all(w->hdrs);
+            w->hdrs = NULL;
             break;
         }
         w->hdrs = nh;
