@@ -394,3 +394,11 @@ def test_real_tempo_grpc_trace_found_by_id():
         got = wait_until(lambda: tempo_trace(tempo, tid), 30, what="trace %s in Tempo" % tid)
         got_spans = harness.pb_traces(got)
         assert {s["spanId"]: s["name"] for s in got_spans} == names, tid
+    # Tempo 2.0's gRPC receiver (an OpenTelemetry Collector receiver) also takes zstd and none
+    for compression, tid in (("zstd", b"\x22" * 16), ("none", b"\x23" * 16)):
+        other = Meltp(config(tempo.otlp_grpc, compression=compression, extra=FAST_RETRY))
+        assert other.post("/v1/traces", make_traces([b"\x0a" * 8, b"\x0b" * 8], trace_id=tid),
+                          PB)[0] == 200
+        got = wait_until(lambda: tempo_trace(tempo, tid.hex()), 30,
+                         what="%s trace in Tempo" % compression)
+        assert sorted(s["spanId"] for s in harness.pb_traces(got)) == ["0a" * 8, "0b" * 8]
