@@ -152,7 +152,8 @@ typedef struct ogstate {
  * the request body being read by curl and what the response said. */
 typedef struct ogworker {
     httpc_worker_t *hw;
-    int h2c_connected; /* the handle holds an h2c connection (og_perform) */
+    int h2c_connected; /* the handle's connection carried a clean h2c exchange (og_perform) */
+    int h2c_stale;     /* drop the handle and its connections before the next attempt */
     struct curl_slist *hdrs, *hdrs_last;
     struct curl_slist tenant_node;
     char tenant_line[OG_TENANT_LINE];
@@ -397,18 +398,32 @@ static int64_t og_partial(ogworker_t *w, mt_signal_t s, char *msg, size_t msglen
     return rej;
 }
 
-/* Runs the request. h2c has a libcurl workaround: curl before 8.0 breaks a connection made with
+/* Runs the request: sets every option on the worker's handle (it may be a new one) and performs
+ * it. h2c has a libcurl workaround: curl before 8.0 breaks a connection made with
  * CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE when a later request reuses it (it stacks a second HTTP/2
- * layer on it: "Error in the HTTP2 framing layer", curl#10634, fixed in 8.0.0; Debian 12 has
- * 7.88.1). So once a worker's connection speaks HTTP/2, its next requests ask for plain
- * CURL_HTTP_VERSION_2_0, which reuses that connection as it is; if curl had to open a new one
- * for such a request (the old one was closed), it spoke HTTP/1.1 + Upgrade, which a gRPC server
- * does not read, so the request is made again at once with prior knowledge. */
-static CURLcode og_perform(const ogstate_t *st, ogworker_t *w)
+ * layer on it: "Error in the HTTP2 framing layer" from then on, curl#10634, fixed in 8.0.0;
+ * Debian 12 has 7.88.1). So once a worker's connection has carried a clean HTTP/2 exchange,
+ * its next requests ask for plain CURL_HTTP_VERSION_2_0, which reuses that connection as it
+ * is; after anything else (a transport error, a timeout, an HTTP/1 answer) the handle is
+ * dropped with its connections and the next attempt starts on a new one with prior knowledge,
+ * so no connection is ever asked for prior knowledge twice. If a CURL_HTTP_VERSION_2_0 request
+ * had to open a new connection (the server had closed the old one), that connection spoke
+ * HTTP/1.1 + Upgrade, which a gRPC server does not read: the request is made again at once. */
+static CURLcode og_perform(const ogstate_t *st, const otlp_grpc_cfg_t *cfg, ogworker_t *w,
+                           const char *url)
 {
-    CURL *c = w->hw->curl;
     CURLcode cr = CURLE_OK;
+    int h2c_workaround = !st->tls && st->h2c_reuse_bug;
     for (int attempt = 0; attempt < 2; attempt++) {
+        if (w->h2c_stale || !w->hw->curl) { /* (or an earlier curl_easy_init failed) */
+            curl_easy_cleanup(w->hw->curl);
+            w->hw->curl = curl_easy_init();
+            w->h2c_stale = w->h2c_connected = 0;
+        }
+        CURL *c = w->hw->curl;
+        if (!c) {
+            return CURLE_OUT_OF_MEMORY;
+        }
         long want = st->tls            ? (long)CURL_HTTP_VERSION_2TLS
                     : w->h2c_connected ? (long)CURL_HTTP_VERSION_2_0
                                        : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
@@ -417,14 +432,30 @@ static CURLcode og_perform(const ogstate_t *st, ogworker_t *w)
         w->resp_codec = CODEC_NONE;
         w->message[0] = w->details[0] = 0;
         httpc_resp_reset(&w->hw->resp);
+        curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_HTTP_VERSION, want);
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, og_read);
+        curl_easy_setopt(c, CURLOPT_READDATA, w);
+        curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, og_seek);
+        curl_easy_setopt(c, CURLOPT_SEEKDATA, w);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)(GRPC_PREFIX_LEN + w->msg_len));
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, w->hdrs);
+        httpc_opts_t o = httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify,
+                                         cfg->tls_ca_file);
+        httpc_setup(c, &w->hw->resp, &o);
         cr = curl_easy_perform(c);
+        if (!h2c_workaround) {
+            break;
+        }
         long version = 0, nconn = 0;
         curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &version);
         curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &nconn);
-        int h2 = cr == CURLE_OK && version == CURL_HTTP_VERSION_2_0;
-        w->h2c_connected = !st->tls && st->h2c_reuse_bug && h2;
-        if (want != CURL_HTTP_VERSION_2_0 || h2 || nconn == 0) {
+        int clean = cr == CURLE_OK && version == CURL_HTTP_VERSION_2_0;
+        w->h2c_connected = clean;
+        w->h2c_stale = !clean; /* dropped before the next attempt, after send() read its info */
+        if (clean || want != CURL_HTTP_VERSION_2_0 || nconn == 0) {
             break;
         }
     }
@@ -438,7 +469,7 @@ static int otlp_grpc_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t
     otlp_grpc_cfg_t *cfg = ex->cfg;
     ogstate_t *st = ex->state;
     ogworker_t *w = ws;
-    if (!w || !w->hw || !w->hw->curl || !w->hdrs) {
+    if (!w || !w->hw || !w->hdrs) {
         snprintf(res->msg, sizeof(res->msg), "no HTTP/2 client (out of memory)");
         res->reason = "out_of_memory";
         return MT_ERETRY;
@@ -469,23 +500,11 @@ static int otlp_grpc_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t
         snprintf(w->tenant_line, sizeof(w->tenant_line), "x-scope-orgid: %s", res->tenant);
         w->hdrs_last->next = &w->tenant_node;
     }
-    CURL *c = w->hw->curl;
-    curl_easy_setopt(c, CURLOPT_URL, st->url[s]);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_READFUNCTION, og_read);
-    curl_easy_setopt(c, CURLOPT_READDATA, w);
-    curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, og_seek);
-    curl_easy_setopt(c, CURLOPT_SEEKDATA, w);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(GRPC_PREFIX_LEN + blen));
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, w->hdrs);
-    httpc_opts_t o =
-        httpc_opts_push((long)cfg->common.timeout, cfg->tls_insecure_skip_verify, cfg->tls_ca_file);
-    httpc_setup(c, &w->hw->resp, &o);
-    CURLcode cr = og_perform(st, w);
+    const char *url = st->url[s];
+    CURLcode cr = og_perform(st, cfg, w, url);
     w->hdrs_last->next = NULL;
     free(owned);
     w->msg = NULL;
-    const char *url = st->url[s];
     if (cr != CURLE_OK && w->status < 0) {
         /* connection refused or lost, TLS failure, timeout: the queue tries again */
         snprintf(res->msg, sizeof(res->msg), "%s: %s", url, curl_easy_strerror(cr));
@@ -493,7 +512,7 @@ static int otlp_grpc_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t
         return MT_ERETRY;
     }
     long http = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
+    curl_easy_getinfo(w->hw->curl, CURLINFO_RESPONSE_CODE, &http);
     int code = w->status;
     if (code < 0) {
         /* no grpc-status: a proxy's answer (HTTP status mapped per PROTOCOL-HTTP2.md), or a

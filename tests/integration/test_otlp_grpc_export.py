@@ -194,6 +194,20 @@ def test_resource_exhausted_honours_retry_info():
     assert "slow down" in m.logtext()
 
 
+def test_deadline_exceeded_is_retried():
+    """An answer later than `timeout` (grpc-timeout 300m): the attempt ends as DEADLINE_EXCEEDED
+    (grpc-js's own status or curl's timeout, whichever comes first) and is retried."""
+    fake = FakeGrpc(plan=[{"delay_ms": 1500}])
+    m = Meltp(config(fake.port, extra=FAST_RETRY + "\n    timeout: 300ms"))
+    assert m.post("/v1/traces", make_traces([b"\x0e" * 8]), PB)[0] == 200
+    wait_until(lambda: m.metric("meltp_exporter_sent_items_total", exporter="otlp") == 1, 10,
+               what="delivered by the retry")
+    recs = fake.by_signal("traces")
+    assert recs[0]["headers"]["grpc-timeout"] == "300m"
+    assert len(recs) >= 2 and m.metric("meltp_exporter_retries_total", exporter="otlp") >= 1
+    assert "deadline" in m.logtext().lower() or "timeout" in m.logtext().lower()
+
+
 def test_invalid_argument_is_dropped_with_reason():
     fake = FakeGrpc(plan=[{"code": 3, "message": "span 1: bad trace id"}])
     m = Meltp(config(fake.port, extra=FAST_RETRY))

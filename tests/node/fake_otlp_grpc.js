@@ -13,6 +13,7 @@
 // counts n requests); once it is used up every request gets OK. An answer is
 //   {"code": 14, "message": "...", "retry_delay_ms": 1500}   an error status (with RetryInfo)
 //   {"code": 0, "rejected": 2, "error_message": "..."}       OK with partial_success
+//   {"delay_ms": 2000}                                        answer OK that much later
 // --sink-stats-port makes it the benchmark's sink instead (tests/bench/bench.sh, phase R):
 // nothing is recorded or decoded, spans are counted by walking the wire format (as
 // tests/bench/sink.c does), and GET /stats on port M answers {"requests":N,"spans":N}.
@@ -218,20 +219,25 @@ for (const [signal, s] of Object.entries(SIGNALS)) {
             const a = plan.length ? plan.shift() : {code: 0};
             rec.answer = a;
             record(rec);
-            if (a.code) {
-                const md = new grpc.Metadata();
-                if (a.retry_delay_ms !== undefined) {
-                    md.set('grpc-status-details-bin',
-                           statusDetails(a.code, a.message || '', a.retry_delay_ms));
+            const answer = () => {
+                if (a.code) {
+                    const md = new grpc.Metadata();
+                    if (a.retry_delay_ms !== undefined) {
+                        md.set('grpc-status-details-bin',
+                               statusDetails(a.code, a.message || '', a.retry_delay_ms));
+                    }
+                    return callback({code: a.code, details: a.message || 'planned failure',
+                                     metadata: md});
                 }
-                return callback({code: a.code, details: a.message || 'planned failure', metadata: md});
-            }
-            const resp = {};
-            if (a.rejected || a.error_message) {
-                resp.partialSuccess = {[s.rej]: String(a.rejected || 0),
-                                       errorMessage: a.error_message || ''};
-            }
-            callback(null, resp);
+                const resp = {};
+                if (a.rejected || a.error_message) {
+                    resp.partialSuccess = {[s.rej]: String(a.rejected || 0),
+                                           errorMessage: a.error_message || ''};
+                }
+                callback(null, resp);
+            };
+            if (a.delay_ms) return setTimeout(answer, a.delay_ms);
+            answer();
         },
     });
 }
