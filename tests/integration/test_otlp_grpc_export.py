@@ -374,14 +374,24 @@ service:
         wait_until(lambda: src.metric("meltp_exporter_sent_items_total", exporter="otlp") == 234,
                    15, what="234 items sent over gRPC (%s)" % compression)
         src.stop()
-    lines = sink.file_lines("out.jsonl")
-    spans = [s for l in lines if "resourceSpans" in l for s in harness.j_traces(l)]
+    want_pts = harness.pb_metric_points(fixture(FIXTURES["metrics"]))
+
+    def everything():
+        lines = sink.file_lines("out.jsonl")
+        got = ([s for l in lines if "resourceSpans" in l for s in harness.j_traces(l)],
+               [r for l in lines if "resourceLogs" in l for r in harness.j_logs(l)],
+               [p for l in lines if "resourceMetrics" in l for p in harness.j_metric_points(l)])
+        return got if (len(got[0]), len(got[1]), len(got[2])) == (300, 300,
+                                                                  3 * len(want_pts)) else None
+    spans, logs, pts = wait_until(everything, 15, what="every item in the receiving meltp's file")
     want = harness.pb_traces(fixture(FIXTURES["traces"]))
-    assert sorted(s["spanId"] for s in spans) == sorted(s["spanId"] for s in want) * 3
-    logs = [r for l in lines if "resourceLogs" in l for r in harness.j_logs(l)]
-    assert len(logs) == 300
-    pts = [p for l in lines if "resourceMetrics" in l for p in harness.j_metric_points(l)]
-    assert len(pts) == 3 * len(harness.pb_metric_points(fixture(FIXTURES["metrics"])))
+    assert sorted((s["spanId"], s["name"], s["traceId"]) for s in spans) == \
+        sorted((s["spanId"], s["name"], s["traceId"]) for s in want * 3)
+    want_logs = harness.pb_logs(fixture(FIXTURES["logs"]))
+    assert sorted(json.dumps(r, sort_keys=True, default=str) for r in logs) == \
+        sorted(json.dumps(r, sort_keys=True, default=str) for r in want_logs * 3)
+    assert sorted(json.dumps(p, sort_keys=True) for p in pts) == \
+        sorted(json.dumps(p, sort_keys=True) for p in want_pts * 3)
 
 
 def _connects(port):
