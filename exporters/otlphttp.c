@@ -176,55 +176,6 @@ static void status_message(const char *body, size_t len, int json, char *out, si
     snprintf(out, outlen, "%.*s", (int)(len > 300 ? 300 : len), body);
 }
 
-static int64_t partial_rejected(mt_signal_t s, const char *body, size_t len, char *msg,
-                                size_t msglen)
-{
-    int64_t rej = 0;
-    if (!len) {
-        return 0;
-    }
-    ProtobufCMessage *m = NULL;
-    const ProtobufCMessageDescriptor *d =
-        s == MT_SIG_TRACES
-            ? &opentelemetry__proto__collector__v1__export_trace_service_response__descriptor
-        : s == MT_SIG_METRICS
-            ? &opentelemetry__proto__collector__v1__export_metrics_service_response__descriptor
-        : s == MT_SIG_PROFILES
-            ? &opentelemetry__proto__collector__v1__export_profiles_service_response__descriptor
-            : &opentelemetry__proto__collector__v1__export_logs_service_response__descriptor;
-    m = protobuf_c_message_unpack(d, NULL, len, (const uint8_t *)body);
-    if (!m) {
-        return 0;
-    }
-    if (s == MT_SIG_TRACES) {
-        Opentelemetry__Proto__Collector__V1__ExportTraceServiceResponse *r = (void *)m;
-        if (r->partial_success) {
-            rej = r->partial_success->rejected_spans;
-            snprintf(msg, msglen, "%s", r->partial_success->error_message);
-        }
-    } else if (s == MT_SIG_METRICS) {
-        Opentelemetry__Proto__Collector__V1__ExportMetricsServiceResponse *r = (void *)m;
-        if (r->partial_success) {
-            rej = r->partial_success->rejected_data_points;
-            snprintf(msg, msglen, "%s", r->partial_success->error_message);
-        }
-    } else if (s == MT_SIG_PROFILES) {
-        Opentelemetry__Proto__Collector__V1__ExportProfilesServiceResponse *r = (void *)m;
-        if (r->partial_success) {
-            rej = r->partial_success->rejected_profiles;
-            snprintf(msg, msglen, "%s", r->partial_success->error_message);
-        }
-    } else {
-        Opentelemetry__Proto__Collector__V1__ExportLogsServiceResponse *r = (void *)m;
-        if (r->partial_success) {
-            rej = r->partial_success->rejected_log_records;
-            snprintf(msg, msglen, "%s", r->partial_success->error_message);
-        }
-    }
-    protobuf_c_message_free_unpacked(m, NULL);
-    return rej;
-}
-
 static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_t len,
                          uint32_t items, send_result_t *res)
 {
@@ -307,7 +258,7 @@ static int otlphttp_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t 
         return MT_EPERM;
     }
     if (code >= 200 && code < 300) {
-        res->rejected = partial_rejected(s, w->resp.body, w->resp.len, smsg, sizeof(smsg));
+        res->rejected = otlp_partial_rejected(s, w->resp.body, w->resp.len, smsg, sizeof(smsg));
         if (res->rejected > 0) {
             snprintf(res->msg, sizeof(res->msg), "%s", smsg);
         }

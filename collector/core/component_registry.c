@@ -16,6 +16,7 @@ extern const exporter_ops_t exporter_otlphttp_ops, exporter_file_ops, exporter_d
 extern const exporter_ops_t exporter_prometheus_ops, exporter_prw_ops;
 extern const exporter_ops_t exporter_pyroscope_ops;
 extern const exporter_ops_t exporter_loki_ops;
+extern const exporter_ops_t exporter_otlp_ops;
 extern const extension_ops_t extension_health_check_ops, extension_file_storage_ops;
 extern const extension_ops_t extension_bearertokenauth_ops, extension_basicauth_ops;
 
@@ -26,8 +27,8 @@ static const processor_ops_t *const processors[] = {
     &processor_attributes_ops,     &processor_normalize_ops,      &processor_validate_ops,
     &processor_synthetic_guard_ops};
 static const exporter_ops_t *const exporters[] = {
-    &exporter_otlphttp_ops, &exporter_file_ops, &exporter_debug_ops,    &exporter_prometheus_ops,
-    &exporter_prw_ops,      &exporter_loki_ops, &exporter_pyroscope_ops};
+    &exporter_otlphttp_ops, &exporter_file_ops, &exporter_debug_ops,     &exporter_prometheus_ops,
+    &exporter_prw_ops,      &exporter_loki_ops, &exporter_pyroscope_ops, &exporter_otlp_ops};
 static const extension_ops_t *const extensions[] = {
     &extension_health_check_ops, &extension_file_storage_ops, &extension_bearertokenauth_ops,
     &extension_basicauth_ops};

@@ -1047,3 +1047,51 @@ const char *otlp_value_text(const Opentelemetry__Proto__Common__V1__AnyValue *v,
         return NULL;
     }
 }
+
+int64_t otlp_partial_rejected(mt_signal_t s, const char *body, size_t len, char *msg, size_t msglen)
+{
+    int64_t rej = 0;
+    if (!len) {
+        return 0;
+    }
+    ProtobufCMessage *m = NULL;
+    const ProtobufCMessageDescriptor *d =
+        s == MT_SIG_TRACES
+            ? &opentelemetry__proto__collector__v1__export_trace_service_response__descriptor
+        : s == MT_SIG_METRICS
+            ? &opentelemetry__proto__collector__v1__export_metrics_service_response__descriptor
+        : s == MT_SIG_PROFILES
+            ? &opentelemetry__proto__collector__v1__export_profiles_service_response__descriptor
+            : &opentelemetry__proto__collector__v1__export_logs_service_response__descriptor;
+    m = protobuf_c_message_unpack(d, NULL, len, (const uint8_t *)body);
+    if (!m) {
+        return 0;
+    }
+    if (s == MT_SIG_TRACES) {
+        Opentelemetry__Proto__Collector__V1__ExportTraceServiceResponse *r = (void *)m;
+        if (r->partial_success) {
+            rej = r->partial_success->rejected_spans;
+            snprintf(msg, msglen, "%s", r->partial_success->error_message);
+        }
+    } else if (s == MT_SIG_METRICS) {
+        Opentelemetry__Proto__Collector__V1__ExportMetricsServiceResponse *r = (void *)m;
+        if (r->partial_success) {
+            rej = r->partial_success->rejected_data_points;
+            snprintf(msg, msglen, "%s", r->partial_success->error_message);
+        }
+    } else if (s == MT_SIG_PROFILES) {
+        Opentelemetry__Proto__Collector__V1__ExportProfilesServiceResponse *r = (void *)m;
+        if (r->partial_success) {
+            rej = r->partial_success->rejected_profiles;
+            snprintf(msg, msglen, "%s", r->partial_success->error_message);
+        }
+    } else {
+        Opentelemetry__Proto__Collector__V1__ExportLogsServiceResponse *r = (void *)m;
+        if (r->partial_success) {
+            rej = r->partial_success->rejected_log_records;
+            snprintf(msg, msglen, "%s", r->partial_success->error_message);
+        }
+    }
+    protobuf_c_message_free_unpacked(m, NULL);
+    return rej;
+}

@@ -106,4 +106,10 @@ int otlp_wire_find_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *da
 int otlp_wire_explain(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
                       mt_errbuf_t *eb);
 
+/* Reads partial_success from an Export*ServiceResponse body (protobuf): returns the items the
+ * server rejected (0 when none or when the body does not decode) and copies its error_message
+ * into msg. Shared by the otlphttp and otlp (gRPC) exporters. */
+int64_t otlp_partial_rejected(mt_signal_t s, const char *body, size_t len, char *msg,
+                              size_t msglen);
+
 #endif

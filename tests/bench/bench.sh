@@ -13,7 +13,8 @@
 # Knobs (environment): BUILD or MELTP_BUILD (build dir, default build), BENCH_PHASES ("A B C E
 # G"; D is the remote-write saturation run; E is phase C with the receiver's pass-through off,
 # i.e. RW -> OTLP -> RW, for comparison; P is phase A with the exporter queue on disk,
-# sending_queue.storage with fsync: true), BENCH_RATE (phase A and P spans/s, 100000),
+# sending_queue.storage with fsync: true; R is phase A with the `otlp` gRPC exporter into
+# tests/node/fake_otlp_grpc.js as the sink), BENCH_RATE (phase A and P spans/s, 100000),
 # BENCH_DURATION_A (20), BENCH_DURATION_B (15), BENCH_RW_RATE (phase C samples/s, 100000),
 # BENCH_ACTIVE_SERIES (100000), BENCH_DURATION_C (20), BENCH_DURATION_D (15),
 # BENCH_TARGET=sink (baseline: loadgen straight into the sink, no meltp), BENCH_KEEP=1 (keep
@@ -208,7 +209,7 @@ disk_per_item() {
 # pipeline also runs synthetic_guard (phases G and H: what PII scanning costs); with "persist"
 # the exporter queue lives on disk (phase P: file_storage, fsync: true) under $TMP/store-*.
 write_config() {
-    local procs="[batch]" storage='""' exts="[]" tls=""
+    local procs="[batch]" storage='""' exts="[]" tls="" exporter=otlphttp endpoint=http://127.0.0.1:$3
     [ "${5:-}" = guard ] && procs="[synthetic_guard, batch]"
     if [ "${5:-}" = persist ]; then
         storage=file_storage
@@ -217,6 +218,11 @@ write_config() {
     case "${5:-}" in tls | tlsfresh)
         tls="        tls: {cert_file: $TMP/pki/server.crt, key_file: $TMP/pki/server.key}" ;;
     esac
+    if [ "${5:-}" = grpcout ]; then
+        exporter=otlp
+        endpoint="127.0.0.1:$3
+    tls: {insecure: true}"
+    fi
     cat >"$1" <<EOF
 receivers:
   otlp:
@@ -233,8 +239,8 @@ extensions:
     directory: $TMP/store-$2
     fsync: true
 exporters:
-  otlphttp:
-    endpoint: http://127.0.0.1:$3
+  $exporter:
+    endpoint: $endpoint
     compression: none
     sending_queue:
       storage: $storage
@@ -244,7 +250,7 @@ service:
     traces:
       receivers: [otlp]
       processors: $procs
-      exporters: [otlphttp]
+      exporters: [$exporter]
   telemetry:
     metrics:
       address: 127.0.0.1:$4
@@ -312,7 +318,15 @@ run_phase() {
         echo "  phase $name: the host was ${pre_busy}% busy just before it started (other processes): its figures may be skewed" >>"$TMP/notes"
     fi
     sink_port=$(free_port)
-    "$SINK" --port "$sink_port" --verify-every "$SINK_VERIFY_EVERY" >"$TMP/sink-$name.out" 2>"$TMP/sink-$name.err" &
+    local export_port=$sink_port
+    if [ "$kind" = grpcout ]; then
+        # the gRPC sink: export_port takes OTLP/gRPC, sink_port serves /stats
+        export_port=$(free_port)
+        node "$ROOT/tests/node/fake_otlp_grpc.js" --port "$export_port" --sink-stats-port "$sink_port" \
+            >"$TMP/sink-$name.out" 2>"$TMP/sink-$name.err" &
+    else
+        "$SINK" --port "$sink_port" --verify-every "$SINK_VERIFY_EVERY" >"$TMP/sink-$name.out" 2>"$TMP/sink-$name.err" &
+    fi
     sink_pid=$!
     PIDS+=("$sink_pid")
     wait_listening "$sink_port" "$sink_pid" || die "sink did not start: $(tail -n 5 "$TMP/sink-$name.err")"
@@ -331,7 +345,7 @@ run_phase() {
         if [ "$kind" = rw ]; then
             write_rw_config "$TMP/meltp-$name.yaml" "$recv_port" "$sink_port" "$metrics_port"
         else
-            write_config "$TMP/meltp-$name.yaml" "$recv_port" "$sink_port" "$metrics_port" "$kind"
+            write_config "$TMP/meltp-$name.yaml" "$recv_port" "$export_port" "$metrics_port" "$kind"
         fi
         "$MELTP" run --config "$TMP/meltp-$name.yaml" >"$TMP/meltp-$name.log" 2>&1 &
         pid=$!
@@ -506,7 +520,7 @@ report() {
             local guard=""
             case "$name" in
             G | H) guard=" +guard" ;; P) guard=" +disk" ;; T) guard=" +tls" ;;
-            K) guard=" tls,new conn" ;; J) guard=" new conn" ;;
+            K) guard=" tls,new conn" ;; J) guard=" new conn" ;; R) guard=" gRPC" ;;
             esac
             if [ "$rate" = 0 ]; then
                 label="$name saturation$guard, $conns conn"
@@ -576,6 +590,14 @@ report() {
                 else
                     echo "  (run phase J too for the handshake cost)"
                 fi
+                echo "  every span delivered:            $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, $ref refused requests, $err errors)"
+                continue
+            fi
+            if [ "$name" = R ]; then
+                echo "phase R (phase A's load out through the otlp gRPC exporter, h2c, into a grpc-js sink):"
+                echo "  CPU per million spans:           $cpm$([ -n "$a_cpm" ] && echo " (phase A, otlphttp: $a_cpm)")"
+                echo "  p99 latency:                     $p99 ms$([ -n "$a_p99" ] && echo " (phase A: $a_p99 ms)")"
+                echo "  offered rate held:               $(verdict "$(calc '%d' "$sps >= 0.98 * $rate")") ($sps spans/s)"
                 echo "  every span delivered:            $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, $ref refused requests, $err errors)"
                 continue
             fi
@@ -668,7 +690,8 @@ for phase in $PHASES; do
     T) run_phase T "$RATE_A" "$CONN_A" "$DUR_A" tls ;;
     K) run_phase K 0 "$CONN_K" "$DUR_K" tlsfresh ;;
     J) run_phase J 0 "$CONN_K" "$DUR_K" fresh ;;
-    *) die "unknown phase '$phase' (phases are A, B, C, D, E, G, H, J, K, P and T)" ;;
+    R) run_phase R "$RATE_A" "$CONN_A" "$DUR_A" grpcout ;;
+    *) die "unknown phase '$phase' (phases are A, B, C, D, E, G, H, J, K, P, R and T)" ;;
     esac
 done
 report
