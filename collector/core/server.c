@@ -44,8 +44,8 @@ struct http_server {
  * One shared listening socket would need no check but gives up the kernel's spreading, and a
  * BPF reuseport program is far more machinery for the same answer. Port 0 (a free port picked
  * by the kernel) needs neither. Returns MT_OK, or MT_EINVAL with eb naming the address. */
-static int claim_address(const struct sockaddr_storage *sa, socklen_t salen, const char *endpoint,
-                         int *lock_fd, mt_errbuf_t *eb)
+int http_claim_address(const struct sockaddr_storage *sa, socklen_t salen, const char *endpoint,
+                       int *lock_fd, mt_errbuf_t *eb)
 {
     *lock_fd = -1;
     int probe = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -251,13 +251,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
-http_server_t *http_server_start(const char *endpoint, int threads, size_t max_body,
-                                 const http_handler_t *h, mt_errbuf_t *eb)
+int http_endpoint_addr(const char *endpoint, struct sockaddr_storage *sa, socklen_t *salen,
+                       int *port, mt_errbuf_t *eb)
 {
     char host[256];
-    int port;
-    if (http_parse_endpoint(endpoint, host, sizeof(host), &port, eb) != MT_OK) {
-        return NULL;
+    if (http_parse_endpoint(endpoint, host, sizeof(host), port, eb) != MT_OK) {
+        return MT_EINVAL;
     }
     struct addrinfo hints, *ai = NULL;
     memset(&hints, 0, sizeof(hints));
@@ -265,15 +264,29 @@ http_server_t *http_server_start(const char *endpoint, int threads, size_t max_b
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     char portstr[16];
-    snprintf(portstr, sizeof(portstr), "%d", port);
+    snprintf(portstr, sizeof(portstr), "%d", *port);
     int gr = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &ai);
     if (gr != 0 || !ai) {
         mt_failf(eb, "endpoint \"%s\": cannot resolve host: %s", endpoint, gai_strerror(gr));
+        return MT_EINVAL;
+    }
+    *salen = ai->ai_addrlen;
+    memcpy(sa, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    return MT_OK;
+}
+
+http_server_t *http_server_start(const char *endpoint, int threads, size_t max_body,
+                                 const http_handler_t *h, mt_errbuf_t *eb)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int port;
+    if (http_endpoint_addr(endpoint, &sa, &salen, &port, eb) != MT_OK) {
         return NULL;
     }
     http_server_t *s = calloc(1, sizeof(*s));
     if (!s) {
-        freeaddrinfo(ai);
         mt_failf(eb, "out of memory");
         return NULL;
     }
@@ -281,7 +294,7 @@ http_server_t *http_server_start(const char *endpoint, int threads, size_t max_b
     s->max_body = max_body;
     s->lock_fd = -1;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6) {
+    if (sa.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
     if (threads < 1) {
@@ -290,11 +303,7 @@ http_server_t *http_server_start(const char *endpoint, int threads, size_t max_b
     if (threads > HTTP_MAX_DAEMONS) {
         threads = HTTP_MAX_DAEMONS;
     }
-    struct sockaddr_storage sa;
-    socklen_t salen = ai->ai_addrlen;
-    memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
-    freeaddrinfo(ai);
-    if (port != 0 && claim_address(&sa, salen, endpoint, &s->lock_fd, eb) != MT_OK) {
+    if (port != 0 && http_claim_address(&sa, salen, endpoint, &s->lock_fd, eb) != MT_OK) {
         http_server_stop(s);
         return NULL;
     }
