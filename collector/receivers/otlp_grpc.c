@@ -60,8 +60,7 @@ static void call_free(grpc_call_t *c)
     free(c);
 }
 
-/* The gRPC status of an otlp_process() outcome (its HTTP status and reason). */
-static grpc_status_t status_of(int http, const char *reason)
+grpc_status_t otlp_grpc_status(int http, const char *reason)
 {
     switch (http) {
     case 200:
@@ -94,7 +93,7 @@ static void answer(otlp_state_t *st, h2_stream_t *s, int sig, int http, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    grpc_status_t code = status_of(http, reason);
+    grpc_status_t code = otlp_grpc_status(http, reason);
     char cs[8];
     snprintf(cs, sizeof(cs), "%d", (int)code);
     sb_t enc, det;
@@ -119,7 +118,7 @@ static void answer(otlp_state_t *st, h2_stream_t *s, int sig, int http, const ch
            grpc_status_name((int)code), msg);
 }
 
-static int content_type_ok(const char *ct)
+int otlp_grpc_content_type_ok(const char *ct)
 {
     static const char base[] = "application/grpc";
     if (!ct || strncasecmp(ct, base, sizeof(base) - 1) != 0) {
@@ -149,7 +148,7 @@ static void grpc_begin(void *arg, h2_stream_t *s)
         answer(st, s, -1, 404, "unimplemented", 0, "unknown method %s", path);
         return;
     }
-    if (!content_type_ok(h2_header(s, "content-type"))) {
+    if (!otlp_grpc_content_type_ok(h2_header(s, "content-type"))) {
         answer(st, s, sig, 415, "unsupported_media_type", 0,
                "unsupported content-type \"%s\"; use application/grpc",
                h2_header(s, "content-type") ? h2_header(s, "content-type") : "");

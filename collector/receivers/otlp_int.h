@@ -7,6 +7,7 @@
 #define OTLP_INT_H
 
 #include "codec.h"
+#include "grpc.h"
 #include "component.h"
 #include "h2server.h"
 #include "recv.h"
@@ -62,6 +63,12 @@ void otlp_process(otlp_state_t *st, recv_counters_t *cnt, mt_signal_t sig, int j
 
 /* OTLP/gRPC (otlp_grpc.c): serves protocols.grpc; stop sends GOAWAY and finishes streams. */
 int otlp_grpc_start(otlp_state_t *st, mt_errbuf_t *eb);
+/* The gRPC status of an otlp_process() outcome, from its HTTP status and reason (OTLP spec:
+ * 400 INVALID_ARGUMENT; 413, 429, 503 RESOURCE_EXHAUSTED; 404 UNIMPLEMENTED; 504
+ * DEADLINE_EXCEEDED; a retryable pipeline_error UNAVAILABLE; anything else INTERNAL). */
+grpc_status_t otlp_grpc_status(int http, const char *reason);
+/* Whether a content-type is gRPC's protobuf one: application/grpc, +proto, or ;params. */
+int otlp_grpc_content_type_ok(const char *ct);
 void otlp_grpc_stop(otlp_state_t *st);
 
 #endif

@@ -54,7 +54,10 @@
 #define LG_MAX_ACTIVE_SERIES      2000000
 #define LG_MAX_SERIES_PER_REQUEST 100000
 
-typedef enum { LG_MODE_OTLP = 0, LG_MODE_RW } lg_mode_t;
+/* otlp: OTLP/HTTP protobuf; rw: remote write 1.0; grpc: OTLP/gRPC (the same trace bodies,
+ * 5-byte prefixed, over libcurl's HTTP/2 with prior knowledge; grpc-status read from the
+ * trailers through the header callback) */
+typedef enum { LG_MODE_OTLP = 0, LG_MODE_RW, LG_MODE_GRPC } lg_mode_t;
 
 typedef struct {
     const char *url;
@@ -93,6 +96,7 @@ typedef struct {
     uint8_t *rw_body;
     size_t rw_body_len;
     uint64_t encode_ns;        /* time spent patching and compressing */
+    int grpc_status;           /* grpc mode: grpc-status of the last answer, -1 = none */
     long long body_bytes_sent; /* compressed bytes of every request sent */
 } lg_conn_t;
 
@@ -752,6 +756,18 @@ static size_t lg_discard(char *ptr, size_t size, size_t nmemb, void *ud)
     return size * nmemb;
 }
 
+/* grpc mode: picks grpc-status out of the response headers and trailers. */
+static size_t lg_grpc_header(char *buf, size_t size, size_t n, void *ud)
+{
+    lg_conn_t *c = ud;
+    size_t len = size * n;
+    static const char key[] = "grpc-status:";
+    if (len > sizeof(key) - 1 && strncasecmp(buf, key, sizeof(key) - 1) == 0) {
+        c->grpc_status = atoi(buf + sizeof(key) - 1);
+    }
+    return len;
+}
+
 static void lg_sleep_until(uint64_t t_ns)
 {
     struct timespec ts = {.tv_sec = (time_t)(t_ns / 1000000000ULL),
@@ -796,6 +812,11 @@ static void *lg_conn_main(void *arg)
     curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)LG_REQUEST_TIMEOUT_MS);
     curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)LG_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
+    if (g_opts.mode == LG_MODE_GRPC) {
+        curl_easy_setopt(c->curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+        curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, lg_grpc_header);
+        curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, c);
+    }
 
     for (;;) {
         long long k = atomic_fetch_add(&g_ticket, 1);
@@ -850,6 +871,7 @@ static void *lg_conn_main(void *arg)
         curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, (const char *)data);
         curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         errbuf[0] = 0;
+        c->grpc_status = -1;
         CURLcode rc = curl_easy_perform(c->curl);
         uint64_t done = mt_now_ns();
         c->requests++;
@@ -864,6 +886,10 @@ static void *lg_conn_main(void *arg)
         }
         long status = 0;
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (g_opts.mode == LG_MODE_GRPC && status == 200 && c->grpc_status != 0) {
+            /* RESOURCE_EXHAUSTED and UNAVAILABLE are back-pressure; the rest are errors */
+            status = c->grpc_status == 8 || c->grpc_status == 14 ? 429 : 500;
+        }
         if (status >= 200 && status < 300) {
             c->ok++;
             c->items_sent += (long long)items;
@@ -902,9 +928,11 @@ static double lg_pct_ms(const uint32_t *v, size_t n, double p)
 
 static void lg_usage(FILE *f)
 {
-    fprintf(f, "usage: loadgen --url URL [--mode otlp|rw] [--connections N] [--duration S]\n"
+    fprintf(f, "usage: loadgen --url URL [--mode otlp|rw|grpc] [--connections N] [--duration S]\n"
                "               [--rate ITEMS_PER_SEC] [--requests N]\n"
-               "  otlp (default): [--spans-per-request N (1000)] [--bodies N (8)]\n"
+               "  otlp (default), grpc: [--spans-per-request N (1000)] [--bodies N (8)]\n"
+               "  (grpc: URL is http://host:port/opentelemetry.proto.collector.trace.v1.\n"
+               "   TraceService/Export, h2c)\n"
                "  rw:             [--series-per-request N (2000)] [--active-series M (100000)]\n"
                "                  [--series-per-target N (500)] [--targets-per-request N (20)]\n"
                "Sends OTLP/HTTP protobuf trace requests (otlp) or Prometheus remote-write 1.0\n"
@@ -960,8 +988,10 @@ static int lg_parse_args(int argc, char **argv)
                 g_opts.mode = LG_MODE_OTLP;
             } else if (strcmp(optarg, "rw") == 0) {
                 g_opts.mode = LG_MODE_RW;
+            } else if (strcmp(optarg, "grpc") == 0) {
+                g_opts.mode = LG_MODE_GRPC;
             } else {
-                fprintf(stderr, "loadgen: --mode is otlp or rw\n");
+                fprintf(stderr, "loadgen: --mode is otlp, rw or grpc\n");
                 return -1;
             }
             break;
@@ -1049,6 +1079,18 @@ int main(int argc, char **argv)
     } else {
         for (int i = 0; i < g_opts.n_bodies; i++) {
             g_bodies[i] = lg_encode_body(i, (size_t)g_opts.spans_per_request);
+            if (g_opts.mode == LG_MODE_GRPC) { /* the gRPC message prefix: uncompressed */
+                lg_body_t b = g_bodies[i];
+                uint8_t *p = lg_need(malloc(b.len + 5));
+                p[0] = 0;
+                p[1] = (uint8_t)(b.len >> 24);
+                p[2] = (uint8_t)(b.len >> 16);
+                p[3] = (uint8_t)(b.len >> 8);
+                p[4] = (uint8_t)b.len;
+                memcpy(p + 5, b.data, b.len);
+                free(b.data);
+                g_bodies[i] = (lg_body_t){p, b.len + 5};
+            }
             body_bytes += g_bodies[i].len;
         }
         avg_body = (double)body_bytes / g_opts.n_bodies;
@@ -1071,13 +1113,18 @@ int main(int argc, char **argv)
          * which would add a round trip to every request. */
         static const char *const otlp_hdrs[] = {"Content-Type: application/x-protobuf",
                                                 "Expect:", NULL};
+        static const char *const grpc_hdrs[] = {"Content-Type: application/grpc", "TE: trailers",
+                                                "Expect:", NULL};
         /* The reserved headers of remote-write 1.0 (protocols.md 3.1); curl sends the
          * User-Agent set below. */
         static const char *const rw_hdrs[] = {
             "Content-Type: application/x-protobuf", "Content-Encoding: snappy",
             "X-Prometheus-Remote-Write-Version: 0.1.0", "Expect:", NULL};
         int failed = !conns[i].curl;
-        for (const char *const *h = rw ? rw_hdrs : otlp_hdrs; *h && !failed; h++) {
+        const char *const *hdrs = rw                            ? rw_hdrs
+                                  : g_opts.mode == LG_MODE_GRPC ? grpc_hdrs
+                                                                : otlp_hdrs;
+        for (const char *const *h = hdrs; *h && !failed; h++) {
             struct curl_slist *l = curl_slist_append(conns[i].headers, *h);
             failed = !l;
             conns[i].headers = l ? l : conns[i].headers;
