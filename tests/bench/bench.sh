@@ -14,7 +14,7 @@
 # G"; D is the remote-write saturation run; E is phase C with the receiver's pass-through off,
 # i.e. RW -> OTLP -> RW, for comparison; P is phase A with the exporter queue on disk,
 # sending_queue.storage with fsync: true; R is phase A over OTLP/gRPC, loadgen --mode grpc;
-# FA and FR are phases A and R with Fluent Bit's OTLP input in meltp's place, run when its
+# RB is phase B over OTLP/gRPC; FA and FR are phases A and R with Fluent Bit's OTLP input in meltp's place, run when its
 # binary is found: BENCH_FLUENT_BIT, ../shared/servers/fluent-bit or ../servers-bin/fluent-bit),
 # BENCH_RATE (phase A and P spans/s, 100000),
 # BENCH_DURATION_A (20), BENCH_DURATION_B (15), BENCH_RW_RATE (phase C samples/s, 100000),
@@ -517,7 +517,7 @@ report() {
             p50_ms p99_ms RSS_MiB delivered/sent refused errors host%
         while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag disk; do
             local guard=""
-            case "$name" in G | H) guard=" +guard" ;; P) guard=" +disk" ;; R) guard=" gRPC" ;;
+            case "$name" in G | H) guard=" +guard" ;; P) guard=" +disk" ;; R | RB) guard=" gRPC" ;;
             FA) guard=" FluentBit" ;; FR) guard=" FluentBit gRPC" ;; esac
             if [ "$rate" = 0 ]; then
                 label="$name saturation$guard, $conns conn"
@@ -610,7 +610,7 @@ report() {
                 echo "  every span delivered:            $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, $ref refused requests, $err errors; last span arrived ${wait}s after the load ended)"
                 echo "  offered rate held:               $(verdict "$(calc '%d' "$sps >= 0.98 * $rate")") ($sps spans/s; worst request start lag ${lag} ms)"
             else
-                echo "phase B (saturation):"
+                echo "phase $name (saturation):"
                 echo "  $(printf '%-33s' "$who uses both cores:")$(verdict "$(calc '%d' "$cores > 1.0 && $host >= 90")") ($cores cores on average while the host was ${host}% busy; loadgen used ${lg_cpu} CPU-s)"
                 echo "  every accepted span delivered:   $(verdict "$(calc '%d' "$del == $sent")") ($del of $sent; $ref refused requests, $err errors)"
             fi
@@ -661,6 +661,7 @@ for phase in $PHASES; do
     H) run_phase H "$RATE_A" "$CONN_A" "$DUR_A" guard ;;
     P) run_phase P "$RATE_A" "$CONN_A" "$DUR_A" persist ;;
     R) run_phase R "$RATE_A" "$CONN_A" "$DUR_A" grpc ;;
+    RB) run_phase RB 0 "$CONN_B" "$DUR_B" grpc ;;
     FA | FR)
         if [ -z "$FLUENT_BIT" ] || [ ! -f "$FLUENT_BIT_CFG" ]; then
             echo "  phase $phase SKIPPED: no Fluent Bit binary (BENCH_FLUENT_BIT) or relay config" >>"$TMP/notes"
@@ -670,7 +671,7 @@ for phase in $PHASES; do
             run_phase FR "$RATE_A" "$CONN_A" "$DUR_A" fb-grpc
         fi
         ;;
-    *) die "unknown phase '$phase' (phases are A, B, C, D, E, FA, FR, G, H, P and R)" ;;
+    *) die "unknown phase '$phase' (phases are A, B, C, D, E, FA, FR, G, H, P, R and RB)" ;;
     esac
 done
 report

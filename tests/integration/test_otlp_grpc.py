@@ -433,3 +433,18 @@ def test_shutdown_answers_calls_in_flight():
     assert any(f[0] == HEADERS and f[2] == 1 for f in frames), frames
     assert m.proc.wait(20) == 0
     assert len(file_items(m, "traces")) == 1
+
+
+def test_grpc_timeout_is_honoured():
+    m = start()
+    # a call that announces 300 ms and never sends its message
+    req = REQ + [("grpc-timeout", "300m")]
+    s = raw(m, PREFACE + frame(SETTINGS, 0, 0) + frame(HEADERS, 4, 1, hpack_literal(req)))
+    t = time.time()
+    frames = read_frames(s, 3)
+    s.close()
+    assert any(f[0] == HEADERS and f[2] == 1 for f in frames), frames
+    assert m.metric("meltp_receiver_refused_requests_total", transport="grpc",
+                    reason="deadline_exceeded") == 1
+    # answered after the deadline, well before the idle timeout
+    assert time.time() - t >= 0.3
