@@ -59,6 +59,7 @@ struct h2_conn {
     h2_worker_t *w;
     int fd;
     const h2_io_t *io;
+    void *io_ctx;
     nghttp2_session *sess;
     uint8_t *out; /* bytes the socket did not take yet */
     size_t olen, ooff, ocap;
@@ -134,7 +135,22 @@ static ssize_t tcp_send(h2_conn_t *c, const uint8_t *buf, size_t n)
     return r;
 }
 
-static const h2_io_t tcp_io = {tcp_recv, tcp_send, NULL};
+static const h2_io_t tcp_io = {NULL, tcp_recv, tcp_send, NULL};
+
+int h2_conn_fd(const h2_conn_t *c)
+{
+    return c->fd;
+}
+
+void *h2_conn_io_ctx(const h2_conn_t *c)
+{
+    return c->io_ctx;
+}
+
+void h2_conn_set_io_ctx(h2_conn_t *c, void *ctx)
+{
+    c->io_ctx = ctx;
+}
 
 /* ---- streams ------------------------------------------------------------------------ */
 
@@ -598,7 +614,12 @@ static void conn_new(h2_worker_t *w, int fd)
     }
     c->w = w;
     c->fd = fd;
-    c->io = &tcp_io;
+    c->io = srv->lim.io ? srv->lim.io : &tcp_io;
+    if (c->io->open && c->io->open(c) != 0) {
+        conn_free(c);
+        close(fd);
+        return;
+    }
     c->last_ns = c->rst_ns = mt_now_ns();
     c->rst_tokens = H2_RST_BURST;
     nghttp2_settings_entry iv[] = {
@@ -613,6 +634,9 @@ static void conn_new(h2_worker_t *w, int fd)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     c->evmask = EPOLLIN;
     if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        if (c->io->close) {
+            c->io->close(c);
+        }
         conn_free(c);
         close(fd);
         return;
@@ -839,11 +863,7 @@ h2_server_t *h2_server_start(const char *endpoint, int threads, const h2_limits_
             getsockname(w->lfd, (struct sockaddr *)&b, &bl);
             s->port = ntohs(b.ss_family == AF_INET ? ((struct sockaddr_in *)&b)->sin_port
                                                    : ((struct sockaddr_in6 *)&b)->sin6_port);
-            if (sa.ss_family == AF_INET) {
-                ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)s->port);
-            } else {
-                ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)s->port);
-            }
+            http_addr_set_port(&sa, s->port);
         }
         w->ep = epoll_create1(EPOLL_CLOEXEC);
         w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

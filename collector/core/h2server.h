@@ -27,14 +27,22 @@ typedef struct h2_nv {
     const char *value;
 } h2_nv_t;
 
-/* Socket I/O of one connection: plain TCP by default; a TLS layer sets its own. recv and send
- * return bytes moved (> 0), 0 for end of stream (recv only), or -1 with errno (EAGAIN when the
- * socket is not ready). */
+/* Socket I/O of one connection: plain TCP by default; a TLS layer (OpenSSL, ALPN "h2") sets
+ * its own in h2_limits_t.io. open runs once after accept (set the layer's state with
+ * h2_conn_set_io_ctx; -1 refuses the connection); recv and send return bytes moved (> 0), 0
+ * for end of stream (recv only), or -1 with errno (EAGAIN when the socket is not ready: the
+ * loop waits for it to be readable, and writable while output is pending); close runs before
+ * the socket is closed (e.g. close_notify, free the state). */
 typedef struct h2_io {
+    int (*open)(h2_conn_t *c);
     ssize_t (*recv)(h2_conn_t *c, uint8_t *buf, size_t n);
     ssize_t (*send)(h2_conn_t *c, const uint8_t *buf, size_t n);
-    void (*close)(h2_conn_t *c); /* before the socket is closed (e.g. TLS close_notify) */
+    void (*close)(h2_conn_t *c);
 } h2_io_t;
+
+int h2_conn_fd(const h2_conn_t *c);
+void *h2_conn_io_ctx(const h2_conn_t *c);
+void h2_conn_set_io_ctx(h2_conn_t *c, void *ctx);
 
 /* Connection- and stream-level events the server counts through h2_handler_t.event. */
 #define H2_EVENTS(X)                                                                     \
@@ -78,6 +86,7 @@ typedef struct h2_limits {
     uint32_t window;                 /* SETTINGS_INITIAL_WINDOW_SIZE of each stream */
     int idle_timeout_s;              /* close a connection idle this long */
     int max_connections;             /* per listener thread */
+    const h2_io_t *io;               /* NULL: plain TCP (h2c with prior knowledge) */
 } h2_limits_t;
 
 /* Binds endpoint (claimed as server.c claims it) and starts `threads` listener threads.

@@ -276,6 +276,15 @@ int http_endpoint_addr(const char *endpoint, struct sockaddr_storage *sa, sockle
     return MT_OK;
 }
 
+void http_addr_set_port(struct sockaddr_storage *sa, int port)
+{
+    if (sa->ss_family == AF_INET) {
+        ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+    } else {
+        ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+    }
+}
+
 http_server_t *http_server_start(const char *endpoint, int threads, size_t max_body,
                                  const http_handler_t *h, mt_errbuf_t *eb)
 {
@@ -331,11 +340,7 @@ http_server_t *http_server_start(const char *endpoint, int threads, size_t max_b
                 MHD_get_daemon_info(s->d[0], MHD_DAEMON_INFO_BIND_PORT);
             s->port = di ? di->port : port;
             /* port 0 picked a free port: the other daemons join that one */
-            if (sa.ss_family == AF_INET) {
-                ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)s->port);
-            } else {
-                ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)s->port);
-            }
+            http_addr_set_port(&sa, s->port);
         }
     }
     return s;

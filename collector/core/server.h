@@ -63,6 +63,9 @@ int http_parse_endpoint(const char *endpoint, char *host, size_t hostlen, int *p
  * MT_EINVAL with eb naming the endpoint. */
 int http_endpoint_addr(const char *endpoint, struct sockaddr_storage *sa, socklen_t *salen,
                        int *port, mt_errbuf_t *eb);
+/* Sets the port of an IPv4 or IPv6 address (listeners of one server joining the port that
+ * the first one's port 0 picked). */
+void http_addr_set_port(struct sockaddr_storage *sa, int port);
 /* Claims an address for this process before its SO_REUSEPORT listeners bind (one instance
  * per address: a second process on the same port fails with "address in use"). *lock_fd is
  * the lock to close when the server stops (-1 when none). Returns MT_OK or MT_EINVAL. */

@@ -13,8 +13,8 @@ import struct
 import subprocess
 import time
 
-from harness import (ROOT, Meltp, free_port, j_logs, j_metric_points, j_traces, make_traces,
-                     wait_until)
+from harness import ROOT, Meltp, free_port, make_traces, wait_until
+from test_otlp_fixtures import _canon, file_items as _file_items
 
 NODE_DIR = os.path.join(ROOT, "tests", "node")
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -94,18 +94,9 @@ def h2_call(m, path, **kw):
     return r
 
 
-def _canon(items):
-    return sorted(json.dumps(i, sort_keys=True, default=repr) for i in items)
-
-
 def file_items(m, sig):
-    reader = {"traces": j_traces, "logs": j_logs, "metrics": j_metric_points}[sig]
-    out = []
-    for line in m.file_lines(sig + ".jsonl"):
-        out.extend(reader(line))
-    if sig == "metrics":
-        out = [list(x) for x in out]
-    return out
+    """What meltp's file exporter wrote, in the sender's shapes (metric points as lists)."""
+    return [list(x) if sig == "metrics" else x for x in _file_items(m, sig)]
 
 
 def served_quickly(m, limit=5.0):
@@ -292,6 +283,16 @@ REQ = [(":method", "POST"), (":scheme", "http"), (":path", TRACES), (":authority
 SETTINGS, HEADERS, RST, GOAWAY, DATA, CONT = 4, 1, 3, 7, 0, 9
 
 
+def header_frames(sid, block, end_stream=False):
+    """One header block as HEADERS + CONTINUATION frames of at most 16000 bytes."""
+    chunks = [block[i:i + 16000] for i in range(0, len(block), 16000)] or [b""]
+    last = len(chunks) - 1
+    out = frame(HEADERS, (4 if last == 0 else 0) | (1 if end_stream else 0), sid, chunks[0])
+    for i, c in enumerate(chunks[1:], 1):
+        out += frame(CONT, 4 if i == last else 0, sid, c)
+    return out
+
+
 def read_frames(s, timeout=5.0):
     """Frames until the peer closes (or the timeout): [(type, flags, sid, payload)]."""
     s.settimeout(timeout)
@@ -359,22 +360,14 @@ def test_header_flood_refuses_the_stream():
     m = start()
     # one request with 64 KiB of headers (over the 16 KiB list limit) split over CONTINUATIONs
     block = hpack_literal(REQ + [("x-pad-%d" % i, "v" * 1000) for i in range(64)])
-    chunks = [block[i:i + 16000] for i in range(0, len(block), 16000)]
-    data = PREFACE + frame(SETTINGS, 0, 0) + frame(HEADERS, 0, 1, chunks[0])
-    for i, c in enumerate(chunks[1:]):
-        data += frame(CONT, 4 if i == len(chunks) - 2 else 0, 1, c)
-    s = raw(m, data)
+    s = raw(m, PREFACE + frame(SETTINGS, 0, 0) + header_frames(1, block))
     frames = read_frames(s, 3)
     s.close()
     # refused: a 431 HEADERS (or RST_STREAM) on stream 1, or the connection closed
     assert any(f[2] == 1 and f[0] in (HEADERS, RST) for f in frames) or goaway_code(frames) is not None, frames
     # thousands of small headers in one block: the same
     block = hpack_literal(REQ + [("h%d" % i, "v") for i in range(3000)])
-    chunks = [block[i:i + 16000] for i in range(0, len(block), 16000)]
-    data = PREFACE + frame(SETTINGS, 0, 0) + frame(HEADERS, 4 if len(chunks) == 1 else 0, 1, chunks[0])
-    for i, c in enumerate(chunks[1:]):
-        data += frame(CONT, 4 if i == len(chunks) - 2 else 0, 1, c)
-    s = raw(m, data)
+    s = raw(m, PREFACE + frame(SETTINGS, 0, 0) + header_frames(1, block))
     frames = read_frames(s, 3)
     s.close()
     assert any(f[2] == 1 and f[0] in (HEADERS, RST) for f in frames) or goaway_code(frames) is not None, frames
