@@ -510,3 +510,53 @@ def test_sighup_reload_keeps_serving_grpc():
     wait_until(lambda: "reload: done" in m.logtext(), 10, what="reload")
     wait_until(lambda: _connects(m.grpc), 5, what="gRPC port back")
     served_quickly(m)
+
+
+VALIDATE_CFG = """
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:%(grpc)d
+      http:
+        endpoint: 127.0.0.1:{otlp}
+processors:
+  validate:
+    schema_file: %(schema)s
+exporters:
+  file/t:
+    path: {dir}/traces.jsonl
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    traces: {{receivers: [otlp], processors: [validate], exporters: [file/t]}}
+"""
+
+
+def test_partial_success_and_processor_rejection():
+    from harness import pb_fields
+    import tempfile
+    fd, schema = tempfile.mkstemp(suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        f.write("version: 1\nresource:\n  - name: need-env\n    required: [deployment.env]\n"
+                "    action: reject\n    message: \"every resource needs deployment.env\"\n"
+                "traces:\n  - name: need-x\n    required: [x.attr]\n    action: drop\n"
+                "    message: \"spans need x.attr\"\n")
+    m = start(VALIDATE_CFG, schema=schema)
+    # a resource without deployment.env: the whole request is refused, INVALID_ARGUMENT
+    r = call(m, TRACES, make_traces([b"\x51" * 8]))
+    assert r["code"] == 3 and "every resource needs deployment.env" in r["details"], r
+    os.unlink(schema)
+    with open(schema, "w") as f:
+        f.write("version: 1\ntraces:\n  - name: need-x\n    required: [x.attr]\n"
+                "    action: drop\n    message: \"spans need x.attr\"\n")
+    m2 = start(VALIDATE_CFG, schema=schema)
+    # spans the processor drops: OK with partial_success{rejected_spans, error_message}
+    r = call(m2, TRACES, make_traces([b"\x52" * 8, b"\x53" * 8]))
+    assert r["code"] == 0, r
+    ps = dict((fn, v) for fn, _, v in pb_fields(bytes.fromhex(r["response_hex"])))
+    inner = dict((fn, v) for fn, _, v in pb_fields(ps[1]))
+    assert inner[1] == 2 and b"spans need x.attr" in inner[2], inner
+    os.unlink(schema)
