@@ -319,21 +319,15 @@ run_phase() {
     local path=/v1/traces
     [ "$kind" = rw ] && path=/api/v1/write
     case "$kind" in grpc | fb-grpc) path=$GRPC_PATH ;; esac
+    local under="" cmd=()
     if [ "${kind#fb-}" != "$kind" ]; then
         # Fluent Bit's OTLP input (HTTP or gRPC on one port) relaying to the same sink
         recv_port=$(free_port)
         metrics_port=$(free_port)
         sed -e "s/@IN@/$recv_port/; s/@OUT@/$sink_port/; s/@HTTP@/$metrics_port/" \
             "$FLUENT_BIT_CFG" >"$TMP/fluent-bit-$name.yaml"
-        "$FLUENT_BIT" -c "$TMP/fluent-bit-$name.yaml" >"$TMP/fluent-bit-$name.log" 2>&1 &
-        pid=$!
-        PIDS+=("$pid")
-        if ! wait_listening "$recv_port" "$pid"; then
-            log "fluent-bit did not start listening on 127.0.0.1:$recv_port:"
-            tail -n 20 "$TMP/fluent-bit-$name.log" >&2
-            exit 1
-        fi
-        url="http://127.0.0.1:$recv_port$path"
+        under=fluent-bit
+        cmd=("$FLUENT_BIT" -c "$TMP/fluent-bit-$name.yaml")
     elif [ "$TARGET" = meltp ]; then
         recv_port=$(free_port)
         metrics_port=$(free_port)
@@ -342,12 +336,16 @@ run_phase() {
         else
             write_config "$TMP/meltp-$name.yaml" "$recv_port" "$sink_port" "$metrics_port" "$kind"
         fi
-        "$MELTP" run --config "$TMP/meltp-$name.yaml" >"$TMP/meltp-$name.log" 2>&1 &
+        under=meltp
+        cmd=("$MELTP" run --config "$TMP/meltp-$name.yaml")
+    fi
+    if [ -n "$under" ]; then
+        "${cmd[@]}" >"$TMP/$under-$name.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
         if ! wait_listening "$recv_port" "$pid"; then
-            log "meltp did not start listening on 127.0.0.1:$recv_port within ${START_TIMEOUT}s:"
-            tail -n 20 "$TMP/meltp-$name.log" >&2
+            log "$under did not start listening on 127.0.0.1:$recv_port within ${START_TIMEOUT}s:"
+            tail -n 20 "$TMP/$under-$name.log" >&2
             exit 1
         fi
         url="http://127.0.0.1:$recv_port$path"
