@@ -560,3 +560,20 @@ def test_partial_success_and_processor_rejection():
     inner = dict((fn, v) for fn, _, v in pb_fields(ps[1]))
     assert inner[1] == 2 and b"spans need x.attr" in inner[2], inner
     os.unlink(schema)
+
+
+def test_profiles_service_is_routed_to_profiles_pipelines():
+    from harness import pb_kv_str, pb_len
+    cfg = CFG.replace("    logs: {{receivers: [otlp], exporters: [file/l]}}",
+                      "    logs: {{receivers: [otlp], exporters: [file/l]}}\n"
+                      "    profiles: {{receivers: [otlp], exporters: [file/l]}}")
+    m = start(cfg)
+    # ExportProfilesServiceRequest{resource_profiles: [ResourceProfiles{resource{service.name}}]}
+    body = pb_len(1, pb_len(1, pb_len(1, pb_kv_str("service.name", "prof-svc"))))
+    r = call(m, PROFILES, body)
+    assert r["code"] == 0, r
+    assert m.metric("meltp_receiver_requests_total", signal="profiles", transport="grpc",
+                    code="200") == 1
+    # undecodable profiles: INVALID_ARGUMENT naming the profiles field path
+    r = call(m, PROFILES, b"\x0a\x03\xff\xff\xff")
+    assert r["code"] == 3 and "resource_profiles" in r["details"], r
