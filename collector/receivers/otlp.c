@@ -247,8 +247,8 @@ static void refuse(otlp_outcome_t *o, int status, const char *reason, int retry,
 }
 
 void otlp_process(otlp_state_t *st, recv_counters_t *cnt, mt_signal_t sig, int json, codec_t codec,
-                  const uint8_t *body, size_t blen, size_t max_len, const char *tenant,
-                  otlp_outcome_t *o)
+                  const uint8_t *body, size_t blen, size_t max_len, const char *max_key,
+                  const char *tenant, otlp_outcome_t *o)
 {
     otlp_rcfg_t *cfg = st->r->cfg;
     memset(o, 0, sizeof(*o));
@@ -268,8 +268,7 @@ void otlp_process(otlp_state_t *st, recv_counters_t *cnt, mt_signal_t sig, int j
     if (rcode != MT_OK && (arena_over_cap(a) || arena_over_limit(a))) {
         goto refused;
     } else if (rcode == MT_ETOOBIG) {
-        refuse(o, 413, "too_large", 0, "decompressed body exceeds %s %zu bytes",
-               cnt == st->cnt ? "max_request_body_size" : "max_recv_msg_size_mib", max_len);
+        refuse(o, 413, "too_large", 0, "decompressed body exceeds %s %zu bytes", max_key, max_len);
         goto done;
     } else if (rcode != MT_OK) {
         refuse(o, rcode == MT_ENOMEM ? 503 : 400,
@@ -402,7 +401,7 @@ static void otlp_complete(void *arg, http_req_t *r)
     }
     otlp_outcome_t o;
     otlp_process(st, &st->cnt[sig], sig, json, codec, r->body, r->len, (size_t)cfg->max_body,
-                 tenant, &o);
+                 "max_request_body_size", tenant, &o);
     if (o.status != 200) {
         reply_error(st, r, sig, json, o.status, o.reason, o.retry ? "1" : NULL, "%s", o.msg);
         return;

@@ -287,7 +287,8 @@ static void grpc_end(void *arg, h2_stream_t *s)
     }
     otlp_outcome_t o;
     otlp_process(st, &st->gcnt[c->sig], c->sig, 0, c->compressed ? c->codec : CODEC_NONE, c->msg,
-                 c->mlen, (size_t)cfg->grpc_max_recv_mib << 20, c->tenant, &o);
+                 c->mlen, (size_t)cfg->grpc_max_recv_mib << 20, "max_recv_msg_size_mib", c->tenant,
+                 &o);
     if (o.status != 200) {
         answer(st, s, c->sig, o.status, o.reason, o.retry, "%s", o.msg);
         return;

@@ -53,13 +53,14 @@ typedef struct otlp_outcome {
     size_t blen;
 } otlp_outcome_t;
 
-/* The one request path of both transports: decompresses `body` (capped at max_len), checks
+/* The one request path of both transports: decompresses `body` (capped at max_len, the
+ * setting named max_key in the refusal), checks
  * and decodes it (scan, or decode with the field path of what is wrong), hands it to the
  * pipelines (the client's bytes when nothing changes them) and builds the response.
  * Counts bytes and items on cnt; the caller counts the request itself (recv_count). */
 void otlp_process(otlp_state_t *st, recv_counters_t *cnt, mt_signal_t sig, int json, codec_t codec,
-                  const uint8_t *body, size_t blen, size_t max_len, const char *tenant,
-                  otlp_outcome_t *o);
+                  const uint8_t *body, size_t blen, size_t max_len, const char *max_key,
+                  const char *tenant, otlp_outcome_t *o);
 
 /* OTLP/gRPC (otlp_grpc.c): serves protocols.grpc; stop sends GOAWAY and finishes streams. */
 int otlp_grpc_start(otlp_state_t *st, mt_errbuf_t *eb);
