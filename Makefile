@@ -9,7 +9,7 @@ SRC_DIRS  = collector/core collector/formats collector/processors collector/rece
             collector/validate exporters slo rules
 MT_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE $(addprefix -I,$(SRC_DIRS)) \
             -Itests/unit -I$(BUILD)/gen $(CFLAGS)
-LDLIBS  += -lprotobuf-c -lmicrohttpd -lsnappy -lzstd -lcurl -ljansson -lyaml -lz -lcrypto -lpthread -lm
+LDLIBS  += -lprotobuf-c -lmicrohttpd -lnghttp2 -lsnappy -lzstd -lcurl -ljansson -lyaml -lz -lcrypto -lpthread -lm
 LDLIBS  += -lgnutls -lssl -lcrypt
 
 # Debian 12 packages the build, tests, benchmark and fuzz targets need (clang and its compiler-rt,

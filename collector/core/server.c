@@ -48,8 +48,8 @@ struct http_server {
  * One shared listening socket would need no check but gives up the kernel's spreading, and a
  * BPF reuseport program is far more machinery for the same answer. Port 0 (a free port picked
  * by the kernel) needs neither. Returns MT_OK, or MT_EINVAL with eb naming the address. */
-static int claim_address(const struct sockaddr_storage *sa, socklen_t salen, const char *endpoint,
-                         int *lock_fd, mt_errbuf_t *eb)
+int http_claim_address(const struct sockaddr_storage *sa, socklen_t salen, const char *endpoint,
+                       int *lock_fd, mt_errbuf_t *eb)
 {
     *lock_fd = -1;
     int probe = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -353,6 +353,40 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     }
 }
 
+int http_endpoint_addr(const char *endpoint, struct sockaddr_storage *sa, socklen_t *salen,
+                       int *port, mt_errbuf_t *eb)
+{
+    char host[256];
+    if (http_parse_endpoint(endpoint, host, sizeof(host), port, eb) != MT_OK) {
+        return MT_EINVAL;
+    }
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", *port);
+    int gr = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &ai);
+    if (gr != 0 || !ai) {
+        mt_failf(eb, "endpoint \"%s\": cannot resolve host: %s", endpoint, gai_strerror(gr));
+        return MT_EINVAL;
+    }
+    *salen = ai->ai_addrlen;
+    memcpy(sa, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    return MT_OK;
+}
+
+void http_addr_set_port(struct sockaddr_storage *sa, int port)
+{
+    if (sa->ss_family == AF_INET) {
+        ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+    } else {
+        ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+    }
+}
+
 http_server_t *http_server_start(const char *endpoint, int threads, size_t max_body,
                                  const http_handler_t *h, mt_errbuf_t *eb)
 {
@@ -362,28 +396,15 @@ http_server_t *http_server_start(const char *endpoint, int threads, size_t max_b
 http_server_t *http_server_start_tls(const char *endpoint, int threads, size_t max_body,
                                      const http_handler_t *h, tls_server_t *tls, mt_errbuf_t *eb)
 {
-    char host[256];
+    struct sockaddr_storage sa;
+    socklen_t salen;
     int port;
-    if (http_parse_endpoint(endpoint, host, sizeof(host), &port, eb) != MT_OK) {
-        tls_server_destroy(tls);
-        return NULL;
-    }
-    struct addrinfo hints, *ai = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    char portstr[16];
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    int gr = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &ai);
-    if (gr != 0 || !ai) {
-        mt_failf(eb, "endpoint \"%s\": cannot resolve host: %s", endpoint, gai_strerror(gr));
+    if (http_endpoint_addr(endpoint, &sa, &salen, &port, eb) != MT_OK) {
         tls_server_destroy(tls);
         return NULL;
     }
     http_server_t *s = calloc(1, sizeof(*s));
     if (!s) {
-        freeaddrinfo(ai);
         mt_failf(eb, "out of memory");
         tls_server_destroy(tls);
         return NULL;
@@ -396,7 +417,7 @@ http_server_t *http_server_start_tls(const char *endpoint, int threads, size_t m
     if (tls) {
         flags |= MHD_USE_TLS;
     }
-    if (ai->ai_family == AF_INET6) {
+    if (sa.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
     if (threads < 1) {
@@ -405,11 +426,7 @@ http_server_t *http_server_start_tls(const char *endpoint, int threads, size_t m
     if (threads > HTTP_MAX_DAEMONS) {
         threads = HTTP_MAX_DAEMONS;
     }
-    struct sockaddr_storage sa;
-    socklen_t salen = ai->ai_addrlen;
-    memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
-    freeaddrinfo(ai);
-    if (port != 0 && claim_address(&sa, salen, endpoint, &s->lock_fd, eb) != MT_OK) {
+    if (port != 0 && http_claim_address(&sa, salen, endpoint, &s->lock_fd, eb) != MT_OK) {
         http_server_stop(s);
         return NULL;
     }
@@ -450,11 +467,7 @@ http_server_t *http_server_start_tls(const char *endpoint, int threads, size_t m
                 MHD_get_daemon_info(s->d[0], MHD_DAEMON_INFO_BIND_PORT);
             s->port = di ? di->port : port;
             /* port 0 picked a free port: the other daemons join that one */
-            if (sa.ss_family == AF_INET) {
-                ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)s->port);
-            } else {
-                ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)s->port);
-            }
+            http_addr_set_port(&sa, s->port);
         }
     }
     return s;

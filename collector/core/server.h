@@ -12,6 +12,8 @@
 #include "mt.h"
 #include "tls.h"
 
+#include <sys/socket.h>
+
 typedef struct http_server http_server_t;
 
 typedef struct http_req {
@@ -76,5 +78,18 @@ void http_respond_headers(http_req_t *r, int status, const char *content_type, c
 /* Validates an endpoint string without binding. */
 int http_parse_endpoint(const char *endpoint, char *host, size_t hostlen, int *port,
                         mt_errbuf_t *eb);
+
+/* Resolves an endpoint ("host:port") into a socket address (numeric port). Returns MT_OK or
+ * MT_EINVAL with eb naming the endpoint. */
+int http_endpoint_addr(const char *endpoint, struct sockaddr_storage *sa, socklen_t *salen,
+                       int *port, mt_errbuf_t *eb);
+/* Sets the port of an IPv4 or IPv6 address (listeners of one server joining the port that
+ * the first one's port 0 picked). */
+void http_addr_set_port(struct sockaddr_storage *sa, int port);
+/* Claims an address for this process before its SO_REUSEPORT listeners bind (one instance
+ * per address: a second process on the same port fails with "address in use"). *lock_fd is
+ * the lock to close when the server stops (-1 when none). Returns MT_OK or MT_EINVAL. */
+int http_claim_address(const struct sockaddr_storage *sa, socklen_t salen, const char *endpoint,
+                       int *lock_fd, mt_errbuf_t *eb);
 
 #endif

@@ -493,6 +493,9 @@ static void check_auth_refs(service_t *s, cfg_ctx_t *c, const cfg_node_t *svc)
         if (!s->recvs[i]->auth) {
             s->recvs[i]->auth = resolve_auth(s, c, node, path, "protocols.http.", AUTH_USE_SERVER);
         }
+        if (!s->recvs[i]->auth) { /* otlp: one authenticator guards both protocols */
+            s->recvs[i]->auth = resolve_auth(s, c, node, path, "protocols.grpc.", AUTH_USE_SERVER);
+        }
     }
     sec = cfg_map_get(s->doc->root, "exporters");
     for (size_t i = 0; i < s->nexps; i++) {

@@ -1,5 +1,6 @@
 /*
- * receiver_otlp.c - the `otlp` receiver, OTLP/HTTP: POST /v1/traces|metrics|logs with
+ * receiver_otlp.c - the `otlp` receiver, OTLP/HTTP (OTLP/gRPC is otlp_grpc.c, on the same
+ * otlp_process()): POST /v1/traces|metrics|logs with
  * protobuf or JSON bodies, identity/gzip/zstd. Every request is decoded and checked in full
  * before it is acknowledged; 200 means every exporter queue of every pipeline took it (or
  * counted a drop under on_full: drop). Errors answer with a google.rpc.Status in the
@@ -12,25 +13,12 @@
 #include "codec.h"
 #include "events.h"
 #include "recv.h"
+#include "otlp_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <stddef.h>
-
-typedef struct otlp_rcfg {
-    char *endpoint;
-    int64_t max_body;
-    int64_t max_decoded;
-    char *paths[MT_SIG_COUNT];
-    int64_t threads;
-    int include_metadata;
-    char *grpc_endpoint;
-    int http_enabled;
-    int grpc_present;
-    tls_server_cfg_t tls;
-    char *auth; /* resolved by the service into receiver_t.auth */
-} otlp_rcfg_t;
 
 static const cfg_field_t otlp_fields[] = {
     {"protocols.http.endpoint", CFG_T_STRING, "127.0.0.1:4318", 0, offsetof(otlp_rcfg_t, endpoint),
@@ -59,9 +47,22 @@ static const cfg_field_t otlp_fields[] = {
     {"protocols.http.auth.authenticator", CFG_T_STRING, "", 0, offsetof(otlp_rcfg_t, auth), NULL,
      "id of a bearertokenauth or basicauth extension: requests without valid credentials get "
      "401 before their body is read"},
+    {"protocols.grpc.auth.authenticator", CFG_T_STRING, "", 0, offsetof(otlp_rcfg_t, grpc_auth),
+     NULL,
+     "id of a bearertokenauth or basicauth extension for gRPC calls (UNAUTHENTICATED before the "
+     "message is read); an authenticator set on either protocol guards both"},
     {"protocols.grpc.endpoint", CFG_T_STRING, "127.0.0.1:4317", 0,
      offsetof(otlp_rcfg_t, grpc_endpoint), NULL,
-     "OTLP/gRPC is not served yet: the section is accepted and a warning is logged"},
+     "host:port to serve OTLP/gRPC on (h2c, HTTP/2 with prior knowledge)"},
+    {"protocols.grpc.max_recv_msg_size_mib", CFG_T_INT, "4", 0,
+     offsetof(otlp_rcfg_t, grpc_max_recv_mib), NULL,
+     "largest message accepted in MiB, checked on its 5-byte prefix and again after "
+     "decompression (RESOURCE_EXHAUSTED above)"},
+    {"protocols.grpc.max_concurrent_streams", CFG_T_INT, "100", 0,
+     offsetof(otlp_rcfg_t, grpc_max_streams), NULL,
+     "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls in flight on one connection"},
+    {"protocols.grpc.threads", CFG_T_INT, "2", 0, offsetof(otlp_rcfg_t, grpc_threads), NULL,
+     "gRPC listener threads, each with its own event loop (meltp extension; default: 2)"},
 };
 
 static void otlp_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_node_t *node)
@@ -80,6 +81,19 @@ static void otlp_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_
     if (cfg->http_enabled &&
         http_parse_endpoint(cfg->endpoint, host, sizeof(host), &port, &eb) != MT_OK) {
         cfg_error_key(c, node, path, "protocols.http.endpoint", "%s", eb.msg);
+    }
+    if (cfg->grpc_present &&
+        http_parse_endpoint(cfg->grpc_endpoint, host, sizeof(host), &port, &eb) != MT_OK) {
+        cfg_error_key(c, node, path, "protocols.grpc.endpoint", "%s", eb.msg);
+    }
+    if (cfg->grpc_max_recv_mib < 1 || cfg->grpc_max_recv_mib > 1024) {
+        cfg_error_key(c, node, path, "protocols.grpc.max_recv_msg_size_mib", "must be 1..1024");
+    }
+    if (cfg->grpc_max_streams < 1 || cfg->grpc_max_streams > 10000) {
+        cfg_error_key(c, node, path, "protocols.grpc.max_concurrent_streams", "must be 1..10000");
+    }
+    if (cfg->grpc_threads < 1 || cfg->grpc_threads > 64) {
+        cfg_error_key(c, node, path, "protocols.grpc.threads", "must be 1..64");
     }
     if (cfg->max_body <= 0) {
         cfg_error_key(c, node, path, "protocols.http.max_request_body_size", "must be positive");
@@ -101,13 +115,6 @@ static void otlp_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_
         recv_tls_check(c, node, path, "protocols.http.", &cfg->tls);
     }
 }
-
-typedef struct otlp_state {
-    http_server_t *srv;
-    receiver_t *r;
-    char labels[MT_SIG_COUNT][128];
-    recv_counters_t cnt[MT_SIG_COUNT];
-} otlp_state_t;
 
 typedef struct req_ctx {
     mt_signal_t sig;
@@ -251,48 +258,50 @@ static void otlp_begin(void *arg, http_req_t *r)
     r->user = rc;
 }
 
-static void otlp_complete(void *arg, http_req_t *r)
+/* Sets o to a refusal: HTTP status, reason (a string literal), whether a retry is invited. */
+static void refuse(otlp_outcome_t *o, int status, const char *reason, int retry, const char *fmt,
+                   ...) __attribute__((format(printf, 5, 6)));
+
+static void refuse(otlp_outcome_t *o, int status, const char *reason, int retry, const char *fmt,
+                   ...)
 {
-    otlp_state_t *st = arg;
+    o->status = status;
+    o->reason = reason;
+    o->retry = retry;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o->msg, sizeof(o->msg), fmt, ap);
+    va_end(ap);
+}
+
+void otlp_process(otlp_state_t *st, recv_counters_t *cnt, mt_signal_t sig, int json, codec_t codec,
+                  const uint8_t *body, size_t blen, size_t max_len, const char *max_key,
+                  const char *tenant, otlp_outcome_t *o)
+{
     otlp_rcfg_t *cfg = st->r->cfg;
-    req_ctx_t *rc = r->user;
-    mt_signal_t sig = rc->sig;
-    int json = rc->json;
-    codec_t codec = rc->codec;
-    char tenant[MT_TENANT_MAX + 1];
-    memcpy(tenant, rc->tenant, sizeof(tenant));
-    free(rc);
-    r->user = NULL;
-    if (r->too_big) {
-        reply_error(st, r, sig, json, 413, "too_large", NULL,
-                    "request body exceeds max_request_body_size %lld bytes",
-                    (long long)cfg->max_body);
-        return;
-    }
-    tm_add(st->cnt[sig].bytes, r->len);
-    size_t dcap = recv_decode_cap(cfg->max_decoded, cfg->max_body);
+    memset(o, 0, sizeof(*o));
+    tm_add(cnt->bytes, blen);
+    size_t dcap = recv_decode_cap(cfg->max_decoded, (int64_t)max_len);
     arena_t *a = recv_arena(dcap);
     if (!a) {
-        reply_error(st, r, sig, json, 503, "out_of_memory", "1", "out of memory");
+        refuse(o, 503, "out_of_memory", 1, "out of memory");
         return;
     }
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
-    uint8_t *data = r->body;
-    size_t len = r->len;
-    int rcode = codec_decompress(codec, r->body ? r->body : (uint8_t *)"", r->len,
-                                 (size_t)cfg->max_body, a, &data, &len, &eb);
+    uint8_t *data = (uint8_t *)body;
+    size_t len = blen;
+    int rcode = codec_decompress(codec, body ? body : (const uint8_t *)"", blen, max_len, a, &data,
+                                 &len, &eb);
     if (rcode != MT_OK && (arena_over_cap(a) || arena_over_limit(a))) {
-        goto refuse;
+        goto refused;
     } else if (rcode == MT_ETOOBIG) {
-        reply_error(st, r, sig, json, 413, "too_large", NULL,
-                    "decompressed body exceeds max_request_body_size %lld bytes",
-                    (long long)cfg->max_body);
+        refuse(o, 413, "too_large", 0, "decompressed body exceeds %s %zu bytes", max_key, max_len);
         goto done;
     } else if (rcode != MT_OK) {
-        reply_error(st, r, sig, json, rcode == MT_ENOMEM ? 503 : 400,
-                    rcode == MT_ENOMEM ? "out_of_memory" : "bad_compression",
-                    rcode == MT_ENOMEM ? "1" : NULL, "%s", eb.set ? eb.msg : mt_strerror(rcode));
+        refuse(o, rcode == MT_ENOMEM ? 503 : 400,
+               rcode == MT_ENOMEM ? "out_of_memory" : "bad_compression", rcode == MT_ENOMEM, "%s",
+               eb.set ? eb.msg : mt_strerror(rcode));
         goto done;
     }
     ProtobufCMessage *msg = NULL;
@@ -315,16 +324,15 @@ static void otlp_complete(void *arg, http_req_t *r)
             }
         }
         if (!msg && (arena_over_cap(a) || arena_over_limit(a))) {
-            goto refuse;
+            goto refused;
         }
         if (!msg) {
-            reply_error(st, r, sig, json, 400, json ? "bad_json" : "bad_protobuf", NULL, "%s%s",
-                        json ? "invalid OTLP/JSON: " : "invalid OTLP/protobuf: ", eb.msg);
+            refuse(o, 400, json ? "bad_json" : "bad_protobuf", 0, "%s%s",
+                   json ? "invalid OTLP/JSON: " : "invalid OTLP/protobuf: ", eb.msg);
             goto done;
         }
         if (otlp_check(sig, msg, &items, &eb) != MT_OK) {
-            reply_error(st, r, sig, json, 400, "invalid_data", NULL, "invalid %s: %s",
-                        mt_signal_name(sig), eb.msg);
+            refuse(o, 400, "invalid_data", 0, "invalid %s: %s", mt_signal_name(sig), eb.msg);
             goto done;
         }
         if (scanned == MT_EINVAL) {
@@ -335,7 +343,7 @@ static void otlp_complete(void *arg, http_req_t *r)
                          mt_signal_name(sig));
         }
     }
-    tm_add(st->cnt[sig].items_in, items);
+    tm_add(cnt->items_in, items);
     consume_result_t res;
     memset(&res, 0, sizeof(res));
     if (items == 0) {
@@ -346,27 +354,27 @@ static void otlp_complete(void *arg, http_req_t *r)
                          items, tenant, a, &res);
     }
     if (res.status == MT_AGAIN) {
-        reply_error(st, r, sig, json, 429, "queue_full", "1", "%s", res.msg);
-        recv_count_items(&st->cnt[sig], "queue_full", items);
+        refuse(o, 429, "queue_full", 1, "%s", res.msg);
+        recv_count_items(cnt, "queue_full", items);
         goto done;
     }
     if (res.status == MT_ETOOBIG) {
-        reply_error(st, r, sig, json, 413, "batch_too_large", NULL, "%s", res.msg);
-        recv_count_items(&st->cnt[sig], "batch_too_large", items);
+        refuse(o, 413, "batch_too_large", 0, "%s", res.msg);
+        recv_count_items(cnt, "batch_too_large", items);
         goto done;
     }
     if (res.status == MT_EINVAL) {
-        reply_error(st, r, sig, json, 400, "rejected_by_processor", NULL, "rejected: %s", res.msg);
-        recv_count_items(&st->cnt[sig], "rejected_by_processor", items);
+        refuse(o, 400, "rejected_by_processor", 0, "rejected: %s", res.msg);
+        recv_count_items(cnt, "rejected_by_processor", items);
         goto done;
     }
     if (res.status != MT_OK) {
-        reply_error(st, r, sig, json, res.status == MT_ENOMEM ? 503 : 500,
-                    res.status == MT_ENOMEM ? "out_of_memory" : "pipeline_error", "1", "%s",
-                    res.msg[0] ? res.msg : mt_strerror(res.status));
+        refuse(o, res.status == MT_ENOMEM ? 503 : 500,
+               res.status == MT_ENOMEM ? "out_of_memory" : "pipeline_error", 1, "%s",
+               res.msg[0] ? res.msg : mt_strerror(res.status));
         goto done;
     }
-    tm_add(st->cnt[sig].items_ok, items - res.rejected);
+    tm_add(cnt->items_ok, items - res.rejected);
     if (sig == MT_SIG_LOGS && !msg && ev.total && !ev.overflow) {
         /* events per service, found by the scan itself */
         for (size_t i = 0; i < ev.n; i++) {
@@ -385,23 +393,51 @@ static void otlp_complete(void *arg, http_req_t *r)
             events_count_logs(data, len);
         }
     }
-    size_t blen = 0;
-    uint8_t *body =
-        otlp_response_body(sig, json, (int64_t)res.rejected, res.rejected ? res.msg : NULL, &blen);
-    http_respond(r, 200, json ? "application/json" : "application/x-protobuf", body, blen, NULL,
-                 NULL);
-    free(body);
-    count_request(st, sig, 200, NULL, 0);
+    o->status = 200;
+    o->body = otlp_response_body(sig, json, (int64_t)res.rejected, res.rejected ? res.msg : NULL,
+                                 &o->blen);
     goto done;
-refuse : {
+refused : {
     int status;
     const char *reason;
-    char emsg[256];
-    recv_decode_refusal(a, dcap, &status, &reason, emsg, sizeof(emsg));
-    reply_error(st, r, sig, json, status, reason, status == 503 ? "1" : NULL, "%s", emsg);
+    recv_decode_refusal(a, dcap, &status, &reason, o->msg, sizeof(o->msg));
+    o->status = status;
+    o->reason = reason;
+    o->retry = status == 503;
 }
 done:
     recv_arena_done(a);
+}
+
+static void otlp_complete(void *arg, http_req_t *r)
+{
+    otlp_state_t *st = arg;
+    otlp_rcfg_t *cfg = st->r->cfg;
+    req_ctx_t *rc = r->user;
+    mt_signal_t sig = rc->sig;
+    int json = rc->json;
+    codec_t codec = rc->codec;
+    char tenant[MT_TENANT_MAX + 1];
+    memcpy(tenant, rc->tenant, sizeof(tenant));
+    free(rc);
+    r->user = NULL;
+    if (r->too_big) {
+        reply_error(st, r, sig, json, 413, "too_large", NULL,
+                    "request body exceeds max_request_body_size %lld bytes",
+                    (long long)cfg->max_body);
+        return;
+    }
+    otlp_outcome_t o;
+    otlp_process(st, &st->cnt[sig], sig, json, codec, r->body, r->len, (size_t)cfg->max_body,
+                 "max_request_body_size", tenant, &o);
+    if (o.status != 200) {
+        reply_error(st, r, sig, json, o.status, o.reason, o.retry ? "1" : NULL, "%s", o.msg);
+        return;
+    }
+    http_respond(r, 200, json ? "application/json" : "application/x-protobuf", o.body, o.blen, NULL,
+                 NULL);
+    free(o.body);
+    count_request(st, sig, 200, NULL, 0);
 }
 
 static int otlp_start(receiver_t *rv, mt_errbuf_t *eb)
@@ -419,20 +455,19 @@ static int otlp_start(receiver_t *rv, mt_errbuf_t *eb)
         recv_counters_init(&st->cnt[s], st->labels[s], rv->id);
     }
     rv->state = st;
-    if (cfg->grpc_present) {
-        mt_log(MT_LOG_WARN, "receiver %s: protocols.grpc is not served yet (OTLP/HTTP only)",
-               rv->id);
+    if (cfg->http_enabled) {
+        http_handler_t h = {
+            .begin = otlp_begin, .complete = otlp_complete, .arg = st, .refused = otlp_refused};
+        if (recv_http_start(rv, &st->srv, cfg->endpoint, cfg->threads, cfg->max_body, &cfg->tls, &h,
+                            eb)) {
+            return MT_ERR;
+        }
+        mt_log(MT_LOG_INFO, "receiver %s: OTLP/HTTP on %s", rv->id, cfg->endpoint);
     }
-    if (!cfg->http_enabled) {
-        return MT_OK;
-    }
-    http_handler_t h = {
-        .begin = otlp_begin, .complete = otlp_complete, .arg = st, .refused = otlp_refused};
-    if (recv_http_start(rv, &st->srv, cfg->endpoint, cfg->threads, cfg->max_body, &cfg->tls, &h,
-                        eb)) {
+    if (cfg->grpc_present && otlp_grpc_start(st, eb) != MT_OK) {
+        recv_http_stop(rv, st->srv, st->cnt, MT_SIG_COUNT);
         return MT_ERR;
     }
-    mt_log(MT_LOG_INFO, "receiver %s: OTLP/HTTP on %s", rv->id, cfg->endpoint);
     return MT_OK;
 }
 
@@ -440,6 +475,7 @@ static void otlp_stop(receiver_t *rv)
 {
     otlp_state_t *st = rv->state;
     if (st) {
+        otlp_grpc_stop(st); /* GOAWAY, the calls in flight finish */
         recv_http_stop(rv, st->srv, st->cnt, MT_SIG_COUNT);
     }
 }
@@ -450,7 +486,7 @@ const receiver_ops_t receiver_otlp_ops = {
     .nfields = MT_ARRAY_LEN(otlp_fields),
     .cfg_size = sizeof(otlp_rcfg_t),
     .signals = SIG_ALL,
-    .help = "OTLP/HTTP receiver (protobuf and JSON; gzip, zstd)",
+    .help = "OTLP receiver: HTTP (protobuf and JSON) and gRPC; gzip, zstd",
     .validate = otlp_validate,
     .start = otlp_start,
     .stop = otlp_stop,

@@ -27,6 +27,14 @@ void recv_counters_init(recv_counters_t *c, const char *labels, const char *rece
                           "Request body bytes received (on the wire).", labels);
 }
 
+void recv_counters_init_transport(recv_counters_t *c, const char *labels, const char *receiver_id,
+                                  const char *transport)
+{
+    recv_counters_init(c, labels, receiver_id);
+    snprintf(c->rlabels, sizeof(c->rlabels), "receiver=\"%s\",transport=\"%s\"", receiver_id,
+             transport);
+}
+
 void recv_counters_fini(recv_counters_t *c)
 {
     pthread_mutex_destroy(&c->mu);

@@ -53,6 +53,10 @@ typedef struct recv_counters {
 } recv_counters_t;
 
 void recv_counters_init(recv_counters_t *c, const char *labels, const char *receiver_id);
+/* The same for one transport of a receiver with several (refused_requests_total gets
+ * transport="<transport>" beside receiver="id"; labels carry it already). */
+void recv_counters_init_transport(recv_counters_t *c, const char *labels, const char *receiver_id,
+                                  const char *transport);
 void recv_counters_fini(recv_counters_t *c);
 /* One answered request: meltp_receiver_requests_total{code}; with a reason (a string
  * literal) also refused_requests_total{reason} and, when items_too, refused_items_total. */

@@ -13,8 +13,11 @@
 # Knobs (environment): BUILD or MELTP_BUILD (build dir, default build), BENCH_PHASES ("A B C E
 # G"; D is the remote-write saturation run; E is phase C with the receiver's pass-through off,
 # i.e. RW -> OTLP -> RW, for comparison; P is phase A with the exporter queue on disk,
-# sending_queue.storage with fsync: true; R is phase A with the `otlp` gRPC exporter into
-# tests/node/fake_otlp_grpc.js as the sink), BENCH_RATE (phase A and P spans/s, 100000),
+# sending_queue.storage with fsync: true; R is phase A over OTLP/gRPC, loadgen --mode grpc;
+# RB is phase B over OTLP/gRPC; FA and FR are phases A and R with Fluent Bit's OTLP input in meltp's place, run when its
+# binary is found: BENCH_FLUENT_BIT, ../shared/servers/fluent-bit or ../servers-bin/fluent-bit;
+# O is phase A out through the `otlp` gRPC exporter into tests/node/fake_otlp_grpc.js as the sink),
+# BENCH_RATE (phase A and P spans/s, 100000),
 # BENCH_DURATION_A (20), BENCH_DURATION_B (15), BENCH_RW_RATE (phase C samples/s, 100000),
 # BENCH_ACTIVE_SERIES (100000), BENCH_DURATION_C (20), BENCH_DURATION_D (15),
 # BENCH_TARGET=sink (baseline: loadgen straight into the sink, no meltp), BENCH_KEEP=1 (keep
@@ -34,7 +37,13 @@ MELTP=$BUILD_DIR/meltp
 LOADGEN=$BUILD_DIR/loadgen
 SINK=$BUILD_DIR/sink
 TARGET=${BENCH_TARGET:-meltp}
-PHASES=${BENCH_PHASES:-A B C E G}
+PHASES=${BENCH_PHASES:-A R FA FR B C E G}
+GRPC_PATH=/opentelemetry.proto.collector.trace.v1.TraceService/Export
+FLUENT_BIT=${BENCH_FLUENT_BIT:-}
+for f in "$ROOT/../shared/servers/fluent-bit" "$ROOT/../servers-bin/fluent-bit"; do
+    [ -z "$FLUENT_BIT" ] && [ -x "$f" ] && [ -f "$f" ] && FLUENT_BIT=$f
+done
+FLUENT_BIT_CFG=$ROOT/../shared/servers/configs/fluent-bit-otel-relay.yaml.in
 RATE_A=${BENCH_RATE:-100000}
 DUR_A=${BENCH_DURATION_A:-20}
 DUR_B=${BENCH_DURATION_B:-15}
@@ -61,6 +70,8 @@ STOP_TIMEOUT=10
 # Targets (docs/BENCHMARKS.md).
 TARGET_CPU_PER_M=1.5
 TARGET_RSS_MIB=40
+TARGET_GRPC_CPU_PER_M=0.8
+TARGET_GRPC_P99_MS=2
 TARGET_RW_CPU_PER_M=2
 TARGET_RW_BYTES_PER_SERIES=1024
 # The sink walks the protobuf wire format to count spans and fully decodes one request in this
@@ -209,8 +220,9 @@ disk_per_item() {
 # pipeline also runs synthetic_guard (phases G and H: what PII scanning costs); with "persist"
 # the exporter queue lives on disk (phase P: file_storage, fsync: true) under $TMP/store-*.
 write_config() {
-    local procs="[batch]" storage='""' exts="[]" tls="" exporter=otlphttp endpoint=http://127.0.0.1:$3
+    local procs="[batch]" storage='""' exts="[]" tls="" exporter=otlphttp endpoint=http://127.0.0.1:$3 proto=http
     [ "${5:-}" = guard ] && procs="[synthetic_guard, batch]"
+    [ "${5:-}" = grpc ] && proto=grpc
     if [ "${5:-}" = persist ]; then
         storage=file_storage
         exts="[file_storage]"
@@ -227,7 +239,7 @@ write_config() {
 receivers:
   otlp:
     protocols:
-      http:
+      $proto:
         endpoint: 127.0.0.1:$2
 $tls
 processors:
@@ -339,7 +351,17 @@ run_phase() {
     fresh) spr=$SPANS_PER_REQ_FRESH lg_extra=(--fresh-connections) ;;
     esac
     [ "$scheme" = https ] && lg_extra+=(--cacert "$TMP/pki/ca.crt")
-    if [ "$TARGET" = meltp ]; then
+    case "$kind" in grpc | fb-grpc) path=$GRPC_PATH ;; esac
+    local under="" cmd=()
+    if [ "${kind#fb-}" != "$kind" ]; then
+        # Fluent Bit's OTLP input (HTTP or gRPC on one port) relaying to the same sink
+        recv_port=$(free_port)
+        metrics_port=$(free_port)
+        sed -e "s/@IN@/$recv_port/; s/@OUT@/$sink_port/; s/@HTTP@/$metrics_port/" \
+            "$FLUENT_BIT_CFG" >"$TMP/fluent-bit-$name.yaml"
+        under=fluent-bit
+        cmd=("$FLUENT_BIT" -c "$TMP/fluent-bit-$name.yaml")
+    elif [ "$TARGET" = meltp ]; then
         recv_port=$(free_port)
         metrics_port=$(free_port)
         if [ "$kind" = rw ]; then
@@ -347,12 +369,16 @@ run_phase() {
         else
             write_config "$TMP/meltp-$name.yaml" "$recv_port" "$export_port" "$metrics_port" "$kind"
         fi
-        "$MELTP" run --config "$TMP/meltp-$name.yaml" >"$TMP/meltp-$name.log" 2>&1 &
+        under=meltp
+        cmd=("$MELTP" run --config "$TMP/meltp-$name.yaml")
+    fi
+    if [ -n "$under" ]; then
+        "${cmd[@]}" >"$TMP/$under-$name.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
         if ! wait_listening "$recv_port" "$pid"; then
-            log "meltp did not start listening on 127.0.0.1:$recv_port within ${START_TIMEOUT}s:"
-            tail -n 20 "$TMP/meltp-$name.log" >&2
+            log "$under did not start listening on 127.0.0.1:$recv_port within ${START_TIMEOUT}s:"
+            tail -n 20 "$TMP/$under-$name.log" >&2
             exit 1
         fi
         url="$scheme://127.0.0.1:$recv_port$path"
@@ -369,6 +395,8 @@ run_phase() {
     local args=(--url "$url" --connections "$conns" --duration "$dur")
     if [ "$kind" = rw ]; then
         args=(--mode rw "${args[@]}" --series-per-request "$SERIES_PER_REQ" --active-series "$ACTIVE_SERIES")
+    elif [ "$kind" = grpc ] || [ "$kind" = fb-grpc ]; then
+        args=(--mode grpc "${args[@]}" --spans-per-request "$SPANS_PER_REQ")
     else
         args+=(--spans-per-request "$spr" "${lg_extra[@]}")
     fi
@@ -440,7 +468,9 @@ run_phase() {
     wb1=$(io_write_bytes "$pid")
 
     local telemetry=""
-    if [ "$TARGET" = meltp ]; then
+    if [ "${kind#fb-}" != "$kind" ]; then
+        stop_child "$pid" || true
+    elif [ "$TARGET" = meltp ]; then
         curl -s --max-time 2 "http://127.0.0.1:$metrics_port/metrics" >"$TMP/metrics-$name.txt" || true
         # Non-zero counters that mean data was lost or refused.
         telemetry=$(grep -Ei '(refus|drop|fail|reject|discard)' "$TMP/metrics-$name.txt" 2>/dev/null |
@@ -514,20 +544,21 @@ report() {
         [ "$TARGET" = meltp ] && echo "traces: otlp -> batch -> otlphttp -> sink"
         echo "1000-span requests of ~245 bytes/span; CPU, RSS and cores are the process under test's own"
         echo
-        printf '%-22s %10s %9s %6s %7s %7s %8s %23s %8s %7s %6s\n' phase spans/s CPU-s/M cores \
+        printf '%-30s %10s %9s %6s %7s %7s %8s %23s %8s %7s %6s\n' phase spans/s CPU-s/M cores \
             p50_ms p99_ms RSS_MiB delivered/sent refused errors host%
         while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag disk; do
             local guard=""
             case "$name" in
             G | H) guard=" +guard" ;; P) guard=" +disk" ;; T) guard=" +tls" ;;
-            K) guard=" tls,new conn" ;; J) guard=" new conn" ;; R) guard=" gRPC" ;;
+            K) guard=" tls,new conn" ;; J) guard=" new conn" ;; R | RB) guard=" gRPC" ;;
+            O) guard=" gRPC out" ;; FA) guard=" FluentBit" ;; FR) guard=" FluentBit gRPC" ;;
             esac
             if [ "$rate" = 0 ]; then
                 label="$name saturation$guard, $conns conn"
             else
                 label="$name $((rate / 1000))k spans/s$guard, $conns conn"
             fi
-            printf '%-22s %10s %9s %6s %7s %7s %8s %23s %8s %7s %6s\n' "$label" "$sps" "$cpm" "$cores" \
+            printf '%-30s %10s %9s %6s %7s %7s %8s %23s %8s %7s %6s\n' "$label" "$sps" "$cpm" "$cores" \
                 "$p50" "$p99" "$rss" "$del/$sent" "$ref" "$err" "$host"
         done <"$TMP/rows"
         echo
@@ -554,10 +585,13 @@ report() {
     fi
     [ -f "$TMP/notes" ] && cat "$TMP/notes" && echo
     if [ -s "$TMP/rows" ]; then
-        local b_sps="" a_cpm="" a_p99="" k_cpm="" j_cpm=""
+        local b_sps="" a_cpm="" a_p99="" a_rss="" r_cpm="" r_rss="" fa_cpm="" fa_rss="" fr_cpm="" fr_rss="" k_cpm="" j_cpm=""
         while IFS=$'\t' read -r name rate conns sps cpm cores p50 p99 rss del sent ref err host lg_cpu wait lag disk; do
             [ "$name" = B ] && b_sps=$sps
-            [ "$name" = A ] && a_cpm=$cpm && a_p99=$p99
+            [ "$name" = A ] && a_cpm=$cpm && a_p99=$p99 && a_rss=$rss
+            [ "$name" = R ] && r_cpm=$cpm && r_rss=$rss
+            [ "$name" = FA ] && fa_cpm=$cpm && fa_rss=$rss
+            [ "$name" = FR ] && fr_cpm=$cpm && fr_rss=$rss
             [ "$name" = K ] && k_cpm=$cpm
             [ "$name" = J ] && j_cpm=$cpm
         done <"$TMP/rows"
@@ -593,12 +627,30 @@ report() {
                 echo "  every span delivered:            $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, $ref refused requests, $err errors)"
                 continue
             fi
-            if [ "$name" = R ]; then
-                echo "phase R (phase A's load out through the otlp gRPC exporter, h2c, into a grpc-js sink):"
+            if [ "$name" = O ]; then
+                echo "phase O (phase A's load out through the otlp gRPC exporter, h2c, into a grpc-js sink):"
                 echo "  CPU per million spans:           $cpm$([ -n "$a_cpm" ] && echo " (phase A, otlphttp: $a_cpm)")"
                 echo "  p99 latency:                     $p99 ms$([ -n "$a_p99" ] && echo " (phase A: $a_p99 ms)")"
                 echo "  offered rate held:               $(verdict "$(calc '%d' "$sps >= 0.98 * $rate")") ($sps spans/s)"
                 echo "  every span delivered:            $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, $ref refused requests, $err errors)"
+                continue
+            fi
+            if [ "$name" = R ]; then
+                echo "phase R (OTLP/gRPC, at $rate spans/s):"
+                echo "  CPU per million spans <= $TARGET_GRPC_CPU_PER_M s:  $(verdict "$(calc '%d' "$cpm <= $TARGET_GRPC_CPU_PER_M")") ($cpm; phase A over HTTP: ${a_cpm:-not run})"
+                echo "  p99 added latency <= $TARGET_GRPC_P99_MS ms:       $(verdict "$(calc '%d' "$p99 <= $TARGET_GRPC_P99_MS")") ($p99 ms, request answered once queued)"
+                echo "  every span delivered:            $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, $ref refused requests, $err errors)"
+                echo "  offered rate held:               $(verdict "$(calc '%d' "$sps >= 0.98 * $rate")") ($sps spans/s; worst request start lag ${lag} ms)"
+                continue
+            fi
+            if [ "$name" = FA ] || [ "$name" = FR ]; then
+                local mc=$a_cpm mr=$a_rss what="OTLP/HTTP, phase A"
+                [ "$name" = FR ] && mc=$r_cpm && mr=$r_rss && what="OTLP/gRPC, phase R"
+                echo "phase $name (Fluent Bit $FLUENT_BIT, $what's load):"
+                echo "  Fluent Bit: $cpm CPU-s per million spans, peak RSS $rss MiB, $del of $sent spans delivered ($ref refused, $err errors)"
+                if [ -n "$mc" ]; then
+                    echo "  meltp / Fluent Bit: CPU $(calc '%.2f' "$mc / ($cpm > 0 ? $cpm : 1)"), RSS $(calc '%.2f' "$mr / ($rss > 0 ? $rss : 1)")"
+                fi
                 continue
             fi
             if [ "$name" = P ]; then
@@ -621,7 +673,7 @@ report() {
                 echo "  every span delivered:            $(verdict "$(calc '%d' "$del == $sent && $ref == 0 && $err == 0")") ($del of $sent, $ref refused requests, $err errors; last span arrived ${wait}s after the load ended)"
                 echo "  offered rate held:               $(verdict "$(calc '%d' "$sps >= 0.98 * $rate")") ($sps spans/s; worst request start lag ${lag} ms)"
             else
-                echo "phase B (saturation):"
+                echo "phase $name (saturation):"
                 echo "  $(printf '%-33s' "$who uses both cores:")$(verdict "$(calc '%d' "$cores > 1.0 && $host >= 90")") ($cores cores on average while the host was ${host}% busy; loadgen used ${lg_cpu} CPU-s)"
                 echo "  every accepted span delivered:   $(verdict "$(calc '%d' "$del == $sent")") ($del of $sent; $ref refused requests, $err errors)"
             fi
@@ -690,8 +742,19 @@ for phase in $PHASES; do
     T) run_phase T "$RATE_A" "$CONN_A" "$DUR_A" tls ;;
     K) run_phase K 0 "$CONN_K" "$DUR_K" tlsfresh ;;
     J) run_phase J 0 "$CONN_K" "$DUR_K" fresh ;;
-    R) run_phase R "$RATE_A" "$CONN_A" "$DUR_A" grpcout ;;
-    *) die "unknown phase '$phase' (phases are A, B, C, D, E, G, H, J, K, P, R and T)" ;;
+    O) run_phase O "$RATE_A" "$CONN_A" "$DUR_A" grpcout ;;
+    R) run_phase R "$RATE_A" "$CONN_A" "$DUR_A" grpc ;;
+    RB) run_phase RB 0 "$CONN_B" "$DUR_B" grpc ;;
+    FA | FR)
+        if [ -z "$FLUENT_BIT" ] || [ ! -f "$FLUENT_BIT_CFG" ]; then
+            echo "  phase $phase SKIPPED: no Fluent Bit binary (BENCH_FLUENT_BIT) or relay config" >>"$TMP/notes"
+        elif [ "$phase" = FA ]; then
+            run_phase FA "$RATE_A" "$CONN_A" "$DUR_A" fb-http
+        else
+            run_phase FR "$RATE_A" "$CONN_A" "$DUR_A" fb-grpc
+        fi
+        ;;
+    *) die "unknown phase '$phase' (phases are A, B, C, D, E, FA, FR, G, H, J, K, O, P, R, RB and T)" ;;
     esac
 done
 report

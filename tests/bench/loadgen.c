@@ -33,6 +33,12 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <math.h>
 #include <pthread.h>
@@ -58,7 +64,11 @@
 #define LG_MAX_ACTIVE_SERIES      2000000
 #define LG_MAX_SERIES_PER_REQUEST 100000
 
-typedef enum { LG_MODE_OTLP = 0, LG_MODE_RW } lg_mode_t;
+/* otlp: OTLP/HTTP protobuf; rw: remote write 1.0; grpc: OTLP/gRPC (the same trace bodies,
+ * 5-byte prefixed, one nghttp2 client session per connection (h2c, prior knowledge), one call
+ * at a time; libcurl 7.88's HTTP/2 fails every request after the first on a connection whose
+ * responses end with trailers, so it cannot drive this mode) */
+typedef enum { LG_MODE_OTLP = 0, LG_MODE_RW, LG_MODE_GRPC } lg_mode_t;
 
 typedef struct {
     const char *url;
@@ -98,7 +108,14 @@ typedef struct {
     uint8_t *rw_raw;
     uint8_t *rw_body;
     size_t rw_body_len;
-    uint64_t encode_ns;        /* time spent patching and compressing */
+    uint64_t encode_ns; /* time spent patching and compressing */
+    int grpc_status;    /* grpc mode: grpc-status of the last answer, -1 = none */
+    int http_status;    /* grpc mode: :status of the last answer */
+    int fd;             /* grpc mode: the connection, -1 when closed */
+    nghttp2_session *h2;
+    const uint8_t *gbody; /* grpc mode: the message being sent */
+    size_t glen, goff;
+    int gdone;                 /* the call's stream closed */
     long long body_bytes_sent; /* compressed bytes of every request sent */
 } lg_conn_t;
 
@@ -758,6 +775,175 @@ static size_t lg_discard(char *ptr, size_t size, size_t nmemb, void *ud)
     return size * nmemb;
 }
 
+/* ---- grpc mode: a minimal nghttp2 client ------------------------------------------------ */
+
+static char g_grpc_host[256], g_grpc_port[16], g_grpc_path[512], g_grpc_authority[300];
+
+/* Splits http://host:port/path for grpc mode. */
+static int lg_grpc_url(const char *url)
+{
+    const char *p = strncmp(url, "http://", 7) == 0 ? url + 7 : url;
+    const char *slash = strchr(p, '/');
+    const char *colon = memchr(p, ':', slash ? (size_t)(slash - p) : strlen(p));
+    if (!slash || !colon || (size_t)(colon - p) >= sizeof(g_grpc_host)) {
+        return -1;
+    }
+    snprintf(g_grpc_host, sizeof(g_grpc_host), "%.*s", (int)(colon - p), p);
+    snprintf(g_grpc_port, sizeof(g_grpc_port), "%.*s", (int)(slash - colon - 1), colon + 1);
+    snprintf(g_grpc_path, sizeof(g_grpc_path), "%s", slash);
+    snprintf(g_grpc_authority, sizeof(g_grpc_authority), "%s:%s", g_grpc_host, g_grpc_port);
+    return 0;
+}
+
+static ssize_t lg_h2_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ud)
+{
+    (void)s;
+    (void)flags;
+    lg_conn_t *c = ud;
+    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+    return n < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : n;
+}
+
+static int lg_h2_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+                        const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+    (void)s;
+    (void)f;
+    (void)flags;
+    (void)vl;
+    lg_conn_t *c = ud;
+    if (nl == 7 && memcmp(name, ":status", 7) == 0) {
+        c->http_status = atoi((const char *)value);
+    } else if (nl == 11 && memcmp(name, "grpc-status", 11) == 0) {
+        c->grpc_status = atoi((const char *)value);
+    }
+    return 0;
+}
+
+static int lg_h2_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud)
+{
+    (void)s;
+    (void)id;
+    (void)err;
+    ((lg_conn_t *)ud)->gdone = 1;
+    return 0;
+}
+
+static ssize_t lg_h2_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                          nghttp2_data_source *src, void *ud)
+{
+    (void)s;
+    (void)id;
+    (void)src;
+    lg_conn_t *c = ud;
+    size_t n = c->glen - c->goff < len ? c->glen - c->goff : len;
+    memcpy(buf, c->gbody + c->goff, n);
+    c->goff += n;
+    if (c->goff == c->glen) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    }
+    return (ssize_t)n;
+}
+
+static void lg_h2_disconnect(lg_conn_t *c)
+{
+    if (c->h2) {
+        nghttp2_session_del(c->h2);
+        c->h2 = NULL;
+    }
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+}
+
+static int lg_h2_connect(lg_conn_t *c)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(g_grpc_host, g_grpc_port, &hints, &ai) != 0 || !ai) {
+        return -1;
+    }
+    c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int ok = c->fd >= 0 && connect(c->fd, ai->ai_addr, ai->ai_addrlen) == 0;
+    freeaddrinfo(ai);
+    if (!ok) {
+        lg_h2_disconnect(c);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct timeval tv = {LG_REQUEST_TIMEOUT_MS / 1000, 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    nghttp2_session_callbacks *cb;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_send_callback(cb, lg_h2_send);
+    nghttp2_session_callbacks_set_on_header_callback(cb, lg_h2_header);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, lg_h2_close);
+    int rc = nghttp2_session_client_new(&c->h2, cb, c);
+    nghttp2_session_callbacks_del(cb);
+    if (rc != 0) {
+        lg_h2_disconnect(c);
+        return -1;
+    }
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20}};
+    nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, 1);
+    return 0;
+}
+
+#define LG_NV(n, v)                                                                    \
+    {                                                                                  \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE \
+    }
+
+/* One unary call of `len` bytes (prefix included): 0 with c->http_status and c->grpc_status
+ * set, -1 when the connection failed (it is reopened on the next call). */
+static int lg_grpc_perform(lg_conn_t *c, const uint8_t *data, size_t len, char *err, size_t ecap)
+{
+    if (c->fd < 0 && lg_h2_connect(c) != 0) {
+        snprintf(err, ecap, "cannot connect to %.200s", g_grpc_authority);
+        return -1;
+    }
+    nghttp2_nv nva[] = {
+        LG_NV(":method", "POST"),
+        LG_NV(":scheme", "http"),
+        LG_NV(":path", g_grpc_path),
+        LG_NV(":authority", g_grpc_authority),
+        LG_NV("content-type", "application/grpc"),
+        LG_NV("te", "trailers"),
+    };
+    c->gbody = data;
+    c->glen = len;
+    c->goff = 0;
+    c->gdone = 0;
+    c->http_status = 0;
+    c->grpc_status = -1;
+    nghttp2_data_provider prd = {.source.ptr = NULL, .read_callback = lg_h2_body};
+    if (nghttp2_submit_request(c->h2, NULL, nva, MT_ARRAY_LEN(nva), &prd, c) < 0) {
+        snprintf(err, ecap, "nghttp2_submit_request failed");
+        lg_h2_disconnect(c);
+        return -1;
+    }
+    uint8_t buf[16384];
+    while (!c->gdone) {
+        if (nghttp2_session_send(c->h2) != 0) {
+            snprintf(err, ecap, "send failed");
+            lg_h2_disconnect(c);
+            return -1;
+        }
+        if (c->gdone) {
+            break;
+        }
+        ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+        if (n <= 0 || nghttp2_session_mem_recv(c->h2, buf, (size_t)n) < 0) {
+            snprintf(err, ecap, "%s", n == 0 ? "connection closed" : "receive failed");
+            lg_h2_disconnect(c);
+            return -1;
+        }
+    }
+    nghttp2_session_send(c->h2); /* WINDOW_UPDATEs */
+    return 0;
+}
+
 static void lg_sleep_until(uint64_t t_ns)
 {
     struct timespec ts = {.tv_sec = (time_t)(t_ns / 1000000000ULL),
@@ -802,6 +988,7 @@ static void *lg_conn_main(void *arg)
     curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)LG_REQUEST_TIMEOUT_MS);
     curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)LG_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
+    c->fd = -1;
     if (g_opts.cacert) {
         curl_easy_setopt(c->curl, CURLOPT_CAINFO, g_opts.cacert);
     }
@@ -865,7 +1052,13 @@ static void *lg_conn_main(void *arg)
         curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, (const char *)data);
         curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         errbuf[0] = 0;
-        CURLcode rc = curl_easy_perform(c->curl);
+        CURLcode rc;
+        if (g_opts.mode == LG_MODE_GRPC) {
+            rc = lg_grpc_perform(c, data, len, errbuf, sizeof(errbuf)) == 0 ? CURLE_OK
+                                                                            : CURLE_RECV_ERROR;
+        } else {
+            rc = curl_easy_perform(c->curl);
+        }
         uint64_t done = mt_now_ns();
         c->requests++;
         if (rc != CURLE_OK) {
@@ -878,7 +1071,15 @@ static void *lg_conn_main(void *arg)
             continue;
         }
         long status = 0;
-        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (g_opts.mode == LG_MODE_GRPC) {
+            status = c->http_status;
+        } else {
+            curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+        }
+        if (g_opts.mode == LG_MODE_GRPC && status == 200 && c->grpc_status != 0) {
+            /* RESOURCE_EXHAUSTED and UNAVAILABLE are back-pressure; the rest are errors */
+            status = c->grpc_status == 8 || c->grpc_status == 14 ? 429 : 500;
+        }
         if (status >= 200 && status < 300) {
             c->ok++;
             c->items_sent += (long long)items;
@@ -893,6 +1094,7 @@ static void *lg_conn_main(void *arg)
             lg_log_error(c, msg);
         }
     }
+    lg_h2_disconnect(c);
     return NULL;
 }
 
@@ -917,10 +1119,12 @@ static double lg_pct_ms(const uint32_t *v, size_t n, double p)
 
 static void lg_usage(FILE *f)
 {
-    fprintf(f, "usage: loadgen --url URL [--mode otlp|rw] [--connections N] [--duration S]\n"
+    fprintf(f, "usage: loadgen --url URL [--mode otlp|rw|grpc] [--connections N] [--duration S]\n"
                "               [--rate ITEMS_PER_SEC] [--requests N]\n"
                "               [--cacert FILE] [--fresh-connections]\n"
-               "  otlp (default): [--spans-per-request N (1000)] [--bodies N (8)]\n"
+               "  otlp (default), grpc: [--spans-per-request N (1000)] [--bodies N (8)]\n"
+               "  (grpc: URL is http://host:port/opentelemetry.proto.collector.trace.v1.\n"
+               "   TraceService/Export, h2c)\n"
                "  rw:             [--series-per-request N (2000)] [--active-series M (100000)]\n"
                "                  [--series-per-target N (500)] [--targets-per-request N (20)]\n"
                "Sends OTLP/HTTP protobuf trace requests (otlp) or Prometheus remote-write 1.0\n"
@@ -978,8 +1182,10 @@ static int lg_parse_args(int argc, char **argv)
                 g_opts.mode = LG_MODE_OTLP;
             } else if (strcmp(optarg, "rw") == 0) {
                 g_opts.mode = LG_MODE_RW;
+            } else if (strcmp(optarg, "grpc") == 0) {
+                g_opts.mode = LG_MODE_GRPC;
             } else {
-                fprintf(stderr, "loadgen: --mode is otlp or rw\n");
+                fprintf(stderr, "loadgen: --mode is otlp, rw or grpc\n");
                 return -1;
             }
             break;
@@ -1011,6 +1217,11 @@ static int lg_parse_args(int argc, char **argv)
     }
     if (optind != argc || !g_opts.url) {
         lg_usage(stderr);
+        return -1;
+    }
+    if (g_opts.mode == LG_MODE_GRPC && lg_grpc_url(g_opts.url) != 0) {
+        fprintf(stderr,
+                "loadgen: --mode grpc needs --url http://host:port/package.Service/Method\n");
         return -1;
     }
     if (g_opts.connections < 1 || g_opts.connections > LG_MAX_CONNECTIONS ||
@@ -1073,6 +1284,18 @@ int main(int argc, char **argv)
     } else {
         for (int i = 0; i < g_opts.n_bodies; i++) {
             g_bodies[i] = lg_encode_body(i, (size_t)g_opts.spans_per_request);
+            if (g_opts.mode == LG_MODE_GRPC) { /* the gRPC message prefix: uncompressed */
+                lg_body_t b = g_bodies[i];
+                uint8_t *p = lg_need(malloc(b.len + 5));
+                p[0] = 0;
+                p[1] = (uint8_t)(b.len >> 24);
+                p[2] = (uint8_t)(b.len >> 16);
+                p[3] = (uint8_t)(b.len >> 8);
+                p[4] = (uint8_t)b.len;
+                memcpy(p + 5, b.data, b.len);
+                free(b.data);
+                g_bodies[i] = (lg_body_t){p, b.len + 5};
+            }
             body_bytes += g_bodies[i].len;
         }
         avg_body = (double)body_bytes / g_opts.n_bodies;
@@ -1095,13 +1318,18 @@ int main(int argc, char **argv)
          * which would add a round trip to every request. */
         static const char *const otlp_hdrs[] = {"Content-Type: application/x-protobuf",
                                                 "Expect:", NULL};
+        static const char *const grpc_hdrs[] = {"Content-Type: application/grpc", "TE: trailers",
+                                                "Expect:", NULL};
         /* The reserved headers of remote-write 1.0 (protocols.md 3.1); curl sends the
          * User-Agent set below. */
         static const char *const rw_hdrs[] = {
             "Content-Type: application/x-protobuf", "Content-Encoding: snappy",
             "X-Prometheus-Remote-Write-Version: 0.1.0", "Expect:", NULL};
         int failed = !conns[i].curl;
-        for (const char *const *h = rw ? rw_hdrs : otlp_hdrs; *h && !failed; h++) {
+        const char *const *hdrs = rw                            ? rw_hdrs
+                                  : g_opts.mode == LG_MODE_GRPC ? grpc_hdrs
+                                                                : otlp_hdrs;
+        for (const char *const *h = hdrs; *h && !failed; h++) {
             struct curl_slist *l = curl_slist_append(conns[i].headers, *h);
             failed = !l;
             conns[i].headers = l ? l : conns[i].headers;
