@@ -10,6 +10,7 @@ SRC_DIRS  = collector/core collector/formats collector/processors collector/rece
 MT_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE $(addprefix -I,$(SRC_DIRS)) \
             -Itests/unit -I$(BUILD)/gen $(CFLAGS)
 LDLIBS  += -lprotobuf-c -lmicrohttpd -lsnappy -lzstd -lcurl -ljansson -lyaml -lz -lcrypto -lpthread -lm
+LDLIBS  += -lrdkafka
 
 # Debian 12 packages the build, tests, benchmark and fuzz targets need (clang and its compiler-rt,
 # which holds libFuzzer, are for `make fuzz` only).
@@ -17,6 +18,7 @@ DEPS_PKGS = gcc make pkg-config zstd protobuf-c-compiler libprotobuf-c-dev libmi
             libsnappy-dev libzstd-dev libcurl4-openssl-dev libjansson-dev libyaml-dev zlib1g-dev libssl-dev \
             curl python3 python3-pytest python3-pytest-xdist prometheus xz-utils libsqlite3-0 \
             nanopb libnanopb-dev clang libclang-rt-dev
+DEPS_PKGS += librdkafka-dev
 
 PROTOS   = $(wildcard proto/*.proto)
 GEN_C    = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
@@ -27,6 +29,7 @@ MAIN_OBJ = $(BUILD)/obj/collector/core/main.o
 UNIT_SRC = $(wildcard tests/unit/*.c tests/unit/*/*.c)
 UNIT_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(UNIT_SRC))
 BENCH_BINS = $(BUILD)/loadgen $(BUILD)/sink
+BENCH_BINS += $(BUILD)/kafka_mock
 
 # generated sources are real outputs, not intermediates to delete
 .SECONDARY: $(GEN_C) $(GEN_H)
@@ -75,6 +78,10 @@ $(BUILD)/loadgen: tests/bench/loadgen.c $(BUILD)/libmeltp.a
 
 $(BUILD)/sink: tests/bench/sink.c $(BUILD)/libmeltp.a
 	$(CC) $(MT_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+# librdkafka's mock Kafka cluster on loopback, for the kafka tests and benchmark
+$(BUILD)/kafka_mock: tests/kafka/mockcluster.c
+	$(CC) $(MT_CFLAGS) -o $@ $^ $(LDFLAGS) -lrdkafka
 
 run: deps $(BUILD)/meltp
 	$(BUILD)/meltp run --config configs/local.yaml

@@ -1,0 +1,273 @@
+"""Kafka: sidecar meltp (otlp -> kafka exporter) -> librdkafka's mock cluster -> gateway meltps
+(kafka receiver, one consumer group) -> a sink. Every acknowledged span arrives: exactly once
+while nothing fails, at least once when a gateway is killed, broker errors are retried by the
+exporter, a poisoned message is skipped and counted, a full queue pauses the consumer instead
+of dropping."""
+import collections
+import re
+import signal
+import struct
+import threading
+import time
+
+import pytest
+
+from harness import (FakeOtlp, Meltp, http_request, make_traces, pb_kv_str, pb_len, wait_until)
+from kafkamock import MockKafka
+
+PB = "application/x-protobuf"
+
+
+def sidecar(kafka, extra=""):
+    return Meltp("""
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+exporters:
+  kafka:
+    brokers: %s
+    timeout: 5s
+    sending_queue:
+      num_consumers: 2
+    retry_on_failure:
+      initial_interval: 100ms
+      max_interval: 1s
+      max_elapsed_time: 0
+%s
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [kafka]}}
+""" % (kafka.brokers_yaml(), extra))
+
+
+def gateway(kafka, sink, extra="", exporter_extra=""):
+    return Meltp("""
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+  kafka:
+    brokers: %s
+    initial_offset: earliest
+    session_timeout: 6s
+    heartbeat_interval: 500ms
+%s
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:%d
+    compression: none
+    retry_on_failure:
+      initial_interval: 50ms
+      max_interval: 200ms
+      max_elapsed_time: 0
+%s
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    traces: {{receivers: [otlp, kafka], exporters: [otlphttp]}}
+""" % (kafka.brokers_yaml(), extra, sink.port, exporter_extra))
+
+
+def assigned(gw):
+    """Partitions the gateway's consumer holds now (its last assignment log line)."""
+    found = re.findall(r"kafka assignment: (\d+) partitions", gw.logtext())
+    return int(found[-1]) if found else -1
+
+
+def wait_shared(gws, partitions=4, timeout=30):
+    wait_until(lambda: all(assigned(g) > 0 for g in gws) and
+               sum(assigned(g) for g in gws) == partitions, timeout,
+               what="the group to share %d partitions" % partitions)
+
+
+def ids(req_no, n):
+    return [struct.pack(">II", req_no, i) for i in range(n)]
+
+
+def send_all(sc, first, count, per=20, headers=None):
+    """Posts `count` requests; returns the span ids acknowledged (hex)."""
+    acked = []
+    for r in range(first, first + count):
+        sids = ids(r, per)
+        st, _, _ = sc.post("/v1/traces", make_traces(sids), PB, headers=headers)
+        if st == 200:
+            acked.extend(s.hex() for s in sids)
+    return acked
+
+
+def arrived(sink):
+    return collections.Counter(s["spanId"] for s in sink.spans())
+
+
+def test_sidecar_kafka_two_gateways_each_span_once():
+    kafka = MockKafka()
+    sink = FakeOtlp()
+    gws = [gateway(kafka, sink), gateway(kafka, sink)]
+    wait_shared(gws)
+    sc = sidecar(kafka)
+    acked = send_all(sc, 0, 50, headers={"X-Scope-OrgID": "team-a"})
+    assert len(acked) == 1000
+    wait_until(lambda: len(set(arrived(sink)) & set(acked)) == len(acked), 30,
+               what="every span at the sink")
+    time.sleep(0.5)  # a duplicate would come right behind
+    got = arrived(sink)
+    assert set(got) == set(acked)
+    assert all(c == 1 for c in got.values()), [k for k, c in got.items() if c > 1][:5]
+    # both gateways consumed (the group shares the partitions), the tenant travelled along
+    per_gw = [g.metric("meltp_receiver_accepted_items_total", receiver="kafka") for g in gws]
+    assert all(n > 0 for n in per_gw) and sum(per_gw) == 1000, per_gw
+    tenants = {h.get("X-Scope-OrgID") for _, h, _ in sink.requests}
+    assert tenants == {"team-a"}, tenants
+    assert sc.metric("meltp_exporter_sent_items_total", exporter="kafka") == 1000
+
+
+def test_gateway_killed_mid_stream_loses_nothing():
+    kafka = MockKafka()
+    sink = FakeOtlp()
+    gws = [gateway(kafka, sink), gateway(kafka, sink)]
+    wait_shared(gws)
+    sc = sidecar(kafka)
+    acked = []
+    stop = threading.Event()
+
+    def stream():
+        r = 0
+        while not stop.is_set():
+            acked.extend(send_all(sc, r, 1, per=10))
+            r += 1
+            time.sleep(0.01)
+
+    t = threading.Thread(target=stream)
+    t.start()
+    try:
+        wait_until(lambda: len(sink.spans()) > 300, 30, what="the stream to flow")
+        gws[0].proc.send_signal(signal.SIGKILL)
+        gws[0].proc.wait(10)
+        time.sleep(2)
+    finally:
+        stop.set()
+        t.join()
+    assert len(acked) > 300
+    # the survivor takes the dead member's partitions after session_timeout and re-reads what
+    # the dead one had not committed
+    wait_until(lambda: set(acked) <= set(arrived(sink)), 60,
+               what="every acknowledged span after the kill")
+    got = arrived(sink)
+    dups = sum(c - 1 for c in got.values())
+    print("spans acknowledged %d, arrived %d distinct, %d duplicates" % (
+        len(acked), len(got), dups))
+    assert set(acked) <= set(got)
+
+
+def test_broker_errors_are_retried_and_nothing_is_lost():
+    kafka = MockKafka()
+    sink = FakeOtlp()
+    gw = gateway(kafka, sink)
+    sc = sidecar(kafka)
+    acked = send_all(sc, 0, 5)
+    wait_until(lambda: set(acked) <= set(arrived(sink)), 30, what="the first spans")
+    # leaders not available, then requests timing out: produce requests fail and are retried
+    kafka.cmd("errors produce " + " ".join(["LEADER_NOT_AVAILABLE"] * 6 +
+                                          ["REQUEST_TIMED_OUT"] * 6 +
+                                          ["NOT_LEADER_FOR_PARTITION"] * 6))
+    acked += send_all(sc, 100, 20)
+    wait_until(lambda: set(acked) <= set(arrived(sink)), 60, what="every span after errors")
+    assert sc.metric("meltp_exporter_dropped_items_total", exporter="kafka") == 0
+    assert gw.metric("meltp_receiver_accepted_items_total", receiver="kafka") >= len(acked)
+
+
+@pytest.mark.slow
+def test_all_brokers_down_for_30s_then_everything_arrives():
+    kafka = MockKafka()
+    sink = FakeOtlp()
+    gateway(kafka, sink)
+    sc = sidecar(kafka)
+    acked = send_all(sc, 0, 3)
+    wait_until(lambda: set(acked) <= set(arrived(sink)), 30, what="the first spans")
+    kafka.cmd("down all")
+    t0 = time.time()
+    acked += send_all(sc, 100, 20)
+    # the exporter's attempts time out (timeout: 5s) and the queue retries them
+    wait_until(lambda: sc.metric("meltp_exporter_send_failed_total", exporter="kafka") > 0 or
+               sc.metric("meltp_exporter_retries_total", exporter="kafka") > 0, 40,
+               what="the exporter to retry")
+    time.sleep(max(0, 30 - (time.time() - t0)))
+    kafka.cmd("up all")
+    wait_until(lambda: set(acked) <= set(arrived(sink)), 90, what="every span after the outage")
+    assert sc.metric("meltp_exporter_dropped_items_total", exporter="kafka") == 0
+
+
+def test_poisoned_message_is_skipped_and_counted():
+    kafka = MockKafka(topics=(("otlp_spans", 1),))
+    sink = FakeOtlp()
+    gw = gateway(kafka, sink)
+    kafka.produce_raw("otlp_spans", 0, b"\xff\xff garbage, not OTLP")
+    sc = sidecar(kafka)
+    acked = send_all(sc, 0, 3)
+    wait_until(lambda: set(acked) <= set(arrived(sink)), 30, what="the good spans")
+    assert gw.metric("meltp_receiver_refused_requests_total", receiver="kafka",
+                     reason="bad_protobuf") == 1
+    assert re.search(r"otlp_spans\[0\] offset 0 skipped \(bad_protobuf\)", gw.logtext())
+
+
+def test_full_queue_pauses_the_consumer_and_drops_nothing():
+    kafka = MockKafka()
+    sink = FakeOtlp()
+    sink.status = 503
+    gw = gateway(kafka, sink, exporter_extra="""    sending_queue:
+      queue_size: 2
+      num_consumers: 1""")
+    sc = sidecar(kafka)
+    acked = send_all(sc, 0, 30)
+    wait_until(lambda: gw.metric("meltp_receiver_refused_items_total", receiver="kafka",
+                                 reason="queue_full") > 0, 30, what="the gateway's queue to fill")
+    sink.status = 200
+    wait_until(lambda: set(acked) <= set(arrived(sink)), 60, what="every span after the pause")
+    assert gw.metric("meltp_exporter_dropped_items_total", exporter="otlphttp") == 0
+
+
+def test_split_on_resources_and_too_big_resource_counted():
+    kafka = MockKafka()
+    sink = FakeOtlp()
+    gw = gateway(kafka, sink)
+    sc = sidecar(kafka, "    producer:\n      max_message_bytes: 4KiB\n")
+    # 10 resources of ~1.6 KiB each in one request: several messages of whole resources
+    body = b"".join(make_traces(ids(r, 10), service="svc-%d" % r) for r in range(10))
+    st, _, _ = sc.post("/v1/traces", body, PB)
+    assert st == 200
+    wait_until(lambda: len(arrived(sink)) == 100, 30, what="the split request")
+    msgs = gw.metric("meltp_receiver_requests_total", receiver="kafka", code="200")
+    assert msgs >= 4, msgs
+    by_service = collections.Counter(s["resource"].get("service.name") for s in sink.spans())
+    assert by_service == {"svc-%d" % r: 10 for r in range(10)}
+    # one resource alone over the limit: dropped and counted, the other one arrives
+    big = make_traces(ids(50, 60), service="big") + make_traces(ids(51, 3), service="small")
+    st, _, _ = sc.post("/v1/traces", big, PB)
+    assert st == 200
+    wait_until(lambda: sc.metric("meltp_exporter_dropped_items_total", exporter="kafka",
+                                 reason="rejected_by_backend") == 60, 30,
+               what="the big resource counted as dropped")
+    wait_until(lambda: len(arrived(sink)) == 103, 30, what="the small resource")
+    assert "larger than producer.max_message_bytes" in sc.logtext()
+
+
+def test_partition_traces_by_id_one_message_per_trace_json():
+    kafka = MockKafka()
+    sink = FakeOtlp()
+    gw = gateway(kafka, sink, extra="    encoding: otlp_json")
+    sc = sidecar(kafka, "    encoding: otlp_json\n    partition_traces_by_id: true\n")
+    body = b"".join(make_traces(ids(t, 5), trace_id=bytes([t + 1]) * 16) for t in range(8))
+    st, _, _ = sc.post("/v1/traces", body, PB)
+    assert st == 200
+    wait_until(lambda: len(arrived(sink)) == 40, 30, what="every trace")
+    assert gw.metric("meltp_receiver_requests_total", receiver="kafka", code="200") == 8
+    per_trace = collections.Counter(s["traceId"] for s in sink.spans())
+    assert sorted(per_trace.values()) == [5] * 8
