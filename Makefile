@@ -128,6 +128,7 @@ bench-pbscan: deps $(BUILD)/pbscan_bench
 bench: deps $(BUILD)/meltp $(BENCH_BINS) $(BUILD)/slo_bench bench-pbscan
 	MELTP_BUILD=$(BUILD) bash tests/bench/bench.sh
 	MELTP_BUILD=$(BUILD) BENCH_LOGS_PHASES=L1 bash tests/bench/bench_logs.sh
+	MELTP_BUILD=$(BUILD) bash tests/bench/bench_kafka.sh
 	$(BUILD)/slo_bench 10000 20
 
 # Style by tool (.clang-format): rewrites every C file of the project in place.

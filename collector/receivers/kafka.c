@@ -351,6 +351,11 @@ static int kafka_start(receiver_t *rv, mt_errbuf_t *eb)
     snprintf(stmo, sizeof(stmo), "%lld", (long long)cfg->session_timeout);
     snprintf(hb, sizeof(hb), "%lld", (long long)cfg->heartbeat_interval);
     snprintf(fetch, sizeof(fetch), "%lld", (long long)cfg->max_fetch_size);
+    /* what librdkafka prefetches is bounded too: a few fetches' worth, at least 8 MiB */
+    int64_t prefetch_kib = 4 * cfg->max_fetch_size / 1024;
+    char queued[24];
+    snprintf(queued, sizeof(queued), "%lld",
+             (long long)(prefetch_kib < 8192 ? 8192 : prefetch_kib));
     int rc = conf ? MT_OK : MT_EINVAL;
     if (conf) {
         rc |= kafkaconf_set(conf, "group.id", cfg->group_id, eb);
@@ -364,6 +369,10 @@ static int kafka_start(receiver_t *rv, mt_errbuf_t *eb)
         rc |= kafkaconf_set(conf, "session.timeout.ms", stmo, eb);
         rc |= kafkaconf_set(conf, "heartbeat.interval.ms", hb, eb);
         rc |= kafkaconf_set(conf, "max.partition.fetch.bytes", fetch, eb);
+        rc |= kafkaconf_set(conf, "queued.max.messages.kbytes", queued, eb);
+        /* a caught-up consumer waits at most this long for new data: end-to-end latency */
+        rc |= kafkaconf_set(conf, "fetch.wait.max.ms", "100", eb);
+        rc |= kafkaconf_set(conf, "fetch.error.backoff.ms", "100", eb);
     }
     if (rc) {
         if (conf) {
