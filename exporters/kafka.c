@@ -3,9 +3,10 @@
  * OpenTelemetry Collector's kafkaexporter keys). One idempotent producer per exporter, shared
  * by its queue workers; a poller thread serves delivery reports. A send produces every message
  * of its batch and returns only when Kafka acknowledged (or refused) each one, so a batch
- * leaves the queue only when it is in Kafka: retryable failures make the queue send the whole
- * batch again (at least once: what was already acknowledged is sent twice), permanent ones are
- * dropped and counted. Messages are cut on resource boundaries under max_message_bytes
+ * leaves the queue only when it is in Kafka: retryable failures make the queue send the batch
+ * again, and the worker then produces only the messages Kafka did not take (kx_resuming);
+ * permanent ones are dropped and counted. Delivery is at least once (a producer that is
+ * replaced, or a restart, may send a message twice). Messages are cut on resource boundaries under max_message_bytes
  * (kafka_split.c); a resource that alone is too big is dropped with reason message_too_large.
  */
 #include "component.h"
@@ -80,10 +81,21 @@ static void kafka_validate(cfg_ctx_t *c, const void *cfgp, const char *path, con
     }
 }
 
-typedef struct kx_state {
-    const char *id; /* first: kafkaconf's log callback names the exporter by it */
+/* One librdkafka producer. The exporter's current one is replaced when librdkafka reports a
+ * fatal error (the idempotent producer cannot go on); a send in flight keeps the old one alive
+ * by its reference and polls it itself, as the poller thread only serves the current one. */
+typedef struct kx_prod {
+    _Atomic int refs;
+    _Atomic int retired;
     rd_kafka_t *rk;
     rd_kafka_topic_t *topic[MT_SIG_COUNT];
+} kx_prod_t;
+
+typedef struct kx_state {
+    const char *id; /* first: kafkaconf's log callback names the exporter by it */
+    exporter_t *ex;
+    pthread_mutex_t mu; /* cur, and taking a reference on it */
+    kx_prod_t *cur;
     pthread_t poller;
     _Atomic int stop;
     int poller_started;
@@ -96,6 +108,7 @@ typedef struct kx_rec {
     struct kx_worker *w;
     const uint8_t *pb; /* the message's protobuf form (to count items if it is refused) */
     size_t pbn;
+    size_t idx; /* the message's number in its batch */
 } kx_rec_t;
 
 /* One message to produce. */
@@ -117,6 +130,13 @@ typedef struct kx_worker {
     mt_signal_t sig;
     arena_t *a; /* per-trace regrouping, JSON bodies, keys: reset per send */
     kx_vec_t units, ents, msgs, recs, scratch;
+    /* What a send that is to be retried leaves behind: the batch (address, length, hash) and
+     * which of its messages Kafka took (done: one byte per message), so the queue's retry of
+     * the same batch sends only the others. Cutting a batch into messages is deterministic. */
+    const uint8_t *resume_data;
+    size_t resume_len;
+    uint64_t resume_hash;
+    kx_vec_t done;
 } kx_worker_t;
 
 /* Delivery errors no retry can fix. */
@@ -164,6 +184,8 @@ static void kx_settle(kx_worker_t *w, const kx_rec_t *r, rd_kafka_resp_err_t err
         if (!w->rerr) {
             w->rerr = err;
         }
+    } else {
+        ((uint8_t *)w->done.v)[r->idx] = 1;
     }
     if (--w->pending == 0) {
         pthread_cond_signal(&w->cv);
@@ -189,54 +211,38 @@ static void kx_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaqu
                  "exporter %s: kafka: %s: %s", st->id, rd_kafka_err2name(err), reason);
 }
 
-static void *kx_poller(void *arg)
+static void kx_prod_unref(kx_prod_t *p)
 {
-    kx_state_t *st = arg;
-    while (!atomic_load(&st->stop)) {
-        rd_kafka_poll(st->rk, 100);
-    }
-    return NULL;
-}
-
-static void kafka_destroy(exporter_t *ex)
-{
-    kx_state_t *st = ex->state;
-    if (!st) {
+    if (!p || atomic_fetch_sub(&p->refs, 1) != 1) {
         return;
     }
-    if (st->poller_started) {
-        atomic_store(&st->stop, 1);
-        pthread_join(st->poller, NULL);
-    }
     for (int s = 0; s < MT_SIG_COUNT; s++) {
-        if (st->topic[s]) {
-            rd_kafka_topic_destroy(st->topic[s]);
+        if (p->topic[s]) {
+            rd_kafka_topic_destroy(p->topic[s]);
         }
     }
-    if (st->rk) {
+    if (p->rk) {
         /* every send waited for its reports: nothing of ours is left in the producer */
-        rd_kafka_flush(st->rk, 1000);
-        rd_kafka_destroy(st->rk);
+        rd_kafka_flush(p->rk, 1000);
+        rd_kafka_destroy(p->rk);
     }
-    free(st);
-    ex->state = NULL;
+    free(p);
 }
 
-static int kafka_create(exporter_t *ex, mt_errbuf_t *eb)
+/* A new producer for the exporter (refs = 1), or NULL with the reason in eb. */
+static kx_prod_t *kx_prod_new(kx_state_t *st, mt_errbuf_t *eb)
 {
-    kafka_cfg_t *cfg = ex->cfg;
-    kx_state_t *st = calloc(1, sizeof(*st));
-    if (!st) {
-        mt_failf(eb, "out of memory");
-        return MT_ENOMEM;
-    }
-    st->id = ex->id;
-    ex->state = st;
-    rd_kafka_conf_t *conf = kafkaconf_create(&cfg->k, eb);
+    kafka_cfg_t *cfg = st->ex->cfg;
+    kx_prod_t *p = calloc(1, sizeof(*p));
+    rd_kafka_conf_t *conf = p ? kafkaconf_create(&cfg->k, eb) : NULL;
     if (!conf) {
-        kafka_destroy(ex);
-        return MT_EINVAL;
+        if (!p) {
+            mt_failf(eb, "out of memory");
+        }
+        free(p);
+        return NULL;
     }
+    atomic_init(&p->refs, 1);
     char acks[8], maxb[24], tmo[24];
     snprintf(acks, sizeof(acks), "%lld", (long long)cfg->required_acks);
     snprintf(maxb, sizeof(maxb), "%lld", (long long)cfg->max_message_bytes + KX_RECORD_OVERHEAD);
@@ -253,28 +259,114 @@ static int kafka_create(exporter_t *ex, mt_errbuf_t *eb)
     rc |= kafkaconf_set(conf, "linger.ms", "5", eb);
     if (rc) {
         rd_kafka_conf_destroy(conf);
-        kafka_destroy(ex);
-        return MT_EINVAL;
+        free(p);
+        return NULL;
     }
     rd_kafka_conf_set_opaque(conf, st);
     rd_kafka_conf_set_dr_msg_cb(conf, kx_dr_cb);
     rd_kafka_conf_set_error_cb(conf, kx_error_cb);
     char err[512];
-    st->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (!st->rk) {
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!p->rk) {
         rd_kafka_conf_destroy(conf);
         mt_failf(eb, "kafka producer: %s", err);
-        kafka_destroy(ex);
-        return MT_EINVAL;
+        free(p);
+        return NULL;
     }
     for (int s = 0; s < MT_SIG_COUNT; s++) {
-        st->topic[s] = rd_kafka_topic_new(st->rk, kafkaconf_topic(&cfg->k, s), NULL);
-        if (!st->topic[s]) {
+        p->topic[s] = rd_kafka_topic_new(p->rk, kafkaconf_topic(&cfg->k, s), NULL);
+        if (!p->topic[s]) {
             mt_failf(eb, "kafka topic %s: %s", kafkaconf_topic(&cfg->k, s),
                      rd_kafka_err2str(rd_kafka_last_error()));
-            kafka_destroy(ex);
-            return MT_EINVAL;
+            kx_prod_unref(p);
+            return NULL;
         }
+    }
+    return p;
+}
+
+/* The current producer with a reference taken (NULL if there is none). */
+static kx_prod_t *kx_prod_get(kx_state_t *st)
+{
+    pthread_mutex_lock(&st->mu);
+    kx_prod_t *p = st->cur;
+    if (p) {
+        atomic_fetch_add(&p->refs, 1);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return p;
+}
+
+/* Replaces p, if it is still the current producer and librdkafka declared it dead. */
+static void kx_prod_recover(kx_state_t *st, kx_prod_t *p)
+{
+    char why[256];
+    if (rd_kafka_fatal_error(p->rk, why, sizeof(why)) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return;
+    }
+    pthread_mutex_lock(&st->mu);
+    if (st->cur == p) {
+        mt_errbuf_t eb;
+        mt_errbuf_clear(&eb);
+        kx_prod_t *n = kx_prod_new(st, &eb);
+        if (n) {
+            atomic_store(&p->retired, 1);
+            st->cur = n;
+            kx_prod_unref(p); /* the exporter's reference; senders hold their own */
+            mt_log(MT_LOG_ERROR, "exporter %s: kafka producer failed (%s); started a new one",
+                   st->id, why);
+        } else {
+            MT_LOG_EVERY(10, MT_LOG_ERROR, "exporter %s: kafka producer failed (%s): %s", st->id,
+                         why, eb.msg);
+        }
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void *kx_poller(void *arg)
+{
+    kx_state_t *st = arg;
+    while (!atomic_load(&st->stop)) {
+        kx_prod_t *p = kx_prod_get(st);
+        if (p) {
+            rd_kafka_poll(p->rk, 100);
+            kx_prod_unref(p);
+        }
+    }
+    return NULL;
+}
+
+static void kafka_destroy(exporter_t *ex)
+{
+    kx_state_t *st = ex->state;
+    if (!st) {
+        return;
+    }
+    if (st->poller_started) {
+        atomic_store(&st->stop, 1);
+        pthread_join(st->poller, NULL);
+    }
+    kx_prod_unref(st->cur);
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+    ex->state = NULL;
+}
+
+static int kafka_create(exporter_t *ex, mt_errbuf_t *eb)
+{
+    kx_state_t *st = calloc(1, sizeof(*st));
+    if (!st) {
+        mt_failf(eb, "out of memory");
+        return MT_ENOMEM;
+    }
+    st->id = ex->id;
+    st->ex = ex;
+    pthread_mutex_init(&st->mu, NULL);
+    ex->state = st;
+    st->cur = kx_prod_new(st, eb);
+    if (!st->cur) {
+        kafka_destroy(ex);
+        return MT_EINVAL;
     }
     if (pthread_create(&st->poller, NULL, kx_poller, st) != 0) {
         mt_failf(eb, "cannot start the kafka poller thread");
@@ -315,6 +407,7 @@ static void kafka_worker_fini(exporter_t *ex, void *ws)
     kx_vec_free(&w->msgs);
     kx_vec_free(&w->recs);
     kx_vec_free(&w->scratch);
+    kx_vec_free(&w->done);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w);
@@ -440,11 +533,18 @@ static int make_units(kx_worker_t *w, const kafka_cfg_t *cfg, mt_signal_t s, con
 
 /* Waits for the delivery report of every message produced; past the shutdown deadline the
  * producer's queue is purged (the reports then say so, and the queue counts the batch). */
-static void kx_wait(kx_worker_t *w, exporter_t *ex, kx_state_t *st)
+static void kx_wait(kx_worker_t *w, exporter_t *ex, kx_prod_t *p)
 {
     int purged = 0;
     pthread_mutex_lock(&w->mu);
     while (w->pending > 0) {
+        if (atomic_load(&p->retired)) {
+            /* the poller serves the new producer only */
+            pthread_mutex_unlock(&w->mu);
+            rd_kafka_poll(p->rk, 100);
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 100 * 1000000L;
@@ -457,11 +557,21 @@ static void kx_wait(kx_worker_t *w, exporter_t *ex, kx_state_t *st)
         if (w->pending > 0 && !purged && dl && mt_now_ns() >= dl) {
             purged = 1;
             pthread_mutex_unlock(&w->mu);
-            rd_kafka_purge(st->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
             pthread_mutex_lock(&w->mu);
         }
     }
     pthread_mutex_unlock(&w->mu);
+}
+
+/* Whether this send retries the batch the worker's last send left unfinished: then the
+ * messages Kafka took then are not sent again. Otherwise forgets that batch. */
+static int kx_resuming(kx_worker_t *w, const uint8_t *data, size_t len)
+{
+    int same = w->resume_data == data && w->resume_len == len &&
+               w->resume_hash == mt_hash_bytes(0, data, len);
+    w->resume_data = NULL;
+    return same;
 }
 
 static int kafka_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_t len,
@@ -475,6 +585,7 @@ static int kafka_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *da
         res->reason = "out_of_memory";
         return MT_ERETRY;
     }
+    int resume = kx_resuming(w, data, len);
     arena_reset(w->a);
     w->sig = s;
     w->msgs.n = 0;
@@ -489,8 +600,12 @@ static int kafka_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *da
                      &oversize);
         }
     }
+    size_t n = w->msgs.n;
     if (rc == MT_OK) {
-        rc = kx_vec_reserve(&w->recs, w->msgs.n, sizeof(kx_rec_t));
+        rc = kx_vec_reserve(&w->recs, n, sizeof(kx_rec_t));
+    }
+    if (rc == MT_OK) {
+        rc = kx_vec_reserve(&w->done, n, 1);
     }
     if (rc != MT_OK) {
         snprintf(res->msg, sizeof(res->msg), "cannot cut the batch into messages: %s",
@@ -498,24 +613,41 @@ static int kafka_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *da
         res->reason = rc == MT_ENOMEM ? "out_of_memory" : "encode_error";
         return rc == MT_ENOMEM ? MT_ERETRY : MT_EINVAL;
     }
-    w->pending = w->msgs.n;
+    uint8_t *done = w->done.v;
+    if (!resume || w->done.n != n) {
+        memset(done, 0, n);
+    }
+    w->done.n = n;
+    kx_prod_t *p = kx_prod_get(st);
+    if (!p) {
+        snprintf(res->msg, sizeof(res->msg), "no kafka producer");
+        res->reason = "kafka_error";
+        return MT_ERETRY;
+    }
     w->retry = 0;
     w->rerr = w->perr = RD_KAFKA_RESP_ERR_NO_ERROR;
     w->perm_items = 0;
+    w->pending = 0;
+    for (size_t i = 0; i < n; i++) {
+        w->pending += !done[i];
+    }
     const char *tenant = res->tenant && *res->tenant ? res->tenant : NULL;
-    for (size_t i = 0; i < w->msgs.n; i++) {
+    for (size_t i = 0; i < n; i++) {
+        if (done[i]) {
+            continue; /* taken by Kafka on an earlier attempt */
+        }
         const kx_msg_t *m = &((kx_msg_t *)w->msgs.v)[i];
         kx_rec_t *r = &((kx_rec_t *)w->recs.v)[i];
-        *r = (kx_rec_t){w, m->pb, m->pbn};
+        *r = (kx_rec_t){w, m->pb, m->pbn, i};
         rd_kafka_resp_err_t e;
         for (;;) {
             /* no copy: the batch outlives the send, which waits for every report */
-            e = tenant ? rd_kafka_producev(st->rk, RD_KAFKA_V_RKT(st->topic[s]),
+            e = tenant ? rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->topic[s]),
                                            RD_KAFKA_V_VALUE((void *)m->val, m->valn),
                                            RD_KAFKA_V_KEY(m->key, m->keyn),
                                            RD_KAFKA_V_HEADER("X-Scope-OrgID", tenant, -1),
                                            RD_KAFKA_V_OPAQUE(r), RD_KAFKA_V_END)
-                       : rd_kafka_producev(st->rk, RD_KAFKA_V_RKT(st->topic[s]),
+                       : rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->topic[s]),
                                            RD_KAFKA_V_VALUE((void *)m->val, m->valn),
                                            RD_KAFKA_V_KEY(m->key, m->keyn), RD_KAFKA_V_OPAQUE(r),
                                            RD_KAFKA_V_END);
@@ -530,8 +662,13 @@ static int kafka_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *da
             kx_settle(w, r, e);
         }
     }
-    kx_wait(w, ex, st);
+    kx_wait(w, ex, p);
+    kx_prod_recover(st, p);
+    kx_prod_unref(p);
     if (w->retry) {
+        w->resume_data = data;
+        w->resume_len = len;
+        w->resume_hash = mt_hash_bytes(0, data, len);
         snprintf(res->msg, sizeof(res->msg), "kafka: %s", rd_kafka_err2str(w->rerr));
         res->reason = "kafka_error";
         return MT_ERETRY;

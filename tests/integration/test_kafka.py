@@ -270,3 +270,55 @@ def test_partition_traces_by_id_one_message_per_trace_json():
     assert gw.metric("meltp_receiver_requests_total", receiver="kafka", code="200") == 8
     per_trace = collections.Counter(s["traceId"] for s in sink.spans())
     assert sorted(per_trace.values()) == [5] * 8
+
+
+def test_retry_sends_only_the_messages_kafka_did_not_take():
+    kafka = MockKafka(topics=(("otlp_spans", 6),))
+    sink = FakeOtlp()
+    gw = gateway(kafka, sink)
+    sc = Meltp(SIDECAR_SHORT_TIMEOUT % kafka.brokers_yaml())
+    acked = send_all(sc, 0, 2, per=5)
+    wait_until(lambda: set(acked) <= set(arrived(sink)), 30, what="the first spans")
+    # broker 2 leads some partitions: messages keyed to them (one per trace) time out, the
+    # others are taken
+    kafka.cmd("down 2")
+    for r in range(10, 14):
+        body = b"".join(make_traces(ids(r * 100 + k, 5), service="s%d" % k,
+                                    trace_id=struct.pack(">IIII", r, k, 7, 7)) for k in range(30))
+        st, _, _ = sc.post("/v1/traces", body, PB)
+        assert st == 200
+        acked += [s.hex() for k in range(30) for s in ids(r * 100 + k, 5)]
+    wait_until(lambda: sc.metric("meltp_exporter_retries_total", exporter="kafka") > 0, 30,
+               what="a retry")
+    kafka.cmd("up 2")
+    wait_until(lambda: set(acked) <= set(arrived(sink)), 60, what="every span after the retry")
+    time.sleep(1)
+    got = arrived(sink)
+    assert all(c == 1 for c in got.values()), sum(c - 1 for c in got.values())
+    assert gw.metric("meltp_receiver_accepted_items_total", receiver="kafka") == len(acked)
+
+
+SIDECAR_SHORT_TIMEOUT = """
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+exporters:
+  kafka:
+    brokers: %s
+    timeout: 2s
+    partition_traces_by_id: true
+    sending_queue:
+      num_consumers: 4
+    retry_on_failure:
+      initial_interval: 100ms
+      max_interval: 500ms
+      max_elapsed_time: 0
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [kafka]}}
+"""
