@@ -4,21 +4,24 @@ while nothing fails, at least once when a gateway is killed, broker errors are r
 exporter, a poisoned message is skipped and counted, a full queue pauses the consumer instead
 of dropping."""
 import collections
+import os
 import re
 import signal
 import struct
+import subprocess
+import tempfile
 import threading
 import time
 
 import pytest
 
-from harness import (FakeOtlp, Meltp, http_request, make_traces, pb_kv_str, pb_len, wait_until)
+from harness import MELTP, FakeOtlp, Meltp, make_traces, wait_until
 from kafkamock import MockKafka
 
 PB = "application/x-protobuf"
 
 
-def sidecar(kafka, extra=""):
+def sidecar(kafka, extra="", timeout="5s"):
     return Meltp("""
 receivers:
   otlp:
@@ -28,7 +31,7 @@ receivers:
 exporters:
   kafka:
     brokers: %s
-    timeout: 5s
+    timeout: %s
     sending_queue:
       num_consumers: 2
     retry_on_failure:
@@ -42,7 +45,7 @@ service:
       address: 127.0.0.1:{metrics}
   pipelines:
     traces: {{receivers: [otlp], exporters: [kafka]}}
-""" % (kafka.brokers_yaml(), extra))
+""" % (kafka.brokers_yaml(), timeout, extra))
 
 
 def gateway(kafka, sink, extra="", exporter_extra=""):
@@ -276,7 +279,7 @@ def test_retry_sends_only_the_messages_kafka_did_not_take():
     kafka = MockKafka(topics=(("otlp_spans", 6),))
     sink = FakeOtlp()
     gw = gateway(kafka, sink)
-    sc = Meltp(SIDECAR_SHORT_TIMEOUT % kafka.brokers_yaml())
+    sc = sidecar(kafka, "    partition_traces_by_id: true\n", timeout="2s")
     acked = send_all(sc, 0, 2, per=5)
     wait_until(lambda: set(acked) <= set(arrived(sink)), 30, what="the first spans")
     # broker 2 leads some partitions: messages keyed to them (one per trace) time out, the
@@ -298,27 +301,33 @@ def test_retry_sends_only_the_messages_kafka_did_not_take():
     assert gw.metric("meltp_receiver_accepted_items_total", receiver="kafka") == len(acked)
 
 
-SIDECAR_SHORT_TIMEOUT = """
+
+def test_bad_kafka_settings_are_config_errors():
+    path = os.path.join(tempfile.mkdtemp(prefix="meltp-test-"), "bad.yaml")
+    with open(path, "w") as f:
+        f.write("""
 receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{otlp}
+  kafka:
+    brokers: []
+    heartbeat_interval: 20s
+    initial_offset: newest
 exporters:
   kafka:
-    brokers: %s
-    timeout: 2s
-    partition_traces_by_id: true
-    sending_queue:
-      num_consumers: 4
-    retry_on_failure:
-      initial_interval: 100ms
-      max_interval: 500ms
-      max_elapsed_time: 0
+    brokers: ["a:9092,b:9092"]
+    producer:
+      required_acks: 2
+      compression: brotli
+    auth:
+      tls: {cert_file: /c.pem}
 service:
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
   pipelines:
-    traces: {{receivers: [otlp], exporters: [kafka]}}
-"""
+    traces: {receivers: [kafka], exporters: [kafka]}
+""")
+    p = subprocess.run([MELTP, "check-config", "--config", path], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=20)
+    assert p.returncode != 0
+    for want in ("receivers.kafka.brokers", "receivers.kafka.heartbeat_interval",
+                 "receivers.kafka.initial_offset", "exporters.kafka.brokers",
+                 "exporters.kafka.producer.required_acks", "exporters.kafka.producer.compression",
+                 "exporters.kafka.auth.tls"):
+        assert want in p.stderr, (want, p.stderr)

@@ -7,7 +7,7 @@
  *
  * Commands, one per line, each answered "ok" or "err <why>":
  *   topic NAME PARTITIONS               create a topic
- *   errors API ERR [ERR...]             the next requests of API (produce|fetch|NUMBER) fail
+ *   errors API ERR [ERR...]             (or push_request_errors) the next requests of API (produce|fetch|NUMBER) fail
  *                                       with these errors (names like LEADER_NOT_AVAILABLE or
  *                                       numbers), one per request
  *   clear API                           forget injected errors of API
@@ -129,7 +129,7 @@ static const char *command(char *line)
         rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, argv[1], atoi(argv[2]), 1);
         return e ? rd_kafka_err2str(e) : NULL;
     }
-    if (!strcmp(c, "errors") && argc >= 3) {
+    if ((!strcmp(c, "errors") || !strcmp(c, "push_request_errors")) && argc >= 3) {
         rd_kafka_resp_err_t errs[60];
         size_t n = 0;
         for (int i = 2; i < argc; i++) {
