@@ -159,6 +159,7 @@ def test_gateway_killed_mid_stream_loses_nothing():
         stop.set()
         t.join()
     assert len(acked) > 300
+    wait_until(lambda: assigned(gws[1]) == 4, 30, what="the survivor to take every partition")
     # the survivor takes the dead member's partitions after session_timeout and re-reads what
     # the dead one had not committed
     wait_until(lambda: set(acked) <= set(arrived(sink)), 60,
@@ -331,3 +332,66 @@ service:
                  "exporters.kafka.producer.required_acks", "exporters.kafka.producer.compression",
                  "exporters.kafka.auth.tls"):
         assert want in p.stderr, (want, p.stderr)
+
+
+def test_logs_and_metrics_one_message_per_resource():
+    from harness import fixture, pb_get, pb_logs, pb_metric_points
+    kafka = MockKafka(topics=(("otlp_logs", 2), ("otlp_metrics", 2)))
+    sink = FakeOtlp()
+    gw = Meltp("""
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+  kafka:
+    brokers: %s
+    initial_offset: earliest
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:%d
+    compression: none
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs: {{receivers: [otlp, kafka], exporters: [otlphttp]}}
+    metrics: {{receivers: [otlp, kafka], exporters: [otlphttp]}}
+""" % (kafka.brokers_yaml(), sink.port))
+    sc = Meltp("""
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+exporters:
+  kafka:
+    brokers: %s
+    partition_metrics_by_resource_attributes: true
+    partition_logs_by_resource_attributes: true
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs: {{receivers: [otlp], exporters: [kafka]}}
+    metrics: {{receivers: [otlp], exporters: [kafka]}}
+""" % kafka.brokers_yaml())
+    logs = fixture("otlp-js/logs-n100/logs-proto-1.bin")
+    metrics = fixture("otlp-js/metrics-n100/metrics-proto-1.bin")
+    # three copies of each request in one: one message per resource
+    assert sc.post("/v1/logs", logs * 3, PB)[0] == 200
+    assert sc.post("/v1/metrics", metrics * 3, PB)[0] == 200
+    n_logs, n_points = len(pb_logs(logs)), len(pb_metric_points(metrics))
+
+    def got(path, parse):
+        return sum(len(parse(b)) for p, _, b in list(sink.requests) if p == path)
+
+    wait_until(lambda: got("/v1/logs", pb_logs) == 3 * n_logs and
+               got("/v1/metrics", pb_metric_points) == 3 * n_points, 30,
+               what="logs and metrics at the sink")
+    for sig, body in (("logs", logs), ("metrics", metrics)):
+        resources = 3 * len(pb_get(body, 1))
+        assert gw.metric("meltp_receiver_requests_total", receiver="kafka", signal=sig,
+                         code="200") == resources, sig
