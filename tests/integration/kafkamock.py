@@ -34,8 +34,9 @@ class MockKafka:
             reply = self.proc.stdout.readline().strip()
         assert reply == "ok", "%s -> %s" % (line, reply)
 
-    def produce_raw(self, topic, partition, payload):
-        self.cmd("produce %s %d %s" % (topic, partition, payload.hex()))
+    def produce_raw(self, topic, partition, payload, tenant=None):
+        self.cmd("produce %s %d %s%s" % (topic, partition, payload.hex(),
+                                         " " + tenant if tenant else ""))
 
     def close(self):
         if self.proc.poll() is None:

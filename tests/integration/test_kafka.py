@@ -213,12 +213,20 @@ def test_poisoned_message_is_skipped_and_counted():
     sink = FakeOtlp()
     gw = gateway(kafka, sink)
     kafka.produce_raw("otlp_spans", 0, b"\xff\xff garbage, not OTLP")
+    # valid OTLP with a tenant no backend would accept
+    kafka.produce_raw("otlp_spans", 0, make_traces(ids(9, 2)), tenant="../etc")
+    kafka.produce_raw("otlp_spans", 0, make_traces(ids(8, 2)), tenant="team-b")
     sc = sidecar(kafka)
-    acked = send_all(sc, 0, 3)
+    acked = send_all(sc, 0, 3) + [s.hex() for s in ids(8, 2)]
     wait_until(lambda: set(acked) <= set(arrived(sink)), 30, what="the good spans")
     assert gw.metric("meltp_receiver_refused_requests_total", receiver="kafka",
                      reason="bad_protobuf") == 1
+    assert gw.metric("meltp_receiver_refused_requests_total", receiver="kafka",
+                     reason="bad_tenant") == 1
+    assert not set(s.hex() for s in ids(9, 2)) & set(arrived(sink))
     assert re.search(r"otlp_spans\[0\] offset 0 skipped \(bad_protobuf\)", gw.logtext())
+    assert re.search(r"otlp_spans\[0\] offset 1 skipped: invalid X-Scope-OrgID", gw.logtext())
+    assert {h.get("X-Scope-OrgID") for _, h, _ in sink.requests} == {"team-b", None}
 
 
 def test_full_queue_pauses_the_consumer_and_drops_nothing():

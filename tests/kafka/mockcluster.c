@@ -13,7 +13,8 @@
  *   clear API                           forget injected errors of API
  *   down ID|all / up ID|all             take brokers (1..BROKERS) down or up
  *   rtt ID|all MS                       delay a broker's responses
- *   produce TOPIC PARTITION HEX         write one raw message (hex bytes) to a partition
+ *   produce TOPIC PARTITION HEX [TENANT] write one raw message (hex bytes) to a partition,
+ *                                       with header X-Scope-OrgID: TENANT when given
  *   quit
  */
 #include <librdkafka/rdkafka.h>
@@ -86,7 +87,7 @@ static int hexval(char c)
                                   : -1;
 }
 
-static const char *produce(const char *topic, int part, const char *hex)
+static const char *produce(const char *topic, int part, const char *hex, const char *tenant)
 {
     size_t n = strlen(hex) / 2;
     unsigned char *buf = malloc(n ? n : 1);
@@ -101,10 +102,15 @@ static const char *produce(const char *topic, int part, const char *hex)
         }
         buf[i] = (unsigned char)(a * 16 + b);
     }
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(1);
+    if (tenant) {
+        rd_kafka_header_add(hdrs, "X-Scope-OrgID", -1, tenant, -1);
+    }
     rd_kafka_resp_err_t e = rd_kafka_producev(
         producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part), RD_KAFKA_V_VALUE(buf, n),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END);
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END);
     if (e) {
+        rd_kafka_headers_destroy(hdrs); /* producev took them only on success */
         free(buf);
         return rd_kafka_err2str(e);
     }
@@ -160,8 +166,8 @@ static const char *command(char *line)
         }
         return NULL;
     }
-    if (!strcmp(c, "produce") && argc == 4) {
-        return produce(argv[1], atoi(argv[2]), argv[3]);
+    if (!strcmp(c, "produce") && (argc == 4 || argc == 5)) {
+        return produce(argv[1], atoi(argv[2]), argv[3], argc == 5 ? argv[4] : NULL);
     }
     return "unknown command";
 }
