@@ -160,11 +160,23 @@ static int kx_permanent(rd_kafka_resp_err_t e)
     }
 }
 
+/* Items in a part of a queued batch (a refused message); rare, so it may decode. */
 static uint64_t kx_items(mt_signal_t s, const uint8_t *pb, size_t n)
 {
     uint64_t items = 0;
-    if (otlp_scan(s, pb, n, &items) != MT_OK) {
-        items = 0; /* the queue validated it; a part of it scans fine */
+    int rc = otlp_scan(s, pb, n, &items);
+    if (rc == MT_EUNSUPPORTED) {
+        /* only the decoder can count it (duplicated oneofs or singular messages) */
+        arena_t *a = arena_create(n * 4 + 4096, 0);
+        mt_errbuf_t eb;
+        mt_errbuf_clear(&eb);
+        ProtobufCMessage *m = a ? otlp_unpack(s, pb, n, a, &eb) : NULL;
+        if (!m || otlp_check(s, m, &items, &eb) != MT_OK) {
+            items = 0;
+        }
+        arena_destroy(a);
+    } else if (rc != MT_OK) {
+        items = 0; /* cannot happen: the queue holds validated requests */
     }
     return items;
 }
