@@ -114,6 +114,9 @@ rd_kafka_conf_t *kafkaconf_create(const kafkaconf_t *k, mt_errbuf_t *eb)
                                     : "plaintext";
     int rc = kafkaconf_set(conf, "bootstrap.servers", servers, eb);
     rc |= kafkaconf_set(conf, "security.protocol", proto, eb);
+    /* a broker back from a restart is reached within 2 s (librdkafka's default waits up to
+     * 10 s between attempts), which is what the exporter's queue and the consumer wait on */
+    rc |= kafkaconf_set(conf, "reconnect.backoff.max.ms", "2000", eb);
     if (sasl) {
         rc |= kafkaconf_set(conf, "sasl.mechanisms", mech[k->sasl_mechanism], eb);
         rc |= kafkaconf_set(conf, "sasl.username", k->sasl_username, eb);

@@ -48,7 +48,7 @@ service:
 """ % (kafka.brokers_yaml(), timeout, extra))
 
 
-def gateway(kafka, sink, extra="", exporter_extra=""):
+def gateway(kafka, sink, extra="", exporter_extra="", session_timeout="6s"):
     return Meltp("""
 receivers:
   otlp:
@@ -58,7 +58,7 @@ receivers:
   kafka:
     brokers: %s
     initial_offset: earliest
-    session_timeout: 6s
+    session_timeout: %s
     heartbeat_interval: 500ms
 %s
 exporters:
@@ -76,7 +76,7 @@ service:
       address: 127.0.0.1:{metrics}
   pipelines:
     traces: {{receivers: [otlp, kafka], exporters: [otlphttp]}}
-""" % (kafka.brokers_yaml(), extra, sink.port, exporter_extra))
+""" % (kafka.brokers_yaml(), session_timeout, extra, sink.port, exporter_extra))
 
 
 def assigned(gw):
@@ -135,7 +135,7 @@ def test_sidecar_kafka_two_gateways_each_span_once():
 def test_gateway_killed_mid_stream_loses_nothing():
     kafka = MockKafka()
     sink = FakeOtlp()
-    gws = [gateway(kafka, sink), gateway(kafka, sink)]
+    gws = [gateway(kafka, sink, session_timeout="3s") for _ in range(2)]
     wait_shared(gws)
     sc = sidecar(kafka)
     acked = []
@@ -151,14 +151,14 @@ def test_gateway_killed_mid_stream_loses_nothing():
     t = threading.Thread(target=stream)
     t.start()
     try:
-        wait_until(lambda: len(sink.spans()) > 300, 30, what="the stream to flow")
+        wait_until(lambda: len(sink.spans()) > 200, 30, what="the stream to flow")
         gws[0].proc.send_signal(signal.SIGKILL)
         gws[0].proc.wait(10)
-        time.sleep(2)
+        time.sleep(1)
     finally:
         stop.set()
         t.join()
-    assert len(acked) > 300
+    assert len(acked) > 200
     wait_until(lambda: assigned(gws[1]) == 4, 30, what="the survivor to take every partition")
     # the survivor takes the dead member's partitions after session_timeout and re-reads what
     # the dead one had not committed
