@@ -626,7 +626,7 @@ static int kafka_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *da
         return rc == MT_ENOMEM ? MT_ERETRY : MT_EINVAL;
     }
     uint8_t *done = w->done.v;
-    if (!resume || w->done.n != n) {
+    if (n && (!resume || w->done.n != n)) {
         memset(done, 0, n);
     }
     w->done.n = n;

@@ -268,6 +268,13 @@ def test_split_on_resources_and_too_big_resource_counted():
                what="the big resource counted as dropped")
     wait_until(lambda: len(arrived(sink)) == 103, 30, what="the small resource")
     assert "larger than producer.max_message_bytes" in sc.logtext()
+    # a batch that is only a too-big resource: nothing to send, all of it counted
+    st, _, _ = sc.post("/v1/traces", make_traces(ids(52, 60), service="big"), PB)
+    assert st == 200
+    wait_until(lambda: sc.metric("meltp_exporter_dropped_items_total", exporter="kafka",
+                                 reason="message_too_large") == 60, 30,
+               what="the lone big resource counted as dropped")
+    assert sc.metric("meltp_exporter_sent_items_total", exporter="kafka") == 103
 
 
 def test_partition_traces_by_id_one_message_per_trace_json():
