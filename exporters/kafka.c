@@ -92,7 +92,8 @@ typedef struct kx_prod {
 } kx_prod_t;
 
 typedef struct kx_state {
-    const char *id; /* first: kafkaconf's log callback names the exporter by it */
+    kafkaconf_who_t who; /* first: how librdkafka's log lines name the exporter */
+    const char *id;
     exporter_t *ex;
     pthread_mutex_t mu; /* cur, and taking a reference on it */
     kx_prod_t *cur;
@@ -215,14 +216,6 @@ static void kx_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
 }
 
-static void kx_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-    (void)rk;
-    const kx_state_t *st = opaque;
-    MT_LOG_EVERY(5, err == RD_KAFKA_RESP_ERR__FATAL ? MT_LOG_ERROR : MT_LOG_WARN,
-                 "exporter %s: kafka: %s: %s", st->id, rd_kafka_err2name(err), reason);
-}
-
 static void kx_prod_unref(kx_prod_t *p)
 {
     if (!p || atomic_fetch_sub(&p->refs, 1) != 1) {
@@ -276,7 +269,6 @@ static kx_prod_t *kx_prod_new(kx_state_t *st, mt_errbuf_t *eb)
     }
     rd_kafka_conf_set_opaque(conf, st);
     rd_kafka_conf_set_dr_msg_cb(conf, kx_dr_cb);
-    rd_kafka_conf_set_error_cb(conf, kx_error_cb);
     char err[512];
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     if (!p->rk) {
@@ -372,6 +364,7 @@ static int kafka_create(exporter_t *ex, mt_errbuf_t *eb)
         return MT_ENOMEM;
     }
     st->id = ex->id;
+    snprintf(st->who.name, sizeof(st->who.name), "exporter %s", ex->id);
     st->ex = ex;
     pthread_mutex_init(&st->mu, NULL);
     ex->state = st;

@@ -81,12 +81,16 @@ static int kafkaconf_tls(rd_kafka_conf_t *conf, const kafkaconf_t *k, mt_errbuf_
  * client repeat itself, so they are rate-limited. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    const char *const *who = rd_kafka_opaque(rk);
+    kafkaconf_who_t *who = rd_kafka_opaque(rk); /* the component's state starts with it */
     int l = level <= 3   ? MT_LOG_ERROR
             : level == 4 ? MT_LOG_WARN
             : level <= 6 ? MT_LOG_INFO
                          : MT_LOG_DEBUG;
-    MT_LOG_EVERY(2, l, "%s: librdkafka %s: %s", who && *who ? *who : "kafka", fac, buf);
+    if (!who) {
+        MT_LOG_EVERY(2, l, "kafka: librdkafka %s: %s", fac, buf);
+        return;
+    }
+    mt_log_limited(&who->rl, 2000000000ull, l, "%s: librdkafka %s: %s", who->name, fac, buf);
 }
 
 rd_kafka_conf_t *kafkaconf_create(const kafkaconf_t *k, mt_errbuf_t *eb)

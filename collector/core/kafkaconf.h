@@ -98,6 +98,14 @@ typedef struct kafkaconf {
             "do not verify the broker certificate (enable.ssl.certificate.verification=false)"   \
     }
 
+/* How librdkafka's log lines name a component ("exporter kafka/x"), each with its own rate
+ * limit so one client's repeated line does not hide another's. The first member of the state
+ * a component hands librdkafka as opaque (see kafkaconf_create). */
+typedef struct kafkaconf_who {
+    char name[160];
+    mt_ratelimit_t rl;
+} kafkaconf_who_t;
+
 /* The signal's default topic: "otlp_spans", "otlp_metrics", "otlp_logs", "otlp_profiles". */
 const char *kafkaconf_default_topic(mt_signal_t s);
 /* The topic of signal s: k->topic when set, else the default. */
@@ -108,7 +116,7 @@ void kafkaconf_validate(cfg_ctx_t *c, const kafkaconf_t *k, const char *path,
 /* A new librdkafka configuration with bootstrap.servers, security.protocol, SASL and TLS set
  * and librdkafka's log lines routed to mt_log; NULL with the reason in eb. The caller owns it
  * (rd_kafka_new takes it on success) and sets its opaque (rd_kafka_conf_set_opaque) to a struct
- * whose first member is the component id (`char *`), which the log lines name. */
+ * whose first member is its kafkaconf_who_t. librdkafka's errors (brokers down, a fatal producer error) come as log lines. */
 rd_kafka_conf_t *kafkaconf_create(const kafkaconf_t *k, mt_errbuf_t *eb);
 /* One setting; MT_OK or MT_EINVAL with librdkafka's reason in eb. */
 int kafkaconf_set(rd_kafka_conf_t *conf, const char *key, const char *val, mt_errbuf_t *eb);

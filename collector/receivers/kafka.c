@@ -77,7 +77,8 @@ static void kafka_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg
 }
 
 typedef struct kr_state {
-    const char *id; /* first: kafkaconf's log callback names the receiver by it */
+    kafkaconf_who_t who; /* first: how librdkafka's log lines name the receiver */
+    const char *id;
     receiver_t *r;
     rd_kafka_t *rk;
     pthread_t thread;
@@ -89,14 +90,6 @@ typedef struct kr_state {
     int paused;
     size_t dcap;
 } kr_state_t;
-
-static void kr_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-    (void)rk;
-    const kr_state_t *st = opaque;
-    MT_LOG_EVERY(5, MT_LOG_WARN, "receiver %s: kafka: %s: %s", st->id, rd_kafka_err2name(err),
-                 reason);
-}
 
 static int kr_signal(const kr_state_t *st, const char *topic)
 {
@@ -321,6 +314,7 @@ static int kafka_start(receiver_t *rv, mt_errbuf_t *eb)
         return MT_ENOMEM;
     }
     st->id = rv->id;
+    snprintf(st->who.name, sizeof(st->who.name), "receiver %s", rv->id);
     st->r = rv;
     rv->state = st;
     for (int s = 0; s < MT_SIG_COUNT; s++) {
@@ -383,7 +377,6 @@ static int kafka_start(receiver_t *rv, mt_errbuf_t *eb)
         return MT_EINVAL;
     }
     rd_kafka_conf_set_opaque(conf, st);
-    rd_kafka_conf_set_error_cb(conf, kr_error_cb);
     rd_kafka_conf_set_rebalance_cb(conf, kr_rebalance_cb);
     char err[512];
     st->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
