@@ -11,6 +11,7 @@ MT_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -pthread -D_GNU_SOURCE $(addprefix 
             -Itests/unit -I$(BUILD)/gen $(CFLAGS)
 LDLIBS  += -lprotobuf-c -lmicrohttpd -lnghttp2 -lsnappy -lzstd -lcurl -ljansson -lyaml -lz -lcrypto -lpthread -lm
 LDLIBS  += -lgnutls -lssl -lcrypt
+LDLIBS  += -lrdkafka
 
 # Debian 12 packages the build, tests, benchmark and fuzz targets need (clang and its compiler-rt,
 # which holds libFuzzer, are for `make fuzz` only).
@@ -20,6 +21,7 @@ DEPS_PKGS = gcc make pkg-config zstd protobuf-c-compiler libprotobuf-c-dev libmi
             nanopb libnanopb-dev clang libclang-rt-dev nodejs libnghttp2-dev \
             chromium systemd prometheus-alertmanager
 DEPS_PKGS += libgnutls28-dev openssl libcrypt-dev
+DEPS_PKGS += librdkafka-dev
 
 PROTOS   = $(wildcard proto/*.proto)
 GEN_C    = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
@@ -30,6 +32,7 @@ MAIN_OBJ = $(BUILD)/obj/collector/core/main.o
 UNIT_SRC = $(wildcard tests/unit/*.c tests/unit/*/*.c)
 UNIT_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(UNIT_SRC))
 BENCH_BINS = $(BUILD)/loadgen $(BUILD)/sink
+BENCH_BINS += $(BUILD)/kafka_mock
 
 # generated sources are real outputs, not intermediates to delete
 .SECONDARY: $(GEN_C) $(GEN_H)
@@ -89,6 +92,10 @@ $(BUILD)/loadgen: tests/bench/loadgen.c $(BUILD)/libmeltp.a
 $(BUILD)/sink: tests/bench/sink.c $(BUILD)/libmeltp.a
 	$(CC) $(MT_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
+# librdkafka's mock Kafka cluster on loopback, for the kafka tests and benchmark
+$(BUILD)/kafka_mock: tests/kafka/mockcluster.c
+	$(CC) $(MT_CFLAGS) -o $@ $^ $(LDFLAGS) -lrdkafka
+
 run: deps $(BUILD)/meltp
 	$(BUILD)/meltp run --config configs/local.yaml
 
@@ -134,6 +141,7 @@ bench-pbscan: deps $(BUILD)/pbscan_bench
 bench: deps $(BUILD)/meltp $(BENCH_BINS) $(BUILD)/slo_bench bench-pbscan
 	MELTP_BUILD=$(BUILD) bash tests/bench/bench.sh
 	MELTP_BUILD=$(BUILD) BENCH_LOGS_PHASES=L1 bash tests/bench/bench_logs.sh
+	MELTP_BUILD=$(BUILD) bash tests/bench/bench_kafka.sh
 	$(BUILD)/slo_bench 10000 20
 
 # Style by tool (.clang-format): rewrites every C file of the project in place.

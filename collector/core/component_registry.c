@@ -17,18 +17,22 @@ extern const exporter_ops_t exporter_prometheus_ops, exporter_prw_ops;
 extern const exporter_ops_t exporter_pyroscope_ops;
 extern const exporter_ops_t exporter_loki_ops;
 extern const exporter_ops_t exporter_otlp_ops;
+extern const exporter_ops_t exporter_kafka_ops;
+extern const receiver_ops_t receiver_kafka_ops;
 extern const extension_ops_t extension_health_check_ops, extension_file_storage_ops;
 extern const extension_ops_t extension_bearertokenauth_ops, extension_basicauth_ops;
 
-static const receiver_ops_t *const receivers[] = {
-    &receiver_otlp_ops, &receiver_prometheusremotewrite_ops, &receiver_pyroscope_ops};
+static const receiver_ops_t *const receivers[] = {&receiver_otlp_ops,
+                                                  &receiver_prometheusremotewrite_ops,
+                                                  &receiver_pyroscope_ops, &receiver_kafka_ops};
 static const processor_ops_t *const processors[] = {
     &processor_batch_ops,          &processor_memory_limiter_ops, &processor_resource_ops,
     &processor_attributes_ops,     &processor_normalize_ops,      &processor_validate_ops,
     &processor_synthetic_guard_ops};
 static const exporter_ops_t *const exporters[] = {
-    &exporter_otlphttp_ops, &exporter_file_ops, &exporter_debug_ops,     &exporter_prometheus_ops,
-    &exporter_prw_ops,      &exporter_loki_ops, &exporter_pyroscope_ops, &exporter_otlp_ops};
+    &exporter_otlphttp_ops,   &exporter_file_ops, &exporter_debug_ops,
+    &exporter_prometheus_ops, &exporter_prw_ops,  &exporter_loki_ops,
+    &exporter_pyroscope_ops,  &exporter_otlp_ops, &exporter_kafka_ops};
 static const extension_ops_t *const extensions[] = {
     &extension_health_check_ops, &extension_file_storage_ops, &extension_bearertokenauth_ops,
     &extension_basicauth_ops};

@@ -11,7 +11,6 @@
 #include "otlp.h"
 #include "otlp_json.h"
 #include "codec.h"
-#include "events.h"
 #include "recv.h"
 #include "otlp_int.h"
 
@@ -304,98 +303,15 @@ void otlp_process(otlp_state_t *st, recv_counters_t *cnt, mt_signal_t sig, int j
                eb.set ? eb.msg : mt_strerror(rcode));
         goto done;
     }
-    ProtobufCMessage *msg = NULL;
-    uint64_t items = 0;
-    otlp_events_t ev;
-    ev.total = 0;
-    int scanned = json ? MT_EUNSUPPORTED : otlp_scan_events(sig, data, len, &items, &ev);
-    if (scanned == MT_OK) {
-        /* fast path: valid protobuf is forwarded as it came, decoded only if a processor
-         * needs to change it */
-    } else {
-        /* JSON, protobuf the scanner refused (the decode finds the reason and the field
-         * path), or protobuf only the decoder can judge (MT_EUNSUPPORTED) */
-        if (json) {
-            msg = otlp_json_decode(otlp_request_desc(sig), (const char *)data, len, a, &eb);
-        } else {
-            msg = otlp_unpack(sig, data, len, a, &eb);
-            if (msg && otlp_validate_utf8(msg, &eb) != MT_OK) {
-                msg = NULL;
-            }
-        }
-        if (!msg && (arena_over_cap(a) || arena_over_limit(a))) {
-            goto refused;
-        }
-        if (!msg) {
-            refuse(o, 400, json ? "bad_json" : "bad_protobuf", 0, "%s%s",
-                   json ? "invalid OTLP/JSON: " : "invalid OTLP/protobuf: ", eb.msg);
-            goto done;
-        }
-        if (otlp_check(sig, msg, &items, &eb) != MT_OK) {
-            refuse(o, 400, "invalid_data", 0, "invalid %s: %s", mt_signal_name(sig), eb.msg);
-            goto done;
-        }
-        if (scanned == MT_EINVAL) {
-            /* a scanner bug (test_scan_differential.c says it cannot happen); a client can
-             * repeat it per request, so it is rate-limited */
-            MT_LOG_EVERY(10, MT_LOG_WARN,
-                         "receiver %s: scanner refused a %s request the decoder accepts", st->r->id,
-                         mt_signal_name(sig));
-        }
-    }
-    tm_add(cnt->items_in, items);
-    consume_result_t res;
-    memset(&res, 0, sizeof(res));
-    if (items == 0) {
-        /* an empty request (or envelopes without items) is valid and carries nothing */
-        res.status = MT_OK;
-    } else {
-        pipeline_consume(st->r->pipes[sig], st->r->npipes[sig], sig, msg, json ? NULL : data, len,
-                         items, tenant, a, &res);
-    }
-    if (res.status == MT_AGAIN) {
-        refuse(o, 429, "queue_full", 1, "%s", res.msg);
-        recv_count_items(cnt, "queue_full", items);
+    recv_ingest_t in;
+    recv_otlp_ingest(st->r, cnt, sig, json, data, len, tenant, a, dcap, &in);
+    if (in.status != 200) {
+        refuse(o, in.status, in.reason, in.status == 429 || in.status >= 500, "%s", in.msg);
         goto done;
-    }
-    if (res.status == MT_ETOOBIG) {
-        refuse(o, 413, "batch_too_large", 0, "%s", res.msg);
-        recv_count_items(cnt, "batch_too_large", items);
-        goto done;
-    }
-    if (res.status == MT_EINVAL) {
-        refuse(o, 400, "rejected_by_processor", 0, "rejected: %s", res.msg);
-        recv_count_items(cnt, "rejected_by_processor", items);
-        goto done;
-    }
-    if (res.status != MT_OK) {
-        refuse(o, res.status == MT_ENOMEM ? 503 : 500,
-               res.status == MT_ENOMEM ? "out_of_memory" : "pipeline_error", 1, "%s",
-               res.msg[0] ? res.msg : mt_strerror(res.status));
-        goto done;
-    }
-    tm_add(cnt->items_ok, items - res.rejected);
-    if (sig == MT_SIG_LOGS && !msg && ev.total && !ev.overflow) {
-        /* events per service, found by the scan itself */
-        for (size_t i = 0; i < ev.n; i++) {
-            events_add(ev.r[i].svc, ev.r[i].svcn, ev.r[i].count);
-        }
-    } else if (sig == MT_SIG_LOGS && (ev.total || msg)) {
-        /* JSON (decoded anyway) or many resources: walk the request for their services */
-        if (msg) {
-            size_t pl = protobuf_c_message_get_packed_size(msg);
-            uint8_t *pb = arena_alloc(a, pl ? pl : 1);
-            if (pb) {
-                protobuf_c_message_pack(msg, pb);
-                events_count_logs(pb, pl);
-            }
-        } else {
-            events_count_logs(data, len);
-        }
     }
     o->status = 200;
-    o->body = otlp_response_body(sig, json, (int64_t)res.rejected, res.rejected ? res.msg : NULL,
-                                 &o->blen);
+    o->body =
+        otlp_response_body(sig, json, (int64_t)in.rejected, in.rejected ? in.msg : NULL, &o->blen);
     goto done;
 refused : {
     int status;

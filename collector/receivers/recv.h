@@ -142,4 +142,22 @@ int recv_http_start(receiver_t *rv, http_server_t **srv, const char *endpoint, i
  * counter sets and frees rv->state. */
 void recv_http_stop(receiver_t *rv, http_server_t *srv, recv_counters_t *cnt, int ncnt);
 
+/* What recv_otlp_ingest made of one OTLP request. */
+typedef struct recv_ingest {
+    int status;         /* as HTTP: 200 taken (maybe partly, see rejected); 400 invalid; 413 too
+                         * large; 429 queue_full; 503 memory/out of memory; 500 pipeline error */
+    const char *reason; /* refusal reason (a string literal), NULL on 200 */
+    uint64_t items;     /* items of a valid request (0 when it was not valid) */
+    uint64_t rejected;  /* items processors dropped (partial success; msg says why) */
+    char msg[768];      /* the refusal (or partial success) message for the client / log */
+} recv_ingest_t;
+
+/* The one OTLP ingest path (recv_otlp.c): validates `data` (protobuf on the wire, or JSON when
+ * `json`) for signal `sig`, decoding into `a` (capped at `dcap`) only when needed, hands it to
+ * receiver r's pipelines with `tenant`, and counts received/accepted/refused items in cnt
+ * (never the request itself: the caller answers and counts it with recv_count). */
+void recv_otlp_ingest(receiver_t *r, recv_counters_t *cnt, mt_signal_t sig, int json,
+                      const uint8_t *data, size_t len, const char *tenant, arena_t *a, size_t dcap,
+                      recv_ingest_t *out);
+
 #endif

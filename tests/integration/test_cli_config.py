@@ -116,7 +116,7 @@ def test_check_config_reports_every_error_with_file_and_line():
     bad = OTEL_CONFIG.replace("timeout: 10s", "timeout: 10 parsecs").replace(
         "verbosity: detailed", "verbosity: detailed\n    colour: blue").replace(
         "exporters: [file]", "exporters: [file, nosuch]").replace(
-        "  file:\n    path", "  kafka:\n    brokers: [x]\n  file:\n    path")
+        "  file:\n    path", "  kinesis:\n    stream: [x]\n  file:\n    path")
     path = write(bad)
     rc, out, err = run("check-config", "--config", path)
     assert rc == 1, (rc, out, err)
@@ -125,7 +125,7 @@ def test_check_config_reports_every_error_with_file_and_line():
     expect = [
         "%s:%d: exporters.otlphttp/tempo.timeout:" % (path, lineno("10 parsecs")),
         "%s:%d: exporters.debug.colour: unknown key" % (path, lineno("colour: blue")),
-        "%s:%d: exporters.kafka: unknown exporter type \"kafka\"" % (path, lineno("kafka:")),
+        "%s:%d: exporters.kinesis: unknown exporter type \"kinesis\"" % (path, lineno("kinesis:")),
         "service.pipelines.logs.exporters: \"nosuch\" is not defined",
     ]
     for e in expect:
