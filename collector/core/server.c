@@ -5,6 +5,7 @@
  */
 #include "server.h"
 #include "component.h"
+#include "listener.h"
 
 #include <microhttpd.h>
 #include <netdb.h>
@@ -20,16 +21,28 @@
 
 #define HTTP_MAX_DAEMONS 64
 
-struct http_server {
+/* The daemons serving one address. They belong to the listener registry (listener.h), not to
+ * a component: a reload that keeps the address keeps them, with their open connections, and
+ * only the handler they dispatch to changes. */
+typedef struct http_daemons {
     /* one single-threaded daemon per thread, all on the same port with SO_REUSEPORT: the
      * kernel spreads connections over them by hash, where an MHD thread pool lets whichever
      * thread wakes first accept, often one thread taking every connection */
     struct MHD_Daemon *d[HTTP_MAX_DAEMONS];
     int nd;
+    int port;
+    int lock_fd;   /* the address's instance lock (see claim_address), -1 when none */
+    listener_t *l; /* its registry entry: requests look their handler up there */
+} http_daemons_t;
+
+/* What a component holds: its binding to the daemons of its address. The binding's handler
+ * is this struct (the callbacks and the body cap of this component). */
+struct http_server {
     http_handler_t h;
     size_t max_body;
     int port;
-    int lock_fd; /* the address's instance lock (see claim_address), -1 when none */
+    listener_t *l;
+    listener_binding_t *b;
 };
 
 /* One instance per address. SO_REUSEPORT (what spreads connections over our per-thread
@@ -149,6 +162,7 @@ int http_parse_endpoint(const char *endpoint, char *host, size_t hostlen, int *p
 
 static void req_free(http_req_t *r)
 {
+    listener_leave(r->held);
     if (r->accounted) {
         atomic_fetch_sub(&mt_mem_in_use, r->accounted);
     }
@@ -161,7 +175,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   size_t *upload_data_size, void **con_cls)
 {
     (void)version;
-    http_server_t *s = cls;
+    http_daemons_t *dm = cls;
     http_req_t *r = *con_cls;
     if (!r) {
         r = calloc(1, sizeof(*r));
@@ -171,9 +185,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->conn = c;
         r->method = method;
         r->path = url;
-        r->max_body = s->max_body;
         r->start_ns = mt_now_ns();
         *con_cls = r;
+        /* the handler this request runs on to its end, even when a reload swaps another in */
+        http_server_t *s = listener_enter(dm->l, (listener_binding_t **)&r->held);
+        r->srv = s;
+        if (!s) {
+            http_respond(r, 503, "text/plain", "shutting down\n", 14, "Retry-After", "1");
+            return MHD_YES;
+        }
+        r->max_body = s->max_body;
         s->h.begin(s->h.arg, r);
         if (!r->responded) {
             const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -231,6 +252,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (!r->responded) {
+        const http_server_t *s = r->srv;
         s->h.complete(s->h.arg, r);
     }
     if (!r->responded) {
@@ -249,6 +271,99 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         req_free(*con_cls);
         *con_cls = NULL;
     }
+}
+
+static void daemons_close(void *impl)
+{
+    http_daemons_t *dm = impl;
+    for (int i = 0; i < dm->nd; i++) {
+        MHD_stop_daemon(dm->d[i]);
+    }
+    if (dm->lock_fd >= 0) {
+        close(dm->lock_fd);
+    }
+    free(dm);
+}
+
+/* The registry key of an address: the resolved form, so "localhost:4318" and
+ * "127.0.0.1:4318" are one listener. */
+static void address_key(const struct sockaddr_storage *sa, char *key, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN] = "";
+    int port;
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+    } else {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(key, cap, "http [%s]:%d", host, port);
+}
+
+/* Starts the daemons for sa (threads of them) and registers them under key. Returns the
+ * listener (one reference, for the caller) or NULL with eb filled. */
+static listener_t *daemons_start(struct sockaddr_storage sa, socklen_t salen, const char *endpoint,
+                                 int threads, const char *key, mt_errbuf_t *eb)
+{
+    int port = sa.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&sa)->sin_port)
+                                       : ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+    http_daemons_t *dm = calloc(1, sizeof(*dm));
+    if (!dm) {
+        mt_failf(eb, "out of memory");
+        return NULL;
+    }
+    dm->lock_fd = -1;
+    dm->port = port;
+    if (port != 0 && claim_address(&sa, salen, endpoint, &dm->lock_fd, eb) != MT_OK) {
+        free(dm);
+        return NULL;
+    }
+    listener_t *l = listener_add(key, dm, daemons_close);
+    if (!l) {
+        mt_failf(eb, "out of memory");
+        daemons_close(dm);
+        return NULL;
+    }
+    dm->l = l;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (sa.ss_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+    }
+    for (int i = 0; i < threads; i++) {
+        struct MHD_OptionItem opts[8];
+        int no = 0;
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &sa};
+        opts[no++] =
+            (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, dm};
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL};
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 4096, NULL};
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+        dm->d[i] = MHD_start_daemon(flags, 0, NULL, NULL, on_request, dm, MHD_OPTION_ARRAY, opts,
+                                    MHD_OPTION_END);
+        if (!dm->d[i]) {
+            mt_failf(eb, "endpoint \"%s\": cannot listen (address in use or not permitted)",
+                     endpoint);
+            listener_put(l);
+            return NULL;
+        }
+        dm->nd = i + 1;
+        if (i == 0) {
+            const union MHD_DaemonInfo *di =
+                MHD_get_daemon_info(dm->d[0], MHD_DAEMON_INFO_BIND_PORT);
+            dm->port = di ? di->port : port;
+            /* port 0 picked a free port: the other daemons join that one */
+            if (sa.ss_family == AF_INET) {
+                ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)dm->port);
+            } else {
+                ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)dm->port);
+            }
+        }
+    }
+    return l;
 }
 
 http_server_t *http_server_start(const char *endpoint, int threads, size_t max_body,
@@ -271,63 +386,50 @@ http_server_t *http_server_start(const char *endpoint, int threads, size_t max_b
         mt_failf(eb, "endpoint \"%s\": cannot resolve host: %s", endpoint, gai_strerror(gr));
         return NULL;
     }
-    http_server_t *s = calloc(1, sizeof(*s));
-    if (!s) {
-        freeaddrinfo(ai);
-        mt_failf(eb, "out of memory");
-        return NULL;
-    }
-    s->h = *h;
-    s->max_body = max_body;
-    s->lock_fd = -1;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6) {
-        flags |= MHD_USE_IPv6;
-    }
+    struct sockaddr_storage sa;
+    socklen_t salen = ai->ai_addrlen;
+    memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
     if (threads < 1) {
         threads = 1;
     }
     if (threads > HTTP_MAX_DAEMONS) {
         threads = HTTP_MAX_DAEMONS;
     }
-    struct sockaddr_storage sa;
-    socklen_t salen = ai->ai_addrlen;
-    memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
-    freeaddrinfo(ai);
-    if (port != 0 && claim_address(&sa, salen, endpoint, &s->lock_fd, eb) != MT_OK) {
-        http_server_stop(s);
+    http_server_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        mt_failf(eb, "out of memory");
         return NULL;
     }
-    for (int i = 0; i < threads; i++) {
-        struct MHD_OptionItem opts[8];
-        int no = 0;
-        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &sa};
-        opts[no++] =
-            (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
-        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL};
-        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 4096, NULL};
-        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
-        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-        s->d[i] = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
-                                   MHD_OPTION_END);
-        if (!s->d[i]) {
-            mt_failf(eb, "endpoint \"%s\": cannot listen (address in use or not permitted)",
-                     endpoint);
-            http_server_stop(s);
-            return NULL;
+    s->h = *h;
+    s->max_body = max_body;
+    char key[INET6_ADDRSTRLEN + 32];
+    address_key(&sa, key, sizeof(key));
+    /* a reload keeps the daemons of an address it still listens on (port 0 means "any free
+     * port": a new one each time) */
+    s->l = port != 0 ? listener_find(key) : NULL;
+    if (s->l) {
+        http_daemons_t *dm = listener_impl(s->l);
+        if (dm->nd != threads) {
+            mt_log(MT_LOG_WARN,
+                   "endpoint \"%s\": kept with its %d threads across the reload (a new thread "
+                   "count takes effect at restart)",
+                   endpoint, dm->nd);
         }
-        s->nd = i + 1;
-        if (i == 0) {
-            const union MHD_DaemonInfo *di =
-                MHD_get_daemon_info(s->d[0], MHD_DAEMON_INFO_BIND_PORT);
-            s->port = di ? di->port : port;
-            /* port 0 picked a free port: the other daemons join that one */
-            if (sa.ss_family == AF_INET) {
-                ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)s->port);
-            } else {
-                ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)s->port);
-            }
-        }
+    } else {
+        s->l = daemons_start(sa, salen, endpoint, threads, key, eb);
+    }
+    if (!s->l) {
+        free(s);
+        return NULL;
+    }
+    s->port = ((http_daemons_t *)listener_impl(s->l))->port;
+    s->b = listener_bind(s->l, s);
+    if (!s->b) {
+        mt_failf(eb, "out of memory");
+        listener_put(s->l);
+        free(s);
+        return NULL;
     }
     return s;
 }
@@ -337,12 +439,9 @@ void http_server_stop(http_server_t *s)
     if (!s) {
         return;
     }
-    for (int i = 0; i < s->nd; i++) {
-        MHD_stop_daemon(s->d[i]);
-    }
-    if (s->lock_fd >= 0) {
-        close(s->lock_fd);
-    }
+    /* the last user closes the daemons; otherwise this waits for the requests that began on
+     * this handler (a reload swapped another in) */
+    listener_release(s->b);
     free(s);
 }
 
