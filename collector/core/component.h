@@ -194,6 +194,8 @@ int exq_successor_shares_store(const exq_t *q);
  * given back after a failed attempt), moves its batches ahead of q's, its ledger into q's and
  * its store to q, then starts q's workers. Nothing is dropped. Returns exq_start's result. */
 int exq_handover(exq_t *old, exq_t *q);
+/* Nonzero once exq_handover emptied q into its successor. */
+int exq_handed_over(const exq_t *q);
 double exq_fill_ratio(const exq_t *q);
 /* Counts items this queue was handed but dropped without queuing (on_full: drop): they are
  * accepted and dropped{reason} in the ledger. */

@@ -25,7 +25,8 @@ struct listener {
     char *key;
     void *impl;
     listener_close_fn close;
-    int refs; /* components holding it (registry mutex) */
+    int refs;    /* components holding it (registry mutex) */
+    int claimed; /* found by this reload's stage: one successor per address */
     pthread_rwlock_t lk;
     listener_binding_t *active, *staged;
     listener_t *next;
@@ -60,10 +61,11 @@ listener_t *listener_find(const char *key)
     for (listener_t *l = reg_head; staging && l; l = l->next) {
         if (strcmp(l->key, key) == 0) {
             pthread_rwlock_rdlock(&l->lk);
-            int free_slot = l->active && !l->staged;
+            int free_slot = l->active && !l->staged && !l->claimed;
             pthread_rwlock_unlock(&l->lk);
             if (free_slot) {
                 l->refs++;
+                l->claimed = 1;
                 found = l;
             }
             break;
@@ -214,6 +216,9 @@ void listener_stage_end(void)
 {
     pthread_mutex_lock(&reg_mu);
     staging = 0;
+    for (listener_t *l = reg_head; l; l = l->next) {
+        l->claimed = 0;
+    }
     pthread_mutex_unlock(&reg_mu);
 }
 

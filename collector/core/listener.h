@@ -32,7 +32,7 @@ typedef void (*listener_close_fn)(void *impl);
  * caller. Returns NULL when out of memory. */
 listener_t *listener_add(const char *key, void *impl, listener_close_fn close);
 /* The listener registered under `key` that a reload may take over (one with an active binding
- * and no staged one, while a stage is open), with a reference taken; else NULL. */
+ * that this stage has not handed out yet), with a reference taken; else NULL. */
 listener_t *listener_find(const char *key);
 /* Drops a reference; the last one removes the listener from the registry and closes it. */
 void listener_put(listener_t *l);

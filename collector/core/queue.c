@@ -889,6 +889,11 @@ void exq_succeed(exq_t *q, exq_t *pred)
     pthread_mutex_unlock(&q->mu);
 }
 
+int exq_handed_over(const exq_t *q)
+{
+    return q->handing_over;
+}
+
 int exq_successor_shares_store(const exq_t *q)
 {
     return q->store_borrowed;

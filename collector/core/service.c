@@ -646,7 +646,7 @@ static void log_ledger(service_t *s)
     for (size_t i = 0; i < s->npipes; i++) {
         for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
             exq_t *q = s->pipes[i]->queues[k];
-            if (is_foreign_q(s, q)) {
+            if (is_foreign_q(s, q) || exq_handed_over(q)) {
                 continue; /* carried into the configuration that replaced this one */
             }
             exq_ledger_t l;
@@ -662,9 +662,10 @@ static void log_ledger(service_t *s)
                 dropped += l.dropped[r].items;
             }
             mt_log(MT_LOG_INFO,
-                   "ledger: exporter=%s pipeline=%s signal=%s accepted=%llu sent=%llu "
+                   "ledger%s: exporter=%s pipeline=%s signal=%s accepted=%llu sent=%llu "
                    "dropped=%llu{%s} queued=%llu",
-                   exq_exporter(q)->id, exq_pipeline_id(q), mt_signal_name(exq_signal(q)),
+                   s->retiring ? " (removed by a reload)" : "", exq_exporter(q)->id,
+                   exq_pipeline_id(q), mt_signal_name(exq_signal(q)),
                    (unsigned long long)l.accepted, (unsigned long long)l.sent,
                    (unsigned long long)dropped, why, (unsigned long long)l.queued);
         }
