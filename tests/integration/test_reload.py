@@ -132,6 +132,7 @@ class KeepAliveLoad:
             except ConnectionRefusedError:
                 with self.lock:
                     self.refused += 1
+                    self.failed.append("refused: %s %d" % (path, port))
                 continue
             except Exception as e:  # noqa: BLE001
                 self._fail("%s %s: %r" % (method, path, e))
@@ -146,7 +147,7 @@ class KeepAliveLoad:
 
     def healthy(self):
         with self.lock:
-            assert self.refused == 0, "%d refused connections" % self.refused
+            assert self.refused == 0, "%d refused connections: %s" % (self.refused, self.failed)
             assert not self.failed, "%d failed requests: %s" % (len(self.failed), self.failed[:5])
         return True
 
@@ -276,3 +277,66 @@ def test_listener_whose_address_changed_moves():
         still_open = False
     assert not still_open
     assert m.stop() == 0
+
+
+STORED = """
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:{health}
+  file_storage:
+    directory: %(store)s
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:%(port)d
+    timeout: %(timeout)s
+    sending_queue: {{num_consumers: 2%(storage)s}}
+    retry_on_failure: {{initial_interval: 20ms, max_interval: 100ms, max_elapsed_time: 0}}
+service:
+  extensions: [health_check, file_storage]
+  shutdown_timeout: 5s
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [otlphttp]}}
+"""
+
+
+def test_reloads_with_storage_move_the_backlog():
+    # with the backend down: a memory queue's backlog goes to the successor's store when the
+    # reload turns storage on, and a persistent queue whose exporter changes shares its store
+    # with its successor; everything arrives once the backend is back, the ledger exact
+    import shutil
+    import tempfile
+    store = tempfile.mkdtemp(prefix="meltp-store-")
+    sink = FakeOtlp(status=503)
+
+    def cfg(timeout, stored):
+        return STORED % {"store": store, "port": sink.port, "timeout": timeout,
+                         "storage": ", storage: file_storage" if stored else ""}
+    m = Meltp(cfg("2s", False))
+    load = KeepAliveLoad(m)
+    steps = [("3s", True), ("4s", True), ("5s", True)]
+    for i, (timeout, stored) in enumerate(steps):
+        start = len(load.acked)
+        wait_until(lambda: load.healthy() and len(load.acked) >= start + 300, 20,
+                   what="traffic before reload %d" % (i + 1))
+        reload(m, cfg(timeout, stored), i + 1)
+    wait_until(lambda: load.healthy() and len(load.acked) >= start + 600, 20, what="traffic")
+    acked = load.end()
+    assert load.refused == 0 and not load.failed, (load.refused, load.failed[:5])
+    assert ledger(m)["otlphttp"]["queued"] == len(acked)
+    sink.status = 200
+    wait_until(lambda: ledger(m)["otlphttp"]["queued"] == 0, 30, what="queue to drain")
+    got = [s["spanId"] for s in sink.spans()]
+    assert not acked - set(got), "%d acknowledged spans lost" % len(acked - set(got))
+    e = ledger(m)["otlphttp"]
+    assert e["accepted"] == len(acked) and e["sent"] == len(acked) and e["dropped"] == 0, e
+    assert shutdown_drops(m) == 0
+    assert m.stop() == 0
+    shutil.rmtree(store)
