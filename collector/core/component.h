@@ -135,6 +135,10 @@ struct exporter {
     _Atomic uint64_t failing_since_ns; /* 0 when healthy */
     _Atomic uint64_t stop_deadline_ns; /* set by shutdown: exporters with their own retry loops
                                         * give up at this time */
+    _Atomic int yield_send;            /* set by a reload handing this exporter's queues over:
+                                        * exporters with their own retry loops return MT_ERETRY
+                                        * from a send that delivered and dropped nothing yet,
+                                        * instead of retrying (the successor sends it) */
 };
 
 static inline exporter_common_t *exporter_common(exporter_t *ex)

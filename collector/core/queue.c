@@ -939,6 +939,7 @@ int exq_handover(exq_t *old, exq_t *q)
     old->stopping = 1;
     old->handing_over = 1;
     old->deadline_ns = UINT64_MAX;
+    atomic_store(&old->ex->yield_send, 1); /* the old exporter goes with the old service */
     pthread_cond_broadcast(&old->cv_work);
     pthread_mutex_unlock(&old->mu);
     /* each worker ends its send in progress (or gives it back after a failed attempt) */

@@ -340,3 +340,52 @@ def test_reloads_with_storage_move_the_backlog():
     assert shutdown_drops(m) == 0
     assert m.stop() == 0
     shutil.rmtree(store)
+
+
+def test_changed_remote_write_exporter_hands_its_backlog_over():
+    # prometheusremotewrite retries inside its own send: a reload asks it to give a send with
+    # nothing delivered back (exporter_t.yield_send), so the reload does not wait for the
+    # backend, and the successor delivers the samples, in order, once it is back
+    import test_prw_passthrough as pt
+    import test_prw_receiver as rx
+    port = pt.free_port()  # nothing listens there yet: the backend is down
+    relay_cfg = """
+receivers:
+  prometheusremotewrite:
+    endpoint: 127.0.0.1:{otlp}
+exporters:
+  prometheusremotewrite:
+    endpoint: http://127.0.0.1:%d/api/v1/write
+    timeout: %s
+    retry_on_failure: {{initial_interval: 20ms, max_interval: 100ms, max_elapsed_time: 0}}
+service:
+  shutdown_timeout: 30s
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    metrics: {{receivers: [prometheusremotewrite], exporters: [prometheusremotewrite]}}
+"""
+    m = Meltp(relay_cfg % (port, "2s"))
+    for i in (1, 2, 3):
+        st, _, resp = rx.post_fixture(m, i)
+        assert st // 100 == 2, (st, resp)
+    wait_until(lambda: "retrying in" in m.logtext(), 10, what="a failed send")
+    t0 = time.time()
+    reload(m, relay_cfg % (port, "3s"), 1)
+    assert time.time() - t0 < 10, "the reload waited for the backend"
+    orig, pt.free_port = pt.free_port, lambda: port
+    try:
+        sink = pt.FakeRemoteWrite()
+    finally:
+        pt.free_port = orig
+    want = pt.fixture_series()
+    wait_until(lambda: sum(len(r[0]) for r in sink.requests) >= len(want), 30,
+               what="every series")
+    got = [s for r in sink.requests for s in r[0]]
+    assert sorted(map(repr, got)) == sorted(map(repr, want)), (len(got), len(want))
+    assert not sink.errors, sink.errors
+    e = ledger(m)["prometheusremotewrite"]
+    assert e["dropped"] == 0 and e["queued"] == 0, e
+    assert shutdown_drops(m) == 0
+    assert m.stop() == 0
