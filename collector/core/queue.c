@@ -901,20 +901,20 @@ int exq_successor_shares_store(const exq_t *q)
 
 /* Moves what old holds into q (under both locks): the read-ahead of a shared store, or the
  * queued batches in memory, ahead of what q was given since the swap (they are older). */
-static void take_ring_locked(exq_t *q, exq_t *old)
+static uint64_t take_ring_locked(exq_t *q, exq_t *old)
 {
+    uint64_t lost = 0;
     if (ring_grow_locked(q, old->count) != MT_OK) {
-        /* no memory for a bigger ring: the batches are lost, and counted */
+        /* no memory for a bigger ring: the batches are lost, in the ledger here and in the
+         * counter by the caller (the registry lock is never taken under a queue's) */
         while (old->count) {
             mt_batch_t *b = pop_locked(old);
             old->led.queued -= b->items;
             seg_ledger_drop(&old->led, b->items, "out_of_memory");
-            tm_count_reason("meltp_exporter_dropped_items_total",
-                            "Items the exporter dropped, by reason.", q->labels, "out_of_memory",
-                            b->items);
+            lost += b->items;
             batch_unref(b);
         }
-        return;
+        return lost;
     }
     for (size_t i = old->count; i-- > 0;) {
         mt_batch_t *b = old->ring[(old->head + i) % old->rcap];
@@ -931,6 +931,7 @@ static void take_ring_locked(exq_t *q, exq_t *old)
     old->count = 0;
     old->head = 0;
     old->ring_bytes = 0;
+    return 0;
 }
 
 int exq_handover(exq_t *old, exq_t *q)
@@ -950,8 +951,13 @@ int exq_handover(exq_t *old, exq_t *q)
     if (q->store && !q->store_borrowed && !old->store) {
         /* memory -> disk: the old batches are appended to the successor's store (after what
          * came since the swap) and read back from there like any other record */
-        while (old->count) {
-            mt_batch_t *b = pop_locked(old);
+        for (;;) {
+            pthread_mutex_lock(&old->mu);
+            mt_batch_t *b = old->count ? pop_locked(old) : NULL;
+            pthread_mutex_unlock(&old->mu);
+            if (!b) {
+                break;
+            }
             seg_meta_t m;
             memset(&m, 0, sizeof(m));
             m.items = b->items;
@@ -966,7 +972,7 @@ int exq_handover(exq_t *old, exq_t *q)
     }
     pthread_mutex_lock(&q->mu);
     pthread_mutex_lock(&old->mu);
-    take_ring_locked(q, old);
+    uint64_t lost = take_ring_locked(q, old);
     seg_ledger_add(&q->led, &old->led);
     memset(&old->led, 0, sizeof(old->led));
     if (q->store_borrowed) {
@@ -977,6 +983,10 @@ int exq_handover(exq_t *old, exq_t *q)
     pthread_cond_broadcast(&q->cv_work);
     pthread_mutex_unlock(&old->mu);
     pthread_mutex_unlock(&q->mu);
+    if (lost) {
+        tm_count_reason("meltp_exporter_dropped_items_total",
+                        "Items the exporter dropped, by reason.", q->labels, "out_of_memory", lost);
+    }
     return exq_start(q);
 }
 
