@@ -45,6 +45,20 @@ struct http_server {
     listener_binding_t *b;
 };
 
+/* Writes the numeric host of sa into host; returns its port. */
+static int sockaddr_text(const struct sockaddr_storage *sa, char host[INET6_ADDRSTRLEN])
+{
+    host[0] = 0;
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, INET6_ADDRSTRLEN);
+        return ntohs(in->sin_port);
+    }
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, INET6_ADDRSTRLEN);
+    return ntohs(in6->sin6_port);
+}
+
 /* One instance per address. SO_REUSEPORT (what spreads connections over our per-thread
  * daemons) would also let a second meltp with the same config bind the same port silently and
  * take half of the traffic. So before our daemons bind, the address is claimed twice:
@@ -81,17 +95,8 @@ static int claim_address(const struct sockaddr_storage *sa, socklen_t salen, con
                  endpoint);
         return MT_EINVAL;
     }
-    char host[INET6_ADDRSTRLEN] = "";
-    int port = 0;
-    if (sa->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
-    } else {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
-    }
+    char host[INET6_ADDRSTRLEN];
+    int port = sockaddr_text(sa, host);
     struct sockaddr_un un;
     memset(&un, 0, sizeof(un));
     un.sun_family = AF_UNIX;
@@ -289,17 +294,8 @@ static void daemons_close(void *impl)
  * "127.0.0.1:4318" are one listener. */
 static void address_key(const struct sockaddr_storage *sa, char *key, size_t cap)
 {
-    char host[INET6_ADDRSTRLEN] = "";
-    int port;
-    if (sa->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
-    } else {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
-    }
+    char host[INET6_ADDRSTRLEN];
+    int port = sockaddr_text(sa, host);
     snprintf(key, cap, "http [%s]:%d", host, port);
 }
 
@@ -308,8 +304,8 @@ static void address_key(const struct sockaddr_storage *sa, char *key, size_t cap
 static listener_t *daemons_start(struct sockaddr_storage sa, socklen_t salen, const char *endpoint,
                                  int threads, const char *key, mt_errbuf_t *eb)
 {
-    int port = sa.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&sa)->sin_port)
-                                       : ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+    char host[INET6_ADDRSTRLEN];
+    int port = sockaddr_text(&sa, host);
     http_daemons_t *dm = calloc(1, sizeof(*dm));
     if (!dm) {
         mt_failf(eb, "out of memory");

@@ -7,7 +7,10 @@
  */
 #include "unit.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -171,14 +174,21 @@ UNIT_TEST(listener_staged_binding_of_a_failed_reload_changes_nothing)
     CHECK(srv.closed);
 }
 
+/* A port the kernel says is free (released at once: the receiver binds it right after). */
 static int free_port(void)
 {
-    /* a port from the kernel, released at once: the receiver binds it right after */
-    static int next;
-    if (!next) {
-        next = 20000 + (int)(getpid() % 20000);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &al) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
     }
-    return next++;
+    close(fd);
+    return ntohs(a.sin_port);
 }
 
 #define RUNNING                                                                \
@@ -195,16 +205,18 @@ UNIT_TEST(reload_carries_unchanged_exporters_and_listeners)
 {
     char yaml[2048];
     int port = free_port();
+    REQUIRE(port > 0);
     snprintf(yaml, sizeof(yaml), RUNNING, port, "basic");
     service_t *old = load(yaml);
     REQUIRE(old);
     mt_errbuf_t eb;
     mt_errbuf_clear(&eb);
-    if (service_start(old, &eb) != MT_OK) {
-        fprintf(stderr, "    start: %s (port %d busy?)\n", eb.msg, port);
+    int rc = service_start(old, &eb);
+    if (rc != MT_OK) {
+        fprintf(stderr, "    start: %s\n", eb.msg);
         service_stop_destroy(old);
-        return;
     }
+    REQUIRE(rc == MT_OK);
     size_t listeners = listener_count();
     exq_t *q1 = service_exporter_queue(old, "debug", MT_SIG_TRACES);
     exq_t *q2 = service_exporter_queue(old, "debug/2", MT_SIG_TRACES);
@@ -212,7 +224,7 @@ UNIT_TEST(reload_carries_unchanged_exporters_and_listeners)
     service_t *ns = load(yaml);
     REQUIRE(ns);
     listener_stage_begin();
-    int rc = service_reload_start(ns, old, &eb);
+    rc = service_reload_start(ns, old, &eb);
     CHECK(rc == MT_OK);
     if (rc != MT_OK) {
         fprintf(stderr, "    reload: %s\n", eb.msg);
