@@ -174,23 +174,6 @@ UNIT_TEST(listener_staged_binding_of_a_failed_reload_changes_nothing)
     CHECK(srv.closed);
 }
 
-/* A port the kernel says is free (released at once: the receiver binds it right after). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &al) != 0) {
-        if (fd >= 0) {
-            close(fd);
-        }
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 #define RUNNING                                                                \
     "receivers:\n  otlp:\n    protocols: {http: {endpoint: '127.0.0.1:%d'}}\n" \
     "exporters:\n"                                                             \
@@ -204,7 +187,7 @@ static int free_port(void)
 UNIT_TEST(reload_carries_unchanged_exporters_and_listeners)
 {
     char yaml[2048];
-    int port = free_port();
+    int port = unit_free_port();
     REQUIRE(port > 0);
     snprintf(yaml, sizeof(yaml), RUNNING, port, "basic");
     service_t *old = load(yaml);
