@@ -672,7 +672,9 @@ static void log_ledger(service_t *s)
     }
 }
 
-static void metrics_begin(void *arg, http_req_t *r)
+/* Answers once the request is complete, not from begin: libmicrohttpd closes the connection
+ * after a response queued before the request was read, and scrapers keep theirs alive. */
+static void metrics_complete(void *arg, http_req_t *r)
 {
     service_t *s = arg;
     if (strcmp(r->path, "/api/v1/ledger") == 0) {
@@ -712,7 +714,7 @@ static void metrics_begin(void *arg, http_req_t *r)
     free(body);
 }
 
-static void metrics_complete(void *arg, http_req_t *r)
+static void metrics_begin(void *arg, http_req_t *r)
 {
     (void)arg;
     (void)r;

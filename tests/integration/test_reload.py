@@ -77,6 +77,7 @@ class KeepAliveLoad:
         self.ths = [threading.Thread(target=self._keepalive, args=(tag, t), daemon=True)
                     for t in range(threads)]
         self.ths.append(threading.Thread(target=self._fresh, daemon=True))
+        self.ths.append(threading.Thread(target=self._keepalive_get, daemon=True))
         for t in self.ths:
             t.start()
 
@@ -114,6 +115,30 @@ class KeepAliveLoad:
                     self.failed.append("status %d" % r.status)
             time.sleep(0.01)
         conn.close()
+
+    def _keepalive_get(self):
+        """One keep-alive connection each to the health check and the metrics endpoint."""
+        conns = []
+        for port, path in ((self.m.health, "/healthz"), (self.m.metrics, "/metrics")):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c.connect()
+            conns.append((c, c.sock, path))
+        while not self.stop.is_set():
+            for c, sock, path in conns:
+                try:
+                    c.request("GET", path)
+                    r = c.getresponse()
+                    r.read()
+                except Exception as e:  # noqa: BLE001  a broken keep-alive lands here
+                    self._fail("keep-alive GET %s: %r" % (path, e))
+                    return
+                if r.status != 200 or c.sock is not sock:
+                    self._fail("keep-alive GET %s: status %d, same connection %s"
+                               % (path, r.status, c.sock is sock))
+                    return
+            time.sleep(0.01)
+        for c, _, _ in conns:
+            c.close()
 
     def _fresh(self):
         targets = [(self.m.otlp, "POST", "/v1/traces"), (self.m.health, "GET", "/healthz"),
