@@ -63,7 +63,7 @@ static const char *parse_config_flag(int argc, char **argv)
     return cfg;
 }
 
-/* Reads the whole config file (the text is kept so a failed reload can restart it). */
+/* Reads the whole config file (one read: the text loaded is the text checked). */
 static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "rb");

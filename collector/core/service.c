@@ -880,8 +880,10 @@ static int start_queue(service_t *s, service_t *old, pipeline_t *p, exporter_t *
 /* service_start, or with `old` the first half of a reload (service_reload_start). */
 static int start_impl(service_t *s, service_t *old, mt_errbuf_t *eb)
 {
-    mt_log_level = s->cfg.logs_level;
-    atomic_store(&mt_mem_limit, s->mem_limit);
+    if (!old) { /* a reload applies them at the commit: a failed one changes nothing */
+        mt_log_level = s->cfg.logs_level;
+        atomic_store(&mt_mem_limit, s->mem_limit);
+    }
     for (size_t i = 0; i < s->nexps; i++) {
         if (carry_exporter(s, old, i)) {
             continue;
@@ -1159,6 +1161,8 @@ int service_reload_start(service_t *ns, service_t *old, mt_errbuf_t *eb)
 void service_reload_commit(service_t *ns, service_t *old)
 {
     /* 1. every kept listener dispatches to the new configuration from now on */
+    mt_log_level = ns->cfg.logs_level;
+    atomic_store(&mt_mem_limit, ns->mem_limit);
     listener_stage_commit();
     listener_stage_end();
     /* 2. the old receivers end: each waits for the requests that began on it; after this
