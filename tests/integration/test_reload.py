@@ -414,3 +414,39 @@ service:
     assert e["dropped"] == 0 and e["queued"] == 0, e
     assert shutdown_drops(m) == 0
     assert m.stop() == 0
+
+
+def test_failed_reload_leaves_the_running_one_untouched():
+    # the new configuration fails late (its second receiver's port is taken), after the first
+    # receiver staged its handler on the kept listener: the staged handler is dropped, and
+    # the running configuration keeps serving the same connections without a failure
+    sink = FakeOtlp()
+    m = Meltp(config(sink.port))
+    busy = socket.socket()
+    busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    bad = config(sink.port, timeout="3s").replace(
+        "extensions:", "  otlp/2:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:%d\n"
+        "extensions:" % busy.getsockname()[1], 1).replace("receivers: [otlp]",
+                                                           "receivers: [otlp, otlp/2]")
+    load = KeepAliveLoad(m)
+    wait_until(lambda: load.healthy() and len(load.acked) >= 200, 20, what="traffic")
+    with open(m.config_path, "w") as f:
+        f.write(bad.format(otlp=m.otlp, health=m.health, metrics=m.metrics, dir=m.dir))
+    m.signal(__import__("signal").SIGHUP)
+    wait_until(lambda: "going back to the previous configuration" in m.logtext(), 20,
+               what="the failed reload")
+    start = len(load.acked)
+    wait_until(lambda: load.healthy() and len(load.acked) >= start + 300, 20,
+               what="traffic after the failed reload")
+    acked = load.end()
+    busy.close()
+    assert load.refused == 0 and not load.failed, (load.refused, load.failed[:5])
+    wait_until(lambda: ledger(m)["otlphttp"]["queued"] == 0, 30, what="queue to drain")
+    assert not acked - set(s["spanId"] for s in sink.spans())
+    assert sink.requests[-1][1].get("x-reload") == "a"  # still the old exporter
+    # the queue's gauges came back to the running queue when its would-be successor went
+    assert 'meltp_exporter_queue_items{exporter="otlphttp"' in _metrics_text(m)
+    assert shutdown_drops(m) == 0
+    assert m.stop() == 0
