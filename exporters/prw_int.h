@@ -101,8 +101,8 @@ int prw_build_chunks(prw_cfg_t *cfg, int v2, Prometheus__TimeSeries **list, cons
 /* prw_send.c */
 void *prw_worker_init(exporter_t *ex);
 void prw_worker_fini(exporter_t *ex, void *ws);
-void prw_send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t *res,
-                  uint64_t *ok_samples, uint64_t *failed_samples);
+int prw_send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t *res,
+                 uint64_t *ok_samples, uint64_t *failed_samples);
 void prw_drop_chunks(prw_worker_t *w, int nshards);
 int prw_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_t len,
              uint32_t items, send_result_t *res);

@@ -433,7 +433,10 @@ int prw_send_native(exporter_t *ex, prw_worker_t *w, const uint8_t *data, size_t
         }
     }
     uint64_t ok = 0, failed = 0;
-    prw_send_all(ex, w, nshards, res, &ok, &failed);
+    if (prw_send_all(ex, w, nshards, res, &ok, &failed)) {
+        rc = MT_ERETRY;
+        goto out;
+    }
     if (failed && !ok) {
         rc = MT_EPERM;
         res->reason = "all_samples_failed";

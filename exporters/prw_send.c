@@ -103,9 +103,12 @@ static void chunk_done(shard_t *sh)
     sh->retry_at_ns = 0;
 }
 
-/* Sends every chunk of every shard; returns the number of samples that were delivered. */
-void prw_send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t *res,
-                  uint64_t *ok_samples, uint64_t *failed_samples)
+/* Sends every chunk of every shard, adding what was delivered and dropped to the counts.
+ * Returns 1 when it gave up to a reload (exporter_t.yield_send) with nothing delivered,
+ * nothing dropped and nothing in flight: the caller returns MT_ERETRY and the queue hands the
+ * batch to its successor whole; else 0. */
+int prw_send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t *res,
+                 uint64_t *ok_samples, uint64_t *failed_samples)
 {
     prw_cfg_t *cfg = ex->cfg;
     prw_state_t *st = ex->state;
@@ -132,7 +135,18 @@ void prw_send_all(exporter_t *ex, prw_worker_t *w, int nshards, send_result_t *r
             start_chunk(ex, w, sh);
         }
         if (!pending) {
-            return;
+            return 0;
+        }
+        if (atomic_load(&ex->yield_send) && *ok_samples == 0 && *failed_samples == 0) {
+            int busy = 0;
+            for (int i = 0; i < nshards; i++) {
+                busy |= w->shards[i].busy;
+            }
+            if (!busy) {
+                snprintf(res->msg, sizeof(res->msg), "%s: handed over to a reload's successor",
+                         cfg->endpoint);
+                return 1;
+            }
         }
         int running = 0;
         curl_multi_perform(w->multi, &running);
@@ -432,7 +446,10 @@ int prw_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_
         }
     }
     uint64_t ok = 0, failed = 0;
-    prw_send_all(ex, w, nshards, res, &ok, &failed);
+    if (prw_send_all(ex, w, nshards, res, &ok, &failed)) {
+        rc = MT_ERETRY;
+        goto out;
+    }
     if (v2 && atomic_load(&st->use_v1)) {
         /* the server refused 2.0: send the same batch again as 1.0 (nothing was written) */
         for (int k = 0; k < nshards; k++) {
@@ -448,7 +465,10 @@ int prw_send(exporter_t *ex, void *ws, mt_signal_t s, const uint8_t *data, size_
             }
         }
         ok = failed = 0;
-        prw_send_all(ex, w, nshards, res, &ok, &failed);
+        if (prw_send_all(ex, w, nshards, res, &ok, &failed)) {
+            rc = MT_ERETRY;
+            goto out;
+        }
     }
     if (failed && !ok) {
         rc = MT_EPERM;

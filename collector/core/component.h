@@ -135,7 +135,11 @@ struct exporter {
     _Atomic uint64_t failing_since_ns; /* 0 when healthy */
     _Atomic uint64_t stop_deadline_ns; /* set by shutdown: exporters with their own retry loops
                                         * give up at this time */
-    extension_t *auth; /* auth.authenticator, resolved by the service (NULL = none; auth.h) */
+    extension_t *auth;      /* auth.authenticator, resolved by the service (NULL = none; auth.h) */
+    _Atomic int yield_send; /* set by a reload handing this exporter's queues over:
+                                        * exporters with their own retry loops return MT_ERETRY
+                                        * from a send that delivered and dropped nothing yet,
+                                        * instead of retrying (the successor sends it) */
 };
 
 static inline exporter_common_t *exporter_common(exporter_t *ex)
@@ -177,6 +181,26 @@ exporter_t *exq_exporter(const exq_t *q);
 /* Stops accepting, lets workers drain until deadline, then counts what is left as dropped. */
 void exq_stop(exq_t *q, uint64_t deadline_ns);
 void exq_destroy(exq_t *q);
+
+/* ---- reload (main thread) ---- */
+/* exq_stop for a queue a reload removed (its exporter, or the exporter from this pipeline):
+ * what cannot be sent by the deadline is dropped as "removed" (a persistent queue keeps it on
+ * disk). `exporter_stays`: the exporter lives on in other pipelines (it must not give up). */
+void exq_retire(exq_t *q, uint64_t deadline_ns, int exporter_stays);
+/* A queue carried into a new configuration takes that pipeline's batch settings. */
+void exq_set_batch(exq_t *q, const batch_settings_t *bs);
+/* Makes q (created, not started) the successor of pred (same exporter id and pipeline,
+ * changed settings): q's ledger includes pred's until exq_handover, and a persistent pred's
+ * store is shared (the same directory) instead of opened. */
+void exq_succeed(exq_t *q, exq_t *pred);
+/* Nonzero when q shares its predecessor's store (exq_succeed). */
+int exq_successor_shares_store(const exq_t *q);
+/* Once nothing pushes into old any more: stops old's workers (a send in progress ends, or is
+ * given back after a failed attempt), moves its batches ahead of q's, its ledger into q's and
+ * its store to q, then starts q's workers. Nothing is dropped. Returns exq_start's result. */
+int exq_handover(exq_t *old, exq_t *q);
+/* Nonzero once exq_handover emptied q into its successor. */
+int exq_handed_over(const exq_t *q);
 double exq_fill_ratio(const exq_t *q);
 /* Counts items this queue was handed but dropped without queuing (on_full: drop): they are
  * accepted and dropped{reason} in the ledger. */

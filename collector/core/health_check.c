@@ -51,7 +51,9 @@ typedef struct hc_state {
     hc_cfg_t *cfg;
 } hc_state_t;
 
-static void hc_begin(void *arg, http_req_t *r)
+/* Answers once the request is complete, not from begin: libmicrohttpd closes the connection
+ * after a response queued before the request was read, and probes keep theirs alive. */
+static void hc_complete(void *arg, http_req_t *r)
 {
     hc_state_t *st = arg;
     if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
@@ -78,7 +80,7 @@ static void hc_begin(void *arg, http_req_t *r)
     http_respond(r, 404, "text/plain", "not found; try /healthz or /readyz\n", 35, NULL, NULL);
 }
 
-static void hc_complete(void *arg, http_req_t *r)
+static void hc_begin(void *arg, http_req_t *r)
 {
     (void)arg;
     (void)r;

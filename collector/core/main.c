@@ -1,11 +1,13 @@
 /*
  * main.c - the meltp command line: run, check-config, version, help. Signals are handled
  * by sigwait() in the main thread (every other thread has them blocked): SIGTERM/SIGINT
- * drain and exit 0, SIGHUP reloads the configuration and keeps the old one if the new one
- * is invalid.
+ * drain and exit 0, SIGHUP reloads the configuration without a gap (service.h: the new one
+ * starts beside the old one, listeners and unchanged exporters are carried over) and keeps
+ * the old one if the new one is invalid or does not start.
  */
 #include "service.h"
 #include "component.h"
+#include "listener.h"
 #include "slo.h"
 #include "validate_mode.h"
 #include "sb.h"
@@ -61,7 +63,7 @@ static const char *parse_config_flag(int argc, char **argv)
     return cfg;
 }
 
-/* Reads the whole config file (the text is kept so a failed reload can restart it). */
+/* Reads the whole config file (one read: the text loaded is the text checked). */
 static char *slurp(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -146,27 +148,20 @@ static int cmd_run(const char *path)
                 free(ntext);
                 continue;
             }
-            /* stop the old one first: the new one usually binds the same ports */
-            service_stop_destroy(s);
+            /* the new one starts beside the old one, which keeps serving until the swap */
+            listener_stage_begin();
             mt_errbuf_clear(&eb);
-            if (service_start(ns, &eb) != MT_OK) {
+            if (service_reload_start(ns, s, &eb) != MT_OK) {
                 mt_log(MT_LOG_ERROR,
-                       "reload: start failed (%s); going back to the previous configuration",
+                       "reload: start failed (%s); going back to the previous configuration "
+                       "(it kept running)",
                        eb.msg);
                 service_stop_destroy(ns);
+                listener_stage_end();
                 free(ntext);
-                s = load_text(path, text);
-                mt_errbuf_clear(&eb);
-                if (!s || service_start(s, &eb) != MT_OK) {
-                    mt_log(MT_LOG_ERROR,
-                           "reload: the previous configuration failed too (%s); exiting", eb.msg);
-                    service_stop_destroy(s);
-                    free(text);
-                    curl_global_cleanup();
-                    return 1;
-                }
                 continue;
             }
+            service_reload_commit(ns, s);
             s = ns;
             free(text);
             text = ntext;

@@ -57,19 +57,24 @@ void batch_unref(mt_batch_t *b)
 
 struct exq {
     exporter_t *ex;
-    pipeline_t *pipe;
+    char pipe_id[128]; /* a copy: a queue carried across a reload outlives its pipeline */
     mt_signal_t signal;
     batch_settings_t bs;
     exporter_common_t *cc;
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
     mt_batch_t **ring;
-    size_t cap, head, count; /* ring of queued batches */
-    size_t reserved;         /* slots promised to receivers */
-    size_t bytes;            /* queued + reserved + in flight */
-    uint64_t items;          /* items queued + reserved + in flight */
+    size_t cap;               /* queue_size: the bound receivers see */
+    size_t rcap, head, count; /* ring of queued batches (rcap >= cap: a handover may add) */
+    size_t reserved;          /* slots promised to receivers */
+    size_t bytes;             /* queued + reserved + in flight */
+    uint64_t items;           /* items queued + reserved + in flight */
     int stopping;
     uint64_t deadline_ns;
+    int handing_over;        /* exq_handover: workers give their batches back and exit */
+    const char *stop_reason; /* what is dropped at the stop deadline is counted as this */
+    exq_t *pred;             /* until exq_handover: the queue this one succeeds (ledger) */
+    int store_borrowed;      /* store is pred's until the handover (never closed here) */
     pthread_t *workers;
     int nworkers;
     exq_ledger_t led;   /* the loss ledger, under mu */
@@ -103,11 +108,9 @@ static double g_queue_bytes(void *arg)
 
 static double g_queue_items(void *arg)
 {
-    exq_t *q = arg;
-    pthread_mutex_lock(&q->mu);
-    double v = (double)q->led.queued;
-    pthread_mutex_unlock(&q->mu);
-    return v;
+    exq_ledger_t l;
+    exq_ledger(arg, &l);
+    return (double)l.queued;
 }
 
 /* Records how a queued batch of `items` ended: `sent` delivered, the rest dropped for
@@ -137,12 +140,19 @@ void exq_ledger(const exq_t *q, exq_ledger_t *out)
     exq_t *mq = (exq_t *)q;
     pthread_mutex_lock(&mq->mu);
     *out = q->led;
+    if (q->pred) {
+        /* a reload's successor speaks for its predecessor until the handover merges them;
+         * both copied under both locks (successor first, as exq_handover takes them) */
+        pthread_mutex_lock(&q->pred->mu);
+        seg_ledger_add(out, &q->pred->led);
+        pthread_mutex_unlock(&q->pred->mu);
+    }
     pthread_mutex_unlock(&mq->mu);
 }
 
 const char *exq_pipeline_id(const exq_t *q)
 {
-    return q->pipe->id;
+    return q->pipe_id;
 }
 mt_signal_t exq_signal(const exq_t *q)
 {
@@ -154,6 +164,23 @@ static double g_queue_cap(void *arg)
     return (double)((exq_t *)arg)->cap;
 }
 
+/* The queue's gauges; a reload's successor takes the series over (same labels), and gives
+ * them back to its predecessor if the reload fails. */
+static void register_gauges(exq_t *q)
+{
+    tm_gauge("meltp_exporter_queue_length", "Batches waiting in the exporter queue.", q->labels,
+             g_queue_len, q);
+    tm_gauge("meltp_exporter_queue_bytes",
+             "Bytes queued, reserved or in flight for the exporter (persistent queues: bytes "
+             "of their segment files).",
+             q->labels, g_queue_bytes, q);
+    tm_gauge("meltp_exporter_queue_items",
+             "Items accepted and not yet sent or dropped (in memory, in flight or on disk).",
+             q->labels, g_queue_items, q);
+    tm_gauge("meltp_exporter_queue_capacity", "Queue capacity in batches.", q->labels, g_queue_cap,
+             q);
+}
+
 exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_settings_t *bs)
 {
     exq_t *q = calloc(1, sizeof(*q));
@@ -161,12 +188,14 @@ exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_sett
         return NULL;
     }
     q->ex = ex;
-    q->pipe = p;
+    snprintf(q->pipe_id, sizeof(q->pipe_id), "%s", p->id);
+    q->stop_reason = "shutdown";
     q->signal = s;
     q->bs = *bs;
     q->cc = exporter_common(ex);
     q->cap = q->cc->queue_enabled && q->cc->queue_size > 0 ? (size_t)q->cc->queue_size : 1;
-    q->ring = calloc(q->cap, sizeof(*q->ring));
+    q->rcap = q->cap;
+    q->ring = calloc(q->rcap, sizeof(*q->ring));
     if (!q->ring) {
         free(q);
         return NULL;
@@ -180,7 +209,7 @@ exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_sett
     pthread_cond_init(&q->cv_work, &ca);
     pthread_condattr_destroy(&ca);
     snprintf(q->labels, sizeof(q->labels), "exporter=\"%s\",pipeline=\"%s\",signal=\"%s\"", ex->id,
-             p->id, mt_signal_name(s));
+             q->pipe_id, mt_signal_name(s));
     q->c_sent =
         tm_counter("meltp_exporter_sent_items_total", "Items the backend accepted.", q->labels);
     q->c_sent_bytes = tm_counter("meltp_exporter_sent_bytes_total",
@@ -192,17 +221,7 @@ exq_t *exq_create(exporter_t *ex, pipeline_t *p, mt_signal_t s, const batch_sett
     q->c_retries = tm_counter("meltp_exporter_retries_total", "Send retries.", q->labels);
     q->h_latency = tm_hist("meltp_exporter_send_duration_seconds",
                            "Time for one send attempt to the backend.", q->labels);
-    tm_gauge("meltp_exporter_queue_length", "Batches waiting in the exporter queue.", q->labels,
-             g_queue_len, q);
-    tm_gauge("meltp_exporter_queue_bytes",
-             "Bytes queued, reserved or in flight for the exporter (persistent queues: bytes "
-             "of their segment files).",
-             q->labels, g_queue_bytes, q);
-    tm_gauge("meltp_exporter_queue_items",
-             "Items accepted and not yet sent or dropped (in memory, in flight or on disk).",
-             q->labels, g_queue_items, q);
-    tm_gauge("meltp_exporter_queue_capacity", "Queue capacity in batches.", q->labels, g_queue_cap,
-             q);
+    register_gauges(q);
     return q;
 }
 
@@ -223,7 +242,7 @@ int exq_open_storage(exq_t *q, const char *dir, int fsync, mt_errbuf_t *eb)
     }
     /* <exporter>@<pipeline>, '/' -> '+': neither '@' nor '+' may appear in an id */
     char path[4096];
-    int n = snprintf(path, sizeof(path), "%s/%s@%s", dir, q->ex->id, q->pipe->id);
+    int n = snprintf(path, sizeof(path), "%s/%s@%s", dir, q->ex->id, q->pipe_id);
     if (n < 0 || (size_t)n >= sizeof(path)) {
         mt_failf(eb, "storage path too long");
         return MT_EINVAL;
@@ -398,7 +417,7 @@ int exq_push_reserved(exq_t *q, mt_batch_t *b)
     tm_add(q->c_enqueued, b->items);
     pthread_mutex_lock(&q->mu);
     q->reserved--;
-    q->ring[(q->head + q->count) % q->cap] = b;
+    q->ring[(q->head + q->count) % q->rcap] = b;
     q->count++;
     q->led.accepted += b->items;
     q->led.queued += b->items;
@@ -447,7 +466,7 @@ static void refill_locked(exq_t *q)
         b->seq = m.seq;
         b->format = m.format;
         snprintf(b->tenant, sizeof(b->tenant), "%s", m.tenant);
-        q->ring[(q->head + q->count) % q->cap] = b;
+        q->ring[(q->head + q->count) % q->rcap] = b;
         q->count++;
         q->ring_bytes += b->len;
     }
@@ -457,7 +476,7 @@ static mt_batch_t *pop_locked(exq_t *q)
 {
     mt_batch_t *b = q->ring[q->head];
     q->ring[q->head] = NULL;
-    q->head = (q->head + 1) % q->cap;
+    q->head = (q->head + 1) % q->rcap;
     q->count--;
     if (q->store) {
         q->ring_bytes -= b->len;
@@ -476,7 +495,7 @@ static void backoff_sleep(exq_t *q, int64_t ms)
 {
     uint64_t until = mt_now_ns() + (uint64_t)ms * 1000000ull;
     pthread_mutex_lock(&q->mu);
-    while (mt_now_ns() < until) {
+    while (mt_now_ns() < until && !q->handing_over) {
         if (q->stopping && mt_now_ns() >= q->deadline_ns) {
             break;
         }
@@ -515,7 +534,8 @@ static void finish(exq_t *q, mt_batch_t *const *bs, size_t nb, uint64_t items, u
 /* Sends one coalesced request made of the batches bs[0..nb), retrying per retry_on_failure,
  * and records how it ended. Returns MT_OK when the request was sent or counted as dropped;
  * MT_EINVAL, recording nothing, when nb > 1 and the exporter could not decode it: the caller
- * splits it into its batches. */
+ * splits it into its batches; MT_AGAIN, recording nothing, when a reload hands the queue over
+ * after a failed attempt: the caller gives the batches back (give_back). */
 static int deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items, const char *tenant,
                    int format, mt_batch_t *const *bs, size_t nb)
 {
@@ -558,12 +578,16 @@ static int deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items,
             return MT_OK;
         }
         uint64_t now = mt_now_ns();
-        int stopping;
+        int stopping, handing_over;
         uint64_t deadline;
         pthread_mutex_lock(&q->mu);
         stopping = q->stopping;
         deadline = q->deadline_ns;
+        handing_over = q->handing_over;
         pthread_mutex_unlock(&q->mu);
+        if (handing_over) {
+            return MT_AGAIN; /* a reload: the successor queue sends it, nothing recorded */
+        }
         if (q->store && stopping && now >= deadline) {
             /* persistent: not dropped, it stays on disk for the next start */
             mt_log(MT_LOG_WARN, "exporter %s: shutting down; %u %s stay queued on disk", q->ex->id,
@@ -573,7 +597,7 @@ static int deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items,
         if ((cc->max_elapsed_time > 0 &&
              now - start > (uint64_t)cc->max_elapsed_time * 1000000ull) ||
             (stopping && now >= deadline)) {
-            const char *why = stopping ? "shutdown" : "retries_exhausted";
+            const char *why = stopping ? q->stop_reason : "retries_exhausted";
             finish(q, bs, nb, items, 0, why);
             mt_log(MT_LOG_ERROR, "exporter %s: dropping %u %s after %d attempts (%s): %s",
                    q->ex->id, items, mt_signal_item_name(q->signal), attempt + 1, why, res.msg);
@@ -596,6 +620,56 @@ static int deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items,
     }
 }
 
+/* Makes room for `more` batches beyond what the ring holds (a handover may bring more than
+ * queue_size); the order is kept. Under q->mu. Returns MT_OK or MT_ENOMEM. */
+static int ring_grow_locked(exq_t *q, size_t more)
+{
+    if (q->count + more <= q->rcap) {
+        return MT_OK;
+    }
+    size_t nc = q->count + more;
+    mt_batch_t **nr = calloc(nc, sizeof(*nr));
+    if (!nr) {
+        return MT_ENOMEM;
+    }
+    for (size_t i = 0; i < q->count; i++) {
+        nr[i] = q->ring[(q->head + i) % q->rcap];
+    }
+    free(q->ring);
+    q->ring = nr;
+    q->rcap = nc;
+    q->head = 0;
+    return MT_OK;
+}
+
+/* Puts the batches taken[i] with back[i] set back at the head of the ring, in order: a
+ * handover stopped the worker that held them, unsent and unrecorded. */
+static void give_back(exq_t *q, mt_batch_t *const *taken, const uint8_t *back, size_t n)
+{
+    pthread_mutex_lock(&q->mu);
+    for (size_t i = n; i-- > 0;) {
+        if (!back[i]) {
+            continue;
+        }
+        if (ring_grow_locked(q, 1) != MT_OK) {
+            /* cannot happen in practice (the ring had room for these a moment ago); if it
+             * does, the batch is lost and must be counted */
+            pthread_mutex_unlock(&q->mu);
+            settle(q, taken[i]->items, 0, "out_of_memory");
+            batch_unref(taken[i]);
+            pthread_mutex_lock(&q->mu);
+            continue;
+        }
+        q->head = (q->head + q->rcap - 1) % q->rcap;
+        q->ring[q->head] = taken[i];
+        q->count++;
+        if (q->store) {
+            q->ring_bytes += taken[i]->len;
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
@@ -613,8 +687,10 @@ static void *worker_main(void *arg)
             }
             pthread_cond_wait(&q->cv_work, &q->mu);
         }
-        /* a persistent queue stops sending at the deadline: the rest stays on disk */
-        if (q->stopping && (q->count == 0 || (q->store && mt_now_ns() >= q->deadline_ns))) {
+        /* a persistent queue stops sending at the deadline: the rest stays on disk; a queue
+         * handed over stops at once: the rest goes to its successor */
+        if (q->stopping &&
+            (q->count == 0 || q->handing_over || (q->store && mt_now_ns() >= q->deadline_ns))) {
             pthread_mutex_unlock(&q->mu);
             break;
         }
@@ -670,23 +746,33 @@ static void *worker_main(void *arg)
                 w->buf_cap = 0;
             }
         }
-        if (n > 1 && !w->buf) {
-            /* no memory to coalesce: send one by one rather than lose anything */
-            for (size_t i = 0; i < n; i++) {
-                deliver(w, taken[i]->data, taken[i]->len, taken[i]->items, taken[i]->tenant,
-                        taken[i]->format, &taken[i], 1);
+        /* batches a handover takes back (deliver returned MT_AGAIN) */
+        uint8_t back[MT_ARRAY_LEN(taken)] = {0};
+        size_t nback = 0;
+        int rc = MT_OK;
+        if (n == 1 || w->buf) {
+            rc = deliver(w, data, bytes, (uint32_t)items, taken[0]->tenant, taken[0]->format, taken,
+                         n);
+        }
+        if (rc == MT_AGAIN) {
+            memset(back, 1, n);
+            nback = n;
+        } else if ((n > 1 && !w->buf) || rc == MT_EINVAL) {
+            /* no memory to coalesce: one by one rather than lose anything; or the batch keeps
+             * its requests (taken[]): resend them one by one, so only the one the exporter
+             * cannot decode is dropped */
+            if (rc == MT_EINVAL) {
+                MT_LOG_EVERY(10, MT_LOG_WARN,
+                             "exporter %s: a batch of %zu requests could not be "
+                             "decoded; sending them one by one",
+                             q->ex->id, n);
             }
-        } else if (deliver(w, data, bytes, (uint32_t)items, taken[0]->tenant, taken[0]->format,
-                           taken, n) == MT_EINVAL) {
-            /* the batch keeps its requests (taken[]): resend them one by one, so only the one
-             * the exporter cannot decode is dropped */
-            MT_LOG_EVERY(10, MT_LOG_WARN,
-                         "exporter %s: a batch of %zu requests could not be "
-                         "decoded; sending them one by one",
-                         q->ex->id, n);
             for (size_t i = 0; i < n; i++) {
-                deliver(w, taken[i]->data, taken[i]->len, taken[i]->items, taken[i]->tenant,
-                        taken[i]->format, &taken[i], 1);
+                if (deliver(w, taken[i]->data, taken[i]->len, taken[i]->items, taken[i]->tenant,
+                            taken[i]->format, &taken[i], 1) == MT_AGAIN) {
+                    back[i] = 1;
+                    nback++;
+                }
             }
         }
         /* a big coalescing buffer is not worth keeping between quiet periods */
@@ -695,14 +781,25 @@ static void *worker_main(void *arg)
             w->buf = NULL;
             w->buf_cap = 0;
         }
+        for (size_t i = 0; i < n; i++) {
+            if (back[i]) { /* still queued: its bytes and items stay counted */
+                bytes -= taken[i]->len;
+                items -= taken[i]->items;
+            }
+        }
         if (!q->store) { /* a persistent queue's room is the store's quota */
             pthread_mutex_lock(&q->mu);
             q->bytes -= bytes;
             q->items -= items;
             pthread_mutex_unlock(&q->mu);
         }
+        if (nback) {
+            give_back(q, taken, back, n);
+        }
         for (size_t i = 0; i < n; i++) {
-            batch_unref(taken[i]);
+            if (!back[i]) {
+                batch_unref(taken[i]);
+            }
         }
     }
     if (q->ex->ops->worker_fini) {
@@ -745,12 +842,14 @@ int exq_start(exq_t *q)
     return MT_OK;
 }
 
-void exq_stop(exq_t *q, uint64_t deadline_ns)
+static void stop_impl(exq_t *q, uint64_t deadline_ns, int exporter_stays)
 {
     pthread_mutex_lock(&q->mu);
     q->stopping = 1;
     q->deadline_ns = deadline_ns;
-    atomic_store(&q->ex->stop_deadline_ns, deadline_ns);
+    if (!exporter_stays) { /* an exporter other queues still use must not give up */
+        atomic_store(&q->ex->stop_deadline_ns, deadline_ns);
+    }
     pthread_cond_broadcast(&q->cv_work);
     pthread_mutex_unlock(&q->mu);
     /* workers exit when the queue is empty; past the deadline each remaining batch fails
@@ -761,12 +860,148 @@ void exq_stop(exq_t *q, uint64_t deadline_ns)
     q->nworkers = 0;
 }
 
+void exq_stop(exq_t *q, uint64_t deadline_ns)
+{
+    stop_impl(q, deadline_ns, 0);
+}
+
+void exq_retire(exq_t *q, uint64_t deadline_ns, int exporter_stays)
+{
+    q->stop_reason = "removed";
+    stop_impl(q, deadline_ns, exporter_stays);
+}
+
+void exq_set_batch(exq_t *q, const batch_settings_t *bs)
+{
+    pthread_mutex_lock(&q->mu);
+    q->bs = *bs;
+    pthread_mutex_unlock(&q->mu);
+}
+
+void exq_succeed(exq_t *q, exq_t *pred)
+{
+    pthread_mutex_lock(&q->mu);
+    q->pred = pred;
+    if (pred->store && !q->store) {
+        q->store = pred->store; /* the same directory: appends from now on go to it */
+        q->store_borrowed = 1;
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+int exq_handed_over(const exq_t *q)
+{
+    return q->handing_over;
+}
+
+int exq_successor_shares_store(const exq_t *q)
+{
+    return q->store_borrowed;
+}
+
+/* Moves what old holds into q (under both locks): the read-ahead of a shared store, or the
+ * queued batches in memory, ahead of what q was given since the swap (they are older). */
+static uint64_t take_ring_locked(exq_t *q, exq_t *old)
+{
+    uint64_t lost = 0;
+    if (ring_grow_locked(q, old->count) != MT_OK) {
+        /* no memory for a bigger ring: the batches are lost, in the ledger here and in the
+         * counter by the caller (the registry lock is never taken under a queue's) */
+        while (old->count) {
+            mt_batch_t *b = pop_locked(old);
+            old->led.queued -= b->items;
+            seg_ledger_drop(&old->led, b->items, "out_of_memory");
+            lost += b->items;
+            batch_unref(b);
+        }
+        return lost;
+    }
+    for (size_t i = old->count; i-- > 0;) {
+        mt_batch_t *b = old->ring[(old->head + i) % old->rcap];
+        q->head = (q->head + q->rcap - 1) % q->rcap;
+        q->ring[q->head] = b;
+        q->count++;
+        if (q->store) {
+            q->ring_bytes += b->len;
+        } else {
+            q->bytes += b->len;
+            q->items += b->items;
+        }
+    }
+    old->count = 0;
+    old->head = 0;
+    old->ring_bytes = 0;
+    return 0;
+}
+
+int exq_handover(exq_t *old, exq_t *q)
+{
+    pthread_mutex_lock(&old->mu);
+    old->stopping = 1;
+    old->handing_over = 1;
+    old->deadline_ns = UINT64_MAX;
+    atomic_store(&old->ex->yield_send, 1); /* the old exporter goes with the old service */
+    pthread_cond_broadcast(&old->cv_work);
+    pthread_mutex_unlock(&old->mu);
+    /* each worker ends its send in progress (or gives it back after a failed attempt) */
+    for (int i = 0; i < old->nworkers; i++) {
+        pthread_join(old->workers[i], NULL);
+    }
+    old->nworkers = 0;
+    if (q->store && !q->store_borrowed && !old->store) {
+        /* memory -> disk: the old batches are appended to the successor's store (after what
+         * came since the swap) and read back from there like any other record */
+        for (;;) {
+            pthread_mutex_lock(&old->mu);
+            mt_batch_t *b = old->count ? pop_locked(old) : NULL;
+            pthread_mutex_unlock(&old->mu);
+            if (!b) {
+                break;
+            }
+            seg_meta_t m;
+            memset(&m, 0, sizeof(m));
+            m.items = b->items;
+            m.signal = (uint8_t)b->signal;
+            m.format = b->format;
+            snprintf(m.tenant, sizeof(m.tenant), "%s", b->tenant);
+            if (seg_append(q->store, &m, b->data, b->len) != MT_OK) {
+                settle(old, b->items, 0, "storage_full");
+            }
+            batch_unref(b);
+        }
+    }
+    pthread_mutex_lock(&q->mu);
+    pthread_mutex_lock(&old->mu);
+    uint64_t lost = take_ring_locked(q, old);
+    seg_ledger_add(&q->led, &old->led);
+    memset(&old->led, 0, sizeof(old->led));
+    if (q->store_borrowed) {
+        old->store = NULL; /* q owns it now */
+        q->store_borrowed = 0;
+    }
+    q->pred = NULL;
+    pthread_cond_broadcast(&q->cv_work);
+    pthread_mutex_unlock(&old->mu);
+    pthread_mutex_unlock(&q->mu);
+    if (lost) {
+        tm_count_reason("meltp_exporter_dropped_items_total",
+                        "Items the exporter dropped, by reason.", q->labels, "out_of_memory", lost);
+    }
+    return exq_start(q);
+}
+
 void exq_destroy(exq_t *q)
 {
     if (!q) {
         return;
     }
+    if (q->store_borrowed) {
+        q->store = NULL; /* a reload that failed: the store stays its predecessor's */
+    }
     tm_gauge_remove(q);
+    if (q->pred) {
+        register_gauges(q->pred);
+    }
     while (q->count && q->store) {
         batch_unref(pop_locked(q)); /* read ahead; still on disk, unconfirmed */
     }
@@ -774,9 +1009,10 @@ void exq_destroy(exq_t *q)
     while (q->count) {
         mt_batch_t *b = pop_locked(q);
         tm_count_reason("meltp_exporter_dropped_items_total",
-                        "Items the exporter dropped, by reason.", q->labels, "shutdown", b->items);
+                        "Items the exporter dropped, by reason.", q->labels, q->stop_reason,
+                        b->items);
         q->led.queued -= b->items;
-        seg_ledger_drop(&q->led, b->items, "shutdown");
+        seg_ledger_drop(&q->led, b->items, q->stop_reason);
         batch_unref(b);
     }
     free(q->workers);

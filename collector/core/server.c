@@ -5,15 +5,16 @@
  */
 #include "server.h"
 #include "component.h"
+#include "listener.h"
 #include "tls.h"
 
 #include <microhttpd.h>
 #include <stdarg.h>
+#include <strings.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -23,18 +24,45 @@
 
 #define HTTP_MAX_DAEMONS 64
 
-struct http_server {
+/* The daemons serving one address. They belong to the listener registry (listener.h), not to
+ * a component: a reload that keeps the address keeps them, with their open connections, and
+ * only the handler they dispatch to changes. */
+typedef struct http_daemons {
     /* one single-threaded daemon per thread, all on the same port with SO_REUSEPORT: the
      * kernel spreads connections over them by hash, where an MHD thread pool lets whichever
      * thread wakes first accept, often one thread taking every connection */
     struct MHD_Daemon *d[HTTP_MAX_DAEMONS];
     int nd;
+    int port;
+    int lock_fd;       /* the address's instance lock (see http_claim_address), -1 when none */
+    listener_t *l;     /* its registry entry: requests look their handler up there */
+    tls_server_t *tls; /* owned, destroyed after the daemons stop; NULL: plain HTTP. A reload
+                        * keeps it with the daemons (same tls settings: files re-read) */
+} http_daemons_t;
+
+/* What a component holds: its binding to the daemons of its address. The binding's handler
+ * is this struct (the callbacks and the body cap of this component). */
+struct http_server {
     http_handler_t h;
     size_t max_body;
     int port;
-    int lock_fd;       /* the address's instance lock (see claim_address), -1 when none */
-    tls_server_t *tls; /* owned, destroyed after the daemons stop; NULL: plain HTTP */
+    listener_t *l;
+    listener_binding_t *b;
 };
+
+/* Writes the numeric host of sa into host; returns its port. */
+static int sockaddr_text(const struct sockaddr_storage *sa, char host[INET6_ADDRSTRLEN])
+{
+    host[0] = 0;
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, INET6_ADDRSTRLEN);
+        return ntohs(in->sin_port);
+    }
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, INET6_ADDRSTRLEN);
+    return ntohs(in6->sin6_port);
+}
 
 /* One instance per address. SO_REUSEPORT (what spreads connections over our per-thread
  * daemons) would also let a second meltp with the same config bind the same port silently and
@@ -72,17 +100,8 @@ int http_claim_address(const struct sockaddr_storage *sa, socklen_t salen, const
                  endpoint);
         return MT_EINVAL;
     }
-    char host[INET6_ADDRSTRLEN] = "";
-    int port = 0;
-    if (sa->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
-    } else {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
-    }
+    char host[INET6_ADDRSTRLEN];
+    int port = sockaddr_text(sa, host);
     struct sockaddr_un un;
     memset(&un, 0, sizeof(un));
     un.sun_family = AF_UNIX;
@@ -153,6 +172,7 @@ int http_parse_endpoint(const char *endpoint, char *host, size_t hostlen, int *p
 
 static void req_free(http_req_t *r)
 {
+    listener_leave(r->held);
     if (r->accounted) {
         atomic_fetch_sub(&mt_mem_in_use, r->accounted);
     }
@@ -206,7 +226,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   size_t *upload_data_size, void **con_cls)
 {
     (void)version;
-    http_server_t *s = cls;
+    http_daemons_t *dm = cls;
     http_req_t *r = *con_cls;
     if (!r) {
         r = calloc(1, sizeof(*r));
@@ -216,9 +236,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->conn = c;
         r->method = method;
         r->path = url;
-        r->max_body = s->max_body;
         r->start_ns = mt_now_ns();
         *con_cls = r;
+        /* the handler this request runs on to its end, even when a reload swaps another in */
+        http_server_t *s = listener_enter(dm->l, (listener_binding_t **)&r->held);
+        r->srv = s;
+        if (!s) {
+            http_respond(r, 503, "text/plain", "shutting down\n", 14, "Retry-After", "1");
+            return MHD_YES;
+        }
+        r->max_body = s->max_body;
         const char *msg;
         const char *why = framing_problem(c, &msg);
         if (why) {
@@ -231,7 +258,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             }
             return MHD_YES;
         }
-        if (s->tls) {
+        if (dm->tls) {
             const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
             tls_conn_t *tc = ci ? ci->socket_context : NULL;
@@ -302,6 +329,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (!r->responded) {
+        const http_server_t *s = r->srv;
         s->h.complete(s->h.arg, r);
     }
     if (!r->responded) {
@@ -341,16 +369,115 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
-    http_server_t *s = cls;
+    http_daemons_t *dm = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
         /* NULL when out of memory: the handshake then finds no certificate and fails */
-        *socket_context = ci && ci->tls_session ? tls_conn_begin(s->tls, ci->tls_session) : NULL;
+        *socket_context = ci && ci->tls_session ? tls_conn_begin(dm->tls, ci->tls_session) : NULL;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         tls_conn_release(*socket_context);
         *socket_context = NULL;
     }
+}
+
+static void daemons_close(void *impl)
+{
+    http_daemons_t *dm = impl;
+    for (int i = 0; i < dm->nd; i++) {
+        MHD_stop_daemon(dm->d[i]);
+    }
+    if (dm->lock_fd >= 0) {
+        close(dm->lock_fd);
+    }
+    tls_server_destroy(dm->tls); /* after the daemons: no connection holds it any more */
+    free(dm);
+}
+
+/* The registry key of an address: the resolved form, so "localhost:4318" and
+ * "127.0.0.1:4318" are one listener. */
+static void address_key(const struct sockaddr_storage *sa, char *key, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN];
+    int port = sockaddr_text(sa, host);
+    snprintf(key, cap, "http [%s]:%d", host, port);
+}
+
+/* Starts the daemons for sa (threads of them) and registers them under key. Returns the
+ * listener (one reference, for the caller) or NULL with eb filled. */
+static listener_t *daemons_start(struct sockaddr_storage sa, socklen_t salen, const char *endpoint,
+                                 int threads, const char *key, tls_server_t *tls, mt_errbuf_t *eb)
+{
+    char host[INET6_ADDRSTRLEN];
+    int port = sockaddr_text(&sa, host);
+    http_daemons_t *dm = calloc(1, sizeof(*dm));
+    if (!dm) {
+        mt_failf(eb, "out of memory");
+        return NULL;
+    }
+    dm->lock_fd = -1;
+    dm->port = port;
+    dm->tls = tls;
+    if (port != 0 && http_claim_address(&sa, salen, endpoint, &dm->lock_fd, eb) != MT_OK) {
+        tls_server_destroy(tls);
+        free(dm);
+        return NULL;
+    }
+    listener_t *l = listener_add(key, dm, daemons_close);
+    if (!l) {
+        mt_failf(eb, "out of memory");
+        daemons_close(dm);
+        return NULL;
+    }
+    dm->l = l;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (tls) {
+        flags |= MHD_USE_TLS;
+    }
+    if (sa.ss_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+    }
+    for (int i = 0; i < threads; i++) {
+        struct MHD_OptionItem opts[12];
+        int no = 0;
+        /* first, or MHD prints the errors about the other options itself */
+        opts[no++] =
+            (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL};
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &sa};
+        opts[no++] =
+            (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, dm};
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL};
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 4096, NULL};
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+        if (tls) {
+            /* the certificate comes from a callback, not MHD_OPTION_HTTPS_MEM_CERT, so a
+             * reload reaches new connections without restarting the daemon */
+            opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+                                                 tls_server_cert_callback()};
+            opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                                 (void *)tls_server_priorities(tls)};
+            opts[no++] =
+                (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, dm};
+        }
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+        dm->d[i] = MHD_start_daemon(flags, 0, NULL, NULL, on_request, dm, MHD_OPTION_ARRAY, opts,
+                                    MHD_OPTION_END);
+        if (!dm->d[i]) {
+            mt_failf(eb, "endpoint \"%s\": cannot listen (address in use or not permitted)",
+                     endpoint);
+            listener_put(l);
+            return NULL;
+        }
+        dm->nd = i + 1;
+        if (i == 0) {
+            const union MHD_DaemonInfo *di =
+                MHD_get_daemon_info(dm->d[0], MHD_DAEMON_INFO_BIND_PORT);
+            dm->port = di ? di->port : port;
+            /* port 0 picked a free port: the other daemons join that one */
+            http_addr_set_port(&sa, dm->port);
+        }
+    }
+    return l;
 }
 
 int http_endpoint_addr(const char *endpoint, struct sockaddr_storage *sa, socklen_t *salen,
@@ -403,6 +530,12 @@ http_server_t *http_server_start_tls(const char *endpoint, int threads, size_t m
         tls_server_destroy(tls);
         return NULL;
     }
+    if (threads < 1) {
+        threads = 1;
+    }
+    if (threads > HTTP_MAX_DAEMONS) {
+        threads = HTTP_MAX_DAEMONS;
+    }
     http_server_t *s = calloc(1, sizeof(*s));
     if (!s) {
         mt_failf(eb, "out of memory");
@@ -411,64 +544,49 @@ http_server_t *http_server_start_tls(const char *endpoint, int threads, size_t m
     }
     s->h = *h;
     s->max_body = max_body;
-    s->lock_fd = -1;
-    s->tls = tls;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-    if (tls) {
-        flags |= MHD_USE_TLS;
-    }
-    if (sa.ss_family == AF_INET6) {
-        flags |= MHD_USE_IPv6;
-    }
-    if (threads < 1) {
-        threads = 1;
-    }
-    if (threads > HTTP_MAX_DAEMONS) {
-        threads = HTTP_MAX_DAEMONS;
-    }
-    if (port != 0 && http_claim_address(&sa, salen, endpoint, &s->lock_fd, eb) != MT_OK) {
-        http_server_stop(s);
-        return NULL;
-    }
-    for (int i = 0; i < threads; i++) {
-        struct MHD_OptionItem opts[12];
-        int no = 0;
-        /* first, or MHD prints the errors about the other options itself */
-        opts[no++] =
-            (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL};
-        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &sa};
-        opts[no++] =
-            (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
-        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL};
-        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 4096, NULL};
-        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
-        if (tls) {
-            /* the certificate comes from a callback, not MHD_OPTION_HTTPS_MEM_CERT, so a
-             * reload reaches new connections without restarting the daemon */
-            opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
-                                                 tls_server_cert_callback()};
-            opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
-                                                 (void *)tls_server_priorities(tls)};
-            opts[no++] =
-                (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s};
+    char key[INET6_ADDRSTRLEN + 32];
+    address_key(&sa, key, sizeof(key));
+    /* a reload keeps the daemons of an address it still listens on (port 0 means "any free
+     * port": a new one each time) */
+    s->l = port != 0 ? listener_find(key) : NULL;
+    if (s->l) {
+        http_daemons_t *dm = listener_impl(s->l);
+        if (dm->nd != threads) {
+            mt_log(MT_LOG_WARN,
+                   "endpoint \"%s\": kept with its %d threads across the reload (a new thread "
+                   "count takes effect at restart)",
+                   endpoint, dm->nd);
         }
-        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-        s->d[i] = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
-                                   MHD_OPTION_END);
-        if (!s->d[i]) {
-            mt_failf(eb, "endpoint \"%s\": cannot listen (address in use or not permitted)",
+        /* TLS belongs to the daemons (libmicrohttpd sets it up when they start): kept as it
+         * is, its files re-read as on every SIGHUP; other tls settings need new daemons */
+        if (!tls_server_same(dm->tls, tls)) {
+            mt_failf(eb,
+                     "endpoint \"%s\": its tls settings changed (on or off, files, client CA, "
+                     "min_version or tenants_from_certificate); that takes a restart",
                      endpoint);
-            http_server_stop(s);
+            tls_server_destroy(tls);
+            listener_put(s->l);
+            free(s);
             return NULL;
         }
-        s->nd = i + 1;
-        if (i == 0) {
-            const union MHD_DaemonInfo *di =
-                MHD_get_daemon_info(s->d[0], MHD_DAEMON_INFO_BIND_PORT);
-            s->port = di ? di->port : port;
-            /* port 0 picked a free port: the other daemons join that one */
-            http_addr_set_port(&sa, s->port);
+        if (dm->tls) {
+            tls_server_reload(dm->tls, 1);
         }
+        tls_server_destroy(tls);
+    } else {
+        s->l = daemons_start(sa, salen, endpoint, threads, key, tls, eb);
+    }
+    if (!s->l) {
+        free(s);
+        return NULL;
+    }
+    s->port = ((http_daemons_t *)listener_impl(s->l))->port;
+    s->b = listener_bind(s->l, s);
+    if (!s->b) {
+        mt_failf(eb, "out of memory");
+        listener_put(s->l);
+        free(s);
+        return NULL;
     }
     return s;
 }
@@ -489,13 +607,9 @@ void http_server_stop(http_server_t *s)
     if (!s) {
         return;
     }
-    for (int i = 0; i < s->nd; i++) {
-        MHD_stop_daemon(s->d[i]);
-    }
-    if (s->lock_fd >= 0) {
-        close(s->lock_fd);
-    }
-    tls_server_destroy(s->tls); /* after the daemons: no connection holds it any more */
+    /* the last user closes the daemons; otherwise this waits for the requests that began on
+     * this handler (a reload swapped another in) */
+    listener_release(s->b);
     free(s);
 }
 
@@ -523,11 +637,11 @@ void http_respond_headers(http_req_t *r, int status, const char *content_type, c
     if (content_type) {
         MHD_add_response_header(resp, "Content-Type", content_type);
     }
-    for (size_t i = 0; hdrs && hdrs[i] && hdrs[i + 1]; i += 2) {
-        MHD_add_response_header(resp, hdrs[i], hdrs[i + 1]);
-    }
     if (r->challenge) {
         MHD_add_response_header(resp, "WWW-Authenticate", r->challenge);
+    }
+    for (size_t i = 0; hdrs && hdrs[i] && hdrs[i + 1]; i += 2) {
+        MHD_add_response_header(resp, hdrs[i], hdrs[i + 1]);
     }
     MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -548,11 +662,11 @@ void http_respond(http_req_t *r, int status, const char *content_type, const voi
     if (content_type) {
         MHD_add_response_header(resp, "Content-Type", content_type);
     }
-    if (extra_name && extra_value) {
-        MHD_add_response_header(resp, extra_name, extra_value);
-    }
     if (r->challenge) {
         MHD_add_response_header(resp, "WWW-Authenticate", r->challenge);
+    }
+    if (extra_name && extra_value) {
+        MHD_add_response_header(resp, extra_name, extra_value);
     }
     MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);

@@ -27,6 +27,8 @@ typedef struct http_req {
     int responded;
     int64_t accounted; /* bytes counted in mt_mem_in_use for this body */
     void *user;        /* handler's per-request data */
+    const void *srv;   /* the http_server_t whose handler runs this request (server.c) */
+    void *held;        /* its listener binding, held until the request ends (server.c) */
     uint64_t start_ns;
     /* The tenant the connection's credential is bound to (tls.tenants_from_certificate), NULL
      * when none; valid for the request's life. */
@@ -47,7 +49,10 @@ typedef struct http_handler {
 } http_handler_t;
 
 /* Parses "host:port" (host may be empty, "0.0.0.0", "localhost", "[::1]") and starts serving
- * with `threads` worker threads. Returns NULL with eb filled when the address is bad or busy. */
+ * with `threads` worker threads. Returns NULL with eb filled when the address is bad or busy.
+ * During a reload (listener_stage_begin, listener.h) an address the running configuration
+ * already serves is taken over instead: the same sockets and connections, this handler staged
+ * until listener_stage_commit swaps it in. */
 http_server_t *http_server_start(const char *endpoint, int threads, size_t max_body,
                                  const http_handler_t *h, mt_errbuf_t *eb);
 /* The same serving HTTPS with tls (taken: the server destroys it, also on failure), or plain
@@ -61,7 +66,9 @@ http_server_t *http_server_start_tls(const char *endpoint, int threads, size_t m
 http_server_t *http_server_listen(const char *endpoint, int threads, size_t max_body,
                                   const http_handler_t *h, const tls_server_cfg_t *tls,
                                   const char *name, mt_errbuf_t *eb);
-void http_server_stop(http_server_t *s); /* accepts NULL; waits for handlers to return */
+/* Accepts NULL; waits for handlers to return. The sockets close only when no configuration
+ * uses the address any more. */
+void http_server_stop(http_server_t *s);
 /* The port actually bound (useful with port 0). */
 int http_server_port(const http_server_t *s);
 

@@ -13,6 +13,7 @@
 #include "coverage.h"
 #include "auth.h"
 #include "component.h"
+#include "listener.h"
 #include "server.h"
 #include "slo.h"
 
@@ -81,7 +82,39 @@ struct service {
     slo_engine_t *slo;
     int64_t mem_limit;
     int started;
+    /* reload: exporters and queues this service uses but another one owns (carried over from
+     * the running configuration until the commit, then the other way round), and the queues
+     * that succeed one of the running configuration's (started at the handover) */
+    exporter_t **foreign_exps;
+    size_t nforeign_exps;
+    exq_t **foreign_qs;
+    size_t nforeign_qs;
+    struct succession {
+        exq_t *q, *pred;
+    } * succ;
+    size_t nsucc;
+    int retiring; /* replaced by a reload: queues left over are "removed", not "shutdown" */
 };
+
+static int is_foreign_exp(const service_t *s, const exporter_t *e)
+{
+    for (size_t i = 0; i < s->nforeign_exps; i++) {
+        if (s->foreign_exps[i] == e) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int is_foreign_q(const service_t *s, const exq_t *q)
+{
+    for (size_t i = 0; i < s->nforeign_qs; i++) {
+        if (s->foreign_qs[i] == q) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 static char *idtype(const char *id)
 {
@@ -695,11 +728,16 @@ static char *ledger_json(service_t *s, size_t *len)
 }
 
 /* The shutdown log line: the ledger of every queue once they have stopped. */
+static int is_foreign_q(const service_t *s, const exq_t *q);
+
 static void log_ledger(service_t *s)
 {
     for (size_t i = 0; i < s->npipes; i++) {
         for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
             exq_t *q = s->pipes[i]->queues[k];
+            if (is_foreign_q(s, q) || exq_handed_over(q)) {
+                continue; /* carried into the configuration that replaced this one */
+            }
             exq_ledger_t l;
             exq_ledger(q, &l);
             char why[512];
@@ -713,9 +751,10 @@ static void log_ledger(service_t *s)
                 dropped += l.dropped[r].items;
             }
             mt_log(MT_LOG_INFO,
-                   "ledger: exporter=%s pipeline=%s signal=%s accepted=%llu sent=%llu "
+                   "ledger%s: exporter=%s pipeline=%s signal=%s accepted=%llu sent=%llu "
                    "dropped=%llu{%s} queued=%llu",
-                   exq_exporter(q)->id, exq_pipeline_id(q), mt_signal_name(exq_signal(q)),
+                   s->retiring ? " (removed by a reload)" : "", exq_exporter(q)->id,
+                   exq_pipeline_id(q), mt_signal_name(exq_signal(q)),
                    (unsigned long long)l.accepted, (unsigned long long)l.sent,
                    (unsigned long long)dropped, why, (unsigned long long)l.queued);
         }
@@ -766,24 +805,15 @@ static void silences_respond(service_t *s, http_req_t *r)
     free(out);
 }
 
-static void metrics_begin(void *arg, http_req_t *r)
+/* Answers once the request is complete, not from begin: libmicrohttpd closes the connection
+ * after a response queued before the request was read, and scrapers keep theirs alive. */
+static void metrics_complete(void *arg, http_req_t *r)
 {
     service_t *s = arg;
-    if (s->metrics_auth) {
-        auth_verdict_t v;
-        auth_server_check(s->metrics_auth, http_header(r, "Authorization"), &v);
-        if (!v.ok) {
-            r->challenge = auth_challenge(s->metrics_auth);
-            http_respond(r, 401, "text/plain", "unauthenticated\n", 16, NULL, NULL);
-            return;
-        }
-    }
     /* silences take POST and DELETE (slo/silence.c answers 405 to other methods) */
     if (strncmp(r->path, "/api/v1/silence", 15) == 0) {
-        if (strcmp(r->method, "POST") != 0) {
-            silences_respond(s, r);
-        }
-        return; /* a POST responds in metrics_complete, once its body is in */
+        silences_respond(s, r);
+        return;
     }
     /* every other path (/metrics, /api/v1/ledger, /api/v1/slos, /slo) is read-only */
     if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
@@ -827,10 +857,17 @@ static void metrics_begin(void *arg, http_req_t *r)
     free(body);
 }
 
-static void metrics_complete(void *arg, http_req_t *r)
+/* Refuses missing or wrong credentials before the body is read (the connection then closes). */
+static void metrics_begin(void *arg, http_req_t *r)
 {
-    if (strncmp(r->path, "/api/v1/silence", 15) == 0) {
-        silences_respond(arg, r);
+    service_t *s = arg;
+    if (s->metrics_auth) {
+        auth_verdict_t v;
+        auth_server_check(s->metrics_auth, http_header(r, "Authorization"), &v);
+        if (!v.ok) {
+            r->challenge = auth_challenge(s->metrics_auth);
+            http_respond(r, 401, "text/plain", "unauthenticated\n", 16, NULL, NULL);
+        }
     }
 }
 
@@ -871,11 +908,137 @@ static int start_slo(service_t *s, mt_errbuf_t *eb)
     return rc;
 }
 
-int service_start(service_t *s, mt_errbuf_t *eb)
+/* Appends x to a pointer array; returns MT_OK or MT_ENOMEM. */
+static int push_ptr(void ***arr, size_t *n, void *x)
 {
-    mt_log_level = s->cfg.logs_level;
-    atomic_store(&mt_mem_limit, s->mem_limit);
+    void **na = realloc(*arr, (*n + 1) * sizeof(*na));
+    if (!na) {
+        return MT_ENOMEM;
+    }
+    na[(*n)++] = x;
+    *arr = na;
+    return MT_OK;
+}
+
+/* Takes the running configuration's exporter with the same id and settings instead of
+ * building s->exps[i] anew; its config copy here is freed. Returns 1 when taken. */
+static int carry_exporter(service_t *s, service_t *old, size_t i)
+{
+    exporter_t *e = s->exps[i];
+    if (!old || !service_exporter_unchanged(old, s, e->id)) {
+        return 0;
+    }
+    exporter_t *oe = FIND_BY_ID(old->exps, old->nexps, e->id);
+    if (push_ptr((void ***)&s->foreign_exps, &s->nforeign_exps, oe) != MT_OK) {
+        return 0;
+    }
+    cfg_free_fields(s->merged[i], exporter_common_nfields + e->ops->nfields, e->cfg);
+    free(e->cfg);
+    free(e->id);
+    free(e);
+    s->exps[i] = oe;
+    return 1;
+}
+
+/* The queue of (pipeline, exporter) in s, or NULL. */
+static exq_t *find_queue(const service_t *s, const char *pipe_id, const char *exp_id)
+{
+    for (size_t i = 0; s && i < s->npipes; i++) {
+        if (strcmp(s->pipes[i]->id, pipe_id) != 0) {
+            continue;
+        }
+        for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
+            if (strcmp(exq_exporter(s->pipes[i]->queues[k])->id, exp_id) == 0) {
+                return s->pipes[i]->queues[k];
+            }
+        }
+    }
+    return NULL;
+}
+
+/* The directory of the file_storage extension exporter e of s queues in, or NULL. */
+static const char *storage_dir(const service_t *s, exporter_t *e)
+{
+    const char *id = exporter_common(e)->storage;
+    const char *dir = NULL;
+    int fsync;
+    if (id && *id && file_storage_settings(FIND_BY_ID(s->exts, s->nexts, id), &dir, &fsync) != 0) {
+        dir = NULL;
+    }
+    return dir;
+}
+
+/* Builds the queue of exporter e in pipeline p. With `old` (a reload), the running
+ * configuration's queue of the same exporter and pipeline is carried over when the exporter
+ * itself was (the same object, workers and all), or else succeeded: the new queue starts at
+ * the handover, after the old one's batches moved in. A persistent old queue is succeeded
+ * only by a queue in the same directory (it shares the store); otherwise it drains at the
+ * commit and what it could not send waits on disk. */
+static int start_queue(service_t *s, service_t *old, pipeline_t *p, exporter_t *e,
+                       const batch_settings_t *bs, mt_errbuf_t *eb)
+{
+    exq_t *oq = find_queue(old, p->id, e->id);
+    if (oq && exq_exporter(oq) == e) {
+        if (push_ptr((void ***)&s->foreign_qs, &s->nforeign_qs, oq) != MT_OK) {
+            mt_failf(eb, "out of memory");
+            return MT_ERR;
+        }
+        p->queues[p->nqueues++] = oq;
+        return MT_OK;
+    }
+    exq_t *q = exq_create(e, p, p->signal, bs);
+    if (!q) {
+        mt_failf(eb, "pipeline %s: cannot start exporter %s", p->id, e->id);
+        return MT_ERR;
+    }
+    const char *dir = storage_dir(s, e);
+    const char *odir = oq ? storage_dir(old, exq_exporter(oq)) : NULL;
+    int succeed = oq && (!exq_persistent(oq) || (dir && odir && strcmp(dir, odir) == 0));
+    if (succeed) {
+        exq_succeed(q, oq);
+    }
+    if (dir && !exq_successor_shares_store(q)) {
+        const char *d;
+        int fsync;
+        extension_t *x = FIND_BY_ID(s->exts, s->nexts, exporter_common(e)->storage);
+        mt_errbuf_t e2;
+        mt_errbuf_clear(&e2);
+        if (file_storage_settings(x, &d, &fsync) != MT_OK ||
+            exq_open_storage(q, d, fsync, &e2) != MT_OK) {
+            mt_failf(eb, "pipeline %s: exporter %s: %s", p->id, e->id, e2.msg);
+            exq_destroy(q);
+            return MT_ERR;
+        }
+    }
+    if (succeed) {
+        struct succession *ns = realloc(s->succ, (s->nsucc + 1) * sizeof(*ns));
+        if (!ns) {
+            mt_failf(eb, "out of memory");
+            exq_destroy(q);
+            return MT_ERR;
+        }
+        s->succ = ns;
+        s->succ[s->nsucc++] = (struct succession){q, oq};
+    } else if (exq_start(q) != MT_OK) {
+        mt_failf(eb, "pipeline %s: cannot start exporter %s", p->id, e->id);
+        exq_destroy(q);
+        return MT_ERR;
+    }
+    p->queues[p->nqueues++] = q;
+    return MT_OK;
+}
+
+/* service_start, or with `old` the first half of a reload (service_reload_start). */
+static int start_impl(service_t *s, service_t *old, mt_errbuf_t *eb)
+{
+    if (!old) { /* a reload applies them at the commit: a failed one changes nothing */
+        mt_log_level = s->cfg.logs_level;
+        atomic_store(&mt_mem_limit, s->mem_limit);
+    }
     for (size_t i = 0; i < s->nexps; i++) {
+        if (carry_exporter(s, old, i)) {
+            continue;
+        }
         exporter_t *e = s->exps[i];
         if (e->ops->create && e->ops->create(e, eb) != MT_OK) {
             mt_errbuf_t e2;
@@ -905,27 +1068,9 @@ int service_start(service_t *s, mt_errbuf_t *eb)
         p->queues = calloc(el->n, sizeof(exq_t *));
         for (size_t k = 0; k < el->n; k++) {
             exporter_t *e = FIND_BY_ID(s->exps, s->nexps, el->children[k]->value);
-            exq_t *q = exq_create(e, p, p->signal, &bs);
-            const char *storage = exporter_common(e)->storage;
-            if (q && storage && *storage) {
-                const char *dir;
-                int fsync;
-                extension_t *x = FIND_BY_ID(s->exts, s->nexts, storage);
-                mt_errbuf_t e2;
-                mt_errbuf_clear(&e2);
-                if (file_storage_settings(x, &dir, &fsync) != MT_OK ||
-                    exq_open_storage(q, dir, fsync, &e2) != MT_OK) {
-                    mt_failf(eb, "pipeline %s: exporter %s: %s", p->id, e->id, e2.msg);
-                    exq_destroy(q);
-                    return MT_ERR;
-                }
-            }
-            if (!q || exq_start(q) != MT_OK) {
-                mt_failf(eb, "pipeline %s: cannot start exporter %s", p->id, e->id);
-                exq_destroy(q);
+            if (start_queue(s, old, p, e, &bs, eb) != MT_OK) {
                 return MT_ERR;
             }
-            p->queues[p->nqueues++] = q;
         }
     }
     for (size_t i = 0; i < s->nexts; i++) {
@@ -945,7 +1090,8 @@ int service_start(service_t *s, mt_errbuf_t *eb)
         mt_log(MT_LOG_INFO, "self-metrics on %s://%s/metrics",
                tls_server_enabled(&s->cfg.metrics_tls) ? "https" : "http", s->cfg.metrics_address);
     }
-    if (s->slo && start_slo(s, eb) != MT_OK) {
+    /* on a reload the engine starts at the commit, after the old one saved its state */
+    if (!old && s->slo && start_slo(s, eb) != MT_OK) {
         return MT_ERR;
     }
     /* before the receivers: the table is read lock-free while they run */
@@ -974,6 +1120,11 @@ int service_start(service_t *s, mt_errbuf_t *eb)
     }
     s->started = 1;
     return MT_OK;
+}
+
+int service_start(service_t *s, mt_errbuf_t *eb)
+{
+    return start_impl(s, NULL, eb);
 }
 
 int service_ready(service_t *s, int64_t failure_ms, double full_ratio, char *why, size_t whylen)
@@ -1017,7 +1168,15 @@ void service_stop_destroy(service_t *s)
     uint64_t deadline = mt_now_ns() + (uint64_t)s->cfg.shutdown_timeout * 1000000ull;
     for (size_t i = 0; i < s->npipes; i++) {
         for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
-            exq_stop(s->pipes[i]->queues[k], deadline);
+            exq_t *q = s->pipes[i]->queues[k];
+            if (is_foreign_q(s, q)) {
+                continue;
+            }
+            if (s->retiring) {
+                exq_retire(q, deadline, is_foreign_exp(s, exq_exporter(q)));
+            } else {
+                exq_stop(q, deadline);
+            }
         }
     }
     if (s->started) {
@@ -1033,7 +1192,9 @@ void service_stop_destroy(service_t *s)
     }
     for (size_t i = 0; i < s->npipes; i++) {
         for (size_t k = 0; k < s->pipes[i]->nqueues; k++) {
-            exq_destroy(s->pipes[i]->queues[k]);
+            if (!is_foreign_q(s, s->pipes[i]->queues[k])) {
+                exq_destroy(s->pipes[i]->queues[k]);
+            }
         }
         free(s->pipes[i]->queues);
         free(s->pipes[i]->procs);
@@ -1043,6 +1204,10 @@ void service_stop_destroy(service_t *s)
     free(s->pipes);
     for (size_t i = 0; i < s->nexps; i++) {
         exporter_t *e = s->exps[i];
+        if (is_foreign_exp(s, e)) {
+            free(s->merged[i]); /* the exporter (and its config) lives on in another service */
+            continue;
+        }
         if (e->ops->destroy) {
             e->ops->destroy(e);
         }
@@ -1054,6 +1219,9 @@ void service_stop_destroy(service_t *s)
     }
     free(s->exps);
     free(s->merged);
+    free(s->foreign_exps);
+    free(s->foreign_qs);
+    free(s->succ);
     for (size_t i = 0; i < s->nrecvs; i++) {
         receiver_t *r = s->recvs[i];
         if (r->ops->free_cfg) {
@@ -1090,4 +1258,127 @@ void service_stop_destroy(service_t *s)
     cfg_free_fields(svc_fields, MT_ARRAY_LEN(svc_fields), &s->cfg);
     cfg_doc_destroy(s->doc);
     free(s);
+}
+
+/* ---- reload ------------------------------------------------------------------------------ */
+
+/* Nonzero when two YAML trees say the same thing: same scalars, same lists in order, same
+ * maps whatever the key order (lines and anchors do not matter). */
+static int node_equal(const cfg_node_t *a, const cfg_node_t *b)
+{
+    if (!a || !b || a->kind != b->kind || a->n != b->n) {
+        return a == b;
+    }
+    switch (a->kind) {
+    case CFG_NODE_NULL:
+        return 1;
+    case CFG_NODE_SCALAR:
+        return strcmp(a->value, b->value) == 0;
+    case CFG_NODE_SEQ:
+        for (size_t i = 0; i < a->n; i++) {
+            if (!node_equal(a->children[i], b->children[i])) {
+                return 0;
+            }
+        }
+        return 1;
+    case CFG_NODE_MAP:
+        for (size_t i = 0; i < a->n; i++) {
+            if (!node_equal(a->children[i], cfg_map_get(b, a->keys[i]))) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    return 0;
+}
+
+int service_exporter_unchanged(const service_t *old, const service_t *ns, const char *id)
+{
+    const exporter_t *oe = FIND_BY_ID(old->exps, old->nexps, id);
+    const exporter_t *ne = FIND_BY_ID(ns->exps, ns->nexps, id);
+    if (!oe || !ne) {
+        return 0;
+    }
+    const cfg_node_t *on = cfg_map_get(cfg_map_get(old->doc->root, "exporters"), id);
+    const cfg_node_t *nn = cfg_map_get(cfg_map_get(ns->doc->root, "exporters"), id);
+    if (!node_equal(on, nn)) {
+        return 0;
+    }
+    /* the same storage id may name another directory now */
+    const char *sid = exporter_common((exporter_t *)ne)->storage;
+    if (sid && *sid) {
+        const cfg_node_t *ox = cfg_map_get(cfg_map_get(old->doc->root, "extensions"), sid);
+        const cfg_node_t *nx = cfg_map_get(cfg_map_get(ns->doc->root, "extensions"), sid);
+        if (!node_equal(ox, nx)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int service_reload_start(service_t *ns, service_t *old, mt_errbuf_t *eb)
+{
+    return start_impl(ns, old, eb);
+}
+
+void service_reload_commit(service_t *ns, service_t *old)
+{
+    /* 1. every kept listener dispatches to the new configuration from now on */
+    mt_log_level = ns->cfg.logs_level;
+    atomic_store(&mt_mem_limit, ns->mem_limit);
+    listener_stage_commit();
+    listener_stage_end();
+    /* 2. the old receivers end: each waits for the requests that began on it; after this
+     * nothing pushes into the old pipelines */
+    for (size_t i = 0; i < old->nrecvs; i++) {
+        if (old->recvs[i]->state && old->recvs[i]->ops->stop) {
+            old->recvs[i]->ops->stop(old->recvs[i]);
+        }
+    }
+    /* 3. the SLO engine: the old one saves its state, the new one restores it */
+    slo_engine_stop_destroy(old->slo);
+    old->slo = NULL;
+    mt_errbuf_t eb;
+    mt_errbuf_clear(&eb);
+    if (ns->slo && start_slo(ns, &eb) != MT_OK) {
+        mt_log(MT_LOG_ERROR, "reload: the SLO engine did not start: %s", eb.msg);
+        slo_engine_stop_destroy(ns->slo);
+        ns->slo = NULL;
+    }
+    /* 4. queues: carried ones take their new batch settings; changed exporters' queues hand
+     * their batches and ledger to their successors */
+    for (size_t i = 0; i < ns->npipes; i++) {
+        batch_settings_t bs;
+        pipeline_batch_settings(ns, ns->pipes[i]->id, &bs);
+        for (size_t k = 0; k < ns->pipes[i]->nqueues; k++) {
+            if (is_foreign_q(ns, ns->pipes[i]->queues[k])) {
+                exq_set_batch(ns->pipes[i]->queues[k], &bs);
+            }
+        }
+    }
+    for (size_t i = 0; i < ns->nsucc; i++) {
+        if (exq_handover(ns->succ[i].pred, ns->succ[i].q) != MT_OK) {
+            mt_log(MT_LOG_ERROR, "reload: exporter %s: cannot start its queue workers",
+                   exq_exporter(ns->succ[i].q)->id);
+        }
+    }
+    /* 5. ownership of what was carried moves to the new service */
+    free(old->foreign_exps);
+    free(old->foreign_qs);
+    old->foreign_exps = ns->foreign_exps;
+    old->nforeign_exps = ns->nforeign_exps;
+    old->foreign_qs = ns->foreign_qs;
+    old->nforeign_qs = ns->nforeign_qs;
+    ns->foreign_exps = NULL;
+    ns->nforeign_exps = 0;
+    ns->foreign_qs = NULL;
+    ns->nforeign_qs = 0;
+    free(ns->succ);
+    ns->succ = NULL;
+    ns->nsucc = 0;
+    /* 6. what is left of the old one: queues of removed exporters drain (to their backend,
+     * until shutdown_timeout; what is left is counted as "removed"), handed-over queues are
+     * empty, listeners no longer configured close */
+    old->retiring = 1;
+    service_stop_destroy(old);
 }

@@ -31,4 +31,17 @@ struct exq *service_exporter_queue(service_t *s, const char *exporter_id, mt_sig
 const struct pipeline *service_first_pipeline(const service_t *s, mt_signal_t sig);
 int service_has_exporter(const service_t *s, const char *exporter_id);
 
+/* ---- reload (SIGHUP), from the main thread ----
+ * 1. listener_stage_begin(); 2. service_reload_start(ns, old): starts ns beside old, taking
+ * over old's unchanged exporters (object, queues, workers) and the listeners of addresses
+ * both use (staged: old still serves everything); on failure service_stop_destroy(ns) and
+ * listener_stage_end() leave old untouched. 3. service_reload_commit(ns, old): swaps every
+ * listener to ns at once, waits for old's requests in flight, hands changed exporters'
+ * queues to their successors, drains removed exporters' queues and destroys old. */
+int service_reload_start(service_t *ns, service_t *old, mt_errbuf_t *eb);
+void service_reload_commit(service_t *ns, service_t *old);
+/* Nonzero when exporter `id` exists in both services with the same settings (its YAML, and
+ * the file_storage extension it queues in): a reload carries it over as it is. */
+int service_exporter_unchanged(const service_t *old, const service_t *ns, const char *id);
+
 #endif

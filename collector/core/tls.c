@@ -535,6 +535,34 @@ void tls_server_destroy(tls_server_t *t)
     free(t);
 }
 
+static int str_same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+int tls_server_same(const tls_server_t *a, const tls_server_t *b)
+{
+    if (!a || !b) {
+        return !a && !b;
+    }
+    if (a->min_version != b->min_version || a->reload_ms != b->reload_ms ||
+        a->tenants.n != b->tenants.n) {
+        return 0;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (!str_same(a->files[i], b->files[i])) {
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < a->tenants.n; i++) {
+        if (!str_same(a->tenants.keys[i], b->tenants.keys[i]) ||
+            !str_same(a->tenants.vals[i], b->tenants.vals[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 const char *tls_server_priorities(const tls_server_t *t)
 {
     return t->min_version == TLS_V1_3 ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"

@@ -174,6 +174,9 @@ void *tls_server_cert_callback(void);
  * Returns MT_OK when nothing changed or the new files are served, MT_EINVAL when the files are
  * bad (the old generation stays; logged; tried again when they change next). */
 int tls_server_reload(tls_server_t *t, int force);
+/* Whether a and b serve with the same settings (files, client CA, min_version, reload_interval,
+ * tenants_from_certificate); two NULLs (plain HTTP) are the same. */
+int tls_server_same(const tls_server_t *a, const tls_server_t *b);
 /* For servers that are not libmicrohttpd (the nghttp2 gRPC receiver): an OpenSSL SSL_CTX
  * (returned as void *, the caller's reference: SSL_CTX_free) for the current generation, built
  * from the same file contents on first use: certificate chain and key, min_version, ALPN "h2"

@@ -35,6 +35,9 @@ typedef struct prw_stats {
     uint64_t exemplars;  /* exemplars attached to a data point (others are dropped) */
     uint64_t points;     /* OTLP data points produced (the pipeline's item count) */
     uint64_t unsorted;   /* series whose label names came out of order and were sorted */
+    /* RW 1.0 exemplars dropped by the conversion, by reason: no sample or histogram of their
+     * series in the request, or on a summary (OTLP summaries carry none) */
+    uint64_t exemplars_no_sample, exemplars_on_summary;
 } prw_stats_t;
 
 /* The stale-marker bit pattern (a NaN); compare bits, never isnan(). */

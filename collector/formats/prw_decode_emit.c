@@ -596,7 +596,8 @@ int prwd_attach_exemplars(ctx_t *c, const ser_t *s)
     /* RW senders put exemplars in their own TimeSeries entries; they belong to the latest
      * point of the series with the same labels. Without one (or on a summary) they cannot be
      * written: RW 2.0 must not then answer 2xx, so it refuses; RW 1.0 (no written counts, and
-     * Prometheus 1.0 senders queue exemplars apart from their samples) drops them uncounted. */
+     * Prometheus 1.0 senders queue exemplars apart from their samples) drops them, counted in
+     * the stats for the receiver to report. */
     void **slot = prwd_map_slot(c->a, &c->srefs, c->key.p, c->key.len, 0);
     const sref_t *r = slot ? *slot : NULL;
     if ((!r || r->kind == K_SUMMARY) && c->version == 2) {
@@ -606,7 +607,12 @@ int prwd_attach_exemplars(ctx_t *c, const ser_t *s)
                          r ? "on a summary (OTLP summaries carry none)"
                            : "but no sample or histogram of this series");
     }
-    if (!r || r->kind == K_SUMMARY) {
+    if (!r) {
+        c->st.exemplars_no_sample += s->nx;
+        return MT_OK;
+    }
+    if (r->kind == K_SUMMARY) {
+        c->st.exemplars_on_summary += s->nx;
         return MT_OK;
     }
     for (size_t i = 0; i < s->nx; i++) {

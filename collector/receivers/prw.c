@@ -81,6 +81,7 @@ typedef struct prw_state {
     int native; /* RW 1.0 requests travel as MT_FMT_PRW1 (see prw_start) */
     char labels[128];
     tm_counter_t *c_unsorted;
+    tm_counter_t *c_exm_no_sample, *c_exm_summary; /* RW 1.0 exemplars the conversion drops */
     recv_counters_t cnt;
 } prw_state_t;
 
@@ -231,7 +232,7 @@ static void prw_begin(void *arg, http_req_t *r)
     }
     const char *ct = http_header(r, "Content-Type");
     int version = version_from_ctype(ct);
-    prw_req_t probe = {version, {0, 0, 0, 0, 0, 0}, ""};
+    prw_req_t probe = {version, {0, 0, 0, 0, 0, 0, 0, 0}, ""};
     if (!version) {
         reply_error(st, r, NULL, 415, "unsupported_media_type", NULL,
                     "unsupported Content-Type \"%.200s\"; use application/x-protobuf "
@@ -399,6 +400,12 @@ static void prw_complete(void *arg, http_req_t *r)
         goto done;
     }
     tm_add(st->cnt.items_ok, items);
+    if (!native) {
+        /* converted, the exemplars with nothing to attach to are gone (passed through, the
+         * bytes keep them) */
+        tm_add(st->c_exm_no_sample, stats.exemplars_no_sample);
+        tm_add(st->c_exm_summary, stats.exemplars_on_summary);
+    }
     rq->written = stats;
     respond(r, 204, NULL, 0, NULL, rq);
     count_request(st, 204, NULL, 0);
@@ -429,6 +436,19 @@ static int prw_start(receiver_t *rv, mt_errbuf_t *eb)
                                 "Remote-write series whose label names came out of order and "
                                 "were sorted (such a request is converted, not passed through).",
                                 st->labels);
+    char lb[sizeof(st->labels) + 32];
+    snprintf(lb, sizeof(lb), "%s,reason=\"no_sample\"", st->labels);
+    st->c_exm_no_sample = tm_counter("meltp_receiver_dropped_exemplars_total",
+                                     "Remote-write 1.0 exemplars accepted with their request but "
+                                     "dropped: no sample of their series to attach to "
+                                     "(no_sample), or on a summary (summary).",
+                                     lb);
+    snprintf(lb, sizeof(lb), "%s,reason=\"summary\"", st->labels);
+    st->c_exm_summary = tm_counter("meltp_receiver_dropped_exemplars_total",
+                                   "Remote-write 1.0 exemplars accepted with their request but "
+                                   "dropped: no sample of their series to attach to "
+                                   "(no_sample), or on a summary (summary).",
+                                   lb);
     rv->state = st;
     /* the queues exist and observers registered before receivers start: this is final */
     st->native =

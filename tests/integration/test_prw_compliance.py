@@ -645,6 +645,14 @@ def test_prw_compliance_exemplars_without_data():
     st, _, resp = m.post(PATH, rx.snappy_encode(rw1_body(
         exemplars=[(basic("orphan_metric"), trace("t"), 1.0)])), V1, "snappy")
     assert st == 204, (st, resp)
+    # ... counted, by reason (issue 13: they used to leave uncounted)
+    assert m.metric("meltp_receiver_dropped_exemplars_total", reason="no_sample") == 1
+    st, _, resp = m.post(PATH, rx.snappy_encode(rw1_body(
+        samples=[(q, 0.2), ({"__name__": "rpc_seconds_count"}, 3.0)],
+        exemplars=[(q, trace("t"), 0.2), (q, trace("u"), 0.3)])), V1, "snappy")
+    assert st == 204, (st, resp)
+    assert m.metric("meltp_receiver_dropped_exemplars_total", reason="summary") == 2
+    assert m.metric("meltp_receiver_dropped_exemplars_total", reason="no_sample") == 1
 
 
 def bad_count_bodies():

@@ -46,6 +46,8 @@ void unit_register(const char *file, const char *name, unit_fn fn);
         }                                                                        \
     } while (0)
 
+/* A 127.0.0.1 port the kernel says is free (the caller binds it right after), or -1. */
+int unit_free_port(void);
 /* Directory of tests/fixtures (env MELTP_FIXTURES overrides). */
 const char *unit_fixtures_dir(void);
 /* Reads a whole file into malloc'd memory; NULL on error. */

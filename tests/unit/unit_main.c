@@ -3,7 +3,11 @@
  */
 #include "unit.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define UNIT_MAX 1024
 static struct {
@@ -20,6 +24,24 @@ void unit_register(const char *file, const char *name, unit_fn fn)
         tests[ntests].fn = fn;
         ntests++;
     }
+}
+
+/* A 127.0.0.1 port the kernel says is free (released at once: the caller binds it right
+ * after), or -1. */
+int unit_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &al) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
 }
 
 const char *unit_fixtures_dir(void)

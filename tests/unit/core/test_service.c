@@ -260,22 +260,6 @@ UNIT_TEST(syntax_error_is_reported_with_the_file_name)
 
 /* ---- end to end: one request, two exporters ------------------------------------------ */
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &al) != 0) {
-        if (fd >= 0) {
-            close(fd);
-        }
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static long post(const char *url, const char *ctype, const unsigned char *body, size_t len)
 {
     CURL *h = curl_easy_init();
@@ -326,7 +310,7 @@ static int wait_lines_with(const char *path, const char *needle, int ms)
 
 UNIT_TEST(start_fans_one_request_out_to_both_exporters)
 {
-    int port = free_port();
+    int port = unit_free_port();
     REQUIRE(port > 0);
     char dir[] = "/tmp/meltp-unit-svc-XXXXXX";
     REQUIRE(mkdtemp(dir) != NULL);

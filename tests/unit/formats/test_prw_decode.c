@@ -649,6 +649,41 @@ UNIT_TEST(exemplars_attach_to_points)
     arena_destroy(a);
 }
 
+/* RW 1.0 exemplars that cannot be written are dropped, and counted by reason (issue 13): no
+ * sample of their series in the request, or on a summary. */
+UNIT_TEST(exemplars_without_data_are_counted)
+{
+    arena_t *a = arena_create(4096, 0);
+    Prometheus__Exemplar *e = NEW(a, Prometheus__Exemplar, PROMETHEUS__EXEMPLAR__INIT);
+    e->value = 1;
+    e->timestamp = 1000;
+    Prometheus__Exemplar *es[] = {e, e};
+    Prometheus__TimeSeries *alone =
+        ts1(a, (const char *[]){"__name__", "lonely_total", NULL}, 0, NULL, NULL);
+    alone->exemplars = es;
+    alone->n_exemplars = 2;
+    Prometheus__TimeSeries *onsum =
+        ts1(a, (const char *[]){"__name__", "lat", "quantile", "0.5", NULL}, 0, NULL, NULL);
+    onsum->exemplars = es;
+    onsum->n_exemplars = 1;
+    Prometheus__TimeSeries *ts[] = {
+        alone,
+        onsum,
+        one(a, (const char *[]){"__name__", "lat", "quantile", "0.5", NULL}, 0.2, 1000),
+        one(a, (const char *[]){"__name__", "lat_sum", NULL}, 3, 1000),
+        one(a, (const char *[]){"__name__", "lat_count", NULL}, 9, 1000),
+    };
+    mreq_t *r;
+    prw_stats_t st;
+    mt_errbuf_t eb;
+    REQUIRE(conv1(a, ts, 5, NULL, 0, &r, &st, &eb) == MT_OK);
+    REQUIRE(find_metric(r, "lat", SUMMARY));
+    CHECK(st.exemplars == 0);
+    CHECK(st.exemplars_no_sample == 2);
+    CHECK(st.exemplars_on_summary == 1);
+    arena_destroy(a);
+}
+
 /* ---- resources ------------------------------------------------------------------------------- */
 
 UNIT_TEST(job_instance_target_info)
