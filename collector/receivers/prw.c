@@ -53,23 +53,8 @@ static const cfg_field_t prw_fields[] = {
 static void prw_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_node_t *node)
 {
     prw_rcfg_t *cfg = cfgp;
-    char host[256];
-    int port;
-    mt_errbuf_t eb;
-    mt_errbuf_clear(&eb);
-    if (http_parse_endpoint(cfg->endpoint, host, sizeof(host), &port, &eb) != MT_OK) {
-        cfg_error_key(c, node, path, "endpoint", "%s", eb.msg);
-    }
-    if (cfg->max_body <= 0) {
-        cfg_error_key(c, node, path, "max_request_body_size", "must be positive");
-    }
-    recv_tls_check(c, node, path, "", &cfg->tls);
-    if (cfg->max_decoded < 0) {
-        cfg_error_key(c, node, path, "max_decoded_size", "must be >= 0");
-    }
-    if (cfg->threads < 1 || cfg->threads > 64) {
-        cfg_error_key(c, node, path, "threads", "must be 1..64");
-    }
+    recv_server_check(c, node, path, "", cfg->endpoint, cfg->max_body, cfg->max_decoded,
+                      cfg->threads, &cfg->tls);
     if (!cfg->path || cfg->path[0] != '/') {
         cfg_error_key(c, node, path, "path", "must start with /");
     }

@@ -267,6 +267,33 @@ int recv_http_access(const extension_t *auth, http_req_t *r, recv_access_t *a)
     return ok;
 }
 
+void recv_server_check(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const char *prefix,
+                       const char *endpoint, int64_t max_body, int64_t max_decoded, int64_t threads,
+                       tls_server_cfg_t *tls)
+{
+    char host[256], key[96];
+    int port;
+    mt_errbuf_t eb;
+    mt_errbuf_clear(&eb);
+    if (http_parse_endpoint(endpoint, host, sizeof(host), &port, &eb) != MT_OK) {
+        snprintf(key, sizeof(key), "%sendpoint", prefix);
+        cfg_error_key(c, node, path, key, "%s", eb.msg);
+    }
+    if (max_body <= 0) {
+        snprintf(key, sizeof(key), "%smax_request_body_size", prefix);
+        cfg_error_key(c, node, path, key, "must be positive");
+    }
+    recv_tls_check(c, node, path, prefix, tls);
+    if (max_decoded < 0) {
+        snprintf(key, sizeof(key), "%smax_decoded_size", prefix);
+        cfg_error_key(c, node, path, key, "must be >= 0");
+    }
+    if (threads < 1 || threads > 64) {
+        snprintf(key, sizeof(key), "%sthreads", prefix);
+        cfg_error_key(c, node, path, key, "must be 1..64");
+    }
+}
+
 void recv_tls_check(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const char *prefix,
                     tls_server_cfg_t *tls)
 {

@@ -124,6 +124,12 @@ int recv_access(const extension_t *auth, const char *authorization, const char *
  * response carries WWW-Authenticate. */
 int recv_http_access(const extension_t *auth, http_req_t *r, recv_access_t *a);
 
+/* check-config for the HTTP server settings every receiver has, under `prefix` ("" or
+ * "protocols.http."): endpoint, max_request_body_size, max_decoded_size, threads and the tls
+ * section (recv_tls_check). */
+void recv_server_check(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const char *prefix,
+                       const char *endpoint, int64_t max_body, int64_t max_decoded, int64_t threads,
+                       tls_server_cfg_t *tls);
 /* check-config for a receiver's tls section: tls_server_cfg_check (prefix as there) plus every
  * tenant of tls.tenants_from_certificate a valid tenant id (recv_tenant). */
 void recv_tls_check(cfg_ctx_t *c, const cfg_node_t *node, const char *path, const char *prefix,
