@@ -651,24 +651,6 @@ void http_respond_headers(http_req_t *r, int status, const char *content_type, c
 void http_respond(http_req_t *r, int status, const char *content_type, const void *body, size_t len,
                   const char *extra_name, const char *extra_value)
 {
-    if (r->responded) {
-        return;
-    }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!resp) {
-        return;
-    }
-    if (content_type) {
-        MHD_add_response_header(resp, "Content-Type", content_type);
-    }
-    if (r->challenge) {
-        MHD_add_response_header(resp, "WWW-Authenticate", r->challenge);
-    }
-    if (extra_name && extra_value) {
-        MHD_add_response_header(resp, extra_name, extra_value);
-    }
-    MHD_queue_response(r->conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    r->responded = 1;
+    const char *hdrs[] = {extra_name, extra_value, NULL};
+    http_respond_headers(r, status, content_type, body, len, extra_name ? hdrs : NULL);
 }
