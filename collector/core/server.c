@@ -403,10 +403,12 @@ static void address_key(const struct sockaddr_storage *sa, char *key, size_t cap
     snprintf(key, cap, "http [%s]:%d", host, port);
 }
 
-/* Starts the daemons for sa (threads of them) and registers them under key. Returns the
- * listener (one reference, for the caller) or NULL with eb filled. */
+/* Starts the daemons for sa (threads of them), registers them under key and binds srv to
+ * them before the first daemon accepts (a request must never find the listener without a
+ * handler). Returns the listener (one reference, for srv) or NULL with eb filled. */
 static listener_t *daemons_start(struct sockaddr_storage sa, socklen_t salen, const char *endpoint,
-                                 int threads, const char *key, tls_server_t *tls, mt_errbuf_t *eb)
+                                 int threads, const char *key, tls_server_t *tls,
+                                 http_server_t *srv, mt_errbuf_t *eb)
 {
     char host[INET6_ADDRSTRLEN];
     int port = sockaddr_text(&sa, host);
@@ -430,6 +432,12 @@ static listener_t *daemons_start(struct sockaddr_storage sa, socklen_t salen, co
         return NULL;
     }
     dm->l = l;
+    srv->b = listener_bind(l, srv);
+    if (!srv->b) {
+        mt_failf(eb, "out of memory");
+        listener_put(l);
+        return NULL;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (tls) {
         flags |= MHD_USE_TLS;
@@ -465,7 +473,8 @@ static listener_t *daemons_start(struct sockaddr_storage sa, socklen_t salen, co
         if (!dm->d[i]) {
             mt_failf(eb, "endpoint \"%s\": cannot listen (address in use or not permitted)",
                      endpoint);
-            listener_put(l);
+            listener_release(srv->b); /* unbinds, and the last reference closes */
+            srv->b = NULL;
             return NULL;
         }
         dm->nd = i + 1;
@@ -574,14 +583,16 @@ http_server_t *http_server_start_tls(const char *endpoint, int threads, size_t m
         }
         tls_server_destroy(tls);
     } else {
-        s->l = daemons_start(sa, salen, endpoint, threads, key, tls, eb);
+        s->l = daemons_start(sa, salen, endpoint, threads, key, tls, s, eb);
     }
     if (!s->l) {
         free(s);
         return NULL;
     }
     s->port = ((http_daemons_t *)listener_impl(s->l))->port;
-    s->b = listener_bind(s->l, s);
+    if (!s->b) {
+        s->b = listener_bind(s->l, s);
+    }
     if (!s->b) {
         mt_failf(eb, "out of memory");
         listener_put(s->l);
