@@ -128,6 +128,14 @@ static h2_io_want_t tls_handshake(h2_conn_t *c)
     }
     /* a refused client certificate, an old protocol version, a TCP probe: one line now and
      * then (any client causes these at will) */
+    long v = SSL_get_verify_result(x->ssl);
+    if (v != X509_V_OK) {
+        tls_server_count_untrusted(h2_conn_tls(c));
+        ERR_clear_error();
+        MT_LOG_EVERY(10, MT_LOG_WARN, "gRPC TLS: client certificate refused: %s",
+                     X509_verify_cert_error_string(v));
+        return H2_IO_FAILED;
+    }
     MT_LOG_EVERY(10, MT_LOG_WARN, "gRPC TLS: handshake failed: %s", ossl_reason());
     return H2_IO_FAILED;
 }
