@@ -254,3 +254,49 @@ def test_bearer_token_and_certificate_tenants_on_grpc(pki):
     _, _, metrics = harness.http_request("http://127.0.0.1:%d/metrics" % m.metrics, method="GET")
     for secret in (tok, acme):
         assert secret not in m.logtext() and secret.encode() not in metrics
+
+
+SENDER = """
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:%(port)d
+    tls: {{ca_file: %(ca)s%(client)s}}
+    retry_on_failure: {{initial_interval: 50ms, max_interval: 200ms}}
+    sending_queue: {{num_consumers: 1}}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [otlp]}}
+"""
+
+
+def test_meltp_to_meltp_over_grpc_with_mtls(pki):
+    """The otlp (gRPC) exporter with tls.ca_file/cert_file/key_file delivers to a meltp whose
+    gRPC receiver requires client certificates; without its certificate it is refused and
+    retries, nothing sent."""
+    b = start(pki, client_ca=True)
+    client = ", cert_file: %s, key_file: %s" % (pki("meltp.crt"), pki("meltp.key"))
+    a = Meltp(SENDER % {"port": b.grpc, "ca": pki("ca.crt"), "client": client})
+    ids = [bytes([0x60 + i]) * 8 for i in range(5)]
+    for sid in ids:
+        assert a.post("/v1/traces", make_traces([sid]), "application/x-protobuf")[0] == 200
+    wait_until(lambda: a.metric("meltp_exporter_sent_items_total", exporter="otlp") == 5, 15,
+               what="spans delivered over mTLS")
+    got = wait_until(lambda: file_items(b, "traces") if len(file_items(b, "traces")) == 5
+                     else None, 10, what="spans written by the receiving meltp")
+    assert sorted(x["spanId"] for x in got) == sorted(s.hex() for s in ids)
+    assert b.metric("meltp_receiver_accepted_items_total", transport="grpc") == 5
+    # without the client certificate: the handshake is refused, retried, never sent
+    c = Meltp(SENDER % {"port": b.grpc, "ca": pki("ca.crt"), "client": ""})
+    assert c.post("/v1/traces", make_traces([b"\x70" * 8]), "application/x-protobuf")[0] == 200
+    wait_until(lambda: c.metric("meltp_exporter_retries_total", exporter="otlp") >= 1, 10,
+               what="the refused handshake retried")
+    assert c.metric("meltp_exporter_sent_items_total", exporter="otlp") == 0
+    assert len(file_items(b, "traces")) == 5
