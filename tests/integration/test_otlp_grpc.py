@@ -631,6 +631,22 @@ def test_sighups_under_grpc_load_keep_the_connection_and_the_ledger_exact():
     assert m.stop() == 0
 
 
+def test_reload_that_moves_the_grpc_endpoint():
+    """A changed protocols.grpc.endpoint moves: the new port serves after the reload, the old
+    one is closed."""
+    m = start(RELOAD_CFG, mib=4)
+    old = m.grpc
+    new = free_port()
+    with open(m.config_path, "w") as f:
+        f.write((RELOAD_CFG % {"grpc": new, "mib": 4}).format(dir=m.dir, metrics=m.metrics,
+                                                              otlp=m.otlp))
+    m.signal(signal.SIGHUP)
+    wait_until(lambda: "reload: done" in m.logtext(), 20, what="the reload")
+    m.grpc = new
+    served_quickly(m)
+    wait_until(lambda: not _connects(old), 5, what="the old port closed")
+
+
 VALIDATE_CFG = """
 receivers:
   otlp:

@@ -300,3 +300,30 @@ def test_meltp_to_meltp_over_grpc_with_mtls(pki):
                what="the refused handshake retried")
     assert c.metric("meltp_exporter_sent_items_total", exporter="otlp") == 0
     assert len(file_items(b, "traces")) == 5
+
+
+def test_silent_and_plaintext_clients_on_the_tls_port(pki):
+    """Handshakes run in the event loop: 50 clients that connect and say nothing do not hold
+    up a real one, and are closed after the 10 s handshake timeout; a plaintext HTTP/2 client
+    fails the handshake (counted) and the port keeps serving."""
+    m = start(pki)
+    silent = [socket.create_connection(("127.0.0.1", m.grpc), timeout=20) for _ in range(50)]
+    t = time.time()
+    assert call(m, TRACES, make_traces([b"\x07" * 8]), tls=creds(pki))["code"] == 0
+    assert time.time() - t < 5
+    with socket.create_connection(("127.0.0.1", m.grpc), timeout=5) as s:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00" * 64)
+        try:
+            data = s.recv(4096)
+        except ConnectionError:
+            data = b""
+        # no HTTP/2 SETTINGS frame in clear: at most a TLS alert record (0x15)
+        assert not data or data[0] == 0x15, data[:16]
+    wait_until(lambda: m.metric("meltp_receiver_http2_events_total",
+                                event="tls_handshake_failed") >= 1, 5,
+               what="the plaintext client counted")
+    for s in silent:
+        assert s.recv(1) == b"", "a silent client was not closed"
+        s.close()
+    assert m.metric("meltp_receiver_http2_events_total", event="idle_timeout") >= 50
+    assert call(m, TRACES, make_traces([b"\x08" * 8]), tls=creds(pki))["code"] == 0
