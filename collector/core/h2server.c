@@ -49,6 +49,7 @@ struct h2_stream {
     int ended;    /* the client's END_STREAM arrived */
     int answered; /* h2_respond was called */
     uint64_t deadline;
+    uint64_t last_ns;         /* the request's last bytes (a stalled upload is reset after idle) */
     const h2_handler_t *h;    /* the handler it began on (NULL before, or when none) */
     listener_binding_t *held; /* the binding h belongs to, left when the stream closes */
     void *user;
@@ -373,6 +374,7 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *f, void 
     }
     s->c = c;
     s->id = f->hd.stream_id;
+    s->last_ns = mt_now_ns();
     s->next = c->streams;
     if (c->streams) {
         c->streams->prev = s;
@@ -474,6 +476,9 @@ static int on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id, const
     (void)flags;
     (void)ud;
     h2_stream_t *s = nghttp2_session_get_stream_user_data(sess, id);
+    if (s) {
+        s->last_ns = mt_now_ns();
+    }
     if (s && s->begun && !s->answered && s->h && s->h->data) {
         s->h->data(s->h->arg, s, data, len);
     }
@@ -764,6 +769,14 @@ static void tick(h2_worker_t *w, uint64_t now)
             if (s->deadline && now > s->deadline && s->begun && !s->answered && s->h &&
                 s->h->timeout) {
                 s->h->timeout(s->h->arg, s);
+                touched = 1;
+            } else if (idle && s->begun && !s->ended && !s->answered && now - s->last_ns > idle) {
+                /* an upload stalled while the connection stays alive (PINGs, other streams):
+                 * reset it, so it holds neither memory nor a reload (which waits for the
+                 * streams on the old handler) longer than a silent connection could */
+                event(c, H2_EV_IDLE_TIMEOUT);
+                nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+                s->answered = 1;
                 touched = 1;
             }
         }
