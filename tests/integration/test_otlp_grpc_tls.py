@@ -327,3 +327,24 @@ def test_silent_and_plaintext_clients_on_the_tls_port(pki):
         s.close()
     assert m.metric("meltp_receiver_http2_events_total", event="idle_timeout") >= 50
     assert call(m, TRACES, make_traces([b"\x08" * 8]), tls=creds(pki))["code"] == 0
+
+
+def test_check_config_names_the_grpc_tls_keys(pki):
+    from test_tls import check_config, line_of
+    text = ("receivers:\n  otlp:\n    protocols:\n      grpc:\n"
+            "        endpoint: 127.0.0.1:4317\n        tls:\n"
+            "          cert_file: %s\n          key_file: %s\n"
+            "          tenants_from_certificate: {client-a: \"bad tenant!\"}\n"
+            "exporters:\n  debug: {}\n"
+            "service:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [debug]}\n"
+            ) % (pki("nosuch.crt"), pki("server.key"))
+    path, rc, err = check_config(text)
+    assert rc == 1, err
+    assert "%s:%d: receivers.otlp.protocols.grpc.tls.cert_file:" % (
+        path, line_of(text, "cert_file:")) in err and "cannot read" in err, err
+    assert "protocols.grpc.tls.tenants_from_certificate" in err, err
+    good = text.replace(pki("nosuch.crt"), pki("server.crt")).replace(
+        "{client-a: \"bad tenant!\"}", "{client-a: team-a}").replace(
+        "        tls:\n", "        tls:\n          client_ca_file: %s\n" % pki("ca.crt"))
+    path, rc, err = check_config(good)
+    assert rc == 0, err
