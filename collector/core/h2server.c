@@ -1,9 +1,12 @@
 /*
  * h2server.c - see h2server.h. One epoll loop per listener thread; each connection's bytes go
  * to nghttp2_session_mem_recv and what the session wants to send comes from
- * nghttp2_session_mem_send, so the socket (or a TLS layer, later) stays behind h2_io_t. A
- * connection gets at most H2_READ_BUDGET bytes of work per wake-up (level-triggered epoll), so
- * one busy or hostile client cannot starve the others on its thread.
+ * nghttp2_session_mem_send, so the socket (or h2tls.c's OpenSSL layer, whose handshake is one
+ * more non-blocking step of the loop) stays behind h2_io_t. A connection gets at most
+ * H2_READ_BUDGET bytes of work per wake-up (level-triggered epoll), so one busy or hostile
+ * client cannot starve the others on its thread. The threads belong to the listener registry;
+ * a stream takes its handler from the listener's active binding when its headers are complete
+ * and leaves it when it closes.
  */
 #include "h2server.h"
 #include "h2tls.h"
