@@ -953,11 +953,13 @@ static void daemons_close(void *impl)
     free(s);
 }
 
-/* Starts `threads` listener threads on sa and registers them under key. Returns the
- * listener (one reference, for the caller) or NULL with eb filled; tls is taken over. */
+/* Starts `threads` listener threads on sa and registers them under key, with owner's
+ * handler bound before the first thread runs (so no early call finds no handler). Returns the
+ * listener (one reference, held through owner->b) or NULL with eb filled; tls is taken over. */
 static listener_t *daemons_start(struct sockaddr_storage sa, socklen_t salen, int port,
                                  const char *endpoint, int threads, const char *key,
-                                 const h2_limits_t *lim, tls_server_t *tls, mt_errbuf_t *eb)
+                                 const h2_limits_t *lim, tls_server_t *tls, h2_server_t *owner,
+                                 mt_errbuf_t *eb)
 {
     h2_daemons_t *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -989,6 +991,12 @@ static listener_t *daemons_start(struct sockaddr_storage sa, socklen_t salen, in
         return NULL;
     }
     s->l = l;
+    owner->b = listener_bind(l, owner);
+    if (!owner->b) {
+        mt_failf(eb, "out of memory");
+        listener_put(l);
+        return NULL;
+    }
     for (int i = 0; i < threads; i++) {
         h2_worker_t *w = &s->w[i];
         w->s = s;
@@ -996,7 +1004,7 @@ static listener_t *daemons_start(struct sockaddr_storage sa, socklen_t salen, in
         s->nw = i + 1;
         w->lfd = h2_listen_socket(&sa, salen, endpoint, eb);
         if (w->lfd < 0) {
-            listener_put(l);
+            listener_release(owner->b); /* the last reference: closes what started */
             return NULL;
         }
         if (i == 0) { /* port 0 picked a free port: the other listeners join that one */
@@ -1015,7 +1023,7 @@ static listener_t *daemons_start(struct sockaddr_storage sa, socklen_t salen, in
             epoll_ctl(w->ep, EPOLL_CTL_ADD, w->evfd, &ee) != 0 ||
             pthread_create(&w->th, NULL, worker_main, w) != 0) {
             mt_failf(eb, "endpoint \"%s\": cannot start a listener thread", endpoint);
-            listener_put(l);
+            listener_release(owner->b);
             return NULL;
         }
         w->started = 1;
@@ -1083,14 +1091,16 @@ h2_server_t *h2_server_start(const char *endpoint, int threads, const h2_limits_
             return NULL;
         }
     } else {
-        s->l = daemons_start(sa, salen, port, endpoint, threads, key, lim, tls, eb);
+        s->l = daemons_start(sa, salen, port, endpoint, threads, key, lim, tls, s, eb);
     }
     if (!s->l) {
         free(s);
         return NULL;
     }
     s->port = ((h2_daemons_t *)listener_impl(s->l))->port;
-    s->b = listener_bind(s->l, s);
+    if (!s->b) { /* a kept listener: the handler is staged */
+        s->b = listener_bind(s->l, s);
+    }
     if (!s->b) {
         mt_failf(eb, "out of memory");
         listener_put(s->l);
