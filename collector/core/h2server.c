@@ -1,11 +1,16 @@
 /*
  * h2server.c - see h2server.h. One epoll loop per listener thread; each connection's bytes go
  * to nghttp2_session_mem_recv and what the session wants to send comes from
- * nghttp2_session_mem_send, so the socket (or a TLS layer, later) stays behind h2_io_t. A
- * connection gets at most H2_READ_BUDGET bytes of work per wake-up (level-triggered epoll), so
- * one busy or hostile client cannot starve the others on its thread.
+ * nghttp2_session_mem_send, so the socket (or h2tls.c's OpenSSL layer, whose handshake is one
+ * more non-blocking step of the loop) stays behind h2_io_t. A connection gets at most
+ * H2_READ_BUDGET bytes of work per wake-up (level-triggered epoll), so one busy or hostile
+ * client cannot starve the others on its thread. The threads belong to the listener registry;
+ * a stream takes its handler from the listener's active binding when its headers are complete
+ * and leaves it when it closes.
  */
 #include "h2server.h"
+#include "h2tls.h"
+#include "listener.h"
 #include "server.h"
 
 #include <nghttp2/nghttp2.h>
@@ -34,6 +39,7 @@
 #define H2_EPOLL_EVENTS 64
 
 typedef struct h2_worker h2_worker_t;
+typedef struct h2_daemons h2_daemons_t;
 
 struct h2_stream {
     h2_conn_t *c;
@@ -46,6 +52,9 @@ struct h2_stream {
     int ended;    /* the client's END_STREAM arrived */
     int answered; /* h2_respond was called */
     uint64_t deadline;
+    uint64_t last_ns;         /* the request's last bytes (a stalled upload is reset after idle) */
+    const h2_handler_t *h;    /* the handler it began on (NULL before, or when none) */
+    listener_binding_t *held; /* the binding h belongs to, left when the stream closes */
     void *user;
     uint8_t *body; /* response body */
     size_t blen, boff;
@@ -66,7 +75,8 @@ struct h2_conn {
     uint64_t last_ns;
     double rst_tokens;
     uint64_t rst_ns;
-    int closing; /* close once the output is flushed */
+    int closing;     /* close once the output is flushed */
+    int handshaking; /* the transport's handshake (TLS) is not done yet */
     int dead;
     uint32_t evmask;
     h2_stream_t *streams;
@@ -74,7 +84,7 @@ struct h2_conn {
 };
 
 struct h2_worker {
-    h2_server_t *s;
+    h2_daemons_t *s;
     pthread_t th;
     int started;
     int ep, lfd, evfd;
@@ -85,16 +95,26 @@ struct h2_worker {
     uint64_t drain_deadline;
 };
 
-struct h2_server {
+/* The threads and sockets serving one address: they belong to the listener registry. */
+struct h2_daemons {
     h2_worker_t w[H2_MAX_THREADS];
     int nw;
-    h2_handler_t h;
     h2_limits_t lim;
     int port;
     int lock_fd;
     int grace_ms;
+    listener_t *l;     /* its registry entry: streams look their handler up there */
+    tls_server_t *tls; /* owned, destroyed after the threads; NULL: h2c */
     nghttp2_option *opt;
     nghttp2_session_callbacks *cbs;
+};
+
+/* What a component holds: its handler and its binding to the daemons of its address. */
+struct h2_server {
+    h2_handler_t h;
+    int port;
+    listener_t *l;
+    listener_binding_t *b;
 };
 
 static const char *const ev_names[] = {
@@ -108,11 +128,20 @@ const char *h2_event_name(h2_event_t ev)
     return ev >= 0 && ev < H2_EV_COUNT ? ev_names[ev] : "unknown";
 }
 
+/* Connection events go to the handler active now. */
+static void daemons_event(h2_daemons_t *d, h2_event_t ev)
+{
+    listener_binding_t *held;
+    const h2_server_t *srv = listener_enter(d->l, &held);
+    if (srv && srv->h.event) {
+        srv->h.event(srv->h.arg, ev);
+    }
+    listener_leave(held);
+}
+
 static void event(h2_conn_t *c, h2_event_t ev)
 {
-    if (c->w->s->h.event) {
-        c->w->s->h.event(c->w->s->h.arg, ev);
-    }
+    daemons_event(c->w->s, ev);
 }
 
 /* ---- plain TCP I/O ------------------------------------------------------------------ */
@@ -135,7 +164,7 @@ static ssize_t tcp_send(h2_conn_t *c, const uint8_t *buf, size_t n)
     return r;
 }
 
-static const h2_io_t tcp_io = {NULL, tcp_recv, tcp_send, NULL};
+static const h2_io_t tcp_io = {NULL, tcp_recv, tcp_send, NULL, NULL, NULL};
 
 int h2_conn_fd(const h2_conn_t *c)
 {
@@ -150,6 +179,17 @@ void *h2_conn_io_ctx(const h2_conn_t *c)
 void h2_conn_set_io_ctx(h2_conn_t *c, void *ctx)
 {
     c->io_ctx = ctx;
+}
+
+tls_server_t *h2_conn_tls(const h2_conn_t *c)
+{
+    return c->w->s->tls;
+}
+
+const char *h2_peer_tenant(const h2_stream_t *s)
+{
+    const h2_conn_t *c = s->c;
+    return c->io->peer_tenant ? c->io->peer_tenant(c) : NULL;
 }
 
 /* ---- streams ------------------------------------------------------------------------ */
@@ -203,9 +243,10 @@ int h2_answered(const h2_stream_t *s)
 static void stream_free(h2_stream_t *s)
 {
     h2_conn_t *c = s->c;
-    if (c->w->s->h.close) {
-        c->w->s->h.close(c->w->s->h.arg, s);
+    if (s->h && s->h->close) {
+        s->h->close(s->h->arg, s);
     }
+    listener_leave(s->held);
     if (s->prev) {
         s->prev->next = s->next;
     } else {
@@ -336,6 +377,7 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *f, void 
     }
     s->c = c;
     s->id = f->hd.stream_id;
+    s->last_ns = mt_now_ns();
     s->next = c->streams;
     if (c->streams) {
         c->streams->prev = s;
@@ -368,8 +410,9 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *f, const uint8_
 static void request_end(h2_conn_t *c, h2_stream_t *s)
 {
     s->ended = 1;
-    if (s->begun && !s->answered && c->w->s->h.end) {
-        c->w->s->h.end(c->w->s->h.arg, s);
+    (void)c;
+    if (s->begun && !s->answered && s->h && s->h->end) {
+        s->h->end(s->h->arg, s);
     }
 }
 
@@ -394,7 +437,6 @@ static void rst_received(h2_conn_t *c)
 static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *ud)
 {
     h2_conn_t *c = ud;
-    h2_server_t *srv = c->w->s;
     if (f->hd.type == NGHTTP2_RST_STREAM) {
         rst_received(c);
         return 0;
@@ -411,8 +453,18 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *ud
         if (s->too_large) {
             event(c, H2_EV_HEADERS_TOO_LARGE);
             h2_respond(s, 431, NULL, 0, NULL, 0, NULL, 0);
-        } else if (srv->h.begin) {
-            srv->h.begin(srv->h.arg, s);
+        } else {
+            /* the handler this stream runs on to its end, even when a reload swaps another
+             * in meanwhile */
+            const h2_server_t *srv = listener_enter(c->w->s->l, &s->held);
+            if (!srv) {
+                h2_respond(s, 503, NULL, 0, NULL, 0, NULL, 0); /* gRPC: UNAVAILABLE */
+            } else {
+                s->h = &srv->h;
+                if (s->h->begin) {
+                    s->h->begin(s->h->arg, s);
+                }
+            }
         }
     }
     if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
@@ -425,10 +477,13 @@ static int on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id, const
                          size_t len, void *ud)
 {
     (void)flags;
-    h2_conn_t *c = ud;
+    (void)ud;
     h2_stream_t *s = nghttp2_session_get_stream_user_data(sess, id);
-    if (s && s->begun && !s->answered && c->w->s->h.data) {
-        c->w->s->h.data(c->w->s->h.arg, s, data, len);
+    if (s) {
+        s->last_ns = mt_now_ns();
+    }
+    if (s && s->begun && !s->answered && s->h && s->h->data) {
+        s->h->data(s->h->arg, s, data, len);
     }
     return 0;
 }
@@ -574,6 +629,29 @@ static void conn_flush(h2_conn_t *c)
     }
 }
 
+/* Advances the transport's handshake; once it is done the session's first bytes go out. */
+static void conn_handshake(h2_conn_t *c)
+{
+    switch (c->io->handshake(c)) {
+    case H2_IO_DONE:
+        c->handshaking = 0;
+        c->last_ns = mt_now_ns();
+        conn_events(c, EPOLLIN);
+        conn_flush(c);
+        break;
+    case H2_IO_WANT_READ:
+        conn_events(c, EPOLLIN);
+        break;
+    case H2_IO_WANT_WRITE:
+        conn_events(c, EPOLLIN | EPOLLOUT);
+        break;
+    default:
+        event(c, H2_EV_TLS_HANDSHAKE_FAILED);
+        conn_close(c);
+        break;
+    }
+}
+
 static void conn_read(h2_conn_t *c)
 {
     uint8_t buf[H2_READ_CHUNK];
@@ -605,7 +683,7 @@ static void conn_read(h2_conn_t *c)
 
 static void conn_new(h2_worker_t *w, int fd)
 {
-    h2_server_t *srv = w->s;
+    h2_daemons_t *srv = w->s;
     h2_conn_t *c = calloc(1, sizeof(*c));
     if (!c || nghttp2_session_server_new2(&c->sess, srv->cbs, c, srv->opt) != 0) {
         free(c);
@@ -616,10 +694,12 @@ static void conn_new(h2_worker_t *w, int fd)
     c->fd = fd;
     c->io = srv->lim.io ? srv->lim.io : &tcp_io;
     if (c->io->open && c->io->open(c) != 0) {
+        event(c, H2_EV_TLS_HANDSHAKE_FAILED);
         conn_free(c);
         close(fd);
         return;
     }
+    c->handshaking = c->io->handshake != NULL;
     c->last_ns = c->rst_ns = mt_now_ns();
     c->rst_tokens = H2_RST_BURST;
     nghttp2_settings_entry iv[] = {
@@ -650,7 +730,11 @@ static void conn_new(h2_worker_t *w, int fd)
     if (w->draining) {
         nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
     }
-    conn_flush(c);
+    if (c->handshaking) {
+        conn_handshake(c);
+    } else {
+        conn_flush(c);
+    }
 }
 
 static void accept_all(h2_worker_t *w)
@@ -662,9 +746,7 @@ static void accept_all(h2_worker_t *w)
         }
         if (w->nconns >= w->s->lim.max_connections) {
             close(fd);
-            if (w->s->h.event) {
-                w->s->h.event(w->s->h.arg, H2_EV_TOO_MANY_CONNECTIONS);
-            }
+            daemons_event(w->s, H2_EV_TOO_MANY_CONNECTIONS);
             continue;
         }
         conn_new(w, fd);
@@ -674,14 +756,30 @@ static void accept_all(h2_worker_t *w)
 /* Deadlines and idle connections. */
 static void tick(h2_worker_t *w, uint64_t now)
 {
-    h2_server_t *srv = w->s;
+    h2_daemons_t *srv = w->s;
     uint64_t idle = (uint64_t)srv->lim.idle_timeout_s * 1000000000ull;
     for (h2_conn_t *c = w->conns, *next; c; c = next) {
         next = c->next;
+        if (c->handshaking) {
+            if (now - c->last_ns > H2_HANDSHAKE_TIMEOUT_S * 1000000000ull) {
+                event(c, H2_EV_IDLE_TIMEOUT);
+                conn_close(c);
+            }
+            continue;
+        }
         int touched = 0;
         for (h2_stream_t *s = c->streams; s; s = s->next) {
-            if (s->deadline && now > s->deadline && s->begun && !s->answered && srv->h.timeout) {
-                srv->h.timeout(srv->h.arg, s);
+            if (s->deadline && now > s->deadline && s->begun && !s->answered && s->h &&
+                s->h->timeout) {
+                s->h->timeout(s->h->arg, s);
+                touched = 1;
+            } else if (idle && s->begun && !s->ended && !s->answered && now - s->last_ns > idle) {
+                /* an upload stalled while the connection stays alive (PINGs, other streams):
+                 * reset it, so it holds neither memory nor a reload (which waits for the
+                 * streams on the old handler) longer than a silent connection could */
+                event(c, H2_EV_IDLE_TIMEOUT);
+                nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+                s->answered = 1;
                 touched = 1;
             }
         }
@@ -704,6 +802,10 @@ static void drain_begin(h2_worker_t *w)
     epoll_ctl(w->ep, EPOLL_CTL_DEL, w->lfd, NULL);
     for (h2_conn_t *c = w->conns, *next; c; c = next) {
         next = c->next;
+        if (c->handshaking) {
+            conn_close(c);
+            continue;
+        }
         nghttp2_submit_goaway(c->sess, NGHTTP2_FLAG_NONE,
                               nghttp2_session_get_last_proc_stream_id(c->sess), NGHTTP2_NO_ERROR,
                               NULL, 0);
@@ -733,6 +835,10 @@ static void *worker_main(void *arg)
             } else {
                 h2_conn_t *c = p;
                 if (c->dead) {
+                    continue;
+                }
+                if (c->handshaking) {
+                    conn_handshake(c);
                     continue;
                 }
                 if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -793,7 +899,7 @@ int h2_listen_socket(const struct sockaddr_storage *sa, socklen_t salen, const c
     return fd;
 }
 
-static int server_callbacks(h2_server_t *s)
+static int server_callbacks(h2_daemons_t *s)
 {
     if (nghttp2_session_callbacks_new(&s->cbs) != 0 || nghttp2_option_new(&s->opt) != 0) {
         return -1;
@@ -814,79 +920,9 @@ static int server_callbacks(h2_server_t *s)
     return 0;
 }
 
-h2_server_t *h2_server_start(const char *endpoint, int threads, const h2_limits_t *lim,
-                             const h2_handler_t *h, mt_errbuf_t *eb)
+static void daemons_close(void *impl)
 {
-    struct sockaddr_storage sa;
-    socklen_t salen;
-    int port;
-    if (http_endpoint_addr(endpoint, &sa, &salen, &port, eb) != MT_OK) {
-        return NULL;
-    }
-    h2_server_t *s = calloc(1, sizeof(*s));
-    if (!s) {
-        mt_failf(eb, "out of memory");
-        return NULL;
-    }
-    s->h = *h;
-    s->lim = *lim;
-    s->lock_fd = -1;
-    s->port = port;
-    if (threads < 1) {
-        threads = 1;
-    }
-    if (threads > H2_MAX_THREADS) {
-        threads = H2_MAX_THREADS;
-    }
-    if (server_callbacks(s) != 0) {
-        mt_failf(eb, "out of memory");
-        h2_server_stop(s, 0);
-        return NULL;
-    }
-    if (port != 0 && http_claim_address(&sa, salen, endpoint, &s->lock_fd, eb) != MT_OK) {
-        h2_server_stop(s, 0);
-        return NULL;
-    }
-    for (int i = 0; i < threads; i++) {
-        h2_worker_t *w = &s->w[i];
-        w->s = s;
-        w->lfd = w->evfd = w->ep = -1;
-        s->nw = i + 1;
-        w->lfd = h2_listen_socket(&sa, salen, endpoint, eb);
-        if (w->lfd < 0) {
-            h2_server_stop(s, 0);
-            return NULL;
-        }
-        if (i == 0) { /* port 0 picked a free port: the other listeners join that one */
-            struct sockaddr_storage b;
-            socklen_t bl = sizeof(b);
-            getsockname(w->lfd, (struct sockaddr *)&b, &bl);
-            s->port = ntohs(b.ss_family == AF_INET ? ((struct sockaddr_in *)&b)->sin_port
-                                                   : ((struct sockaddr_in6 *)&b)->sin6_port);
-            http_addr_set_port(&sa, s->port);
-        }
-        w->ep = epoll_create1(EPOLL_CLOEXEC);
-        w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        struct epoll_event le = {.events = EPOLLIN, .data.ptr = &w->lfd};
-        struct epoll_event ee = {.events = EPOLLIN, .data.ptr = &w->evfd};
-        if (w->ep < 0 || w->evfd < 0 || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->lfd, &le) != 0 ||
-            epoll_ctl(w->ep, EPOLL_CTL_ADD, w->evfd, &ee) != 0 ||
-            pthread_create(&w->th, NULL, worker_main, w) != 0) {
-            mt_failf(eb, "endpoint \"%s\": cannot start a listener thread", endpoint);
-            h2_server_stop(s, 0);
-            return NULL;
-        }
-        w->started = 1;
-    }
-    return s;
-}
-
-void h2_server_stop(h2_server_t *s, int grace_ms)
-{
-    if (!s) {
-        return;
-    }
-    s->grace_ms = grace_ms;
+    h2_daemons_t *s = impl;
     for (int i = 0; i < s->nw; i++) {
         uint64_t one = 1;
         if (s->w[i].started && write(s->w[i].evfd, &one, sizeof(one)) < 0) {
@@ -911,8 +947,178 @@ void h2_server_stop(h2_server_t *s, int grace_ms)
     if (s->lock_fd >= 0) {
         close(s->lock_fd);
     }
+    tls_server_destroy(s->tls); /* after the threads: no connection uses it any more */
     nghttp2_session_callbacks_del(s->cbs);
     nghttp2_option_del(s->opt);
+    free(s);
+}
+
+/* Starts `threads` listener threads on sa and registers them under key, with owner's
+ * handler bound before the first thread runs (so no early call finds no handler). Returns the
+ * listener (one reference, held through owner->b) or NULL with eb filled; tls is taken over. */
+static listener_t *daemons_start(struct sockaddr_storage sa, socklen_t salen, int port,
+                                 const char *endpoint, int threads, const char *key,
+                                 const h2_limits_t *lim, tls_server_t *tls, h2_server_t *owner,
+                                 mt_errbuf_t *eb)
+{
+    h2_daemons_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        mt_failf(eb, "out of memory");
+        tls_server_destroy(tls);
+        return NULL;
+    }
+    s->lim = *lim;
+    s->tls = tls;
+    if (tls) {
+        s->lim.io = h2tls_io();
+    }
+    s->lock_fd = -1;
+    s->port = port;
+    s->grace_ms = 0;
+    if (server_callbacks(s) != 0) {
+        mt_failf(eb, "out of memory");
+        daemons_close(s);
+        return NULL;
+    }
+    if (port != 0 && http_claim_address(&sa, salen, endpoint, &s->lock_fd, eb) != MT_OK) {
+        daemons_close(s);
+        return NULL;
+    }
+    listener_t *l = listener_add(key, s, daemons_close);
+    if (!l) {
+        mt_failf(eb, "out of memory");
+        daemons_close(s);
+        return NULL;
+    }
+    s->l = l;
+    owner->b = listener_bind(l, owner);
+    if (!owner->b) {
+        mt_failf(eb, "out of memory");
+        listener_put(l);
+        return NULL;
+    }
+    for (int i = 0; i < threads; i++) {
+        h2_worker_t *w = &s->w[i];
+        w->s = s;
+        w->lfd = w->evfd = w->ep = -1;
+        s->nw = i + 1;
+        w->lfd = h2_listen_socket(&sa, salen, endpoint, eb);
+        if (w->lfd < 0) {
+            listener_release(owner->b); /* the last reference: closes what started */
+            return NULL;
+        }
+        if (i == 0) { /* port 0 picked a free port: the other listeners join that one */
+            struct sockaddr_storage b;
+            socklen_t bl = sizeof(b);
+            getsockname(w->lfd, (struct sockaddr *)&b, &bl);
+            s->port = ntohs(b.ss_family == AF_INET ? ((struct sockaddr_in *)&b)->sin_port
+                                                   : ((struct sockaddr_in6 *)&b)->sin6_port);
+            http_addr_set_port(&sa, s->port);
+        }
+        w->ep = epoll_create1(EPOLL_CLOEXEC);
+        w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        struct epoll_event le = {.events = EPOLLIN, .data.ptr = &w->lfd};
+        struct epoll_event ee = {.events = EPOLLIN, .data.ptr = &w->evfd};
+        if (w->ep < 0 || w->evfd < 0 || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->lfd, &le) != 0 ||
+            epoll_ctl(w->ep, EPOLL_CTL_ADD, w->evfd, &ee) != 0 ||
+            pthread_create(&w->th, NULL, worker_main, w) != 0) {
+            mt_failf(eb, "endpoint \"%s\": cannot start a listener thread", endpoint);
+            listener_release(owner->b);
+            return NULL;
+        }
+        w->started = 1;
+    }
+    return l;
+}
+
+/* A reload keeps the running daemons of the address: what of the new settings they take. */
+static int daemons_keep(h2_daemons_t *d, const char *endpoint, int threads, const h2_limits_t *lim,
+                        tls_server_t *tls, mt_errbuf_t *eb)
+{
+    if (d->nw != threads || d->lim.max_concurrent_streams != lim->max_concurrent_streams) {
+        mt_log(MT_LOG_WARN,
+               "endpoint \"%s\": kept with its %d threads and %u concurrent streams across the "
+               "reload (a change takes effect at restart)",
+               endpoint, d->nw, d->lim.max_concurrent_streams);
+    }
+    /* TLS belongs to the connections: kept as it is, its files re-read as on every SIGHUP */
+    if (!tls_server_same(d->tls, tls)) {
+        mt_failf(eb,
+                 "endpoint \"%s\": its tls settings changed (on or off, files, client CA, "
+                 "min_version or tenants_from_certificate); that takes a restart",
+                 endpoint);
+        tls_server_destroy(tls);
+        return MT_EINVAL;
+    }
+    if (d->tls) {
+        tls_server_reload(d->tls, 1);
+    }
+    tls_server_destroy(tls);
+    return MT_OK;
+}
+
+h2_server_t *h2_server_start(const char *endpoint, int threads, const h2_limits_t *lim,
+                             const h2_handler_t *h, tls_server_t *tls, mt_errbuf_t *eb)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int port;
+    if (http_endpoint_addr(endpoint, &sa, &salen, &port, eb) != MT_OK) {
+        tls_server_destroy(tls);
+        return NULL;
+    }
+    if (threads < 1) {
+        threads = 1;
+    }
+    if (threads > H2_MAX_THREADS) {
+        threads = H2_MAX_THREADS;
+    }
+    h2_server_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        mt_failf(eb, "out of memory");
+        tls_server_destroy(tls);
+        return NULL;
+    }
+    s->h = *h;
+    char key[128];
+    http_address_key(&sa, "grpc", key, sizeof(key));
+    /* a reload keeps the daemons of an address it still listens on (port 0: a new one) */
+    s->l = port != 0 ? listener_find(key) : NULL;
+    if (s->l) {
+        if (daemons_keep(listener_impl(s->l), endpoint, threads, lim, tls, eb) != MT_OK) {
+            listener_put(s->l);
+            free(s);
+            return NULL;
+        }
+    } else {
+        s->l = daemons_start(sa, salen, port, endpoint, threads, key, lim, tls, s, eb);
+    }
+    if (!s->l) {
+        free(s);
+        return NULL;
+    }
+    s->port = ((h2_daemons_t *)listener_impl(s->l))->port;
+    if (!s->b) { /* a kept listener: the handler is staged */
+        s->b = listener_bind(s->l, s);
+    }
+    if (!s->b) {
+        mt_failf(eb, "out of memory");
+        listener_put(s->l);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void h2_server_stop(h2_server_t *s, int grace_ms)
+{
+    if (!s) {
+        return;
+    }
+    ((h2_daemons_t *)listener_impl(s->l))->grace_ms = grace_ms;
+    /* the last user closes the daemons (GOAWAY, streams finish); otherwise this waits for the
+     * streams that began on this handler (a reload swapped another in) */
+    listener_release(s->b);
     free(s);
 }
 

@@ -396,11 +396,16 @@ static void daemons_close(void *impl)
 
 /* The registry key of an address: the resolved form, so "localhost:4318" and
  * "127.0.0.1:4318" are one listener. */
-static void address_key(const struct sockaddr_storage *sa, char *key, size_t cap)
+void http_address_key(const struct sockaddr_storage *sa, const char *scheme, char *key, size_t cap)
 {
     char host[INET6_ADDRSTRLEN];
     int port = sockaddr_text(sa, host);
-    snprintf(key, cap, "http [%s]:%d", host, port);
+    snprintf(key, cap, "%s [%s]:%d", scheme, host, port);
+}
+
+static void address_key(const struct sockaddr_storage *sa, char *key, size_t cap)
+{
+    http_address_key(sa, "http", key, cap);
 }
 
 /* Starts the daemons for sa (threads of them), registers them under key and binds srv to

@@ -93,6 +93,9 @@ int http_endpoint_addr(const char *endpoint, struct sockaddr_storage *sa, sockle
 /* Sets the port of an IPv4 or IPv6 address (listeners of one server joining the port that
  * the first one's port 0 picked). */
 void http_addr_set_port(struct sockaddr_storage *sa, int port);
+/* The listener registry key (listener.h) of a resolved address: "<scheme> [host]:port", so
+ * "localhost:4318" and "127.0.0.1:4318" are one listener. */
+void http_address_key(const struct sockaddr_storage *sa, const char *scheme, char *key, size_t cap);
 /* Claims an address for this process before its SO_REUSEPORT listeners bind (one instance
  * per address: a second process on the same port fails with "address in use"). *lock_fd is
  * the lock to close when the server stops (-1 when none). Returns MT_OK or MT_EINVAL. */

@@ -595,6 +595,11 @@ const char *tls_server_tenant_of(const tls_server_t *t, const char *const *names
     return NULL;
 }
 
+void tls_server_count_untrusted(tls_server_t *t)
+{
+    tm_add(t->refused_untrusted, 1);
+}
+
 void tls_server_serial(tls_server_t *t, char *out, size_t cap)
 {
     pthread_mutex_lock(&t->mu);

@@ -187,6 +187,10 @@ void *tls_server_ssl_ctx(tls_server_t *t, mt_errbuf_t *eb);
 /* The tenant tenants_from_certificate binds to the first of names[0..n) (a certificate's URI
  * SANs, then its subject CN) that it maps, or NULL. Owned by t. */
 const char *tls_server_tenant_of(const tls_server_t *t, const char *const *names, size_t n);
+/* Counts a handshake refused because the client certificate did not verify against
+ * client_ca_file (meltp_tls_refused_handshakes_total{reason="untrusted_certificate"}), for
+ * listeners that verify with OpenSSL (h2tls.c). */
+void tls_server_count_untrusted(tls_server_t *t);
 /* The serial number of the certificate served now, as lower-case hex (for tests and logs). */
 void tls_server_serial(tls_server_t *t, char *out, size_t cap);
 

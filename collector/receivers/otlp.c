@@ -62,6 +62,7 @@ static const cfg_field_t otlp_fields[] = {
      "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: calls in flight on one connection"},
     {"protocols.grpc.threads", CFG_T_INT, "2", 0, offsetof(otlp_rcfg_t, grpc_threads), NULL,
      "gRPC listener threads, each with its own event loop (meltp extension; default: 2)"},
+    TLS_SERVER_FIELDS("protocols.grpc.", otlp_rcfg_t, grpc_tls),
 };
 
 static void otlp_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_node_t *node)
@@ -112,6 +113,9 @@ static void otlp_validate(cfg_ctx_t *c, void *cfgp, const char *path, const cfg_
     }
     if (cfg->http_enabled) {
         recv_tls_check(c, node, path, "protocols.http.", &cfg->tls);
+    }
+    if (cfg->grpc_present) {
+        recv_tls_check(c, node, path, "protocols.grpc.", &cfg->grpc_tls);
     }
 }
 

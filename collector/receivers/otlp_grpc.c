@@ -181,7 +181,7 @@ static void grpc_begin(void *arg, h2_stream_t *s)
     /* the one access decision of every receiver: credentials, then the tenant */
     recv_access_t ac;
     if (!recv_access(st->r->auth, h2_header(s, "authorization"), h2_header(s, "x-scope-orgid"),
-                     NULL, &ac)) {
+                     h2_peer_tenant(s), &ac)) {
         free(c);
         answer(st, s, sig, ac.status, ac.reason, 0, "%s", ac.msg);
         return;
@@ -372,12 +372,23 @@ int otlp_grpc_start(otlp_state_t *st, mt_errbuf_t *eb)
         .max_connections = GRPC_MAX_CONNECTIONS,
     };
     h2_handler_t h = {grpc_begin, grpc_data, grpc_end, grpc_timeout, grpc_close, grpc_event, st};
-    st->h2 = h2_server_start(cfg->grpc_endpoint, (int)cfg->grpc_threads, &lim, &h, eb);
+    tls_server_t *tls = NULL;
+    if (tls_server_enabled(&cfg->grpc_tls)) {
+        char name[160];
+        snprintf(name, sizeof(name), "receiver %s (grpc)", rv->id);
+        if (!(tls = tls_server_create(&cfg->grpc_tls, name, eb))) {
+            otlp_grpc_stop(st);
+            return MT_ERR;
+        }
+    }
+    /* a reload that keeps the endpoint takes the running listener over (h2server.h) */
+    st->h2 = h2_server_start(cfg->grpc_endpoint, (int)cfg->grpc_threads, &lim, &h, tls, eb);
     if (!st->h2) {
         otlp_grpc_stop(st);
         return MT_ERR;
     }
-    mt_log(MT_LOG_INFO, "receiver %s: OTLP/gRPC on %s", rv->id, cfg->grpc_endpoint);
+    mt_log(MT_LOG_INFO, "receiver %s: OTLP/gRPC%s on %s", rv->id, tls ? " over TLS" : "",
+           cfg->grpc_endpoint);
     return MT_OK;
 }
 

@@ -26,9 +26,10 @@ typedef struct otlp_rcfg {
     int64_t grpc_max_recv_mib;
     int64_t grpc_max_streams;
     int64_t grpc_threads;
-    tls_server_cfg_t tls; /* protocols.http.tls */
-    char *auth;           /* resolved by the service into receiver_t.auth */
-    char *grpc_auth;      /* protocols.grpc.auth.authenticator (same) */
+    tls_server_cfg_t tls;      /* protocols.http.tls */
+    char *auth;                /* resolved by the service into receiver_t.auth */
+    char *grpc_auth;           /* protocols.grpc.auth.authenticator (same) */
+    tls_server_cfg_t grpc_tls; /* protocols.grpc.tls (ALPN h2) */
 } otlp_rcfg_t;
 
 typedef struct otlp_state {

@@ -2,6 +2,7 @@
 // status code, details, the response bytes and the RetryInfo delay of grpc-status-details-bin.
 //   node grpc_call.js '{"target":"127.0.0.1:4317","path":"/...","body_hex":"...",
 //                      ("body_file": path instead of body_hex), "metadata":{"x-scope-orgid":"t1"},"compression":"gzip","deadline_ms":5000}'
+// With "tls":{"ca":file,"cert":file,"key":file} (cert and key optional) the call goes over TLS.
 'use strict';
 const grpc = require('@grpc/grpc-js');
 
@@ -51,7 +52,10 @@ function retryDelay(bin) {
 
 const opts = {};
 if (a.compression === 'gzip') opts['grpc.default_compression_algorithm'] = 2;
-const client = new grpc.Client(a.target, grpc.credentials.createInsecure(), opts);
+const rd = (f) => (f ? require('fs').readFileSync(f) : null);
+const creds = a.tls ? grpc.credentials.createSsl(rd(a.tls.ca), rd(a.tls.key), rd(a.tls.cert))
+  : grpc.credentials.createInsecure();
+const client = new grpc.Client(a.target, creds, opts);
 const md = new grpc.Metadata();
 for (const [k, v] of Object.entries(a.metadata || {})) md.set(k, v);
 const body = a.body_file ? require('fs').readFileSync(a.body_file) : Buffer.from(a.body_hex || '', 'hex');

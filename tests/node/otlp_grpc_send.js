@@ -3,6 +3,8 @@
 // made them, in the shapes of harness.py's j_traces / j_logs / j_metric_points, so a test can
 // compare them with what meltp wrote.
 //   node otlp_grpc_send.js <host:port> <gzip|none> <run-id> [tenant]
+// With OTLP_GRPC_TLS='{"ca":file,"cert":file,"key":file}' in the environment the exporters
+// speak TLS (grpc-js credentials.createSsl; cert and key optional: mTLS).
 'use strict';
 const grpc = require('@grpc/grpc-js');
 const api = require('@opentelemetry/api');
@@ -15,11 +17,14 @@ const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-grp
 const { OTLPLogExporter } = require('@opentelemetry/exporter-logs-otlp-grpc');
 
 const [endpoint, compression, run, tenant] = process.argv.slice(2);
-const url = 'http://' + endpoint;
+const tls = process.env.OTLP_GRPC_TLS ? JSON.parse(process.env.OTLP_GRPC_TLS) : null;
+const url = (tls ? 'https://' : 'http://') + endpoint;
+const rd = (f) => (f ? require('fs').readFileSync(f) : null);
 const resource = resourceFromAttributes({ 'service.name': 'grpc-js-' + run, 'test.run': run, 'test.n': 7 });
 
 function opts() {
   const o = { url, compression, timeoutMillis: 10000 };
+  if (tls) o.credentials = grpc.credentials.createSsl(rd(tls.ca), rd(tls.key), rd(tls.cert));
   if (tenant) {
     const md = new grpc.Metadata();
     md.set('x-scope-orgid', tenant);
