@@ -57,7 +57,8 @@ void batch_unref(mt_batch_t *b)
 
 struct exq {
     exporter_t *ex;
-    char pipe_id[128]; /* a copy: a queue carried across a reload outlives its pipeline */
+    mt_ratelimit_t rl_fail; /* "send failed" lines: one per 5 s per queue, the rest counted */
+    char pipe_id[128];      /* a copy: a queue carried across a reload outlives its pipeline */
     mt_signal_t signal;
     batch_settings_t bs;
     exporter_common_t *cc;
@@ -614,8 +615,10 @@ static int deliver(worker_t *w, const uint8_t *data, size_t len, uint32_t items,
             interval = (double)cc->max_interval;
         }
         tm_add(q->c_retries, 1);
-        mt_log(MT_LOG_WARN, "exporter %s: send failed (%s), retrying in %lld ms", q->ex->id,
-               res.msg[0] ? res.msg : "error", (long long)wait);
+        /* a backend that is down fails every retry: say so, not 20 times a second */
+        mt_log_limited(&q->rl_fail, 5000000000ull, MT_LOG_WARN,
+                       "exporter %s: send failed (%s), retrying in %lld ms", q->ex->id,
+                       res.msg[0] ? res.msg : "error", (long long)wait);
         backoff_sleep(q, wait);
     }
 }
