@@ -43,28 +43,8 @@ for b in meltp loadgen sink kafka_mock; do
     [ -x "$BUILD_DIR/$b" ] || die "$BUILD_DIR/$b not built (make $BUILD_DIR/$b)"
 done
 
-free_port() {
-    local p
-    for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
-        echo "$p"; return 0
-    done
-    die "no free port"
-}
-wait_listening() {
-    for _ in $(seq 100); do
-        kill -0 "$2" 2>/dev/null || return 1
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-cpu_ticks() { local s f; s=$(<"/proc/$1/stat"); read -r -a f <<<"${s##*) }"; echo $((f[11] + f[12])); }
-vm_hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
-jget() { sed -n "s/.*\"$2\":\([-0-9.eE+]*\).*/\1/p" "$1" | head -n1; }
+. "$(dirname "$0")/lib.sh"
 sink_spans() { curl -s --max-time 2 "http://127.0.0.1:$1/stats" | sed -n 's/.*"spans":\([0-9]*\).*/\1/p'; }
-calc() { awk "BEGIN { printf \"$1\", ($2) }"; }
 
 # the mock cluster, driven through its stdin (tests/kafka/mockcluster.c)
 mkfifo "$TMP/mock.in"

@@ -50,28 +50,8 @@ LIBS_B="-lprotobuf-c -lmicrohttpd -lsnappy -lzstd -lcurl -ljansson -lyaml -lz -l
     cc $CFLAGS_B -o "$BUILD_DIR/loadgen_logs" tests/bench/loadgen_logs.c "$BUILD_DIR/libmeltp.a" $LIBS_B &&
     cc $CFLAGS_B -o "$BUILD_DIR/loki_sink" tests/bench/loki_sink.c $LIBS_B) || die "cannot build the helpers"
 
-free_port() {
-    local p
-    for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
-        echo "$p"; return 0
-    done
-    die "no free port"
-}
-wait_listening() {
-    for _ in $(seq 100); do
-        kill -0 "$2" 2>/dev/null || return 1
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-cpu_ticks() { local s f; s=$(<"/proc/$1/stat"); read -r -a f <<<"${s##*) }"; echo $((f[11] + f[12])); }
-vm_hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
-jget() { sed -n "s/.*\"$2\":\([-0-9.eE+]*\).*/\1/p" "$1" | head -n1; }
+. "$(dirname "$0")/lib.sh"
 sink_entries() { curl -s --max-time 2 "http://127.0.0.1:$1/stats" | sed -n 's/.*"entries":\([0-9]*\).*/\1/p'; }
-calc() { awk "BEGIN { printf \"$1\", ($2) }"; }
 
 run_phase() {
     local name=$1 rate=$2 conns=$3
