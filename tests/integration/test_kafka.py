@@ -293,6 +293,9 @@ def test_partition_traces_by_id_one_message_per_trace_json():
 
 def test_retry_sends_only_the_messages_kafka_did_not_take():
     kafka = MockKafka(topics=(("otlp_spans", 6),))
+    # the mock picks leaders at random: pin them, so that broker 2 leads two partitions
+    for part in range(6):
+        kafka.cmd("leader otlp_spans %d %d" % (part, part % 3 + 1))
     sink = FakeOtlp()
     gw = gateway(kafka, sink)
     sc = sidecar(kafka, "    partition_traces_by_id: true\n", timeout="2s")

@@ -11,6 +11,8 @@
  *                                       with these errors (names like LEADER_NOT_AVAILABLE or
  *                                       numbers), one per request
  *   clear API                           forget injected errors of API
+ *   leader TOPIC PARTITION ID           make broker ID lead a partition (the mock picks
+ *                                       leaders at random when it creates a topic)
  *   down ID|all / up ID|all             take brokers (1..BROKERS) down or up
  *   rtt ID|all MS                       delay a broker's responses
  *   produce TOPIC PARTITION HEX [TENANT] write one raw message (hex bytes) to a partition,
@@ -149,6 +151,14 @@ static const char *command(char *line)
     if (!strcmp(c, "clear") && argc == 2) {
         rd_kafka_mock_clear_request_errors(mc, (int16_t)api_key(argv[1]));
         return NULL;
+    }
+    if (!strcmp(c, "leader") && argc == 4) {
+        int id = atoi(argv[3]);
+        if (id < 1 || id > nbrokers) {
+            return "no such broker";
+        }
+        rd_kafka_resp_err_t e = rd_kafka_mock_partition_set_leader(mc, argv[1], atoi(argv[2]), id);
+        return e ? rd_kafka_err2str(e) : NULL;
     }
     if (!strcmp(c, "down") && argc == 2) {
         return each_broker(argv[1], rd_kafka_mock_broker_set_down);
