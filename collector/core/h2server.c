@@ -1041,20 +1041,8 @@ static int daemons_keep(h2_daemons_t *d, const char *endpoint, int threads, cons
                "reload (a change takes effect at restart)",
                endpoint, d->nw, d->lim.max_concurrent_streams);
     }
-    /* TLS belongs to the connections: kept as it is, its files re-read as on every SIGHUP */
-    if (!tls_server_same(d->tls, tls)) {
-        mt_failf(eb,
-                 "endpoint \"%s\": its tls settings changed (on or off, files, client CA, "
-                 "min_version or tenants_from_certificate); that takes a restart",
-                 endpoint);
-        tls_server_destroy(tls);
-        return MT_EINVAL;
-    }
-    if (d->tls) {
-        tls_server_reload(d->tls, 1);
-    }
-    tls_server_destroy(tls);
-    return MT_OK;
+    /* TLS belongs to the connections */
+    return tls_server_adopt(d->tls, tls, endpoint, eb);
 }
 
 h2_server_t *h2_server_start(const char *endpoint, int threads, const h2_limits_t *lim,

@@ -571,22 +571,12 @@ http_server_t *http_server_start_tls(const char *endpoint, int threads, size_t m
                    "count takes effect at restart)",
                    endpoint, dm->nd);
         }
-        /* TLS belongs to the daemons (libmicrohttpd sets it up when they start): kept as it
-         * is, its files re-read as on every SIGHUP; other tls settings need new daemons */
-        if (!tls_server_same(dm->tls, tls)) {
-            mt_failf(eb,
-                     "endpoint \"%s\": its tls settings changed (on or off, files, client CA, "
-                     "min_version or tenants_from_certificate); that takes a restart",
-                     endpoint);
-            tls_server_destroy(tls);
+        /* TLS belongs to the daemons (libmicrohttpd sets it up when they start) */
+        if (tls_server_adopt(dm->tls, tls, endpoint, eb) != MT_OK) {
             listener_put(s->l);
             free(s);
             return NULL;
         }
-        if (dm->tls) {
-            tls_server_reload(dm->tls, 1);
-        }
-        tls_server_destroy(tls);
     } else {
         s->l = daemons_start(sa, salen, endpoint, threads, key, tls, s, eb);
     }

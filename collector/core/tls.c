@@ -563,6 +563,24 @@ int tls_server_same(const tls_server_t *a, const tls_server_t *b)
     return 1;
 }
 
+int tls_server_adopt(tls_server_t *kept, tls_server_t *offered, const char *endpoint,
+                     mt_errbuf_t *eb)
+{
+    int same = tls_server_same(kept, offered);
+    tls_server_destroy(offered);
+    if (!same) {
+        mt_failf(eb,
+                 "endpoint \"%s\": its tls settings changed (on or off, files, client CA, "
+                 "min_version or tenants_from_certificate); that takes a restart",
+                 endpoint);
+        return MT_EINVAL;
+    }
+    if (kept) {
+        tls_server_reload(kept, 1);
+    }
+    return MT_OK;
+}
+
 const char *tls_server_priorities(const tls_server_t *t)
 {
     return t->min_version == TLS_V1_3 ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"

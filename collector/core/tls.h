@@ -177,6 +177,12 @@ int tls_server_reload(tls_server_t *t, int force);
 /* Whether a and b serve with the same settings (files, client CA, min_version, reload_interval,
  * tenants_from_certificate); two NULLs (plain HTTP) are the same. */
 int tls_server_same(const tls_server_t *a, const tls_server_t *b);
+/* A reload keeps the running listener of `endpoint`, whose TLS is `kept` (NULL: plain). With
+ * the same settings in `offered` the kept TLS stays, its files re-read as on every SIGHUP, and
+ * this returns MT_OK; other settings take new daemons, so MT_EINVAL with the reason in eb.
+ * Takes `offered` either way. The one rule for the HTTP and the gRPC listeners. */
+int tls_server_adopt(tls_server_t *kept, tls_server_t *offered, const char *endpoint,
+                     mt_errbuf_t *eb);
 /* For servers that are not libmicrohttpd (the nghttp2 gRPC receiver): an OpenSSL SSL_CTX
  * (returned as void *, the caller's reference: SSL_CTX_free) for the current generation, built
  * from the same file contents on first use: certificate chain and key, min_version, ALPN "h2"

@@ -524,6 +524,20 @@ service:
     with socket.create_connection(("127.0.0.1", m.health), timeout=5) as s:
         with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
             assert t.getpeercert()["serialNumber"] == "1002"
+    # a changed tls section on a kept HTTP address (min_version) needs new daemons: the reload
+    # is refused with the reason and the running listeners stay as they are
+    with open(m.config_path) as f:
+        text = f.read()
+    changed = text.replace(tls_section(pki, 8, client_ca=False, extra="  reload_interval: 0"),
+                           tls_section(pki, 8, client_ca=False,
+                                       extra="  reload_interval: 0\n  min_version: \"1.3\""))
+    assert changed != text
+    with open(m.config_path, "w") as f:
+        f.write(changed)
+    m.signal(signal.SIGHUP)
+    wait_until(lambda: "its tls settings changed" in m.logtext(), 15, what="the refused reload")
+    assert served_serial(m, ctx) == "1002"
+    assert https_get(m.health, "/healthz", ctx)[0] == 200
 
 
 def test_check_config_tenant_ids_and_where_the_map_applies(pki):
