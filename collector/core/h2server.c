@@ -984,19 +984,11 @@ static listener_t *daemons_start(struct sockaddr_storage sa, socklen_t salen, in
         daemons_close(s);
         return NULL;
     }
-    listener_t *l = listener_add(key, s, daemons_close);
+    listener_t *l = listener_add_bound(key, s, daemons_close, owner, &owner->b, eb);
     if (!l) {
-        mt_failf(eb, "out of memory");
-        daemons_close(s);
         return NULL;
     }
     s->l = l;
-    owner->b = listener_bind(l, owner);
-    if (!owner->b) {
-        mt_failf(eb, "out of memory");
-        listener_put(l);
-        return NULL;
-    }
     for (int i = 0; i < threads; i++) {
         h2_worker_t *w = &s->w[i];
         w->s = s;
@@ -1031,18 +1023,27 @@ static listener_t *daemons_start(struct sockaddr_storage sa, socklen_t salen, in
     return l;
 }
 
+/* What a reload that keeps an address offers its running daemons. */
+typedef struct {
+    const char *endpoint;
+    int threads;
+    const h2_limits_t *lim;
+    tls_server_t *tls; /* taken by daemons_keep */
+} h2_keep_t;
+
 /* A reload keeps the running daemons of the address: what of the new settings they take. */
-static int daemons_keep(h2_daemons_t *d, const char *endpoint, int threads, const h2_limits_t *lim,
-                        tls_server_t *tls, mt_errbuf_t *eb)
+static int daemons_keep(void *impl, void *arg, mt_errbuf_t *eb)
 {
-    if (d->nw != threads || d->lim.max_concurrent_streams != lim->max_concurrent_streams) {
+    h2_daemons_t *d = impl;
+    const h2_keep_t *k = arg;
+    if (d->nw != k->threads || d->lim.max_concurrent_streams != k->lim->max_concurrent_streams) {
         mt_log(MT_LOG_WARN,
                "endpoint \"%s\": kept with its %d threads and %u concurrent streams across the "
                "reload (a change takes effect at restart)",
-               endpoint, d->nw, d->lim.max_concurrent_streams);
+               k->endpoint, d->nw, d->lim.max_concurrent_streams);
     }
     /* TLS belongs to the connections */
-    return tls_server_adopt(d->tls, tls, endpoint, eb);
+    return tls_server_adopt(d->tls, k->tls, k->endpoint, eb);
 }
 
 h2_server_t *h2_server_start(const char *endpoint, int threads, const h2_limits_t *lim,
@@ -1070,31 +1071,17 @@ h2_server_t *h2_server_start(const char *endpoint, int threads, const h2_limits_
     s->h = *h;
     char key[128];
     http_address_key(&sa, "grpc", key, sizeof(key));
-    /* a reload keeps the daemons of an address it still listens on (port 0: a new one) */
-    s->l = port != 0 ? listener_find(key) : NULL;
-    if (s->l) {
-        if (daemons_keep(listener_impl(s->l), endpoint, threads, lim, tls, eb) != MT_OK) {
-            listener_put(s->l);
-            free(s);
-            return NULL;
-        }
-    } else {
-        s->l = daemons_start(sa, salen, port, endpoint, threads, key, lim, tls, s, eb);
+    h2_keep_t k = {endpoint, threads, lim, tls};
+    if (listener_keep(key, port, daemons_keep, &k, s, &s->l, &s->b, eb) != MT_OK) {
+        free(s);
+        return NULL;
     }
-    if (!s->l) {
+    if (!s->l &&
+        !(s->l = daemons_start(sa, salen, port, endpoint, threads, key, lim, tls, s, eb))) {
         free(s);
         return NULL;
     }
     s->port = ((h2_daemons_t *)listener_impl(s->l))->port;
-    if (!s->b) { /* a kept listener: the handler is staged */
-        s->b = listener_bind(s->l, s);
-    }
-    if (!s->b) {
-        mt_failf(eb, "out of memory");
-        listener_put(s->l);
-        free(s);
-        return NULL;
-    }
     return s;
 }
 

@@ -54,6 +54,43 @@ listener_t *listener_add(const char *key, void *impl, listener_close_fn close)
     return l;
 }
 
+listener_t *listener_add_bound(const char *key, void *impl, listener_close_fn close, void *owner,
+                               listener_binding_t **b, mt_errbuf_t *eb)
+{
+    listener_t *l = listener_add(key, impl, close);
+    if (!l) {
+        mt_failf(eb, "out of memory");
+        close(impl);
+        return NULL;
+    }
+    *b = listener_bind(l, owner);
+    if (!*b) {
+        mt_failf(eb, "out of memory");
+        listener_put(l); /* the last reference: closes impl */
+        return NULL;
+    }
+    return l;
+}
+
+int listener_keep(const char *key, int port, listener_keep_fn keep, void *arg, void *owner,
+                  listener_t **l, listener_binding_t **b, mt_errbuf_t *eb)
+{
+    *l = port != 0 ? listener_find(key) : NULL;
+    if (!*l) {
+        return MT_OK;
+    }
+    int rc = keep((*l)->impl, arg, eb);
+    if (rc == MT_OK && !(*b = listener_bind(*l, owner))) {
+        mt_failf(eb, "out of memory");
+        rc = MT_ENOMEM;
+    }
+    if (rc != MT_OK) {
+        listener_put(*l);
+        *l = NULL;
+    }
+    return rc;
+}
+
 listener_t *listener_find(const char *key)
 {
     listener_t *found = NULL;

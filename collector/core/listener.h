@@ -22,6 +22,8 @@
 
 #include <stddef.h>
 
+#include "mt.h"
+
 typedef struct listener listener_t;
 typedef struct listener_binding listener_binding_t;
 
@@ -31,6 +33,20 @@ typedef void (*listener_close_fn)(void *impl);
 /* Registers a server the caller just started, under `key`, with one reference held by the
  * caller. Returns NULL when out of memory. */
 listener_t *listener_add(const char *key, void *impl, listener_close_fn close);
+/* listener_add, then `owner` bound to the new listener (*b) before the server serves: a request
+ * must never find it without a handler. Returns the listener (the reference is owner's,
+ * released with listener_release(*b)), or NULL with the reason in eb after close(impl). */
+listener_t *listener_add_bound(const char *key, void *impl, listener_close_fn close, void *owner,
+                               listener_binding_t **b, mt_errbuf_t *eb);
+/* Whether the running listener of `key` is in use by a kept component: a reload offers it;
+ * keep(impl, arg, eb) says whether it takes the new settings (MT_OK) or needs new daemons. */
+typedef int (*listener_keep_fn)(void *impl, void *arg, mt_errbuf_t *eb);
+/* What a server's start does first: a reload keeps the listener of an address it still listens
+ * on (port 0 means "any free port": a new one each time). With one to keep that takes the new
+ * settings, *l is it and owner is bound to it (staged, *b); with none, *l is NULL (start one,
+ * with listener_add_bound). Returns MT_OK, or an error with the reason in eb. */
+int listener_keep(const char *key, int port, listener_keep_fn keep, void *arg, void *owner,
+                  listener_t **l, listener_binding_t **b, mt_errbuf_t *eb);
 /* The listener registered under `key` that a reload may take over (one with an active binding
  * that this stage has not handed out yet), with a reference taken; else NULL. */
 listener_t *listener_find(const char *key);

@@ -430,19 +430,11 @@ static listener_t *daemons_start(struct sockaddr_storage sa, socklen_t salen, co
         free(dm);
         return NULL;
     }
-    listener_t *l = listener_add(key, dm, daemons_close);
+    listener_t *l = listener_add_bound(key, dm, daemons_close, srv, &srv->b, eb);
     if (!l) {
-        mt_failf(eb, "out of memory");
-        daemons_close(dm);
         return NULL;
     }
     dm->l = l;
-    srv->b = listener_bind(l, srv);
-    if (!srv->b) {
-        mt_failf(eb, "out of memory");
-        listener_put(l);
-        return NULL;
-    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (tls) {
         flags |= MHD_USE_TLS;
@@ -492,6 +484,28 @@ static listener_t *daemons_start(struct sockaddr_storage sa, socklen_t salen, co
         }
     }
     return l;
+}
+
+/* What a reload that keeps an address offers its running daemons. */
+typedef struct {
+    const char *endpoint;
+    int threads;
+    tls_server_t *tls; /* taken by daemons_keep */
+} http_keep_t;
+
+/* A reload keeps the running daemons of the address: what of the new settings they take. */
+static int daemons_keep(void *impl, void *arg, mt_errbuf_t *eb)
+{
+    http_daemons_t *dm = impl;
+    const http_keep_t *k = arg;
+    if (dm->nd != k->threads) {
+        mt_log(MT_LOG_WARN,
+               "endpoint \"%s\": kept with its %d threads across the reload (a new thread "
+               "count takes effect at restart)",
+               k->endpoint, dm->nd);
+    }
+    /* TLS belongs to the daemons (libmicrohttpd sets it up when they start) */
+    return tls_server_adopt(dm->tls, k->tls, k->endpoint, eb);
 }
 
 int http_endpoint_addr(const char *endpoint, struct sockaddr_storage *sa, socklen_t *salen,
@@ -560,40 +574,16 @@ http_server_t *http_server_start_tls(const char *endpoint, int threads, size_t m
     s->max_body = max_body;
     char key[INET6_ADDRSTRLEN + 32];
     address_key(&sa, key, sizeof(key));
-    /* a reload keeps the daemons of an address it still listens on (port 0 means "any free
-     * port": a new one each time) */
-    s->l = port != 0 ? listener_find(key) : NULL;
-    if (s->l) {
-        http_daemons_t *dm = listener_impl(s->l);
-        if (dm->nd != threads) {
-            mt_log(MT_LOG_WARN,
-                   "endpoint \"%s\": kept with its %d threads across the reload (a new thread "
-                   "count takes effect at restart)",
-                   endpoint, dm->nd);
-        }
-        /* TLS belongs to the daemons (libmicrohttpd sets it up when they start) */
-        if (tls_server_adopt(dm->tls, tls, endpoint, eb) != MT_OK) {
-            listener_put(s->l);
-            free(s);
-            return NULL;
-        }
-    } else {
-        s->l = daemons_start(sa, salen, endpoint, threads, key, tls, s, eb);
+    http_keep_t k = {endpoint, threads, tls};
+    if (listener_keep(key, port, daemons_keep, &k, s, &s->l, &s->b, eb) != MT_OK) {
+        free(s);
+        return NULL;
     }
-    if (!s->l) {
+    if (!s->l && !(s->l = daemons_start(sa, salen, endpoint, threads, key, tls, s, eb))) {
         free(s);
         return NULL;
     }
     s->port = ((http_daemons_t *)listener_impl(s->l))->port;
-    if (!s->b) {
-        s->b = listener_bind(s->l, s);
-    }
-    if (!s->b) {
-        mt_failf(eb, "out of memory");
-        listener_put(s->l);
-        free(s);
-        return NULL;
-    }
     return s;
 }
 
