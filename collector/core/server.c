@@ -342,8 +342,22 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)c;
-    (void)toe;
+    http_req_t *r = *con_cls;
+    const http_server_t *s = r ? r->srv : NULL;
+    if (s && !r->responded && s->h.refused) {
+        /* the body never completed and the handler never answered: libmicrohttpd refused a
+         * malformed chunked body itself (400; 413 for a chunk size beyond 2^64 - 1), or the
+         * client stopped sending until the connection timeout. Counted, with the reason. */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
+        unsigned status = ci ? ci->http_status : 0;
+        if (status >= 400) { /* MHD_REQUEST_TERMINATED_WITH_ERROR, its response sent */
+            s->h.refused(s->h.arg, r, (int)status,
+                         status == 413 ? "chunk_too_large" : "bad_chunked_body");
+        } else if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED) {
+            s->h.refused(s->h.arg, r, 408, "body_timeout");
+        }
+    }
     if (*con_cls) {
         req_free(*con_cls);
         *con_cls = NULL;

@@ -372,6 +372,14 @@ def test_framing_attacks_are_refused_and_closed():
         m.otlp, head + b"Transfer-Encoding: chunked\r\n\r\n10000000000000000\r\nabc")
     assert out[:12] in (b"HTTP/1.1 400", b"HTTP/1.1 413"), out
     assert closed and took < 3, (took, out)
+    wait_until(lambda: m.metric("meltp_receiver_refused_requests_total",
+                                reason="chunk_too_large") == 1, 5, what="the refusal counted")
+    # a malformed chunk size: 400 at once, counted
+    took, out, closed = raw_request(
+        m.otlp, head + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400") and closed and took < 3, (took, out, closed)
+    wait_until(lambda: m.metric("meltp_receiver_refused_requests_total",
+                                reason="bad_chunked_body") == 1, 5, what="the refusal counted")
     # a well-formed chunked request still works
     body = make_traces([b"\x09" * 8])
     took, out, closed = raw_request(
