@@ -418,16 +418,26 @@ void basic_check(const extension_t *x, const char *authz, auth_verdict_t *v)
     }
     *colon = 0;
     char hash[256] = "";
+    int known = 0;
     pthread_rwlock_rdlock(&st->lock);
     for (size_t i = 0; i < st->nusers; i++) {
-        if (strcmp(st->users[i].name, (const char *)cred) == 0 &&
-            strlen(st->users[i].hash) < sizeof(hash)) {
-            memcpy(hash, st->users[i].hash, strlen(st->users[i].hash) + 1);
+        size_t hl = strlen(st->users[i].hash);
+        if (hl >= sizeof(hash)) {
+            continue;
+        }
+        if (strcmp(st->users[i].name, (const char *)cred) == 0) {
+            memcpy(hash, st->users[i].hash, hl + 1);
+            known = 1;
             break;
+        }
+        if (!hash[0] && st->users[i].hash[0] == '$') {
+            memcpy(hash, st->users[i].hash, hl + 1); /* the decoy: a bcrypt of the file's */
         }
     }
     pthread_rwlock_unlock(&st->lock);
-    int ok = hash[0] && verify(colon + 1, hash);
+    /* a name not in the file costs the same bcrypt as a wrong password (against another
+     * entry, its result ignored): the time of a 401 does not tell which names exist */
+    int ok = hash[0] && verify(colon + 1, hash) && known;
     OPENSSL_cleanse(cred, sizeof(cred));
     OPENSSL_cleanse(hash, sizeof(hash));
     if (ok) {
