@@ -31,6 +31,7 @@
 #define H2_MAX_THREADS  64
 #define H2_READ_CHUNK   16384
 #define H2_READ_BUDGET  (256 * 1024) /* bytes read from one connection per wake-up */
+#define H2_WRITE_GATHER 16384        /* bytes gathered into one write */
 #define H2_TICK_MS      100          /* deadline and idle sweep */
 #define H2_CONN_WINDOW  (16 * 1024 * 1024)
 #define H2_RST_BURST    500 /* client RST_STREAMs a connection may send at once ... */
@@ -570,56 +571,63 @@ static void conn_events(h2_conn_t *c, uint32_t want)
     }
 }
 
-/* Writes what is pending, then what the session has to send; closes the connection when it
- * is done. */
+/* Appends n bytes to the connection's output (compacted first, grown when needed). */
+static int conn_out_append(h2_conn_t *c, const uint8_t *d, size_t n)
+{
+    if (c->ooff > 0) {
+        memmove(c->out, c->out + c->ooff, c->olen - c->ooff);
+        c->olen -= c->ooff;
+        c->ooff = 0;
+    }
+    if (c->olen + n > c->ocap) {
+        size_t nc = c->ocap ? c->ocap : H2_WRITE_GATHER;
+        while (nc < c->olen + n) {
+            nc *= 2;
+        }
+        uint8_t *nb = realloc(c->out, nc);
+        if (!nb) {
+            return -1;
+        }
+        c->out = nb;
+        c->ocap = nc;
+    }
+    memcpy(c->out + c->olen, d, n);
+    c->olen += n;
+    return 0;
+}
+
+/* Writes what is pending and what the session has to send, gathered (a response's HEADERS,
+ * DATA and trailers, the answers to every stream one read completed) into one write of up to
+ * H2_WRITE_GATHER bytes: one segment and one wake-up of the client instead of three. Closes
+ * the connection when it is done. */
 static void conn_flush(h2_conn_t *c)
 {
     for (;;) {
-        if (c->ooff < c->olen) {
-            ssize_t n = c->io->send(c, c->out + c->ooff, c->olen - c->ooff);
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    conn_events(c, EPOLLIN | EPOLLOUT);
-                    return;
-                }
+        while (c->olen - c->ooff < H2_WRITE_GATHER) {
+            const uint8_t *d;
+            ssize_t n = nghttp2_session_mem_send(c->sess, &d);
+            if (n < 0 || (n > 0 && conn_out_append(c, d, (size_t)n) != 0)) {
                 conn_close(c);
                 return;
             }
-            c->ooff += (size_t)n;
-            continue;
+            if (n == 0) {
+                break;
+            }
         }
-        c->ooff = c->olen = 0;
-        const uint8_t *d;
-        ssize_t n = nghttp2_session_mem_send(c->sess, &d);
-        if (n < 0) {
-            conn_close(c);
-            return;
-        }
-        if (n == 0) {
+        if (c->ooff == c->olen) {
+            c->ooff = c->olen = 0;
             break;
         }
-        ssize_t wn = c->io->send(c, d, (size_t)n);
-        if (wn < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        ssize_t n = c->io->send(c, c->out + c->ooff, c->olen - c->ooff);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                conn_events(c, EPOLLIN | EPOLLOUT);
+                return;
+            }
             conn_close(c);
             return;
         }
-        if (wn < 0) {
-            wn = 0;
-        }
-        if (wn < n) {
-            size_t rest = (size_t)(n - wn);
-            if (rest > c->ocap) {
-                uint8_t *nb = realloc(c->out, rest);
-                if (!nb) {
-                    conn_close(c);
-                    return;
-                }
-                c->out = nb;
-                c->ocap = rest;
-            }
-            memcpy(c->out, d + wn, rest);
-            c->olen = rest;
-        }
+        c->ooff += (size_t)n;
     }
     conn_events(c, EPOLLIN);
     if (!nghttp2_session_want_read(c->sess) && !nghttp2_session_want_write(c->sess)) {
