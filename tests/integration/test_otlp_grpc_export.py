@@ -243,7 +243,8 @@ def test_partial_success_counted():
     assert m.post("/v1/traces", make_traces(ids), PB)[0] == 200
     wait_until(lambda: m.metric("meltp_exporter_dropped_items_total",
                                 reason="rejected_by_backend") == 2, 10, what="partial success")
-    assert m.metric("meltp_exporter_sent_items_total", exporter="otlp") == 3
+    wait_until(lambda: m.metric("meltp_exporter_sent_items_total", exporter="otlp") == 3, 10,
+               what="the accepted part counted as sent")
     assert "2 spans too old" in m.logtext()
     assert len(fake.by_signal("traces")) == 1, "partial success is not retried"
 

@@ -178,7 +178,9 @@ def test_otlp_profile_to_pyroscope_as_pprof():
     assert samples[1]["labels"] == {}
     assert {f["filename"] for f in p["functions"].values()} == {"app.go"}
     assert [mp[5] for mp in p["mappings"].values()] == [p["strings"].index("/usr/bin/checkout")]
-    assert m.metric("meltp_exporter_sent_items_total", exporter="pyroscope") == 1
+    # the fake has the request before meltp has read the answer
+    wait_until(lambda: m.metric("meltp_exporter_sent_items_total", exporter="pyroscope") == 1, 10,
+               what="the profile counted as sent")
 
 
 def _cpu_pprof(time_nanos=0):

@@ -167,7 +167,9 @@ def test_passthrough_forwards_fixtures_as_sent():
     got = sink.series()
     assert sorted(got) == sorted(want), "series differ"
     assert m.metric("meltp_receiver_accepted_items_total") == nsamples
-    assert m.metric("meltp_exporter_sent_items_total", exporter="prometheusremotewrite") == nsamples
+    wait_until(lambda: m.metric("meltp_exporter_sent_items_total",
+                                exporter="prometheusremotewrite") == nsamples, 10,
+               what="every sample counted as sent")
 
 
 def test_passthrough_and_conversion_deliver_the_same_series():
