@@ -215,7 +215,8 @@ def test_invalid_argument_is_dropped_with_reason():
     wait_until(lambda: m.metric("meltp_exporter_dropped_items_total",
                                 reason="grpc_invalid_argument") == 2, 10,
                what="2 spans dropped as grpc_invalid_argument")
-    assert "bad trace id" in m.logtext()
+    # logged just after the drop is counted
+    wait_until(lambda: "bad trace id" in m.logtext(), 10, what="the backend's message logged")
     # permanent: not retried; the next request goes through
     assert m.post("/v1/traces", make_traces([b"\x07" * 8]), PB)[0] == 200
     wait_until(lambda: m.metric("meltp_exporter_sent_items_total", exporter="otlp") == 1, 10,
@@ -245,7 +246,8 @@ def test_partial_success_counted():
                                 reason="rejected_by_backend") == 2, 10, what="partial success")
     wait_until(lambda: m.metric("meltp_exporter_sent_items_total", exporter="otlp") == 3, 10,
                what="the accepted part counted as sent")
-    assert "2 spans too old" in m.logtext()
+    # logged just after the sent and dropped counts
+    wait_until(lambda: "2 spans too old" in m.logtext(), 10, what="the backend's message logged")
     assert len(fake.by_signal("traces")) == 1, "partial success is not retried"
 
 
