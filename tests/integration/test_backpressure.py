@@ -61,19 +61,23 @@ service:
     assert refused > 0, "a full queue must refuse"
     assert len(accepted) >= 40, "queue should have taken a few requests"
     assert m.metric("meltp_receiver_refused_items_total", reason="queue_full") == refused * 10
-    time.sleep(1.2)
     from harness import http_request
-    st, _, body = http_request("http://127.0.0.1:%d/readyz" % m.health, method="GET")
-    assert st == 503 and (b"failing" in body or b"full" in body), (st, body)
+    readyz = "http://127.0.0.1:%d/readyz" % m.health
+
+    def not_ready():
+        st, _, body = http_request(readyz, method="GET")
+        return st == 503 and (b"failing" in body or b"full" in body)
+    wait_until(not_ready, 5, what="/readyz to say 503, failing or full")
     backend = FakeOtlp(port=port)
     want = sorted(i.hex() for i in accepted)
     wait_until(lambda: len(backend.spans()) >= len(want), 15, what="delivery after recovery")
-    time.sleep(0.5)  # anything duplicated would arrive now
+    # the exporter is healthy again once it has read the backend's answers, not at its request
+    wait_until(lambda: http_request(readyz, method="GET")[0] == 200, 5, what="/readyz 200")
+    # an absence: a duplicate would arrive right behind, and no wait can show there is none
+    time.sleep(0.5)
     got = sorted(s["spanId"] for s in backend.spans())
     assert got == want, "delivered %d spans, %d acknowledged" % (len(got), len(want))
     assert not backend.errors, backend.errors
-    st, _, _ = http_request("http://127.0.0.1:%d/readyz" % m.health, method="GET")
-    assert st == 200
     st, _, _ = m.post("/v1/traces", make_traces(span_ids(999, 1)), PB)
     assert st == 200
     assert m.stop() == 0
@@ -148,6 +152,7 @@ service:
     assert st == 200
     wait_until(lambda: m.metric("meltp_exporter_dropped_items_total", reason="http_400") == 3, 5,
                what="permanent failure to be counted")
+    # an absence: a retry (initial_interval 10ms) would come now, and no wait can show none does
     time.sleep(0.3)
     assert m.metric("meltp_exporter_retries_total", exporter="otlphttp") == 0
 
@@ -175,7 +180,7 @@ service:
 """ % backend.port)
     st, _, _ = m.post("/v1/traces", make_traces(span_ids(2, 4)), PB)
     assert st == 200
-    time.sleep(1.5)
+    time.sleep(1.5)  # a fixed duration: the test counts the retries made within it
     retries = m.metric("meltp_exporter_retries_total", exporter="otlphttp")
     assert 1 <= retries <= 3, "Retry-After: 1 must space retries ~1s apart, saw %s" % retries
     backend.status = 200
@@ -209,6 +214,8 @@ service:
                                 reason="rejected_by_backend") == 2, 5, what="partial success count")
     wait_until(lambda: m.metric("meltp_exporter_sent_items_total", exporter="otlphttp") == 3, 5,
                what="the accepted part counted as sent")
+    # logged after the counts
+    wait_until(lambda: "bad spans" in m.logtext(), 5, what="the backend's message logged")
+    # an absence: a retry would come right behind, and no wait can show none does
     time.sleep(0.3)
     assert len(backend.requests) == 1, "partial success must not be retried"
-    assert "bad spans" in m.logtext()

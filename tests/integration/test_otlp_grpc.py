@@ -280,7 +280,7 @@ def _hlen(n):
 
 REQ = [(":method", "POST"), (":scheme", "http"), (":path", TRACES), (":authority", "x"),
        ("content-type", "application/grpc"), ("te", "trailers")]
-SETTINGS, HEADERS, RST, GOAWAY, DATA, CONT = 4, 1, 3, 7, 0, 9
+SETTINGS, HEADERS, RST, GOAWAY, DATA, CONT, PING = 4, 1, 3, 7, 0, 9, 6
 
 
 def header_frames(sid, block, end_stream=False):
@@ -293,10 +293,11 @@ def header_frames(sid, block, end_stream=False):
     return out
 
 
-def read_frames(s, timeout=5.0):
-    """Frames until the peer closes (or the timeout): [(type, flags, sid, payload)]."""
+def read_frames(s, timeout=5.0, buf=b""):
+    """Frames until the peer closes (or the timeout), after the bytes already read into buf:
+    [(type, flags, sid, payload)]."""
     s.settimeout(timeout)
-    buf = b""
+    buf = bytes(buf)
     end = time.time() + timeout
     try:
         while time.time() < end:
@@ -306,6 +307,23 @@ def read_frames(s, timeout=5.0):
             buf += d
     except (socket.timeout, ConnectionResetError):
         pass
+    return parse_frames(buf)
+
+
+def recv_until(s, buf, cond, timeout=5.0, what="frames"):
+    """Reads from s into buf (a bytearray) until cond(the frames in buf) holds."""
+    s.settimeout(0.05)
+
+    def more():
+        try:
+            buf.extend(s.recv(65536))
+        except socket.timeout:
+            pass
+        return cond(parse_frames(bytes(buf)))
+    wait_until(more, timeout, step=0.01, what=what)
+
+
+def parse_frames(buf):
     frames = []
     while len(buf) >= 9:
         n = int.from_bytes(buf[:3], "big")
@@ -414,12 +432,16 @@ def test_shutdown_answers_calls_in_flight():
     s = raw(m, PREFACE + frame(SETTINGS, 0, 0) + frame(HEADERS, 4, 1, hpack_literal(REQ)))
     body = make_traces([b"\x07" * 8])
     msg = b"\x00" + struct.pack(">I", len(body)) + body
-    s.sendall(frame(DATA, 0, 1, msg[:3]))
-    time.sleep(0.2)  # let the server read the first bytes before the signal
+    # the server acknowledges a PING after the frames sent before it: then stream 1 is open
+    s.sendall(frame(DATA, 0, 1, msg[:3]) + frame(PING, 0, 0, b"barrier!"))
+    head = bytearray()
+    recv_until(s, head, lambda fs: any(f[0] == PING and f[1] & 1 for f in fs),
+               what="the PING acknowledged")
     m.signal(signal.SIGTERM)
-    time.sleep(0.3)
+    # the rest of the message goes out after the GOAWAY: the call is in flight across it
+    recv_until(s, head, lambda fs: goaway_code(fs) is not None, what="the GOAWAY")
     s.sendall(frame(DATA, 1, 1, msg[3:]))
-    frames = read_frames(s, 8)
+    frames = read_frames(s, 8, head)
     s.close()
     assert goaway_code(frames) == 0, frames
     # the call finished: HEADERS (and DATA) on stream 1 after the GOAWAY

@@ -205,7 +205,7 @@ def test_ingest_pprof_multipart_gzip_forwarded_as_is():
                          body, ctype, headers={"X-Scope-OrgID": "t1"})
     assert st == 200, resp
     got = wait_until(fake.got, 5, what="forwarded profile")
-    time.sleep(0.3)
+    time.sleep(0.3)  # an absence: a second send would come right behind; no wait can show none
     got = fake.got()
     assert not fake.errors, fake.errors
     # two sample types -> two OTLP profiles, but the pprof is sent once, byte for byte
@@ -342,7 +342,7 @@ def test_bad_input_is_400_with_reason():
     st, _, resp = m.post("/v1development/profiles", b'{"resourceProfiles": 5}', JSON)
     assert st == 400, st
     assert m.metric("meltp_receiver_refused_requests_total", receiver="pyroscope") >= len(cases)
-    time.sleep(0.3)
+    time.sleep(0.3)  # an absence: nothing may be forwarded, and no wait can show nothing is
     assert not fake.got()
     assert not file_profiles(m)
 

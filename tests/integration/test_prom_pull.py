@@ -333,11 +333,15 @@ def test_updates_delta_and_stale_markers():
         # an older sample does not replace a newer one
         request([metric("upd.gauge", "", "", "gauge", [number_point(a, 99.0, T0 - 10**9)])]),
     ]
-    for r in reqs:
+    points = 0
+    for r, n in zip(reqs, (2, 2, 1)):
         st, _, body = m.post("/v1/metrics", r, PB)
         assert st == 200, body
         # one batch at a time, so the order of arrival is the order sent
-        time.sleep(0.3)
+        points += n
+        wait_until(lambda: m.metric("meltp_exporter_sent_items_total",
+                                    exporter="prometheus") == points, 10,
+                   what="%d data points in the exporter" % points)
 
     def cur():
         return parse(scrape(port)[2].decode())

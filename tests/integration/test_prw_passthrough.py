@@ -162,7 +162,7 @@ def test_passthrough_forwards_fixtures_as_sent():
         assert st == 204, (st, resp)
     nsamples = sum(len(s) for _, s in want)
     wait_until(lambda: sink.samples() >= nsamples, 10, what="fixture samples at the sink")
-    time.sleep(0.2)
+    time.sleep(0.2)  # an absence: no error or extra series may follow; no wait can show none
     assert not sink.errors, sink.errors[:3]
     got = sink.series()
     assert sorted(got) == sorted(want), "series differ"
@@ -188,7 +188,7 @@ def test_passthrough_and_conversion_deliver_the_same_series():
             assert st == 204, (st, resp)
     n = sum(len(s) for _, s in fixture_series())
     wait_until(lambda: a.samples() >= n and b.samples() >= n, 10, what="both relays")
-    time.sleep(0.2)
+    time.sleep(0.2)  # an absence: no error or extra series may follow; no wait can show none
     assert not a.errors and not b.errors, (a.errors[:2], b.errors[:2])
 
     def keyed(sink):
@@ -230,6 +230,7 @@ def test_passthrough_keeps_series_order_dedups_metadata_and_target_info():
         st, _, resp = m.post(PATH, rx.snappy_encode(body), V1, "snappy")
         assert st == 204, (st, resp)
     wait_until(lambda: sink.samples() >= 201, 10, what="200 samples and a target_info")
+    # an absence: the older target_info may not follow, and no wait can show it does not
     time.sleep(0.3)
     assert not sink.errors, sink.errors[:3]
     per = {}
@@ -288,7 +289,7 @@ def test_passthrough_bad_input_matrix():
     badmeta = rx.pb_len(3, rx.pb_varint(1, 1) + rx.pb_len(2, b"x\xff"))
     rx.check(m, rx.snappy_encode(badmeta), V1, "snappy", 400, "metadata[0]: invalid UTF-8",
              "invalid_data")
-    time.sleep(0.3)
+    time.sleep(0.3)  # an absence: nothing may be forwarded, and no wait can show nothing is
     assert not sink.errors, sink.errors[:3]
     for labels, _ in sink.series():
         assert dict(labels)["__name__"] not in ("x", "h_bucket"), labels

@@ -244,7 +244,8 @@ def test_outage_routes_page_ticket_inhibition_and_resolution():
         assert esc, [g[2]["alerts"][0]["labels"] for g in allp]
         assert esc[0][0] - page_fires_at <= 3.0, esc[0][0] - page_fires_at
         assert esc[0][2]["alerts"][0]["labels"]["routing_key"] == "api-oncall"
-        # inhibited: no ticket re-sent while the page fires (repeat_interval 2 s)
+        # inhibited: no ticket re-sent while the page fires (repeat_interval 2 s); an absence
+        # over a fixed time (two repeat intervals and more), which no wait can show
         time.sleep(5)
         during = [g for g in hook.on("/slack-sre") if g[0] > page[0] + 1.5]
         assert during == [], "ticket re-sent while the page fires"
@@ -410,7 +411,7 @@ def test_silence_mutes_notices_and_survives_a_restart():
     assert [s["id"] for s in json.loads(out.stdout)] == [sid]
     wait_until(lambda: api(m)[0]["alert_state"] == "firing", 10, what="firing after the restart")
     assert api(m)[0]["silenced_by"] == [sid]
-    time.sleep(2)
+    time.sleep(2)  # an absence: two evaluations with repeat_interval 1s, still no notice
     assert hook.on("/hook") == []
     # expired (DELETE, as in Alertmanager): the notice goes out at the next evaluation
     st, _ = silences(m, "DELETE", "/api/v1/silences/" + sid)
