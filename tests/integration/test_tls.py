@@ -62,7 +62,7 @@ def pki():
     d = tempfile.mkdtemp(prefix="meltp-tls-")
     make_ca(d, "ca", "meltp test CA")
     make_ca(d, "ca2", "another CA")
-    # expired the second after it is made (-days 0): first, so it has expired when used
+    # -days 0: notAfter is the second it is made
     make_cert(d, "expired", "ca", "localhost", "0x9001", "IP:127.0.0.1", "serverAuth", days="0")
     make_cert(d, "server", "ca", "localhost", "0x1001", "IP:127.0.0.1,DNS:localhost",
               "serverAuth")
@@ -74,6 +74,11 @@ def pki():
     make_cert(d, "client-b", "ca", "client-b", "0x2002", "DNS:client-b", "clientAuth")
     make_cert(d, "meltp", "ca", "meltp", "0x2003", "DNS:meltp", "clientAuth")
     make_cert(d, "rogue", "ca2", "client-a", "0x3001", "URI:spiffe://lab/client-a", "clientAuth")
+    # a certificate is valid through its notAfter second: wait until that second has passed
+    end = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in", "expired.crt"], cwd=d,
+                         check=True, capture_output=True, text=True).stdout
+    not_after = ssl.cert_time_to_seconds(end.strip().split("=", 1)[1])
+    wait_until(lambda: time.time() >= not_after + 1, 5, what="the expired certificate to expire")
     yield lambda name: os.path.join(d, name)
     shutil.rmtree(d, ignore_errors=True)
 
