@@ -38,8 +38,8 @@ listener_t *listener_add(const char *key, void *impl, listener_close_fn close);
  * released with listener_release(*b)), or NULL with the reason in eb after close(impl). */
 listener_t *listener_add_bound(const char *key, void *impl, listener_close_fn close, void *owner,
                                listener_binding_t **b, mt_errbuf_t *eb);
-/* Whether the running listener of `key` is in use by a kept component: a reload offers it;
- * keep(impl, arg, eb) says whether it takes the new settings (MT_OK) or needs new daemons. */
+/* A reload offers a server its running listener (impl): MT_OK when it can take the new
+ * settings (arg), else an error with the reason in eb (they need new daemons). */
 typedef int (*listener_keep_fn)(void *impl, void *arg, mt_errbuf_t *eb);
 /* What a server's start does first: a reload keeps the listener of an address it still listens
  * on (port 0 means "any free port": a new one each time). With one to keep that takes the new
